@@ -1,0 +1,5 @@
+import sys
+
+from smsgw.cli import main
+
+sys.exit(main())

@@ -1,0 +1,234 @@
+"""Configuration: frozen dataclasses loaded from TOML. Every timeout, size and limit lives here.
+
+Each section is a dataclass whose defaults are the embedded defaults (`smsgw demo` runs on them). `load_config`
+reads a TOML file and reports problems as `ConfigError` naming the file, the key and what is wrong.
+Each part adds the fields it needs to its own section; a field has one meaning and its unit in its name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from smsgw.passwords import hash_password, is_password_hash
+
+log = logging.getLogger(__name__)
+
+DEMO_SYSTEM_ID: Final = "demo"
+DEMO_PASSWORD: Final = "demo"
+
+
+class ConfigError(Exception):
+    """A problem in a config file; the message names the file and key."""
+
+    def __init__(self, source: str, key: str, problem: str) -> None:
+        super().__init__(f"{source}: {key}: {problem}")
+        self.source = source
+        self.key = key
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class SmppConfig:
+    host: str = "127.0.0.1"
+    port: int = 2775
+    tls_port: int | None = None
+    tls_cert_path: str | None = None
+    tls_key_path: str | None = None
+    system_id: str = "smsgw"
+    max_pdu_bytes: int = 65536
+    # Outstanding deliver_sm we send to one ESME before waiting for responses.
+    window: int = 10
+    enquire_link_interval_s: float = 30.0
+    response_timeout_s: float = 10.0
+    inactivity_timeout_s: float = 300.0
+    session_init_timeout_s: float = 10.0
+    shutdown_grace_s: float = 5.0
+    # Failed binds: answered after base * 2**(failures-1) seconds, capped; locked out after `lockout_failures`.
+    bind_failure_delay_base_s: float = 0.5
+    bind_failure_delay_max_s: float = 8.0
+    bind_lockout_failures: int = 10
+    bind_lockout_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class AccountConfig:
+    system_id: str
+    # scrypt hash as written by `smsgw.passwords.hash_password`; a plain `password` is hashed at load.
+    password_hash: str
+    allowed_networks: tuple[str, ...] = ()
+    allowed_bind_types: tuple[str, ...] = ("transmitter", "receiver", "transceiver")
+    max_binds: int = 10
+    throughput_per_s: float = 100.0
+    throughput_burst: int = 200
+    default_country_code: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ModemConfig:
+    name: str
+    port: str
+    baudrate: int = 115200
+    rtscts: bool = False
+    pin: str | None = None
+    msisdn: str = ""
+    group: str = "default"
+    command_timeout_s: float = 10.0
+    send_timeout_s: float = 60.0
+    messages_per_minute: int | None = None
+    messages_per_day: int | None = None
+    messages_per_month: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteConfig:
+    name: str
+    prefixes: tuple[str, ...] = ("",)
+    modem_group: str = "default"
+    max_segments: int = 3
+    price_per_segment: float = 0.0
+    allowed_sender_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MessageConfig:
+    default_validity_s: float = 120 * 60
+    min_validity_s: float = 10 * 60
+    max_validity_s: float = 23 * 3600
+    max_schedule_ahead_s: float = 5 * 365.25 * 24 * 3600
+    retry_backoff_base_s: float = 30.0
+    retry_backoff_max_s: float = 600.0
+    reply_window_s: float = 7 * 24 * 3600
+    multipart_reassembly_timeout_s: float = 30 * 60
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    path: str = "smsgw.db"
+    # SQLite `PRAGMA synchronous`: FULL makes an acknowledged submission survive power loss, not just kill -9.
+    synchronous: str = "FULL"
+    retention_days: int = 61
+    purge_batch_size: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    smpp: SmppConfig = field(default_factory=SmppConfig)
+    accounts: tuple[AccountConfig, ...] = ()
+    modems: tuple[ModemConfig, ...] = ()
+    routes: tuple[RouteConfig, ...] = (RouteConfig(name="default"),)
+    messages: MessageConfig = field(default_factory=MessageConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+
+
+_SECTIONS: Final[Mapping[str, type]] = {
+    "smpp": SmppConfig,
+    "accounts": AccountConfig,
+    "modems": ModemConfig,
+    "routes": RouteConfig,
+    "messages": MessageConfig,
+    "store": StoreConfig,
+}
+_ARRAY_SECTIONS: Final = frozenset({"accounts", "modems", "routes"})
+
+
+def load_config(path: str | Path) -> Config:
+    source = str(path)
+    try:
+        with open(path, "rb") as file:
+            document = tomllib.load(file)
+    except OSError as exc:
+        raise ConfigError(source, "(file)", exc.strerror or str(exc)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "(syntax)", str(exc)) from exc
+    return config_from_mapping(document, source)
+
+
+def config_from_mapping(document: Mapping[str, Any], source: str = "<config>") -> Config:
+    values: dict[str, Any] = {}
+    for name, raw in document.items():
+        cls = _SECTIONS.get(name)
+        if cls is None:
+            raise ConfigError(source, name, f"unknown section (known: {', '.join(_SECTIONS)})")
+        if name in _ARRAY_SECTIONS:
+            if not isinstance(raw, list):
+                raise ConfigError(source, name, f"must be an array of tables ([[{name}]])")
+            values[name] = tuple(
+                _build(cls, _prepare(name, item, f"{name}[{i}]", source), f"{name}[{i}]", source)
+                for i, item in enumerate(raw)
+            )
+        else:
+            if not isinstance(raw, dict):
+                raise ConfigError(source, name, f"must be a table ([{name}])")
+            values[name] = _build(cls, raw, name, source)
+    return Config(**values)
+
+
+def _prepare(section: str, item: Any, key: str, source: str) -> Any:
+    """Section-specific rewriting before the generic build: a plain-text account password is hashed here."""
+    if section != "accounts" or not isinstance(item, dict):
+        return item
+    if "password" not in item:
+        if "password_hash" in item and not is_password_hash(str(item["password_hash"])):
+            raise ConfigError(source, f"{key}.password_hash", "not a scrypt hash made by smsgw.passwords")
+        return item
+    if "password_hash" in item:
+        raise ConfigError(source, f"{key}.password", "give either password or password_hash, not both")
+    log.warning(
+        "plain-text password in config source=%s key=%s; it was hashed at load, store password_hash instead",
+        source,
+        key,
+    )
+    prepared = {k: v for k, v in item.items() if k != "password"}
+    prepared["password_hash"] = hash_password(str(item["password"]))
+    return prepared
+
+
+def _build(cls: type, raw: Any, key: str, source: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(source, key, "must be a table")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name not in fields:
+            raise ConfigError(source, f"{key}.{name}", f"unknown key (known: {', '.join(fields)})")
+        kwargs[name] = _coerce(value, hints[name], f"{key}.{name}", source)
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(source, f"{key}.{missing[0]}", "required key is missing")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        return _coerce(value, non_none[0], key, source)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(source, key, f"must be a list, got {type(value).__name__}")
+        return tuple(_coerce(v, args[0], f"{key}[{i}]", source) for i, v in enumerate(value))
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is bool and isinstance(value, bool):
+        return value
+    if hint is str and isinstance(value, str):
+        return value
+    raise ConfigError(source, key, f"must be {getattr(hint, '__name__', hint)}, got {type(value).__name__} {value!r}")
