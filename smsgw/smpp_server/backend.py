@@ -1,0 +1,80 @@
+"""The seam between SMPP sessions and whatever stores messages (the scheduler in production, a double in tests).
+
+The session validates the PDU's wire-level fields before calling the backend; the backend applies business rules
+and persistence and answers with values or raises `BackendError` carrying the `command_status` to answer with.
+Every `submit*` returns only after the message is durable: its result is what `submit_sm_resp` acknowledges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from smsgw.pdu.smpp import CancelSm, DataSm, DeliverSm, ReplaceSm, SubmitMulti, SubmitSm
+
+
+class BackendError(Exception):
+    """A request the backend refuses; `command_status` is the SMPP status for the response PDU."""
+
+    def __init__(self, message: str, *, command_status: int) -> None:
+        super().__init__(message)
+        self.command_status = command_status
+
+
+@dataclass(frozen=True, slots=True)
+class UnsuccessfulDestination:
+    dest_addr_ton: int
+    dest_addr_npi: int
+    destination_addr: str
+    error_status_code: int
+
+
+@dataclass(frozen=True, slots=True)
+class MultiResult:
+    message_id: str
+    unsuccessful: tuple[UnsuccessfulDestination, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStatus:
+    message_id: str
+    message_state: int  # smsgw.pdu MessageState value (ENROUTE, DELIVERED, ...)
+    final_date: datetime | None
+    error_code: int  # the receipt's err: value (network TP-Status or 8xx)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundItem:
+    """A receipt or MO waiting in the store for an ESME of `account`; the session assigns the sequence number."""
+
+    item_id: str
+    account: str
+    pdu: DeliverSm
+
+
+class SmppBackend(Protocol):
+    async def submit(self, account: str, pdu: SubmitSm | DataSm) -> str:
+        """Accept and persist one submission; returns its message_id. Raises BackendError."""
+
+    async def submit_multi(self, account: str, pdu: SubmitMulti) -> MultiResult:
+        """Accept a submit_multi; per-destination refusals go in `unsuccessful`. Raises BackendError if none."""
+
+    async def query(self, account: str, message_id: str, source_addr: str) -> MessageStatus:
+        """Raises BackendError(ESME_RQUERYFAIL) for an unknown id or one owned by another account."""
+
+    async def cancel(self, account: str, pdu: CancelSm) -> None:
+        """Raises BackendError(ESME_RCANCELFAIL) when the message is already handed to a modem/route or final."""
+
+    async def replace(self, account: str, pdu: ReplaceSm) -> None:
+        """Raises BackendError(ESME_RREPLACEFAIL) when the message is already handed to a modem/route or final."""
+
+    async def next_outbound(self, account: str) -> OutboundItem:
+        """Wait for the next receipt/MO for `account` and reserve it for the caller until acknowledge/release."""
+
+    async def acknowledge(self, item_id: str) -> None:
+        """The ESME answered deliver_sm_resp OK: the item is done and never offered again."""
+
+    async def release(self, item_id: str) -> None:
+        """Not delivered (error status, timeout, disconnect): offer the item again later, to any bind."""
