@@ -119,6 +119,31 @@ class StoreConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class VirtualNetworkConfig:
+    """The simulated GSM network of `smsgw demo`, tests and `smsgw virtual-modem` (numbers: DESIGN.md)."""
+
+    # From accepting an SMS-SUBMIT to the handset taking it; 0 for benchmarks.
+    delivery_delay_s: float = 1.0
+    # Wait before the next attempt after a temporary failure (absent handset, memory full).
+    retry_interval_s: float = 30.0
+    # Validity the network applies to an SMS-SUBMIT without TP-VP.
+    default_validity_s: float = 24 * 3600.0
+    # The auto-reply handset forgets parts of a concatenated message that never completed after this long.
+    reassembly_timeout_s: float = 10 * 60.0
+    smsc: str = "447700900000"
+    # Virtual modem: the radio round trip between Ctrl-Z and `+CMGS: <mr>`.
+    submit_delay_s: float = 0.0
+    # Virtual modem: `+CPIN?` answers SIM busy for this long after power-on, as real SIMs do.
+    sim_ready_delay_s: float = 0.0
+    # Virtual modem: from SIM ready (or AT+CFUN=1) to registered on the network.
+    registration_delay_s: float = 0.0
+    sim_capacity: int = 30
+    me_capacity: int = 100
+    # `+CSQ` RSSI (0-31, 99 unknown).
+    signal_rssi: int = 20
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     smpp: SmppConfig = field(default_factory=SmppConfig)
     accounts: tuple[AccountConfig, ...] = ()
@@ -126,6 +151,7 @@ class Config:
     routes: tuple[RouteConfig, ...] = (RouteConfig(name="default"),)
     messages: MessageConfig = field(default_factory=MessageConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    virtual_network: VirtualNetworkConfig = field(default_factory=VirtualNetworkConfig)
 
 
 _SECTIONS: Final[Mapping[str, type]] = {
@@ -135,6 +161,7 @@ _SECTIONS: Final[Mapping[str, type]] = {
     "routes": RouteConfig,
     "messages": MessageConfig,
     "store": StoreConfig,
+    "virtual_network": VirtualNetworkConfig,
 }
 _ARRAY_SECTIONS: Final = frozenset({"accounts", "modems", "routes"})
 
