@@ -85,6 +85,23 @@ class ModemConfig:
     messages_per_minute: int | None = None
     messages_per_day: int | None = None
     messages_per_month: int | None = None
+    # Start-up: how long the SIM may stay busy (+CME ERROR: 14) and how long to wait for network registration.
+    sim_ready_timeout_s: float = 30.0
+    registration_timeout_s: float = 120.0
+    # Signal quality (+CSQ), registration (+CREG) and operator (+COPS) are polled this often.
+    poll_interval_s: float = 60.0
+    # Watchdog: `AT` after this long without traffic; a modem silent `watchdog_failures` times in a row is reset.
+    watchdog_interval_s: float = 30.0
+    watchdog_timeout_s: float = 5.0
+    watchdog_failures: int = 2
+    # A vanished or reset modem is re-opened after this delay, doubling up to the maximum.
+    reopen_delay_s: float = 2.0
+    reopen_delay_max_s: float = 60.0
+    # After AT+CFUN=1,1 a modem reboots (and a USB modem re-enumerates) before its port opens again.
+    reset_settle_s: float = 15.0
+    # Directory of per-model quirks.toml files; empty: the hw_fixtures directory of this installation.
+    quirks_dir: str = ""
+    smsc: str = ""  # SMSC address set with AT+CSCA; empty: keep the one on the SIM
 
 
 @dataclass(frozen=True, slots=True)
