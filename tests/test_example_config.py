@@ -1,0 +1,44 @@
+"""The commented example config in the repository root loads, documents every key, and means what it says."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from pathlib import Path
+
+from smsgw.config import Config, load_config
+from smsgw.passwords import verify_password
+from smsgw.scheduler.routing import find_route
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "smsgw.example.toml"
+
+
+def test_example_config_loads() -> None:
+    config = load_config(EXAMPLE)
+    assert [a.system_id for a in config.accounts] == ["acme", "alerts"]
+    assert verify_password("acme-secret", config.accounts[0].password_hash)
+    assert verify_password("alerts-secret", config.accounts[1].password_hash)
+    assert {m.group for m in config.modems} == {r.modem_group for r in config.routes}
+    assert find_route(config.routes, "447700900123").name == "uk"
+    assert find_route(config.routes, "4915112345678").name == "rest-of-world"
+
+
+def _section_classes() -> dict[str, type]:
+    classes = {}
+    for name, hint in typing.get_type_hints(Config).items():
+        args = typing.get_args(hint)
+        classes[name] = args[0] if args else hint  # tuple[AccountConfig, ...] -> AccountConfig
+    return classes
+
+
+def test_example_config_mentions_every_key() -> None:
+    """A key added to config.py must be documented in the example (commented out when it has no sensible value)."""
+    documented = set(re.findall(r"^#? ?(\w+) = ", EXAMPLE.read_text(), flags=re.MULTILINE))
+    missing = [
+        f"{section}.{f.name}"
+        for section, cls in _section_classes().items()
+        for f in dataclasses.fields(cls)
+        if f.name not in documented
+    ]
+    assert not missing, f"keys not in {EXAMPLE.name}: {missing}"
