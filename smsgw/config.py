@@ -124,6 +124,14 @@ class MessageConfig:
     retry_backoff_max_s: float = 600.0
     reply_window_s: float = 7 * 24 * 3600
     multipart_reassembly_timeout_s: float = 30 * 60
+    # A segment sent with TP-SRR but never reported on is EXPIRED this long after its validity ends.
+    status_report_grace_s: float = 10 * 60
+    # A status report matches the latest segment sent from that modem with its TP-MR within this window.
+    status_report_match_window_s: float = 3 * 24 * 3600
+    # Segments on modems at once; the dispatcher claims no more than this.
+    max_in_flight_segments: int = 64
+    # A receipt/MO an ESME did not take (error, timeout, unbind) is offered again after this delay.
+    outbox_redelivery_delay_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +141,11 @@ class StoreConfig:
     synchronous: str = "FULL"
     retention_days: int = 61
     purge_batch_size: int = 500
+    purge_interval_s: float = 600.0
+    # Group commit: operations pending together are committed as one transaction of at most this many.
+    writer_max_batch: int = 512
+    writer_queue_size: int = 1024
+    busy_timeout_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
