@@ -1,0 +1,105 @@
+"""SMPP 3.4 bind states (section 2.2) as one transition table, and which operations each side may send when.
+
+Both roles live here because the same core runs on either end of a connection: `Role.SMSC` for our server
+(and for outbind connections we open), `Role.ESME` for a client core (the tests join one to a server core).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Final
+
+from smsgw.pdu.constants import CommandId
+
+
+class Role(enum.Enum):
+    SMSC = "smsc"
+    ESME = "esme"
+
+    @property
+    def peer(self) -> Role:
+        return Role.ESME if self is Role.SMSC else Role.SMSC
+
+
+class BindState(enum.Enum):
+    OPEN = "open"
+    BOUND_TX = "bound_tx"
+    BOUND_RX = "bound_rx"
+    BOUND_TRX = "bound_trx"
+    UNBOUND = "unbound"
+    CLOSED = "closed"
+
+
+class Transition(enum.Enum):
+    """What moves a session between states; the side that sends/receives the PDU does not matter."""
+
+    BIND_TX_OK = "bind_transmitter_resp ok"
+    BIND_RX_OK = "bind_receiver_resp ok"
+    BIND_TRX_OK = "bind_transceiver_resp ok"
+    UNBIND = "unbind"
+    CLOSE = "close"
+
+
+class BindStateError(Exception):
+    """A transition that is not in the table: a bug in the caller, never a peer's fault."""
+
+    def __init__(self, state: BindState, transition: Transition) -> None:
+        super().__init__(f"no transition {transition.value!r} from state {state.value}")
+        self.state = state
+        self.transition = transition
+
+
+BOUND: Final = frozenset({BindState.BOUND_TX, BindState.BOUND_RX, BindState.BOUND_TRX})
+_TRANSMIT: Final = frozenset({BindState.BOUND_TX, BindState.BOUND_TRX})
+_RECEIVE: Final = frozenset({BindState.BOUND_RX, BindState.BOUND_TRX})
+
+TRANSITIONS: Final[Mapping[tuple[BindState, Transition], BindState]] = {
+    (BindState.OPEN, Transition.BIND_TX_OK): BindState.BOUND_TX,
+    (BindState.OPEN, Transition.BIND_RX_OK): BindState.BOUND_RX,
+    (BindState.OPEN, Transition.BIND_TRX_OK): BindState.BOUND_TRX,
+    **{(state, Transition.UNBIND): BindState.UNBOUND for state in BOUND},
+    **{(state, Transition.CLOSE): BindState.CLOSED for state in BindState},
+}
+
+BIND_TRANSITIONS: Final[Mapping[CommandId, Transition]] = {
+    CommandId.BIND_TRANSMITTER_RESP: Transition.BIND_TX_OK,
+    CommandId.BIND_RECEIVER_RESP: Transition.BIND_RX_OK,
+    CommandId.BIND_TRANSCEIVER_RESP: Transition.BIND_TRX_OK,
+}
+
+# Requests only: who may originate each one, and in which states (SMPP 3.4 table 2-1). Responses are allowed
+# whenever their request is outstanding, which the session checks by sequence number instead.
+_ANY_BOUND_OR_OPEN: Final = BOUND | {BindState.OPEN}
+ALLOWED: Final[Mapping[tuple[Role, CommandId], frozenset[BindState]]] = {
+    (Role.ESME, CommandId.BIND_TRANSMITTER): frozenset({BindState.OPEN}),
+    (Role.ESME, CommandId.BIND_RECEIVER): frozenset({BindState.OPEN}),
+    (Role.ESME, CommandId.BIND_TRANSCEIVER): frozenset({BindState.OPEN}),
+    (Role.SMSC, CommandId.OUTBIND): frozenset({BindState.OPEN}),
+    (Role.ESME, CommandId.UNBIND): BOUND,
+    (Role.SMSC, CommandId.UNBIND): BOUND,
+    # SMPP 3.4 lists enquire_link for bound states only; many ESMEs probe before binding, so OPEN is allowed.
+    (Role.ESME, CommandId.ENQUIRE_LINK): _ANY_BOUND_OR_OPEN,
+    (Role.SMSC, CommandId.ENQUIRE_LINK): _ANY_BOUND_OR_OPEN,
+    (Role.ESME, CommandId.SUBMIT_SM): _TRANSMIT,
+    (Role.ESME, CommandId.SUBMIT_MULTI): _TRANSMIT,
+    (Role.ESME, CommandId.DATA_SM): _TRANSMIT,
+    (Role.ESME, CommandId.QUERY_SM): _TRANSMIT,
+    (Role.ESME, CommandId.CANCEL_SM): _TRANSMIT,
+    (Role.ESME, CommandId.REPLACE_SM): _TRANSMIT,
+    (Role.SMSC, CommandId.DELIVER_SM): _RECEIVE,
+    (Role.SMSC, CommandId.DATA_SM): _RECEIVE,
+    (Role.SMSC, CommandId.ALERT_NOTIFICATION): _RECEIVE,
+}
+
+
+def next_state(state: BindState, transition: Transition) -> BindState:
+    try:
+        return TRANSITIONS[(state, transition)]
+    except KeyError:
+        raise BindStateError(state, transition) from None
+
+
+def may_send(role: Role, command_id: CommandId, state: BindState) -> bool:
+    """Whether `role` may originate request `command_id` in `state`."""
+    return state in ALLOWED.get((role, command_id), frozenset())

@@ -1,0 +1,31 @@
+"""Token bucket for an account's throughput limit (segments per second with a burst)."""
+
+from __future__ import annotations
+
+
+class TokenBucket:
+    """Starts full; refills continuously at `rate_per_s` up to `burst`. Time is whatever clock `now` comes from."""
+
+    __slots__ = ("rate_per_s", "burst", "_tokens", "_updated")
+
+    def __init__(self, rate_per_s: float, burst: float, now: float) -> None:
+        if rate_per_s <= 0 or burst <= 0:
+            raise ValueError(f"rate_per_s and burst must be positive, got {rate_per_s} and {burst}")
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self._tokens = float(burst)
+        self._updated = now
+
+    def try_take(self, amount: float, now: float) -> bool:
+        """Take `amount` tokens if they are all there; a refused request takes nothing.
+
+        A request larger than the burst needs a full bucket (and empties it) rather than being refused forever.
+        """
+        amount = min(amount, self.burst)
+        if now > self._updated:
+            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate_per_s)
+            self._updated = now
+        if amount > self._tokens:
+            return False
+        self._tokens -= amount
+        return True

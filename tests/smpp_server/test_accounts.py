@@ -1,0 +1,79 @@
+import pytest
+
+from smsgw.config import AccountConfig
+from smsgw.passwords import hash_password
+from smsgw.pdu.constants import CommandId, CommandStatus
+from smsgw.smpp_server.accounts import Accounts, BindGuard, BindRefused
+
+HASH = hash_password("secret")
+
+
+def _accounts(**overrides: object) -> Accounts:
+    return Accounts([AccountConfig(system_id="acme", password_hash=HASH, **overrides)])  # type: ignore[arg-type]
+
+
+def test_unknown_system_id() -> None:
+    with pytest.raises(BindRefused) as info:
+        _accounts().check_access("nobody", CommandId.BIND_TRANSMITTER, "127.0.0.1")
+    assert info.value.command_status == CommandStatus.ESME_RINVSYSID
+
+
+def test_source_network_checked() -> None:
+    accounts = _accounts(allowed_networks=("10.0.0.0/8", "2001:db8::/32"))
+    assert accounts.check_access("acme", CommandId.BIND_RECEIVER, "10.1.2.3").system_id == "acme"
+    assert accounts.check_access("acme", CommandId.BIND_RECEIVER, "2001:db8::1").system_id == "acme"
+    with pytest.raises(BindRefused) as info:
+        accounts.check_access("acme", CommandId.BIND_RECEIVER, "192.168.1.1")
+    assert info.value.command_status == CommandStatus.ESME_RBINDFAIL
+
+
+def test_bind_type_checked() -> None:
+    accounts = _accounts(allowed_bind_types=("transmitter",))
+    accounts.check_access("acme", CommandId.BIND_TRANSMITTER, "127.0.0.1")
+    with pytest.raises(BindRefused, match="transceiver"):
+        accounts.check_access("acme", CommandId.BIND_TRANSCEIVER, "127.0.0.1")
+
+
+def test_password_checked_and_cached() -> None:
+    accounts = _accounts()
+    account = accounts.check_access("acme", CommandId.BIND_TRANSMITTER, "127.0.0.1")
+    assert not accounts.password_cached(account, "secret")
+    accounts.check_password(account, "secret")
+    assert accounts.password_cached(account, "secret")
+    with pytest.raises(BindRefused) as info:
+        accounts.check_password(account, "Secret")
+    assert info.value.command_status == CommandStatus.ESME_RINVPASWD
+    assert not accounts.password_cached(account, "Secret")
+
+
+@pytest.mark.parametrize(
+    "configs",
+    [
+        [AccountConfig("a", HASH), AccountConfig("a", HASH)],
+        [AccountConfig("a", HASH, allowed_networks=("10.0.0.300/8",))],
+        [AccountConfig("a", HASH, allowed_bind_types=("sender",))],
+    ],
+)
+def test_bad_account_config_is_refused(configs: list[AccountConfig]) -> None:
+    with pytest.raises(ValueError):
+        Accounts(configs)
+
+
+def test_guard_delay_grows_then_locks_out() -> None:
+    guard = BindGuard(delay_base_s=0.5, delay_max_s=4.0, lockout_failures=5, lockout_s=60.0)
+    delays = [guard.record_failure("1.2.3.4", float(t)) for t in range(4)]
+    assert delays == [0.5, 1.0, 2.0, 4.0]
+    assert not guard.is_locked_out("1.2.3.4", 4.0)
+    assert guard.record_failure("1.2.3.4", 4.0) == 4.0
+    assert guard.is_locked_out("1.2.3.4", 5.0)
+    assert not guard.is_locked_out("5.6.7.8", 5.0)
+    assert not guard.is_locked_out("1.2.3.4", 64.0)
+    assert guard.record_failure("1.2.3.4", 65.0) == 0.5
+
+
+def test_guard_success_clears_address() -> None:
+    guard = BindGuard(delay_base_s=1.0, delay_max_s=8.0, lockout_failures=3, lockout_s=60.0)
+    guard.record_failure("1.2.3.4", 0.0)
+    guard.record_failure("1.2.3.4", 1.0)
+    guard.record_success("1.2.3.4")
+    assert guard.record_failure("1.2.3.4", 2.0) == 1.0
