@@ -1,0 +1,191 @@
+"""GSM 7-bit default alphabet (3GPP TS 23.038 section 6.2.1) and septet packing (TS 23.040 section 9.2.3.24).
+
+Two forms of the same text exist on the wire: SMPP carries one septet per octet ("unpacked", data_coding 0),
+a TPDU packs eight septets into seven octets, after fill bits that align the first septet on a septet boundary
+following the user data header. `encode_gsm7`/`decode_gsm7` convert text to and from septets;
+`pack_septets`/`unpack_septets` convert septets to and from the packed form.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from .constants import CommandStatus
+from .errors import PduError
+
+ESCAPE: Final = 0x1B
+
+# SMPP 5.0 section 4.7.6 "invalid data coding scheme"; SMPP 3.4 has no code for text its data_coding cannot carry.
+ESME_RINVDCS: Final = 0x00000104
+
+# TS 23.038 table 6.2.1, indexed by septet value. 0x1B is the escape to the extension table, never a character.
+GSM7_BASIC: Final[str] = (
+    "@£$¥èéùìòÇ\nØø\rÅå"
+    "Δ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ"
+    " !\"#¤%&'()*+,-./"
+    "0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNO"
+    "PQRSTUVWXYZÄÖÑÜ§"
+    "¿abcdefghijklmno"
+    "pqrstuvwxyzäöñüà"
+)
+
+# TS 23.038 table 6.2.1.1: the characters reached through ESCAPE; each costs two septets.
+GSM7_EXTENSION: Final[dict[int, str]] = {
+    0x0A: "\f",
+    0x14: "^",
+    0x28: "{",
+    0x29: "}",
+    0x2F: "\\",
+    0x3C: "[",
+    0x3D: "~",
+    0x3E: "]",
+    0x40: "|",
+    0x65: "€",
+}
+
+# Marks a character that has no GSM encoding after `str.translate`; it is not ASCII, so a translated string that
+# is still ASCII consists only of septets.
+_NOT_GSM: Final = "\uffff"
+
+
+def _build_encode_table() -> dict[int, str]:
+    table: dict[int, str] = {code: _NOT_GSM for code in range(0x100)}
+    for septet, char in enumerate(GSM7_BASIC):
+        if septet != ESCAPE:
+            table[ord(char)] = chr(septet)
+    for septet, char in GSM7_EXTENSION.items():
+        table[ord(char)] = chr(ESCAPE) + chr(septet)
+    return table
+
+
+# Text -> septets as a str of code points < 0x80. Every code point below 0x100 is listed, so a character outside
+# the alphabet either maps to _NOT_GSM or (above 0xFF) stays unchanged; both leave the result non-ASCII.
+_ENCODE_TABLE: Final = _build_encode_table()
+
+
+# Used only for text without escapes, so the escape's entry is never reached.
+_DECODE_TABLE: Final = dict(enumerate(GSM7_BASIC))
+
+
+def _decode_escaped(septet: int) -> str:
+    if septet == ESCAPE:
+        # TS 23.038: escape-escape is reserved for another extension table; receivers display a space.
+        return " "
+    # TS 23.038: a code with no extension character is displayed as the default alphabet's character.
+    return GSM7_EXTENSION.get(septet, GSM7_BASIC[septet])
+
+
+def gsm7_septet_count(text: str) -> int | None:
+    """Septets `text` needs in the default alphabet (extension characters count 2), or None if not encodable."""
+    septets = text.translate(_ENCODE_TABLE)
+    return len(septets) if septets.isascii() else None
+
+
+def is_gsm7(text: str) -> bool:
+    """Whether every character of `text` is in the default alphabet or its extension table."""
+    return text.translate(_ENCODE_TABLE).isascii()
+
+
+def encode_gsm7(text: str) -> bytes:
+    """Text as unpacked septets, one per octet (SMPP data_coding 0); extension characters become ESC + code.
+
+    Raises PduError (ESME_RINVDCS) naming the first character the alphabet lacks.
+    """
+    septets = text.translate(_ENCODE_TABLE)
+    if not septets.isascii():
+        position, char = next((i, c) for i, c in enumerate(text) if not c.translate(_ENCODE_TABLE).isascii())
+        raise PduError(
+            f"character {char!r} (U+{ord(char):04X}) at position {position} is not in the GSM 7-bit alphabet",
+            command_status=ESME_RINVDCS,
+        )
+    return septets.encode("ascii")
+
+
+def decode_gsm7(data: bytes) -> str:
+    """Unpacked septets (one per octet) to text. An octet above 0x7F is not a septet: PduError."""
+    if not data.isascii():
+        position = next(i for i, octet in enumerate(data) if octet > 0x7F)
+        raise PduError(
+            f"octet 0x{data[position]:02X} at position {position} is not a GSM 7-bit septet",
+            command_status=ESME_RINVDCS,
+        )
+    if ESCAPE not in data:
+        return data.decode("ascii").translate(_DECODE_TABLE)
+    chars: list[str] = []
+    escaped = False
+    for septet in data:
+        if escaped:
+            chars.append(_decode_escaped(septet))
+            escaped = False
+        elif septet == ESCAPE:
+            escaped = True
+        else:
+            chars.append(GSM7_BASIC[septet])
+    # A trailing escape means a sender cut between the escape and its character (smpplib splits encoded bytes
+    # this way); nothing of that character is here, so nothing is shown for it.
+    return "".join(chars)
+
+
+def escape_split_at(septets: bytes, start: int, end: int) -> int:
+    """`end`, or `end - 1` when cutting at `end` would separate an escape from its character.
+
+    `start` must be a character boundary. Counts the escapes running back from `end - 1`: an odd run means the
+    last one opens a sequence (each escape-escape pair is one two-septet sequence).
+    """
+    run = 0
+    position = end - 1
+    while position >= start and septets[position] == ESCAPE:
+        run += 1
+        position -= 1
+    return end - 1 if run % 2 else end
+
+
+def fill_bits_for_udh(udh_octets: int) -> int:
+    """Fill bits after a UDH of `udh_octets` octets (UDHL included) so the text starts on a septet boundary."""
+    return (7 - (udh_octets * 8) % 7) % 7
+
+
+def septets_for_udh(udh_octets: int) -> int:
+    """Septets a UDH of `udh_octets` octets (UDHL included) occupies in TP-UDL, fill bits included."""
+    return (udh_octets * 8 + 6) // 7
+
+
+def packed_length(septet_count: int, fill_bits: int = 0) -> int:
+    """Octets that `septet_count` septets take when packed after `fill_bits` fill bits."""
+    return (fill_bits + 7 * septet_count + 7) // 8
+
+
+def _check_fill_bits(fill_bits: int) -> None:
+    if not 0 <= fill_bits <= 6:
+        raise ValueError(f"fill_bits must be 0..6, got {fill_bits}")
+
+
+def pack_septets(septets: bytes, fill_bits: int = 0) -> bytes:
+    """Pack septets LSB first, eight into seven octets, after `fill_bits` zero bits (TS 23.038 6.1.2.1.1)."""
+    _check_fill_bits(fill_bits)
+    if not septets.isascii():
+        raise ValueError("septets must be below 0x80")
+    # Python's arbitrary-size int is the bit stream: septet i sits at bit fill_bits + 7 * i.
+    value = 0
+    for septet in reversed(septets):
+        value = (value << 7) | septet
+    return (value << fill_bits).to_bytes(packed_length(len(septets), fill_bits), "little")
+
+
+def unpack_septets(data: bytes, septet_count: int, fill_bits: int = 0) -> bytes:
+    """The `septet_count` septets packed in `data` after `fill_bits` fill bits, one per octet.
+
+    Octets beyond those the septets need are ignored (some modems pad); too few octets raise PduError.
+    """
+    _check_fill_bits(fill_bits)
+    if septet_count < 0:
+        raise ValueError(f"septet_count must be >= 0, got {septet_count}")
+    needed = packed_length(septet_count, fill_bits)
+    if len(data) < needed:
+        raise PduError(
+            f"{septet_count} septets after {fill_bits} fill bits need {needed} octets, got {len(data)}",
+            command_status=CommandStatus.ESME_RINVMSGLEN,
+        )
+    value = int.from_bytes(data[:needed], "little") >> fill_bits
+    return bytes((value >> shift) & 0x7F for shift in range(0, 7 * septet_count, 7))

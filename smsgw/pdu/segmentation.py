@@ -1,0 +1,311 @@
+"""Splitting a long text into SMS segments, and the three ways SMPP carries them.
+
+Part sizes are those of the service smsgw models: one GSM 7-bit part holds 160 septets, parts of a
+concatenated message 153 each (a 6-octet UDH with an 8-bit reference), so two parts hold 306 and three 459;
+UCS-2 holds 70, then 67 per part (134, 201). A 16-bit reference costs one more octet per part (152 / 66).
+Text is split between characters, so a GSM escape sequence or a UTF-16 surrogate pair never straddles parts.
+
+Forms: UDH in each part's short_message (`Segment.udh`), SAR TLVs (`SegmentedText.to_sar`), or the whole text in
+one message_payload TLV (`SegmentedText.message_payload`). `udh_to_sar` / `sar_to_udh` convert a part between
+the first two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from .errors import PduError
+from .gsm7 import GSM7_EXTENSION, septets_for_udh
+from .text import Encoding, choose_encoding, encode_text
+from .udh import Concatenation, Element, Udh, split_user_data
+
+# TS 23.040 9.2.3.16: TP-User-Data holds at most 140 octets, header included.
+MAX_USER_DATA_OCTETS: Final = 140
+# Vendor command_status for "too many segments" (DESIGN.md: 0x400 + the receipt's 806).
+ESME_TOO_MANY_SEGMENTS: Final = 0x406
+MAX_SEGMENTS_LIMIT: Final = 255
+
+_DOUBLE_SEPTET: Final = frozenset(GSM7_EXTENSION.values())
+
+
+class TooManySegments(PduError):
+    """The text needs more segments than the route allows."""
+
+    def __init__(self, needed: int, max_segments: int) -> None:
+        super().__init__(
+            f"message needs {needed} segments, at most {max_segments} allowed",
+            command_status=ESME_TOO_MANY_SEGMENTS,
+        )
+        self.needed = needed
+        self.max_segments = max_segments
+
+
+def part_capacity(encoding: Encoding, udh_octets: int) -> int:
+    """Units (septets, UTF-16 code units or octets) one part holds after a UDH of `udh_octets` (UDHL included)."""
+    if encoding is Encoding.GSM7:
+        return MAX_USER_DATA_OCTETS * 8 // 7 - (septets_for_udh(udh_octets) if udh_octets else 0)
+    octets = MAX_USER_DATA_OCTETS - udh_octets
+    return octets // 2 if encoding is Encoding.UCS2 else octets
+
+
+@dataclass(frozen=True, slots=True)
+class SarInfo:
+    """The SAR TLVs of one part: sar_msg_ref_num (16-bit), sar_total_segments, sar_segment_seqnum (1-based)."""
+
+    msg_ref_num: int
+    total_segments: int
+    segment_seqnum: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.msg_ref_num <= 0xFFFF:
+            raise ValueError(f"sar_msg_ref_num must be 0..65535, got {self.msg_ref_num}")
+        if not 1 <= self.segment_seqnum <= self.total_segments <= 0xFF:
+            raise ValueError(
+                f"need 1 <= sar_segment_seqnum ({self.segment_seqnum}) <= sar_total_segments "
+                f"({self.total_segments}) <= 255"
+            )
+
+    @classmethod
+    def from_concatenation(cls, concatenation: Concatenation) -> SarInfo:
+        return cls(concatenation.reference, concatenation.total, concatenation.sequence)
+
+    def to_concatenation(self, reference_bits: int | None = None) -> Concatenation:
+        """The UDH element; by default an 8-bit reference when it fits, which keeps the part's UDH at 6 octets."""
+        bits = reference_bits if reference_bits is not None else (8 if self.msg_ref_num <= 0xFF else 16)
+        return Concatenation(self.msg_ref_num, self.total_segments, self.segment_seqnum, bits)
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """Part `sequence` of `total`: `user_data` in SMPP form (unpacked septets for GSM 7-bit, UTF-16BE for UCS-2),
+    `udh` with its UDHL (empty when the part needs no header). `text` is None for binary data."""
+
+    sequence: int
+    total: int
+    text: str | None
+    user_data: bytes
+    udh: bytes
+
+    @property
+    def short_message(self) -> bytes:
+        """The SMPP short_message; esm_class needs UDHI (0x40) when `udh` is not empty."""
+        return self.udh + self.user_data
+
+
+@dataclass(frozen=True, slots=True)
+class SarSegment:
+    """A part in SAR form: its TLVs and a short_message without the concatenation header."""
+
+    sar: SarInfo
+    short_message: bytes
+    udhi: bool
+    text: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentedText:
+    encoding: Encoding
+    reference: int
+    reference_bits: int
+    parts: tuple[Segment, ...]
+
+    @property
+    def data_coding(self) -> int:
+        return self.encoding.data_coding
+
+    @property
+    def text(self) -> str | None:
+        """The whole text again (None for binary data)."""
+        if not self.encoding.is_text:
+            return None
+        return "".join(part.text or "" for part in self.parts)
+
+    def message_payload(self) -> bytes:
+        """The whole message for one message_payload TLV; the SMSC splits it, so no header is needed."""
+        return b"".join(part.user_data for part in self.parts)
+
+    def to_sar(self) -> tuple[SarSegment, ...]:
+        """The parts in SAR form; each part's size already leaves room for the header the SMSC will add."""
+        result = []
+        for part in self.parts:
+            udh = Udh.from_bytes(part.udh) if part.udh else Udh(())
+            rest = udh.without_concatenation()
+            result.append(
+                SarSegment(
+                    SarInfo(self.reference, part.total, part.sequence),
+                    (rest.to_bytes() if rest.elements else b"") + part.user_data,
+                    bool(rest.elements),
+                    part.text,
+                )
+            )
+        return tuple(result)
+
+
+def _check_options(max_segments: int, reference: int, reference_bits: int, first_part_reserve: int) -> None:
+    if not 1 <= max_segments <= MAX_SEGMENTS_LIMIT:
+        raise ValueError(f"max_segments must be 1..{MAX_SEGMENTS_LIMIT}, got {max_segments}")
+    if reference_bits not in (8, 16):
+        raise ValueError(f"reference_bits must be 8 or 16, got {reference_bits}")
+    if not 0 <= reference < 1 << reference_bits:
+        raise ValueError(f"reference must fit {reference_bits} bits, got {reference}")
+    if first_part_reserve < 0:
+        raise ValueError(f"first_part_reserve must be >= 0, got {first_part_reserve}")
+
+
+def _unit_costs(text: str, encoding: Encoding) -> list[int]:
+    if encoding is Encoding.GSM7:
+        return [2 if char in _DOUBLE_SEPTET else 1 for char in text]
+    if encoding is Encoding.UCS2:
+        return [2 if char > "\uffff" else 1 for char in text]
+    if encoding is Encoding.KS_C_5601:
+        return [len(encode_text(char, encoding)) for char in text]
+    return [1] * len(text)
+
+
+def _cut(costs: Sequence[int], capacities: Sequence[int]) -> list[tuple[int, int]]:
+    """Greedy (start, end) ranges of `costs`: the first part holds capacities[0] units, later ones
+    capacities[1]. Every capacity holds at least one character (checked by `_plan`)."""
+    ranges: list[tuple[int, int]] = []
+    start = 0
+    used = 0
+    for index, cost in enumerate(costs):
+        capacity = capacities[min(len(ranges), len(capacities) - 1)]
+        if used + cost > capacity:
+            ranges.append((start, index))
+            start, used = index, 0
+        used += cost
+    ranges.append((start, len(costs)))
+    return ranges
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Capacities of the first and the following parts when the message is split, and of a single part."""
+
+    single: int
+    first: int
+    following: int
+
+
+def _plan(encoding: Encoding, extra: Udh, reference_bits: int, first_part_reserve: int) -> _Plan:
+    extra_octets = extra.length if extra.elements else 0
+    concatenated_octets = extra.length + (5 if reference_bits == 8 else 6)
+    following = part_capacity(encoding, concatenated_octets)
+    # Two units hold any one character (a GSM escape sequence, a surrogate pair, a KS C 5601 character).
+    if following - first_part_reserve < 2:
+        raise ValueError(
+            f"first_part_reserve {first_part_reserve} and a {concatenated_octets}-octet header leave "
+            f"{following - first_part_reserve} units in the first part"
+        )
+    return _Plan(
+        single=part_capacity(encoding, extra_octets) - first_part_reserve,
+        first=following - first_part_reserve,
+        following=following,
+    )
+
+
+def _segments(
+    pieces: list[tuple[str | None, bytes]],
+    extra: Udh,
+    reference: int,
+    reference_bits: int,
+) -> tuple[Segment, ...]:
+    total = len(pieces)
+    if total == 1:
+        text, data = pieces[0]
+        return (Segment(1, 1, text, data, extra.to_bytes() if extra.elements else b""),)
+    return tuple(
+        Segment(
+            sequence,
+            total,
+            text,
+            data,
+            extra.with_concatenation(Concatenation(reference, total, sequence, reference_bits)).to_bytes(),
+        )
+        for sequence, (text, data) in enumerate(pieces, start=1)
+    )
+
+
+def segment_text(
+    text: str,
+    *,
+    encoding: Encoding | None = None,
+    max_segments: int = 3,
+    reference: int,
+    reference_bits: int = 8,
+    first_part_reserve: int = 0,
+    udh_elements: tuple[Element, ...] = (),
+) -> SegmentedText:
+    """Split `text` into parts in `encoding` (chosen by `choose_encoding` when None).
+
+    `first_part_reserve` units are left free in the first part (a signature the route prefixes);
+    `udh_elements` (port addressing, say) go into every part's header and shrink the parts accordingly.
+    PduError when the text does not fit the encoding, TooManySegments beyond `max_segments`.
+    """
+    _check_options(max_segments, reference, reference_bits, first_part_reserve)
+    chosen = encoding if encoding is not None else choose_encoding(text)
+    if not chosen.is_text:
+        raise ValueError("binary data is split with segment_binary")
+    whole = encode_text(text, chosen)  # raises PduError naming a character the encoding lacks
+    extra = Udh(udh_elements)
+    plan = _plan(chosen, extra, reference_bits, first_part_reserve)
+    costs = _unit_costs(text, chosen)
+    if sum(costs) <= plan.single:
+        pieces: list[tuple[str | None, bytes]] = [(text, whole)]
+    else:
+        ranges = _cut(costs, (plan.first, plan.following))
+        if len(ranges) > max_segments:
+            raise TooManySegments(len(ranges), max_segments)
+        pieces = []
+        for start, end in ranges:
+            piece = text[start:end]
+            pieces.append((piece, encode_text(piece, chosen)))
+    return SegmentedText(chosen, reference, reference_bits, _segments(pieces, extra, reference, reference_bits))
+
+
+def segment_binary(
+    data: bytes,
+    *,
+    max_segments: int = 3,
+    reference: int,
+    reference_bits: int = 8,
+    udh_elements: tuple[Element, ...] = (),
+) -> SegmentedText:
+    """Split 8-bit data (WAP push, OTA settings...) into parts: 140 octets alone, 134 per part with 8-bit
+    references, less whatever `udh_elements` (port addressing) take."""
+    _check_options(max_segments, reference, reference_bits, 0)
+    extra = Udh(udh_elements)
+    plan = _plan(Encoding.BINARY, extra, reference_bits, 0)
+    if len(data) <= plan.single:
+        pieces: list[tuple[str | None, bytes]] = [(None, data)]
+    else:
+        step = plan.following
+        pieces = [(None, data[start : start + step]) for start in range(0, len(data), step)]
+        if len(pieces) > max_segments:
+            raise TooManySegments(len(pieces), max_segments)
+    segments = _segments(pieces, extra, reference, reference_bits)
+    return SegmentedText(Encoding.BINARY, reference, reference_bits, segments)
+
+
+def udh_to_sar(short_message: bytes) -> tuple[SarInfo | None, bytes, bool]:
+    """A short_message sent with UDHI -> its SAR TLVs (None without a concatenation element), the short_message
+    without that element, and whether a header (other elements) still leads it, so UDHI stays set."""
+    udh, user_data = Udh.parse(short_message)
+    concatenation = udh.concatenation
+    if concatenation is None:
+        return None, short_message, True
+    rest = udh.without_concatenation()
+    if not rest.elements:
+        return SarInfo.from_concatenation(concatenation), user_data, False
+    return SarInfo.from_concatenation(concatenation), rest.to_bytes() + user_data, True
+
+
+def sar_to_udh(sar: SarInfo, short_message: bytes, udhi: bool, reference_bits: int | None = None) -> bytes:
+    """A short_message with SAR TLVs -> the short_message carrying the concatenation element in its header,
+    merged into the header it already had when `udhi` is set. The result needs UDHI."""
+    udh, user_data = split_user_data(short_message, udhi)
+    header = udh if udh is not None else Udh(())
+    return header.with_concatenation(sar.to_concatenation(reference_bits)).to_bytes() + user_data
+
