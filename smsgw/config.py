@@ -56,6 +56,12 @@ class SmppConfig:
     bind_failure_delay_max_s: float = 8.0
     bind_lockout_failures: int = 10
     bind_lockout_s: float = 300.0
+    # Requests of one connection waiting for the backend; at this many the connection is not read any further.
+    max_pending_requests: int = 100
+    # A message (message_payload) needing more segments is refused at submit with 0x406 (too many segments).
+    max_segments: int = 8
+    # The connection audit log also goes to this file as JSON lines; None: only the `smsgw.audit` logger.
+    audit_log_path: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +74,11 @@ class AccountConfig:
     max_binds: int = 10
     throughput_per_s: float = 100.0
     throughput_burst: int = 200
+    # Outbind: while the account has no receiver bind, connect to this ESME and send outbind every interval.
+    outbind_host: str | None = None
+    outbind_port: int | None = None
+    outbind_password: str = ""
+    outbind_interval_s: float = 60.0
     default_country_code: str = ""
 
 
