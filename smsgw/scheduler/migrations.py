@@ -1,0 +1,157 @@
+"""SQLite schema, versioned by `PRAGMA user_version`; each entry of MIGRATIONS moves one version up.
+
+Times are integer epoch milliseconds (UTC); money is integer micro-units. `segments.due_at` is the one scheduling
+column: the next moment the scheduler must act on a segment (hand it off, or expire it), NULL when nothing is due
+(final, or on a modem right now). The partial index on it lets the dispatcher find due work without a scan.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from typing import Final
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS: Final[tuple[str, ...]] = (
+    """
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        dest_index INTEGER NOT NULL DEFAULT 0,
+        account TEXT NOT NULL,
+        service_type TEXT NOT NULL DEFAULT '',
+        source_addr TEXT NOT NULL,
+        source_addr_ton INTEGER NOT NULL,
+        source_addr_npi INTEGER NOT NULL,
+        destination_addr TEXT NOT NULL,
+        dest_addr_ton INTEGER NOT NULL,
+        dest_addr_npi INTEGER NOT NULL,
+        route TEXT NOT NULL,
+        modem_group TEXT NOT NULL,
+        esm_class INTEGER NOT NULL,
+        registered_delivery INTEGER NOT NULL,
+        data_coding INTEGER NOT NULL,
+        flash INTEGER NOT NULL,
+        gateway_split INTEGER NOT NULL,
+        short_message BLOB NOT NULL,
+        submitted_at INTEGER NOT NULL,
+        start_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        state INTEGER NOT NULL,
+        final_at INTEGER,
+        error_code INTEGER NOT NULL DEFAULT 0,
+        segment_count INTEGER NOT NULL,
+        charged INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (message_id, dest_index)
+    );
+    CREATE INDEX messages_final ON messages (final_at) WHERE final_at IS NOT NULL;
+    CREATE INDEX messages_account_submitted ON messages (account, submitted_at);
+    CREATE INDEX messages_open_by_address ON messages (account, destination_addr) WHERE final_at IS NULL;
+
+    CREATE TABLE segments (
+        id INTEGER PRIMARY KEY,
+        message INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        destination TEXT NOT NULL,
+        data_coding INTEGER NOT NULL,
+        udh BLOB NOT NULL,
+        user_data BLOB NOT NULL,
+        state INTEGER NOT NULL,
+        due_at INTEGER,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        handoff_at INTEGER,
+        sent_at INTEGER,
+        modem TEXT,
+        modem_msisdn TEXT,
+        tp_mr INTEGER,
+        charge INTEGER NOT NULL DEFAULT 0,
+        error_code INTEGER NOT NULL DEFAULT 0,
+        final_at INTEGER
+    );
+    CREATE INDEX segments_due ON segments (due_at) WHERE due_at IS NOT NULL;
+    CREATE INDEX segments_message ON segments (message);
+    CREATE INDEX segments_awaiting_report ON segments (modem, tp_mr) WHERE state = 4 AND sent_at IS NOT NULL;
+    CREATE INDEX segments_in_flight ON segments (handoff_at) WHERE state = 4 AND sent_at IS NULL;
+    -- two-way reply matching: the last message sent to a handset, from which modem and sender
+    CREATE INDEX segments_sent_to ON segments (destination, sent_at) WHERE sent_at IS NOT NULL;
+
+    CREATE TABLE status_reports (
+        id INTEGER PRIMARY KEY,
+        received_at INTEGER NOT NULL,
+        modem TEXT NOT NULL,
+        tp_mr INTEGER NOT NULL,
+        recipient TEXT NOT NULL,
+        tp_st INTEGER NOT NULL,
+        discharge_time INTEGER NOT NULL,
+        segment INTEGER
+    );
+    CREATE INDEX status_reports_received ON status_reports (received_at);
+
+    CREATE TABLE mo_messages (
+        id INTEGER PRIMARY KEY,
+        received_at INTEGER NOT NULL,
+        modem TEXT NOT NULL,
+        modem_msisdn TEXT NOT NULL,
+        originator TEXT NOT NULL,
+        data_coding INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        user_data BLOB NOT NULL,
+        flash INTEGER NOT NULL,
+        incomplete INTEGER NOT NULL,
+        account TEXT
+    );
+    CREATE INDEX mo_messages_received ON mo_messages (received_at);
+
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        account TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        record TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX outbox_account ON outbox (account, id);
+
+    CREATE TABLE accounts (
+        name TEXT PRIMARY KEY,
+        balance INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+
+    CREATE TABLE ledger (
+        id INTEGER PRIMARY KEY,
+        account TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('charge', 'refund', 'topup', 'adjust')),
+        amount INTEGER NOT NULL,
+        balance_after INTEGER NOT NULL,
+        message_id TEXT,
+        note TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX ledger_account ON ledger (account, id);
+
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        event TEXT NOT NULL,
+        account TEXT,
+        message_id TEXT,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX audit_at ON audit (at);
+    """,
+)
+
+
+class SchemaTooNew(Exception):
+    pass
+
+
+def migrate(connection: sqlite3.Connection) -> int:
+    """Bring the schema to the newest version, one transaction per step; returns the version."""
+    (version,) = connection.execute("PRAGMA user_version").fetchone()
+    if version > len(MIGRATIONS):
+        raise SchemaTooNew(f"store schema version {version} is newer than this smsgw ({len(MIGRATIONS)})")
+    for number in range(version + 1, len(MIGRATIONS) + 1):
+        connection.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[number - 1]}; PRAGMA user_version = {number}; COMMIT;")
+        log.info("store migrated version=%d", number)
+    return len(MIGRATIONS)

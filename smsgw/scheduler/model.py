@@ -1,0 +1,139 @@
+"""Values that cross the store boundary: what is accepted, what is handed to a modem, what comes back out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from smsgw.scheduler.states import State
+
+
+@dataclass(frozen=True, slots=True)
+class NewSegment:
+    data_coding: int  # 0 GSM (unpacked septets), 4 8-bit, 8 UCS-2: what the modem seam takes
+    user_data: bytes
+    udh: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    addr: str
+    ton: int = 0
+    npi: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """One submission to one destination, validated, segmented and priced, ready to be stored."""
+
+    message_id: str
+    dest_index: int
+    account: str
+    service_type: str
+    source: Address
+    destination: Address
+    route: str
+    modem_group: str
+    esm_class: int
+    registered_delivery: int
+    data_coding: int
+    flash: bool
+    gateway_split: bool  # the gateway segmented the text: one receipt for the whole message
+    short_message: bytes  # as submitted; receipts quote its start
+    submitted_ms: int
+    start_ms: int
+    expires_ms: int
+    price_per_segment_micro: int
+    segments: tuple[NewSegment, ...]
+
+    @property
+    def charge_micro(self) -> int:
+        return self.price_per_segment_micro * len(self.segments)
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """A segment claimed for a modem; its PROCESSING state is committed before this value exists."""
+
+    segment_rowid: int
+    segment_id: str  # "<message_id>.<dest_index>.<seq>" for logs
+    destination: str
+    data_coding: int
+    user_data: bytes
+    udh: bytes
+    flash: bool
+    modem_group: str
+    expires_ms: int
+    attempts: int  # including this one
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptRecord:
+    """A delivery receipt waiting in the outbox; rendered to deliver_sm when offered."""
+
+    message_id: str
+    source: Address  # the handset (the original destination)
+    destination: Address  # the ESME's original source
+    state: State
+    error_code: int
+    submitted_ms: int
+    done_ms: int
+    submitted_segments: int
+    delivered_segments: int
+    text: bytes  # start of the original short_message
+    data_coding: int
+    service_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class MoRecord:
+    """An SMS from a handset waiting in the outbox for the account it was routed to."""
+
+    mo_rowid: int
+    originator: str
+    recipient: str  # the modem's MSISDN
+    text: str
+    data_coding: int
+    user_data: bytes
+    received_ms: int
+    flash: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    item_id: str
+    account: str
+    record: ReceiptRecord | MoRecord
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One stored destination of a submission, for query_sm, export and tests."""
+
+    message_id: str
+    dest_index: int
+    account: str
+    source: Address
+    destination: Address
+    state: State
+    submitted_ms: int
+    final_ms: int | None
+    error_code: int
+    segment_count: int
+    charged_micro: int
+    segment_states: tuple[State, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    at_ms: int
+    kind: str
+    amount_micro: int
+    balance_after_micro: int
+    message_id: str | None
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    interrupted_handoffs: int  # segments that were on a modem when the process stopped, now due again
+    open_segments: int

@@ -1,0 +1,60 @@
+"""Route lookup and prices: which modem group sends to a destination, and what a segment costs there.
+
+Money is integer micro-units (1 unit = 1,000,000) in the store so sums never drift; config prices are decimals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Final
+
+from smsgw.config import RouteConfig
+
+MICRO: Final = 1_000_000
+# The service's own test numbers (DESIGN.md virtual network) are never charged.
+FREE_RANGE: Final = (447700900000, 447700999999)
+NO_ROUTE_STATUS: Final = 0x404  # vendor range: 0x400 + 04 (err 804 no route / no modem)
+
+
+class NoRoute(Exception):
+    command_status = NO_ROUTE_STATUS
+
+
+def find_route(routes: Sequence[RouteConfig], destination: str) -> RouteConfig:
+    """The route with the longest prefix of `destination` (international digits); ties go to the first listed."""
+    best: RouteConfig | None = None
+    best_length = -1
+    for route in routes:
+        for prefix in route.prefixes:
+            if len(prefix) > best_length and destination.startswith(prefix):
+                best, best_length = route, len(prefix)
+    if best is None:
+        raise NoRoute(f"no route for destination {destination}")
+    return best
+
+
+def is_free_number(destination: str) -> bool:
+    return destination.isdigit() and FREE_RANGE[0] <= int(destination) <= FREE_RANGE[1]
+
+
+def segment_price_micro(route: RouteConfig, destination: str) -> int:
+    if is_free_number(destination):
+        return 0
+    return to_micro(str(route.price_per_segment))
+
+
+def to_micro(amount: str) -> int:
+    """Parse a decimal amount ("12.5") to micro-units; ValueError for anything else."""
+    try:
+        value = Decimal(amount.strip())
+    except InvalidOperation:
+        raise ValueError(f"not a decimal amount: {amount!r}") from None
+    if not value.is_finite():
+        raise ValueError(f"not a decimal amount: {amount!r}")
+    return int((value * MICRO).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def format_micro(micro: int) -> str:
+    text = f"{Decimal(micro) / MICRO:.6f}".rstrip("0")
+    return text + "00" if text.endswith(".") else text

@@ -1,0 +1,811 @@
+"""The SQLite message store: one file in WAL mode, one group-commit writer, a separate reader connection.
+
+Every state change of a segment goes through `_change`, which applies the transition table, refunds what was
+never sent, re-derives the message state and queues the receipts the ESME asked for, all inside the writer's
+transaction, so a crash can never leave a state change without its receipt or its refund.
+
+Recovery rule for hand-offs (DESIGN.md, issue 4): a hand-off is committed (PROCESSING, `handoff_at`, no
+`sent_at`) before the modem gets the segment. If the process stops before the outcome is committed, the modem may
+or may not have sent it, and without its TP-MR there is no way to ask. On start such segments go back to RETRY,
+due at once, with an `handoff_interrupted` audit row and a warning: an acknowledged message is never lost, and a
+duplicate is possible only for a segment that was inside one AT+CMGS exchange when the process died.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import trio
+
+from smsgw.config import StoreConfig
+from smsgw.modem.seams import IncomingSms, Sent, StatusReport
+from smsgw.scheduler.migrations import migrate
+from smsgw.scheduler.model import (
+    Address,
+    Handoff,
+    LedgerEntry,
+    MoRecord,
+    NewMessage,
+    NewSegment,
+    OutboxEntry,
+    ReceiptRecord,
+    Recovery,
+    StoredMessage,
+)
+from smsgw.scheduler.states import (
+    FINAL,
+    PENDING,
+    Event,
+    State,
+    message_state,
+    report_event,
+    transition,
+    wants_final_receipt,
+    wants_intermediate_receipt,
+)
+from smsgw.scheduler.timing import to_ms
+from smsgw.scheduler.writer import GroupCommitWriter
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+RECEIPT_TEXT_BYTES: Final = 20
+EXPIRED_ERROR: Final = 0x46  # TP-Status "validity period expired"
+_SYNCHRONOUS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
+_PENDING_SQL: Final = ",".join(str(int(s)) for s in PENDING)
+
+
+class InsufficientBalance(Exception):
+    command_status = 0x400  # vendor range: 0x400 + 00 (err 800)
+
+
+class NotCancellable(Exception):
+    """The message is on a modem, already sent, final, or not ours to touch."""
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRow:
+    rowid: int
+    message: int
+    state: State
+    sent_at: int | None
+    charge: int
+
+
+class SqliteStore:
+    """Use `async with open_store(path, config) as store:`, which runs migrations and the writer task."""
+
+    def __init__(self, path: str, config: StoreConfig, connections: tuple[sqlite3.Connection, sqlite3.Connection]):
+        self.path = path
+        self._writer_connection, self._reader = connections
+        self._read_lock = trio.Lock()
+        self._writer = GroupCommitWriter(
+            self._writer_connection, max_batch=config.writer_max_batch, queue_size=config.writer_queue_size
+        )
+        self._outbox_events: dict[str, trio.Event] = {}
+        self._work_event = trio.Event()
+
+    @property
+    def writer(self) -> GroupCommitWriter:
+        return self._writer
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self._writer.run(task_status=task_status)
+
+    def close(self) -> None:
+        self._writer_connection.close()
+        self._reader.close()
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        async with self._read_lock:
+            return await trio.to_thread.run_sync(fn, self._reader)
+
+    # -- wake-ups ---------------------------------------------------------------------------------------------
+
+    def work_event(self) -> trio.Event:
+        """Set after a commit that made some segment due earlier than before; take it before looking."""
+        return self._work_event
+
+    def _notify_work(self) -> None:
+        self._work_event.set()
+        self._work_event = trio.Event()
+
+    def outbox_event(self, account: str) -> trio.Event:
+        """Set when something may be offered to `account`; take it before fetching so no wake-up is lost."""
+        return self._outbox_events.setdefault(account, trio.Event())
+
+    def notify_outbox(self, account: str) -> None:
+        event = self._outbox_events.pop(account, None)
+        if event is not None:
+            event.set()
+
+    # -- acceptance -------------------------------------------------------------------------------------------
+
+    async def accept(self, messages: Sequence[NewMessage]) -> tuple[bool, ...]:
+        """Store and charge each message in order; False for one the balance could not cover (nothing stored)."""
+        return await self._writer.write(lambda c: self._accept(c, messages))
+
+    def _accept(self, c: sqlite3.Connection, messages: Sequence[NewMessage]) -> tuple[bool, ...]:
+        results: list[bool] = []
+        for message in messages:
+            charge = message.charge_micro
+            if charge and self._balance(c, message.account) < charge:
+                results.append(False)
+                continue
+            state = State.SCHEDULED if message.start_ms > message.submitted_ms else State.ACCEPTED
+            cursor = c.execute(
+                "INSERT INTO messages (message_id, dest_index, account, service_type, source_addr, source_addr_ton,"
+                " source_addr_npi, destination_addr, dest_addr_ton, dest_addr_npi, route, modem_group, esm_class,"
+                " registered_delivery, data_coding, flash, gateway_split, short_message, submitted_at, start_at,"
+                " expires_at, state, segment_count, charged)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    message.message_id,
+                    message.dest_index,
+                    message.account,
+                    message.service_type,
+                    message.source.addr,
+                    message.source.ton,
+                    message.source.npi,
+                    message.destination.addr,
+                    message.destination.ton,
+                    message.destination.npi,
+                    message.route,
+                    message.modem_group,
+                    message.esm_class,
+                    message.registered_delivery,
+                    message.data_coding,
+                    int(message.flash),
+                    int(message.gateway_split),
+                    message.short_message,
+                    message.submitted_ms,
+                    message.start_ms,
+                    message.expires_ms,
+                    int(state),
+                    len(message.segments),
+                    charge,
+                ),
+            )
+            rowid = cursor.lastrowid
+            c.executemany(
+                "INSERT INTO segments (message, seq, destination, data_coding, udh, user_data, state, due_at, charge)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        rowid,
+                        seq,
+                        message.destination.addr,
+                        segment.data_coding,
+                        segment.udh,
+                        segment.user_data,
+                        int(state),
+                        message.start_ms,
+                        message.price_per_segment_micro,
+                    )
+                    for seq, segment in enumerate(message.segments)
+                ],
+            )
+            if charge:
+                self._ledger(c, message.account, "charge", -charge, message.submitted_ms, message.message_id, "")
+            results.append(True)
+        if any(results):
+            self._writer.after_commit(self._notify_work)
+        return tuple(results)
+
+    # -- billing ----------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _balance(c: sqlite3.Connection, account: str) -> int:
+        row = c.execute("SELECT balance FROM accounts WHERE name = ?", (account,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _ledger(
+        self, c: sqlite3.Connection, account: str, kind: str, amount: int, now_ms: int, message_id: str | None, note: str
+    ) -> int:
+        c.execute(
+            "INSERT INTO accounts (name, balance) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET balance = balance + excluded.balance",
+            (account, amount),
+        )
+        balance = self._balance(c, account)
+        c.execute(
+            "INSERT INTO ledger (account, at, kind, amount, balance_after, message_id, note) VALUES (?,?,?,?,?,?,?)",
+            (account, now_ms, kind, amount, balance, message_id, note),
+        )
+        return balance
+
+    async def topup(self, account: str, amount_micro: int, now_ms: int, note: str = "") -> int:
+        """Credit (or, negative, debit) an account as an operator; returns the new balance."""
+        kind = "topup" if amount_micro >= 0 else "adjust"
+
+        def op(c: sqlite3.Connection) -> int:
+            balance = self._ledger(c, account, kind, amount_micro, now_ms, None, note)
+            self._audit(c, now_ms, kind, account, None, f"amount={amount_micro} note={note}")
+            return balance
+
+        return await self._writer.write(op)
+
+    async def balance(self, account: str) -> int:
+        return await self._read(lambda c: self._balance(c, account))
+
+    async def ledger(self, account: str, limit: int) -> list[LedgerEntry]:
+        def fn(c: sqlite3.Connection) -> list[LedgerEntry]:
+            rows = c.execute(
+                "SELECT at, kind, amount, balance_after, message_id, note FROM ledger WHERE account = ?"
+                " ORDER BY id DESC LIMIT ?",
+                (account, limit),
+            ).fetchall()
+            return [LedgerEntry(*row) for row in reversed(rows)]
+
+        return await self._read(fn)
+
+    @staticmethod
+    def _audit(
+        c: sqlite3.Connection, now_ms: int, event: str, account: str | None, message_id: str | None, detail: str
+    ) -> None:
+        c.execute(
+            "INSERT INTO audit (at, event, account, message_id, detail) VALUES (?,?,?,?,?)",
+            (now_ms, event, account, message_id, detail),
+        )
+
+    # -- state changes ----------------------------------------------------------------------------------------
+
+    def _segment(self, c: sqlite3.Connection, rowid: int) -> SegmentRow:
+        row = c.execute("SELECT id, message, state, sent_at, charge FROM segments WHERE id = ?", (rowid,)).fetchone()
+        return SegmentRow(row[0], row[1], State(row[2]), row[3], row[4])
+
+    def _change(
+        self,
+        c: sqlite3.Connection,
+        segment: SegmentRow,
+        event: Event,
+        now_ms: int,
+        *,
+        due_at: int | None = None,
+        error_code: int | None = None,
+    ) -> State:
+        new = transition(segment.state, event)
+        final = new in FINAL
+        c.execute(
+            "UPDATE segments SET state = ?, due_at = ?, error_code = COALESCE(?, error_code), final_at = ?"
+            " WHERE id = ?",
+            (int(new), None if final else due_at, error_code, now_ms if final else None, segment.rowid),
+        )
+        if final and new is not State.DELIVERED and segment.sent_at is None and segment.charge:
+            account, message_id = c.execute(
+                "SELECT account, message_id FROM messages WHERE id = ?", (segment.message,)
+            ).fetchone()
+            self._ledger(c, account, "refund", segment.charge, now_ms, message_id, f"segment not sent: {new.name}")
+        intermediate = event in (Event.TEMPORARY_FAILURE, Event.NETWORK_ENROUTE)
+        self._update_message(c, segment.message, now_ms, intermediate=intermediate)
+        return new
+
+    def _update_message(self, c: sqlite3.Connection, rowid: int, now_ms: int, *, intermediate: bool) -> None:
+        segments = c.execute(
+            "SELECT state, error_code FROM segments WHERE message = ? ORDER BY seq", (rowid,)
+        ).fetchall()
+        derived = message_state(State(s) for s, _ in segments)
+        row = c.execute(
+            "SELECT state, registered_delivery, account, message_id, source_addr, source_addr_ton, source_addr_npi,"
+            " destination_addr, dest_addr_ton, dest_addr_npi, submitted_at, segment_count, short_message,"
+            " data_coding, service_type FROM messages WHERE id = ?",
+            (rowid,),
+        ).fetchone()
+        previous = State(row[0])
+        registered_delivery = row[1]
+        final = derived in FINAL
+        error_code = next((e for s, e in segments if State(s) is derived and e), 0) if final else 0
+        if derived is not previous:
+            c.execute(
+                "UPDATE messages SET state = ?, final_at = ?, error_code = ? WHERE id = ?",
+                (int(derived), now_ms if final else None, error_code, rowid),
+            )
+        if final and derived is not previous:
+            if not wants_final_receipt(registered_delivery, derived):
+                return
+        elif not (intermediate and wants_intermediate_receipt(registered_delivery)):
+            return
+        record = ReceiptRecord(
+            message_id=row[3],
+            source=Address(row[7], row[8], row[9]),
+            destination=Address(row[4], row[5], row[6]),
+            state=derived,
+            error_code=error_code,
+            submitted_ms=row[10],
+            done_ms=now_ms,
+            submitted_segments=row[11],
+            delivered_segments=sum(1 for s, _ in segments if s == State.DELIVERED),
+            text=bytes(row[12][:RECEIPT_TEXT_BYTES]),
+            data_coding=row[13],
+            service_type=row[14],
+        )
+        self._outbox_add(c, row[2], "receipt", _encode_receipt(record), now_ms)
+
+    def _outbox_add(self, c: sqlite3.Connection, account: str, kind: str, record: str, now_ms: int) -> None:
+        c.execute(
+            "INSERT INTO outbox (account, kind, record, created_at) VALUES (?,?,?,?)", (account, kind, record, now_ms)
+        )
+        self._writer.after_commit(lambda: self.notify_outbox(account))
+
+    # -- the dispatcher's side --------------------------------------------------------------------------------
+
+    async def next_due_ms(self) -> int | None:
+        def fn(c: sqlite3.Connection) -> int | None:
+            row = c.execute("SELECT MIN(due_at) FROM segments WHERE due_at IS NOT NULL").fetchone()
+            return None if row[0] is None else int(row[0])
+
+        return await self._read(fn)
+
+    async def claim_due(self, now_ms: int, limit: int) -> list[Handoff]:
+        """Expire what is past its validity and hand off up to `limit` due segments (committed before return)."""
+        return await self._writer.write(lambda c: self._claim_due(c, now_ms, limit))
+
+    def _claim_due(self, c: sqlite3.Connection, now_ms: int, limit: int) -> list[Handoff]:
+        rows = c.execute(
+            "SELECT s.id, s.message, s.state, s.sent_at, s.charge, s.seq, s.destination, s.data_coding, s.udh,"
+            " s.user_data, s.attempts, s.error_code, m.message_id, m.dest_index, m.flash, m.modem_group,"
+            " m.expires_at FROM segments s INDEXED BY segments_due JOIN messages m ON m.id = s.message"
+            " WHERE s.due_at <= ? ORDER BY s.due_at LIMIT ?",
+            (now_ms, limit),
+        ).fetchall()
+        handoffs: list[Handoff] = []
+        for row in rows:
+            segment = SegmentRow(row[0], row[1], State(row[2]), row[3], row[4])
+            expires_at = row[16]
+            if segment.state is State.PROCESSING or now_ms >= expires_at:
+                self._change(c, segment, Event.VALIDITY_ENDED, now_ms, error_code=row[11] or EXPIRED_ERROR)
+                continue
+            self._change(c, segment, Event.HAND_OFF, now_ms)
+            c.execute(
+                "UPDATE segments SET handoff_at = ?, attempts = attempts + 1 WHERE id = ?", (now_ms, segment.rowid)
+            )
+            handoffs.append(
+                Handoff(
+                    segment_rowid=segment.rowid,
+                    segment_id=f"{row[12]}.{row[13]}.{row[5]}",
+                    destination=row[6],
+                    data_coding=row[7],
+                    user_data=bytes(row[9]),
+                    udh=bytes(row[8]),
+                    flash=bool(row[14]),
+                    modem_group=row[15],
+                    expires_ms=expires_at,
+                    attempts=row[10] + 1,
+                )
+            )
+        return handoffs
+
+    async def record_sent(self, segment_rowid: int, sent: Sent, report_deadline_ms: int, now_ms: int) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            segment = self._segment(c, segment_rowid)
+            c.execute(
+                "UPDATE segments SET sent_at = ?, modem = ?, modem_msisdn = ?, tp_mr = ? WHERE id = ?",
+                (to_ms(sent.sent_at), sent.modem, sent.modem_msisdn, sent.tp_mr, segment_rowid),
+            )
+            self._change(c, segment, Event.SENT, now_ms, due_at=report_deadline_ms)
+
+        await self._writer.write(op)
+
+    async def record_failure(
+        self, segment_rowid: int, *, temporary: bool, error_code: int, retry_at_ms: int, now_ms: int
+    ) -> State:
+        """A temporary failure is due again at `retry_at_ms` (or at validity end, whichever is first)."""
+
+        def op(c: sqlite3.Connection) -> State:
+            segment = self._segment(c, segment_rowid)
+            if not temporary:
+                return self._change(c, segment, Event.PERMANENT_FAILURE, now_ms, error_code=error_code)
+            (expires_at,) = c.execute("SELECT expires_at FROM messages WHERE id = ?", (segment.message,)).fetchone()
+            self._writer.after_commit(self._notify_work)
+            return self._change(
+                c, segment, Event.TEMPORARY_FAILURE, now_ms, due_at=min(retry_at_ms, expires_at), error_code=error_code
+            )
+
+        return await self._writer.write(op)
+
+    async def apply_status_report(
+        self, report: StatusReport, now_ms: int, window_ms: int, retry_at_ms: int
+    ) -> State | None:
+        """Persist the report and apply it to the segment it matches; None when it matches none."""
+
+        def op(c: sqlite3.Connection) -> State | None:
+            segment = self._match_report(c, report, now_ms - window_ms)
+            c.execute(
+                "INSERT INTO status_reports (received_at, modem, tp_mr, recipient, tp_st, discharge_time, segment)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (
+                    now_ms,
+                    report.modem,
+                    report.tp_mr,
+                    report.recipient,
+                    report.tp_st,
+                    to_ms(report.discharge_time),
+                    None if segment is None else segment.rowid,
+                ),
+            )
+            if segment is None:
+                return None
+            event = report_event(report.tp_st)
+            due_at: int | None = None
+            if event is Event.TEMPORARY_FAILURE:
+                (expires_at,) = c.execute(
+                    "SELECT expires_at FROM messages WHERE id = ?", (segment.message,)
+                ).fetchone()
+                due_at = min(retry_at_ms, expires_at)
+                self._writer.after_commit(self._notify_work)
+            elif event is Event.NETWORK_ENROUTE:
+                due_at = c.execute("SELECT due_at FROM segments WHERE id = ?", (segment.rowid,)).fetchone()[0]
+            error = 0 if event is Event.DELIVERED else report.tp_st
+            return self._change(c, segment, event, now_ms, due_at=due_at, error_code=error)
+
+        return await self._writer.write(op)
+
+    def _match_report(self, c: sqlite3.Connection, report: StatusReport, since_ms: int) -> SegmentRow | None:
+        """The latest segment sent by that modem with that TP-MR to that recipient, still awaiting its report."""
+        rows = c.execute(
+            "SELECT id, message, state, sent_at, charge, destination FROM segments INDEXED BY segments_awaiting_report"
+            " WHERE modem = ? AND tp_mr = ? AND state = 4 AND sent_at IS NOT NULL AND sent_at >= ?"
+            " ORDER BY sent_at DESC",
+            (report.modem, report.tp_mr, since_ms),
+        ).fetchall()
+        for row in rows:
+            if same_number(row[5], report.recipient):
+                return SegmentRow(row[0], row[1], State(row[2]), row[3], row[4])
+        return None
+
+    async def recover(self, now_ms: int) -> Recovery:
+        """Apply the hand-off recovery rule (module docstring); call once at start, before dispatching."""
+
+        def op(c: sqlite3.Connection) -> Recovery:
+            rows = c.execute(
+                "SELECT s.id, s.message, s.state, s.sent_at, s.charge, m.account, m.message_id, s.seq"
+                " FROM segments s INDEXED BY segments_in_flight JOIN messages m ON m.id = s.message"
+                " WHERE s.state = 4 AND s.sent_at IS NULL"
+            ).fetchall()
+            for row in rows:
+                self._change(c, SegmentRow(row[0], row[1], State(row[2]), row[3], row[4]), Event.INTERRUPTED,
+                             now_ms, due_at=now_ms)
+                self._audit(c, now_ms, "handoff_interrupted", row[5], row[6], f"segment={row[7]} resend=1")
+                log.warning("hand-off interrupted by restart, sending again message_id=%s segment=%d", row[6], row[7])
+            if rows:
+                self._writer.after_commit(self._notify_work)
+            (open_segments,) = c.execute("SELECT COUNT(*) FROM segments WHERE due_at IS NOT NULL").fetchone()
+            return Recovery(interrupted_handoffs=len(rows), open_segments=open_segments)
+
+        return await self._writer.write(op)
+
+    # -- ESME operations on stored messages -------------------------------------------------------------------
+
+    async def find(self, account: str, message_id: str) -> list[StoredMessage]:
+        return await self._read(lambda c: self._find(c, account, message_id))
+
+    def _find(self, c: sqlite3.Connection, account: str, message_id: str) -> list[StoredMessage]:
+        rows = c.execute(
+            "SELECT id, message_id, dest_index, account, source_addr, source_addr_ton, source_addr_npi,"
+            " destination_addr, dest_addr_ton, dest_addr_npi, state, submitted_at, final_at, error_code,"
+            " segment_count, charged FROM messages WHERE message_id = ? AND account = ? ORDER BY dest_index",
+            (message_id, account),
+        ).fetchall()
+        found = []
+        for row in rows:
+            states = tuple(
+                State(s) for (s,) in c.execute("SELECT state FROM segments WHERE message = ? ORDER BY seq", (row[0],))
+            )
+            found.append(
+                StoredMessage(
+                    message_id=row[1],
+                    dest_index=row[2],
+                    account=row[3],
+                    source=Address(row[4], row[5], row[6]),
+                    destination=Address(row[7], row[8], row[9]),
+                    state=State(row[10]),
+                    submitted_ms=row[11],
+                    final_ms=row[12],
+                    error_code=row[13],
+                    segment_count=row[14],
+                    charged_micro=row[15],
+                    segment_states=states,
+                )
+            )
+        return found
+
+    async def cancel(
+        self, account: str, message_id: str | None, source_addr: str, destination_addr: str, now_ms: int
+    ) -> int:
+        """Cancel every matching message not yet handed off; NotCancellable if none matches or any is too late.
+
+        With a message_id: that message (all its destinations, or the one `destination_addr` names). Without: every
+        open message of the account from `source_addr` to `destination_addr` (SMPP 3.4 4.9.1).
+        """
+
+        def op(c: sqlite3.Connection) -> int:
+            if message_id is not None:
+                rows = c.execute(
+                    "SELECT id, destination_addr FROM messages WHERE message_id = ? AND account = ?",
+                    (message_id, account),
+                ).fetchall()
+                rowids = [r for r, dest in rows if not destination_addr or same_number(dest, destination_addr)]
+            else:
+                rowids = [
+                    r
+                    for (r,) in c.execute(
+                        "SELECT id FROM messages WHERE account = ? AND destination_addr = ? AND source_addr = ?"
+                        " AND final_at IS NULL",
+                        (account, destination_addr, source_addr),
+                    )
+                ]
+            if not rowids:
+                raise NotCancellable("no such message")
+            segments = [
+                SegmentRow(r[0], r[1], State(r[2]), r[3], r[4])
+                for rowid in rowids
+                for r in c.execute(
+                    "SELECT id, message, state, sent_at, charge FROM segments WHERE message = ?", (rowid,)
+                )
+            ]
+            late = [s for s in segments if s.state not in PENDING or s.sent_at is not None]
+            if late:
+                raise NotCancellable(f"{len(late)} segment(s) already handed off or final")
+            for segment in segments:
+                self._change(c, segment, Event.CANCEL, now_ms)
+            return len(rowids)
+
+        return await self._writer.write(op)
+
+    async def replace(
+        self,
+        account: str,
+        message_id: str,
+        *,
+        segments: Sequence[NewSegment] | None,
+        short_message: bytes | None,
+        window: tuple[int, int] | None,
+        registered_delivery: int | None,
+        price_per_segment_micro: int,
+        now_ms: int,
+    ) -> None:
+        """Replace text (already segmented), schedule/validity (start, expiry) and registered_delivery of a
+        message no segment of which has been handed off. A different segment count is charged or refunded."""
+
+        def op(c: sqlite3.Connection) -> None:
+            row = c.execute(
+                "SELECT id, destination_addr, charged, start_at, expires_at FROM messages"
+                " WHERE message_id = ? AND account = ?",
+                (message_id, account),
+            ).fetchall()
+            if len(row) != 1:
+                raise NotCancellable("no such message" if not row else "submit_multi messages cannot be replaced")
+            rowid, destination, charged, start_at, expires_at = row[0]
+            states = c.execute("SELECT state, handoff_at FROM segments WHERE message = ?", (rowid,)).fetchall()
+            if any(State(s) not in (State.ACCEPTED, State.SCHEDULED) or h is not None for s, h in states):
+                raise NotCancellable("already handed off or final")
+            if window is not None:
+                start_at, expires_at = window
+            state = State.SCHEDULED if start_at > now_ms else State.ACCEPTED
+            if segments is not None:
+                new_charge = price_per_segment_micro * len(segments)
+                difference = new_charge - charged
+                if difference > 0 and self._balance(c, account) < difference:
+                    raise InsufficientBalance("balance does not cover the replacement")
+                if difference:
+                    kind = "charge" if difference > 0 else "refund"
+                    self._ledger(c, account, kind, -difference, now_ms, message_id, "replace_sm")
+                c.execute("DELETE FROM segments WHERE message = ?", (rowid,))
+                c.executemany(
+                    "INSERT INTO segments (message, seq, destination, data_coding, udh, user_data, state, due_at,"
+                    " charge) VALUES (?,?,?,?,?,?,?,?,?)",
+                    [
+                        (rowid, seq, destination, s.data_coding, s.udh, s.user_data, int(state), start_at,
+                         price_per_segment_micro)
+                        for seq, s in enumerate(segments)
+                    ],
+                )
+                c.execute(
+                    "UPDATE messages SET short_message = ?, segment_count = ?, charged = ? WHERE id = ?",
+                    (short_message, len(segments), new_charge, rowid),
+                )
+            else:
+                c.execute("UPDATE segments SET state = ?, due_at = ? WHERE message = ?", (int(state), start_at, rowid))
+            c.execute(
+                "UPDATE messages SET start_at = ?, expires_at = ?, state = ?,"
+                " registered_delivery = COALESCE(?, registered_delivery) WHERE id = ?",
+                (start_at, expires_at, int(state), registered_delivery, rowid),
+            )
+            self._audit(c, now_ms, "replace", account, message_id, "")
+            self._writer.after_commit(self._notify_work)
+
+        await self._writer.write(op)
+
+    # -- MO and the outbox ------------------------------------------------------------------------------------
+
+    async def store_mo(self, sms: IncomingSms, account: str | None, now_ms: int) -> int:
+        """Persist an incoming SMS; with an account it also waits in that account's outbox."""
+
+        def op(c: sqlite3.Connection) -> int:
+            received_ms = to_ms(sms.received_at)
+            cursor = c.execute(
+                "INSERT INTO mo_messages (received_at, modem, modem_msisdn, originator, data_coding, text, user_data,"
+                " flash, incomplete, account) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    now_ms,
+                    sms.modem,
+                    sms.modem_msisdn,
+                    sms.originator,
+                    sms.data_coding,
+                    sms.text,
+                    sms.user_data,
+                    int(sms.flash),
+                    int(sms.incomplete),
+                    account,
+                ),
+            )
+            rowid = int(cursor.lastrowid or 0)
+            if account is not None:
+                record = MoRecord(
+                    mo_rowid=rowid,
+                    originator=sms.originator,
+                    recipient=sms.modem_msisdn,
+                    text=sms.text,
+                    data_coding=sms.data_coding,
+                    user_data=sms.user_data,
+                    received_ms=received_ms,
+                    flash=sms.flash,
+                )
+                self._outbox_add(c, account, "mo", _encode_mo(record), now_ms)
+            return rowid
+
+        return await self._writer.write(op)
+
+    async def outbox_fetch(self, account: str, exclude: frozenset[str], limit: int) -> list[OutboxEntry]:
+        def fn(c: sqlite3.Connection) -> list[OutboxEntry]:
+            entries: list[OutboxEntry] = []
+            for rowid, kind, record in c.execute(
+                "SELECT id, kind, record FROM outbox WHERE account = ? ORDER BY id", (account,)
+            ):
+                if str(rowid) in exclude:
+                    continue
+                entries.append(OutboxEntry(str(rowid), account, _decode(kind, record)))
+                if len(entries) >= limit:
+                    break
+            return entries
+
+        return await self._read(fn)
+
+    async def outbox_delete(self, item_id: str) -> bool:
+        def op(c: sqlite3.Connection) -> bool:
+            return c.execute("DELETE FROM outbox WHERE id = ?", (int(item_id),)).rowcount > 0
+
+        return await self._writer.write(op)
+
+    # -- retention and export ---------------------------------------------------------------------------------
+
+    async def purge(self, before_ms: int, batch: int) -> int:
+        """Delete one batch of messages final before `before_ms` (with their segments and old reports)."""
+
+        def op(c: sqlite3.Connection) -> int:
+            rowids = [
+                (r,)
+                for (r,) in c.execute(
+                    "SELECT id FROM messages INDEXED BY messages_final WHERE final_at < ? LIMIT ?", (before_ms, batch)
+                )
+            ]
+            c.executemany("DELETE FROM segments WHERE message = ?", rowids)
+            c.executemany("DELETE FROM messages WHERE id = ?", rowids)
+            for table, column in (("status_reports", "received_at"), ("mo_messages", "received_at"), ("audit", "at")):
+                c.execute(
+                    f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {column} < ? LIMIT ?)",
+                    (before_ms, batch),
+                )
+            return len(rowids)
+
+        return await self._writer.write(op)
+
+    def history_rows(self, from_ms: int, to_ms_: int, account: str | None) -> Iterator[tuple[Any, ...]]:
+        """Messages submitted in [from, to), oldest first, streamed from the reader connection (no Trio needed)."""
+        sql = (
+            "SELECT message_id, dest_index, account, source_addr, destination_addr, submitted_at, state, final_at,"
+            " error_code, segment_count, charged FROM messages WHERE submitted_at >= ? AND submitted_at < ?"
+        )
+        parameters: tuple[Any, ...] = (from_ms, to_ms_)
+        if account is not None:
+            sql += " AND account = ?"
+            parameters += (account,)
+        yield from self._reader.execute(sql + " ORDER BY submitted_at, id", parameters)
+
+
+def same_number(a: str, b: str) -> bool:
+    """Whether two renderings of a number name the same handset (`+44…`, `44…`, national `07…`)."""
+    a, b = a.lstrip("+"), b.lstrip("+")
+    if a == b:
+        return True
+    # National vs international forms share the subscriber number; 9 digits is the shortest common length.
+    shortest = min(len(a), len(b))
+    return shortest >= 9 and a.isdigit() and b.isdigit() and a[-9:] == b[-9:]
+
+
+def _encode_receipt(record: ReceiptRecord) -> str:
+    return json.dumps(
+        {
+            "message_id": record.message_id,
+            "source": [record.source.addr, record.source.ton, record.source.npi],
+            "destination": [record.destination.addr, record.destination.ton, record.destination.npi],
+            "state": int(record.state),
+            "error_code": record.error_code,
+            "submitted_ms": record.submitted_ms,
+            "done_ms": record.done_ms,
+            "submitted_segments": record.submitted_segments,
+            "delivered_segments": record.delivered_segments,
+            "text": record.text.hex(),
+            "data_coding": record.data_coding,
+            "service_type": record.service_type,
+        }
+    )
+
+
+def _encode_mo(record: MoRecord) -> str:
+    return json.dumps(
+        {
+            "mo_rowid": record.mo_rowid,
+            "originator": record.originator,
+            "recipient": record.recipient,
+            "text": record.text,
+            "data_coding": record.data_coding,
+            "user_data": record.user_data.hex(),
+            "received_ms": record.received_ms,
+            "flash": record.flash,
+        }
+    )
+
+
+def _decode(kind: str, text: str) -> ReceiptRecord | MoRecord:
+    data = json.loads(text)
+    if kind == "mo":
+        return MoRecord(**{**data, "user_data": bytes.fromhex(data["user_data"])})
+    return ReceiptRecord(
+        **{
+            **data,
+            "source": Address(*data["source"]),
+            "destination": Address(*data["destination"]),
+            "state": State(data["state"]),
+            "text": bytes.fromhex(data["text"]),
+        }
+    )
+
+
+def connect(path: str, config: StoreConfig) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+    """Open the writer and reader connections and bring the schema up to date (blocking: call in a thread)."""
+    synchronous = config.synchronous.upper()
+    if synchronous not in _SYNCHRONOUS:
+        raise ValueError(f"store.synchronous must be one of {sorted(_SYNCHRONOUS)}, got {config.synchronous!r}")
+
+    def open_one() -> sqlite3.Connection:
+        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=config.busy_timeout_s)
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute(f"PRAGMA synchronous = {synchronous}")
+        return connection
+
+    writer = open_one()
+    migrate(writer)
+    return writer, open_one()
+
+
+@asynccontextmanager
+async def open_store(path: str | Path, config: StoreConfig) -> AsyncIterator[SqliteStore]:
+    """The store with its writer task running; closed (after pending writes finish) when the block exits."""
+    connections = await trio.to_thread.run_sync(connect, str(path), config)
+    store = SqliteStore(str(path), config, connections)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(store.run)
+            yield store
+            nursery.cancel_scope.cancel()
+    finally:
+        store.close()

@@ -1,0 +1,129 @@
+"""Group commit: one Trio task owns the write connection and commits whatever is pending as one transaction.
+
+Callers `await writer.write(op)`; `op(connection)` runs in a worker thread inside the batch's transaction, within
+its own SAVEPOINT, so one refused operation (an exception it raises) is rolled back alone and raised to its caller
+while the rest of the batch commits. `write` returns only after COMMIT: a result the caller sees is durable.
+Many concurrent submissions therefore cost one fsync, and the SQLite calls never block the Trio thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import trio
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+WriteOp = Callable[[sqlite3.Connection], T]
+
+
+class StoreClosed(Exception):
+    """The writer is not running (not started yet, or shut down)."""
+
+
+@dataclass(slots=True)
+class _Pending(Generic[T]):
+    op: WriteOp[T]
+    done: trio.Event = field(default_factory=trio.Event)
+    result: T | None = None
+    error: BaseException | None = None
+
+
+class GroupCommitWriter:
+    def __init__(self, connection: sqlite3.Connection, *, max_batch: int, queue_size: int) -> None:
+        self._connection = connection
+        self._max_batch = max_batch
+        self._send, self._receive = trio.open_memory_channel[_Pending[Any]](queue_size)
+        self._after_commit: list[Callable[[], None]] = []
+        self.batches = 0
+        self.operations = 0
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` in the Trio thread after the current batch commits (e.g. to wake waiters).
+
+        Call it from inside an op; callbacks of a batch that rolled back are dropped.
+        """
+        self._after_commit.append(callback)
+
+    async def write(self, op: WriteOp[T]) -> T:
+        pending: _Pending[T] = _Pending(op)
+        try:
+            await self._send.send(pending)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise StoreClosed("store writer is not running") from None
+        await pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        return pending.result  # type: ignore[return-value]
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve writes until cancelled; the connection stays open for its owner to close."""
+        task_status.started()
+        try:
+            async for first in self._receive:
+                batch = [first]
+                while len(batch) < self._max_batch:
+                    try:
+                        batch.append(self._receive.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                await self._commit(batch)
+        finally:
+            self._send.close()
+            self._fail_queued(StoreClosed("store closed before the write ran"))
+
+    def _fail_queued(self, error: BaseException) -> None:
+        while True:
+            try:
+                pending = self._receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                return
+            pending.error = error
+            pending.done.set()
+
+    async def _commit(self, batch: list[_Pending[Any]]) -> None:
+        callbacks: list[Callable[[], None]] = []
+        try:
+            # Shielded: once a batch is in a transaction it must finish, or callers would wait forever.
+            with trio.CancelScope(shield=True):
+                callbacks = await trio.to_thread.run_sync(self._run_batch, batch)
+        except sqlite3.Error as exc:
+            log.error("group commit failed batch=%d error=%s", len(batch), exc)
+            for pending in batch:
+                if pending.error is None:
+                    pending.error = exc
+        self.batches += 1
+        self.operations += len(batch)
+        for pending in batch:
+            pending.done.set()
+        for callback in callbacks:
+            callback()
+
+    def _run_batch(self, batch: list[_Pending[Any]]) -> list[Callable[[], None]]:
+        connection = self._connection
+        committed: list[Callable[[], None]] = []
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for pending in batch:
+                connection.execute("SAVEPOINT op")
+                mark = len(self._after_commit)
+                try:
+                    pending.result = pending.op(connection)
+                except Exception as exc:  # the op's own refusal: undo just this op and hand the error back
+                    connection.execute("ROLLBACK TO op")
+                    del self._after_commit[mark:]
+                    pending.error = exc
+                connection.execute("RELEASE op")
+            connection.execute("COMMIT")
+            committed, self._after_commit = self._after_commit, []
+        except BaseException:
+            self._after_commit = []
+            if connection.in_transaction:
+                connection.rollback()
+            raise
+        return committed

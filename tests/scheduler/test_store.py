@@ -1,0 +1,217 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import trio
+
+from smsgw.config import StoreConfig
+from smsgw.modem.seams import IncomingSms, Sent, StatusReport
+from smsgw.scheduler.ids import MessageIdGenerator
+from smsgw.scheduler.model import Address, NewMessage, NewSegment, ReceiptRecord
+from smsgw.scheduler.sqlite_store import NotCancellable, SqliteStore, open_store
+from smsgw.scheduler.states import State
+from smsgw.scheduler.timing import from_ms, to_ms
+
+T0 = to_ms(datetime(2026, 1, 1, tzinfo=UTC))
+_ids = MessageIdGenerator()
+
+
+def new_message(
+    *,
+    account: str = "acme",
+    destination: str = "447911000001",
+    segments: int = 1,
+    price: int = 0,
+    start_ms: int = T0,
+    registered_delivery: int = 1,
+) -> NewMessage:
+    return NewMessage(
+        message_id=_ids.next(T0),
+        dest_index=0,
+        account=account,
+        service_type="",
+        source=Address("ACME", 5, 0),
+        destination=Address(destination, 1, 1),
+        route="default",
+        modem_group="default",
+        esm_class=0,
+        registered_delivery=registered_delivery,
+        data_coding=0,
+        flash=False,
+        gateway_split=segments > 1,
+        short_message=b"hello world",
+        submitted_ms=T0,
+        start_ms=start_ms,
+        expires_ms=start_ms + 7_200_000,
+        price_per_segment_micro=price,
+        segments=tuple(NewSegment(0, b"hello", b"") for _ in range(segments)),
+    )
+
+
+def sent(tp_mr: int) -> Sent:
+    return Sent(modem="m1", modem_msisdn="447700900001", tp_mr=tp_mr, sent_at=from_ms(T0 + 1000))
+
+
+async def test_accept_claim_send_report_delivers_and_queues_one_receipt(store: SqliteStore) -> None:
+    message = new_message(segments=2)
+    assert await store.accept([message]) == (True,)
+    assert await store.next_due_ms() == T0
+    handoffs = await store.claim_due(T0, 10)
+    assert [h.segment_id for h in handoffs] == [f"{message.message_id}.0.0", f"{message.message_id}.0.1"]
+    assert await store.claim_due(T0, 10) == []  # on a modem: not due again
+    for tp_mr, handoff in enumerate(handoffs):
+        await store.record_sent(handoff.segment_rowid, sent(tp_mr), T0 + 10_000_000, T0 + 1000)
+    (stored,) = await store.find("acme", message.message_id)
+    assert stored.state is State.PROCESSING
+    report = StatusReport("m1", 0, "+447911000001", 0, from_ms(T0 + 2000), from_ms(T0 + 1000))
+    assert await store.apply_status_report(report, T0 + 2000, 3_600_000, T0) is State.DELIVERED
+    assert await store.outbox_fetch("acme", frozenset(), 10) == []  # one part is still open
+    report = replace(report, tp_mr=1)
+    assert await store.apply_status_report(report, T0 + 3000, 3_600_000, T0) is State.DELIVERED
+    (entry,) = await store.outbox_fetch("acme", frozenset(), 10)
+    assert isinstance(entry.record, ReceiptRecord)
+    assert entry.record.state is State.DELIVERED and entry.record.delivered_segments == 2
+    assert entry.record.message_id == message.message_id
+    (stored,) = await store.find("acme", message.message_id)
+    assert stored.state is State.DELIVERED and stored.final_ms == T0 + 3000
+    assert await store.outbox_delete(entry.item_id)
+    assert await store.outbox_fetch("acme", frozenset(), 10) == []
+
+
+async def test_unmatched_report_is_kept_but_changes_nothing(store: SqliteStore) -> None:
+    report = StatusReport("m1", 7, "447911000001", 0, from_ms(T0), from_ms(T0))
+    assert await store.apply_status_report(report, T0, 3_600_000, T0) is None
+
+
+async def test_insufficient_balance_stores_and_charges_nothing(store: SqliteStore) -> None:
+    await store.topup("acme", 150, T0)
+    results = await store.accept([new_message(price=100), new_message(price=100)])
+    assert results == (True, False)
+    assert await store.balance("acme") == 50
+    kinds = [(e.kind, e.amount_micro, e.balance_after_micro) for e in await store.ledger("acme", 10)]
+    assert kinds == [("topup", 150, 150), ("charge", -100, 50)]
+
+
+async def test_concurrent_submissions_never_overdraw(store: SqliteStore) -> None:
+    await store.topup("acme", 1000, T0)
+    accepted: list[bool] = []
+
+    async def submit() -> None:
+        accepted.extend(await store.accept([new_message(price=30, segments=1)]))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(60):
+            nursery.start_soon(submit)
+    assert accepted.count(True) == 33
+    assert await store.balance("acme") == 10
+    assert store.writer.batches < 60  # they shared commits
+
+
+async def test_cancel_before_hand_off_refunds_and_queues_deleted_receipt(store: SqliteStore) -> None:
+    await store.topup("acme", 1000, T0)
+    message = new_message(price=100, segments=3, start_ms=T0 + 3_600_000)
+    await store.accept([message])
+    (stored,) = await store.find("acme", message.message_id)
+    assert stored.state is State.SCHEDULED
+    assert await store.cancel("acme", message.message_id, "", "", T0 + 5) == 1
+    assert await store.balance("acme") == 1000
+    (entry,) = await store.outbox_fetch("acme", frozenset(), 10)
+    assert isinstance(entry.record, ReceiptRecord) and entry.record.state is State.CANCELLED
+    assert await store.next_due_ms() is None
+
+
+async def test_cancel_after_hand_off_is_refused(store: SqliteStore) -> None:
+    message = new_message()
+    await store.accept([message])
+    await store.claim_due(T0, 10)
+    try:
+        await store.cancel("acme", message.message_id, "", "", T0)
+    except NotCancellable:
+        pass
+    else:
+        raise AssertionError("cancel after hand-off must fail")
+    try:
+        await store.cancel("other", message.message_id, "", "", T0)
+    except NotCancellable:
+        pass
+    else:
+        raise AssertionError("another account's message cannot be cancelled")
+
+
+async def test_expiry_of_pending_and_of_unreported_segments(store: SqliteStore) -> None:
+    await store.topup("acme", 1000, T0)
+    never_sent = new_message(price=100)
+    unreported = new_message(price=100)
+    await store.accept([never_sent])
+    await store.accept([unreported])
+    handoffs = await store.claim_due(T0, 10)
+    await store.record_failure(handoffs[0].segment_rowid, temporary=True, error_code=0, retry_at_ms=T0 + 30_000,
+                               now_ms=T0)
+    await store.record_sent(handoffs[1].segment_rowid, sent(5), never_sent.expires_ms + 600_000, T0)
+    assert await store.next_due_ms() == T0 + 30_000
+    assert len(await store.claim_due(T0 + 30_000, 10)) == 1  # retried
+    await store.record_failure(handoffs[0].segment_rowid, temporary=True, error_code=0,
+                               retry_at_ms=never_sent.expires_ms + 99, now_ms=T0 + 31_000)
+    assert await store.next_due_ms() == never_sent.expires_ms  # never later than validity
+    assert await store.claim_due(never_sent.expires_ms + 600_000, 10) == []
+    for message in (never_sent, unreported):
+        (stored,) = await store.find("acme", message.message_id)
+        assert stored.state is State.EXPIRED
+    assert await store.balance("acme") == 900  # the never-sent one is refunded, the sent one is not
+
+
+async def test_recovery_resends_interrupted_hand_off_once(tmp_path: Path, store_config: StoreConfig) -> None:
+    path = tmp_path / "r.db"
+    message = new_message()
+    async with open_store(path, store_config) as store:
+        await store.accept([message])
+        (handoff,) = await store.claim_due(T0, 10)
+    async with open_store(path, store_config) as store:
+        recovery = await store.recover(T0 + 5)
+        assert recovery.interrupted_handoffs == 1
+        (again,) = await store.claim_due(T0 + 5, 10)
+        assert again.segment_rowid == handoff.segment_rowid and again.attempts == 2
+    async with open_store(path, store_config) as store:
+        await store.record_sent(handoff.segment_rowid, sent(1), T0 + 9_000_000, T0 + 6)
+    async with open_store(path, store_config) as store:
+        assert (await store.recover(T0 + 7)).interrupted_handoffs == 0
+
+
+async def test_purge_removes_only_old_final_messages(store: SqliteStore) -> None:
+    old, fresh = new_message(), new_message()
+    await store.accept([old, fresh])
+    await store.cancel("acme", old.message_id, "", "", T0)
+    assert await store.purge(T0 + 1, 1) == 1
+    assert await store.find("acme", old.message_id) == []
+    assert len(await store.find("acme", fresh.message_id)) == 1
+    assert await store.purge(T0 + 1, 1) == 0
+
+
+async def test_mo_waits_in_the_outbox_of_its_account(store: SqliteStore) -> None:
+    sms = IncomingSms("m1", "447700900001", "447911000001", "hi", 0, datetime(2026, 1, 1, tzinfo=UTC))
+    await store.store_mo(sms, "acme", T0)
+    await store.store_mo(sms, None, T0)
+    (entry,) = await store.outbox_fetch("acme", frozenset(), 10)
+    assert entry.record.text == "hi"  # type: ignore[union-attr]
+    assert await store.outbox_fetch("acme", frozenset({entry.item_id}), 10) == []
+
+
+async def test_replace_changes_text_and_charge(store: SqliteStore) -> None:
+    await store.topup("acme", 1000, T0)
+    message = new_message(price=100, start_ms=T0 + timedelta(hours=1) // timedelta(milliseconds=1))
+    await store.accept([message])
+    await store.replace(
+        "acme",
+        message.message_id,
+        segments=[NewSegment(0, b"a", b""), NewSegment(0, b"b", b"")],
+        short_message=b"ab",
+        window=(T0, T0 + 3_600_000),
+        registered_delivery=None,
+        price_per_segment_micro=100,
+        now_ms=T0,
+    )
+    assert await store.balance("acme") == 800
+    (stored,) = await store.find("acme", message.message_id)
+    assert stored.segment_count == 2 and stored.state is State.ACCEPTED
