@@ -143,6 +143,8 @@ class MessageConfig:
     max_in_flight_segments: int = 64
     # A receipt/MO an ESME did not take (error, timeout, unbind) is offered again after this delay.
     outbox_redelivery_delay_s: float = 5.0
+    # The account that receives MO no other rule claims ('' = keep it stored, deliver it to nobody).
+    mo_default_account: str = ""
 
 
 @dataclass(frozen=True, slots=True)
