@@ -161,6 +161,8 @@ def parse_receipt(
     or without a state (in the text or the TLVs) raises PduError.
     """
     body = text.decode("latin-1") if isinstance(text, bytes) else text
+    # Some SMSCs send short_message as a C string, terminator included.
+    body = body.rstrip("\x00")
     fields = _fields(body)
     message_id = receipted_message_id or fields.get("id", "")
     if not message_id:
