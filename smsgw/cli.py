@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -29,8 +30,92 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # One `_add_<group>(commands)` call per command group; each sets `handler` via set_defaults.
+    _add_send(commands)
     _add_virtual_modem(commands)
     return parser
+
+
+def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    send = commands.add_parser(
+        "send",
+        help="submit SMS over SMPP (to this gateway or any SMSC), optionally wait for receipts",
+        description="Prints one line per message: number, OK or the SMPP error status name, message ids. "
+        "Exit 0 when every number was valid and every message accepted (and, with --wait-receipts, delivered).",
+    )
+    send.add_argument("--host", default="127.0.0.1")
+    send.add_argument("--port", type=int, default=2775)
+    send.add_argument("--system-id", required=True)
+    send.add_argument("--password", help="default: the SMSGW_PASSWORD environment variable")
+    to = send.add_mutually_exclusive_group(required=True)
+    to.add_argument("--to", metavar="N", help="one destination number")
+    to.add_argument("--to-file", metavar="numbers.csv", help="one number per line (first CSV column)")
+    send.add_argument("--text", required=True)
+    send.add_argument("--from", dest="source_addr", default="", metavar="SENDER", help="sender ID or number")
+    send.add_argument("--default-country-code", default="", metavar="CC", help="for national numbers, e.g. 44")
+    send.add_argument("--wait-receipts", action="store_true", help="wait for delivery receipts, print a summary")
+    send.add_argument("--receipt-timeout", type=float, default=300.0, metavar="SECONDS")
+    send.add_argument("--window", type=int, default=10, help="submit_sm sent before waiting for responses")
+    send.add_argument("--response-timeout", type=float, default=10.0, metavar="SECONDS")
+    send.set_defaults(handler=_cmd_send)
+
+
+def _cmd_send(args: argparse.Namespace) -> int:
+    from smsgw import client
+    from smsgw.pdu.errors import PduError
+
+    password = args.password if args.password is not None else os.environ.get("SMSGW_PASSWORD")
+    if password is None:
+        raise CliError("give --password or set SMSGW_PASSWORD")
+    if not args.text:
+        raise CliError("--text is empty")
+    if args.window < 1:
+        raise CliError("--window must be at least 1")
+    if args.to is not None:
+        try:
+            number = client.normalise_number(args.to, args.default_country_code)
+        except client.InvalidNumber as exc:
+            raise CliError(f"--to {args.to!r}: {exc}") from exc
+        recipients = client.RecipientList((client.Recipient(1, args.to, number),), ())
+    else:
+        try:
+            with open(args.to_file, encoding="utf-8-sig") as file:
+                recipients = client.read_recipients(file, args.default_country_code)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"{args.to_file}: {exc}") from exc
+        for rejected in recipients.rejected:
+            print(f"smsgw: {args.to_file}:{rejected.line}: {rejected.raw!r} not sent: {rejected.reason}", file=sys.stderr)
+        if not recipients.recipients:
+            raise CliError(f"{args.to_file}: no valid numbers")
+    try:
+        parts = client.split_text(args.text)
+    except PduError as exc:
+        raise CliError(f"--text: {exc}") from exc
+    settings = client.ClientSettings(
+        host=args.host,
+        port=args.port,
+        system_id=args.system_id,
+        password=password,
+        source_addr=args.source_addr,
+        window=args.window,
+        response_timeout_s=args.response_timeout,
+    )
+    show_progress = args.to_file is not None and sys.stderr.isatty()
+    try:
+        report = client.send_batch(
+            settings,
+            recipients.recipients,
+            parts,
+            wait_receipts_s=args.receipt_timeout if args.wait_receipts else None,
+            out=sys.stdout,
+            progress=sys.stderr if show_progress else None,
+        )
+    except client.SendError as exc:
+        print(f"smsgw: send failed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    if report.outcomes is not None:
+        print(client.format_summary(report.outcomes))
+    ok = report.all_accepted and report.all_delivered and not recipients.rejected
+    return EXIT_OK if ok else EXIT_FAILURE
 
 
 def _add_virtual_modem(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,0 +1,510 @@
+"""`smsgw send`: an SMPP client for people and scripts, on smpplib's PDU classes and a blocking socket.
+
+The pure parts (number normalisation, reading a numbers file, tracking receipts, rendering progress and the
+summary) take values and return values; `SmppSender` is the thin I/O shell. Responses are matched to requests by
+sequence number with a window of outstanding submissions, unlike smpplib's own `listen` loop.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Final, TextIO
+
+import smpplib.client
+import smpplib.command
+import smpplib.exceptions
+import smpplib.smpp
+
+from smsgw.pdu.dlr import parse_receipt
+from smsgw.pdu.errors import PduError
+from smsgw.pdu.segmentation import MAX_SEGMENTS_LIMIT, segment_text
+from smsgw.pdu.constants import CommandStatus, EsmClass, MessageState, esm_message_type, status_name
+
+log = logging.getLogger(__name__)
+
+# E.164: a country code never starts with 0 and a full number has at most 15 digits; the shortest numbers in
+# service (small island states) have 7.
+E164_MIN_DIGITS: Final = 7
+E164_MAX_DIGITS: Final = 15
+_FORMATTING: Final = str.maketrans("", "", " -.()\t")
+
+
+class InvalidNumber(ValueError):
+    """A destination that cannot be turned into an international number; the message says why."""
+
+
+def normalise_number(raw: str, default_country_code: str = "") -> str:
+    """International digits without '+' from what people write: `+44 7700-900001`, `0044…`, `011…`, `07700…`.
+
+    A leading `+`, `00` or (NANP) `011` marks an international number. Without one, the number is national and
+    gets `default_country_code`: a trunk `0` is dropped (`07700 900001` -> `447700900001`); a number already
+    starting with the country code is taken as international. `011` is the trunk prefix plus `11` outside NANP
+    (a Leeds number is `0113…`), so it means "international" only when the default country code is 1 or none.
+    """
+    text = raw.strip().translate(_FORMATTING)
+    country_code = default_country_code.strip().lstrip("+")
+    if country_code and (not country_code.isdigit() or country_code.startswith("0") or len(country_code) > 3):
+        raise InvalidNumber(f"default country code {default_country_code!r} is not 1-3 digits")
+    if not text:
+        raise InvalidNumber("empty")
+    if text.startswith("+"):
+        digits = text[1:]
+    elif text.startswith("00"):
+        digits = text[2:]
+    elif text.startswith("011") and country_code in ("", "1"):
+        digits = text[3:]
+    elif text.startswith("0"):
+        if not country_code:
+            raise InvalidNumber("national number (leading 0) and no default country code")
+        digits = country_code + text[1:]
+    elif country_code and not text.startswith(country_code):
+        digits = country_code + text
+    else:
+        digits = text
+    if not digits.isdigit() or not digits.isascii():
+        raise InvalidNumber("not a phone number (only digits, spaces, dashes, dots and parentheses)")
+    if digits.startswith("0"):
+        raise InvalidNumber("country code cannot start with 0")
+    if not E164_MIN_DIGITS <= len(digits) <= E164_MAX_DIGITS:
+        raise InvalidNumber(f"{len(digits)} digits; an international number has {E164_MIN_DIGITS}-{E164_MAX_DIGITS}")
+    return digits
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    line: int  # 1-based line in the numbers file (1 for --to)
+    raw: str
+    number: str
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedLine:
+    line: int
+    raw: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientList:
+    recipients: tuple[Recipient, ...]
+    rejected: tuple[RejectedLine, ...]
+
+
+def read_recipients(lines: Iterable[str], default_country_code: str = "") -> RecipientList:
+    """One number per line, in the first CSV column; blank lines and `#` comments skipped, a header row with no
+    digits skipped, a repeated number rejected (sent once)."""
+    recipients: list[Recipient] = []
+    rejected: list[RejectedLine] = []
+    first_line_of: dict[str, int] = {}
+    for line_no, line in enumerate(lines, start=1):
+        raw = line.split(",", 1)[0].strip().strip('"').strip()
+        if not raw or raw.startswith("#"):
+            continue
+        if line_no == 1 and not any(c.isdigit() for c in raw):
+            continue
+        try:
+            number = normalise_number(raw, default_country_code)
+        except InvalidNumber as exc:
+            rejected.append(RejectedLine(line_no, raw, str(exc)))
+            continue
+        if number in first_line_of:
+            rejected.append(RejectedLine(line_no, raw, f"duplicate of line {first_line_of[number]}"))
+            continue
+        first_line_of[number] = line_no
+        recipients.append(Recipient(line_no, raw, number))
+    return RecipientList(tuple(recipients), tuple(rejected))
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitPart:
+    """One submit_sm's payload: the client splits long text into UDH parts so any SMSC can take it."""
+
+    data_coding: int
+    esm_class: int
+    short_message: bytes
+
+
+def split_text(text: str, *, max_segments: int = MAX_SEGMENTS_LIMIT) -> tuple[SubmitPart, ...]:
+    """GSM 7-bit when every character fits, else UCS-2; parts never split an escape sequence or surrogate pair.
+    PduError when the text cannot be encoded or needs more than `max_segments` parts."""
+    segmented = segment_text(text, max_segments=max_segments, reference=random.randrange(256))
+    return tuple(
+        SubmitPart(
+            data_coding=segmented.data_coding,
+            esm_class=EsmClass.UDHI if part.udh else 0,
+            short_message=part.short_message,
+        )
+        for part in segmented.parts
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    recipient: Recipient
+    message_ids: tuple[str, ...]  # one per accepted part
+    command_status: int  # ESME_ROK, or the first failing part's status
+
+    @property
+    def accepted(self) -> bool:
+        return self.command_status == CommandStatus.ESME_ROK
+
+    def status_name(self) -> str:
+        return status_name(self.command_status)
+
+
+class Outcome(enum.Enum):
+    """What the summary table counts, from the receipt's message_state."""
+
+    DELIVERED = "delivered"
+    EXPIRED = "expired"
+    UNDELIVERABLE = "undeliverable"
+    REJECTED = "rejected"
+    DELETED = "deleted"
+    PENDING = "pending"
+
+
+_FINAL_OUTCOMES: Final = {
+    MessageState.DELIVERED: Outcome.DELIVERED,
+    MessageState.EXPIRED: Outcome.EXPIRED,
+    MessageState.UNDELIVERABLE: Outcome.UNDELIVERABLE,
+    MessageState.REJECTED: Outcome.REJECTED,
+    MessageState.DELETED: Outcome.DELETED,
+}
+SUMMARY_ROWS: Final = (Outcome.DELIVERED, Outcome.EXPIRED, Outcome.UNDELIVERABLE, Outcome.PENDING)
+
+
+@dataclass(slots=True)
+class ReceiptTracker:
+    """Which accepted messages still wait for a final receipt. A message the client split is final when every
+    part is; it is delivered only if all parts were, else it takes the first failed part's outcome."""
+
+    _messages: dict[str, tuple[str, ...]] = field(default_factory=dict)  # number -> part message_ids
+    _part_outcome: dict[str, Outcome] = field(default_factory=dict)  # message_id -> final outcome
+    _owner: dict[str, str] = field(default_factory=dict)  # message_id -> number
+
+    def expect(self, result: SubmitResult) -> None:
+        self._messages[result.recipient.number] = result.message_ids
+        for message_id in result.message_ids:
+            self._owner[message_id] = result.recipient.number
+
+    def receipt(self, message_id: str, message_state: int) -> bool:
+        """Record a receipt; False when the id is not one of ours (another client's message of the account).
+
+        A receipt can overtake its submit_sm_resp on a transceiver bind, so unknown ids are remembered too."""
+        try:
+            outcome = _FINAL_OUTCOMES[MessageState(message_state)]
+        except (ValueError, KeyError):
+            return message_id in self._owner  # intermediate (ENROUTE, ACCEPTED...): not final yet
+        self._part_outcome[message_id] = outcome
+        return message_id in self._owner
+
+    def knows(self, message_id: str) -> bool:
+        return message_id in self._owner
+
+    def outcome(self, number: str) -> Outcome:
+        parts = [self._part_outcome.get(m, Outcome.PENDING) for m in self._messages[number]]
+        if Outcome.PENDING in parts:
+            return Outcome.PENDING
+        return next((p for p in parts if p is not Outcome.DELIVERED), Outcome.DELIVERED)
+
+    def pending(self) -> int:
+        return sum(1 for number in self._messages if self.outcome(number) is Outcome.PENDING)
+
+    def summary(self) -> dict[Outcome, int]:
+        counts = {o: 0 for o in Outcome}
+        for number in self._messages:
+            counts[self.outcome(number)] += 1
+        return counts
+
+
+def format_summary(counts: dict[Outcome, int]) -> str:
+    rows = [o for o in Outcome if o in SUMMARY_ROWS or counts[o]]
+    width = max(len(o.value) for o in rows)
+    lines = [f"{'outcome':<{width}}  count", f"{'-' * width}  -----"]
+    lines += [f"{o.value:<{width}}  {counts[o]:>5}" for o in rows]
+    lines.append(f"{'total':<{width}}  {sum(counts.values()):>5}")
+    return "\n".join(lines)
+
+
+def render_progress(done: int, total: int, *, width: int = 30) -> str:
+    filled = width * done // total if total else width
+    percent = 100 * done // total if total else 100
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {percent:3d}%"
+
+
+class SendError(Exception):
+    """The session failed (connect, bind, lost connection, response timeout); the message names the step."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    host: str
+    port: int
+    system_id: str
+    password: str
+    source_addr: str = ""
+    window: int = 10
+    response_timeout_s: float = 10.0
+    enquire_link_interval_s: float = 30.0
+
+
+class SmppSender:
+    """One bind (transceiver when receipts are wanted, else transmitter) that submits with a window."""
+
+    def __init__(self, settings: ClientSettings, *, receive_receipts: bool) -> None:
+        self._settings = settings
+        self._receive_receipts = receive_receipts
+        self._client = smpplib.client.Client(
+            settings.host, settings.port, timeout=settings.response_timeout_s, allow_unknown_opt_params=True
+        )
+        self._in_flight: dict[int, tuple[int, int]] = {}  # sequence -> (message index, part index)
+        self._undecided: list[tuple[smpplib.command.DeliverSM, str]] = []  # receipts not yet known to be ours
+        self.tracker = ReceiptTracker()
+
+    def __enter__(self) -> SmppSender:
+        try:
+            self._client.connect()
+        except smpplib.exceptions.ConnectionError as exc:
+            raise SendError(f"cannot connect to {self._settings.host}:{self._settings.port}") from exc
+        bind = self._client.bind_transceiver if self._receive_receipts else self._client.bind_transmitter
+        try:
+            bind(system_id=self._settings.system_id, password=self._settings.password)
+        except smpplib.exceptions.PDUError as exc:
+            self._client.disconnect()
+            raise SendError(f"bind refused: {status_name(exc.args[1])}") from exc
+        except (smpplib.exceptions.ConnectionError, OSError) as exc:
+            self._client.disconnect()
+            raise SendError("connection lost during bind") from exc
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self._client.send_pdu(smpplib.smpp.make_pdu("unbind", client=self._client))
+            deadline = time.monotonic() + self._settings.response_timeout_s
+            while time.monotonic() < deadline:
+                if self._read_one() == "unbind_resp":
+                    break
+        except (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError, SendError):
+            log.debug("unbind not answered; closing anyway")
+        finally:
+            self._client.disconnect()
+
+    def submit_all(
+        self,
+        recipients: Sequence[Recipient],
+        parts: Sequence[SubmitPart],
+        on_result: Callable[[SubmitResult], None],
+    ) -> list[SubmitResult]:
+        """Submit every part to every recipient, at most `window` unanswered; results in recipient order as
+        each recipient's parts are all answered."""
+        statuses: list[list[int | None]] = [[None] * len(parts) for _ in recipients]
+        message_ids: list[list[str]] = [[""] * len(parts) for _ in recipients]
+        results: list[SubmitResult | None] = [None] * len(recipients)
+        next_to_report = 0
+
+        def report_ready() -> None:
+            nonlocal next_to_report
+            while next_to_report < len(recipients) and None not in statuses[next_to_report]:
+                i = next_to_report
+                failed = next((s for s in statuses[i] if s != CommandStatus.ESME_ROK), CommandStatus.ESME_ROK)
+                ids = tuple(m for m, s in zip(message_ids[i], statuses[i], strict=True) if s == 0)
+                result = SubmitResult(recipients[i], ids, int(failed))
+                results[i] = result
+                if self._receive_receipts and result.accepted:
+                    self.tracker.expect(result)
+                on_result(result)
+                next_to_report += 1
+
+        def on_response(sequence: int, command_status: int, message_id: str) -> None:
+            index, part = self._in_flight.pop(sequence)
+            statuses[index][part] = command_status
+            message_ids[index][part] = message_id
+            report_ready()
+            self._settle_undecided()
+
+        for index, recipient in enumerate(recipients):
+            for part_index, part in enumerate(parts):
+                while len(self._in_flight) >= self._settings.window:
+                    self._read_response(on_response)
+                pdu = smpplib.smpp.make_pdu(
+                    "submit_sm",
+                    client=self._client,
+                    source_addr_ton=_source_ton(self._settings.source_addr),
+                    source_addr_npi=1 if self._settings.source_addr.isdigit() else 0,
+                    source_addr=self._settings.source_addr,
+                    dest_addr_ton=1,
+                    dest_addr_npi=1,
+                    destination_addr=recipient.number,
+                    esm_class=part.esm_class,
+                    data_coding=part.data_coding,
+                    registered_delivery=1 if self._receive_receipts else 0,
+                    short_message=part.short_message,
+                )
+                self._in_flight[pdu.sequence] = (index, part_index)
+                self._send(pdu)
+        while self._in_flight:
+            self._read_response(on_response)
+        return [r for r in results if r is not None]
+
+    def wait_receipts(self, timeout_s: float) -> None:
+        """Read receipts until every accepted message is final or `timeout_s` passes; keeps the bind alive."""
+        deadline = time.monotonic() + timeout_s
+        while self.tracker.pending():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._client._socket.settimeout(min(remaining, self._settings.enquire_link_interval_s))
+            try:
+                self._read_one()
+            except TimeoutError:
+                if time.monotonic() < deadline:
+                    self._send(smpplib.smpp.make_pdu("enquire_link", client=self._client))
+            finally:
+                self._client._socket.settimeout(self._settings.response_timeout_s)
+
+    def _read_response(self, on_response: Callable[[int, int, str], None]) -> None:
+        try:
+            self._read_one(on_response)
+        except TimeoutError as exc:
+            raise SendError(
+                f"no response to {len(self._in_flight)} submit_sm within {self._settings.response_timeout_s} s"
+            ) from exc
+
+    def _read_one(self, on_response: Callable[[int, int, str], None] | None = None) -> str:
+        """Read and handle one PDU; returns its command name. Raises TimeoutError when nothing arrives."""
+        try:
+            pdu = self._client.read_pdu()
+        except smpplib.exceptions.ConnectionError as exc:
+            raise SendError("connection closed by the server") from exc
+        except smpplib.exceptions.PDUError as exc:
+            raise SendError(f"unreadable PDU from the server: {exc}") from exc
+        command: str = pdu.command
+        if command in ("submit_sm_resp", "generic_nack") and pdu.sequence in self._in_flight:
+            if on_response is not None:
+                on_response(pdu.sequence, int(pdu.status), _text(getattr(pdu, "message_id", b"")))
+        elif command == "deliver_sm":
+            status = self._on_deliver_sm(pdu)
+            if status is not None:
+                self._answer(pdu, "deliver_sm_resp", status)
+        elif command == "enquire_link":
+            self._answer(pdu, "enquire_link_resp", CommandStatus.ESME_ROK)
+        elif command == "unbind":
+            self._answer(pdu, "unbind_resp", CommandStatus.ESME_ROK)
+            raise SendError("the server unbound the session")
+        elif command == "generic_nack":
+            raise SendError(f"server sent generic_nack {status_name(int(pdu.status))}")
+        return command
+
+    def _on_deliver_sm(self, pdu: smpplib.command.DeliverSM) -> int | None:
+        """The deliver_sm_resp status, or None to answer later (see `_settle_undecided`)."""
+        if esm_message_type(int(pdu.esm_class)) != EsmClass.DELIVERY_RECEIPT:
+            log.debug("mobile-originated message left for the account's receivers")
+            return CommandStatus.ESME_RX_T_APPN
+        try:
+            receipt = parse_receipt(
+                bytes(pdu.short_message or b""),
+                receipted_message_id=_text(getattr(pdu, "receipted_message_id", None) or b"") or None,
+                message_state=getattr(pdu, "message_state", None),
+            )
+        except PduError as exc:
+            log.warning("unreadable receipt left for the account's receivers: %s", exc)
+            return CommandStatus.ESME_RX_T_APPN
+        message_id = receipt.message_id
+        if self.tracker.receipt(message_id, receipt.message_state):
+            return CommandStatus.ESME_ROK
+        if self._in_flight:
+            # Possibly the receipt of a submission whose response has not arrived yet: answer once we know.
+            self._undecided.append((pdu, message_id))
+            return None
+        return self._foreign(message_id)
+
+    def _settle_undecided(self) -> None:
+        still: list[tuple[smpplib.command.DeliverSM, str]] = []
+        for pdu, message_id in self._undecided:
+            if self.tracker.knows(message_id):
+                self._answer(pdu, "deliver_sm_resp", CommandStatus.ESME_ROK)
+            elif not self._in_flight:
+                self._answer(pdu, "deliver_sm_resp", self._foreign(message_id))
+            else:
+                still.append((pdu, message_id))
+        self._undecided = still
+
+    @staticmethod
+    def _foreign(message_id: str) -> int:
+        # A temporary error makes the gateway keep the receipt for another bind of the account instead of losing
+        # it to this short-lived client.
+        log.debug("receipt for another client's message id=%s left for the account's receivers", message_id)
+        return CommandStatus.ESME_RX_T_APPN
+
+    def _answer(self, request: smpplib.command.Command, command: str, command_status: int) -> None:
+        response = smpplib.smpp.make_pdu(command, client=self._client, status=int(command_status))
+        response.sequence = request.sequence
+        self._send(response)
+
+    def _send(self, pdu: smpplib.command.Command) -> None:
+        try:
+            self._client.send_pdu(pdu)
+        except smpplib.exceptions.ConnectionError as exc:
+            raise SendError("connection closed by the server") from exc
+
+
+def _source_ton(source_addr: str) -> int:
+    if not source_addr:
+        return 0
+    return 1 if source_addr.isdigit() else 5  # international number, or alphanumeric sender ID
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("ascii", "replace") if isinstance(value, bytes) else value
+
+
+@dataclass(frozen=True, slots=True)
+class SendReport:
+    results: tuple[SubmitResult, ...]
+    outcomes: dict[Outcome, int] | None  # the receipt summary when receipts were awaited
+
+    @property
+    def all_accepted(self) -> bool:
+        return all(r.accepted for r in self.results)
+
+    @property
+    def all_delivered(self) -> bool:
+        return self.outcomes is None or self.outcomes[Outcome.DELIVERED] == sum(self.outcomes.values())
+
+
+def send_batch(
+    settings: ClientSettings,
+    recipients: Sequence[Recipient],
+    parts: Sequence[SubmitPart],
+    *,
+    wait_receipts_s: float | None,
+    out: TextIO,
+    progress: TextIO | None,
+) -> SendReport:
+    """Submit the parts to every recipient, printing one tab-separated line per message to `out` as its responses
+    arrive (number, OK or the error status name, message ids); then, when `wait_receipts_s` is given, wait that
+    long for the final receipts. `progress`, when given, gets a progress bar redrawn in place."""
+    results: list[SubmitResult] = []
+
+    def on_result(result: SubmitResult) -> None:
+        results.append(result)
+        status = "OK" if result.accepted else result.status_name()
+        print(f"{result.recipient.number}\t{status}\t{','.join(result.message_ids)}", file=out, flush=True)
+        if progress is not None:
+            print(f"\r{render_progress(len(results), len(recipients))}", end="", file=progress, flush=True)
+
+    with SmppSender(settings, receive_receipts=wait_receipts_s is not None) as sender:
+        try:
+            sender.submit_all(recipients, parts, on_result)
+        finally:
+            if progress is not None and results:
+                print(file=progress, flush=True)
+        if wait_receipts_s is None:
+            return SendReport(tuple(results), None)
+        sender.wait_receipts(wait_receipts_s)
+        return SendReport(tuple(results), sender.tracker.summary())

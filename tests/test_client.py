@@ -1,0 +1,292 @@
+"""`smsgw send`: number normalisation, the numbers file, receipt tracking, and the client against a small SMPP
+responder on a real socket (hand-written with struct, so it shares no code with the client under test)."""
+
+from __future__ import annotations
+
+import io
+import socket
+import struct
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from smsgw import cli
+from smsgw.client import (
+    ClientSettings,
+    InvalidNumber,
+    Outcome,
+    Recipient,
+    ReceiptTracker,
+    SubmitResult,
+    format_summary,
+    normalise_number,
+    read_recipients,
+    render_progress,
+    send_batch,
+    split_text,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "country_code", "expected"),
+    [
+        ("+44 7700 900001", "", "447700900001"),
+        ("0044-7700-900001", "", "447700900001"),
+        ("011 1 212 555 0100", "", "12125550100"),
+        ("011 1 212 555 0100", "1", "12125550100"),
+        ("07700 900001", "44", "447700900001"),
+        ("(020) 7946.0000", "44", "442079460000"),
+        ("447700900001", "", "447700900001"),
+        ("447700900001", "44", "447700900001"),
+        ("212-555-0100", "1", "12125550100"),
+        ("01134960000", "44", "441134960000"),  # Leeds 0113: `011` is not the exit code outside NANP
+        ("+1 (212) 555-0100", "44", "12125550100"),
+    ],
+)
+def test_normalise_number(raw: str, country_code: str, expected: str) -> None:
+    assert normalise_number(raw, country_code) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "country_code", "reason"),
+    [
+        ("", "", "empty"),
+        ("07700 900001", "", "no default country code"),
+        ("+44 7700 9000O1", "", "not a phone number"),
+        ("+0 123 456 789", "", "cannot start with 0"),
+        ("+44 123", "", "digits"),
+        ("+44 7700 900001 12345", "", "digits"),
+        ("7700900001", "4x", "country code"),
+        ("+٤٤٧٧٠٠٩٠٠٠٠١", "", "not a phone number"),  # Arabic-Indic digits pass str.isdigit
+    ],
+)
+def test_invalid_numbers_say_why(raw: str, country_code: str, reason: str) -> None:
+    with pytest.raises(InvalidNumber, match=reason):
+        normalise_number(raw, country_code)
+
+
+def test_numbers_file_reports_invalid_and_duplicate_lines() -> None:
+    lines = ["number,name\n", "07700 900001,Ann\n", "\n", "# staff\n", "not-a-number\n", "+44 7700 900001\n",
+             '"07700900002"\n']
+    result = read_recipients(lines, "44")
+    assert [(r.line, r.number) for r in result.recipients] == [(2, "447700900001"), (7, "447700900002")]
+    assert [(r.line, r.raw) for r in result.rejected] == [(5, "not-a-number"), (6, "+44 7700 900001")]
+    assert result.rejected[1].reason == "duplicate of line 2"
+
+
+def _result(number: str, *ids: str) -> SubmitResult:
+    return SubmitResult(Recipient(1, number, number), ids, 0)
+
+
+def test_tracker_aggregates_parts_and_accepts_early_receipts() -> None:
+    tracker = ReceiptTracker()
+    assert not tracker.receipt("b1", 2)  # receipt overtook its submit_sm_resp
+    tracker.expect(_result("447700900001", "a1", "a2"))
+    tracker.expect(_result("447700900002", "b1"))
+    tracker.expect(_result("447700900003", "c1"))
+    assert tracker.receipt("a1", 2)
+    assert tracker.receipt("a1", 1) is True  # intermediate ENROUTE of our own message
+    assert tracker.outcome("447700900001") is Outcome.PENDING
+    assert tracker.receipt("a2", 5)
+    assert not tracker.receipt("zz", 2)
+    summary = tracker.summary()
+    assert summary[Outcome.UNDELIVERABLE] == 1 and summary[Outcome.DELIVERED] == 1
+    assert summary[Outcome.PENDING] == 1 and tracker.pending() == 1
+    table = format_summary(summary)
+    assert "undeliverable      1" in table and "total" in table and "rejected" not in table
+
+
+def test_render_progress() -> None:
+    assert render_progress(0, 4, width=4) == "[....] 0/4   0%"
+    assert render_progress(3, 4, width=4) == "[###.] 3/4  75%"
+    assert render_progress(4, 4, width=4) == "[####] 4/4 100%"
+
+
+def test_long_text_is_split_into_udh_parts_without_breaking_escapes() -> None:
+    parts = split_text("€" * 100)  # 200 septets: two parts, each escape pair kept whole
+    assert len(parts) == 2
+    assert all(p.esm_class == 0x40 and p.data_coding == 0 for p in parts)
+    assert all(p.short_message[0] == 5 and p.short_message[6:].count(b"\x1b") * 2 == len(p.short_message[6:])
+               for p in parts)
+    (single,) = split_text("héllo ☃")
+    assert single.data_coding == 8 and single.esm_class == 0 and single.short_message == "héllo ☃".encode("utf-16-be")
+
+
+# --- a minimal SMSC on a real socket ----------------------------------------------------------------------------
+
+_BIND_TRANSMITTER, _BIND_TRANSCEIVER, _SUBMIT_SM, _DELIVER_SM, _UNBIND, _ENQUIRE_LINK = (
+    0x02, 0x09, 0x04, 0x05, 0x06, 0x15)
+_RESP = 0x80000000
+ESME_RINVDSTADR = 0x0B
+
+
+@dataclass
+class FakeSmsc:
+    """Answers binds and submit_sm; a destination ending in 9 is refused, 8 expires, others are delivered."""
+
+    listener: socket.socket
+    submitted: list[tuple[str, int, bytes]] = field(default_factory=list)
+    receipt_ids: dict[int, str] = field(default_factory=dict)  # deliver_sm sequence -> receipted message id
+    acknowledged_receipts: list[str] = field(default_factory=list)
+    refused_receipts: list[str] = field(default_factory=list)
+    unbound: bool = False
+
+    def serve_one(self) -> None:
+        conn, _ = self.listener.accept()
+        with conn:
+            sequence = 1000
+            while True:
+                header = _recv_exact(conn, 16)
+                if not header:
+                    return
+                length, command_id, _status, seq = struct.unpack(">IIII", header)
+                body = _recv_exact(conn, length - 16)
+                if command_id in (_BIND_TRANSMITTER, _BIND_TRANSCEIVER):
+                    conn.sendall(_pdu(command_id | _RESP, 0, seq, b"fake\0"))
+                elif command_id == _SUBMIT_SM:
+                    destination, registered, message = _parse_submit(body)
+                    self.submitted.append((destination, registered, message))
+                    if destination.endswith("9"):
+                        conn.sendall(_pdu(_SUBMIT_SM | _RESP, ESME_RINVDSTADR, seq, b"\0"))
+                        continue
+                    message_id = f"m{len(self.submitted)}"
+                    if registered:
+                        # the receipt overtakes the response: the client must cope
+                        sequence += 1
+                        state = 3 if destination.endswith("8") else 2
+                        self.receipt_ids[sequence] = message_id
+                        conn.sendall(_receipt(sequence, destination, message_id, state))
+                    conn.sendall(_pdu(_SUBMIT_SM | _RESP, 0, seq, message_id.encode() + b"\0"))
+                    if registered:  # someone else's receipt: the client must leave it for other binds
+                        sequence += 1
+                        self.receipt_ids[sequence] = "foreign-1"
+                        conn.sendall(_receipt(sequence, destination, "foreign-1", 2))
+                elif command_id == _DELIVER_SM | _RESP:
+                    (self.acknowledged_receipts if _status == 0 else self.refused_receipts).append(
+                        self.receipt_ids[seq])
+                elif command_id == _UNBIND:
+                    self.unbound = True
+                    conn.sendall(_pdu(_UNBIND | _RESP, 0, seq, b""))
+                    return
+                elif command_id == _ENQUIRE_LINK:
+                    conn.sendall(_pdu(_ENQUIRE_LINK | _RESP, 0, seq, b""))
+
+
+def _recv_exact(conn: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            return b""
+        data += chunk
+    return data
+
+
+def _pdu(command_id: int, status: int, sequence: int, body: bytes) -> bytes:
+    return struct.pack(">IIII", 16 + len(body), command_id, status, sequence) + body
+
+
+def _cstring(body: bytes, pos: int) -> tuple[str, int]:
+    end = body.index(b"\0", pos)
+    return body[pos:end].decode(), end + 1
+
+
+def _parse_submit(body: bytes) -> tuple[str, int, bytes]:
+    _, pos = _cstring(body, 0)  # service_type
+    _, pos = _cstring(body, pos + 2)  # source_addr after ton, npi
+    destination, pos = _cstring(body, pos + 2)
+    pos += 3  # esm_class, protocol_id, priority_flag
+    _, pos = _cstring(body, pos)  # schedule_delivery_time
+    _, pos = _cstring(body, pos)  # validity_period
+    registered = body[pos]
+    pos += 4  # registered_delivery, replace_if_present, data_coding, sm_default_msg_id
+    length = body[pos]
+    return destination, registered, body[pos + 1: pos + 1 + length]
+
+
+def _receipt(sequence: int, destination: str, message_id: str, state: int) -> bytes:
+    stat = {2: "DELIVRD", 3: "EXPIRED"}[state]
+    text = f"id:{message_id} sub:001 dlvrd:001 submit date:2611231300 done date:2611231300 stat:{stat} err:000 text:"
+    body = (b"\0" + b"\1\1" + destination.encode() + b"\0" + b"\0\0" + b"\0" + bytes([0x04, 0, 0]) + b"\0\0"
+            + bytes([0, 0, 0, 0, len(text)]) + text.encode()
+            + struct.pack(">HH", 0x001E, len(message_id) + 1) + message_id.encode() + b"\0"
+            + struct.pack(">HHB", 0x0427, 1, state))
+    return _pdu(_DELIVER_SM, 0, sequence, body)
+
+
+@pytest.fixture
+def smsc() -> Iterator[tuple[FakeSmsc, int]]:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(20)
+        fake = FakeSmsc(listener)
+        thread = threading.Thread(target=fake.serve_one, daemon=True)
+        thread.start()
+        yield fake, listener.getsockname()[1]
+        thread.join(timeout=20)
+
+
+def _settings(port: int, window: int = 2) -> ClientSettings:
+    return ClientSettings("127.0.0.1", port, "acme", "secret", window=window, response_timeout_s=10.0)
+
+
+def test_batch_submits_with_window_and_reports_each_message(smsc: tuple[FakeSmsc, int]) -> None:
+    fake, port = smsc
+    recipients = [Recipient(i, n, n) for i, n in enumerate(["447700900001", "447700900009", "447700900002"])]
+    out = io.StringIO()
+    progress = io.StringIO()
+    report = send_batch(_settings(port), recipients, split_text("a" * 200), wait_receipts_s=None, out=out,
+                        progress=progress)
+    assert [d for d, _, _ in fake.submitted] == ["447700900001"] * 2 + ["447700900009"] * 2 + ["447700900002"] * 2
+    assert out.getvalue().splitlines() == [
+        "447700900001\tOK\tm1,m2",
+        "447700900009\tESME_RINVDSTADR\t",
+        "447700900002\tOK\tm5,m6",
+    ]
+    assert not report.all_accepted and report.outcomes is None
+    assert progress.getvalue().endswith("3/3 100%\n")
+    assert fake.unbound
+
+
+def test_wait_receipts_summarises_and_leaves_foreign_receipts(smsc: tuple[FakeSmsc, int]) -> None:
+    fake, port = smsc
+    recipients = [Recipient(1, "447700900001", "447700900001"), Recipient(2, "447700911008", "447700911008")]
+    report = send_batch(_settings(port, window=10), recipients, split_text("hi"), wait_receipts_s=10.0,
+                        out=io.StringIO(), progress=None)
+    assert report.outcomes is not None
+    assert report.outcomes[Outcome.DELIVERED] == 1 and report.outcomes[Outcome.EXPIRED] == 1
+    assert report.outcomes[Outcome.PENDING] == 0 and not report.all_delivered
+    assert all(registered == 1 for _, registered, _ in fake.submitted)
+    assert fake.acknowledged_receipts == ["m1", "m2"]
+    # the first foreign receipt is refused; the second may arrive after the client unbound
+    assert fake.refused_receipts[:1] == ["foreign-1"]
+
+
+def test_cli_send_reports_bad_file_lines_and_exit_code(smsc: tuple[FakeSmsc, int], tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    fake, port = smsc
+    numbers = tmp_path / "numbers.csv"
+    numbers.write_text("07700 900001\nbogus\n07700 900002\n")
+    code = cli.main(["send", "--port", str(port), "--system-id", "acme", "--password", "x", "--to-file",
+                     str(numbers), "--default-country-code", "44", "--text", "hello"])
+    captured = capsys.readouterr()
+    assert code == cli.EXIT_FAILURE  # a line was not sent
+    assert f"{numbers}:2: 'bogus' not sent" in captured.err
+    assert [line.split("\t")[:2] for line in captured.out.splitlines()] == [
+        ["447700900001", "OK"], ["447700900002", "OK"]]
+    assert [m for _, _, m in fake.submitted] == [b"hello", b"hello"]
+
+
+def test_cli_send_bad_number_is_a_usage_error(capsys) -> None:  # type: ignore[no-untyped-def]
+    code = cli.main(["send", "--system-id", "a", "--password", "x", "--to", "0770", "--text", "hi"])
+    assert code == cli.EXIT_BAD_INPUT
+    assert "no default country code" in capsys.readouterr().err
+
+
+def test_cli_send_connection_refused_is_a_runtime_failure(capsys) -> None:  # type: ignore[no-untyped-def]
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    code = cli.main(["send", "--port", str(port), "--system-id", "a", "--password", "x", "--to", "+447700900001",
+                     "--text", "hi"])
+    assert code == cli.EXIT_FAILURE
+    assert "cannot connect" in capsys.readouterr().err
