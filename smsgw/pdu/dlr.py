@@ -51,7 +51,7 @@ EXCERPT_LENGTH: Final = 20
 _SAFE_EXCERPT_CHARS: Final = frozenset(chr(c) for c in range(0x20, 0x7F)) - frozenset("$@[\\]^_`{|}~")
 
 # A field name and its colon. `text` is last: everything after it is the excerpt, even a "stat:" inside it.
-_FIELD: Final = re.compile(r"\b(id|sub|dlvrd|submit[ _]?date|done[ _]?date|stat|err|text)\s*:\s*", re.IGNORECASE)
+_FIELD: Final = re.compile(r"\b(id|sub|dlvrd|submit[ _]?date|done[ _]?date|stat|err|text)\s*:", re.IGNORECASE)
 
 # SMPP's own answer for a deliver_sm the receiver cannot process and will not accept later either.
 _UNPARSABLE: Final = CommandStatus.ESME_RX_P_APPN
@@ -136,7 +136,9 @@ def _fields(text: str) -> dict[str, str]:
             fields.setdefault(name, text[match.end() :])
             break
         end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
-        fields.setdefault(name, text[match.end() : end].strip())
+        # Values hold no spaces; whatever follows the first word is noise some SMSCs add.
+        words = text[match.end() : end].split(maxsplit=1)
+        fields.setdefault(name, words[0] if words else "")
     return fields
 
 
