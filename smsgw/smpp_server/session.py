@@ -1,0 +1,371 @@
+"""`SmppSession`: one SMPP 3.4 connection as a sans-IO state machine (no sockets, no clock of its own).
+
+The shell feeds bytes with `receive_data(data, now)`, takes events with `next_event()`, turns PDUs into bytes with
+`send(pdu, now)`, and calls `handle_timers(now)` when `next_deadline()` passes. Bind states follow the table in
+`states.py`; requests we send get sequence numbers from `new_sequence_number()` and are matched to their responses
+by sequence number; what the peer does wrong becomes a `RequestRejected` event carrying the response to send
+(generic_nack for an unknown command id or a broken header, echoing the sequence number when readable).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import struct
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Final
+
+from smsgw.config import SmppConfig
+from smsgw.pdu.constants import CommandId, CommandStatus
+from smsgw.pdu.errors import PduError
+from smsgw.pdu.framing import PduFramer
+from smsgw.pdu.smpp import PDU_CLASSES, GenericNack, Pdu, decode_pdu, encode_pdu, response_class
+from smsgw.smpp_server.states import (
+    ALLOWED,
+    BIND_TRANSITIONS,
+    BOUND,
+    BindState,
+    Role,
+    Transition,
+    may_send,
+    next_state,
+)
+from smsgw.smpp_server.validation import validate_request
+
+log = logging.getLogger(__name__)
+wire_log = logging.getLogger("smsgw.wire")
+
+MAX_SEQUENCE_NUMBER: Final = 0x7FFFFFFF
+_HEADER: Final = struct.Struct(">IIII")
+_RESPONSE_BIT: Final = 0x80000000
+_BIND_REQUESTS: Final = frozenset({CommandId.BIND_TRANSMITTER, CommandId.BIND_RECEIVER, CommandId.BIND_TRANSCEIVER})
+# Requests that count against the window; enquire_link and unbind must get through even when it is full.
+_WINDOWED: Final = frozenset(
+    {
+        CommandId.DELIVER_SM,
+        CommandId.DATA_SM,
+        CommandId.SUBMIT_SM,
+        CommandId.SUBMIT_MULTI,
+        CommandId.QUERY_SM,
+        CommandId.CANCEL_SM,
+        CommandId.REPLACE_SM,
+        CommandId.ALERT_NOTIFICATION,
+    }
+)
+# Keep-alive traffic does not count as activity for the inactivity timer.
+_KEEPALIVE: Final = frozenset({CommandId.ENQUIRE_LINK, CommandId.ENQUIRE_LINK_RESP})
+
+
+class LocalProtocolError(Exception):
+    """We tried to send something the protocol forbids right now: a bug in the caller, never the peer's fault."""
+
+
+# ---- events ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequestReceived:
+    """A valid request for the current state; the application answers it with `send(response)`."""
+
+    pdu: Pdu
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseReceived:
+    request: Pdu
+    response: Pdu  # the matching *_resp, or generic_nack
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRejected:
+    """The peer sent something we refuse: send `response`; if `close`, the stream cannot be trusted any more."""
+
+    response: Pdu
+    reason: str
+    close: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UnexpectedResponse:
+    """A response that matches no outstanding request (late, after its timeout, or invented): logged, dropped."""
+
+    pdu: Pdu
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseTimedOut:
+    request: Pdu
+
+
+@dataclass(frozen=True, slots=True)
+class EnquireLinkDue:
+    """Nothing heard from the peer for `enquire_link_interval_s`: send an enquire_link."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTimedOut:
+    """`reason` is "session_init" (no bind in time) or "inactivity" (no traffic in time): unbind or close."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The peer closed its side of the stream."""
+
+
+Event = (
+    RequestReceived
+    | ResponseReceived
+    | RequestRejected
+    | UnexpectedResponse
+    | ResponseTimedOut
+    | EnquireLinkDue
+    | SessionTimedOut
+    | ConnectionClosed
+)
+
+
+def _error_response_to(request: type[Pdu] | None, sequence_number: int, command_status: int) -> Pdu:
+    """The request's own `_resp` carrying the error, or generic_nack when there is none (unknown command id,
+    a response, outbind, alert_notification)."""
+    if request is None:
+        return GenericNack(sequence_number=sequence_number, command_status=CommandStatus.ESME_RINVCMDID)
+    try:
+        cls = response_class(request)
+    except PduError:
+        return GenericNack(sequence_number=sequence_number, command_status=command_status)
+    return cls(sequence_number=sequence_number, command_status=command_status)
+
+
+@dataclass(slots=True)
+class _Outstanding:
+    request: Pdu
+    deadline: float
+
+
+@dataclass(slots=True)
+class SmppSession:
+    role: Role
+    config: SmppConfig
+    opened_at: float
+    state: BindState = BindState.OPEN
+    _framer: PduFramer = field(init=False)
+    _events: deque[Event] = field(init=False, default_factory=deque)
+    _outstanding: dict[int, _Outstanding] = field(init=False, default_factory=dict)
+    _windowed: int = field(init=False, default=0)
+    _next_sequence: int = field(init=False, default=1)
+    _last_received: float = field(init=False)
+    _last_activity: float = field(init=False)
+    _enquire_pending: bool = field(init=False, default=False)
+    _timed_out: bool = field(init=False, default=False)
+    # The session-init timer stops while a bind is being answered: a slow (or deliberately delayed) answer to a
+    # bind that came in time must not be cut off by it.
+    _bind_pending: bool = field(init=False, default=False)
+    _broken: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        self._framer = PduFramer(self.config.max_pdu_bytes)
+        self._last_received = self.opened_at
+        self._last_activity = self.opened_at
+
+    # ---- input ----------------------------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Feed bytes from the peer; `b""` means the peer closed. Events queue up for `next_event()`."""
+        if self._broken or self.state is BindState.CLOSED:
+            return
+        if not data:
+            self.state = next_state(self.state, Transition.CLOSE)
+            self._events.append(ConnectionClosed())
+            return
+        try:
+            frames = self._framer.feed(data)
+        except PduError as exc:
+            # A length we cannot believe: every later byte is misaligned, so answer once and give up the stream.
+            frames = []
+            self._broken = True
+            nack = GenericNack(command_status=exc.command_status, sequence_number=exc.sequence_number or 0)
+            self._events.append(RequestRejected(nack, f"broken header: {exc}", close=True))
+        for frame in frames:
+            self._receive_frame(frame, now)
+
+    def _receive_frame(self, frame: bytes, now: float) -> None:
+        if wire_log.isEnabledFor(logging.DEBUG):
+            wire_log.debug("direction=in role=%s hex=%s", self.role.value, frame.hex())
+        self._last_received = now
+        _, command_id, _, sequence_number = _HEADER.unpack_from(frame)
+        try:
+            pdu = decode_pdu(frame)
+        except PduError as exc:
+            self._reject_undecodable(command_id, sequence_number, exc)
+            return
+        if command_id not in _KEEPALIVE:
+            self._last_activity = now
+        if command_id & _RESPONSE_BIT:
+            self._receive_response(pdu)
+        else:
+            self._receive_request(pdu)
+
+    def _reject_undecodable(self, command_id: int, sequence_number: int, exc: PduError) -> None:
+        cls = PDU_CLASSES.get(command_id)
+        response = _error_response_to(cls, sequence_number, exc.command_status)
+        self._events.append(RequestRejected(response, f"undecodable command_id=0x{command_id:08X}: {exc}"))
+
+    def _receive_request(self, pdu: Pdu) -> None:
+        command_id = CommandId(pdu.command_id)
+        peer = self.role.peer
+        if not may_send(peer, command_id, self.state):
+            if command_id in _BIND_REQUESTS and self.state in BOUND:
+                status, reason = CommandStatus.ESME_RALYBND, "already bound"
+            elif any(role is peer and cid == command_id for role, cid in ALLOWED):
+                status, reason = CommandStatus.ESME_RINVBNDSTS, f"not allowed in state {self.state.value}"
+            else:
+                status, reason = CommandStatus.ESME_RINVCMDID, f"a {self.role.value} does not accept this request"
+            self._events.append(RequestRejected(_error_response_to(type(pdu), pdu.sequence_number, status), f"{command_id.name}: {reason}"))
+            return
+        if self.role is Role.SMSC:
+            try:
+                validate_request(pdu, self.config)
+            except PduError as exc:
+                self._events.append(RequestRejected(_error_response_to(type(pdu), pdu.sequence_number, exc.command_status), str(exc)))
+                return
+        if command_id is CommandId.UNBIND:
+            self.state = next_state(self.state, Transition.UNBIND)
+        elif command_id in _BIND_REQUESTS:
+            self._bind_pending = True
+        self._events.append(RequestReceived(pdu))
+
+    def _receive_response(self, pdu: Pdu) -> None:
+        outstanding = self._outstanding.get(pdu.sequence_number)
+        if outstanding is None or (
+            pdu.command_id != CommandId.GENERIC_NACK
+            and pdu.command_id != outstanding.request.command_id | _RESPONSE_BIT
+        ):
+            self._events.append(UnexpectedResponse(pdu))
+            return
+        request = self._forget(pdu.sequence_number)
+        if request.command_id == CommandId.ENQUIRE_LINK:
+            self._enquire_pending = False
+        if pdu.command_status == CommandStatus.ESME_ROK:
+            transition = BIND_TRANSITIONS.get(CommandId(pdu.command_id))
+            if transition is not None and self.role is Role.ESME:
+                self.state = next_state(self.state, transition)
+        self._events.append(ResponseReceived(request, pdu))
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    # ---- output ---------------------------------------------------------------------------------------------
+
+    def new_sequence_number(self) -> int:
+        """The next free number in 1..0x7FFFFFFF, wrapping, never one that is still outstanding."""
+        while True:
+            number = self._next_sequence
+            self._next_sequence = 1 if number >= MAX_SEQUENCE_NUMBER else number + 1
+            if number not in self._outstanding:
+                return number
+
+    @property
+    def window_available(self) -> int:
+        return max(0, self.config.window - self._windowed)
+
+    @property
+    def outstanding_requests(self) -> list[Pdu]:
+        return [entry.request for entry in self._outstanding.values()]
+
+    def send(self, pdu: Pdu, now: float) -> bytes:
+        """Encode `pdu` and account for it: a request becomes outstanding, a bind response may change state."""
+        if self.state is BindState.CLOSED:
+            raise LocalProtocolError(f"cannot send {type(pdu).__name__}: session is closed")
+        command_id = CommandId(pdu.command_id)
+        if pdu.command_id & _RESPONSE_BIT or command_id is CommandId.GENERIC_NACK:
+            transition = BIND_TRANSITIONS.get(command_id)
+            if transition is not None and self.role is Role.SMSC:
+                self._bind_pending = False
+                if pdu.command_status == CommandStatus.ESME_ROK:
+                    self.state = next_state(self.state, transition)
+        else:
+            self._account_request(pdu, command_id, now)
+        if command_id not in _KEEPALIVE:
+            self._last_activity = now
+        data = encode_pdu(pdu)
+        if wire_log.isEnabledFor(logging.DEBUG):
+            wire_log.debug("direction=out role=%s hex=%s", self.role.value, data.hex())
+        return data
+
+    def _account_request(self, pdu: Pdu, command_id: CommandId, now: float) -> None:
+        if not may_send(self.role, command_id, self.state):
+            raise LocalProtocolError(f"a {self.role.value} may not send {command_id.name} in state {self.state.value}")
+        if not 1 <= pdu.sequence_number <= MAX_SEQUENCE_NUMBER or pdu.sequence_number in self._outstanding:
+            raise LocalProtocolError(f"sequence_number {pdu.sequence_number} is not from new_sequence_number()")
+        if command_id in _WINDOWED:
+            if self._windowed >= self.config.window:
+                raise LocalProtocolError(f"window of {self.config.window} outstanding requests is full")
+            self._windowed += 1
+        if command_id is CommandId.OUTBIND:
+            return  # outbind has no response; the ESME answers by binding
+        self._outstanding[pdu.sequence_number] = _Outstanding(pdu, now + self.config.response_timeout_s)
+        if command_id is CommandId.ENQUIRE_LINK:
+            self._enquire_pending = True
+        elif command_id is CommandId.UNBIND:
+            self.state = next_state(self.state, Transition.UNBIND)
+
+    def _forget(self, sequence_number: int) -> Pdu:
+        request = self._outstanding.pop(sequence_number).request
+        if request.command_id in _WINDOWED:
+            self._windowed -= 1
+        return request
+
+    def close(self) -> list[Pdu]:
+        """We are dropping the connection: returns the requests that will never get an answer."""
+        self.state = next_state(self.state, Transition.CLOSE)
+        abandoned = [self._forget(number) for number in list(self._outstanding)]
+        self._enquire_pending = False
+        return abandoned
+
+    # ---- timers ---------------------------------------------------------------------------------------------
+
+    def next_deadline(self) -> float:
+        """When `handle_timers` next has something to do; `math.inf` if never."""
+        if self.state is BindState.CLOSED:
+            return math.inf
+        deadlines = [entry.deadline for entry in self._outstanding.values()]
+        if not self._timed_out:
+            if self.state is BindState.OPEN and not self._bind_pending:
+                deadlines.append(self.opened_at + self.config.session_init_timeout_s)
+            elif self.state in BOUND and self.config.inactivity_timeout_s > 0:
+                deadlines.append(self._last_activity + self.config.inactivity_timeout_s)
+        if self.state in BOUND and not self._enquire_pending:
+            deadlines.append(self._last_received + self.config.enquire_link_interval_s)
+        return min(deadlines, default=math.inf)
+
+    def handle_timers(self, now: float) -> None:
+        for number, entry in list(self._outstanding.items()):
+            if now >= entry.deadline:
+                # An unanswered enquire_link leaves `_enquire_pending` set: the link is dead, no point asking again.
+                self._events.append(ResponseTimedOut(self._forget(number)))
+        if not self._timed_out:
+            if (
+                self.state is BindState.OPEN
+                and not self._bind_pending
+                and now >= self.opened_at + self.config.session_init_timeout_s
+            ):
+                self._timed_out = True
+                self._events.append(SessionTimedOut("session_init"))
+            elif (
+                self.state in BOUND
+                and self.config.inactivity_timeout_s > 0
+                and now >= self._last_activity + self.config.inactivity_timeout_s
+            ):
+                self._timed_out = True
+                self._events.append(SessionTimedOut("inactivity"))
+        if (
+            self.state in BOUND
+            and not self._enquire_pending
+            and now >= self._last_received + self.config.enquire_link_interval_s
+        ):
+            # Marked pending now so the event is not repeated before the shell has sent the enquire_link.
+            self._enquire_pending = True
+            self._events.append(EnquireLinkDue())

@@ -1,0 +1,146 @@
+"""Field checks an SMSC makes on a decoded request before the backend sees it, each with its own status.
+
+The codec already refuses what cannot be decoded (lengths, time formats, destination lists); this module checks
+values that decode fine but make no sense for a submission: TON/NPI, addresses, esm_class, flags, data_coding,
+short_message together with message_payload, and the number of segments a message needs.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from smsgw.config import SmppConfig
+from smsgw.pdu.constants import CommandStatus, EsmClass, Npi, RegisteredDelivery, Ton
+from smsgw.pdu.errors import InvalidField
+from smsgw.pdu.segmentation import part_capacity, segment_binary, segment_text
+from smsgw.pdu.smpp import CancelSm, DataSm, Pdu, QuerySm, ReplaceSm, SubmitMulti, SubmitSm
+from smsgw.pdu.text import Encoding, decode_as, parse_data_coding
+
+S = CommandStatus
+
+_TONS: Final = frozenset(Ton)
+_NPIS: Final = frozenset(Npi)
+# E.164 allows 15 digits; national and short numbers are shorter, network-specific ones may be longer.
+_MAX_INTERNATIONAL_DIGITS: Final = 15
+_MAX_ALPHANUMERIC: Final = 11  # what fits in TP-OA as GSM 7-bit alphanumeric
+# Message types an ESME may submit (SMPP 3.4 5.2.12): a normal message or an SME acknowledgement.
+_SUBMIT_MESSAGE_TYPES: Final = frozenset({0, EsmClass.DELIVERY_ACK, EsmClass.MANUAL_USER_ACK})
+_REGISTERED_DELIVERY_RESERVED: Final = 0xE0
+_MAX_PRIORITY: Final = 3
+
+
+def _check_address(ton: int, npi: int, address: str, *, source: bool) -> None:
+    which = "source_addr" if source else "destination_addr"
+    if ton not in _TONS:
+        raise InvalidField(f"{which} TON {ton} is reserved", command_status=S.ESME_RINVSRCTON if source else S.ESME_RINVDSTTON)
+    if npi not in _NPIS:
+        raise InvalidField(f"{which} NPI {npi} is reserved", command_status=S.ESME_RINVSRCNPI if source else S.ESME_RINVDSTNPI)
+    status = S.ESME_RINVSRCADR if source else S.ESME_RINVDSTADR
+    if not address:
+        if source:
+            return  # the gateway fills in the account's default sender
+        raise InvalidField("destination_addr is empty", command_status=status)
+    digits = address[1:] if address.startswith("+") else address
+    if ton == Ton.ALPHANUMERIC:
+        if not source:
+            raise InvalidField("destination_addr cannot be alphanumeric", command_status=status)
+        if len(address) > _MAX_ALPHANUMERIC or not address.isprintable():
+            raise InvalidField(f"alphanumeric source_addr {address!r} longer than 11 or unprintable", command_status=status)
+        return
+    if digits.isdigit() and digits.isascii():
+        if ton == Ton.INTERNATIONAL and len(digits) > _MAX_INTERNATIONAL_DIGITS:
+            raise InvalidField(f"international {which} {address!r} has more than 15 digits", command_status=status)
+        return
+    # An alphanumeric sender with TON unknown is common enough in the wild to accept as such.
+    if source and ton == Ton.UNKNOWN and len(address) <= _MAX_ALPHANUMERIC and address.isprintable():
+        return
+    raise InvalidField(f"{which} {address!r} is not a number", command_status=status)
+
+
+def _check_message_flags(esm_class: int, registered_delivery: int) -> None:
+    if esm_class & EsmClass.MESSAGE_TYPE_MASK not in _SUBMIT_MESSAGE_TYPES:
+        raise InvalidField(f"esm_class 0x{esm_class:02X}: message type not allowed in a submission",
+                           command_status=S.ESME_RINVESMCLASS)
+    if registered_delivery & _REGISTERED_DELIVERY_RESERVED or (
+        registered_delivery & RegisteredDelivery.SMSC_RECEIPT_MASK == RegisteredDelivery.SMSC_RECEIPT_MASK
+    ):
+        raise InvalidField(f"registered_delivery 0x{registered_delivery:02X} uses reserved bits",
+                           command_status=S.ESME_RINVREGDLVFLG)
+
+
+def _check_short_message(pdu: SubmitSm | SubmitMulti, config: SmppConfig) -> None:
+    _check_message_flags(pdu.esm_class, pdu.registered_delivery)
+    if pdu.priority_flag > _MAX_PRIORITY:
+        raise InvalidField(f"priority_flag {pdu.priority_flag} above 3", command_status=S.ESME_RINVPRTFLG)
+    if pdu.replace_if_present_flag > 1:
+        raise InvalidField(f"replace_if_present_flag {pdu.replace_if_present_flag} is not 0 or 1",
+                           command_status=S.ESME_RINVREPFLAG)
+    if pdu.short_message and pdu.tlvs.message_payload is not None:
+        raise InvalidField("both short_message and message_payload are present", command_status=S.ESME_RINVPARLEN)
+    count_segments(pdu, config.max_segments)
+
+
+def validate_request(pdu: Pdu, config: SmppConfig) -> None:
+    """Raise the codec's `PduError` (with the status to answer) for a request an SMSC must refuse."""
+    match pdu:
+        case SubmitSm():
+            _check_address(pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr, source=True)
+            _check_address(pdu.dest_addr_ton, pdu.dest_addr_npi, pdu.destination_addr, source=False)
+            _check_short_message(pdu, config)
+        case SubmitMulti():
+            _check_address(pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr, source=True)
+            _check_short_message(pdu, config)
+            # Per-destination address problems go into unsuccess_sme (see `multi_address_error`), not here.
+        case DataSm():
+            _check_address(pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr, source=True)
+            _check_address(pdu.dest_addr_ton, pdu.dest_addr_npi, pdu.destination_addr, source=False)
+            _check_message_flags(pdu.esm_class, pdu.registered_delivery)
+            count_segments(pdu, config.max_segments)
+        case ReplaceSm():
+            _check_message_id(pdu.message_id)
+            _check_address(pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr, source=True)
+            _check_message_flags(0, pdu.registered_delivery)
+        case QuerySm():
+            _check_message_id(pdu.message_id)
+            _check_address(pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr, source=True)
+        case CancelSm():
+            _check_address(pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr, source=True)
+            if pdu.destination_addr:
+                _check_address(pdu.dest_addr_ton, pdu.dest_addr_npi, pdu.destination_addr, source=False)
+            if not pdu.message_id and not pdu.destination_addr:
+                raise InvalidField("cancel_sm needs a message_id or a destination", command_status=S.ESME_RINVMSGID)
+
+
+def multi_address_error(ton: int, npi: int, address: str) -> int | None:
+    """The status for one submit_multi destination, or None when it is acceptable."""
+    try:
+        _check_address(ton, npi, address, source=False)
+    except InvalidField as exc:
+        return exc.command_status
+    return None
+
+
+def _check_message_id(message_id: str) -> None:
+    if not message_id:
+        raise InvalidField("message_id is empty", command_status=S.ESME_RINVMSGID)
+
+
+def count_segments(pdu: SubmitSm | SubmitMulti | DataSm, max_segments: int) -> int:
+    """How many SMS segments the request will be sent as; TooManySegments (0x406) beyond `max_segments`.
+
+    A short_message that fits one part is one segment, as is one the ESME segmented itself (UDHI or SAR);
+    a longer message_payload is split the way the gateway will split it.
+    """
+    payload = pdu.tlvs.message_payload
+    if payload is None:
+        payload = getattr(pdu, "short_message", b"")
+    encoding = parse_data_coding(pdu.data_coding).encoding
+    if pdu.esm_class & EsmClass.UDHI or pdu.tlvs.sar_total_segments is not None:
+        return 1
+    units = len(payload) // 2 if encoding is Encoding.UCS2 else len(payload)
+    if units <= part_capacity(encoding, 0):
+        return 1
+    if encoding.is_text:
+        text = decode_as(payload, encoding)
+        return len(segment_text(text, encoding=encoding, max_segments=max_segments, reference=0).parts)
+    return len(segment_binary(payload, max_segments=max_segments, reference=0).parts)

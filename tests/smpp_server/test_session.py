@@ -1,0 +1,387 @@
+"""The sans-IO session core, driven synchronously: an ESME core and an SMSC core joined in memory."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import replace
+
+import pytest
+
+from smsgw.config import SmppConfig
+from smsgw.pdu.constants import CommandId, CommandStatus, EsmClass, Ton
+from smsgw.pdu.smpp import (
+    BindReceiver,
+    BindTransceiver,
+    BindTransmitter,
+    DeliverSm,
+    DeliverSmResp,
+    EnquireLink,
+    EnquireLinkResp,
+    GenericNack,
+    Pdu,
+    SubmitSm,
+    SubmitSmResp,
+    Unbind,
+    UnbindResp,
+    encode_pdu,
+    response_for,
+)
+from smsgw.pdu.tlv import Tlvs
+from smsgw.smpp_server.session import (
+    MAX_SEQUENCE_NUMBER,
+    ConnectionClosed,
+    EnquireLinkDue,
+    Event,
+    LocalProtocolError,
+    RequestReceived,
+    RequestRejected,
+    ResponseReceived,
+    ResponseTimedOut,
+    SessionTimedOut,
+    SmppSession,
+    UnexpectedResponse,
+)
+from smsgw.smpp_server.states import BindState, Role
+
+CONFIG = SmppConfig(
+    window=3,
+    enquire_link_interval_s=30.0,
+    response_timeout_s=10.0,
+    inactivity_timeout_s=300.0,
+    session_init_timeout_s=10.0,
+    max_pdu_bytes=4096,
+)
+SUBMIT = SubmitSm(
+    sequence_number=0,
+    source_addr="447700900001",
+    source_addr_ton=Ton.INTERNATIONAL,
+    source_addr_npi=1,
+    destination_addr="447700900002",
+    dest_addr_ton=Ton.INTERNATIONAL,
+    dest_addr_npi=1,
+    short_message=b"hello",
+)
+
+
+def events(session: SmppSession) -> list[Event]:
+    found = []
+    while (event := session.next_event()) is not None:
+        found.append(event)
+    return found
+
+
+def inject(session: SmppSession, pdu: Pdu, now: float = 0.0) -> list[Event]:
+    """Feed a PDU the peer's core would refuse to send (a misbehaving peer)."""
+    session.receive_data(encode_pdu(pdu), now)
+    return events(session)
+
+
+class Link:
+    """An ESME core and an SMSC core; `send` moves one PDU across and returns the receiver's events."""
+
+    def __init__(self, config: SmppConfig = CONFIG) -> None:
+        self.esme = SmppSession(Role.ESME, config, opened_at=0.0)
+        self.smsc = SmppSession(Role.SMSC, config, opened_at=0.0)
+        self.now = 0.0
+
+    def _peer(self, session: SmppSession) -> SmppSession:
+        return self.smsc if session is self.esme else self.esme
+
+    def request(self, session: SmppSession, pdu: Pdu) -> tuple[Pdu, list[Event]]:
+        numbered = replace(pdu, sequence_number=session.new_sequence_number())
+        return numbered, self.send(session, numbered)
+
+    def send(self, session: SmppSession, pdu: Pdu) -> list[Event]:
+        peer = self._peer(session)
+        peer.receive_data(session.send(pdu, self.now), self.now)
+        return events(peer)
+
+    def bind(self, pdu: Pdu = BindTransceiver(sequence_number=0, system_id="acme", password="x")) -> None:
+        request, (received,) = self.request(self.esme, pdu)
+        assert received == RequestReceived(request)
+        (answered,) = self.send(self.smsc, response_for(request))
+        assert isinstance(answered, ResponseReceived) and answered.request == request
+
+
+@pytest.mark.parametrize(
+    ("bind", "state"),
+    [
+        (BindTransmitter, BindState.BOUND_TX),
+        (BindReceiver, BindState.BOUND_RX),
+        (BindTransceiver, BindState.BOUND_TRX),
+    ],
+)
+def test_bind_moves_both_sides(bind: type[Pdu], state: BindState) -> None:
+    link = Link()
+    link.bind(bind(sequence_number=0))
+    assert link.esme.state is state and link.smsc.state is state
+
+
+def test_failed_bind_stays_open() -> None:
+    link = Link()
+    request, _ = link.request(link.esme, BindTransmitter(sequence_number=0))
+    (answered,) = link.send(link.smsc, response_for(request, command_status=CommandStatus.ESME_RINVPASWD))
+    assert isinstance(answered, ResponseReceived)
+    assert link.esme.state is BindState.OPEN and link.smsc.state is BindState.OPEN
+
+
+def test_submit_before_bind_is_rejected_with_invbndsts() -> None:
+    link = Link()
+    (rejected,) = inject(link.smsc, replace(SUBMIT, sequence_number=7))
+    assert isinstance(rejected, RequestRejected)
+    assert rejected.response == SubmitSmResp(sequence_number=7, command_status=CommandStatus.ESME_RINVBNDSTS)
+    assert not rejected.close
+
+
+def test_esme_core_refuses_to_send_what_its_state_forbids() -> None:
+    link = Link()
+    with pytest.raises(LocalProtocolError, match="SUBMIT_SM"):
+        link.esme.send(replace(SUBMIT, sequence_number=1), 0.0)
+    with pytest.raises(LocalProtocolError, match="DELIVER_SM"):
+        link.smsc.send(DeliverSm(sequence_number=1), 0.0)
+
+
+def test_bind_when_bound_is_already_bound() -> None:
+    link = Link()
+    link.bind()
+    (rejected,) = inject(link.smsc, BindTransmitter(sequence_number=9))
+    assert isinstance(rejected, RequestRejected)
+    assert rejected.response.command_status == CommandStatus.ESME_RALYBND
+    assert rejected.response.command_id == CommandId.BIND_TRANSMITTER_RESP
+
+
+def test_receiver_may_not_submit() -> None:
+    link = Link()
+    link.bind(BindReceiver(sequence_number=0))
+    (rejected,) = inject(link.smsc, replace(SUBMIT, sequence_number=5))
+    assert isinstance(rejected, RequestRejected)
+    assert rejected.response == SubmitSmResp(sequence_number=5, command_status=CommandStatus.ESME_RINVBNDSTS)
+
+
+def test_unknown_command_id_gets_generic_nack_and_session_continues() -> None:
+    link = Link()
+    link.bind()
+    link.smsc.receive_data(struct.pack(">IIII", 16, 0x00000999, 0, 42) + encode_pdu(EnquireLink(sequence_number=43)), 0)
+    rejected, received = events(link.smsc)
+    assert rejected == RequestRejected(
+        GenericNack(sequence_number=42, command_status=CommandStatus.ESME_RINVCMDID), rejected.reason
+    )
+    assert not rejected.close
+    assert received == RequestReceived(EnquireLink(sequence_number=43))
+
+
+@pytest.mark.parametrize("length", [8, 15, 4097, 0xFFFFFFFF])
+def test_broken_length_gets_generic_nack_and_closes(length: int) -> None:
+    session = SmppSession(Role.SMSC, CONFIG, opened_at=0.0)
+    session.receive_data(struct.pack(">IIII", length, CommandId.ENQUIRE_LINK, 0, 5), 0.0)
+    (rejected,) = events(session)
+    assert isinstance(rejected, RequestRejected) and rejected.close
+    assert isinstance(rejected.response, GenericNack)
+    assert rejected.response.command_status == CommandStatus.ESME_RINVCMDLEN
+    session.receive_data(encode_pdu(EnquireLink(sequence_number=6)), 0.0)
+    assert events(session) == []
+
+
+def test_malformed_body_of_known_request_answers_with_its_resp() -> None:
+    link = Link()
+    link.bind()
+    body = b"\x00" * 3  # submit_sm body cut short
+    link.smsc.receive_data(struct.pack(">IIII", 16 + len(body), CommandId.SUBMIT_SM, 0, 77) + body, 0.0)
+    (rejected,) = events(link.smsc)
+    assert isinstance(rejected, RequestRejected)
+    assert rejected.response.command_id == CommandId.SUBMIT_SM_RESP
+    assert rejected.response.sequence_number == 77
+    assert rejected.response.command_status != CommandStatus.ESME_ROK
+
+
+def test_byte_at_a_time() -> None:
+    session = SmppSession(Role.SMSC, CONFIG, opened_at=0.0)
+    data = encode_pdu(BindTransmitter(sequence_number=1, system_id="acme"))
+    for i in range(len(data)):
+        session.receive_data(data[i : i + 1], 0.0)
+    assert events(session) == [RequestReceived(BindTransmitter(sequence_number=1, system_id="acme"))]
+
+
+def test_deliver_sm_window_and_responses() -> None:
+    link = Link()
+    link.bind()
+    sent = []
+    for _ in range(CONFIG.window):
+        request, (received,) = link.request(link.smsc, DeliverSm(sequence_number=0, short_message=b"r"))
+        assert received == RequestReceived(request)
+        sent.append(request)
+    assert link.smsc.window_available == 0
+    with pytest.raises(LocalProtocolError, match="window"):
+        link.smsc.send(DeliverSm(sequence_number=link.smsc.new_sequence_number()), 0.0)
+    # enquire_link still goes out with a full window
+    link.request(link.smsc, EnquireLink(sequence_number=0))
+    (answered,) = link.send(link.esme, response_for(sent[1]))
+    assert answered == ResponseReceived(sent[1], DeliverSmResp(sequence_number=sent[1].sequence_number))
+    assert link.smsc.window_available == 1
+    nack = GenericNack(sequence_number=sent[0].sequence_number, command_status=CommandStatus.ESME_RSYSERR)
+    assert link.send(link.esme, nack) == [ResponseReceived(sent[0], nack)]
+    assert link.smsc.window_available == 2
+
+
+def test_unexpected_and_mismatched_responses() -> None:
+    link = Link()
+    link.bind()
+    assert link.send(link.esme, DeliverSmResp(sequence_number=1234)) == [UnexpectedResponse(DeliverSmResp(sequence_number=1234))]
+    request, _ = link.request(link.smsc, DeliverSm(sequence_number=0))
+    wrong = EnquireLinkResp(sequence_number=request.sequence_number)
+    assert link.send(link.esme, wrong) == [UnexpectedResponse(wrong)]
+    assert link.smsc.window_available == CONFIG.window - 1
+
+
+def test_sequence_numbers_wrap_and_skip_outstanding() -> None:
+    link = Link()
+    link.bind()
+    request, _ = link.request(link.smsc, DeliverSm(sequence_number=0))
+    assert request.sequence_number == 1
+    link.smsc._next_sequence = MAX_SEQUENCE_NUMBER
+    assert link.smsc.new_sequence_number() == MAX_SEQUENCE_NUMBER
+    assert link.smsc.new_sequence_number() == 2  # 1 is still outstanding
+    with pytest.raises(LocalProtocolError, match="sequence_number"):
+        link.smsc.send(DeliverSm(sequence_number=1), 0.0)
+
+
+def test_enquire_link_due_when_idle_then_response_timeout() -> None:
+    link = Link()
+    link.bind()
+    assert link.smsc.next_deadline() == 30.0
+    link.smsc.handle_timers(29.9)
+    assert events(link.smsc) == []
+    link.smsc.handle_timers(30.0)
+    assert events(link.smsc) == [EnquireLinkDue()]
+    link.now = 30.0
+    request, _ = link.request(link.smsc, EnquireLink(sequence_number=0))
+    assert link.smsc.next_deadline() == 40.0
+    link.smsc.handle_timers(40.0)
+    assert events(link.smsc) == [ResponseTimedOut(request)]
+
+
+def test_traffic_postpones_enquire_link() -> None:
+    link = Link()
+    link.bind()
+    link.now = 20.0
+    link.request(link.esme, EnquireLink(sequence_number=0))
+    assert link.smsc.next_deadline() == 50.0
+
+
+def test_session_init_timeout() -> None:
+    session = SmppSession(Role.SMSC, CONFIG, opened_at=100.0)
+    assert session.next_deadline() == 110.0
+    session.handle_timers(110.0)
+    assert events(session) == [SessionTimedOut("session_init")]
+    session.handle_timers(200.0)
+    assert events(session) == []
+
+
+def test_inactivity_counts_traffic_but_not_enquire_link() -> None:
+    link = Link(replace(CONFIG, enquire_link_interval_s=1000.0))
+    link.bind()
+    link.now = 200.0
+    link.request(link.esme, EnquireLink(sequence_number=0))
+    link.smsc.handle_timers(299.0)
+    assert events(link.smsc) == []
+    link.smsc.handle_timers(300.0)
+    assert events(link.smsc) == [SessionTimedOut("inactivity")]
+
+
+def test_unbind_both_ways() -> None:
+    link = Link()
+    link.bind()
+    request, (received,) = link.request(link.esme, Unbind(sequence_number=0))
+    assert received == RequestReceived(request)
+    assert link.esme.state is BindState.UNBOUND and link.smsc.state is BindState.UNBOUND
+    # requests in UNBOUND are refused, the unbind_resp still goes through
+    (rejected,) = inject(link.smsc, EnquireLink(sequence_number=99))
+    assert isinstance(rejected, RequestRejected)
+    assert rejected.response == EnquireLinkResp(sequence_number=99, command_status=CommandStatus.ESME_RINVBNDSTS)
+    (answered,) = link.send(link.smsc, UnbindResp(sequence_number=request.sequence_number))
+    assert isinstance(answered, ResponseReceived)
+
+
+def test_peer_close_and_local_close() -> None:
+    link = Link()
+    link.bind()
+    pending, _ = link.request(link.smsc, DeliverSm(sequence_number=0))
+    link.smsc.receive_data(b"", 1.0)
+    assert events(link.smsc) == [ConnectionClosed()]
+    assert link.smsc.state is BindState.CLOSED
+    assert link.smsc.close() == [pending]
+    assert link.smsc.next_deadline() == float("inf")
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        ({"dest_addr_ton": 7}, CommandStatus.ESME_RINVDSTTON),
+        ({"dest_addr_npi": 2}, CommandStatus.ESME_RINVDSTNPI),
+        ({"source_addr_ton": 9}, CommandStatus.ESME_RINVSRCTON),
+        ({"source_addr_npi": 5}, CommandStatus.ESME_RINVSRCNPI),
+        ({"destination_addr": ""}, CommandStatus.ESME_RINVDSTADR),
+        ({"destination_addr": "44 7700"}, CommandStatus.ESME_RINVDSTADR),
+        ({"destination_addr": "1234567890123456"}, CommandStatus.ESME_RINVDSTADR),
+        ({"source_addr": "Much Too Long Sender", "source_addr_ton": Ton.ALPHANUMERIC}, CommandStatus.ESME_RINVSRCADR),
+        ({"esm_class": EsmClass.DELIVERY_RECEIPT}, CommandStatus.ESME_RINVESMCLASS),
+        ({"priority_flag": 4}, CommandStatus.ESME_RINVPRTFLG),
+        ({"registered_delivery": 0x03}, CommandStatus.ESME_RINVREGDLVFLG),
+        ({"replace_if_present_flag": 2}, CommandStatus.ESME_RINVREPFLAG),
+        ({"tlvs": Tlvs(message_payload=b"also")}, CommandStatus.ESME_RINVPARLEN),
+        ({"short_message": b"", "tlvs": Tlvs(message_payload=b"x" * 2000)}, 0x406),
+        ({"schedule_delivery_time": "261301000000000+"}, CommandStatus.ESME_RINVSCHED),
+        ({"validity_period": "000000990000000R"}, None),
+    ],
+)
+def test_submit_field_validation(change: dict[str, object], status: int | None) -> None:
+    link = Link()
+    link.bind()
+    pdu = replace(SUBMIT, sequence_number=11, **change)  # type: ignore[arg-type]
+    try:
+        data = encode_pdu(pdu)
+    except Exception:  # the codec refuses to encode bad time strings; put them on the wire by hand
+        good = encode_pdu(replace(pdu, schedule_delivery_time="", validity_period=""))
+        data = _with_time_fields(good, pdu)
+    link.smsc.receive_data(data, 0.0)
+    (event,) = events(link.smsc)
+    if status is None:
+        assert isinstance(event, RequestReceived)
+    else:
+        assert isinstance(event, RequestRejected), event
+        assert event.response.command_status == status
+        assert event.response.sequence_number == 11
+
+
+def _with_time_fields(good: bytes, pdu: SubmitSm) -> bytes:
+    """Splice raw time strings into an encoded submit_sm whose time fields are empty."""
+    marker = bytes([pdu.esm_class, pdu.protocol_id, pdu.priority_flag]) + b"\x00\x00"
+    head, tail = good[16:].split(marker, 1)
+    body = (
+        head
+        + marker[:3]
+        + pdu.schedule_delivery_time.encode()
+        + b"\x00"
+        + pdu.validity_period.encode()
+        + b"\x00"
+        + tail
+    )
+    return struct.pack(">IIII", 16 + len(body), CommandId.SUBMIT_SM, 0, pdu.sequence_number) + body
+
+
+def test_long_payload_within_limit_is_accepted() -> None:
+    link = Link()
+    link.bind()
+    pdu = replace(SUBMIT, sequence_number=3, short_message=b"", tlvs=Tlvs(message_payload=b"a" * 400))
+    assert link.send(link.esme, pdu) == [RequestReceived(pdu)]
+
+
+def test_session_init_timer_waits_while_a_bind_is_answered() -> None:
+    session = SmppSession(Role.SMSC, CONFIG, opened_at=0.0)
+    (received,) = inject(session, BindTransmitter(sequence_number=1), now=9.0)
+    assert session.next_deadline() == float("inf")
+    session.handle_timers(20.0)
+    assert events(session) == []
+    session.send(response_for(received.pdu, command_status=CommandStatus.ESME_RINVPASWD), 20.0)  # type: ignore[union-attr]
+    session.handle_timers(20.0)
+    assert events(session) == [SessionTimedOut("session_init")]
