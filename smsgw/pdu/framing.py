@@ -1,0 +1,71 @@
+"""Splitting a TCP byte stream into whole SMPP PDUs, with the length checks that protect the reader."""
+
+from __future__ import annotations
+
+import struct
+from typing import Final
+
+from smsgw.pdu.constants import HEADER_LENGTH, CommandStatus
+from smsgw.pdu.errors import InvalidField
+
+_HEADER: Final = struct.Struct(">IIII")
+_LENGTH: Final = struct.Struct(">I")
+
+
+def peek_header(data: bytes | bytearray | memoryview) -> tuple[int, int, int, int]:
+    """(command_length, command_id, command_status, sequence_number) of the first 16 octets, nothing checked."""
+    if len(data) < HEADER_LENGTH:
+        raise InvalidField(
+            f"{len(data)} octets is shorter than the 16-octet header", command_status=CommandStatus.ESME_RINVCMDLEN
+        )
+    command_length, command_id, command_status, sequence_number = _HEADER.unpack_from(data)
+    return command_length, command_id, command_status, sequence_number
+
+
+class PduFramer:
+    """Feed it received octets; it returns the complete PDUs (header included) in order.
+
+    A command_length below 16 or above `max_length` raises PduError(ESME_RINVCMDLEN) carrying the sequence number
+    when 16 octets have arrived. The stream cannot be resynchronised after that: the session should answer with
+    generic_nack and close; further `feed` calls raise the same error.
+    """
+
+    def __init__(self, max_length: int) -> None:
+        if max_length < HEADER_LENGTH:
+            raise ValueError(f"max_length {max_length} below the 16-octet header")
+        self.max_length = max_length
+        self._buffer = bytearray()
+
+    @property
+    def buffered(self) -> int:
+        """Octets received that are not yet part of a returned PDU."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        buffer = self._buffer
+        buffer += data
+        pdus: list[bytes] = []
+        start = 0
+        available = len(buffer)
+        while available - start >= 4:
+            (length,) = _LENGTH.unpack_from(buffer, start)
+            if length < HEADER_LENGTH or length > self.max_length:
+                del buffer[:start]
+                self._reject(length)
+            if available - start < length:
+                break
+            pdus.append(bytes(buffer[start : start + length]))
+            start += length
+        if start:
+            del buffer[:start]
+        return pdus
+
+    def _reject(self, length: int) -> None:
+        sequence_number = None
+        if len(self._buffer) >= HEADER_LENGTH:
+            sequence_number = peek_header(self._buffer)[3]
+        raise InvalidField(
+            f"command_length {length} outside {HEADER_LENGTH}..{self.max_length}",
+            command_status=CommandStatus.ESME_RINVCMDLEN,
+            sequence_number=sequence_number,
+        )
