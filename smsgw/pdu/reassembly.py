@@ -154,24 +154,34 @@ class Reassembler:
         """Messages waiting for parts."""
         return len(self._pending)
 
-    def add(self, key_source: str, part: PartInfo, now: float) -> Reassembled | None:
-        """Take one part; the whole message when this part completes it, else None."""
-        key = (key_source, part.scheme, part.reference, part.total)
+    def is_duplicate(self, key_source: str, part: PartInfo, now: float) -> bool:
+        """Whether `add` would ignore `part`: its message holds that sequence already, or was completed within
+        the timeout with the same part. A single part (total 1) is never a duplicate: it has no reference."""
         self._forget_completed(now)
         if part.total == 1:
-            return Reassembled(key_source, part.scheme, part.reference, 1, (part,), False, now, now)
+            return False
+        key = (key_source, part.scheme, part.reference, part.total)
         recent = self._completed.get(key)
         if recent is not None and (part.sequence, part.data) in recent[1]:
-            log.debug("reassembly duplicate_of_completed source=%s key=%s sequence=%d", key_source, key, part.sequence)
+            return True
+        pending = self._pending.get(key)
+        return pending is not None and part.sequence in pending.parts
+
+    def add(self, key_source: str, part: PartInfo, now: float) -> Reassembled | None:
+        """Take one part; the whole message when this part completes it, else None."""
+        if part.total == 1:
+            return Reassembled(key_source, part.scheme, part.reference, 1, (part,), False, now, now)
+        if self.is_duplicate(key_source, part, now):
+            log.debug(
+                "reassembly duplicate source=%s reference=%d sequence=%d", key_source, part.reference, part.sequence
+            )
             return None
+        key = (key_source, part.scheme, part.reference, part.total)
         pending = self._pending.get(key)
         if pending is None:
             pending = self._pending[key] = _Pending({}, now, now)
             if len(self._pending) > self._max_pending:
                 self._evict_oldest()
-        elif part.sequence in pending.parts:
-            log.debug("reassembly duplicate source=%s key=%s sequence=%d", key_source, key, part.sequence)
-            return None
         pending.parts[part.sequence] = part
         pending.last_received = now
         self._pending.move_to_end(key)

@@ -73,7 +73,7 @@ class Concatenation:
 
     def to_bytes(self) -> bytes:
         schema = CONCATENATION_8 if self.reference_bits == 8 else CONCATENATION_16
-        data = schema.build({"reference": self.reference, "total": self.total, "sequence": self.sequence})
+        data: bytes = schema.build({"reference": self.reference, "total": self.total, "sequence": self.sequence})
         return bytes((self.iei, len(data))) + data
 
 
@@ -97,7 +97,7 @@ class PortAddressing:
 
     def to_bytes(self) -> bytes:
         schema = PORTS_8 if self.bits == 8 else PORTS_16
-        data = schema.build({"destination_port": self.destination_port, "source_port": self.source_port})
+        data: bytes = schema.build({"destination_port": self.destination_port, "source_port": self.source_port})
         return bytes((self.iei, len(data))) + data
 
 

@@ -52,13 +52,17 @@ def test_single_part_passes_straight_through() -> None:
 def test_duplicates_are_ignored_also_after_completion() -> None:
     first, second = _parts("x" * 200)
     reassembler = Reassembler(60)
+    assert not reassembler.is_duplicate("a", first, 0.0)
     assert reassembler.add("a", first, 0.0) is None
+    assert reassembler.is_duplicate("a", first, 1.0)
     assert reassembler.add("a", first, 1.0) is None
     assert reassembler.add("a", second, 2.0) is not None
+    assert reassembler.is_duplicate("a", second, 3.0)
     # The SMSC retransmits a part whose acknowledgement it missed: no second, incomplete message appears.
     assert reassembler.add("a", second, 3.0) is None
     assert len(reassembler) == 0 and reassembler.expire(1000.0) == []
     # Later, the reference is reused by a new message: that is not a duplicate.
+    assert not reassembler.is_duplicate("a", second, 100.0)
     assert reassembler.add("a", second, 100.0) is None
     assert len(reassembler) == 1
 
