@@ -12,7 +12,9 @@ the first two.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
+from itertools import accumulate
 from dataclasses import dataclass
 from typing import Final
 
@@ -167,16 +169,16 @@ def _unit_costs(text: str, encoding: Encoding) -> list[int]:
 def _cut(costs: Sequence[int], capacities: Sequence[int]) -> list[tuple[int, int]]:
     """Greedy (start, end) ranges of `costs`: the first part holds capacities[0] units, later ones
     capacities[1]. Every capacity holds at least one character (checked by `_plan`)."""
+    # cumulative[i] is the units of the first i characters, so the longest part from `start` ends at the last
+    # index whose total stays within the capacity: a binary search instead of a walk over every character.
+    cumulative = list(accumulate(costs, initial=0))
     ranges: list[tuple[int, int]] = []
     start = 0
-    used = 0
-    for index, cost in enumerate(costs):
-        capacity = capacities[min(len(ranges), len(capacities) - 1)]
-        if used + cost > capacity:
-            ranges.append((start, index))
-            start, used = index, 0
-        used += cost
-    ranges.append((start, len(costs)))
+    capacity = capacities[0]
+    while start < len(costs):
+        end = bisect_right(cumulative, cumulative[start] + capacity, lo=start) - 1
+        ranges.append((start, end))
+        start, capacity = end, capacities[1]
     return ranges
 
 

@@ -30,6 +30,12 @@ CONCATENATION_16: Final = Struct("reference" / Int16ub, "total" / Int8ub, "seque
 PORTS_8: Final = Struct("destination_port" / Int8ub, "source_port" / Int8ub)
 PORTS_16: Final = Struct("destination_port" / Int16ub, "source_port" / Int16ub)
 
+# Compiled forms of the element layouts: the same declarations, several times faster to parse and build.
+_CONCATENATION_8: Final = CONCATENATION_8.compile()
+_CONCATENATION_16: Final = CONCATENATION_16.compile()
+_PORTS_8: Final = PORTS_8.compile()
+_PORTS_16: Final = PORTS_16.compile()
+
 
 def _check_range(name: str, value: int, low: int, high: int) -> None:
     if not low <= value <= high:
@@ -72,7 +78,7 @@ class Concatenation:
         return IEI_CONCATENATION_8 if self.reference_bits == 8 else IEI_CONCATENATION_16
 
     def to_bytes(self) -> bytes:
-        schema = CONCATENATION_8 if self.reference_bits == 8 else CONCATENATION_16
+        schema = _CONCATENATION_8 if self.reference_bits == 8 else _CONCATENATION_16
         data: bytes = schema.build({"reference": self.reference, "total": self.total, "sequence": self.sequence})
         return bytes((self.iei, len(data))) + data
 
@@ -96,7 +102,7 @@ class PortAddressing:
         return IEI_PORTS_8 if self.bits == 8 else IEI_PORTS_16
 
     def to_bytes(self) -> bytes:
-        schema = PORTS_8 if self.bits == 8 else PORTS_16
+        schema = _PORTS_8 if self.bits == 8 else _PORTS_16
         data: bytes = schema.build({"destination_port": self.destination_port, "source_port": self.source_port})
         return bytes((self.iei, len(data))) + data
 
@@ -106,18 +112,14 @@ Element: TypeAlias = InformationElement | Concatenation | PortAddressing
 
 def _typed(iei: int, data: bytes) -> Element:
     """The typed element for (iei, data), or the raw element when TS 23.040 says to ignore its content."""
-    if iei in (IEI_CONCATENATION_8, IEI_CONCATENATION_16):
-        schema, bits = (CONCATENATION_8, 8) if iei == IEI_CONCATENATION_8 else (CONCATENATION_16, 16)
-        if len(data) == schema.sizeof():
-            fields = schema.parse(data)
-            # 9.2.3.24.1: a total of 0, or a sequence of 0 or above the total, means "ignore the element".
-            if 1 <= fields.sequence <= fields.total:
-                return Concatenation(fields.reference, fields.total, fields.sequence, bits)
-    elif iei in (IEI_PORTS_8, IEI_PORTS_16):
-        schema, bits = (PORTS_8, 8) if iei == IEI_PORTS_8 else (PORTS_16, 16)
-        if len(data) == schema.sizeof():
-            fields = schema.parse(data)
-            return PortAddressing(fields.destination_port, fields.source_port, bits)
+    if iei == IEI_CONCATENATION_8 and len(data) == 3 or iei == IEI_CONCATENATION_16 and len(data) == 4:
+        fields = (_CONCATENATION_8 if iei == IEI_CONCATENATION_8 else _CONCATENATION_16).parse(data)
+        # 9.2.3.24.1: a total of 0, or a sequence of 0 or above the total, means "ignore the element".
+        if 1 <= fields.sequence <= fields.total:
+            return Concatenation(fields.reference, fields.total, fields.sequence, 8 if len(data) == 3 else 16)
+    elif iei == IEI_PORTS_8 and len(data) == 2 or iei == IEI_PORTS_16 and len(data) == 4:
+        fields = (_PORTS_8 if iei == IEI_PORTS_8 else _PORTS_16).parse(data)
+        return PortAddressing(fields.destination_port, fields.source_port, 8 if len(data) == 2 else 16)
     return InformationElement(iei, data)
 
 
@@ -142,12 +144,19 @@ class Udh:
         udhl = data[0]
         if len(data) < 1 + udhl:
             raise _malformed(f"UDHL {udhl} exceeds the {len(data) - 1} octets that follow it")
-        # Cannot fail: the length is checked above and GreedyRange stops instead of raising.
-        raw = USER_DATA_HEADER.parse(data[: 1 + udhl])
-        # GreedyRange stops quietly before an element that runs past UDHL; that is a truncated element.
-        if sum(2 + len(element.data) for element in raw) != udhl:
-            raise _malformed(f"an information element runs past UDHL {udhl}")
-        return cls(tuple(_typed(element.iei, element.data) for element in raw)), data[1 + udhl :]
+        # Framed by hand (USER_DATA_HEADER declares the same layout; a property test holds them equal): the
+        # interpreted construct parser costs more than everything else an incoming part goes through.
+        elements = []
+        position, end = 1, 1 + udhl
+        while position < end:
+            if position + 2 > end:
+                raise _malformed(f"an information element header runs past UDHL {udhl}")
+            iei, start = data[position], position + 2
+            position = start + data[position + 1]
+            if position > end:
+                raise _malformed(f"information element 0x{iei:02X} runs past UDHL {udhl}")
+            elements.append(_typed(iei, data[start:position]))
+        return cls(tuple(elements)), data[end:]
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Udh:

@@ -190,10 +190,13 @@ def test_udh_sar_conversion() -> None:
     assert udh_to_sar(ports.to_bytes() + b"x") == (None, ports.to_bytes() + b"x", True)
 
 
-gsm_texts = st.text(alphabet=st.sampled_from(GSM_CHARS), max_size=1200)
+# Long texts too: hypothesis favours short ones, and the boundaries are what is tested here.
+gsm_texts = st.text(alphabet=st.sampled_from(GSM_CHARS), max_size=1200) | st.text(
+    alphabet=st.sampled_from(["x", "€", "{"]), min_size=150, max_size=1200
+)
 ucs2_texts = st.text(
     alphabet=st.one_of(st.sampled_from("ab€中😀🎉"), st.characters(codec="utf-8")), max_size=500
-)
+) | st.text(alphabet=st.sampled_from("a中😀"), min_size=60, max_size=500)
 
 
 def _check(text: str, segmented: SegmentedText, reference_bits: int) -> None:

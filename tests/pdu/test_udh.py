@@ -165,6 +165,22 @@ def test_typed_elements_survive(element_list: list[Concatenation | PortAddressin
     assert list(Udh.from_bytes(Udh(tuple(typed)).to_bytes()).elements) == typed
 
 
+@given(st.binary(max_size=40))
+def test_hand_framing_agrees_with_the_construct_declaration(data: bytes) -> None:
+    declared_ok = bool(data) and len(data) > data[0]
+    if declared_ok:
+        raw = USER_DATA_HEADER.parse(data)
+        declared_ok = sum(2 + len(e.data) for e in raw) == data[0]
+    try:
+        udh, rest = Udh.parse(data)
+    except PduError:
+        assert not declared_ok
+        return
+    assert declared_ok
+    assert [(e.iei, bytes(e.data)) for e in raw] == [(e.iei, e.to_bytes()[2:]) for e in udh.elements]
+    assert rest == data[1 + data[0] :]
+
+
 @given(st.binary(max_size=300), st.booleans())
 def test_random_bytes_only_raise_pdu_error(data: bytes, udhi: bool) -> None:
     try:
