@@ -267,19 +267,22 @@ class _Pending:
 
 class AtChannel:
     def __init__(self, extra_unsolicited: Mapping[str, int] | Iterable[str] = ()) -> None:
-        table = dict(UNSOLICITED_PREFIXES)
-        if isinstance(extra_unsolicited, Mapping):
-            table.update(extra_unsolicited)
-        else:
-            table.update({prefix: 0 for prefix in extra_unsolicited})
-        # Longest first: a vendor word such as "RING BACK" must win over "RING".
-        self._prefixes: tuple[tuple[str, int], ...] = tuple(
-            sorted(table.items(), key=lambda item: len(item[0]), reverse=True)
-        )
+        self._table = dict(UNSOLICITED_PREFIXES)
+        self._prefixes: tuple[tuple[str, int], ...] = ()
+        self.add_unsolicited(extra_unsolicited)
         self._buffer = bytearray()
         self._pending: _Pending | None = None
         self._header: Unsolicited | None = None  # a two-line code waiting for its data line
         self._skip_prompt_space = False
+
+    def add_unsolicited(self, prefixes: Mapping[str, int] | Iterable[str]) -> None:
+        """More unsolicited codes (a model's vendor lines): prefix -> lines of data after it, or bare prefixes."""
+        if isinstance(prefixes, Mapping):
+            self._table.update(prefixes)
+        else:
+            self._table.update({prefix: 0 for prefix in prefixes})
+        # Longest first: a vendor word such as "RING BACK" must win over "RING".
+        self._prefixes = tuple(sorted(self._table.items(), key=lambda item: len(item[0]), reverse=True))
 
     # -- commands -----------------------------------------------------------------------------------------
 
@@ -324,6 +327,10 @@ class AtChannel:
             return []
         self._pending = None
         return [CommandTimedOut(pending.command, tuple(pending.lines))]
+
+    def abandon(self) -> None:
+        """Give up the outstanding command (its task was cancelled); a late answer becomes unsolicited lines."""
+        self._pending = None
 
     def reset(self) -> None:
         """Forget buffered bytes and the outstanding command (after the port was re-opened)."""

@@ -1,0 +1,62 @@
+"""Per-modem sending limits, sans-IO: messages per minute (sliding window), per calendar day and calendar month.
+
+Commercial SIM gateways sell bundles that reset at the start of each day and month, and operators block SIMs that
+send bursts, so the minute limit slides while day and month follow the calendar (UTC). The caller passes both
+clocks: `now` (the monotonic Trio clock) for the window and `today` for the calendar.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from datetime import date
+
+
+@dataclass(frozen=True, slots=True)
+class LimitCounters:
+    last_minute: int
+    today: int
+    this_month: int
+
+
+class SendLimits:
+    def __init__(self, per_minute: int | None, per_day: int | None, per_month: int | None) -> None:
+        self._per_minute = per_minute
+        self._per_day = per_day
+        self._per_month = per_month
+        self._recent: deque[float] = deque()
+        self._day: date | None = None
+        self._day_count = 0
+        self._month: tuple[int, int] | None = None
+        self._month_count = 0
+
+    def counters(self, now: float, today: date) -> LimitCounters:
+        self._roll(now, today)
+        return LimitCounters(len(self._recent), self._day_count, self._month_count)
+
+    def exhausted(self, now: float, today: date) -> str | None:
+        """Which limit is used up ("per_minute", "per_day", "per_month"), or None when one more may be sent."""
+        counters = self.counters(now, today)
+        if self._per_month is not None and counters.this_month >= self._per_month:
+            return "per_month"
+        if self._per_day is not None and counters.today >= self._per_day:
+            return "per_day"
+        if self._per_minute is not None and counters.last_minute >= self._per_minute:
+            return "per_minute"
+        return None
+
+    def record(self, now: float, today: date) -> None:
+        """Count one message handed to the network (a failed submission still used the SIM's quota)."""
+        self._roll(now, today)
+        self._recent.append(now)
+        self._day_count += 1
+        self._month_count += 1
+
+    def _roll(self, now: float, today: date) -> None:
+        while self._recent and self._recent[0] <= now - 60.0:
+            self._recent.popleft()
+        if self._day != today:
+            self._day, self._day_count = today, 0
+        month = (today.year, today.month)
+        if self._month != month:
+            self._month, self._month_count = month, 0

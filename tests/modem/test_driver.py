@@ -1,0 +1,398 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import trio
+import trio.testing
+
+from smsgw.config import ModemConfig
+from smsgw.modem.at import CMS_ERRORS
+from smsgw.modem.driver import ModemDriver, ModemState, choose_cnmi
+from smsgw.modem.quirks import ModemQuirks
+from smsgw.modem.transport import PortOpenError
+from smsgw.modem.seams import OutgoingSms, SendFailed, Sent
+from smsgw.pdu.text import Encoding, encode_text
+from smsgw.pdu.tpdu import (
+    Address,
+    Dcs,
+    SmsDeliver,
+    SmsStatusReport,
+    SmsSubmit,
+    encode_with_smsc,
+    split_smsc,
+)
+from smsgw.pdu.udh import Concatenation, concatenation_udh
+
+from modem_fakes import OK, RecordingSink, ScriptedModem, lines, memory_opener
+
+
+@pytest.fixture
+def clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+def _config(**changes: object) -> ModemConfig:
+    return ModemConfig(name="m1", port="/dev/null", msisdn="447700900001", **changes)  # type: ignore[arg-type]
+
+
+async def _ready(nursery: trio.Nursery, modem: ScriptedModem, sink: RecordingSink, **config: object) -> ModemDriver:
+    driver = ModemDriver(_config(**config), sink, opener=memory_opener(modem, nursery), quirks_table=())
+    nursery.start_soon(driver.run)
+    state = await driver.wait_state(ModemState.READY, ModemState.DOWN)
+    assert state is ModemState.READY, driver.status().last_error
+    await trio.sleep(1)  # the start-up scan of stored messages (AT+CMGL=4) is done
+    return driver
+
+
+async def test_start_up_identifies_and_configures(clock: trio.testing.MockClock) -> None:
+    modem = ScriptedModem()
+    sink = RecordingSink(modem)
+    async with trio.open_nursery() as nursery:
+        driver = await _ready(nursery, modem, sink)
+        status = driver.status()
+        assert (status.manufacturer, status.model, status.imei, status.imsi) == (
+            "Fakecom", "FM1", "356938035643809", "234150000000001"
+        )
+        assert (status.signal_rssi, status.registration, status.operator) == (20, 1, "Fake Net")
+        assert modem.sent[:3] == ["ATE0", "AT+CMEE=1", "AT+CGMI"]
+        assert "AT+CMGF=0" in modem.sent
+        assert "AT+CNMI=2,1,0,1,0" in modem.sent
+        assert 'AT+CPMS="ME","ME","ME"' in modem.sent
+        nursery.cancel_scope.cancel()
+
+
+def _deliver_pdu(text: str, originator: str = "447700900123", udh: bytes = b"", dcs: Dcs | None = None) -> str:
+    deliver = SmsDeliver(
+        originator=Address.international(originator),
+        scts=datetime(2026, 11, 23, 12, 0, tzinfo=UTC),
+        user_data=encode_text(text, Encoding.GSM7),
+        dcs=dcs or Dcs.gsm7(),
+        udh=udh,
+    )
+    return encode_with_smsc(deliver.to_bytes(), "+447700900000").hex().upper()
+
+
+def _report_pdu(tp_mr: int, tp_st: int = 0) -> str:
+    moment = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    report = SmsStatusReport(
+        tp_mr=tp_mr, recipient=Address.international("447700900555"), scts=moment, discharge_time=moment, tp_st=tp_st
+    )
+    return encode_with_smsc(report.to_bytes()).hex().upper()
+
+
+def _sms(**changes: object) -> OutgoingSms:
+    values: dict[str, object] = {
+        "segment_id": "s1",
+        "destination": "447700900555",
+        "data_coding": 0,
+        "user_data": encode_text("hello", Encoding.GSM7),
+    }
+    values.update(changes)
+    return OutgoingSms(**values)  # type: ignore[arg-type]
+
+
+async def test_echo_on_sim_busy_and_missing_ok_after_cpin_are_tolerated(clock: trio.testing.MockClock) -> None:
+    answers = iter(["\r\n+CME ERROR: 14\r\n", "\r\n+CME ERROR: 14\r\n", "\r\n+CPIN: READY\r\n"])
+    modem = ScriptedModem(echo=True)
+    modem.answers["AT+CPIN?"] = lambda line: next(answers, lines("+CPIN: READY"))
+    sink = RecordingSink()
+    async with trio.open_nursery() as nursery:
+        driver = await _ready(nursery, modem, sink)
+        assert modem.sent.count("AT+CPIN?") == 3  # busy, busy, READY without OK (timed out, answer kept)
+        assert driver.imsi == "234150000000001"
+        nursery.cancel_scope.cancel()
+
+
+async def test_pin_is_entered_once(clock: trio.testing.MockClock) -> None:
+    modem = ScriptedModem()
+    sim = {"locked": True}
+    modem.answers["AT+CPIN?"] = lambda line: lines("+CPIN: SIM PIN" if sim["locked"] else "+CPIN: READY")
+
+    def enter(line: str) -> str:
+        sim["locked"] = False
+        return OK
+
+    modem.answers['AT+CPIN="1234"'] = enter
+    async with trio.open_nursery() as nursery:
+        await _ready(nursery, modem, RecordingSink(), pin="1234")
+        assert modem.sent.count('AT+CPIN="1234"') == 1
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("wrong_pin_answer", ["\r\n+CME ERROR: 16\r\n", OK])
+async def test_wrong_pin_is_never_retried(clock: trio.testing.MockClock, wrong_pin_answer: str) -> None:
+    modem = ScriptedModem()
+    modem.answers["AT+CPIN?"] = lines("+CPIN: SIM PIN")
+    modem.answers['AT+CPIN="0000"'] = wrong_pin_answer
+    driver = ModemDriver(_config(pin="0000"), RecordingSink(), quirks_table=())
+    async with trio.open_nursery() as nursery:
+        driver = ModemDriver(_config(pin="0000"), RecordingSink(), opener=memory_opener(modem, nursery), quirks_table=())
+        await driver.run()  # returns: a fatal SIM problem ends the driver
+        assert driver.state is ModemState.DOWN
+        assert modem.sent.count('AT+CPIN="0000"') == 1
+        assert "PIN" in driver.status().last_error
+        nursery.cancel_scope.cancel()
+
+
+async def test_send_builds_submit_and_returns_tp_mr(clock: trio.testing.MockClock) -> None:
+    modem = ScriptedModem(echo=True)
+    modem.cmgs_answer = lambda pdu: lines("+CMGS: 42")
+    async with trio.open_nursery() as nursery:
+        driver = await _ready(nursery, modem, RecordingSink())
+        outcome = await driver.send(_sms(status_report=True, validity=timedelta(hours=2), flash=True))
+        assert isinstance(outcome, Sent)
+        assert (outcome.tp_mr, outcome.modem, outcome.modem_msisdn) == (42, "m1", "447700900001")
+        (pdu,) = modem.pdus
+        smsc, tpdu = split_smsc(bytes.fromhex(pdu))
+        assert smsc is None
+        submit = SmsSubmit.from_bytes(tpdu)
+        assert submit.destination == Address.international("447700900555")
+        assert submit.status_report_request
+        assert submit.validity == timedelta(hours=2)
+        assert submit.message_class == 0
+        assert submit.text == "hello"
+        assert f"AT+CMGS={len(tpdu)}" in modem.sent
+        assert driver.status().sent == 1
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(("code", "temporary"), [(21, False), (1, False), (42, True), (331, True), (500, True)])
+async def test_cms_error_maps_to_temporary_or_permanent(
+    clock: trio.testing.MockClock, code: int, temporary: bool
+) -> None:
+    modem = ScriptedModem()
+    modem.cmgs_answer = lambda pdu: f"\r\n+CMS ERROR: {code}\r\n"
+    async with trio.open_nursery() as nursery:
+        driver = await _ready(nursery, modem, RecordingSink())
+        outcome = await driver.send(_sms())
+        assert outcome == SendFailed(temporary=temporary, reason=CMS_ERRORS[code], cms_error=code)
+        nursery.cancel_scope.cancel()
+
+
+async def test_cmti_read_then_deleted_only_after_sink_returned(clock: trio.testing.MockClock) -> None:
+    modem = ScriptedModem()
+    sink = RecordingSink(modem)
+    async with trio.open_nursery() as nursery:
+        driver = await _ready(nursery, modem, sink)
+        sink.release = trio.Event()  # the store is slow
+        modem.storage["ME"][3] = _deliver_pdu("hi there")
+        await modem.inject('\r\n+CMTI: "ME",3\r\n')
+        await trio.sleep(5)
+        assert "AT+CMGR=3" in modem.sent
+        assert "AT+CMGD=3" not in modem.sent
+        sink.release.set()
+        await sink.wait_for(lambda: len(sink.incoming) == 1)
+        await trio.sleep(1)
+        assert "AT+CMGD=3" in modem.sent
+        (sms,) = sink.incoming
+        assert (sms.originator, sms.text, sms.modem, sms.incomplete) == ("447700900123", "hi there", "m1", False)
+        assert 3 not in modem.storage["ME"]
+        assert driver.status().received == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_unsolicited_during_send_is_not_lost(clock: trio.testing.MockClock) -> None:
+    modem = ScriptedModem()
+    modem.storage["ME"][1] = ""  # filled below
+    sink = RecordingSink(modem)
+    modem.cmgs_answer = lambda pdu: '\r\n+CMTI: "ME",1\r\n' + lines("+CMGS: 3")
+    async with trio.open_nursery() as nursery:
+        driver = await _ready(nursery, modem, sink)
+        modem.storage["ME"][1] = _deliver_pdu("during send")
+        outcome = await driver.send(_sms())
+        assert isinstance(outcome, Sent) and outcome.tp_mr == 3
+        await sink.wait_for(lambda: len(sink.incoming) == 1)
+        assert sink.incoming[0].text == "during send"
+        nursery.cancel_scope.cancel()
+
+
+async def test_stored_messages_read_at_start(clock: trio.testing.MockClock) -> None:
+    modem = ScriptedModem()
+    modem.storage["ME"] = {1: _deliver_pdu("old one"), 2: _deliver_pdu("old two")}
+    sink = RecordingSink(modem)
+    async with trio.open_nursery() as nursery:
+        await _ready(nursery, modem, sink)
+        await sink.wait_for(lambda: len(sink.incoming) == 2)
+        await trio.sleep(1)
+        assert [m.text for m in sink.incoming] == ["old one", "old two"]
+        assert modem.storage["ME"] == {}
+        nursery.cancel_scope.cancel()
+
+
+def _concat(reference: int, total: int, sequence: int, bits: int = 8) -> bytes:
+    return concatenation_udh(Concatenation(reference, total, sequence, bits))
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+async def test_multipart_reassembled_duplicates_ignored_parts_deleted_together(
+    clock: trio.testing.MockClock, bits: int
+) -> None:
+    modem = ScriptedModem()
+    sink = RecordingSink(modem)
+    async with trio.open_nursery() as nursery:
+        await _ready(nursery, modem, sink)
+        modem.storage["ME"][5] = _deliver_pdu("Hello ", udh=_concat(300 % (1 << bits), 2, 1, bits))
+        modem.storage["ME"][6] = _deliver_pdu("Hello ", udh=_concat(300 % (1 << bits), 2, 1, bits))
+        modem.storage["ME"][7] = _deliver_pdu("world", udh=_concat(300 % (1 << bits), 2, 2, bits))
+        await modem.inject('\r\n+CMTI: "ME",5\r\n')
+        await modem.inject('\r\n+CMTI: "ME",6\r\n')  # a duplicate part: freed, not delivered twice
+        await trio.sleep(1)
+        assert sink.incoming == []
+        assert 5 in modem.storage["ME"]  # kept until its message is whole and handed over
+        assert 6 not in modem.storage["ME"]
+        await modem.inject('\r\n+CMTI: "ME",7\r\n')
+        await sink.wait_for(lambda: len(sink.incoming) == 1)
+        await trio.sleep(1)
+        assert sink.incoming[0].text == "Hello world"
+        assert modem.storage["ME"] == {}
+        nursery.cancel_scope.cancel()
+
+
+async def test_incomplete_multipart_delivered_after_timeout(clock: trio.testing.MockClock) -> None:
+    modem = ScriptedModem()
+    sink = RecordingSink(modem)
+    async with trio.open_nursery() as nursery:
+        driver = ModemDriver(
+            _config(), sink, opener=memory_opener(modem, nursery), quirks_table=(), reassembly_timeout_s=1800
+        )
+        nursery.start_soon(driver.run)
+        await driver.wait_state(ModemState.READY)
+        modem.storage["ME"][1] = _deliver_pdu("first of three ", udh=_concat(9, 3, 1))
+        await modem.inject('\r\n+CMTI: "ME",1\r\n')
+        await trio.sleep(1799)
+        assert sink.incoming == []
+        await sink.wait_for(lambda: len(sink.incoming) == 1)
+        assert trio.current_time() >= 1800
+        sms = sink.incoming[0]
+        assert (sms.text, sms.incomplete) == ("first of three ", True)
+        await trio.sleep(1)
+        assert modem.storage["ME"] == {}
+        nursery.cancel_scope.cancel()
+
+
+async def test_flash_and_binary_messages(clock: trio.testing.MockClock) -> None:
+    modem = ScriptedModem()
+    sink = RecordingSink(modem)
+    async with trio.open_nursery() as nursery:
+        await _ready(nursery, modem, sink)
+        flash = _deliver_pdu("flash!", dcs=Dcs.gsm7(0))
+        await modem.inject(f"\r\n+CMT: ,{len(flash) // 2 - 8}\r\n{flash}\r\n")
+        await sink.wait_for(lambda: len(sink.incoming) == 1)
+        assert (sink.incoming[0].text, sink.incoming[0].flash) == ("flash!", True)
+        assert "AT+CNMA" not in modem.sent  # the generic modem runs +CSMS=0: no acknowledgement expected
+        nursery.cancel_scope.cancel()
+
+
+async def test_cmt_acknowledged_when_the_model_needs_cnma(clock: trio.testing.MockClock) -> None:
+    modem = ScriptedModem()
+    sink = RecordingSink(modem)
+    quirks = ModemQuirks(name="fake", vendor="Fakecom", model="FM1", manufacturer_pattern="fake",
+                         model_pattern="FM1", needs_cnma=True)
+    async with trio.open_nursery() as nursery:
+        driver = ModemDriver(_config(), sink, opener=memory_opener(modem, nursery), quirks_table=(quirks,))
+        nursery.start_soon(driver.run)
+        await driver.wait_state(ModemState.READY)
+        assert driver.status().quirks == "fake"
+        pdu = _deliver_pdu("direct")
+        await modem.inject(f"\r\n+CMT: ,{len(pdu) // 2 - 8}\r\n{pdu}\r\n")
+        await sink.wait_for(lambda: len(sink.incoming) == 1)
+        await trio.sleep(1)
+        assert modem.sent[-1] == "AT+CNMA"
+        nursery.cancel_scope.cancel()
+
+
+async def test_status_reports_direct_and_stored(clock: trio.testing.MockClock) -> None:
+    modem = ScriptedModem()
+    sink = RecordingSink(modem)
+    async with trio.open_nursery() as nursery:
+        await _ready(nursery, modem, sink)
+        direct = _report_pdu(42)
+        await modem.inject(f"\r\n+CDS: {len(direct) // 2 - 1}\r\n{direct}\r\n")
+        await sink.wait_for(lambda: len(sink.reports) == 1)
+        report = sink.reports[0]
+        assert (report.modem, report.tp_mr, report.recipient, report.tp_st) == ("m1", 42, "447700900555", 0)
+        modem.storage["SR"][2] = _report_pdu(43, 0x46)
+        await modem.inject('\r\n+CDSI: "SR",2\r\n')
+        await sink.wait_for(lambda: len(sink.reports) == 2)
+        assert (sink.reports[1].tp_mr, sink.reports[1].tp_st) == (43, 0x46)
+        await trio.sleep(1)
+        assert modem.storage["SR"] == {}
+        nursery.cancel_scope.cancel()
+
+
+async def test_per_minute_limit(clock: trio.testing.MockClock) -> None:
+    modem = ScriptedModem()
+    async with trio.open_nursery() as nursery:
+        driver = await _ready(nursery, modem, RecordingSink(), messages_per_minute=2)
+        assert isinstance(await driver.send(_sms()), Sent)
+        assert isinstance(await driver.send(_sms()), Sent)
+        refused = await driver.send(_sms())
+        assert isinstance(refused, SendFailed) and refused.temporary and "per_minute" in refused.reason
+        assert not driver.can_send()
+        await trio.sleep(61)
+        assert driver.can_send()
+        assert isinstance(await driver.send(_sms()), Sent)
+        nursery.cancel_scope.cancel()
+
+
+async def test_hung_modem_escalates_reopen_then_reset_then_down(clock: trio.testing.MockClock) -> None:
+    modem = ScriptedModem()
+    opens = []
+    async with trio.open_nursery() as nursery:
+        opener = memory_opener(modem, nursery)
+
+        async def counting_opener() -> trio.abc.Stream:
+            opens.append(trio.current_time())
+            return await opener()
+
+        driver = ModemDriver(_config(), RecordingSink(), opener=counting_opener, quirks_table=())
+        nursery.start_soon(driver.run)
+        await driver.wait_state(ModemState.READY)
+        modem.silent = True
+        await driver.wait_state(ModemState.CLOSED)  # watchdog: re-open first
+        await driver.wait_state(ModemState.RESETTING)
+        assert "AT+CFUN=1,1" in modem.sent
+        await driver.wait_state(ModemState.DOWN)
+        assert len(opens) >= 3
+        modem.silent = False  # the modem recovers: the slow probing brings it back
+        await driver.wait_state(ModemState.READY)
+        nursery.cancel_scope.cancel()
+
+
+async def test_vanished_device_reopened_when_it_returns(clock: trio.testing.MockClock) -> None:
+    modem = ScriptedModem()
+    present = {"yes": True}
+    streams: list[trio.abc.Stream] = []
+    async with trio.open_nursery() as nursery:
+        opener = memory_opener(modem, nursery)
+
+        async def usb_opener() -> trio.abc.Stream:
+            if not present["yes"]:
+                raise PortOpenError("cannot open /dev/ttyUSB0: no such file")
+            stream = await opener()
+            streams.append(stream)
+            return stream
+
+        driver = ModemDriver(_config(), RecordingSink(), opener=usb_opener, quirks_table=())
+        nursery.start_soon(driver.run)
+        await driver.wait_state(ModemState.READY)
+        present["yes"] = False
+        assert modem.stream is not None
+        await modem.stream.aclose()  # unplugged
+        await driver.wait_state(ModemState.CLOSED)
+        outcome = await driver.send(_sms())
+        assert isinstance(outcome, SendFailed) and outcome.temporary
+        await trio.sleep(30)
+        assert driver.state is ModemState.CLOSED
+        present["yes"] = True
+        await driver.wait_state(ModemState.READY)
+        assert len(streams) == 2
+        nursery.cancel_scope.cancel()
+
+
+def test_choose_cnmi_falls_back_to_supported_values() -> None:
+    assert choose_cnmi((2, 1, 0, 1, 0), [[0, 1, 2], [0, 1, 2, 3], [0, 2], [0, 1, 2], [0, 1]]) == (2, 1, 0, 1, 0)
+    assert choose_cnmi((2, 1, 0, 2, 0), [[1, 2], [1], [0], [0, 1], [0]]) == (2, 1, 0, 1, 0)
+    assert choose_cnmi((3, 2, 0, 1, 1), [[0, 1, 2], [0, 1, 2, 3], [0, 2], [0, 2]]) == (2, 2, 0, 2)
+    assert choose_cnmi((2, 1, 0, 1, 0), []) == (2, 1, 0, 1, 0)
