@@ -1,0 +1,636 @@
+"""The Trio shell around `SmppSession`: listeners, connections, binds, push of receipts/MO, shutdown.
+
+Per connection there is one reader task (bytes in, events out, answers) and one timer task sleeping until the
+session's next deadline, so an idle bind costs two sleeping tasks. Requests that go to the backend run as their
+own tasks, at most `max_pending_requests` per connection: when that many are pending the reader stops reading,
+so a fast ESME is slowed by TCP instead of growing a queue. All writes of a connection go through one lock.
+
+Receipts and MO are pushed by one task per account with at least one receiver/transceiver bind: it takes the
+next item from the backend and offers it to the account's binds round robin, within each bind's window. An item
+is acknowledged only after deliver_sm_resp OK and released back to the backend on an error status, a timeout or
+a disconnect.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Final
+
+import trio
+
+from smsgw.config import AccountConfig, Config
+from smsgw.pdu.constants import CommandId, CommandStatus, InterfaceVersion
+from smsgw.pdu.smpp import (
+    CancelSm,
+    DataSm,
+    DataSmResp,
+    EnquireLink,
+    EnquireLinkResp,
+    Outbind,
+    Pdu,
+    QuerySm,
+    QuerySmResp,
+    ReplaceSm,
+    SmeAddress,
+    SubmitMulti,
+    SubmitMultiResp,
+    SubmitSm,
+    SubmitSmResp,
+    Unbind,
+    UnbindResp,
+    UnsuccessSme,
+    response_for,
+)
+from smsgw.pdu.smpp_time import format_absolute
+from smsgw.pdu.tlv import Tlvs
+from smsgw.smpp_server.accounts import BIND_TYPES, Accounts, BindGuard, BindRefused
+from smsgw.smpp_server.audit import AuditLog
+from smsgw.smpp_server.backend import BackendError, OutboundItem, SmppBackend
+from smsgw.smpp_server.session import (
+    ConnectionClosed,
+    EnquireLinkDue,
+    Event,
+    LocalProtocolError,
+    RequestReceived,
+    RequestRejected,
+    ResponseReceived,
+    ResponseTimedOut,
+    SessionTimedOut,
+    SmppSession,
+    UnexpectedResponse,
+)
+from smsgw.smpp_server.states import BOUND, BindState, Role
+from smsgw.smpp_server.throttle import TokenBucket
+from smsgw.smpp_server.validation import count_segments, multi_address_error
+
+log = logging.getLogger(__name__)
+
+_RECEIVE_BYTES: Final = 65536
+_PUSHED: Final = frozenset({CommandId.DELIVER_SM, CommandId.DATA_SM})
+_RECEIVER_BINDS: Final = frozenset({BindState.BOUND_RX, BindState.BOUND_TRX})
+# Releasing items back to the backend must not hang a closing connection forever.
+_RELEASE_TIMEOUT_S: Final = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class SmppListeners:
+    """Where `serve_smpp` listens (the real ports when the config says 0)."""
+
+    port: int
+    tls_port: int | None = None
+
+
+async def serve_smpp(
+    config: Config,
+    backend: SmppBackend,
+    *,
+    shutdown_trigger: trio.Event | None = None,
+    task_status: trio.TaskStatus[SmppListeners] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve SMPP until cancelled, or until `shutdown_trigger` is set: then shut down in two stages and return.
+
+    Stage 1 stops accepting connections and outbinds; stage 2 unbinds every session and gives them
+    `shutdown_grace_s` to answer what is outstanding before the rest is cancelled.
+    """
+    audit = AuditLog(config.smpp.audit_log_path)
+    try:
+        async with trio.open_nursery() as nursery:
+            server = SmppServer(config, backend, nursery, audit)
+            accepting = trio.CancelScope()
+            listeners: SmppListeners = await nursery.start(server.listen, accepting)
+            for account in server.accounts:
+                if account.outbind_host:
+                    nursery.start_soon(server.outbind_loop, account, accepting)
+            log.info("smpp listening port=%s tls_port=%s", listeners.port, listeners.tls_port)
+            task_status.started(listeners)
+            if shutdown_trigger is None:
+                await trio.sleep_forever()
+            else:
+                await shutdown_trigger.wait()
+            accepting.cancel()
+            await server.drain()
+            nursery.cancel_scope.cancel()
+    finally:
+        audit.close()
+
+
+class SmppServer:
+    """Shared state of all connections: accounts, binds, throttles, pushers. Tasks run in `nursery`."""
+
+    def __init__(self, config: Config, backend: SmppBackend, nursery: trio.Nursery, audit: AuditLog) -> None:
+        self.config = config
+        self.backend = backend
+        self.accounts = Accounts(config.accounts)
+        smpp = config.smpp
+        self.guard = BindGuard(
+            delay_base_s=smpp.bind_failure_delay_base_s,
+            delay_max_s=smpp.bind_failure_delay_max_s,
+            lockout_failures=smpp.bind_lockout_failures,
+            lockout_s=smpp.bind_lockout_s,
+        )
+        self.audit = audit
+        self.connections: set[SmppConnection] = set()
+        self._nursery = nursery
+        self._binds: dict[str, list[SmppConnection]] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        self._pushers: dict[str, _Pusher] = {}
+        self._stopping = False
+
+    async def listen(self, accepting: trio.CancelScope, *, task_status: trio.TaskStatus[SmppListeners]) -> None:
+        smpp = self.config.smpp
+        with accepting:
+            listeners: list[trio.abc.Listener[trio.abc.Stream]] = []
+            tcp = await trio.open_tcp_listeners(smpp.port, host=smpp.host)
+            listeners.extend(tcp)
+            tls_port: int | None = None
+            if smpp.tls_port is not None:
+                if not smpp.tls_cert_path or not smpp.tls_key_path:
+                    raise ValueError("[smpp] tls_port needs tls_cert_path and tls_key_path")
+                context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                context.load_cert_chain(smpp.tls_cert_path, smpp.tls_key_path)
+                tls = await trio.open_tcp_listeners(smpp.tls_port, host=smpp.host)
+                listeners.extend(trio.SSLListener(listener, context) for listener in tls)
+                tls_port = tls[0].socket.getsockname()[1]
+            task_status.started(SmppListeners(tcp[0].socket.getsockname()[1], tls_port))
+            await trio.serve_listeners(self._serve_stream, listeners, handler_nursery=self._nursery)
+
+    async def _serve_stream(self, stream: trio.abc.Stream) -> None:
+        transport = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
+        assert isinstance(transport, trio.SocketStream)
+        host, port = transport.socket.getpeername()[:2]
+        await self.handle_connection(stream, (host, port))
+
+    async def handle_connection(self, stream: trio.abc.Stream, peer: tuple[str, int]) -> None:
+        """Run one accepted connection to its end (public so tests can drive it over memory streams)."""
+        await SmppConnection(self, stream, peer).run()
+
+    async def drain(self) -> None:
+        self._stopping = True
+        for pusher in list(self._pushers.values()):
+            pusher.stop()
+        with trio.move_on_after(self.config.smpp.shutdown_grace_s):
+            async with trio.open_nursery() as nursery:
+                for connection in list(self.connections):
+                    nursery.start_soon(connection.shutdown)
+        if self.connections:
+            log.warning("smpp shutdown grace over connections=%d", len(self.connections))
+
+    async def outbind_loop(self, account: AccountConfig, accepting: trio.CancelScope) -> None:
+        """Keep an outbind connection to the ESME while it has no receiver bind of its own."""
+        assert account.outbind_host is not None and account.outbind_port is not None
+        with accepting:
+            while True:
+                if not self.receivers(account.system_id):
+                    try:
+                        stream = await trio.open_tcp_stream(account.outbind_host, account.outbind_port)
+                    except OSError as exc:
+                        log.info("outbind failed system_id=%s error=%r", account.system_id, exc)
+                    else:
+                        peer = (account.outbind_host, account.outbind_port)
+                        await SmppConnection(self, stream, peer, outbind=account).run()
+                await trio.sleep(account.outbind_interval_s)
+
+    # ---- binds ---------------------------------------------------------------------------------------------
+
+    def binds(self, system_id: str) -> list[SmppConnection]:
+        return list(self._binds.get(system_id, ()))
+
+    def receivers(self, system_id: str) -> list[SmppConnection]:
+        return [c for c in self._binds.get(system_id, ()) if c.session.state in _RECEIVER_BINDS]
+
+    def try_register(self, connection: SmppConnection, account: AccountConfig) -> bool:
+        binds = self._binds.setdefault(account.system_id, [])
+        if len(binds) >= account.max_binds:
+            return False
+        binds.append(connection)
+        return True
+
+    def bound(self, connection: SmppConnection, account: AccountConfig) -> None:
+        """`connection` is bound now: a receiver starts (or joins) the account's pusher."""
+        if connection.session.state not in _RECEIVER_BINDS or self._stopping:
+            return
+        pusher = self._pushers.get(account.system_id)
+        if pusher is None:
+            pusher = self._pushers[account.system_id] = _Pusher(self, account.system_id)
+            self._nursery.start_soon(pusher.run)
+        pusher.wake()
+
+    def unregister(self, connection: SmppConnection, account: AccountConfig) -> None:
+        binds = self._binds.get(account.system_id, [])
+        if connection in binds:
+            binds.remove(connection)
+        if not binds:
+            self._binds.pop(account.system_id, None)
+        pusher = self._pushers.get(account.system_id)
+        if pusher is not None:
+            if self.receivers(account.system_id):
+                pusher.wake()
+            else:
+                del self._pushers[account.system_id]
+                pusher.stop()
+
+    def window_freed(self, system_id: str) -> None:
+        pusher = self._pushers.get(system_id)
+        if pusher is not None:
+            pusher.wake()
+
+    def take_tokens(self, account: AccountConfig, segments: int) -> bool:
+        now = trio.current_time()
+        bucket = self._buckets.get(account.system_id)
+        if bucket is None:
+            bucket = self._buckets[account.system_id] = TokenBucket(
+                account.throughput_per_s, account.throughput_burst, now
+            )
+        return bucket.try_take(segments, now)
+
+    async def release_items(self, items: list[OutboundItem]) -> None:
+        """Give undelivered items back, even while being cancelled (they would be stuck reserved otherwise)."""
+        if not items:
+            return
+        with trio.CancelScope(shield=True), trio.move_on_after(_RELEASE_TIMEOUT_S):
+            for item in items:
+                try:
+                    await self.backend.release(item.item_id)
+                except Exception:
+                    log.exception("release failed item_id=%s", item.item_id)
+
+
+class _Pusher:
+    """Moves one account's receipts/MO from the backend to its receiver binds, round robin within windows."""
+
+    def __init__(self, server: SmppServer, system_id: str) -> None:
+        self._server = server
+        self._system_id = system_id
+        self._scope = trio.CancelScope()
+        self._changed = trio.Event()
+        self._next = 0
+
+    def wake(self) -> None:
+        self._changed.set()
+
+    def stop(self) -> None:
+        self._scope.cancel()
+
+    async def run(self) -> None:
+        with self._scope:
+            while True:
+                item = await self._server.backend.next_outbound(self._system_id)
+                try:
+                    while not await self._offer(item):
+                        self._changed = trio.Event()
+                        await self._changed.wait()
+                except BaseException:
+                    await self._server.release_items([item])
+                    raise
+
+    async def _offer(self, item: OutboundItem) -> bool:
+        """Send `item` on the next bind with room in its window; False if none has room."""
+        receivers = self._server.receivers(self._system_id)
+        for offset in range(len(receivers)):
+            connection = receivers[(self._next + offset) % len(receivers)]
+            if connection.session.window_available > 0:
+                self._next = (self._next + offset + 1) % len(receivers)
+                if await connection.push(item):
+                    return True
+        return False
+
+
+class SmppConnection:
+    """One TCP/TLS connection (accepted, or opened by us for outbind) and its session."""
+
+    def __init__(
+        self,
+        server: SmppServer,
+        stream: trio.abc.Stream,
+        peer: tuple[str, int],
+        *,
+        outbind: AccountConfig | None = None,
+    ) -> None:
+        self.server = server
+        self.stream = stream
+        self.peer = peer
+        self.source = f"{peer[0]}:{peer[1]}"
+        self.session = SmppSession(Role.SMSC, server.config.smpp, opened_at=trio.current_time())
+        self.account: AccountConfig | None = None
+        self._outbind = outbind
+        self._send_lock = trio.Lock()
+        self._pending = trio.Semaphore(server.config.smpp.max_pending_requests)
+        self._pushed: dict[int, OutboundItem] = {}
+        self._timer_scope = trio.CancelScope()
+        self._receive_scope = trio.CancelScope()
+        self._closing = False
+        self._closed = trio.Event()
+        self._registered = False
+
+    # ---- main loop -----------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.server.connections.add(self)
+        log.debug("connection opened source=%s", self.source)
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._timer_loop)
+                try:
+                    if self._outbind is not None:
+                        await self._send_outbind(self._outbind)
+                    await self._read_loop()
+                finally:
+                    # Operations still running finish against a closed session: their answers are dropped.
+                    if self.session.state is not BindState.CLOSED:
+                        self.session.close()
+                    self._timer_scope.cancel()
+        finally:
+            await self._cleanup()
+
+    async def _read_loop(self) -> None:
+        while self.session.state is not BindState.CLOSED and not self._closing:
+            # Only the wait for data is cancellable by `close()`: a response being written is never cut off.
+            with trio.CancelScope() as self._receive_scope:
+                try:
+                    data = await self.stream.receive_some(_RECEIVE_BYTES)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    data = b""
+            if self._receive_scope.cancelled_caught:
+                return
+            self.session.receive_data(data, trio.current_time())
+            await self._handle_events()
+
+    async def _timer_loop(self) -> None:
+        while True:
+            with trio.CancelScope(deadline=self.session.next_deadline()) as self._timer_scope:
+                await trio.sleep_forever()
+            if self.session.state is BindState.CLOSED:
+                return
+            self.session.handle_timers(trio.current_time())
+            await self._handle_events()
+
+    def _reschedule(self) -> None:
+        self._timer_scope.deadline = self.session.next_deadline()
+
+    async def _cleanup(self) -> None:
+        with trio.CancelScope(shield=True):
+            self._closed.set()
+            self.server.connections.discard(self)
+            items = list(self._pushed.values())
+            self._pushed.clear()
+            if self.account is not None and self._registered:
+                self.server.unregister(self, self.account)
+                self.server.audit.record(
+                    source=self.source, event="disconnect", outcome="closed", system_id=self.account.system_id
+                )
+            await self.server.release_items(items)
+            with trio.move_on_after(1):
+                await self.stream.aclose()
+        log.debug("connection closed source=%s released=%d", self.source, len(items))
+
+    def close(self) -> None:
+        """Stop reading; `run` then cleans up (releases pushed items, unregisters the bind, closes the stream)."""
+        self._closing = True
+        self._receive_scope.cancel()
+
+    async def shutdown(self) -> None:
+        """Graceful: unbind if bound (the ESME answers outstanding deliver_sm first), else close; wait for the end."""
+        if self.session.state in BOUND:
+            await self._send_request(Unbind(sequence_number=0))
+        elif self.session.state is BindState.OPEN:
+            self.close()
+        await self._closed.wait()
+
+    # ---- writing -------------------------------------------------------------------------------------------
+
+    async def _send(self, pdu: Pdu) -> bool:
+        async with self._send_lock:
+            return await self._write(pdu)
+
+    async def _send_request(self, pdu: Pdu) -> Pdu | None:
+        """Number `pdu`, send it; returns it as sent, or None if the connection is gone."""
+        async with self._send_lock:
+            numbered = replace(pdu, sequence_number=self.session.new_sequence_number())
+            return numbered if await self._write(numbered) else None
+
+    async def _write(self, pdu: Pdu) -> bool:
+        if self.session.state is BindState.CLOSED:
+            return False
+        data = self.session.send(pdu, trio.current_time())
+        self._reschedule()
+        try:
+            await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.close()
+            return False
+        return True
+
+    async def push(self, item: OutboundItem) -> bool:
+        """Send a receipt/MO as the next deliver_sm; the item is ours to acknowledge or release from now on."""
+        async with self._send_lock:
+            if self.session.state not in _RECEIVER_BINDS or self.session.window_available <= 0:
+                return False
+            pdu = replace(item.pdu, sequence_number=self.session.new_sequence_number())
+            self._pushed[pdu.sequence_number] = item
+            await self._write(pdu)  # a failed write closes the connection, whose cleanup releases the item
+            return True
+
+    async def _send_outbind(self, account: AccountConfig) -> None:
+        await self._send_request(Outbind(system_id=account.system_id, password=account.outbind_password))
+        self.server.audit.record(source=self.source, event="outbind", outcome="sent", system_id=account.system_id)
+
+    # ---- events --------------------------------------------------------------------------------------------
+
+    async def _handle_events(self) -> None:
+        self._reschedule()  # the data just received may have moved the deadline, in either direction
+        while (event := self.session.next_event()) is not None:
+            await self._handle_event(event)
+        self._reschedule()
+
+    async def _handle_event(self, event: Event) -> None:
+        match event:
+            case RequestReceived(pdu=pdu):
+                await self._handle_request(pdu)
+            case ResponseReceived(request=request, response=response):
+                await self._handle_response(request, response)
+            case RequestRejected(response=response, reason=reason, close=close):
+                log.info("rejected source=%s reason=%r command_status=0x%08X", self.source, reason,
+                         response.command_status)
+                await self._send(response)
+                if close:
+                    self.close()
+            case ResponseTimedOut(request=request):
+                log.info("response timeout source=%s command_id=0x%08X", self.source, request.command_id)
+                await self._response_failed(request)
+                if request.command_id == CommandId.ENQUIRE_LINK or request.command_id == CommandId.UNBIND:
+                    self.close()
+            case EnquireLinkDue():
+                await self._send_request(EnquireLink(sequence_number=0))
+            case SessionTimedOut(reason="session_init"):
+                if not self._closing:  # not after a refused bind, which is audited already
+                    self.server.audit.record(source=self.source, event="bind", outcome="no bind before timeout")
+                self.close()
+            case SessionTimedOut():
+                log.info("inactivity source=%s", self.source)
+                await self._send_request(Unbind(sequence_number=0))
+            case UnexpectedResponse(pdu=pdu):
+                log.info("unexpected response source=%s command_id=0x%08X sequence_number=%d", self.source,
+                         pdu.command_id, pdu.sequence_number)
+            case ConnectionClosed():
+                pass
+
+    async def _handle_request(self, pdu: Pdu) -> None:
+        command_id = pdu.command_id
+        if command_id in BIND_TYPES:
+            await self._bind(pdu)
+        elif command_id == CommandId.ENQUIRE_LINK:
+            await self._send(EnquireLinkResp(sequence_number=pdu.sequence_number))
+        elif command_id == CommandId.UNBIND:
+            await self._send(UnbindResp(sequence_number=pdu.sequence_number))
+            if self.account is not None:
+                self.server.audit.record(
+                    source=self.source, event="unbind", outcome="ok", system_id=self.account.system_id
+                )
+            self.close()
+        else:
+            await self._pending.acquire()
+            self._nursery.start_soon(self._answer_operation, pdu)
+
+    async def _handle_response(self, request: Pdu, response: Pdu) -> None:
+        if request.command_id == CommandId.UNBIND:
+            self.close()
+        elif response.command_status != CommandStatus.ESME_ROK:
+            await self._response_failed(request, response.command_status)
+        elif request.command_id in _PUSHED:
+            item = self._pushed.pop(request.sequence_number, None)
+            if item is not None:
+                try:
+                    await self.server.backend.acknowledge(item.item_id)
+                except Exception:
+                    log.exception("acknowledge failed item_id=%s", item.item_id)
+                self.server.window_freed(item.account)
+
+    async def _response_failed(self, request: Pdu, command_status: int | None = None) -> None:
+        item = self._pushed.pop(request.sequence_number, None)
+        if item is not None:
+            log.info("deliver_sm not taken item_id=%s command_status=%s", item.item_id, command_status)
+            await self.server.release_items([item])
+            self.server.window_freed(item.account)
+
+    # ---- bind ----------------------------------------------------------------------------------------------
+
+    async def _bind(self, pdu: Pdu) -> None:
+        server = self.server
+        bind_type = BIND_TYPES[CommandId(pdu.command_id)]
+        ip = self.peer[0]
+        try:
+            if server.guard.is_locked_out(ip, trio.current_time()):
+                raise BindRefused("source locked out", command_status=CommandStatus.ESME_RBINDFAIL)
+            try:
+                account = server.accounts.check_access(pdu.system_id, CommandId(pdu.command_id), ip)
+                if not server.accounts.password_cached(account, pdu.password):
+                    await trio.to_thread.run_sync(server.accounts.check_password, account, pdu.password)
+            except BindRefused:
+                await trio.sleep(server.guard.record_failure(ip, trio.current_time()))
+                raise
+            server.guard.record_success(ip)
+            if not server.try_register(self, account):
+                raise BindRefused("too many binds", command_status=CommandStatus.ESME_RALYBND)
+        except BindRefused as exc:
+            server.audit.record(
+                source=self.source,
+                event="bind",
+                outcome=exc.reason,
+                system_id=pdu.system_id,
+                bind_type=bind_type,
+                command_status=exc.command_status,
+            )
+            await self._send(response_for(pdu, command_status=exc.command_status))
+            self.close()
+            return
+        self.account = account
+        self._registered = True
+        response = replace(
+            response_for(pdu),
+            system_id=server.config.smpp.system_id,
+            tlvs=Tlvs(sc_interface_version=InterfaceVersion.SMPP_3_4),
+        )
+        if not await self._send(response):
+            return
+        server.audit.record(source=self.source, event="bind", outcome="ok", system_id=account.system_id,
+                            bind_type=bind_type)
+        server.bound(self, account)
+
+    # ---- operations ----------------------------------------------------------------------------------------
+
+    async def _answer_operation(self, pdu: Pdu) -> None:
+        try:
+            response = await self._operation(pdu)
+        except BackendError as exc:
+            response = response_for(pdu, command_status=exc.command_status)
+        except Exception:
+            log.exception("operation failed source=%s command_id=0x%08X", self.source, pdu.command_id)
+            response = response_for(pdu, command_status=CommandStatus.ESME_RSYSERR)
+        finally:
+            self._pending.release()
+        await self._send(response)
+
+    async def _operation(self, pdu: Pdu) -> Pdu:
+        """Answer one bound request through the backend; BackendError becomes the response's status."""
+        account = self.account
+        assert account is not None  # the session only lets these through in a bound state
+        backend = self.server.backend
+        max_segments = self.server.config.smpp.max_segments
+        match pdu:
+            case SubmitSm() | DataSm():
+                if not self.server.take_tokens(account, count_segments(pdu, max_segments)):
+                    return response_for(pdu, command_status=CommandStatus.ESME_RTHROTTLED)
+                message_id = await backend.submit(account.system_id, pdu)
+                cls = SubmitSmResp if isinstance(pdu, SubmitSm) else DataSmResp
+                return cls(sequence_number=pdu.sequence_number, message_id=message_id)
+            case SubmitMulti():
+                return await self._submit_multi(account, pdu, count_segments(pdu, max_segments))
+            case QuerySm():
+                status = await backend.query(account.system_id, pdu.message_id, pdu.source_addr)
+                return QuerySmResp(
+                    sequence_number=pdu.sequence_number,
+                    message_id=status.message_id,
+                    final_date="" if status.final_date is None else format_absolute(status.final_date),
+                    message_state=status.message_state,
+                    error_code=status.error_code,
+                )
+            case CancelSm():
+                await backend.cancel(account.system_id, pdu)
+                return response_for(pdu)
+            case ReplaceSm():
+                await backend.replace(account.system_id, pdu)
+                return response_for(pdu)
+        raise AssertionError(f"no operation for {type(pdu).__name__}")
+
+    async def _submit_multi(self, account: AccountConfig, pdu: SubmitMulti, segments: int) -> Pdu:
+        """Refuse bad destinations one by one (unsuccess_sme); the rest go to the backend together."""
+        accepted: list[SmeAddress] = []
+        refused: list[UnsuccessSme] = []
+        for destination in pdu.destinations:
+            if not isinstance(destination, SmeAddress):
+                # No distribution lists are kept here; SMPP has no unsuccess_sme entry for a list name.
+                return response_for(pdu, command_status=CommandStatus.ESME_RCNTSUBDL)
+            status = multi_address_error(destination.dest_addr_ton, destination.dest_addr_npi,
+                                         destination.destination_addr)
+            if status is None:
+                accepted.append(destination)
+            else:
+                refused.append(UnsuccessSme(destination.dest_addr_ton, destination.dest_addr_npi,
+                                            destination.destination_addr, status))
+        if not accepted:
+            return response_for(pdu, command_status=CommandStatus.ESME_RINVDSTADR)
+        if not self.server.take_tokens(account, segments * len(accepted)):
+            return response_for(pdu, command_status=CommandStatus.ESME_RTHROTTLED)
+        result = await self.server.backend.submit_multi(account.system_id, replace(pdu, destinations=tuple(accepted)))
+        refused.extend(
+            UnsuccessSme(u.dest_addr_ton, u.dest_addr_npi, u.destination_addr, u.error_status_code)
+            for u in result.unsuccessful
+        )
+        return SubmitMultiResp(
+            sequence_number=pdu.sequence_number, message_id=result.message_id, unsuccess_sme=tuple(refused)
+        )

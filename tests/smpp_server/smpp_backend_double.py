@@ -1,0 +1,105 @@
+"""A test double for `SmppBackend`: records what the sessions ask, answers from dictionaries, queues outbound items.
+
+Only Trio tasks call it (smpplib clients in threads talk to it through the server).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from dataclasses import dataclass, field
+
+import trio
+
+from smsgw.pdu.constants import CommandStatus, MessageState
+from smsgw.smpp_server.backend import (
+    BackendError,
+    MessageStatus,
+    MultiResult,
+    OutboundItem,
+    UnsuccessfulDestination,
+)
+
+
+@dataclass
+class DoubleBackend:
+    submitted: list[tuple[str, object]] = field(default_factory=list)
+    owners: dict[str, str] = field(default_factory=dict)
+    cancelled: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    acknowledged: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+    refuse_destinations: set[str] = field(default_factory=set)
+    fail_submits_with: int | None = None
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _queues: dict[str, deque[OutboundItem]] = field(default_factory=dict)
+    _reserved: dict[str, OutboundItem] = field(default_factory=dict)
+    _changed: trio.Event = field(default_factory=trio.Event)
+
+    def _new_id(self, account: str) -> str:
+        message_id = f"m{next(self._ids)}"
+        self.owners[message_id] = account
+        return message_id
+
+    async def submit(self, account: str, pdu: object) -> str:
+        if self.fail_submits_with is not None:
+            raise BackendError("refused by test", command_status=self.fail_submits_with)
+        destination = getattr(pdu, "destination_addr")
+        if destination in self.refuse_destinations:
+            raise BackendError("refused destination", command_status=CommandStatus.ESME_RINVDSTADR)
+        self.submitted.append((account, pdu))
+        return self._new_id(account)
+
+    async def submit_multi(self, account: str, pdu: object) -> MultiResult:
+        self.submitted.append((account, pdu))
+        unsuccessful = tuple(
+            UnsuccessfulDestination(d.dest_addr_ton, d.dest_addr_npi, d.destination_addr, CommandStatus.ESME_RINVDSTADR)
+            for d in getattr(pdu, "destinations")
+            if getattr(d, "destination_addr", None) in self.refuse_destinations
+        )
+        return MultiResult(self._new_id(account), unsuccessful)
+
+    def _owned(self, account: str, message_id: str, status: int) -> None:
+        if self.owners.get(message_id) != account:
+            raise BackendError(f"unknown message_id {message_id}", command_status=status)
+
+    async def query(self, account: str, message_id: str, source_addr: str) -> MessageStatus:
+        self._owned(account, message_id, CommandStatus.ESME_RQUERYFAIL)
+        state = MessageState.DELETED if message_id in self.cancelled else MessageState.ENROUTE
+        return MessageStatus(message_id, state, None, 0)
+
+    async def cancel(self, account: str, pdu: object) -> None:
+        message_id = getattr(pdu, "message_id")
+        self._owned(account, message_id, CommandStatus.ESME_RCANCELFAIL)
+        self.cancelled.append(message_id)
+
+    async def replace(self, account: str, pdu: object) -> None:
+        message_id = getattr(pdu, "message_id")
+        self._owned(account, message_id, CommandStatus.ESME_RREPLACEFAIL)
+        self.replaced.append(message_id)
+
+    # ---- outbound ----------------------------------------------------------------------------------------------
+
+    def offer(self, item: OutboundItem) -> None:
+        self._queues.setdefault(item.account, deque()).append(item)
+        self._changed.set()
+
+    def waiting(self, account: str) -> int:
+        return len(self._queues.get(account, ()))
+
+    async def next_outbound(self, account: str) -> OutboundItem:
+        while not self._queues.get(account):
+            self._changed = trio.Event() if self._changed.is_set() else self._changed
+            await self._changed.wait()
+        item = self._queues[account].popleft()
+        self._reserved[item.item_id] = item
+        return item
+
+    async def acknowledge(self, item_id: str) -> None:
+        del self._reserved[item_id]
+        self.acknowledged.append(item_id)
+
+    async def release(self, item_id: str) -> None:
+        item = self._reserved.pop(item_id)
+        self.released.append(item_id)
+        self.offer(item)

@@ -1,0 +1,305 @@
+"""The Trio layer over memory streams with an autojumping MockClock: binds, operations, timers, push, shutdown."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import trio
+import trio.testing
+
+from smsgw.config import AccountConfig, Config
+from smsgw.pdu.constants import CommandId, CommandStatus, MessageState, Ton
+from smsgw.pdu.smpp import (
+    BindReceiver,
+    BindTransceiver,
+    BindTransmitter,
+    CancelSm,
+    DataSm,
+    DeliverSm,
+    EnquireLink,
+    GenericNack,
+    QuerySm,
+    ReplaceSm,
+    SmeAddress,
+    SubmitMulti,
+    SubmitSm,
+    Unbind,
+    response_for,
+)
+from smsgw.pdu.tlv import Tlvs
+from smsgw.smpp_server.backend import OutboundItem
+from smsgw.smpp_server.session import RequestReceived, UnexpectedResponse
+from smsgw.smpp_server.states import BindState
+
+from smpp_backend_double import DoubleBackend
+from smpp_harness import PASSWORD, Client, make_config, running_server
+
+SUBMIT = SubmitSm(
+    sequence_number=0,
+    source_addr="447700900001",
+    source_addr_ton=Ton.INTERNATIONAL,
+    source_addr_npi=1,
+    destination_addr="447700900002",
+    dest_addr_ton=Ton.INTERNATIONAL,
+    dest_addr_npi=1,
+    short_message=b"hello",
+)
+
+
+def receipt(n: int) -> OutboundItem:
+    return OutboundItem(f"r{n}", "acme", DeliverSm(sequence_number=0, esm_class=0x04, short_message=f"id:{n}".encode()))
+
+
+async def test_bind_submit_query_cancel_replace(autojump_clock: trio.testing.MockClock) -> None:
+    backend = DoubleBackend()
+    async with running_server(make_config(), backend) as server, trio.open_nursery() as nursery:
+        client = Client(server, nursery)
+        bound = await client.bind()
+        assert bound.command_status == CommandStatus.ESME_ROK
+        assert bound.system_id == "smsgw"  # type: ignore[attr-defined]
+        assert bound.tlvs.sc_interface_version == 0x34  # type: ignore[attr-defined]
+        submitted = await client.request(SUBMIT)
+        assert submitted.command_status == 0 and submitted.message_id == "m1"  # type: ignore[attr-defined]
+        assert backend.submitted == [("acme", replace(SUBMIT, sequence_number=2))]
+        data = await client.request(DataSm(sequence_number=0, destination_addr="447700900003", dest_addr_ton=1,
+                                           dest_addr_npi=1, tlvs=Tlvs(message_payload=b"hi")))
+        assert data.command_id == CommandId.DATA_SM_RESP and data.message_id == "m2"  # type: ignore[attr-defined]
+        query = await client.request(QuerySm(sequence_number=0, message_id="m1", source_addr="447700900001"))
+        assert query.message_state == MessageState.ENROUTE  # type: ignore[attr-defined]
+        cancel = await client.request(CancelSm(sequence_number=0, message_id="m1"))
+        assert cancel.command_status == 0
+        assert backend.cancelled == ["m1"]
+        refused = await client.request(ReplaceSm(sequence_number=0, message_id="m99", short_message=b"x"))
+        assert refused.command_status == CommandStatus.ESME_RREPLACEFAIL
+        unknown = await client.request(QuerySm(sequence_number=0, message_id="m77"))
+        assert unknown.command_status == CommandStatus.ESME_RQUERYFAIL
+        await client.request(Unbind(sequence_number=0))
+        await client.wait_closed()
+        nursery.cancel_scope.cancel()
+
+
+async def test_submit_multi_reports_unsuccessful_destinations(autojump_clock: trio.testing.MockClock) -> None:
+    backend = DoubleBackend(refuse_destinations={"447700922000"})
+    async with running_server(make_config(), backend) as server, trio.open_nursery() as nursery:
+        client = Client(server, nursery)
+        await client.bind()
+        multi = SubmitMulti(
+            sequence_number=0,
+            destinations=(
+                SmeAddress(1, 1, "447700900002"),
+                SmeAddress(1, 1, "not a number"),
+                SmeAddress(1, 1, "447700922000"),
+            ),
+            short_message=b"hi all",
+        )
+        response = await client.request(multi)
+        assert response.command_status == 0
+        assert [(u.destination_addr, u.error_status_code) for u in response.unsuccess_sme] == [  # type: ignore[attr-defined]
+            ("not a number", CommandStatus.ESME_RINVDSTADR),
+            ("447700922000", CommandStatus.ESME_RINVDSTADR),
+        ]
+        ((_, sent),) = backend.submitted
+        assert len(sent.destinations) == 2  # type: ignore[attr-defined]
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(
+    ("system_id", "password", "status"),
+    [("acme", "wrong", CommandStatus.ESME_RINVPASWD), ("nobody", PASSWORD, CommandStatus.ESME_RINVSYSID)],
+)
+async def test_failed_bind_is_delayed_audited_and_closed(
+    autojump_clock: trio.testing.MockClock, system_id: str, password: str, status: int,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO", logger="smsgw.audit")
+    async with running_server(make_config(), DoubleBackend()) as server, trio.open_nursery() as nursery:
+        delays = []
+        for attempt in range(3):
+            client = Client(server, nursery, peer=("192.0.2.7", 5000 + attempt))
+            start = trio.current_time()
+            response = await client.bind(BindTransmitter(sequence_number=0, system_id=system_id, password=password))
+            delays.append(trio.current_time() - start)
+            assert response.command_status == status
+            await client.wait_closed()
+        assert delays == [0.5, 1.0, 2.0]
+        assert server.guard.is_locked_out("192.0.2.7", trio.current_time()) is False
+        records = [r.getMessage() for r in caplog.records if r.name == "smsgw.audit"]
+        assert len(records) == 3 and all("source=192.0.2.7:" in r and "event=bind" in r for r in records)
+        nursery.cancel_scope.cancel()
+
+
+async def test_lockout_refuses_even_the_right_password(autojump_clock: trio.testing.MockClock) -> None:
+    config = make_config(bind_lockout_failures=2, bind_failure_delay_base_s=0.1)
+    async with running_server(config, DoubleBackend()) as server, trio.open_nursery() as nursery:
+        for _ in range(2):
+            client = Client(server, nursery, peer=("192.0.2.8", 1))
+            await client.bind(BindTransmitter(sequence_number=0, system_id="nobody"))
+        client = Client(server, nursery, peer=("192.0.2.8", 2))
+        assert (await client.bind()).command_status == CommandStatus.ESME_RBINDFAIL
+        other = Client(server, nursery, peer=("192.0.2.9", 2))
+        assert (await other.bind()).command_status == CommandStatus.ESME_ROK
+        nursery.cancel_scope.cancel()
+
+
+async def test_source_network_and_bind_type_and_max_binds(autojump_clock: trio.testing.MockClock) -> None:
+    base = make_config()
+    account = replace(base.accounts[0], allowed_networks=("10.0.0.0/8",), allowed_bind_types=("transmitter",),
+                      max_binds=2)
+    config = Config(smpp=base.smpp, accounts=(account,))
+    async with running_server(config, DoubleBackend()) as server, trio.open_nursery() as nursery:
+        outside = Client(server, nursery, peer=("192.168.0.1", 1))
+        assert (await outside.bind(BindTransmitter(sequence_number=0, system_id="acme", password=PASSWORD))
+                ).command_status == CommandStatus.ESME_RBINDFAIL
+        receiver = Client(server, nursery, peer=("10.0.0.1", 1))
+        assert (await receiver.bind(BindReceiver(sequence_number=0, system_id="acme", password=PASSWORD))
+                ).command_status == CommandStatus.ESME_RBINDFAIL
+        statuses = []
+        for port in range(3):
+            client = Client(server, nursery, peer=("10.0.0.2", port))
+            statuses.append((await client.bind(BindTransmitter(sequence_number=0, system_id="acme",
+                                                               password=PASSWORD))).command_status)
+        assert statuses == [0, 0, CommandStatus.ESME_RALYBND]
+        assert len(server.binds("acme")) == 2
+        nursery.cancel_scope.cancel()
+
+
+async def test_throttling_answers_throttled_and_keeps_the_session(autojump_clock: trio.testing.MockClock) -> None:
+    base = make_config()
+    config = Config(smpp=base.smpp, accounts=(replace(base.accounts[0], throughput_per_s=1.0, throughput_burst=2),))
+    async with running_server(config, DoubleBackend()) as server, trio.open_nursery() as nursery:
+        client = Client(server, nursery)
+        await client.bind()
+        statuses = [(await client.request(SUBMIT)).command_status for _ in range(3)]
+        assert statuses == [0, 0, CommandStatus.ESME_RTHROTTLED]
+        await trio.sleep(1.0)
+        assert (await client.request(SUBMIT)).command_status == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_backend_error_and_crash_become_statuses(autojump_clock: trio.testing.MockClock) -> None:
+    backend = DoubleBackend(fail_submits_with=CommandStatus.ESME_RMSGQFUL)
+    async with running_server(make_config(), backend) as server, trio.open_nursery() as nursery:
+        client = Client(server, nursery)
+        await client.bind()
+        assert (await client.request(SUBMIT)).command_status == CommandStatus.ESME_RMSGQFUL
+        backend.fail_submits_with = None
+        backend.submit_multi = None  # type: ignore[assignment]  # calling it raises TypeError: a backend bug
+        multi = SubmitMulti(sequence_number=0, destinations=(SmeAddress(1, 1, "447700900002"),))
+        assert (await client.request(multi)).command_status == CommandStatus.ESME_RSYSERR
+        assert (await client.request(SUBMIT)).command_status == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_enquire_link_sent_when_idle_and_dead_link_closed(autojump_clock: trio.testing.MockClock) -> None:
+    async with running_server(make_config(), DoubleBackend()) as server, trio.open_nursery() as nursery:
+        client = Client(server, nursery)
+        await client.bind()
+        await trio.sleep(server.config.smpp.enquire_link_interval_s * 3)
+        assert not client.closed.is_set()  # answered by the client's reader
+        client.answer_enquire_link = False
+        event = await client.event()
+        assert isinstance(event, RequestReceived) and event.pdu.command_id == CommandId.ENQUIRE_LINK
+        await client.wait_closed()
+        assert server.binds("acme") == []
+        nursery.cancel_scope.cancel()
+
+
+async def test_no_bind_in_time_closes(autojump_clock: trio.testing.MockClock) -> None:
+    async with running_server(make_config(), DoubleBackend()) as server, trio.open_nursery() as nursery:
+        client = Client(server, nursery)
+        start = trio.current_time()
+        await client.wait_closed()
+        assert trio.current_time() - start == server.config.smpp.session_init_timeout_s
+        nursery.cancel_scope.cancel()
+
+
+async def test_protocol_errors_are_answered_and_session_survives(autojump_clock: trio.testing.MockClock) -> None:
+    async with running_server(make_config(), DoubleBackend()) as server, trio.open_nursery() as nursery:
+        client = Client(server, nursery)
+        await client.bind()
+        await client.send_raw(bytes.fromhex("00000010 00000999 00000000 0000abcd"))
+        # our ESME core has no request 0xABCD outstanding, so the nack is "unexpected" to it
+        nack = GenericNack(sequence_number=0xABCD, command_status=CommandStatus.ESME_RINVCMDID)
+        assert await client.event() == UnexpectedResponse(nack)
+        bad = replace(SUBMIT, dest_addr_ton=9)
+        assert (await client.request(bad)).command_status == CommandStatus.ESME_RINVDSTTON
+        assert (await client.request(EnquireLink(sequence_number=0))).command_status == 0
+        await client.send_raw(bytes.fromhex("00000008 00000015"))
+        await client.wait_closed()
+        nursery.cancel_scope.cancel()
+
+
+async def test_receipts_pushed_round_robin_acknowledged_and_released(autojump_clock: trio.testing.MockClock) -> None:
+    backend = DoubleBackend()
+    async with running_server(make_config(window=2), backend) as server, trio.open_nursery() as nursery:
+        first, second = Client(server, nursery, ("127.0.0.1", 1)), Client(server, nursery, ("127.0.0.1", 2))
+        await first.bind()
+        await second.bind(BindReceiver(sequence_number=0, system_id="acme", password=PASSWORD))
+        transmitter = Client(server, nursery, ("127.0.0.1", 3))
+        await transmitter.bind(BindTransmitter(sequence_number=0, system_id="acme", password=PASSWORD))
+        for n in range(5):
+            backend.offer(receipt(n))
+        got = {}
+        for client in (first, second, first, second):  # two per bind: the window
+            event = await client.event()
+            assert isinstance(event, RequestReceived) and event.pdu.command_id == CommandId.DELIVER_SM
+            got.setdefault(client, []).append(event.pdu)
+        assert backend.waiting("acme") == 0  # r4 is reserved by the pusher, waiting for room
+        first_pdus, second_pdus = got[first], got[second]
+        assert [p.short_message for p in first_pdus + second_pdus] == [b"id:0", b"id:2", b"id:1", b"id:3"]
+        await first.send(response_for(first_pdus[0]))
+        await first.send(response_for(first_pdus[1], command_status=CommandStatus.ESME_RX_T_APPN))
+        event = await first.event()  # r4 or the released r2, whichever the pusher takes first
+        assert isinstance(event, RequestReceived)
+        await trio.sleep(0)
+        assert backend.acknowledged == ["r0"]
+        assert "r2" in backend.released
+        # the second bind never answers: its items time out and go back
+        await trio.sleep(server.config.smpp.response_timeout_s + 1)
+        assert {"r1", "r3"} <= set(backend.released)
+        nursery.cancel_scope.cancel()
+
+
+async def test_disconnect_releases_outstanding_and_next_bind_gets_them(autojump_clock: trio.testing.MockClock) -> None:
+    backend = DoubleBackend()
+    async with running_server(make_config(), backend) as server, trio.open_nursery() as nursery:
+        client = Client(server, nursery)
+        await client.bind(BindReceiver(sequence_number=0, system_id="acme", password=PASSWORD))
+        backend.offer(receipt(1))
+        event = await client.event()
+        assert isinstance(event, RequestReceived)
+        await client.stream.aclose()
+        await trio.sleep(1)
+        assert backend.released == ["r1"] and backend.waiting("acme") == 1
+        again = Client(server, nursery, ("127.0.0.1", 2))
+        await again.bind(BindReceiver(sequence_number=0, system_id="acme", password=PASSWORD))
+        event = await again.event()
+        assert isinstance(event, RequestReceived) and event.pdu.short_message == b"id:1"  # type: ignore[attr-defined]
+        await again.send(response_for(event.pdu))
+        await trio.sleep(1)
+        assert backend.acknowledged == ["r1"]
+        nursery.cancel_scope.cancel()
+
+
+async def test_graceful_drain_unbinds_and_waits(autojump_clock: trio.testing.MockClock) -> None:
+    async with running_server(make_config(), DoubleBackend()) as server, trio.open_nursery() as nursery:
+        polite, silent = Client(server, nursery, ("127.0.0.1", 1)), Client(server, nursery, ("127.0.0.1", 2))
+        await polite.bind()
+        await silent.bind()
+        silent.answer_enquire_link = False
+
+        async def answer_unbind(client: Client) -> None:
+            event = await client.event()
+            assert isinstance(event, RequestReceived) and event.pdu.command_id == CommandId.UNBIND
+            await client.send(response_for(event.pdu))
+
+        nursery.start_soon(answer_unbind, polite)
+        start = trio.current_time()
+        await server.drain()
+        # the silent ESME never answers its unbind, so the drain waits the whole grace period for it
+        assert trio.current_time() - start == server.config.smpp.shutdown_grace_s
+        assert polite.closed.is_set() and not silent.closed.is_set()
+        (remaining,) = server.connections
+        assert remaining.session.state is BindState.UNBOUND
+        nursery.cancel_scope.cancel()
