@@ -79,10 +79,6 @@ class DeliveryReceipt:
         return self.message_state not in (MessageState.ENROUTE, MessageState.ACCEPTED)
 
 
-def stat_for_state(state: MessageState) -> str:
-    return STAT_BY_STATE[state]
-
-
 def receipt_excerpt(text: str) -> str:
     """The first 20 characters of a message for `text:`, one line, characters that would not survive either
     reading of data_coding 0 replaced by '?'."""

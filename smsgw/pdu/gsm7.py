@@ -127,20 +127,6 @@ def decode_gsm7(data: bytes) -> str:
     return "".join(chars)
 
 
-def escape_split_at(septets: bytes, start: int, end: int) -> int:
-    """`end`, or `end - 1` when cutting at `end` would separate an escape from its character.
-
-    `start` must be a character boundary. Counts the escapes running back from `end - 1`: an odd run means the
-    last one opens a sequence (each escape-escape pair is one two-septet sequence).
-    """
-    run = 0
-    position = end - 1
-    while position >= start and septets[position] == ESCAPE:
-        run += 1
-        position -= 1
-    return end - 1 if run % 2 else end
-
-
 def fill_bits_for_udh(udh_octets: int) -> int:
     """Fill bits after a UDH of `udh_octets` octets (UDHL included) so the text starts on a septet boundary."""
     return (7 - (udh_octets * 8) % 7) % 7
