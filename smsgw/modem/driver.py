@@ -180,6 +180,7 @@ class ModemDriver:
         self._sending = 0
         self._partial_answer: tuple[str, ...] = ()  # what a timed-out command got before its deadline
         self._reached_ready = False
+        self.failures_in_a_row = 0  # temporary send failures since the last success: the pool prefers others
         # What the modem told us about itself.
         self.manufacturer = ""
         self.model = ""
@@ -264,9 +265,11 @@ class ModemDriver:
             self._sending -= 1
         if isinstance(outcome, Sent):
             self._counts["sent"] += 1
+            self.failures_in_a_row = 0
             log.info("sms sent modem=%s segment=%s tp_mr=%d", self.name, sms.segment_id, outcome.tp_mr)
         else:
             self._counts["failed"] += 1
+            self.failures_in_a_row += int(outcome.temporary)
             self._last_error = outcome.reason
             log.warning(
                 "sms not sent modem=%s segment=%s temporary=%s cms_error=%s reason=%s",

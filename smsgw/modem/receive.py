@@ -48,7 +48,6 @@ class _Held:
     """What the reassembler does not keep: storage slots and the first part's metadata."""
 
     slots: list[StoredSlot] = field(default_factory=list)
-    sequences: set[int] = field(default_factory=set)
     received_at: datetime | None = None
     flash: bool = False
 
@@ -70,21 +69,13 @@ class IncomingParts:
         if part is None:
             sms = _incoming(modem, msisdn, originator, deliver.scts, flash, encoding, deliver.user_data, deliver.text)
             return Accepted((CompleteMessage(sms, 1, slots),))
-        key = (originator, part.scheme, part.reference, part.total)
-        held = self._held.get(key)
-        if held is not None and part.sequence in held.sequences:
+        if self._reassembler.is_duplicate(originator, part, now):
             log.info("duplicate part ignored modem=%s originator=%s sequence=%d", modem, originator, part.sequence)
             return Accepted(discard=slots)
-        waiting = len(self._reassembler)
         result = self._reassembler.add(originator, part, now)
-        if result is None and held is None and len(self._reassembler) == waiting:
-            # Not held by us and not waiting in the reassembler: a late duplicate of a message already delivered.
-            log.info("late duplicate part ignored modem=%s originator=%s sequence=%d", modem, originator, part.sequence)
-            return Accepted(discard=slots)
-        if held is None:
-            held = self._held[key] = _Held(flash=flash)
+        key = (originator, part.scheme, part.reference, part.total)
+        held = self._held.setdefault(key, _Held(flash=flash))
         held.slots.extend(slots)
-        held.sequences.add(part.sequence)
         if held.received_at is None or deliver.scts < held.received_at:
             held.received_at = deliver.scts
         if result is None:
