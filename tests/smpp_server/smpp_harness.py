@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from typing import Final
 
 import trio
 import trio.testing
 
 from smsgw.config import AccountConfig, Config, SmppConfig
 from smsgw.passwords import hash_password
-from smsgw.pdu.constants import CommandId
-from smsgw.pdu.smpp import BindTransceiver, EnquireLink, Pdu, response_for
+from smsgw.pdu.constants import CommandId, Ton
+from smsgw.pdu.smpp import BindTransceiver, Pdu, SubmitSm, response_for
 from smsgw.smpp_server.audit import AuditLog
 from smsgw.smpp_server.server import SmppServer
 from smsgw.smpp_server.session import (
@@ -27,6 +27,16 @@ from smsgw.smpp_server.states import Role
 
 from smpp_backend_double import DoubleBackend
 
+SUBMIT: Final = SubmitSm(
+    sequence_number=0,
+    source_addr="447700900001",
+    source_addr_ton=Ton.INTERNATIONAL,
+    source_addr_npi=1,
+    destination_addr="447700900002",
+    dest_addr_ton=Ton.INTERNATIONAL,
+    dest_addr_npi=1,
+    short_message=b"hello",
+)
 PASSWORD = "secret"
 PASSWORD_HASH = hash_password(PASSWORD)
 
@@ -106,5 +116,3 @@ class Client:
     async def wait_closed(self) -> None:
         await self.closed.wait()
 
-
-__all__ = ["Client", "make_config", "running_server", "math", "EnquireLink"]

@@ -33,18 +33,8 @@ from smsgw.smpp_server.session import RequestReceived, UnexpectedResponse
 from smsgw.smpp_server.states import BindState
 
 from smpp_backend_double import DoubleBackend
-from smpp_harness import PASSWORD, Client, make_config, running_server
+from smpp_harness import PASSWORD, SUBMIT, Client, make_config, running_server
 
-SUBMIT = SubmitSm(
-    sequence_number=0,
-    source_addr="447700900001",
-    source_addr_ton=Ton.INTERNATIONAL,
-    source_addr_npi=1,
-    destination_addr="447700900002",
-    dest_addr_ton=Ton.INTERNATIONAL,
-    dest_addr_npi=1,
-    short_message=b"hello",
-)
 
 
 def receipt(n: int) -> OutboundItem:

@@ -42,6 +42,7 @@ from smsgw.smpp_server.session import (
     UnexpectedResponse,
 )
 from smsgw.smpp_server.states import BindState, Role
+from smpp_harness import SUBMIT
 
 CONFIG = SmppConfig(
     window=3,
@@ -50,16 +51,6 @@ CONFIG = SmppConfig(
     inactivity_timeout_s=300.0,
     session_init_timeout_s=10.0,
     max_pdu_bytes=4096,
-)
-SUBMIT = SubmitSm(
-    sequence_number=0,
-    source_addr="447700900001",
-    source_addr_ton=Ton.INTERNATIONAL,
-    source_addr_npi=1,
-    destination_addr="447700900002",
-    dest_addr_ton=Ton.INTERNATIONAL,
-    dest_addr_npi=1,
-    short_message=b"hello",
 )
 
 

@@ -1,0 +1,215 @@
+"""End to end over real sockets on 127.0.0.1 port 0, with smpplib (blocking, in a worker thread) as the ESME.
+
+smpplib has no submit_multi, cancel_sm or replace_sm: those go over the smpplib client's socket encoded by our
+codec, and their responses are read and decoded the same way.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+import pytest
+import smpplib.client
+import smpplib.consts
+import smpplib.exceptions
+import smpplib.smpp
+import trio
+
+from smsgw.config import AccountConfig, Config, SmppConfig
+from smsgw.pdu.constants import CommandId, CommandStatus
+from smsgw.pdu.smpp import CancelSm, DeliverSm, Pdu, ReplaceSm, SmeAddress, SubmitMulti, decode_pdu, encode_pdu
+from smsgw.smpp_server.backend import OutboundItem
+from smsgw.smpp_server.server import SmppListeners, serve_smpp
+
+from smpp_backend_double import DoubleBackend
+from smpp_harness import PASSWORD, PASSWORD_HASH
+
+TIMEOUT_S = 5.0
+
+
+@dataclass
+class Gateway:
+    port: int
+    backend: DoubleBackend
+
+
+@pytest.fixture
+async def gateway(nursery: trio.Nursery) -> Gateway:
+    backend = DoubleBackend()
+    config = Config(
+        smpp=SmppConfig(port=0, bind_failure_delay_base_s=0.01, bind_failure_delay_max_s=0.02),
+        accounts=(
+            AccountConfig(system_id="acme", password_hash=PASSWORD_HASH, max_binds=2),
+            AccountConfig(system_id="branch", password_hash=PASSWORD_HASH, allowed_networks=("10.0.0.0/8",)),
+        ),
+    )
+    listeners: SmppListeners = await nursery.start(serve_smpp, config, backend)
+    return Gateway(listeners.port, backend)
+
+
+@contextmanager
+def esme(port: int) -> Iterator[smpplib.client.Client]:
+    client = smpplib.client.Client("127.0.0.1", port, timeout=TIMEOUT_S, allow_unknown_opt_params=True)
+    client.connect()
+    try:
+        yield client
+    finally:
+        client.disconnect()
+
+
+def raw_request(client: smpplib.client.Client, pdu: Pdu) -> Pdu:
+    client._socket.sendall(encode_pdu(replace(pdu, sequence_number=client.next_sequence())))
+    return read_raw(client)
+
+
+def read_raw(client: smpplib.client.Client) -> Pdu:
+    length = struct.unpack(">I", client._recv_exact(4))[0]
+    return decode_pdu(struct.pack(">I", length) + client._recv_exact(length - 4))
+
+
+async def in_thread(scenario: Callable[[], None]) -> None:
+    with trio.fail_after(30):
+        await trio.to_thread.run_sync(scenario)
+
+
+async def eventually(condition: Callable[[], bool]) -> None:
+    with trio.fail_after(10):
+        while not condition():
+            await trio.sleep(0.01)
+
+
+def bind_error(bind: Callable[..., object], **kwargs: object) -> int:
+    with pytest.raises(smpplib.exceptions.PDUError) as info:
+        bind(**kwargs)
+    return int(info.value.args[1])
+
+
+async def test_bind_each_type_and_unbind(gateway: Gateway) -> None:
+    def scenario() -> None:
+        for bind in ("bind_transmitter", "bind_receiver", "bind_transceiver"):
+            with esme(gateway.port) as client:
+                response = getattr(client, bind)(system_id="acme", password=PASSWORD)
+                assert response.status == 0 and response.system_id == b"smsgw"
+                assert response.sc_interface_version == 0x34
+                assert client.unbind().command == "unbind_resp"
+
+    await in_thread(scenario)
+
+
+async def test_refused_binds(gateway: Gateway) -> None:
+    def scenario() -> None:
+        with esme(gateway.port) as client:
+            assert bind_error(client.bind_transmitter, system_id="acme", password="wrong") == CommandStatus.ESME_RINVPASWD
+        with esme(gateway.port) as client:
+            assert bind_error(client.bind_transmitter, system_id="nobody", password="x") == CommandStatus.ESME_RINVSYSID
+        with esme(gateway.port) as client:
+            assert bind_error(client.bind_transmitter, system_id="branch", password=PASSWORD) == CommandStatus.ESME_RBINDFAIL
+        with esme(gateway.port) as first, esme(gateway.port) as second, esme(gateway.port) as third:
+            first.bind_transmitter(system_id="acme", password=PASSWORD)
+            second.bind_receiver(system_id="acme", password=PASSWORD)
+            assert bind_error(third.bind_transceiver, system_id="acme", password=PASSWORD) == CommandStatus.ESME_RALYBND
+
+    await in_thread(scenario)
+
+
+async def test_operations(gateway: Gateway) -> None:
+    def scenario() -> None:
+        with esme(gateway.port) as client:
+            client.bind_transceiver(system_id="acme", password=PASSWORD)
+            client.send_message(source_addr_ton=1, source_addr_npi=1, source_addr="447700900001", dest_addr_ton=1,
+                                dest_addr_npi=1, destination_addr="447700900002", short_message=b"hello")
+            submitted = client.read_pdu()
+            assert submitted.command == "submit_sm_resp" and submitted.status == 0
+            message_id = submitted.message_id.decode()
+            client.send_pdu(smpplib.smpp.make_pdu("query_sm", client=client, message_id=message_id,
+                                                  source_addr_ton=1, source_addr_npi=1, source_addr="447700900001"))
+            queried = client.read_pdu()
+            assert queried.command == "query_sm_resp" and queried.status == 0
+            assert queried.message_state == 1  # ENROUTE
+            multi = raw_request(client, SubmitMulti(
+                sequence_number=0, source_addr="447700900001", source_addr_ton=1, source_addr_npi=1,
+                destinations=(SmeAddress(1, 1, "447700900003"), SmeAddress(1, 1, "bogus!")), short_message=b"hi"))
+            assert multi.command_status == 0
+            assert [u.destination_addr for u in multi.unsuccess_sme] == ["bogus!"]  # type: ignore[attr-defined]
+            replaced = raw_request(client, ReplaceSm(sequence_number=0, message_id=message_id, short_message=b"new"))
+            assert replaced.command_id == CommandId.REPLACE_SM_RESP and replaced.command_status == 0
+            cancelled = raw_request(client, CancelSm(sequence_number=0, message_id=message_id))
+            assert cancelled.command_id == CommandId.CANCEL_SM_RESP and cancelled.command_status == 0
+            unknown = raw_request(client, CancelSm(sequence_number=0, message_id="nope"))
+            assert unknown.command_status == CommandStatus.ESME_RCANCELFAIL
+            client.send_pdu(smpplib.smpp.make_pdu("enquire_link", client=client))
+            assert client.read_pdu().command == "enquire_link_resp"
+            client.unbind()
+
+    await in_thread(scenario)
+    assert gateway.backend.cancelled and gateway.backend.replaced
+    assert len(gateway.backend.submitted) == 2
+
+
+async def test_unknown_command_and_malformed_length(gateway: Gateway) -> None:
+    def scenario() -> None:
+        with esme(gateway.port) as client:
+            client.bind_transmitter(system_id="acme", password=PASSWORD)
+            client._socket.sendall(struct.pack(">IIII", 16, 0x00000999, 0, 4242))
+            nack = client.read_pdu()
+            assert nack.command == "generic_nack" and nack.status == CommandStatus.ESME_RINVCMDID
+            assert nack.sequence == 4242
+            client.send_pdu(smpplib.smpp.make_pdu("enquire_link", client=client))
+            assert client.read_pdu().command == "enquire_link_resp"  # the session lives on
+            client._socket.sendall(struct.pack(">IIII", 0x7FFFFFFF, CommandId.SUBMIT_SM, 0, 4243))
+            nack = client.read_pdu()
+            assert nack.command == "generic_nack" and nack.status == CommandStatus.ESME_RINVCMDLEN
+            with pytest.raises((smpplib.exceptions.ConnectionError, ConnectionResetError, socket.timeout)):
+                client.read_pdu()  # the server closed the connection
+
+    await in_thread(scenario)
+
+
+def _receipt(n: int) -> OutboundItem:
+    text = f"id:{n} sub:001 dlvrd:001 submit date:2611231200 done date:2611231201 stat:DELIVRD err:000 text:"
+    return OutboundItem(f"r{n}", "acme", DeliverSm(sequence_number=0, source_addr="447700900002", esm_class=0x04,
+                                                     destination_addr="447700900001", short_message=text.encode()))
+
+
+async def test_receipt_pushed_and_acknowledged(gateway: Gateway) -> None:
+    gateway.backend.offer(_receipt(1))
+    received: list[bytes] = []
+
+    def scenario() -> None:
+        with esme(gateway.port) as client:
+            client.set_message_received_handler(lambda pdu: received.append(pdu.short_message))
+            client.bind_receiver(system_id="acme", password=PASSWORD)
+            client.read_once()  # deliver_sm, answered with deliver_sm_resp OK by smpplib
+            client.unbind()
+
+    await in_thread(scenario)
+    assert received and received[0].startswith(b"id:1 ")
+    await eventually(lambda: gateway.backend.acknowledged == ["r1"])
+
+
+async def test_receipt_offered_again_after_disconnect(gateway: Gateway) -> None:
+    gateway.backend.offer(_receipt(2))
+
+    def vanish() -> None:
+        with esme(gateway.port) as client:
+            client.bind_receiver(system_id="acme", password=PASSWORD)
+            assert client.read_pdu().command == "deliver_sm"  # never answered
+
+    await in_thread(vanish)
+    await eventually(lambda: gateway.backend.released == ["r2"])
+    received: list[bytes] = []
+
+    def come_back() -> None:
+        with esme(gateway.port) as client:
+            client.set_message_received_handler(lambda pdu: received.append(pdu.short_message))
+            client.bind_transceiver(system_id="acme", password=PASSWORD)
+            client.read_once()
+            client.unbind()
+
+    await in_thread(come_back)
+    assert received and received[0].startswith(b"id:2 ")
+    await eventually(lambda: gateway.backend.acknowledged == ["r2"])
