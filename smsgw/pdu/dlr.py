@@ -86,12 +86,17 @@ def receipt_excerpt(text: str) -> str:
     return "".join(char if char in _SAFE_EXCERPT_CHARS else "?" for char in excerpt)
 
 
+def _is_number(value: str) -> bool:
+    # str.isdigit alone accepts "²" and other digits int() refuses.
+    return value.isascii() and value.isdigit()
+
+
 def _format_date(value: datetime | None) -> str:
     return "" if value is None else value.strftime("%y%m%d%H%M")
 
 
 def _format_err(err: str) -> str:
-    return err.zfill(3) if err.isdigit() else err
+    return err.zfill(3) if _is_number(err) else err
 
 
 def format_receipt(receipt: DeliveryReceipt) -> str:
@@ -106,7 +111,7 @@ def format_receipt(receipt: DeliveryReceipt) -> str:
 def _parse_date(value: str) -> datetime | None:
     formats = {10: "%y%m%d%H%M", 12: "%y%m%d%H%M%S", 14: "%Y%m%d%H%M%S"}
     pattern = formats.get(len(value))
-    if pattern is None or not value.isdigit():
+    if pattern is None or not _is_number(value):
         return None
     try:
         return datetime.strptime(value, pattern)
@@ -115,7 +120,7 @@ def _parse_date(value: str) -> datetime | None:
 
 
 def _parse_count(value: str | None) -> int:
-    return int(value) if value is not None and value.isdigit() else 0
+    return int(value) if value is not None and _is_number(value) else 0
 
 
 def _normalise_stat(value: str) -> str:
@@ -195,7 +200,7 @@ def message_id_variants(message_id: str) -> tuple[str, ...]:
     """The id as given, then its other readings, for matching a receipt to a submit_sm_resp: SMSCs are known to
     answer submit_sm with a hex id and quote it in decimal in the receipt, or the reverse."""
     variants = [message_id]
-    if message_id.isdigit():
+    if _is_number(message_id):
         variants.append(format(int(message_id), "x"))
     if message_id and all(c in "0123456789abcdefABCDEF" for c in message_id):
         variants.append(str(int(message_id, 16)))

@@ -212,9 +212,26 @@ def test_format_parse_round_trip(
     )
 
 
-@given(st.one_of(st.text(max_size=200), st.binary(max_size=200)))
+receipt_like = st.lists(
+    st.sampled_from(
+        ["id:", "sub:", "dlvrd:", "submit date:", "done date:", "stat:", "err:", "Text:"]
+        + [" ", "  ", "1", "0", "00", "2401020304", "ab", "DELIVRD", "²", "٣", "\x00", "\n"]
+    ),
+    max_size=30,
+).map("".join)
+
+
+def test_unicode_digits_are_not_numbers() -> None:
+    receipt = parse_receipt("id:² sub:² dlvrd:٣ stat:DELIVRD err:² submit date:٢٤٠١٠٢٠٣٠٤")
+    assert (receipt.submitted, receipt.delivered, receipt.err, receipt.submit_date) == (0, 0, "²", None)
+    assert message_id_variants(receipt.message_id) == ("²",)
+
+
+@given(st.one_of(st.text(max_size=200), st.binary(max_size=200), receipt_like))
 def test_random_input_only_raises_pdu_error(text: str | bytes) -> None:
     try:
-        parse_receipt(text)
+        receipt = parse_receipt(text)
     except PduError:
-        pass
+        return
+    message_id_variants(receipt.message_id)
+    format_receipt(receipt)
