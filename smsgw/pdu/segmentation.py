@@ -156,14 +156,19 @@ def _check_options(max_segments: int, reference: int, reference_bits: int, first
         raise ValueError(f"first_part_reserve must be >= 0, got {first_part_reserve}")
 
 
+_SINGLE_OCTET: Final = frozenset((Encoding.IA5, Encoding.LATIN1, Encoding.CYRILLIC, Encoding.LATIN_HEBREW))
+
+
 def _unit_costs(text: str, encoding: Encoding) -> list[int]:
     if encoding is Encoding.GSM7:
         return [2 if char in _DOUBLE_SEPTET else 1 for char in text]
     if encoding is Encoding.UCS2:
         return [2 if char > "\uffff" else 1 for char in text]
-    if encoding is Encoding.KS_C_5601:
-        return [len(encode_text(char, encoding)) for char in text]
-    return [1] * len(text)
+    if encoding in _SINGLE_OCTET:
+        return [1] * len(text)
+    # Multi-octet codecs: a character alone costs at least what it adds to a run (ISO-2022-JP wraps it in shift
+    # sequences that neighbours share), so a part cut by these costs never overflows.
+    return [len(encode_text(char, encoding)) for char in text]
 
 
 def _cut(costs: Sequence[int], capacities: Sequence[int]) -> list[tuple[int, int]]:
@@ -253,11 +258,10 @@ def segment_text(
     whole = encode_text(text, chosen)  # raises PduError naming a character the encoding lacks
     extra = Udh(udh_elements)
     plan = _plan(chosen, extra, reference_bits, first_part_reserve)
-    costs = _unit_costs(text, chosen)
-    if sum(costs) <= plan.single:
+    if len(whole) // (2 if chosen is Encoding.UCS2 else 1) <= plan.single:
         pieces: list[tuple[str | None, bytes]] = [(text, whole)]
     else:
-        ranges = _cut(costs, (plan.first, plan.following))
+        ranges = _cut(_unit_costs(text, chosen), (plan.first, plan.following))
         if len(ranges) > max_segments:
             raise TooManySegments(len(ranges), max_segments)
         pieces = []

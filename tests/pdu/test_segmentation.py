@@ -119,6 +119,17 @@ def test_explicit_encodings() -> None:
         segment_text("x", encoding=Encoding.BINARY, reference=1)
 
 
+@pytest.mark.parametrize(
+    ("text", "encoding"), [("日本語のテキスト" * 40, Encoding.ISO_2022_JP), ("한국어 문자" * 60, Encoding.KS_C_5601)]
+)
+def test_multi_octet_encodings_never_overflow(text: str, encoding: Encoding) -> None:
+    segmented = segment_text(text, encoding=encoding, reference=1, max_segments=20)
+    assert segmented.text == text
+    assert all(len(part.user_data) <= 134 for part in segmented.parts)
+    assert all(decode_as(part.user_data, encoding) == part.text for part in segmented.parts)
+    assert len(segment_text("日本", encoding=Encoding.ISO_2022_JP, reference=1).parts) == 1
+
+
 def test_port_addressing_in_every_part() -> None:
     ports = PortAddressing(2948, 9200)
     segmented = segment_binary(bytes(300), reference=7, udh_elements=(ports,))
