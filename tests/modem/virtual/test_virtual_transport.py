@@ -1,0 +1,101 @@
+"""The Trio shell over memory streams (modem-to-modem loopback) and over a real pty, read with pyserial."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import serial
+import trio
+import trio.testing
+
+from smsgw.config import VirtualNetworkConfig
+from smsgw.modem.virtual.modem import VirtualModem
+from smsgw.modem.virtual.network import VirtualNetwork, serve_network
+from smsgw.modem.virtual.pty import serve_pty
+from smsgw.pdu.tpdu import Address, SmsDeliver, SmsSubmit, encode_with_smsc, split_smsc
+
+CONFIG = VirtualNetworkConfig(delivery_delay_s=1.0)
+
+
+class Host:
+    """A minimal AT host for tests: writes a line, reads until a final result code."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self.stream = stream
+        self.buffer = b""
+
+    async def read_until(self, *endings: bytes) -> bytes:
+        while not any(ending in self.buffer for ending in endings):
+            data = await self.stream.receive_some(4096)
+            assert data, "modem closed the stream"
+            self.buffer += data
+        end = min(self.buffer.index(e) + len(e) for e in endings if e in self.buffer)
+        answer, self.buffer = self.buffer[:end], self.buffer[end:]
+        return answer
+
+    async def command(self, line: str) -> bytes:
+        await self.stream.send_all(line.encode() + b"\r")
+        return await self.read_until(b"OK\r\n", b"ERROR\r\n", b"ERROR: ", b"> ")
+
+
+async def test_modem_to_modem_loopback_over_memory_streams(autojump_clock: trio.testing.MockClock) -> None:
+    with trio.fail_after(60):
+        await _loopback()
+
+
+async def _loopback() -> None:
+    async with trio.open_nursery() as nursery:
+        network = VirtualNetwork(CONFIG, now=trio.current_time())
+        await nursery.start(serve_network, network)
+        hosts = []
+        for msisdn in ("447700900001", "447700900002"):
+            modem = VirtualModem(network, msisdn, CONFIG)
+            host_side, modem_side = trio.testing.memory_stream_pair()
+            nursery.start_soon(modem.serve, modem_side)
+            host = Host(host_side)
+            assert (await host.command("ATE0")).endswith(b"OK\r\n")
+            assert await host.command("AT+CMEE=1;+CNMI=2,1,0,2,0") == b"\r\nOK\r\n"
+            hosts.append(host)
+        a, b = hosts
+        tpdu = SmsSubmit(
+            destination=Address.international("447700900002"), user_data=b"loop", status_report_request=True
+        ).to_bytes()
+        assert await a.command(f"AT+CMGS={len(tpdu)}") == b"\r\n> "
+        await a.stream.send_all(encode_with_smsc(tpdu).hex().encode() + b"\x1a")
+        assert await a.read_until(b"OK\r\n") == b"\r\n+CMGS: 0\r\n\r\nOK\r\n"
+        assert await b.read_until(b"\r\n+CMTI: \"SM\",1\r\n") == b'\r\n+CMTI: "SM",1\r\n'
+        assert await a.read_until(b"\r\n+CDSI: \"SM\",1\r\n")
+        answer = await b.command("AT+CMGR=1")
+        _, tpdu_in = split_smsc(bytes.fromhex(answer.split(b"\r\n")[2].decode()))
+        message = SmsDeliver.from_bytes(tpdu_in)
+        assert message.originator.number == "447700900001"
+        nursery.cancel_scope.cancel()
+
+
+def _talk_over_serial(path: str) -> list[bytes]:
+    """Open the pty link as a host would, twice (close and reopen), and collect the answers."""
+    answers = []
+    for _ in range(2):
+        with serial.Serial(path, 115200, timeout=5) as port:
+            port.write(b"ATE0\r")
+            answers.append(port.read_until(b"OK\r\n"))
+            port.write(b"AT+CGMI\r")
+            answers.append(port.read_until(b"OK\r\n"))
+    return answers
+
+
+async def test_pty_link_survives_reopen(tmp_path: Path) -> None:
+    link = tmp_path / "modem0"
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            network = VirtualNetwork(CONFIG, now=trio.current_time())
+            await nursery.start(serve_network, network)
+            modem = VirtualModem(network, "447700900001", CONFIG)
+            path = await nursery.start(serve_pty, modem, link)
+            assert path == link and os.path.realpath(link).startswith("/dev/pts/")
+            answers = await trio.to_thread.run_sync(_talk_over_serial, str(link))
+            assert answers[1] == b"\r\nsmsgw\r\n\r\nOK\r\n"
+            assert answers[3] == b"\r\nsmsgw\r\n\r\nOK\r\n"
+            nursery.cancel_scope.cancel()
+    assert not link.exists() and not link.is_symlink()
