@@ -16,7 +16,6 @@ Decoding untrusted bytes raises only `PduError`.
 from __future__ import annotations
 
 import enum
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final, Literal, TypeAlias
@@ -37,8 +36,6 @@ from .gsm7 import (
     unpack_septets,
 )
 from .text import Encoding, decode_as
-
-log = logging.getLogger(__name__)
 
 Direction: TypeAlias = Literal["mt", "mo"]
 
@@ -470,6 +467,7 @@ class SmsSubmit(_ShortMessage):
 
     def to_bytes(self) -> bytes:
         udl, ud = _encode_user_data(self.dcs, self.udh, self.user_data)
+        vp: bytes | int | None
         if isinstance(self.validity, datetime):
             vpf, vp = schema.VPF_ABSOLUTE, encode_timestamp(self.validity)
         elif self.validity is not None:
