@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 import trio
 
@@ -232,7 +232,7 @@ class ModemCore:
 
     # --- the sans-IO interface ----------------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes, now: float) -> None:
+    def receive_data(self, data: bytes | bytearray, now: float) -> None:
         if data:
             wire_log.debug("virtual modem msisdn=%s host>modem %r", self.msisdn, data)
         self._in += data
@@ -594,7 +594,7 @@ class ModemCore:
 
     def _handler(self, name: str) -> Callable[[float, Command], list[str] | _Prompt | _FinalText] | None:
         method = _COMMANDS.get(name)
-        return None if method is None else getattr(self, method)  # type: ignore[no-any-return]
+        return None if method is None else getattr(self, method)
 
     def _args(self, command: Command, count_max: int) -> list[str | None]:
         try:
@@ -639,7 +639,8 @@ class ModemCore:
         if not command.args.isdigit() or not 0 <= int(command.args) <= 255:
             raise _BadParameter
         if field_name:
-            self._settings = dataclasses.replace(self._settings, **{field_name: int(command.args)})
+            changes: dict[str, Any] = {field_name: int(command.args)}
+            self._settings = dataclasses.replace(self._settings, **changes)
         elif register != 0:  # S0 (auto-answer) is accepted: no calls ever ring here
             raise _BadParameter
         return []
@@ -693,7 +694,8 @@ class ModemCore:
         value = _int(self._args(command, 1)[0], 0)
         if value not in allowed:
             raise _BadParameter
-        self._settings = dataclasses.replace(self._settings, **{field_name: value})
+        changes: dict[str, Any] = {field_name: value}
+        self._settings = dataclasses.replace(self._settings, **changes)
         return []
 
     # SIM (TS 27.007 8.3)
@@ -756,9 +758,9 @@ class ModemCore:
         if command.op is Op.READ:
             if self._registration is not Registration.HOME:
                 return ["+COPS: 0"]
-            fmt = self._settings.cops_format
-            name = (_OPERATOR_LONG, _OPERATOR_SHORT, _OPERATOR_NUMERIC)[fmt]
-            return [f'+COPS: 0,{fmt},"{name}",{_ACCESS_TECHNOLOGY}']
+            current = self._settings.cops_format
+            name = (_OPERATOR_LONG, _OPERATOR_SHORT, _OPERATOR_NUMERIC)[current]
+            return [f'+COPS: 0,{current},"{name}",{_ACCESS_TECHNOLOGY}']
         mode, fmt, oper, _ = self._args(command, 4)
         mode_value = _int(mode, 0)
         if mode_value not in range(5) or (fmt is not None and _int(fmt, 0) not in range(3)):
