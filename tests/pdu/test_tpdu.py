@@ -254,6 +254,17 @@ def test_deliver_with_concatenation_udh_python_gsmmodem_vector() -> None:
     assert tpdu[23] ^ reencoded[23] == 0x01
 
 
+def test_deliver_smspdudecoder_readme_vector() -> None:
+    # qotto/smspdudecoder README.md: "TEST" from +46705930301; the sender's year 98 reads as 2098, as there.
+    smsc, tpdu = split("07916407058099F9040B916407950303F100008921222140140004D4E2940A")
+    deliver = decode_tpdu(tpdu)
+    assert isinstance(deliver, SmsDeliver) and smsc == "+46705008999"
+    assert str(deliver.originator) == "+46705930301" and deliver.text == "TEST"
+    assert deliver.scts == datetime(2098, 12, 22, 12, 4, 41, tzinfo=timezone.utc)
+    assert (deliver.more_messages, deliver.reply_path, deliver.udh) == (False, False, b"")
+    assert deliver.to_bytes() == tpdu
+
+
 def test_deliver_alphanumeric_8bit_class2_from_pysim() -> None:
     # osmocom pySim tests/unittests/test_sms.py Test_DELIVER: SIM OTA data from alphanumeric originator "ekit".
     tpdu = bytes.fromhex("0408D0E5759A0E7FF6907090307513000824010101BB400101")
@@ -402,6 +413,10 @@ def test_status_meanings(tp_st: int, meaning: StatusMeaning, name: str) -> None:
         (Address.alphanumeric("FRANCOIS"), "0ED04669D0397C26A7"),
         (Address.alphanumeric("a[]{}€"), "14D0E10D6FE3DBA036A94D19"),
         (Address.national("0129998765"), "0AA11092997856"),
+        # qotto/smspdudecoder smspdudecoder/fields.py Address.decode docstring examples.
+        (Address.international("15551234567"), "0B915155214365F7"),
+        (Address.alphanumeric("MMoney"), "0BD0CDE6DB5DCE03"),
+        (Address.alphanumeric("Design@Home"), "14D0C4F23C7D760390EF7619"),
     ],
 )
 def test_address_fields(address: Address, hex_field: str) -> None:
@@ -424,10 +439,15 @@ def test_address_parse_and_limits() -> None:
         Address("+44", TypeOfNumber.INTERNATIONAL)
 
 
-# python-gsmmodem test/test_pdu.py TestSmsPduSmscFields.
+# python-gsmmodem test/test_pdu.py TestSmsPduSmscFields, and one from smspdudecoder.
 @pytest.mark.parametrize(
     ("smsc", "hex_field"),
-    [("+9876543210", "06918967452301"), ("+987654321", "069189674523F1"), ("+2782913593", "06917228195339")],
+    [
+        ("+9876543210", "06918967452301"),
+        ("+987654321", "069189674523F1"),
+        ("+2782913593", "06917228195339"),
+        ("+22997976852", "07912299976758F2"),  # qotto/smspdudecoder fields.py SMSC.decode docstring
+    ],
 )
 def test_smsc_prefix(smsc: str, hex_field: str) -> None:
     tpdu = bytes.fromhex("0100")
