@@ -186,6 +186,8 @@ class Address:
 
 
 class DcsGroup(enum.Enum):
+    """TS 23.038 section 4 coding group: the high nibble of TP-DCS."""
+
     GENERAL = "general"
     AUTOMATIC_DELETION = "automatic_deletion"
     RESERVED = "reserved"
