@@ -116,7 +116,7 @@ class Reassembled:
 
     @staticmethod
     def _run_key(indexed: tuple[int, PartInfo]) -> tuple[int, Encoding]:
-        # index - sequence is constant along a run of consecutive sequence numbers.
+        # sequence - index is constant along a run of consecutive sequence numbers.
         index, part = indexed
         return part.sequence - index, part.encoding
 
@@ -147,7 +147,8 @@ class Reassembler:
         self._max_pending = max_pending
         # Both ordered oldest first (by last part, by completion), so expiry only looks at the front.
         self._pending: OrderedDict[_Key, _Pending] = OrderedDict()
-        self._completed: OrderedDict[_Key, tuple[float, frozenset[tuple[int, bytes]]]] = OrderedDict()
+        # Completed messages remember (sequence, hash of data) per part, not the data, to recognise late duplicates.
+        self._completed: OrderedDict[_Key, tuple[float, frozenset[tuple[int, int]]]] = OrderedDict()
         self._evicted: list[Reassembled] = []
 
     def __len__(self) -> int:
@@ -162,7 +163,7 @@ class Reassembler:
             return False
         key = (key_source, part.scheme, part.reference, part.total)
         recent = self._completed.get(key)
-        if recent is not None and (part.sequence, part.data) in recent[1]:
+        if recent is not None and (part.sequence, hash(part.data)) in recent[1]:
             return True
         pending = self._pending.get(key)
         return pending is not None and part.sequence in pending.parts
@@ -188,7 +189,7 @@ class Reassembler:
         if len(pending.parts) < part.total:
             return None
         del self._pending[key]
-        self._completed[key] = (now, frozenset((p.sequence, p.data) for p in pending.parts.values()))
+        self._completed[key] = (now, frozenset((p.sequence, hash(p.data)) for p in pending.parts.values()))
         if len(self._completed) > self._max_pending:
             self._completed.popitem(last=False)
         return self._result(key, pending, incomplete=False)
