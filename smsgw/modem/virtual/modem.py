@@ -448,7 +448,7 @@ class ModemCore:
                 self._prompt = (result.handler, b"")
                 return
             if isinstance(result, _FinalText):
-                self._emit_lines(lines + result.lines)
+                self._emit_lines(lines)
                 self._final(result.text, result.numeric)
                 return
             lines.extend(result)
@@ -1072,7 +1072,6 @@ class _FinalText:
 
     text: str
     numeric: int
-    lines: list[str] = dataclasses.field(default_factory=list)
 
 
 _COMMANDS: Final = {

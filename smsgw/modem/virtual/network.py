@@ -19,7 +19,7 @@ import heapq
 import itertools
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Final, Protocol
@@ -86,7 +86,8 @@ def normalise_number(address: Address) -> str | None:
     return digits if _MIN_DIGITS <= len(digits) <= _MAX_DIGITS else None
 
 
-def behaviour_for(number: str, subscribers: frozenset[str] | set[str] | dict[str, Handset]) -> Behaviour:
+def behaviour_for(number: str, subscribers: Container[str]) -> Behaviour:
+    """`subscribers`: the MSISDNs of the virtual modems the network knows (its HLR), attached or not."""
     if number in subscribers:
         return Behaviour.SUBSCRIBER
     if number == AUTO_REPLY_NUMBER:
@@ -157,6 +158,8 @@ class VirtualNetwork:
         # see validity periods pass in the timestamps too. Whole seconds: TPDU timestamps have no fraction.
         self._epoch = (wall_clock or datetime.now(timezone.utc)).replace(microsecond=0)
         self._subscribers: dict[str, Handset] = {}
+        # Every MSISDN that ever attached: while detached it is a switched-off handset, not "any other number".
+        self._home_location_register: set[str] = set()
         self._queue: list[tuple[float, int, _Attempt]] = []
         self._sequence = itertools.count()
         self._partial_replies: dict[tuple[str, int, int], _PartialReply] = {}
@@ -172,6 +175,7 @@ class VirtualNetwork:
     def attach(self, now: float, msisdn: str, handset: Handset) -> None:
         """The handset registered: MTs waiting for it are offered now (the HLR "MS present" alert)."""
         self._subscribers[msisdn] = handset
+        self._home_location_register.add(msisdn)
         log.info("subscriber attached msisdn=%s", msisdn)
         self._retry_now(now, msisdn)
 
@@ -240,6 +244,9 @@ class VirtualNetwork:
 
     # --- internals ----------------------------------------------------------------------------------------------
 
+    def _behaviour(self, number: str) -> Behaviour:
+        return behaviour_for(number, self._home_location_register)
+
     def _expiry(self, now: float, submit: SmsSubmit) -> float:
         validity = submit.validity
         if isinstance(validity, timedelta):
@@ -272,9 +279,7 @@ class VirtualNetwork:
         if result is MtResult.ACCEPTED:
             log.info("mt delivered destination=%s attempts=%d", attempt.destination, attempt.attempts + 1)
             self._finish(now, attempt, TpStatus.RECEIVED_BY_SME)
-            if attempt.submission is not None and behaviour_for(attempt.destination, self._subscribers) is (
-                Behaviour.AUTO_REPLY
-            ):
+            if attempt.submission is not None and self._behaviour(attempt.destination) is Behaviour.AUTO_REPLY:
                 self._auto_reply(now, attempt.submission)
         elif result is None:
             log.info("mt failed destination=%s reason=unknown_subscriber", attempt.destination)
@@ -290,12 +295,13 @@ class VirtualNetwork:
 
     def _offer(self, now: float, attempt: _Attempt) -> MtResult | None:
         """Offer the MT to the handset at its destination; None for a permanent failure."""
-        behaviour = behaviour_for(attempt.destination, self._subscribers)
+        behaviour = self._behaviour(attempt.destination)
         if attempt.submission is None and behaviour is not Behaviour.SUBSCRIBER:
-            # Reports and replies go to virtual modems only; one that left the network is absent until it returns.
+            # Reports and replies go to virtual modems only.
             return MtResult.ABSENT
         if behaviour is Behaviour.SUBSCRIBER:
-            return self._subscribers[attempt.destination].receive_mt(now, attempt.message)
+            handset = self._subscribers.get(attempt.destination)
+            return MtResult.ABSENT if handset is None else handset.receive_mt(now, attempt.message)
         if behaviour is Behaviour.SWITCHED_OFF:
             return MtResult.ABSENT
         if behaviour is Behaviour.UNKNOWN_SUBSCRIBER:

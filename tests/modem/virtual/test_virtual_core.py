@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from smsgw.config import VirtualNetworkConfig
 from smsgw.modem.virtual.atparse import Command, LineSyntaxError, Op, parse_line, split_args
@@ -13,6 +15,12 @@ from smsgw.modem.virtual.network import VirtualNetwork
 from smsgw.pdu.tpdu import Address, SmsDeliver, SmsStatusReport, SmsSubmit, encode_with_smsc, split_smsc
 
 CONFIG = VirtualNetworkConfig(delivery_delay_s=0.0)
+# Pieces of real command lines, so random input reaches the commands' argument parsing too.
+_FRAGMENTS = [
+    b"AT", b"\r", b"+CMGS=", b"+CMGF=1;", b"+CPMS=", b'"SM"', b",", b"?", b"=?", b"\x1a", b"0011000B91", b"+CNMI=2,2",
+    b"+CMGR=1", b"+CMGL=", b"+CMGD=1,4", b"+CSCS=\"UCS2\"", b"+CUSD=1,\"*100#\"", b"+CPIN=", b"ATE", b"V0", b"S3=",
+    b"+CFUN=1,1", b"+CSMP=49,167,0,8", b"+CMEE=2",
+]
 EPOCH = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
 
@@ -259,3 +267,14 @@ def test_cpms_cfun_cusd_and_identity() -> None:
 def test_wall_time_follows_now() -> None:
     network, _, _ = make()
     assert network.wall_time(90.5) == EPOCH + timedelta(seconds=90)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.binary(max_size=40) | st.sampled_from(_FRAGMENTS), max_size=12))
+def test_any_host_bytes_get_answers_never_exceptions(chunks: list[bytes]) -> None:
+    _, modem, _ = make()
+    for chunk in chunks:
+        modem.receive_data(chunk, 0.0)
+        assert isinstance(modem.data_to_send(), bytes)
+    modem.receive_data(b"\x1b\rAT\r", 0.0)  # leave any prompt, then the modem still answers
+    assert modem.data_to_send().endswith((b"OK\r\n", b"0\r"))

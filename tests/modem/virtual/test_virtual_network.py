@@ -169,17 +169,34 @@ async def test_memory_full_first_then_delivered_on_retry(autojump_clock: trio.te
         nursery.cancel_scope.cancel()
 
 
-async def test_absent_modem_gets_its_sms_when_it_attaches(autojump_clock: trio.testing.MockClock) -> None:
+async def test_full_modem_gets_its_sms_when_memory_is_available(autojump_clock: trio.testing.MockClock) -> None:
     async with trio.open_nursery() as nursery:
         network, sender = await start(nursery)
-        late = Phone(full=True)
-        network.attach(trio.current_time(), "447700900002", late)
+        full = Phone(full=True)
+        network.attach(trio.current_time(), "447700900002", full)
         network.submit(trio.current_time(), SENDER, submit("447700900002", "wait"))
         await trio.sleep(10)
-        late.full = False
-        network.memory_available(trio.current_time(), "447700900002")
+        full.full = False
+        network.memory_available(trio.current_time(), "447700900002")  # RP-SMMA: before the next retry
         await trio.sleep(0.001)
-        assert [d.text for d in late.delivers()] == ["wait"]
+        assert [d.text for d in full.delivers()] == ["wait"]
+        nursery.cancel_scope.cancel()
+
+
+async def test_detached_modem_gets_its_sms_when_it_attaches_again(autojump_clock: trio.testing.MockClock) -> None:
+    async with trio.open_nursery() as nursery:
+        network, sender = await start(nursery)
+        phone = Phone()
+        network.attach(trio.current_time(), "447700900002", phone)
+        network.detach(trio.current_time(), "447700900002")
+        assert not network.is_attached("447700900002")
+        network.submit(trio.current_time(), SENDER, submit("447700900002", "later"))
+        await trio.sleep(600)
+        assert sender.reports() == [] and phone.received == []  # a known subscriber, switched off: retried
+        network.attach(trio.current_time(), "447700900002", phone)
+        await trio.sleep(0.001)
+        assert [d.text for d in phone.delivers()] == ["later"]
+        assert [r.tp_st for r in sender.reports()] == [TpStatus.RECEIVED_BY_SME]
         nursery.cancel_scope.cancel()
 
 
