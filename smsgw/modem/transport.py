@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import termios
 from typing import Final
 
 import serial
@@ -31,6 +32,12 @@ class SerialStream(trio.abc.Stream):
         self._port = port
         self._fd: int = port.fileno()
         os.set_blocking(self._fd, False)
+        # pyserial leaves VMIN=0 (it polls with select), which makes an empty tty read return b"" like a hang-up.
+        # With VMIN=1 an empty non-blocking read raises EAGAIN, and b"" means the device really went away.
+        attributes = termios.tcgetattr(self._fd)
+        attributes[6][termios.VMIN] = 1
+        attributes[6][termios.VTIME] = 0
+        termios.tcsetattr(self._fd, termios.TCSANOW, attributes)
         self._closed = False
 
     @property

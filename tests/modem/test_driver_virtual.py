@@ -1,0 +1,92 @@
+"""The driver against the virtual modem and network (smsgw.modem.virtual) over memory streams and a real pty."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import trio
+import trio.testing
+
+from smsgw.config import ModemConfig, VirtualNetworkConfig
+from smsgw.modem.driver import ModemDriver, ModemState
+from smsgw.modem.pool import ModemPool
+from smsgw.modem.seams import OutgoingSms, SendFailed, Sent
+from smsgw.modem.virtual.modem import VirtualModem
+from smsgw.modem.virtual.network import VirtualNetwork, serve_network
+from smsgw.modem.virtual.pty import serve_pty
+from smsgw.pdu.text import Encoding, encode_text
+
+from modem_fakes import RecordingSink
+
+NETWORK = VirtualNetworkConfig(delivery_delay_s=1.0, sim_ready_delay_s=3.0, registration_delay_s=5.0)
+A, B = "447700900001", "447700900002"
+
+
+def _sms(destination: str, text: str, **changes: object) -> OutgoingSms:
+    return OutgoingSms(
+        segment_id=f"to-{destination}",
+        destination=destination,
+        data_coding=0,
+        user_data=encode_text(text, Encoding.GSM7),
+        **changes,  # type: ignore[arg-type]
+    )
+
+
+def _virtual_opener(modem: VirtualModem, nursery: trio.Nursery):  # type: ignore[no-untyped-def]
+    async def open_stream() -> trio.abc.Stream:
+        host, device = trio.testing.memory_stream_pair()
+        nursery.start_soon(modem.serve, device)
+        return host
+
+    return open_stream
+
+
+async def test_two_modems_over_memory_streams(autojump_clock: trio.testing.MockClock) -> None:
+    sink = RecordingSink()
+    async with trio.open_nursery() as nursery:
+        network = VirtualNetwork(NETWORK, now=trio.current_time())
+        await nursery.start(serve_network, network)
+        drivers = []
+        for name, msisdn, pin in (("a", A, "1234"), ("b", B, None)):
+            modem = VirtualModem(network, msisdn, NETWORK, pin=pin)
+            config = ModemConfig(name=name, port=f"virtual:{msisdn}", msisdn=msisdn, pin=pin)
+            drivers.append(ModemDriver(config, sink, opener=_virtual_opener(modem, nursery)))
+        pool = ModemPool(drivers)
+        await nursery.start(pool.run)
+        for driver in drivers:
+            assert await driver.wait_state(ModemState.READY, ModemState.DOWN) is ModemState.READY
+        a, b = drivers
+        assert a.imei and a.imsi and a.manufacturer
+        sent = await a.send(_sms(B, "hello b", status_report=True, validity=timedelta(hours=1)))
+        assert isinstance(sent, Sent)
+        await sink.wait_for(lambda: len(sink.incoming) == 1 and len(sink.reports) == 1)
+        incoming, report = sink.incoming[0], sink.reports[0]
+        assert (incoming.modem, incoming.originator, incoming.text) == ("b", A, "hello b")
+        assert (report.modem, report.tp_mr, report.recipient, report.tp_st) == ("a", sent.tp_mr, B, 0)
+        failed = await a.send(_sms("447700922001", "nobody", status_report=True))
+        assert isinstance(failed, Sent)  # accepted by the network; the failure comes as a status report
+        await sink.wait_for(lambda: len(sink.reports) == 2)
+        assert sink.reports[1].tp_st >= 0x40  # permanent error
+        nursery.cancel_scope.cancel()
+
+
+async def test_driver_over_a_real_pty(tmp_path: Path) -> None:
+    sink = RecordingSink()
+    config = VirtualNetworkConfig(delivery_delay_s=0.0)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            network = VirtualNetwork(config, now=trio.current_time())
+            await nursery.start(serve_network, network)
+            modem = VirtualModem(network, A, config)
+            link = await nursery.start(serve_pty, modem, tmp_path / "modem0")
+            driver = ModemDriver(ModemConfig(name="pty", port=str(link), msisdn=A), sink)
+            nursery.start_soon(driver.run)
+            assert await driver.wait_state(ModemState.READY, ModemState.DOWN) is ModemState.READY
+            outcome = await driver.send(_sms(A, "to myself"))
+            assert isinstance(outcome, Sent), outcome
+            await sink.wait_for(lambda: len(sink.incoming) == 1)
+            assert sink.incoming[0].text == "to myself"
+            refused = await driver.send(_sms(A, "too long valid", validity=timedelta(weeks=100)))
+            assert isinstance(refused, SendFailed) and not refused.temporary  # TP-VP cannot say 100 weeks
+            nursery.cancel_scope.cancel()
