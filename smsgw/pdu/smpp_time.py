@@ -8,6 +8,7 @@ SMPP does not say how long a relative year or month is; this codec counts 365 an
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Final
@@ -86,6 +87,9 @@ def resolve_smpp_time(
     return value
 
 
+# The codec checks every time field it decodes or encodes; ESMEs repeat the same few validity periods, so
+# remembering the valid strings keeps the regex and datetime work off the hot path.
+@functools.lru_cache(maxsize=4096)
 def check_smpp_time(text: str, command_status: int) -> None:
     """Raise unless `text` is empty or a valid absolute or relative time."""
     if text:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Mapping
 from typing import Final, Literal
 
 from smsgw.pdu.constants import CommandStatus, TlvTag
@@ -18,13 +19,10 @@ TlvKind = Literal["u8", "u16", "u32", "cstr", "octets", "flag"]
 TlvValue = int | str | bytes | bool
 
 _TLV_HEADER: Final = struct.Struct(">HH")
-_U16: Final = struct.Struct(">H")
-_U32: Final = struct.Struct(">I")
 
 _RINVTLVSTREAM: Final = CommandStatus.ESME_RINVTLVSTREAM
 _RINVTLVLEN: Final = CommandStatus.ESME_RINVTLVLEN
 _RINVTLVVAL: Final = CommandStatus.ESME_RINVTLVVAL
-_INT_KINDS: Final = frozenset({"u8", "u16", "u32"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +106,8 @@ class RawTlv:
     value: bytes
 
 
-# Not slots: decoding builds a Tlvs by filling only the present attributes into its __dict__ (absent ones fall
-# back to the class-level None defaults), which keeps the hot decode path from assigning ~45 attributes.
+# Not slots: a Tlvs keeps only its present attributes in __dict__ (absent ones read the class-level None
+# defaults); decoding hands it that dict in one step instead of assigning ~45 frozen attributes.
 @dataclass(frozen=True, kw_only=True, repr=False)
 class Tlvs:
     dest_addr_subunit: int | None = None
@@ -158,12 +156,16 @@ class Tlvs:
     its_session_info: bytes | None = None
     unknown: tuple[RawTlv, ...] = field(default=())
 
+    def __post_init__(self) -> None:
+        # Keep only the TLVs that are set in __dict__ (absent ones read the class default None), so encoding
+        # walks the present TLVs instead of all 45.
+        state = vars(self)
+        for name in [name for name, value in state.items() if value is None or value == ()]:
+            del state[name]
+
     def present(self) -> dict[str, TlvValue]:
         """The standard TLVs that are set, by attribute name, in ascending tag order."""
-        found = [(k, v) for k, v in vars(self).items() if v is not None and k != "unknown"]
-        if len(found) > 1:
-            found.sort(key=lambda kv: _TAG_ORDER[kv[0]])
-        return dict(found)
+        return {name: value for name, value in vars(self).items() if name != "unknown"}
 
     def __repr__(self) -> str:
         shown = [f"{name}={value!r}" for name, value in self.present().items()]
@@ -172,31 +174,31 @@ class Tlvs:
         return f"Tlvs({', '.join(shown)})"
 
     def __bool__(self) -> bool:
-        return bool(self.unknown) or any(v is not None for k, v in vars(self).items() if k != "unknown")
+        return bool(vars(self))
 
 
 EMPTY_TLVS: Final = Tlvs()
-_TLV_FIELD_NAMES: Final = frozenset(f.name for f in fields(Tlvs))
-assert _TLV_FIELD_NAMES == set(SPECS_BY_NAME) | {"unknown"}, "Tlvs attributes must match TLV_SPECS"
+_set_attribute: Final = object.__setattr__
+# Encoding writes __dict__ in insertion order, which is the field order: it must be the ascending tag order.
+assert [f.name for f in fields(Tlvs)] == [s.name for s in sorted(TLV_SPECS, key=lambda s: s.tag)] + ["unknown"]
 
 
-def tlvs_from_values(values: dict[str, TlvValue], unknown: list[RawTlv]) -> Tlvs:
+def tlvs_from_values(values: dict[str, TlvValue], unknown: list[RawTlv] | None, in_tag_order: bool = False) -> Tlvs:
     """A Tlvs from decoded values (already checked), without running the 45-argument __init__."""
     if not values and not unknown:
         return EMPTY_TLVS
-    for name in SAR_NAMES:
-        if name in values:
-            check_sar_group(values)
-            break
-    tlvs = object.__new__(Tlvs)
-    state = vars(tlvs)
-    state.update(values)
+    if "sar_msg_ref_num" in values or "sar_total_segments" in values or "sar_segment_seqnum" in values:
+        check_sar_group(values)
+    if not in_tag_order and len(values) > 1:
+        values = dict(sorted(values.items(), key=lambda item: _TAG_ORDER[item[0]]))
     if unknown:
-        state["unknown"] = tuple(unknown)
+        values["unknown"] = tuple(unknown)
+    tlvs = object.__new__(Tlvs)
+    _set_attribute(tlvs, "__dict__", values)
     return tlvs
 
 
-def check_sar_group(values: dict[str, TlvValue]) -> None:
+def check_sar_group(values: Mapping[str, object]) -> None:
     missing = [name for name in SAR_NAMES if values.get(name) is None]
     if missing and len(missing) < len(SAR_NAMES):
         raise InvalidField(
@@ -205,26 +207,50 @@ def check_sar_group(values: dict[str, TlvValue]) -> None:
         )
 
 
-def decode_value(spec: TlvSpec, value: bytes) -> TlvValue:
-    """Check one standard TLV's length and type its value."""
-    length = len(value)
-    if not spec.min_length <= length <= spec.max_length:
-        raise InvalidField(
-            f"TLV {spec.name} (0x{spec.tag:04X}) length {length} outside {spec.min_length}..{spec.max_length}",
-            command_status=_RINVTLVLEN,
-        )
-    kind = spec.kind
-    if kind == "u8":
-        return value[0]
-    if kind == "u16":
-        return int(_U16.unpack(value)[0])
-    if kind == "u32":
-        return int(_U32.unpack(value)[0])
-    if kind == "octets":
-        return value
-    if kind == "flag":
-        return True
-    # cstr: tolerate a missing terminator (some SMSCs omit it), refuse an embedded NUL.
+def _length_error(spec: TlvSpec, length: int) -> InvalidField:
+    return InvalidField(
+        f"TLV {spec.name} (0x{spec.tag:04X}) length {length} outside {spec.min_length}..{spec.max_length}",
+        command_status=_RINVTLVLEN,
+    )
+
+
+# Decoders take the spec and the value octets; encoders return the whole TLV, header included.
+
+
+def _decode_u8(spec: TlvSpec, value: bytes) -> TlvValue:
+    if len(value) != 1:
+        raise _length_error(spec, len(value))
+    return value[0]
+
+
+def _decode_u16(spec: TlvSpec, value: bytes) -> TlvValue:
+    if len(value) != 2:
+        raise _length_error(spec, len(value))
+    return (value[0] << 8) | value[1]
+
+
+def _decode_u32(spec: TlvSpec, value: bytes) -> TlvValue:
+    if len(value) != 4:
+        raise _length_error(spec, len(value))
+    return int.from_bytes(value, "big")
+
+
+def _decode_flag(spec: TlvSpec, value: bytes) -> TlvValue:
+    if value:
+        raise _length_error(spec, len(value))
+    return True
+
+
+def _decode_octets(spec: TlvSpec, value: bytes) -> TlvValue:
+    if not spec.min_length <= len(value) <= spec.max_length:
+        raise _length_error(spec, len(value))
+    return value
+
+
+def _decode_cstr(spec: TlvSpec, value: bytes) -> TlvValue:
+    if not spec.min_length <= len(value) <= spec.max_length:
+        raise _length_error(spec, len(value))
+    # Tolerate a missing terminator (some SMSCs omit it), refuse an embedded NUL.
     if value[-1] == 0:
         value = value[:-1]
     if 0 in value:
@@ -232,42 +258,59 @@ def decode_value(spec: TlvSpec, value: bytes) -> TlvValue:
     return value.decode("latin-1")
 
 
-def encode_value(spec: TlvSpec, value: TlvValue) -> bytes:
-    """The wire value of one standard TLV; raises PduError for a value of the wrong type, range or length."""
-    kind = spec.kind
-    if kind in _INT_KINDS and (isinstance(value, bool) or not isinstance(value, int)):
+def _header(spec: TlvSpec, length: int) -> bytes:
+    return _TLV_HEADER.pack(spec.tag, length)
+
+
+def _encode_int(spec: TlvSpec, value: TlvValue) -> bytes:
+    if value.__class__ is not int and (isinstance(value, bool) or not isinstance(value, int)):
         raise InvalidField(f"TLV {spec.name} takes int, got {type(value).__name__}", command_status=_RINVTLVVAL)
+    if not 0 <= value < 1 << (8 * spec.max_length):
+        raise InvalidField(f"TLV {spec.name} value {value} out of range", command_status=_RINVTLVVAL)
+    return _FIXED_HEADERS[spec.tag] + value.to_bytes(spec.max_length, "big")
+
+
+def _encode_flag(spec: TlvSpec, value: TlvValue) -> bytes:
+    if value is not True:
+        raise InvalidField(f"TLV {spec.name} is a flag: True or None", command_status=_RINVTLVVAL)
+    return _FIXED_HEADERS[spec.tag]
+
+
+def _encode_octets(spec: TlvSpec, value: TlvValue) -> bytes:
+    if not isinstance(value, bytes):
+        raise InvalidField(f"TLV {spec.name} takes bytes, got {type(value).__name__}", command_status=_RINVTLVVAL)
+    if not spec.min_length <= len(value) <= spec.max_length:
+        raise _length_error(spec, len(value))
+    return _header(spec, len(value)) + value
+
+
+def _encode_cstr(spec: TlvSpec, value: TlvValue) -> bytes:
+    if not isinstance(value, str) or "\x00" in value:
+        raise InvalidField(f"TLV {spec.name} takes a str without NUL", command_status=_RINVTLVVAL)
     try:
-        if kind == "u8":
-            data = bytes((value,))  # type: ignore[arg-type]
-        elif kind == "u16":
-            data = _U16.pack(value)
-        elif kind == "u32":
-            data = _U32.pack(value)
-        elif kind == "flag":
-            if value is not True:
-                raise InvalidField(f"TLV {spec.name} is a flag: True or None", command_status=_RINVTLVVAL)
-            data = b""
-        elif kind == "octets":
-            if not isinstance(value, bytes):
-                raise InvalidField(f"TLV {spec.name} takes bytes, got {type(value).__name__}", command_status=_RINVTLVVAL)
-            data = value
-        else:
-            if not isinstance(value, str):
-                raise InvalidField(f"TLV {spec.name} takes str, got {type(value).__name__}", command_status=_RINVTLVVAL)
-            if "\x00" in value:
-                raise InvalidField(f"TLV {spec.name} contains NUL", command_status=_RINVTLVVAL)
-            data = value.encode("latin-1") + b"\x00"
-    except (struct.error, ValueError, TypeError, UnicodeEncodeError, OverflowError) as exc:
-        if isinstance(exc, PduError):
-            raise
-        raise InvalidField(f"TLV {spec.name} value {value!r} not encodable: {exc}", command_status=_RINVTLVVAL) from None
+        data = value.encode("latin-1") + b"\x00"
+    except UnicodeEncodeError:
+        raise InvalidField(f"TLV {spec.name} {value!r} is not Latin-1", command_status=_RINVTLVVAL) from None
     if not spec.min_length <= len(data) <= spec.max_length:
-        raise InvalidField(
-            f"TLV {spec.name} length {len(data)} outside {spec.min_length}..{spec.max_length}",
-            command_status=_RINVTLVLEN,
-        )
-    return data
+        raise _length_error(spec, len(data))
+    return _header(spec, len(data)) + data
+
+
+_Decode = Callable[[TlvSpec, bytes], TlvValue]
+_Encode = Callable[[TlvSpec, TlvValue], bytes]
+_CODECS: Final[dict[str, tuple[_Decode, _Encode]]] = {
+    "u8": (_decode_u8, _encode_int),
+    "u16": (_decode_u16, _encode_int),
+    "u32": (_decode_u32, _encode_int),
+    "flag": (_decode_flag, _encode_flag),
+    "octets": (_decode_octets, _encode_octets),
+    "cstr": (_decode_cstr, _encode_cstr),
+}
+_FIXED_HEADERS: Final[dict[int, bytes]] = {
+    s.tag: _header(s, s.max_length) for s in TLV_SPECS if s.min_length == s.max_length
+}
+_DECODERS: Final[dict[int, tuple[TlvSpec, _Decode]]] = {s.tag: (s, _CODECS[s.kind][0]) for s in TLV_SPECS}
+_ENCODERS: Final[dict[str, tuple[TlvSpec, _Encode]]] = {s.name: (s, _CODECS[s.kind][1]) for s in TLV_SPECS}
 
 
 def decode_tlvs(data: bytes, pos: int) -> Tlvs:
@@ -276,7 +319,9 @@ def decode_tlvs(data: bytes, pos: int) -> Tlvs:
     if pos == end:
         return EMPTY_TLVS
     values: dict[str, TlvValue] = {}
-    unknown: list[RawTlv] = []
+    unknown: list[RawTlv] | None = None
+    last_tag = -1
+    in_tag_order = True
     while pos < end:
         if end - pos < 4:
             raise InvalidField(f"{end - pos} stray octets after the last TLV", command_status=_RINVTLVSTREAM)
@@ -287,32 +332,45 @@ def decode_tlvs(data: bytes, pos: int) -> Tlvs:
             raise InvalidField(
                 f"TLV 0x{tag:04X} length {length} runs past the PDU end", command_status=_RINVTLVSTREAM
             )
-        spec = SPECS_BY_TAG.get(tag)
-        if spec is None:
+        known = _DECODERS.get(tag)
+        if known is None:
+            if unknown is None:
+                unknown = []
             unknown.append(RawTlv(tag, data[pos:value_end]))
         else:
-            if spec.name in values:
-                raise InvalidField(f"TLV {spec.name} appears twice", command_status=_RINVTLVSTREAM)
-            values[spec.name] = decode_value(spec, data[pos:value_end])
+            spec, decode = known
+            name = spec.name
+            if name in values:
+                raise InvalidField(f"TLV {name} appears twice", command_status=_RINVTLVSTREAM)
+            # 1-octet integers are most of the TLVs on the hot path: read them without a call.
+            if decode is _decode_u8 and length == 1:
+                values[name] = data[pos]
+            else:
+                values[name] = decode(spec, data[pos:value_end])
+            if tag < last_tag:
+                in_tag_order = False
+            last_tag = tag
         pos = value_end
-    return tlvs_from_values(values, unknown)
+    return tlvs_from_values(values, unknown, in_tag_order)
 
 
 def encode_tlvs(tlvs: Tlvs) -> bytes:
-    if tlvs is EMPTY_TLVS:
+    """The TLV stream of `tlvs`: standard TLVs in ascending tag order, then the unknown ones as they came."""
+    if tlvs.__class__ is not Tlvs:
+        raise InvalidField(f"tlvs must be Tlvs, got {type(tlvs).__name__}", command_status=CommandStatus.ESME_RSYSERR)
+    present = vars(tlvs)
+    if not present:
         return b""
-    present = tlvs.present()
     if "sar_msg_ref_num" in present or "sar_total_segments" in present or "sar_segment_seqnum" in present:
         check_sar_group(present)
     parts: list[bytes] = []
     for name, value in present.items():
-        spec = SPECS_BY_NAME[name]
-        data = encode_value(spec, value)
-        parts.append(_TLV_HEADER.pack(spec.tag, len(data)))
-        parts.append(data)
+        if name == "unknown":
+            continue
+        spec, encode = _ENCODERS[name]
+        parts.append(encode(spec, value))
     for raw in tlvs.unknown:
         if not isinstance(raw, RawTlv) or not 0 <= raw.tag <= 0xFFFF or len(raw.value) > 0xFFFF:
             raise InvalidField(f"bad unknown TLV {raw!r}", command_status=_RINVTLVVAL)
-        parts.append(_TLV_HEADER.pack(raw.tag, len(raw.value)))
-        parts.append(raw.value)
+        parts.append(_TLV_HEADER.pack(raw.tag, len(raw.value)) + raw.value)
     return b"".join(parts)
