@@ -130,6 +130,11 @@ def _add_virtual_modem(commands: argparse._SubParsersAction[argparse.ArgumentPar
     modem.add_argument("--msisdn", default="447700900001", help="the modem's own number (default %(default)s)")
     modem.add_argument("--pin", default=None, help="SIM PIN the host must enter (default: no PIN)")
     modem.add_argument("--config", default=None, metavar="TOML", help="read the [virtual_network] section")
+    modem.add_argument(
+        "--persona",
+        default="generic",
+        help="answer like this firmware (generic, huawei, sim800): identification and vendor unsolicited lines",
+    )
     modem.set_defaults(handler=_cmd_virtual_modem)
 
 
@@ -137,8 +142,11 @@ def _cmd_virtual_modem(args: argparse.Namespace) -> int:
     import trio
 
     from smsgw.config import ConfigError, VirtualNetworkConfig, load_config
+    from smsgw.modem.virtual.modem import PERSONAS
     from smsgw.modem.virtual.pty import LinkError, run_standalone
 
+    if args.persona not in PERSONAS:
+        raise CliError(f"--persona {args.persona!r}: known personas are {', '.join(sorted(PERSONAS))}")
     if not args.msisdn.isdigit() or not 5 <= len(args.msisdn) <= 15:
         raise CliError(f"--msisdn {args.msisdn!r}: give 5 to 15 digits, international form without '+'")
     try:
@@ -148,7 +156,8 @@ def _cmd_virtual_modem(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         async with trio.open_nursery() as nursery:
-            path = await nursery.start(functools.partial(run_standalone, pin=args.pin), args.link, args.msisdn, config)
+            standalone = functools.partial(run_standalone, pin=args.pin, persona=PERSONAS[args.persona])
+            path = await nursery.start(standalone, args.link, args.msisdn, config)
             print(f"virtual modem {args.msisdn} on {path} (Ctrl-C stops)", flush=True)
 
     failure = None

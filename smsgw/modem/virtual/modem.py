@@ -46,6 +46,7 @@ wire_log = logging.getLogger("smsgw.wire")
 CTRL_Z: Final = 0x1A
 ESC: Final = 0x1B
 _MAX_LINE: Final = 1024
+_MAX_OUTPUT_BUFFER: Final = 64 * 1024
 # An SMSC address (12 octets) and the longest TPDU (164 octets), in hex.
 _MAX_PROMPT_INPUT: Final = 2 * (12 + 164)
 _DEFAULT_PIN_TRIES: Final = 3
@@ -114,6 +115,54 @@ class Registration(enum.IntEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class ModemPersona:
+    """How one firmware differs on the wire from the plain TS 27.005 modem (the fake-device-per-firmware idea of
+    zigpy/bellows): identification strings, storages, and the unsolicited lines it volunteers."""
+
+    name: str = "generic"
+    manufacturer: str = "smsgw"
+    model: str = "Virtual GSM modem"
+    revision: str = __version__
+    storages: tuple[str, ...] = ("SM", "ME")
+    # Unsolicited lines once the SIM is ready after power-on or reset (SIMCom: "Call Ready", "SMS Ready").
+    ready_lines: tuple[str, ...] = ()
+    # Vendor status lines every `periodic_interval_s` ("{rssi}" is replaced by the signal); 0 means never.
+    periodic_lines: tuple[str, ...] = ()
+    periodic_interval_s: float = 0.0
+    # Huawei sticks status lines anywhere, also between `> ` and `+CMGS:`; others wait for the command to end.
+    lines_mid_command: bool = False
+
+
+GENERIC_PERSONA: Final = ModemPersona()
+PERSONAS: Final[dict[str, ModemPersona]] = {
+    persona.name: persona
+    for persona in (
+        GENERIC_PERSONA,
+        # Huawei E173 / E3372 (HiLink-less "stick" firmware): ^RSSI, ^MODE and ^DSFLOWRPT status lines.
+        ModemPersona(
+            name="huawei",
+            manufacturer="huawei",
+            model="E173",
+            revision="11.126.16.04.284",
+            storages=("SM", "ME"),
+            periodic_lines=("^RSSI: {rssi}", "^MODE: 3,3", "^DSFLOWRPT:00000000,00000000,00000000"),
+            periodic_interval_s=5.0,
+            lines_mid_command=True,
+        ),
+        # SIMCom SIM800 (SIM800 Series AT Command Manual V1.09): announces readiness after power-on.
+        ModemPersona(
+            name="sim800",
+            manufacturer="SIMCOM_Ltd",
+            model="SIMCOM_SIM800",
+            revision="1418B04SIM800L24",
+            storages=("SM", "ME", "SM_P", "ME_P", "MT"),
+            ready_lines=("+CPIN: READY", "Call Ready", "SMS Ready"),
+        ),
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
 class ModemIdentity:
     manufacturer: str
     model: str
@@ -123,13 +172,13 @@ class ModemIdentity:
     iccid: str
 
     @classmethod
-    def for_msisdn(cls, msisdn: str) -> ModemIdentity:
+    def for_msisdn(cls, msisdn: str, persona: ModemPersona = GENERIC_PERSONA) -> ModemIdentity:
         """Stable identifiers derived from the MSISDN, so one number is always the same SIM in the same modem."""
         digits = "".join(c for c in msisdn if c.isdigit()).rjust(10, "0")[-10:]
         return cls(
-            manufacturer="smsgw",
-            model="Virtual GSM modem",
-            revision=__version__,
+            manufacturer=persona.manufacturer,
+            model=persona.model,
+            revision=persona.revision,
             imei=_with_luhn("35" + digits[-12:].rjust(12, "0")),
             imsi=_OPERATOR_NUMERIC + digits,
             iccid=_with_luhn("8900101" + digits.rjust(11, "0")),
@@ -206,17 +255,21 @@ class ModemCore:
         now: float,
         pin: str | None = None,
         puk: str = "12345678",
-        identity: ModemIdentity | None = None,
+        persona: ModemPersona = GENERIC_PERSONA,
         on_output: Callable[[], None] = lambda: None,
     ) -> None:
         self.msisdn = msisdn
-        self.identity = identity or ModemIdentity.for_msisdn(msisdn)
+        self.persona = persona
+        self.identity = ModemIdentity.for_msisdn(msisdn, persona)
         self._network = network
         self._config = config
         self._pin = pin
         self._puk = puk
         self._on_output = on_output
-        self._storages = {"SM": _Storage(config.sim_capacity), "ME": _Storage(config.me_capacity)}
+        self._storages = {
+            name: _Storage(config.sim_capacity if name.startswith("SM") else config.me_capacity)
+            for name in persona.storages
+        }
         self._out = bytearray()
         self._in = bytearray()
         self._prompt: tuple[Callable[[float, bytes], list[str]], bytes] | None = None
@@ -245,7 +298,7 @@ class ModemCore:
         return data
 
     def next_deadline(self) -> float | None:
-        candidates = [self._busy_until, self._sim_ready_at, self._registered_at]
+        candidates = [self._busy_until, self._sim_ready_at, self._registered_at, self._periodic_at]
         return min((t for t in candidates if t is not None), default=None)
 
     def handle_timers(self, now: float) -> None:
@@ -292,8 +345,14 @@ class ModemCore:
 
     # --- power, SIM and registration ----------------------------------------------------------------------------
 
+    def _default_settings(self) -> _Settings:
+        first = self.persona.storages[0]
+        return _Settings(cpms=(first, first, first))
+
     def _power_on(self, now: float) -> None:
-        self._settings = _Settings()
+        self._settings = self._default_settings()
+        interval = self.persona.periodic_interval_s
+        self._periodic_at: float | None = now + interval if interval > 0 and self.persona.periodic_lines else None
         self._cfun = 1
         self._sim = SimState.BUSY
         self._sim_ready_at: float | None = now + self._config.sim_ready_delay_s
@@ -307,10 +366,20 @@ class ModemCore:
         if self._sim is SimState.BUSY and self._sim_ready_at is not None and now >= self._sim_ready_at:
             self._sim_ready_at = None
             self._sim = SimState.PIN if self._pin is not None else SimState.READY
+            if self.persona.ready_lines and self._sim is SimState.READY:
+                self._urc(list(self.persona.ready_lines))
             self._start_registration(now)
         if self._registered_at is not None and now >= self._registered_at:
             self._registered_at = None
             self._set_registration(now, Registration.HOME)
+        if self._periodic_at is not None and now >= self._periodic_at:
+            self._periodic_at = now + self.persona.periodic_interval_s
+            rssi = self._config.signal_rssi if self._cfun == 1 else 99
+            lines = [line.replace("{rssi}", str(rssi)) for line in self.persona.periodic_lines]
+            if self.persona.lines_mid_command:
+                self._emit_lines(lines)
+            else:
+                self._urc(lines)
 
     def _start_registration(self, now: float) -> None:
         if self._sim is SimState.READY and self._cfun == 1 and self._registration is Registration.NOT_REGISTERED:
@@ -459,6 +528,9 @@ class ModemCore:
     def _emit_raw(self, data: bytes) -> None:
         if data:
             self._out += data
+            if len(self._out) > _MAX_OUTPUT_BUFFER:
+                # Nobody has read for a long while (no host on the port): a serial line drops, it does not queue.
+                del self._out[: len(self._out) - _MAX_OUTPUT_BUFFER]
             self._on_output()
 
     def _crlf(self) -> bytes:
@@ -620,7 +692,7 @@ class ModemCore:
         return []
 
     def _cmd_reset(self, now: float, command: Command) -> list[str]:
-        self._settings = _Settings()
+        self._settings = self._default_settings()
         return []
 
     def _cmd_accept(self, now: float, command: Command) -> list[str]:
@@ -1184,7 +1256,7 @@ class VirtualModem:
         config: VirtualNetworkConfig,
         *,
         pin: str | None = None,
-        identity: ModemIdentity | None = None,
+        persona: ModemPersona = GENERIC_PERSONA,
     ) -> None:
         self._wakeup = trio.Event()
         self.core = ModemCore(
@@ -1193,7 +1265,7 @@ class VirtualModem:
             config=config,
             now=trio.current_time(),
             pin=pin,
-            identity=identity,
+            persona=persona,
             on_output=self._wake,
         )
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import trio
 
 from smsgw.config import VirtualNetworkConfig
-from smsgw.modem.virtual.modem import VirtualModem
+from smsgw.modem.virtual.modem import GENERIC_PERSONA, ModemPersona, VirtualModem
 from smsgw.modem.virtual.network import VirtualNetwork, serve_network
 
 log = logging.getLogger(__name__)
@@ -72,12 +72,13 @@ async def run_standalone(
     config: VirtualNetworkConfig,
     *,
     pin: str | None = None,
+    persona: ModemPersona = GENERIC_PERSONA,
     task_status: trio.TaskStatus[Path] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """One virtual modem on its own virtual network, on a pty at `link`, until cancelled."""
     network = VirtualNetwork(config, now=trio.current_time())
     async with trio.open_nursery() as nursery:
         await nursery.start(serve_network, network)
-        modem = VirtualModem(network, msisdn, config, pin=pin)
+        modem = VirtualModem(network, msisdn, config, pin=pin, persona=persona)
         path = await nursery.start(serve_pty, modem, link)
         task_status.started(path)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from smsgw.config import VirtualNetworkConfig
 from smsgw.modem.virtual.atparse import Command, LineSyntaxError, Op, parse_line, split_args
-from smsgw.modem.virtual.modem import ModemCore, SimState
+from smsgw.modem.virtual.modem import PERSONAS, ModemCore, SimState
 from smsgw.modem.virtual.network import VirtualNetwork
 from smsgw.pdu.tpdu import Address, SmsDeliver, SmsStatusReport, SmsSubmit, encode_with_smsc, split_smsc
 
@@ -278,3 +278,28 @@ def test_any_host_bytes_get_answers_never_exceptions(chunks: list[bytes]) -> Non
         assert isinstance(modem.data_to_send(), bytes)
     modem.receive_data(b"\x1b\rAT\r", 0.0)  # leave any prompt, then the modem still answers
     assert modem.data_to_send().endswith((b"OK\r\n", b"0\r"))
+
+
+def test_sim800_persona_announces_readiness_and_its_storages() -> None:
+    config = VirtualNetworkConfig(sim_ready_delay_s=2.0)
+    network = VirtualNetwork(config, now=0.0, wall_clock=EPOCH)
+    modem = ModemCore(msisdn="447700900001", network=network, config=config, now=0.0, persona=PERSONAS["sim800"])
+    at(modem, "ATE0;+CNMI=2,1,0,0,0")
+    modem.handle_timers(2.0)
+    assert modem.data_to_send() == b"\r\n+CPIN: READY\r\nCall Ready\r\nSMS Ready\r\n"
+    assert at(modem, "AT+CGMI") == b"\r\nSIMCOM_Ltd\r\n\r\nOK\r\n"
+    assert at(modem, "AT+CPMS?", 2.0).startswith(b'\r\n+CPMS: "SM",0,30,"SM",0,30,"SM",0,30')
+    assert b'"MT"' in at(modem, "AT+CPMS=?", 2.0)
+
+
+def test_huawei_persona_status_lines_land_inside_a_command() -> None:
+    network = VirtualNetwork(CONFIG, now=0.0, wall_clock=EPOCH)
+    modem = ModemCore(msisdn="447700900001", network=network, config=CONFIG, now=0.0, persona=PERSONAS["huawei"])
+    at(modem, "ATE0")
+    assert modem.next_deadline() == 5.0
+    assert at(modem, "AT+CMGS=20", 4.0) == b"\r\n> "
+    modem.handle_timers(5.0)
+    assert modem.data_to_send() == b"\r\n^RSSI: 20\r\n^MODE: 3,3\r\n^DSFLOWRPT:00000000,00000000,00000000\r\n"
+    modem.receive_data(b"\x1b", 5.0)
+    assert modem.data_to_send() == b"\r\nOK\r\n"
+    assert modem.next_deadline() == 10.0
