@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import serial
@@ -99,3 +102,26 @@ async def test_pty_link_survives_reopen(tmp_path: Path) -> None:
             assert answers[3] == b"\r\nsmsgw\r\n\r\nOK\r\n"
             nursery.cancel_scope.cancel()
     assert not link.exists() and not link.is_symlink()
+
+
+def test_cli_virtual_modem_prints_link_answers_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    link = tmp_path / "modem"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smsgw", "--log-level", "WARNING", "virtual-modem", "--link", str(link), "--persona", "sim800"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == f"virtual modem 447700900001 on {link} (Ctrl-C stops)"
+        with serial.Serial(str(link), 115200, timeout=5) as port:
+            port.write(b"ATE0;+CGMM\r")
+            assert port.read_until(b"OK\r\n").endswith(b"\r\nSIMCOM_SIM800\r\n\r\nOK\r\n")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0
+        assert not link.is_symlink()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
