@@ -80,6 +80,11 @@ class AccountConfig:
     outbind_password: str = ""
     outbind_interval_s: float = 60.0
     default_country_code: str = ""
+    # Registered sender IDs (at most 5; alphanumeric 1-11 of A-Za-z0-9, or an international MSISDN without '+').
+    # Empty: any well-formed sender. The first one is used when a submission gives no source_addr.
+    sender_ids: tuple[str, ...] = ()
+    # Every message of this account is promotional (do-not-call register, unsubscribe statement).
+    promotional: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +128,22 @@ class RouteConfig:
     max_segments: int = 3
     price_per_segment: float = 0.0
     allowed_sender_ids: tuple[str, ...] = ()
+    # Every message on this route is sent from this sender instead of the submitted one ('' = keep it).
+    sender_override: str = ""
+    # Registered senders may be submitted with a leading '#' on this route.
+    allow_hash_sender: bool = False
+    # Signature prefixed to every message; `signature_added_upstream`: the operator adds it, so only its length
+    # is kept free in the first part (the China route: 62 characters left in the first UCS-2 part).
+    signature: str = ""
+    signature_added_upstream: bool = False
+    # Appended only when it fits in the last segment without adding one.
+    suffix: str = ""
+    # Appended to promotional messages, same rule as `suffix` (e.g. the service's "EN/UN<hotline>").
+    unsubscribe_statement: str = ""
+    # One entry a line: a word (whole word, any case) or `re:` and a regular expression; re-read when it changes.
+    blocked_keywords_path: str = ""
+    # "crlf": CR LF kept and counted as two characters; "lf": CR LF and lone CR normalised to LF.
+    line_breaks: str = "crlf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +208,19 @@ class VirtualNetworkConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    """Rules shared by all accounts: opt-out keywords, what marks a message promotional, DNC import batches."""
+
+    # A handset's whole MO text (any case, surrounding spaces ignored) that opts it out of the account's messages.
+    opt_out_keywords: tuple[str, ...] = ("STOP", "UNSUBSCRIBE", "T", "退訂")
+    # Sent once to a handset that opted out ('' = no confirmation).
+    opt_out_confirmation: str = "You have been unsubscribed and will receive no further messages."
+    # A submission with one of these service_type values is promotional (any case).
+    promotional_service_types: tuple[str, ...] = ("PROMO",)
+    dnc_import_batch_size: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     smpp: SmppConfig = field(default_factory=SmppConfig)
     accounts: tuple[AccountConfig, ...] = ()
@@ -195,6 +229,7 @@ class Config:
     messages: MessageConfig = field(default_factory=MessageConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     virtual_network: VirtualNetworkConfig = field(default_factory=VirtualNetworkConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
 
 
 _SECTIONS: Final[Mapping[str, type]] = {
@@ -205,6 +240,7 @@ _SECTIONS: Final[Mapping[str, type]] = {
     "messages": MessageConfig,
     "store": StoreConfig,
     "virtual_network": VirtualNetworkConfig,
+    "policy": PolicyConfig,
 }
 _ARRAY_SECTIONS: Final = frozenset({"accounts", "modems", "routes"})
 
