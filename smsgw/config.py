@@ -58,6 +58,10 @@ class SmppConfig:
     bind_lockout_s: float = 300.0
     # Requests of one connection waiting for the backend; at this many the connection is not read any further.
     max_pending_requests: int = 100
+    # Backend operations (submit, query, ...) in progress at once over all connections, and how many more may
+    # queue for them before every reader waits.
+    workers: int = 64
+    request_queue_size: int = 256
     # A message (message_payload) needing more segments is refused at submit with 0x406 (too many segments).
     max_segments: int = 8
     # The connection audit log also goes to this file as JSON lines; None: only the `smsgw.audit` logger.

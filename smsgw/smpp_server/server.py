@@ -1,9 +1,11 @@
 """The Trio shell around `SmppSession`: listeners, connections, binds, push of receipts/MO, shutdown.
 
 Per connection there is one reader task (bytes in, events out, answers) and one timer task sleeping until the
-session's next deadline, so an idle bind costs two sleeping tasks. Requests that go to the backend run as their
-own tasks, at most `max_pending_requests` per connection: when that many are pending the reader stops reading,
-so a fast ESME is slowed by TCP instead of growing a queue. All writes of a connection go through one lock.
+session's next deadline, so an idle bind costs two sleeping tasks. Requests that go to the backend are queued
+on one finite memory channel to `workers` server-wide worker tasks, at most `max_pending_requests` per
+connection: when a connection has that many pending, or the queue is full, the reader stops reading, so a fast
+ESME is slowed by TCP instead of growing a queue. All writes of a connection go through one lock, and responses
+finished together leave in one write.
 
 Receipts and MO are pushed by one task per account with at least one receiver/transceiver bind: it takes the
 next item from the backend and offers it to the account's binds round robin, within each bind's window. An item
@@ -63,9 +65,9 @@ from smsgw.smpp_server.session import (
     SmppSession,
     UnexpectedResponse,
 )
-from smsgw.smpp_server.states import BOUND, BindState, Role
+from smsgw.smpp_server.states import BIND_RESPONSES, BOUND, BindState, Role
 from smsgw.smpp_server.throttle import TokenBucket
-from smsgw.smpp_server.validation import count_segments, multi_address_error
+from smsgw.smpp_server.validation import multi_address_error
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ _PUSHED: Final = frozenset({CommandId.DELIVER_SM, CommandId.DATA_SM})
 _RECEIVER_BINDS: Final = frozenset({BindState.BOUND_RX, BindState.BOUND_TRX})
 # Releasing items back to the backend must not hang a closing connection forever.
 _RELEASE_TIMEOUT_S: Final = 5.0
+_OUTBOX_HIGH_WATER: Final = 65536
+_RESPONSE_BIT: Final = 0x80000000
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +139,12 @@ class SmppServer:
         self.audit = audit
         self.connections: set[SmppConnection] = set()
         self._nursery = nursery
+        # Backend operations of all connections go through one finite queue to a fixed set of workers: no task per
+        # request, a bounded number of backend calls in progress, and a full queue stops the readers.
+        self._requests, requests = trio.open_memory_channel[tuple[SmppConnection, Pdu, int]](smpp.request_queue_size)
+        for _ in range(smpp.workers):
+            nursery.start_soon(self._worker, requests.clone())
+        requests.close()
         self._binds: dict[str, list[SmppConnection]] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self._pushers: dict[str, _Pusher] = {}
@@ -233,6 +243,16 @@ class SmppServer:
                 del self._pushers[account.system_id]
                 pusher.stop()
 
+    async def enqueue(self, connection: SmppConnection, pdu: Pdu, segments: int) -> None:
+        try:
+            self._requests.send_nowait((connection, pdu, segments))
+        except trio.WouldBlock:
+            await self._requests.send((connection, pdu, segments))
+
+    async def _worker(self, requests: trio.MemoryReceiveChannel[tuple[SmppConnection, Pdu, int]]) -> None:
+        async for connection, pdu, segments in requests:
+            await connection.answer_operation(pdu, segments)
+
     def window_freed(self, system_id: str) -> None:
         pusher = self._pushers.get(system_id)
         if pusher is not None:
@@ -318,6 +338,7 @@ class SmppConnection:
         self.account: AccountConfig | None = None
         self._outbind = outbind
         self._send_lock = trio.Lock()
+        self._outbox = bytearray()
         self._pending = trio.Semaphore(server.config.smpp.max_pending_requests)
         self._pushed: dict[int, OutboundItem] = {}
         self._timer_scope = trio.CancelScope()
@@ -370,7 +391,9 @@ class SmppConnection:
             await self._handle_events()
 
     def _reschedule(self) -> None:
-        self._timer_scope.deadline = self.session.next_deadline()
+        deadline = self.session.next_deadline()
+        if deadline != self._timer_scope.deadline:
+            self._timer_scope.deadline = deadline
 
     async def _cleanup(self) -> None:
         with trio.CancelScope(shield=True):
@@ -403,37 +426,54 @@ class SmppConnection:
 
     # ---- writing -------------------------------------------------------------------------------------------
 
-    async def _send(self, pdu: Pdu) -> bool:
-        async with self._send_lock:
-            return await self._write(pdu)
-
-    async def _send_request(self, pdu: Pdu) -> Pdu | None:
-        """Number `pdu`, send it; returns it as sent, or None if the connection is gone."""
-        async with self._send_lock:
-            numbered = replace(pdu, sequence_number=self.session.new_sequence_number())
-            return numbered if await self._write(numbered) else None
-
-    async def _write(self, pdu: Pdu) -> bool:
+    def _queue(self, pdu: Pdu) -> bool:
+        """Encode `pdu` into the outgoing buffer (numbering and accounting happen here, with no await between)."""
         if self.session.state is BindState.CLOSED:
             return False
-        data = self.session.send(pdu, trio.current_time())
-        self._reschedule()
-        try:
-            await self.stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self.close()
-            return False
+        self._outbox += self.session.send(pdu, trio.current_time())
+        if not pdu.command_id & _RESPONSE_BIT or pdu.command_id in BIND_RESPONSES:
+            # Only a request (a new response deadline) or a bind response (the session-init timer) can bring the
+            # deadline forward; anything else only postpones it, and the timer task re-reads it when it wakes.
+            self._reschedule()
         return True
+
+    async def _flush(self) -> None:
+        """Write the outgoing buffer. One writer at a time: a task that finds another writing leaves its bytes to
+        that writer (which loops until the buffer is empty), so responses finished together go out in one write.
+        Past the high-water mark it waits its turn instead, so a peer that does not read slows us down."""
+        if self._send_lock.locked() and len(self._outbox) < _OUTBOX_HIGH_WATER:
+            return
+        async with self._send_lock:
+            while self._outbox:
+                data = bytes(self._outbox)
+                self._outbox.clear()
+                try:
+                    await self.stream.send_all(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    self._outbox.clear()
+                    self.close()
+                    return
+
+    async def _send(self, pdu: Pdu) -> bool:
+        if not self._queue(pdu):
+            return False
+        await self._flush()
+        return True
+
+    async def _send_request(self, pdu: Pdu) -> Pdu | None:
+        """Number `pdu` and send it; returns it as sent, or None if the connection is gone."""
+        numbered = replace(pdu, sequence_number=self.session.new_sequence_number())
+        return numbered if await self._send(numbered) else None
 
     async def push(self, item: OutboundItem) -> bool:
         """Send a receipt/MO as the next deliver_sm; the item is ours to acknowledge or release from now on."""
-        async with self._send_lock:
-            if self.session.state not in _RECEIVER_BINDS or self.session.window_available <= 0:
-                return False
-            pdu = replace(item.pdu, sequence_number=self.session.new_sequence_number())
-            self._pushed[pdu.sequence_number] = item
-            await self._write(pdu)  # a failed write closes the connection, whose cleanup releases the item
-            return True
+        if self.session.state not in _RECEIVER_BINDS or self.session.window_available <= 0:
+            return False
+        pdu = replace(item.pdu, sequence_number=self.session.new_sequence_number())
+        self._pushed[pdu.sequence_number] = item
+        self._queue(pdu)
+        await self._flush()  # a failed write closes the connection, whose cleanup releases the item
+        return True
 
     async def _send_outbind(self, account: AccountConfig) -> None:
         await self._send_request(Outbind(system_id=account.system_id, password=account.outbind_password))
@@ -442,15 +482,14 @@ class SmppConnection:
     # ---- events --------------------------------------------------------------------------------------------
 
     async def _handle_events(self) -> None:
-        self._reschedule()  # the data just received may have moved the deadline, in either direction
+        self._reschedule()  # once per read, so the timer does not sleep towards a deadline that has moved
         while (event := self.session.next_event()) is not None:
             await self._handle_event(event)
-        self._reschedule()
 
     async def _handle_event(self, event: Event) -> None:
         match event:
-            case RequestReceived(pdu=pdu):
-                await self._handle_request(pdu)
+            case RequestReceived(pdu=pdu, segments=segments):
+                await self._handle_request(pdu, segments)
             case ResponseReceived(request=request, response=response):
                 await self._handle_response(request, response)
             case RequestRejected(response=response, reason=reason, close=close):
@@ -479,7 +518,7 @@ class SmppConnection:
             case ConnectionClosed():
                 pass
 
-    async def _handle_request(self, pdu: Pdu) -> None:
+    async def _handle_request(self, pdu: Pdu, segments: int) -> None:
         command_id = pdu.command_id
         if command_id in BIND_TYPES:
             await self._bind(pdu)
@@ -493,8 +532,11 @@ class SmppConnection:
                 )
             self.close()
         else:
-            await self._pending.acquire()
-            self._nursery.start_soon(self._answer_operation, pdu)
+            try:
+                self._pending.acquire_nowait()
+            except trio.WouldBlock:
+                await self._pending.acquire()  # backpressure: stop reading until an answer is out
+            await self.server.enqueue(self, pdu, segments)
 
     async def _handle_response(self, request: Pdu, response: Pdu) -> None:
         if request.command_id == CommandId.UNBIND:
@@ -563,33 +605,37 @@ class SmppConnection:
 
     # ---- operations ----------------------------------------------------------------------------------------
 
-    async def _answer_operation(self, pdu: Pdu) -> None:
+    async def answer_operation(self, pdu: Pdu, segments: int) -> None:
+        """Run in a server worker: call the backend, answer, and let the reader take one more request."""
         try:
-            response = await self._operation(pdu)
+            response = await self._operation(pdu, segments)
         except BackendError as exc:
             response = response_for(pdu, command_status=exc.command_status)
         except Exception:
             log.exception("operation failed source=%s command_id=0x%08X", self.source, pdu.command_id)
             response = response_for(pdu, command_status=CommandStatus.ESME_RSYSERR)
+        try:
+            await self._send(response)
         finally:
             self._pending.release()
-        await self._send(response)
 
-    async def _operation(self, pdu: Pdu) -> Pdu:
-        """Answer one bound request through the backend; BackendError becomes the response's status."""
+    async def _operation(self, pdu: Pdu, segments: int) -> Pdu:
+        """Answer one bound request through the backend; BackendError becomes the response's status.
+
+        `segments` (from validation) is what the request costs against the account's throughput limit.
+        """
         account = self.account
         assert account is not None  # the session only lets these through in a bound state
         backend = self.server.backend
-        max_segments = self.server.config.smpp.max_segments
         match pdu:
             case SubmitSm() | DataSm():
-                if not self.server.take_tokens(account, count_segments(pdu, max_segments)):
+                if not self.server.take_tokens(account, segments):
                     return response_for(pdu, command_status=CommandStatus.ESME_RTHROTTLED)
                 message_id = await backend.submit(account.system_id, pdu)
                 cls = SubmitSmResp if isinstance(pdu, SubmitSm) else DataSmResp
                 return cls(sequence_number=pdu.sequence_number, message_id=message_id)
             case SubmitMulti():
-                return await self._submit_multi(account, pdu, count_segments(pdu, max_segments))
+                return await self._submit_multi(account, pdu, segments)
             case QuerySm():
                 status = await backend.query(account.system_id, pdu.message_id, pdu.source_addr)
                 return QuerySmResp(

@@ -22,7 +22,6 @@ from smsgw.pdu.errors import PduError
 from smsgw.pdu.framing import PduFramer
 from smsgw.pdu.smpp import PDU_CLASSES, GenericNack, Pdu, decode_pdu, encode_pdu, response_class
 from smsgw.smpp_server.states import (
-    ALLOWED,
     BIND_TRANSITIONS,
     BOUND,
     BindState,
@@ -30,6 +29,7 @@ from smsgw.smpp_server.states import (
     Transition,
     may_send,
     next_state,
+    originates,
 )
 from smsgw.smpp_server.validation import validate_request
 
@@ -66,9 +66,13 @@ class LocalProtocolError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RequestReceived:
-    """A valid request for the current state; the application answers it with `send(response)`."""
+    """A valid request for the current state; the application answers it with `send(response)`.
+
+    `segments` is how many SMS segments a submission will be sent as (what throughput limits count), else 0.
+    """
 
     pdu: Pdu
+    segments: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,28 +218,31 @@ class SmppSession:
         self._events.append(RequestRejected(response, f"undecodable command_id=0x{command_id:08X}: {exc}"))
 
     def _receive_request(self, pdu: Pdu) -> None:
-        command_id = CommandId(pdu.command_id)
+        command_id = pdu.command_id
         peer = self.role.peer
         if not may_send(peer, command_id, self.state):
             if command_id in _BIND_REQUESTS and self.state in BOUND:
                 status, reason = CommandStatus.ESME_RALYBND, "already bound"
-            elif any(role is peer and cid == command_id for role, cid in ALLOWED):
+            elif originates(peer, command_id):
                 status, reason = CommandStatus.ESME_RINVBNDSTS, f"not allowed in state {self.state.value}"
             else:
                 status, reason = CommandStatus.ESME_RINVCMDID, f"a {self.role.value} does not accept this request"
-            self._events.append(RequestRejected(_error_response_to(type(pdu), pdu.sequence_number, status), f"{command_id.name}: {reason}"))
+            response = _error_response_to(type(pdu), pdu.sequence_number, status)
+            self._events.append(RequestRejected(response, f"{CommandId(command_id).name}: {reason}"))
             return
+        segments = 0
         if self.role is Role.SMSC:
             try:
-                validate_request(pdu, self.config)
+                segments = validate_request(pdu, self.config)
             except PduError as exc:
-                self._events.append(RequestRejected(_error_response_to(type(pdu), pdu.sequence_number, exc.command_status), str(exc)))
+                response = _error_response_to(type(pdu), pdu.sequence_number, exc.command_status)
+                self._events.append(RequestRejected(response, str(exc)))
                 return
-        if command_id is CommandId.UNBIND:
+        if command_id == CommandId.UNBIND:
             self.state = next_state(self.state, Transition.UNBIND)
         elif command_id in _BIND_REQUESTS:
             self._bind_pending = True
-        self._events.append(RequestReceived(pdu))
+        self._events.append(RequestReceived(pdu, segments))
 
     def _receive_response(self, pdu: Pdu) -> None:
         outstanding = self._outstanding.get(pdu.sequence_number)
@@ -249,7 +256,7 @@ class SmppSession:
         if request.command_id == CommandId.ENQUIRE_LINK:
             self._enquire_pending = False
         if pdu.command_status == CommandStatus.ESME_ROK:
-            transition = BIND_TRANSITIONS.get(CommandId(pdu.command_id))
+            transition = BIND_TRANSITIONS.get(pdu.command_id)
             if transition is not None and self.role is Role.ESME:
                 self.state = next_state(self.state, transition)
         self._events.append(ResponseReceived(request, pdu))
@@ -279,8 +286,8 @@ class SmppSession:
         """Encode `pdu` and account for it: a request becomes outstanding, a bind response may change state."""
         if self.state is BindState.CLOSED:
             raise LocalProtocolError(f"cannot send {type(pdu).__name__}: session is closed")
-        command_id = CommandId(pdu.command_id)
-        if pdu.command_id & _RESPONSE_BIT or command_id is CommandId.GENERIC_NACK:
+        command_id = pdu.command_id
+        if command_id & _RESPONSE_BIT:  # generic_nack included
             transition = BIND_TRANSITIONS.get(command_id)
             if transition is not None and self.role is Role.SMSC:
                 self._bind_pending = False
@@ -295,21 +302,23 @@ class SmppSession:
             wire_log.debug("direction=out role=%s hex=%s", self.role.value, data.hex())
         return data
 
-    def _account_request(self, pdu: Pdu, command_id: CommandId, now: float) -> None:
+    def _account_request(self, pdu: Pdu, command_id: int, now: float) -> None:
         if not may_send(self.role, command_id, self.state):
-            raise LocalProtocolError(f"a {self.role.value} may not send {command_id.name} in state {self.state.value}")
+            raise LocalProtocolError(
+                f"a {self.role.value} may not send {CommandId(command_id).name} in state {self.state.value}"
+            )
         if not 1 <= pdu.sequence_number <= MAX_SEQUENCE_NUMBER or pdu.sequence_number in self._outstanding:
             raise LocalProtocolError(f"sequence_number {pdu.sequence_number} is not from new_sequence_number()")
         if command_id in _WINDOWED:
             if self._windowed >= self.config.window:
                 raise LocalProtocolError(f"window of {self.config.window} outstanding requests is full")
             self._windowed += 1
-        if command_id is CommandId.OUTBIND:
+        if command_id == CommandId.OUTBIND:
             return  # outbind has no response; the ESME answers by binding
         self._outstanding[pdu.sequence_number] = _Outstanding(pdu, now + self.config.response_timeout_s)
-        if command_id is CommandId.ENQUIRE_LINK:
+        if command_id == CommandId.ENQUIRE_LINK:
             self._enquire_pending = True
-        elif command_id is CommandId.UNBIND:
+        elif command_id == CommandId.UNBIND:
             self.state = next_state(self.state, Transition.UNBIND)
 
     def _forget(self, sequence_number: int) -> Pdu:

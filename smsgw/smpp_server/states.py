@@ -13,7 +13,8 @@ from typing import Final
 from smsgw.pdu.constants import CommandId
 
 
-class Role(enum.Enum):
+# StrEnum rather than Enum: its members hash at C speed, and these are looked up per PDU.
+class Role(enum.StrEnum):
     SMSC = "smsc"
     ESME = "esme"
 
@@ -22,7 +23,7 @@ class Role(enum.Enum):
         return Role.ESME if self is Role.SMSC else Role.SMSC
 
 
-class BindState(enum.Enum):
+class BindState(enum.StrEnum):
     OPEN = "open"
     BOUND_TX = "bound_tx"
     BOUND_RX = "bound_rx"
@@ -31,7 +32,7 @@ class BindState(enum.Enum):
     CLOSED = "closed"
 
 
-class Transition(enum.Enum):
+class Transition(enum.StrEnum):
     """What moves a session between states; the side that sends/receives the PDU does not matter."""
 
     BIND_TX_OK = "bind_transmitter_resp ok"
@@ -62,16 +63,17 @@ TRANSITIONS: Final[Mapping[tuple[BindState, Transition], BindState]] = {
     **{(state, Transition.CLOSE): BindState.CLOSED for state in BindState},
 }
 
-BIND_TRANSITIONS: Final[Mapping[CommandId, Transition]] = {
+BIND_TRANSITIONS: Final[Mapping[int, Transition]] = {
     CommandId.BIND_TRANSMITTER_RESP: Transition.BIND_TX_OK,
     CommandId.BIND_RECEIVER_RESP: Transition.BIND_RX_OK,
     CommandId.BIND_TRANSCEIVER_RESP: Transition.BIND_TRX_OK,
 }
+BIND_RESPONSES: Final = frozenset(BIND_TRANSITIONS)
 
 # Requests only: who may originate each one, and in which states (SMPP 3.4 table 2-1). Responses are allowed
 # whenever their request is outstanding, which the session checks by sequence number instead.
 _ANY_BOUND_OR_OPEN: Final = BOUND | {BindState.OPEN}
-ALLOWED: Final[Mapping[tuple[Role, CommandId], frozenset[BindState]]] = {
+ALLOWED: Final[Mapping[tuple[Role, int], frozenset[BindState]]] = {
     (Role.ESME, CommandId.BIND_TRANSMITTER): frozenset({BindState.OPEN}),
     (Role.ESME, CommandId.BIND_RECEIVER): frozenset({BindState.OPEN}),
     (Role.ESME, CommandId.BIND_TRANSCEIVER): frozenset({BindState.OPEN}),
@@ -100,6 +102,17 @@ def next_state(state: BindState, transition: Transition) -> BindState:
         raise BindStateError(state, transition) from None
 
 
-def may_send(role: Role, command_id: CommandId, state: BindState) -> bool:
+_ALLOWED_BY_ROLE: Final[Mapping[Role, Mapping[int, frozenset[BindState]]]] = {
+    role: {command_id: states for (r, command_id), states in ALLOWED.items() if r is role} for role in Role
+}
+_NOWHERE: Final[frozenset[BindState]] = frozenset()
+
+
+def may_send(role: Role, command_id: int, state: BindState) -> bool:
     """Whether `role` may originate request `command_id` in `state`."""
-    return state in ALLOWED.get((role, command_id), frozenset())
+    return state in _ALLOWED_BY_ROLE[role].get(command_id, _NOWHERE)
+
+
+def originates(role: Role, command_id: int) -> bool:
+    """Whether `role` may send request `command_id` in some state."""
+    return command_id in _ALLOWED_BY_ROLE[role]

@@ -24,7 +24,11 @@ _NPIS: Final = frozenset(Npi)
 _MAX_INTERNATIONAL_DIGITS: Final = 15
 _MAX_ALPHANUMERIC: Final = 11  # what fits in TP-OA as GSM 7-bit alphanumeric
 # Message types an ESME may submit (SMPP 3.4 5.2.12): a normal message or an SME acknowledgement.
-_SUBMIT_MESSAGE_TYPES: Final = frozenset({0, EsmClass.DELIVERY_ACK, EsmClass.MANUAL_USER_ACK})
+_SUBMIT_MESSAGE_TYPES: Final = frozenset({0, int(EsmClass.DELIVERY_ACK), int(EsmClass.MANUAL_USER_ACK)})
+# Plain ints: IntFlag arithmetic is slow on the per-message path.
+_MESSAGE_TYPE_MASK: Final = int(EsmClass.MESSAGE_TYPE_MASK)
+_UDHI: Final = int(EsmClass.UDHI)
+_SMSC_RECEIPT_MASK: Final = int(RegisteredDelivery.SMSC_RECEIPT_MASK)
 _REGISTERED_DELIVERY_RESERVED: Final = 0xE0
 _MAX_PRIORITY: Final = 3
 
@@ -58,17 +62,17 @@ def _check_address(ton: int, npi: int, address: str, *, source: bool) -> None:
 
 
 def _check_message_flags(esm_class: int, registered_delivery: int) -> None:
-    if esm_class & EsmClass.MESSAGE_TYPE_MASK not in _SUBMIT_MESSAGE_TYPES:
+    if esm_class & _MESSAGE_TYPE_MASK not in _SUBMIT_MESSAGE_TYPES:
         raise InvalidField(f"esm_class 0x{esm_class:02X}: message type not allowed in a submission",
                            command_status=S.ESME_RINVESMCLASS)
     if registered_delivery & _REGISTERED_DELIVERY_RESERVED or (
-        registered_delivery & RegisteredDelivery.SMSC_RECEIPT_MASK == RegisteredDelivery.SMSC_RECEIPT_MASK
+        registered_delivery & _SMSC_RECEIPT_MASK == _SMSC_RECEIPT_MASK
     ):
         raise InvalidField(f"registered_delivery 0x{registered_delivery:02X} uses reserved bits",
                            command_status=S.ESME_RINVREGDLVFLG)
 
 
-def _check_short_message(pdu: SubmitSm | SubmitMulti, config: SmppConfig) -> None:
+def _check_short_message(pdu: SubmitSm | SubmitMulti, config: SmppConfig) -> int:
     _check_message_flags(pdu.esm_class, pdu.registered_delivery)
     if pdu.priority_flag > _MAX_PRIORITY:
         raise InvalidField(f"priority_flag {pdu.priority_flag} above 3", command_status=S.ESME_RINVPRTFLG)
@@ -77,25 +81,28 @@ def _check_short_message(pdu: SubmitSm | SubmitMulti, config: SmppConfig) -> Non
                            command_status=S.ESME_RINVREPFLAG)
     if pdu.short_message and pdu.tlvs.message_payload is not None:
         raise InvalidField("both short_message and message_payload are present", command_status=S.ESME_RINVPARLEN)
-    count_segments(pdu, config.max_segments)
+    return count_segments(pdu, config.max_segments)
 
 
-def validate_request(pdu: Pdu, config: SmppConfig) -> None:
-    """Raise the codec's `PduError` (with the status to answer) for a request an SMSC must refuse."""
+def validate_request(pdu: Pdu, config: SmppConfig) -> int:
+    """Raise the codec's `PduError` (with the status to answer) for a request an SMSC must refuse.
+
+    Returns the number of SMS segments a submission will be sent as (0 for other requests).
+    """
     match pdu:
         case SubmitSm():
             _check_address(pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr, source=True)
             _check_address(pdu.dest_addr_ton, pdu.dest_addr_npi, pdu.destination_addr, source=False)
-            _check_short_message(pdu, config)
+            return _check_short_message(pdu, config)
         case SubmitMulti():
             _check_address(pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr, source=True)
-            _check_short_message(pdu, config)
             # Per-destination address problems go into unsuccess_sme (see `multi_address_error`), not here.
+            return _check_short_message(pdu, config)
         case DataSm():
             _check_address(pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr, source=True)
             _check_address(pdu.dest_addr_ton, pdu.dest_addr_npi, pdu.destination_addr, source=False)
             _check_message_flags(pdu.esm_class, pdu.registered_delivery)
-            count_segments(pdu, config.max_segments)
+            return count_segments(pdu, config.max_segments)
         case ReplaceSm():
             _check_message_id(pdu.message_id)
             _check_address(pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr, source=True)
@@ -109,6 +116,7 @@ def validate_request(pdu: Pdu, config: SmppConfig) -> None:
                 _check_address(pdu.dest_addr_ton, pdu.dest_addr_npi, pdu.destination_addr, source=False)
             if not pdu.message_id and not pdu.destination_addr:
                 raise InvalidField("cancel_sm needs a message_id or a destination", command_status=S.ESME_RINVMSGID)
+    return 0
 
 
 def multi_address_error(ton: int, npi: int, address: str) -> int | None:
@@ -125,6 +133,17 @@ def _check_message_id(message_id: str) -> None:
         raise InvalidField("message_id is empty", command_status=S.ESME_RINVMSGID)
 
 
+_ENCODINGS: Final[dict[int, Encoding]] = {}
+
+
+def _encoding(data_coding: int) -> Encoding:
+    """`parse_data_coding(...).encoding`, remembered per value (there are only 256) off the per-message path."""
+    encoding = _ENCODINGS.get(data_coding)
+    if encoding is None:
+        encoding = _ENCODINGS[data_coding] = parse_data_coding(data_coding).encoding
+    return encoding
+
+
 def count_segments(pdu: SubmitSm | SubmitMulti | DataSm, max_segments: int) -> int:
     """How many SMS segments the request will be sent as; TooManySegments (0x406) beyond `max_segments`.
 
@@ -134,8 +153,8 @@ def count_segments(pdu: SubmitSm | SubmitMulti | DataSm, max_segments: int) -> i
     payload = pdu.tlvs.message_payload
     if payload is None:
         payload = getattr(pdu, "short_message", b"")
-    encoding = parse_data_coding(pdu.data_coding).encoding
-    if pdu.esm_class & EsmClass.UDHI or pdu.tlvs.sar_total_segments is not None:
+    encoding = _encoding(pdu.data_coding)
+    if pdu.esm_class & _UDHI or pdu.tlvs.sar_total_segments is not None:
         return 1
     units = len(payload) // 2 if encoding is Encoding.UCS2 else len(payload)
     if units <= part_capacity(encoding, 0):

@@ -360,19 +360,14 @@ def _with_time_fields(good: bytes, pdu: SubmitSm) -> bytes:
     return struct.pack(">IIII", 16 + len(body), CommandId.SUBMIT_SM, 0, pdu.sequence_number) + body
 
 
-def test_long_payload_within_limit_is_accepted() -> None:
+def test_long_payload_within_limit_is_accepted_and_counted() -> None:
     link = Link()
     link.bind()
-    pdu = replace(SUBMIT, sequence_number=3, short_message=b"", tlvs=Tlvs(message_payload=b"a" * 400))
-    assert link.send(link.esme, pdu) == [RequestReceived(pdu)]
-
-
-def test_session_init_timer_waits_while_a_bind_is_answered() -> None:
-    session = SmppSession(Role.SMSC, CONFIG, opened_at=0.0)
-    (received,) = inject(session, BindTransmitter(sequence_number=1), now=9.0)
-    assert session.next_deadline() == float("inf")
-    session.handle_timers(20.0)
-    assert events(session) == []
-    session.send(response_for(received.pdu, command_status=CommandStatus.ESME_RINVPASWD), 20.0)  # type: ignore[union-attr]
-    session.handle_timers(20.0)
-    assert events(session) == [SessionTimedOut("session_init")]
+    cases = [
+        (replace(SUBMIT, short_message=b"", tlvs=Tlvs(message_payload=b"a" * 400)), 3),
+        (replace(SUBMIT, short_message=b"", data_coding=0x08, tlvs=Tlvs(message_payload="é".encode("utf-16-be") * 71)), 2),
+        (SUBMIT, 1),
+    ]
+    for pdu, segments in cases:
+        request, received = link.request(link.esme, pdu)
+        assert received == [RequestReceived(request, segments=segments)]
