@@ -14,11 +14,9 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 log = logging.getLogger(__name__)
-
-StatusReportMode = Literal["cds", "cdsi"]
 
 # The repository's fixtures; a config may point `quirks_dir` elsewhere.
 DEFAULT_QUIRKS_DIR: Final = Path(__file__).resolve().parents[2] / "hw_fixtures"
@@ -36,9 +34,9 @@ class ModemQuirks:
     manufacturer_pattern: str  # regular expression matched (case-insensitive) against the +CGMI answer
     model_pattern: str  # against the +CGMM answer
     # Preferred +CNMI=<mode>,<mt>,<bm>,<ds>,<bfr>; each value is checked against the AT+CNMI=? answer.
+    # <ds> says how status reports come: 1 directly as +CDS, 2 stored and announced with +CDSI.
     cnmi: tuple[int, int, int, int, int] = (2, 1, 0, 1, 0)
-    status_report: StatusReportMode = "cds"
-    needs_cnma: bool = False
+    needs_cnma: bool = False  # +CMT/+CDS must be acknowledged with AT+CNMA (the modem runs +CSMS=1)
     storages: tuple[str, ...] = ("ME", "SM", "MT")  # preferred +CPMS storage, first supported wins
     init_commands: tuple[str, ...] = ()
     unsolicited: tuple[str, ...] = ()  # extra unsolicited prefixes ("^RSSI:") or words ("Call Ready")
@@ -86,8 +84,6 @@ def load_quirks_file(path: Path) -> ModemQuirks:
     for required in ("vendor", "model", "manufacturer_pattern", "model_pattern"):
         if required not in values:
             raise QuirksError(f"{path}: {required}: required key is missing")
-    if values.get("status_report", "cds") not in ("cds", "cdsi"):
-        raise QuirksError(f"{path}: status_report: must be \"cds\" or \"cdsi\"")
     cnmi = values.get("cnmi", GENERIC.cnmi)
     if len(cnmi) != 5 or not all(isinstance(v, int) for v in cnmi):
         raise QuirksError(f"{path}: cnmi: must be five integers <mode>,<mt>,<bm>,<ds>,<bfr>")
@@ -100,7 +96,6 @@ _FIELD_TYPES: Final[dict[str, type]] = {
     "manufacturer_pattern": str,
     "model_pattern": str,
     "cnmi": tuple,
-    "status_report": str,
     "needs_cnma": bool,
     "storages": tuple,
     "init_commands": tuple,

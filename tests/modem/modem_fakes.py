@@ -21,6 +21,11 @@ def lines(*items: str) -> str:
     return "".join(f"\r\n{item}\r\n" for item in items) + OK
 
 
+def tpdu_length(pdu_hex: str) -> int:
+    """The <length> a modem gives for a PDU-mode PDU: TPDU octets, the SMSC prefix excluded."""
+    return len(pdu_hex) // 2 - 1 - int(pdu_hex[:2], 16)
+
+
 DEFAULT_ANSWERS: dict[str, Answer] = {
     "ATE0": OK,
     "AT": OK,
@@ -65,13 +70,13 @@ class ScriptedModem:
             return lines("+CPMS: 0,30,0,30,0,30")
         if upper.startswith("AT+CMGR="):
             pdu = self.storage[self.memory].get(int(line.split("=")[1]))
-            return lines(f"+CMGR: 0,,{len(pdu) // 2 - 1}", pdu) if pdu else OK
+            return lines(f"+CMGR: 0,,{tpdu_length(pdu)}", pdu) if pdu else OK
         if upper.startswith("AT+CMGD="):
             self.storage[self.memory].pop(int(line.split("=")[1]), None)
             return OK
         if upper == "AT+CMGL=4":
             slots = self.storage[self.memory]
-            body = [x for i, pdu in sorted(slots.items()) for x in (f"+CMGL: {i},0,,{len(pdu) // 2 - 1}", pdu)]
+            body = [x for i, pdu in sorted(slots.items()) for x in (f"+CMGL: {i},0,,{tpdu_length(pdu)}", pdu)]
             return lines(*body)
         return "\r\nERROR\r\n"
 
