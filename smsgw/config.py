@@ -48,6 +48,7 @@ class SmppConfig:
     window: int = 10
     enquire_link_interval_s: float = 30.0
     response_timeout_s: float = 10.0
+    # A bound session without traffic (enquire_link aside) this long is unbound; 0 disables the timer.
     inactivity_timeout_s: float = 300.0
     session_init_timeout_s: float = 10.0
     shutdown_grace_s: float = 5.0

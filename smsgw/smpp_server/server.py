@@ -418,11 +418,16 @@ class SmppConnection:
 
     async def shutdown(self) -> None:
         """Graceful: unbind if bound (the ESME answers outstanding deliver_sm first), else close; wait for the end."""
+        if self.session.state is BindState.OPEN:
+            self.close()
+        else:
+            await self._unbind()
+        await self._closed.wait()
+
+    async def _unbind(self) -> None:
+        """Ask the ESME to unbind; its unbind_resp (or the response timeout) then closes the connection."""
         if self.session.state in BOUND:
             await self._send_request(Unbind(sequence_number=0))
-        elif self.session.state is BindState.OPEN:
-            self.close()
-        await self._closed.wait()
 
     # ---- writing -------------------------------------------------------------------------------------------
 
@@ -504,19 +509,20 @@ class SmppConnection:
                 if request.command_id == CommandId.ENQUIRE_LINK or request.command_id == CommandId.UNBIND:
                     self.close()
             case EnquireLinkDue():
-                await self._send_request(EnquireLink(sequence_number=0))
+                if self.session.state in BOUND:  # not if an unbind came in since the timer fired
+                    await self._send_request(EnquireLink(sequence_number=0))
             case SessionTimedOut(reason="session_init"):
                 if not self._closing:  # not after a refused bind, which is audited already
                     self.server.audit.record(source=self.source, event="bind", outcome="no bind before timeout")
                 self.close()
             case SessionTimedOut():
                 log.info("inactivity source=%s", self.source)
-                await self._send_request(Unbind(sequence_number=0))
+                await self._unbind()
             case UnexpectedResponse(pdu=pdu):
                 log.info("unexpected response source=%s command_id=0x%08X sequence_number=%d", self.source,
                          pdu.command_id, pdu.sequence_number)
             case ConnectionClosed():
-                pass
+                pass  # the read loop ends on the closed state
 
     async def _handle_request(self, pdu: Pdu, segments: int) -> None:
         command_id = pdu.command_id

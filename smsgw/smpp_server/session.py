@@ -220,8 +220,8 @@ class SmppSession:
     def _receive_request(self, pdu: Pdu) -> None:
         command_id = pdu.command_id
         peer = self.role.peer
-        if not may_send(peer, command_id, self.state):
-            if command_id in _BIND_REQUESTS and self.state in BOUND:
+        if not may_send(peer, command_id, self.state) or (command_id in _BIND_REQUESTS and self._bind_pending):
+            if command_id in _BIND_REQUESTS and (self.state in BOUND or self._bind_pending):
                 status, reason = CommandStatus.ESME_RALYBND, "already bound"
             elif originates(peer, command_id):
                 status, reason = CommandStatus.ESME_RINVBNDSTS, f"not allowed in state {self.state.value}"

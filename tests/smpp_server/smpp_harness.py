@@ -68,6 +68,7 @@ class Client:
         self.session._timed_out = True  # the test decides when an ESME gives up, not the ESME core's timers
         self.answer_enquire_link = True
         self.closed = trio.Event()
+        self._send_lock = trio.Lock()
         self._events_in, self._events_out = trio.open_memory_channel[Event](100)
         nursery.start_soon(server.handle_connection, server_stream, peer)
         nursery.start_soon(self._reader)
@@ -93,7 +94,8 @@ class Client:
                     return
 
     async def send(self, pdu: Pdu) -> None:
-        await self.stream.send_all(self.session.send(pdu, trio.current_time()))
+        async with self._send_lock:  # the test task and the reader (answering enquire_link) both write
+            await self.stream.send_all(self.session.send(pdu, trio.current_time()))
 
     async def send_raw(self, data: bytes) -> None:
         await self.stream.send_all(data)

@@ -6,6 +6,8 @@ import struct
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from smsgw.config import SmppConfig
 from smsgw.pdu.constants import CommandId, CommandStatus, EsmClass, Ton
@@ -371,3 +373,17 @@ def test_long_payload_within_limit_is_accepted_and_counted() -> None:
     for pdu, segments in cases:
         request, received = link.request(link.esme, pdu)
         assert received == [RequestReceived(request, segments=segments)]
+
+
+@settings(max_examples=200)
+@given(chunks=st.lists(st.binary(max_size=64), max_size=8), role=st.sampled_from(Role), bound=st.booleans())
+def test_random_bytes_only_ever_become_events(chunks: list[bytes], role: Role, bound: bool) -> None:
+    session = SmppSession(role, CONFIG, opened_at=0.0)
+    if bound and role is Role.SMSC:
+        (received,) = inject(session, BindTransceiver(sequence_number=1))
+        session.send(response_for(received.pdu), 0.0)  # type: ignore[union-attr]
+    for chunk in chunks:
+        session.receive_data(chunk, 1.0)
+    for event in events(session):
+        if isinstance(event, RequestRejected):
+            encode_pdu(event.response)  # every rejection can be put on the wire
