@@ -11,7 +11,7 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from smsgw import __version__
 
@@ -30,10 +30,114 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # One `_add_<group>(commands)` call per command group; each sets `handler` via set_defaults.
+    _add_serve(commands)
+    _add_demo(commands)
     _add_send(commands)
     _add_virtual_modem(commands)
     _add_pdu(commands)
+    _add_dnc(commands)
     return parser
+
+
+def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="run the gateway from a config file (SMPP server, store, GSM modems)",
+        description="Runs until SIGINT or SIGTERM, then shuts down gracefully. A config error names the file, the "
+        "key and the problem, and exits 2 before anything is opened. Example: smsgw.example.toml.",
+    )
+    serve.add_argument("--config", required=True, metavar="TOML")
+    serve.set_defaults(handler=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from smsgw.app import check_config, run_gateway
+    from smsgw.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+        check_config(config, args.config)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    return _run_until_stopped(functools.partial(run_gateway, config))
+
+
+def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="run the whole gateway on embedded defaults with virtual modems (account demo / password demo)",
+        description="SMPP on 127.0.0.1, account demo / demo, virtual modems 447700900001... on ptys on the "
+        "virtual GSM network, SQLite store. Ctrl-C stops gracefully.",
+    )
+    demo.add_argument("--port", type=int, default=2775, help="SMPP port (0: any free port; default %(default)s)")
+    demo.add_argument("--modems", type=int, default=4, help="number of virtual modems (default %(default)s)")
+    demo.add_argument("--db", default="smsgw-demo.db", metavar="PATH", help="SQLite store (default %(default)s)")
+    demo.set_defaults(handler=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import trio
+
+    from smsgw.app import GatewayStarted, run_demo
+    from smsgw.config import DEMO_PASSWORD, DEMO_SYSTEM_ID
+
+    if not 1 <= args.modems <= 99:
+        raise CliError("--modems must be 1 to 99")
+    if not 0 <= args.port <= 65535:
+        raise CliError("--port must be 0 to 65535")
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            started: GatewayStarted = await nursery.start(
+                functools.partial(run_demo, port=args.port, modems=args.modems, db_path=args.db)
+            )
+            print(
+                f"smsgw demo: SMPP on {started.host}:{started.smpp.port}, system_id {DEMO_SYSTEM_ID} / password "
+                f"{DEMO_PASSWORD}, store {args.db}",
+                flush=True,
+            )
+            for modem in started.virtual_modems:
+                print(f"  virtual modem {modem.name} {modem.msisdn} on {modem.link}", flush=True)
+            command = (
+                f"{_own_command()} send --port {started.smpp.port} --system-id {DEMO_SYSTEM_ID} "
+                f"--password {DEMO_PASSWORD} --to 447700900999 --text 'Hello from smsgw' --wait-receipts"
+            )
+            print(f"Send a first message (447700900999 answers 'RE: ...'):\n  {command}\nCtrl-C stops.", flush=True)
+
+    return _run_until_stopped(run)
+
+
+def _own_command() -> str:
+    """How this smsgw was started, so a printed command can be pasted as is (`.venv/bin/smsgw`, `python -m`)."""
+    import shlex
+
+    if os.path.basename(sys.argv[0]) == "smsgw":
+        return shlex.quote(sys.argv[0])
+    return f"{shlex.quote(sys.executable)} -m smsgw"
+
+
+def _run_until_stopped(main: Callable[[], Awaitable[None]]) -> int:
+    """Run a gateway until it stops by itself (SIGINT/SIGTERM are handled inside); start-up failures such as a
+    port in use or an unreadable store are one line on stderr and exit 1."""
+    import sqlite3
+
+    import trio
+
+    failures: list[BaseException] = []
+    try:
+        trio.run(main)
+    except* (OSError, sqlite3.Error) as group:
+        failures = _leaves(group)
+    for error in failures:
+        print(f"smsgw: error: {error}", file=sys.stderr)
+    return EXIT_FAILURE if failures else EXIT_OK
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    leaves: list[BaseException] = []
+    for error in group.exceptions:
+        leaves.extend(_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
+    return leaves
 
 
 def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,6 +168,8 @@ def _cmd_send(args: argparse.Namespace) -> int:
     from smsgw import client
     from smsgw.pdu.errors import PduError
 
+    if args.log_level != "DEBUG":
+        logging.getLogger(client.SMPPLIB_LOGGER).setLevel(logging.WARNING)
     password = args.password if args.password is not None else os.environ.get("SMSGW_PASSWORD")
     if password is None:
         raise CliError("give --password or set SMSGW_PASSWORD")
@@ -268,6 +374,54 @@ def _cmd_pdu_encode_sms(args: argparse.Namespace) -> int:
     except (PduError, ValueError) as exc:
         raise CliError(getattr(exc, "message", str(exc))) from None
     return EXIT_OK
+
+
+def _add_dnc(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from smsgw.config import PolicyConfig
+
+    dnc = commands.add_parser("dnc", help="the do-not-call register (promotional messages to it end err 801)")
+    actions = dnc.add_subparsers(dest="dnc_command", metavar="ACTION", required=True)
+    load = actions.add_parser(
+        "import",
+        help="add the numbers in a CSV file's first column to the register",
+        description="Numbers are normalised like destinations; blank lines, # comments and a header line are "
+        "skipped. Lines that are not numbers are listed on stderr with their line numbers and the rest is "
+        "imported; the exit status is then 1.",
+    )
+    load.add_argument("file", metavar="FILE.csv")
+    load.add_argument("--db", required=True, metavar="PATH", help="the gateway's SQLite store ([store] path)")
+    load.add_argument("--default-country-code", default="", metavar="CC", help="for national numbers (0...)")
+    load.add_argument("--batch-size", type=int, default=PolicyConfig().dnc_import_batch_size, metavar="N")
+    load.set_defaults(handler=_cmd_dnc_import)
+
+
+def _cmd_dnc_import(args: argparse.Namespace) -> int:
+    from smsgw.scheduler.policy import InvalidNumber, parse_dnc_csv
+    from smsgw.scheduler.policy_store import SqlitePolicyFacts
+
+    if args.batch_size < 1:
+        raise CliError("--batch-size must be at least 1")
+    if not os.path.isfile(args.db):
+        raise CliError(f"--db {args.db}: no such store (start the gateway once, or give its [store] path)")
+    try:
+        with open(args.file, encoding="utf-8-sig", newline="") as file:
+            parsed = parse_dnc_csv(file, args.default_country_code)
+    except InvalidNumber as exc:
+        raise CliError(f"--default-country-code: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"{args.file}: {exc}") from None
+    for invalid in parsed.invalid:
+        print(f"{args.file}:{invalid.line}: {invalid.raw!r}: {invalid.reason}", file=sys.stderr)
+    facts = SqlitePolicyFacts.open(args.db)
+    try:
+        added = facts.add_dnc(parsed.numbers, source=os.path.basename(args.file), batch_size=args.batch_size)
+    finally:
+        facts.close()
+    print(
+        f"{args.file}: {len(parsed.numbers)} numbers, {added} new on the register, "
+        f"{len(parsed.numbers) - added} already on it, {len(parsed.invalid)} invalid lines"
+    )
+    return EXIT_FAILURE if parsed.invalid else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,6 +34,10 @@ E164_MAX_DIGITS: Final = 15
 _FORMATTING: Final = str.maketrans("", "", " -.()\t")
 
 
+# smpplib logs every connect and disconnect at INFO; the CLI keeps that out of a command's output.
+SMPPLIB_LOGGER: Final = f"{__name__}.smpplib"
+
+
 class InvalidNumber(ValueError):
     """A destination that cannot be turned into an international number; the message says why."""
 
@@ -260,7 +264,11 @@ class SmppSender:
         self._settings = settings
         self._receive_receipts = receive_receipts
         self._client = smpplib.client.Client(
-            settings.host, settings.port, timeout=settings.response_timeout_s, allow_unknown_opt_params=True
+            settings.host,
+            settings.port,
+            timeout=settings.response_timeout_s,
+            allow_unknown_opt_params=True,
+            logger_name=SMPPLIB_LOGGER,
         )
         self._in_flight: dict[int, tuple[int, int]] = {}  # sequence -> (message index, part index)
         self._undecided: list[tuple[smpplib.command.DeliverSM, str]] = []  # receipts not yet known to be ours

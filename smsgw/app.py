@@ -1,0 +1,317 @@
+"""run_gateway: the one place that wires the parts, under one root nursery.
+
+Start-up goes store -> modem pool -> scheduler -> SMPP listener, each started (`nursery.start`) before the next,
+so an ESME can bind only once everything behind it runs. Shutdown goes the other way: the SMPP server stops
+accepting and unbinds its sessions (two stages, `smpp.shutdown_grace_s`), then the scheduler stops handing out
+work, then the modems close their ports, then the store finishes its pending writes and closes.
+
+`run_demo` is the same gateway on embedded defaults with virtual modems on real ptys, driven by the real driver
+through the pty as if they were USB modems.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import signal
+import tempfile
+import termios
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import serial
+import trio
+
+from smsgw.config import (
+    DEMO_PASSWORD,
+    DEMO_SYSTEM_ID,
+    AccountConfig,
+    Config,
+    ConfigError,
+    ModemConfig,
+)
+from smsgw.modem.driver import ModemState
+from smsgw.modem.pool import ModemPool
+from smsgw.modem.seams import OutgoingSms, SendOutcome, Sent
+from smsgw.modem.transport import PortOpenError, SerialStream
+from smsgw.modem.virtual.modem import VirtualModem
+from smsgw.modem.virtual.network import VirtualNetwork, serve_network
+from smsgw.modem.virtual.pty import serve_pty
+from smsgw.passwords import hash_password
+from smsgw.pdu.udh import Udh
+from smsgw.scheduler.service import Scheduler
+from smsgw.scheduler.sqlite_store import open_store
+from smsgw.scheduler.timing import WallClock
+from smsgw.smpp_server.server import SmppListeners, serve_smpp
+
+log = logging.getLogger(__name__)
+
+DEMO_DB_PATH: Final = "smsgw-demo.db"
+DEMO_FIRST_MSISDN: Final = 447700900001
+DEMO_MODEM_GROUP: Final = "default"  # the modem_group of the default route
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualModemInfo:
+    name: str
+    msisdn: str
+    link: Path  # the pty slave's symlink, as a serial device path
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayStarted:
+    """What `run_gateway` and `run_demo` report through `task_status` once ESMEs can bind."""
+
+    host: str
+    smpp: SmppListeners
+    virtual_modems: tuple[VirtualModemInfo, ...] = ()
+
+
+def check_config(config: Config, source: str) -> None:
+    """What `load_config` cannot see inside one section: references and uniqueness across the file.
+
+    A mistake here would otherwise show up only as messages that can never be sent or an account that can never
+    bind, long after start-up; ConfigError names the key and what is wrong."""
+    if not config.accounts:
+        raise ConfigError(source, "accounts", "no [[accounts]]: no ESME could bind")
+    if not config.modems:
+        raise ConfigError(source, "modems", "no [[modems]]: accepted messages could never be sent")
+    for section, names in (
+        ("accounts", [(a.system_id, "system_id") for a in config.accounts]),
+        ("modems", [(m.name, "name") for m in config.modems]),
+        ("routes", [(r.name, "name") for r in config.routes]),
+    ):
+        seen: Counter[str] = Counter()
+        for index, (name, key) in enumerate(names):
+            seen[name] += 1
+            if seen[name] > 1:
+                raise ConfigError(source, f"{section}[{index}].{key}", f"{name!r} is used twice")
+    ports = Counter(m.port for m in config.modems)
+    for index, modem in enumerate(config.modems):
+        if ports[modem.port] > 1:
+            raise ConfigError(source, f"modems[{index}].port", f"{modem.port!r} is used by two modems")
+    groups = sorted({m.group for m in config.modems})
+    for index, route in enumerate(config.routes):
+        if route.modem_group not in groups:
+            raise ConfigError(
+                source,
+                f"routes[{index}].modem_group",
+                f"no modem is in group {route.modem_group!r} (groups: {', '.join(groups)})",
+            )
+
+
+async def run_gateway(
+    config: Config,
+    *,
+    stop: trio.Event | None = None,
+    task_status: trio.TaskStatus[GatewayStarted] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the gateway until `stop` is set, or, without one, until SIGINT or SIGTERM; then shut down in order.
+    A stop during start-up (a modem still registering, say) abandons the start-up at once."""
+    async with trio.open_nursery() as root:
+        if stop is None:
+            stop = trio.Event()
+            await root.start(_stop_on_signal, stop)
+        ready = trio.Event()
+        root.start_soon(_abandon_start_up, stop, ready, root.cancel_scope)
+        await _run_parts(config, stop, ready, task_status)
+        root.cancel_scope.cancel()
+
+
+async def _abandon_start_up(stop: trio.Event, ready: trio.Event, root: trio.CancelScope) -> None:
+    await stop.wait()
+    if not ready.is_set():
+        log.info("stopped during start-up")
+        root.cancel()
+
+
+async def _run_parts(
+    config: Config, stop: trio.Event, ready: trio.Event, task_status: trio.TaskStatus[GatewayStarted]
+) -> None:
+    async with open_store(config.store.path, config.store) as store:
+        log.info("store open path=%s", config.store.path)
+        scheduler = Scheduler(store, config, WallClock())
+        pool = ModemPool.from_config(
+            config.modems,
+            scheduler,
+            reassembly_timeout_s=config.messages.multipart_reassembly_timeout_s,
+            openers={modem.name: functools.partial(_open_tty, modem) for modem in config.modems},
+        )
+        async with trio.open_nursery() as modems:
+            await modems.start(pool.run)
+            await _wait_modems_started(pool, config.modems)
+            async with trio.open_nursery() as dispatch:
+                sender = ConcatenationAffinity(pool, forget_after_s=config.messages.multipart_reassembly_timeout_s)
+                await dispatch.start(scheduler.run, sender)
+                smpp_stop = trio.Event()
+                async with trio.open_nursery() as front:
+                    listeners: SmppListeners = await front.start(
+                        _serve_smpp, config, scheduler, smpp_stop
+                    )
+                    log.info("gateway ready host=%s port=%s modems=%d", config.smpp.host, listeners.port,
+                             len(config.modems))
+                    ready.set()
+                    task_status.started(GatewayStarted(config.smpp.host, listeners))
+                    await stop.wait()
+                    log.info("gateway stopping")
+                    smpp_stop.set()  # serve_smpp unbinds its sessions and returns
+                dispatch.cancel_scope.cancel()
+            modems.cancel_scope.cancel()
+    log.info("gateway stopped")
+
+
+@dataclass(slots=True)
+class _Pin:
+    lock: trio.Lock
+    created_at: float
+    modem: str | None = None
+    sent: set[int] = dataclasses.field(default_factory=set)
+
+
+class ConcatenationAffinity:
+    """The pool as the scheduler's `SmsSender`, but every part of one concatenated message leaves through the
+    same modem: a handset reassembles parts by originator and reference, so parts from two SIMs never join.
+
+    Parts are recognised by their UDH concatenation element (the gateway's own split and parts an ESME split);
+    a later part waits for the first to be sent, then follows it to its modem. If that modem cannot send any
+    more, the part goes wherever the pool sends it: late and unjoinable beats never. Pins are forgotten when all
+    parts went out, or after `forget_after_s` (handsets drop incomplete messages too).
+    (Belongs in the pool, as an affinity key on `OutgoingSms`.)"""
+
+    def __init__(self, pool: ModemPool, *, forget_after_s: float) -> None:
+        self._pool = pool
+        self._drivers = {driver.name: driver for driver in pool.drivers}
+        self._forget_after_s = forget_after_s
+        self._pins: dict[tuple[str, int, int], _Pin] = {}
+
+    async def send(self, sms: OutgoingSms) -> SendOutcome:
+        concatenation = Udh.from_bytes(sms.udh).concatenation if sms.udh else None
+        if concatenation is None:
+            return await self._pool.send(sms)
+        now = trio.current_time()
+        self._forget_stale(now)
+        key = (sms.destination, concatenation.reference, concatenation.total)
+        pin = self._pins.setdefault(key, _Pin(trio.Lock(), now))
+        async with pin.lock:
+            driver = self._drivers.get(pin.modem) if pin.modem is not None else None
+            if driver is not None and driver.can_send():
+                outcome = await driver.send(sms)
+            else:
+                outcome = await self._pool.send(sms)
+            if isinstance(outcome, Sent):
+                pin.modem = pin.modem or outcome.modem
+                pin.sent.add(concatenation.sequence)
+                if len(pin.sent) >= concatenation.total and self._pins.get(key) is pin:
+                    del self._pins[key]
+        return outcome
+
+    def _forget_stale(self, now: float) -> None:
+        stale = [key for key, pin in self._pins.items() if now - pin.created_at > self._forget_after_s]
+        for key in stale:
+            del self._pins[key]
+
+
+async def _open_tty(modem: ModemConfig) -> trio.abc.Stream:
+    """The modem's serial port as `open_serial` opens it, but with VMIN=1.
+
+    pyserial leaves VMIN=0, with which a non-blocking read of an idle tty returns b"" instead of EAGAIN, and
+    `SerialStream` rightly takes b"" for a device that went away; with VMIN=1 an idle port reads as EAGAIN and
+    an unplugged one still as b"" or EIO. (Belongs in `smsgw.modem.transport.open_serial`.)"""
+    try:
+        port = serial.Serial(
+            modem.port, baudrate=modem.baudrate, rtscts=modem.rtscts, timeout=0, write_timeout=0, exclusive=True
+        )
+        attributes = termios.tcgetattr(port.fileno())
+        attributes[6][termios.VMIN] = 1
+        attributes[6][termios.VTIME] = 0
+        termios.tcsetattr(port.fileno(), termios.TCSANOW, attributes)
+    except (serial.SerialException, OSError, ValueError, termios.error) as exc:
+        raise PortOpenError(f"cannot open {modem.port}: {exc}") from exc
+    log.info("serial port opened port=%s baudrate=%d rtscts=%s", modem.port, modem.baudrate, modem.rtscts)
+    return SerialStream(port)
+
+
+async def _wait_modems_started(pool: ModemPool, modems: Sequence[ModemConfig]) -> None:
+    """Let every modem finish its start-up (READY, or DOWN when it needs an operator) before ESMEs can bind, for
+    at most the modems' own start-up budget: an unplugged modem must not keep the gateway from serving."""
+    budget = max(m.sim_ready_timeout_s + m.registration_timeout_s for m in modems)
+    with trio.move_on_after(budget):
+        for driver in pool.drivers:
+            await driver.wait_state(ModemState.READY, ModemState.DOWN)
+    for status in pool.status():
+        if status.state is not ModemState.READY:
+            log.warning("modem not ready at start-up modem=%s port=%s state=%s error=%s",
+                        status.name, status.port, status.state.value, status.last_error)
+
+
+async def _serve_smpp(
+    config: Config, scheduler: Scheduler, smpp_stop: trio.Event, *, task_status: trio.TaskStatus[SmppListeners]
+) -> None:
+    await serve_smpp(config, scheduler, shutdown_trigger=smpp_stop, task_status=task_status)
+
+
+async def _stop_on_signal(stop: trio.Event, *, task_status: trio.TaskStatus[None]) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
+        async for signum in signals:
+            log.info("signal received signal=%s; shutting down gracefully", signal.Signals(signum).name)
+            stop.set()
+            return
+
+
+def demo_msisdns(count: int) -> tuple[str, ...]:
+    return tuple(str(DEMO_FIRST_MSISDN + i) for i in range(count))
+
+
+def demo_config(base: Config, *, port: int, db_path: str, modem_links: Sequence[tuple[str, Path]]) -> Config:
+    """`base` (the embedded defaults unless a test or benchmark tunes it) with the demo's own parts: SMPP on
+    127.0.0.1:`port`, the account demo/demo first, the virtual modems in the group of the default route."""
+    return dataclasses.replace(
+        base,
+        smpp=dataclasses.replace(base.smpp, host="127.0.0.1", port=port),
+        accounts=(AccountConfig(system_id=DEMO_SYSTEM_ID, password_hash=hash_password(DEMO_PASSWORD)),)
+        + base.accounts,
+        modems=tuple(
+            ModemConfig(name=f"virtual{i}", port=str(link), msisdn=msisdn, group=DEMO_MODEM_GROUP)
+            for i, (msisdn, link) in enumerate(modem_links, start=1)
+        ),
+        store=dataclasses.replace(base.store, path=db_path),
+        # MO that no reply or keyword claims shows up at the demo account instead of staying in the store.
+        messages=dataclasses.replace(
+            base.messages, mo_default_account=base.messages.mo_default_account or DEMO_SYSTEM_ID
+        ),
+    )
+
+
+async def run_demo(
+    *,
+    port: int = 2775,
+    modems: int = 4,
+    db_path: str = DEMO_DB_PATH,
+    base: Config | None = None,
+    stop: trio.Event | None = None,
+    task_status: trio.TaskStatus[GatewayStarted] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """The gateway with `modems` virtual modems on real ptys, all on one virtual network (see `demo_config`)."""
+    base = base or Config()
+    with tempfile.TemporaryDirectory(prefix="smsgw-demo-") as links_dir:
+        network = VirtualNetwork(base.virtual_network, now=trio.current_time())
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_network, network)
+            links: list[tuple[str, Path]] = []
+            for index, msisdn in enumerate(demo_msisdns(modems), start=1):
+                modem = VirtualModem(network, msisdn, base.virtual_network)
+                link: Path = await nursery.start(serve_pty, modem, Path(links_dir) / f"modem{index}")
+                links.append((msisdn, link))
+            config = demo_config(base, port=port, db_path=db_path, modem_links=links)
+            check_config(config, "<demo>")
+            infos = tuple(VirtualModemInfo(m.name, m.msisdn, Path(m.port)) for m in config.modems)
+            async with trio.open_nursery() as gateway:
+                started: GatewayStarted = await gateway.start(functools.partial(run_gateway, config, stop=stop))
+                task_status.started(dataclasses.replace(started, virtual_modems=infos))
+            # The virtual modems outlive the gateway's shutdown, as hardware would, so in-flight AT commands end.
+            nursery.cancel_scope.cancel()

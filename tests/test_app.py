@@ -1,0 +1,82 @@
+"""Start-up checks of `smsgw serve`: a config error names file, key and problem, exits 2, and opens nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from smsgw import cli
+from smsgw.app import check_config, demo_config, demo_msisdns
+from smsgw.config import Config, ConfigError, config_from_mapping
+from smsgw.passwords import verify_password
+
+_ACCOUNT = {"system_id": "acme", "password_hash": "scrypt$16384$8$1$00$00"}
+_MODEM = {"name": "sim1", "port": "/dev/ttyUSB0", "group": "uk"}
+_ROUTE = {"name": "uk", "prefixes": ["44"], "modem_group": "uk"}
+
+
+@pytest.mark.parametrize(
+    ("document", "key", "problem"),
+    [
+        ({"modems": [_MODEM], "routes": [_ROUTE]}, "accounts", "no ESME could bind"),
+        ({"accounts": [_ACCOUNT], "routes": [_ROUTE]}, "modems", "never be sent"),
+        ({"accounts": [_ACCOUNT, _ACCOUNT], "modems": [_MODEM], "routes": [_ROUTE]}, "accounts[1].system_id",
+         "'acme' is used twice"),
+        ({"accounts": [_ACCOUNT], "modems": [_MODEM, {**_MODEM, "name": "sim2"}], "routes": [_ROUTE]},
+         "modems[0].port", "used by two modems"),
+        ({"accounts": [_ACCOUNT], "modems": [_MODEM], "routes": [_ROUTE, {**_ROUTE, "modem_group": "de"}]},
+         "routes[1].name", "'uk' is used twice"),
+        ({"accounts": [_ACCOUNT], "modems": [_MODEM], "routes": [{**_ROUTE, "modem_group": "de"}]},
+         "routes[0].modem_group", "no modem is in group 'de' (groups: uk)"),
+        ({"accounts": [_ACCOUNT], "modems": [_MODEM]}, "routes[0].modem_group", "no modem is in group 'default'"),
+    ],
+)
+def test_cross_section_errors_name_the_key(document: dict[str, object], key: str, problem: str) -> None:
+    config = config_from_mapping(document, "gw.toml")
+    with pytest.raises(ConfigError) as info:
+        check_config(config, "gw.toml")
+    assert info.value.key == key
+    assert problem in info.value.problem
+
+
+def test_consistent_config_passes() -> None:
+    check_config(config_from_mapping({"accounts": [_ACCOUNT], "modems": [_MODEM], "routes": [_ROUTE]}), "gw.toml")
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[smpp]\nport = "2775"\n', "gw.toml: smpp.port: must be int"),
+        ("[smpp\n", "gw.toml: (syntax)"),
+        ('[[accounts]]\nsystem_id = "a"\npassword = "p"\n[[modems]]\nname = "m"\nport = "/dev/x"\ngroup = "g"\n',
+         "gw.toml: routes[0].modem_group: no modem is in group 'default'"),
+    ],
+)
+def test_serve_exits_2_on_config_error_without_touching_the_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], toml: str, message: str
+) -> None:
+    store = tmp_path / "store.db"
+    config = tmp_path / "gw.toml"
+    config.write_text(f'[store]\npath = "{store}"\n' + toml)
+    assert cli.main(["serve", "--config", str(config)]) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.startswith(f"smsgw: error: {tmp_path}/{message}")
+    assert len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == [config]
+
+
+def test_serve_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["serve", "--config", str(tmp_path / "nope.toml")]) == cli.EXIT_BAD_INPUT
+    assert "nope.toml: (file): No such file or directory" in capsys.readouterr().err
+
+
+def test_demo_config_is_consistent(tmp_path: Path) -> None:
+    links = [(msisdn, tmp_path / f"modem{i}") for i, msisdn in enumerate(demo_msisdns(4), start=1)]
+    config = demo_config(Config(), port=0, db_path=str(tmp_path / "demo.db"), modem_links=links)
+    check_config(config, "<demo>")
+    assert [m.msisdn for m in config.modems] == ["447700900001", "447700900002", "447700900003", "447700900004"]
+    (account,) = config.accounts
+    assert account.system_id == "demo" and verify_password("demo", account.password_hash)
+    assert config.messages.mo_default_account == "demo"
+    assert config.smpp.host == "127.0.0.1" and config.store.path == str(tmp_path / "demo.db")
