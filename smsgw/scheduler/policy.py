@@ -1,0 +1,536 @@
+"""Message policy: the business rules between "submitted" and "sent", pure and sans-IO.
+
+Each rule is a function of values (config, text, numbers, facts already looked up) and its outcome carries its
+documented code (DESIGN.md): a refusal at submit raises a `PolicyError` with the `command_status` for
+`submit_sm_resp`; a refusal after acceptance is a `Rejection` value with the receipt's `err:` 8xx, never charged.
+
+- numbers: `normalise_number` (the one owner of number normalisation) -> `InvalidNumber` (ESME_RINVDSTADR)
+- sender IDs: `resolve_sender` -> `SenderAddress` or `InvalidSender` (ESME_RINVSRCADR)
+- content per route: `prepare_text` (signature, suffix, unsubscribe statement, line breaks, maximum segments)
+  with `BlockedKeywords` -> `BlockedContent` (0x402) or `TooManySegments` (0x406)
+- recipients: `check_recipient` over `PolicyFacts` -> `Rejection` 803 (opted out) or 801 (do-not-call)
+- opt-out: `is_opt_out` / `record_opt_out` for MO texts
+- `parse_dnc_csv` for `smsgw dnc import`
+
+`KeywordFile` is the one thin I/O shell here: it re-reads a route's keyword file when its mtime changes.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import logging
+import os
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from smsgw.config import AccountConfig, RouteConfig
+from smsgw.pdu.constants import CommandStatus, vendor_status
+from smsgw.pdu.errors import PduError
+from smsgw.pdu.segmentation import MAX_SEGMENTS_LIMIT, TooManySegments, segment_text
+from smsgw.pdu.text import Encoding, choose_encoding, encode_text
+
+log = logging.getLogger(__name__)
+
+# E.164: a country code never starts with 0 and a full number has at most 15 digits; the shortest numbers in
+# service (small island states) have 7.
+E164_MIN_DIGITS: Final = 7
+E164_MAX_DIGITS: Final = 15
+_FORMATTING: Final = str.maketrans("", "", " -.()\t\u00a0")
+
+MAX_SENDER_IDS: Final = 5
+MAX_ALPHANUMERIC_SENDER: Final = 11
+# The service allows chains of up to 8 segments on a route (DESIGN.md "Defaults").
+MAX_ROUTE_SEGMENTS: Final = 8
+# A signature leaves a first UCS-2 part (67 units) room for at least a few characters of the message.
+MAX_SIGNATURE_UNITS: Final = 60
+TON_INTERNATIONAL: Final = 1
+TON_ALPHANUMERIC: Final = 5
+NPI_UNKNOWN: Final = 0
+NPI_ISDN: Final = 1
+_ALPHANUMERIC: Final = re.compile(r"[A-Za-z0-9]{1,11}")
+
+
+class PolicyCode(enum.IntEnum):
+    """The gateway's own outcomes: the receipt's `err:` value; at submit, vendor status 0x400 + the last two digits."""
+
+    DO_NOT_CALL = 801
+    BLOCKED_CONTENT = 802
+    OPTED_OUT = 803
+    SENDER_NOT_ALLOWED = 805
+    TOO_MANY_SEGMENTS = 806
+
+    @property
+    def command_status(self) -> int:
+        return vendor_status(self.value - 800)
+
+
+class PolicyError(Exception):
+    """A submission the rules refuse at submit: nothing is stored, `command_status` goes in `submit_sm_resp`."""
+
+    def __init__(self, reason: str, *, command_status: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.command_status = command_status
+
+
+class InvalidNumber(PolicyError, ValueError):
+    """A destination that cannot be turned into an international number; the message says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, command_status=CommandStatus.ESME_RINVDSTADR)
+
+
+class InvalidSender(PolicyError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, command_status=CommandStatus.ESME_RINVSRCADR)
+
+
+class BlockedContent(PolicyError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, command_status=PolicyCode.BLOCKED_CONTENT.command_status)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A message accepted but not sent: it ends REJECTED with `error_code` in its receipt and is not charged."""
+
+    error_code: PolicyCode
+    reason: str
+
+    @property
+    def command_status(self) -> int:
+        """The status for callers that refuse at submit instead (`smsgw send` preview, a synchronous route)."""
+        return self.error_code.command_status
+
+
+# --- numbers ---------------------------------------------------------------------------------------------------
+
+
+def normalise_number(raw: str, default_country_code: str = "", *, international: bool = False) -> str:
+    """International digits without '+' from what people write: `+44 7700-900001`, `0044…`, `011…`, `07700…`.
+
+    A leading `+`, `00` or (NANP) `011` marks an international number. Without one, the number is national and
+    gets `default_country_code`: a trunk `0` is dropped (`07700 900001` -> `447700900001`); a number already
+    starting with the country code is taken as international. `011` is the trunk prefix plus `11` outside NANP
+    (a Leeds number is `0113…`), so it means "international" only when the default country code is 1 or none.
+    `international` (an SMPP address with TON 1) says the digits already start with a country code.
+    InvalidNumber (ESME_RINVDSTADR) says what is wrong, quoting the input.
+    """
+    text = raw.strip().translate(_FORMATTING)
+    country_code = check_country_code(default_country_code)
+    if not text:
+        raise InvalidNumber("empty")
+    if text.startswith("+"):
+        digits = text[1:]
+    elif international:
+        digits = text
+    elif text.startswith("00"):
+        digits = text[2:]
+    elif text.startswith("011") and country_code in ("", "1"):
+        digits = text[3:]
+    elif text.startswith("0"):
+        if not country_code:
+            raise InvalidNumber(f"{raw!r} is a national number (leading 0) and there is no default country code")
+        digits = country_code + text[1:]
+    elif country_code and not text.startswith(country_code):
+        digits = country_code + text
+    else:
+        digits = text
+    if not _is_ascii_digits(digits):
+        raise InvalidNumber(f"{raw!r} is not a phone number (only digits, spaces, dashes, dots and parentheses)")
+    if digits.startswith("0"):
+        raise InvalidNumber(f"{raw!r}: a country code cannot start with 0")
+    if not E164_MIN_DIGITS <= len(digits) <= E164_MAX_DIGITS:
+        raise InvalidNumber(
+            f"{raw!r} has {len(digits)} digits; an international number has {E164_MIN_DIGITS}-{E164_MAX_DIGITS}"
+        )
+    return digits
+
+
+def check_country_code(default_country_code: str) -> str:
+    """The country code as digits ('' for none); InvalidNumber unless it is 1-3 digits not starting with 0."""
+    country_code = default_country_code.strip().lstrip("+")
+    if country_code and (not _is_ascii_digits(country_code) or country_code.startswith("0") or len(country_code) > 3):
+        raise InvalidNumber(f"default country code {default_country_code!r} is not 1-3 digits")
+    return country_code
+
+
+def _is_ascii_digits(text: str) -> bool:
+    # str.isdigit alone accepts Arabic-Indic and superscript digits, which no network routes.
+    return text.isascii() and text.isdigit()
+
+
+# --- sender IDs ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SenderAddress:
+    """The source address a message is sent with."""
+
+    addr: str
+    ton: int
+    npi: int
+
+
+def parse_sender_id(sender_id: str) -> SenderAddress:
+    """A sender ID's address: an international MSISDN without '+' (TON 1, NPI 1) when it is all digits, else
+    1-11 characters of A-Z a-z 0-9 (TON 5). InvalidSender (ESME_RINVSRCADR) otherwise."""
+    if _is_ascii_digits(sender_id):
+        if sender_id.startswith("0") or not E164_MIN_DIGITS <= len(sender_id) <= E164_MAX_DIGITS:
+            raise InvalidSender(
+                f"numeric sender {sender_id!r} is not an international number "
+                f"({E164_MIN_DIGITS}-{E164_MAX_DIGITS} digits, no leading 0 or '+')"
+            )
+        return SenderAddress(sender_id, TON_INTERNATIONAL, NPI_ISDN)
+    if not _ALPHANUMERIC.fullmatch(sender_id):
+        raise InvalidSender(
+            f"sender {sender_id!r} is neither 1-{MAX_ALPHANUMERIC_SENDER} letters and digits (A-Z a-z 0-9) "
+            "nor an international number without '+'"
+        )
+    return SenderAddress(sender_id, TON_ALPHANUMERIC, NPI_UNKNOWN)
+
+
+def check_sender_ids(account: AccountConfig) -> tuple[SenderAddress, ...]:
+    """The account's registered sender IDs; InvalidSender for more than 5 or a malformed one (a config error)."""
+    if len(account.sender_ids) > MAX_SENDER_IDS:
+        raise InvalidSender(
+            f"account {account.system_id!r} has {len(account.sender_ids)} sender IDs; at most {MAX_SENDER_IDS}"
+        )
+    return tuple(parse_sender_id(sender_id) for sender_id in account.sender_ids)
+
+
+def resolve_sender(source_addr: str, account: AccountConfig, route: RouteConfig) -> SenderAddress:
+    """The sender a submission goes out with, or InvalidSender (ESME_RINVSRCADR) saying why.
+
+    The route's `sender_override` replaces any sender. Otherwise `source_addr` must be well formed, registered
+    for the account (when it registered any; an empty `source_addr` means its first one) and carried by the
+    route (`allowed_sender_ids`); a leading `#` is allowed on routes with `allow_hash_sender` and is sent as is.
+    """
+    if route.sender_override:
+        return parse_sender_id(route.sender_override)
+    registered = check_sender_ids(account)
+    if not source_addr:
+        if not registered:
+            raise InvalidSender(f"no source_addr and account {account.system_id!r} has no registered sender ID")
+        source_addr = registered[0].addr
+    hashed = source_addr.startswith("#")
+    if hashed and not route.allow_hash_sender:
+        raise InvalidSender(f"route {route.name!r} does not allow '#' senders ({source_addr!r})")
+    sender = parse_sender_id(source_addr[1:] if hashed else source_addr)
+    if registered and sender.addr not in {r.addr for r in registered}:
+        raise InvalidSender(f"sender {sender.addr!r} is not registered for account {account.system_id!r}")
+    if route.allowed_sender_ids and sender.addr not in {s.lstrip("#") for s in route.allowed_sender_ids}:
+        raise InvalidSender(f"route {route.name!r} does not carry sender {sender.addr!r}")
+    if hashed:
+        return SenderAddress(source_addr, sender.ton, sender.npi)
+    return sender
+
+
+# --- content ---------------------------------------------------------------------------------------------------
+
+
+class LineBreaks(enum.Enum):
+    CRLF = "crlf"  # kept as sent: CR LF counts as two characters, as the service counts it
+    LF = "lf"  # CR LF and a lone CR become LF: one character
+
+
+@dataclass(frozen=True, slots=True)
+class KeywordRules:
+    """Blocked content of a route: whole words or phrases in any case, and regular expressions as written."""
+
+    words: re.Pattern[str] | None
+    patterns: tuple[re.Pattern[str], ...]
+
+    def find(self, text: str) -> str | None:
+        """The first blocked word or pattern in `text`, or None."""
+        if self.words is not None and (match := self.words.search(text)) is not None:
+            return match.group(0)
+        for pattern in self.patterns:
+            if pattern.search(text) is not None:
+                return pattern.pattern
+        return None
+
+
+NO_KEYWORDS: Final = KeywordRules(None, ())
+
+
+def parse_keywords(text: str, source: str = "<keywords>") -> KeywordRules:
+    """One entry a line: `re:<expression>` or a word/phrase; blank lines and `#` comments are skipped.
+    ValueError naming `source` and the line for an expression that does not compile."""
+    words: list[str] = []
+    patterns: list[re.Pattern[str]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        if entry.startswith("re:"):
+            try:
+                patterns.append(re.compile(entry[3:]))
+            except re.error as exc:
+                raise ValueError(f"{source}:{number}: bad regular expression {entry[3:]!r}: {exc}") from None
+        else:
+            words.append(r"\s+".join(re.escape(word) for word in entry.split()))
+    # Longest first, so a phrase wins over a word it starts with in the reported match.
+    words.sort(key=len, reverse=True)
+    combined = re.compile(rf"(?<!\w)(?:{'|'.join(words)})(?!\w)", re.IGNORECASE) if words else None
+    return KeywordRules(combined, tuple(patterns))
+
+
+class KeywordFile:
+    """A route's keyword file, re-read when its modification time or size changes, so edits apply without a
+    restart. A file that became unreadable or invalid keeps the last good rules (logged)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._stamp = self._stat()
+        self._rules = self._read()
+
+    def _stat(self) -> tuple[int, int]:
+        status = os.stat(self.path)
+        return status.st_mtime_ns, status.st_size
+
+    def _read(self) -> KeywordRules:
+        with open(self.path, encoding="utf-8") as file:
+            return parse_keywords(file.read(), self.path)
+
+    def rules(self) -> KeywordRules:
+        try:
+            stamp = self._stat()
+            if stamp != self._stamp:
+                self._rules = self._read()
+                self._stamp = stamp
+                log.info("blocked keywords reloaded path=%s", self.path)
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            log.error("blocked keywords not reloaded, keeping the previous list path=%s error=%s", self.path, exc)
+        return self._rules
+
+
+@dataclass(frozen=True, slots=True)
+class ContentRules:
+    """A route's content rules, checked once from its config."""
+
+    signature: str
+    signature_added_upstream: bool
+    suffix: str
+    unsubscribe_statement: str
+    max_segments: int
+    line_breaks: LineBreaks
+
+    @classmethod
+    def from_route(cls, route: RouteConfig) -> ContentRules:
+        """ValueError naming the route for a maximum outside 1-8 or an unknown line-break policy."""
+        if not 1 <= route.max_segments <= MAX_ROUTE_SEGMENTS:
+            raise ValueError(f"route {route.name!r}: max_segments must be 1-{MAX_ROUTE_SEGMENTS}")
+        if len(route.signature.encode("utf-16-be")) // 2 > MAX_SIGNATURE_UNITS:
+            raise ValueError(f"route {route.name!r}: signature longer than {MAX_SIGNATURE_UNITS} characters")
+        try:
+            line_breaks = LineBreaks(route.line_breaks)
+        except ValueError:
+            known = ", ".join(repr(policy.value) for policy in LineBreaks)
+            raise ValueError(f"route {route.name!r}: line_breaks must be one of {known}") from None
+        return cls(
+            route.signature,
+            route.signature_added_upstream,
+            route.suffix,
+            route.unsubscribe_statement,
+            route.max_segments,
+            line_breaks,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedText:
+    """What the gateway segments: `segment_text(text, encoding=encoding, max_segments=max_segments,
+    first_part_reserve=first_part_reserve, ...)` gives exactly `segments` parts."""
+
+    text: str
+    encoding: Encoding
+    first_part_reserve: int
+    max_segments: int
+    segments: int
+    appended: tuple[str, ...]  # "unsubscribe_statement", "suffix": what fitted, for the log
+
+
+def prepare_text(
+    text: str,
+    rules: ContentRules,
+    *,
+    promotional: bool,
+    keywords: KeywordRules = NO_KEYWORDS,
+    encoding: Encoding | None = None,
+) -> PreparedText:
+    """Apply a route's content rules to a message text.
+
+    Line breaks first, then blocked keywords on the customer's text (BlockedContent, 0x402 / err 802), the
+    signature (prefixed, or kept free in the first part when the operator adds it), the maximum segments
+    (TooManySegments, 0x406 / err 806), then the unsubscribe statement (promotional messages) and the suffix,
+    each only when it fits in the last segment without adding one. `encoding` is the one the message must be
+    sent in (from its data_coding); None chooses GSM 7-bit when everything fits it, else UCS-2.
+    """
+    if rules.line_breaks is LineBreaks.LF:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    blocked = keywords.find(text)
+    if blocked is not None:
+        raise BlockedContent(f"blocked content {blocked!r}")
+    chosen = _encoding_for(rules.signature + text, encoding)
+    if rules.signature_added_upstream:
+        reserve = _units(rules.signature, chosen)
+        base = text
+    else:
+        reserve = 0
+        base = rules.signature + text
+    segments = _count_segments(base, chosen, reserve)
+    if segments > rules.max_segments:
+        raise TooManySegments(segments, rules.max_segments)
+    appended: list[str] = []
+    for name, addition in (
+        ("unsubscribe_statement", rules.unsubscribe_statement if promotional else ""),
+        ("suffix", rules.suffix),
+    ):
+        if not addition or addition.strip().casefold() in base.casefold():
+            continue
+        if _fits(base + addition, chosen, reserve, segments):
+            base += addition
+            appended.append(name)
+        else:
+            log.info("%s left out: no room in the last segment segments=%d", name, segments)
+    return PreparedText(base, chosen, reserve, rules.max_segments, segments, tuple(appended))
+
+
+def _encoding_for(text: str, requested: Encoding | None) -> Encoding:
+    """`requested` when it can carry `text`; otherwise (a signature outside the requested alphabet) the one
+    `choose_encoding` picks, since the message goes on air with the signature in it."""
+    if requested is not None:
+        try:
+            encode_text(text, requested)
+        except PduError:
+            log.info("encoding changed for the signature requested=%s", requested.name)
+        else:
+            return requested
+    return choose_encoding(text)
+
+
+def _units(text: str, encoding: Encoding) -> int:
+    """How many part units `text` takes in `encoding` (septets, UTF-16 code units or octets)."""
+    encoded = encode_text(text, encoding)
+    return len(encoded) // 2 if encoding is Encoding.UCS2 else len(encoded)
+
+
+def _fits(text: str, encoding: Encoding, first_part_reserve: int, segments: int) -> bool:
+    try:
+        return _count_segments(text, encoding, first_part_reserve) <= segments
+    except PduError:  # a suffix outside the message's alphabet
+        return False
+
+
+def _count_segments(text: str, encoding: Encoding, first_part_reserve: int) -> int:
+    """Parts `text` takes; PduError when it cannot be written in `encoding`."""
+    try:
+        split = segment_text(
+            text,
+            encoding=encoding,
+            max_segments=MAX_SEGMENTS_LIMIT,
+            reference=0,
+            first_part_reserve=first_part_reserve,
+        )
+    except TooManySegments as exc:
+        return exc.needed
+    return len(split.parts)
+
+
+# --- recipients: do-not-call register, consent, opt-out ---------------------------------------------------------
+
+
+class PolicyFacts(Protocol):
+    """What the rules need to know about a recipient; `smsgw.scheduler.policy_store` keeps it in SQLite."""
+
+    def is_on_dnc(self, number: str) -> bool: ...
+
+    def has_consent(self, account: str, number: str) -> bool: ...
+
+    def is_suppressed(self, account: str, number: str) -> bool: ...
+
+    def suppress(self, account: str, number: str) -> bool:
+        """Add `number` to the account's suppression list; True when it was not on it yet."""
+        ...
+
+
+def is_promotional(account: AccountConfig, service_type: str, promotional_service_types: Iterable[str]) -> bool:
+    """Promotional by the account's setting, or per message by its service_type (any case)."""
+    wanted = service_type.strip().casefold()
+    return account.promotional or any(wanted == kind.casefold() for kind in promotional_service_types)
+
+
+def check_recipient(facts: PolicyFacts, account: str, number: str, *, promotional: bool) -> Rejection | None:
+    """None when the message may go to `number`. A recipient who opted out of the account gets nothing from it
+    (err 803); a number on the do-not-call register gets no promotional message unless it consented to this
+    account (err 801)."""
+    if facts.is_suppressed(account, number):
+        return Rejection(PolicyCode.OPTED_OUT, f"{number} opted out of account {account}")
+    if promotional and facts.is_on_dnc(number) and not facts.has_consent(account, number):
+        return Rejection(PolicyCode.DO_NOT_CALL, f"{number} is on the do-not-call register")
+    return None
+
+
+def _opt_out_form(text: str) -> str:
+    # Full-width letters (ＳＴＯＰ) and any case or spacing mean the same to the person typing them.
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(folded.split())
+
+
+def is_opt_out(text: str, keywords: Iterable[str]) -> bool:
+    """Whether a handset's whole MO text is one of the opt-out keywords (any case, surrounding spaces ignored)."""
+    form = _opt_out_form(text)
+    return bool(form) and any(form == _opt_out_form(keyword) for keyword in keywords)
+
+
+def record_opt_out(facts: PolicyFacts, account: str, originator: str, text: str, keywords: Iterable[str]) -> bool:
+    """Suppress `originator` for `account` when `text` opts out. True when a confirmation is due: the first time
+    only, so repeating STOP does not start a conversation."""
+    if not is_opt_out(text, keywords):
+        return False
+    newly = facts.suppress(account, originator)
+    log.info("opt-out account=%s originator=%s new=%s", account, originator, newly)
+    return newly
+
+
+# --- do-not-call import ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidLine:
+    line: int  # 1-based
+    raw: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DncList:
+    numbers: tuple[str, ...]  # normalised, first occurrence order, no duplicates
+    invalid: tuple[InvalidLine, ...]
+
+
+def parse_dnc_csv(lines: Iterable[str], default_country_code: str = "") -> DncList:
+    """Numbers from the first column of a CSV file; blank lines, `#` comments and a header line (a first line
+    without digits) are skipped, every other line that is not a number is reported with its line number.
+    InvalidNumber for a bad `default_country_code`, before any line is read."""
+    check_country_code(default_country_code)
+    numbers: dict[str, None] = {}
+    invalid: list[InvalidLine] = []
+    reader = csv.reader(lines)
+    for row in reader:
+        index = reader.line_num
+        raw = row[0].strip() if row else ""
+        if not raw or raw.startswith("#"):
+            continue
+        if index == 1 and not any(char.isdigit() for char in raw):
+            continue
+        try:
+            numbers[normalise_number(raw, default_country_code)] = None
+        except InvalidNumber as exc:
+            invalid.append(InvalidLine(index, raw, exc.reason))
+    return DncList(tuple(numbers), tuple(invalid))

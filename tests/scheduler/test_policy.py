@@ -1,0 +1,423 @@
+"""Message policy rules, each with its documented code (DESIGN.md: command_status at submit, err 8xx after)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from smsgw.config import AccountConfig, RouteConfig
+from smsgw.pdu.constants import CommandStatus
+from smsgw.pdu.segmentation import TooManySegments, segment_text
+from smsgw.pdu.text import Encoding
+from smsgw.scheduler.policy import (
+    BlockedContent,
+    ContentRules,
+    InvalidNumber,
+    InvalidSender,
+    KeywordFile,
+    PolicyCode,
+    Rejection,
+    SenderAddress,
+    check_recipient,
+    is_opt_out,
+    is_promotional,
+    normalise_number,
+    parse_dnc_csv,
+    parse_keywords,
+    prepare_text,
+    record_opt_out,
+    resolve_sender,
+)
+
+ACCOUNT = AccountConfig(system_id="acme", password_hash="x", sender_ids=("ACME", "447700900001"))
+ROUTE = RouteConfig(name="uk")
+
+
+# --- numbers ---------------------------------------------------------------------------------------------------
+
+
+# The formats people write are also covered through `smsgw send` in tests/test_client.py.
+@pytest.mark.parametrize(
+    ("raw", "country_code", "expected"),
+    [
+        ("+886 912 345 678", "44", "886912345678"),
+        ("0912\u00a0345\u00a0678", "886", "886912345678"),  # non-breaking spaces from spreadsheets
+        ("011-886-912-345-678", "1", "886912345678"),
+        ("(0)20 7946 0000", "44", "442079460000"),
+    ],
+)
+def test_normalise_number(raw: str, country_code: str, expected: str) -> None:
+    assert normalise_number(raw, country_code) == expected
+
+
+def test_international_address_keeps_its_country_code() -> None:
+    """An SMPP destination with TON 1 is international even without '+': no default country code in front."""
+    assert normalise_number("12125550100", "44") == "4412125550100"
+    assert normalise_number("12125550100", "44", international=True) == "12125550100"
+    with pytest.raises(InvalidNumber, match="cannot start with 0"):
+        normalise_number("07700900001", "44", international=True)
+
+
+@pytest.mark.parametrize(
+    ("raw", "country_code", "reason"),
+    [
+        ("07700 900001", "", "'07700 900001' is a national number"),
+        ("+44 7700 9000O1", "", "not a phone number"),
+        ("+44 123", "", "'\\+44 123' has 5 digits"),
+        ("7700900001", "+0", "country code"),
+    ],
+)
+def test_invalid_number_says_why_and_carries_rinvdstadr(raw: str, country_code: str, reason: str) -> None:
+    with pytest.raises(InvalidNumber, match=reason) as caught:
+        normalise_number(raw, country_code)
+    assert caught.value.command_status == CommandStatus.ESME_RINVDSTADR
+
+
+_written_numbers = st.builds(
+    lambda prefix, digits, separators: prefix + "".join(d + s for d, s in zip(digits, separators, strict=False)),
+    st.sampled_from(["", "+", "00", "0", "011", " "]),
+    st.lists(st.sampled_from("0123456789"), min_size=1, max_size=18),
+    st.lists(st.sampled_from(["", "", " ", "-", ".", "(", ")"]), min_size=18, max_size=18),
+)
+
+
+@settings(max_examples=200)
+@given(raw=st.one_of(_written_numbers, st.text(max_size=20)), country_code=st.sampled_from(["", "1", "44", "886"]))
+def test_normalised_numbers_are_digits_and_normalising_again_changes_nothing(raw: str, country_code: str) -> None:
+    try:
+        number = normalise_number(raw, country_code)
+    except InvalidNumber:
+        return
+    assert number.isascii() and number.isdigit() and not number.startswith("0")
+    assert 7 <= len(number) <= 15
+    assert normalise_number(number, country_code, international=True) == number
+    assert normalise_number("+" + number, country_code) == number
+    assert normalise_number(number) == number
+
+
+# --- sender IDs ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "route", "expected"),
+    [
+        ("ACME", ROUTE, SenderAddress("ACME", 5, 0)),
+        ("447700900001", ROUTE, SenderAddress("447700900001", 1, 1)),
+        ("", ROUTE, SenderAddress("ACME", 5, 0)),  # no source_addr: the first registered ID
+        ("#ACME", RouteConfig(name="tw", allow_hash_sender=True), SenderAddress("#ACME", 5, 0)),
+        ("ACME", RouteConfig(name="cn", sender_override="8613800000000"), SenderAddress("8613800000000", 1, 1)),
+        ("nobody", RouteConfig(name="cn", sender_override="GATEWAY"), SenderAddress("GATEWAY", 5, 0)),
+    ],
+)
+def test_sender_resolution(source: str, route: RouteConfig, expected: SenderAddress) -> None:
+    assert resolve_sender(source, ACCOUNT, route) == expected
+
+
+@pytest.mark.parametrize(
+    ("source", "account", "route", "reason"),
+    [
+        ("OTHER", ACCOUNT, ROUTE, "not registered"),
+        ("#ACME", ACCOUNT, ROUTE, "does not allow '#'"),
+        ("TOOLONGSENDER", AccountConfig(system_id="a", password_hash="x"), ROUTE, "1-11 letters"),
+        ("ACME CO", AccountConfig(system_id="a", password_hash="x"), ROUTE, "1-11 letters"),
+        ("Café", AccountConfig(system_id="a", password_hash="x"), ROUTE, "1-11 letters"),
+        ("07700900001", AccountConfig(system_id="a", password_hash="x"), ROUTE, "not an international number"),
+        ("+447700900001", AccountConfig(system_id="a", password_hash="x"), ROUTE, "1-11 letters"),
+        ("", AccountConfig(system_id="a", password_hash="x"), ROUTE, "no registered sender"),
+        ("ACME", ACCOUNT, RouteConfig(name="uk", allowed_sender_ids=("447700900001",)), "does not carry"),
+        ("A", AccountConfig(system_id="a", password_hash="x", sender_ids=tuple("ABCDEF")), ROUTE, "at most 5"),
+    ],
+)
+def test_sender_refused_with_rinvsrcadr(source: str, account: AccountConfig, route: RouteConfig, reason: str) -> None:
+    with pytest.raises(InvalidSender, match=reason) as caught:
+        resolve_sender(source, account, route)
+    assert caught.value.command_status == CommandStatus.ESME_RINVSRCADR
+
+
+def test_account_without_registered_ids_may_send_any_well_formed_sender() -> None:
+    account = AccountConfig(system_id="a", password_hash="x")
+    assert resolve_sender("Shop24", account, ROUTE) == SenderAddress("Shop24", 5, 0)
+
+
+# --- content ---------------------------------------------------------------------------------------------------
+
+
+def _rules(**overrides: object) -> ContentRules:
+    return ContentRules.from_route(RouteConfig(name="r", **overrides))  # type: ignore[arg-type]
+
+
+def _parts(prepared_text: str, encoding: Encoding, reserve: int = 0) -> int:
+    split = segment_text(prepared_text, encoding=encoding, max_segments=255, reference=0, first_part_reserve=reserve)
+    return len(split.parts)
+
+
+def test_signature_is_prefixed_and_counted() -> None:
+    prepared = prepare_text("a" * 150, _rules(signature="[Acme] "), promotional=False)
+    assert prepared.text == "[Acme] " + "a" * 150
+    assert (prepared.segments, prepared.first_part_reserve) == (1, 0)
+    longer = prepare_text("a" * 154, _rules(signature="[Acme] "), promotional=False)
+    assert longer.segments == 2
+
+
+def test_upstream_signature_reserves_the_first_part_china_route() -> None:
+    """The service's China route: a 5-character operator signature leaves 62 characters in the first UCS-2 part."""
+    rules = _rules(signature="【公司名】", signature_added_upstream=True, max_segments=8)
+    prepared = prepare_text("你" * 62 + "好" * 67, rules, promotional=False)
+    assert prepared.text == "你" * 62 + "好" * 67 and prepared.first_part_reserve == 5
+    assert prepared.encoding is Encoding.UCS2 and prepared.segments == 2
+    split = segment_text(prepared.text, encoding=prepared.encoding, max_segments=8, reference=1, first_part_reserve=5)
+    assert [part.text for part in split.parts] == ["你" * 62, "好" * 67]
+
+
+def test_a_signature_outside_gsm_makes_the_message_ucs2() -> None:
+    prepared = prepare_text("hello", _rules(signature="【公司】"), promotional=False, encoding=Encoding.GSM7)
+    assert prepared.encoding is Encoding.UCS2 and prepared.text == "【公司】hello"
+
+
+def test_suffix_only_when_it_fits_the_last_segment() -> None:
+    rules = _rules(suffix=" -- Acme")
+    assert prepare_text("a" * 152, rules, promotional=False).text == "a" * 152 + " -- Acme"
+    assert prepare_text("a" * 153, rules, promotional=False).text == "a" * 153
+    two = prepare_text("a" * 290, rules, promotional=False)
+    assert two.text.endswith(" -- Acme") and two.segments == 2
+    assert prepare_text("a" * 300, rules, promotional=False).appended == ()
+
+
+def test_suffix_outside_the_alphabet_is_left_out_not_switching_encoding() -> None:
+    prepared = prepare_text("hello", _rules(suffix=" 退訂回T"), promotional=False, encoding=Encoding.GSM7)
+    assert prepared.text == "hello" and prepared.encoding is Encoding.GSM7
+
+
+def test_unsubscribe_statement_for_promotional_messages_only_and_first() -> None:
+    rules = _rules(unsubscribe_statement=" EN/UN0800123", suffix=" Acme")
+    assert prepare_text("Sale!", rules, promotional=False).text == "Sale! Acme"
+    promo = prepare_text("Sale!", rules, promotional=True)
+    assert promo.text == "Sale! EN/UN0800123 Acme"
+    assert promo.appended == ("unsubscribe_statement", "suffix")
+    tight = prepare_text("a" * 145, rules, promotional=True)  # room for the statement (13), not both
+    assert tight.text == "a" * 145 + " EN/UN0800123" and tight.appended == ("unsubscribe_statement",)
+    already = prepare_text("Sale! en/un0800123", rules, promotional=True)
+    assert already.text == "Sale! en/un0800123 Acme"
+
+
+@settings(max_examples=150)
+@given(
+    text=st.text(alphabet=st.sampled_from("ab €{\n你"), min_size=1, max_size=500),
+    signature=st.sampled_from(["", "[Acme]", "【公司名】"]),
+    upstream=st.booleans(),
+    suffix=st.sampled_from(["", " -Acme", " 退訂"]),
+    promotional=st.booleans(),
+)
+def test_additions_never_add_a_segment_and_the_first_part_keeps_the_reserve(
+    text: str, signature: str, upstream: bool, suffix: str, promotional: bool
+) -> None:
+    rules = _rules(
+        signature=signature,
+        signature_added_upstream=upstream,
+        suffix=suffix,
+        unsubscribe_statement=" EN/UN123",
+        max_segments=8,
+    )
+    try:
+        prepared = prepare_text(text, rules, promotional=promotional)
+    except TooManySegments:
+        return
+    base = text if upstream else signature + text
+    assert prepared.text.startswith(base)
+    assert prepared.segments == _parts(base, prepared.encoding, prepared.first_part_reserve)
+    split = segment_text(
+        prepared.text,
+        encoding=prepared.encoding,
+        max_segments=8,
+        reference=0,
+        first_part_reserve=prepared.first_part_reserve,
+    )
+    assert len(split.parts) == prepared.segments
+    if upstream and signature:
+        # What the operator puts in front still fits the first part.
+        together = segment_text(
+            signature + (split.parts[0].text or ""), encoding=prepared.encoding, max_segments=1, reference=0
+        )
+        assert len(together.parts) == 1
+
+
+def test_too_many_segments_is_0x406() -> None:
+    with pytest.raises(TooManySegments) as caught:
+        prepare_text("a" * 460, _rules(), promotional=False)
+    assert caught.value.command_status == 0x406 == PolicyCode.TOO_MANY_SEGMENTS.command_status
+    assert prepare_text("a" * 460, _rules(max_segments=4), promotional=False).segments == 4
+
+
+@pytest.mark.parametrize("max_segments", [0, 9])
+def test_route_max_segments_is_1_to_8(max_segments: int) -> None:
+    with pytest.raises(ValueError, match="max_segments"):
+        _rules(max_segments=max_segments)
+
+
+def test_line_breaks_crlf_counts_two_lf_normalises() -> None:
+    text = "line\r\n" * 26 + "end"  # 6 * 26 + 3 = 159 characters with CR LF, 133 with LF
+    kept = prepare_text(text, _rules(), promotional=False)
+    assert kept.text == text and kept.segments == 1
+    assert prepare_text(text + "\r\n", _rules(), promotional=False).segments == 2
+    normalised = prepare_text(text + "\r\n", _rules(line_breaks="lf"), promotional=False)
+    assert normalised.text == "line\n" * 26 + "end\n" and normalised.segments == 1
+    assert prepare_text("a\rb", _rules(line_breaks="lf"), promotional=False).text == "a\nb"
+    with pytest.raises(ValueError, match="line_breaks"):
+        _rules(line_breaks="cr")
+
+
+# --- blocked keywords ------------------------------------------------------------------------------------------
+
+KEYWORDS = """# blocked on the UK route
+casino
+free  money
+re:(?i)\\bw[i1]n\\s+big\\b
+re:\\d{4}-\\d{4}-\\d{4}-\\d{4}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Visit our CASINO tonight", "CASINO"),
+        ("Casino!", "Casino"),
+        ("get FREE\nmoney now", "FREE\nmoney"),
+        ("w1n  big today", r"(?i)\bw[i1]n\s+big\b"),
+        ("card 1234-5678-9012-3456", r"\d{4}-\d{4}-\d{4}-\d{4}"),
+    ],
+)
+def test_blocked_content_is_0x402(text: str, found: str) -> None:
+    keywords = parse_keywords(KEYWORDS)
+    assert keywords.find(text) == found
+    with pytest.raises(BlockedContent) as caught:
+        prepare_text(text, _rules(), promotional=False, keywords=keywords)
+    assert caught.value.command_status == 0x402 == PolicyCode.BLOCKED_CONTENT.command_status
+
+
+@pytest.mark.parametrize("text", ["casinos nearby", "occasional", "free moneyless", "winbig", "1234-5678"])
+def test_exact_words_only(text: str) -> None:
+    assert parse_keywords(KEYWORDS).find(text) is None
+
+
+def test_bad_expression_names_the_line() -> None:
+    with pytest.raises(ValueError, match=r"list.txt:2: bad regular expression"):
+        parse_keywords("ok\nre:(unclosed\n", "list.txt")
+
+
+def test_keyword_file_reloads_when_it_changes_and_keeps_the_last_good_list(tmp_path: Path) -> None:
+    path = tmp_path / "blocked.txt"
+    path.write_text("casino\n", encoding="utf-8")
+    keywords = KeywordFile(str(path))
+    assert keywords.rules().find("casino") == "casino"
+    assert keywords.rules().find("lottery") is None
+    path.write_text("casino\nlottery\n", encoding="utf-8")
+    os.utime(path, ns=(1, 2_000_000_000))  # a new mtime even on coarse filesystem clocks
+    assert keywords.rules().find("lottery") == "lottery"
+    path.write_text("re:(broken\n", encoding="utf-8")
+    os.utime(path, ns=(1, 3_000_000_000))
+    assert keywords.rules().find("lottery") == "lottery"
+    path.unlink()
+    assert keywords.rules().find("casino") == "casino"
+
+
+# --- recipients: DNC, consent, opt-out -------------------------------------------------------------------------
+
+
+@dataclass
+class FakeFacts:
+    dnc: set[str] = field(default_factory=set)
+    consent: set[tuple[str, str]] = field(default_factory=set)
+    suppressed: set[tuple[str, str]] = field(default_factory=set)
+
+    def is_on_dnc(self, number: str) -> bool:
+        return number in self.dnc
+
+    def has_consent(self, account: str, number: str) -> bool:
+        return (account, number) in self.consent
+
+    def is_suppressed(self, account: str, number: str) -> bool:
+        return (account, number) in self.suppressed
+
+    def suppress(self, account: str, number: str) -> bool:
+        new = (account, number) not in self.suppressed
+        self.suppressed.add((account, number))
+        return new
+
+
+def test_dnc_blocks_promotional_messages_unless_the_account_has_consent() -> None:
+    facts = FakeFacts(dnc={"447700900123"}, consent={("other", "447700900123")})
+    rejection = check_recipient(facts, "acme", "447700900123", promotional=True)
+    assert isinstance(rejection, Rejection) and rejection.error_code == 801
+    assert rejection.command_status == 0x401
+    assert check_recipient(facts, "acme", "447700900123", promotional=False) is None
+    assert check_recipient(facts, "other", "447700900123", promotional=True) is None
+    assert check_recipient(facts, "acme", "447700900124", promotional=True) is None
+
+
+def test_opted_out_recipient_gets_nothing_from_that_account() -> None:
+    facts = FakeFacts(suppressed={("acme", "447700900123")}, consent={("acme", "447700900123")})
+    for promotional in (True, False):
+        rejection = check_recipient(facts, "acme", "447700900123", promotional=promotional)
+        assert rejection is not None and rejection.error_code is PolicyCode.OPTED_OUT
+        assert int(rejection.error_code) == 803
+    assert check_recipient(facts, "other", "447700900123", promotional=True) is None
+
+
+def test_promotional_by_account_or_service_type() -> None:
+    assert is_promotional(AccountConfig(system_id="a", password_hash="x", promotional=True), "", ("PROMO",))
+    assert is_promotional(ACCOUNT, "promo", ("PROMO",))
+    assert not is_promotional(ACCOUNT, "", ("PROMO",))
+    assert not is_promotional(ACCOUNT, "CMT", ("PROMO",))
+
+
+KEYWORDS_OPT_OUT = ("STOP", "UNSUBSCRIBE", "T", "退訂")
+
+
+@pytest.mark.parametrize("text", ["STOP", "stop", "  Stop \n", "ＳＴＯＰ", "unsubscribe", "t", "退訂", " 退訂 "])
+def test_opt_out_keywords_whole_message(text: str) -> None:
+    assert is_opt_out(text, KEYWORDS_OPT_OUT)
+
+
+@pytest.mark.parametrize("text", ["please stop", "STOPPED", "Thanks", "", "  ", "退訂了"])
+def test_not_opt_out(text: str) -> None:
+    assert not is_opt_out(text, KEYWORDS_OPT_OUT)
+
+
+def test_opt_out_is_recorded_and_confirmed_once() -> None:
+    facts = FakeFacts()
+    assert record_opt_out(facts, "acme", "447700900123", "STOP", KEYWORDS_OPT_OUT)
+    assert not record_opt_out(facts, "acme", "447700900123", "stop", KEYWORDS_OPT_OUT)
+    assert not record_opt_out(facts, "acme", "447700900124", "hello", KEYWORDS_OPT_OUT)
+    assert facts.suppressed == {("acme", "447700900123")}
+    assert record_opt_out(facts, "acme", "447700900124", "ARRET", ("ARRET",))
+
+
+# --- DNC CSV ---------------------------------------------------------------------------------------------------
+
+
+def test_dnc_csv_normalises_dedups_and_reports_lines() -> None:
+    lines = [
+        "number,name\n",
+        "+44 7700 900123,Alice\n",
+        "\n",
+        "# comment\n",
+        "07700900123,Alice again\n",
+        "not-a-number,Bob\n",
+        '"0044 7700 900124",Carol\n',
+        "123\n",
+    ]
+    parsed = parse_dnc_csv(lines, "44")
+    assert parsed.numbers == ("447700900123", "447700900124")
+    assert [(i.line, i.raw) for i in parsed.invalid] == [(6, "not-a-number"), (8, "123")]
+    assert "not a phone number" in parsed.invalid[0].reason
+
+
+def test_dnc_csv_bad_country_code_fails_before_reading() -> None:
+    with pytest.raises(InvalidNumber, match="country code"):
+        parse_dnc_csv(["447700900123"], "4x")
+

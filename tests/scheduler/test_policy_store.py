@@ -1,0 +1,93 @@
+"""The policy facts in SQLite (DNC register, consent, suppression) and `smsgw dnc import` on a real file."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from smsgw.cli import main
+from smsgw.scheduler.policy import PolicyCode, PolicyFacts, check_recipient, record_opt_out
+from smsgw.scheduler.policy_store import SqlitePolicyFacts
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "smsgw.db"
+    sqlite3.connect(path).close()
+    return path
+
+
+def test_facts_survive_reopening_and_tables_are_created_idempotently(db: Path) -> None:
+    facts = SqlitePolicyFacts.open(db)
+    assert facts.add_dnc(["447700900123", "447700900124", "447700900123"], source="t", batch_size=2) == 2
+    assert facts.suppress("acme", "447700900200")
+    assert not facts.suppress("acme", "447700900200")
+    assert facts.add_consent("acme", "447700900123")
+    facts.close()
+    reopened: PolicyFacts = SqlitePolicyFacts.open(db)
+    assert reopened.is_on_dnc("447700900123") and not reopened.is_on_dnc("447700900999")
+    assert reopened.has_consent("acme", "447700900123") and not reopened.has_consent("other", "447700900123")
+    assert reopened.is_suppressed("acme", "447700900200") and not reopened.is_suppressed("other", "447700900200")
+
+
+def test_rules_over_sqlite_facts(db: Path) -> None:
+    facts = SqlitePolicyFacts.open(db)
+    facts.add_dnc(["447700900123"], source="t")
+    rejection = check_recipient(facts, "acme", "447700900123", promotional=True)
+    assert rejection is not None and rejection.error_code is PolicyCode.DO_NOT_CALL
+    assert record_opt_out(facts, "acme", "447700900300", " stop ", ("STOP",))
+    rejection = check_recipient(facts, "acme", "447700900300", promotional=False)
+    assert rejection is not None and rejection.error_code is PolicyCode.OPTED_OUT
+    facts.close()
+
+
+def _dnc_numbers(db: Path) -> list[str]:
+    with sqlite3.connect(db) as connection:
+        return [row[0] for row in connection.execute("SELECT number FROM policy_dnc ORDER BY number")]
+
+
+def test_dnc_import_cli(db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    csv_file = tmp_path / "dnc.csv"
+    csv_file.write_text(
+        "\ufeffnumber,note\n+44 7700 900123,a\n07700 900124,b\nhello,c\n07700900123,dup\n\n+1 212\n", encoding="utf-8"
+    )
+    code = main(["dnc", "import", str(csv_file), "--db", str(db), "--default-country-code", "44", "--batch-size", "1"])
+    out, err = capsys.readouterr()
+    assert code == 1  # some lines were invalid; the others are imported
+    assert _dnc_numbers(db) == ["447700900123", "447700900124"]
+    assert f"{csv_file}:4: 'hello': " in err and f"{csv_file}:7: '+1 212': " in err
+    assert "2 numbers, 2 new on the register, 0 already on it, 2 invalid lines" in out
+
+    csv_file.write_text("447700900124\n447700900125\n", encoding="utf-8")
+    assert main(["dnc", "import", str(csv_file), "--db", str(db)]) == 0
+    assert "2 numbers, 1 new on the register, 1 already on it, 0 invalid lines" in capsys.readouterr().out
+    assert _dnc_numbers(db) == ["447700900123", "447700900124", "447700900125"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--default-country-code", "4x"], "--default-country-code: default country code '4x'"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+    ],
+)
+def test_dnc_import_bad_options(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    csv_file = tmp_path / "dnc.csv"
+    csv_file.write_text("447700900124\n", encoding="utf-8")
+    assert main(["dnc", "import", str(csv_file), "--db", str(db), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert db.stat().st_size == 0  # nothing written
+
+
+def test_dnc_import_missing_files(tmp_path: Path, db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dnc", "import", str(tmp_path / "none.csv"), "--db", str(db)]) == 2
+    assert "none.csv" in capsys.readouterr().err
+    csv_file = tmp_path / "dnc.csv"
+    csv_file.write_text("447700900124\n", encoding="utf-8")
+    assert main(["dnc", "import", str(csv_file), "--db", str(tmp_path / "typo.db")]) == 2
+    assert "no such store" in capsys.readouterr().err
+    assert not (tmp_path / "typo.db").exists()
