@@ -303,3 +303,47 @@ def test_huawei_persona_status_lines_land_inside_a_command() -> None:
     modem.receive_data(b"\x1b", 5.0)
     assert modem.data_to_send() == b"\r\nOK\r\n"
     assert modem.next_deadline() == 10.0
+
+
+def test_cmgd_delflags() -> None:
+    _, modem, _ = make()
+    at(modem, "ATE0;+CMEE=1")
+    for text in ("one", "two", "three"):
+        modem.receive_mt(0.0, deliver(text))
+    at(modem, "AT+CMGR=1")  # read: REC READ
+    assert at(modem, "AT+CMGD=0,1") == b"\r\nOK\r\n"  # delflag 1: every read message
+    assert sorted(modem.stored("SM")) == [2, 3]
+    assert at(modem, "AT+CMGD=?") == b"\r\n+CMGD: (2,3),(0-4)\r\n\r\nOK\r\n"
+    assert at(modem, "AT+CMGD=1,4") == b"\r\nOK\r\n"  # delflag 4: all
+    assert modem.stored("SM") == {}
+    assert at(modem, "AT+CMGD=31") == b"\r\n+CMS ERROR: 321\r\n"
+
+
+def test_text_mode_ucs2_send_and_read() -> None:
+    network, a, b = make()
+    at(a, 'ATE0;+CMGF=1;+CSCS="UCS2";+CSMP=17,167,0,8')
+    at(b, 'ATE0;+CMGF=1;+CSCS="UCS2";+CNMI=2,2,0,0,0')
+    assert at(a, 'AT+CMGS="+447700900002"') == b"\r\n> "
+    a.receive_data("Привет".encode("utf-16-be").hex().upper().encode() + b"\x1a", 0.0)
+    assert a.data_to_send() == b"\r\n+CMGS: 0\r\n\r\nOK\r\n"
+    network.advance(0.0)
+    lines = b.data_to_send().split(b"\r\n")
+    assert lines[1].startswith(b'+CMT: "+447700900001",,"')
+    assert bytes.fromhex(lines[2].decode()).decode("utf-16-be") == "Привет"
+
+
+def test_atz_restores_defaults_and_clac_lists_commands() -> None:
+    _, modem, _ = make()
+    at(modem, "ATE0;+CMGF=1;+CMEE=2")
+    assert at(modem, "ATZ") == b"\r\nOK\r\n"  # echoed with the settings it was typed under
+    assert at(modem, "AT+CMGF?;+CMEE?") == b"AT+CMGF?;+CMEE?\r\r\n+CMGF: 0\r\n+CMEE: 0\r\n\r\nOK\r\n"
+    assert b"AT+CMGS\r\n" in at(modem, "AT+CLAC")
+
+
+def test_cfun_reset_locks_the_sim_again() -> None:
+    network, modem, _ = make(pin="1234")
+    at(modem, 'ATE0;+CMEE=1;+CPIN="1234"')
+    assert network.is_attached("447700900001")
+    assert at(modem, "AT+CFUN=1,1") == b"\r\nOK\r\n"
+    assert not network.is_attached("447700900001")
+    assert at(modem, "ATE0;+CPIN?") == b"ATE0;+CPIN?\r\r\n+CPIN: SIM PIN\r\n\r\nOK\r\n"
