@@ -12,6 +12,9 @@ documented code (DESIGN.md): a refusal at submit raises a `PolicyError` with the
 - opt-out: `is_opt_out` / `record_opt_out` for MO texts
 - `parse_dnc_csv` for `smsgw dnc import`
 
+`MessagePolicy` puts the submit-time rules of one config together for the scheduler's accept path, and
+`check_policy_config` reports a bad policy setting at start-up as a `ConfigError` naming the key.
+
 `KeywordFile` is the one thin I/O shell here: it re-reads a route's keyword file when its mtime changes.
 """
 
@@ -27,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from smsgw.config import AccountConfig, RouteConfig
+from smsgw.config import AccountConfig, Config, ConfigError, PolicyConfig, RouteConfig
 from smsgw.pdu.constants import CommandStatus, vendor_status
 from smsgw.pdu.errors import PduError
 from smsgw.pdu.segmentation import MAX_SEGMENTS_LIMIT, TooManySegments, segment_text
@@ -534,3 +537,94 @@ def parse_dnc_csv(lines: Iterable[str], default_country_code: str = "") -> DncLi
         except InvalidNumber as exc:
             invalid.append(InvalidLine(index, raw, exc.reason))
     return DncList(tuple(numbers), tuple(invalid))
+
+
+# --- the accept path -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """What the submit-time rules decided for one destination."""
+
+    sender: SenderAddress
+    promotional: bool
+    # The text to segment; None for binary data and for a part the ESME split itself, which is sent as it came.
+    text: PreparedText | None
+
+
+class MessagePolicy:
+    """The submit-time rules of one config: route content rules and keyword files are built once (ValueError or
+    OSError for a bad one, see `check_policy_config`); keyword files are re-read when they change."""
+
+    def __init__(self, config: Config) -> None:
+        self.settings: PolicyConfig = config.policy
+        self._rules = {route.name: ContentRules.from_route(route) for route in config.routes}
+        self._keywords = {
+            route.name: KeywordFile(route.blocked_keywords_path)
+            for route in config.routes
+            if route.blocked_keywords_path
+        }
+        for account in config.accounts:
+            check_sender_ids(account)
+
+    def check_submission(
+        self,
+        account: AccountConfig,
+        route: RouteConfig,
+        *,
+        source_addr: str,
+        service_type: str,
+        text: str | None,
+        gateway_split: bool,
+        encoding: Encoding | None = None,
+    ) -> Submission:
+        """The sender, whether the message is promotional, and the text to segment. Raises InvalidSender
+        (ESME_RINVSRCADR), BlockedContent (0x402) or TooManySegments (0x406). `text` is None for binary data;
+        `gateway_split` False for a part the ESME split: only its blocked keywords are checked."""
+        sender = resolve_sender(source_addr, account, route)
+        promotional = is_promotional(account, service_type, self.settings.promotional_service_types)
+        if text is None:
+            return Submission(sender, promotional, None)
+        keyword_file = self._keywords.get(route.name)
+        keywords = keyword_file.rules() if keyword_file is not None else NO_KEYWORDS
+        if not gateway_split:
+            blocked = keywords.find(text)
+            if blocked is not None:
+                raise BlockedContent(f"blocked content {blocked!r}")
+            return Submission(sender, promotional, None)
+        prepared = prepare_text(
+            text, self._rules[route.name], promotional=promotional, keywords=keywords, encoding=encoding
+        )
+        return Submission(sender, promotional, prepared)
+
+    def is_opt_out(self, text: str) -> bool:
+        return is_opt_out(text, self.settings.opt_out_keywords)
+
+
+def check_policy_config(config: Config, source: str) -> None:
+    """Every policy setting of `config`, checked at start-up: ConfigError names the key and what is wrong."""
+    for index, account in enumerate(config.accounts):
+        try:
+            check_sender_ids(account)
+        except InvalidSender as exc:
+            raise ConfigError(source, f"accounts[{index}].sender_ids", exc.reason) from None
+    for index, route in enumerate(config.routes):
+        key = f"routes[{index}]"
+        try:
+            ContentRules.from_route(route)
+        except ValueError as exc:
+            raise ConfigError(source, key, str(exc)) from None
+        if route.sender_override:
+            try:
+                parse_sender_id(route.sender_override)
+            except InvalidSender as exc:
+                raise ConfigError(source, f"{key}.sender_override", exc.reason) from None
+        if route.blocked_keywords_path:
+            try:
+                KeywordFile(route.blocked_keywords_path)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(source, f"{key}.blocked_keywords_path", str(exc)) from None
+    if any(not keyword.strip() for keyword in config.policy.opt_out_keywords):
+        raise ConfigError(source, "policy.opt_out_keywords", "an empty keyword would match every empty message")
+    if config.policy.dnc_import_batch_size < 1:
+        raise ConfigError(source, "policy.dnc_import_batch_size", "must be at least 1")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smsgw.config import AccountConfig, RouteConfig
+from smsgw.config import AccountConfig, Config, ConfigError, RouteConfig, config_from_mapping
 from smsgw.pdu.constants import CommandStatus
 from smsgw.pdu.segmentation import TooManySegments, segment_text
 from smsgw.pdu.text import Encoding
@@ -20,9 +20,11 @@ from smsgw.scheduler.policy import (
     InvalidNumber,
     InvalidSender,
     KeywordFile,
+    MessagePolicy,
     PolicyCode,
     Rejection,
     SenderAddress,
+    check_policy_config,
     check_recipient,
     is_opt_out,
     is_promotional,
@@ -421,3 +423,69 @@ def test_dnc_csv_bad_country_code_fails_before_reading() -> None:
     with pytest.raises(InvalidNumber, match="country code"):
         parse_dnc_csv(["447700900123"], "4x")
 
+
+
+# --- the accept path and start-up checks -----------------------------------------------------------------------
+
+
+def _config(tmp_path: Path, **route: object) -> Config:
+    blocked = tmp_path / "blocked.txt"
+    blocked.write_text("casino\n", encoding="utf-8")
+    return config_from_mapping(
+        {
+            "accounts": [{"system_id": "acme", "password": "pw", "sender_ids": ["ACME"]}],
+            "routes": [
+                {"name": "uk", "prefixes": ["44"], "blocked_keywords_path": str(blocked), "suffix": " -Acme", **route}
+            ],
+            "policy": {"promotional_service_types": ["PROMO", "MKT"]},
+        },
+        "test.toml",
+    )
+
+
+def test_message_policy_accept_path(tmp_path: Path) -> None:
+    config = _config(tmp_path, unsubscribe_statement=" STOP=T")
+    policy = MessagePolicy(config)
+    account, route = config.accounts[0], config.routes[0]
+    submission = policy.check_submission(
+        account, route, source_addr="", service_type="mkt", text="Sale today", gateway_split=True
+    )
+    assert submission.sender == SenderAddress("ACME", 5, 0) and submission.promotional
+    assert submission.text is not None and submission.text.text == "Sale today STOP=T -Acme"
+    with pytest.raises(BlockedContent):
+        policy.check_submission(account, route, source_addr="ACME", service_type="", text="CASINO", gateway_split=True)
+    with pytest.raises(BlockedContent):  # a part the ESME split: sent as is, keywords still checked
+        policy.check_submission(account, route, source_addr="ACME", service_type="", text="casino", gateway_split=False)
+    binary = policy.check_submission(account, route, source_addr="ACME", service_type="", text=None, gateway_split=True)
+    assert binary.text is None and not binary.promotional
+    with pytest.raises(InvalidSender):
+        policy.check_submission(account, route, source_addr="EVIL", service_type="", text="hi", gateway_split=True)
+    assert policy.is_opt_out(" Unsubscribe ")
+
+
+@pytest.mark.parametrize(
+    ("route", "key"),
+    [
+        ({"max_segments": 9}, "routes[0]"),
+        ({"line_breaks": "cr"}, "routes[0]"),
+        ({"sender_override": "+4477"}, "routes[0].sender_override"),
+        ({"blocked_keywords_path": "/nonexistent/blocked.txt"}, "routes[0].blocked_keywords_path"),
+        ({"signature": "x" * 61}, "routes[0]"),
+    ],
+)
+def test_policy_config_errors_name_the_key(tmp_path: Path, route: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_policy_config(_config(tmp_path, **route), "test.toml")
+    assert caught.value.key == key
+
+
+def test_policy_config_checks_accounts_and_policy(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    check_policy_config(config, "test.toml")
+    too_many = replace(config, accounts=(replace(config.accounts[0], sender_ids=tuple("ABCDEF")),))
+    with pytest.raises(ConfigError, match="at most 5") as caught:
+        check_policy_config(too_many, "test.toml")
+    assert caught.value.key == "accounts[0].sender_ids"
+    empty_keyword = replace(config, policy=replace(config.policy, opt_out_keywords=("STOP", " ")))
+    with pytest.raises(ConfigError, match="empty keyword"):
+        check_policy_config(empty_keyword, "test.toml")
