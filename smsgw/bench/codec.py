@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Final
+from typing import Any, Final
 
 from smsgw.pdu.constants import EsmClass, MessageState, RegisteredDelivery, Ton
 from smsgw.pdu.smpp import DeliverSm, SubmitSm, decode_pdu, encode_pdu
@@ -60,7 +60,7 @@ def sample_pdus() -> dict[str, SubmitSm | DeliverSm]:
     }
 
 
-def baseline_decode(data: bytes) -> tuple[object, ...]:
+def baseline_decode(data: bytes) -> tuple[Any, ...]:
     """The same fields as `decode_pdu` of a submit_sm/deliver_sm, with no validation and raw values."""
     length, command_id, command_status, sequence_number = _HEADER.unpack_from(data)
     find = data.find
@@ -94,20 +94,18 @@ def baseline_decode(data: bytes) -> tuple[object, ...]:
     )  # fmt: skip
 
 
-def baseline_encode(fields: tuple[object, ...]) -> bytes:
+def baseline_encode(fields: tuple[Any, ...]) -> bytes:
     """`baseline_decode`'s tuple back to octets: struct and join, no checks."""
     (command_id, command_status, sequence_number, service_type, source_addr_ton, source_addr_npi, source_addr,
      dest_addr_ton, dest_addr_npi, destination_addr, esm_class, protocol_id, priority_flag, schedule_delivery_time,
      validity_period, registered_delivery, replace_if_present_flag, data_coding, sm_default_msg_id, short_message,
      tlvs) = fields  # fmt: skip
-    assert isinstance(tlvs, dict)
     parts = [
-        service_type, b"\x00", bytes((source_addr_ton, source_addr_npi)), source_addr, b"\x00",  # type: ignore[list-item]
-        bytes((dest_addr_ton, dest_addr_npi)), destination_addr, b"\x00",  # type: ignore[list-item]
-        bytes((esm_class, protocol_id, priority_flag)), schedule_delivery_time, b"\x00",  # type: ignore[list-item]
-        validity_period, b"\x00",  # type: ignore[list-item]
-        bytes((registered_delivery, replace_if_present_flag, data_coding, sm_default_msg_id, len(short_message))),  # type: ignore[arg-type]
-        short_message,  # type: ignore[list-item]
+        service_type, b"\x00", bytes((source_addr_ton, source_addr_npi)), source_addr, b"\x00",
+        bytes((dest_addr_ton, dest_addr_npi)), destination_addr, b"\x00",
+        bytes((esm_class, protocol_id, priority_flag)), schedule_delivery_time, b"\x00", validity_period, b"\x00",
+        bytes((registered_delivery, replace_if_present_flag, data_coding, sm_default_msg_id, len(short_message))),
+        short_message,
     ]  # fmt: skip
     for tag, value in tlvs.items():
         parts.append(_TLV_HEADER.pack(tag, len(value)))

@@ -27,8 +27,8 @@ from smsgw.pdu.constants import CommandId, CommandStatus, DestFlag
 from smsgw.pdu.errors import InvalidField, PduError
 from smsgw.pdu.tlv import (
     SAR_NAMES,
+    SPECS_BY_NAME,
     SPECS_BY_TAG,
-    TLV_SPECS,
     RawTlv,
     TlvSpec,
     Tlvs,
@@ -177,10 +177,10 @@ class TlvStream(Construct):  # type: ignore[misc]
         present = obj.present()
         if any(name in present for name in SAR_NAMES):
             check_sar_group(present)
-        for spec in TLV_SPECS:
-            if spec.name in present:
-                value = _build_tlv_value(spec, present[spec.name])
-                stream.write(TLV_HEADER.build({"tag": spec.tag, "length": len(value)}) + value)
+        for name, value in present.items():
+            spec = SPECS_BY_NAME[name]
+            data = _build_tlv_value(spec, value)
+            stream.write(TLV_HEADER.build({"tag": spec.tag, "length": len(data)}) + data)
         for raw in obj.unknown:
             if not isinstance(raw, RawTlv) or not 0 <= raw.tag <= 0xFFFF or len(raw.value) > 0xFFFF:
                 raise InvalidField(f"bad unknown TLV {raw!r}", command_status=S.ESME_RINVTLVVAL)

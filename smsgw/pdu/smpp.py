@@ -725,33 +725,3 @@ def _has_default_body(pdu: Pdu) -> bool:
     empty = _EMPTY_BODY.get(type(pdu))
     return empty is not None and replace(empty, sequence_number=pdu.sequence_number, command_status=pdu.command_status) == pdu
 
-
-Pdus = (
-    GenericNack
-    | BindTransmitter
-    | BindTransmitterResp
-    | BindReceiver
-    | BindReceiverResp
-    | BindTransceiver
-    | BindTransceiverResp
-    | Outbind
-    | Unbind
-    | UnbindResp
-    | SubmitSm
-    | SubmitSmResp
-    | SubmitMulti
-    | SubmitMultiResp
-    | DeliverSm
-    | DeliverSmResp
-    | DataSm
-    | DataSmResp
-    | QuerySm
-    | QuerySmResp
-    | CancelSm
-    | CancelSmResp
-    | ReplaceSm
-    | ReplaceSmResp
-    | EnquireLink
-    | EnquireLinkResp
-    | AlertNotification
-)

@@ -1,8 +1,9 @@
 """SMPP 3.4 optional parameters (TLVs, section 5.3): one typed attribute per standard tag, unknown tags kept.
 
 A `Tlvs` value holds every standard TLV as an optional attribute (`pdu.tlvs.message_payload`); tags this codec
-does not know stay in `unknown` as `RawTlv` and are re-encoded byte for byte. Standard TLVs are written in
-ascending tag order, then the unknown ones in the order they arrived; TLV order has no meaning in SMPP.
+does not know stay in `unknown` as `RawTlv` and are re-encoded byte for byte. A decoded Tlvs writes its standard
+TLVs back in the order they arrived (so a PDU re-encodes to the octets it came from), a Tlvs you build writes them
+in ascending tag order; the unknown ones follow. TLV order has no meaning in SMPP, and equality ignores it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field, fields
 from collections.abc import Callable, Mapping
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
 from smsgw.pdu.constants import CommandStatus, TlvTag
 from smsgw.pdu.errors import InvalidField, PduError
@@ -92,7 +93,6 @@ TLV_SPECS: Final[tuple[TlvSpec, ...]] = (
 )
 SPECS_BY_TAG: Final[dict[int, TlvSpec]] = {s.tag: s for s in TLV_SPECS}
 SPECS_BY_NAME: Final[dict[str, TlvSpec]] = {s.name: s for s in TLV_SPECS}
-_TAG_ORDER: Final[dict[str, int]] = {s.name: s.tag for s in TLV_SPECS}
 
 # The SAR TLVs only make sense together (SMPP 3.4 section 5.3.2.22-24).
 SAR_NAMES: Final = ("sar_msg_ref_num", "sar_total_segments", "sar_segment_seqnum")
@@ -164,7 +164,7 @@ class Tlvs:
             del state[name]
 
     def present(self) -> dict[str, TlvValue]:
-        """The standard TLVs that are set, by attribute name, in ascending tag order."""
+        """The standard TLVs that are set, by attribute name, in encoding order."""
         return {name: value for name, value in vars(self).items() if name != "unknown"}
 
     def __repr__(self) -> str:
@@ -183,16 +183,14 @@ _set_attribute: Final = object.__setattr__
 assert [f.name for f in fields(Tlvs)] == [s.name for s in sorted(TLV_SPECS, key=lambda s: s.tag)] + ["unknown"]
 
 
-def tlvs_from_values(values: dict[str, TlvValue], unknown: list[RawTlv] | None, in_tag_order: bool = False) -> Tlvs:
-    """A Tlvs from decoded values (already checked), without running the 45-argument __init__."""
+def tlvs_from_values(values: dict[str, TlvValue], unknown: list[RawTlv] | None) -> Tlvs:
+    """A Tlvs from decoded values (already checked, in wire order), without running the 45-argument __init__."""
     if not values and not unknown:
         return EMPTY_TLVS
     if "sar_msg_ref_num" in values or "sar_total_segments" in values or "sar_segment_seqnum" in values:
         check_sar_group(values)
-    if not in_tag_order and len(values) > 1:
-        values = dict(sorted(values.items(), key=lambda item: _TAG_ORDER[item[0]]))
     if unknown:
-        values["unknown"] = tuple(unknown)
+        cast(dict[str, object], values)["unknown"] = tuple(unknown)
     tlvs = object.__new__(Tlvs)
     _set_attribute(tlvs, "__dict__", values)
     return tlvs
@@ -320,8 +318,6 @@ def decode_tlvs(data: bytes, pos: int) -> Tlvs:
         return EMPTY_TLVS
     values: dict[str, TlvValue] = {}
     unknown: list[RawTlv] | None = None
-    last_tag = -1
-    in_tag_order = True
     while pos < end:
         if end - pos < 4:
             raise InvalidField(f"{end - pos} stray octets after the last TLV", command_status=_RINVTLVSTREAM)
@@ -347,15 +343,12 @@ def decode_tlvs(data: bytes, pos: int) -> Tlvs:
                 values[name] = data[pos]
             else:
                 values[name] = decode(spec, data[pos:value_end])
-            if tag < last_tag:
-                in_tag_order = False
-            last_tag = tag
         pos = value_end
-    return tlvs_from_values(values, unknown, in_tag_order)
+    return tlvs_from_values(values, unknown)
 
 
 def encode_tlvs(tlvs: Tlvs) -> bytes:
-    """The TLV stream of `tlvs`: standard TLVs in ascending tag order, then the unknown ones as they came."""
+    """The TLV stream of `tlvs`: standard TLVs in their order (see the module doc), then the unknown ones."""
     if tlvs.__class__ is not Tlvs:
         raise InvalidField(f"tlvs must be Tlvs, got {type(tlvs).__name__}", command_status=CommandStatus.ESME_RSYSERR)
     present = vars(tlvs)
@@ -365,12 +358,13 @@ def encode_tlvs(tlvs: Tlvs) -> bytes:
         check_sar_group(present)
     parts: list[bytes] = []
     for name, value in present.items():
-        if name == "unknown":
-            continue
-        spec, encode = _ENCODERS[name]
-        parts.append(encode(spec, value))
-    for raw in tlvs.unknown:
-        if not isinstance(raw, RawTlv) or not 0 <= raw.tag <= 0xFFFF or len(raw.value) > 0xFFFF:
-            raise InvalidField(f"bad unknown TLV {raw!r}", command_status=_RINVTLVVAL)
-        parts.append(_TLV_HEADER.pack(raw.tag, len(raw.value)) + raw.value)
+        if name != "unknown":
+            spec, encode = _ENCODERS[name]
+            parts.append(encode(spec, value))
+    unknown = present.get("unknown")
+    if unknown:
+        for raw in unknown:
+            if not isinstance(raw, RawTlv) or not 0 <= raw.tag <= 0xFFFF or len(raw.value) > 0xFFFF:
+                raise InvalidField(f"bad unknown TLV {raw!r}", command_status=_RINVTLVVAL)
+            parts.append(_TLV_HEADER.pack(raw.tag, len(raw.value)) + raw.value)
     return b"".join(parts)

@@ -48,7 +48,7 @@ def _cstring(max_length: int) -> st.SearchStrategy[str]:
 
 
 _moment = st.datetimes(
-    min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(timezone.utc)
+    min_value=datetime(2000, 1, 2), max_value=datetime(2099, 12, 30), timezones=st.just(timezone.utc)
 ).map(lambda d: d.replace(microsecond=d.microsecond // 100_000 * 100_000))
 _offset = st.integers(-48, 48).map(lambda q: timezone(timedelta(minutes=15 * q)))
 _time = st.one_of(
