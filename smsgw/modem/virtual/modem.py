@@ -81,6 +81,9 @@ CMS_SIM_PUK_REQUIRED: Final = 316
 CMS_INVALID_MEMORY_INDEX: Final = 321
 CMS_NO_NETWORK_SERVICE: Final = 331
 CMS_NO_CNMA_EXPECTED: Final = 340
+# How long the modem waits for +CNMA under +CSMS=1 before giving up on the host: the network's TR2N
+# relay timer (TS 24.011 10, 12 to 20 s) runs out at about this time.
+CNMA_TIMEOUT_S: Final = 15.0
 
 
 class CmeError(Exception):
@@ -280,7 +283,8 @@ class ModemCore:
         self._executing = False
         self._tp_mr = 0
         self._memory_exceeded = False
-        self._cnma_expected = False
+        # Messages routed to the host with +CMT/+CDS under +CSMS=1, waiting for +CNMA: (deadline, message, pdu).
+        self._unacknowledged: list[tuple[float, Mt, bytes]] = []
         self._power_on(now)
 
     # --- the sans-IO interface ----------------------------------------------------------------------------------
@@ -298,7 +302,8 @@ class ModemCore:
         return data
 
     def next_deadline(self) -> float | None:
-        candidates = [self._busy_until, self._sim_ready_at, self._registered_at, self._periodic_at]
+        cnma = self._unacknowledged[0][0] if self._unacknowledged else None
+        candidates = [self._busy_until, self._sim_ready_at, self._registered_at, self._periodic_at, cnma]
         return min((t for t in candidates if t is not None), default=None)
 
     def handle_timers(self, now: float) -> None:
@@ -317,18 +322,18 @@ class ModemCore:
             return MtResult.ABSENT
         _, mt, _, ds, _ = self._settings.cnmi
         pdu = encode_with_smsc(message.to_bytes(), "+" + self._config.smsc)
-        tpdu_length = len(pdu) - pdu[0] - 1
+        tpdu_length = _tpdu_length(pdu)
         if isinstance(message, SmsStatusReport):
             if ds == 0:
                 log.info("status report discarded msisdn=%s reason=cnmi_ds_0 tp_mr=%d", self.msisdn, message.tp_mr)
                 return MtResult.ACCEPTED
             if ds == 1:
-                self._direct(self._cds_lines(message, pdu, tpdu_length))
+                self._direct(now, message, pdu, self._cds_lines(message, pdu, tpdu_length))
                 return MtResult.ACCEPTED
             return self._store_mt(message, pdu, tpdu_length, "+CDSI")
         message_class = message.message_class
         if (mt == 2 and message_class != 2) or (mt == 3 and message_class == 3):
-            self._direct(self._cmt_lines(message, pdu, tpdu_length))
+            self._direct(now, message, pdu, self._cmt_lines(message, pdu, tpdu_length))
             return MtResult.ACCEPTED
         return self._store_mt(message, pdu, tpdu_length, "+CMTI" if mt != 0 else None)
 
@@ -372,6 +377,8 @@ class ModemCore:
         if self._registered_at is not None and now >= self._registered_at:
             self._registered_at = None
             self._set_registration(now, Registration.HOME)
+        if self._unacknowledged and now >= self._unacknowledged[0][0]:
+            self._cnma_timed_out()
         if self._periodic_at is not None and now >= self._periodic_at:
             self._periodic_at = now + self.persona.periodic_interval_s
             rssi = self._config.signal_rssi if self._cfun == 1 else 99
@@ -593,9 +600,21 @@ class ModemCore:
         else:
             self._urc_queue.append((lines, sms))
 
-    def _direct(self, lines: list[str]) -> None:
-        self._cnma_expected = self._settings.csms == 1
+    def _direct(self, now: float, message: Mt, pdu: bytes, lines: list[str]) -> None:
+        if self._settings.csms == 1:
+            self._unacknowledged.append((now + CNMA_TIMEOUT_S, message, pdu))
         self._urc(lines, sms=True)
+
+    def _cnma_timed_out(self) -> None:
+        """TS 27.005 3.4.1: without +CNMA in time the ME stops routing to the TE (<mt> and <ds> to 0). The network
+        retries the refused message and the modem stores it, which is what storing it here amounts to."""
+        log.warning("virtual modem msisdn=%s no +CNMA in time; routing to the host disabled", self.msisdn)
+        mode, _, bm, _, bfr = self._settings.cnmi
+        self._settings = dataclasses.replace(self._settings, cnmi=(mode, 0, bm, 0, bfr))
+        unacknowledged, self._unacknowledged = self._unacknowledged, []
+        for _, message, pdu in unacknowledged:
+            if self._store_mt(message, pdu, _tpdu_length(pdu), None) is not MtResult.ACCEPTED:
+                log.warning("virtual modem msisdn=%s unacknowledged message lost: memory full", self.msisdn)
 
     # --- received messages ----------------------------------------------------------------------------------------
 
@@ -1125,9 +1144,15 @@ class ModemCore:
     def _cmd_cnma(self, now: float, command: Command) -> list[str]:
         if command.op is Op.TEST:
             return ["+CNMA: (0-2)"] if self._settings.cmgf == 0 else []
-        if not self._cnma_expected:
+        reply = _int(self._args(command, 2)[0], 0) if command.op is Op.SET else 0
+        if reply not in (0, 1, 2):
+            raise _BadParameter
+        if not self._unacknowledged:
             raise CmsError(CMS_NO_CNMA_EXPECTED)
-        self._cnma_expected = False
+        _, message, pdu = self._unacknowledged.pop(0)
+        if reply == 2:
+            # RP-ERROR: the host refused it; the network would send it again and the modem keep it, as here.
+            self._store_mt(message, pdu, _tpdu_length(pdu), None)
         return []
 
 
@@ -1200,6 +1225,11 @@ _COMMANDS: Final = {
 _SMS_COMMANDS: Final = frozenset(
     {"+CSMS", "+CMGF", "+CSCA", "+CSMP", "+CSDH", "+CNMI", "+CPMS", "+CMGS", "+CMGR", "+CMGL", "+CMGD", "+CNMA"}
 )
+
+
+def _tpdu_length(pdu: bytes) -> int:
+    """TPDU octets of a PDU-mode PDU: the SMSC part (its length octet and what it counts) excluded."""
+    return len(pdu) - pdu[0] - 1
 
 
 def _flag(command: Command) -> bool:

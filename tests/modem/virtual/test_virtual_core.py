@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from smsgw.config import VirtualNetworkConfig
 from smsgw.modem.virtual.atparse import Command, LineSyntaxError, Op, parse_line, split_args
-from smsgw.modem.virtual.modem import PERSONAS, ModemCore, SimState
+from smsgw.modem.virtual.modem import CNMA_TIMEOUT_S, PERSONAS, ModemCore, SimState
 from smsgw.modem.virtual.network import VirtualNetwork
 from smsgw.pdu.tpdu import Address, SmsDeliver, SmsStatusReport, SmsSubmit, encode_with_smsc, split_smsc
 
@@ -347,3 +347,19 @@ def test_cfun_reset_locks_the_sim_again() -> None:
     assert at(modem, "AT+CFUN=1,1") == b"\r\nOK\r\n"
     assert not network.is_attached("447700900001")
     assert at(modem, "ATE0;+CPIN?") == b"ATE0;+CPIN?\r\r\n+CPIN: SIM PIN\r\n\r\nOK\r\n"
+
+
+def test_cnma_acknowledges_direct_delivery_and_its_absence_stops_routing() -> None:
+    _, modem, _ = make()
+    at(modem, "ATE0;+CMEE=1;+CSMS=1;+CNMI=2,2,0,1,0")
+    modem.receive_mt(0.0, deliver("acked"))
+    assert modem.data_to_send().startswith(b"\r\n+CMT: ,")
+    assert at(modem, "AT+CNMA") == b"\r\nOK\r\n"
+    assert at(modem, "AT+CNMA") == b"\r\n+CMS ERROR: 340\r\n"
+    modem.receive_mt(1.0, deliver("never acked"))
+    modem.data_to_send()
+    assert modem.next_deadline() == 1.0 + CNMA_TIMEOUT_S
+    modem.handle_timers(1.0 + CNMA_TIMEOUT_S)
+    assert at(modem, "AT+CNMI?", 20.0) == b"\r\n+CNMI: 2,0,0,0,0\r\n\r\nOK\r\n"
+    (kept,) = modem.stored("SM").values()
+    assert isinstance(kept.message, SmsDeliver) and kept.message.text == "never acked"
