@@ -141,8 +141,10 @@ class _Attempt:
     attempts: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _PartialReply:
+    """The parts of one concatenated message the auto-reply handset has so far (mutable state, not a value)."""
+
     parts: dict[int, str]
     total: int
     started_at: float
