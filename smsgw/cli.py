@@ -12,8 +12,12 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from smsgw import __version__
+
+if TYPE_CHECKING:
+    from smsgw.scheduler.policy_store import SqlitePolicyFacts
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -393,27 +397,43 @@ def _add_dnc(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     load.add_argument("--default-country-code", default="", metavar="CC", help="for national numbers (0...)")
     load.add_argument("--batch-size", type=int, default=PolicyConfig().dnc_import_batch_size, metavar="N")
     load.set_defaults(handler=_cmd_dnc_import)
+    consent = actions.add_parser(
+        "consent",
+        help="record (or with --remove withdraw) an account's consent that overrides the register",
+        description="A number on the register that consented to an account's promotional messages gets them.",
+    )
+    consent.add_argument("account", metavar="SYSTEM_ID")
+    consent.add_argument("numbers", nargs="+", metavar="NUMBER")
+    consent.add_argument("--db", required=True, metavar="PATH", help="the gateway's SQLite store ([store] path)")
+    consent.add_argument("--default-country-code", default="", metavar="CC", help="for national numbers (0...)")
+    consent.add_argument("--remove", action="store_true", help="withdraw the consent")
+    consent.set_defaults(handler=_cmd_dnc_consent)
+
+
+def _open_policy_facts(db: str) -> SqlitePolicyFacts:
+    from smsgw.scheduler.policy_store import SqlitePolicyFacts
+
+    # sqlite3 would create a mistyped path silently, and the gateway would never see what was written to it.
+    if not os.path.isfile(db):
+        raise CliError(f"--db {db}: no such store (start the gateway once, or give its [store] path)")
+    return SqlitePolicyFacts.open(db)
 
 
 def _cmd_dnc_import(args: argparse.Namespace) -> int:
-    from smsgw.scheduler.policy import InvalidNumber, parse_dnc_csv
-    from smsgw.scheduler.policy_store import SqlitePolicyFacts
+    from smsgw.scheduler.policy import parse_dnc_csv
 
     if args.batch_size < 1:
         raise CliError("--batch-size must be at least 1")
-    if not os.path.isfile(args.db):
-        raise CliError(f"--db {args.db}: no such store (start the gateway once, or give its [store] path)")
+    _check_country_code(args.default_country_code)
+    facts = _open_policy_facts(args.db)
     try:
-        with open(args.file, encoding="utf-8-sig", newline="") as file:
-            parsed = parse_dnc_csv(file, args.default_country_code)
-    except InvalidNumber as exc:
-        raise CliError(f"--default-country-code: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CliError(f"{args.file}: {exc}") from None
-    for invalid in parsed.invalid:
-        print(f"{args.file}:{invalid.line}: {invalid.raw!r}: {invalid.reason}", file=sys.stderr)
-    facts = SqlitePolicyFacts.open(args.db)
-    try:
+        try:
+            with open(args.file, encoding="utf-8-sig", newline="") as file:
+                parsed = parse_dnc_csv(file, args.default_country_code)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"{args.file}: {exc}") from None
+        for invalid in parsed.invalid:
+            print(f"{args.file}:{invalid.line}: {invalid.raw!r}: {invalid.reason}", file=sys.stderr)
         added = facts.add_dnc(parsed.numbers, source=os.path.basename(args.file), batch_size=args.batch_size)
     finally:
         facts.close()
@@ -422,6 +442,37 @@ def _cmd_dnc_import(args: argparse.Namespace) -> int:
         f"{len(parsed.numbers) - added} already on it, {len(parsed.invalid)} invalid lines"
     )
     return EXIT_FAILURE if parsed.invalid else EXIT_OK
+
+
+def _check_country_code(default_country_code: str) -> None:
+    from smsgw.scheduler.policy import InvalidNumber, check_country_code
+
+    try:
+        check_country_code(default_country_code)
+    except InvalidNumber as exc:
+        raise CliError(f"--default-country-code: {exc.reason}") from None
+
+
+def _cmd_dnc_consent(args: argparse.Namespace) -> int:
+    from smsgw.scheduler.policy import InvalidNumber, normalise_number
+
+    _check_country_code(args.default_country_code)
+    try:
+        numbers = [normalise_number(raw, args.default_country_code) for raw in args.numbers]
+    except InvalidNumber as exc:
+        raise CliError(exc.reason) from None
+    facts = _open_policy_facts(args.db)
+    try:
+        for number in numbers:
+            if args.remove:
+                changed = facts.remove_consent(args.account, number)
+                print(f"{number}: consent for {args.account} {'withdrawn' if changed else 'was not recorded'}")
+            else:
+                changed = facts.add_consent(args.account, number)
+                print(f"{number}: consent for {args.account} {'recorded' if changed else 'already recorded'}")
+    finally:
+        facts.close()
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

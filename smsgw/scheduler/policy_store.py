@@ -96,6 +96,14 @@ class SqlitePolicyFacts:
         """The number agreed to promotional messages of this account despite the do-not-call register."""
         return self._insert("policy_consent", account, number)
 
+    def remove_consent(self, account: str, number: str) -> bool:
+        """True when there was a consent to remove."""
+        with self._lock, self._connection:
+            cursor = self._connection.execute(
+                "DELETE FROM policy_consent WHERE account = ? AND number = ?", (account, number)
+            )
+            return cursor.rowcount == 1
+
     def add_dnc(self, numbers: Iterable[str], *, source: str, batch_size: int = 1000) -> int:
         """Add normalised numbers to the register, one transaction per `batch_size`; returns how many were new.
         A failure keeps the batches committed before it: importing the same file again adds the rest."""

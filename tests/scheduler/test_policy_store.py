@@ -91,3 +91,22 @@ def test_dnc_import_missing_files(tmp_path: Path, db: Path, capsys: pytest.Captu
     assert main(["dnc", "import", str(csv_file), "--db", str(tmp_path / "typo.db")]) == 2
     assert "no such store" in capsys.readouterr().err
     assert not (tmp_path / "typo.db").exists()
+
+
+def test_dnc_consent_cli(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    numbers = ["07700 900123", "+44 7700 900124"]
+    argv = ["dnc", "consent", "acme", *numbers, "--db", str(db), "--default-country-code", "44"]
+    assert main(argv) == 0
+    assert "447700900123: consent for acme recorded" in capsys.readouterr().out
+    assert main(argv) == 0
+    assert "447700900124: consent for acme already recorded" in capsys.readouterr().out
+    facts = SqlitePolicyFacts.open(db)
+    facts.add_dnc(["447700900123"], source="t")
+    assert check_recipient(facts, "acme", "447700900123", promotional=True) is None
+    assert main([*argv, "--remove"]) == 0
+    assert "447700900123: consent for acme withdrawn" in capsys.readouterr().out
+    rejection = check_recipient(facts, "acme", "447700900123", promotional=True)
+    assert rejection is not None and rejection.error_code is PolicyCode.DO_NOT_CALL
+    facts.close()
+    assert main(["dnc", "consent", "acme", "12", "--db", str(db)]) == 2
+    assert "'12' has 2 digits" in capsys.readouterr().err
