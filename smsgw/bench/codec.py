@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
+from smsgw.bench import cpu_model as _cpu_model
 from smsgw.pdu.constants import EsmClass, MessageState, RegisteredDelivery, Ton
 from smsgw.pdu.smpp import DeliverSm, SubmitSm, decode_pdu, encode_pdu
 from smsgw.pdu.tlv import Tlvs
@@ -162,17 +163,6 @@ def measure(seconds: float) -> list[Row]:
             ratio = ours_rate / baseline_rate
             rows.append(Row(name, operation, ours_rate, baseline_rate, ratio, ratio >= _TARGET_RATIO))
     return rows
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv: list[str]) -> int:
