@@ -845,7 +845,8 @@ class ModemCore:
 
     def _cmd_cops(self, now: float, command: Command) -> list[str]:
         if command.op is Op.TEST:
-            return [f'+COPS: (2,"{_OPERATOR_LONG}","{_OPERATOR_SHORT}","{_OPERATOR_NUMERIC}",{_ACCESS_TECHNOLOGY}),,(0-4),(0-2)']
+            operator = f'"{_OPERATOR_LONG}","{_OPERATOR_SHORT}","{_OPERATOR_NUMERIC}"'
+            return [f"+COPS: (2,{operator},{_ACCESS_TECHNOLOGY}),,(0-4),(0-2)"]
         if command.op is Op.READ:
             if self._registration is not Registration.HOME:
                 return ["+COPS: 0"]

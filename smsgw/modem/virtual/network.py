@@ -374,7 +374,9 @@ class VirtualNetwork:
             del self._partial_replies[key]
 
 
-async def serve_network(network: VirtualNetwork, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+async def serve_network(
+    network: VirtualNetwork, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
     """Run the network's attempts on the Trio clock until cancelled."""
     wakeup = trio.Event()
 

@@ -107,7 +107,8 @@ async def test_pty_link_survives_reopen(tmp_path: Path) -> None:
 def test_cli_virtual_modem_prints_link_answers_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     link = tmp_path / "modem"
     process = subprocess.Popen(
-        [sys.executable, "-m", "smsgw", "--log-level", "WARNING", "virtual-modem", "--link", str(link), "--persona", "sim800"],
+        [sys.executable, "-m", "smsgw", "--log-level", "WARNING", "virtual-modem", "--link", str(link)]
+        + ["--persona", "sim800"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
