@@ -489,3 +489,40 @@ def test_policy_config_checks_accounts_and_policy(tmp_path: Path) -> None:
     empty_keyword = replace(config, policy=replace(config.policy, opt_out_keywords=("STOP", " ")))
     with pytest.raises(ConfigError, match="empty keyword"):
         check_policy_config(empty_keyword, "test.toml")
+
+
+@settings(max_examples=150)
+@given(
+    text=st.text(max_size=400),
+    requested=st.sampled_from([None, Encoding.GSM7, Encoding.UCS2]),
+    signature=st.text(max_size=12),
+    upstream=st.booleans(),
+    suffix=st.text(max_size=20),
+    line_breaks=st.sampled_from(["crlf", "lf"]),
+    max_segments=st.integers(1, 8),
+)
+def test_any_text_is_prepared_or_refused_with_its_code(
+    text: str,
+    requested: Encoding | None,
+    signature: str,
+    upstream: bool,
+    suffix: str,
+    line_breaks: str,
+    max_segments: int,
+) -> None:
+    rules = _rules(
+        signature=signature,
+        signature_added_upstream=upstream,
+        suffix=suffix,
+        line_breaks=line_breaks,
+        max_segments=max_segments,
+    )
+    try:
+        prepared = prepare_text(text, rules, promotional=False, encoding=requested)
+    except TooManySegments as exc:
+        assert exc.command_status == 0x406 and exc.needed > max_segments
+        return
+    assert 1 <= prepared.segments <= max_segments
+    assert _parts(prepared.text, prepared.encoding, prepared.first_part_reserve) == prepared.segments
+    if requested is not None and prepared.encoding is not requested:
+        assert requested is Encoding.GSM7 and prepared.encoding is Encoding.UCS2
