@@ -1,8 +1,9 @@
 """The SMPP 3.4 wire formats declared with construct: header, every body and the TLV stream.
 
 This is the reference declaration of the protocol and the codec for the PDUs that are not on the hot path.
-Bodies parse to plain containers whose keys are the dataclass field names (plus the length/count fields the
-dataclasses derive); `smsgw.pdu.smpp` turns them into typed values. The hot PDUs have a hand-written twin in
+Bodies parse to plain containers whose keys are the dataclass field names (sm_length, number_of_dests and
+no_unsuccess live inside ShortMessage, Destinations and UnsuccessList); `smsgw.pdu.smpp` turns them into typed
+values. The hot PDUs have a hand-written twin in
 `smpp.py`, proven byte-identical to these declarations by property tests.
 """
 

@@ -236,3 +236,26 @@ def test_network_error_code_tlv() -> None:
     back = decode_pdu(encode_pdu(pdu))
     assert back == pdu
     assert back.tlvs.network_error_code == b"\x03\x00\x01"  # type: ignore[attr-defined]
+
+
+def test_status_names_and_vendor_range() -> None:
+    from smsgw.pdu.constants import is_vendor_status, status_description, status_name, vendor_status
+
+    assert status_name(0x0B) == "ESME_RINVDSTADR"
+    assert status_name(0xC0) == "ESME_RINVOPTPARSTREAM" and S.ESME_RINVTLVSTREAM == 0xC0
+    assert status_name(vendor_status(4)) == "VENDOR_0x404" and is_vendor_status(0x404)
+    assert status_name(0x09) == "RESERVED_0x00000009"
+    assert status_description(0x58).startswith("Throttling")
+    with pytest.raises(PduError):
+        vendor_status(256)
+
+
+def test_tlvs_value_semantics() -> None:
+    built = Tlvs(message_state=2, receipted_message_id="a1")
+    assert bool(built) and not bool(Tlvs())
+    assert repr(built) == "Tlvs(receipted_message_id='a1', message_state=2)"
+    assert built.present() == {"receipted_message_id": "a1", "message_state": 2}
+    assert replace(built, message_state=None) == Tlvs(receipted_message_id="a1")
+    assert hash(built) == hash(Tlvs(receipted_message_id="a1", message_state=2))
+    pdu = DeliverSm(sequence_number=1, tlvs=built)
+    assert decode_pdu(encode_pdu(pdu)).tlvs == built  # type: ignore[attr-defined]

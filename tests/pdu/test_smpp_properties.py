@@ -11,6 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from smsgw.pdu import _smpp_schema as schema
 from smsgw.pdu.constants import HEADER_LENGTH, CommandStatus, is_response
 from smsgw.pdu.errors import PduError
 from smsgw.pdu.framing import PduFramer
@@ -136,6 +137,9 @@ def _outcome(call: Any, *args: Any) -> tuple[str, Any]:
 @given(hot_pdu)
 def test_fast_encoder_matches_construct(pdu: Pdu) -> None:
     wire = encode_pdu(pdu)
+    header = {"command_length": len(wire), "command_id": pdu.command_id, "command_status": pdu.command_status,
+              "sequence_number": pdu.sequence_number}  # fmt: skip
+    assert wire[:HEADER_LENGTH] == schema.HEADER.build(header)
     if len(wire) > HEADER_LENGTH or not pdu.command_status:
         assert wire[HEADER_LENGTH:] == schema_encode_body(pdu)
 
