@@ -276,11 +276,25 @@ def parse_keywords(text: str, source: str = "<keywords>") -> KeywordRules:
             except re.error as exc:
                 raise ValueError(f"{source}:{number}: bad regular expression {entry[3:]!r}: {exc}") from None
         else:
-            words.append(r"\s+".join(re.escape(word) for word in entry.split()))
+            words.append(entry)
     # Longest first, so a phrase wins over a word it starts with in the reported match.
     words.sort(key=len, reverse=True)
-    combined = re.compile(rf"(?<!\w)(?:{'|'.join(words)})(?!\w)", re.IGNORECASE) if words else None
+    combined = re.compile("|".join(_word_pattern(word) for word in words), re.IGNORECASE) if words else None
     return KeywordRules(combined, tuple(patterns))
+
+
+def _word_pattern(entry: str) -> str:
+    """A whole word or phrase: any whitespace between its words, and no word character right before or after it
+    where it starts or ends with a letter of a spaced script. Chinese and Japanese write words without spaces
+    (and Korean attaches particles), so an end in a wide character matches inside a run of text."""
+    body = r"\s+".join(re.escape(word) for word in entry.split())
+    start = "" if _is_wide(entry[0]) else r"(?<!\w)"
+    end = "" if _is_wide(entry[-1]) else r"(?!\w)"
+    return f"{start}{body}{end}"
+
+
+def _is_wide(char: str) -> bool:
+    return unicodedata.east_asian_width(char) in ("W", "F")
 
 
 class KeywordFile:

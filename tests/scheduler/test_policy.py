@@ -277,6 +277,7 @@ def test_line_breaks_crlf_counts_two_lf_normalises() -> None:
 
 KEYWORDS = """# blocked on the UK route
 casino
+賭場
 free  money
 re:(?i)\\bw[i1]n\\s+big\\b
 re:\\d{4}-\\d{4}-\\d{4}-\\d{4}
@@ -288,6 +289,8 @@ re:\\d{4}-\\d{4}-\\d{4}-\\d{4}
     [
         ("Visit our CASINO tonight", "CASINO"),
         ("Casino!", "Casino"),
+        ("歡迎光臨賭場今晚", "賭場"),  # no spaces between Chinese words
+        ("Play at 賭場88", "賭場"),
         ("get FREE\nmoney now", "FREE\nmoney"),
         ("w1n  big today", r"(?i)\bw[i1]n\s+big\b"),
         ("card 1234-5678-9012-3456", r"\d{4}-\d{4}-\d{4}-\d{4}"),
