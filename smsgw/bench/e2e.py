@@ -1,0 +1,195 @@
+"""`python -m smsgw.bench e2e [--json] [--messages N] [--modems 16]`: the whole gateway, end to end.
+
+The gateway runs in a child process exactly as `smsgw demo` does (SQLite store with synchronous=FULL, the SMPP
+server, the scheduler, the real driver on 16 virtual modems over real ptys), with zero network delay. The load
+generator (this process) keeps `window` submit_sm outstanding on one transceiver bind, answers every deliver_sm
+at once, and measures two rates per window:
+- durable ingest: submit_sm -> submit_sm_resp (each response means the message is in the store), next to the
+  minimal Trio baseline of the SMPP benchmark (a server that only answers headers) in the same run;
+- end to end: from the first submit_sm to the DELIVRD receipt of the last message at the ESME.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import logging
+import multiprocessing
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Final
+
+import trio
+
+from smsgw.app import GatewayStarted, run_demo
+# The SMPP benchmark's baseline server, so both benchmarks compare against the same minimal Trio server.
+from smsgw.bench.smpp import _server_main as smpp_server_main
+from smsgw.config import AccountConfig, Config, MessageConfig, SmppConfig, VirtualNetworkConfig
+from smsgw.passwords import hash_password
+from smsgw.pdu.constants import CommandId, CommandStatus, MessageState
+from smsgw.pdu.framing import PduFramer
+from smsgw.pdu.smpp import BindTransceiver, DeliverSm, DeliverSmResp, SubmitSm, decode_pdu, encode_pdu
+
+_SYSTEM_ID: Final = "bench"
+_PASSWORD: Final = "bench"
+_WINDOWS: Final = (1, 10, 100)
+_INGEST_TARGET_RATIO: Final = 0.20
+_E2E_TARGET_PER_S: Final = 500.0
+_MAX_PDU: Final = 65536
+_ONE_HOUR_AHEAD: Final = "000000010000000R"  # SMPP relative time
+
+
+def _gateway_main(modems: int, db_path: str, report: Connection) -> None:
+    logging.basicConfig(level=logging.WARNING)
+    account = AccountConfig(
+        system_id=_SYSTEM_ID,
+        password_hash=hash_password(_PASSWORD),
+        throughput_per_s=1e9,
+        throughput_burst=1_000_000,
+    )
+    base = Config(
+        smpp=SmppConfig(window=100),
+        accounts=(account,),
+        messages=MessageConfig(max_in_flight_segments=4 * modems),
+        virtual_network=VirtualNetworkConfig(delivery_delay_s=0.0),
+    )
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            started: GatewayStarted = await nursery.start(
+                lambda task_status: run_demo(port=0, modems=modems, db_path=db_path, base=base,
+                                             task_status=task_status)
+            )
+            report.send(started.smpp.port)
+
+    trio.run(run)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    server: str
+    window: int
+    messages: int
+    ingest_per_s: float
+    e2e_per_s: float | None  # None for the baseline, which sends no receipts
+
+
+async def _measure(port: int, window: int, messages: int, first_sequence: int, *, end_to_end: bool) -> float:
+    """Messages per second: submit `messages` with `window` outstanding, until the last submit_sm_resp, or with
+    `end_to_end` until the last DELIVRD receipt. Without `end_to_end` the messages are scheduled an hour ahead,
+    so ingest is measured alone, not competing with the dispatch to the modems."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        framer = PduFramer(_MAX_PDU)
+        await stream.send_all(encode_pdu(BindTransceiver(sequence_number=1, system_id=_SYSTEM_ID,
+                                                         password=_PASSWORD)))
+        frames: list[bytes] = []
+        while not frames:
+            frames = framer.feed(await stream.receive_some(65536))
+        if int.from_bytes(frames[0][8:12], "big") != CommandStatus.ESME_ROK:
+            raise ConnectionError(f"bind refused: status 0x{int.from_bytes(frames[0][8:12], 'big'):08X}")
+        sequence = first_sequence
+        submitted = answered = delivered = 0
+        start = time.perf_counter()
+        done = 0.0
+        out = bytearray()
+        while answered < messages or (end_to_end and delivered < messages):
+            while submitted < messages and submitted - answered < window:
+                destination = f"44770012{submitted % 10000:04d}"  # any other number: delivered, no MO
+                out += encode_pdu(SubmitSm(sequence_number=sequence, destination_addr=destination, dest_addr_ton=1,
+                                           dest_addr_npi=1, registered_delivery=1 if end_to_end else 0,
+                                           schedule_delivery_time="" if end_to_end else _ONE_HOUR_AHEAD,
+                                           short_message=b"Benchmark message of a typical length."))
+                sequence += 1
+                submitted += 1
+            if out:
+                await stream.send_all(out)
+                out = bytearray()
+            data = await stream.receive_some(65536)
+            if not data:
+                raise ConnectionError("server closed the connection")
+            for frame in framer.feed(data):
+                command_id = int.from_bytes(frame[4:8], "big")
+                if command_id == CommandId.SUBMIT_SM_RESP:
+                    status = int.from_bytes(frame[8:12], "big")
+                    if status != CommandStatus.ESME_ROK:
+                        raise ConnectionError(f"submit_sm refused: status 0x{status:08X}")
+                    answered += 1
+                    if answered == messages and not end_to_end:
+                        done = time.perf_counter()
+                elif command_id == CommandId.DELIVER_SM:
+                    receipt = decode_pdu(frame)
+                    assert isinstance(receipt, DeliverSm)
+                    out += encode_pdu(DeliverSmResp(sequence_number=receipt.sequence_number))
+                    if receipt.tlvs.message_state == MessageState.DELIVERED:
+                        delivered += 1
+                        if delivered == messages:
+                            done = time.perf_counter()
+        if out:
+            await stream.send_all(out)
+    return messages / (done - start)
+
+
+def _run_against(server: str, messages: int, modems: int, db_path: str) -> list[Result]:
+    context = multiprocessing.get_context("spawn")
+    receiving, sending = context.Pipe(duplex=False)
+    target, args = (
+        (_gateway_main, (modems, db_path, sending)) if server == "smsgw" else (smpp_server_main, ("baseline", sending))
+    )
+    process = context.Process(target=target, args=args, daemon=True)
+    process.start()
+    try:
+        if not receiving.poll(60):
+            raise RuntimeError(f"{server} server did not start")
+        port: int = receiving.recv()
+        results = []
+        sequence = 2
+        for window in _WINDOWS:
+            count = messages // 10 if window == 1 else messages  # window 1 is bound by round trips
+            ingest = trio.run(functools.partial(_measure, port, window, count, sequence, end_to_end=False))
+            sequence += count
+            e2e = None
+            if server == "smsgw":
+                e2e = trio.run(functools.partial(_measure, port, window, count, sequence, end_to_end=True))
+                sequence += count
+            results.append(Result(server, window, count, ingest, e2e))
+        return results
+    finally:
+        process.terminate()
+        process.join(10)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m smsgw.bench e2e", description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print results as JSON")
+    parser.add_argument("--messages", type=int, default=5000, help="messages per window (default 5000)")
+    parser.add_argument("--modems", type=int, default=16, help="virtual modems (default 16)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="smsgw-bench-") as directory:
+        results = _run_against("baseline", args.messages, args.modems, "") + _run_against(
+            "smsgw", args.messages, args.modems, str(Path(directory) / "bench.db")
+        )
+    baseline = {r.window: r.ingest_per_s for r in results if r.server == "baseline"}
+    ratios = {r.window: r.ingest_per_s / baseline[r.window] for r in results if r.server == "smsgw"}
+    if args.json:
+        print(json.dumps({"results": [asdict(r) for r in results],
+                          "ingest_ratio_vs_baseline": {str(k): v for k, v in ratios.items()}}, indent=2))
+    else:
+        print("| server | window | messages | durable ingest msg/s | ratio vs baseline | submit -> DELIVRD msg/s |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for r in results:
+            ratio = f"{ratios[r.window]:.2f}" if r.server == "smsgw" else ""
+            e2e = f"{r.e2e_per_s:,.0f}" if r.e2e_per_s is not None else ""
+            print(f"| {r.server} | {r.window} | {r.messages} | {r.ingest_per_s:,.0f} | {ratio} | {e2e} |")
+    if ratios[100] < _INGEST_TARGET_RATIO:
+        print(f"durable ingest at window 100 is {ratios[100]:.2f} x baseline, below {_INGEST_TARGET_RATIO}",
+              file=sys.stderr)
+    best_e2e = max(r.e2e_per_s or 0.0 for r in results)
+    if best_e2e < _E2E_TARGET_PER_S:
+        print(f"end-to-end {best_e2e:,.0f}/s is below {_E2E_TARGET_PER_S:,.0f}/s", file=sys.stderr)
+    return 0
