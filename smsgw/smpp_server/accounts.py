@@ -53,6 +53,8 @@ class Accounts:
             unknown = set(config.allowed_bind_types) - set(BIND_TYPES.values())
             if unknown:
                 raise ValueError(f"account {config.system_id!r}: unknown bind types {sorted(unknown)}")
+            if (config.outbind_host is None) != (config.outbind_port is None):
+                raise ValueError(f"account {config.system_id!r}: outbind_host and outbind_port go together")
             networks = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in config.allowed_networks)
             self._accounts[config.system_id] = _Account(config, networks)
         self._cache_key = secrets.token_bytes(32)

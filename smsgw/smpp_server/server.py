@@ -104,11 +104,9 @@ async def serve_smpp(
     try:
         async with trio.open_nursery() as nursery:
             server = SmppServer(config, backend, nursery, audit)
-            accepting = trio.CancelScope()
+            accepting, outbinding = trio.CancelScope(), trio.CancelScope()
             listeners: SmppListeners = await nursery.start(server.listen, accepting)
-            for account in server.accounts:
-                if account.outbind_host:
-                    nursery.start_soon(server.outbind_loop, account, accepting)
+            nursery.start_soon(server.outbind, outbinding)
             log.info("smpp listening port=%s tls_port=%s", listeners.port, listeners.tls_port)
             task_status.started(listeners)
             if shutdown_trigger is None:
@@ -116,6 +114,7 @@ async def serve_smpp(
             else:
                 await shutdown_trigger.wait()
             accepting.cancel()
+            outbinding.cancel()
             await server.drain()
             nursery.cancel_scope.cancel()
     finally:
@@ -189,20 +188,31 @@ class SmppServer:
         if self.connections:
             log.warning("smpp shutdown grace over connections=%d", len(self.connections))
 
-    async def outbind_loop(self, account: AccountConfig, accepting: trio.CancelScope) -> None:
+    async def outbind(self, outbinding: trio.CancelScope) -> None:
+        """Outbind to every account that has an outbind address, until `outbinding` is cancelled."""
+        with outbinding:
+            async with trio.open_nursery() as nursery:
+                for account in self.accounts:
+                    if account.outbind_host is not None:
+                        nursery.start_soon(self._outbind_loop, account)
+
+    async def _outbind_loop(self, account: AccountConfig) -> None:
         """Keep an outbind connection to the ESME while it has no receiver bind of its own."""
         assert account.outbind_host is not None and account.outbind_port is not None
-        with accepting:
-            while True:
-                if not self.receivers(account.system_id):
-                    try:
-                        stream = await trio.open_tcp_stream(account.outbind_host, account.outbind_port)
-                    except OSError as exc:
-                        log.info("outbind failed system_id=%s error=%r", account.system_id, exc)
-                    else:
-                        peer = (account.outbind_host, account.outbind_port)
-                        await SmppConnection(self, stream, peer, outbind=account).run()
-                await trio.sleep(account.outbind_interval_s)
+        while True:
+            if not self.receivers(account.system_id):
+                try:
+                    stream = await trio.open_tcp_stream(account.outbind_host, account.outbind_port)
+                except OSError as exc:
+                    log.info("outbind failed system_id=%s error=%r", account.system_id, exc)
+                else:
+                    # The address actually connected to: allowed_networks checks the bind that follows.
+                    host, port = stream.socket.getpeername()[:2]
+                    connection = SmppConnection(self, stream, (host, port), outbind=account)
+                    # Run like an accepted connection, so stopping outbinds does not cut it off (the drain does).
+                    self._nursery.start_soon(connection.run)
+                    await connection.closed.wait()
+            await trio.sleep(account.outbind_interval_s)
 
     # ---- binds ---------------------------------------------------------------------------------------------
 
@@ -344,7 +354,7 @@ class SmppConnection:
         self._timer_scope = trio.CancelScope()
         self._receive_scope = trio.CancelScope()
         self._closing = False
-        self._closed = trio.Event()
+        self.closed = trio.Event()
         self._registered = False
 
     # ---- main loop -----------------------------------------------------------------------------------------
@@ -397,7 +407,7 @@ class SmppConnection:
 
     async def _cleanup(self) -> None:
         with trio.CancelScope(shield=True):
-            self._closed.set()
+            self.closed.set()
             self.server.connections.discard(self)
             items = list(self._pushed.values())
             self._pushed.clear()
@@ -422,7 +432,7 @@ class SmppConnection:
             self.close()
         else:
             await self._unbind()
-        await self._closed.wait()
+        await self.closed.wait()
 
     async def _unbind(self) -> None:
         """Ask the ESME to unbind; its unbind_resp (or the response timeout) then closes the connection."""
@@ -481,7 +491,9 @@ class SmppConnection:
         return True
 
     async def _send_outbind(self, account: AccountConfig) -> None:
-        await self._send_request(Outbind(system_id=account.system_id, password=account.outbind_password))
+        await self._send_request(
+            Outbind(sequence_number=0, system_id=account.system_id, password=account.outbind_password)
+        )
         self.server.audit.record(source=self.source, event="outbind", outcome="sent", system_id=account.system_id)
 
     # ---- events --------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ def test_password_checked_and_cached() -> None:
         [AccountConfig("a", HASH), AccountConfig("a", HASH)],
         [AccountConfig("a", HASH, allowed_networks=("10.0.0.300/8",))],
         [AccountConfig("a", HASH, allowed_bind_types=("sender",))],
+        [AccountConfig("a", HASH, outbind_host="127.0.0.1")],
     ],
 )
 def test_bad_account_config_is_refused(configs: list[AccountConfig]) -> None:

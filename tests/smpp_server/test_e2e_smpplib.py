@@ -7,10 +7,13 @@ codec, and their responses are read and decoded the same way.
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
+import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pytest
 import smpplib.client
@@ -21,9 +24,23 @@ import trio
 
 from smsgw.config import AccountConfig, Config, SmppConfig
 from smsgw.pdu.constants import CommandId, CommandStatus
-from smsgw.pdu.smpp import CancelSm, DeliverSm, Pdu, ReplaceSm, SmeAddress, SubmitMulti, decode_pdu, encode_pdu
+from smsgw.pdu.smpp import (
+    BindReceiver,
+    CancelSm,
+    DeliverSm,
+    Outbind,
+    Pdu,
+    ReplaceSm,
+    SmeAddress,
+    SubmitMulti,
+    decode_pdu,
+    encode_pdu,
+    response_for,
+)
 from smsgw.smpp_server.backend import OutboundItem
 from smsgw.smpp_server.server import SmppListeners, serve_smpp
+from smsgw.smpp_server.session import RequestReceived, ResponseReceived, SmppSession
+from smsgw.smpp_server.states import Role
 
 from smpp_backend_double import DoubleBackend
 from smpp_harness import PASSWORD, PASSWORD_HASH
@@ -213,3 +230,75 @@ async def test_receipt_offered_again_after_disconnect(gateway: Gateway) -> None:
     await in_thread(come_back)
     assert received and received[0].startswith(b"id:2 ")
     await eventually(lambda: gateway.backend.acknowledged == ["r2"])
+
+
+def _self_signed(tmp_path: Path) -> tuple[str, str]:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )
+    return str(cert), str(key)
+
+
+async def test_tls_listener_behaves_the_same(nursery: trio.Nursery, tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    backend = DoubleBackend()
+    config = Config(
+        smpp=SmppConfig(port=0, tls_port=0, tls_cert_path=cert, tls_key_path=key),
+        accounts=(AccountConfig(system_id="acme", password_hash=PASSWORD_HASH),),
+    )
+    listeners: SmppListeners = await nursery.start(serve_smpp, config, backend)
+    assert listeners.tls_port is not None and listeners.tls_port != listeners.port
+    context = ssl.create_default_context(cafile=cert)
+    context.check_hostname = False  # smpplib wraps the socket without a server name; the chain is still verified
+
+    def scenario() -> None:
+        client = smpplib.client.Client("127.0.0.1", listeners.tls_port, timeout=TIMEOUT_S, ssl_context=context,
+                                       allow_unknown_opt_params=True)
+        client.connect()
+        try:
+            client.bind_transceiver(system_id="acme", password=PASSWORD)
+            client.send_message(source_addr="447700900001", source_addr_ton=1, source_addr_npi=1, dest_addr_ton=1,
+                                dest_addr_npi=1, destination_addr="447700900002", short_message=b"over tls")
+            assert client.read_pdu().status == 0
+            client.unbind()
+        finally:
+            client.disconnect()
+
+    await in_thread(scenario)
+    assert [pdu.short_message for _, pdu in backend.submitted] == [b"over tls"]  # type: ignore[attr-defined]
+
+
+async def test_outbind_then_receiver_bind_gets_receipts(nursery: trio.Nursery) -> None:
+    esme_listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    esme_port = esme_listeners[0].socket.getsockname()[1]
+    backend = DoubleBackend()
+    account = AccountConfig(system_id="acme", password_hash=PASSWORD_HASH, outbind_host="127.0.0.1",
+                            outbind_port=esme_port, outbind_password="theirs", outbind_interval_s=0.05)
+    await nursery.start(serve_smpp, Config(smpp=SmppConfig(port=0), accounts=(account,)), backend)
+    backend.offer(_receipt(3))
+    with trio.fail_after(10):
+        stream = await esme_listeners[0].accept()
+        for listener in esme_listeners:
+            await listener.aclose()
+        esme = SmppSession(Role.ESME, SmppConfig(), opened_at=trio.current_time())
+
+        async def next_event() -> object:
+            while (event := esme.next_event()) is None:
+                esme.receive_data(await stream.receive_some(65536), trio.current_time())
+            return event
+
+        outbind = await next_event()
+        assert isinstance(outbind, RequestReceived) and outbind.pdu == Outbind(
+            sequence_number=outbind.pdu.sequence_number, system_id="acme", password="theirs")
+        bind = BindReceiver(sequence_number=esme.new_sequence_number(), system_id="acme", password=PASSWORD)
+        await stream.send_all(esme.send(bind, trio.current_time()))
+        bound = await next_event()
+        assert isinstance(bound, ResponseReceived) and bound.response.command_status == 0
+        delivered = await next_event()
+        assert isinstance(delivered, RequestReceived) and delivered.pdu.command_id == CommandId.DELIVER_SM
+        await stream.send_all(esme.send(response_for(delivered.pdu), trio.current_time()))
+        await eventually(lambda: backend.acknowledged == ["r3"])
+        await stream.aclose()

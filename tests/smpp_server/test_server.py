@@ -293,3 +293,35 @@ async def test_graceful_drain_unbinds_and_waits(autojump_clock: trio.testing.Moc
         (remaining,) = server.connections
         assert remaining.session.state is BindState.UNBOUND
         nursery.cancel_scope.cancel()
+
+
+def _server_tasks() -> list[str]:
+    """Names of the live tasks running smpp_server code."""
+    found = []
+    pending = [trio.lowlevel.current_root_task()]
+    while pending:
+        task = pending.pop()
+        if "smsgw/smpp_server/" in task.coro.cr_code.co_filename:
+            found.append(task.coro.cr_code.co_qualname)
+        pending.extend(child for nursery in task.child_nurseries for child in nursery.child_tasks)
+    return found
+
+
+N_IDLE = 1000
+
+
+async def test_idle_binds_cost_a_reader_and_a_timer_each(autojump_clock: trio.testing.MockClock) -> None:
+    base = make_config(inactivity_timeout_s=0.0, enquire_link_interval_s=600.0)
+    config = Config(smpp=base.smpp, accounts=(replace(base.accounts[0], max_binds=N_IDLE),))
+    async with running_server(config, DoubleBackend()) as server, trio.open_nursery() as nursery:
+        idle_before = _server_tasks()
+        clients = [Client(server, nursery, ("127.0.0.1", port)) for port in range(N_IDLE)]
+        for client in clients:
+            await client.bind(BindTransmitter(sequence_number=0, system_id="acme", password=PASSWORD))
+        tasks = _server_tasks()
+        assert len(tasks) - len(idle_before) == 2 * N_IDLE
+        assert sorted(set(tasks) - set(idle_before)) == ["SmppConnection._timer_loop", "SmppServer.handle_connection"]
+        await trio.sleep(1800)  # half an hour of idling: enquire_link only, every bind still there
+        assert len(server.binds("acme")) == N_IDLE
+        assert not any(client.closed.is_set() for client in clients)
+        nursery.cancel_scope.cancel()
