@@ -1,8 +1,8 @@
 """`smsgw send`: an SMPP client for people and scripts, on smpplib's PDU classes and a blocking socket.
 
-The pure parts (number normalisation, reading a numbers file, tracking receipts, rendering progress and the
-summary) take values and return values; `SmppSender` is the thin I/O shell. Responses are matched to requests by
-sequence number with a window of outstanding submissions, unlike smpplib's own `listen` loop.
+The pure parts (reading a numbers file, normalised as the gateway's policy does, tracking receipts, rendering
+progress and the summary) take values and return values; `SmppSender` is the thin I/O shell. Responses are
+matched to requests by sequence number with a window of outstanding submissions, unlike smpplib's `listen` loop.
 """
 
 from __future__ import annotations
@@ -20,63 +20,16 @@ import smpplib.command
 import smpplib.exceptions
 import smpplib.smpp
 
+from smsgw.pdu.constants import CommandStatus, EsmClass, MessageState, esm_message_type, status_name
 from smsgw.pdu.dlr import parse_receipt
 from smsgw.pdu.errors import PduError
 from smsgw.pdu.segmentation import MAX_SEGMENTS_LIMIT, segment_text
-from smsgw.pdu.constants import CommandStatus, EsmClass, MessageState, esm_message_type, status_name
+from smsgw.scheduler.policy import InvalidNumber, normalise_number
 
 log = logging.getLogger(__name__)
 
-# E.164: a country code never starts with 0 and a full number has at most 15 digits; the shortest numbers in
-# service (small island states) have 7.
-E164_MIN_DIGITS: Final = 7
-E164_MAX_DIGITS: Final = 15
-_FORMATTING: Final = str.maketrans("", "", " -.()\t")
-
-
 # smpplib logs every connect and disconnect at INFO; the CLI keeps that out of a command's output.
 SMPPLIB_LOGGER: Final = f"{__name__}.smpplib"
-
-
-class InvalidNumber(ValueError):
-    """A destination that cannot be turned into an international number; the message says why."""
-
-
-def normalise_number(raw: str, default_country_code: str = "") -> str:
-    """International digits without '+' from what people write: `+44 7700-900001`, `0044…`, `011…`, `07700…`.
-
-    A leading `+`, `00` or (NANP) `011` marks an international number. Without one, the number is national and
-    gets `default_country_code`: a trunk `0` is dropped (`07700 900001` -> `447700900001`); a number already
-    starting with the country code is taken as international. `011` is the trunk prefix plus `11` outside NANP
-    (a Leeds number is `0113…`), so it means "international" only when the default country code is 1 or none.
-    """
-    text = raw.strip().translate(_FORMATTING)
-    country_code = default_country_code.strip().lstrip("+")
-    if country_code and (not country_code.isdigit() or country_code.startswith("0") or len(country_code) > 3):
-        raise InvalidNumber(f"default country code {default_country_code!r} is not 1-3 digits")
-    if not text:
-        raise InvalidNumber("empty")
-    if text.startswith("+"):
-        digits = text[1:]
-    elif text.startswith("00"):
-        digits = text[2:]
-    elif text.startswith("011") and country_code in ("", "1"):
-        digits = text[3:]
-    elif text.startswith("0"):
-        if not country_code:
-            raise InvalidNumber("national number (leading 0) and no default country code")
-        digits = country_code + text[1:]
-    elif country_code and not text.startswith(country_code):
-        digits = country_code + text
-    else:
-        digits = text
-    if not digits.isdigit() or not digits.isascii():
-        raise InvalidNumber("not a phone number (only digits, spaces, dashes, dots and parentheses)")
-    if digits.startswith("0"):
-        raise InvalidNumber("country code cannot start with 0")
-    if not E164_MIN_DIGITS <= len(digits) <= E164_MAX_DIGITS:
-        raise InvalidNumber(f"{len(digits)} digits; an international number has {E164_MIN_DIGITS}-{E164_MAX_DIGITS}")
-    return digits
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""`smsgw send`: number normalisation, the numbers file, receipt tracking, and the client against a small SMPP
+"""`smsgw send`: the numbers file (normalisation itself is tested with the policy), receipt tracking, and the client against a small SMPP
 responder on a real socket (hand-written with struct, so it shares no code with the client under test)."""
 
 from __future__ import annotations
@@ -15,56 +15,16 @@ import pytest
 from smsgw import cli
 from smsgw.client import (
     ClientSettings,
-    InvalidNumber,
     Outcome,
     Recipient,
     ReceiptTracker,
     SubmitResult,
     format_summary,
-    normalise_number,
     read_recipients,
     render_progress,
     send_batch,
     split_text,
 )
-
-
-@pytest.mark.parametrize(
-    ("raw", "country_code", "expected"),
-    [
-        ("+44 7700 900001", "", "447700900001"),
-        ("0044-7700-900001", "", "447700900001"),
-        ("011 1 212 555 0100", "", "12125550100"),
-        ("011 1 212 555 0100", "1", "12125550100"),
-        ("07700 900001", "44", "447700900001"),
-        ("(020) 7946.0000", "44", "442079460000"),
-        ("447700900001", "", "447700900001"),
-        ("447700900001", "44", "447700900001"),
-        ("212-555-0100", "1", "12125550100"),
-        ("01134960000", "44", "441134960000"),  # Leeds 0113: `011` is not the exit code outside NANP
-        ("+1 (212) 555-0100", "44", "12125550100"),
-    ],
-)
-def test_normalise_number(raw: str, country_code: str, expected: str) -> None:
-    assert normalise_number(raw, country_code) == expected
-
-
-@pytest.mark.parametrize(
-    ("raw", "country_code", "reason"),
-    [
-        ("", "", "empty"),
-        ("07700 900001", "", "no default country code"),
-        ("+44 7700 9000O1", "", "not a phone number"),
-        ("+0 123 456 789", "", "cannot start with 0"),
-        ("+44 123", "", "digits"),
-        ("+44 7700 900001 12345", "", "digits"),
-        ("7700900001", "4x", "country code"),
-        ("+٤٤٧٧٠٠٩٠٠٠٠١", "", "not a phone number"),  # Arabic-Indic digits pass str.isdigit
-    ],
-)
-def test_invalid_numbers_say_why(raw: str, country_code: str, reason: str) -> None:
-    with pytest.raises(InvalidNumber, match=reason):
-        normalise_number(raw, country_code)
 
 
 def test_numbers_file_reports_invalid_and_duplicate_lines() -> None:
