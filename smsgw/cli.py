@@ -171,6 +171,7 @@ def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 def _cmd_send(args: argparse.Namespace) -> int:
     from smsgw import client
     from smsgw.pdu.errors import PduError
+    from smsgw.scheduler.policy import InvalidNumber, normalise_number
 
     if args.log_level != "DEBUG":
         logging.getLogger(client.SMPPLIB_LOGGER).setLevel(logging.WARNING)
@@ -183,8 +184,8 @@ def _cmd_send(args: argparse.Namespace) -> int:
         raise CliError("--window must be at least 1")
     if args.to is not None:
         try:
-            number = client.normalise_number(args.to, args.default_country_code)
-        except client.InvalidNumber as exc:
+            number = normalise_number(args.to, args.default_country_code)
+        except InvalidNumber as exc:
             raise CliError(f"--to {args.to!r}: {exc}") from exc
         recipients = client.RecipientList((client.Recipient(1, args.to, number),), ())
     else:
