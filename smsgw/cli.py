@@ -11,8 +11,8 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, TextIO
 
 from smsgw import __version__
 
@@ -412,37 +412,62 @@ def _add_dnc(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _open_policy_facts(db: str) -> SqlitePolicyFacts:
+    import sqlite3
+
     from smsgw.scheduler.policy_store import SqlitePolicyFacts
 
     # sqlite3 would create a mistyped path silently, and the gateway would never see what was written to it.
     if not os.path.isfile(db):
         raise CliError(f"--db {db}: no such store (start the gateway once, or give its [store] path)")
-    return SqlitePolicyFacts.open(db)
+    try:
+        return SqlitePolicyFacts.open(db)
+    except sqlite3.Error as exc:
+        raise CliError(f"--db {db}: {exc}") from None
 
 
 def _cmd_dnc_import(args: argparse.Namespace) -> int:
-    from smsgw.scheduler.policy import parse_dnc_csv
+    import csv
+    import sqlite3
+
+    from smsgw.scheduler.policy import InvalidLine, iter_dnc_csv
 
     if args.batch_size < 1:
         raise CliError("--batch-size must be at least 1")
     _check_country_code(args.default_country_code)
-    facts = _open_policy_facts(args.db)
+    counts = {"numbers": 0, "invalid": 0}
+
+    def numbers(file: TextIO) -> Iterator[str]:
+        for item in iter_dnc_csv(file, args.default_country_code):
+            if isinstance(item, InvalidLine):
+                counts["invalid"] += 1
+                print(f"{args.file}:{item.line}: {item.reason}", file=sys.stderr)
+            else:
+                counts["numbers"] += 1
+                yield item
+
     try:
+        # A stray byte in a note column (a cp1252 export) must not stop the import; in the number column it
+        # makes that line invalid like any other non-digit.
+        file = open(args.file, encoding="utf-8-sig", errors="replace", newline="")
+    except OSError as exc:
+        raise CliError(f"{args.file}: {exc.strerror or exc}") from None
+    with file:
+        facts = _open_policy_facts(args.db)
         try:
-            with open(args.file, encoding="utf-8-sig", newline="") as file:
-                parsed = parse_dnc_csv(file, args.default_country_code)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CliError(f"{args.file}: {exc}") from None
-        for invalid in parsed.invalid:
-            print(f"{args.file}:{invalid.line}: {invalid.raw!r}: {invalid.reason}", file=sys.stderr)
-        added = facts.add_dnc(parsed.numbers, source=os.path.basename(args.file), batch_size=args.batch_size)
-    finally:
-        facts.close()
+            added = facts.add_dnc(numbers(file), source=os.path.basename(args.file), batch_size=args.batch_size)
+        except csv.Error as exc:
+            raise CliError(
+                f"{args.file}: {exc}; the import stopped there (earlier batches are committed; importing again is safe)"
+            ) from None
+        except sqlite3.Error as exc:
+            raise CliError(f"--db {args.db}: {exc}") from None
+        finally:
+            facts.close()
     print(
-        f"{args.file}: {len(parsed.numbers)} numbers, {added} new on the register, "
-        f"{len(parsed.numbers) - added} already on it, {len(parsed.invalid)} invalid lines"
+        f"{args.file}: {counts['numbers']} numbers, {added} new on the register, "
+        f"{counts['numbers'] - added} already on it or repeated, {counts['invalid']} invalid lines"
     )
-    return EXIT_FAILURE if parsed.invalid else EXIT_OK
+    return EXIT_FAILURE if counts["invalid"] else EXIT_OK
 
 
 def _check_country_code(default_country_code: str) -> None:

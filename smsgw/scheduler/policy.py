@@ -10,7 +10,7 @@ documented code (DESIGN.md): a refusal at submit raises a `PolicyError` with the
   with `BlockedKeywords` -> `BlockedContent` (0x402) or `TooManySegments` (0x406)
 - recipients: `check_recipient` over `PolicyFacts` -> `Rejection` 803 (opted out) or 801 (do-not-call)
 - opt-out: `is_opt_out` / `record_opt_out` for MO texts
-- `parse_dnc_csv` for `smsgw dnc import`
+- `iter_dnc_csv` for `smsgw dnc import`
 
 `MessagePolicy` puts the submit-time rules of one config together for the scheduler's accept path, and
 `check_policy_config` reports a bad policy setting at start-up as a `ConfigError` naming the key.
@@ -26,7 +26,7 @@ import logging
 import os
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -525,32 +525,26 @@ class InvalidLine:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class DncList:
-    numbers: tuple[str, ...]  # normalised, first occurrence order, no duplicates
-    invalid: tuple[InvalidLine, ...]
-
-
-def parse_dnc_csv(lines: Iterable[str], default_country_code: str = "") -> DncList:
-    """Numbers from the first column of a CSV file; blank lines, `#` comments and a header line (a first line
-    without digits) are skipped, every other line that is not a number is reported with its line number.
-    InvalidNumber for a bad `default_country_code`, before any line is read."""
+def iter_dnc_csv(lines: Iterable[str], default_country_code: str = "") -> Iterator[str | InvalidLine]:
+    """The numbers in the first column of a CSV file, normalised, as they are read (a national register does not
+    fit in memory); a line that is not a number comes as an InvalidLine. Blank lines, `#` comments and a header
+    (a first line without digits) are skipped. InvalidNumber for a bad `default_country_code`, before any line."""
     check_country_code(default_country_code)
-    numbers: dict[str, None] = {}
-    invalid: list[InvalidLine] = []
+    return _dnc_lines(lines, default_country_code)
+
+
+def _dnc_lines(lines: Iterable[str], default_country_code: str) -> Iterator[str | InvalidLine]:
     reader = csv.reader(lines)
     for row in reader:
-        index = reader.line_num
         raw = row[0].strip() if row else ""
         if not raw or raw.startswith("#"):
             continue
-        if index == 1 and not any(char.isdigit() for char in raw):
+        if reader.line_num == 1 and not any(char.isdigit() for char in raw):
             continue
         try:
-            numbers[normalise_number(raw, default_country_code)] = None
+            yield normalise_number(raw, default_country_code)
         except InvalidNumber as exc:
-            invalid.append(InvalidLine(index, raw, exc.reason))
-    return DncList(tuple(numbers), tuple(invalid))
+            yield InvalidLine(reader.line_num, raw, exc.reason)
 
 
 # --- the accept path -------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from smsgw.scheduler.policy import (
     BlockedContent,
     ContentRules,
     InvalidNumber,
+    InvalidLine,
     InvalidSender,
     KeywordFile,
     MessagePolicy,
@@ -29,7 +30,7 @@ from smsgw.scheduler.policy import (
     is_opt_out,
     is_promotional,
     normalise_number,
-    parse_dnc_csv,
+    iter_dnc_csv,
     parse_keywords,
     prepare_text,
     record_opt_out,
@@ -405,7 +406,7 @@ def test_opt_out_is_recorded_and_confirmed_once() -> None:
 # --- DNC CSV ---------------------------------------------------------------------------------------------------
 
 
-def test_dnc_csv_normalises_dedups_and_reports_lines() -> None:
+def test_dnc_csv_normalises_and_reports_lines() -> None:
     lines = [
         "number,name\n",
         "+44 7700 900123,Alice\n",
@@ -416,15 +417,16 @@ def test_dnc_csv_normalises_dedups_and_reports_lines() -> None:
         '"0044 7700 900124",Carol\n',
         "123\n",
     ]
-    parsed = parse_dnc_csv(lines, "44")
-    assert parsed.numbers == ("447700900123", "447700900124")
-    assert [(i.line, i.raw) for i in parsed.invalid] == [(6, "not-a-number"), (8, "123")]
-    assert "not a phone number" in parsed.invalid[0].reason
+    items = list(iter_dnc_csv(lines, "44"))
+    assert [item for item in items if isinstance(item, str)] == ["447700900123", "447700900123", "447700900124"]
+    invalid = [item for item in items if isinstance(item, InvalidLine)]
+    assert [(i.line, i.raw) for i in invalid] == [(6, "not-a-number"), (8, "123")]
+    assert "not a phone number" in invalid[0].reason
 
 
 def test_dnc_csv_bad_country_code_fails_before_reading() -> None:
     with pytest.raises(InvalidNumber, match="country code"):
-        parse_dnc_csv(["447700900123"], "4x")
+        iter_dnc_csv(["447700900123"], "4x")
 
 
 

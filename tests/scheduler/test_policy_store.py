@@ -57,12 +57,12 @@ def test_dnc_import_cli(db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
     out, err = capsys.readouterr()
     assert code == 1  # some lines were invalid; the others are imported
     assert _dnc_numbers(db) == ["447700900123", "447700900124"]
-    assert f"{csv_file}:4: 'hello': " in err and f"{csv_file}:7: '+1 212': " in err
-    assert "2 numbers, 2 new on the register, 0 already on it, 2 invalid lines" in out
+    assert f"{csv_file}:4: 'hello' is not a phone number" in err and f"{csv_file}:7: '+1 212' has 4 digits" in err
+    assert "3 numbers, 2 new on the register, 1 already on it or repeated, 2 invalid lines" in out
 
     csv_file.write_text("447700900124\n447700900125\n", encoding="utf-8")
     assert main(["dnc", "import", str(csv_file), "--db", str(db)]) == 0
-    assert "2 numbers, 1 new on the register, 1 already on it, 0 invalid lines" in capsys.readouterr().out
+    assert "2 numbers, 1 new on the register, 1 already on it or repeated, 0 invalid lines" in capsys.readouterr().out
     assert _dnc_numbers(db) == ["447700900123", "447700900124", "447700900125"]
 
 
@@ -110,3 +110,23 @@ def test_dnc_consent_cli(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     facts.close()
     assert main(["dnc", "consent", "acme", "12", "--db", str(db)]) == 2
     assert "'12' has 2 digits" in capsys.readouterr().err
+
+
+def test_dnc_import_survives_stray_bytes_and_stops_on_a_broken_file(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv_file = tmp_path / "dnc.csv"
+    csv_file.write_bytes(b"447700900123,Jos\xe9\n4477009\xe901\n")  # cp1252 in a note, and in a number
+    assert main(["dnc", "import", str(csv_file), "--db", str(db)]) == 1
+    assert f"{csv_file}:2: '4477009\ufffd01' is not a phone number" in capsys.readouterr().err
+    assert _dnc_numbers(db) == ["447700900123"]
+
+    csv_file.write_bytes(b"447700900124\n447700900125\n447700900126," + b"x" * 200_000 + b"\n")
+    assert main(["dnc", "import", str(csv_file), "--db", str(db), "--batch-size", "1"]) == 2
+    assert "the import stopped there" in capsys.readouterr().err
+    assert _dnc_numbers(db) == ["447700900123", "447700900124", "447700900125"]
+
+    not_a_db = tmp_path / "not.db"
+    not_a_db.write_bytes(b"x" * 4096)
+    assert main(["dnc", "import", str(csv_file), "--db", str(not_a_db)]) == 2
+    assert "not a database" in capsys.readouterr().err
