@@ -207,6 +207,8 @@ class ModemDriver:
         return self._counts["sent"]
 
     def limit_reached(self) -> str | None:
+        if self._limits.unlimited:  # the common case, asked for every modem on every send
+            return None
         return self._limits.exhausted(trio.current_time(), _today())
 
     def can_send(self) -> bool:
@@ -341,10 +343,11 @@ class ModemDriver:
         # The reply queue exists before the write, so an answer however fast is never missed.
         if wire_log.isEnabledFor(logging.DEBUG):
             wire_log.debug("tx modem=%s data=%r", self.name, data)
+        # Read before writing: a fast modem's answer may be parsed (and the deadline cleared) during send_all.
+        deadline = self._at.deadline
+        assert deadline is not None
         try:
             await stream.send_all(data)
-            deadline = self._at.deadline
-            assert deadline is not None
             with trio.move_on_at(deadline):
                 reply = await self._replies.receive()
                 self._timeouts_in_a_row = 0

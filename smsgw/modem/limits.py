@@ -34,8 +34,14 @@ class SendLimits:
         self._roll(now, today)
         return LimitCounters(len(self._recent), self._day_count, self._month_count)
 
+    @property
+    def unlimited(self) -> bool:
+        return self._per_minute is None and self._per_day is None and self._per_month is None
+
     def exhausted(self, now: float, today: date) -> str | None:
         """Which limit is used up ("per_minute", "per_day", "per_month"), or None when one more may be sent."""
+        if self.unlimited:
+            return None
         counters = self.counters(now, today)
         if self._per_month is not None and counters.this_month >= self._per_month:
             return "per_month"

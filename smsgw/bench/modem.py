@@ -1,0 +1,276 @@
+"""`python -m smsgw.bench modem [--json] [--messages N] [--rounds R]`: SMS/s through ModemPool + ModemDriver into 16 virtual modems.
+
+The virtual network runs with zero delivery delay, so what is measured is the host side (pool, driver, AT channel,
+TPDU encoding) and the virtual modems answering. Over Trio memory streams the modems run in the same thread as the
+driver, sharing its CPU; over real ptys (through `SerialStream`) they run in a child process, as real modems are
+separate hardware. The baseline, measured in the same run on the same modems and transport, is a minimal
+host: a loop that writes `AT+CMGS=<n>`, waits for `> `, writes a prepared PDU and waits for `OK`, with no
+channel, driver or pool. Target: at least 500 messages/s across the 16 modems (a real modem sends about 10 a
+minute, so a rack of 16 needs under 3/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Final
+
+import trio
+import trio.testing
+
+from smsgw.bench.codec import _cpu_model as cpu_model
+from smsgw.config import ModemConfig, VirtualNetworkConfig
+from smsgw.modem.driver import ModemDriver, ModemState
+from smsgw.modem.pool import ModemPool
+from smsgw.modem.seams import IncomingSms, OutgoingSms, Sent, StatusReport
+from smsgw.modem.transport import open_serial
+from smsgw.modem.virtual.modem import VirtualModem
+from smsgw.modem.virtual.network import VirtualNetwork, serve_network
+from smsgw.modem.virtual.pty import serve_pty
+from smsgw.pdu.text import Encoding, encode_text
+from smsgw.pdu.tpdu import Address, SmsSubmit, cmgs_length, encode_with_smsc
+
+_TARGET_PER_S: Final = 500.0
+_MODEMS: Final = 16
+_SENDERS_PER_MODEM: Final = 2
+_READY_TIMEOUT_S: Final = 60.0
+
+Opener = Callable[[], Awaitable[trio.abc.Stream]]
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    transport: str
+    modems: int
+    messages: int
+    driver_per_s: float
+    baseline_per_s: float
+    ratio: float
+    meets_target: bool
+
+
+class _CountingSink:
+    def __init__(self) -> None:
+        self.incoming = 0
+        self.reports = 0
+
+    async def incoming_sms(self, sms: IncomingSms) -> None:
+        self.incoming += 1
+
+    async def status_report(self, report: StatusReport) -> None:
+        self.reports += 1
+
+
+def _msisdn(index: int) -> str:
+    return f"4477009{index + 1:05d}"
+
+
+def _destination(index: int) -> str:
+    # "Any other valid number" on the virtual network: accepted and delivered, no handset answers back.
+    return f"4477005{index % 1000:05d}"
+
+
+def _serve_modems(directory: str, ready: Connection, stop: Connection) -> None:
+    """Child process: the virtual network and its modems on ptys linked in `directory`, until told to stop."""
+
+    async def serve() -> None:
+        config = VirtualNetworkConfig(delivery_delay_s=0.0)
+        async with trio.open_nursery() as nursery:
+            network = VirtualNetwork(config, now=trio.current_time())
+            await nursery.start(serve_network, network)
+            for index in range(_MODEMS):
+                modem = VirtualModem(network, _msisdn(index), config)
+                await nursery.start(serve_pty, modem, Path(directory) / f"modem{index}")
+            ready.send(True)
+            await trio.to_thread.run_sync(stop.recv)
+            nursery.cancel_scope.cancel()
+
+    logging.getLogger("smsgw").setLevel(logging.ERROR)
+    trio.run(serve)
+
+
+def _pty_openers(directory: str) -> list[Opener]:
+    openers: list[Opener] = []
+    for index in range(_MODEMS):
+
+        async def open_pty(link: Path = Path(directory) / f"modem{index}") -> trio.abc.Stream:
+            return open_serial(str(link), 115200, rtscts=False)
+
+        openers.append(open_pty)
+    return openers
+
+
+async def _memory_openers(nursery: trio.Nursery) -> list[Opener]:
+    """Virtual modems in this thread; each opener gives a fresh host-side memory stream to one of them."""
+    config = VirtualNetworkConfig(delivery_delay_s=0.0)
+    network = VirtualNetwork(config, now=trio.current_time())
+    await nursery.start(serve_network, network)
+    openers: list[Opener] = []
+    for index in range(_MODEMS):
+
+        async def open_memory(modem: VirtualModem = VirtualModem(network, _msisdn(index), config)) -> trio.abc.Stream:
+            host, device = trio.testing.memory_stream_pair()
+            nursery.start_soon(modem.serve, device)
+            return host
+
+        openers.append(open_memory)
+    return openers
+
+
+async def _openers(nursery: trio.Nursery, pty_directory: str | None) -> list[Opener]:
+    return _pty_openers(pty_directory) if pty_directory else await _memory_openers(nursery)
+
+
+async def _through_driver(pty_directory: str | None, messages: int) -> float:
+    sink = _CountingSink()
+    async with trio.open_nursery() as nursery:
+        openers = await _openers(nursery, pty_directory)
+        drivers = [
+            ModemDriver(
+                ModemConfig(name=f"m{i}", port=f"virtual:{_msisdn(i)}", msisdn=_msisdn(i)),
+                sink,
+                opener=opener,
+                quirks_table=(),
+            )
+            for i, opener in enumerate(openers)
+        ]
+        pool = ModemPool(drivers)
+        await nursery.start(pool.run)
+        with trio.fail_after(_READY_TIMEOUT_S):
+            for driver in drivers:
+                if await driver.wait_state(ModemState.READY, ModemState.DOWN) is not ModemState.READY:
+                    raise RuntimeError(f"{driver.name} did not start: {driver.status().last_error}")
+        await trio.sleep(0.2)  # the start-up storage scans are done
+        text = encode_text("Benchmark message through the modem pool", Encoding.GSM7)
+        counter = iter(range(messages))
+        failures: list[str] = []
+
+        async def sender() -> None:
+            for index in counter:
+                sms = OutgoingSms(segment_id=str(index), destination=_destination(index), data_coding=0,
+                                  user_data=text)  # fmt: skip
+                outcome = await pool.send(sms)
+                if not isinstance(outcome, Sent):
+                    failures.append(outcome.reason)
+
+        start = time.perf_counter()
+        async with trio.open_nursery() as senders:
+            for _ in range(_MODEMS * _SENDERS_PER_MODEM):
+                senders.start_soon(sender)
+        elapsed = time.perf_counter() - start
+        nursery.cancel_scope.cancel()
+    if failures:
+        raise RuntimeError(f"{len(failures)} sends failed, first: {failures[0]}")
+    return messages / elapsed
+
+
+async def _read_until(stream: trio.abc.Stream, buffer: bytearray, marker: bytes) -> None:
+    while marker not in buffer:
+        data = await stream.receive_some()
+        if not data:
+            raise RuntimeError("virtual modem closed the stream")
+        buffer += data
+    del buffer[: buffer.index(marker) + len(marker)]
+
+
+async def _baseline(pty_directory: str | None, messages: int) -> float:
+    """The minimal host: no AtChannel, driver or pool; one loop per modem over the same transport."""
+    async with trio.open_nursery() as nursery:
+        openers = await _openers(nursery, pty_directory)
+        streams = [await opener() for opener in openers]
+        buffers = [bytearray() for _ in streams]
+        for stream, buffer in zip(streams, buffers, strict=True):
+            await stream.send_all(b"ATE0;+CMGF=0\r")
+            await _read_until(stream, buffer, b"OK\r\n")
+        text = encode_text("Benchmark message through the modem pool", Encoding.GSM7)
+        pdus = [encode_with_smsc(SmsSubmit(Address.international(_destination(i)), text).to_bytes())
+                for i in range(1000)]  # fmt: skip
+        commands = [(f"AT+CMGS={cmgs_length(pdu)}\r".encode(), pdu.hex().upper().encode() + b"\x1a") for pdu in pdus]
+        counter = iter(range(messages))
+
+        async def host(stream: trio.abc.Stream, buffer: bytearray) -> None:
+            for index in counter:
+                command, body = commands[index % len(commands)]
+                await stream.send_all(command)
+                await _read_until(stream, buffer, b"> ")
+                await stream.send_all(body)
+                await _read_until(stream, buffer, b"OK\r\n")
+
+        start = time.perf_counter()
+        async with trio.open_nursery() as hosts:
+            for stream, buffer in zip(streams, buffers, strict=True):
+                hosts.start_soon(host, stream, buffer)
+        elapsed = time.perf_counter() - start
+        for stream in streams:
+            await stream.aclose()
+        nursery.cancel_scope.cancel()
+    return messages / elapsed
+
+
+def _best(pty_directory: str | None, messages: int, rounds: int) -> tuple[float, float]:
+    """Best of `rounds` for the driver and the baseline, alternating so load from other processes hits both."""
+    driver = baseline = 0.0
+    for _ in range(rounds):
+        driver = max(driver, trio.run(_through_driver, pty_directory, messages))
+        baseline = max(baseline, trio.run(_baseline, pty_directory, messages))
+    return driver, baseline
+
+
+def measure(messages: int, rounds: int) -> list[Row]:
+    results = {"memory (modems in the same thread)": _best(None, messages, rounds)}
+    with tempfile.TemporaryDirectory(prefix="smsgw-bench-") as directory:
+        context = multiprocessing.get_context("spawn")
+        ready_receive, ready_send = context.Pipe(duplex=False)
+        stop_receive, stop_send = context.Pipe(duplex=False)
+        child = context.Process(target=_serve_modems, args=(directory, ready_send, stop_receive), daemon=True)
+        child.start()
+        try:
+            if not ready_receive.poll(_READY_TIMEOUT_S):
+                raise RuntimeError("virtual modems on ptys did not start")
+            ready_receive.recv()
+            results["pty (modems in a child process)"] = _best(directory, messages, rounds)
+        finally:
+            stop_send.send(True)
+            child.join(10)
+            if child.is_alive():
+                child.kill()
+    return [
+        Row(name, _MODEMS, messages, driver, baseline, driver / baseline, driver >= _TARGET_PER_S)
+        for name, (driver, baseline) in results.items()
+    ]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m smsgw.bench modem", description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--messages", type=int, default=3000, help="messages per measurement (default 3000)")
+    parser.add_argument("--rounds", type=int, default=3, help="measurements of each, best kept (default 3)")
+    args = parser.parse_args(argv)
+    logging.getLogger("smsgw").setLevel(logging.ERROR)  # per-message INFO lines would measure the logger
+    rows = measure(args.messages, args.rounds)
+    if args.json:
+        json.dump(
+            {"benchmark": "modem", "target_per_s": _TARGET_PER_S, "python": platform.python_version(),
+             "cpu": cpu_model(), "rows": [asdict(r) for r in rows]},
+            sys.stdout,
+            indent=2,
+        )  # fmt: skip
+        print()
+    else:
+        print(f"| transport | modems | messages | driver msg/s (target >= {_TARGET_PER_S:.0f}) | minimal host msg/s | ratio |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for r in rows:
+            mark = "" if r.meets_target else " (below target)"
+            print(f"| {r.transport} | {r.modems} | {r.messages} | {r.driver_per_s:,.0f}{mark} "
+                  f"| {r.baseline_per_s:,.0f} | {r.ratio:.2f} |")  # fmt: skip
+    return 0 if all(r.meets_target for r in rows) else 1
