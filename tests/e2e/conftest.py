@@ -5,7 +5,7 @@ seconds, not hours."""
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -15,6 +15,8 @@ import trio
 from smsgw.app import GatewayStarted, run_demo
 from smsgw.config import AccountConfig, Config, MessageConfig, SmppConfig, VirtualNetworkConfig
 from smsgw.passwords import hash_password
+
+from processes import Process
 
 T = TypeVar("T")
 
@@ -46,3 +48,12 @@ async def gateway(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[Gatewa
 async def in_thread(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
     """Run a blocking smpplib call; the thread is abandoned (not awaited) only if the test is cancelled."""
     return await trio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), abandon_on_cancel=True)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[Process]]:
+    """Child processes a test starts; stopped (SIGTERM, then SIGKILL) in reverse order afterwards."""
+    started: list[Process] = []
+    yield started
+    for process in reversed(started):
+        process.stop()

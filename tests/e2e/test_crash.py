@@ -8,77 +8,22 @@ Processes as in production: two `smsgw virtual-modem` processes (which survive t
 from __future__ import annotations
 
 import os
-import re
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import smpplib.exceptions
 
 from esme import Esme
+from processes import Process
 
 pytestmark = pytest.mark.timeout(110)
 
 BATCH = 30
 KILL_AFTER = 12
 VALIDITY = "000000000010000R"  # 10 s: a segment whose report died with the gateway expires soon
-
-
-class Process:
-    """A child process whose output lines are collected by a reader thread."""
-
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "smsgw", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.popen.stdout is not None
-        for line in self.popen.stdout:
-            self.lines.append(line)
-
-    def wait_for_line(self, pattern: str, timeout_s: float = 30.0) -> re.Match[str]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                match = re.search(pattern, line)
-                if match:
-                    return match
-            if self.popen.poll() is not None and not self._reader.is_alive():
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"no line matching {pattern!r}; output:\n{''.join(self.lines[-40:])}")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(sig)
-            try:
-                self.popen.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        self._reader.join(timeout=5)
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[list[Process]]:
-    started: list[Process] = []
-    yield started
-    for process in reversed(started):
-        process.stop()
 
 
 def _config(tmp_path: Path, links: list[Path]) -> Path:

@@ -1,0 +1,61 @@
+"""What a user does first: `smsgw demo`, paste the `smsgw send` command it prints, Ctrl-C. And `smsgw send` with
+a numbers file and --wait-receipts against the real gateway."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import in_thread
+from processes import Process
+from smsgw.app import GatewayStarted
+from smsgw.client import ClientSettings, Outcome, read_recipients, send_batch, split_text
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def test_demo_prints_a_send_command_that_works_and_stops_on_ctrl_c(
+    tmp_path: Path, processes: list[Process]
+) -> None:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    demo = Process(["demo", "--port", "0", "--modems", "2", "--db", str(tmp_path / "demo.db")], env)
+    processes.append(demo)
+    command = demo.wait_for_line(r"^  (\S+.* send --port \d+ .*--wait-receipts)$", 60).group(1)
+    demo.wait_for_line(r"virtual modem virtual2 447700900002 on ")
+
+    sent = subprocess.run(shlex.split(command) + ["--receipt-timeout", "30"], capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert sent.returncode == 0, sent.stderr
+    lines = sent.stdout.splitlines()
+    assert lines[0].startswith("447700900999\tOK\t")
+    assert any(line.split() == ["delivered", "1"] for line in lines)
+    assert any(line.split() == ["pending", "0"] for line in lines)
+
+    demo.popen.send_signal(signal.SIGINT)
+    assert demo.popen.wait(timeout=30) == 0
+    demo.stop()
+    assert any("gateway stopped" in line for line in demo.lines)
+    assert list(tmp_path.glob("smsgw-demo-*")) == []  # the pty links are gone
+
+
+async def test_send_a_numbers_file_and_wait_for_receipts(gateway: GatewayStarted) -> None:
+    numbers = read_recipients(
+        ["number\n", "07700 123456\n", "+44 7700 922000\n", "0044 7700 933001\n", "1234\n", "07700-123456\n"], "44"
+    )
+    assert [(r.line, r.raw) for r in numbers.rejected] == [(5, "1234"), (6, "07700-123456")]
+    settings = ClientSettings("127.0.0.1", gateway.smpp.port, "demo", "demo")
+    with open(os.devnull, "w") as out:
+        report = await in_thread(
+            send_batch, settings, numbers.recipients, split_text("A long text split by smsgw send. " * 6),
+            wait_receipts_s=60.0, out=out, progress=None,
+        )
+    assert report.all_accepted
+    assert report.outcomes is not None
+    assert report.outcomes[Outcome.DELIVERED] == 2  # 447700123456 and, after memory full, 447700933001
+    assert report.outcomes[Outcome.UNDELIVERABLE] == 1  # 447700922000
+    assert report.outcomes[Outcome.PENDING] == 0
