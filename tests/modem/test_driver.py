@@ -194,7 +194,6 @@ async def test_cmti_read_then_deleted_only_after_sink_returned(clock: trio.testi
 
 async def test_unsolicited_during_send_is_not_lost(clock: trio.testing.MockClock) -> None:
     modem = ScriptedModem()
-    modem.storage["ME"][1] = ""  # filled below
     sink = RecordingSink(modem)
     modem.cmgs_answer = lambda pdu: '\r\n+CMTI: "ME",1\r\n' + lines("+CMGS: 3")
     async with trio.open_nursery() as nursery:
