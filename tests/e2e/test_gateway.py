@@ -3,16 +3,20 @@ virtual network, and the way back (status reports -> receipts, handsets' replies
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import trio
 
-from conftest import SHOP_PASSWORD, in_thread
+from conftest import FAST, SHOP_PASSWORD, in_thread
 from esme import Delivered, Esme
-from smsgw.app import GatewayStarted
+from smsgw.app import GatewayStarted, run_demo
 from smsgw.client import split_text
-from smsgw.pdu.constants import CommandStatus, MessageState
+from smsgw.config import RouteConfig
+from smsgw.pdu.constants import CommandStatus, MessageState, vendor_status
 from smsgw.pdu.text import Encoding, encode_text
 
 pytestmark = pytest.mark.timeout(90)
@@ -165,3 +169,24 @@ async def test_receipts_wait_for_a_receiver_bind(gateway: GatewayStarted) -> Non
     finally:
         await in_thread(receiver.close)
 
+
+
+async def test_routes_decide_at_submit(nursery: trio.Nursery, tmp_path: Path) -> None:
+    routes = (RouteConfig(name="uk-test", prefixes=("447700",), max_segments=1),)
+    started: GatewayStarted = await nursery.start(
+        functools.partial(run_demo, port=0, modems=1, db_path=str(tmp_path / "gateway.db"),
+                          base=dataclasses.replace(FAST, routes=routes), stop=trio.Event())
+    )
+    esme = await in_thread(Esme, started.smpp.port, "demo", "demo")
+    try:
+        status, _ = await in_thread(esme.submit, "4915112345678", b"no route to Germany")
+        assert status == vendor_status(4)  # 0x404: no route (receipt err 804)
+        long_text = encode_text("Two segments are more than this route allows. " * 4, Encoding.GSM7)
+        status, _ = await in_thread(esme.submit, "447700123456", b"", message_payload=long_text)
+        assert status == vendor_status(6)  # 0x406: too many segments (err 806)
+        status, message_id = await in_thread(esme.submit, "447700123456", b"fits", registered_delivery=1)
+        assert status == CommandStatus.ESME_ROK
+        receipts = await in_thread(esme.receipts, 1, 30.0)
+        assert [(r.message_id, r.stat) for r in receipts] == [(message_id, "DELIVRD")]
+    finally:
+        await in_thread(esme.close)
