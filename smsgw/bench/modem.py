@@ -28,7 +28,7 @@ from typing import Final
 import trio
 import trio.testing
 
-from smsgw.bench.codec import _cpu_model as cpu_model
+from smsgw.bench import cpu_model
 from smsgw.config import ModemConfig, VirtualNetworkConfig
 from smsgw.modem.driver import ModemDriver, ModemState
 from smsgw.modem.pool import ModemPool

@@ -341,7 +341,7 @@ class AtChannel:
 
     # -- bytes in -----------------------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> list[AtEvent]:
+    def receive_data(self, data: bytes | bytearray) -> list[AtEvent]:
         self._buffer += data
         events: list[AtEvent] = []
         while self._buffer:

@@ -809,7 +809,8 @@ class ModemDriver:
             response = await self.command("AT+CPIN?")
         except CommandTimeout:
             # Some modems print "+CPIN: READY" and never the OK: the partial answer is enough.
-            values = [line[len("+CPIN:") :].strip() for line in self._partial_answer if line.startswith("+CPIN:")]
+            partial: tuple[str, ...] = self._partial_answer
+            values = [line[len("+CPIN:") :].strip() for line in partial if line.startswith("+CPIN:")]
             self._timeouts_in_a_row = 0
             if values:
                 return values[0], None
