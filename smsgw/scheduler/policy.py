@@ -7,7 +7,8 @@ documented code (DESIGN.md): a refusal at submit raises a `PolicyError` with the
 - numbers: `normalise_number` (the one owner of number normalisation) -> `InvalidNumber` (ESME_RINVDSTADR)
 - sender IDs: `resolve_sender` -> `SenderAddress` or `InvalidSender` (ESME_RINVSRCADR)
 - content per route: `prepare_text` (signature, suffix, unsubscribe statement, line breaks, maximum segments)
-  with `BlockedKeywords` -> `BlockedContent` (0x402) or `TooManySegments` (0x406)
+  with `KeywordRules` (from `parse_keywords` / `KeywordFile`) -> `BlockedContent` (0x402, err 802) or the
+  codec's `TooManySegments` (0x406, err 806)
 - recipients: `check_recipient` over `PolicyFacts` -> `Rejection` 803 (opted out) or 801 (do-not-call)
 - opt-out: `is_opt_out` / `record_opt_out` for MO texts
 - `iter_dnc_csv` for `smsgw dnc import`
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from smsgw.config import AccountConfig, Config, ConfigError, PolicyConfig, RouteConfig
-from smsgw.pdu.constants import CommandStatus, vendor_status
+from smsgw.pdu.constants import CommandStatus, Npi, Ton, vendor_status
 from smsgw.pdu.errors import PduError
 from smsgw.pdu.segmentation import MAX_SEGMENTS_LIMIT, TooManySegments, segment_text
 from smsgw.pdu.text import Encoding, choose_encoding, encode_text
@@ -50,21 +51,16 @@ MAX_ALPHANUMERIC_SENDER: Final = 11
 MAX_ROUTE_SEGMENTS: Final = 8
 # A signature leaves a first UCS-2 part (67 units) room for at least a few characters of the message.
 MAX_SIGNATURE_UNITS: Final = 60
-TON_INTERNATIONAL: Final = 1
-TON_ALPHANUMERIC: Final = 5
-NPI_UNKNOWN: Final = 0
-NPI_ISDN: Final = 1
 _ALPHANUMERIC: Final = re.compile(r"[A-Za-z0-9]{1,11}")
 
 
 class PolicyCode(enum.IntEnum):
-    """The gateway's own outcomes: the receipt's `err:` value; at submit, vendor status 0x400 + the last two digits."""
+    """The policy's own outcomes (DESIGN.md): the receipt's `err:` value; at submit, vendor status 0x400 + the last
+    two digits. 806 (too many segments) is the codec's `TooManySegments`."""
 
     DO_NOT_CALL = 801
     BLOCKED_CONTENT = 802
     OPTED_OUT = 803
-    SENDER_NOT_ALLOWED = 805
-    TOO_MANY_SEGMENTS = 806
 
     @property
     def command_status(self) -> int:
@@ -175,8 +171,8 @@ class SenderAddress:
     """The source address a message is sent with."""
 
     addr: str
-    ton: int
-    npi: int
+    ton: Ton
+    npi: Npi
 
 
 def parse_sender_id(sender_id: str) -> SenderAddress:
@@ -188,13 +184,13 @@ def parse_sender_id(sender_id: str) -> SenderAddress:
                 f"numeric sender {sender_id!r} is not an international number "
                 f"({E164_MIN_DIGITS}-{E164_MAX_DIGITS} digits, no leading 0 or '+')"
             )
-        return SenderAddress(sender_id, TON_INTERNATIONAL, NPI_ISDN)
+        return SenderAddress(sender_id, Ton.INTERNATIONAL, Npi.ISDN)
     if not _ALPHANUMERIC.fullmatch(sender_id):
         raise InvalidSender(
             f"sender {sender_id!r} is neither 1-{MAX_ALPHANUMERIC_SENDER} letters and digits (A-Z a-z 0-9) "
             "nor an international number without '+'"
         )
-    return SenderAddress(sender_id, TON_ALPHANUMERIC, NPI_UNKNOWN)
+    return SenderAddress(sender_id, Ton.ALPHANUMERIC, Npi.UNKNOWN)
 
 
 def check_sender_ids(account: AccountConfig) -> tuple[SenderAddress, ...]:
