@@ -175,6 +175,10 @@ class SenderAddress:
     npi: Npi
 
 
+# No sender chosen: the route's own, as a GSM modem always sends from its SIM's number.
+NETWORK_SENDER: Final = SenderAddress("", Ton.UNKNOWN, Npi.UNKNOWN)
+
+
 def parse_sender_id(sender_id: str) -> SenderAddress:
     """A sender ID's address: an international MSISDN without '+' (TON 1, NPI 1) when it is all digits, else
     1-11 characters of A-Z a-z 0-9 (TON 5). InvalidSender (ESME_RINVSRCADR) otherwise."""
@@ -208,13 +212,14 @@ def resolve_sender(source_addr: str, account: AccountConfig, route: RouteConfig)
     The route's `sender_override` replaces any sender. Otherwise `source_addr` must be well formed, registered
     for the account (when it registered any; an empty `source_addr` means its first one) and carried by the
     route (`allowed_sender_ids`); a leading `#` is allowed on routes with `allow_hash_sender` and is sent as is.
+    An empty `source_addr` of an account without registered IDs is `NETWORK_SENDER`.
     """
     if route.sender_override:
         return parse_sender_id(route.sender_override)
     registered = check_sender_ids(account)
     if not source_addr:
         if not registered:
-            raise InvalidSender(f"no source_addr and account {account.system_id!r} has no registered sender ID")
+            return NETWORK_SENDER
         source_addr = registered[0].addr
     hashed = source_addr.startswith("#")
     if hashed and not route.allow_hash_sender:

@@ -15,6 +15,7 @@ from smsgw.pdu.constants import CommandStatus, Npi, Ton
 from smsgw.pdu.segmentation import TooManySegments, segment_text
 from smsgw.pdu.text import Encoding
 from smsgw.scheduler.policy import (
+    NETWORK_SENDER,
     BlockedContent,
     ContentRules,
     InvalidNumber,
@@ -136,7 +137,6 @@ def test_sender_resolution(source: str, route: RouteConfig, expected: SenderAddr
         ("Café", AccountConfig(system_id="a", password_hash="x"), ROUTE, "1-11 letters"),
         ("07700900001", AccountConfig(system_id="a", password_hash="x"), ROUTE, "not an international number"),
         ("+447700900001", AccountConfig(system_id="a", password_hash="x"), ROUTE, "1-11 letters"),
-        ("", AccountConfig(system_id="a", password_hash="x"), ROUTE, "no registered sender"),
         ("ACME", ACCOUNT, RouteConfig(name="uk", allowed_sender_ids=("447700900001",)), "does not carry"),
         ("A", AccountConfig(system_id="a", password_hash="x", sender_ids=tuple("ABCDEF")), ROUTE, "at most 5"),
     ],
@@ -150,6 +150,7 @@ def test_sender_refused_with_rinvsrcadr(source: str, account: AccountConfig, rou
 def test_account_without_registered_ids_may_send_any_well_formed_sender() -> None:
     account = AccountConfig(system_id="a", password_hash="x")
     assert resolve_sender("Shop24", account, ROUTE) == SenderAddress("Shop24", *ALPHANUMERIC)
+    assert resolve_sender("", account, ROUTE) == NETWORK_SENDER
 
 
 # --- content ---------------------------------------------------------------------------------------------------
