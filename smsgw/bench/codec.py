@@ -25,6 +25,7 @@ from smsgw.pdu.smpp import DeliverSm, SubmitSm, decode_pdu, encode_pdu
 from smsgw.pdu.tlv import Tlvs
 
 _TARGET_RATIO: Final = 0.40
+_ROUNDS: Final = 40
 _HEADER: Final = struct.Struct(">IIII")
 _TLV_HEADER: Final = struct.Struct(">HH")
 
@@ -122,17 +123,25 @@ def _batch_seconds(operation: Callable[[], object], batch: int) -> float:
     return time.perf_counter() - start
 
 
-def _rates(ours: Callable[[], object], baseline: Callable[[], object], seconds: float) -> tuple[float, float]:
-    """Operations per second of each, best of seven rounds that alternate between the two, so that load from
-    other processes on a shared machine hits both alike."""
-    batch = 1000
-    while _batch_seconds(baseline, batch) < seconds / 30:
+def _batch_for(operation: Callable[[], object], seconds: float) -> int:
+    batch = 100
+    while _batch_seconds(operation, batch) < seconds:
         batch *= 2
+    return batch
+
+
+def _rates(ours: Callable[[], object], baseline: Callable[[], object], seconds: float) -> tuple[float, float]:
+    """Operations per second of each: the best of many short rounds that alternate between the two, each round
+    sized to take the same time for both. Load from other processes only ever slows a round down, so on a shared
+    machine the best round is the honest one, and equal round lengths give both the same chance of a quiet one."""
+    round_seconds = seconds / (2 * _ROUNDS)
+    ours_batch = _batch_for(ours, round_seconds)
+    baseline_batch = _batch_for(baseline, round_seconds)
     best_ours = best_baseline = float("inf")
-    for _ in range(7):
-        best_ours = min(best_ours, _batch_seconds(ours, batch))
-        best_baseline = min(best_baseline, _batch_seconds(baseline, batch))
-    return batch / best_ours, batch / best_baseline
+    for _ in range(_ROUNDS):
+        best_ours = min(best_ours, _batch_seconds(ours, ours_batch) / ours_batch)
+        best_baseline = min(best_baseline, _batch_seconds(baseline, baseline_batch) / baseline_batch)
+    return 1 / best_ours, 1 / best_baseline
 
 
 @dataclass(frozen=True, slots=True)

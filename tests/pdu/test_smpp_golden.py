@@ -3,6 +3,8 @@ re-encodes to the same octets."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from smsgw.pdu.constants import CommandStatus, DataCoding, EsmClass, MessageState, MsAvailabilityStatus, Npi, Ton
@@ -33,9 +35,9 @@ from smsgw.pdu.tlv import Tlvs
 MOZES = "mozes/smpp.pdu tests/test_pdu_encoding.py"
 BIND_BODY = "7465737400736563726574004f5441003402063132372e302e302e2a00"
 BIND_RESP_BODY = "54534937353838000210000134"
-_BIND = dict(system_id="test", password="secret", system_type="OTA", addr_ton=Ton.NATIONAL, addr_npi=Npi.LAND_MOBILE,
+_BIND: dict[str, Any] = dict(system_id="test", password="secret", system_type="OTA", addr_ton=Ton.NATIONAL, addr_npi=Npi.LAND_MOBILE,
              address_range="127.0.0.*")  # fmt: skip
-_BIND_RESP = dict(system_id="TSI7588", tlvs=Tlvs(sc_interface_version=0x34))
+_BIND_RESP: dict[str, Any] = dict(system_id="TSI7588", tlvs=Tlvs(sc_interface_version=0x34))
 
 HANDSET_ACK_SM = (
     b"id:1891273321 sub:001 dlvrd:001 submit date:1305050826 done date:1305050826 stat:DELIVRD err:000 "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 from dataclasses import fields, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -248,7 +248,7 @@ _bad_values = st.one_of(st.integers(-5, -1), st.integers(256, 1 << 40), st.text(
 def test_encoding_a_bad_field_only_raises_pdu_error(pdu: Pdu, data: st.DataObject) -> None:
     names = [f.name for f in fields(pdu)]
     name = data.draw(st.sampled_from(names))
-    bad = replace(pdu, **{name: data.draw(_bad_values)})
+    bad = replace(pdu, **cast(dict[str, Any], {name: data.draw(_bad_values)}))
     try:
         encode_pdu(bad)
     except PduError:
