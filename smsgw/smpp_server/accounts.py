@@ -140,7 +140,7 @@ class BindGuard:
         entry.last_failure = now
         if entry.count >= self._lockout_failures:
             entry.locked_until = now + self._lockout_s
-        return min(self._delay_max_s, self._delay_base_s * 2 ** (entry.count - 1))
+        return min(self._delay_max_s, self._delay_base_s * 2.0 ** (entry.count - 1))
 
     def record_success(self, address: str) -> None:
         self._failures.pop(address, None)

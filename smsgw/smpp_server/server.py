@@ -27,6 +27,12 @@ import trio
 from smsgw.config import AccountConfig, Config
 from smsgw.pdu.constants import CommandId, CommandStatus, InterfaceVersion
 from smsgw.pdu.smpp import (
+    BindReceiver,
+    BindReceiverResp,
+    BindTransceiver,
+    BindTransceiverResp,
+    BindTransmitter,
+    BindTransmitterResp,
     CancelSm,
     DataSm,
     DataSmResp,
@@ -78,6 +84,11 @@ _RECEIVER_BINDS: Final = frozenset({BindState.BOUND_RX, BindState.BOUND_TRX})
 _RELEASE_TIMEOUT_S: Final = 5.0
 _OUTBOX_HIGH_WATER: Final = 65536
 _RESPONSE_BIT: Final = 0x80000000
+_BIND_RESPONSES: Final[dict[int, type[BindTransmitterResp] | type[BindReceiverResp] | type[BindTransceiverResp]]] = {
+    CommandId.BIND_TRANSMITTER: BindTransmitterResp,
+    CommandId.BIND_RECEIVER: BindReceiverResp,
+    CommandId.BIND_TRANSCEIVER: BindTransceiverResp,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,7 +399,7 @@ class SmppConnection:
                     data = b""
             if self._receive_scope.cancelled_caught:
                 return
-            self.session.receive_data(data, trio.current_time())
+            self.session.receive_data(bytes(data), trio.current_time())  # no copy: trio streams give bytes
             await self._handle_events()
 
     async def _timer_loop(self) -> None:
@@ -538,7 +549,7 @@ class SmppConnection:
 
     async def _handle_request(self, pdu: Pdu, segments: int) -> None:
         command_id = pdu.command_id
-        if command_id in BIND_TYPES:
+        if isinstance(pdu, BindTransmitter | BindReceiver | BindTransceiver):
             await self._bind(pdu)
         elif command_id == CommandId.ENQUIRE_LINK:
             await self._send(EnquireLinkResp(sequence_number=pdu.sequence_number))
@@ -579,7 +590,7 @@ class SmppConnection:
 
     # ---- bind ----------------------------------------------------------------------------------------------
 
-    async def _bind(self, pdu: Pdu) -> None:
+    async def _bind(self, pdu: BindTransmitter | BindReceiver | BindTransceiver) -> None:
         server = self.server
         bind_type = BIND_TYPES[CommandId(pdu.command_id)]
         ip = self.peer[0]
@@ -610,8 +621,8 @@ class SmppConnection:
             return
         self.account = account
         self._registered = True
-        response = replace(
-            response_for(pdu),
+        response = _BIND_RESPONSES[pdu.command_id](
+            sequence_number=pdu.sequence_number,
             system_id=server.config.smpp.system_id,
             tlvs=Tlvs(sc_interface_version=InterfaceVersion.SMPP_3_4),
         )

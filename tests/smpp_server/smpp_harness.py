@@ -79,7 +79,7 @@ class Client:
                 data = await self.stream.receive_some(65536)
             except trio.ClosedResourceError:
                 data = b""
-            self.session.receive_data(data, trio.current_time())
+            self.session.receive_data(bytes(data), trio.current_time())
             while (event := self.session.next_event()) is not None:
                 if (
                     isinstance(event, RequestReceived)

@@ -92,7 +92,7 @@ async def fuzz_connection(server: object, nursery: trio.Nursery, chunks: list[by
         data = await ours.receive_some(65536)
         if not data:
             return  # closed by the server
-        for frame in framer.feed(data):
+        for frame in framer.feed(bytes(data)):
             answer = decode_pdu(frame)  # everything the server says must be a valid PDU
             if answer.command_id == CommandId.ENQUIRE_LINK_RESP and answer.sequence_number == 0x7FFFFFFE:
                 await ours.aclose()

@@ -230,10 +230,10 @@ async def test_receipts_pushed_round_robin_acknowledged_and_released(autojump_cl
         await transmitter.bind(BindTransmitter(sequence_number=0, system_id="acme", password=PASSWORD))
         for n in range(5):
             backend.offer(receipt(n))
-        got = {}
+        got: dict[Client, list[DeliverSm]] = {}
         for client in (first, second, first, second):  # two per bind: the window
             event = await client.event()
-            assert isinstance(event, RequestReceived) and event.pdu.command_id == CommandId.DELIVER_SM
+            assert isinstance(event, RequestReceived) and isinstance(event.pdu, DeliverSm)
             got.setdefault(client, []).append(event.pdu)
         assert backend.waiting("acme") == 0  # r4 is reserved by the pusher, waiting for room
         first_pdus, second_pdus = got[first], got[second]
@@ -298,7 +298,9 @@ async def test_graceful_drain_unbinds_and_waits(autojump_clock: trio.testing.Moc
 def _server_tasks() -> list[str]:
     """Names of the live tasks running smpp_server code."""
     found = []
-    pending = [trio.lowlevel.current_root_task()]
+    root = trio.lowlevel.current_root_task()
+    assert root is not None
+    pending = [root]
     while pending:
         task = pending.pop()
         if "smsgw/smpp_server/" in task.coro.cr_code.co_filename:

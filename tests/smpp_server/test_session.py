@@ -156,6 +156,7 @@ def test_unknown_command_id_gets_generic_nack_and_session_continues() -> None:
     link.bind()
     link.smsc.receive_data(struct.pack(">IIII", 16, 0x00000999, 0, 42) + encode_pdu(EnquireLink(sequence_number=43)), 0)
     rejected, received = events(link.smsc)
+    assert isinstance(rejected, RequestRejected)
     assert rejected == RequestRejected(
         GenericNack(sequence_number=42, command_status=CommandStatus.ESME_RINVCMDID), rejected.reason
     )
