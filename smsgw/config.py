@@ -90,6 +90,9 @@ class AccountConfig:
     sender_ids: tuple[str, ...] = ()
     # Every message of this account is promotional (do-not-call register, unsubscribe statement).
     promotional: bool = False
+    # A sub-account of this system_id: own credentials, sender IDs, history and receipts; its balance moves to
+    # and from the parent only by operator transfer. One level: a sub-account has no sub-accounts.
+    parent: str = ""
 
 
 @dataclass(frozen=True, slots=True)

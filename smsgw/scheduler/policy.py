@@ -13,6 +13,8 @@ documented code (DESIGN.md): a refusal at submit raises a `PolicyError` with the
 - opt-out: `is_opt_out` / `record_opt_out` for MO texts
 - `iter_dnc_csv` for `smsgw dnc import`
 
+Sub-accounts: `visible_accounts` and `check_transfer`.
+
 `MessagePolicy` puts the submit-time rules of one config together for the scheduler's accept path, and
 `check_policy_config` reports a bad policy setting at start-up as a `ConfigError` naming the key.
 
@@ -612,11 +614,19 @@ class MessagePolicy:
 
 def check_policy_config(config: Config, source: str) -> None:
     """Every policy setting of `config`, checked at start-up: ConfigError names the key and what is wrong."""
+    parents = {account.system_id: account.parent for account in config.accounts}
     for index, account in enumerate(config.accounts):
         try:
             check_sender_ids(account)
         except InvalidSender as exc:
             raise ConfigError(source, f"accounts[{index}].sender_ids", exc.reason) from None
+        if account.parent:
+            if account.parent not in parents or account.parent == account.system_id:
+                raise ConfigError(source, f"accounts[{index}].parent", f"no other account {account.parent!r}")
+            if parents[account.parent]:
+                raise ConfigError(
+                    source, f"accounts[{index}].parent", f"{account.parent!r} is itself a sub-account (one level only)"
+                )
     for index, route in enumerate(config.routes):
         key = f"routes[{index}]"
         try:
@@ -637,3 +647,29 @@ def check_policy_config(config: Config, source: str) -> None:
         raise ConfigError(source, "policy.opt_out_keywords", "an empty keyword would match every empty message")
     if config.policy.dnc_import_batch_size < 1:
         raise ConfigError(source, "policy.dnc_import_batch_size", "must be at least 1")
+
+
+# --- sub-accounts ----------------------------------------------------------------------------------------------
+
+
+def sub_accounts(config: Config, parent: str) -> tuple[str, ...]:
+    return tuple(account.system_id for account in config.accounts if account.parent == parent)
+
+
+def visible_accounts(config: Config, account: str) -> frozenset[str]:
+    """Whose messages, receipts and ledger `account` may see: its own, and a parent those of its sub-accounts.
+    Sub-accounts never see each other's or their parent's."""
+    return frozenset((account, *sub_accounts(config, account)))
+
+
+def check_transfer(config: Config, from_account: str, to_account: str, amount_micro: int) -> None:
+    """ValueError unless this is a positive transfer between a parent and one of its own sub-accounts (either
+    way); the store writes it as one ledger row on each side."""
+    if amount_micro <= 0:
+        raise ValueError(f"a transfer moves a positive amount, got {amount_micro} micro-units")
+    parents = {account.system_id: account.parent for account in config.accounts}
+    for name in (from_account, to_account):
+        if name not in parents:
+            raise ValueError(f"no account {name!r}")
+    if parents[to_account] != from_account and parents[from_account] != to_account:
+        raise ValueError(f"{from_account!r} and {to_account!r} are not a parent and its sub-account")

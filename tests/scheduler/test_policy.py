@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smsgw.config import AccountConfig, Config, ConfigError, RouteConfig, config_from_mapping
+from smsgw.config import AccountConfig, Config, ConfigError, RouteConfig, config_from_mapping, load_config
 from smsgw.pdu.constants import CommandStatus, Npi, Ton
 from smsgw.pdu.segmentation import TooManySegments, segment_text
 from smsgw.pdu.text import Encoding
@@ -28,6 +28,7 @@ from smsgw.scheduler.policy import (
     SenderAddress,
     check_policy_config,
     check_recipient,
+    check_transfer,
     is_opt_out,
     is_promotional,
     normalise_number,
@@ -36,6 +37,7 @@ from smsgw.scheduler.policy import (
     prepare_text,
     record_opt_out,
     resolve_sender,
+    visible_accounts,
 )
 
 ACCOUNT = AccountConfig(system_id="acme", password_hash="x", sender_ids=("ACME", "447700900001"))
@@ -537,3 +539,65 @@ def test_any_text_is_prepared_or_refused_with_its_code(
     assert _parts(prepared.text, prepared.encoding, prepared.first_part_reserve) == prepared.segments
     if requested is not None and prepared.encoding is not requested:
         assert requested is Encoding.GSM7 and prepared.encoding is Encoding.UCS2
+
+
+# --- sub-accounts ----------------------------------------------------------------------------------------------
+
+
+def _family() -> Config:
+    return Config(
+        accounts=(
+            AccountConfig(system_id="acme", password_hash="x"),
+            AccountConfig(system_id="acme-sales", password_hash="x", parent="acme"),
+            AccountConfig(system_id="acme-support", password_hash="x", parent="acme"),
+            AccountConfig(system_id="other", password_hash="x"),
+        )
+    )
+
+
+def test_sub_accounts_are_invisible_to_each_other_and_to_their_parent_only_visible_downwards() -> None:
+    config = _family()
+    assert visible_accounts(config, "acme") == {"acme", "acme-sales", "acme-support"}
+    assert visible_accounts(config, "acme-sales") == {"acme-sales"}
+    assert visible_accounts(config, "other") == {"other"}
+
+
+def test_transfers_only_between_a_parent_and_its_sub_accounts() -> None:
+    config = _family()
+    check_transfer(config, "acme", "acme-sales", 5_000_000)
+    check_transfer(config, "acme-support", "acme", 1)
+    for source, target, amount, reason in [
+        ("acme-sales", "acme-support", 1, "not a parent and its sub-account"),
+        ("other", "acme-sales", 1, "not a parent and its sub-account"),
+        ("acme", "acme-sales", 0, "positive amount"),
+        ("acme", "ghost", 1, "no account 'ghost'"),
+    ]:
+        with pytest.raises(ValueError, match=reason):
+            check_transfer(config, source, target, amount)
+
+
+@pytest.mark.parametrize(
+    ("parent_of_sales", "parent_of_support", "problem"),
+    [("ghost", "acme", "no other account 'ghost'"), ("acme-sales", "acme", "no other account"),
+     ("acme", "acme-sales", "is itself a sub-account")],
+)  # fmt: skip
+def test_parent_must_be_another_top_level_account(parent_of_sales: str, parent_of_support: str, problem: str) -> None:
+    config = _family()
+    sales, support = config.accounts[1], config.accounts[2]
+    broken = replace(
+        config,
+        accounts=(
+            config.accounts[0],
+            replace(sales, parent=parent_of_sales),
+            replace(support, parent=parent_of_support),
+            config.accounts[3],
+        ),
+    )
+    with pytest.raises(ConfigError, match=problem):
+        check_policy_config(broken, "test.toml")
+
+
+def test_example_config_passes_the_policy_checks() -> None:
+    example = load_config(Path(__file__).resolve().parents[2] / "smsgw.example.toml")
+    check_policy_config(example, "smsgw.example.toml")
+    assert visible_accounts(example, "acme") == {"acme", "alerts"}
