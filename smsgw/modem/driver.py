@@ -758,6 +758,7 @@ class ModemDriver:
             try:
                 response = await self.command("ATE0", self.config.watchdog_timeout_s)
             except CommandTimeout:
+                self._timeouts_in_a_row = 0  # three tries here, not the watchdog's count
                 continue
             if response.ok:
                 self._timeouts_in_a_row = 0

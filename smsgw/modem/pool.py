@@ -4,6 +4,10 @@ A segment goes to a modem of its `modem_group` that is READY and under its limit
 busy, then one whose last attempt did not fail, then the least used, with a rotating start among equals (round robin), so a rack wears its SIMs evenly. A
 temporary failure on one modem is retried at once on the next candidate; a permanent one (the destination
 refuses) is returned as it is, since another SIM would get the same answer.
+
+The parts of one concatenated message leave through the same modem: a handset joins parts by originator and
+reference, so parts from two SIMs never join. A later part waits for the earlier one to be sent and follows it;
+if that modem can no longer send, the part goes wherever the pool sends it (late and unjoinable beats never).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
@@ -19,17 +24,36 @@ from smsgw.config import ModemConfig
 from smsgw.modem.driver import ModemDriver, ModemStatus, StreamOpener
 from smsgw.modem.quirks import DEFAULT_QUIRKS_DIR, load_quirks
 from smsgw.modem.seams import ModemEventSink, OutgoingSms, SendFailed, SendOutcome, Sent
+from smsgw.pdu.errors import PduError
+from smsgw.pdu.udh import Concatenation, Udh
 
 log = logging.getLogger(__name__)
 
+_DEFAULT_AFFINITY_S = 30 * 60.0
+
+
+@dataclass(slots=True)
+class _Affinity:
+    """Where the parts of one concatenated message go."""
+
+    lock: trio.Lock
+    created_at: float
+    modem: str | None = None
+    sent: set[int] = field(default_factory=set)
+
 
 class ModemPool:
-    def __init__(self, drivers: Sequence[ModemDriver]) -> None:
+    def __init__(self, drivers: Sequence[ModemDriver], *, affinity_timeout_s: float = _DEFAULT_AFFINITY_S) -> None:
+        """`affinity_timeout_s`: how long the parts of a concatenated message keep to their first part's modem
+        (handsets give up on incomplete messages too)."""
         names = [driver.name for driver in drivers]
         if len(set(names)) != len(names):
             raise ValueError(f"modem names must be unique, got {names}")
         self._drivers = tuple(drivers)
+        self._by_name = {driver.name: driver for driver in drivers}
         self._turn = itertools.count()
+        self._affinity_timeout_s = affinity_timeout_s
+        self._affinities: dict[tuple[str, str, int, int], _Affinity] = {}
 
     @classmethod
     def from_config(
@@ -56,7 +80,8 @@ class ModemPool:
                     reassembly_timeout_s=reassembly_timeout_s,
                 )
                 for modem in modems
-            ]
+            ],
+            affinity_timeout_s=reassembly_timeout_s,
         )
 
     @property
@@ -71,8 +96,38 @@ class ModemPool:
             task_status.started()
 
     async def send(self, sms: OutgoingSms) -> SendOutcome:
-        tried: set[str] = set()
-        failure: SendFailed | None = None
+        concatenation = _concatenation(sms)
+        if concatenation is None:
+            return await self._send_anywhere(sms)
+        now = trio.current_time()
+        self._forget_affinities(now)
+        key = (sms.modem_group, sms.destination, concatenation.reference, concatenation.total)
+        affinity = self._affinities.setdefault(key, _Affinity(trio.Lock(), now))
+        async with affinity.lock:
+            driver = self._by_name.get(affinity.modem) if affinity.modem is not None else None
+            if driver is not None and driver.can_send():
+                outcome = await driver.send(sms)
+                if isinstance(outcome, SendFailed) and outcome.temporary:
+                    outcome = await self._send_anywhere(sms, tried={driver.name}, failure=outcome)
+            else:
+                outcome = await self._send_anywhere(sms)
+            if isinstance(outcome, Sent):
+                affinity.modem = affinity.modem or outcome.modem
+                affinity.sent.add(concatenation.sequence)
+                if len(affinity.sent) >= concatenation.total and self._affinities.get(key) is affinity:
+                    del self._affinities[key]
+        return outcome
+
+    def _forget_affinities(self, now: float) -> None:
+        stale = [k for k, a in self._affinities.items() if now - a.created_at > self._affinity_timeout_s]
+        for key in stale:
+            del self._affinities[key]
+
+    async def _send_anywhere(
+        self, sms: OutgoingSms, *, tried: set[str] | None = None, failure: SendFailed | None = None
+    ) -> SendOutcome:
+        """Try the modems of the group in order of preference until one sends or refuses for good."""
+        tried = set(tried or ())
         while True:
             driver = self._choose(sms.modem_group, tried)
             if driver is None:
@@ -99,3 +154,12 @@ class ModemPool:
     def status(self) -> tuple[ModemStatus, ...]:
         """A snapshot of every modem (state, signal, operator, counters) for `smsgw modems` and logs."""
         return tuple(driver.status() for driver in self._drivers)
+
+
+def _concatenation(sms: OutgoingSms) -> Concatenation | None:
+    if not sms.udh:
+        return None
+    try:
+        return Udh.from_bytes(sms.udh).concatenation
+    except PduError:
+        return None  # not ours to judge here: the TPDU encoder refuses a malformed UDH with a clear error

@@ -9,6 +9,7 @@ from smsgw.modem.driver import ModemDriver, ModemState
 from smsgw.modem.pool import ModemPool
 from smsgw.modem.seams import OutgoingSms, SendFailed, Sent
 from smsgw.pdu.text import Encoding, encode_text
+from smsgw.pdu.udh import Concatenation, concatenation_udh
 
 from modem_fakes import RecordingSink, ScriptedModem, lines, memory_opener
 
@@ -101,3 +102,48 @@ def test_names_must_be_unique() -> None:
     config = ModemConfig(name="x", port="/dev/x")
     with pytest.raises(ValueError, match="unique"):
         ModemPool([ModemDriver(config, RecordingSink(), quirks_table=()) for _ in range(2)])
+
+
+def _part(sequence: int, total: int = 3, reference: int = 42) -> OutgoingSms:
+    return OutgoingSms(
+        segment_id=f"p{sequence}", destination="447700900555", data_coding=0,
+        user_data=encode_text(f"part {sequence}", Encoding.GSM7),
+        udh=concatenation_udh(Concatenation(reference, total, sequence)),
+    )
+
+
+async def test_parts_of_a_message_leave_through_one_modem(clock: trio.testing.MockClock) -> None:
+    a, b, c = ScriptedModem(), ScriptedModem(), ScriptedModem()
+    async with trio.open_nursery() as nursery:
+        pool = await _pool(nursery, {"a": (a, "default"), "b": (b, "default"), "c": (c, "default")})
+        outcomes: list[object] = []
+
+        async def send(sms: OutgoingSms) -> None:
+            outcomes.append(await pool.send(sms))
+
+        async with trio.open_nursery() as senders:
+            for sequence in (1, 2, 3):
+                senders.start_soon(send, _part(sequence))
+            senders.start_soon(send, _sms())  # unrelated traffic still spreads
+            senders.start_soon(send, _part(1, total=2, reference=7))
+        modems = {o.modem for o in outcomes[:5] if isinstance(o, Sent)}
+        assert len(outcomes) == 5 and all(isinstance(o, Sent) for o in outcomes)
+        pdus_per_modem = sorted(len(m.pdus) for m in (a, b, c))
+        assert pdus_per_modem[-1] >= 3  # the three parts of reference 42 on one modem
+        assert len(modems) >= 2
+        nursery.cancel_scope.cancel()
+
+
+async def test_part_follows_to_another_modem_when_its_modem_fails(clock: trio.testing.MockClock) -> None:
+    a, b = ScriptedModem(), ScriptedModem()
+    async with trio.open_nursery() as nursery:
+        pool = await _pool(nursery, {"a": (a, "default"), "b": (b, "default")})
+        first = await pool.send(_part(1, total=2))
+        assert isinstance(first, Sent)
+        pinned = a if first.modem == "a" else b
+        other = b if pinned is a else a
+        pinned.cmgs_answer = lambda pdu: "\r\n+CMS ERROR: 331\r\n"  # no network service
+        second = await pool.send(_part(2, total=2))
+        assert isinstance(second, Sent) and second.modem != first.modem
+        assert len(other.pdus) == 1
+        nursery.cancel_scope.cancel()
