@@ -6,7 +6,8 @@ driver, sharing its CPU; over real ptys (through `SerialStream`) they run in a c
 separate hardware. The baseline, measured in the same run on the same modems and transport, is a minimal
 host: a loop that writes `AT+CMGS=<n>`, waits for `> `, writes a prepared PDU and waits for `OK`, with no
 channel, driver or pool. Target: at least 500 messages/s across the 16 modems (a real modem sends about 10 a
-minute, so a rack of 16 needs under 3/s).
+minute, so a rack of 16 needs under 3/s). A third pair of rows replaces the virtual modems by a minimal responder
+(canned answers, no decoding) to show what the host side alone can do.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ _SENDERS_PER_MODEM: Final = 2
 _READY_TIMEOUT_S: Final = 60.0
 
 Opener = Callable[[], Awaitable[trio.abc.Stream]]
+RESPONDER: Final = "responder"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,62 @@ def _msisdn(index: int) -> str:
 def _destination(index: int) -> str:
     # "Any other valid number" on the virtual network: accepted and delivered, no handset answers back.
     return f"4477005{index % 1000:05d}"
+
+
+class _Responder(trio.abc.Stream):
+    """The cheapest modem that satisfies the driver: canned answers, no PDU decoding, in-process. It shows the
+    ceiling of the host side alone."""
+
+    _ANSWERS: Final = {
+        b"AT+CPIN?": b"\r\n+CPIN: READY\r\n\r\nOK\r\n",
+        b"AT+CREG?": b"\r\n+CREG: 0,1\r\n\r\nOK\r\n",
+        b"AT+CSQ": b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n",
+    }
+
+    def __init__(self) -> None:
+        self._out = bytearray()
+        self._in = bytearray()
+        self._readable = trio.Event()
+        self._mr = 0
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await trio.lowlevel.checkpoint()
+        self._in += data
+        while True:
+            end = self._in.find(b"\x1a")
+            if end >= 0:
+                self._mr = (self._mr + 1) % 256
+                self._out += b"\r\n+CMGS: %d\r\n\r\nOK\r\n" % self._mr
+            else:
+                end = self._in.find(b"\r")
+                if end < 0:
+                    break
+                line = bytes(self._in[:end])
+                self._out += b"\r\n> " if line.startswith(b"AT+CMGS=") else self._ANSWERS.get(line, b"\r\nOK\r\n")
+            del self._in[: end + 1]
+        self._readable.set()
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        while not self._out:
+            await self._readable.wait()
+            self._readable = trio.Event()
+        data, self._out = bytes(self._out), bytearray()
+        await trio.lowlevel.checkpoint()
+        return data
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+
+def _responder_openers() -> list[Opener]:
+    async def open_responder() -> trio.abc.Stream:
+        await trio.lowlevel.checkpoint()
+        return _Responder()
+
+    return [open_responder] * _MODEMS
 
 
 def _serve_modems(directory: str, ready: Connection, stop: Connection) -> None:
@@ -127,14 +185,20 @@ async def _memory_openers(nursery: trio.Nursery) -> list[Opener]:
     return openers
 
 
-async def _openers(nursery: trio.Nursery, pty_directory: str | None) -> list[Opener]:
-    return _pty_openers(pty_directory) if pty_directory else await _memory_openers(nursery)
+async def _openers(nursery: trio.Nursery, where: str | None) -> list[Opener]:
+    """`where`: None for virtual modems on memory streams, RESPONDER for the minimal responder, else the
+    directory of the pty links."""
+    if where is None:
+        return await _memory_openers(nursery)
+    if where == RESPONDER:
+        return _responder_openers()
+    return _pty_openers(where)
 
 
-async def _through_driver(pty_directory: str | None, messages: int) -> float:
+async def _through_driver(where: str | None, messages: int) -> float:
     sink = _CountingSink()
     async with trio.open_nursery() as nursery:
-        openers = await _openers(nursery, pty_directory)
+        openers = await _openers(nursery, where)
         drivers = [
             ModemDriver(
                 ModemConfig(name=f"m{i}", port=f"virtual:{_msisdn(i)}", msisdn=_msisdn(i)),
@@ -183,10 +247,10 @@ async def _read_until(stream: trio.abc.Stream, buffer: bytearray, marker: bytes)
     del buffer[: buffer.index(marker) + len(marker)]
 
 
-async def _baseline(pty_directory: str | None, messages: int) -> float:
+async def _baseline(where: str | None, messages: int) -> float:
     """The minimal host: no AtChannel, driver or pool; one loop per modem over the same transport."""
     async with trio.open_nursery() as nursery:
-        openers = await _openers(nursery, pty_directory)
+        openers = await _openers(nursery, where)
         streams = [await opener() for opener in openers]
         buffers = [bytearray() for _ in streams]
         for stream, buffer in zip(streams, buffers, strict=True):
@@ -217,17 +281,20 @@ async def _baseline(pty_directory: str | None, messages: int) -> float:
     return messages / elapsed
 
 
-def _best(pty_directory: str | None, messages: int, rounds: int) -> tuple[float, float]:
+def _best(where: str | None, messages: int, rounds: int) -> tuple[float, float]:
     """Best of `rounds` for the driver and the baseline, alternating so load from other processes hits both."""
     driver = baseline = 0.0
     for _ in range(rounds):
-        driver = max(driver, trio.run(_through_driver, pty_directory, messages))
-        baseline = max(baseline, trio.run(_baseline, pty_directory, messages))
+        driver = max(driver, trio.run(_through_driver, where, messages))
+        baseline = max(baseline, trio.run(_baseline, where, messages))
     return driver, baseline
 
 
 def measure(messages: int, rounds: int) -> list[Row]:
-    results = {"memory (modems in the same thread)": _best(None, messages, rounds)}
+    results = {
+        "minimal responder (host side alone)": _best(RESPONDER, messages, rounds),
+        "memory (virtual modems in the same thread)": _best(None, messages, rounds),
+    }
     with tempfile.TemporaryDirectory(prefix="smsgw-bench-") as directory:
         context = multiprocessing.get_context("spawn")
         ready_receive, ready_send = context.Pipe(duplex=False)
@@ -238,7 +305,7 @@ def measure(messages: int, rounds: int) -> list[Row]:
             if not ready_receive.poll(_READY_TIMEOUT_S):
                 raise RuntimeError("virtual modems on ptys did not start")
             ready_receive.recv()
-            results["pty (modems in a child process)"] = _best(directory, messages, rounds)
+            results["pty (virtual modems in a child process)"] = _best(directory, messages, rounds)
         finally:
             stop_send.send(True)
             child.join(10)

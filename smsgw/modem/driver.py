@@ -38,7 +38,6 @@ from smsgw.pdu.tpdu import (
     SmsStatusReport,
     SmsSubmit,
     TypeOfNumber,
-    cmgs_length,
     decode_tpdu,
     encode_with_smsc,
     split_smsc,
@@ -257,12 +256,12 @@ class ModemDriver:
         if limit is not None:
             return SendFailed(temporary=True, reason=f"modem {self.name} reached its {limit} limit")
         try:
-            pdu = encode_with_smsc(_submit_tpdu(sms).to_bytes())
+            tpdu = _submit_tpdu(sms).to_bytes()
         except PduError as exc:
             return SendFailed(temporary=False, reason=f"cannot encode: {exc.message}")
         self._sending += 1
         try:
-            outcome = await self._submit(pdu)
+            outcome = await self._submit(tpdu)
         finally:
             self._sending -= 1
         if isinstance(outcome, Sent):
@@ -283,8 +282,10 @@ class ModemDriver:
             )
         return outcome
 
-    async def _submit(self, pdu: bytes) -> SendOutcome:
-        command = f"AT+CMGS={cmgs_length(pdu)}"
+    async def _submit(self, tpdu: bytes) -> SendOutcome:
+        # No SMSC prefix given ("00": the modem's own +CSCA), so <length> is the TPDU's, as TS 27.005 counts it.
+        pdu = encode_with_smsc(tpdu)
+        command = f"AT+CMGS={len(tpdu)}"
         try:
             async with self._lock:
                 self._limits.record(trio.current_time(), _today())

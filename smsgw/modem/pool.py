@@ -142,14 +142,18 @@ class ModemPool:
             log.info("send retried on another modem segment=%s failed_on=%s", sms.segment_id, driver.name)
 
     def _choose(self, group: str, exclude: set[str]) -> ModemDriver | None:
-        candidates = [
-            d for d in self._drivers if d.config.group == group and d.name not in exclude and d.can_send()
-        ]
-        if not candidates:
-            return None
-        start = next(self._turn) % len(candidates)
-        rotated = candidates[start:] + candidates[:start]
-        return min(rotated, key=lambda d: (d.busy, d.failures_in_a_row, d.sent_count))
+        # One pass; the rotating start breaks ties between equally good modems (round robin).
+        start = next(self._turn)
+        count = len(self._drivers)
+        best: ModemDriver | None = None
+        best_key: tuple[bool, int, int, int] | None = None
+        for index, driver in enumerate(self._drivers):
+            if driver.config.group != group or driver.name in exclude or not driver.can_send():
+                continue
+            key = (driver.busy, driver.failures_in_a_row, driver.sent_count, (index - start) % count)
+            if best_key is None or key < best_key:
+                best, best_key = driver, key
+        return best
 
     def status(self) -> tuple[ModemStatus, ...]:
         """A snapshot of every modem (state, signal, operator, counters) for `smsgw modems` and logs."""
