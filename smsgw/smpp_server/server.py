@@ -53,6 +53,7 @@ from smsgw.pdu.smpp import (
     UnsuccessSme,
     response_for,
 )
+from smsgw.pdu.errors import PduError
 from smsgw.pdu.smpp_time import format_absolute
 from smsgw.pdu.tlv import Tlvs
 from smsgw.smpp_server.accounts import BIND_TYPES, Accounts, BindGuard, BindRefused
@@ -83,6 +84,8 @@ _RECEIVER_BINDS: Final = frozenset({BindState.BOUND_RX, BindState.BOUND_TRX})
 # Releasing items back to the backend must not hang a closing connection forever.
 _RELEASE_TIMEOUT_S: Final = 5.0
 _OUTBOX_HIGH_WATER: Final = 65536
+# After the backend failed to give the next receipt/MO, wait this long before asking again.
+_PUSHER_RETRY_S: Final = 1.0
 _RESPONSE_BIT: Final = 0x80000000
 _BIND_RESPONSES: Final[dict[int, type[BindTransmitterResp] | type[BindReceiverResp] | type[BindTransceiverResp]]] = {
     CommandId.BIND_TRANSMITTER: BindTransmitterResp,
@@ -272,7 +275,11 @@ class SmppServer:
 
     async def _worker(self, requests: trio.MemoryReceiveChannel[tuple[SmppConnection, Pdu, int]]) -> None:
         async for connection, pdu, segments in requests:
-            await connection.answer_operation(pdu, segments)
+            try:
+                await connection.answer_operation(pdu, segments)
+            except Exception:  # a task boundary: one bad request must not take the server down
+                log.exception("request failed source=%s command_id=0x%08X", connection.source, pdu.command_id)
+                connection.close()
 
     def window_freed(self, system_id: str) -> None:
         pusher = self._pushers.get(system_id)
@@ -319,7 +326,12 @@ class _Pusher:
     async def run(self) -> None:
         with self._scope:
             while True:
-                item = await self._server.backend.next_outbound(self._system_id)
+                try:
+                    item = await self._server.backend.next_outbound(self._system_id)
+                except Exception:  # a task boundary: a failing backend must not take the server down
+                    log.exception("next_outbound failed system_id=%s", self._system_id)
+                    await trio.sleep(_PUSHER_RETRY_S)
+                    continue
                 try:
                     while not await self._offer(item):
                         self._changed = trio.Event()
@@ -375,7 +387,6 @@ class SmppConnection:
         log.debug("connection opened source=%s", self.source)
         try:
             async with trio.open_nursery() as nursery:
-                self._nursery = nursery
                 nursery.start_soon(self._timer_loop)
                 try:
                     if self._outbind is not None:
@@ -386,6 +397,8 @@ class SmppConnection:
                     if self.session.state is not BindState.CLOSED:
                         self.session.close()
                     self._timer_scope.cancel()
+        except Exception:  # a task boundary: a bug seen by one connection ends that connection only
+            log.exception("connection failed source=%s", self.source)
         finally:
             await self._cleanup()
 
@@ -644,7 +657,11 @@ class SmppConnection:
             log.exception("operation failed source=%s command_id=0x%08X", self.source, pdu.command_id)
             response = response_for(pdu, command_status=CommandStatus.ESME_RSYSERR)
         try:
-            await self._send(response)
+            try:
+                await self._send(response)
+            except PduError as exc:  # e.g. a message_id from the backend longer than SMPP allows
+                log.error("response not encodable source=%s error=%s", self.source, exc)
+                await self._send(response_for(pdu, command_status=CommandStatus.ESME_RSYSERR))
         finally:
             self._pending.release()
 

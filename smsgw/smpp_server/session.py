@@ -283,9 +283,12 @@ class SmppSession:
         return [entry.request for entry in self._outstanding.values()]
 
     def send(self, pdu: Pdu, now: float) -> bytes:
-        """Encode `pdu` and account for it: a request becomes outstanding, a bind response may change state."""
+        """Encode `pdu` and account for it: a request becomes outstanding, a bind response may change state.
+
+        PduError (nothing accounted) for a PDU that cannot be encoded."""
         if self.state is BindState.CLOSED:
             raise LocalProtocolError(f"cannot send {type(pdu).__name__}: session is closed")
+        data = encode_pdu(pdu)
         command_id = pdu.command_id
         if command_id & _RESPONSE_BIT:  # generic_nack included
             transition = BIND_TRANSITIONS.get(command_id)
@@ -297,7 +300,6 @@ class SmppSession:
             self._account_request(pdu, command_id, now)
         if command_id not in _KEEPALIVE:
             self._last_activity = now
-        data = encode_pdu(pdu)
         if wire_log.isEnabledFor(logging.DEBUG):
             wire_log.debug("direction=out role=%s hex=%s", self.role.value, data.hex())
         return data

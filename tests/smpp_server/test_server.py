@@ -327,3 +327,21 @@ async def test_idle_binds_cost_a_reader_and_a_timer_each(autojump_clock: trio.te
         assert len(server.binds("acme")) == N_IDLE
         assert not any(client.closed.is_set() for client in clients)
         nursery.cancel_scope.cancel()
+
+
+async def test_backend_bugs_answer_syserr_and_server_lives_on(autojump_clock: trio.testing.MockClock) -> None:
+    backend = DoubleBackend()
+
+    async def long_id(account: str, pdu: object) -> str:
+        return "x" * 100  # longer than a message_id may be on the wire
+
+    async with running_server(make_config(), backend) as server, trio.open_nursery() as nursery:
+        client = Client(server, nursery)
+        await client.bind()
+        backend.submit = long_id  # type: ignore[method-assign]
+        assert (await client.request(SUBMIT)).command_status == CommandStatus.ESME_RSYSERR
+        backend.query = None  # type: ignore[assignment]
+        query = QuerySm(sequence_number=0, message_id="m1")
+        assert (await client.request(query)).command_status == CommandStatus.ESME_RSYSERR
+        assert (await client.request(EnquireLink(sequence_number=0))).command_status == 0
+        nursery.cancel_scope.cancel()
