@@ -379,6 +379,7 @@ class SmppConnection:
         self._closing = False
         self.closed = trio.Event()
         self._registered = False
+        self._attempt_audited = False  # every connection leaves one audit record of how its bind attempt ended
 
     # ---- main loop -----------------------------------------------------------------------------------------
 
@@ -440,10 +441,18 @@ class SmppConnection:
                 self.server.audit.record(
                     source=self.source, event="disconnect", outcome="closed", system_id=self.account.system_id
                 )
+            else:
+                self._audit_attempt("closed before bind")
             await self.server.release_items(items)
             with trio.move_on_after(1):
                 await self.stream.aclose()
         log.debug("connection closed source=%s released=%d", self.source, len(items))
+
+    def _audit_attempt(self, outcome: str) -> None:
+        """Audit a connection that ends without a bind, unless its refused bind was audited already."""
+        if not self._attempt_audited:
+            self._attempt_audited = True
+            self.server.audit.record(source=self.source, event="connect", outcome=outcome)
 
     def close(self) -> None:
         """Stop reading; `run` then cleans up (releases pushed items, unregisters the bind, closes the stream)."""
@@ -548,8 +557,7 @@ class SmppConnection:
                 if self.session.state in BOUND:  # not if an unbind came in since the timer fired
                     await self._send_request(EnquireLink(sequence_number=0))
             case SessionTimedOut(reason="session_init"):
-                if not self._closing:  # not after a refused bind, which is audited already
-                    self.server.audit.record(source=self.source, event="bind", outcome="no bind before timeout")
+                self._audit_attempt("no bind before timeout")
                 self.close()
             case SessionTimedOut():
                 log.info("inactivity source=%s", self.source)
@@ -621,6 +629,7 @@ class SmppConnection:
             if not server.try_register(self, account):
                 raise BindRefused("too many binds", command_status=CommandStatus.ESME_RALYBND)
         except BindRefused as exc:
+            self._attempt_audited = True
             server.audit.record(
                 source=self.source,
                 event="bind",
@@ -641,6 +650,7 @@ class SmppConnection:
         )
         if not await self._send(response):
             return
+        self._attempt_audited = True
         server.audit.record(source=self.source, event="bind", outcome="ok", system_id=account.system_id,
                             bind_type=bind_type)
         server.bound(self, account)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import trio
@@ -28,7 +30,9 @@ from smsgw.pdu.smpp import (
     response_for,
 )
 from smsgw.pdu.tlv import Tlvs
+from smsgw.smpp_server.audit import AuditLog
 from smsgw.smpp_server.backend import OutboundItem
+from smsgw.smpp_server.server import SmppServer
 from smsgw.smpp_server.session import RequestReceived, UnexpectedResponse
 from smsgw.smpp_server.states import BindState
 
@@ -345,3 +349,35 @@ async def test_backend_bugs_answer_syserr_and_server_lives_on(autojump_clock: tr
         assert (await client.request(query)).command_status == CommandStatus.ESME_RSYSERR
         assert (await client.request(EnquireLink(sequence_number=0))).command_status == 0
         nursery.cancel_scope.cancel()
+
+
+async def test_audit_file_has_one_line_per_attempt(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    config = make_config()
+    async with trio.open_nursery() as outer:
+        audit = AuditLog(str(path))
+        server = SmppServer(config, DoubleBackend(), outer, audit)
+        server.accounts.check_password(config.accounts[0], PASSWORD)
+        async with trio.open_nursery() as nursery:
+            good = Client(server, nursery, ("192.0.2.1", 1))
+            await good.bind()
+            bad = Client(server, nursery, ("192.0.2.2", 2))
+            await bad.bind(BindTransmitter(sequence_number=0, system_id="ghost"))
+            silent = Client(server, nursery, ("192.0.2.3", 3))
+            await silent.wait_closed()
+            await good.request(Unbind(sequence_number=0))
+            await good.wait_closed()
+            await trio.sleep(1)
+            nursery.cancel_scope.cancel()
+        outer.cancel_scope.cancel()
+    audit.close()
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    summary = sorted((r["source"], r["event"], r["outcome"], r["system_id"]) for r in records)
+    assert summary == [
+        ("192.0.2.1:1", "bind", "ok", "acme"),
+        ("192.0.2.1:1", "disconnect", "closed", "acme"),
+        ("192.0.2.1:1", "unbind", "ok", "acme"),
+        ("192.0.2.2:2", "bind", "unknown system_id", "ghost"),
+        ("192.0.2.3:3", "connect", "no bind before timeout", ""),
+    ]
+    assert all(r["time"].endswith("+00:00") for r in records)
