@@ -34,7 +34,7 @@ from smsgw.config import (
     ConfigError,
     ModemConfig,
 )
-from smsgw.modem.driver import ModemState
+from smsgw.modem.driver import ModemDriver, ModemState
 from smsgw.modem.pool import ModemPool
 from smsgw.modem.seams import OutgoingSms, SendOutcome, Sent
 from smsgw.modem.transport import PortOpenError, SerialStream
@@ -143,7 +143,7 @@ async def _run_parts(
         )
         async with trio.open_nursery() as modems:
             await modems.start(pool.run)
-            await _wait_modems_started(pool, config.modems)
+            await _wait_modems_started(pool, config)
             async with trio.open_nursery() as dispatch:
                 sender = ConcatenationAffinity(pool, forget_after_s=config.messages.multipart_reassembly_timeout_s)
                 await dispatch.start(scheduler.run, sender)
@@ -235,13 +235,26 @@ async def _open_tty(modem: ModemConfig) -> trio.abc.Stream:
     return SerialStream(port)
 
 
-async def _wait_modems_started(pool: ModemPool, modems: Sequence[ModemConfig]) -> None:
-    """Let every modem finish its start-up (READY, or DOWN when it needs an operator) before ESMEs can bind, for
-    at most the modems' own start-up budget: an unplugged modem must not keep the gateway from serving."""
-    budget = max(m.sim_ready_timeout_s + m.registration_timeout_s for m in modems)
+async def _wait_modems_started(pool: ModemPool, config: Config) -> None:
+    """Hold the SMPP listener back until every routed modem group has a READY modem, or every modem finished its
+    start-up (READY, or DOWN when it needs an operator), for at most the modems' own start-up budget: one hung or
+    unplugged modem in a rack must not keep the gateway from serving through the others."""
+    routed = {route.modem_group for route in config.routes}
+    budget = max(m.sim_ready_timeout_s + m.registration_timeout_s for m in config.modems)
+
+    def serving() -> bool:
+        ready = {s.group for s in pool.status() if s.state is ModemState.READY}
+        return routed <= ready
+
+    async def settle(driver: ModemDriver, waiting: trio.CancelScope) -> None:
+        await driver.wait_state(ModemState.READY, ModemState.DOWN)
+        if serving():
+            waiting.cancel()
+
     with trio.move_on_after(budget):
-        for driver in pool.drivers:
-            await driver.wait_state(ModemState.READY, ModemState.DOWN)
+        async with trio.open_nursery() as waiting:
+            for driver in pool.drivers:
+                waiting.start_soon(settle, driver, waiting.cancel_scope)
     for status in pool.status():
         if status.state is not ModemState.READY:
             log.warning("modem not ready at start-up modem=%s port=%s state=%s error=%s",

@@ -62,6 +62,7 @@ class Esme:
         getattr(self.client, f"bind_{bind}")(system_id=system_id, password=password)
         self.delivered: list[Delivered] = []
         self.refuse_deliveries = False
+        self.unbound_by_server = False
         self._responses: dict[int, Any] = {}
 
     def close(self) -> None:
@@ -100,6 +101,13 @@ class Esme:
         response = self.request("submit_sm", destination_addr=destination, short_message=short_message, **fields)
         return int(response.status), _str(getattr(response, "message_id", b""))
 
+    def wait_unbound(self, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self.unbound_by_server:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the server did not unbind within {timeout_s} s")
+            self._read_one()
+
     def wait_for(self, predicate: Callable[[list[Delivered]], bool], timeout_s: float = 30.0) -> list[Delivered]:
         deadline = time.monotonic() + timeout_s
         while not predicate(self.delivered):
@@ -129,6 +137,9 @@ class Esme:
             self._on_deliver_sm(pdu)
         elif pdu.command == "enquire_link":
             self._answer(pdu, "enquire_link_resp", 0)
+        elif pdu.command == "unbind":
+            self._answer(pdu, "unbind_resp", 0)
+            self.unbound_by_server = True
         elif pdu.command.endswith("_resp") or pdu.command == "generic_nack":
             self._responses[pdu.sequence] = pdu
 

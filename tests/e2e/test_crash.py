@@ -93,6 +93,9 @@ def test_kill_9_during_a_batch_then_restart(tmp_path: Path, processes: list[Proc
         receipts = [d.receipt() for d in receiver.delivered if d.is_receipt]
     finally:
         receiver.close()
+    restarted = processes[-1]
+    restarted.popen.send_signal(signal.SIGTERM)
+    assert restarted.popen.wait(timeout=30) == 0  # SIGTERM is a graceful stop, not a crash
     counts = Counter(r.message_id for r in receipts)
     assert set(counts) == set(acknowledged)
     assert set(counts.values()) == {1}, [m for m, n in counts.items() if n > 1]

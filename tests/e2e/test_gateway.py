@@ -190,3 +190,37 @@ async def test_routes_decide_at_submit(nursery: trio.Nursery, tmp_path: Path) ->
         assert [(r.message_id, r.stat) for r in receipts] == [(message_id, "DELIVRD")]
     finally:
         await in_thread(esme.close)
+
+
+async def test_stop_unbinds_sessions_and_a_restart_knows_the_message(nursery: trio.Nursery, tmp_path: Path) -> None:
+    db_path = str(tmp_path / "gateway.db")
+    stop = trio.Event()
+    done = trio.Event()
+
+    async def gateway(*, task_status: trio.TaskStatus[GatewayStarted]) -> None:
+        await run_demo(port=0, modems=1, db_path=db_path, base=FAST, stop=stop, task_status=task_status)
+        done.set()
+
+    started: GatewayStarted = await nursery.start(gateway)
+    esme = await in_thread(Esme, started.smpp.port, "demo", "demo")
+    try:
+        status, message_id = await in_thread(esme.submit, "447700123456", b"later", schedule_delivery_time=ONE_HOUR)
+        assert status == CommandStatus.ESME_ROK
+        stop.set()
+        await in_thread(esme.wait_unbound, 30.0)
+    finally:
+        esme.client.disconnect()
+    with trio.fail_after(30):
+        await done.wait()
+    assert not started.virtual_modems[0].link.exists()  # the pty went with the demo
+
+    again: GatewayStarted = await nursery.start(
+        functools.partial(run_demo, port=0, modems=1, db_path=db_path, base=FAST, stop=trio.Event())
+    )
+    esme = await in_thread(Esme, again.smpp.port, "demo", "demo")
+    try:
+        query = await in_thread(esme.request, "query_sm", message_id=message_id)
+        assert int(query.status) == CommandStatus.ESME_ROK
+        assert int(query.message_state) == MessageState.ENROUTE  # still scheduled
+    finally:
+        await in_thread(esme.close)
