@@ -256,7 +256,9 @@ async def _wait_modems_started(pool: ModemPool, config: Config) -> None:
             for driver in pool.drivers:
                 waiting.start_soon(settle, driver, waiting.cancel_scope)
     for status in pool.status():
-        if status.state is not ModemState.READY:
+        if status.state in (ModemState.INITIALISING, ModemState.REGISTERING):
+            log.info("modem still starting modem=%s state=%s", status.name, status.state.value)
+        elif status.state is not ModemState.READY:
             log.warning("modem not ready at start-up modem=%s port=%s state=%s error=%s",
                         status.name, status.port, status.state.value, status.last_error)
 
