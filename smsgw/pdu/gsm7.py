@@ -8,6 +8,9 @@ following the user data header. `encode_gsm7`/`decode_gsm7` convert text to and 
 
 from __future__ import annotations
 
+import enum
+from dataclasses import dataclass
+from functools import cache
 from typing import Final
 
 from .constants import CommandStatus
@@ -44,57 +47,151 @@ GSM7_EXTENSION: Final[dict[int, str]] = {
     0x65: "€",
 }
 
+# TS 23.038 Annex A.3 locking shift tables: a whole alphabet in place of the default one (TP-UDH IEI 0x25).
+# Spanish has no locking shift table; it keeps the default alphabet.
+TURKISH_LOCKING: Final[str] = (
+    "@£$¥€éùıòÇ\nĞğ\rÅå"
+    "Δ_ΦΓΛΩΠΨΣΘΞ\x1bŞşßÉ"
+    " !\"#¤%&'()*+,-./"
+    "0123456789:;<=>?"
+    "İABCDEFGHIJKLMNO"
+    "PQRSTUVWXYZÄÖÑÜ§"
+    "çabcdefghijklmno"
+    "pqrstuvwxyzäöñüà"
+)
+PORTUGUESE_LOCKING: Final[str] = (
+    "@£$¥êéúíóç\nÔô\rÁá"
+    "Δ_ªÇÀ∞^\\€Ó|\x1bÂâÊÉ"
+    " !\"#º%&'()*+,-./"
+    "0123456789:;<=>?"
+    "ÍABCDEFGHIJKLMNO"
+    "PQRSTUVWXYZÃÕÚÜ§"
+    "~abcdefghijklmno"
+    "pqrstuvwxyzãõ`üà"
+)
+
+# TS 23.038 Annex A.2 single shift tables (TP-UDH IEI 0x24): the extension table plus national characters.
+TURKISH_SINGLE: Final[dict[int, str]] = GSM7_EXTENSION | {
+    0x47: "Ğ", 0x49: "İ", 0x53: "Ş", 0x63: "ç", 0x67: "ğ", 0x69: "ı", 0x73: "ş",
+}  # fmt: skip
+SPANISH_SINGLE: Final[dict[int, str]] = GSM7_EXTENSION | {
+    0x09: "ç", 0x41: "Á", 0x49: "Í", 0x4F: "Ó", 0x55: "Ú", 0x61: "á", 0x69: "í", 0x6F: "ó", 0x75: "ú",
+}  # fmt: skip
+PORTUGUESE_SINGLE: Final[dict[int, str]] = GSM7_EXTENSION | {
+    0x05: "ê", 0x09: "ç", 0x0B: "Ô", 0x0C: "ô", 0x0E: "Á", 0x0F: "á", 0x12: "Φ", 0x13: "Γ", 0x15: "Ω",
+    0x16: "Π", 0x17: "Ψ", 0x18: "Σ", 0x19: "Θ", 0x1F: "Ê", 0x41: "À", 0x49: "Í", 0x4F: "Ó", 0x55: "Ú",
+    0x5B: "Ã", 0x5C: "Õ", 0x61: "Â", 0x69: "í", 0x6F: "ó", 0x75: "ú", 0x7B: "ã", 0x7C: "õ", 0x7F: "â",
+}  # fmt: skip
+
+
+class NationalLanguage(enum.IntEnum):
+    """TS 23.038 section 6.2.1.2.4 national language identifiers that have tables here."""
+
+    DEFAULT = 0
+    TURKISH = 1
+    SPANISH = 2
+    PORTUGUESE = 3
+
+
+_LOCKING_TABLES: Final[dict[int, str]] = {
+    NationalLanguage.DEFAULT: GSM7_BASIC,
+    NationalLanguage.TURKISH: TURKISH_LOCKING,
+    NationalLanguage.SPANISH: GSM7_BASIC,
+    NationalLanguage.PORTUGUESE: PORTUGUESE_LOCKING,
+}
+_SINGLE_TABLES: Final[dict[int, dict[int, str]]] = {
+    NationalLanguage.DEFAULT: GSM7_EXTENSION,
+    NationalLanguage.TURKISH: TURKISH_SINGLE,
+    NationalLanguage.SPANISH: SPANISH_SINGLE,
+    NationalLanguage.PORTUGUESE: PORTUGUESE_SINGLE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NationalTables:
+    """The alphabet (locking shift) and extension (single shift) tables a text is written in; the default pair
+    unless a UDH names others (IEI 0x25 and 0x24). Values are national language identifiers."""
+
+    locking: int = NationalLanguage.DEFAULT
+    single: int = NationalLanguage.DEFAULT
+
+    @property
+    def is_default(self) -> bool:
+        return self.locking == NationalLanguage.DEFAULT and self.single == NationalLanguage.DEFAULT
+
+
+DEFAULT_TABLES: Final = NationalTables()
+
 # Marks a character that has no GSM encoding after `str.translate`; it is not ASCII, so a translated string that
 # is still ASCII consists only of septets.
 _NOT_GSM: Final = "\uffff"
 
 
-def _build_encode_table() -> dict[int, str]:
-    table: dict[int, str] = {code: _NOT_GSM for code in range(0x100)}
-    for septet, char in enumerate(GSM7_BASIC):
+@dataclass(frozen=True, slots=True)
+class _Codec:
+    # Text -> septets as a str of code points < 0x80. Every code point below 0x100 is listed, so a character
+    # outside the tables either maps to _NOT_GSM or (above 0xFF) stays unchanged; both leave the result non-ASCII.
+    encode: dict[int, str]
+    # Septet -> character for text without escapes (the escape's own entry is never reached).
+    decode: dict[int, str]
+    alphabet: str
+    extension: dict[int, str]
+    # The characters that cost two septets: in the extension, not in the alphabet.
+    double: frozenset[str]
+
+
+@cache
+def _codec(tables: NationalTables) -> _Codec:
+    alphabet = _LOCKING_TABLES.get(tables.locking)
+    extension = _SINGLE_TABLES.get(tables.single)
+    if alphabet is None or extension is None:
+        raise PduError(
+            f"national language tables locking={tables.locking} single={tables.single} are not supported",
+            command_status=ESME_RINVDCS,
+        )
+    encode: dict[int, str] = {code: _NOT_GSM for code in range(0x100)}
+    for septet, char in extension.items():
+        encode[ord(char)] = chr(ESCAPE) + chr(septet)
+    for septet, char in enumerate(alphabet):  # after the extension: a character in both costs one septet
         if septet != ESCAPE:
-            table[ord(char)] = chr(septet)
-    for septet, char in GSM7_EXTENSION.items():
-        table[ord(char)] = chr(ESCAPE) + chr(septet)
-    return table
+            encode[ord(char)] = chr(septet)
+    double = frozenset(char for char in extension.values() if len(encode[ord(char)]) == 2)
+    return _Codec(encode, dict(enumerate(alphabet)), alphabet, extension, double)
 
 
-# Text -> septets as a str of code points < 0x80. Every code point below 0x100 is listed, so a character outside
-# the alphabet either maps to _NOT_GSM or (above 0xFF) stays unchanged; both leave the result non-ASCII.
-_ENCODE_TABLE: Final = _build_encode_table()
+def double_septet_characters(tables: NationalTables = DEFAULT_TABLES) -> frozenset[str]:
+    """The characters that cost two septets (escape + code) with `tables`."""
+    return _codec(tables).double
 
 
-# Used only for text without escapes, so the escape's entry is never reached.
-_DECODE_TABLE: Final = dict(enumerate(GSM7_BASIC))
-
-
-def _decode_escaped(septet: int) -> str:
+def _decode_escaped(codec: _Codec, septet: int) -> str:
     if septet == ESCAPE:
         # TS 23.038: escape-escape is reserved for another extension table; receivers display a space.
         return " "
-    # TS 23.038: a code with no extension character is displayed as the default alphabet's character.
-    return GSM7_EXTENSION.get(septet, GSM7_BASIC[septet])
+    # TS 23.038: a code with no extension character is displayed as the alphabet's character.
+    return codec.extension.get(septet, codec.alphabet[septet])
 
 
-def gsm7_septet_count(text: str) -> int | None:
-    """Septets `text` needs in the default alphabet (extension characters count 2), or None if not encodable."""
-    septets = text.translate(_ENCODE_TABLE)
+def gsm7_septet_count(text: str, tables: NationalTables = DEFAULT_TABLES) -> int | None:
+    """Septets `text` needs in the alphabet (extension characters count 2), or None if not encodable."""
+    septets = text.translate(_codec(tables).encode)
     return len(septets) if septets.isascii() else None
 
 
-def is_gsm7(text: str) -> bool:
-    """Whether every character of `text` is in the default alphabet or its extension table."""
-    return text.translate(_ENCODE_TABLE).isascii()
+def is_gsm7(text: str, tables: NationalTables = DEFAULT_TABLES) -> bool:
+    """Whether every character of `text` is in the alphabet or its extension table."""
+    return text.translate(_codec(tables).encode).isascii()
 
 
-def encode_gsm7(text: str) -> bytes:
+def encode_gsm7(text: str, tables: NationalTables = DEFAULT_TABLES) -> bytes:
     """Text as unpacked septets, one per octet (SMPP data_coding 0); extension characters become ESC + code.
 
     Raises PduError (ESME_RINVDCS) naming the first character the alphabet lacks.
     """
-    septets = text.translate(_ENCODE_TABLE)
+    table = _codec(tables).encode
+    septets = text.translate(table)
     if not septets.isascii():
-        position, char = next((i, c) for i, c in enumerate(text) if not c.translate(_ENCODE_TABLE).isascii())
+        position, char = next((i, c) for i, c in enumerate(text) if not c.translate(table).isascii())
         raise PduError(
             f"character {char!r} (U+{ord(char):04X}) at position {position} is not in the GSM 7-bit alphabet",
             command_status=ESME_RINVDCS,
@@ -102,7 +199,7 @@ def encode_gsm7(text: str) -> bytes:
     return septets.encode("ascii")
 
 
-def decode_gsm7(data: bytes) -> str:
+def decode_gsm7(data: bytes, tables: NationalTables = DEFAULT_TABLES) -> str:
     """Unpacked septets (one per octet) to text. An octet above 0x7F is not a septet: PduError."""
     if not data.isascii():
         position = next(i for i, octet in enumerate(data) if octet > 0x7F)
@@ -110,18 +207,19 @@ def decode_gsm7(data: bytes) -> str:
             f"octet 0x{data[position]:02X} at position {position} is not a GSM 7-bit septet",
             command_status=ESME_RINVDCS,
         )
+    codec = _codec(tables)
     if ESCAPE not in data:
-        return data.decode("ascii").translate(_DECODE_TABLE)
+        return data.decode("ascii").translate(codec.decode)
     chars: list[str] = []
     escaped = False
     for septet in data:
         if escaped:
-            chars.append(_decode_escaped(septet))
+            chars.append(_decode_escaped(codec, septet))
             escaped = False
         elif septet == ESCAPE:
             escaped = True
         else:
-            chars.append(GSM7_BASIC[septet])
+            chars.append(codec.alphabet[septet])
     # A trailing escape means a sender cut between the escape and its character (smpplib splits encoded bytes
     # this way); nothing of that character is here, so nothing is shown for it.
     return "".join(chars)

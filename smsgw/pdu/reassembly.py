@@ -21,6 +21,7 @@ from typing import Final, TypeAlias
 
 from .constants import CommandStatus
 from .errors import PduError
+from .gsm7 import DEFAULT_TABLES, NationalTables
 from .segmentation import SarInfo
 from .text import Encoding, decode_as
 from .udh import Concatenation
@@ -50,6 +51,8 @@ class PartInfo:
     data: bytes
     encoding: Encoding = Encoding.GSM7
     scheme: ConcatScheme = ConcatScheme.UDH8
+    # GSM 7-bit tables named by the part's national language shift elements (`Udh.national_tables`).
+    tables: NationalTables = DEFAULT_TABLES
 
     def __post_init__(self) -> None:
         limit = _REFERENCE_LIMITS[self.scheme]
@@ -65,13 +68,19 @@ class PartInfo:
             )
 
     @classmethod
-    def from_concatenation(cls, concatenation: Concatenation, data: bytes, encoding: Encoding) -> PartInfo:
+    def from_concatenation(
+        cls, concatenation: Concatenation, data: bytes, encoding: Encoding, tables: NationalTables = DEFAULT_TABLES
+    ) -> PartInfo:
         scheme = ConcatScheme.UDH8 if concatenation.reference_bits == 8 else ConcatScheme.UDH16
-        return cls(concatenation.reference, concatenation.total, concatenation.sequence, data, encoding, scheme)
+        return cls(
+            concatenation.reference, concatenation.total, concatenation.sequence, data, encoding, scheme, tables
+        )
 
     @classmethod
-    def from_sar(cls, sar: SarInfo, data: bytes, encoding: Encoding) -> PartInfo:
-        return cls(sar.msg_ref_num, sar.total_segments, sar.segment_seqnum, data, encoding, ConcatScheme.SAR)
+    def from_sar(
+        cls, sar: SarInfo, data: bytes, encoding: Encoding, tables: NationalTables = DEFAULT_TABLES
+    ) -> PartInfo:
+        return cls(sar.msg_ref_num, sar.total_segments, sar.segment_seqnum, data, encoding, ConcatScheme.SAR, tables)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,15 +108,15 @@ class Reassembled:
     def text(self) -> str:
         """The text of the parts that arrived, in order.
 
-        Adjacent parts in the same encoding are joined before decoding, so an escape sequence or a surrogate
-        pair that a sender split between them is whole again. Where a missing part leaves half a surrogate pair,
-        U+FFFD stands for it. PduError for binary parts or user data that is not valid in its encoding.
+        Adjacent parts in the same encoding (and GSM tables) are joined before decoding, so an escape sequence or
+        a surrogate pair that a sender split between them is whole again. Where a missing part leaves half a
+        surrogate pair, U+FFFD stands for it. PduError for binary parts or user data that is not valid in its encoding.
         """
         chunks: list[str] = []
-        for (_, encoding), run in groupby(enumerate(self.parts), key=self._run_key):
+        for (_, encoding, tables), run in groupby(enumerate(self.parts), key=self._run_key):
             data = b"".join(part.data for _, part in run)
             try:
-                chunks.append(decode_as(data, encoding))
+                chunks.append(decode_as(data, encoding, tables))
             except PduError:
                 if not (self.incomplete and encoding is Encoding.UCS2):
                     raise
@@ -115,10 +124,10 @@ class Reassembled:
         return "".join(chunks)
 
     @staticmethod
-    def _run_key(indexed: tuple[int, PartInfo]) -> tuple[int, Encoding]:
+    def _run_key(indexed: tuple[int, PartInfo]) -> tuple[int, Encoding, NationalTables]:
         # sequence - index is constant along a run of consecutive sequence numbers.
         index, part = indexed
-        return part.sequence - index, part.encoding
+        return part.sequence - index, part.encoding, part.tables
 
 
 _Key: TypeAlias = tuple[str, ConcatScheme, int, int]

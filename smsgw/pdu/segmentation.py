@@ -19,17 +19,22 @@ from itertools import accumulate
 from typing import Final
 
 from .errors import PduError
-from .gsm7 import GSM7_EXTENSION, septets_for_udh
-from .text import Encoding, choose_encoding, encode_text
-from .udh import Concatenation, Element, Udh, split_user_data
+from .gsm7 import (
+    DEFAULT_TABLES,
+    NationalLanguage,
+    NationalTables,
+    double_septet_characters,
+    is_gsm7,
+    septets_for_udh,
+)
+from .text import Encoding, encode_text
+from .udh import Concatenation, Element, Udh, national_language_elements, split_user_data
 
 # TS 23.040 9.2.3.16: TP-User-Data holds at most 140 octets, header included.
 MAX_USER_DATA_OCTETS: Final = 140
 # Vendor command_status for "too many segments" (DESIGN.md: 0x400 + the receipt's 806).
 ESME_TOO_MANY_SEGMENTS: Final = 0x406
 MAX_SEGMENTS_LIMIT: Final = 255
-
-_DOUBLE_SEPTET: Final = frozenset(GSM7_EXTENSION.values())
 
 
 class TooManySegments(PduError):
@@ -112,6 +117,8 @@ class SegmentedText:
     reference: int
     reference_bits: int
     parts: tuple[Segment, ...]
+    # The GSM 7-bit tables of the parts; not the defaults only when national language shifts were chosen.
+    national_tables: NationalTables = DEFAULT_TABLES
 
     @property
     def data_coding(self) -> int:
@@ -159,9 +166,10 @@ def _check_options(max_segments: int, reference: int, reference_bits: int, first
 _SINGLE_OCTET: Final = frozenset((Encoding.IA5, Encoding.LATIN1, Encoding.CYRILLIC, Encoding.LATIN_HEBREW))
 
 
-def _unit_costs(text: str, encoding: Encoding) -> list[int]:
+def _unit_costs(text: str, encoding: Encoding, tables: NationalTables) -> list[int]:
     if encoding is Encoding.GSM7:
-        return [2 if char in _DOUBLE_SEPTET else 1 for char in text]
+        double = double_septet_characters(tables)
+        return [2 if char in double else 1 for char in text]
     if encoding is Encoding.UCS2:
         return [2 if char > "\uffff" else 1 for char in text]
     if encoding in _SINGLE_OCTET:
@@ -235,6 +243,47 @@ def _segments(
     )
 
 
+def _split_text(
+    text: str,
+    encoding: Encoding,
+    tables: NationalTables,
+    udh_elements: tuple[Element, ...],
+    reference: int,
+    reference_bits: int,
+    first_part_reserve: int,
+) -> SegmentedText:
+    whole = encode_text(text, encoding, tables)  # raises PduError naming a character the encoding lacks
+    extra = Udh(udh_elements + national_language_elements(tables))
+    plan = _plan(encoding, extra, reference_bits, first_part_reserve)
+    if len(whole) // (2 if encoding is Encoding.UCS2 else 1) <= plan.single:
+        pieces: list[tuple[str | None, bytes]] = [(text, whole)]
+    else:
+        ranges = _cut(_unit_costs(text, encoding, tables), (plan.first, plan.following))
+        pieces = []
+        for start, end in ranges:
+            piece = text[start:end]
+            pieces.append((piece, encode_text(piece, encoding, tables)))
+    segments = _segments(pieces, extra, reference, reference_bits)
+    return SegmentedText(encoding, reference, reference_bits, segments, tables)
+
+
+def _candidates(
+    text: str, encoding: Encoding | None, national_languages: tuple[NationalLanguage, ...]
+) -> list[tuple[Encoding, NationalTables]]:
+    """What `text` may be sent as, preferred first: default GSM tables, national ones, then UCS-2."""
+    if encoding is not None and encoding is not Encoding.GSM7:
+        return [(encoding, DEFAULT_TABLES)]
+    tables = [DEFAULT_TABLES]
+    for language in national_languages:
+        if language != NationalLanguage.SPANISH:  # Spanish has no locking shift table of its own
+            tables += [NationalTables(language, NationalLanguage.DEFAULT), NationalTables(language, language)]
+        tables.append(NationalTables(NationalLanguage.DEFAULT, language))
+    fitting = [(Encoding.GSM7, t) for t in dict.fromkeys(tables) if is_gsm7(text, t)]
+    if encoding is Encoding.GSM7:
+        return fitting or [(Encoding.GSM7, DEFAULT_TABLES)]  # the latter raises, naming the character
+    return fitting or [(Encoding.UCS2, DEFAULT_TABLES)]
+
+
 def segment_text(
     text: str,
     *,
@@ -244,31 +293,28 @@ def segment_text(
     reference_bits: int = 8,
     first_part_reserve: int = 0,
     udh_elements: tuple[Element, ...] = (),
+    national_languages: tuple[NationalLanguage, ...] = (),
 ) -> SegmentedText:
-    """Split `text` into parts in `encoding` (chosen by `choose_encoding` when None).
+    """Split `text` into parts in `encoding`; when None, GSM 7-bit if every character fits, else UCS-2.
 
     `first_part_reserve` units are left free in the first part (a signature the route prefixes);
     `udh_elements` (port addressing, say) go into every part's header and shrink the parts accordingly.
+    With `national_languages` (a route whose handsets read TS 23.038 national tables), GSM 7-bit text may use
+    their shift tables, announced in every part's header, when that takes fewer segments; so may text the default
+    alphabet cannot carry, which would otherwise go as UCS-2.
     PduError when the text does not fit the encoding, TooManySegments beyond `max_segments`.
     """
     _check_options(max_segments, reference, reference_bits, first_part_reserve)
-    chosen = encoding if encoding is not None else choose_encoding(text)
-    if not chosen.is_text:
+    if encoding is not None and not encoding.is_text:
         raise ValueError("binary data is split with segment_binary")
-    whole = encode_text(text, chosen)  # raises PduError naming a character the encoding lacks
-    extra = Udh(udh_elements)
-    plan = _plan(chosen, extra, reference_bits, first_part_reserve)
-    if len(whole) // (2 if chosen is Encoding.UCS2 else 1) <= plan.single:
-        pieces: list[tuple[str | None, bytes]] = [(text, whole)]
-    else:
-        ranges = _cut(_unit_costs(text, chosen), (plan.first, plan.following))
-        if len(ranges) > max_segments:
-            raise TooManySegments(len(ranges), max_segments)
-        pieces = []
-        for start, end in ranges:
-            piece = text[start:end]
-            pieces.append((piece, encode_text(piece, chosen)))
-    return SegmentedText(chosen, reference, reference_bits, _segments(pieces, extra, reference, reference_bits))
+    options = [
+        _split_text(text, chosen, tables, udh_elements, reference, reference_bits, first_part_reserve)
+        for chosen, tables in _candidates(text, encoding, national_languages)
+    ]
+    best = min(options, key=lambda option: len(option.parts))  # the first, most preferred, among the fewest
+    if len(best.parts) > max_segments:
+        raise TooManySegments(len(best.parts), max_segments)
+    return best
 
 
 def segment_binary(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from .errors import PduError
-from .gsm7 import ESME_RINVDCS, decode_gsm7, encode_gsm7, is_gsm7
+from .gsm7 import DEFAULT_TABLES, ESME_RINVDCS, NationalTables, decode_gsm7, encode_gsm7, is_gsm7
 
 
 class Encoding(enum.Enum):
@@ -99,15 +99,15 @@ def parse_data_coding(data_coding: int) -> DataCodingScheme:
     raise _unknown(data_coding, "reserved coding group")
 
 
-def choose_encoding(text: str) -> Encoding:
-    """GSM 7-bit when every character of `text` is in the default alphabet or its extension, else UCS-2."""
-    return Encoding.GSM7 if is_gsm7(text) else Encoding.UCS2
+def choose_encoding(text: str, tables: NationalTables = DEFAULT_TABLES) -> Encoding:
+    """GSM 7-bit when every character of `text` is in the alphabet or its extension (`tables`), else UCS-2."""
+    return Encoding.GSM7 if is_gsm7(text, tables) else Encoding.UCS2
 
 
-def encode_text(text: str, encoding: Encoding) -> bytes:
+def encode_text(text: str, encoding: Encoding, tables: NationalTables = DEFAULT_TABLES) -> bytes:
     """`text` in `encoding`, as SMPP carries it (GSM 7-bit unpacked). PduError (ESME_RINVDCS) if it does not fit."""
     if encoding is Encoding.GSM7:
-        return encode_gsm7(text)
+        return encode_gsm7(text, tables)
     codec = _CODECS.get(encoding)
     if codec is None:
         raise ValueError(f"{encoding.name} is not a text encoding")
@@ -121,10 +121,10 @@ def encode_text(text: str, encoding: Encoding) -> bytes:
         ) from None
 
 
-def decode_as(data: bytes, encoding: Encoding) -> str:
-    """`data` in `encoding` back to text; PduError for bytes that are not valid in it."""
+def decode_as(data: bytes, encoding: Encoding, tables: NationalTables = DEFAULT_TABLES) -> str:
+    """`data` in `encoding` back to text (GSM 7-bit in `tables`); PduError for bytes that are not valid in it."""
     if encoding is Encoding.GSM7:
-        return decode_gsm7(data)
+        return decode_gsm7(data, tables)
     codec = _CODECS.get(encoding)
     if codec is None:
         raise PduError(f"{encoding.name} user data is not text", command_status=ESME_RINVDCS)

@@ -1,7 +1,8 @@
 """User data header (3GPP TS 23.040 section 9.2.3.24): a length octet (UDHL) and information elements.
 
-Typed values for the elements smsgw acts on: concatenation with 8-bit (IEI 0x00) and 16-bit (0x08) references and
-application port addressing with 8-bit (0x04) and 16-bit (0x05) ports. Every other element, and a known one
+Typed values for the elements smsgw acts on: concatenation with 8-bit (IEI 0x00) and 16-bit (0x08) references,
+application port addressing with 8-bit (0x04) and 16-bit (0x05) ports, and the national language single (0x24)
+and locking (0x25) shifts that choose the GSM 7-bit tables. Every other element, and a known one
 whose length or values TS 23.040 says to ignore, is kept as a raw `InformationElement` and re-encoded unchanged.
 """
 
@@ -14,11 +15,14 @@ from construct import GreedyBytes, GreedyRange, Int8ub, Int16ub, Prefixed, Struc
 
 from .constants import CommandStatus
 from .errors import PduError
+from .gsm7 import NationalLanguage, NationalTables
 
 IEI_CONCATENATION_8: Final = 0x00
 IEI_PORTS_8: Final = 0x04
 IEI_PORTS_16: Final = 0x05
 IEI_CONCATENATION_16: Final = 0x08
+IEI_NATIONAL_SINGLE_SHIFT: Final = 0x24
+IEI_NATIONAL_LOCKING_SHIFT: Final = 0x25
 
 # 9.2.3.24: an element is IEI, IEDL, then IEDL octets; the header is UDHL, then UDHL octets of elements.
 INFORMATION_ELEMENT: Final = Struct("iei" / Int8ub, "data" / Prefixed(Int8ub, GreedyBytes))
@@ -29,12 +33,15 @@ CONCATENATION_8: Final = Struct("reference" / Int8ub, "total" / Int8ub, "sequenc
 CONCATENATION_16: Final = Struct("reference" / Int16ub, "total" / Int8ub, "sequence" / Int8ub)
 PORTS_8: Final = Struct("destination_port" / Int8ub, "source_port" / Int8ub)
 PORTS_16: Final = Struct("destination_port" / Int16ub, "source_port" / Int16ub)
+# 9.2.3.24.15 and 9.2.3.24.16: national language single and locking shift, one octet naming the language.
+NATIONAL_LANGUAGE_SHIFT: Final = Struct("language" / Int8ub)
 
 # Compiled forms of the element layouts: the same declarations, several times faster to parse and build.
 _CONCATENATION_8: Final = CONCATENATION_8.compile()
 _CONCATENATION_16: Final = CONCATENATION_16.compile()
 _PORTS_8: Final = PORTS_8.compile()
 _PORTS_16: Final = PORTS_16.compile()
+_NATIONAL_LANGUAGE_SHIFT: Final = NATIONAL_LANGUAGE_SHIFT.compile()
 
 
 def _check_range(name: str, value: int, low: int, high: int) -> None:
@@ -107,7 +114,26 @@ class PortAddressing:
         return bytes((self.iei, len(data))) + data
 
 
-Element: TypeAlias = InformationElement | Concatenation | PortAddressing
+@dataclass(frozen=True, slots=True)
+class NationalLanguageShift:
+    """Which TS 23.038 national language table replaces the default alphabet (`locking`) or extends it."""
+
+    language: int
+    locking: bool
+
+    def __post_init__(self) -> None:
+        _check_range("language", self.language, 0, 0xFF)
+
+    @property
+    def iei(self) -> int:
+        return IEI_NATIONAL_LOCKING_SHIFT if self.locking else IEI_NATIONAL_SINGLE_SHIFT
+
+    def to_bytes(self) -> bytes:
+        data: bytes = _NATIONAL_LANGUAGE_SHIFT.build({"language": self.language})
+        return bytes((self.iei, len(data))) + data
+
+
+Element: TypeAlias = InformationElement | Concatenation | PortAddressing | NationalLanguageShift
 
 
 def _typed(iei: int, data: bytes) -> Element:
@@ -120,6 +146,9 @@ def _typed(iei: int, data: bytes) -> Element:
     elif iei == IEI_PORTS_8 and len(data) == 2 or iei == IEI_PORTS_16 and len(data) == 4:
         fields = (_PORTS_8 if iei == IEI_PORTS_8 else _PORTS_16).parse(data)
         return PortAddressing(fields.destination_port, fields.source_port, 8 if len(data) == 2 else 16)
+    elif iei in (IEI_NATIONAL_SINGLE_SHIFT, IEI_NATIONAL_LOCKING_SHIFT) and len(data) == 1:
+        language = _NATIONAL_LANGUAGE_SHIFT.parse(data).language
+        return NationalLanguageShift(language, locking=iei == IEI_NATIONAL_LOCKING_SHIFT)
     return InformationElement(iei, data)
 
 
@@ -183,6 +212,19 @@ class Udh:
     def port_addressing(self) -> PortAddressing | None:
         return next((e for e in self.elements if isinstance(e, PortAddressing)), None)
 
+    @property
+    def national_tables(self) -> NationalTables:
+        """The GSM 7-bit tables the user data is written in (the defaults unless shift elements name others)."""
+        locking: int = NationalLanguage.DEFAULT
+        single: int = NationalLanguage.DEFAULT
+        for element in self.elements:
+            if isinstance(element, NationalLanguageShift):
+                if element.locking:
+                    locking = element.language
+                else:
+                    single = element.language
+        return NationalTables(locking, single)
+
     def without_concatenation(self) -> Udh:
         return Udh(tuple(e for e in self.elements if not isinstance(e, Concatenation)))
 
@@ -196,7 +238,19 @@ def _data_length(element: Element) -> int:
         return len(element.data)
     if isinstance(element, Concatenation):
         return 3 if element.reference_bits == 8 else 4
+    if isinstance(element, NationalLanguageShift):
+        return 1
     return 2 if element.bits == 8 else 4
+
+
+def national_language_elements(tables: NationalTables) -> tuple[NationalLanguageShift, ...]:
+    """The shift elements that announce `tables` (none for the defaults)."""
+    elements = []
+    if tables.locking != NationalLanguage.DEFAULT:
+        elements.append(NationalLanguageShift(tables.locking, locking=True))
+    if tables.single != NationalLanguage.DEFAULT:
+        elements.append(NationalLanguageShift(tables.single, locking=False))
+    return tuple(elements)
 
 
 def concatenation_udh(concatenation: Concatenation) -> bytes:

@@ -8,10 +8,19 @@ from hypothesis import strategies as st
 
 from smsgw.pdu.errors import PduError
 from smsgw.pdu.gsm7 import (
+    DEFAULT_TABLES,
     ESCAPE,
     GSM7_BASIC,
     GSM7_EXTENSION,
+    PORTUGUESE_LOCKING,
+    PORTUGUESE_SINGLE,
+    SPANISH_SINGLE,
+    TURKISH_LOCKING,
+    TURKISH_SINGLE,
+    NationalLanguage,
+    NationalTables,
     decode_gsm7,
+    double_septet_characters,
     encode_gsm7,
     fill_bits_for_udh,
     gsm7_septet_count,
@@ -148,6 +157,88 @@ def test_invalid_arguments_are_programming_errors() -> None:
         pack_septets(b"a", 7)
     with pytest.raises(ValueError):
         unpack_septets(b"a", -1)
+
+
+# --- national language tables (TS 23.038 Annex A) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("table", "cells"),
+    [
+        # Annex A.3.1 Turkish locking shift (cells as tabulated in ndf-zz/gsmcodecs lut/turkish_lock.csv).
+        (TURKISH_LOCKING, {0x04: "€", 0x07: "ı", 0x0B: "Ğ", 0x0C: "ğ", 0x1C: "Ş", 0x1D: "ş", 0x40: "İ", 0x60: "ç"}),
+        # Annex A.3.3 Portuguese locking shift (lut/portugese_lock.csv).
+        (
+            PORTUGUESE_LOCKING,
+            {0x04: "ê", 0x12: "ª", 0x15: "∞", 0x17: "\\", 0x1A: "|", 0x24: "º", 0x60: "~", 0x7D: "`", 0x7F: "à"},
+        ),
+    ],
+)
+def test_locking_shift_tables(table: str, cells: dict[int, str]) -> None:
+    assert len(table) == 128 and table[ESCAPE] == "\x1b"
+    assert len(set(table)) == 128  # every character once
+    for septet, char in cells.items():
+        assert table[septet] == char
+
+
+@pytest.mark.parametrize(
+    ("table", "national"),
+    [
+        # Annex A.2.1-A.2.3 single shift tables: the extension table plus these cells.
+        (TURKISH_SINGLE, {0x47: "Ğ", 0x49: "İ", 0x53: "Ş", 0x63: "ç", 0x67: "ğ", 0x69: "ı", 0x73: "ş"}),
+        (SPANISH_SINGLE, {0x09: "ç", 0x41: "Á", 0x49: "Í", 0x4F: "Ó", 0x55: "Ú", 0x61: "á", 0x6F: "ó", 0x75: "ú"}),
+        (PORTUGUESE_SINGLE, {0x05: "ê", 0x12: "Φ", 0x1F: "Ê", 0x41: "À", 0x5B: "Ã", 0x61: "Â", 0x7F: "â"}),
+    ],
+)
+def test_single_shift_tables(table: dict[int, str], national: dict[int, str]) -> None:
+    assert table.items() >= GSM7_EXTENSION.items()
+    assert table.items() >= national.items()
+
+
+def test_turkish_text_in_turkish_tables() -> None:
+    turkish = NationalTables(NationalLanguage.TURKISH, NationalLanguage.TURKISH)
+    assert gsm7_septet_count("Şişli", DEFAULT_TABLES) is None
+    assert encode_gsm7("Şişli", turkish) == bytes([0x1C, 0x69, 0x1D, 0x6C, 0x69])
+    assert decode_gsm7(bytes([0x1C, 0x69, 0x1D, 0x6C, 0x69]), turkish) == "Şişli"
+    single_only = NationalTables(single=NationalLanguage.TURKISH)
+    assert encode_gsm7("Ş", single_only) == bytes([ESCAPE, 0x53])
+    assert decode_gsm7(bytes([ESCAPE, 0x53]), single_only) == "Ş"
+    # ç is in the Turkish alphabet itself, so it costs one septet there, two with the single shift alone.
+    assert "ç" in double_septet_characters(single_only)
+    assert "ç" not in double_septet_characters(turkish)
+    assert gsm7_septet_count("ç", turkish) == 1
+
+
+def test_spanish_and_portuguese() -> None:
+    spanish = NationalTables(single=NationalLanguage.SPANISH)
+    assert gsm7_septet_count("Canción", spanish) == 8
+    assert decode_gsm7(encode_gsm7("¿Qué tal, Álvaro?", spanish), spanish) == "¿Qué tal, Álvaro?"
+    portuguese = NationalTables(NationalLanguage.PORTUGUESE, NationalLanguage.PORTUGUESE)
+    assert decode_gsm7(encode_gsm7("Não, obrigação à vista", portuguese), portuguese) == "Não, obrigação à vista"
+
+
+def test_unsupported_tables_are_pdu_errors() -> None:
+    with pytest.raises(PduError, match="locking=4"):
+        decode_gsm7(b"abc", NationalTables(locking=4))  # Bengali: no table here
+
+
+def _table_chars(tables: NationalTables) -> list[str]:
+    alphabet = {0: GSM7_BASIC, 1: TURKISH_LOCKING, 2: GSM7_BASIC, 3: PORTUGUESE_LOCKING}[tables.locking]
+    single = {0: GSM7_EXTENSION, 1: TURKISH_SINGLE, 2: SPANISH_SINGLE, 3: PORTUGUESE_SINGLE}[tables.single]
+    return sorted((set(alphabet) | set(single.values())) - {"\x1b"})
+
+
+national_texts = st.builds(NationalTables, st.integers(0, 3), st.integers(0, 3)).flatmap(
+    lambda tables: st.tuples(st.just(tables), st.text(alphabet=st.sampled_from(_table_chars(tables)), max_size=200))
+)
+
+
+@given(national_texts)
+def test_national_round_trip(tables_and_text: tuple[NationalTables, str]) -> None:
+    tables, text = tables_and_text
+    septets = encode_gsm7(text, tables)
+    assert decode_gsm7(septets, tables) == text
+    assert gsm7_septet_count(text, tables) == len(septets)
 
 
 # --- properties --------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smsgw.pdu.errors import PduError
-from smsgw.pdu.gsm7 import GSM7_BASIC, GSM7_EXTENSION
+from smsgw.pdu.gsm7 import GSM7_BASIC, GSM7_EXTENSION, NationalLanguage
 from smsgw.pdu.reassembly import ConcatScheme, PartInfo, Reassembler
 from smsgw.pdu.segmentation import SarInfo, segment_text
 from smsgw.pdu.text import Encoding
@@ -117,6 +117,21 @@ def test_incomplete_half_pair_becomes_replacement_character() -> None:
     reassembler.add("a", PartInfo(3, 3, 3, b"\x00b", Encoding.UCS2), 0.0)
     [partial] = reassembler.expire(60.0)
     assert partial.text() == "a\ufffdb"
+
+
+def test_national_language_parts() -> None:
+    text = "Çarşamba öğleden sonra buluşalım, İstanbul'da. " * 8
+    segmented = segment_text(text, reference=5, national_languages=(NationalLanguage.TURKISH,), max_segments=8)
+    assert segmented.encoding is Encoding.GSM7 and len(segmented.parts) > 1
+    reassembler = Reassembler(60)
+    results = []
+    for part in reversed(segmented.parts):
+        udh = Udh.from_bytes(part.udh)
+        assert udh.concatenation is not None
+        info = PartInfo.from_concatenation(udh.concatenation, part.user_data, Encoding.GSM7, udh.national_tables)
+        results.append(reassembler.add("a", info, 0.0))
+    whole = results[-1]
+    assert whole is not None and whole.text() == text
 
 
 def test_mixed_encodings_decode_per_run() -> None:

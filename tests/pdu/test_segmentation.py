@@ -6,7 +6,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smsgw.pdu.gsm7 import ESCAPE, GSM7_BASIC, GSM7_EXTENSION, fill_bits_for_udh, pack_septets
+from smsgw.pdu.gsm7 import (
+    DEFAULT_TABLES,
+    ESCAPE,
+    GSM7_BASIC,
+    GSM7_EXTENSION,
+    NationalLanguage,
+    NationalTables,
+    fill_bits_for_udh,
+    pack_septets,
+)
 from smsgw.pdu.segmentation import (
     ESME_TOO_MANY_SEGMENTS,
     SarInfo,
@@ -128,6 +137,30 @@ def test_multi_octet_encodings_never_overflow(text: str, encoding: Encoding) -> 
     assert all(len(part.user_data) <= 134 for part in segmented.parts)
     assert all(decode_as(part.user_data, encoding) == part.text for part in segmented.parts)
     assert len(segment_text("日本", encoding=Encoding.ISO_2022_JP, reference=1).parts) == 1
+
+
+def test_national_language_tables_when_they_save_segments() -> None:
+    turkish_text = "Şişli'de buluşalım mı? Çarşamba öğleden sonra uygun. " * 2
+    plain = segment_text(turkish_text, reference=1)
+    assert plain.encoding is Encoding.UCS2 and len(plain.parts) == 2
+    national = segment_text(turkish_text, reference=1, national_languages=(NationalLanguage.TURKISH,))
+    assert national.encoding is Encoding.GSM7 and len(national.parts) == 1
+    assert national.national_tables == NationalTables(NationalLanguage.TURKISH, NationalLanguage.DEFAULT)
+    udh = Udh.from_bytes(national.parts[0].udh)
+    assert udh.national_tables == national.national_tables
+    assert decode_as(national.parts[0].user_data, Encoding.GSM7, udh.national_tables) == turkish_text
+    # Text the default alphabet carries in as few segments keeps it, without any header.
+    english = segment_text("See you at 5", reference=1, national_languages=(NationalLanguage.TURKISH,))
+    assert english.national_tables == DEFAULT_TABLES and english.parts[0].udh == b""
+
+
+def test_national_tables_shrink_parts_by_their_header() -> None:
+    text = "ş" * 400
+    segmented = segment_text(text, reference=1, national_languages=(NationalLanguage.TURKISH,), max_segments=8)
+    # Locking shift element (3 octets) + 8-bit concatenation (5) + UDHL = 9 octets: 140 - 9 -> 149 septets.
+    assert [len(part.user_data) for part in segmented.parts] == [149, 149, 102]
+    assert segmented.parts[0].udh.hex() == "08" + "0003010301" + "250101"
+    assert segmented.text == text
 
 
 def test_port_addressing_in_every_part() -> None:

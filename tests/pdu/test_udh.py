@@ -7,13 +7,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smsgw.pdu.errors import PduError
+from smsgw.pdu.gsm7 import DEFAULT_TABLES, NationalLanguage, NationalTables
 from smsgw.pdu.udh import (
     USER_DATA_HEADER,
     Concatenation,
+    Element,
     InformationElement,
+    NationalLanguageShift,
     PortAddressing,
     Udh,
     concatenation_udh,
+    national_language_elements,
     split_user_data,
 )
 
@@ -62,15 +66,29 @@ def test_gsmmodem_deliver_header() -> None:
 
 
 def test_unknown_elements_kept_unchanged() -> None:
-    # IEI 0x24 (national language single shift, Turkish) and 0x0A (EMS text formatting) around a concatenation.
-    data = _with_udhl("240101" + "0003aa0201" + "0a0400058203")
+    # IEI 0x0A (EMS text formatting) and 0x70 (SIM toolkit security header) around a concatenation.
+    data = _with_udhl("700100" + "0003aa0201" + "0a0400058203")
     udh = Udh.from_bytes(data)
     assert udh.elements == (
-        InformationElement(0x24, b"\x01"),
+        InformationElement(0x70, b"\x00"),
         Concatenation(0xAA, 2, 1),
         InformationElement(0x0A, bytes.fromhex("00058203")),
     )
     assert udh.to_bytes() == data
+
+
+def test_national_language_shifts() -> None:
+    # TS 23.040 9.2.3.24.15/16: IEI 0x24 single shift, 0x25 locking shift, one octet each (1 = Turkish).
+    data = _with_udhl("250101" + "240101" + "0003aa0201")
+    udh = Udh.from_bytes(data)
+    assert udh.elements[:2] == (NationalLanguageShift(1, locking=True), NationalLanguageShift(1, locking=False))
+    assert udh.national_tables == NationalTables(NationalLanguage.TURKISH, NationalLanguage.TURKISH)
+    assert udh.to_bytes() == data
+    assert Udh(()).national_tables == DEFAULT_TABLES
+    assert national_language_elements(NationalTables(single=NationalLanguage.SPANISH)) == (
+        NationalLanguageShift(2, locking=False),
+    )
+    assert national_language_elements(DEFAULT_TABLES) == ()
 
 
 @pytest.mark.parametrize(
@@ -81,6 +99,7 @@ def test_unknown_elements_kept_unchanged() -> None:
         "0003170000",  # total 0
         "000417030100",  # wrong length for an 8-bit concatenation
         "0503123456",  # wrong length for 16-bit ports
+        "24020101",  # wrong length for a national language shift
     ],
 )
 def test_elements_to_ignore_stay_raw(elements_hex: str) -> None:
@@ -144,12 +163,13 @@ elements = st.one_of(
         st.integers(0, 0xFFFF),
         st.integers(0, 0xFFFF),
     ),
+    st.builds(NationalLanguageShift, st.integers(0, 13), st.booleans()),
     st.builds(InformationElement, st.integers(0, 0xFF), st.binary(max_size=12)),
 )
 
 
 @given(st.lists(elements, max_size=8))
-def test_bytes_round_trip(element_list: list[Concatenation | PortAddressing | InformationElement]) -> None:
+def test_bytes_round_trip(element_list: list[Element]) -> None:
     data = Udh(tuple(element_list)).to_bytes()
     udh = Udh.from_bytes(data)
     assert udh.to_bytes() == data
@@ -160,7 +180,7 @@ def test_bytes_round_trip(element_list: list[Concatenation | PortAddressing | In
 
 
 @given(st.lists(elements, max_size=8))
-def test_typed_elements_survive(element_list: list[Concatenation | PortAddressing | InformationElement]) -> None:
+def test_typed_elements_survive(element_list: list[Element]) -> None:
     typed = [e for e in element_list if not isinstance(e, InformationElement)]
     assert list(Udh.from_bytes(Udh(tuple(typed)).to_bytes()).elements) == typed
 
