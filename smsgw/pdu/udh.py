@@ -44,6 +44,10 @@ _PORTS_16: Final = PORTS_16.compile()
 _NATIONAL_LANGUAGE_SHIFT: Final = NATIONAL_LANGUAGE_SHIFT.compile()
 
 
+def _element_bytes(iei: int, data: bytes) -> bytes:
+    return bytes((iei, len(data))) + data
+
+
 def _check_range(name: str, value: int, low: int, high: int) -> None:
     if not low <= value <= high:
         raise ValueError(f"{name} must be {low}..{high}, got {value}")
@@ -61,7 +65,7 @@ class InformationElement:
         _check_range("element data length", len(self.data), 0, 0xFF)
 
     def to_bytes(self) -> bytes:
-        return bytes((self.iei, len(self.data))) + self.data
+        return _element_bytes(self.iei, self.data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +91,7 @@ class Concatenation:
     def to_bytes(self) -> bytes:
         schema = _CONCATENATION_8 if self.reference_bits == 8 else _CONCATENATION_16
         data: bytes = schema.build({"reference": self.reference, "total": self.total, "sequence": self.sequence})
-        return bytes((self.iei, len(data))) + data
+        return _element_bytes(self.iei, data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +115,7 @@ class PortAddressing:
     def to_bytes(self) -> bytes:
         schema = _PORTS_8 if self.bits == 8 else _PORTS_16
         data: bytes = schema.build({"destination_port": self.destination_port, "source_port": self.source_port})
-        return bytes((self.iei, len(data))) + data
+        return _element_bytes(self.iei, data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +134,7 @@ class NationalLanguageShift:
 
     def to_bytes(self) -> bytes:
         data: bytes = _NATIONAL_LANGUAGE_SHIFT.build({"language": self.language})
-        return bytes((self.iei, len(data))) + data
+        return _element_bytes(self.iei, data)
 
 
 Element: TypeAlias = InformationElement | Concatenation | PortAddressing | NationalLanguageShift
