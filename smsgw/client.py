@@ -7,6 +7,7 @@ matched to requests by sequence number with a window of outstanding submissions,
 
 from __future__ import annotations
 
+import csv
 import enum
 import logging
 import random
@@ -58,8 +59,10 @@ def read_recipients(lines: Iterable[str], default_country_code: str = "") -> Rec
     recipients: list[Recipient] = []
     rejected: list[RejectedLine] = []
     first_line_of: dict[str, int] = {}
-    for line_no, line in enumerate(lines, start=1):
-        raw = line.split(",", 1)[0].strip().strip('"').strip()
+    reader = csv.reader(lines)
+    for row in reader:
+        line_no = reader.line_num
+        raw = row[0].strip() if row else ""
         if not raw or raw.startswith("#"):
             continue
         if line_no == 1 and not any(c.isdigit() for c in raw):

@@ -29,7 +29,7 @@ from smsgw.client import (
 
 def test_numbers_file_reports_invalid_and_duplicate_lines() -> None:
     lines = ["number,name\n", "07700 900001,Ann\n", "\n", "# staff\n", "not-a-number\n", "+44 7700 900001\n",
-             '"07700900002"\n']
+             '"07700 900002","Smith, Bob"\n']
     result = read_recipients(lines, "44")
     assert [(r.line, r.number) for r in result.recipients] == [(2, "447700900001"), (7, "447700900002")]
     assert [(r.line, r.raw) for r in result.rejected] == [(5, "not-a-number"), (6, "+44 7700 900001")]
