@@ -4,6 +4,10 @@ Two forms of the same text exist on the wire: SMPP carries one septet per octet 
 a TPDU packs eight septets into seven octets, after fill bits that align the first septet on a septet boundary
 following the user data header. `encode_gsm7`/`decode_gsm7` convert text to and from septets;
 `pack_septets`/`unpack_septets` convert septets to and from the packed form.
+
+Besides the default alphabet and its extension, the national language tables of TS 23.038 Annex A for Turkish,
+Spanish and Portuguese: a UDH may name a locking shift table (a whole alphabet) and a single shift table (the
+extension) that the text is written in (`NationalTables`).
 """
 
 from __future__ import annotations
@@ -114,10 +118,6 @@ class NationalTables:
 
     locking: int = NationalLanguage.DEFAULT
     single: int = NationalLanguage.DEFAULT
-
-    @property
-    def is_default(self) -> bool:
-        return self.locking == NationalLanguage.DEFAULT and self.single == NationalLanguage.DEFAULT
 
 
 DEFAULT_TABLES: Final = NationalTables()
