@@ -16,14 +16,12 @@ import functools
 import logging
 import signal
 import tempfile
-import termios
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-import serial
 import trio
 
 from smsgw.config import (
@@ -37,7 +35,6 @@ from smsgw.config import (
 from smsgw.modem.driver import ModemDriver, ModemState
 from smsgw.modem.pool import ModemPool
 from smsgw.modem.seams import OutgoingSms, SendOutcome, Sent
-from smsgw.modem.transport import PortOpenError, SerialStream
 from smsgw.modem.virtual.modem import VirtualModem
 from smsgw.modem.virtual.network import VirtualNetwork, serve_network
 from smsgw.modem.virtual.pty import serve_pty
@@ -139,7 +136,6 @@ async def _run_parts(
             config.modems,
             scheduler,
             reassembly_timeout_s=config.messages.multipart_reassembly_timeout_s,
-            openers={modem.name: functools.partial(_open_tty, modem) for modem in config.modems},
         )
         async with trio.open_nursery() as modems:
             await modems.start(pool.run)
@@ -213,26 +209,6 @@ class ConcatenationAffinity:
         stale = [key for key, pin in self._pins.items() if now - pin.created_at > self._forget_after_s]
         for key in stale:
             del self._pins[key]
-
-
-async def _open_tty(modem: ModemConfig) -> trio.abc.Stream:
-    """The modem's serial port as `open_serial` opens it, but with VMIN=1.
-
-    pyserial leaves VMIN=0, with which a non-blocking read of an idle tty returns b"" instead of EAGAIN, and
-    `SerialStream` rightly takes b"" for a device that went away; with VMIN=1 an idle port reads as EAGAIN and
-    an unplugged one still as b"" or EIO. (Belongs in `smsgw.modem.transport.open_serial`.)"""
-    try:
-        port = serial.Serial(
-            modem.port, baudrate=modem.baudrate, rtscts=modem.rtscts, timeout=0, write_timeout=0, exclusive=True
-        )
-        attributes = termios.tcgetattr(port.fileno())
-        attributes[6][termios.VMIN] = 1
-        attributes[6][termios.VTIME] = 0
-        termios.tcsetattr(port.fileno(), termios.TCSANOW, attributes)
-    except (serial.SerialException, OSError, ValueError, termios.error) as exc:
-        raise PortOpenError(f"cannot open {modem.port}: {exc}") from exc
-    log.info("serial port opened port=%s baudrate=%d rtscts=%s", modem.port, modem.baudrate, modem.rtscts)
-    return SerialStream(port)
 
 
 async def _wait_modems_started(pool: ModemPool, config: Config) -> None:
