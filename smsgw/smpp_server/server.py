@@ -80,6 +80,16 @@ log = logging.getLogger(__name__)
 
 _RECEIVE_BYTES: Final = 65536
 _PUSHED: Final = frozenset({CommandId.DELIVER_SM, CommandId.DATA_SM})
+_BACKEND_OPERATIONS: Final = frozenset(
+    {
+        CommandId.SUBMIT_SM,
+        CommandId.DATA_SM,
+        CommandId.SUBMIT_MULTI,
+        CommandId.QUERY_SM,
+        CommandId.CANCEL_SM,
+        CommandId.REPLACE_SM,
+    }
+)
 _RECEIVER_BINDS: Final = frozenset({BindState.BOUND_RX, BindState.BOUND_TRX})
 # Releasing items back to the backend must not hang a closing connection forever.
 _RELEASE_TIMEOUT_S: Final = 5.0
@@ -570,7 +580,13 @@ class SmppConnection:
 
     async def _handle_request(self, pdu: Pdu, segments: int) -> None:
         command_id = pdu.command_id
-        if isinstance(pdu, BindTransmitter | BindReceiver | BindTransceiver):
+        if command_id in _BACKEND_OPERATIONS:
+            try:
+                self._pending.acquire_nowait()
+            except trio.WouldBlock:
+                await self._pending.acquire()  # backpressure: stop reading until an answer is out
+            await self.server.enqueue(self, pdu, segments)
+        elif isinstance(pdu, BindTransmitter | BindReceiver | BindTransceiver):
             await self._bind(pdu)
         elif command_id == CommandId.ENQUIRE_LINK:
             await self._send(EnquireLinkResp(sequence_number=pdu.sequence_number))
@@ -581,12 +597,6 @@ class SmppConnection:
                     source=self.source, event="unbind", outcome="ok", system_id=self.account.system_id
                 )
             self.close()
-        else:
-            try:
-                self._pending.acquire_nowait()
-            except trio.WouldBlock:
-                await self._pending.acquire()  # backpressure: stop reading until an answer is out
-            await self.server.enqueue(self, pdu, segments)
 
     async def _handle_response(self, request: Pdu, response: Pdu) -> None:
         if request.command_id == CommandId.UNBIND:
