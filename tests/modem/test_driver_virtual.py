@@ -90,3 +90,33 @@ async def test_driver_over_a_real_pty(tmp_path: Path) -> None:
             refused = await driver.send(_sms(A, "too long valid", validity=timedelta(weeks=100)))
             assert isinstance(refused, SendFailed) and not refused.temporary  # TP-VP cannot say 100 weeks
             nursery.cancel_scope.cancel()
+
+
+async def test_unplugged_pty_modem_is_reopened_when_it_returns(tmp_path: Path) -> None:
+    config = VirtualNetworkConfig(delivery_delay_s=0.0)
+    link = tmp_path / "ttyUSB0"
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            network = VirtualNetwork(config, now=trio.current_time())
+            await nursery.start(serve_network, network)
+            driver = ModemDriver(
+                ModemConfig(name="usb", port=str(link), msisdn=A, reopen_delay_s=0.05, reopen_delay_max_s=0.2),
+                RecordingSink(),
+            )
+            nursery.start_soon(driver.run)
+            await trio.sleep(0.3)
+            assert driver.state is ModemState.CLOSED  # nothing plugged in yet: retried, not crashed
+            plugged = trio.CancelScope()
+            nursery.start_soon(_serve_until_cancelled, plugged, VirtualModem(network, A, config), link)
+            assert await driver.wait_state(ModemState.READY) is ModemState.READY
+            plugged.cancel()  # unplugged: the pty master closes, the link disappears
+            assert await driver.wait_state(ModemState.CLOSED) is ModemState.CLOSED
+            await nursery.start(serve_pty, VirtualModem(network, A, config), link)  # plugged in again
+            assert await driver.wait_state(ModemState.READY) is ModemState.READY
+            assert isinstance(await driver.send(_sms(A, "back again")), Sent)
+            nursery.cancel_scope.cancel()
+
+
+async def _serve_until_cancelled(scope: trio.CancelScope, modem: VirtualModem, link: Path) -> None:
+    with scope:
+        await serve_pty(modem, link)
