@@ -1,7 +1,7 @@
 """kill -9 of `smsgw serve` in the middle of a batch, then a restart on the same store: every message the gateway
 acknowledged reaches a final state, and its receipt arrives exactly once.
 
-Processes as in production: two `smsgw virtual-modem` processes (which survive the crash, as hardware would) and
+Processes as in production: three `smsgw virtual-modem` processes (which survive the crash, as hardware would) and
 `smsgw serve --config` on them; smpplib submits and receives.
 """
 
@@ -54,7 +54,7 @@ def _serve(config: Path, env: dict[str, str], processes: list[Process]) -> int:
 
 def test_kill_9_during_a_batch_then_restart(tmp_path: Path, processes: list[Process]) -> None:
     env = {**os.environ, "TMPDIR": str(tmp_path)}
-    links = [tmp_path / "modem1", tmp_path / "modem2"]
+    links = [tmp_path / f"modem{i}" for i in (1, 2, 3)]
     config = _config(tmp_path, links)
     for i, link in enumerate(links, start=1):
         modem = Process(["virtual-modem", "--link", str(link), "--msisdn", f"44770090000{i}", "--config",
