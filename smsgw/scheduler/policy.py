@@ -29,7 +29,7 @@ import logging
 import os
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -244,30 +244,49 @@ class LineBreaks(enum.Enum):
     LF = "lf"  # CR LF and a lone CR become LF: one character
 
 
+_WORD: Final = re.compile(r"\w+")
+
+
 @dataclass(frozen=True, slots=True)
 class KeywordRules:
-    """Blocked content of a route: whole words or phrases in any case, and regular expressions as written."""
+    """Blocked content of a route. Words and phrases match whole words in any case, with any spaces or punctuation
+    between a phrase's words; entries in scripts written without spaces (Chinese, Japanese; Korean attaches
+    particles) match anywhere; regular expressions match as written. Lookups are by word, so a list of thousands
+    of entries costs what a short one does."""
 
-    words: re.Pattern[str] | None
+    phrases: Mapping[tuple[str, ...], str]  # casefolded words -> the entry
+    phrase_lengths: tuple[int, ...]
+    fragments: Mapping[str, str]  # casefolded text of a spaceless script -> the entry
     patterns: tuple[re.Pattern[str], ...]
 
     def find(self, text: str) -> str | None:
-        """The first blocked word or pattern in `text`, or None."""
-        if self.words is not None and (match := self.words.search(text)) is not None:
-            return match.group(0)
+        """The first blocked entry found in `text` (as listed), or None."""
+        folded = text.casefold()
+        if self.phrases:
+            words = tuple(_WORD.findall(folded))
+            for length in self.phrase_lengths:
+                for start in range(len(words) - length + 1):
+                    entry = self.phrases.get(words[start : start + length])
+                    if entry is not None:
+                        return entry
+        for fragment, entry in self.fragments.items():
+            if fragment in folded:
+                return entry
         for pattern in self.patterns:
             if pattern.search(text) is not None:
-                return pattern.pattern
+                return f"re:{pattern.pattern}"
         return None
 
 
-NO_KEYWORDS: Final = KeywordRules(None, ())
+NO_KEYWORDS: Final = KeywordRules({}, (), {}, ())
 
 
 def parse_keywords(text: str, source: str = "<keywords>") -> KeywordRules:
     """One entry a line: `re:<expression>` or a word/phrase; blank lines and `#` comments are skipped.
-    ValueError naming `source` and the line for an expression that does not compile."""
-    words: list[str] = []
+    ValueError naming `source` and the line for an expression that does not compile or an entry without a
+    letter or digit (symbols are matched with `re:`)."""
+    phrases: dict[tuple[str, ...], str] = {}
+    fragments: dict[str, str] = {}
     patterns: list[re.Pattern[str]] = []
     for number, line in enumerate(text.splitlines(), start=1):
         entry = line.strip()
@@ -278,22 +297,15 @@ def parse_keywords(text: str, source: str = "<keywords>") -> KeywordRules:
                 patterns.append(re.compile(entry[3:]))
             except re.error as exc:
                 raise ValueError(f"{source}:{number}: bad regular expression {entry[3:]!r}: {exc}") from None
+        elif any(_is_wide(char) for char in entry):
+            fragments["".join(entry.split()).casefold()] = entry
         else:
-            words.append(entry)
-    # Longest first, so a phrase wins over a word it starts with in the reported match.
-    words.sort(key=len, reverse=True)
-    combined = re.compile("|".join(_word_pattern(word) for word in words), re.IGNORECASE) if words else None
-    return KeywordRules(combined, tuple(patterns))
-
-
-def _word_pattern(entry: str) -> str:
-    """A whole word or phrase: any whitespace between its words, and no word character right before or after it
-    where it starts or ends with a letter of a spaced script. Chinese and Japanese write words without spaces
-    (and Korean attaches particles), so an end in a wide character matches inside a run of text."""
-    body = r"\s+".join(re.escape(word) for word in entry.split())
-    start = "" if _is_wide(entry[0]) else r"(?<!\w)"
-    end = "" if _is_wide(entry[-1]) else r"(?!\w)"
-    return f"{start}{body}{end}"
+            words = tuple(_WORD.findall(entry.casefold()))
+            if not words:
+                raise ValueError(f"{source}:{number}: {entry!r} has no letter or digit; write symbols as re:")
+            phrases[words] = " ".join(entry.split())
+    lengths = tuple(sorted({len(words) for words in phrases}))
+    return KeywordRules(phrases, lengths, fragments, tuple(patterns))
 
 
 def _is_wide(char: str) -> bool:
@@ -406,13 +418,21 @@ def prepare_text(
     segments = _count_segments(base, chosen, reserve)
     if segments > rules.max_segments:
         raise TooManySegments(segments, rules.max_segments)
+    additions = [
+        (name, addition)
+        for name, addition in (
+            ("unsubscribe_statement", rules.unsubscribe_statement if promotional else ""),
+            ("suffix", rules.suffix),
+        )
+        if addition and addition.strip().casefold() not in base.casefold()
+    ]
+    # Usually there is room for all of them, and one segmentation shows it; otherwise in order of importance.
+    everything = base + "".join(text for _, text in additions)
+    if len(additions) > 1 and _fits(everything, chosen, reserve, segments):
+        names = tuple(name for name, _ in additions)
+        return PreparedText(everything, chosen, reserve, rules.max_segments, segments, names)
     appended: list[str] = []
-    for name, addition in (
-        ("unsubscribe_statement", rules.unsubscribe_statement if promotional else ""),
-        ("suffix", rules.suffix),
-    ):
-        if not addition or addition.strip().casefold() in base.casefold():
-            continue
+    for name, addition in additions:
         if _fits(base + addition, chosen, reserve, segments):
             base += addition
             appended.append(name)
