@@ -104,7 +104,8 @@ class Rejection:
 
     @property
     def command_status(self) -> int:
-        """The status for callers that refuse at submit instead (`smsgw send` preview, a synchronous route)."""
+        """0x400 + the code's last two digits, for a caller that refuses at submit instead of storing the message
+        REJECTED (a single destination the facts already decide)."""
         return self.error_code.command_status
 
 
