@@ -117,10 +117,10 @@ def baseline_encode(fields: tuple[Any, ...]) -> bytes:
 
 
 def _batch_seconds(operation: Callable[[], object], batch: int) -> float:
-    start = time.perf_counter()
+    start = time.process_time()
     for _ in range(batch):
         operation()
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def _batch_for(operation: Callable[[], object], seconds: float) -> int:
@@ -131,9 +131,9 @@ def _batch_for(operation: Callable[[], object], seconds: float) -> int:
 
 
 def _rates(ours: Callable[[], object], baseline: Callable[[], object], seconds: float) -> tuple[float, float]:
-    """Operations per second of each: the best of many short rounds that alternate between the two, each round
-    sized to take the same time for both. Load from other processes only ever slows a round down, so on a shared
-    machine the best round is the honest one, and equal round lengths give both the same chance of a quiet one."""
+    """Operations per second of CPU time for each: the best of many short rounds that alternate between the two,
+    each round sized to take the same time for both. CPU time rather than wall time, so that other processes on a
+    shared machine do not count; the best round, so that cache and scheduler disturbances do not either."""
     round_seconds = seconds / (2 * _ROUNDS)
     ours_batch = _batch_for(ours, round_seconds)
     baseline_batch = _batch_for(baseline, round_seconds)

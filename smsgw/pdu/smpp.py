@@ -15,6 +15,7 @@ body.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
@@ -520,6 +521,8 @@ def _encode_cstring(value: str, max_length: int, status: int, field: str) -> byt
     return _latin1(value, max_length, status, field) + b"\x00"
 
 
+# ESMEs repeat the same few validity periods: remember the octets of the valid ones.
+@functools.lru_cache(maxsize=4096)
 def _time(value: str, status: int, field: str) -> bytes:
     data = _latin1(value, TIME_LENGTH + 1, status, field)
     if data:
@@ -578,13 +581,14 @@ def _encode_empty(pdu: Pdu) -> bytes:
 
 
 _Decoder = Callable[[Any, bytes, int, int], Pdu]
+# Plain int keys: the command_id read from the wire is an int, and int == int is the fastest lookup.
 _FAST_DECODERS: Final[dict[int, tuple[_Decoder, type[Pdu]]]] = {
-    CommandId.SUBMIT_SM: (_decode_short_message, SubmitSm),
-    CommandId.DELIVER_SM: (_decode_short_message, DeliverSm),
-    CommandId.SUBMIT_SM_RESP: (_decode_message_id_resp, SubmitSmResp),
-    CommandId.DELIVER_SM_RESP: (_decode_message_id_resp, DeliverSmResp),
-    CommandId.ENQUIRE_LINK: (_decode_empty, EnquireLink),
-    CommandId.ENQUIRE_LINK_RESP: (_decode_empty, EnquireLinkResp),
+    int(CommandId.SUBMIT_SM): (_decode_short_message, SubmitSm),
+    int(CommandId.DELIVER_SM): (_decode_short_message, DeliverSm),
+    int(CommandId.SUBMIT_SM_RESP): (_decode_message_id_resp, SubmitSmResp),
+    int(CommandId.DELIVER_SM_RESP): (_decode_message_id_resp, DeliverSmResp),
+    int(CommandId.ENQUIRE_LINK): (_decode_empty, EnquireLink),
+    int(CommandId.ENQUIRE_LINK_RESP): (_decode_empty, EnquireLinkResp),
 }
 _FAST_ENCODERS: Final[dict[type[Pdu], Callable[[Any], bytes]]] = {
     SubmitSm: _encode_short_message,

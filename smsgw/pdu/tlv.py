@@ -205,6 +205,10 @@ def check_sar_group(values: Mapping[str, object]) -> None:
         )
 
 
+_Decode = Callable[[TlvSpec, bytes], TlvValue]
+_Encode = Callable[[TlvSpec, TlvValue], bytes]
+
+
 def _length_error(spec: TlvSpec, length: int) -> InvalidField:
     return InvalidField(
         f"TLV {spec.name} (0x{spec.tag:04X}) length {length} outside {spec.min_length}..{spec.max_length}",
@@ -260,18 +264,26 @@ def _header(spec: TlvSpec, length: int) -> bytes:
     return _TLV_HEADER.pack(spec.tag, length)
 
 
-def _encode_int(spec: TlvSpec, value: TlvValue) -> bytes:
-    if value.__class__ is not int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise InvalidField(f"TLV {spec.name} takes int, got {type(value).__name__}", command_status=_RINVTLVVAL)
-    if not 0 <= value < 1 << (8 * spec.max_length):
-        raise InvalidField(f"TLV {spec.name} value {value} out of range", command_status=_RINVTLVVAL)
-    return _FIXED_HEADERS[spec.tag] + value.to_bytes(spec.max_length, "big")
+def _int_encoder(spec: TlvSpec) -> _Encode:
+    """The encoder of one integer TLV, with its header and range worked out once."""
+    size = spec.max_length
+    header = _header(spec, size)
+    limit = 1 << (8 * size)
+
+    def encode(spec: TlvSpec, value: TlvValue) -> bytes:
+        if value.__class__ is not int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InvalidField(f"TLV {spec.name} takes int, got {type(value).__name__}", command_status=_RINVTLVVAL)
+        if not 0 <= value < limit:
+            raise InvalidField(f"TLV {spec.name} value {value} out of range", command_status=_RINVTLVVAL)
+        return header + value.to_bytes(size, "big")
+
+    return encode
 
 
 def _encode_flag(spec: TlvSpec, value: TlvValue) -> bytes:
     if value is not True:
         raise InvalidField(f"TLV {spec.name} is a flag: True or None", command_status=_RINVTLVVAL)
-    return _FIXED_HEADERS[spec.tag]
+    return _header(spec, 0)
 
 
 def _encode_octets(spec: TlvSpec, value: TlvValue) -> bytes:
@@ -294,21 +306,27 @@ def _encode_cstr(spec: TlvSpec, value: TlvValue) -> bytes:
     return _header(spec, len(data)) + data
 
 
-_Decode = Callable[[TlvSpec, bytes], TlvValue]
-_Encode = Callable[[TlvSpec, TlvValue], bytes]
-_CODECS: Final[dict[str, tuple[_Decode, _Encode]]] = {
-    "u8": (_decode_u8, _encode_int),
-    "u16": (_decode_u16, _encode_int),
-    "u32": (_decode_u32, _encode_int),
-    "flag": (_decode_flag, _encode_flag),
-    "octets": (_decode_octets, _encode_octets),
-    "cstr": (_decode_cstr, _encode_cstr),
+_DECODE_BY_KIND: Final[dict[str, _Decode]] = {
+    "u8": _decode_u8,
+    "u16": _decode_u16,
+    "u32": _decode_u32,
+    "flag": _decode_flag,
+    "octets": _decode_octets,
+    "cstr": _decode_cstr,
 }
-_FIXED_HEADERS: Final[dict[int, bytes]] = {
-    s.tag: _header(s, s.max_length) for s in TLV_SPECS if s.min_length == s.max_length
+_ENCODE_BY_KIND: Final[dict[str, Callable[[TlvSpec], _Encode]]] = {
+    "u8": _int_encoder,
+    "u16": _int_encoder,
+    "u32": _int_encoder,
+    "flag": lambda spec: _encode_flag,
+    "octets": lambda spec: _encode_octets,
+    "cstr": lambda spec: _encode_cstr,
 }
-_DECODERS: Final[dict[int, tuple[TlvSpec, _Decode]]] = {s.tag: (s, _CODECS[s.kind][0]) for s in TLV_SPECS}
-_ENCODERS: Final[dict[str, tuple[TlvSpec, _Encode]]] = {s.name: (s, _CODECS[s.kind][1]) for s in TLV_SPECS}
+# tag -> (name, size if a 1- or 2-octet integer else -1, spec, decoder)
+_DECODERS: Final[dict[int, tuple[str, int, TlvSpec, _Decode]]] = {
+    s.tag: (s.name, {"u8": 1, "u16": 2}.get(s.kind, -1), s, _DECODE_BY_KIND[s.kind]) for s in TLV_SPECS
+}
+_ENCODERS: Final[dict[str, tuple[TlvSpec, _Encode]]] = {s.name: (s, _ENCODE_BY_KIND[s.kind](s)) for s in TLV_SPECS}
 
 
 def decode_tlvs(data: bytes, pos: int) -> Tlvs:
@@ -334,13 +352,12 @@ def decode_tlvs(data: bytes, pos: int) -> Tlvs:
                 unknown = []
             unknown.append(RawTlv(tag, data[pos:value_end]))
         else:
-            spec, decode = known
-            name = spec.name
+            name, int_size, spec, decode = known
             if name in values:
                 raise InvalidField(f"TLV {name} appears twice", command_status=_RINVTLVSTREAM)
-            # 1-octet integers are most of the TLVs on the hot path: read them without a call.
-            if decode is _decode_u8 and length == 1:
-                values[name] = data[pos]
+            # 1- and 2-octet integers are most of the TLVs on the hot path: read them without a call.
+            if length == int_size:
+                values[name] = data[pos] if length == 1 else (data[pos] << 8) | data[pos + 1]
             else:
                 values[name] = decode(spec, data[pos:value_end])
         pos = value_end

@@ -169,7 +169,7 @@ def mutated_hot_wire(draw: st.DrawFn) -> bytes:
     return _with_body(wire, bytes(body))
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated_hot_wire())
 def test_fast_decoder_matches_construct_on_any_body(wire: bytes) -> None:
     _, command_id, command_status, sequence_number = struct.unpack_from(">IIII", wire)
@@ -180,7 +180,7 @@ def test_fast_decoder_matches_construct_on_any_body(wire: bytes) -> None:
     assert fast == reference
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300))
 def test_random_octets_only_raise_pdu_error(data: bytes) -> None:
     try:
@@ -189,7 +189,7 @@ def test_random_octets_only_raise_pdu_error(data: bytes) -> None:
         pass
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.sampled_from(sorted(PDU_CLASSES)), st.integers(0, 0xFFFFFFFF), st.binary(max_size=200))
 def test_random_bodies_of_every_command_only_raise_pdu_error(command_id: int, sequence: int, body: bytes) -> None:
     wire = struct.pack(">IIII", HEADER_LENGTH + len(body), command_id, 0, sequence) + body
