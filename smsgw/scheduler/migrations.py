@@ -34,7 +34,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         data_coding INTEGER NOT NULL,
         flash INTEGER NOT NULL,
         gateway_split INTEGER NOT NULL,
-        short_message BLOB NOT NULL,
+        text TEXT NOT NULL,
         submitted_at INTEGER NOT NULL,
         start_at INTEGER NOT NULL,
         expires_at INTEGER NOT NULL,
@@ -87,6 +87,8 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         segment INTEGER
     );
     CREATE INDEX status_reports_received ON status_reports (received_at);
+    -- a report that overtook the write of its segment's TP-MR waits here for record_sent
+    CREATE INDEX status_reports_unmatched ON status_reports (modem, tp_mr) WHERE segment IS NULL;
 
     CREATE TABLE mo_messages (
         id INTEGER PRIMARY KEY,

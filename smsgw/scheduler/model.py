@@ -4,7 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from smsgw.pdu.constants import vendor_status
 from smsgw.scheduler.states import State
+
+
+class Refused(Exception):
+    """A submission or request the gateway turns down; `command_status` is the SMPP status to answer with."""
+
+    def __init__(self, message: str, *, command_status: int) -> None:
+        super().__init__(message)
+        self.command_status = command_status
+
+
+class InsufficientBalance(Exception):
+    command_status = vendor_status(0)  # err 800: insufficient balance
+
+
+class NotCancellable(Exception):
+    """The message is on a modem, already sent, final, or not the caller's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +55,7 @@ class NewMessage:
     data_coding: int
     flash: bool
     gateway_split: bool  # the gateway segmented the text: one receipt for the whole message
-    short_message: bytes  # as submitted; receipts quote its start
+    text: str  # the message as text ('' for binary data); receipts quote its start, exports carry it
     submitted_ms: int
     start_ms: int
     expires_ms: int
@@ -79,8 +96,7 @@ class ReceiptRecord:
     done_ms: int
     submitted_segments: int
     delivered_segments: int
-    text: bytes  # start of the original short_message
-    data_coding: int
+    text: str  # start of the message text
     service_type: str
 
 
@@ -121,6 +137,11 @@ class StoredMessage:
     segment_count: int
     charged_micro: int
     segment_states: tuple[State, ...]
+    route: str
+    data_coding: int
+    esm_class: int
+    start_ms: int
+    expires_ms: int
 
 
 @dataclass(frozen=True, slots=True)

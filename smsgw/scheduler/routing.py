@@ -10,11 +10,12 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Final
 
 from smsgw.config import RouteConfig
+from smsgw.pdu.constants import vendor_status
 
 MICRO: Final = 1_000_000
 # The service's own test numbers (DESIGN.md virtual network) are never charged.
 FREE_RANGE: Final = (447700900000, 447700999999)
-NO_ROUTE_STATUS: Final = 0x404  # vendor range: 0x400 + 04 (err 804 no route / no modem)
+NO_ROUTE_STATUS: Final = vendor_status(4)  # err 804: no route / no modem available
 
 
 class NoRoute(Exception):

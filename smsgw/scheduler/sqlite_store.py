@@ -30,10 +30,12 @@ from smsgw.scheduler.migrations import migrate
 from smsgw.scheduler.model import (
     Address,
     Handoff,
+    InsufficientBalance,
     LedgerEntry,
     MoRecord,
     NewMessage,
     NewSegment,
+    NotCancellable,
     OutboxEntry,
     ReceiptRecord,
     Recovery,
@@ -57,18 +59,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-RECEIPT_TEXT_BYTES: Final = 20
+RECEIPT_TEXT_CHARS: Final = 20
 EXPIRED_ERROR: Final = 0x46  # TP-Status "validity period expired"
 _SYNCHRONOUS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 _PENDING_SQL: Final = ",".join(str(int(s)) for s in PENDING)
-
-
-class InsufficientBalance(Exception):
-    command_status = 0x400  # vendor range: 0x400 + 00 (err 800)
-
-
-class NotCancellable(Exception):
-    """The message is on a modem, already sent, final, or not ours to touch."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +108,7 @@ class SqliteStore:
         """Set after a commit that made some segment due earlier than before; take it before looking."""
         return self._work_event
 
-    def _notify_work(self) -> None:
+    def notify_work(self) -> None:
         self._work_event.set()
         self._work_event = trio.Event()
 
@@ -144,7 +138,7 @@ class SqliteStore:
             cursor = c.execute(
                 "INSERT INTO messages (message_id, dest_index, account, service_type, source_addr, source_addr_ton,"
                 " source_addr_npi, destination_addr, dest_addr_ton, dest_addr_npi, route, modem_group, esm_class,"
-                " registered_delivery, data_coding, flash, gateway_split, short_message, submitted_at, start_at,"
+                " registered_delivery, data_coding, flash, gateway_split, text, submitted_at, start_at,"
                 " expires_at, state, segment_count, charged)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
@@ -165,7 +159,7 @@ class SqliteStore:
                     message.data_coding,
                     int(message.flash),
                     int(message.gateway_split),
-                    message.short_message,
+                    message.text,
                     message.submitted_ms,
                     message.start_ms,
                     message.expires_ms,
@@ -197,7 +191,7 @@ class SqliteStore:
                 self._ledger(c, message.account, "charge", -charge, message.submitted_ms, message.message_id, "")
             results.append(True)
         if any(results):
-            self._writer.after_commit(self._notify_work)
+            self._writer.after_commit(self.notify_work)
         return tuple(results)
 
     # -- billing ----------------------------------------------------------------------------------------------
@@ -295,8 +289,8 @@ class SqliteStore:
         derived = message_state(State(s) for s, _ in segments)
         row = c.execute(
             "SELECT state, registered_delivery, account, message_id, source_addr, source_addr_ton, source_addr_npi,"
-            " destination_addr, dest_addr_ton, dest_addr_npi, submitted_at, segment_count, short_message,"
-            " data_coding, service_type FROM messages WHERE id = ?",
+            " destination_addr, dest_addr_ton, dest_addr_npi, submitted_at, segment_count, text, service_type"
+            " FROM messages WHERE id = ?",
             (rowid,),
         ).fetchone()
         previous = State(row[0])
@@ -323,9 +317,8 @@ class SqliteStore:
             done_ms=now_ms,
             submitted_segments=row[11],
             delivered_segments=sum(1 for s, _ in segments if s == State.DELIVERED),
-            text=bytes(row[12][:RECEIPT_TEXT_BYTES]),
-            data_coding=row[13],
-            service_type=row[14],
+            text=row[12][:RECEIPT_TEXT_CHARS],
+            service_type=row[13],
         )
         self._outbox_add(c, row[2], "receipt", _encode_receipt(record), now_ms)
 
@@ -383,16 +376,36 @@ class SqliteStore:
             )
         return handoffs
 
-    async def record_sent(self, segment_rowid: int, sent: Sent, report_deadline_ms: int, now_ms: int) -> None:
-        def op(c: sqlite3.Connection) -> None:
+    async def record_sent(
+        self, segment_rowid: int, sent: Sent, report_deadline_ms: int, now_ms: int, retry_at_ms: int
+    ) -> State:
+        """Record the modem's TP-MR; a status report that overtook this write is applied now."""
+
+        def op(c: sqlite3.Connection) -> State:
             segment = self._segment(c, segment_rowid)
+            sent_ms = to_ms(sent.sent_at)
             c.execute(
                 "UPDATE segments SET sent_at = ?, modem = ?, modem_msisdn = ?, tp_mr = ? WHERE id = ?",
-                (to_ms(sent.sent_at), sent.modem, sent.modem_msisdn, sent.tp_mr, segment_rowid),
+                (sent_ms, sent.modem, sent.modem_msisdn, sent.tp_mr, segment_rowid),
             )
-            self._change(c, segment, Event.SENT, now_ms, due_at=report_deadline_ms)
+            state = self._change(c, segment, Event.SENT, now_ms, due_at=report_deadline_ms)
+            self._writer.after_commit(self.notify_work)
+            (handoff_at, destination) = c.execute(
+                "SELECT handoff_at, destination FROM segments WHERE id = ?", (segment_rowid,)
+            ).fetchone()
+            early = c.execute(
+                "SELECT id, recipient, tp_st FROM status_reports INDEXED BY status_reports_unmatched"
+                " WHERE segment IS NULL AND modem = ? AND tp_mr = ? AND received_at >= ? ORDER BY id",
+                (sent.modem, sent.tp_mr, handoff_at),
+            ).fetchall()
+            for report_id, recipient, tp_st in early:
+                if state in FINAL or not same_number(destination, recipient):
+                    continue
+                c.execute("UPDATE status_reports SET segment = ? WHERE id = ?", (segment_rowid, report_id))
+                state = self._apply_report(c, self._segment(c, segment_rowid), tp_st, now_ms, retry_at_ms)
+            return state
 
-        await self._writer.write(op)
+        return await self._writer.write(op)
 
     async def record_failure(
         self, segment_rowid: int, *, temporary: bool, error_code: int, retry_at_ms: int, now_ms: int
@@ -404,7 +417,7 @@ class SqliteStore:
             if not temporary:
                 return self._change(c, segment, Event.PERMANENT_FAILURE, now_ms, error_code=error_code)
             (expires_at,) = c.execute("SELECT expires_at FROM messages WHERE id = ?", (segment.message,)).fetchone()
-            self._writer.after_commit(self._notify_work)
+            self._writer.after_commit(self.notify_work)
             return self._change(
                 c, segment, Event.TEMPORARY_FAILURE, now_ms, due_at=min(retry_at_ms, expires_at), error_code=error_code
             )
@@ -433,20 +446,21 @@ class SqliteStore:
             )
             if segment is None:
                 return None
-            event = report_event(report.tp_st)
-            due_at: int | None = None
-            if event is Event.TEMPORARY_FAILURE:
-                (expires_at,) = c.execute(
-                    "SELECT expires_at FROM messages WHERE id = ?", (segment.message,)
-                ).fetchone()
-                due_at = min(retry_at_ms, expires_at)
-                self._writer.after_commit(self._notify_work)
-            elif event is Event.NETWORK_ENROUTE:
-                due_at = c.execute("SELECT due_at FROM segments WHERE id = ?", (segment.rowid,)).fetchone()[0]
-            error = 0 if event is Event.DELIVERED else report.tp_st
-            return self._change(c, segment, event, now_ms, due_at=due_at, error_code=error)
+            return self._apply_report(c, segment, report.tp_st, now_ms, retry_at_ms)
 
         return await self._writer.write(op)
+
+    def _apply_report(self, c: sqlite3.Connection, segment: SegmentRow, tp_st: int, now_ms: int, retry_at_ms: int) -> State:
+        event = report_event(tp_st)
+        due_at: int | None = None
+        if event is Event.TEMPORARY_FAILURE:
+            (expires_at,) = c.execute("SELECT expires_at FROM messages WHERE id = ?", (segment.message,)).fetchone()
+            due_at = min(retry_at_ms, expires_at)
+            self._writer.after_commit(self.notify_work)
+        elif event is Event.NETWORK_ENROUTE:
+            due_at = c.execute("SELECT due_at FROM segments WHERE id = ?", (segment.rowid,)).fetchone()[0]
+        error = 0 if event is Event.DELIVERED else tp_st
+        return self._change(c, segment, event, now_ms, due_at=due_at, error_code=error)
 
     def _match_report(self, c: sqlite3.Connection, report: StatusReport, since_ms: int) -> SegmentRow | None:
         """The latest segment sent by that modem with that TP-MR to that recipient, still awaiting its report."""
@@ -476,7 +490,7 @@ class SqliteStore:
                 self._audit(c, now_ms, "handoff_interrupted", row[5], row[6], f"segment={row[7]} resend=1")
                 log.warning("hand-off interrupted by restart, sending again message_id=%s segment=%d", row[6], row[7])
             if rows:
-                self._writer.after_commit(self._notify_work)
+                self._writer.after_commit(self.notify_work)
             (open_segments,) = c.execute("SELECT COUNT(*) FROM segments WHERE due_at IS NOT NULL").fetchone()
             return Recovery(interrupted_handoffs=len(rows), open_segments=open_segments)
 
@@ -491,7 +505,8 @@ class SqliteStore:
         rows = c.execute(
             "SELECT id, message_id, dest_index, account, source_addr, source_addr_ton, source_addr_npi,"
             " destination_addr, dest_addr_ton, dest_addr_npi, state, submitted_at, final_at, error_code,"
-            " segment_count, charged FROM messages WHERE message_id = ? AND account = ? ORDER BY dest_index",
+            " segment_count, charged, route, data_coding, esm_class, start_at, expires_at FROM messages"
+            " WHERE message_id = ? AND account = ? ORDER BY dest_index",
             (message_id, account),
         ).fetchall()
         found = []
@@ -513,6 +528,11 @@ class SqliteStore:
                     segment_count=row[14],
                     charged_micro=row[15],
                     segment_states=states,
+                    route=row[16],
+                    data_coding=row[17],
+                    esm_class=row[18],
+                    start_ms=row[19],
+                    expires_ms=row[20],
                 )
             )
         return found
@@ -566,7 +586,7 @@ class SqliteStore:
         message_id: str,
         *,
         segments: Sequence[NewSegment] | None,
-        short_message: bytes | None,
+        text: str | None,
         window: tuple[int, int] | None,
         registered_delivery: int | None,
         price_per_segment_micro: int,
@@ -609,8 +629,8 @@ class SqliteStore:
                     ],
                 )
                 c.execute(
-                    "UPDATE messages SET short_message = ?, segment_count = ?, charged = ? WHERE id = ?",
-                    (short_message, len(segments), new_charge, rowid),
+                    "UPDATE messages SET text = ?, segment_count = ?, charged = ? WHERE id = ?",
+                    (text, len(segments), new_charge, rowid),
                 )
             else:
                 c.execute("UPDATE segments SET state = ?, due_at = ? WHERE message = ?", (int(state), start_at, rowid))
@@ -620,7 +640,7 @@ class SqliteStore:
                 (start_at, expires_at, int(state), registered_delivery, rowid),
             )
             self._audit(c, now_ms, "replace", account, message_id, "")
-            self._writer.after_commit(self._notify_work)
+            self._writer.after_commit(self.notify_work)
 
         await self._writer.write(op)
 
@@ -712,7 +732,7 @@ class SqliteStore:
         """Messages submitted in [from, to), oldest first, streamed from the reader connection (no Trio needed)."""
         sql = (
             "SELECT message_id, dest_index, account, source_addr, destination_addr, submitted_at, state, final_at,"
-            " error_code, segment_count, charged FROM messages WHERE submitted_at >= ? AND submitted_at < ?"
+            " error_code, segment_count, charged, text FROM messages WHERE submitted_at >= ? AND submitted_at < ?"
         )
         parameters: tuple[Any, ...] = (from_ms, to_ms_)
         if account is not None:
@@ -743,8 +763,7 @@ def _encode_receipt(record: ReceiptRecord) -> str:
             "done_ms": record.done_ms,
             "submitted_segments": record.submitted_segments,
             "delivered_segments": record.delivered_segments,
-            "text": record.text.hex(),
-            "data_coding": record.data_coding,
+            "text": record.text,
             "service_type": record.service_type,
         }
     )
@@ -775,7 +794,6 @@ def _decode(kind: str, text: str) -> ReceiptRecord | MoRecord:
             "source": Address(*data["source"]),
             "destination": Address(*data["destination"]),
             "state": State(data["state"]),
-            "text": bytes.fromhex(data["text"]),
         }
     )
 

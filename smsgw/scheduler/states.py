@@ -11,6 +11,9 @@ import enum
 from collections.abc import Iterable, Mapping
 from typing import Final
 
+from smsgw.pdu.constants import MessageState, RegisteredDelivery, smsc_receipt_requested
+from smsgw.pdu.tpdu import StatusMeaning, status_meaning
+
 
 class State(enum.IntEnum):
     """Values are the seed service's codes where it has one; the others sit above its range."""
@@ -82,18 +85,16 @@ def transition(state: State, event: Event) -> State:
         raise IllegalTransition(state, event) from None
 
 
-# SMPP 3.4 message_state values (5.2.28); the numbers are the wire values.
-ENROUTE: Final = 1
-_SMPP_STATE: Final[Mapping[State, int]] = {
-    State.ACCEPTED: ENROUTE,
-    State.SCHEDULED: ENROUTE,
-    State.PROCESSING: ENROUTE,
-    State.RETRY: ENROUTE,
-    State.DELIVERED: 2,
-    State.EXPIRED: 3,
-    State.CANCELLED: 4,
-    State.UNDELIVERABLE: 5,
-    State.REJECTED: 8,
+_SMPP_STATE: Final[Mapping[State, MessageState]] = {
+    State.ACCEPTED: MessageState.ENROUTE,
+    State.SCHEDULED: MessageState.ENROUTE,
+    State.PROCESSING: MessageState.ENROUTE,
+    State.RETRY: MessageState.ENROUTE,
+    State.DELIVERED: MessageState.DELIVERED,
+    State.EXPIRED: MessageState.EXPIRED,
+    State.CANCELLED: MessageState.DELETED,
+    State.UNDELIVERABLE: MessageState.UNDELIVERABLE,
+    State.REJECTED: MessageState.REJECTED,
 }
 _RECEIPT_STAT: Final[Mapping[State, str]] = {
     State.PROCESSING: "ENROUTE",
@@ -106,7 +107,7 @@ _RECEIPT_STAT: Final[Mapping[State, str]] = {
 }
 
 
-def smpp_message_state(state: State) -> int:
+def smpp_message_state(state: State) -> MessageState:
     return _SMPP_STATE[state]
 
 
@@ -136,37 +137,30 @@ def message_state(segment_states: Iterable[State]) -> State:
     return next(s for s in _FAILURE_PRIORITY if s in states)
 
 
-# registered_delivery (SMPP 3.4 5.2.17): bits 0-1 SMSC delivery receipt, bit 4 intermediate notification.
-_RECEIPT_BITS: Final = 0x03
-_RECEIPT_ALWAYS: Final = 0x01
-_RECEIPT_ON_FAILURE: Final = 0x02
-_RECEIPT_ON_SUCCESS: Final = 0x03  # SMPP 5.0 meaning of the value 3.4 reserves
-_INTERMEDIATE: Final = 0x10
-
-
 def wants_final_receipt(registered_delivery: int, state: State) -> bool:
-    requested = registered_delivery & _RECEIPT_BITS
-    if requested == _RECEIPT_ALWAYS:
+    requested = smsc_receipt_requested(registered_delivery)
+    if requested == RegisteredDelivery.RECEIPT_ALWAYS:
         return True
-    if requested == _RECEIPT_ON_FAILURE:
+    if requested == RegisteredDelivery.RECEIPT_ON_FAILURE:
         return state in FAILED
-    return requested == _RECEIPT_ON_SUCCESS and state is State.DELIVERED
+    # 3 is reserved in SMPP 3.4; SMPP 5.0 and common SMSCs read it as "on success only".
+    return requested == RegisteredDelivery.SMSC_RECEIPT_MASK and state is State.DELIVERED
 
 
 def wants_intermediate_receipt(registered_delivery: int) -> bool:
-    return bool(registered_delivery & _INTERMEDIATE)
+    return bool(registered_delivery & RegisteredDelivery.INTERMEDIATE_NOTIFICATION)
+
+
+_REPORT_EVENTS: Final[Mapping[StatusMeaning, Event]] = {
+    StatusMeaning.DELIVERED: Event.DELIVERED,
+    StatusMeaning.TEMPORARY_STILL_TRYING: Event.NETWORK_ENROUTE,
+    StatusMeaning.PERMANENT: Event.PERMANENT_FAILURE,
+    StatusMeaning.EXPIRED: Event.VALIDITY_ENDED,
+    # The network stopped trying after a temporary error: we try again ourselves until validity ends.
+    StatusMeaning.TEMPORARY_GAVE_UP: Event.TEMPORARY_FAILURE,
+}
 
 
 def report_event(tp_st: int) -> Event:
-    """What a TS 23.040 TP-Status (9.2.3.15) means for the segment it reports on."""
-    if tp_st < 0x20:
-        return Event.DELIVERED  # short message transaction completed
-    if tp_st < 0x40:
-        return Event.NETWORK_ENROUTE  # temporary error, SC still trying
-    if tp_st == 0x46:
-        return Event.VALIDITY_ENDED
-    if tp_st < 0x60:
-        return Event.PERMANENT_FAILURE
-    if tp_st < 0x80:
-        return Event.TEMPORARY_FAILURE  # temporary error, SC no longer trying: we retry
-    return Event.PERMANENT_FAILURE
+    """What a TS 23.040 TP-Status means for the segment it reports on."""
+    return _REPORT_EVENTS[status_meaning(tp_st)]

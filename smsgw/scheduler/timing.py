@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 import trio
 
 from smsgw.config import MessageConfig
+from smsgw.pdu.constants import CommandStatus
+from smsgw.scheduler.model import Refused
 
 
 def to_ms(moment: datetime) -> int:
@@ -46,12 +48,6 @@ class WallClock:
         return trio.current_time() + (at_ms - self.now_ms()) / 1000
 
 
-class ScheduleError(Exception):
-    def __init__(self, message: str, *, command_status: int) -> None:
-        super().__init__(message)
-        self.command_status = command_status
-
-
 @dataclass(frozen=True, slots=True)
 class Window:
     """When a message may first be handed to a modem, and when its validity ends (both epoch ms)."""
@@ -59,10 +55,6 @@ class Window:
     start_ms: int
     expires_ms: int
     scheduled: bool
-
-
-ESME_RINVSCHED = 0x61
-ESME_RINVEXPIRY = 0x62
 
 
 def delivery_window(
@@ -84,9 +76,9 @@ def delivery_window(
     elif isinstance(schedule, timedelta):
         start_ms = now_ms + max(0, int(schedule.total_seconds() * 1000))
     if start_ms - now_ms > config.max_schedule_ahead_s * 1000:
-        raise ScheduleError(
+        raise Refused(
             f"schedule_delivery_time more than {config.max_schedule_ahead_s:.0f} s ahead",
-            command_status=ESME_RINVSCHED,
+            command_status=CommandStatus.ESME_RINVSCHED,
         )
     if validity is None:
         expires_ms = start_ms + int(config.default_validity_s * 1000)
@@ -96,9 +88,9 @@ def delivery_window(
         expires_ms = start_ms + int(validity.total_seconds() * 1000)
     period_s = (expires_ms - start_ms) / 1000
     if validity is not None and not config.min_validity_s <= period_s <= config.max_validity_s:
-        raise ScheduleError(
+        raise Refused(
             f"validity period {period_s:.0f} s outside {config.min_validity_s:.0f}..{config.max_validity_s:.0f} s",
-            command_status=ESME_RINVEXPIRY,
+            command_status=CommandStatus.ESME_RINVEXPIRY,
         )
     return Window(start_ms=start_ms, expires_ms=expires_ms, scheduled=start_ms > now_ms)
 

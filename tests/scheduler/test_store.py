@@ -9,8 +9,8 @@ import trio
 from smsgw.config import StoreConfig
 from smsgw.modem.seams import IncomingSms, Sent, StatusReport
 from smsgw.scheduler.ids import MessageIdGenerator
-from smsgw.scheduler.model import Address, NewMessage, NewSegment, ReceiptRecord
-from smsgw.scheduler.sqlite_store import NotCancellable, SqliteStore, open_store
+from smsgw.scheduler.model import Address, NewMessage, NewSegment, NotCancellable, ReceiptRecord
+from smsgw.scheduler.sqlite_store import SqliteStore, open_store
 from smsgw.scheduler.states import State
 from smsgw.scheduler.timing import from_ms, to_ms
 
@@ -41,7 +41,7 @@ def new_message(
         data_coding=0,
         flash=False,
         gateway_split=segments > 1,
-        short_message=b"hello world",
+        text="hello world",
         submitted_ms=T0,
         start_ms=start_ms,
         expires_ms=start_ms + 7_200_000,
@@ -62,7 +62,7 @@ async def test_accept_claim_send_report_delivers_and_queues_one_receipt(store: S
     assert [h.segment_id for h in handoffs] == [f"{message.message_id}.0.0", f"{message.message_id}.0.1"]
     assert await store.claim_due(T0, 10) == []  # on a modem: not due again
     for tp_mr, handoff in enumerate(handoffs):
-        await store.record_sent(handoff.segment_rowid, sent(tp_mr), T0 + 10_000_000, T0 + 1000)
+        await store.record_sent(handoff.segment_rowid, sent(tp_mr), T0 + 10_000_000, T0 + 1000, T0)
     (stored,) = await store.find("acme", message.message_id)
     assert stored.state is State.PROCESSING
     report = StatusReport("m1", 0, "+447911000001", 0, from_ms(T0 + 2000), from_ms(T0 + 1000))
@@ -149,7 +149,7 @@ async def test_expiry_of_pending_and_of_unreported_segments(store: SqliteStore) 
     handoffs = await store.claim_due(T0, 10)
     await store.record_failure(handoffs[0].segment_rowid, temporary=True, error_code=0, retry_at_ms=T0 + 30_000,
                                now_ms=T0)
-    await store.record_sent(handoffs[1].segment_rowid, sent(5), never_sent.expires_ms + 600_000, T0)
+    await store.record_sent(handoffs[1].segment_rowid, sent(5), never_sent.expires_ms + 600_000, T0, T0)
     assert await store.next_due_ms() == T0 + 30_000
     assert len(await store.claim_due(T0 + 30_000, 10)) == 1  # retried
     await store.record_failure(handoffs[0].segment_rowid, temporary=True, error_code=0,
@@ -174,7 +174,7 @@ async def test_recovery_resends_interrupted_hand_off_once(tmp_path: Path, store_
         (again,) = await store.claim_due(T0 + 5, 10)
         assert again.segment_rowid == handoff.segment_rowid and again.attempts == 2
     async with open_store(path, store_config) as store:
-        await store.record_sent(handoff.segment_rowid, sent(1), T0 + 9_000_000, T0 + 6)
+        await store.record_sent(handoff.segment_rowid, sent(1), T0 + 9_000_000, T0 + 6, T0)
     async with open_store(path, store_config) as store:
         assert (await store.recover(T0 + 7)).interrupted_handoffs == 0
 
@@ -206,7 +206,7 @@ async def test_replace_changes_text_and_charge(store: SqliteStore) -> None:
         "acme",
         message.message_id,
         segments=[NewSegment(0, b"a", b""), NewSegment(0, b"b", b"")],
-        short_message=b"ab",
+        text="ab",
         window=(T0, T0 + 3_600_000),
         registered_delivery=None,
         price_per_segment_micro=100,

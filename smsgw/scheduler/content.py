@@ -1,0 +1,89 @@
+"""From a submitted short_message (or message_payload) to the segments a modem sends: sans-IO, codec calls only.
+
+Three shapes arrive: text the gateway splits (one message, N segments, one receipt); a part the ESME split itself
+with a UDH (UDHI set) or SAR TLVs (one segment, sent as is); and 8-bit binary data. Modems take GSM 7-bit
+(unpacked septets), 8-bit data and UCS-2, so other SMPP alphabets (Latin-1, IA5, Cyrillic…) are re-encoded as
+GSM 7-bit when every character fits, else UCS-2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from smsgw.pdu.constants import CommandStatus, EsmClass
+from smsgw.pdu.errors import PduError
+from smsgw.pdu.segmentation import (
+    MAX_USER_DATA_OCTETS,
+    SarInfo,
+    part_capacity,
+    sar_to_udh,
+    segment_binary,
+    segment_text,
+)
+from smsgw.pdu.text import Encoding, choose_encoding, decode_as, encode_text, parse_data_coding
+from smsgw.pdu.udh import split_user_data
+from smsgw.scheduler.model import NewSegment, Refused
+
+_MODEM_ENCODINGS: Final = frozenset({Encoding.GSM7, Encoding.BINARY, Encoding.UCS2})
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    segments: tuple[NewSegment, ...]
+    text: str  # '' for binary data
+    flash: bool
+    gateway_split: bool
+
+
+def build_content(
+    payload: bytes,
+    *,
+    data_coding: int,
+    esm_class: int,
+    sar: SarInfo | None,
+    max_segments: int,
+    reference: int,
+) -> Content:
+    """Segments for one destination; Refused carries the status to refuse the submission with."""
+    try:
+        scheme = parse_data_coding(data_coding)
+        flash = scheme.message_class == 0
+        udhi = bool(esm_class & EsmClass.UDHI)
+        if sar is not None:
+            payload, udhi = sar_to_udh(sar, payload, udhi), True
+        if udhi:
+            return _presplit(payload, scheme.encoding, flash)
+        if scheme.encoding is Encoding.BINARY:
+            binary = segment_binary(payload, max_segments=max_segments, reference=reference)
+            parts = tuple(NewSegment(Encoding.BINARY.data_coding, p.user_data, p.udh) for p in binary.parts)
+            return Content(parts, "", flash, len(parts) > 1)
+        text = decode_as(payload, scheme.encoding)
+        encoding = scheme.encoding if scheme.encoding in _MODEM_ENCODINGS else choose_encoding(text)
+        split = segment_text(text, encoding=encoding, max_segments=max_segments, reference=reference)
+        parts = tuple(NewSegment(split.data_coding, p.user_data, p.udh) for p in split.parts)
+        return Content(parts, text, flash, len(parts) > 1)
+    except PduError as exc:
+        raise Refused(str(exc), command_status=exc.command_status) from None
+
+
+def _presplit(payload: bytes, encoding: Encoding, flash: bool) -> Content:
+    header, user_data = split_user_data(payload, True)
+    udh = b"" if header is None else header.to_bytes()
+    text = ""
+    if encoding.is_text:
+        text = decode_as(user_data, encoding)
+        if encoding not in _MODEM_ENCODINGS:
+            encoding = choose_encoding(text)
+            user_data = encode_text(text, encoding)
+    if not _fits_one_part(encoding, len(udh), len(user_data)):
+        raise Refused(
+            f"a part with a user data header carries at most {MAX_USER_DATA_OCTETS} octets",
+            command_status=CommandStatus.ESME_RINVMSGLEN,
+        )
+    return Content((NewSegment(encoding.data_coding, user_data, udh),), text, flash, gateway_split=False)
+
+
+def _fits_one_part(encoding: Encoding, udh_octets: int, user_data_length: int) -> bool:
+    units = user_data_length // 2 if encoding is Encoding.UCS2 else user_data_length
+    return units <= part_capacity(encoding, udh_octets)

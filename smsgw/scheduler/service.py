@@ -1,0 +1,422 @@
+"""The scheduler: the SMPP server's backend, the modem pool's event sink, and the dispatcher between them.
+
+`Scheduler.run(sender)` recovers interrupted hand-offs, then runs the dispatcher (hands due segments to the
+`SmsSender`, at most `max_in_flight_segments` at once) and the retention purge, until cancelled. All times come
+from a `WallClock` on the Trio clock, so `MockClock` tests run schedules, retries and expiry instantly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import trio
+
+from smsgw.config import Config
+from smsgw.modem.seams import IncomingSms, OutgoingSms, SendFailed, SendOutcome, Sent, SmsSender, StatusReport
+from smsgw.pdu.constants import CommandStatus
+from smsgw.pdu.errors import PduError
+from smsgw.pdu.segmentation import SarInfo
+from smsgw.pdu.smpp import CancelSm, DataSm, DeliverSm, ReplaceSm, SmeAddress, SubmitMulti, SubmitSm
+from smsgw.pdu.smpp_time import parse_smpp_time
+from smsgw.pdu.tlv import Tlvs
+from smsgw.scheduler.content import Content, build_content
+from smsgw.scheduler.ids import MessageIdGenerator, normalize_message_id
+from smsgw.scheduler.model import (
+    Address,
+    Handoff,
+    InsufficientBalance,
+    MoRecord,
+    NewMessage,
+    NotCancellable,
+    OutboxEntry,
+    Refused,
+)
+from smsgw.scheduler.render import mo_pdu, receipt_pdu
+from smsgw.scheduler.routing import NoRoute, find_route, segment_price_micro
+from smsgw.scheduler.states import FINAL, message_state, smpp_message_state
+from smsgw.scheduler.store import MessageStore
+from smsgw.scheduler.timing import WallClock, Window, delivery_window, from_ms, retry_delay_ms
+from smsgw.scheduler.writer import StoreClosed
+from smsgw.smpp_server.backend import (
+    BackendError,
+    MessageStatus,
+    MultiResult,
+    OutboundItem,
+    UnsuccessfulDestination,
+)
+
+log = logging.getLogger(__name__)
+
+_MAX_TP_STATUS = 0xFF
+_MS = 1000
+
+
+class Scheduler:
+    def __init__(
+        self, store: MessageStore, config: Config, clock: WallClock, *, rng: random.Random | None = None
+    ) -> None:
+        self._store = store
+        self._config = config
+        self._messages = config.messages
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._ids = MessageIdGenerator()
+        self._in_flight = 0
+        self._reserved: dict[str, str] = {}  # outbox item_id -> account, offered and not yet answered
+        self._cooling: dict[str, tuple[str, float]] = {}  # released item_id -> (account, trio time to re-offer)
+
+    # -- background work --------------------------------------------------------------------------------------
+
+    async def run(self, sender: SmsSender, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        recovery = await self._store.recover(self._clock.now_ms())
+        log.info(
+            "scheduler started interrupted_handoffs=%d open_segments=%d",
+            recovery.interrupted_handoffs,
+            recovery.open_segments,
+        )
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._dispatch, sender, nursery)
+            nursery.start_soon(self._purge_loop)
+            task_status.started()
+
+    async def _dispatch(self, sender: SmsSender, nursery: trio.Nursery) -> None:
+        limit = self._messages.max_in_flight_segments
+        while True:
+            wake = self._store.work_event()
+            now = self._clock.now_ms()
+            free = limit - self._in_flight
+            if free > 0:
+                for handoff in await self._store.claim_due(now, free):
+                    self._in_flight += 1
+                    nursery.start_soon(self._send, sender, handoff)
+                due = await self._store.next_due_ms()
+                if due is not None and due <= now and self._in_flight < limit:
+                    continue  # more is due (or the batch was all expiries): claim again at once
+                deadline = math.inf if due is None else self._clock.trio_deadline(due)
+            else:
+                deadline = math.inf  # a finishing send sets `wake`
+            with trio.move_on_at(deadline):
+                await wake.wait()
+
+    async def _send(self, sender: SmsSender, handoff: Handoff) -> None:
+        now = self._clock.now_ms()
+        sms = OutgoingSms(
+            segment_id=handoff.segment_id,
+            destination=handoff.destination,
+            data_coding=handoff.data_coding,
+            user_data=handoff.user_data,
+            udh=handoff.udh,
+            status_report=True,  # always: the report is how the gateway learns the final state
+            validity=timedelta(milliseconds=max(0, handoff.expires_ms - now)),
+            flash=handoff.flash,
+            modem_group=handoff.modem_group,
+        )
+        try:
+            outcome: SendOutcome = await sender.send(sms)
+        except Exception:
+            log.exception("modem sender failed segment_id=%s", handoff.segment_id)
+            outcome = SendFailed(temporary=True, reason="sender raised")
+        finally:
+            self._in_flight -= 1
+            self._store.notify_work()
+        now = self._clock.now_ms()
+        retry_at = now + retry_delay_ms(handoff.attempts, self._messages, self._rng)
+        if isinstance(outcome, Sent):
+            deadline = handoff.expires_ms + int(self._messages.status_report_grace_s * _MS)
+            await self._store.record_sent(handoff.segment_rowid, outcome, deadline, now, retry_at)
+            log.info(
+                "segment sent segment_id=%s modem=%s tp_mr=%d", handoff.segment_id, outcome.modem, outcome.tp_mr
+            )
+            return
+        error = outcome.cms_error if outcome.cms_error is not None and 0 < outcome.cms_error <= _MAX_TP_STATUS else 0
+        state = await self._store.record_failure(
+            handoff.segment_rowid, temporary=outcome.temporary, error_code=error, retry_at_ms=retry_at, now_ms=now
+        )
+        log.info(
+            "segment not sent segment_id=%s temporary=%s reason=%s state=%s",
+            handoff.segment_id,
+            outcome.temporary,
+            outcome.reason,
+            state.name,
+        )
+
+    async def _purge_loop(self) -> None:
+        config = self._config.store
+        while True:
+            before = self._clock.now_ms() - config.retention_days * 24 * 3600 * _MS
+            purged = 0
+            while (count := await self._store.purge(before, config.purge_batch_size)) > 0:
+                purged += count
+                await trio.sleep(0)  # small batches, other writes in between
+            if purged:
+                log.info("purged final messages count=%d before_ms=%d", purged, before)
+            await trio.sleep(config.purge_interval_s)
+
+    # -- ModemEventSink ---------------------------------------------------------------------------------------
+
+    async def incoming_sms(self, sms: IncomingSms) -> None:
+        account = self._messages.mo_default_account or None
+        rowid = await self._store.store_mo(sms, account, self._clock.now_ms())
+        log.info("mo stored mo_id=%d modem=%s account=%s", rowid, sms.modem, account)
+
+    async def status_report(self, report: StatusReport) -> None:
+        now = self._clock.now_ms()
+        window = int(self._messages.status_report_match_window_s * _MS)
+        retry_at = now + retry_delay_ms(1, self._messages, self._rng)
+        state = await self._store.apply_status_report(report, now, window, retry_at)
+        if state is None:
+            log.warning("status report matches no segment modem=%s tp_mr=%d tp_st=%d", report.modem, report.tp_mr,
+                        report.tp_st)
+        else:
+            log.info("status report modem=%s tp_mr=%d tp_st=%d state=%s", report.modem, report.tp_mr, report.tp_st,
+                     state.name)
+
+    # -- SmppBackend ------------------------------------------------------------------------------------------
+
+    async def submit(self, account: str, pdu: SubmitSm | DataSm) -> str:
+        now = self._clock.now_ms()
+        message_id = self._ids.next(now)
+        destination = Address(pdu.destination_addr, pdu.dest_addr_ton, pdu.dest_addr_npi)
+        try:
+            message = self._new_message(account, pdu, message_id, 0, destination, now)
+        except Refused as refused:
+            raise BackendError(str(refused), command_status=refused.command_status) from None
+        (stored,) = await self._accept([message])
+        if not stored:
+            raise BackendError("insufficient balance", command_status=InsufficientBalance.command_status)
+        log.info("accepted message_id=%s account=%s segments=%d", message_id, account, len(message.segments))
+        return message_id
+
+    async def submit_multi(self, account: str, pdu: SubmitMulti) -> MultiResult:
+        now = self._clock.now_ms()
+        message_id = self._ids.next(now)
+        messages: list[NewMessage] = []
+        refused: list[UnsuccessfulDestination] = []
+        for index, entry in enumerate(pdu.destinations):
+            if not isinstance(entry, SmeAddress):
+                refused.append(UnsuccessfulDestination(0, 0, entry.dl_name, CommandStatus.ESME_RCNTSUBDL))
+                continue
+            destination = Address(entry.destination_addr, entry.dest_addr_ton, entry.dest_addr_npi)
+            try:
+                messages.append(self._new_message(account, pdu, message_id, index, destination, now))
+            except Refused as exc:
+                refused.append(_unsuccessful(destination, exc.command_status))
+        stored = await self._accept(messages) if messages else ()
+        for message, ok in zip(messages, stored, strict=True):
+            if not ok:
+                refused.append(_unsuccessful(message.destination, InsufficientBalance.command_status))
+        if not any(stored):
+            status = refused[0].error_status_code if refused else CommandStatus.ESME_RSUBMITFAIL
+            raise BackendError("no destination accepted", command_status=status)
+        log.info("accepted message_id=%s account=%s destinations=%d refused=%d", message_id, account,
+                 sum(stored), len(refused))
+        return MultiResult(message_id, tuple(refused))
+
+    async def _accept(self, messages: Sequence[NewMessage]) -> tuple[bool, ...]:
+        try:
+            return await self._store.accept(messages)
+        except (sqlite3.Error, StoreClosed) as exc:
+            log.error("store refused a submission error=%s", exc)
+            raise BackendError("store unavailable", command_status=CommandStatus.ESME_RSYSERR) from None
+
+    def _new_message(
+        self,
+        account: str,
+        pdu: SubmitSm | DataSm | SubmitMulti,
+        message_id: str,
+        dest_index: int,
+        destination: Address,
+        now: int,
+    ) -> NewMessage:
+        number = destination.addr.lstrip("+")
+        if not number:
+            raise Refused("empty destination_addr", command_status=CommandStatus.ESME_RINVDSTADR)
+        try:
+            route = find_route(self._config.routes, number)
+        except NoRoute as exc:
+            raise Refused(str(exc), command_status=NoRoute.command_status) from None
+        window = self._window(pdu, now)
+        tlvs = pdu.tlvs
+        payload = tlvs.message_payload if tlvs.message_payload is not None else _short_message(pdu)
+        content: Content = build_content(
+            payload,
+            data_coding=pdu.data_coding,
+            esm_class=pdu.esm_class,
+            sar=_sar(tlvs),
+            max_segments=route.max_segments,
+            reference=self._rng.randrange(256),
+        )
+        return NewMessage(
+            message_id=message_id,
+            dest_index=dest_index,
+            account=account,
+            service_type=pdu.service_type,
+            source=Address(pdu.source_addr, pdu.source_addr_ton, pdu.source_addr_npi),
+            destination=Address(number, destination.ton, destination.npi),
+            route=route.name,
+            modem_group=route.modem_group,
+            esm_class=pdu.esm_class,
+            registered_delivery=pdu.registered_delivery,
+            data_coding=pdu.data_coding,
+            flash=content.flash,
+            gateway_split=content.gateway_split,
+            text=content.text,
+            submitted_ms=now,
+            start_ms=window.start_ms,
+            expires_ms=window.expires_ms,
+            price_per_segment_micro=segment_price_micro(route, number),
+            segments=content.segments,
+        )
+
+    def _window(self, pdu: SubmitSm | DataSm | SubmitMulti | ReplaceSm, now: int) -> Window:
+        if isinstance(pdu, DataSm):
+            ttl = pdu.tlvs.qos_time_to_live
+            schedule, validity = None, (None if ttl is None else timedelta(seconds=ttl))
+        else:
+            try:
+                schedule = parse_smpp_time(pdu.schedule_delivery_time, command_status=CommandStatus.ESME_RINVSCHED)
+                validity = parse_smpp_time(pdu.validity_period, command_status=CommandStatus.ESME_RINVEXPIRY)
+            except PduError as exc:
+                raise Refused(exc.message, command_status=exc.command_status) from None
+        return delivery_window(now, self._messages, schedule, validity)
+
+    async def query(self, account: str, message_id: str, source_addr: str) -> MessageStatus:
+        normalized = normalize_message_id(message_id)
+        found = await self._store.find(account, normalized) if normalized else []
+        if source_addr:
+            found = [m for m in found if m.source.addr == source_addr]
+        if not found:
+            raise BackendError(f"no message {message_id!r}", command_status=CommandStatus.ESME_RQUERYFAIL)
+        state = message_state(s for m in found for s in m.segment_states)
+        final_ms = max((m.final_ms for m in found if m.final_ms is not None), default=None)
+        error = next((m.error_code for m in found if m.error_code), 0)
+        return MessageStatus(
+            message_id=found[0].message_id,
+            message_state=smpp_message_state(state),
+            final_date=from_ms(final_ms) if state in FINAL and final_ms is not None else None,
+            error_code=error,
+        )
+
+    async def cancel(self, account: str, pdu: CancelSm) -> None:
+        message_id: str | None = None
+        if pdu.message_id:
+            message_id = normalize_message_id(pdu.message_id)
+            if message_id is None:
+                raise BackendError(f"no message {pdu.message_id!r}", command_status=CommandStatus.ESME_RCANCELFAIL)
+        elif not pdu.destination_addr:
+            raise BackendError("cancel_sm needs message_id or addresses", command_status=CommandStatus.ESME_RCANCELFAIL)
+        try:
+            count = await self._store.cancel(
+                account, message_id, pdu.source_addr, pdu.destination_addr.lstrip("+"), self._clock.now_ms()
+            )
+        except NotCancellable as exc:
+            raise BackendError(str(exc), command_status=CommandStatus.ESME_RCANCELFAIL) from None
+        log.info("cancelled account=%s message_id=%s messages=%d", account, message_id, count)
+
+    async def replace(self, account: str, pdu: ReplaceSm) -> None:
+        message_id = normalize_message_id(pdu.message_id)
+        found = await self._store.find(account, message_id) if message_id else []
+        if len(found) != 1 or (pdu.source_addr and found[0].source.addr != pdu.source_addr):
+            raise BackendError(f"no message {pdu.message_id!r}", command_status=CommandStatus.ESME_RREPLACEFAIL)
+        (original,) = found
+        now = self._clock.now_ms()
+        try:
+            route = find_route(self._config.routes, original.destination.addr)
+            content = build_content(
+                pdu.short_message,
+                data_coding=original.data_coding,
+                esm_class=original.esm_class,
+                sar=None,
+                max_segments=route.max_segments,
+                reference=self._rng.randrange(256),
+            )
+            window = self._replacement_window(pdu, original.start_ms, original.expires_ms, now)
+            await self._store.replace(
+                account,
+                original.message_id,
+                segments=content.segments,
+                text=content.text,
+                window=window,
+                registered_delivery=pdu.registered_delivery,
+                price_per_segment_micro=segment_price_micro(route, original.destination.addr),
+                now_ms=now,
+            )
+        except (NoRoute, Refused, InsufficientBalance) as exc:
+            raise BackendError(str(exc), command_status=exc.command_status) from None
+        except NotCancellable as exc:
+            raise BackendError(str(exc), command_status=CommandStatus.ESME_RREPLACEFAIL) from None
+        log.info("replaced account=%s message_id=%s", account, original.message_id)
+
+    def _replacement_window(self, pdu: ReplaceSm, start_ms: int, expires_ms: int, now: int) -> tuple[int, int]:
+        """Empty schedule/validity keep the original (SMPP 3.4 4.10.1); new ones follow the submit rules."""
+        if not pdu.schedule_delivery_time and not pdu.validity_period:
+            return start_ms, expires_ms
+        schedule: datetime | timedelta | None = from_ms(start_ms)
+        validity: datetime | timedelta | None = from_ms(expires_ms)
+        try:
+            if pdu.schedule_delivery_time:
+                schedule = parse_smpp_time(pdu.schedule_delivery_time, command_status=CommandStatus.ESME_RINVSCHED)
+            if pdu.validity_period:
+                validity = parse_smpp_time(pdu.validity_period, command_status=CommandStatus.ESME_RINVEXPIRY)
+            window = delivery_window(now, self._messages, schedule, validity)
+        except PduError as exc:
+            raise Refused(exc.message, command_status=exc.command_status) from None
+        return window.start_ms, window.expires_ms
+
+    async def next_outbound(self, account: str) -> OutboundItem:
+        while True:
+            wake = self._store.outbox_event(account)
+            now = trio.current_time()
+            cooling = {i: until for i, (a, until) in self._cooling.items() if a == account}
+            for item_id in [i for i, until in cooling.items() if until <= now]:
+                del self._cooling[item_id]
+            exclude = frozenset(self._reserved) | frozenset(i for i, until in cooling.items() if until > now)
+            entries = await self._store.outbox_fetch(account, exclude, 1)
+            if entries:
+                entry = entries[0]
+                if entry.item_id in self._reserved:  # another bind took it while we read
+                    continue
+                self._reserved[entry.item_id] = account
+                return OutboundItem(entry.item_id, account, _render(entry))
+            next_offer = min((u for u in cooling.values() if u > now), default=math.inf)
+            with trio.move_on_at(next_offer):
+                await wake.wait()
+
+    async def acknowledge(self, item_id: str) -> None:
+        await self._store.outbox_delete(item_id)
+        self._reserved.pop(item_id, None)
+
+    async def release(self, item_id: str) -> None:
+        account = self._reserved.pop(item_id, None)
+        if account is None:
+            return
+        self._cooling[item_id] = (account, trio.current_time() + self._messages.outbox_redelivery_delay_s)
+        self._store.notify_outbox(account)
+
+
+def _unsuccessful(destination: Address, status: int) -> UnsuccessfulDestination:
+    return UnsuccessfulDestination(destination.ton, destination.npi, destination.addr, status)
+
+
+def _short_message(pdu: SubmitSm | DataSm | SubmitMulti) -> bytes:
+    return b"" if isinstance(pdu, DataSm) else pdu.short_message
+
+
+def _sar(tlvs: Tlvs) -> SarInfo | None:
+    if tlvs.sar_msg_ref_num is None or tlvs.sar_total_segments is None or tlvs.sar_segment_seqnum is None:
+        return None
+    try:
+        return SarInfo(tlvs.sar_msg_ref_num, tlvs.sar_total_segments, tlvs.sar_segment_seqnum)
+    except ValueError as exc:
+        raise Refused(str(exc), command_status=CommandStatus.ESME_RINVOPTPARAMVAL) from None
+
+
+def _render(entry: OutboxEntry) -> DeliverSm:
+    if isinstance(entry.record, MoRecord):
+        return mo_pdu(entry.record)
+    return receipt_pdu(entry.record)

@@ -1,0 +1,91 @@
+"""The message store as the scheduler sees it: a Protocol, so a PostgreSQL store (several gateway nodes) can
+replace `SqliteStore` without touching the scheduler. Every write returns only after it is durable.
+
+Refusals are exceptions the scheduler maps to SMPP statuses: `InsufficientBalance`, `NotCancellable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import trio
+
+from smsgw.modem.seams import IncomingSms, Sent, StatusReport
+from smsgw.scheduler.model import (
+    Handoff,
+    InsufficientBalance,
+    LedgerEntry,
+    NewMessage,
+    NewSegment,
+    NotCancellable,
+    OutboxEntry,
+    Recovery,
+    StoredMessage,
+)
+from smsgw.scheduler.states import State
+
+__all__ = ["InsufficientBalance", "MessageStore", "NotCancellable"]
+
+
+class MessageStore(Protocol):
+    def work_event(self) -> trio.Event: ...
+
+    def notify_work(self) -> None: ...
+
+    def outbox_event(self, account: str) -> trio.Event: ...
+
+    def notify_outbox(self, account: str) -> None: ...
+
+    async def accept(self, messages: Sequence[NewMessage]) -> tuple[bool, ...]: ...
+
+    async def recover(self, now_ms: int) -> Recovery: ...
+
+    async def next_due_ms(self) -> int | None: ...
+
+    async def claim_due(self, now_ms: int, limit: int) -> list[Handoff]: ...
+
+    async def record_sent(
+        self, segment_rowid: int, sent: Sent, report_deadline_ms: int, now_ms: int, retry_at_ms: int
+    ) -> State: ...
+
+    async def record_failure(
+        self, segment_rowid: int, *, temporary: bool, error_code: int, retry_at_ms: int, now_ms: int
+    ) -> State: ...
+
+    async def apply_status_report(
+        self, report: StatusReport, now_ms: int, window_ms: int, retry_at_ms: int
+    ) -> State | None: ...
+
+    async def find(self, account: str, message_id: str) -> list[StoredMessage]: ...
+
+    async def cancel(
+        self, account: str, message_id: str | None, source_addr: str, destination_addr: str, now_ms: int
+    ) -> int: ...
+
+    async def replace(
+        self,
+        account: str,
+        message_id: str,
+        *,
+        segments: Sequence[NewSegment] | None,
+        text: str | None,
+        window: tuple[int, int] | None,
+        registered_delivery: int | None,
+        price_per_segment_micro: int,
+        now_ms: int,
+    ) -> None: ...
+
+    async def store_mo(self, sms: IncomingSms, account: str | None, now_ms: int) -> int: ...
+
+    async def outbox_fetch(self, account: str, exclude: frozenset[str], limit: int) -> list[OutboxEntry]: ...
+
+    async def outbox_delete(self, item_id: str) -> bool: ...
+
+    async def topup(self, account: str, amount_micro: int, now_ms: int, note: str = "") -> int: ...
+
+    async def balance(self, account: str) -> int: ...
+
+    async def ledger(self, account: str, limit: int) -> list[LedgerEntry]: ...
+
+    async def purge(self, before_ms: int, batch: int) -> int: ...

@@ -1,0 +1,326 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+from trio.testing import MockClock
+
+from smsgw.config import Config, MessageConfig, RouteConfig, StoreConfig
+from smsgw.modem.seams import IncomingSms, OutgoingSms, SendFailed, SendOutcome, Sent, StatusReport
+from smsgw.pdu.constants import CommandStatus, EsmClass, MessageState
+from smsgw.pdu.dlr import parse_receipt
+from smsgw.pdu.smpp import CancelSm, DistributionList, ReplaceSm, SmeAddress, SubmitMulti, SubmitSm
+from smsgw.pdu.smpp_time import format_relative
+from smsgw.scheduler.service import Scheduler
+from smsgw.scheduler.sqlite_store import SqliteStore, open_store
+from smsgw.scheduler.timing import WallClock
+from smsgw.smpp_server.backend import BackendError
+
+START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+PAID = "441234567890"  # outside the free test range
+FREE = "447700900123"
+
+
+@dataclass
+class FakeSender:
+    """Answers each send with `decide(sms)` after half a second; records completed sends (Trio time, SMS, TP-MR)."""
+
+    decide: Callable[[OutgoingSms], SendOutcome]
+    sent: list[tuple[float, OutgoingSms, int]] = field(default_factory=list)
+    tp_mr: int = 0
+    _changed: trio.Event = field(default_factory=trio.Event)
+
+    async def send(self, sms: OutgoingSms) -> SendOutcome:
+        await trio.sleep(0.5)
+        outcome = self.decide(sms)
+        self.sent.append((trio.current_time(), sms, outcome.tp_mr if isinstance(outcome, Sent) else -1))
+        self._changed.set()
+        self._changed = trio.Event()
+        return outcome
+
+    async def wait_sent(self, count: int) -> None:
+        while len(self.sent) < count:
+            await self._changed.wait()
+
+    def ok(self, sms: OutgoingSms) -> SendOutcome:
+        self.tp_mr = (self.tp_mr + 1) % 256
+        return Sent("m1", "447700900001", self.tp_mr, START)
+
+
+@dataclass
+class Gateway:
+    scheduler: Scheduler
+    store: SqliteStore
+    sender: FakeSender
+    clock: WallClock
+
+    async def report(self, tp_st: int, index: int = -1) -> None:
+        _, sms, tp_mr = self.sender.sent[index]
+        await self.scheduler.status_report(StatusReport("m1", tp_mr, sms.destination, tp_st, START, START))
+
+
+@pytest.fixture
+def messages_config() -> MessageConfig:
+    return MessageConfig()
+
+
+@pytest.fixture
+async def gateway(
+    tmp_path: Path, messages_config: MessageConfig, db_clock: MockClock
+) -> AsyncIterator[Gateway]:
+    config = Config(
+        routes=(RouteConfig(name="uk", prefixes=("44",), price_per_segment=0.05),),
+        messages=messages_config,
+        store=StoreConfig(synchronous="NORMAL"),
+    )
+    sender = FakeSender(decide=lambda sms: SendFailed(temporary=True, reason="unset"))
+    sender.decide = sender.ok
+    async with open_store(tmp_path / "gw.db", config.store) as store:
+        clock = WallClock(START)
+        scheduler = Scheduler(store, config, clock)
+        await store.topup("acme", 1_000_000, clock.now_ms())
+        async with trio.open_nursery() as nursery:
+            await nursery.start(scheduler.run, sender)
+            yield Gateway(scheduler, store, sender, clock)
+            nursery.cancel_scope.cancel()
+
+
+async def eventually_state(gateway: Gateway, message_id: str, state: MessageState) -> None:
+    while (await gateway.scheduler.query("acme", message_id, "")).message_state != state:
+        await trio.sleep(60)
+
+
+def submit_sm(to: str = PAID, text: bytes = b"hello", registered_delivery: int = 1, **fields: object) -> SubmitSm:
+    return SubmitSm(
+        sequence_number=1,
+        source_addr="ACME",
+        source_addr_ton=5,
+        destination_addr=to,
+        dest_addr_ton=1,
+        dest_addr_npi=1,
+        short_message=text,
+        registered_delivery=registered_delivery,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+async def test_submit_send_report_receipt(gateway: Gateway, db_clock: MockClock) -> None:
+    message_id = await gateway.scheduler.submit("acme", submit_sm())
+    assert len(message_id) <= 65
+    await gateway.sender.wait_sent(1)
+    ((_, sms, _),) = gateway.sender.sent
+    assert sms.destination == PAID and sms.status_report and sms.user_data == b"hello"
+    status = await gateway.scheduler.query("acme", message_id.upper(), "")
+    assert status.message_state == MessageState.ENROUTE and status.final_date is None
+    await gateway.report(0x00)
+    item = await gateway.scheduler.next_outbound("acme")
+    assert item.pdu.esm_class == EsmClass.DELIVERY_RECEIPT
+    assert item.pdu.tlvs.receipted_message_id == message_id
+    receipt = parse_receipt(item.pdu.short_message)
+    assert receipt.message_id == message_id and receipt.stat == "DELIVRD" and receipt.err == "000"
+    await gateway.scheduler.acknowledge(item.item_id)
+    status = await gateway.scheduler.query("acme", message_id, "ACME")
+    assert status.message_state == MessageState.DELIVERED and status.final_date is not None
+    assert await gateway.store.balance("acme") == 1_000_000 - 50_000
+    with trio.move_on_after(60) as scope:
+        await gateway.scheduler.next_outbound("acme")
+    assert scope.cancelled_caught  # acknowledged: never offered again
+
+
+async def test_gateway_splits_long_text_and_charges_per_segment(gateway: Gateway, db_clock: MockClock) -> None:
+    message_id = await gateway.scheduler.submit("acme", submit_sm(text=b"x" * 200))
+    await gateway.sender.wait_sent(2)
+    assert sorted(len(s.user_data) for _, s, _ in gateway.sender.sent) == [47, 153]
+    assert all(s.udh for _, s, _ in gateway.sender.sent)
+    assert await gateway.store.balance("acme") == 1_000_000 - 100_000
+    await gateway.report(0, index=0)
+    await gateway.report(0, index=1)
+    item = await gateway.scheduler.next_outbound("acme")
+    receipt = parse_receipt(item.pdu.short_message)
+    assert (receipt.message_id, receipt.submitted, receipt.delivered) == (message_id, 2, 2)
+
+
+async def test_free_range_is_not_charged(gateway: Gateway, db_clock: MockClock) -> None:
+    await gateway.scheduler.submit("acme", submit_sm(to=FREE))
+    assert await gateway.store.balance("acme") == 1_000_000
+
+
+async def test_insufficient_balance_is_refused_with_nothing_stored(gateway: Gateway, db_clock: MockClock) -> None:
+    with pytest.raises(BackendError) as refused:
+        await gateway.scheduler.submit("poor", submit_sm())
+    assert refused.value.command_status == 0x400
+    await trio.sleep(5)
+    assert gateway.sender.sent == []
+    assert await gateway.store.ledger("poor", 10) == []
+
+
+async def test_no_route_and_too_many_segments(gateway: Gateway, db_clock: MockClock) -> None:
+    with pytest.raises(BackendError) as refused:
+        await gateway.scheduler.submit("acme", submit_sm(to="33612345678"))
+    assert refused.value.command_status == 0x404
+    with pytest.raises(BackendError) as refused:
+        await gateway.scheduler.submit("acme", submit_sm(text=b"y" * 500))
+    assert refused.value.command_status == 0x406
+
+
+async def test_schedule_in_the_future_waits_and_in_the_past_sends_now(gateway: Gateway, db_clock: MockClock) -> None:
+    await gateway.scheduler.submit("acme", submit_sm(text=b"past", schedule_delivery_time="250101000000000+"))
+    submitted = trio.current_time()
+    await gateway.scheduler.submit("acme", submit_sm(text=b"later", schedule_delivery_time=format_relative(timedelta(hours=3))))
+    await gateway.sender.wait_sent(2)
+    (_, past, _), (later_at, later, _) = gateway.sender.sent
+    assert (past.user_data, later.user_data) == (b"past", b"later")
+    assert later_at - submitted >= 3 * 3600
+
+
+async def test_schedule_more_than_five_years_ahead_is_refused(gateway: Gateway, db_clock: MockClock) -> None:
+    with pytest.raises(BackendError) as refused:
+        await gateway.scheduler.submit("acme", submit_sm(schedule_delivery_time="991201000000000+"))
+    assert refused.value.command_status == CommandStatus.ESME_RINVSCHED
+    with pytest.raises(BackendError) as refused:
+        await gateway.scheduler.submit("acme", submit_sm(validity_period=format_relative(timedelta(minutes=1))))
+    assert refused.value.command_status == CommandStatus.ESME_RINVEXPIRY
+
+
+async def test_temporary_failures_back_off_with_jitter_until_expiry(gateway: Gateway, db_clock: MockClock) -> None:
+    gateway.sender.decide = lambda sms: SendFailed(temporary=True, reason="no modem free")
+    start = trio.current_time()
+    message_id = await gateway.scheduler.submit(
+        "acme", submit_sm(validity_period=format_relative(timedelta(minutes=30)), registered_delivery=0x11)
+    )
+    item = None
+    intermediate = 0
+    while True:
+        item = await gateway.scheduler.next_outbound("acme")
+        await gateway.scheduler.acknowledge(item.item_id)
+        if item.pdu.esm_class != EsmClass.INTERMEDIATE_NOTIFICATION:
+            break
+        intermediate += 1
+    receipt = parse_receipt(item.pdu.short_message)
+    assert receipt.stat == "EXPIRED" and receipt.message_id == message_id
+    times = [t - start for t, _, _ in gateway.sender.sent]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert intermediate == len(times)
+    assert len(times) >= 4 and all(gap >= 15 for gap in gaps)
+    assert max(gaps) > min(gaps)  # backoff grows
+    assert max(times) < 30 * 60
+    assert await gateway.store.balance("acme") == 1_000_000  # never sent: refunded
+
+
+async def test_permanent_failure_is_undeliverable(gateway: Gateway, db_clock: MockClock) -> None:
+    gateway.sender.decide = lambda sms: SendFailed(temporary=False, reason="unknown subscriber", cms_error=0x01)
+    message_id = await gateway.scheduler.submit("acme", submit_sm())
+    item = await gateway.scheduler.next_outbound("acme")
+    receipt = parse_receipt(item.pdu.short_message)
+    assert (receipt.message_id, receipt.stat, receipt.err) == (message_id, "UNDELIV", "001")
+    assert len(gateway.sender.sent) == 1
+
+
+async def test_network_report_expired_and_temporary(gateway: Gateway, db_clock: MockClock) -> None:
+    first = await gateway.scheduler.submit("acme", submit_sm())
+    await gateway.sender.wait_sent(1)
+    await gateway.report(0x46)  # validity period expired
+    item = await gateway.scheduler.next_outbound("acme")
+    assert parse_receipt(item.pdu.short_message).stat == "EXPIRED"
+    assert item.pdu.tlvs.network_error_code == bytes((3, 0, 0x46))
+    await gateway.scheduler.acknowledge(item.item_id)
+    await gateway.scheduler.submit("acme", submit_sm())
+    await gateway.sender.wait_sent(2)
+    await gateway.report(0x62)  # gave up after a temporary error: we retry
+    await gateway.sender.wait_sent(3)
+    assert (await gateway.scheduler.query("acme", first, "")).message_state == MessageState.EXPIRED
+
+
+async def test_unreported_segment_expires_after_validity_and_grace(gateway: Gateway, db_clock: MockClock) -> None:
+    start = trio.current_time()
+    message_id = await gateway.scheduler.submit("acme", submit_sm())
+    await eventually_state(gateway, message_id, MessageState.EXPIRED)
+    assert trio.current_time() - start >= 2 * 3600 + 600
+
+
+async def test_cancel_only_before_hand_off(gateway: Gateway, db_clock: MockClock) -> None:
+    later = format_relative(timedelta(hours=1))
+    scheduled = await gateway.scheduler.submit("acme", submit_sm(schedule_delivery_time=later))
+    await gateway.scheduler.cancel("acme", CancelSm(sequence_number=2, message_id=scheduled.upper()))
+    item = await gateway.scheduler.next_outbound("acme")
+    assert parse_receipt(item.pdu.short_message).stat == "DELETED"
+    assert await gateway.store.balance("acme") == 1_000_000
+    sent = await gateway.scheduler.submit("acme", submit_sm())
+    await gateway.sender.wait_sent(1)
+    with pytest.raises(BackendError) as refused:
+        await gateway.scheduler.cancel("acme", CancelSm(sequence_number=3, message_id=sent))
+    assert refused.value.command_status == CommandStatus.ESME_RCANCELFAIL
+    with pytest.raises(BackendError):
+        await gateway.scheduler.cancel("other", CancelSm(sequence_number=3, message_id=scheduled))
+    await trio.sleep(7200)
+    assert len(gateway.sender.sent) == 1
+
+
+async def test_replace_text_and_schedule(gateway: Gateway, db_clock: MockClock) -> None:
+    later = format_relative(timedelta(hours=1))
+    message_id = await gateway.scheduler.submit("acme", submit_sm(schedule_delivery_time=later))
+    await gateway.scheduler.replace(
+        "acme", ReplaceSm(sequence_number=2, message_id=message_id, short_message=b"z" * 200)
+    )
+    assert await gateway.store.balance("acme") == 1_000_000 - 100_000
+    await gateway.sender.wait_sent(2)
+    assert [s.user_data[:1] for _, s, _ in gateway.sender.sent] == [b"z", b"z"]
+    with pytest.raises(BackendError) as refused:
+        await gateway.scheduler.replace("acme", ReplaceSm(sequence_number=3, message_id=message_id))
+    assert refused.value.command_status == CommandStatus.ESME_RREPLACEFAIL
+
+
+async def test_query_unknown_or_foreign_message_fails(gateway: Gateway, db_clock: MockClock) -> None:
+    message_id = await gateway.scheduler.submit("acme", submit_sm())
+    for account, mid in (("other", message_id), ("acme", "nonsense"), ("acme", "0" * 20)):
+        with pytest.raises(BackendError) as refused:
+            await gateway.scheduler.query(account, mid, "")
+        assert refused.value.command_status == CommandStatus.ESME_RQUERYFAIL
+
+
+async def test_released_item_is_offered_again(gateway: Gateway, db_clock: MockClock) -> None:
+    await gateway.scheduler.submit("acme", submit_sm())
+    await gateway.sender.wait_sent(1)
+    await gateway.report(0)
+    item = await gateway.scheduler.next_outbound("acme")
+    await gateway.scheduler.release(item.item_id)
+    again = await gateway.scheduler.next_outbound("acme")
+    assert again.item_id == item.item_id
+
+
+async def test_submit_multi_reports_unsuccessful_destinations(gateway: Gateway, db_clock: MockClock) -> None:
+    pdu = SubmitMulti(
+        sequence_number=1,
+        source_addr="ACME",
+        short_message=b"hi all",
+        destinations=(
+            SmeAddress(1, 1, PAID),
+            DistributionList("friends"),
+            SmeAddress(1, 1, "33612345678"),
+            SmeAddress(1, 1, FREE),
+        ),
+    )
+    result = await gateway.scheduler.submit_multi("acme", pdu)
+    assert [(u.destination_addr, u.error_status_code) for u in result.unsuccessful] == [
+        ("friends", CommandStatus.ESME_RCNTSUBDL),
+        ("33612345678", 0x404),
+    ]
+    await gateway.sender.wait_sent(2)
+    assert sorted(s.destination for _, s, _ in gateway.sender.sent) == [PAID, FREE]
+    status = await gateway.scheduler.query("acme", result.message_id, "")
+    assert status.message_state == MessageState.ENROUTE
+
+
+@pytest.mark.parametrize("messages_config", [MessageConfig(mo_default_account="acme")])
+async def test_mo_goes_to_the_default_account(gateway: Gateway, db_clock: MockClock) -> None:
+    sms = IncomingSms("m1", "447700900001", "447911000001", "Ça va? 😀", 8, START)
+    await gateway.scheduler.incoming_sms(sms)
+    item = await gateway.scheduler.next_outbound("acme")
+    assert item.pdu.source_addr == "447911000001" and item.pdu.destination_addr == "447700900001"
+    assert item.pdu.esm_class == 0 and item.pdu.data_coding == 8
+    assert item.pdu.short_message.decode("utf-16-be") == "Ça va? 😀"
