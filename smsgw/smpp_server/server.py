@@ -16,9 +16,7 @@ a disconnect.
 from __future__ import annotations
 
 import logging
-import math
 import ssl
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -63,7 +61,6 @@ from smsgw.smpp_server.session import (
     ConnectionClosed,
     EnquireLinkDue,
     Event,
-    LocalProtocolError,
     RequestReceived,
     RequestRejected,
     ResponseReceived,

@@ -33,7 +33,6 @@ from smsgw.smpp_server.states import (
 )
 from smsgw.smpp_server.validation import validate_request
 
-log = logging.getLogger(__name__)
 wire_log = logging.getLogger("smsgw.wire")
 
 MAX_SEQUENCE_NUMBER: Final = 0x7FFFFFFF

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import trio
 
 from smsgw.pdu.constants import CommandStatus, MessageState
+from smsgw.pdu.smpp import CancelSm, DataSm, ReplaceSm, SmeAddress, SubmitMulti, SubmitSm
 from smsgw.smpp_server.backend import (
     BackendError,
     MessageStatus,
@@ -23,7 +24,7 @@ from smsgw.smpp_server.backend import (
 
 @dataclass
 class DoubleBackend:
-    submitted: list[tuple[str, object]] = field(default_factory=list)
+    submitted: list[tuple[str, SubmitSm | DataSm | SubmitMulti]] = field(default_factory=list)
     owners: dict[str, str] = field(default_factory=dict)
     cancelled: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
@@ -41,21 +42,20 @@ class DoubleBackend:
         self.owners[message_id] = account
         return message_id
 
-    async def submit(self, account: str, pdu: object) -> str:
+    async def submit(self, account: str, pdu: SubmitSm | DataSm) -> str:
         if self.fail_submits_with is not None:
             raise BackendError("refused by test", command_status=self.fail_submits_with)
-        destination = getattr(pdu, "destination_addr")
-        if destination in self.refuse_destinations:
+        if pdu.destination_addr in self.refuse_destinations:
             raise BackendError("refused destination", command_status=CommandStatus.ESME_RINVDSTADR)
         self.submitted.append((account, pdu))
         return self._new_id(account)
 
-    async def submit_multi(self, account: str, pdu: object) -> MultiResult:
+    async def submit_multi(self, account: str, pdu: SubmitMulti) -> MultiResult:
         self.submitted.append((account, pdu))
         unsuccessful = tuple(
             UnsuccessfulDestination(d.dest_addr_ton, d.dest_addr_npi, d.destination_addr, CommandStatus.ESME_RINVDSTADR)
-            for d in getattr(pdu, "destinations")
-            if getattr(d, "destination_addr", None) in self.refuse_destinations
+            for d in pdu.destinations
+            if isinstance(d, SmeAddress) and d.destination_addr in self.refuse_destinations
         )
         return MultiResult(self._new_id(account), unsuccessful)
 
@@ -68,15 +68,13 @@ class DoubleBackend:
         state = MessageState.DELETED if message_id in self.cancelled else MessageState.ENROUTE
         return MessageStatus(message_id, state, None, 0)
 
-    async def cancel(self, account: str, pdu: object) -> None:
-        message_id = getattr(pdu, "message_id")
-        self._owned(account, message_id, CommandStatus.ESME_RCANCELFAIL)
-        self.cancelled.append(message_id)
+    async def cancel(self, account: str, pdu: CancelSm) -> None:
+        self._owned(account, pdu.message_id, CommandStatus.ESME_RCANCELFAIL)
+        self.cancelled.append(pdu.message_id)
 
-    async def replace(self, account: str, pdu: object) -> None:
-        message_id = getattr(pdu, "message_id")
-        self._owned(account, message_id, CommandStatus.ESME_RREPLACEFAIL)
-        self.replaced.append(message_id)
+    async def replace(self, account: str, pdu: ReplaceSm) -> None:
+        self._owned(account, pdu.message_id, CommandStatus.ESME_RREPLACEFAIL)
+        self.replaced.append(pdu.message_id)
 
     # ---- outbound ----------------------------------------------------------------------------------------------
 

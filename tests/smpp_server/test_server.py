@@ -10,11 +10,10 @@ import pytest
 import trio
 import trio.testing
 
-from smsgw.config import AccountConfig, Config
-from smsgw.pdu.constants import CommandId, CommandStatus, MessageState, Ton
+from smsgw.config import Config
+from smsgw.pdu.constants import CommandId, CommandStatus, MessageState
 from smsgw.pdu.smpp import (
     BindReceiver,
-    BindTransceiver,
     BindTransmitter,
     CancelSm,
     DataSm,
@@ -25,7 +24,6 @@ from smsgw.pdu.smpp import (
     ReplaceSm,
     SmeAddress,
     SubmitMulti,
-    SubmitSm,
     Unbind,
     response_for,
 )
@@ -94,7 +92,7 @@ async def test_submit_multi_reports_unsuccessful_destinations(autojump_clock: tr
             ("447700922000", CommandStatus.ESME_RINVDSTADR),
         ]
         ((_, sent),) = backend.submitted
-        assert len(sent.destinations) == 2  # type: ignore[attr-defined]
+        assert isinstance(sent, SubmitMulti) and len(sent.destinations) == 2
         nursery.cancel_scope.cancel()
 
 

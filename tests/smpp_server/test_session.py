@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import replace
+from typing import Final
 
 import pytest
 from hypothesis import given, settings
@@ -56,6 +57,9 @@ CONFIG = SmppConfig(
 )
 
 
+BIND: Final = BindTransceiver(sequence_number=0, system_id="acme", password="x")
+
+
 def events(session: SmppSession) -> list[Event]:
     found = []
     while (event := session.next_event()) is not None:
@@ -89,7 +93,7 @@ class Link:
         peer.receive_data(session.send(pdu, self.now), self.now)
         return events(peer)
 
-    def bind(self, pdu: Pdu = BindTransceiver(sequence_number=0, system_id="acme", password="x")) -> None:
+    def bind(self, pdu: Pdu = BIND) -> None:
         request, (received,) = self.request(self.esme, pdu)
         assert received == RequestReceived(request)
         (answered,) = self.send(self.smsc, response_for(request))
