@@ -40,6 +40,7 @@ from smsgw.modem.virtual.network import VirtualNetwork, serve_network
 from smsgw.modem.virtual.pty import serve_pty
 from smsgw.passwords import hash_password
 from smsgw.pdu.udh import Udh
+from smsgw.scheduler.policy import check_policy_config
 from smsgw.scheduler.service import Scheduler
 from smsgw.scheduler.sqlite_store import open_store
 from smsgw.scheduler.timing import WallClock
@@ -99,6 +100,7 @@ def check_config(config: Config, source: str) -> None:
                 f"routes[{index}].modem_group",
                 f"no modem is in group {route.modem_group!r} (groups: {', '.join(groups)})",
             )
+    check_policy_config(config, source)
 
 
 async def run_gateway(

@@ -35,6 +35,8 @@ _ROUTE = {"name": "uk", "prefixes": ["44"], "modem_group": "uk"}
         ({"accounts": [_ACCOUNT], "modems": [_MODEM], "routes": [{**_ROUTE, "modem_group": "de"}]},
          "routes[0].modem_group", "no modem is in group 'de' (groups: uk)"),
         ({"accounts": [_ACCOUNT], "modems": [_MODEM]}, "routes[0].modem_group", "no modem is in group 'default'"),
+        ({"accounts": [{**_ACCOUNT, "parent": "nobody"}], "modems": [_MODEM], "routes": [_ROUTE]},
+         "accounts[0].parent", "no other account 'nobody'"),
     ],
 )
 def test_cross_section_errors_name_the_key(document: dict[str, object], key: str, problem: str) -> None:

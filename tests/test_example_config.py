@@ -7,6 +7,7 @@ import re
 import typing
 from pathlib import Path
 
+from smsgw.app import check_config
 from smsgw.config import Config, load_config
 from smsgw.passwords import verify_password
 from smsgw.scheduler.routing import find_route
@@ -22,6 +23,7 @@ def test_example_config_loads() -> None:
     assert {m.group for m in config.modems} == {r.modem_group for r in config.routes}
     assert find_route(config.routes, "447700900123").name == "uk"
     assert find_route(config.routes, "4915112345678").name == "rest-of-world"
+    check_config(config, str(EXAMPLE))  # what `smsgw serve` checks before it opens anything
 
 
 def _section_classes() -> dict[str, type]:
