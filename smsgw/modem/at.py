@@ -187,6 +187,9 @@ UNSOLICITED_PREFIXES: Final[Mapping[str, int]] = {
     "^SYSSTART": 0,
 }
 
+_LINE_END: Final = re.compile(rb"[\r\n]")
+_CR: Final = 0x0D
+_LF: Final = 0x0A
 _COMMAND_NAME: Final = re.compile(r"^AT([+^$#*%!][A-Z0-9]+)", re.IGNORECASE)
 _PREFIXED_LINE: Final = re.compile(r"^([+^$#*%!][A-Z0-9]+):")
 
@@ -356,9 +359,14 @@ class AtChannel:
                 self._skip_prompt_space = True
                 events.append(Prompt())
                 continue
-            end = _line_end(self._buffer)
-            if end < 0:
+            first = self._buffer[0]
+            if first == _CR or first == _LF:  # the empty line between "\r" and "\n", or before a line
+                del self._buffer[:1]
+                continue
+            match = _LINE_END.search(self._buffer)
+            if match is None:
                 break
+            end = match.start()
             raw = bytes(self._buffer[:end])
             del self._buffer[: end + 1]
             line = raw.replace(CTRL_Z, b"").decode("utf-8", errors="replace").strip()
@@ -406,16 +414,6 @@ class AtChannel:
         if prefixed is not None:
             return Unsolicited(prefixed.group(1), line, line[prefixed.end() :].strip())
         return Unsolicited(line, line)
-
-
-def _line_end(buffer: bytearray) -> int:
-    cr = buffer.find(b"\r")
-    lf = buffer.find(b"\n")
-    if cr < 0:
-        return lf
-    if lf < 0:
-        return cr
-    return min(cr, lf)
 
 
 def _matches(line: str, prefix: str) -> bool:

@@ -51,6 +51,9 @@ class ModemPool:
             raise ValueError(f"modem names must be unique, got {names}")
         self._drivers = tuple(drivers)
         self._by_name = {driver.name: driver for driver in drivers}
+        self._groups: dict[str, tuple[ModemDriver, ...]] = {}
+        for driver in drivers:
+            self._groups[driver.config.group] = (*self._groups.get(driver.config.group, ()), driver)
         self._turn = itertools.count()
         self._affinity_timeout_s = affinity_timeout_s
         self._affinities: dict[tuple[str, str, int, int], _Affinity] = {}
@@ -144,11 +147,12 @@ class ModemPool:
     def _choose(self, group: str, exclude: set[str]) -> ModemDriver | None:
         # One pass; the rotating start breaks ties between equally good modems (round robin).
         start = next(self._turn)
-        count = len(self._drivers)
+        members = self._groups.get(group, ())
+        count = len(members)
         best: ModemDriver | None = None
         best_key: tuple[bool, int, int, int] | None = None
-        for index, driver in enumerate(self._drivers):
-            if driver.config.group != group or driver.name in exclude or not driver.can_send():
+        for index, driver in enumerate(members):
+            if driver.name in exclude or not driver.can_send():
                 continue
             key = (driver.busy, driver.failures_in_a_row, driver.sent_count, (index - start) % count)
             if best_key is None or key < best_key:
