@@ -39,7 +39,7 @@ class AuditLog:
         system_id: str = "",
         bind_type: str = "",
         command_status: int = 0,
-    ) -> AuditRecord:
+    ) -> None:
         entry = AuditRecord(
             time=datetime.now(UTC).isoformat(timespec="milliseconds"),
             source=source,
@@ -61,7 +61,6 @@ class AuditLog:
         if self._file is not None:
             self._file.write(json.dumps(asdict(entry)) + "\n")
             self._file.flush()
-        return entry
 
     def close(self) -> None:
         if self._file is not None:

@@ -237,9 +237,6 @@ class SmppServer:
 
     # ---- binds ---------------------------------------------------------------------------------------------
 
-    def binds(self, system_id: str) -> list[SmppConnection]:
-        return list(self._binds.get(system_id, ()))
-
     def receivers(self, system_id: str) -> list[SmppConnection]:
         return [c for c in self._binds.get(system_id, ()) if c.session.state in _RECEIVER_BINDS]
 

@@ -277,10 +277,6 @@ class SmppSession:
     def window_available(self) -> int:
         return max(0, self.config.window - self._windowed)
 
-    @property
-    def outstanding_requests(self) -> list[Pdu]:
-        return [entry.request for entry in self._outstanding.values()]
-
     def send(self, pdu: Pdu, now: float) -> bytes:
         """Encode `pdu` and account for it: a request becomes outstanding, a bind response may change state.
 
