@@ -68,13 +68,15 @@ class CString(Construct):  # type: ignore[misc]
         self.status = status
 
     def _parse(self, stream: BytesIO, context: Any, path: str) -> str:
-        octets = bytearray()
-        for _ in range(self.max_length):
-            octet = _read(stream, 1, self.field)
-            if octet == b"\x00":
-                return self._check(octets.decode("latin-1"))
-            octets += octet
-        raise InvalidField(f"{self.field} longer than {self.max_length - 1} octets", command_status=self.status)
+        start = stream.tell()
+        window = stream.read(self.max_length)
+        nul = window.find(b"\x00")
+        if nul < 0:
+            if len(window) == self.max_length:
+                raise InvalidField(f"{self.field} longer than {self.max_length - 1} octets", command_status=self.status)
+            raise InvalidField(f"PDU body ends inside {self.field}", command_status=S.ESME_RINVCMDLEN)
+        stream.seek(start + nul + 1)
+        return self._check(window[:nul].decode("latin-1"))
 
     def _build(self, obj: object, stream: BytesIO, context: Any, path: str) -> object:
         if not isinstance(obj, str):
@@ -142,6 +144,7 @@ class ShortMessage(Construct):  # type: ignore[misc]
 
 
 TLV_HEADER: Final = Struct("tag" / Int16ub, "length" / Int16ub)
+_TLV_HEADER_SIZE: Final[int] = TLV_HEADER.sizeof()
 _TLV_INT: Final = {"u8": Int8ub, "u16": Int16ub, "u32": Int32ub}
 
 
@@ -152,10 +155,10 @@ class TlvStream(Construct):  # type: ignore[misc]
         values: dict[str, TlvValue] = {}
         unknown: list[RawTlv] = []
         while True:
-            head = stream.read(TLV_HEADER.sizeof())
+            head = stream.read(_TLV_HEADER_SIZE)
             if not head:
                 return tlvs_from_values(values, unknown)
-            if len(head) < TLV_HEADER.sizeof():
+            if len(head) < _TLV_HEADER_SIZE:
                 raise InvalidField(f"{len(head)} stray octets after the last TLV", command_status=S.ESME_RINVTLVSTREAM)
             header = TLV_HEADER.parse(head)
             value = stream.read(header.length)
