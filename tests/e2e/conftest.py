@@ -1,38 +1,18 @@
 """The whole gateway as `smsgw demo` runs it (virtual modems on real ptys, the real driver, SQLite, the SMPP
-server on a real socket on port 0), with the network's and the scheduler's delays shortened so a test takes
-seconds, not hours."""
+server on a real socket on port 0), with the delays of `harness.FAST`; and the child processes of a test."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 import trio
 
+from harness import FAST
 from smsgw.app import GatewayStarted, run_demo
-from smsgw.config import AccountConfig, Config, MessageConfig, SmppConfig, VirtualNetworkConfig
-from smsgw.passwords import hash_password
-
 from processes import Process
-
-T = TypeVar("T")
-
-SHOP_PASSWORD = "shop-pw"
-FAST = Config(
-    smpp=SmppConfig(bind_failure_delay_base_s=0.01, shutdown_grace_s=1.0),
-    accounts=(AccountConfig(system_id="shop", password_hash=hash_password(SHOP_PASSWORD)),),
-    messages=MessageConfig(
-        min_validity_s=1.0,
-        retry_backoff_base_s=0.2,
-        retry_backoff_max_s=1.0,
-        status_report_grace_s=1.0,
-        outbox_redelivery_delay_s=0.3,
-    ),
-    virtual_network=VirtualNetworkConfig(delivery_delay_s=0.05, retry_interval_s=0.3),
-)
 
 
 @pytest.fixture
@@ -43,11 +23,6 @@ async def gateway(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[Gatewa
     )
     yield started
     stop.set()
-
-
-async def in_thread(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
-    """Run a blocking smpplib call; the thread is abandoned (not awaited) only if the test is cancelled."""
-    return await trio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), abandon_on_cancel=True)
 
 
 @pytest.fixture

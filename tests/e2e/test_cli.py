@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import in_thread
+from harness import in_thread
 from processes import Process
 from smsgw.app import GatewayStarted
 from smsgw.client import ClientSettings, Outcome, read_recipients, send_batch, split_text

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from conftest import FAST, SHOP_PASSWORD, in_thread
+from harness import FAST, SHOP_PASSWORD, in_thread
 from esme import Delivered, Esme
 from smsgw.app import GatewayStarted, run_demo
 from smsgw.client import split_text
