@@ -52,7 +52,7 @@ RESPONDER: Final = "responder"
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    transport: str
+    setup: str
     modems: int
     messages: int
     driver_per_s: float
@@ -334,10 +334,10 @@ def main(argv: list[str]) -> int:
         )  # fmt: skip
         print()
     else:
-        print(f"| transport | modems | messages | driver msg/s (target >= {_TARGET_PER_S:.0f}) | minimal host msg/s | ratio |")
+        print(f"| setup | modems | messages | driver msg/s (target >= {_TARGET_PER_S:.0f}) | minimal host msg/s | ratio |")
         print("|---|---:|---:|---:|---:|---:|")
         for r in rows:
             mark = "" if r.meets_target else " (below target)"
-            print(f"| {r.transport} | {r.modems} | {r.messages} | {r.driver_per_s:,.0f}{mark} "
+            print(f"| {r.setup} | {r.modems} | {r.messages} | {r.driver_per_s:,.0f}{mark} "
                   f"| {r.baseline_per_s:,.0f} | {r.ratio:.2f} |")  # fmt: skip
     return 0 if all(r.meets_target for r in rows) else 1
