@@ -99,6 +99,8 @@ class CommandStatus(IntEnum):
     ESME_RINVOPTPARAMVAL = 0x000000C4
     ESME_RDELIVERYFAILURE = 0x000000FE
     ESME_RUNKNOWNERR = 0x000000FF
+    # SMPP 5.0 section 4.7.6: 3.4 has no code for text its data_coding cannot carry; 5.0's is widely understood.
+    ESME_RINVDCS = 0x00000104
     # SMPP 5.0 names for the same codes.
     ESME_RINVTLVSTREAM = 0x000000C0
     ESME_RTLVNOTALLWD = 0x000000C1
@@ -156,6 +158,7 @@ STATUS_DESCRIPTIONS: Final[dict[int, str]] = {
     CommandStatus.ESME_RINVOPTPARAMVAL: "Invalid Optional Parameter Value",
     CommandStatus.ESME_RDELIVERYFAILURE: "Delivery Failure (used for data_sm_resp)",
     CommandStatus.ESME_RUNKNOWNERR: "Unknown Error",
+    CommandStatus.ESME_RINVDCS: "Invalid data coding scheme",
 }
 
 VENDOR_STATUS_MIN: Final = 0x00000400
@@ -174,6 +177,23 @@ def vendor_status(offset: int) -> int:
     return VENDOR_STATUS_MIN + offset
 
 
+class GatewayError(IntEnum):
+    """smsgw's own policy outcomes (DESIGN.md): the receipt's `err:` value; refused at submit, the vendor
+    command_status 0x400 + the last two digits."""
+
+    INSUFFICIENT_BALANCE = 800
+    DO_NOT_CALL = 801
+    BLOCKED_CONTENT = 802
+    OPTED_OUT = 803
+    NO_ROUTE = 804
+    SENDER_NOT_ALLOWED = 805
+    TOO_MANY_SEGMENTS = 806
+
+    @property
+    def command_status(self) -> int:
+        return vendor_status(self.value - 800)
+
+
 def status_name(command_status: int) -> str:
     """`ESME_RINVDSTADR`, `VENDOR_0x400` or `RESERVED_0x00000009` for any status value."""
     try:
@@ -181,12 +201,18 @@ def status_name(command_status: int) -> str:
     except ValueError:
         pass
     if is_vendor_status(command_status):
+        gateway_errors = {e.command_status: e for e in GatewayError}
+        if command_status in gateway_errors:
+            return f"VENDOR_{gateway_errors[command_status].name}"
         return f"VENDOR_0x{command_status:03X}"
     return f"RESERVED_0x{command_status:08X}"
 
 
 def status_description(command_status: int) -> str:
     if is_vendor_status(command_status):
+        for error in GatewayError:
+            if error.command_status == command_status:
+                return f"smsgw: {error.name.lower().replace('_', ' ')} (err {error.value})"
         return "SMSC vendor specific error"
     return STATUS_DESCRIPTIONS.get(command_status, "Reserved")
 

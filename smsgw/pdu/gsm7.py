@@ -22,9 +22,6 @@ from .errors import PduError
 
 ESCAPE: Final = 0x1B
 
-# SMPP 5.0 section 4.7.6 "invalid data coding scheme"; SMPP 3.4 has no code for text its data_coding cannot carry.
-ESME_RINVDCS: Final = 0x00000104
-
 # TS 23.038 table 6.2.1, indexed by septet value. 0x1B is the escape to the extension table, never a character.
 GSM7_BASIC: Final[str] = (
     "@£$¥èéùìòÇ\nØø\rÅå"
@@ -147,7 +144,7 @@ def _codec(tables: NationalTables) -> _Codec:
     if alphabet is None or extension is None:
         raise PduError(
             f"national language tables locking={tables.locking} single={tables.single} are not supported",
-            command_status=ESME_RINVDCS,
+            command_status=CommandStatus.ESME_RINVDCS,
         )
     encode: dict[int, str] = {code: _NOT_GSM for code in range(0x100)}
     for septet, char in extension.items():
@@ -194,7 +191,7 @@ def encode_gsm7(text: str, tables: NationalTables = DEFAULT_TABLES) -> bytes:
         position, char = next((i, c) for i, c in enumerate(text) if not c.translate(table).isascii())
         raise PduError(
             f"character {char!r} (U+{ord(char):04X}) at position {position} is not in the GSM 7-bit alphabet",
-            command_status=ESME_RINVDCS,
+            command_status=CommandStatus.ESME_RINVDCS,
         )
     return septets.encode("ascii")
 
@@ -205,7 +202,7 @@ def decode_gsm7(data: bytes, tables: NationalTables = DEFAULT_TABLES) -> str:
         position = next(i for i, octet in enumerate(data) if octet > 0x7F)
         raise PduError(
             f"octet 0x{data[position]:02X} at position {position} is not a GSM 7-bit septet",
-            command_status=ESME_RINVDCS,
+            command_status=CommandStatus.ESME_RINVDCS,
         )
     codec = _codec(tables)
     if ESCAPE not in data:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Final
 
+from .constants import GatewayError
 from .errors import PduError
 from .gsm7 import (
     DEFAULT_TABLES,
@@ -32,8 +33,6 @@ from .udh import Concatenation, Element, Udh, national_language_elements, split_
 
 # TS 23.040 9.2.3.16: TP-User-Data holds at most 140 octets, header included.
 MAX_USER_DATA_OCTETS: Final = 140
-# Vendor command_status for "too many segments" (DESIGN.md: 0x400 + the receipt's 806).
-ESME_TOO_MANY_SEGMENTS: Final = 0x406
 MAX_SEGMENTS_LIMIT: Final = 255
 
 
@@ -43,7 +42,7 @@ class TooManySegments(PduError):
     def __init__(self, needed: int, max_segments: int) -> None:
         super().__init__(
             f"message needs {needed} segments, at most {max_segments} allowed",
-            command_status=ESME_TOO_MANY_SEGMENTS,
+            command_status=GatewayError.TOO_MANY_SEGMENTS.command_status,
         )
         self.needed = needed
         self.max_segments = max_segments

@@ -11,8 +11,9 @@ import enum
 from dataclasses import dataclass
 from typing import Final
 
+from .constants import CommandStatus
 from .errors import PduError
-from .gsm7 import DEFAULT_TABLES, ESME_RINVDCS, NationalTables, decode_gsm7, encode_gsm7, is_gsm7
+from .gsm7 import DEFAULT_TABLES, NationalTables, decode_gsm7, encode_gsm7, is_gsm7
 
 
 class Encoding(enum.Enum):
@@ -65,7 +66,7 @@ class DataCodingScheme:
 
 
 def _unknown(data_coding: int, why: str) -> PduError:
-    return PduError(f"data_coding 0x{data_coding:02X}: {why}", command_status=ESME_RINVDCS)
+    return PduError(f"data_coding 0x{data_coding:02X}: {why}", command_status=CommandStatus.ESME_RINVDCS)
 
 
 def parse_data_coding(data_coding: int) -> DataCodingScheme:
@@ -117,7 +118,7 @@ def encode_text(text: str, encoding: Encoding, tables: NationalTables = DEFAULT_
         raise PduError(
             f"character {text[error.start]!r} (U+{ord(text[error.start]):04X}) at position {error.start} "
             f"cannot be encoded in {encoding.name}",
-            command_status=ESME_RINVDCS,
+            command_status=CommandStatus.ESME_RINVDCS,
         ) from None
 
 
@@ -127,13 +128,13 @@ def decode_as(data: bytes, encoding: Encoding, tables: NationalTables = DEFAULT_
         return decode_gsm7(data, tables)
     codec = _CODECS.get(encoding)
     if codec is None:
-        raise PduError(f"{encoding.name} user data is not text", command_status=ESME_RINVDCS)
+        raise PduError(f"{encoding.name} user data is not text", command_status=CommandStatus.ESME_RINVDCS)
     try:
         return data.decode(codec)
     except UnicodeDecodeError as error:
         raise PduError(
             f"user data is not valid {encoding.name} at octet {error.start}: {error.reason}",
-            command_status=ESME_RINVDCS,
+            command_status=CommandStatus.ESME_RINVDCS,
         ) from None
 
 

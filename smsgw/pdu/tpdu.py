@@ -26,7 +26,6 @@ from . import _tpdu_schema as schema
 from .constants import CommandStatus
 from .errors import PduError
 from .gsm7 import (
-    ESME_RINVDCS,
     decode_gsm7,
     encode_gsm7,
     fill_bits_for_udh,
@@ -207,18 +206,18 @@ class Dcs:
 
     def __post_init__(self) -> None:
         if not 0 <= self.value <= 0xFF:
-            raise PduError(f"TP-DCS {self.value} is not an octet", command_status=ESME_RINVDCS)
+            raise PduError(f"TP-DCS {self.value} is not an octet", command_status=CommandStatus.ESME_RINVDCS)
 
     @classmethod
     def for_encoding(cls, encoding: Encoding, message_class: int | None = None) -> Dcs:
         """General coding group: GSM 7-bit, 8-bit data or UCS-2, with message class 0-3 (0 is "flash")."""
         alphabet = {Encoding.GSM7: 0b00, Encoding.BINARY: 0b01, Encoding.UCS2: 0b10}.get(encoding)
         if alphabet is None:
-            raise PduError(f"{encoding.name} has no TP-DCS alphabet", command_status=ESME_RINVDCS)
+            raise PduError(f"{encoding.name} has no TP-DCS alphabet", command_status=CommandStatus.ESME_RINVDCS)
         if message_class is None:
             return cls(alphabet << 2)
         if not 0 <= message_class <= 3:
-            raise PduError(f"message class {message_class} is not 0-3", command_status=ESME_RINVDCS)
+            raise PduError(f"message class {message_class} is not 0-3", command_status=CommandStatus.ESME_RINVDCS)
         return cls(0x10 | alphabet << 2 | message_class)
 
     @classmethod
@@ -369,7 +368,7 @@ def _encode_user_data(dcs: Dcs, udh: bytes, user_data: bytes) -> tuple[int, byte
         raise PduError(f"UDH length octet {udh[0]} but {len(udh) - 1} octets follow", command_status=_MALFORMED)
     if dcs.septet_user_data:
         if not user_data.isascii():
-            raise PduError("GSM 7-bit user data holds an octet above 0x7F", command_status=ESME_RINVDCS)
+            raise PduError("GSM 7-bit user data holds an octet above 0x7F", command_status=CommandStatus.ESME_RINVDCS)
         udl = septets_for_udh(len(udh)) + len(user_data)
         if udl > MAX_USER_DATA_SEPTETS:
             raise PduError(

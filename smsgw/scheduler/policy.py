@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from smsgw.config import AccountConfig, Config, ConfigError, PolicyConfig, RouteConfig
-from smsgw.pdu.constants import CommandStatus, Npi, Ton, vendor_status
+from smsgw.pdu.constants import CommandStatus, GatewayError, Npi, Ton
 from smsgw.pdu.errors import PduError
 from smsgw.pdu.segmentation import MAX_SEGMENTS_LIMIT, TooManySegments, segment_text
 from smsgw.pdu.text import Encoding, choose_encoding, encode_text
@@ -54,19 +54,6 @@ MAX_ROUTE_SEGMENTS: Final = 8
 # A signature leaves a first UCS-2 part (67 units) room for at least a few characters of the message.
 MAX_SIGNATURE_UNITS: Final = 60
 _ALPHANUMERIC: Final = re.compile(r"[A-Za-z0-9]{1,11}")
-
-
-class PolicyCode(enum.IntEnum):
-    """The policy's own outcomes (DESIGN.md): the receipt's `err:` value; at submit, vendor status 0x400 + the last
-    two digits. 806 (too many segments) is the codec's `TooManySegments`."""
-
-    DO_NOT_CALL = 801
-    BLOCKED_CONTENT = 802
-    OPTED_OUT = 803
-
-    @property
-    def command_status(self) -> int:
-        return vendor_status(self.value - 800)
 
 
 class PolicyError(Exception):
@@ -92,14 +79,14 @@ class InvalidSender(PolicyError):
 
 class BlockedContent(PolicyError):
     def __init__(self, reason: str) -> None:
-        super().__init__(reason, command_status=PolicyCode.BLOCKED_CONTENT.command_status)
+        super().__init__(reason, command_status=GatewayError.BLOCKED_CONTENT.command_status)
 
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """A message accepted but not sent: it ends REJECTED with `error_code` in its receipt and is not charged."""
 
-    error_code: PolicyCode
+    error_code: GatewayError
     reason: str
 
     @property
@@ -511,9 +498,9 @@ def check_recipient(facts: PolicyFacts, account: str, number: str, *, promotiona
     (err 803); a number on the do-not-call register gets no promotional message unless it consented to this
     account (err 801)."""
     if facts.is_suppressed(account, number):
-        return Rejection(PolicyCode.OPTED_OUT, f"{number} opted out of account {account}")
+        return Rejection(GatewayError.OPTED_OUT, f"{number} opted out of account {account}")
     if promotional and facts.is_on_dnc(number) and not facts.has_consent(account, number):
-        return Rejection(PolicyCode.DO_NOT_CALL, f"{number} is on the do-not-call register")
+        return Rejection(GatewayError.DO_NOT_CALL, f"{number} is on the do-not-call register")
     return None
 
 

@@ -16,8 +16,8 @@ from smsgw.pdu.gsm7 import (
     fill_bits_for_udh,
     pack_septets,
 )
+from smsgw.pdu.constants import GatewayError
 from smsgw.pdu.segmentation import (
-    ESME_TOO_MANY_SEGMENTS,
     SarInfo,
     SegmentedText,
     TooManySegments,
@@ -68,7 +68,7 @@ def test_too_many_segments(text: str, needed: int) -> None:
     with pytest.raises(TooManySegments) as caught:
         segment_text(text, reference=1)
     assert caught.value.needed == needed and caught.value.max_segments == 3
-    assert caught.value.command_status == ESME_TOO_MANY_SEGMENTS == 0x406
+    assert caught.value.command_status == GatewayError.TOO_MANY_SEGMENTS.command_status == 0x406
     assert f"needs {needed} segments" in str(caught.value)
 
 

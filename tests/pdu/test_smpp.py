@@ -245,7 +245,9 @@ def test_status_names_and_vendor_range() -> None:
 
     assert status_name(0x0B) == "ESME_RINVDSTADR"
     assert status_name(0xC0) == "ESME_RINVOPTPARSTREAM"
-    assert status_name(vendor_status(4)) == "VENDOR_0x404" and is_vendor_status(0x404)
+    assert status_name(vendor_status(4)) == "VENDOR_NO_ROUTE" and is_vendor_status(0x404)
+    assert status_description(0x400) == "smsgw: insufficient balance (err 800)"
+    assert status_name(vendor_status(0x7F)) == "VENDOR_0x47F"
     assert status_name(0x09) == "RESERVED_0x00000009"
     assert status_description(0x58).startswith("Throttling")
     with pytest.raises(PduError):

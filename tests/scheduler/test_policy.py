@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smsgw.config import AccountConfig, Config, ConfigError, RouteConfig, config_from_mapping, load_config
-from smsgw.pdu.constants import CommandStatus, Npi, Ton
+from smsgw.pdu.constants import CommandStatus, GatewayError, Npi, Ton
 from smsgw.pdu.segmentation import TooManySegments, segment_text
 from smsgw.pdu.text import Encoding
 from smsgw.scheduler.policy import (
@@ -23,7 +23,6 @@ from smsgw.scheduler.policy import (
     InvalidSender,
     KeywordFile,
     MessagePolicy,
-    PolicyCode,
     Rejection,
     SenderAddress,
     check_policy_config,
@@ -311,7 +310,7 @@ def test_blocked_content_is_0x402(text: str, found: str) -> None:
     assert keywords.find(text) == found
     with pytest.raises(BlockedContent) as caught:
         prepare_text(text, _rules(), promotional=False, keywords=keywords)
-    assert caught.value.command_status == 0x402 == PolicyCode.BLOCKED_CONTENT.command_status
+    assert caught.value.command_status == 0x402 == GatewayError.BLOCKED_CONTENT.command_status
 
 
 @pytest.mark.parametrize("text", ["casinos nearby", "occasional", "free moneyless", "winbig", "1234-5678"])
@@ -387,7 +386,7 @@ def test_opted_out_recipient_gets_nothing_from_that_account() -> None:
     facts = FakeFacts(suppressed={("acme", "447700900123")}, consent={("acme", "447700900123")})
     for promotional in (True, False):
         rejection = check_recipient(facts, "acme", "447700900123", promotional=promotional)
-        assert rejection is not None and rejection.error_code is PolicyCode.OPTED_OUT
+        assert rejection is not None and rejection.error_code is GatewayError.OPTED_OUT
         assert int(rejection.error_code) == 803
     assert check_recipient(facts, "other", "447700900123", promotional=True) is None
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from smsgw.cli import main
-from smsgw.scheduler.policy import PolicyCode, PolicyFacts, check_recipient, record_opt_out
+from smsgw.pdu.constants import GatewayError
+from smsgw.scheduler.policy import PolicyFacts, check_recipient, record_opt_out
 from smsgw.scheduler.policy_store import SqlitePolicyFacts
 
 
@@ -36,10 +37,10 @@ def test_rules_over_sqlite_facts(db: Path) -> None:
     facts = SqlitePolicyFacts.open(db)
     facts.add_dnc(["447700900123"], source="t")
     rejection = check_recipient(facts, "acme", "447700900123", promotional=True)
-    assert rejection is not None and rejection.error_code is PolicyCode.DO_NOT_CALL
+    assert rejection is not None and rejection.error_code is GatewayError.DO_NOT_CALL
     assert record_opt_out(facts, "acme", "447700900300", " stop ", ("STOP",))
     rejection = check_recipient(facts, "acme", "447700900300", promotional=False)
-    assert rejection is not None and rejection.error_code is PolicyCode.OPTED_OUT
+    assert rejection is not None and rejection.error_code is GatewayError.OPTED_OUT
     facts.close()
 
 
@@ -106,7 +107,7 @@ def test_dnc_consent_cli(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*argv, "--remove"]) == 0
     assert "447700900123: consent for acme withdrawn" in capsys.readouterr().out
     rejection = check_recipient(facts, "acme", "447700900123", promotional=True)
-    assert rejection is not None and rejection.error_code is PolicyCode.DO_NOT_CALL
+    assert rejection is not None and rejection.error_code is GatewayError.DO_NOT_CALL
     facts.close()
     assert main(["dnc", "consent", "acme", "12", "--db", str(db)]) == 2
     assert "'12' has 2 digits" in capsys.readouterr().err
