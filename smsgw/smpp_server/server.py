@@ -376,6 +376,7 @@ class SmppConnection:
         self._outbind = outbind
         self._send_lock = trio.Lock()
         self._outbox = bytearray()
+        self._drained = trio.Event()
         self._pending = trio.Semaphore(server.config.smpp.max_pending_requests)
         self._pushed: dict[int, OutboundItem] = {}
         self._timer_scope = trio.CancelScope()
@@ -411,6 +412,10 @@ class SmppConnection:
         while self.session.state is not BindState.CLOSED and not self._closing:
             # Only the wait for data is cancellable by `close()`: a response being written is never cut off.
             with trio.CancelScope() as self._receive_scope:
+                while len(self._outbox) >= _OUTBOX_HIGH_WATER:
+                    # The ESME does not read its answers: stop reading its requests until it does.
+                    self._drained = trio.Event()
+                    await self._drained.wait()
                 try:
                     data = await self.stream.receive_some(_RECEIVE_BYTES)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -491,9 +496,10 @@ class SmppConnection:
 
     async def _flush(self) -> None:
         """Write the outgoing buffer. One writer at a time: a task that finds another writing leaves its bytes to
-        that writer (which loops until the buffer is empty), so responses finished together go out in one write.
-        Past the high-water mark it waits its turn instead, so a peer that does not read slows us down."""
-        if self._send_lock.locked() and len(self._outbox) < _OUTBOX_HIGH_WATER:
+        that writer (which loops until the buffer is empty), so responses finished together go out in one write
+        and a peer that does not read holds up one task, not every worker. The reader stops reading while the
+        buffer is above its high-water mark."""
+        if self._send_lock.locked():
             return
         async with self._send_lock:
             while self._outbox:
@@ -504,7 +510,8 @@ class SmppConnection:
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     self._outbox.clear()
                     self.close()
-                    return
+                finally:
+                    self._drained.set()
 
     async def _send(self, pdu: Pdu) -> bool:
         if not self._queue(pdu):

@@ -13,6 +13,8 @@ import trio.testing
 from smsgw.config import Config
 from smsgw.pdu.constants import CommandId, CommandStatus, MessageState
 from smsgw.pdu.smpp import (
+    decode_pdu,
+    encode_pdu,
     BindReceiver,
     BindTransmitter,
     CancelSm,
@@ -383,3 +385,24 @@ async def test_audit_file_has_one_line_per_attempt(autojump_clock: trio.testing.
         ("192.0.2.3:3", "connect", "no bind before timeout", ""),
     ]
     assert all(r["time"].endswith("+00:00") for r in records)
+
+
+async def test_an_esme_that_does_not_read_stalls_only_itself(autojump_clock: trio.testing.MockClock) -> None:
+    base = make_config()
+    unthrottled = replace(base.accounts[0], throughput_per_s=1e6, throughput_burst=1_000_000)
+    config = Config(smpp=base.smpp, accounts=(unthrottled,))
+    async with running_server(config, DoubleBackend()) as server, trio.open_nursery() as nursery:
+        deaf, theirs = trio.testing.lockstep_stream_pair()  # a write blocks until the other side reads
+        nursery.start_soon(server.handle_connection, theirs, ("192.0.2.50", 1))
+        await deaf.send_all(encode_pdu(BindTransmitter(sequence_number=1, system_id="acme", password=PASSWORD)))
+        assert decode_pdu(bytes(await deaf.receive_some(65536))).command_status == 0  # the last thing it ever reads
+        submits = b"".join(encode_pdu(replace(SUBMIT, sequence_number=n)) for n in range(2, 4000))
+        nursery.start_soon(deaf.send_all, submits)  # never reads a single answer
+        await trio.sleep(0.001)
+        other = Client(server, nursery, ("192.0.2.51", 1))
+        await other.bind()
+        start = trio.current_time()
+        for _ in range(300):  # more than there are workers
+            assert (await other.request(SUBMIT)).command_status == 0
+        assert trio.current_time() == start  # not a moment waiting for the deaf ESME's timeouts
+        nursery.cancel_scope.cancel()
