@@ -18,6 +18,7 @@ from smsgw import __version__
 
 if TYPE_CHECKING:
     from smsgw.scheduler.policy_store import SqlitePolicyFacts
+    from smsgw.scheduler.sqlite_store import SqliteStore
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -40,6 +41,8 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_virtual_modem(commands)
     _add_pdu(commands)
     _add_dnc(commands)
+    _add_account(commands)
+    _add_history(commands)
     return parser
 
 
@@ -513,3 +516,174 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return EXIT_FAILURE
+
+
+def _add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--db", metavar="PATH", help="the gateway's SQLite store")
+    where.add_argument("--config", metavar="FILE", help="a gateway config; its [store] path is used")
+
+
+def _store_path(args: argparse.Namespace) -> str:
+    from smsgw.config import ConfigError, load_config
+
+    if args.db is not None:
+        path: str = args.db
+    else:
+        try:
+            path = load_config(args.config).store.path
+        except ConfigError as exc:
+            raise CliError(str(exc)) from None
+    # Opening would create a mistyped path as an empty store and report an empty balance or history.
+    if not os.path.isfile(path):
+        raise CliError(f"{path}: no such store (start the gateway once, or give its [store] path)")
+    return path
+
+
+def _with_store(args: argparse.Namespace, action: Callable[[SqliteStore], Awaitable[int]]) -> int:
+    import sqlite3
+
+    import trio
+
+    from smsgw.config import StoreConfig
+    from smsgw.scheduler.sqlite_store import open_store
+
+    path = _store_path(args)
+
+    async def run() -> int:
+        async with open_store(path, StoreConfig(path=path)) as store:
+            return await action(store)
+
+    try:
+        return trio.run(run)
+    except sqlite3.Error as exc:
+        raise CliError(f"{path}: {exc}") from None
+
+
+def _add_account(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    account = commands.add_parser("account", help="prepaid balances: show, top up, list the ledger")
+    actions = account.add_subparsers(dest="account_command", metavar="ACTION", required=True)
+    balance = actions.add_parser("balance", help="print an account's balance")
+    balance.add_argument("account", metavar="SYSTEM_ID")
+    _add_store_arguments(balance)
+    balance.set_defaults(handler=_cmd_account_balance)
+    topup = actions.add_parser(
+        "topup", help="credit an account (a negative amount debits it, as a correction); a ledger row either way"
+    )
+    topup.add_argument("account", metavar="SYSTEM_ID")
+    topup.add_argument("amount", metavar="AMOUNT", help="decimal, in the currency of route prices (e.g. 25.50)")
+    topup.add_argument("--note", default="", help="kept in the ledger row")
+    _add_store_arguments(topup)
+    topup.set_defaults(handler=_cmd_account_topup)
+    ledger = actions.add_parser("ledger", help="the account's latest ledger rows, oldest first")
+    ledger.add_argument("account", metavar="SYSTEM_ID")
+    ledger.add_argument("--limit", type=int, default=50, metavar="N")
+    _add_store_arguments(ledger)
+    ledger.set_defaults(handler=_cmd_account_ledger)
+
+
+def _cmd_account_balance(args: argparse.Namespace) -> int:
+    from smsgw.scheduler.routing import format_micro
+
+    async def action(store: SqliteStore) -> int:
+        print(f"{args.account} {format_micro(await store.balance(args.account))}")
+        return EXIT_OK
+
+    return _with_store(args, action)
+
+
+def _cmd_account_topup(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from smsgw.scheduler.routing import format_micro, to_micro
+    from smsgw.scheduler.timing import to_ms
+
+    try:
+        amount = to_micro(args.amount)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if amount == 0:
+        raise CliError("amount must not be zero")
+
+    async def action(store: SqliteStore) -> int:
+        balance = await store.topup(args.account, amount, to_ms(datetime.now(UTC)), args.note)
+        print(f"{args.account} {format_micro(balance)}")
+        return EXIT_OK
+
+    return _with_store(args, action)
+
+
+def _cmd_account_ledger(args: argparse.Namespace) -> int:
+    from smsgw.scheduler.routing import format_micro
+    from smsgw.scheduler.timing import from_ms
+
+    if args.limit < 1:
+        raise CliError("--limit must be at least 1")
+
+    async def action(store: SqliteStore) -> int:
+        for entry in await store.ledger(args.account, args.limit):
+            print(
+                f"{from_ms(entry.at_ms).isoformat()} {entry.kind:<7} {format_micro(entry.amount_micro):>14} "
+                f"balance={format_micro(entry.balance_after_micro)} message_id={entry.message_id or '-'} "
+                f"note={entry.note}"
+            )
+        return EXIT_OK
+
+    return _with_store(args, action)
+
+
+def _add_history(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    history = commands.add_parser("history", help="delivery records (kept [store] retention_days)")
+    actions = history.add_subparsers(dest="history_command", metavar="ACTION", required=True)
+    export = actions.add_parser(
+        "export",
+        help="messages submitted in a period as CSV",
+        description="Dates are UTC: YYYY-MM-DD or an ISO date-time. --to is inclusive for a date (the whole "
+        "day) and exclusive for a date-time.",
+    )
+    export.add_argument("--from", dest="start", required=True, metavar="DATE")
+    export.add_argument("--to", dest="end", required=True, metavar="DATE")
+    export.add_argument("--account", metavar="SYSTEM_ID", help="only this account's messages")
+    export.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+    _add_store_arguments(export)
+    export.set_defaults(handler=_cmd_history_export)
+
+
+def _parse_when(text: str, option: str, *, end: bool) -> int:
+    from datetime import UTC, date, datetime, timedelta
+
+    from smsgw.scheduler.timing import to_ms
+
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime(day.year, day.month, day.day, tzinfo=UTC) + (timedelta(days=1) if end else timedelta())
+        else:
+            moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{option} {text!r}: expected YYYY-MM-DD or an ISO date-time") from None
+    return to_ms(moment)
+
+
+def _cmd_history_export(args: argparse.Namespace) -> int:
+    from smsgw.scheduler.history import write_history_csv
+
+    start = _parse_when(args.start, "--from", end=False)
+    end = _parse_when(args.end, "--to", end=True)
+    if end <= start:
+        raise CliError("--to must be after --from")
+
+    async def action(store: SqliteStore) -> int:
+        rows = store.history_rows(start, end, args.account)
+        if args.output is None:
+            count = write_history_csv(rows, sys.stdout)
+        else:
+            try:
+                with open(args.output, "w", encoding="utf-8", newline="") as out:
+                    count = write_history_csv(rows, out)
+            except OSError as exc:
+                raise CliError(f"{args.output}: {exc.strerror or exc}") from None
+        print(f"exported {count} messages", file=sys.stderr)
+        return EXIT_OK
+
+    return _with_store(args, action)
