@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import csv
 import enum
+import heapq
 import logging
 import random
+import select
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, TextIO
@@ -28,6 +31,9 @@ from smsgw.pdu.segmentation import MAX_SEGMENTS_LIMIT, segment_text
 from smsgw.scheduler.policy import InvalidNumber, normalise_number
 
 log = logging.getLogger(__name__)
+
+# Answers that mean "not now": the SMSC takes the same submission later.
+_TRY_AGAIN_LATER: Final = frozenset({CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RMSGQFUL})
 
 # smpplib logs every connect and disconnect at INFO; the CLI keeps that out of a command's output.
 SMPPLIB_LOGGER: Final = f"{__name__}.smpplib"
@@ -211,6 +217,9 @@ class ClientSettings:
     window: int = 10
     response_timeout_s: float = 10.0
     enquire_link_interval_s: float = 30.0
+    # ESME_RTHROTTLED / ESME_RMSGQFUL: the part is submitted again after delay * 2**attempt, this many times.
+    throttle_delay_s: float = 1.0
+    throttle_retries: int = 6
 
 
 class SmppSender:
@@ -250,7 +259,7 @@ class SmppSender:
         try:
             self._client.send_pdu(smpplib.smpp.make_pdu("unbind", client=self._client))
             deadline = time.monotonic() + self._settings.response_timeout_s
-            while time.monotonic() < deadline:
+            while self._readable(max(deadline - time.monotonic(), 0.0)):
                 if self._read_one() == "unbind_resp":
                     break
         except (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError, SendError):
@@ -284,36 +293,66 @@ class SmppSender:
                 on_result(result)
                 next_to_report += 1
 
+        # Throttled parts wait their turn here: (not_before, attempt, message index, part index).
+        retries: list[tuple[float, int, int, int]] = []
+        queue = deque((index, part) for index in range(len(recipients)) for part in range(len(parts)))
+        attempts: dict[tuple[int, int], int] = {}
+
         def on_response(sequence: int, command_status: int, message_id: str) -> None:
             index, part = self._in_flight.pop(sequence)
+            attempt = attempts.get((index, part), 0)
+            if command_status in _TRY_AGAIN_LATER and attempt < self._settings.throttle_retries:
+                attempts[(index, part)] = attempt + 1
+                delay = self._settings.throttle_delay_s * 2**attempt
+                heapq.heappush(retries, (time.monotonic() + delay, attempt + 1, index, part))
+                log.debug("submit_sm throttled status=%s retry_in_s=%.1f", status_name(command_status), delay)
+                return
             statuses[index][part] = command_status
             message_ids[index][part] = message_id
             report_ready()
             self._settle_undecided()
 
-        for index, recipient in enumerate(recipients):
-            for part_index, part in enumerate(parts):
-                while len(self._in_flight) >= self._settings.window:
-                    self._read_response(on_response)
-                pdu = smpplib.smpp.make_pdu(
-                    "submit_sm",
-                    client=self._client,
-                    source_addr_ton=_source_ton(self._settings.source_addr),
-                    source_addr_npi=1 if self._settings.source_addr.isdigit() else 0,
-                    source_addr=self._settings.source_addr,
-                    dest_addr_ton=1,
-                    dest_addr_npi=1,
-                    destination_addr=recipient.number,
-                    esm_class=part.esm_class,
-                    data_coding=part.data_coding,
-                    registered_delivery=1 if self._receive_receipts else 0,
-                    short_message=part.short_message,
+        last_progress = time.monotonic()
+        while queue or retries or self._in_flight:
+            now = time.monotonic()
+            while len(self._in_flight) < self._settings.window:
+                if retries and retries[0][0] <= now:
+                    _, _, index, part = heapq.heappop(retries)
+                elif queue:
+                    index, part = queue.popleft()
+                else:
+                    break
+                self._submit(recipients[index], parts[part], (index, part))
+                last_progress = now
+            wait_s = self._settings.response_timeout_s
+            if retries and len(self._in_flight) < self._settings.window:
+                wait_s = min(wait_s, max(retries[0][0] - now, 0.0))
+            if self._readable(wait_s):
+                self._read_one(on_response)
+                last_progress = time.monotonic()
+            elif self._in_flight and time.monotonic() - last_progress >= self._settings.response_timeout_s:
+                raise SendError(
+                    f"no response to {len(self._in_flight)} submit_sm within {self._settings.response_timeout_s} s"
                 )
-                self._in_flight[pdu.sequence] = (index, part_index)
-                self._send(pdu)
-        while self._in_flight:
-            self._read_response(on_response)
         return [r for r in results if r is not None]
+
+    def _submit(self, recipient: Recipient, part: SubmitPart, key: tuple[int, int]) -> None:
+        pdu = smpplib.smpp.make_pdu(
+            "submit_sm",
+            client=self._client,
+            source_addr_ton=_source_ton(self._settings.source_addr),
+            source_addr_npi=1 if self._settings.source_addr.isdigit() else 0,
+            source_addr=self._settings.source_addr,
+            dest_addr_ton=1,
+            dest_addr_npi=1,
+            destination_addr=recipient.number,
+            esm_class=part.esm_class,
+            data_coding=part.data_coding,
+            registered_delivery=1 if self._receive_receipts else 0,
+            short_message=part.short_message,
+        )
+        self._in_flight[pdu.sequence] = key
+        self._send(pdu)
 
     def wait_receipts(self, timeout_s: float) -> None:
         """Read receipts until every accepted message is final or `timeout_s` passes; keeps the bind alive."""
@@ -322,27 +361,22 @@ class SmppSender:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            self._client._socket.settimeout(min(remaining, self._settings.enquire_link_interval_s))
-            try:
+            if self._readable(min(remaining, self._settings.enquire_link_interval_s)):
                 self._read_one()
-            except TimeoutError:
-                if time.monotonic() < deadline:
-                    self._send(smpplib.smpp.make_pdu("enquire_link", client=self._client))
-            finally:
-                self._client._socket.settimeout(self._settings.response_timeout_s)
+            elif time.monotonic() < deadline:
+                self._send(smpplib.smpp.make_pdu("enquire_link", client=self._client))
 
-    def _read_response(self, on_response: Callable[[int, int, str], None]) -> None:
-        try:
-            self._read_one(on_response)
-        except TimeoutError as exc:
-            raise SendError(
-                f"no response to {len(self._in_flight)} submit_sm within {self._settings.response_timeout_s} s"
-            ) from exc
+    def _readable(self, timeout_s: float) -> bool:
+        """Whether a PDU has started to arrive; waiting here, not in a read, never splits a PDU at a timeout."""
+        readable, _, _ = select.select([self._client._socket], [], [], timeout_s)
+        return bool(readable)
 
     def _read_one(self, on_response: Callable[[int, int, str], None] | None = None) -> str:
-        """Read and handle one PDU; returns its command name. Raises TimeoutError when nothing arrives."""
+        """Read and handle one PDU; returns its command name."""
         try:
             pdu = self._client.read_pdu()
+        except TimeoutError as exc:
+            raise SendError(f"a PDU stalled for {self._settings.response_timeout_s} s") from exc
         except smpplib.exceptions.ConnectionError as exc:
             raise SendError("connection closed by the server") from exc
         except smpplib.exceptions.PDUError as exc:

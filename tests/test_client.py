@@ -80,11 +80,13 @@ _BIND_TRANSMITTER, _BIND_TRANSCEIVER, _SUBMIT_SM, _DELIVER_SM, _UNBIND, _ENQUIRE
     0x02, 0x09, 0x04, 0x05, 0x06, 0x15)
 _RESP = 0x80000000
 ESME_RINVDSTADR = 0x0B
+ESME_RTHROTTLED = 0x58
 
 
 @dataclass
 class FakeSmsc:
-    """Answers binds and submit_sm; a destination ending in 9 is refused, 8 expires, others are delivered."""
+    """Answers binds and submit_sm; a destination ending in 9 is refused, 7 throttled the first time, 8 expires,
+    others are delivered."""
 
     listener: socket.socket
     submitted: list[tuple[str, int, bytes]] = field(default_factory=list)
@@ -110,6 +112,9 @@ class FakeSmsc:
                     self.submitted.append((destination, registered, message))
                     if destination.endswith("9"):
                         conn.sendall(_pdu(_SUBMIT_SM | _RESP, ESME_RINVDSTADR, seq, b"\0"))
+                        continue
+                    if destination.endswith("7") and [d for d, _, _ in self.submitted].count(destination) == 1:
+                        conn.sendall(_pdu(_SUBMIT_SM | _RESP, ESME_RTHROTTLED, seq, b"\0"))
                         continue
                     message_id = f"m{len(self.submitted)}"
                     if registered:
@@ -188,22 +193,24 @@ def smsc() -> Iterator[tuple[FakeSmsc, int]]:
 
 
 def _settings(port: int, window: int = 2) -> ClientSettings:
-    return ClientSettings("127.0.0.1", port, "acme", "secret", window=window, response_timeout_s=10.0)
+    return ClientSettings("127.0.0.1", port, "acme", "secret", window=window, response_timeout_s=10.0,
+                          throttle_delay_s=0.01)
 
 
 def test_batch_submits_with_window_and_reports_each_message(smsc: tuple[FakeSmsc, int]) -> None:
     fake, port = smsc
-    recipients = [Recipient(i, n, n) for i, n in enumerate(["447700900001", "447700900009", "447700900002"])]
+    recipients = [Recipient(i, n, n) for i, n in enumerate(["447700900001", "447700900009", "447700900007"])]
     out = io.StringIO()
     progress = io.StringIO()
     report = send_batch(_settings(port), recipients, split_text("a" * 200), wait_receipts_s=None, out=out,
                         progress=progress)
-    assert [d for d, _, _ in fake.submitted] == ["447700900001"] * 2 + ["447700900009"] * 2 + ["447700900002"] * 2
-    assert out.getvalue().splitlines() == [
-        "447700900001\tOK\tm1,m2",
-        "447700900009\tESME_RINVDSTADR\t",
-        "447700900002\tOK\tm5,m6",
-    ]
+    # 447700900007's first part is throttled once and submitted again
+    assert sorted(d for d, _, _ in fake.submitted) == ["447700900001"] * 2 + ["447700900007"] * 3 + [
+        "447700900009"] * 2
+    lines = out.getvalue().splitlines()
+    assert lines[:2] == ["447700900001\tOK\tm1,m2", "447700900009\tESME_RINVDSTADR\t"]
+    number, status, ids = lines[2].split("\t")
+    assert (number, status, len(ids.split(","))) == ("447700900007", "OK", 2)
     assert not report.all_accepted and report.outcomes is None
     assert progress.getvalue().endswith("3/3 100%\n")
     assert fake.unbound
