@@ -395,3 +395,36 @@ def test_choose_cnmi_falls_back_to_supported_values() -> None:
     assert choose_cnmi((2, 1, 0, 2, 0), [[1, 2], [1], [0], [0, 1], [0]]) == (2, 1, 0, 1, 0)
     assert choose_cnmi((3, 2, 0, 1, 1), [[0, 1, 2], [0, 1, 2, 3], [0, 2], [0, 2]]) == (2, 2, 0, 2)
     assert choose_cnmi((2, 1, 0, 1, 0), []) == (2, 1, 0, 1, 0)
+
+
+async def test_modem_restart_announcement_triggers_a_new_start_up(clock: trio.testing.MockClock) -> None:
+    modem = ScriptedModem()
+    async with trio.open_nursery() as nursery:
+        driver = await _ready(nursery, modem, RecordingSink())
+        await modem.inject("\r\n^RSSI: 9\r\n\r\n+CREG: 5\r\n")
+        await trio.sleep(0.1)
+        assert (driver.signal_rssi, driver.registration) == (9, 5)
+        assert modem.sent.count("AT+CNMI=2,1,0,1,0") == 1
+        await modem.inject("\r\nRDY\r\n")  # it rebooted by itself: +CNMI and +CMGF are gone
+        await driver.wait_state(ModemState.INITIALISING)
+        await driver.wait_state(ModemState.READY)
+        assert modem.sent.count("AT+CNMI=2,1,0,1,0") == 2
+        nursery.cancel_scope.cancel()
+
+
+async def test_send_without_answer_is_a_temporary_failure(clock: trio.testing.MockClock) -> None:
+    modem = ScriptedModem()
+    modem.cmgs_answer = lambda pdu: ""  # the PDU vanished into the modem
+    async with trio.open_nursery() as nursery:
+        driver = await _ready(nursery, modem, RecordingSink(), send_timeout_s=60.0)
+        started = trio.current_time()
+        outcome = await driver.send(_sms())
+        assert isinstance(outcome, SendFailed) and outcome.temporary and "no answer" in outcome.reason
+        assert trio.current_time() - started >= 60.0
+        assert isinstance(await driver.send(_sms()), SendFailed)
+        # Still answering the watchdog's AT between the sends, so not hung; the pool prefers other modems.
+        assert driver.state is ModemState.READY
+        assert driver.failures_in_a_row == 2
+        modem.silent = True
+        await driver.wait_state(ModemState.CLOSED)  # silent to everything: hung, the port is re-opened
+        nursery.cancel_scope.cancel()
