@@ -394,7 +394,7 @@ class ModemDriver:
             try:
                 stream = await self._opener()
             except Exception as exc:  # task boundary: any failure to open means "try again later"
-                self._note_error(f"cannot open port: {exc}")
+                self._last_error = f"cannot open port: {exc}"
                 self._set_state(ModemState.DOWN if stage is _Stage.DOWN else ModemState.CLOSED)
                 await trio.sleep(delay)
                 delay = min(delay * 2, self.config.reopen_delay_max_s)
@@ -406,7 +406,7 @@ class ModemDriver:
                 continue
             self._reached_ready = False
             end = await self._session(stream, reset=False)
-            self._note_error(f"{end.kind}: {end.reason}")
+            self._last_error = f"{end.kind}: {end.reason}"
             log.warning("modem session ended modem=%s kind=%s reason=%s", self.name, end.kind, end.reason)
             if end.kind == "fatal":
                 self._set_state(ModemState.DOWN)
@@ -492,9 +492,6 @@ class ModemDriver:
             self._state = state
             self._state_changed.set()
             self._state_changed = trio.Event()
-
-    def _note_error(self, reason: str) -> None:
-        self._last_error = reason
 
     async def _reset_modem(self) -> None:
         log.warning("resetting hung modem modem=%s command=AT+CFUN=1,1", self.name)
