@@ -124,75 +124,70 @@ class SqliteStore:
     # -- acceptance -------------------------------------------------------------------------------------------
 
     async def accept(self, messages: Sequence[NewMessage]) -> tuple[bool, ...]:
-        """Store and charge each message in order; False for one the balance could not cover (nothing stored)."""
-        return await self._writer.write(lambda c: self._accept(c, messages))
+        """Store and charge each message in order; False for one the balance could not cover (nothing stored).
 
-    def _accept(self, c: sqlite3.Connection, messages: Sequence[NewMessage]) -> tuple[bool, ...]:
-        results: list[bool] = []
-        for message in messages:
-            charge = message.charge_micro
-            if charge and self._balance(c, message.account) < charge:
-                results.append(False)
-                continue
-            state = State.SCHEDULED if message.start_ms > message.submitted_ms else State.ACCEPTED
-            cursor = c.execute(
-                "INSERT INTO messages (message_id, dest_index, account, service_type, source_addr, source_addr_ton,"
-                " source_addr_npi, destination_addr, dest_addr_ton, dest_addr_npi, route, modem_group, esm_class,"
-                " registered_delivery, data_coding, flash, gateway_split, text, submitted_at, start_at,"
-                " expires_at, state, segment_count, charged)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    message.message_id,
-                    message.dest_index,
-                    message.account,
-                    message.service_type,
-                    message.source.addr,
-                    message.source.ton,
-                    message.source.npi,
-                    message.destination.addr,
-                    message.destination.ton,
-                    message.destination.npi,
-                    message.route,
-                    message.modem_group,
-                    message.esm_class,
-                    message.registered_delivery,
-                    message.data_coding,
-                    int(message.flash),
-                    int(message.gateway_split),
-                    message.text,
-                    message.submitted_ms,
-                    message.start_ms,
-                    message.expires_ms,
-                    int(state),
-                    len(message.segments),
-                    charge,
-                ),
-            )
-            rowid = cursor.lastrowid
-            c.executemany(
-                "INSERT INTO segments (message, seq, destination, data_coding, udh, user_data, state, due_at, charge)"
-                " VALUES (?,?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        rowid,
-                        seq,
-                        message.destination.addr,
-                        segment.data_coding,
-                        segment.udh,
-                        segment.user_data,
-                        int(state),
-                        message.start_ms,
-                        message.price_per_segment_micro,
+        Concurrent calls are combined by the writer into one `_accept_batch` (executemany over all of them).
+        """
+        return await self._writer.write_combined(self._accept_batch, messages)
+
+    def _accept_batch(
+        self, c: sqlite3.Connection, requests: Sequence[Sequence[NewMessage]]
+    ) -> list[tuple[bool, ...]]:
+        # Balances are checked and debited in memory inside the writer's transaction: the single writer makes
+        # this the serial order, so concurrent submissions can never overdraw.
+        balances = {
+            account: self._balance(c, account)
+            for account in {m.account for request in requests for m in request if m.charge_micro}
+        }
+        # Explicit rowids let segments reference their message without a round trip per message.
+        (next_rowid,) = c.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM messages").fetchone()
+        message_rows: list[tuple[Any, ...]] = []
+        segment_rows: list[tuple[Any, ...]] = []
+        ledger_rows: list[tuple[Any, ...]] = []
+        results: list[tuple[bool, ...]] = []
+        for request in requests:
+            flags: list[bool] = []
+            for message in request:
+                charge = message.charge_micro
+                if charge:
+                    if balances[message.account] < charge:
+                        flags.append(False)
+                        continue
+                    balances[message.account] -= charge
+                    ledger_rows.append(
+                        (message.account, message.submitted_ms, -charge, balances[message.account], message.message_id)
                     )
+                state = int(State.SCHEDULED if message.start_ms > message.submitted_ms else State.ACCEPTED)
+                message_rows.append(_message_row(next_rowid, message, state))
+                segment_rows.extend(
+                    (next_rowid, seq, message.destination.addr, segment.data_coding, segment.udh, segment.user_data,
+                     state, message.start_ms, message.price_per_segment_micro)
                     for seq, segment in enumerate(message.segments)
-                ],
-            )
-            if charge:
-                self._ledger(c, message.account, "charge", -charge, message.submitted_ms, message.message_id, "")
-            results.append(True)
-        if any(results):
+                )
+                next_rowid += 1
+                flags.append(True)
+            results.append(tuple(flags))
+        c.executemany(
+            "INSERT INTO messages (id, message_id, dest_index, account, service_type, source_addr, source_addr_ton,"
+            " source_addr_npi, destination_addr, dest_addr_ton, dest_addr_npi, route, modem_group, esm_class,"
+            " registered_delivery, data_coding, flash, gateway_split, text, submitted_at, start_at, expires_at,"
+            " state, segment_count, charged) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            message_rows,
+        )
+        c.executemany(
+            "INSERT INTO segments (message, seq, destination, data_coding, udh, user_data, state, due_at, charge)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            segment_rows,
+        )
+        c.executemany(
+            "INSERT INTO ledger (account, at, kind, amount, balance_after, message_id)"
+            " VALUES (?, ?, 'charge', ?, ?, ?)",
+            ledger_rows,
+        )
+        c.executemany("UPDATE accounts SET balance = ? WHERE name = ?", [(b, a) for a, b in balances.items()])
+        if message_rows:
             self._writer.after_commit(self.notify_work)
-        return tuple(results)
+        return results
 
     # -- billing ----------------------------------------------------------------------------------------------
 
@@ -739,6 +734,36 @@ class SqliteStore:
             sql += " AND account = ?"
             parameters += (account,)
         yield from self._reader.execute(sql + " ORDER BY submitted_at, id", parameters)
+
+
+def _message_row(rowid: int, message: NewMessage, state: int) -> tuple[Any, ...]:
+    return (
+        rowid,
+        message.message_id,
+        message.dest_index,
+        message.account,
+        message.service_type,
+        message.source.addr,
+        message.source.ton,
+        message.source.npi,
+        message.destination.addr,
+        message.destination.ton,
+        message.destination.npi,
+        message.route,
+        message.modem_group,
+        message.esm_class,
+        message.registered_delivery,
+        message.data_coding,
+        int(message.flash),
+        int(message.gateway_split),
+        message.text,
+        message.submitted_ms,
+        message.start_ms,
+        message.expires_ms,
+        state,
+        len(message.segments),
+        message.charge_micro,
+    )
 
 
 def same_number(a: str, b: str) -> bool:

@@ -26,9 +26,15 @@ class StoreClosed(Exception):
     """The writer is not running (not started yet, or shut down)."""
 
 
+# Runs many callers' items as one operation: results in the order of the items.
+CombinedOp = Callable[[sqlite3.Connection, list[Any]], list[Any]]
+
+
 @dataclass(slots=True)
 class _Pending(Generic[T]):
-    op: WriteOp[T]
+    op: WriteOp[T] | None
+    combined: CombinedOp | None = None
+    item: Any = None
     done: trio.Event = field(default_factory=trio.Event)
     result: T | None = None
     error: BaseException | None = None
@@ -51,7 +57,15 @@ class GroupCommitWriter:
         self._after_commit.append(callback)
 
     async def write(self, op: WriteOp[T]) -> T:
-        pending: _Pending[T] = _Pending(op)
+        return await self._submit(_Pending(op))
+
+    async def write_combined(self, combined: CombinedOp, item: Any) -> Any:
+        """Like `write`, but the items of all pending callers of the same `combined` run as one call of it (one
+        executemany instead of one statement per caller); if that call raises, each item is retried alone so only
+        the offending caller gets the error."""
+        return await self._submit(_Pending(None, combined, item))
+
+    async def _submit(self, pending: _Pending[T]) -> T:
         try:
             await self._send.send(pending)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
@@ -107,18 +121,18 @@ class GroupCommitWriter:
     def _run_batch(self, batch: list[_Pending[Any]]) -> list[Callable[[], None]]:
         connection = self._connection
         committed: list[Callable[[], None]] = []
+        groups: dict[CombinedOp, list[_Pending[Any]]] = {}
         connection.execute("BEGIN IMMEDIATE")
         try:
             for pending in batch:
-                connection.execute("SAVEPOINT op")
-                mark = len(self._after_commit)
-                try:
-                    pending.result = pending.op(connection)
-                except Exception as exc:  # the op's own refusal: undo just this op and hand the error back
-                    connection.execute("ROLLBACK TO op")
-                    del self._after_commit[mark:]
-                    pending.error = exc
-                connection.execute("RELEASE op")
+                if pending.combined is not None:
+                    groups.setdefault(pending.combined, []).append(pending)
+                else:
+                    self._isolated(pending, lambda p=pending: p.op(connection))  # type: ignore[misc]
+            for combined, members in groups.items():
+                if not self._isolated_group(combined, members):
+                    for member in members:
+                        self._isolated(member, lambda m=member: combined(connection, [m.item])[0])
             connection.execute("COMMIT")
             committed, self._after_commit = self._after_commit, []
         except BaseException:
@@ -127,3 +141,32 @@ class GroupCommitWriter:
                 connection.rollback()
             raise
         return committed
+
+    def _isolated(self, pending: _Pending[Any], call: Callable[[], Any]) -> None:
+        """Run one caller's work in a SAVEPOINT: its own refusal undoes only its writes and goes back to it."""
+        connection = self._connection
+        connection.execute("SAVEPOINT op")
+        mark = len(self._after_commit)
+        try:
+            pending.result = call()
+        except Exception as exc:  # the op's own refusal: undo just this op and hand the error back
+            connection.execute("ROLLBACK TO op")
+            del self._after_commit[mark:]
+            pending.error = exc
+        connection.execute("RELEASE op")
+
+    def _isolated_group(self, combined: CombinedOp, members: list[_Pending[Any]]) -> bool:
+        connection = self._connection
+        connection.execute("SAVEPOINT op")
+        mark = len(self._after_commit)
+        try:
+            results = combined(connection, [m.item for m in members])
+        except Exception:  # one item is bad: the caller retries them one by one
+            connection.execute("ROLLBACK TO op")
+            connection.execute("RELEASE op")
+            del self._after_commit[mark:]
+            return False
+        connection.execute("RELEASE op")
+        for member, result in zip(members, results, strict=True):
+            member.result = result
+        return True
