@@ -25,9 +25,11 @@ def peek_header(data: bytes | bytearray | memoryview) -> tuple[int, int, int, in
 class PduFramer:
     """Feed it received octets; it returns the complete PDUs (header included) in order.
 
-    A command_length below 16 or above `max_length` raises PduError(ESME_RINVCMDLEN) carrying the sequence number
-    when 16 octets have arrived. The stream cannot be resynchronised after that: the session should answer with
-    generic_nack and close; further `feed` calls raise the same error.
+    A command_length below 16 or above `max_length` is an `InvalidField(ESME_RINVCMDLEN)` carrying the sequence
+    number when 16 octets of that header have arrived. The stream cannot be resynchronised after that: the session
+    should answer with generic_nack and close. Whole PDUs that came before the bad length are never lost: `feed`
+    returns them and keeps the error in `error` (check it after handling them); with none to return it raises the
+    error at once. Every later `feed` raises it.
     """
 
     def __init__(self, max_length: int) -> None:
@@ -35,23 +37,30 @@ class PduFramer:
             raise ValueError(f"max_length {max_length} below the 16-octet header")
         self.max_length = max_length
         self._buffer = bytearray()
+        self.error: InvalidField | None = None
 
     @property
     def buffered(self) -> int:
         """Octets received that are not yet part of a returned PDU."""
         return len(self._buffer)
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: bytes | bytearray) -> list[bytes]:
+        if self.error is not None:
+            raise self.error
         buffer = self._buffer
         buffer += data
         pdus: list[bytes] = []
         start = 0
         available = len(buffer)
+        max_length = self.max_length
         while available - start >= 4:
             (length,) = _LENGTH.unpack_from(buffer, start)
-            if length < HEADER_LENGTH or length > self.max_length:
+            if length < HEADER_LENGTH or length > max_length:
                 del buffer[:start]
-                self._reject(length)
+                self.error = self._reject(length)
+                if pdus:
+                    return pdus
+                raise self.error
             if available - start < length:
                 break
             pdus.append(bytes(buffer[start : start + length]))
@@ -60,11 +69,11 @@ class PduFramer:
             del buffer[:start]
         return pdus
 
-    def _reject(self, length: int) -> None:
+    def _reject(self, length: int) -> InvalidField:
         sequence_number = None
         if len(self._buffer) >= HEADER_LENGTH:
             sequence_number = peek_header(self._buffer)[3]
-        raise InvalidField(
+        return InvalidField(
             f"command_length {length} outside {HEADER_LENGTH}..{self.max_length}",
             command_status=CommandStatus.ESME_RINVCMDLEN,
             sequence_number=sequence_number,

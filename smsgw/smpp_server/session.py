@@ -175,7 +175,7 @@ class SmppSession:
 
     # ---- input ----------------------------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes, now: float) -> None:
+    def receive_data(self, data: bytes | bytearray, now: float) -> None:
         """Feed bytes from the peer; `b""` means the peer closed. Events queue up for `next_event()`."""
         if self._broken or self.state is BindState.CLOSED:
             return
@@ -185,14 +185,17 @@ class SmppSession:
             return
         try:
             frames = self._framer.feed(data)
-        except PduError as exc:
-            # A length we cannot believe: every later byte is misaligned, so answer once and give up the stream.
-            frames = []
-            self._broken = True
-            nack = GenericNack(command_status=exc.command_status, sequence_number=exc.sequence_number or 0)
-            self._events.append(RequestRejected(nack, f"broken header: {exc}", close=True))
+        except PduError:
+            frames = []  # the framer keeps the error
         for frame in frames:
             self._receive_frame(frame, now)
+        error = self._framer.error
+        if error is not None:
+            # A length we cannot believe: every later byte is misaligned, so answer once and give up the stream
+            # (after the whole PDUs that came before it).
+            self._broken = True
+            nack = GenericNack(command_status=error.command_status, sequence_number=error.sequence_number or 0)
+            self._events.append(RequestRejected(nack, f"broken header: {error}", close=True))
 
     def _receive_frame(self, frame: bytes, now: float) -> None:
         if wire_log.isEnabledFor(logging.DEBUG):

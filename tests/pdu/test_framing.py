@@ -57,6 +57,34 @@ def test_good_pdus_before_a_bad_length_are_returned_first() -> None:
         framer.feed(struct.pack(">I", 3)[2:])
 
 
+def test_good_pdus_in_the_same_chunk_as_a_bad_length_are_not_lost() -> None:
+    framer = PduFramer(1024)
+    good = [encode_pdu(EnquireLink(sequence_number=1)), encode_pdu(EnquireLink(sequence_number=2))]
+    bad = struct.pack(">IIII", 2000, CommandId.SUBMIT_SM, 0, 7)
+    assert framer.feed(b"".join(good) + bad) == good
+    assert framer.error is not None
+    assert (framer.error.command_status, framer.error.sequence_number) == (CommandStatus.ESME_RINVCMDLEN, 7)
+    with pytest.raises(PduError) as info:
+        framer.feed(encode_pdu(EnquireLink(sequence_number=3)))
+    assert info.value is framer.error
+
+
+def test_a_bad_length_with_nothing_before_it_raises_at_once_and_on_every_later_feed() -> None:
+    framer = PduFramer(1024)
+    with pytest.raises(PduError):
+        framer.feed(struct.pack(">IIII", 8, CommandId.ENQUIRE_LINK, 0, 1))
+    with pytest.raises(PduError) as info:
+        framer.feed(encode_pdu(EnquireLink(sequence_number=2)))
+    assert info.value.sequence_number == 1
+
+
+def test_feed_takes_bytearray() -> None:
+    framer = PduFramer(1024)
+    wire = encode_pdu(EnquireLink(sequence_number=4))
+    out = framer.feed(bytearray(wire))
+    assert out == [wire] and type(out[0]) is bytes
+
+
 def test_peek_header() -> None:
     wire = encode_pdu(EnquireLink(sequence_number=12))
     assert peek_header(wire) == (16, CommandId.ENQUIRE_LINK, 0, 12)

@@ -180,6 +180,18 @@ def test_broken_length_gets_generic_nack_and_closes(length: int) -> None:
     assert events(session) == []
 
 
+def test_requests_before_a_broken_length_in_the_same_read_are_received_first() -> None:
+    link = Link()
+    link.bind()
+    link.smsc.receive_data(
+        encode_pdu(EnquireLink(sequence_number=7)) + struct.pack(">IIII", 8, CommandId.ENQUIRE_LINK, 0, 8), 0.0
+    )
+    received, rejected = events(link.smsc)
+    assert received == RequestReceived(EnquireLink(sequence_number=7))
+    assert isinstance(rejected, RequestRejected) and rejected.close
+    assert rejected.response == GenericNack(sequence_number=8, command_status=CommandStatus.ESME_RINVCMDLEN)
+
+
 def test_malformed_body_of_known_request_answers_with_its_resp() -> None:
     link = Link()
     link.bind()
