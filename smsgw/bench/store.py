@@ -95,19 +95,19 @@ def _baseline(path: Path, batch: int, total: int, synchronous: str) -> float:
     start = time.perf_counter()
     for first in range(0, total, batch):
         count = min(batch, total - first)
+        rowids = range(first + 1, first + count + 1)
         connection.execute("BEGIN")
-        cursor = connection.executemany(
-            "INSERT INTO messages (message_id, account, source_addr, source_addr_ton, source_addr_npi,"
+        connection.executemany(
+            "INSERT INTO messages (id, message_id, account, source_addr, source_addr_ton, source_addr_npi,"
             " destination_addr, dest_addr_ton, dest_addr_npi, route, modem_group, esm_class, registered_delivery,"
             " data_coding, flash, gateway_split, text, submitted_at, start_at, expires_at, state, segment_count,"
-            " charged) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
+            " charged) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [
-                (ids.next(T0), "bench", "BENCH", 5, 0, "441234567890", 1, 1, "default", "default", 0, 1, 0, 0, 0,
-                 message.text, T0, T0, T0 + 7_200_000, int(State.ACCEPTED), 1, PRICE)
-                for _ in range(count)
+                (r, ids.next(T0), "bench", "BENCH", 5, 0, "441234567890", 1, 1, "default", "default", 0, 1, 0, 0,
+                 0, message.text, T0, T0, T0 + 7_200_000, int(State.ACCEPTED), 1, PRICE)
+                for r in rowids
             ],
         )
-        rowids = [row[0] for row in cursor.fetchall()]
         connection.executemany(
             "INSERT INTO segments (message, seq, destination, data_coding, udh, user_data, state, due_at, charge)"
             " VALUES (?,0,?,0,x'',?,?,?,?)",
@@ -157,18 +157,18 @@ def _generate_scheduled(path: Path, count: int) -> float:
         connection.execute("BEGIN")
         n = min(step, count - first)
         starts = [T0 + 60_000 + ((first + i) * 7919 % count) * (year_ms // count) for i in range(n)]
-        cursor = connection.executemany(
-            "INSERT INTO messages (message_id, account, source_addr, source_addr_ton, source_addr_npi,"
+        connection.executemany(
+            "INSERT INTO messages (id, message_id, account, source_addr, source_addr_ton, source_addr_npi,"
             " destination_addr, dest_addr_ton, dest_addr_npi, route, modem_group, esm_class, registered_delivery,"
             " data_coding, flash, gateway_split, text, submitted_at, start_at, expires_at, state, segment_count)"
-            " VALUES (?,'bench','BENCH',5,0,'441234567890',1,1,'default','default',0,1,0,0,0,'scheduled',?,?,?,?,1)"
-            " RETURNING id, start_at",
-            [(ids.next(T0), T0, s, s + 7_200_000, int(State.SCHEDULED)) for s in starts],
+            " VALUES (?,?,'bench','BENCH',5,0,'441234567890',1,1,'default','default',0,1,0,0,0,'scheduled',?,?,?,?,1)",
+            [(first + i + 1, ids.next(T0), T0, due, due + 7_200_000, int(State.SCHEDULED))
+             for i, due in enumerate(starts)],
         )
         connection.executemany(
             "INSERT INTO segments (message, seq, destination, data_coding, udh, user_data, state, due_at)"
             " VALUES (?,0,'441234567890',0,x'',x'7363686564756c6564',?,?)",
-            [(rowid, int(State.SCHEDULED), due) for rowid, due in cursor.fetchall()],
+            [(first + i + 1, int(State.SCHEDULED), due) for i, due in enumerate(starts)],
         )
         connection.execute("COMMIT")
     connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -184,12 +184,14 @@ async def _restart_probe(path: str) -> dict[str, float]:
         next_due = await store.next_due_ms()
         restart_s = time.perf_counter() - start
         assert next_due is not None
-        # Pick from the front of a million-row schedule: the index, not a scan, must find it.
+        # Walk the front of the schedule as the dispatcher does: next due time, then claim what is due by then.
         picked = 0
         pick_start = time.perf_counter()
-        now = next_due + 24 * 3600 * 1000
-        while picked < 5_000 and (handoffs := await store.claim_due(now, 64)):
-            picked += len(handoffs)
+        while picked < 5_000:
+            due = await store.next_due_ms()
+            if due is None:
+                break
+            picked += len(await store.claim_due(due + 600_000, 64))
         pick_rate = picked / (time.perf_counter() - pick_start)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"restart_s": restart_s, "rss_mb": rss_mb, "pick_per_s": pick_rate,

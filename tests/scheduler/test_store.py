@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -215,3 +216,24 @@ async def test_replace_changes_text_and_charge(store: SqliteStore) -> None:
     assert await store.balance("acme") == 800
     (stored,) = await store.find("acme", message.message_id)
     assert stored.segment_count == 2 and stored.state is State.ACCEPTED
+
+
+async def test_one_bad_submission_in_a_combined_batch_fails_alone(store: SqliteStore) -> None:
+    existing = new_message()
+    await store.accept([existing])
+    outcomes: dict[str, object] = {}
+
+    async def submit(name: str, message: NewMessage) -> None:
+        try:
+            outcomes[name] = await store.accept([message])
+        except sqlite3.IntegrityError as exc:
+            outcomes[name] = exc
+
+    good = new_message()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(submit, "duplicate", replace(existing, destination=Address("447911000002")))
+        nursery.start_soon(submit, "good", good)
+    assert isinstance(outcomes["duplicate"], sqlite3.IntegrityError)
+    assert outcomes["good"] == (True,)
+    assert len(await store.find("acme", good.message_id)) == 1
+    assert len(await store.find("acme", existing.message_id)) == 1
