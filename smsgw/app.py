@@ -229,6 +229,7 @@ async def _wait_modems_started(pool: ModemPool, config: Config) -> None:
         if serving():
             waiting.cancel()
 
+    log.info("waiting for modems groups=%s at_most_s=%.0f", ",".join(sorted(routed)), budget)
     with trio.move_on_after(budget):
         async with trio.open_nursery() as waiting:
             for driver in pool.drivers:
