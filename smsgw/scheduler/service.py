@@ -192,6 +192,27 @@ class Scheduler:
         log.info("accepted message_id=%s account=%s segments=%d", message_id, account, len(message.segments))
         return message_id
 
+    async def submit_many(self, account: str, pdus: Sequence[SubmitSm | DataSm]) -> Sequence[str | BackendError]:
+        """Each PDU as `submit` would take it, all accepted ones in one durable commit."""
+        now = self._clock.now_ms()
+        results: list[str | BackendError] = []
+        messages: list[NewMessage] = []
+        for pdu in pdus:
+            message_id = self._ids.next(now)
+            destination = Address(pdu.destination_addr, pdu.dest_addr_ton, pdu.dest_addr_npi)
+            try:
+                messages.append(self._new_message(account, pdu, message_id, 0, destination, now))
+                results.append(message_id)
+            except Refused as refused:
+                results.append(BackendError(str(refused), command_status=refused.command_status))
+        stored = iter(await self._accept(messages) if messages else ())
+        for index, result in enumerate(results):
+            if isinstance(result, str) and not next(stored):
+                results[index] = BackendError("insufficient balance", command_status=InsufficientBalance.command_status)
+        log.info("accepted account=%s submissions=%d refused=%d", account, len(pdus),
+                 sum(isinstance(r, BackendError) for r in results))
+        return results
+
     async def submit_multi(self, account: str, pdu: SubmitMulti) -> MultiResult:
         now = self._clock.now_ms()
         message_id = self._ids.next(now)
@@ -273,10 +294,12 @@ class Scheduler:
             segments=content.segments,
         )
 
-    def _window(self, pdu: SubmitSm | DataSm | SubmitMulti | ReplaceSm, now: int) -> Window:
+    def _window(self, pdu: SubmitSm | DataSm | SubmitMulti, now: int) -> Window:
+        schedule: datetime | timedelta | None = None
+        validity: datetime | timedelta | None = None
         if isinstance(pdu, DataSm):
             ttl = pdu.tlvs.qos_time_to_live
-            schedule, validity = None, (None if ttl is None else timedelta(seconds=ttl))
+            validity = None if ttl is None else timedelta(seconds=ttl)
         else:
             try:
                 schedule = parse_smpp_time(pdu.schedule_delivery_time, command_status=CommandStatus.ESME_RINVSCHED)

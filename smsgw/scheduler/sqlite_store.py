@@ -128,7 +128,8 @@ class SqliteStore:
 
         Concurrent calls are combined by the writer into one `_accept_batch` (executemany over all of them).
         """
-        return await self._writer.write_combined(self._accept_batch, messages)
+        accepted: tuple[bool, ...] = await self._writer.write_combined(self._accept_batch, messages)
+        return accepted
 
     def _accept_batch(
         self, c: sqlite3.Connection, requests: Sequence[Sequence[NewMessage]]

@@ -128,11 +128,12 @@ class GroupCommitWriter:
                 if pending.combined is not None:
                     groups.setdefault(pending.combined, []).append(pending)
                 else:
-                    self._isolated(pending, lambda p=pending: p.op(connection))  # type: ignore[misc]
+                    assert pending.op is not None
+                    self._isolated(pending, pending.op, connection)
             for combined, members in groups.items():
                 if not self._isolated_group(combined, members):
                     for member in members:
-                        self._isolated(member, lambda m=member: combined(connection, [m.item])[0])
+                        self._isolated(member, _alone, combined, connection, member.item)
             connection.execute("COMMIT")
             committed, self._after_commit = self._after_commit, []
         except BaseException:
@@ -142,13 +143,13 @@ class GroupCommitWriter:
             raise
         return committed
 
-    def _isolated(self, pending: _Pending[Any], call: Callable[[], Any]) -> None:
+    def _isolated(self, pending: _Pending[Any], call: Callable[..., Any], *args: Any) -> None:
         """Run one caller's work in a SAVEPOINT: its own refusal undoes only its writes and goes back to it."""
         connection = self._connection
         connection.execute("SAVEPOINT op")
         mark = len(self._after_commit)
         try:
-            pending.result = call()
+            pending.result = call(*args)
         except Exception as exc:  # the op's own refusal: undo just this op and hand the error back
             connection.execute("ROLLBACK TO op")
             del self._after_commit[mark:]
@@ -170,3 +171,7 @@ class GroupCommitWriter:
         for member, result in zip(members, results, strict=True):
             member.result = result
         return True
+
+
+def _alone(combined: CombinedOp, connection: sqlite3.Connection, item: Any) -> Any:
+    return combined(connection, [item])[0]

@@ -324,3 +324,15 @@ async def test_mo_goes_to_the_default_account(gateway: Gateway, db_clock: MockCl
     assert item.pdu.source_addr == "447911000001" and item.pdu.destination_addr == "447700900001"
     assert item.pdu.esm_class == 0 and item.pdu.data_coding == 8
     assert item.pdu.short_message.decode("utf-16-be") == "Ça va? 😀"
+
+
+async def test_submit_many_refuses_per_pdu_and_accepts_the_rest(gateway: Gateway, db_clock: MockClock) -> None:
+    results = await gateway.scheduler.submit_many(
+        "acme", [submit_sm(), submit_sm(to="33612345678"), submit_sm(to=FREE)]
+    )
+    assert isinstance(results[0], str) and isinstance(results[2], str)
+    assert isinstance(results[1], BackendError) and results[1].command_status == 0x404
+    poor = await gateway.scheduler.submit_many("poor", [submit_sm(), submit_sm(to=FREE)])
+    assert isinstance(poor[0], BackendError) and poor[0].command_status == 0x400
+    assert isinstance(poor[1], str)
+    await gateway.sender.wait_sent(3)

@@ -195,7 +195,7 @@ async def test_mo_waits_in_the_outbox_of_its_account(store: SqliteStore) -> None
     await store.store_mo(sms, "acme", T0)
     await store.store_mo(sms, None, T0)
     (entry,) = await store.outbox_fetch("acme", frozenset(), 10)
-    assert entry.record.text == "hi"  # type: ignore[union-attr]
+    assert entry.record.text == "hi"
     assert await store.outbox_fetch("acme", frozenset({entry.item_id}), 10) == []
 
 
