@@ -237,3 +237,28 @@ async def test_one_bad_submission_in_a_combined_batch_fails_alone(store: SqliteS
     assert outcomes["good"] == (True,)
     assert len(await store.find("acme", good.message_id)) == 1
     assert len(await store.find("acme", existing.message_id)) == 1
+
+
+async def test_report_that_overtakes_the_sent_record_is_applied_then(store: SqliteStore) -> None:
+    message = new_message()
+    await store.accept([message])
+    (handoff,) = await store.claim_due(T0, 10)
+    report = StatusReport("m1", 9, "447911000001", 0, from_ms(T0 + 500), from_ms(T0 + 500))
+    assert await store.apply_status_report(report, T0 + 500, 3_600_000, T0) is None
+    assert await store.record_sent(handoff.segment_rowid, sent(9), T0 + 9_000_000, T0 + 600, T0) is State.DELIVERED
+    (stored,) = await store.find("acme", message.message_id)
+    assert stored.state is State.DELIVERED
+
+
+async def test_intermediate_network_report_keeps_the_segment_waiting(store: SqliteStore) -> None:
+    message = new_message(registered_delivery=0x11)
+    await store.accept([message])
+    (handoff,) = await store.claim_due(T0, 10)
+    await store.record_sent(handoff.segment_rowid, sent(3), T0 + 9_000_000, T0, T0)
+    report = StatusReport("m1", 3, "447911000001", 0x21, from_ms(T0), from_ms(T0))  # SME busy, SC still trying
+    assert await store.apply_status_report(report, T0 + 1, 3_600_000, T0) is State.PROCESSING
+    (entry,) = await store.outbox_fetch("acme", frozenset(), 10)
+    assert isinstance(entry.record, ReceiptRecord) and entry.record.state is State.PROCESSING
+    assert await store.next_due_ms() == T0 + 9_000_000  # still expires if the final report never comes
+    final = replace(report, tp_st=0x00)
+    assert await store.apply_status_report(final, T0 + 2, 3_600_000, T0) is State.DELIVERED
