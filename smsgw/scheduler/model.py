@@ -16,6 +16,10 @@ class Refused(Exception):
         self.command_status = command_status
 
 
+class StoreUnavailable(Exception):
+    """The store could not durably perform a write (I/O error, locked too long, shut down)."""
+
+
 class InsufficientBalance(Exception):
     command_status = vendor_status(0)  # err 800: insufficient balance
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -35,13 +34,13 @@ from smsgw.scheduler.model import (
     NotCancellable,
     OutboxEntry,
     Refused,
+    StoreUnavailable,
 )
 from smsgw.scheduler.render import mo_pdu, receipt_pdu
 from smsgw.scheduler.routing import NoRoute, find_route, segment_price_micro
 from smsgw.scheduler.states import FINAL, message_state, smpp_message_state
 from smsgw.scheduler.store import MessageStore
 from smsgw.scheduler.timing import WallClock, Window, delivery_window, from_ms, retry_delay_ms
-from smsgw.scheduler.writer import StoreClosed
 from smsgw.smpp_server.backend import (
     BackendError,
     MessageStatus,
@@ -241,7 +240,7 @@ class Scheduler:
     async def _accept(self, messages: Sequence[NewMessage]) -> tuple[bool, ...]:
         try:
             return await self._store.accept(messages)
-        except (sqlite3.Error, StoreClosed) as exc:
+        except StoreUnavailable as exc:
             log.error("store refused a submission error=%s", exc)
             raise BackendError("store unavailable", command_status=CommandStatus.ESME_RSYSERR) from None
 

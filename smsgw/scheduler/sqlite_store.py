@@ -40,6 +40,7 @@ from smsgw.scheduler.model import (
     ReceiptRecord,
     Recovery,
     StoredMessage,
+    StoreUnavailable,
 )
 from smsgw.scheduler.states import (
     FINAL,
@@ -128,7 +129,10 @@ class SqliteStore:
 
         Concurrent calls are combined by the writer into one `_accept_batch` (executemany over all of them).
         """
-        accepted: tuple[bool, ...] = await self._writer.write_combined(self._accept_batch, messages)
+        try:
+            accepted: tuple[bool, ...] = await self._writer.write_combined(self._accept_batch, messages)
+        except sqlite3.Error as exc:  # e.g. a message_id collision: refuse the submission, keep serving
+            raise StoreUnavailable(f"acceptance failed: {exc}") from exc
         return accepted
 
     def _accept_batch(

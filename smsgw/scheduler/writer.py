@@ -16,13 +16,15 @@ from typing import Any, Generic, TypeVar
 
 import trio
 
+from smsgw.scheduler.model import StoreUnavailable
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 WriteOp = Callable[[sqlite3.Connection], T]
 
 
-class StoreClosed(Exception):
+class StoreClosed(StoreUnavailable):
     """The writer is not running (not started yet, or shut down)."""
 
 
@@ -110,7 +112,7 @@ class GroupCommitWriter:
             log.error("group commit failed batch=%d error=%s", len(batch), exc)
             for pending in batch:
                 if pending.error is None:
-                    pending.error = exc
+                    pending.error = StoreUnavailable(f"commit failed: {exc}")
         self.batches += 1
         self.operations += len(batch)
         for pending in batch:

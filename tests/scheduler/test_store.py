@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,7 +9,7 @@ import trio
 from smsgw.config import StoreConfig
 from smsgw.modem.seams import IncomingSms, Sent, StatusReport
 from smsgw.scheduler.ids import MessageIdGenerator
-from smsgw.scheduler.model import Address, NewMessage, NewSegment, NotCancellable, ReceiptRecord
+from smsgw.scheduler.model import Address, NewMessage, NewSegment, NotCancellable, ReceiptRecord, StoreUnavailable
 from smsgw.scheduler.sqlite_store import SqliteStore, open_store
 from smsgw.scheduler.states import State
 from smsgw.scheduler.timing import from_ms, to_ms
@@ -226,14 +225,14 @@ async def test_one_bad_submission_in_a_combined_batch_fails_alone(store: SqliteS
     async def submit(name: str, message: NewMessage) -> None:
         try:
             outcomes[name] = await store.accept([message])
-        except sqlite3.IntegrityError as exc:
+        except StoreUnavailable as exc:
             outcomes[name] = exc
 
     good = new_message()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(submit, "duplicate", replace(existing, destination=Address("447911000002")))
         nursery.start_soon(submit, "good", good)
-    assert isinstance(outcomes["duplicate"], sqlite3.IntegrityError)
+    assert isinstance(outcomes["duplicate"], StoreUnavailable)
     assert outcomes["good"] == (True,)
     assert len(await store.find("acme", good.message_id)) == 1
     assert len(await store.find("acme", existing.message_id)) == 1
