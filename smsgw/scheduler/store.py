@@ -22,10 +22,11 @@ from smsgw.scheduler.model import (
     OutboxEntry,
     Recovery,
     StoredMessage,
+    StoreUnavailable,
 )
 from smsgw.scheduler.states import State
 
-__all__ = ["InsufficientBalance", "MessageStore", "NotCancellable"]
+__all__ = ["InsufficientBalance", "MessageStore", "NotCancellable", "StoreUnavailable"]
 
 
 class MessageStore(Protocol):
