@@ -1,0 +1,11 @@
+"""Durable store and scheduler: every message from acceptance until its final receipt is acknowledged.
+
+Wiring (app.py): `async with open_store(path, config.store) as store`, `Scheduler(store, config, WallClock())` is
+the SMPP server's `SmppBackend` and the modem pool's `ModemEventSink`; `await nursery.start(scheduler.run,
+sender)` recovers interrupted hand-offs and runs the dispatcher and the retention purge.
+
+Modules: `states` (transition table, derived message state), `ids` (message_id), `timing` (clock, schedule,
+validity, backoff), `routing` (route lookup, prices), `content` (segments from a submission), `store` (the
+Protocol), `sqlite_store` + `writer` + `migrations` (SQLite with group commit), `render` (receipts and MO as
+deliver_sm), `history` (CSV export), `service` (the Scheduler).
+"""
