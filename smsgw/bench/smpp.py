@@ -18,7 +18,7 @@ import statistics
 import struct
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
@@ -52,6 +52,10 @@ class AcceptAllBackend:
 
     async def submit(self, account: str, pdu: object) -> str:
         return f"{next(self._ids):x}"
+
+    async def submit_many(self, account: str, pdus: Sequence[object]) -> list[str]:
+        ids = self._ids
+        return [f"{next(ids):x}" for _ in pdus]
 
     async def submit_multi(self, account: str, pdu: object) -> MultiResult:
         return MultiResult(f"{next(self._ids):x}")

@@ -3,10 +3,12 @@
 The session validates the PDU's wire-level fields before calling the backend; the backend applies business rules
 and persistence and answers with values or raises `BackendError` carrying the `command_status` to answer with.
 Every `submit*` returns only after the message is durable: its result is what `submit_sm_resp` acknowledges.
+The server sends submit_sm/data_sm through `submit_many` (one call per read's worth); `submit` is the single form.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -57,6 +59,14 @@ class OutboundItem:
 class SmppBackend(Protocol):
     async def submit(self, account: str, pdu: SubmitSm | DataSm) -> str:
         """Accept and persist one submission; returns its message_id. Raises BackendError."""
+
+    async def submit_many(self, account: str, pdus: Sequence[SubmitSm | DataSm]) -> Sequence[str | BackendError]:
+        """Accept and persist the submissions of one read together (one durable commit), as `submit` would each.
+
+        Returns one result per PDU, in the order given: its message_id, or the BackendError refusing that PDU
+        (the others are still accepted). Every accepted one is durable before this returns. Raising (BackendError
+        or anything else) refuses the whole batch: none of it may have been accepted then.
+        """
 
     async def submit_multi(self, account: str, pdu: SubmitMulti) -> MultiResult:
         """Accept a submit_multi; per-destination refusals go in `unsuccessful`. Raises BackendError if none."""

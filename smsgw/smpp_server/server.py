@@ -4,7 +4,9 @@ Per connection there is one reader task (bytes in, events out, answers) and one 
 session's next deadline, so an idle bind costs two sleeping tasks. Requests that go to the backend are queued
 on one finite memory channel to `workers` server-wide worker tasks, at most `max_pending_requests` per
 connection: when a connection has that many pending, or the queue is full, the reader stops reading, so a fast
-ESME is slowed by TCP instead of growing a queue. All writes of a connection go through one lock, and responses
+ESME is slowed by TCP instead of growing a queue. The submit_sm/data_sm of one read travel as one job: one
+throttle pass, one `submit_many` call (one durable commit in the scheduler), one write of all their responses;
+meanwhile the reader goes on with the next read. All writes of a connection go through one lock, and responses
 finished together leave in one write.
 
 Receipts and MO are pushed by one task per account with at least one receiver/transceiver bind: it takes the
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -76,6 +79,8 @@ from smsgw.smpp_server.validation import multi_address_error
 log = logging.getLogger(__name__)
 
 _RECEIVE_BYTES: Final = 65536
+# Answered in batches through `submit_many`; the other backend operations one by one.
+_SUBMISSIONS: Final = (SubmitSm, DataSm)
 _PUSHED: Final = frozenset({CommandId.DELIVER_SM, CommandId.DATA_SM})
 _BACKEND_OPERATIONS: Final = frozenset(
     {
@@ -99,6 +104,10 @@ _BIND_RESPONSES: Final[dict[int, type[BindTransmitterResp] | type[BindReceiverRe
     CommandId.BIND_RECEIVER: BindReceiverResp,
     CommandId.BIND_TRANSCEIVER: BindTransceiverResp,
 }
+
+
+# A worker's job: the connection and its requests (submissions of one read, or one other operation).
+_Job = tuple["SmppConnection", Sequence[RequestReceived]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +170,7 @@ class SmppServer:
         self._nursery = nursery
         # Backend operations of all connections go through one finite queue to a fixed set of workers: no task per
         # request, a bounded number of backend calls in progress, and a full queue stops the readers.
-        self._requests, requests = trio.open_memory_channel[tuple[SmppConnection, Pdu, int]](smpp.request_queue_size)
+        self._requests, requests = trio.open_memory_channel[_Job](smpp.request_queue_size)
         for _ in range(smpp.workers):
             nursery.start_soon(self._worker, requests.clone())
         requests.close()
@@ -271,18 +280,18 @@ class SmppServer:
                 del self._pushers[account.system_id]
                 pusher.stop()
 
-    async def enqueue(self, connection: SmppConnection, pdu: Pdu, segments: int) -> None:
+    async def enqueue(self, connection: SmppConnection, requests: Sequence[RequestReceived]) -> None:
         try:
-            self._requests.send_nowait((connection, pdu, segments))
+            self._requests.send_nowait((connection, requests))
         except trio.WouldBlock:
-            await self._requests.send((connection, pdu, segments))
+            await self._requests.send((connection, requests))
 
-    async def _worker(self, requests: trio.MemoryReceiveChannel[tuple[SmppConnection, Pdu, int]]) -> None:
-        async for connection, pdu, segments in requests:
+    async def _worker(self, requests: trio.MemoryReceiveChannel[_Job]) -> None:
+        async for connection, job in requests:
             try:
-                await connection.answer_operation(pdu, segments)
+                await connection.answer(job)
             except Exception:  # a task boundary: one bad request must not take the server down
-                log.exception("request failed source=%s command_id=0x%08X", connection.source, pdu.command_id)
+                log.exception("request failed source=%s command_id=0x%08X", connection.source, job[0].pdu.command_id)
                 connection.close()
 
     def window_freed(self, system_id: str) -> None:
@@ -290,14 +299,14 @@ class SmppServer:
         if pusher is not None:
             pusher.wake()
 
-    def take_tokens(self, account: AccountConfig, segments: int) -> bool:
-        now = trio.current_time()
+    def bucket(self, account: AccountConfig) -> TokenBucket:
+        """The account's throughput limit, shared by all its binds."""
         bucket = self._buckets.get(account.system_id)
         if bucket is None:
             bucket = self._buckets[account.system_id] = TokenBucket(
-                account.throughput_per_s, account.throughput_burst, now
+                account.throughput_per_s, account.throughput_burst, trio.current_time()
             )
-        return bucket.try_take(segments, now)
+        return bucket
 
     async def release_items(self, items: list[OutboundItem]) -> None:
         """Give undelivered items back, even while being cancelled (they would be stuck reserved otherwise)."""
@@ -377,7 +386,9 @@ class SmppConnection:
         self._send_lock = trio.Lock()
         self._outbox = bytearray()
         self._drained = trio.Event()
-        self._pending = trio.Semaphore(server.config.smpp.max_pending_requests)
+        # Requests handed to the workers and not answered yet; the reader waits on `_room` at the limit.
+        self._pending = 0
+        self._room = trio.Event()
         self._pushed: dict[int, OutboundItem] = {}
         self._timer_scope = trio.CancelScope()
         self._receive_scope = trio.CancelScope()
@@ -544,8 +555,30 @@ class SmppConnection:
 
     async def _handle_events(self) -> None:
         self._reschedule()  # once per read, so the timer does not sleep towards a deadline that has moved
+        submissions: list[RequestReceived] = []
         while (event := self.session.next_event()) is not None:
+            if event.__class__ is RequestReceived and isinstance(event.pdu, _SUBMISSIONS):
+                submissions.append(event)
+                continue
+            if submissions:  # what came before this event is handed on before it
+                await self._dispatch(submissions)
+                submissions = []
             await self._handle_event(event)
+        if submissions:
+            await self._dispatch(submissions)
+
+    async def _dispatch(self, requests: list[RequestReceived]) -> None:
+        """Hand `requests` (all submissions, or one other operation) to the workers, at most
+        `max_pending_requests` outstanding: at the limit the reader waits here (backpressure) until answers are out."""
+        limit = self.server.config.smpp.max_pending_requests
+        while requests:
+            while self._pending >= limit:
+                self._room = trio.Event()
+                await self._room.wait()
+            room = limit - self._pending
+            job, requests = requests[:room], requests[room:]
+            self._pending += len(job)
+            await self.server.enqueue(self, job)
 
     async def _handle_event(self, event: Event) -> None:
         match event:
@@ -582,11 +615,7 @@ class SmppConnection:
     async def _handle_request(self, pdu: Pdu, segments: int) -> None:
         command_id = pdu.command_id
         if command_id in _BACKEND_OPERATIONS:
-            try:
-                self._pending.acquire_nowait()
-            except trio.WouldBlock:
-                await self._pending.acquire()  # backpressure: stop reading until an answer is out
-            await self.server.enqueue(self, pdu, segments)
+            await self._dispatch([RequestReceived(pdu, segments)])
         elif isinstance(pdu, BindTransmitter | BindReceiver | BindTransceiver):
             await self._bind(pdu)
         elif command_id == CommandId.ENQUIRE_LINK:
@@ -668,8 +697,68 @@ class SmppConnection:
 
     # ---- operations ----------------------------------------------------------------------------------------
 
-    async def answer_operation(self, pdu: Pdu, segments: int) -> None:
-        """Run in a server worker: call the backend, answer, and let the reader take one more request."""
+    async def answer(self, requests: Sequence[RequestReceived]) -> None:
+        """Run in a server worker: call the backend, answer, and let the reader take as many more requests."""
+        try:
+            if isinstance(requests[0].pdu, _SUBMISSIONS):
+                await self._answer_submissions(requests)
+            else:
+                for request in requests:
+                    await self._answer_operation(request.pdu, request.segments)
+        finally:
+            self._pending -= len(requests)
+            self._room.set()
+
+    async def _answer_submissions(self, requests: Sequence[RequestReceived]) -> None:
+        """Throttle each submission, give the backend the rest in one `submit_many`, write every answer at once."""
+        account = self.account
+        assert account is not None  # the session only lets these through in a bound state
+        bucket = self.server.bucket(account)
+        now = trio.current_time()
+        accepted: list[SubmitSm | DataSm] = []
+        throttled: list[Pdu] = []
+        for request in requests:
+            pdu = request.pdu
+            assert isinstance(pdu, _SUBMISSIONS)
+            if bucket.try_take(request.segments, now):
+                accepted.append(pdu)
+            else:
+                throttled.append(pdu)
+        results: Sequence[str | BackendError] = ()
+        if accepted:
+            try:
+                results = await self.server.backend.submit_many(account.system_id, accepted)
+                if len(results) != len(accepted):
+                    raise AssertionError(f"submit_many answered {len(results)} of {len(accepted)} submissions")
+            except BackendError as exc:
+                results = [exc] * len(accepted)
+            except Exception:
+                log.exception("submit_many failed source=%s count=%d", self.source, len(accepted))
+                results = [BackendError("backend failed", command_status=CommandStatus.ESME_RSYSERR)] * len(accepted)
+        if self.session.state is BindState.CLOSED:
+            return  # the connection is gone: nobody to answer
+        now = trio.current_time()
+        for pdu in throttled:
+            self._answer(pdu, response_for(pdu, command_status=CommandStatus.ESME_RTHROTTLED), now)
+        for pdu, result in zip(accepted, results):
+            if isinstance(result, str):
+                response: Pdu = (SubmitSmResp if pdu.__class__ is SubmitSm else DataSmResp)(
+                    sequence_number=pdu.sequence_number, message_id=result
+                )
+            else:
+                response = response_for(pdu, command_status=result.command_status)
+            self._answer(pdu, response, now)
+        await self._flush()
+
+    def _answer(self, request: Pdu, response: Pdu, now: float) -> None:
+        """Queue the response to a request of the bound session (no bind response, nothing that reschedules)."""
+        try:
+            self._outbox += self.session.send(response, now)
+        except PduError as exc:  # e.g. a message_id from the backend longer than SMPP allows
+            log.error("response not encodable source=%s error=%s", self.source, exc)
+            self._outbox += self.session.send(response_for(request, command_status=CommandStatus.ESME_RSYSERR), now)
+
+    async def _answer_operation(self, pdu: Pdu, segments: int) -> None:
         try:
             response = await self._operation(pdu, segments)
         except BackendError as exc:
@@ -677,17 +766,13 @@ class SmppConnection:
         except Exception:
             log.exception("operation failed source=%s command_id=0x%08X", self.source, pdu.command_id)
             response = response_for(pdu, command_status=CommandStatus.ESME_RSYSERR)
-        try:
-            try:
-                await self._send(response)
-            except PduError as exc:  # e.g. a message_id from the backend longer than SMPP allows
-                log.error("response not encodable source=%s error=%s", self.source, exc)
-                await self._send(response_for(pdu, command_status=CommandStatus.ESME_RSYSERR))
-        finally:
-            self._pending.release()
+        if self.session.state is not BindState.CLOSED:
+            self._answer(pdu, response, trio.current_time())
+            await self._flush()
 
     async def _operation(self, pdu: Pdu, segments: int) -> Pdu:
-        """Answer one bound request through the backend; BackendError becomes the response's status.
+        """Answer one bound request other than a submission through the backend; BackendError becomes the
+        response's status.
 
         `segments` (from validation) is what the request costs against the account's throughput limit.
         """
@@ -695,12 +780,6 @@ class SmppConnection:
         assert account is not None  # the session only lets these through in a bound state
         backend = self.server.backend
         match pdu:
-            case SubmitSm() | DataSm():
-                if not self.server.take_tokens(account, segments):
-                    return response_for(pdu, command_status=CommandStatus.ESME_RTHROTTLED)
-                message_id = await backend.submit(account.system_id, pdu)
-                cls = SubmitSmResp if isinstance(pdu, SubmitSm) else DataSmResp
-                return cls(sequence_number=pdu.sequence_number, message_id=message_id)
             case SubmitMulti():
                 return await self._submit_multi(account, pdu, segments)
             case QuerySm():
@@ -737,7 +816,7 @@ class SmppConnection:
                                             destination.destination_addr, status))
         if not accepted:
             return response_for(pdu, command_status=CommandStatus.ESME_RINVDSTADR)
-        if not self.server.take_tokens(account, segments * len(accepted)):
+        if not self.server.bucket(account).try_take(segments * len(accepted), trio.current_time()):
             return response_for(pdu, command_status=CommandStatus.ESME_RTHROTTLED)
         result = await self.server.backend.submit_multi(account.system_id, replace(pdu, destinations=tuple(accepted)))
         refused.extend(

@@ -167,9 +167,11 @@ class SmppSession:
     # bind that came in time must not be cut off by it.
     _bind_pending: bool = field(init=False, default=False)
     _broken: bool = field(init=False, default=False)
+    _peer: Role = field(init=False)
 
     def __post_init__(self) -> None:
         self._framer = PduFramer(self.config.max_pdu_bytes)
+        self._peer = self.role.peer
         self._last_received = self.opened_at
         self._last_activity = self.opened_at
 
@@ -187,8 +189,13 @@ class SmppSession:
             frames = self._framer.feed(data)
         except PduError:
             frames = []  # the framer keeps the error
-        for frame in frames:
-            self._receive_frame(frame, now)
+        if frames:
+            if wire_log.isEnabledFor(logging.DEBUG):
+                for frame in frames:
+                    wire_log.debug("direction=in role=%s hex=%s", self.role.value, frame.hex())
+            self._last_received = now
+            for frame in frames:
+                self._receive_frame(frame, now)
         error = self._framer.error
         if error is not None:
             # A length we cannot believe: every later byte is misaligned, so answer once and give up the stream
@@ -198,9 +205,6 @@ class SmppSession:
             self._events.append(RequestRejected(nack, f"broken header: {error}", close=True))
 
     def _receive_frame(self, frame: bytes, now: float) -> None:
-        if wire_log.isEnabledFor(logging.DEBUG):
-            wire_log.debug("direction=in role=%s hex=%s", self.role.value, frame.hex())
-        self._last_received = now
         _, command_id, _, sequence_number = _HEADER.unpack_from(frame)
         try:
             pdu = decode_pdu(frame)
@@ -221,7 +225,7 @@ class SmppSession:
 
     def _receive_request(self, pdu: Pdu) -> None:
         command_id = pdu.command_id
-        peer = self.role.peer
+        peer = self._peer
         if not may_send(peer, command_id, self.state) or (command_id in _BIND_REQUESTS and self._bind_pending):
             if command_id in _BIND_REQUESTS and (self.state in BOUND or self._bind_pending):
                 status, reason = CommandStatus.ESME_RALYBND, "already bound"

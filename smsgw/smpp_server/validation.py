@@ -15,6 +15,7 @@ from smsgw.pdu.errors import InvalidField
 from smsgw.pdu.segmentation import part_capacity, segment_binary, segment_text
 from smsgw.pdu.smpp import CancelSm, DataSm, Pdu, QuerySm, ReplaceSm, SubmitMulti, SubmitSm
 from smsgw.pdu.text import Encoding, decode_as, parse_data_coding
+from smsgw.pdu.tlv import EMPTY_TLVS
 
 S = CommandStatus
 
@@ -31,6 +32,8 @@ _UDHI: Final = int(EsmClass.UDHI)
 _SMSC_RECEIPT_MASK: Final = int(RegisteredDelivery.SMSC_RECEIPT_MASK)
 _REGISTERED_DELIVERY_RESERVED: Final = 0xE0
 _MAX_PRIORITY: Final = 3
+# The fast path's notion of an ordinary number: any TON but alphanumeric, at most as long as an E.164 number.
+_NUMBER_TONS: Final = frozenset(int(ton) for ton in Ton if ton != Ton.ALPHANUMERIC)
 
 
 def _check_address(ton: int, npi: int, address: str, *, source: bool) -> None:
@@ -84,11 +87,56 @@ def _check_short_message(pdu: SubmitSm | SubmitMulti, config: SmppConfig) -> int
     return count_segments(pdu, config.max_segments)
 
 
+def _plain_submit_segments(pdu: SubmitSm) -> int | None:
+    """1 for the common submit_sm that passes every check at a glance (numeric addresses, allowed flags, no
+    TLVs, a short_message that fits one part, or one the ESME segmented with a UDH); None: check it in full.
+
+    Only ever answers what the full checks would, so a None costs time, never a different outcome.
+    """
+    source = pdu.source_addr
+    destination = pdu.destination_addr
+    esm_class = pdu.esm_class
+    registered_delivery = pdu.registered_delivery
+    if not (
+        pdu.tlvs is EMPTY_TLVS
+        and pdu.source_addr_ton in _NUMBER_TONS
+        and pdu.source_addr_npi in _NPIS
+        and pdu.dest_addr_ton in _NUMBER_TONS
+        and pdu.dest_addr_npi in _NPIS
+        and (not source or (source.isdigit() and source.isascii() and len(source) <= _MAX_INTERNATIONAL_DIGITS))
+        and destination.isdigit()
+        and destination.isascii()
+        and len(destination) <= _MAX_INTERNATIONAL_DIGITS
+        and esm_class & _MESSAGE_TYPE_MASK in _SUBMIT_MESSAGE_TYPES
+        and not registered_delivery & _REGISTERED_DELIVERY_RESERVED
+        and registered_delivery & _SMSC_RECEIPT_MASK != _SMSC_RECEIPT_MASK
+        and pdu.priority_flag <= _MAX_PRIORITY
+        and pdu.replace_if_present_flag <= 1
+    ):
+        return None
+    encoding = _encoding(pdu.data_coding)  # first, as in count_segments: it refuses a reserved data_coding
+    if esm_class & _UDHI:
+        return 1
+    units = len(pdu.short_message)
+    if encoding is Encoding.UCS2:
+        units //= 2
+    return 1 if units <= part_capacity(encoding, 0) else None
+
+
 def validate_request(pdu: Pdu, config: SmppConfig) -> int:
     """Raise the codec's `PduError` (with the status to answer) for a request an SMSC must refuse.
 
     Returns the number of SMS segments a submission will be sent as (0 for other requests).
     """
+    if pdu.__class__ is SubmitSm:
+        segments = _plain_submit_segments(pdu)
+        if segments is not None:
+            return segments
+    return check_request(pdu, config)
+
+
+def check_request(pdu: Pdu, config: SmppConfig) -> int:
+    """`validate_request` without the fast path: every check, one by one."""
     match pdu:
         case SubmitSm():
             _check_address(pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr, source=True)

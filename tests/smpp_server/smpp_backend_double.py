@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -25,6 +26,7 @@ from smsgw.smpp_server.backend import (
 @dataclass
 class DoubleBackend:
     submitted: list[tuple[str, SubmitSm | DataSm | SubmitMulti]] = field(default_factory=list)
+    batches: list[int] = field(default_factory=list)  # the size of each submit_many call
     owners: dict[str, str] = field(default_factory=dict)
     cancelled: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
@@ -49,6 +51,16 @@ class DoubleBackend:
             raise BackendError("refused destination", command_status=CommandStatus.ESME_RINVDSTADR)
         self.submitted.append((account, pdu))
         return self._new_id(account)
+
+    async def submit_many(self, account: str, pdus: Sequence[SubmitSm | DataSm]) -> list[str | BackendError]:
+        self.batches.append(len(pdus))
+        results: list[str | BackendError] = []
+        for pdu in pdus:
+            try:
+                results.append(await self.submit(account, pdu))
+            except BackendError as exc:
+                results.append(exc)
+        return results
 
     async def submit_multi(self, account: str, pdu: SubmitMulti) -> MultiResult:
         self.submitted.append((account, pdu))

@@ -33,7 +33,7 @@ from smsgw.pdu.tlv import Tlvs
 from smsgw.smpp_server.audit import AuditLog
 from smsgw.smpp_server.backend import OutboundItem
 from smsgw.smpp_server.server import SmppConnection, SmppServer
-from smsgw.smpp_server.session import RequestReceived, UnexpectedResponse
+from smsgw.smpp_server.session import RequestReceived, ResponseReceived, UnexpectedResponse
 from smsgw.smpp_server.states import BOUND, BindState
 
 from smpp_backend_double import DoubleBackend
@@ -405,4 +405,73 @@ async def test_an_esme_that_does_not_read_stalls_only_itself(autojump_clock: tri
         for _ in range(300):  # more than there are workers
             assert (await other.request(SUBMIT)).command_status == 0
         assert trio.current_time() == start  # not a moment waiting for the deaf ESME's timeouts
+        nursery.cancel_scope.cancel()
+
+
+async def _submit_in_one_write(client: Client, destinations: list[str]) -> dict[str, int]:
+    """Send one submit_sm per destination in a single write; returns each destination's response status."""
+    sent: dict[int, str] = {}
+    data = bytearray()
+    for destination in destinations:
+        pdu = replace(SUBMIT, sequence_number=client.session.new_sequence_number(), destination_addr=destination)
+        sent[pdu.sequence_number] = destination
+        data += client.session.send(pdu, trio.current_time())
+    await client.send_raw(bytes(data))
+    statuses: dict[str, int] = {}
+    for _ in destinations:
+        event = await client.event()
+        assert isinstance(event, ResponseReceived) and event.response.command_id == CommandId.SUBMIT_SM_RESP
+        statuses[sent.pop(event.response.sequence_number)] = event.response.command_status
+    return statuses
+
+
+async def test_submissions_of_one_read_reach_the_backend_in_one_call(autojump_clock: trio.testing.MockClock) -> None:
+    base = make_config()
+    config = Config(smpp=base.smpp, accounts=(replace(base.accounts[0], throughput_per_s=1.0, throughput_burst=4),))
+    backend = DoubleBackend(refuse_destinations={"447700900012"})
+    async with running_server(config, backend) as server, trio.open_nursery() as nursery:
+        client = Client(server, nursery)
+        await client.bind()
+        destinations = [f"4477009000{n}" for n in range(11, 17)]
+        statuses = await _submit_in_one_write(client, destinations)
+        assert statuses == {
+            "447700900011": 0,
+            "447700900012": CommandStatus.ESME_RINVDSTADR,  # refused alone; the rest of the batch is accepted
+            "447700900013": 0,
+            "447700900014": 0,
+            "447700900015": CommandStatus.ESME_RTHROTTLED,
+            "447700900016": CommandStatus.ESME_RTHROTTLED,
+        }
+        assert backend.batches == [4]
+        assert [pdu.destination_addr for _, pdu in backend.submitted] == [  # type: ignore[union-attr]
+            "447700900011", "447700900013", "447700900014"
+        ]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_read_beyond_max_pending_requests_is_handed_on_in_parts(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    backend = DoubleBackend()
+    async with running_server(make_config(max_pending_requests=2), backend) as server, trio.open_nursery() as nursery:
+        client = Client(server, nursery)
+        await client.bind()
+        statuses = await _submit_in_one_write(client, [f"4477009000{n}" for n in range(11, 16)])
+        assert list(statuses.values()) == [0] * 5
+        assert backend.batches == [2, 2, 1]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_failing_submit_many_answers_every_submission(autojump_clock: trio.testing.MockClock) -> None:
+    backend = DoubleBackend()
+
+    async def broken(account: str, pdus: object) -> list[str]:
+        return []  # fewer results than submissions: a backend bug
+
+    async with running_server(make_config(), backend) as server, trio.open_nursery() as nursery:
+        client = Client(server, nursery)
+        await client.bind()
+        backend.submit_many = broken  # type: ignore[method-assign,assignment]
+        statuses = await _submit_in_one_write(client, ["447700900011", "447700900012"])
+        assert list(statuses.values()) == [CommandStatus.ESME_RSYSERR] * 2
         nursery.cancel_scope.cancel()

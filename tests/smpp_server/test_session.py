@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import replace
+from collections.abc import Callable
 from typing import Final
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from smsgw.config import SmppConfig
 from smsgw.pdu.constants import CommandId, CommandStatus, EsmClass, Ton
+from smsgw.pdu.errors import PduError
 from smsgw.pdu.smpp import (
     BindReceiver,
     BindTransceiver,
@@ -45,6 +47,7 @@ from smsgw.smpp_server.session import (
     UnexpectedResponse,
 )
 from smsgw.smpp_server.states import BindState, Role
+from smsgw.smpp_server.validation import check_request, validate_request
 from smpp_harness import SUBMIT
 
 CONFIG = SmppConfig(
@@ -405,3 +408,34 @@ def test_random_bytes_only_ever_become_events(chunks: list[bytes], role: Role, b
     for event in events(session):
         if isinstance(event, RequestRejected):
             encode_pdu(event.response)  # every rejection can be put on the wire
+
+
+_ADDRESSES = st.sampled_from(["", "447700900001", "+447700900001", "1234567890123456", "12a4", "ACME", "Acme Ltd ", "٣٣"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    source_addr_ton=st.sampled_from([0, 1, 2, 5, 7]),
+    source_addr_npi=st.sampled_from([0, 1, 2, 19]),
+    source_addr=_ADDRESSES,
+    dest_addr_ton=st.sampled_from([0, 1, 5, 7]),
+    dest_addr_npi=st.sampled_from([0, 1, 19]),
+    destination_addr=_ADDRESSES,
+    esm_class=st.sampled_from([0, 0x04, 0x08, 0x40, 0x43]),
+    registered_delivery=st.sampled_from([0, 1, 3, 0x20]),
+    priority_flag=st.integers(0, 4),
+    replace_if_present_flag=st.integers(0, 2),
+    data_coding=st.sampled_from([0, 3, 4, 8, 0x0E, 0xF0]),
+    short_message=st.binary(max_size=200),
+    tlvs=st.sampled_from([Tlvs(), Tlvs(message_payload=b"x" * 300), Tlvs(sar_total_segments=2)]),
+)
+def test_validation_fast_path_answers_as_the_full_checks(**fields: object) -> None:
+    pdu = replace(SUBMIT, sequence_number=1, **fields)  # type: ignore[arg-type]
+
+    def outcome(check: Callable[[SubmitSm, SmppConfig], int]) -> int | tuple[str, int]:
+        try:
+            return check(pdu, CONFIG)
+        except PduError as exc:
+            return ("refused", exc.command_status)
+
+    assert outcome(validate_request) == outcome(check_request)
