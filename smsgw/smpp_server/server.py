@@ -737,9 +737,9 @@ class SmppConnection:
                 results = [BackendError("backend failed", command_status=CommandStatus.ESME_RSYSERR)] * len(accepted)
         if self.session.state is BindState.CLOSED:
             return  # the connection is gone: nobody to answer
-        now = trio.current_time()
-        for pdu in throttled:
-            self._answer(pdu, response_for(pdu, command_status=CommandStatus.ESME_RTHROTTLED), now)
+        answered: list[tuple[Pdu, Pdu]] = [
+            (pdu, response_for(pdu, command_status=CommandStatus.ESME_RTHROTTLED)) for pdu in throttled
+        ]
         for pdu, result in zip(accepted, results):
             if isinstance(result, str):
                 response: Pdu = (SubmitSmResp if pdu.__class__ is SubmitSm else DataSmResp)(
@@ -747,7 +747,13 @@ class SmppConnection:
                 )
             else:
                 response = response_for(pdu, command_status=result.command_status)
-            self._answer(pdu, response, now)
+            answered.append((pdu, response))
+        now = trio.current_time()
+        try:
+            self._outbox += self.session.send_responses([response for _, response in answered], now)
+        except PduError:  # one of them cannot be encoded: find it
+            for pdu, response in answered:
+                self._answer(pdu, response, now)
         await self._flush()
 
     def _answer(self, request: Pdu, response: Pdu, now: float) -> None:

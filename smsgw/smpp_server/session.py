@@ -13,6 +13,7 @@ import logging
 import math
 import struct
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -302,6 +303,22 @@ class SmppSession:
             self._account_request(pdu, command_id, now)
         if command_id not in _KEEPALIVE:
             self._last_activity = now
+        if wire_log.isEnabledFor(logging.DEBUG):
+            wire_log.debug("direction=out role=%s hex=%s", self.role.value, data.hex())
+        return data
+
+    def send_responses(self, responses: Sequence[Pdu], now: float) -> bytes:
+        """`send` for a batch of answers to the peer's operations (no bind responses, no requests), in one buffer.
+
+        PduError (nothing accounted) if one of them cannot be encoded."""
+        if self.state is BindState.CLOSED:
+            raise LocalProtocolError(f"cannot send {len(responses)} responses: session is closed")
+        for pdu in responses:
+            command_id = pdu.command_id
+            if not command_id & _RESPONSE_BIT or command_id in BIND_TRANSITIONS or command_id in _KEEPALIVE:
+                raise LocalProtocolError(f"send_responses cannot send {type(pdu).__name__}")
+        data = b"".join([encode_pdu(pdu) for pdu in responses])
+        self._last_activity = now
         if wire_log.isEnabledFor(logging.DEBUG):
             wire_log.debug("direction=out role=%s hex=%s", self.role.value, data.hex())
         return data

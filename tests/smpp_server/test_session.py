@@ -439,3 +439,17 @@ def test_validation_fast_path_answers_as_the_full_checks(**fields: object) -> No
             return ("refused", exc.command_status)
 
     assert outcome(validate_request) == outcome(check_request)
+
+
+def test_send_responses_is_send_for_a_batch() -> None:
+    link = Link()
+    link.bind()
+    responses = [SubmitSmResp(sequence_number=7, message_id="m7"), SubmitSmResp(sequence_number=8, command_status=0x58)]
+    assert link.smsc.send_responses(responses, 1.0) == b"".join(encode_pdu(r) for r in responses)
+    with pytest.raises(LocalProtocolError):
+        link.smsc.send_responses([EnquireLink(sequence_number=9)], 1.0)
+    with pytest.raises(PduError):
+        link.smsc.send_responses([SubmitSmResp(sequence_number=10, message_id="x" * 70)], 1.0)
+    link.smsc.close()
+    with pytest.raises(LocalProtocolError):
+        link.smsc.send_responses(responses, 1.0)
