@@ -1,7 +1,8 @@
 """`python -m smsgw.bench smpp [--json] [--messages N]`: submit_sm -> submit_sm_resp through the SMPP server.
 
 The server runs in a child process, once as the full `serve_smpp` with an in-memory backend that accepts every
-submission, once as a minimal Trio baseline that reads headers and answers with a response and nothing else.
+submission (`submit_many` per read, as the scheduler's group commit is called), once as a minimal Trio baseline
+that reads headers and answers with a response and nothing else.
 The load generator (this process) pre-encodes its PDUs, patches only the sequence number, parses only response
 headers, and keeps `window` requests outstanding on each of 1 or 4 connections. Reported: messages per second,
 p50/p99 latency, and at each window the full server's throughput as a fraction of the baseline's.
