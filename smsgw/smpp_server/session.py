@@ -39,6 +39,7 @@ wire_log = logging.getLogger("smsgw.wire")
 MAX_SEQUENCE_NUMBER: Final = 0x7FFFFFFF
 _HEADER: Final = struct.Struct(">IIII")
 _RESPONSE_BIT: Final = 0x80000000
+_UNBIND: Final = int(CommandId.UNBIND)  # a plain int: enum member lookups cost on the per-PDU path
 _BIND_REQUESTS: Final = frozenset({CommandId.BIND_TRANSMITTER, CommandId.BIND_RECEIVER, CommandId.BIND_TRANSCEIVER})
 # Requests that count against the window; enquire_link and unbind must get through even when it is full.
 _WINDOWED: Final = frozenset(
@@ -169,10 +170,12 @@ class SmppSession:
     _bind_pending: bool = field(init=False, default=False)
     _broken: bool = field(init=False, default=False)
     _peer: Role = field(init=False)
+    _validates: bool = field(init=False)  # as the SMSC we check the fields of what the ESME sends
 
     def __post_init__(self) -> None:
         self._framer = PduFramer(self.config.max_pdu_bytes)
         self._peer = self.role.peer
+        self._validates = self.role is Role.SMSC
         self._last_received = self.opened_at
         self._last_activity = self.opened_at
 
@@ -238,14 +241,14 @@ class SmppSession:
             self._events.append(RequestRejected(response, f"{CommandId(command_id).name}: {reason}"))
             return
         segments = 0
-        if self.role is Role.SMSC:
+        if self._validates:
             try:
                 segments = validate_request(pdu, self.config)
             except PduError as exc:
                 response = _error_response_to(type(pdu), pdu.sequence_number, exc.command_status)
                 self._events.append(RequestRejected(response, str(exc)))
                 return
-        if command_id == CommandId.UNBIND:
+        if command_id == _UNBIND:
             self.state = next_state(self.state, Transition.UNBIND)
         elif command_id in _BIND_REQUESTS:
             self._bind_pending = True
