@@ -1,7 +1,8 @@
 """`python -m smsgw.bench e2e [--json] [--messages N] [--modems 16]`: the whole gateway, end to end.
 
-The gateway runs in a child process exactly as `smsgw demo` does (SQLite store with synchronous=FULL, the SMPP
-server, the scheduler, the real driver on 16 virtual modems over real ptys), with zero network delay. The load
+The gateway runs in a child process as `smsgw demo` does (SQLite store with synchronous=FULL, the SMPP server,
+the scheduler, the real driver and pool), on 16 virtual modems over real ptys with zero network delay that run in
+a second child process, as a modem rack is hardware outside the gateway's CPU. The load
 generator (this process) keeps `window` submit_sm outstanding on one transceiver bind, answers every deliver_sm
 at once, and measures two rates per window:
 - durable ingest: submit_sm -> submit_sm_resp (each response means the message is in the store), next to the
@@ -19,6 +20,7 @@ import multiprocessing
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -26,10 +28,13 @@ from typing import Final
 
 import trio
 
-from smsgw.app import GatewayStarted, run_demo
+from smsgw.app import GatewayStarted, demo_config, demo_msisdns, run_gateway
 # The SMPP benchmark's baseline server, so both benchmarks compare against the same minimal Trio server.
 from smsgw.bench.smpp import _server_main as smpp_server_main
 from smsgw.config import AccountConfig, Config, MessageConfig, SmppConfig, VirtualNetworkConfig
+from smsgw.modem.virtual.modem import VirtualModem
+from smsgw.modem.virtual.network import VirtualNetwork, serve_network
+from smsgw.modem.virtual.pty import serve_pty
 from smsgw.passwords import hash_password
 from smsgw.pdu.constants import CommandId, CommandStatus, MessageState
 from smsgw.pdu.framing import PduFramer
@@ -44,7 +49,27 @@ _MAX_PDU: Final = 65536
 _ONE_HOUR_AHEAD: Final = "000000010000000R"  # SMPP relative time
 
 
-def _gateway_main(modems: int, db_path: str, report: Connection) -> None:
+def _modems_main(count: int, directory: str, report: Connection) -> None:
+    """The hardware: `count` virtual modems on real ptys on one virtual network with zero delay, in their own
+    process as a modem rack is outside the gateway's CPU."""
+    logging.basicConfig(level=logging.WARNING)
+    config = VirtualNetworkConfig(delivery_delay_s=0.0)
+
+    async def run() -> None:
+        network = VirtualNetwork(config, now=trio.current_time())
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_network, network)
+            links = []
+            for index, msisdn in enumerate(demo_msisdns(count), start=1):
+                modem = VirtualModem(network, msisdn, config)
+                links.append((msisdn, await nursery.start(serve_pty, modem, Path(directory) / f"modem{index}")))
+            report.send(links)
+
+    trio.run(run)
+
+
+def _gateway_main(modem_links: list[tuple[str, Path]], db_path: str, report: Connection) -> None:
+    """`smsgw demo`'s gateway (SQLite, SMPP, scheduler, driver and pool) on the rack's ptys."""
     logging.basicConfig(level=logging.WARNING)
     account = AccountConfig(
         system_id=_SYSTEM_ID,
@@ -55,19 +80,28 @@ def _gateway_main(modems: int, db_path: str, report: Connection) -> None:
     base = Config(
         smpp=SmppConfig(window=100),
         accounts=(account,),
-        messages=MessageConfig(max_in_flight_segments=4 * modems),
-        virtual_network=VirtualNetworkConfig(delivery_delay_s=0.0),
+        messages=MessageConfig(max_in_flight_segments=4 * len(modem_links)),
     )
+    config = demo_config(base, port=0, db_path=db_path, modem_links=modem_links)
 
     async def run() -> None:
         async with trio.open_nursery() as nursery:
-            started: GatewayStarted = await nursery.start(
-                lambda task_status: run_demo(port=0, modems=modems, db_path=db_path, base=base,
-                                             task_status=task_status)
-            )
+            started: GatewayStarted = await nursery.start(functools.partial(run_gateway, config))
             report.send(started.smpp.port)
 
     trio.run(run)
+
+
+def _start(target: Callable[..., None], *args: object) -> tuple[multiprocessing.process.BaseProcess, object]:
+    """A child process running `target(*args, report)`, and the first thing it reports."""
+    context = multiprocessing.get_context("spawn")
+    receiving, sending = context.Pipe(duplex=False)
+    process = context.Process(target=target, args=(*args, sending), daemon=True)
+    process.start()
+    if not receiving.poll(60):
+        process.terminate()
+        raise RuntimeError(f"{target.__name__} did not start")
+    return process, receiving.recv()
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,18 +169,17 @@ async def _measure(port: int, window: int, messages: int, first_sequence: int, *
     return messages / (done - start)
 
 
-def _run_against(server: str, messages: int, modems: int, db_path: str) -> list[Result]:
-    context = multiprocessing.get_context("spawn")
-    receiving, sending = context.Pipe(duplex=False)
-    target, args = (
-        (_gateway_main, (modems, db_path, sending)) if server == "smsgw" else (smpp_server_main, ("baseline", sending))
-    )
-    process = context.Process(target=target, args=args, daemon=True)
-    process.start()
+def _run_against(server: str, messages: int, modems: int, directory: str) -> list[Result]:
+    processes: list[multiprocessing.process.BaseProcess] = []
     try:
-        if not receiving.poll(60):
-            raise RuntimeError(f"{server} server did not start")
-        port: int = receiving.recv()
+        if server == "smsgw":
+            rack, links = _start(_modems_main, modems, directory)
+            processes.append(rack)
+            gateway, port = _start(_gateway_main, links, str(Path(directory) / "bench.db"))
+        else:
+            gateway, port = _start(smpp_server_main, "baseline")
+        processes.append(gateway)
+        assert isinstance(port, int)
         results = []
         sequence = 2
         for window in _WINDOWS:
@@ -160,8 +193,9 @@ def _run_against(server: str, messages: int, modems: int, db_path: str) -> list[
             results.append(Result(server, window, count, ingest, e2e))
         return results
     finally:
-        process.terminate()
-        process.join(10)
+        for process in reversed(processes):
+            process.terminate()
+            process.join(10)
 
 
 def main(argv: list[str]) -> int:
@@ -171,8 +205,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--modems", type=int, default=16, help="virtual modems (default 16)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="smsgw-bench-") as directory:
-        results = _run_against("baseline", args.messages, args.modems, "") + _run_against(
-            "smsgw", args.messages, args.modems, str(Path(directory) / "bench.db")
+        results = _run_against("baseline", args.messages, args.modems, directory) + _run_against(
+            "smsgw", args.messages, args.modems, directory
         )
     baseline = {r.window: r.ingest_per_s for r in results if r.server == "baseline"}
     ratios = {r.window: r.ingest_per_s / baseline[r.window] for r in results if r.server == "smsgw"}
