@@ -93,6 +93,9 @@ class AccountConfig:
     # A sub-account of this system_id: own credentials, sender IDs, history and receipts; its balance moves to
     # and from the parent only by operator transfer. One level: a sub-account has no sub-accounts.
     parent: str = ""
+    # MO whose first word is one of these (any case) comes to this account, unless it answers a message another
+    # account sent to that handset within `messages.reply_window_s` (shared short code style).
+    keywords: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,12 +105,21 @@ class ReceiptRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class LastSent:
+    """The latest segment sent to a handset from one modem: where a reply from that handset belongs."""
+
+    account: str
+    source: Address  # the sender ID (or number) the message went out with; '' when the modem's own number
+    sent_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class MoRecord:
     """An SMS from a handset waiting in the outbox for the account it was routed to."""
 
     mo_rowid: int
     originator: str
-    recipient: str  # the modem's MSISDN
+    recipient: str  # what the handset answered: the original sender ID, else the modem's MSISDN
     text: str
     data_coding: int
     user_data: bytes

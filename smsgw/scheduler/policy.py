@@ -623,11 +623,18 @@ class MessagePolicy:
 def check_policy_config(config: Config, source: str) -> None:
     """Every policy setting of `config`, checked at start-up: ConfigError names the key and what is wrong."""
     parents = {account.system_id: account.parent for account in config.accounts}
+    keyword_owners: dict[str, str] = {}
     for index, account in enumerate(config.accounts):
         try:
             check_sender_ids(account)
         except InvalidSender as exc:
             raise ConfigError(source, f"accounts[{index}].sender_ids", exc.reason) from None
+        for keyword in account.keywords:
+            if not keyword.strip() or len(keyword.split()) != 1:
+                raise ConfigError(source, f"accounts[{index}].keywords", f"{keyword!r} is not one word")
+            owner = keyword_owners.setdefault(keyword.casefold(), account.system_id)
+            if owner != account.system_id:
+                raise ConfigError(source, f"accounts[{index}].keywords", f"{keyword!r} already belongs to {owner!r}")
         if account.parent:
             if account.parent not in parents or account.parent == account.system_id:
                 raise ConfigError(source, f"accounts[{index}].parent", f"no other account {account.parent!r}")

@@ -60,16 +60,25 @@ def mo_pdu(record: MoRecord) -> DeliverSm:
         encoding = choose_encoding(record.text)
         data, data_coding = encode_text(record.text, encoding), encoding.data_coding
     long = len(data) > MAX_SHORT_MESSAGE
-    digits = record.originator.lstrip("+")
+    source_ton, source_npi, source = _address(record.originator)
+    dest_ton, dest_npi, destination = _address(record.recipient)
     return DeliverSm(
         sequence_number=0,
-        source_addr_ton=Ton.INTERNATIONAL if digits.isdigit() else Ton.ALPHANUMERIC,
-        source_addr_npi=Npi.ISDN if digits.isdigit() else Npi.UNKNOWN,
-        source_addr=digits if digits.isdigit() else record.originator,
-        dest_addr_ton=Ton.INTERNATIONAL,
-        dest_addr_npi=Npi.ISDN,
-        destination_addr=record.recipient,
+        source_addr_ton=source_ton,
+        source_addr_npi=source_npi,
+        source_addr=source,
+        dest_addr_ton=dest_ton,
+        dest_addr_npi=dest_npi,
+        destination_addr=destination,
         data_coding=data_coding,
         short_message=b"" if long else data,
         tlvs=Tlvs(message_payload=data) if long else Tlvs(),
     )
+
+
+def _address(addr: str) -> tuple[Ton, Npi, str]:
+    """A number as international digits (TON 1, NPI 1), anything else (a sender ID like `SHOP`) as alphanumeric."""
+    digits = addr.lstrip("+")
+    if digits.isdigit():
+        return Ton.INTERNATIONAL, Npi.ISDN, digits
+    return Ton.ALPHANUMERIC, Npi.UNKNOWN, addr

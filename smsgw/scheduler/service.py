@@ -68,6 +68,7 @@ class Scheduler:
         self._in_flight = 0
         self._reserved: dict[str, str] = {}  # outbox item_id -> account, offered and not yet answered
         self._cooling: dict[str, tuple[str, float]] = {}  # released item_id -> (account, trio time to re-offer)
+        self._keywords = {k.casefold(): a.system_id for a in config.accounts for k in a.keywords}
 
     # -- background work --------------------------------------------------------------------------------------
 
@@ -159,9 +160,26 @@ class Scheduler:
     # -- ModemEventSink ---------------------------------------------------------------------------------------
 
     async def incoming_sms(self, sms: IncomingSms) -> None:
-        account = self._messages.mo_default_account or None
-        rowid = await self._store.store_mo(sms, account, self._clock.now_ms())
-        log.info("mo stored mo_id=%d modem=%s account=%s", rowid, sms.modem, account)
+        """Route an MO: a reply to whoever last wrote to that handset from that modem (within the reply window),
+        else the owner of its first word as a keyword, else `mo_default_account`, else stored for nobody."""
+        now = self._clock.now_ms()
+        since = now - int(self._messages.reply_window_s * _MS)
+        last = await self._store.last_sent_to(sms.originator, sms.modem, sms.modem_msisdn, since)
+        recipient = sms.modem_msisdn
+        if last is not None:
+            account: str | None = last.account
+            rule = "reply"
+            recipient = last.source.addr or recipient
+        elif (owner := self._keyword_owner(sms.text)) is not None:
+            account, rule = owner, "keyword"
+        else:
+            account, rule = self._messages.mo_default_account or None, "default"
+        rowid = await self._store.store_mo(sms, account, recipient, now)
+        log.info("mo stored mo_id=%d modem=%s account=%s rule=%s", rowid, sms.modem, account, rule)
+
+    def _keyword_owner(self, text: str) -> str | None:
+        words = text.split(maxsplit=1)
+        return self._keywords.get(words[0].casefold()) if words else None
 
     async def status_report(self, report: StatusReport) -> None:
         now = self._clock.now_ms()

@@ -31,6 +31,7 @@ from smsgw.scheduler.model import (
     Address,
     Handoff,
     InsufficientBalance,
+    LastSent,
     LedgerEntry,
     MoRecord,
     NewMessage,
@@ -646,8 +647,25 @@ class SqliteStore:
 
     # -- MO and the outbox ------------------------------------------------------------------------------------
 
-    async def store_mo(self, sms: IncomingSms, account: str | None, now_ms: int) -> int:
-        """Persist an incoming SMS; with an account it also waits in that account's outbox."""
+    async def last_sent_to(self, handset: str, modem: str, modem_msisdn: str, since_ms: int) -> LastSent | None:
+        """Who last sent a segment to `handset` from that modem (by name, or by its SIM's number) since `since_ms`."""
+
+        def fn(c: sqlite3.Connection) -> LastSent | None:
+            row = c.execute(
+                "SELECT m.account, m.source_addr, m.source_addr_ton, m.source_addr_npi, s.sent_at"
+                " FROM segments s INDEXED BY segments_sent_to JOIN messages m ON m.id = s.message"
+                " WHERE s.destination = ? AND s.sent_at IS NOT NULL AND s.sent_at >= ?"
+                " AND (s.modem = ? OR (s.modem_msisdn = ? AND s.modem_msisdn != ''))"
+                " ORDER BY s.sent_at DESC, s.id DESC LIMIT 1",
+                (handset.lstrip("+"), since_ms, modem, modem_msisdn),
+            ).fetchone()
+            return None if row is None else LastSent(row[0], Address(row[1], row[2], row[3]), row[4])
+
+        return await self._read(fn)
+
+    async def store_mo(self, sms: IncomingSms, account: str | None, recipient: str, now_ms: int) -> int:
+        """Persist an incoming SMS; with an account it also waits in that account's outbox, addressed to
+        `recipient` (the sender ID the handset answered, or the modem's MSISDN)."""
 
         def op(c: sqlite3.Connection) -> int:
             received_ms = to_ms(sms.received_at)
@@ -672,7 +690,7 @@ class SqliteStore:
                 record = MoRecord(
                     mo_rowid=rowid,
                     originator=sms.originator,
-                    recipient=sms.modem_msisdn,
+                    recipient=recipient,
                     text=sms.text,
                     data_coding=sms.data_coding,
                     user_data=sms.user_data,

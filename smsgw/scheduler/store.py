@@ -15,6 +15,7 @@ from smsgw.modem.seams import IncomingSms, Sent, StatusReport
 from smsgw.scheduler.model import (
     Handoff,
     InsufficientBalance,
+    LastSent,
     LedgerEntry,
     NewMessage,
     NewSegment,
@@ -77,7 +78,9 @@ class MessageStore(Protocol):
         now_ms: int,
     ) -> None: ...
 
-    async def store_mo(self, sms: IncomingSms, account: str | None, now_ms: int) -> int: ...
+    async def last_sent_to(self, handset: str, modem: str, modem_msisdn: str, since_ms: int) -> LastSent | None: ...
+
+    async def store_mo(self, sms: IncomingSms, account: str | None, recipient: str, now_ms: int) -> int: ...
 
     async def outbox_fetch(self, account: str, exclude: frozenset[str], limit: int) -> list[OutboxEntry]: ...
 

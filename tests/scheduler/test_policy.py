@@ -511,6 +511,13 @@ def test_policy_config_checks_accounts_and_policy(tmp_path: Path) -> None:
     empty_keyword = replace(config, policy=replace(config.policy, opt_out_keywords=("STOP", " ")))
     with pytest.raises(ConfigError, match="empty keyword"):
         check_policy_config(empty_keyword, "test.toml")
+    first = replace(config.accounts[0], keywords=("Pizza",))
+    shared = replace(config, accounts=(first, replace(first, system_id="other", keywords=("PIZZA",))))
+    with pytest.raises(ConfigError, match="already belongs to") as caught:
+        check_policy_config(shared, "test.toml")
+    assert caught.value.key == "accounts[1].keywords"
+    with pytest.raises(ConfigError, match="not one word"):
+        check_policy_config(replace(config, accounts=(replace(first, keywords=("two words",)),)), "test.toml")
 
 
 @settings(max_examples=150)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,15 +10,15 @@ import trio
 import trio.testing
 from trio.testing import MockClock
 
-from smsgw.config import Config, MessageConfig, RouteConfig, StoreConfig
+from smsgw.config import AccountConfig, Config, MessageConfig, RouteConfig, StoreConfig
 from smsgw.modem.seams import IncomingSms, OutgoingSms, SendFailed, SendOutcome, Sent, StatusReport
 from smsgw.pdu.constants import CommandStatus, EsmClass, MessageState
 from smsgw.pdu.dlr import parse_receipt
-from smsgw.pdu.smpp import CancelSm, DistributionList, ReplaceSm, SmeAddress, SubmitMulti, SubmitSm
+from smsgw.pdu.smpp import CancelSm, DeliverSm, DistributionList, ReplaceSm, SmeAddress, SubmitMulti, SubmitSm
 from smsgw.pdu.smpp_time import format_relative
 from smsgw.scheduler.service import Scheduler
 from smsgw.scheduler.sqlite_store import SqliteStore, open_store
-from smsgw.scheduler.timing import WallClock
+from smsgw.scheduler.timing import WallClock, from_ms
 from smsgw.smpp_server.backend import BackendError
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -70,10 +70,16 @@ def messages_config() -> MessageConfig:
 
 
 @pytest.fixture
+def accounts_config() -> tuple[AccountConfig, ...]:
+    return ()
+
+
+@pytest.fixture
 async def gateway(
-    tmp_path: Path, messages_config: MessageConfig, db_clock: MockClock
+    tmp_path: Path, messages_config: MessageConfig, accounts_config: tuple[AccountConfig, ...], db_clock: MockClock
 ) -> AsyncIterator[Gateway]:
     config = Config(
+        accounts=accounts_config,
         routes=(RouteConfig(name="uk", prefixes=("44",), price_per_segment=0.05),),
         messages=messages_config,
         store=StoreConfig(synchronous="NORMAL"),
@@ -336,3 +342,107 @@ async def test_submit_many_refuses_per_pdu_and_accepts_the_rest(gateway: Gateway
     assert isinstance(poor[0], BackendError) and poor[0].command_status == 0x400
     assert isinstance(poor[1], str)
     await gateway.sender.wait_sent(3)
+
+
+HANDSET = "447700900555"
+MODEM_MSISDN = "447700900001"
+TWO_WAY = [
+    pytest.param(
+        MessageConfig(mo_default_account="fallback"),
+        (AccountConfig("acme", "x"), AccountConfig("shop", "x", keywords=("Pizza",))),
+        id="two-way",
+    )
+]
+
+
+def sent_now(gateway: Gateway, modem: str = "m1") -> Callable[[OutgoingSms], SendOutcome]:
+    """Sends that report the gateway's wall time, as a modem does, so the reply window is measured from them."""
+
+    def decide(sms: OutgoingSms) -> SendOutcome:
+        gateway.sender.tp_mr = (gateway.sender.tp_mr + 1) % 256
+        return Sent(modem, MODEM_MSISDN, gateway.sender.tp_mr, from_ms(gateway.clock.now_ms()))
+
+    return decide
+
+
+async def send_from(gateway: Gateway, account: str, source: str, count: int) -> None:
+    await gateway.store.topup(account, 1_000_000, gateway.clock.now_ms())
+    pdu = replace(submit_sm(to=HANDSET, registered_delivery=0), source_addr=source)
+    await gateway.scheduler.submit(account, pdu)
+    await gateway.sender.wait_sent(count)
+
+
+async def mo(gateway: Gateway, text: str, modem: str = "m1") -> None:
+    await gateway.scheduler.incoming_sms(IncomingSms(modem, MODEM_MSISDN, HANDSET, text, 0, START))
+
+
+async def mo_for(gateway: Gateway, account: str) -> DeliverSm:
+    with trio.fail_after(60):
+        item = await gateway.scheduler.next_outbound(account)
+    await gateway.scheduler.acknowledge(item.item_id)
+    return item.pdu
+
+
+async def nothing_for(gateway: Gateway, account: str) -> bool:
+    with trio.move_on_after(60) as scope:
+        await gateway.scheduler.next_outbound(account)
+    return scope.cancelled_caught
+
+
+@pytest.mark.parametrize(("messages_config", "accounts_config"), TWO_WAY)
+async def test_reply_within_window_goes_to_the_account_that_wrote(gateway: Gateway, db_clock: MockClock) -> None:
+    gateway.sender.decide = sent_now(gateway)
+    await send_from(gateway, "acme", "ACME", 1)
+    await trio.sleep(6 * 24 * 3600)
+    await mo(gateway, "pizza please")  # a reply: shop's keyword does not take it
+    pdu = await mo_for(gateway, "acme")
+    assert (pdu.source_addr, pdu.destination_addr, pdu.esm_class) == (HANDSET, "ACME", 0)
+    assert (pdu.dest_addr_ton, pdu.short_message) == (5, b"pizza please")
+    assert await nothing_for(gateway, "shop") and await nothing_for(gateway, "fallback")
+
+
+@pytest.mark.parametrize(("messages_config", "accounts_config"), TWO_WAY)
+async def test_reply_from_another_modem_is_not_matched(gateway: Gateway, db_clock: MockClock) -> None:
+    gateway.sender.decide = sent_now(gateway)
+    await send_from(gateway, "acme", "ACME", 1)
+    await gateway.scheduler.incoming_sms(IncomingSms("m2", "447700900002", HANDSET, "hello", 0, START))
+    pdu = await mo_for(gateway, "fallback")
+    assert (pdu.source_addr, pdu.destination_addr, pdu.dest_addr_ton) == (HANDSET, "447700900002", 1)
+
+
+@pytest.mark.parametrize(("messages_config", "accounts_config"), TWO_WAY)
+async def test_after_the_window_keyword_then_default(gateway: Gateway, db_clock: MockClock) -> None:
+    gateway.sender.decide = sent_now(gateway)
+    await send_from(gateway, "acme", "ACME", 1)
+    await trio.sleep(7 * 24 * 3600 + 60)
+    await mo(gateway, "PIZZA large")
+    pdu = await mo_for(gateway, "shop")
+    assert (pdu.source_addr, pdu.destination_addr, pdu.short_message) == (HANDSET, MODEM_MSISDN, b"PIZZA large")
+    await mo(gateway, "pizzas are great")  # the first word must be the keyword itself
+    pdu = await mo_for(gateway, "fallback")
+    assert pdu.short_message == b"pizzas are great"
+    assert await nothing_for(gateway, "acme")
+
+
+@pytest.mark.parametrize(("messages_config", "accounts_config"), TWO_WAY)
+async def test_keyword_is_case_insensitive(gateway: Gateway, db_clock: MockClock) -> None:
+    for text in ("pizza", "  PiZzA\nmargherita"):
+        await mo(gateway, text)
+        pdu = await mo_for(gateway, "shop")
+        assert pdu.short_message == text.encode()
+
+
+@pytest.mark.parametrize(("messages_config", "accounts_config"), TWO_WAY)
+async def test_the_last_account_to_write_gets_the_reply(gateway: Gateway, db_clock: MockClock) -> None:
+    gateway.sender.decide = sent_now(gateway)
+    await send_from(gateway, "acme", "ACME", 1)
+    await trio.sleep(3600)
+    await send_from(gateway, "shop", "447700900777", 2)
+    await mo(gateway, "yes")
+    pdu = await mo_for(gateway, "shop")
+    assert (pdu.destination_addr, pdu.dest_addr_ton) == ("447700900777", 1)
+    assert await nothing_for(gateway, "acme")
+    await trio.sleep(3600)
+    await send_from(gateway, "acme", "ACME", 3)
+    await mo(gateway, "no")
+    assert (await mo_for(gateway, "acme")).short_message == b"no"

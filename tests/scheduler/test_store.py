@@ -191,8 +191,8 @@ async def test_purge_removes_only_old_final_messages(store: SqliteStore) -> None
 
 async def test_mo_waits_in_the_outbox_of_its_account(store: SqliteStore) -> None:
     sms = IncomingSms("m1", "447700900001", "447911000001", "hi", 0, datetime(2026, 1, 1, tzinfo=UTC))
-    await store.store_mo(sms, "acme", T0)
-    await store.store_mo(sms, None, T0)
+    await store.store_mo(sms, "acme", sms.modem_msisdn, T0)
+    await store.store_mo(sms, None, sms.modem_msisdn, T0)
     (entry,) = await store.outbox_fetch("acme", frozenset(), 10)
     assert entry.record.text == "hi"
     assert await store.outbox_fetch("acme", frozenset({entry.item_id}), 10) == []
