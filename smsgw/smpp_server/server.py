@@ -410,7 +410,8 @@ class SmppConnection:
                         await self._send_outbind(self._outbind)
                     await self._read_loop()
                 finally:
-                    # Operations still running finish against a closed session: their answers are dropped.
+                    # Operations still running (only if the wait for them at close ran out) finish against a
+                    # closed session: their answers are dropped.
                     if self.session.state is not BindState.CLOSED:
                         self.session.close()
                     self._timer_scope.cancel()
@@ -433,6 +434,10 @@ class SmppConnection:
                     data = b""
             if self._receive_scope.cancelled_caught:
                 return
+            if not data:
+                # A half-closed ESME may still read: what it submitted before its EOF is stored, so its
+                # acknowledgements are written before the session learns of the close (which would drop them).
+                await self._settle("eof")
             self.session.receive_data(bytes(data), trio.current_time())  # no copy: trio streams give bytes
             await self._handle_events()
 
@@ -478,6 +483,27 @@ class SmppConnection:
         """Stop reading; `run` then cleans up (releases pushed items, unregisters the bind, closes the stream)."""
         self._closing = True
         self._receive_scope.cancel()
+        self._room.set()  # a reader settling its pending requests stops waiting for them
+
+    async def _settle(self, reason: str, final: Pdu | None = None) -> None:
+        """Before the connection ends (unbind either way, EOF), with no new request read meanwhile: wait for every
+        request handed to the workers to be answered, queue `final` after those answers, and write it all; each
+        wait at most `response_timeout_s`. An ESME told nothing about a stored submission resubmits it."""
+        timeout = self.server.config.smpp.response_timeout_s
+        with trio.move_on_after(timeout):
+            while self._pending and not self._closing:
+                self._room = trio.Event()
+                await self._room.wait()
+        if self._pending:
+            log.warning("closing with requests unanswered source=%s reason=%s pending=%d", self.source, reason,
+                        self._pending)
+        if final is not None:
+            self._queue(final)
+        with trio.move_on_after(timeout):
+            await self._flush(wait=True)
+        if self._outbox:
+            log.warning("closing with responses unwritten source=%s reason=%s bytes=%d", self.source, reason,
+                        len(self._outbox))
 
     async def shutdown(self) -> None:
         """Graceful: unbind if bound (the ESME answers outstanding deliver_sm first), else close; wait for the end."""
@@ -505,12 +531,13 @@ class SmppConnection:
             self._reschedule()
         return True
 
-    async def _flush(self) -> None:
+    async def _flush(self, *, wait: bool = False) -> None:
         """Write the outgoing buffer. One writer at a time: a task that finds another writing leaves its bytes to
         that writer (which loops until the buffer is empty), so responses finished together go out in one write
         and a peer that does not read holds up one task, not every worker. The reader stops reading while the
-        buffer is above its high-water mark."""
-        if self._send_lock.locked():
+        buffer is above its high-water mark. With `wait`, return only once the buffer is written (or the write
+        failed), e.g. before closing the stream."""
+        if self._send_lock.locked() and not wait:
             return
         async with self._send_lock:
             while self._outbox:
@@ -621,7 +648,9 @@ class SmppConnection:
         elif command_id == CommandId.ENQUIRE_LINK:
             await self._send(EnquireLinkResp(sequence_number=pdu.sequence_number))
         elif command_id == CommandId.UNBIND:
-            await self._send(UnbindResp(sequence_number=pdu.sequence_number))
+            # SMPP 3.4 4.2: outstanding requests are answered before unbind_resp. The reader is here, so nothing
+            # new is read meanwhile; the session refuses whatever follows in the same read (it is unbound).
+            await self._settle("unbind", UnbindResp(sequence_number=pdu.sequence_number))
             if self.account is not None:
                 self.server.audit.record(
                     source=self.source, event="unbind", outcome="ok", system_id=self.account.system_id
@@ -630,6 +659,7 @@ class SmppConnection:
 
     async def _handle_response(self, request: Pdu, response: Pdu) -> None:
         if request.command_id == CommandId.UNBIND:
+            await self._settle("unbind_resp")
             self.close()
         elif response.command_status != CommandStatus.ESME_ROK:
             await self._response_failed(request, response.command_status)
@@ -736,7 +766,12 @@ class SmppConnection:
                 log.exception("submit_many failed source=%s count=%d", self.source, len(accepted))
                 results = [BackendError("backend failed", command_status=CommandStatus.ESME_RSYSERR)] * len(accepted)
         if self.session.state is BindState.CLOSED:
-            return  # the connection is gone: nobody to answer
+            # Only after the wait for answers at close ran out (or the stream broke): the ESME will resubmit these.
+            stored = [result for result in results if isinstance(result, str)]
+            if stored:
+                log.warning("stored submissions not acknowledged source=%s count=%d message_ids=%s", self.source,
+                            len(stored), ",".join(stored))
+            return
         answered: list[tuple[Pdu, Pdu]] = [
             (pdu, response_for(pdu, command_status=CommandStatus.ESME_RTHROTTLED)) for pdu in throttled
         ]

@@ -10,7 +10,7 @@ import socket
 import ssl
 import struct
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +27,7 @@ from smsgw.pdu.constants import CommandId, CommandStatus
 from smsgw.pdu.smpp import (
     BindReceiver,
     CancelSm,
+    DataSm,
     DeliverSm,
     Outbind,
     Pdu,
@@ -38,7 +39,7 @@ from smsgw.pdu.smpp import (
     encode_pdu,
     response_for,
 )
-from smsgw.smpp_server.backend import OutboundItem
+from smsgw.smpp_server.backend import BackendError, OutboundItem
 from smsgw.smpp_server.server import SmppListeners, serve_smpp
 from smsgw.smpp_server.session import RequestReceived, ResponseReceived, SmppSession
 from smsgw.smpp_server.states import Role
@@ -303,3 +304,38 @@ async def test_outbind_then_receiver_bind_gets_receipts(nursery: trio.Nursery) -
         await stream.send_all(esme.send(response_for(delivered.pdu), trio.current_time()))
         await eventually(lambda: backend.acknowledged == ["r3"])
         await stream.aclose()
+
+
+class _SlowBackend(DoubleBackend):
+    """Commits take a while, so the unbind is read while batches still wait for theirs."""
+
+    async def submit_many(self, account: str, pdus: Sequence[SubmitSm | DataSm]) -> list[str | BackendError]:
+        results = await super().submit_many(account, pdus)
+        await trio.sleep(0.05)
+        return results
+
+
+async def test_submit_then_unbind_at_once_gets_every_acknowledgement(nursery: trio.Nursery) -> None:
+    backend = _SlowBackend()
+    account = AccountConfig(system_id="acme", password_hash=PASSWORD_HASH)
+    listeners: SmppListeners = await nursery.start(serve_smpp, Config(smpp=SmppConfig(port=0), accounts=(account,)),
+                                                   backend)
+    count = 40
+    responses: list[smpplib.smpp.PDU] = []
+
+    def scenario() -> None:
+        with esme(listeners.port) as client:
+            client.bind_transmitter(system_id="acme", password=PASSWORD)
+            for n in range(count):
+                client.send_message(source_addr_ton=1, source_addr_npi=1, source_addr="447700900001",
+                                    dest_addr_ton=1, dest_addr_npi=1, destination_addr=f"4477009{n:05d}",
+                                    short_message=b"hello")
+            client.send_pdu(smpplib.smpp.make_pdu("unbind", client=client))
+            while not responses or responses[-1].command != "unbind_resp":
+                responses.append(client.read_pdu())
+
+    await in_thread(scenario)
+    acknowledged = [pdu for pdu in responses if pdu.command == "submit_sm_resp" and pdu.status == 0]
+    assert len(acknowledged) == count == len(backend.submitted)
+    assert sorted(pdu.message_id.decode() for pdu in acknowledged) == sorted(backend.owners)
+    assert [pdu.command for pdu in responses] == ["submit_sm_resp"] * count + ["unbind_resp"]
