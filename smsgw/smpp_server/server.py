@@ -807,9 +807,12 @@ class SmppConnection:
         except Exception:
             log.exception("operation failed source=%s command_id=0x%08X", self.source, pdu.command_id)
             response = response_for(pdu, command_status=CommandStatus.ESME_RSYSERR)
-        if self.session.state is not BindState.CLOSED:
-            self._answer(pdu, response, trio.current_time())
-            await self._flush()
+        if self.session.state is BindState.CLOSED:
+            log.warning("response not sent, connection closed source=%s command_id=0x%08X command_status=0x%08X",
+                        self.source, response.command_id, response.command_status)
+            return
+        self._answer(pdu, response, trio.current_time())
+        await self._flush()
 
     async def _operation(self, pdu: Pdu, segments: int) -> Pdu:
         """Answer one bound request other than a submission through the backend; BackendError becomes the
