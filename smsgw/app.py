@@ -35,6 +35,7 @@ from smsgw.config import (
 from smsgw.modem.driver import ModemDriver, ModemState
 from smsgw.modem.pool import ModemPool
 from smsgw.modem.seams import OutgoingSms, SendOutcome, Sent
+from smsgw.modem.status_file import status_path
 from smsgw.modem.virtual.modem import VirtualModem
 from smsgw.modem.virtual.network import VirtualNetwork, serve_network
 from smsgw.modem.virtual.pty import serve_pty
@@ -140,6 +141,8 @@ async def _run_parts(
             reassembly_timeout_s=config.messages.multipart_reassembly_timeout_s,
         )
         async with trio.open_nursery() as modems:
+            # Before the drivers run, so the SIMs' limits count what the previous run sent.
+            await modems.start(pool.keep_status_file, status_path(config.store.path), config.modems_status.interval_s)
             await modems.start(pool.run)
             await _wait_modems_started(pool, config)
             async with trio.open_nursery() as dispatch:

@@ -194,6 +194,15 @@ class StoreConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ModemsStatusConfig:
+    """The modem status file `<store path>.modems.json`: what `smsgw modems` shows, and the SIMs' limit counters
+    that the next run restores."""
+
+    # How often the running gateway rewrites it: its most sends a crash leaves uncounted, and the snapshot's age.
+    interval_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
 class VirtualNetworkConfig:
     """The simulated GSM network of `smsgw demo`, tests and `smsgw virtual-modem` (numbers: DESIGN.md)."""
 
@@ -239,6 +248,7 @@ class Config:
     routes: tuple[RouteConfig, ...] = (RouteConfig(name="default"),)
     messages: MessageConfig = field(default_factory=MessageConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    modems_status: ModemsStatusConfig = field(default_factory=ModemsStatusConfig)
     virtual_network: VirtualNetworkConfig = field(default_factory=VirtualNetworkConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
 
@@ -250,6 +260,7 @@ _SECTIONS: Final[Mapping[str, type]] = {
     "routes": RouteConfig,
     "messages": MessageConfig,
     "store": StoreConfig,
+    "modems_status": ModemsStatusConfig,
     "virtual_network": VirtualNetworkConfig,
     "policy": PolicyConfig,
 }

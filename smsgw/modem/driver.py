@@ -24,7 +24,7 @@ import trio
 
 from smsgw.config import ModemConfig
 from smsgw.modem.at import AtChannel, CommandTimedOut, Prompt, Response, Unsolicited
-from smsgw.modem.limits import SendLimits
+from smsgw.modem.limits import LimitUsage, SendLimits
 from smsgw.modem.quirks import DEFAULT_QUIRKS_DIR, GENERIC, ModemQuirks, find_quirks, load_quirks
 from smsgw.modem.receive import CompleteMessage, IncomingParts, StoredSlot
 from smsgw.modem.seams import ModemEventSink, OutgoingSms, SendFailed, SendOutcome, Sent, StatusReport
@@ -239,6 +239,13 @@ class ModemDriver:
             limit_reached=self.limit_reached(),
             last_error=self._last_error,
         )
+
+    def limit_usage(self) -> LimitUsage:
+        return self._limits.usage(trio.current_time(), _today())
+
+    def restore_limit_usage(self, usage: LimitUsage, elapsed_s: float) -> None:
+        """Count what this SIM sent in an earlier run, `elapsed_s` of wall time ago, against its limits."""
+        self._limits.restore(usage, trio.current_time(), _today(), elapsed_s)
 
     async def wait_state(self, *states: ModemState) -> ModemState:
         """Wait until the modem is in one of `states` (for start-up and for tests of escalation)."""

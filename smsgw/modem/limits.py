@@ -3,6 +3,9 @@
 Commercial SIM gateways sell bundles that reset at the start of each day and month, and operators block SIMs that
 send bursts, so the minute limit slides while day and month follow the calendar (UTC). The caller passes both
 clocks: `now` (the monotonic Trio clock) for the window and `today` for the calendar.
+
+A SIM's bundle does not reset when the gateway restarts, so `usage` exports what was used in a form that outlives
+the process (the modem status file) and `restore` adds it back in the next run.
 """
 
 from __future__ import annotations
@@ -17,6 +20,17 @@ class LimitCounters:
     last_minute: int
     today: int
     this_month: int
+
+
+@dataclass(frozen=True, slots=True)
+class LimitUsage:
+    """What a SIM has used of its limits: the day and month counts with the UTC day they were counted on, and the
+    sliding minute as ages, since the monotonic clock of one process means nothing to the next."""
+
+    day: date  # also names the month of `this_month`
+    today: int
+    this_month: int
+    recent_ages_s: tuple[float, ...]  # how long before the snapshot each send of the last minute was
 
 
 class SendLimits:
@@ -50,6 +64,22 @@ class SendLimits:
         if self._per_minute is not None and counters.last_minute >= self._per_minute:
             return "per_minute"
         return None
+
+    def usage(self, now: float, today: date) -> LimitUsage:
+        self._roll(now, today)
+        return LimitUsage(today, self._day_count, self._month_count, tuple(now - sent for sent in self._recent))
+
+    def restore(self, usage: LimitUsage, now: float, today: date, elapsed_s: float) -> None:
+        """Add what an earlier run used, taken `elapsed_s` of wall time ago: its counts when they belong to this
+        day and month, and its sends still inside the minute window."""
+        self._roll(now, today)
+        if usage.day == today:
+            self._day_count += usage.today
+        if (usage.day.year, usage.day.month) == (today.year, today.month):
+            self._month_count += usage.this_month
+        elapsed_s = max(elapsed_s, 0.0)  # a wall clock set back must not move sends into the future
+        earlier = (now - age - elapsed_s for age in usage.recent_ages_s if age + elapsed_s < 60.0)
+        self._recent = deque(sorted((*earlier, *self._recent)))
 
     def record(self, now: float, today: date) -> None:
         """Count one message handed to the network (a failed submission still used the SIM's quota)."""

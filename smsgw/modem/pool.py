@@ -16,6 +16,7 @@ import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import trio
@@ -24,6 +25,7 @@ from smsgw.config import ModemConfig
 from smsgw.modem.driver import ModemDriver, ModemStatus, StreamOpener
 from smsgw.modem.quirks import DEFAULT_QUIRKS_DIR, load_quirks
 from smsgw.modem.seams import ModemEventSink, OutgoingSms, SendFailed, SendOutcome, Sent
+from smsgw.modem.status_file import ModemRecord, StatusFileError, StatusSnapshot, read_snapshot, write_snapshot
 from smsgw.pdu.errors import PduError
 from smsgw.pdu.udh import Concatenation, Udh
 
@@ -162,6 +164,64 @@ class ModemPool:
     def status(self) -> tuple[ModemStatus, ...]:
         """A snapshot of every modem (state, signal, operator, counters) for `smsgw modems` and logs."""
         return tuple(driver.status() for driver in self._drivers)
+
+    def snapshot(self, written_at: datetime) -> StatusSnapshot:
+        return StatusSnapshot(
+            written_at,
+            tuple(
+                ModemRecord(
+                    driver.status(),
+                    driver.limit_usage(),
+                    driver.config.messages_per_minute,
+                    driver.config.messages_per_day,
+                    driver.config.messages_per_month,
+                )
+                for driver in self._drivers
+            ),
+        )
+
+    def restore_counters(self, snapshot: StatusSnapshot, now: datetime) -> None:
+        """Count what each modem (by name) sent in the run that wrote `snapshot` against its limits."""
+        elapsed_s = (now - snapshot.written_at).total_seconds()
+        for record in snapshot.modems:
+            driver = self._by_name.get(record.status.name)
+            if driver is not None:
+                driver.restore_limit_usage(record.usage, elapsed_s)
+                log.info(
+                    "limit counters restored modem=%s day=%s today=%d this_month=%d",
+                    driver.name,
+                    record.usage.day,
+                    record.usage.today,
+                    record.usage.this_month,
+                )
+
+    async def keep_status_file(
+        self, path: Path, interval_s: float, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Restore the limit counters from `path`, then write the snapshot there every `interval_s` and once more
+        when cancelled, so that the next run starts from the last count (start before `run`)."""
+        try:
+            previous = read_snapshot(path)
+        except (OSError, StatusFileError) as exc:
+            # Refusing to start over a status file would take the whole gateway down for a counter.
+            log.warning("modem status file unreadable, limit counters start at zero path=%s error=%s", path, exc)
+            previous = None
+        if previous is not None:
+            self.restore_counters(previous, datetime.now(UTC))
+        task_status.started()
+        try:
+            while True:
+                await trio.to_thread.run_sync(_write_status, path, self.snapshot(datetime.now(UTC)))
+                await trio.sleep(interval_s)
+        finally:
+            _write_status(path, self.snapshot(datetime.now(UTC)))
+
+
+def _write_status(path: Path, snapshot: StatusSnapshot) -> None:
+    try:
+        write_snapshot(path, snapshot)
+    except OSError as exc:  # a full disk must not stop the modems; the next write tries again
+        log.warning("cannot write modem status path=%s error=%s", path, exc)
 
 
 def _concatenation(sms: OutgoingSms) -> Concatenation | None:

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 import trio
 import trio.testing
 
+from smsgw.modem.driver import StreamOpener
 from smsgw.modem.seams import IncomingSms, StatusReport
+from smsgw.modem.virtual.modem import VirtualModem
 
 Answer = str | Callable[[str], str | None] | None
 
@@ -173,3 +175,14 @@ def memory_opener(modem: ScriptedModem, nursery: trio.Nursery) -> Callable[[], t
         return host
 
     return open_stream  # type: ignore[return-value]
+
+
+def virtual_opener(modem: VirtualModem, nursery: trio.Nursery) -> StreamOpener:
+    """A driver's opener that connects it to `modem` over a memory stream, as if its port were opened."""
+
+    async def open_stream() -> trio.abc.Stream:
+        host, device = trio.testing.memory_stream_pair()
+        nursery.start_soon(modem.serve, device)
+        return host
+
+    return open_stream

@@ -17,7 +17,7 @@ from smsgw.modem.virtual.network import VirtualNetwork, serve_network
 from smsgw.modem.virtual.pty import serve_pty
 from smsgw.pdu.text import Encoding, encode_text
 
-from modem_fakes import RecordingSink
+from modem_fakes import RecordingSink, virtual_opener
 
 NETWORK = VirtualNetworkConfig(delivery_delay_s=1.0, sim_ready_delay_s=3.0, registration_delay_s=5.0)
 A, B = "447700900001", "447700900002"
@@ -33,15 +33,6 @@ def _sms(destination: str, text: str, **changes: object) -> OutgoingSms:
     )
 
 
-def _virtual_opener(modem: VirtualModem, nursery: trio.Nursery):  # type: ignore[no-untyped-def]
-    async def open_stream() -> trio.abc.Stream:
-        host, device = trio.testing.memory_stream_pair()
-        nursery.start_soon(modem.serve, device)
-        return host
-
-    return open_stream
-
-
 async def test_two_modems_over_memory_streams(autojump_clock: trio.testing.MockClock) -> None:
     sink = RecordingSink()
     async with trio.open_nursery() as nursery:
@@ -51,7 +42,7 @@ async def test_two_modems_over_memory_streams(autojump_clock: trio.testing.MockC
         for name, msisdn, pin in (("a", A, "1234"), ("b", B, None)):
             modem = VirtualModem(network, msisdn, NETWORK, pin=pin)
             config = ModemConfig(name=name, port=f"virtual:{msisdn}", msisdn=msisdn, pin=pin)
-            drivers.append(ModemDriver(config, sink, opener=_virtual_opener(modem, nursery)))
+            drivers.append(ModemDriver(config, sink, opener=virtual_opener(modem, nursery)))
         pool = ModemPool(drivers)
         await nursery.start(pool.run)
         for driver in drivers:
