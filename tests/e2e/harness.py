@@ -18,7 +18,7 @@ SHOP_PASSWORD = "shop-pw"
 # The demo's configuration with a second account and delays cut from seconds and minutes to tenths of a second.
 FAST = Config(
     smpp=SmppConfig(bind_failure_delay_base_s=0.01, shutdown_grace_s=1.0),
-    accounts=(AccountConfig(system_id="shop", password_hash=hash_password(SHOP_PASSWORD)),),
+    accounts=(AccountConfig(system_id="shop", password_hash=hash_password(SHOP_PASSWORD), keywords=("SHOP",)),),
     messages=MessageConfig(
         min_validity_s=1.0,
         retry_backoff_base_s=0.2,

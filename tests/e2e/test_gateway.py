@@ -68,8 +68,6 @@ async def test_every_row_of_the_virtual_network(gateway: GatewayStarted, demo: E
     assert modem_to_modem[:2] == ("row 447700900002", "447700900002")
 
 
-@pytest.mark.xfail(strict=True, reason="reply matching (issue 6 item 5) is not in the scheduler yet: MO goes to "
-                   "messages.mo_default_account")
 async def test_reply_goes_to_the_account_that_wrote(gateway: GatewayStarted, demo: Esme) -> None:
     shop = await in_thread(Esme, gateway.smpp.port, "shop", SHOP_PASSWORD)
     try:
@@ -79,6 +77,23 @@ async def test_reply_goes_to_the_account_that_wrote(gateway: GatewayStarted, dem
         (reply,) = _mo(items)
         assert reply.text == "RE: order 42 shipped" and reply.source_addr == "447700900999"
         await trio.sleep(0.5)  # give a misrouted copy time to show up at the other account
+        await in_thread(demo.wait_for, lambda items: True, 0.1)
+        assert _mo(demo.delivered) == []
+    finally:
+        await in_thread(shop.close)
+
+
+async def test_keyword_routes_an_mo_to_the_account_owning_it(gateway: GatewayStarted, demo: Esme) -> None:
+    shop = await in_thread(Esme, gateway.smpp.port, "shop", SHOP_PASSWORD, bind="receiver")
+    try:
+        # One virtual modem texts another: the handset (a modem's number) never got a message from the receiving
+        # modem, so no reply rule applies; the first word is the shop's keyword.
+        status, _ = await in_thread(demo.submit, "447700900002", b"shop where is my order")
+        assert status == CommandStatus.ESME_ROK
+        items = await in_thread(shop.wait_for, lambda items: len(_mo(items)) >= 1, 30.0)
+        (mo,) = _mo(items)
+        assert mo.text == "shop where is my order" and mo.destination_addr == "447700900002"
+        await trio.sleep(0.5)
         await in_thread(demo.wait_for, lambda items: True, 0.1)
         assert _mo(demo.delivered) == []
     finally:
