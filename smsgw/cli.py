@@ -728,7 +728,9 @@ def _cmd_modems(args: argparse.Namespace) -> int:
         document = json.loads(encode_snapshot(snapshot))
         print(json.dumps({**document, "age_s": round(age_s, 1)}, indent=2, ensure_ascii=False))
         return EXIT_OK
-    print(f"snapshot of {snapshot.written_at.isoformat(timespec='seconds')}, {age_s:.0f} s old")
+    # A few missed renewals (a busy disk) are normal; many mean the writer, the gateway, is gone.
+    stale = "; stale: the gateway stopped or is hung" if age_s > _STALE_RENEWALS * snapshot.interval_s else ""
+    print(f"snapshot of {snapshot.written_at.isoformat(timespec='seconds')}, {age_s:.0f} s old{stale}")
     header = ("NAME", "MSISDN", "GROUP", "STATE", "SIGNAL", "OPERATOR", "TODAY", "MONTH", "LAST ERROR")
     rows = [header]
     for record in snapshot.modems:
@@ -755,6 +757,9 @@ def _cmd_modems(args: argparse.Namespace) -> int:
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
     return EXIT_OK
+
+
+_STALE_RENEWALS = 3
 
 
 def _used_of(used: int, limit: int | None) -> str:

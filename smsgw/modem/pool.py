@@ -165,9 +165,12 @@ class ModemPool:
         """A snapshot of every modem (state, signal, operator, counters) for `smsgw modems` and logs."""
         return tuple(driver.status() for driver in self._drivers)
 
-    def snapshot(self, written_at: datetime) -> StatusSnapshot:
+    def snapshot(self, written_at: datetime, interval_s: float) -> StatusSnapshot:
+        """What the status file holds: every modem's status, limit usage and limits; `interval_s` is how often
+        the writer renews it."""
         return StatusSnapshot(
             written_at,
+            interval_s,
             tuple(
                 ModemRecord(
                     driver.status(),
@@ -211,10 +214,10 @@ class ModemPool:
         task_status.started()
         try:
             while True:
-                await trio.to_thread.run_sync(_write_status, path, self.snapshot(datetime.now(UTC)))
+                await trio.to_thread.run_sync(_write_status, path, self.snapshot(datetime.now(UTC), interval_s))
                 await trio.sleep(interval_s)
         finally:
-            _write_status(path, self.snapshot(datetime.now(UTC)))
+            _write_status(path, self.snapshot(datetime.now(UTC), interval_s))
 
 
 def _write_status(path: Path, snapshot: StatusSnapshot) -> None:

@@ -41,6 +41,7 @@ class ModemRecord:
 @dataclass(frozen=True, slots=True)
 class StatusSnapshot:
     written_at: datetime  # UTC wall clock
+    interval_s: float  # the writer's promise: a snapshot much older than this means it stopped
     modems: tuple[ModemRecord, ...]
 
 
@@ -66,7 +67,12 @@ def encode_snapshot(snapshot: StatusSnapshot) -> bytes:
                 },
             }
         )
-    document = {"version": FORMAT_VERSION, "written_at": snapshot.written_at.isoformat(), "modems": modems}
+    document = {
+        "version": FORMAT_VERSION,
+        "written_at": snapshot.written_at.isoformat(),
+        "interval_s": snapshot.interval_s,
+        "modems": modems,
+    }
     return json.dumps(document, indent=1, ensure_ascii=False).encode()
 
 
@@ -78,7 +84,8 @@ def decode_snapshot(data: bytes) -> StatusSnapshot:
         written_at = datetime.fromisoformat(document["written_at"])
         if written_at.tzinfo is None:
             raise StatusFileError("written_at has no time zone")
-        return StatusSnapshot(written_at, tuple(_decode_record(item) for item in document["modems"]))
+        modems = tuple(_decode_record(item) for item in document["modems"])
+        return StatusSnapshot(written_at, float(document["interval_s"]), modems)
     except StatusFileError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:

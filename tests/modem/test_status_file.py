@@ -50,6 +50,7 @@ def _status(name: str, **changes: object) -> ModemStatus:
 def _snapshot(written_at: datetime, day: date) -> StatusSnapshot:
     return StatusSnapshot(
         written_at,
+        5.0,
         (
             ModemRecord(_status("gsm1"), LimitUsage(day, 3, 40, (1.5, 20.0)), 10, 100, 1000),
             ModemRecord(
@@ -149,6 +150,7 @@ async def test_pool_restores_counters_by_modem_name() -> None:
     last_month = today.replace(day=1) - timedelta(days=1)
     snapshot = StatusSnapshot(
         now - timedelta(seconds=10),
+        5.0,
         (
             ModemRecord(_status("gsm1"), LimitUsage(today, 3, 49, ()), None, None, 50),
             ModemRecord(_status("gsm2"), LimitUsage(last_month, 3, 49, ()), None, None, 50),
@@ -159,7 +161,7 @@ async def test_pool_restores_counters_by_modem_name() -> None:
     gsm1, gsm2 = pool.drivers
     assert (gsm1.limit_usage().today, gsm1.limit_usage().this_month) == (3, 49)
     assert (gsm2.limit_usage().today, gsm2.limit_usage().this_month) == (0, 0)
-    written = pool.snapshot(now)
+    written = pool.snapshot(now, 5.0)
     assert [(r.status.name, r.usage.this_month, r.per_month) for r in written.modems] == [
         ("gsm1", 49, 50),
         ("gsm2", 0, 50),
@@ -224,7 +226,7 @@ def test_cli_prints_the_modems(tmp_path: Path, capsys: pytest.CaptureFixture[str
     write_snapshot(status_path(str(store)), _snapshot(now - timedelta(seconds=3), now.date()))
     assert main(["modems", "--db", str(store)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "s old" in lines[0]
+    assert lines[0].endswith(" s old")  # fresh: written 3 s ago, renewed every 5 s
     assert lines[1].split() == ["NAME", "MSISDN", "GROUP", "STATE", "SIGNAL", "OPERATOR", "TODAY", "MONTH", "LAST",
                                 "ERROR"]  # fmt: skip
     assert lines[2].split() == ["gsm1", A, "uk", "ready", "20", "(-73", "dBm)", "Vodafone", "UK", "3/100", "40/1000",
@@ -240,8 +242,9 @@ def test_cli_counts_of_a_past_month_show_as_zero(tmp_path: Path, capsys: pytest.
     long_ago = now - timedelta(days=40)
     write_snapshot(status_path(str(store)), _snapshot(long_ago, long_ago.date()))
     assert main(["modems", "--config", str(config)]) == 0
-    row = capsys.readouterr().out.splitlines()[2].split()
-    assert row[-3:] == ["0/100", "0/1000", "-"]
+    header, _, row, *_ = capsys.readouterr().out.splitlines()
+    assert header.endswith("s old; stale: the gateway stopped or is hung")
+    assert row.split()[-3:] == ["0/100", "0/1000", "-"]
 
 
 def test_cli_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
