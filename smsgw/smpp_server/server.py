@@ -36,7 +36,6 @@ from smsgw.pdu.smpp import (
     BindTransmitterResp,
     CancelSm,
     DataSm,
-    DataSmResp,
     EnquireLink,
     EnquireLinkResp,
     Outbind,
@@ -48,7 +47,6 @@ from smsgw.pdu.smpp import (
     SubmitMulti,
     SubmitMultiResp,
     SubmitSm,
-    SubmitSmResp,
     Unbind,
     UnbindResp,
     UnsuccessSme,
@@ -71,6 +69,7 @@ from smsgw.smpp_server.session import (
     SessionTimedOut,
     SmppSession,
     UnexpectedResponse,
+    submission_response,
 )
 from smsgw.smpp_server.states import BIND_RESPONSES, BOUND, BindState, Role
 from smsgw.smpp_server.throttle import TokenBucket
@@ -740,20 +739,15 @@ class SmppConnection:
             self._room.set()
 
     async def _answer_submissions(self, requests: Sequence[RequestReceived]) -> None:
-        """Throttle each submission, give the backend the rest in one `submit_many`, write every answer at once."""
+        """Throttle the submissions, give the backend the rest in one `submit_many`, write every answer at once
+        (in the order of the requests)."""
         account = self.account
         assert account is not None  # the session only lets these through in a bound state
-        bucket = self.server.bucket(account)
         now = trio.current_time()
-        accepted: list[SubmitSm | DataSm] = []
-        throttled: list[Pdu] = []
-        for request in requests:
-            pdu = request.pdu
-            assert isinstance(pdu, _SUBMISSIONS)
-            if bucket.try_take(request.segments, now):
-                accepted.append(pdu)
-            else:
-                throttled.append(pdu)
+        taken = self.server.bucket(account).take_each([request.segments for request in requests], now)
+        # `_handle_events` batches only SubmitSm/DataSm.
+        pdus: list[SubmitSm | DataSm] = [request.pdu for request in requests]  # type: ignore[misc]
+        accepted = [pdu for pdu, ok in zip(pdus, taken) if ok]
         results: Sequence[str | BackendError] = ()
         if accepted:
             try:
@@ -772,23 +766,19 @@ class SmppConnection:
                 log.warning("stored submissions not acknowledged source=%s count=%d message_ids=%s", self.source,
                             len(stored), ",".join(stored))
             return
-        answered: list[tuple[Pdu, Pdu]] = [
-            (pdu, response_for(pdu, command_status=CommandStatus.ESME_RTHROTTLED)) for pdu in throttled
+        stored_results = iter(results)
+        outcomes: list[str | int] = [
+            (result if isinstance(result := next(stored_results), str) else result.command_status)
+            if ok
+            else CommandStatus.ESME_RTHROTTLED
+            for ok in taken
         ]
-        for pdu, result in zip(accepted, results):
-            if isinstance(result, str):
-                response: Pdu = (SubmitSmResp if pdu.__class__ is SubmitSm else DataSmResp)(
-                    sequence_number=pdu.sequence_number, message_id=result
-                )
-            else:
-                response = response_for(pdu, command_status=result.command_status)
-            answered.append((pdu, response))
         now = trio.current_time()
         try:
-            self._outbox += self.session.send_responses([response for _, response in answered], now)
+            self._outbox += self.session.send_submission_responses(pdus, outcomes, now)
         except PduError:  # one of them cannot be encoded: find it
-            for pdu, response in answered:
-                self._answer(pdu, response, now)
+            for pdu, outcome in zip(pdus, outcomes):
+                self._answer(pdu, submission_response(pdu, outcome), now)
         await self._flush()
 
     def _answer(self, request: Pdu, response: Pdu, now: float) -> None:

@@ -21,7 +21,18 @@ from smsgw.config import SmppConfig
 from smsgw.pdu.constants import CommandId, CommandStatus
 from smsgw.pdu.errors import PduError
 from smsgw.pdu.framing import PduFramer
-from smsgw.pdu.smpp import PDU_CLASSES, GenericNack, Pdu, decode_pdu, encode_pdu, response_class
+from smsgw.pdu.smpp import (
+    PDU_CLASSES,
+    DataSm,
+    DataSmResp,
+    GenericNack,
+    Pdu,
+    SubmitSm,
+    SubmitSmResp,
+    decode_pdu,
+    encode_pdu,
+    response_class,
+)
 from smsgw.smpp_server.states import (
     BIND_TRANSITIONS,
     BOUND,
@@ -37,6 +48,7 @@ from smsgw.smpp_server.validation import validate_request
 wire_log = logging.getLogger("smsgw.wire")
 
 MAX_SEQUENCE_NUMBER: Final = 0x7FFFFFFF
+_MAX_STATUS: Final = 0xFFFFFFFF
 _HEADER: Final = struct.Struct(">IIII")
 _RESPONSE_BIT: Final = 0x80000000
 _UNBIND: Final = int(CommandId.UNBIND)  # a plain int: enum member lookups cost on the per-PDU path
@@ -54,6 +66,13 @@ _WINDOWED: Final = frozenset(
         CommandId.ALERT_NOTIFICATION,
     }
 )
+# The answers `send_submission_responses` packs itself: request command_id -> response command_id and class.
+_SUBMISSION_RESPONSES: Final[dict[int, tuple[int, type[SubmitSmResp] | type[DataSmResp]]]] = {
+    int(CommandId.SUBMIT_SM): (int(CommandId.SUBMIT_SM_RESP), SubmitSmResp),
+    int(CommandId.DATA_SM): (int(CommandId.DATA_SM_RESP), DataSmResp),
+}
+# A message_id packed without the codec: ASCII, no NUL, shorter than the 65-octet C-octet string limit.
+_PACKED_MESSAGE_ID_MAX: Final = 64
 # Keep-alive traffic does not count as activity for the inactivity timer.
 _KEEPALIVE: Final = frozenset({CommandId.ENQUIRE_LINK, CommandId.ENQUIRE_LINK_RESP})
 
@@ -142,6 +161,14 @@ def _error_response_to(request: type[Pdu] | None, sequence_number: int, command_
     except PduError:
         return GenericNack(sequence_number=sequence_number, command_status=command_status)
     return cls(sequence_number=sequence_number, command_status=command_status)
+
+
+def submission_response(request: SubmitSm | DataSm, outcome: str | int) -> Pdu:
+    """The answer to a submission: its message_id (accepted, ESME_ROK) or the error command_status."""
+    if isinstance(outcome, str):
+        cls = SubmitSmResp if request.__class__ is SubmitSm else DataSmResp
+        return cls(sequence_number=request.sequence_number, message_id=outcome)
+    return _error_response_to(type(request), request.sequence_number, outcome)
 
 
 @dataclass(slots=True)
@@ -310,17 +337,36 @@ class SmppSession:
             wire_log.debug("direction=out role=%s hex=%s", self.role.value, data.hex())
         return data
 
-    def send_responses(self, responses: Sequence[Pdu], now: float) -> bytes:
-        """`send` for a batch of answers to the peer's operations (no bind responses, no requests), in one buffer.
+    def send_submission_responses(
+        self, requests: Sequence[SubmitSm | DataSm], outcomes: Sequence[str | int], now: float
+    ) -> bytes:
+        """`send` of `submission_response(request, outcome)` for a batch, in one buffer, without building the
+        response values: an ordinary message_id or an error status is packed straight into a header (the
+        codec's octets; a property test compares them), anything else goes through the codec.
 
         PduError (nothing accounted) if one of them cannot be encoded."""
         if self.state is BindState.CLOSED:
-            raise LocalProtocolError(f"cannot send {len(responses)} responses: session is closed")
-        for pdu in responses:
-            command_id = pdu.command_id
-            if not command_id & _RESPONSE_BIT or command_id in BIND_TRANSITIONS or command_id in _KEEPALIVE:
-                raise LocalProtocolError(f"send_responses cannot send {type(pdu).__name__}")
-        data = b"".join([encode_pdu(pdu) for pdu in responses])
+            raise LocalProtocolError(f"cannot send {len(requests)} responses: session is closed")
+        if len(requests) != len(outcomes):
+            raise LocalProtocolError(f"{len(outcomes)} outcomes for {len(requests)} submissions")
+        pack = _HEADER.pack
+        parts: list[bytes] = []
+        for request, outcome in zip(requests, outcomes):
+            known = _SUBMISSION_RESPONSES.get(request.command_id)
+            if known is None:
+                raise LocalProtocolError(f"send_submission_responses cannot answer {type(request).__name__}")
+            response_id = known[0]
+            sequence_number = request.sequence_number
+            if isinstance(outcome, str):
+                if len(outcome) <= _PACKED_MESSAGE_ID_MAX and outcome.isascii() and "\0" not in outcome:
+                    message_id = outcome.encode()
+                    parts.append(pack(17 + len(message_id), response_id, 0, sequence_number) + message_id + b"\0")
+                    continue
+            elif 0 < outcome <= _MAX_STATUS:
+                parts.append(pack(16, response_id, outcome, sequence_number))
+                continue
+            parts.append(encode_pdu(submission_response(request, outcome)))
+        data = b"".join(parts)
         self._last_activity = now
         if wire_log.isEnabledFor(logging.DEBUG):
             wire_log.debug("direction=out role=%s hex=%s", self.role.value, data.hex())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class TokenBucket:
     """Starts full; refills continuously at `rate_per_s` up to `burst`. Time is whatever clock `now` comes from."""
@@ -22,10 +24,25 @@ class TokenBucket:
         A request larger than the burst needs a full bucket (and empties it) rather than being refused forever.
         """
         amount = min(amount, self.burst)
-        if now > self._updated:
-            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate_per_s)
-            self._updated = now
+        self._refill(now)
         if amount > self._tokens:
             return False
         self._tokens -= amount
         return True
+
+    def take_each(self, amounts: Sequence[float], now: float) -> list[bool]:
+        """`try_take` for each amount in turn (a batch of submissions): one step when the whole batch fits, which
+        then needs no cap at `burst` since every amount is at most the tokens there are."""
+        if not amounts:
+            return []
+        total = sum(amounts)
+        self._refill(now)
+        if total <= self._tokens:
+            self._tokens -= total
+            return [True] * len(amounts)
+        return [self.try_take(amount, now) for amount in amounts]
+
+    def _refill(self, now: float) -> None:
+        if now > self._updated:
+            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate_per_s)
+            self._updated = now

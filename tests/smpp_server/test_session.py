@@ -18,6 +18,8 @@ from smsgw.pdu.smpp import (
     BindReceiver,
     BindTransceiver,
     BindTransmitter,
+    DataSm,
+    DataSmResp,
     DeliverSm,
     DeliverSmResp,
     EnquireLink,
@@ -45,6 +47,7 @@ from smsgw.smpp_server.session import (
     SessionTimedOut,
     SmppSession,
     UnexpectedResponse,
+    submission_response,
 )
 from smsgw.smpp_server.states import BindState, Role
 from smsgw.smpp_server.validation import check_request, validate_request
@@ -441,15 +444,58 @@ def test_validation_fast_path_answers_as_the_full_checks(**fields: object) -> No
     assert outcome(validate_request) == outcome(check_request)
 
 
-def test_send_responses_is_send_for_a_batch() -> None:
+def test_send_submission_responses_is_send_for_a_batch() -> None:
     link = Link()
     link.bind()
-    responses = [SubmitSmResp(sequence_number=7, message_id="m7"), SubmitSmResp(sequence_number=8, command_status=0x58)]
-    assert link.smsc.send_responses(responses, 1.0) == b"".join(encode_pdu(r) for r in responses)
+    requests: list[SubmitSm | DataSm] = [
+        replace(SUBMIT, sequence_number=7),
+        DataSm(sequence_number=8, source_addr="1", destination_addr="2"),
+    ]
+    outcomes: list[str | int] = ["m7", CommandStatus.ESME_RTHROTTLED]
+    assert link.smsc.send_submission_responses(requests, outcomes, 1.0) == (
+        encode_pdu(SubmitSmResp(sequence_number=7, message_id="m7"))
+        + encode_pdu(DataSmResp(sequence_number=8, command_status=CommandStatus.ESME_RTHROTTLED))
+    )
     with pytest.raises(LocalProtocolError):
-        link.smsc.send_responses([EnquireLink(sequence_number=9)], 1.0)
+        link.smsc.send_submission_responses([EnquireLink(sequence_number=9)], ["x"], 1.0)  # type: ignore[list-item]
+    with pytest.raises(LocalProtocolError):
+        link.smsc.send_submission_responses(requests, ["m7"], 1.0)
     with pytest.raises(PduError):
-        link.smsc.send_responses([SubmitSmResp(sequence_number=10, message_id="x" * 70)], 1.0)
+        link.smsc.send_submission_responses([SUBMIT], ["x" * 70], 1.0)
     link.smsc.close()
     with pytest.raises(LocalProtocolError):
-        link.smsc.send_responses(responses, 1.0)
+        link.smsc.send_submission_responses(requests, outcomes, 1.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.booleans(),
+            st.integers(0, MAX_SEQUENCE_NUMBER),
+            st.one_of(st.text(max_size=70), st.integers(0, 0xFFFFFFFF), st.integers(0x100000000, 2**40)),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_packed_submission_responses_are_the_codecs_octets(answers: list[tuple[bool, int, str | int]]) -> None:
+    """The packed fast path gives `encode_pdu(submission_response(...))`, and refuses what the codec refuses."""
+    link = Link()
+    link.bind()
+    requests: list[SubmitSm | DataSm] = [
+        replace(SUBMIT, sequence_number=number) if submit else DataSm(sequence_number=number)
+        for submit, number, _ in answers
+    ]
+    outcomes = [outcome for _, _, outcome in answers]
+    try:
+        expected: bytes | type[PduError] = b"".join(
+            encode_pdu(submission_response(request, outcome)) for request, outcome in zip(requests, outcomes)
+        )
+    except PduError:
+        expected = PduError
+    try:
+        got: bytes | type[PduError] = link.smsc.send_submission_responses(requests, outcomes, 1.0)
+    except PduError:
+        got = PduError
+    assert got == expected

@@ -1,3 +1,6 @@
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from smsgw.smpp_server.throttle import TokenBucket
 
 
@@ -27,3 +30,19 @@ def test_request_larger_than_burst_needs_a_full_bucket() -> None:
     assert bucket.try_take(8, 0.0)
     assert not bucket.try_take(8, 2.0)
     assert bucket.try_take(8, 3.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.floats(0.1, 100),
+    st.floats(0.5, 50),
+    st.lists(st.tuples(st.floats(0, 2), st.lists(st.integers(0, 12), max_size=20)), max_size=6),
+)
+def test_take_each_is_try_take_in_turn(rate: float, burst: float, steps: list[tuple[float, list[int]]]) -> None:
+    # Whole segment counts below the burst: every subtraction is exact, so one step and several agree exactly.
+    batched, single = TokenBucket(rate, burst, 0.0), TokenBucket(rate, burst, 0.0)
+    now = 0.0
+    for elapsed, amounts in steps:
+        now += elapsed
+        assert batched.take_each(amounts, now) == [single.try_take(amount, now) for amount in amounts]
+        assert batched._tokens == single._tokens
