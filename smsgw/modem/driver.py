@@ -161,7 +161,8 @@ class ModemDriver:
             quirks_table = load_quirks(Path(config.quirks_dir) if config.quirks_dir else DEFAULT_QUIRKS_DIR)
         self._quirks_table = quirks_table
         self.quirks: ModemQuirks = GENERIC
-        self._limits = SendLimits(config.messages_per_minute, config.messages_per_day, config.messages_per_month)
+        self._limits = _send_limits(config)
+        self._limits_imsi = ""  # the SIM the limit counters count for, once known
         self._parts = IncomingParts(reassembly_timeout_s)
         self._lock = trio.Lock()
         self._state = ModemState.CLOSED
@@ -243,9 +244,15 @@ class ModemDriver:
     def limit_usage(self) -> LimitUsage:
         return self._limits.usage(trio.current_time(), _today())
 
-    def restore_limit_usage(self, usage: LimitUsage, elapsed_s: float) -> None:
-        """Count what this SIM sent in an earlier run, `elapsed_s` of wall time ago, against its limits."""
+    @property
+    def limits_imsi(self) -> str:
+        return self._limits_imsi
+
+    def restore_limit_usage(self, usage: LimitUsage, elapsed_s: float, imsi: str) -> None:
+        """Count what SIM `imsi` sent in an earlier run, `elapsed_s` of wall time ago, against its limits (until
+        start-up finds another SIM in the modem)."""
         self._limits.restore(usage, trio.current_time(), _today(), elapsed_s)
+        self._limits_imsi = imsi
 
     async def wait_state(self, *states: ModemState) -> ModemState:
         """Wait until the modem is in one of `states` (for start-up and for tests of escalation)."""
@@ -725,6 +732,19 @@ class ModemDriver:
 
     # -- start-up -----------------------------------------------------------------------------------------
 
+    def _count_for_sim(self) -> None:
+        """Limits belong to a SIM, not to a port: another SIM in this modem (put in because the last one's bundle
+        ran out, say) starts from zero."""
+        if self.imsi and self._limits_imsi and self.imsi != self._limits_imsi:
+            log.warning(
+                "another SIM, limit counters start at zero modem=%s imsi=%s previous_imsi=%s",
+                self.name,
+                self.imsi,
+                self._limits_imsi,
+            )
+            self._limits = _send_limits(self.config)
+        self._limits_imsi = self.imsi or self._limits_imsi
+
     async def _start_up(self) -> None:
         self._set_state(ModemState.INITIALISING)
         await self._sync()
@@ -733,6 +753,7 @@ class ModemDriver:
         await self._unlock_sim()
         imsi = await self.command("AT+CIMI")
         self.imsi = _digits(imsi.lines)
+        self._count_for_sim()
         await self._require("AT+CMGF=0")
         for extra in self.quirks.init_commands:
             response = await self.command(extra)
@@ -911,6 +932,10 @@ def _destination(number: str) -> Address:
 
 def _toa(number: str) -> int:
     return 145 if number.startswith("+") else 129
+
+
+def _send_limits(config: ModemConfig) -> SendLimits:
+    return SendLimits(config.messages_per_minute, config.messages_per_day, config.messages_per_month)
 
 
 def _today() -> date:

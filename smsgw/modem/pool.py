@@ -175,6 +175,7 @@ class ModemPool:
                 ModemRecord(
                     driver.status(),
                     driver.limit_usage(),
+                    driver.limits_imsi,
                     driver.config.messages_per_minute,
                     driver.config.messages_per_day,
                     driver.config.messages_per_month,
@@ -184,12 +185,13 @@ class ModemPool:
         )
 
     def restore_counters(self, snapshot: StatusSnapshot, now: datetime) -> None:
-        """Count what each modem (by name) sent in the run that wrote `snapshot` against its limits."""
+        """Count what each modem (by name) sent in the run that wrote `snapshot` against its limits; a modem that
+        turns out to hold another SIM drops them at start-up."""
         elapsed_s = (now - snapshot.written_at).total_seconds()
         for record in snapshot.modems:
             driver = self._by_name.get(record.status.name)
             if driver is not None:
-                driver.restore_limit_usage(record.usage, elapsed_s)
+                driver.restore_limit_usage(record.usage, elapsed_s, record.usage_imsi)
                 log.info(
                     "limit counters restored modem=%s day=%s today=%d this_month=%d",
                     driver.name,

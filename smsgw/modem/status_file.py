@@ -32,6 +32,7 @@ class StatusFileError(Exception):
 class ModemRecord:
     status: ModemStatus
     usage: LimitUsage
+    usage_imsi: str  # the SIM `usage` was counted for ('' before the modem ever identified its SIM)
     # The configured limits, so that the reader needs no config to show "used of allowed".
     per_minute: int | None
     per_day: int | None
@@ -60,6 +61,7 @@ def encode_snapshot(snapshot: StatusSnapshot) -> bytes:
                 **status,
                 "limits": {"per_minute": record.per_minute, "per_day": record.per_day, "per_month": record.per_month},
                 "usage": {
+                    "imsi": record.usage_imsi,
                     "day": record.usage.day.isoformat(),
                     "today": record.usage.today,
                     "this_month": record.usage.this_month,
@@ -104,6 +106,7 @@ def _decode_record(item: dict[str, Any]) -> ModemRecord:
             this_month=int(usage["this_month"]),
             recent_ages_s=tuple(float(age) for age in usage["recent_ages_s"]),
         ),
+        usage_imsi=str(usage["imsi"]),
         per_minute=limits["per_minute"],
         per_day=limits["per_day"],
         per_month=limits["per_month"],

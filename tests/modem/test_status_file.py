@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from datetime import UTC, date, datetime, timedelta
@@ -34,6 +35,7 @@ from smsgw.pdu.text import Encoding, encode_text
 from modem_fakes import RecordingSink, virtual_opener
 
 A, B = "447700900001", "447700900002"
+NETWORK = VirtualNetworkConfig(delivery_delay_s=0.0)
 
 
 def _status(name: str, **changes: object) -> ModemStatus:
@@ -52,10 +54,11 @@ def _snapshot(written_at: datetime, day: date) -> StatusSnapshot:
         written_at,
         5.0,
         (
-            ModemRecord(_status("gsm1"), LimitUsage(day, 3, 40, (1.5, 20.0)), 10, 100, 1000),
+            ModemRecord(_status("gsm1"), LimitUsage(day, 3, 40, (1.5, 20.0)), "234150000000001", 10, 100, 1000),
             ModemRecord(
                 _status("gsm2", state=ModemState.DOWN, signal_rssi=None, operator="", last_error="SIM PIN wrong"),
                 LimitUsage(day, 0, 0, ()),
+                "",
                 None,
                 None,
                 None,
@@ -152,9 +155,9 @@ async def test_pool_restores_counters_by_modem_name() -> None:
         now - timedelta(seconds=10),
         5.0,
         (
-            ModemRecord(_status("gsm1"), LimitUsage(today, 3, 49, ()), None, None, 50),
-            ModemRecord(_status("gsm2"), LimitUsage(last_month, 3, 49, ()), None, None, 50),
-            ModemRecord(_status("unplugged"), LimitUsage(today, 1, 1, ()), None, None, None),
+            ModemRecord(_status("gsm1"), LimitUsage(today, 3, 49, ()), "", None, None, 50),
+            ModemRecord(_status("gsm2"), LimitUsage(last_month, 3, 49, ()), "", None, None, 50),
+            ModemRecord(_status("unplugged"), LimitUsage(today, 1, 1, ()), "", None, None, None),
         ),
     )
     pool.restore_counters(snapshot, now)
@@ -168,19 +171,24 @@ async def test_pool_restores_counters_by_modem_name() -> None:
     ]
 
 
-async def _run_pool(path: Path, network_config: VirtualNetworkConfig, *, send: bool) -> ModemPool:
+async def _virtual_drivers(nursery: trio.Nursery) -> list[ModemDriver]:
+    """Drivers "a" and "b" of two virtual modems on one network, allowed 100 messages a month each."""
+    network = VirtualNetwork(NETWORK, now=trio.current_time())
+    await nursery.start(serve_network, network)
+    return [
+        ModemDriver(
+            ModemConfig(name=name, port=f"virtual:{msisdn}", msisdn=msisdn, messages_per_month=100),
+            RecordingSink(),
+            opener=virtual_opener(VirtualModem(network, msisdn, NETWORK), nursery),
+        )
+        for name, msisdn in (("a", A), ("b", B))
+    ]
+
+
+async def _run_pool(path: Path, *, send: bool) -> ModemPool:
     """Two virtual modems in a pool that keeps its status file; sends one SMS when asked."""
     async with trio.open_nursery() as nursery:
-        network = VirtualNetwork(network_config, now=trio.current_time())
-        await nursery.start(serve_network, network)
-        drivers = [
-            ModemDriver(
-                ModemConfig(name=name, port=f"virtual:{msisdn}", msisdn=msisdn, messages_per_month=100),
-                RecordingSink(),
-                opener=virtual_opener(VirtualModem(network, msisdn, network_config), nursery),
-            )
-            for name, msisdn in (("a", A), ("b", B))
-        ]
+        drivers = await _virtual_drivers(nursery)
         pool = ModemPool(drivers)
         await nursery.start(pool.keep_status_file, path, 5.0)
         await nursery.start(pool.run)
@@ -202,18 +210,22 @@ async def _run_pool(path: Path, network_config: VirtualNetworkConfig, *, send: b
     return pool
 
 
+async def _after_one_send(tmp_path: Path) -> tuple[Path, StatusSnapshot]:
+    path = status_path(str(tmp_path / "smsgw.db"))
+    await _run_pool(path, send=True)
+    snapshot = read_snapshot(path)
+    assert snapshot is not None
+    return path, snapshot
+
+
 async def test_gateway_pool_writes_the_file_and_the_next_run_counts_on(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    path = status_path(str(tmp_path / "smsgw.db"))
-    network_config = VirtualNetworkConfig(delivery_delay_s=0.0)
-    await _run_pool(path, network_config, send=True)
-    first = read_snapshot(path)
-    assert first is not None
-    assert [r.status.signal_rssi for r in first.modems] == [network_config.signal_rssi] * 2
+    path, first = await _after_one_send(tmp_path)
+    assert [r.status.signal_rssi for r in first.modems] == [NETWORK.signal_rssi] * 2
     sent_by = [(r.usage.today, r.usage.this_month) for r in first.modems]
     assert sorted(sent_by) == [(0, 0), (1, 1)]  # whichever modem the pool chose
-    restarted = await _run_pool(path, network_config, send=False)
+    restarted = await _run_pool(path, send=False)
     # A restart did not reset the SIM.
     assert [(d.limit_usage().today, d.limit_usage().this_month) for d in restarted.drivers] == sent_by
     second = read_snapshot(path)
@@ -268,3 +280,25 @@ def test_cli_with_a_damaged_file(tmp_path: Path, capsys: pytest.CaptureFixture[s
     status_path(str(store)).write_text("{")
     assert main(["modems", "--db", str(store)]) == 1
     assert "not a modem status snapshot" in capsys.readouterr().err
+
+
+async def test_counts_of_another_sim_are_dropped_when_the_modem_identifies_its_sim(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    _, first = await _after_one_send(tmp_path)
+    assert all(r.usage_imsi for r in first.modems)
+    sender = next(r for r in first.modems if r.usage.today == 1)
+    swapped = dataclasses.replace(sender, usage_imsi="234159999999999")  # the operator put in a fresh SIM
+    async with trio.open_nursery() as nursery:
+        drivers = await _virtual_drivers(nursery)
+        pool = ModemPool(drivers)
+        pool.restore_counters(
+            dataclasses.replace(first, modems=tuple(swapped if r is sender else r for r in first.modems)),
+            datetime.now(UTC),
+        )
+        (restored,) = (d for d in drivers if d.name == sender.status.name)
+        assert restored.limit_usage().today == 1  # until the modem says which SIM it has
+        await nursery.start(pool.run)
+        assert await restored.wait_state(ModemState.READY, ModemState.DOWN) is ModemState.READY
+        assert (restored.limit_usage().today, restored.limits_imsi) == (0, sender.usage_imsi)
+        nursery.cancel_scope.cancel()
