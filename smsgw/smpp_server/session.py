@@ -236,12 +236,13 @@ class SmppSession:
             self._events.append(RequestRejected(nack, f"broken header: {error}", close=True))
 
     def _receive_frame(self, frame: bytes, now: float) -> None:
-        _, command_id, _, sequence_number = _HEADER.unpack_from(frame)
         try:
             pdu = decode_pdu(frame)
         except PduError as exc:
+            _, command_id, _, sequence_number = _HEADER.unpack_from(frame)  # the framer saw 16 octets at least
             self._reject_undecodable(command_id, sequence_number, exc)
             return
+        command_id = pdu.command_id
         if command_id not in _KEEPALIVE:
             self._last_activity = now
         if command_id & _RESPONSE_BIT:
