@@ -13,6 +13,7 @@ extension) that the text is written in (`NationalTables`).
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from functools import cache
 from typing import Final
@@ -135,6 +136,8 @@ class _Codec:
     extension: dict[int, str]
     # The characters that cost two septets: in the extension, not in the alphabet.
     double: frozenset[str]
+    # Finds the first character outside both tables; unlike `str.translate`, the search stops there.
+    foreign: re.Pattern[str]
 
 
 @cache
@@ -153,7 +156,9 @@ def _codec(tables: NationalTables) -> _Codec:
         if septet != ESCAPE:
             encode[ord(char)] = chr(septet)
     double = frozenset(char for char in extension.values() if len(encode[ord(char)]) == 2)
-    return _Codec(encode, dict(enumerate(alphabet)), alphabet, extension, double)
+    encodable = sorted(chr(code) for code, septets in encode.items() if septets != _NOT_GSM)
+    foreign = re.compile("[^" + "".join(re.escape(char) for char in encodable) + "]")
+    return _Codec(encode, dict(enumerate(alphabet)), alphabet, extension, double, foreign)
 
 
 def double_septet_characters(tables: NationalTables = DEFAULT_TABLES) -> frozenset[str]:
@@ -177,7 +182,7 @@ def gsm7_septet_count(text: str, tables: NationalTables = DEFAULT_TABLES) -> int
 
 def is_gsm7(text: str, tables: NationalTables = DEFAULT_TABLES) -> bool:
     """Whether every character of `text` is in the alphabet or its extension table."""
-    return text.translate(_codec(tables).encode).isascii()
+    return _codec(tables).foreign.search(text) is None
 
 
 def encode_gsm7(text: str, tables: NationalTables = DEFAULT_TABLES) -> bytes:

@@ -277,3 +277,15 @@ def test_random_packed_only_raise_pdu_error(data: bytes, count: int, fill_bits: 
         return
     assert len(septets) == count
     decode_gsm7(septets)  # unpacked septets always decode
+
+
+_ALL_TABLES = [NationalTables(locking, single) for locking in range(4) for single in range(4)]
+
+
+@given(
+    st.text(alphabet=st.sampled_from(GSM7_BASIC + TURKISH_LOCKING + PORTUGUESE_LOCKING + "€{çáÁ中😀\x1b")) | st.text(),
+    st.sampled_from(_ALL_TABLES),
+)
+def test_membership_search_agrees_with_the_encoding_table(text: str, tables: NationalTables) -> None:
+    # is_gsm7 stops at the first foreign character; gsm7_septet_count translates every character.
+    assert is_gsm7(text, tables) == (gsm7_septet_count(text, tables) is not None)

@@ -14,6 +14,7 @@ from smsgw.pdu.gsm7 import (
     NationalLanguage,
     NationalTables,
     fill_bits_for_udh,
+    is_gsm7,
     pack_septets,
 )
 from smsgw.pdu.constants import GatewayError
@@ -21,13 +22,16 @@ from smsgw.pdu.segmentation import (
     SarInfo,
     SegmentedText,
     TooManySegments,
+    _costed_pieces,
+    _encoded_pieces,
+    _Plan,
     part_capacity,
     sar_to_udh,
     segment_binary,
     segment_text,
     udh_to_sar,
 )
-from smsgw.pdu.text import Encoding, decode_as, units
+from smsgw.pdu.text import Encoding, decode_as, encode_text, units
 from smsgw.pdu.udh import Concatenation, PortAddressing, Udh
 
 GSM_CHARS = [c for c in GSM7_BASIC if c != "\x1b"] + list(GSM7_EXTENSION.values())
@@ -274,3 +278,55 @@ def test_gsm_segments_join_back(text: str, reference_bits: int) -> None:
 def test_any_text_segments_join_back(text: str, reference_bits: int) -> None:
     segmented = segment_text(text, reference=200, reference_bits=reference_bits, max_segments=255)
     _check(text, segmented, reference_bits)
+
+
+# The cut in the encoded text (`_encoded_pieces`) against the cut by per-character costs (`_costed_pieces`):
+# same parts, same bytes, for every alphabet it serves, national tables, surrogate pairs and odd capacities.
+_NATIONAL = [NationalTables(locking, single) for locking in (0, 1, 3) for single in (0, 1, 2, 3)]
+
+
+@st.composite
+def _encodable(draw: st.DrawFn) -> tuple[str, Encoding, NationalTables]:
+    encoding = draw(st.sampled_from([Encoding.GSM7, Encoding.UCS2, Encoding.LATIN1, Encoding.IA5]))
+    tables = draw(st.sampled_from(_NATIONAL)) if encoding is Encoding.GSM7 else DEFAULT_TABLES
+    if encoding is Encoding.GSM7:
+        national = "ĞğİıŞşçÁÍÓÚáíóúêÔôÀÃÕÂâ"
+        alphabet = st.sampled_from(sorted(c for c in GSM_CHARS + list(national) if is_gsm7(c, tables)))
+    elif encoding is Encoding.UCS2:
+        alphabet = st.one_of(st.sampled_from("a€中😀"), st.characters(exclude_categories=["Cs"]))
+    else:
+        alphabet = st.characters(max_codepoint=0x7F if encoding is Encoding.IA5 else 0xFF)
+    return draw(st.text(alphabet=alphabet, max_size=700)), encoding, tables
+
+
+@settings(max_examples=150)
+@given(_encodable(), st.integers(2, 160), st.integers(2, 160))
+def test_encoded_cut_matches_costed_cut(
+    case: tuple[str, Encoding, NationalTables], first: int, following: int
+) -> None:
+    text, encoding, tables = case
+    plan = _Plan(single=0, first=first, following=following, single_udh=b"")
+    whole = encode_text(text, encoding, tables)
+    assert _encoded_pieces(text, whole, encoding, plan) == _costed_pieces(text, encoding, tables, plan)
+
+
+@settings(max_examples=40)
+@given(
+    st.text(alphabet=st.sampled_from("ab€中"), min_size=1, max_size=300),
+    st.sampled_from([(), (PortAddressing(2948, 9200),), (PortAddressing(5, 6, bits=8),)]),
+    st.sampled_from([8, 16]),
+    st.integers(0, 0xFF),
+)
+def test_part_headers_are_the_extra_header_with_concatenation_first(
+    text: str, udh_elements: tuple[PortAddressing, ...], reference_bits: int, reference: int
+) -> None:
+    segmented = segment_text(
+        text, reference=reference, reference_bits=reference_bits, udh_elements=udh_elements, max_segments=255
+    )
+    extra = Udh(udh_elements)
+    for part in segmented.parts:
+        if part.total == 1:
+            assert part.udh == (extra.to_bytes() if udh_elements else b"")
+        else:
+            concatenation = Concatenation(reference, part.total, part.sequence, reference_bits)
+            assert part.udh == extra.with_concatenation(concatenation).to_bytes()

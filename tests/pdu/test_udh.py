@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from smsgw.pdu.errors import PduError
 from smsgw.pdu.gsm7 import DEFAULT_TABLES, NationalLanguage, NationalTables
 from smsgw.pdu.udh import (
+    CONCATENATION_8,
+    CONCATENATION_16,
     USER_DATA_HEADER,
     Concatenation,
     Element,
@@ -209,3 +211,15 @@ def test_random_bytes_only_raise_pdu_error(data: bytes, udhi: bool) -> None:
         return
     if udh is not None:
         assert udh.to_bytes() + rest == data
+
+
+@given(st.integers(0, 0xFFFF), st.integers(1, 0xFF), st.data(), st.sampled_from([8, 16]))
+def test_concatenation_bytes_agree_with_the_construct_declaration(
+    reference: int, total: int, data: st.DataObject, bits: int
+) -> None:
+    reference &= (1 << bits) - 1
+    sequence = data.draw(st.integers(1, total))
+    schema = CONCATENATION_8 if bits == 8 else CONCATENATION_16
+    declared = schema.build({"reference": reference, "total": total, "sequence": sequence})
+    element = Concatenation(reference, total, sequence, bits)
+    assert element.to_bytes() == bytes((element.iei, len(declared))) + declared
