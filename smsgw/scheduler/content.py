@@ -24,6 +24,7 @@ from smsgw.pdu.segmentation import (
 from smsgw.pdu.text import Encoding, choose_encoding, decode_as, encode_text, parse_data_coding
 from smsgw.pdu.udh import split_user_data
 from smsgw.scheduler.model import NewSegment, Refused
+from smsgw.scheduler.policy import PreparedText
 
 _MODEM_ENCODINGS: Final = frozenset({Encoding.GSM7, Encoding.BINARY, Encoding.UCS2})
 
@@ -36,16 +37,19 @@ class Content:
     gateway_split: bool
 
 
-def build_content(
-    payload: bytes,
-    *,
-    data_coding: int,
-    esm_class: int,
-    sar: SarInfo | None,
-    max_segments: int,
-    reference: int,
-) -> Content:
-    """Segments for one destination; Refused carries the status to refuse the submission with."""
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A submission's payload understood, before the route's content rules: what `build_segments` splits."""
+
+    payload: bytes
+    text: str | None  # None for binary data
+    encoding: Encoding  # the alphabet it goes on air in: GSM 7-bit, 8-bit data or UCS-2
+    flash: bool
+    presplit: Content | None  # a part the ESME split (UDHI or SAR TLVs): one segment, sent as it came
+
+
+def decode_content(payload: bytes, *, data_coding: int, esm_class: int, sar: SarInfo | None) -> Decoded:
+    """Refused carries the status to refuse the submission with (bad alphabet, oversized part)."""
     try:
         scheme = parse_data_coding(data_coding)
         flash = scheme.message_class == 0
@@ -53,16 +57,36 @@ def build_content(
         if sar is not None:
             payload, udhi = sar_to_udh(sar, payload, udhi), True
         if udhi:
-            return _presplit(payload, scheme.encoding, flash)
+            part = _presplit(payload, scheme.encoding, flash)
+            return Decoded(payload, part.text if scheme.encoding.is_text else None, scheme.encoding, flash, part)
         if scheme.encoding is Encoding.BINARY:
-            binary = segment_binary(payload, max_segments=max_segments, reference=reference)
-            parts = tuple(NewSegment(Encoding.BINARY.data_coding, p.user_data, p.udh) for p in binary.parts)
-            return Content(parts, "", flash, len(parts) > 1)
+            return Decoded(payload, None, Encoding.BINARY, flash, None)
         text = decode_as(payload, scheme.encoding)
         encoding = scheme.encoding if scheme.encoding in _MODEM_ENCODINGS else choose_encoding(text)
-        split = segment_text(text, encoding=encoding, max_segments=max_segments, reference=reference)
+        return Decoded(payload, text, encoding, flash, None)
+    except PduError as exc:
+        raise Refused(str(exc), command_status=exc.command_status) from None
+
+
+def build_segments(decoded: Decoded, prepared: PreparedText | None, *, max_segments: int, reference: int) -> Content:
+    """Segments for one destination: text as the content rules `prepared` it (signature, suffix, line breaks),
+    binary data split as is, an ESME-split part unchanged."""
+    if decoded.presplit is not None:
+        return decoded.presplit
+    try:
+        if decoded.text is None:
+            binary = segment_binary(decoded.payload, max_segments=max_segments, reference=reference)
+            parts = tuple(NewSegment(Encoding.BINARY.data_coding, p.user_data, p.udh) for p in binary.parts)
+            return Content(parts, "", decoded.flash, len(parts) > 1)
+        text, encoding, reserve = decoded.text, decoded.encoding, 0
+        if prepared is not None:
+            text, encoding, reserve = prepared.text, prepared.encoding, prepared.first_part_reserve
+            max_segments = prepared.max_segments
+        split = segment_text(
+            text, encoding=encoding, max_segments=max_segments, reference=reference, first_part_reserve=reserve
+        )
         parts = tuple(NewSegment(split.data_coding, p.user_data, p.udh) for p in split.parts)
-        return Content(parts, text, flash, len(parts) > 1)
+        return Content(parts, text, decoded.flash, len(parts) > 1)
     except PduError as exc:
         raise Refused(str(exc), command_status=exc.command_status) from None
 

@@ -65,6 +65,8 @@ class NewMessage:
     expires_ms: int
     price_per_segment_micro: int
     segments: tuple[NewSegment, ...]
+    # A policy err code (8xx): the message is kept REJECTED with it, never sent (and priced at 0).
+    rejected_error: int = 0
 
     @property
     def charge_micro(self) -> int:

@@ -7,23 +7,26 @@ from a `WallClock` on the Trio clock, so `MockClock` tests run schedules, retrie
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import trio
 
-from smsgw.config import Config
+from smsgw.config import AccountConfig, Config, RouteConfig
 from smsgw.modem.seams import IncomingSms, OutgoingSms, SendFailed, SendOutcome, Sent, SmsSender, StatusReport
-from smsgw.pdu.constants import CommandStatus
+from smsgw.pdu.constants import CommandStatus, Ton
 from smsgw.pdu.errors import PduError
-from smsgw.pdu.segmentation import SarInfo
+from smsgw.pdu.segmentation import SarInfo, TooManySegments
 from smsgw.pdu.smpp import CancelSm, DataSm, DeliverSm, ReplaceSm, SmeAddress, SubmitMulti, SubmitSm
 from smsgw.pdu.smpp_time import parse_smpp_time
+from smsgw.pdu.text import choose_encoding
 from smsgw.pdu.tlv import Tlvs
-from smsgw.scheduler.content import Content, build_content
+from smsgw.scheduler.content import Content, Decoded, build_segments, decode_content
 from smsgw.scheduler.ids import MessageIdGenerator, normalize_message_id
 from smsgw.scheduler.model import (
     Address,
@@ -35,6 +38,17 @@ from smsgw.scheduler.model import (
     OutboxEntry,
     Refused,
     StoreUnavailable,
+)
+from smsgw.scheduler.policy import (
+    InvalidNumber,
+    MessagePolicy,
+    PolicyError,
+    PolicyFacts,
+    Rejection,
+    Submission,
+    check_recipient,
+    normalise_number,
+    record_opt_out,
 )
 from smsgw.scheduler.render import mo_pdu, receipt_pdu
 from smsgw.scheduler.routing import NoRoute, find_route, segment_price_micro
@@ -57,10 +71,18 @@ _MS = 1000
 
 class Scheduler:
     def __init__(
-        self, store: MessageStore, config: Config, clock: WallClock, *, rng: random.Random | None = None
+        self,
+        store: MessageStore,
+        config: Config,
+        clock: WallClock,
+        *,
+        rng: random.Random | None = None,
     ) -> None:
         self._store = store
         self._config = config
+        self._policy = MessagePolicy(config)
+        self._facts = store.policy_facts()  # blocking calls: always through trio.to_thread
+        self._accounts = {account.system_id: account for account in config.accounts}
         self._messages = config.messages
         self._clock = clock
         self._rng = rng or random.Random()
@@ -176,6 +198,56 @@ class Scheduler:
             account, rule = self._messages.mo_default_account or None, "default"
         rowid = await self._store.store_mo(sms, account, recipient, now)
         log.info("mo stored mo_id=%d modem=%s account=%s rule=%s", rowid, sms.modem, account, rule)
+        if account is not None and await trio.to_thread.run_sync(
+            functools.partial(
+                record_opt_out, self._facts, account, sms.originator, sms.text, self._config.policy.opt_out_keywords
+            )
+        ):
+            await self._confirm_opt_out(account, sms.originator, recipient, now)
+
+    async def _confirm_opt_out(self, account: str, handset: str, sender: str, now: int) -> None:
+        """The one confirmation of an opt-out, from the address the handset wrote to; not charged, and not
+        subject to the suppression it confirms."""
+        text = self._config.policy.opt_out_confirmation
+        number = handset.lstrip("+")
+        if not text:
+            return
+        try:
+            route = find_route(self._config.routes, number)
+            content = build_segments(
+                Decoded(b"", text, choose_encoding(text), False, None),
+                None,
+                max_segments=route.max_segments,
+                reference=self._rng.randrange(256),
+            )
+        except (NoRoute, Refused) as exc:
+            log.warning("opt-out confirmation not sent account=%s handset=%s reason=%s", account, handset, exc)
+            return
+        ton = Ton.INTERNATIONAL if sender.isdigit() else Ton.ALPHANUMERIC
+        window = delivery_window(now, self._messages, None, None)
+        message = NewMessage(
+            message_id=self._ids.next(now),
+            dest_index=0,
+            account=account,
+            service_type="",
+            source=Address(sender, ton, 1 if sender.isdigit() else 0),
+            destination=Address(number, Ton.INTERNATIONAL, 1),
+            route=route.name,
+            modem_group=route.modem_group,
+            esm_class=0,
+            registered_delivery=0,
+            data_coding=content.segments[0].data_coding,
+            flash=False,
+            gateway_split=content.gateway_split,
+            text=content.text,
+            submitted_ms=now,
+            start_ms=window.start_ms,
+            expires_ms=window.expires_ms,
+            price_per_segment_micro=0,
+            segments=content.segments,
+        )
+        await self._accept([message])
+        log.info("opt-out confirmed account=%s handset=%s message_id=%s", account, handset, message.message_id)
 
     def _keyword_owner(self, text: str) -> str | None:
         words = text.split(maxsplit=1)
@@ -200,9 +272,10 @@ class Scheduler:
         message_id = self._ids.next(now)
         destination = Address(pdu.destination_addr, pdu.dest_addr_ton, pdu.dest_addr_npi)
         try:
-            message = self._new_message(account, pdu, message_id, 0, destination, now)
+            checked = self._new_message(account, pdu, message_id, 0, destination, now)
         except Refused as refused:
             raise BackendError(str(refused), command_status=refused.command_status) from None
+        (message,) = await self._check_recipients([checked])
         (stored,) = await self._accept([message])
         if not stored:
             raise BackendError("insufficient balance", command_status=InsufficientBalance.command_status)
@@ -213,15 +286,16 @@ class Scheduler:
         """Each PDU as `submit` would take it, all accepted ones in one durable commit."""
         now = self._clock.now_ms()
         results: list[str | BackendError] = []
-        messages: list[NewMessage] = []
+        checks: list[tuple[NewMessage, bool]] = []
         for pdu in pdus:
             message_id = self._ids.next(now)
             destination = Address(pdu.destination_addr, pdu.dest_addr_ton, pdu.dest_addr_npi)
             try:
-                messages.append(self._new_message(account, pdu, message_id, 0, destination, now))
+                checks.append(self._new_message(account, pdu, message_id, 0, destination, now))
                 results.append(message_id)
             except Refused as refused:
                 results.append(BackendError(str(refused), command_status=refused.command_status))
+        messages = await self._check_recipients(checks) if checks else []
         stored = iter(await self._accept(messages) if messages else ())
         for index, result in enumerate(results):
             if isinstance(result, str) and not next(stored):
@@ -233,7 +307,7 @@ class Scheduler:
     async def submit_multi(self, account: str, pdu: SubmitMulti) -> MultiResult:
         now = self._clock.now_ms()
         message_id = self._ids.next(now)
-        messages: list[NewMessage] = []
+        checks: list[tuple[NewMessage, bool]] = []
         refused: list[UnsuccessfulDestination] = []
         for index, entry in enumerate(pdu.destinations):
             if not isinstance(entry, SmeAddress):
@@ -241,9 +315,10 @@ class Scheduler:
                 continue
             destination = Address(entry.destination_addr, entry.dest_addr_ton, entry.dest_addr_npi)
             try:
-                messages.append(self._new_message(account, pdu, message_id, index, destination, now))
+                checks.append(self._new_message(account, pdu, message_id, index, destination, now))
             except Refused as exc:
                 refused.append(_unsuccessful(destination, exc.command_status))
+        messages = await self._check_recipients(checks) if checks else []
         stored = await self._accept(messages) if messages else ()
         for message, ok in zip(messages, stored, strict=True):
             if not ok:
@@ -262,6 +337,21 @@ class Scheduler:
             log.error("store refused a submission error=%s", exc)
             raise BackendError("store unavailable", command_status=CommandStatus.ESME_RSYSERR) from None
 
+    async def _check_recipients(self, checks: Sequence[tuple[NewMessage, bool]]) -> list[NewMessage]:
+        """The do-not-call and opt-out rules: a refused recipient's message is kept REJECTED with its err code,
+        uncharged, its receipt queued if asked for (one worker thread call for the whole batch)."""
+        rejections = await trio.to_thread.run_sync(
+            functools.partial(_rejections, self._facts, [(m.account, m.destination.addr, p) for m, p in checks])
+        )
+        messages: list[NewMessage] = []
+        for (message, _), rejection in zip(checks, rejections, strict=True):
+            if rejection is not None:
+                log.info("rejected by policy message_id=%s account=%s err=%d reason=%s", message.message_id,
+                         message.account, rejection.error_code, rejection.reason)
+                message = replace(message, price_per_segment_micro=0, rejected_error=int(rejection.error_code))
+            messages.append(message)
+        return messages
+
     def _new_message(
         self,
         account: str,
@@ -270,31 +360,30 @@ class Scheduler:
         dest_index: int,
         destination: Address,
         now: int,
-    ) -> NewMessage:
-        number = destination.addr.lstrip("+")
-        if not number:
-            raise Refused("empty destination_addr", command_status=CommandStatus.ESME_RINVDSTADR)
+    ) -> tuple[NewMessage, bool]:
+        """The message to store and whether it is promotional; Refused for what the submit-time rules refuse."""
+        settings = self._account(account)
         try:
+            number = normalise_number(
+                destination.addr, settings.default_country_code, international=destination.ton == Ton.INTERNATIONAL
+            )
             route = find_route(self._config.routes, number)
-        except NoRoute as exc:
-            raise Refused(str(exc), command_status=NoRoute.command_status) from None
-        window = self._window(pdu, now)
-        tlvs = pdu.tlvs
-        payload = tlvs.message_payload if tlvs.message_payload is not None else _short_message(pdu)
-        content: Content = build_content(
-            payload,
-            data_coding=pdu.data_coding,
-            esm_class=pdu.esm_class,
-            sar=_sar(tlvs),
-            max_segments=route.max_segments,
-            reference=self._rng.randrange(256),
-        )
-        return NewMessage(
+            window = self._window(pdu, now)
+            tlvs = pdu.tlvs
+            payload = tlvs.message_payload if tlvs.message_payload is not None else _short_message(pdu)
+            decoded = decode_content(payload, data_coding=pdu.data_coding, esm_class=pdu.esm_class, sar=_sar(tlvs))
+            submission, content = self._apply_rules(settings, route, decoded, pdu.source_addr, pdu.service_type)
+        except (InvalidNumber, PolicyError, TooManySegments, NoRoute, Refused) as exc:
+            log.info("submission refused account=%s destination=%r status=0x%x reason=%s", account,
+                     destination.addr, exc.command_status, exc)
+            raise Refused(str(exc), command_status=exc.command_status) from None
+        sender = submission.sender
+        message = NewMessage(
             message_id=message_id,
             dest_index=dest_index,
             account=account,
             service_type=pdu.service_type,
-            source=Address(pdu.source_addr, pdu.source_addr_ton, pdu.source_addr_npi),
+            source=Address(sender.addr, sender.ton, sender.npi),
             destination=Address(number, destination.ton, destination.npi),
             route=route.name,
             modem_group=route.modem_group,
@@ -310,6 +399,29 @@ class Scheduler:
             price_per_segment_micro=segment_price_micro(route, number),
             segments=content.segments,
         )
+        return message, submission.promotional
+
+    def _account(self, account: str) -> AccountConfig:
+        # An account outside the config (one the operator tops up by name) has no sender or country rules.
+        return self._accounts.get(account) or AccountConfig(system_id=account, password_hash="")
+
+    def _apply_rules(
+        self, account: AccountConfig, route: RouteConfig, decoded: Decoded, source_addr: str, service_type: str
+    ) -> tuple[Submission, Content]:
+        """The submit-time rules (sender, blocked content, signature, suffix, segments), then the segments."""
+        submission = self._policy.check_submission(
+            account,
+            route,
+            source_addr=source_addr,
+            service_type=service_type,
+            text=decoded.text,
+            gateway_split=decoded.presplit is None,
+            encoding=None if decoded.text is None else decoded.encoding,
+        )
+        content = build_segments(
+            decoded, submission.text, max_segments=route.max_segments, reference=self._rng.randrange(256)
+        )
+        return submission, content
 
     def _window(self, pdu: SubmitSm | DataSm | SubmitMulti, now: int) -> Window:
         schedule: datetime | timedelta | None = None
@@ -367,14 +479,10 @@ class Scheduler:
         now = self._clock.now_ms()
         try:
             route = find_route(self._config.routes, original.destination.addr)
-            content = build_content(
-                pdu.short_message,
-                data_coding=original.data_coding,
-                esm_class=original.esm_class,
-                sar=None,
-                max_segments=route.max_segments,
-                reference=self._rng.randrange(256),
+            decoded = decode_content(
+                pdu.short_message, data_coding=original.data_coding, esm_class=original.esm_class, sar=None
             )
+            _, content = self._apply_rules(self._account(account), route, decoded, original.source.addr, "")
             window = self._replacement_window(pdu, original.start_ms, original.expires_ms, now)
             await self._store.replace(
                 account,
@@ -386,7 +494,7 @@ class Scheduler:
                 price_per_segment_micro=segment_price_micro(route, original.destination.addr),
                 now_ms=now,
             )
-        except (NoRoute, Refused, InsufficientBalance) as exc:
+        except (NoRoute, Refused, InsufficientBalance, PolicyError, TooManySegments) as exc:
             raise BackendError(str(exc), command_status=exc.command_status) from None
         except NotCancellable as exc:
             raise BackendError(str(exc), command_status=CommandStatus.ESME_RREPLACEFAIL) from None
@@ -437,6 +545,10 @@ class Scheduler:
             return
         self._cooling[item_id] = (account, trio.current_time() + self._messages.outbox_redelivery_delay_s)
         self._store.notify_outbox(account)
+
+
+def _rejections(facts: PolicyFacts, recipients: Sequence[tuple[str, str, bool]]) -> list[Rejection | None]:
+    return [check_recipient(facts, account, number, promotional=promotional) for account, number, promotional in recipients]
 
 
 def _unsuccessful(destination: Address, status: int) -> UnsuccessfulDestination:

@@ -27,6 +27,7 @@ import trio
 from smsgw.config import StoreConfig
 from smsgw.modem.seams import IncomingSms, Sent, StatusReport
 from smsgw.scheduler.migrations import migrate
+from smsgw.scheduler.policy_store import SqlitePolicyFacts
 from smsgw.scheduler.model import (
     Address,
     Handoff,
@@ -79,9 +80,16 @@ class SegmentRow:
 class SqliteStore:
     """Use `async with open_store(path, config) as store:`, which runs migrations and the writer task."""
 
-    def __init__(self, path: str, config: StoreConfig, connections: tuple[sqlite3.Connection, sqlite3.Connection]):
+    def __init__(
+        self,
+        path: str,
+        config: StoreConfig,
+        connections: tuple[sqlite3.Connection, sqlite3.Connection],
+        policy_facts: SqlitePolicyFacts,
+    ):
         self.path = path
         self._writer_connection, self._reader = connections
+        self._policy_facts = policy_facts
         self._read_lock = trio.Lock()
         self._writer = GroupCommitWriter(
             self._writer_connection, max_batch=config.writer_max_batch, queue_size=config.writer_queue_size
@@ -99,6 +107,11 @@ class SqliteStore:
     def close(self) -> None:
         self._writer_connection.close()
         self._reader.close()
+        self._policy_facts.close()
+
+    def policy_facts(self) -> SqlitePolicyFacts:
+        """The message policy's recipient facts, in tables of their own in the same database file."""
+        return self._policy_facts
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         async with self._read_lock:
@@ -150,6 +163,7 @@ class SqliteStore:
         message_rows: list[tuple[Any, ...]] = []
         segment_rows: list[tuple[Any, ...]] = []
         ledger_rows: list[tuple[Any, ...]] = []
+        rejected: list[tuple[int, int]] = []  # (message rowid, submitted_ms)
         results: list[tuple[bool, ...]] = []
         for request in requests:
             flags: list[bool] = []
@@ -165,11 +179,18 @@ class SqliteStore:
                     )
                 state = int(State.SCHEDULED if message.start_ms > message.submitted_ms else State.ACCEPTED)
                 message_rows.append(_message_row(next_rowid, message, state))
+                # A rejected message's segments are final at once; `_update_message` below derives its state.
+                segment_state, due_at = (
+                    (int(State.REJECTED), None) if message.rejected_error else (state, message.start_ms)
+                )
                 segment_rows.extend(
                     (next_rowid, seq, message.destination.addr, segment.data_coding, segment.udh, segment.user_data,
-                     state, message.start_ms, message.price_per_segment_micro)
+                     segment_state, due_at, message.price_per_segment_micro, message.rejected_error,
+                     message.submitted_ms if message.rejected_error else None)
                     for seq, segment in enumerate(message.segments)
                 )
+                if message.rejected_error:
+                    rejected.append((next_rowid, message.submitted_ms))
                 next_rowid += 1
                 flags.append(True)
             results.append(tuple(flags))
@@ -181,10 +202,12 @@ class SqliteStore:
             message_rows,
         )
         c.executemany(
-            "INSERT INTO segments (message, seq, destination, data_coding, udh, user_data, state, due_at, charge)"
-            " VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO segments (message, seq, destination, data_coding, udh, user_data, state, due_at, charge,"
+            " error_code, final_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             segment_rows,
         )
+        for rowid, at_ms in rejected:
+            self._update_message(c, rowid, at_ms, intermediate=False)
         c.executemany(
             "INSERT INTO ledger (account, at, kind, amount, balance_after, message_id)"
             " VALUES (?, ?, 'charge', ?, ?, ?)",
@@ -867,7 +890,8 @@ def connect(path: str, config: StoreConfig) -> tuple[sqlite3.Connection, sqlite3
 async def open_store(path: str | Path, config: StoreConfig) -> AsyncIterator[SqliteStore]:
     """The store with its writer task running; closed (after pending writes finish) when the block exits."""
     connections = await trio.to_thread.run_sync(connect, str(path), config)
-    store = SqliteStore(str(path), config, connections)
+    facts = await trio.to_thread.run_sync(SqlitePolicyFacts.open, str(path), config.busy_timeout_s)
+    store = SqliteStore(str(path), config, connections, facts)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(store.run)

@@ -25,6 +25,7 @@ from smsgw.scheduler.model import (
     StoredMessage,
     StoreUnavailable,
 )
+from smsgw.scheduler.policy import PolicyFacts
 from smsgw.scheduler.states import State
 
 __all__ = ["InsufficientBalance", "MessageStore", "NotCancellable", "StoreUnavailable"]
@@ -38,6 +39,8 @@ class MessageStore(Protocol):
     def outbox_event(self, account: str) -> trio.Event: ...
 
     def notify_outbox(self, account: str) -> None: ...
+
+    def policy_facts(self) -> PolicyFacts: ...
 
     async def accept(self, messages: Sequence[NewMessage]) -> tuple[bool, ...]: ...
 

@@ -75,12 +75,21 @@ def accounts_config() -> tuple[AccountConfig, ...]:
 
 
 @pytest.fixture
+def routes_config() -> tuple[RouteConfig, ...]:
+    return (RouteConfig(name="uk", prefixes=("44",), price_per_segment=0.05),)
+
+
+@pytest.fixture
 async def gateway(
-    tmp_path: Path, messages_config: MessageConfig, accounts_config: tuple[AccountConfig, ...], db_clock: MockClock
+    tmp_path: Path,
+    messages_config: MessageConfig,
+    accounts_config: tuple[AccountConfig, ...],
+    routes_config: tuple[RouteConfig, ...],
+    db_clock: MockClock,
 ) -> AsyncIterator[Gateway]:
     config = Config(
         accounts=accounts_config,
-        routes=(RouteConfig(name="uk", prefixes=("44",), price_per_segment=0.05),),
+        routes=routes_config,
         messages=messages_config,
         store=StoreConfig(synchronous="NORMAL"),
     )
@@ -368,8 +377,10 @@ def sent_now(gateway: Gateway, modem: str = "m1") -> Callable[[OutgoingSms], Sen
 async def send_from(gateway: Gateway, account: str, source: str, count: int) -> None:
     await gateway.store.topup(account, 1_000_000, gateway.clock.now_ms())
     pdu = replace(submit_sm(to=HANDSET, registered_delivery=0), source_addr=source)
-    await gateway.scheduler.submit(account, pdu)
+    message_id = await gateway.scheduler.submit(account, pdu)
     await gateway.sender.wait_sent(count)
+    while (await gateway.scheduler.query(account, message_id, "")).message_state != MessageState.ENROUTE:
+        await trio.sleep(0.1)  # the modem has it; now its Sent is committed too
 
 
 async def mo(gateway: Gateway, text: str, modem: str = "m1") -> None:
@@ -446,3 +457,117 @@ async def test_the_last_account_to_write_gets_the_reply(gateway: Gateway, db_clo
     await send_from(gateway, "acme", "ACME", 3)
     await mo(gateway, "no")
     assert (await mo_for(gateway, "acme")).short_message == b"no"
+
+
+# -- message policy (issue 7) through the Scheduler ----------------------------------------------------------------
+
+POLICY_ACCOUNTS = (
+    AccountConfig("acme", "x", default_country_code="44", sender_ids=("ACME", "447700900777")),
+    AccountConfig("promo", "x", promotional=True),
+)
+
+
+async def refused_status(gateway: Gateway, account: str, pdu: SubmitSm) -> int:
+    with pytest.raises(BackendError) as refused:
+        await gateway.scheduler.submit(account, pdu)
+    return refused.value.command_status
+
+
+async def receipt_for(gateway: Gateway, account: str, message_id: str) -> tuple[str, str]:
+    pdu = await mo_for(gateway, account)
+    receipt = parse_receipt(pdu.short_message)
+    assert receipt.message_id == message_id
+    return receipt.stat, receipt.err
+
+
+@pytest.mark.parametrize("accounts_config", [POLICY_ACCOUNTS])
+async def test_destinations_are_normalised_and_invalid_ones_refused(gateway: Gateway, db_clock: MockClock) -> None:
+    national = replace(submit_sm(to="07700 900-123"), dest_addr_ton=0, dest_addr_npi=0)
+    message_id = await gateway.scheduler.submit("acme", national)
+    (stored,) = await gateway.store.find("acme", message_id)
+    assert stored.destination.addr == FREE
+    await gateway.sender.wait_sent(1)
+    assert gateway.sender.sent[0][1].destination == FREE
+    for bad in ("12ab34567", "0044", "+"):
+        status = await refused_status(gateway, "acme", replace(submit_sm(to=bad), dest_addr_ton=0))
+        assert status == CommandStatus.ESME_RINVDSTADR
+    assert [entry.kind for entry in await gateway.store.ledger("acme", 10)] == ["topup"]  # nothing charged
+    await trio.sleep(60)
+    assert len(gateway.sender.sent) == 1
+
+
+@pytest.mark.parametrize("accounts_config", [POLICY_ACCOUNTS])
+async def test_sender_ids_are_checked_and_defaulted(gateway: Gateway, db_clock: MockClock) -> None:
+    for source in ("OTHER", "TOO-LONG-SENDER", "07700900777"):
+        status = await refused_status(gateway, "acme", replace(submit_sm(), source_addr=source))
+        assert status == CommandStatus.ESME_RINVSRCADR
+    defaulted = await gateway.scheduler.submit("acme", replace(submit_sm(), source_addr="", source_addr_ton=0))
+    numeric = await gateway.scheduler.submit("acme", replace(submit_sm(), source_addr="447700900777"))
+    senders = [(await gateway.store.find("acme", m))[0].source for m in (defaulted, numeric)]
+    assert [(s.addr, s.ton) for s in senders] == [("ACME", 5), ("447700900777", 1)]
+
+
+@pytest.mark.parametrize(
+    "routes_config",
+    [(RouteConfig(name="uk", prefixes=("44",), signature="Co: ", suffix=" Bye", sender_override="447700900001"),)],
+)
+async def test_route_signature_suffix_and_sender_override(gateway: Gateway, db_clock: MockClock) -> None:
+    message_id = await gateway.scheduler.submit("acme", submit_sm(text=b"hello"))
+    await gateway.sender.wait_sent(1)
+    assert gateway.sender.sent[0][1].user_data == b"Co: hello Bye"
+    (stored,) = await gateway.store.find("acme", message_id)
+    assert (stored.source.addr, stored.source.ton) == ("447700900001", 1)
+
+
+async def test_blocked_content_is_refused_at_submit(gateway: Gateway, tmp_path: Path, db_clock: MockClock) -> None:
+    path = tmp_path / "blocked.txt"
+    path.write_text("casino\nre:fr[e3]{2} money\n")
+    scheduler = Scheduler(gateway.store, Config(routes=(RouteConfig(name="uk", prefixes=("44",),
+                                                                    blocked_keywords_path=str(path)),)),
+                          gateway.clock)
+    for text in (b"Visit our CASINO today", b"get fr33 money now"):
+        with pytest.raises(BackendError) as refused:
+            await scheduler.submit("acme", submit_sm(text=text))
+        assert refused.value.command_status == 0x402
+    assert await scheduler.submit("acme", submit_sm(text=b"casinos are not whole-word matches"))
+
+
+@pytest.mark.parametrize("accounts_config", [POLICY_ACCOUNTS])
+async def test_do_not_call_rejects_promotional_messages_uncharged(gateway: Gateway, db_clock: MockClock) -> None:
+    facts = gateway.store.policy_facts()
+    await trio.to_thread.run_sync(lambda: facts.add_dnc([PAID, HANDSET], source="test"))
+    await trio.to_thread.run_sync(facts.add_consent, "promo", HANDSET)
+    await gateway.store.topup("promo", 1_000_000, gateway.clock.now_ms())
+    blocked = await gateway.scheduler.submit("promo", submit_sm())
+    assert await receipt_for(gateway, "promo", blocked) == ("REJECTD", "801")
+    assert await gateway.store.balance("promo") == 1_000_000
+    consented = await gateway.scheduler.submit("promo", submit_sm(to=HANDSET))
+    per_message = await gateway.scheduler.submit("acme", submit_sm(service_type="promo"))
+    transactional = await gateway.scheduler.submit("acme", submit_sm())
+    assert await receipt_for(gateway, "acme", per_message) == ("REJECTD", "801")
+    await gateway.sender.wait_sent(2)
+    assert sorted(s.destination for _, s, _ in gateway.sender.sent) == [PAID, HANDSET]
+    states = [(await gateway.scheduler.query(a, m, "")).message_state
+              for a, m in (("promo", consented), ("acme", transactional), ("acme", per_message))]
+    assert states == [MessageState.ENROUTE, MessageState.ENROUTE, MessageState.REJECTED]
+
+
+@pytest.mark.parametrize(("messages_config", "accounts_config"), TWO_WAY)
+async def test_opt_out_is_confirmed_once_and_later_messages_rejected(gateway: Gateway, db_clock: MockClock) -> None:
+    gateway.sender.decide = sent_now(gateway)
+    await send_from(gateway, "acme", "ACME", 1)
+    balance = await gateway.store.balance("acme")
+    await mo(gateway, " stop ")
+    assert (await mo_for(gateway, "acme")).short_message == b" stop "
+    await gateway.sender.wait_sent(2)
+    confirmation = gateway.sender.sent[1][1]
+    assert confirmation.destination == HANDSET and confirmation.user_data.startswith(b"You have been unsubscribed")
+    await mo(gateway, "STOP")
+    await mo_for(gateway, "acme")
+    message_id = await gateway.scheduler.submit("acme", replace(submit_sm(to=HANDSET), source_addr="ACME"))
+    assert await receipt_for(gateway, "acme", message_id) == ("REJECTD", "803")
+    assert await gateway.store.balance("acme") == balance
+    assert len(gateway.sender.sent) == 2  # one confirmation, nothing to the opted-out handset
+    other = await gateway.scheduler.submit("shop", replace(submit_sm(to=HANDSET, registered_delivery=0)))
+    await gateway.sender.wait_sent(3)  # the opt-out is per account
+    assert (await gateway.store.find("shop", other))[0].state.name != "REJECTED"
