@@ -9,12 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from smsgw.pdu import _tpdu_schema
 from smsgw.pdu.constants import CommandStatus
 from smsgw.pdu.errors import PduError
 from smsgw.pdu.gsm7 import GSM7_BASIC, GSM7_EXTENSION, encode_gsm7
 from smsgw.pdu.segmentation import segment_text
 from smsgw.pdu.text import Encoding
 from smsgw.pdu.tpdu import (
+    _encode_user_data,
     Address,
     Dcs,
     DcsGroup,
@@ -736,6 +738,37 @@ def status_reports(draw: st.DrawFn) -> SmsStatusReport:
 @given(submits())
 def test_submit_round_trip(submit: SmsSubmit) -> None:
     assert decode_tpdu(submit.to_bytes(), "mo") == submit
+
+
+def _declared_submit(submit: SmsSubmit) -> bytes:
+    """SMS-SUBMIT as the construct declaration builds it; `to_bytes` is built by hand."""
+    udl, ud = _encode_user_data(submit.dcs, submit.udh, submit.user_data)
+    vpf, vp = _tpdu_schema.VPF_NONE, None
+    if isinstance(submit.validity, datetime):
+        vpf, vp = _tpdu_schema.VPF_ABSOLUTE, encode_timestamp(submit.validity)
+    elif submit.validity is not None:
+        vpf, vp = _tpdu_schema.VPF_RELATIVE, encode_relative_validity(submit.validity)
+    first = {"tp_rp": submit.reply_path, "tp_udhi": bool(submit.udh), "tp_srr": submit.status_report_request,
+             "tp_vpf": vpf, "tp_rd": submit.reject_duplicates, "tp_mti": _tpdu_schema.MTI_SUBMIT}
+    return bytes(_tpdu_schema.SmsSubmitLayout.build({
+        "first": first, "tp_mr": submit.tp_mr, "tp_da": submit.destination._fields(), "tp_pid": submit.tp_pid,
+        "tp_dcs": submit.dcs.value, "tp_vp": vp, "tp_udl": udl, "tp_ud": ud,
+    }))
+
+
+@settings(max_examples=200)
+@given(submits())
+def test_submit_bytes_agree_with_the_construct_declaration(submit: SmsSubmit) -> None:
+    assert submit.to_bytes() == _declared_submit(submit)
+    assert submit.destination.to_bytes() == _tpdu_schema.AddressField.build(submit.destination._fields())
+
+
+def test_submit_refuses_values_that_are_not_octets() -> None:
+    destination = Address.international("4477")
+    for submit in (SmsSubmit(destination, tp_mr=256), SmsSubmit(destination, tp_pid=-1)):
+        with pytest.raises(PduError) as raised:
+            submit.to_bytes()
+        assert raised.value.command_status == CommandStatus.ESME_RSYSERR
 
 
 @settings(max_examples=200)
