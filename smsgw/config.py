@@ -96,6 +96,9 @@ class AccountConfig:
     # MO whose first word is one of these (any case) comes to this account, unless it answers a message another
     # account sent to that handset within `messages.reply_window_s` (shared short code style).
     keywords: tuple[str, ...] = ()
+    # Every MO routed to this account is also POSTed here as JSON (retried with backoff); the deliver_sm to its
+    # receiver binds is sent either way.
+    mo_callback_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +180,11 @@ class MessageConfig:
     outbox_redelivery_delay_s: float = 5.0
     # The account that receives MO no other rule claims ('' = keep it stored, deliver it to nobody).
     mo_default_account: str = ""
+    # MO HTTP callbacks: each request's timeout, attempts before giving up (backoff as for segments), and how
+    # many may wait at once (beyond that a callback is dropped with a warning; the MO itself stays stored).
+    mo_callback_timeout_s: float = 10.0
+    mo_callback_max_attempts: int = 8
+    mo_callback_queue_size: int = 1000
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from smsgw.pdu.smpp import CancelSm, DataSm, DeliverSm, ReplaceSm, SmeAddress, S
 from smsgw.pdu.smpp_time import parse_smpp_time
 from smsgw.pdu.text import choose_encoding
 from smsgw.pdu.tlv import Tlvs
+from smsgw.scheduler.callback import MoCallback, MoCallbacks
 from smsgw.scheduler.content import Content, Decoded, build_segments, decode_content
 from smsgw.scheduler.ids import MessageIdGenerator, normalize_message_id
 from smsgw.scheduler.model import (
@@ -54,7 +55,7 @@ from smsgw.scheduler.render import mo_pdu, receipt_pdu
 from smsgw.scheduler.routing import NoRoute, find_route, segment_price_micro
 from smsgw.scheduler.states import FINAL, message_state, smpp_message_state
 from smsgw.scheduler.store import MessageStore
-from smsgw.scheduler.timing import WallClock, Window, delivery_window, from_ms, retry_delay_ms
+from smsgw.scheduler.timing import WallClock, Window, delivery_window, from_ms, retry_delay_ms, to_ms
 from smsgw.smpp_server.backend import (
     BackendError,
     MessageStatus,
@@ -91,6 +92,7 @@ class Scheduler:
         self._reserved: dict[str, str] = {}  # outbox item_id -> account, offered and not yet answered
         self._cooling: dict[str, tuple[str, float]] = {}  # released item_id -> (account, trio time to re-offer)
         self._keywords = {k.casefold(): a.system_id for a in config.accounts for k in a.keywords}
+        self._callbacks = MoCallbacks(self._messages, self._rng)
 
     # -- background work --------------------------------------------------------------------------------------
 
@@ -104,6 +106,7 @@ class Scheduler:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._dispatch, sender, nursery)
             nursery.start_soon(self._purge_loop)
+            nursery.start_soon(self._callbacks.run)
             task_status.started()
 
     async def _dispatch(self, sender: SmsSender, nursery: trio.Nursery) -> None:
@@ -198,6 +201,12 @@ class Scheduler:
             account, rule = self._messages.mo_default_account or None, "default"
         rowid = await self._store.store_mo(sms, account, recipient, now)
         log.info("mo stored mo_id=%d modem=%s account=%s rule=%s", rowid, sms.modem, account, rule)
+        url = None if account is None else self._account(account).mo_callback_url
+        if account is not None and url:
+            self._callbacks.queue(
+                MoCallback(url, rowid, account, sms.originator, recipient, sms.text, sms.data_coding,
+                           to_ms(sms.received_at))
+            )
         if account is not None and await trio.to_thread.run_sync(
             functools.partial(
                 record_opt_out, self._facts, account, sms.originator, sms.text, self._config.policy.opt_out_keywords
