@@ -7,5 +7,6 @@ sender)` recovers interrupted hand-offs and runs the dispatcher and the retentio
 Modules: `states` (transition table, derived message state), `ids` (message_id), `timing` (clock, schedule,
 validity, backoff), `routing` (route lookup, prices), `content` (segments from a submission), `store` (the
 Protocol), `sqlite_store` + `writer` + `migrations` (SQLite with group commit), `render` (receipts and MO as
-deliver_sm), `history` (CSV export), `service` (the Scheduler).
+deliver_sm), `history` (CSV export), `policy` + `policy_store` (numbers, senders, content rules, do-not-call,
+opt-out), `callback` (MO HTTP callbacks), `service` (the Scheduler: submit rules, MO routing, dispatch).
 """
