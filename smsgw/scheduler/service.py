@@ -19,7 +19,7 @@ import trio
 
 from smsgw.config import AccountConfig, Config, RouteConfig
 from smsgw.modem.seams import IncomingSms, OutgoingSms, SendFailed, SendOutcome, Sent, SmsSender, StatusReport
-from smsgw.pdu.constants import CommandStatus, Ton
+from smsgw.pdu.constants import CommandStatus, Npi, Ton
 from smsgw.pdu.errors import PduError
 from smsgw.pdu.segmentation import SarInfo, TooManySegments
 from smsgw.pdu.smpp import CancelSm, DataSm, DeliverSm, ReplaceSm, SmeAddress, SubmitMulti, SubmitSm
@@ -393,7 +393,7 @@ class Scheduler:
             account=account,
             service_type=pdu.service_type,
             source=Address(sender.addr, sender.ton, sender.npi),
-            destination=Address(number, destination.ton, destination.npi),
+            destination=Address(number, Ton.INTERNATIONAL, Npi.ISDN),  # normalised: receipts quote it so
             route=route.name,
             modem_group=route.modem_group,
             esm_class=pdu.esm_class,
@@ -472,10 +472,15 @@ class Scheduler:
         elif not pdu.destination_addr:
             raise BackendError("cancel_sm needs message_id or addresses", command_status=CommandStatus.ESME_RCANCELFAIL)
         try:
-            count = await self._store.cancel(
-                account, message_id, pdu.source_addr, pdu.destination_addr.lstrip("+"), self._clock.now_ms()
-            )
-        except NotCancellable as exc:
+            destination = pdu.destination_addr
+            if destination:  # as stored: normalised the way the submission's was
+                destination = normalise_number(
+                    destination,
+                    self._account(account).default_country_code,
+                    international=pdu.dest_addr_ton == Ton.INTERNATIONAL,
+                )
+            count = await self._store.cancel(account, message_id, pdu.source_addr, destination, self._clock.now_ms())
+        except (NotCancellable, InvalidNumber) as exc:
             raise BackendError(str(exc), command_status=CommandStatus.ESME_RCANCELFAIL) from None
         log.info("cancelled account=%s message_id=%s messages=%d", account, message_id, count)
 

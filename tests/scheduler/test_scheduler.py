@@ -380,10 +380,9 @@ def sent_now(gateway: Gateway, modem: str = "m1") -> Callable[[OutgoingSms], Sen
 async def send_from(gateway: Gateway, account: str, source: str, count: int) -> None:
     await gateway.store.topup(account, 1_000_000, gateway.clock.now_ms())
     pdu = replace(submit_sm(to=HANDSET, registered_delivery=0), source_addr=source)
-    message_id = await gateway.scheduler.submit(account, pdu)
+    await gateway.scheduler.submit(account, pdu)
     await gateway.sender.wait_sent(count)
-    while (await gateway.scheduler.query(account, message_id, "")).message_state != MessageState.ENROUTE:
-        await trio.sleep(0.1)  # the modem has it; now its Sent is committed too
+    await trio.sleep(1)  # the modem has answered; let the scheduler commit its Sent (no thread runs while asleep)
 
 
 async def mo(gateway: Gateway, text: str, modem: str = "m1") -> None:
@@ -495,6 +494,10 @@ async def test_destinations_are_normalised_and_invalid_ones_refused(gateway: Gat
         status = await refused_status(gateway, "acme", replace(submit_sm(to=bad), dest_addr_ton=0))
         assert status == CommandStatus.ESME_RINVDSTADR
     assert [entry.kind for entry in await gateway.store.ledger("acme", 10)] == ["topup"]  # nothing charged
+    later = replace(national, schedule_delivery_time=format_relative(timedelta(hours=1)), destination_addr="07700900124")
+    scheduled = await gateway.scheduler.submit("acme", later)
+    await gateway.scheduler.cancel("acme", CancelSm(sequence_number=2, source_addr="ACME", destination_addr="07700900124"))
+    assert (await gateway.scheduler.query("acme", scheduled, "")).message_state == MessageState.DELETED
     await trio.sleep(60)
     assert len(gateway.sender.sent) == 1
 
