@@ -26,7 +26,6 @@ from .gsm7 import (
     ESCAPE,
     NationalLanguage,
     NationalTables,
-    double_septet_characters,
     is_gsm7,
     septets_for_udh,
 )
@@ -168,19 +167,6 @@ _SINGLE_OCTET: Final = frozenset((Encoding.IA5, Encoding.LATIN1, Encoding.CYRILL
 _NO_UDH: Final = Udh(())
 
 
-def _unit_costs(text: str, encoding: Encoding, tables: NationalTables) -> list[int]:
-    if encoding is Encoding.GSM7:
-        double = double_septet_characters(tables)
-        return [2 if char in double else 1 for char in text]
-    if encoding is Encoding.UCS2:
-        return [2 if char > "\uffff" else 1 for char in text]
-    if encoding in _SINGLE_OCTET:
-        return [1] * len(text)
-    # Multi-octet codecs: a character alone costs at least what it adds to a run (ISO-2022-JP wraps it in shift
-    # sequences that neighbours share), so a part cut by these costs never overflows.
-    return [len(encode_text(char, encoding)) for char in text]
-
-
 def _cut(costs: Sequence[int], capacities: Sequence[int]) -> list[tuple[int, int]]:
     """Greedy (start, end) ranges of `costs`: the first part holds capacities[0] units, later ones
     capacities[1]. Every capacity holds at least one character (checked by `_plan`)."""
@@ -250,10 +236,10 @@ def _segments(
 
 
 def _encoded_pieces(text: str, whole: bytes, encoding: Encoding, plan: _Plan) -> list[tuple[str | None, bytes]]:
-    """The parts `_costed_pieces` cuts, found in the encoded text itself: in GSM 7-bit (any tables) every
-    character is one septet or ESC + code, in UCS-2 one code unit or a surrogate pair, in the single-octet
-    alphabets one octet, so a cut only has to step back off an escape or a high surrogate, and a part's
-    characters are counted in C instead of costed one by one in Python."""
+    """The greedy parts (each as long as its capacity allows), found in the encoded text itself: in GSM 7-bit
+    (any tables) every character is one septet or ESC + code, in UCS-2 one code unit or a surrogate pair, in the
+    single-octet alphabets one octet, so a cut only has to step back off an escape or a high surrogate, and a
+    part's characters are counted in C instead of costed one by one."""
     width = 2 if encoding is Encoding.UCS2 else 1
     total_units = len(whole) // width
     pieces: list[tuple[str | None, bytes]] = []
@@ -286,15 +272,15 @@ def _opens_pair(whole: bytes, unit: int, encoding: Encoding) -> bool:
 _ENCODED_CUT: Final = frozenset({Encoding.GSM7, Encoding.UCS2}) | _SINGLE_OCTET
 
 
-def _costed_pieces(
-    text: str, encoding: Encoding, tables: NationalTables, plan: _Plan
-) -> list[tuple[str | None, bytes]]:
-    """The parts of any text, cut by the units each character costs, each piece encoded on its own."""
-    ranges = _cut(_unit_costs(text, encoding, tables), (plan.first, plan.following))
+def _costed_pieces(text: str, encoding: Encoding, plan: _Plan) -> list[tuple[str | None, bytes]]:
+    """The parts of a text in a multi-octet alphabet (ISO-2022-JP, KS C 5601), cut by what each character costs
+    alone, each piece encoded on its own. A character alone costs at least what it adds to a run (ISO-2022-JP wraps
+    it in shift sequences that neighbours share), so a part cut by these costs never overflows."""
+    costs = [len(encode_text(char, encoding)) for char in text]
     pieces: list[tuple[str | None, bytes]] = []
-    for start, end in ranges:
+    for start, end in _cut(costs, (plan.first, plan.following)):
         piece = text[start:end]
-        pieces.append((piece, encode_text(piece, encoding, tables)))
+        pieces.append((piece, encode_text(piece, encoding)))
     return pieces
 
 
@@ -316,7 +302,7 @@ def _split_text(
     elif encoding in _ENCODED_CUT:
         pieces = _encoded_pieces(text, whole, encoding, plan)
     else:
-        pieces = _costed_pieces(text, encoding, tables, plan)
+        pieces = _costed_pieces(text, encoding, plan)
     segments = _segments(pieces, extra, plan, reference, reference_bits)
     return SegmentedText(encoding, reference, reference_bits, segments, tables)
 
