@@ -5,7 +5,8 @@ documented code (DESIGN.md): a refusal at submit raises a `PolicyError` with the
 `submit_sm_resp`; a refusal after acceptance is a `Rejection` value with the receipt's `err:` 8xx, never charged.
 
 - numbers: `normalise_number` (the one owner of number normalisation) -> `InvalidNumber` (ESME_RINVDSTADR)
-- sender IDs: `resolve_sender` -> `SenderAddress` or `InvalidSender` (ESME_RINVSRCADR)
+- sender IDs: `resolve_sender` -> `SenderAddress`, `InvalidSender` (malformed, ESME_RINVSRCADR) or
+  `SenderNotAllowed` (not registered for the account or not carried by the route, 0x405 / err 805)
 - content per route: `prepare_text` (signature, suffix, unsubscribe statement, line breaks, maximum segments)
   with `KeywordRules` (from `parse_keywords` / `KeywordFile`) -> `BlockedContent` (0x402, err 802) or the
   codec's `TooManySegments` (0x406, err 806)
@@ -75,6 +76,13 @@ class InvalidNumber(PolicyError, ValueError):
 class InvalidSender(PolicyError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason, command_status=CommandStatus.ESME_RINVSRCADR)
+
+
+class SenderNotAllowed(PolicyError):
+    """A well-formed sender the account has not registered or the route does not carry (0x405, err 805)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, command_status=GatewayError.SENDER_NOT_ALLOWED.command_status)
 
 
 class BlockedContent(PolicyError):
@@ -197,7 +205,8 @@ def check_sender_ids(account: AccountConfig) -> tuple[SenderAddress, ...]:
 
 
 def resolve_sender(source_addr: str, account: AccountConfig, route: RouteConfig) -> SenderAddress:
-    """The sender a submission goes out with, or InvalidSender (ESME_RINVSRCADR) saying why.
+    """The sender a submission goes out with; InvalidSender (ESME_RINVSRCADR) for a malformed sender,
+    SenderNotAllowed (0x405) for a well-formed one this account or route may not use, each saying why.
 
     The route's `sender_override` replaces any sender. Otherwise `source_addr` must be well formed, registered
     for the account (when it registered any; an empty `source_addr` means its first one) and carried by the
@@ -213,12 +222,12 @@ def resolve_sender(source_addr: str, account: AccountConfig, route: RouteConfig)
         source_addr = registered[0].addr
     hashed = source_addr.startswith("#")
     if hashed and not route.allow_hash_sender:
-        raise InvalidSender(f"route {route.name!r} does not allow '#' senders ({source_addr!r})")
+        raise SenderNotAllowed(f"route {route.name!r} does not allow '#' senders ({source_addr!r})")
     sender = parse_sender_id(source_addr[1:] if hashed else source_addr)
     if registered and sender.addr not in {r.addr for r in registered}:
-        raise InvalidSender(f"sender {sender.addr!r} is not registered for account {account.system_id!r}")
+        raise SenderNotAllowed(f"sender {sender.addr!r} is not registered for account {account.system_id!r}")
     if route.allowed_sender_ids and sender.addr not in {s.lstrip("#") for s in route.allowed_sender_ids}:
-        raise InvalidSender(f"route {route.name!r} does not carry sender {sender.addr!r}")
+        raise SenderNotAllowed(f"route {route.name!r} does not carry sender {sender.addr!r}")
     if hashed:
         return SenderAddress(source_addr, sender.ton, sender.npi)
     return sender
@@ -598,7 +607,7 @@ class MessagePolicy:
         encoding: Encoding | None = None,
     ) -> Submission:
         """The sender, whether the message is promotional, and the text to segment. Raises InvalidSender
-        (ESME_RINVSRCADR), BlockedContent (0x402) or TooManySegments (0x406). `text` is None for binary data;
+        (ESME_RINVSRCADR), SenderNotAllowed (0x405), BlockedContent (0x402) or TooManySegments (0x406). `text` is None for binary data;
         `gateway_split` False for a part the ESME split: only its blocked keywords are checked."""
         sender = resolve_sender(source_addr, account, route)
         promotional = is_promotional(account, service_type, self.settings.promotional_service_types)

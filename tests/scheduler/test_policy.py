@@ -21,6 +21,7 @@ from smsgw.scheduler.policy import (
     InvalidNumber,
     InvalidLine,
     InvalidSender,
+    SenderNotAllowed,
     KeywordFile,
     MessagePolicy,
     Rejection,
@@ -131,14 +132,11 @@ def test_sender_resolution(source: str, route: RouteConfig, expected: SenderAddr
 @pytest.mark.parametrize(
     ("source", "account", "route", "reason"),
     [
-        ("OTHER", ACCOUNT, ROUTE, "not registered"),
-        ("#ACME", ACCOUNT, ROUTE, "does not allow '#'"),
         ("TOOLONGSENDER", AccountConfig(system_id="a", password_hash="x"), ROUTE, "1-11 letters"),
         ("ACME CO", AccountConfig(system_id="a", password_hash="x"), ROUTE, "1-11 letters"),
         ("Café", AccountConfig(system_id="a", password_hash="x"), ROUTE, "1-11 letters"),
         ("07700900001", AccountConfig(system_id="a", password_hash="x"), ROUTE, "not an international number"),
         ("+447700900001", AccountConfig(system_id="a", password_hash="x"), ROUTE, "1-11 letters"),
-        ("ACME", ACCOUNT, RouteConfig(name="uk", allowed_sender_ids=("447700900001",)), "does not carry"),
         ("A", AccountConfig(system_id="a", password_hash="x", sender_ids=tuple("ABCDEF")), ROUTE, "at most 5"),
     ],
 )
@@ -146,6 +144,21 @@ def test_sender_refused_with_rinvsrcadr(source: str, account: AccountConfig, rou
     with pytest.raises(InvalidSender, match=reason) as caught:
         resolve_sender(source, account, route)
     assert caught.value.command_status == CommandStatus.ESME_RINVSRCADR
+
+
+@pytest.mark.parametrize(
+    ("source", "route", "reason"),
+    [
+        ("OTHER", ROUTE, "not registered"),
+        ("447700900002", ROUTE, "not registered"),
+        ("#ACME", ROUTE, "does not allow '#'"),
+        ("ACME", RouteConfig(name="uk", allowed_sender_ids=("447700900001",)), "does not carry"),
+    ],
+)
+def test_well_formed_sender_not_allowed_is_0x405(source: str, route: RouteConfig, reason: str) -> None:
+    with pytest.raises(SenderNotAllowed, match=reason) as caught:
+        resolve_sender(source, ACCOUNT, route)
+    assert caught.value.command_status == 0x405 == GatewayError.SENDER_NOT_ALLOWED.command_status
 
 
 def test_account_without_registered_ids_may_send_any_well_formed_sender() -> None:
@@ -480,7 +493,7 @@ def test_message_policy_accept_path(tmp_path: Path) -> None:
         policy.check_submission(account, route, source_addr="ACME", service_type="", text="casino", gateway_split=False)
     binary = policy.check_submission(account, route, source_addr="ACME", service_type="", text=None, gateway_split=True)
     assert binary.text is None and not binary.promotional
-    with pytest.raises(InvalidSender):
+    with pytest.raises(SenderNotAllowed):
         policy.check_submission(account, route, source_addr="EVIL", service_type="", text="hi", gateway_split=True)
     assert policy.is_opt_out(" Unsubscribe ")
 

@@ -15,7 +15,7 @@ from trio.testing import MockClock
 
 from smsgw.config import AccountConfig, Config, MessageConfig, RouteConfig, StoreConfig
 from smsgw.modem.seams import IncomingSms, OutgoingSms, SendFailed, SendOutcome, Sent, StatusReport
-from smsgw.pdu.constants import CommandStatus, EsmClass, MessageState
+from smsgw.pdu.constants import CommandStatus, EsmClass, GatewayError, MessageState
 from smsgw.pdu.dlr import parse_receipt
 from smsgw.pdu.smpp import CancelSm, DeliverSm, DistributionList, ReplaceSm, SmeAddress, SubmitMulti, SubmitSm
 from smsgw.pdu.smpp_time import format_relative
@@ -504,9 +504,11 @@ async def test_destinations_are_normalised_and_invalid_ones_refused(gateway: Gat
 
 @pytest.mark.parametrize("accounts_config", [POLICY_ACCOUNTS])
 async def test_sender_ids_are_checked_and_defaulted(gateway: Gateway, db_clock: MockClock) -> None:
-    for source in ("OTHER", "TOO-LONG-SENDER", "07700900777"):
+    for source in ("TOO-LONG-SENDER", "07700900777"):
         status = await refused_status(gateway, "acme", replace(submit_sm(), source_addr=source))
         assert status == CommandStatus.ESME_RINVSRCADR
+    status = await refused_status(gateway, "acme", replace(submit_sm(), source_addr="OTHER"))
+    assert status == GatewayError.SENDER_NOT_ALLOWED.command_status
     defaulted = await gateway.scheduler.submit("acme", replace(submit_sm(), source_addr="", source_addr_ton=0))
     numeric = await gateway.scheduler.submit("acme", replace(submit_sm(), source_addr="447700900777"))
     senders = [(await gateway.store.find("acme", m))[0].source for m in (defaulted, numeric)]
