@@ -1,0 +1,159 @@
+"""End to end through SMPP (smpplib): the message policy's codes at submit, its receipts (err 8xx) and that what
+it refuses or rejects is neither stored nor charged."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from esme import Delivered, Esme
+from harness import FAST, in_thread
+from smsgw.app import GatewayStarted, run_demo
+from smsgw.cli import main
+from smsgw.config import AccountConfig, RouteConfig
+from smsgw.pdu.constants import CommandStatus, GatewayError
+from smsgw.pdu.text import Encoding, encode_text
+from smsgw.passwords import hash_password
+from smsgw.scheduler.policy_store import SqlitePolicyFacts
+
+pytestmark = pytest.mark.timeout(90)
+
+BRAND_PASSWORD = "brand-pw"
+PRICE_MICRO = 50_000  # 0.05 per segment
+DNC_NUMBER = "447700123001"
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyGateway:
+    started: GatewayStarted
+    db: str
+
+
+@pytest.fixture
+async def policy_gateway(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[PolicyGateway]:
+    keywords = tmp_path / "blocked.txt"
+    keywords.write_text("casino\nre:free\\s+money\n", encoding="utf-8")
+    base = dataclasses.replace(
+        FAST,
+        accounts=(
+            *FAST.accounts,
+            AccountConfig(system_id="brand", password_hash=hash_password(BRAND_PASSWORD), sender_ids=("Brand",)),
+        ),
+        routes=(RouteConfig(name="all", price_per_segment=0.05, blocked_keywords_path=str(keywords)),),
+    )
+    db = str(tmp_path / "gateway.db")
+    stop = trio.Event()
+    started: GatewayStarted = await nursery.start(
+        functools.partial(run_demo, port=0, modems=2, db_path=db, base=base, stop=stop)
+    )
+    for account in ("brand", "demo"):
+        assert await in_thread(main, ["account", "topup", account, "1.00", "--db", db]) == 0
+    yield PolicyGateway(started, db)
+    stop.set()
+
+
+@pytest.fixture
+async def brand(policy_gateway: PolicyGateway) -> AsyncIterator[Esme]:
+    esme = await in_thread(Esme, policy_gateway.started.smpp.port, "brand", BRAND_PASSWORD)
+    yield esme
+    await in_thread(esme.close)
+
+
+def _read(db: str, query: str, *parameters: object) -> int:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+        row = connection.execute(query, parameters).fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def _balance(db: str, account: str) -> int:
+    return _read(db, "SELECT balance FROM accounts WHERE name = ?", account)
+
+
+def _stored(db: str, account: str) -> int:
+    return _read(db, "SELECT count(*) FROM messages WHERE account = ?", account)
+
+
+async def _brand_submit(brand: Esme, destination: str, text: bytes, **fields: object) -> tuple[int, str]:
+    fields = {"source_addr": "Brand", "source_addr_ton": 5, "source_addr_npi": 0, **fields}
+    return await in_thread(brand.submit, destination, text, **fields)
+
+
+async def test_refused_at_submit_nothing_stored_or_charged(policy_gateway: PolicyGateway, brand: Esme) -> None:
+    db = policy_gateway.db
+    before = _balance(db, "brand")
+    status, _ = await _brand_submit(brand, "12ab34567", b"hello")
+    assert status == CommandStatus.ESME_RINVDSTADR
+    status, _ = await _brand_submit(brand, "447700123456", b"hello", source_addr="Other")
+    assert status == GatewayError.SENDER_NOT_ALLOWED.command_status == 0x405
+    status, _ = await _brand_submit(brand, "447700123456", b"hello", source_addr="Bad-Sender!")
+    assert status == CommandStatus.ESME_RINVSRCADR
+    for text in (b"Win big at the CASINO tonight", b"free   money for you"):
+        status, _ = await _brand_submit(brand, "447700123456", text)
+        assert status == GatewayError.BLOCKED_CONTENT.command_status == 0x402
+    four_segments = encode_text("Longer than the three segments the route allows. " * 11, Encoding.GSM7)
+    status, _ = await _brand_submit(brand, "447700123456", b"", message_payload=four_segments)
+    assert status == GatewayError.TOO_MANY_SEGMENTS.command_status == 0x406
+    assert _stored(db, "brand") == 0
+    assert _balance(db, "brand") == before
+
+    status, message_id = await _brand_submit(brand, "447700123456", b"allowed", registered_delivery=1)
+    assert status == CommandStatus.ESME_ROK
+    receipts = await in_thread(brand.receipts, 1, 30.0)
+    assert [(r.message_id, r.stat) for r in receipts] == [(message_id, "DELIVRD")]
+    assert _balance(db, "brand") == before - PRICE_MICRO  # the one allowed message is charged
+
+
+async def test_promotional_to_do_not_call_number_rejected_801_uncharged(
+    policy_gateway: PolicyGateway, brand: Esme
+) -> None:
+    db = policy_gateway.db
+    facts = await in_thread(SqlitePolicyFacts.open, db)
+    try:
+        assert await in_thread(facts.add_dnc, [DNC_NUMBER], source="test") == 1
+    finally:
+        await in_thread(facts.close)
+    before = _balance(db, "brand")
+    status, promo_id = await _brand_submit(brand, DNC_NUMBER, b"50% off today", service_type="PROMO",
+                                           registered_delivery=1)
+    assert status == CommandStatus.ESME_ROK
+    (receipt,) = await in_thread(brand.receipts, 1, 30.0)
+    assert (receipt.message_id, receipt.stat, receipt.err) == (promo_id, "REJECTD", "801")
+    assert _balance(db, "brand") == before
+    # Not promotional: the register does not apply, the message goes and is charged.
+    status, plain_id = await _brand_submit(brand, DNC_NUMBER, b"your order shipped", registered_delivery=1)
+    assert status == CommandStatus.ESME_ROK
+    receipts = await in_thread(brand.receipts, 2, 30.0)
+    assert (receipts[1].message_id, receipts[1].stat) == (plain_id, "DELIVRD")
+    assert _balance(db, "brand") == before - PRICE_MICRO
+
+
+def _mo(items: list[Delivered]) -> list[Delivered]:
+    return [d for d in items if not d.is_receipt]
+
+
+async def test_opted_out_handset_rejected_803_uncharged(policy_gateway: PolicyGateway) -> None:
+    db = policy_gateway.db
+    demo = await in_thread(Esme, policy_gateway.started.smpp.port, "demo", "demo")
+    try:
+        # A modem sends STOP to the other one; the MO belongs to demo (the demo's default MO account), so its
+        # sender - the handset here - opts out of demo and gets one confirmation.
+        status, _ = await in_thread(demo.submit, "447700900002", b"STOP")
+        assert status == CommandStatus.ESME_ROK
+        confirmation = FAST.policy.opt_out_confirmation
+        items = await in_thread(demo.wait_for, lambda items: any(d.text == confirmation for d in _mo(items)), 30.0)
+        (stop,) = [d for d in _mo(items) if d.text == "STOP"]
+        handset = stop.source_addr
+        before = _balance(db, "demo")
+        status, message_id = await in_thread(demo.submit, handset, b"are you still there?", registered_delivery=1)
+        assert status == CommandStatus.ESME_ROK
+        (receipt,) = await in_thread(demo.receipts, 1, 30.0)
+        assert (receipt.message_id, receipt.stat, receipt.err) == (message_id, "REJECTD", "803")
+        assert _balance(db, "demo") == before
+    finally:
+        await in_thread(demo.close)
