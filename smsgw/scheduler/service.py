@@ -268,8 +268,10 @@ class Scheduler:
         retry_at = now + retry_delay_ms(1, self._messages, self._rng)
         state = await self._store.apply_status_report(report, now, window, retry_at)
         if state is None:
-            log.warning("status report matches no segment modem=%s tp_mr=%d tp_st=%d", report.modem, report.tp_mr,
-                        report.tp_st)
+            # Usually a report that overtook the write of its own send (zero network delay): kept unmatched, and
+            # `record_sent` applies it. One that never finds its segment stays in status_reports for inspection.
+            log.info("status report not matched yet modem=%s tp_mr=%d tp_st=%d", report.modem, report.tp_mr,
+                     report.tp_st)
         else:
             log.info("status report modem=%s tp_mr=%d tp_st=%d state=%s", report.modem, report.tp_mr, report.tp_st,
                      state.name)
