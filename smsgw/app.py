@@ -34,13 +34,11 @@ from smsgw.config import (
 )
 from smsgw.modem.driver import ModemDriver, ModemState
 from smsgw.modem.pool import ModemPool
-from smsgw.modem.seams import OutgoingSms, SendOutcome, Sent
 from smsgw.modem.status_file import status_path
 from smsgw.modem.virtual.modem import VirtualModem
 from smsgw.modem.virtual.network import VirtualNetwork, serve_network
 from smsgw.modem.virtual.pty import serve_pty
 from smsgw.passwords import hash_password
-from smsgw.pdu.udh import Udh
 from smsgw.scheduler.policy import check_policy_config
 from smsgw.scheduler.service import Scheduler
 from smsgw.scheduler.sqlite_store import open_store
@@ -146,8 +144,7 @@ async def _run_parts(
             await modems.start(pool.run)
             await _wait_modems_started(pool, config)
             async with trio.open_nursery() as dispatch:
-                sender = ConcatenationAffinity(pool, forget_after_s=config.messages.multipart_reassembly_timeout_s)
-                await dispatch.start(scheduler.run, sender)
+                await dispatch.start(scheduler.run, pool)
                 smpp_stop = trio.Event()
                 async with trio.open_nursery() as front:
                     listeners: SmppListeners = await front.start(
@@ -163,57 +160,6 @@ async def _run_parts(
                 dispatch.cancel_scope.cancel()
             modems.cancel_scope.cancel()
     log.info("gateway stopped")
-
-
-@dataclass(slots=True)
-class _Pin:
-    lock: trio.Lock
-    created_at: float
-    modem: str | None = None
-    sent: set[int] = dataclasses.field(default_factory=set)
-
-
-class ConcatenationAffinity:
-    """The pool as the scheduler's `SmsSender`, but every part of one concatenated message leaves through the
-    same modem: a handset reassembles parts by originator and reference, so parts from two SIMs never join.
-
-    Parts are recognised by their UDH concatenation element (the gateway's own split and parts an ESME split);
-    a later part waits for the first to be sent, then follows it to its modem. If that modem cannot send any
-    more, the part goes wherever the pool sends it: late and unjoinable beats never. Pins are forgotten when all
-    parts went out, or after `forget_after_s` (handsets drop incomplete messages too).
-    (Belongs in the pool, as an affinity key on `OutgoingSms`.)"""
-
-    def __init__(self, pool: ModemPool, *, forget_after_s: float) -> None:
-        self._pool = pool
-        self._drivers = {driver.name: driver for driver in pool.drivers}
-        self._forget_after_s = forget_after_s
-        self._pins: dict[tuple[str, int, int], _Pin] = {}
-
-    async def send(self, sms: OutgoingSms) -> SendOutcome:
-        concatenation = Udh.from_bytes(sms.udh).concatenation if sms.udh else None
-        if concatenation is None:
-            return await self._pool.send(sms)
-        now = trio.current_time()
-        self._forget_stale(now)
-        key = (sms.destination, concatenation.reference, concatenation.total)
-        pin = self._pins.setdefault(key, _Pin(trio.Lock(), now))
-        async with pin.lock:
-            driver = self._drivers.get(pin.modem) if pin.modem is not None else None
-            if driver is not None and driver.can_send():
-                outcome = await driver.send(sms)
-            else:
-                outcome = await self._pool.send(sms)
-            if isinstance(outcome, Sent):
-                pin.modem = pin.modem or outcome.modem
-                pin.sent.add(concatenation.sequence)
-                if len(pin.sent) >= concatenation.total and self._pins.get(key) is pin:
-                    del self._pins[key]
-        return outcome
-
-    def _forget_stale(self, now: float) -> None:
-        stale = [key for key, pin in self._pins.items() if now - pin.created_at > self._forget_after_s]
-        for key in stale:
-            del self._pins[key]
 
 
 async def _wait_modems_started(pool: ModemPool, config: Config) -> None:

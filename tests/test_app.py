@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import trio
-import trio.testing
 
 from smsgw import cli
-from smsgw.app import ConcatenationAffinity, check_config, demo_config, demo_msisdns
+from smsgw.app import check_config, demo_config, demo_msisdns
 from smsgw.config import Config, ConfigError, config_from_mapping
-from smsgw.modem.seams import OutgoingSms, Sent
 from smsgw.passwords import verify_password
-from smsgw.pdu.udh import Concatenation, Udh
 
 _ACCOUNT = {"system_id": "acme", "password_hash": "scrypt$16384$8$1$00$00"}
 _MODEM = {"name": "sim1", "port": "/dev/ttyUSB0", "group": "uk"}
@@ -87,61 +82,3 @@ def test_demo_config_is_consistent(tmp_path: Path) -> None:
     assert account.system_id == "demo" and verify_password("demo", account.password_hash)
     assert config.messages.mo_default_account == "demo"
     assert config.smpp.host == "127.0.0.1" and config.store.path == str(tmp_path / "demo.db")
-
-
-class _FakeDriver:
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.sent: list[OutgoingSms] = []
-        self.up = True
-
-    def can_send(self) -> bool:
-        return self.up
-
-    async def send(self, sms: OutgoingSms) -> Sent:
-        self.sent.append(sms)
-        await trio.sleep(0.01)  # other parts are dispatched meanwhile, as the scheduler does
-        return Sent(self.name, "", len(self.sent), datetime(2026, 1, 1, tzinfo=UTC))
-
-
-class _RoundRobinPool:
-    """What the affinity needs of ModemPool: its drivers, and a send that spreads segments over them."""
-
-    def __init__(self, drivers: list[_FakeDriver]) -> None:
-        self.drivers = tuple(drivers)
-        self._turn = 0
-
-    async def send(self, sms: OutgoingSms) -> Sent:
-        candidates = [d for d in self.drivers if d.can_send()]
-        self._turn += 1
-        return await candidates[self._turn % len(candidates)].send(sms)
-
-
-def _part(destination: str, reference: int, sequence: int, total: int) -> OutgoingSms:
-    udh = Udh((Concatenation(reference, total, sequence, 8),)).to_bytes()
-    return OutgoingSms(f"{destination}.{reference}.{sequence}", destination, 0, b"x", udh=udh)
-
-
-async def test_parts_of_one_message_leave_through_one_modem(autojump_clock: trio.testing.MockClock) -> None:
-    drivers = [_FakeDriver("a"), _FakeDriver("b"), _FakeDriver("c")]
-    affinity = ConcatenationAffinity(_RoundRobinPool(drivers), forget_after_s=60)  # type: ignore[arg-type]
-    async with trio.open_nursery() as nursery:
-        for destination in ("447700900101", "447700900102"):
-            for sequence in (1, 2, 3):
-                nursery.start_soon(affinity.send, _part(destination, 7, sequence, 3))
-        nursery.start_soon(affinity.send, OutgoingSms("single", "447700900103", 0, b"x"))
-    by_destination: dict[str, set[str]] = {}
-    for driver in drivers:
-        for sms in driver.sent:
-            by_destination.setdefault(sms.destination, set()).add(driver.name)
-    assert all(len(names) == 1 for names in by_destination.values()), by_destination
-    assert affinity._pins == {}  # every message completed, nothing remembered
-
-
-async def test_a_part_whose_modem_went_down_goes_elsewhere(autojump_clock: trio.testing.MockClock) -> None:
-    drivers = [_FakeDriver("a"), _FakeDriver("b")]
-    affinity = ConcatenationAffinity(_RoundRobinPool(drivers), forget_after_s=60)  # type: ignore[arg-type]
-    first = await affinity.send(_part("447700900101", 9, 1, 2))
-    next(d for d in drivers if d.name == first.modem).up = False
-    second = await affinity.send(_part("447700900101", 9, 2, 2))
-    assert isinstance(first, Sent) and isinstance(second, Sent) and second.modem != first.modem
