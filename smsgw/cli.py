@@ -580,6 +580,19 @@ def _add_account(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     topup.add_argument("--note", default="", help="kept in the ledger row")
     _add_store_arguments(topup)
     topup.set_defaults(handler=_cmd_account_topup)
+    transfer = actions.add_parser(
+        "transfer",
+        help="move balance between a parent account and one of its sub-accounts (a ledger row on each side)",
+        description="The parent/sub-account relation is the config's, so the config is required; the store is its "
+        "[store] path unless --db names another.",
+    )
+    transfer.add_argument("--from", dest="from_account", required=True, metavar="SYSTEM_ID")
+    transfer.add_argument("--to", dest="to_account", required=True, metavar="SYSTEM_ID")
+    transfer.add_argument("--amount", required=True, help="decimal, in the currency of route prices (e.g. 25.50)")
+    transfer.add_argument("--note", default="", help="kept in both ledger rows")
+    transfer.add_argument("--config", required=True, metavar="FILE", help="the gateway config (accounts' parents)")
+    transfer.add_argument("--db", metavar="PATH", help="the gateway's SQLite store (default: the config's)")
+    transfer.set_defaults(handler=_cmd_account_transfer)
     ledger = actions.add_parser("ledger", help="the account's latest ledger rows, oldest first")
     ledger.add_argument("account", metavar="SYSTEM_ID")
     ledger.add_argument("--limit", type=int, default=50, metavar="N")
@@ -618,6 +631,44 @@ def _cmd_account_topup(args: argparse.Namespace) -> int:
     return _with_store(args, action)
 
 
+def _cmd_account_transfer(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from smsgw.config import ConfigError, load_config
+    from smsgw.scheduler.model import InsufficientBalance
+    from smsgw.scheduler.policy import check_transfer
+    from smsgw.scheduler.routing import format_micro, to_micro
+    from smsgw.scheduler.timing import to_ms
+
+    try:
+        config = load_config(args.config)
+        amount = to_micro(args.amount)
+        check_transfer(config, args.from_account, args.to_account, amount)
+    except (ConfigError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    if args.db is None:
+        args.db = config.store.path
+
+    refused: list[str] = []  # raised outside the store's nursery, which would wrap it in an ExceptionGroup
+
+    async def action(store: SqliteStore) -> int:
+        try:
+            sent, received = await store.transfer(
+                args.from_account, args.to_account, amount, to_ms(datetime.now(UTC)), args.note
+            )
+        except InsufficientBalance as exc:
+            refused.append(f"refused: {exc}")
+            return EXIT_BAD_INPUT
+        print(f"{args.from_account} {format_micro(sent)}")
+        print(f"{args.to_account} {format_micro(received)}")
+        return EXIT_OK
+
+    code = _with_store(args, action)
+    if refused:
+        raise CliError(refused[0])
+    return code
+
+
 def _cmd_account_ledger(args: argparse.Namespace) -> int:
     from smsgw.scheduler.routing import format_micro
     from smsgw.scheduler.timing import from_ms
@@ -628,7 +679,7 @@ def _cmd_account_ledger(args: argparse.Namespace) -> int:
     async def action(store: SqliteStore) -> int:
         for entry in await store.ledger(args.account, args.limit):
             print(
-                f"{from_ms(entry.at_ms).isoformat()} {entry.kind:<7} {format_micro(entry.amount_micro):>14} "
+                f"{from_ms(entry.at_ms).isoformat()} {entry.kind:<12} {format_micro(entry.amount_micro):>14} "
                 f"balance={format_micro(entry.balance_after_micro)} message_id={entry.message_id or '-'} "
                 f"note={entry.note}"
             )

@@ -141,6 +141,26 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     );
     CREATE INDEX audit_at ON audit (at);
     """,
+    # Balance transfers between a parent and its sub-accounts: SQLite cannot alter a CHECK, so the ledger is
+    # rebuilt with the two new kinds, rows and ids kept.
+    """
+    CREATE TABLE ledger_v2 (
+        id INTEGER PRIMARY KEY,
+        account TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        kind TEXT NOT NULL
+            CHECK (kind IN ('charge', 'refund', 'topup', 'adjust', 'transfer_out', 'transfer_in')),
+        amount INTEGER NOT NULL,
+        balance_after INTEGER NOT NULL,
+        message_id TEXT,
+        note TEXT NOT NULL DEFAULT ''
+    );
+    INSERT INTO ledger_v2 (id, account, at, kind, amount, balance_after, message_id, note)
+        SELECT id, account, at, kind, amount, balance_after, message_id, note FROM ledger;
+    DROP TABLE ledger;
+    ALTER TABLE ledger_v2 RENAME TO ledger;
+    CREATE INDEX ledger_account ON ledger (account, id);
+    """,
 )
 
 

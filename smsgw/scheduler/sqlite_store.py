@@ -251,6 +251,29 @@ class SqliteStore:
 
         return await self._writer.write(op)
 
+    async def transfer(
+        self, from_account: str, to_account: str, amount_micro: int, now_ms: int, note: str = ""
+    ) -> tuple[int, int]:
+        """Move a positive amount between two accounts as an operator: a `transfer_out` row on one side and a
+        `transfer_in` row on the other in one transaction; InsufficientBalance (nothing written) when it would
+        overdraw `from_account`. Returns both new balances. Who may transfer to whom is `policy.check_transfer`."""
+        if amount_micro <= 0:
+            raise ValueError(f"a transfer moves a positive amount, got {amount_micro} micro-units")
+
+        def op(c: sqlite3.Connection) -> tuple[int, int]:
+            if self._balance(c, from_account) < amount_micro:
+                raise InsufficientBalance(f"{from_account} has less than the {amount_micro} micro-units to transfer")
+            sent = self._ledger(
+                c, from_account, "transfer_out", -amount_micro, now_ms, None, f"to {to_account} {note}".rstrip()
+            )
+            received = self._ledger(
+                c, to_account, "transfer_in", amount_micro, now_ms, None, f"from {from_account} {note}".rstrip()
+            )
+            self._audit(c, now_ms, "transfer", from_account, None, f"to={to_account} amount={amount_micro} note={note}")
+            return sent, received
+
+        return await self._writer.write(op)
+
     async def balance(self, account: str) -> int:
         return await self._read(lambda c: self._balance(c, account))
 

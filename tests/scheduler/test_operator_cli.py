@@ -8,6 +8,7 @@ import trio
 
 from smsgw.cli import main
 from smsgw.config import StoreConfig
+from smsgw.passwords import hash_password
 from smsgw.scheduler.sqlite_store import open_store
 from tests.scheduler.test_store import T0, new_message
 
@@ -48,3 +49,38 @@ def test_history_export_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert capsys.readouterr().out.count("\n") == 1  # header only
     assert main(["history", "export", "--from", "2026-02-01", "--to", "2026-01-01", "--db", str(db)]) == 2
     assert main(["history", "export", "--from", "x", "--to", "2026-01-01", "--db", str(tmp_path / "none.db")]) == 2
+
+
+def test_account_transfer_between_parent_and_sub_account_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "gw.db"
+    make_store(db)  # acme: 1.00 topped up, 0.10 charged
+    config = tmp_path / "smsgw.toml"
+    password_hash = hash_password("pw")
+    config.write_text(
+        "\n".join(
+            f'[[accounts]]\nsystem_id = "{name}"\npassword_hash = "{password_hash}"\nparent = "{parent}"\n'
+            for name, parent in (("acme", ""), ("acme-sales", "acme"), ("acme-support", "acme"), ("other", ""))
+        )
+        + f'\n[store]\npath = "{db}"\n',
+        encoding="utf-8",
+    )
+    transfer = ["account", "transfer", "--config", str(config)]
+    assert main([*transfer, "--from", "acme", "--to", "acme-sales", "--amount", "0.4", "--note", "q1"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["acme 0.5", "acme-sales 0.4"]
+    assert main([*transfer, "--from", "acme-sales", "--to", "acme", "--amount", "0.1", "--db", str(db)]) == 0
+    assert capsys.readouterr().out.splitlines() == ["acme-sales 0.3", "acme 0.6"]
+    for source, target, amount, reason in (
+        ("acme-sales", "acme-support", "0.1", "not a parent and its sub-account"),
+        ("acme", "other", "0.1", "not a parent and its sub-account"),
+        ("acme", "nobody", "0.1", "no account 'nobody'"),
+        ("acme", "acme-sales", "-1", "positive amount"),
+        ("acme", "acme-sales", "0.7", "refused"),  # more than acme has
+    ):
+        assert main([*transfer, "--from", source, "--to", target, "--amount", amount]) == 2
+        assert reason in capsys.readouterr().err
+    assert main(["account", "ledger", "acme-sales", "--db", str(db)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[1] for line in lines] == ["transfer_in", "transfer_out"]
+    assert "note=from acme q1" in lines[0]

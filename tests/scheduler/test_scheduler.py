@@ -659,3 +659,30 @@ async def test_mo_callback_is_retried_and_the_mo_still_delivered(
                     "utf-16-be" if account == "shop" else "ascii"
                 )
             nursery.cancel_scope.cancel()
+
+
+SUB_ACCOUNTS = (
+    AccountConfig("acme", "x"),
+    AccountConfig("acme-sales", "x", parent="acme"),
+    AccountConfig("acme-support", "x", parent="acme"),
+)
+
+
+@pytest.mark.parametrize("accounts_config", [SUB_ACCOUNTS])
+async def test_sub_accounts_cannot_see_or_touch_each_others_messages(gateway: Gateway, db_clock: MockClock) -> None:
+    await gateway.store.transfer("acme", "acme-sales", 500_000, gateway.clock.now_ms())
+    later = submit_sm(schedule_delivery_time=format_relative(timedelta(hours=1)))
+    message_id = await gateway.scheduler.submit("acme-sales", later)
+    for other in ("acme-support", "acme"):  # a sibling, and the parent too: as for an unknown id
+        with pytest.raises(BackendError) as caught:
+            await gateway.scheduler.query(other, message_id, "")
+        assert caught.value.command_status == CommandStatus.ESME_RQUERYFAIL
+        with pytest.raises(BackendError) as caught:
+            await gateway.scheduler.cancel(other, CancelSm(sequence_number=2, message_id=message_id))
+        assert caught.value.command_status == CommandStatus.ESME_RCANCELFAIL
+        with pytest.raises(BackendError) as caught:
+            await gateway.scheduler.replace(other, ReplaceSm(sequence_number=3, message_id=message_id, short_message=b"x"))
+        assert caught.value.command_status == CommandStatus.ESME_RREPLACEFAIL
+    owner = await gateway.scheduler.query("acme-sales", message_id, "")
+    assert owner.message_state == MessageState.ENROUTE
+    assert await gateway.store.balance("acme-sales") == 500_000 - 50_000  # charged to the sub-account itself

@@ -1,15 +1,26 @@
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import trio
 
 from smsgw.config import StoreConfig
 from smsgw.modem.seams import IncomingSms, Sent, StatusReport
 from smsgw.scheduler.ids import MessageIdGenerator
-from smsgw.scheduler.model import Address, NewMessage, NewSegment, NotCancellable, ReceiptRecord, StoreUnavailable
+from smsgw.scheduler.migrations import MIGRATIONS, migrate
+from smsgw.scheduler.model import (
+    Address,
+    InsufficientBalance,
+    NewMessage,
+    NewSegment,
+    NotCancellable,
+    ReceiptRecord,
+    StoreUnavailable,
+)
 from smsgw.scheduler.sqlite_store import SqliteStore, open_store
 from smsgw.scheduler.states import State
 from smsgw.scheduler.timing import from_ms, to_ms
@@ -261,3 +272,35 @@ async def test_intermediate_network_report_keeps_the_segment_waiting(store: Sqli
     assert await store.next_due_ms() == T0 + 9_000_000  # still expires if the final report never comes
     final = replace(report, tp_st=0x00)
     assert await store.apply_status_report(final, T0 + 2, 3_600_000, T0) is State.DELIVERED
+
+
+async def test_transfer_is_one_ledger_row_on_each_side_and_never_overdraws(store: SqliteStore) -> None:
+    await store.topup("acme", 1_000_000, T0)
+    assert await store.transfer("acme", "acme-sales", 400_000, T0 + 1, "march") == (600_000, 400_000)
+    (out,) = [e for e in await store.ledger("acme", 10) if e.kind == "transfer_out"]
+    (into,) = await store.ledger("acme-sales", 10)
+    assert (out.amount_micro, out.balance_after_micro, out.note) == (-400_000, 600_000, "to acme-sales march")
+    assert (into.kind, into.amount_micro, into.balance_after_micro) == ("transfer_in", 400_000, 400_000)
+    with pytest.raises(InsufficientBalance):
+        await store.transfer("acme-sales", "acme", 400_001, T0 + 2)
+    with pytest.raises(ValueError):
+        await store.transfer("acme", "acme-sales", 0, T0 + 2)
+    assert (await store.balance("acme"), await store.balance("acme-sales")) == (600_000, 400_000)
+    assert len(await store.ledger("acme-sales", 10)) == 1  # the refused transfer left no row
+
+
+def test_ledger_migration_keeps_rows_and_allows_transfers(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.executescript(f"BEGIN; {MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
+    insert = "INSERT INTO ledger (account, at, kind, amount, balance_after) VALUES (?, 1, ?, 5, 5)"
+    connection.execute(insert, ("acme", "topup"))
+    with pytest.raises(sqlite3.IntegrityError):
+        connection.execute(insert, ("a", "transfer_in"))
+    assert migrate(connection) == len(MIGRATIONS)
+    assert connection.execute("SELECT id, account, kind, amount FROM ledger").fetchall() == [(1, "acme", "topup", 5)]
+    connection.execute(insert, ("a", "transfer_in"))
+    with pytest.raises(sqlite3.IntegrityError):
+        connection.execute(insert, ("a", "gift"))
+    assert connection.execute("SELECT name FROM sqlite_master WHERE name = 'ledger_account'").fetchone() is not None
+    connection.close()
