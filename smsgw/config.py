@@ -99,6 +99,9 @@ class AccountConfig:
     # Every MO routed to this account is also POSTed here as JSON (retried with backoff); the deliver_sm to its
     # receiver binds is sent either way.
     mo_callback_url: str | None = None
+    # The operator "SMS receipt" service: once this account's ESME takes an MO, the handset gets a notice of it
+    # (`messages.mo_receipt_text`), flash (class 0) unless that handset chose normal SMS by texting the toggle.
+    mo_receipts: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +188,12 @@ class MessageConfig:
     mo_callback_timeout_s: float = 10.0
     mo_callback_max_attempts: int = 8
     mo_callback_queue_size: int = 1000
+    # Notices of the accounts with `mo_receipts`; {account} is the account's system_id. An MO that is just the
+    # toggle (any case) switches that handset between flash and normal notices, and goes to no account.
+    mo_receipt_text: str = "Your message was delivered to {account}"
+    mo_receipt_toggle: str = "PT"
+    mo_receipt_normal_text: str = "Delivery notices will now come as normal SMS. Send PT to get them as flash SMS."
+    mo_receipt_flash_text: str = "Delivery notices will now come as flash SMS. Send PT to get them as normal SMS."
 
 
 @dataclass(frozen=True, slots=True)

@@ -161,6 +161,14 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE ledger_v2 RENAME TO ledger;
     CREATE INDEX ledger_account ON ledger (account, id);
     """,
+    # Handsets that texted the toggle an odd number of times: their MO notices come as normal SMS, not flash.
+    """
+    CREATE TABLE handset_notices (
+        number TEXT PRIMARY KEY,
+        normal_sms INTEGER NOT NULL CHECK (normal_sms IN (0, 1)),
+        changed_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 

@@ -93,6 +93,8 @@ class Scheduler:
         self._cooling: dict[str, tuple[str, float]] = {}  # released item_id -> (account, trio time to re-offer)
         self._keywords = {k.casefold(): a.system_id for a in config.accounts for k in a.keywords}
         self._callbacks = MoCallbacks(self._messages, self._rng)
+        # MO offered to an account with `mo_receipts`, by outbox item: its handset is notified when it is taken.
+        self._noticed: dict[str, MoRecord] = {}
 
     # -- background work --------------------------------------------------------------------------------------
 
@@ -199,6 +201,9 @@ class Scheduler:
             account, rule = owner, "keyword"
         else:
             account, rule = self._messages.mo_default_account or None, "default"
+        if account is not None and self._is_notice_toggle(account, sms.text):
+            await self._toggle_notices(sms, account, recipient, now)
+            return
         rowid = await self._store.store_mo(sms, account, recipient, now)
         log.info("mo stored mo_id=%d modem=%s account=%s rule=%s", rowid, sms.modem, account, rule)
         url = None if account is None else self._account(account).mo_callback_url
@@ -212,12 +217,37 @@ class Scheduler:
                 record_opt_out, self._facts, account, sms.originator, sms.text, self._config.policy.opt_out_keywords
             )
         ):
-            await self._confirm_opt_out(account, sms.originator, recipient, now)
+            # The one confirmation, not subject to the suppression it confirms.
+            await self._notify_handset(
+                account, sms.originator, recipient, self._config.policy.opt_out_confirmation, now,
+                flash=False, purpose="opt-out",
+            )
 
-    async def _confirm_opt_out(self, account: str, handset: str, sender: str, now: int) -> None:
-        """The one confirmation of an opt-out, from the address the handset wrote to; not charged, and not
-        subject to the suppression it confirms."""
-        text = self._config.policy.opt_out_confirmation
+    def _is_notice_toggle(self, account: str, text: str) -> bool:
+        toggle = self._messages.mo_receipt_toggle.strip().casefold()
+        return self._account(account).mo_receipts and bool(toggle) and text.strip().casefold() == toggle
+
+    async def _toggle_notices(self, sms: IncomingSms, account: str, recipient: str, now: int) -> None:
+        """The toggle is the gateway's, not the account's: kept as an MO for nobody, confirmed in the new mode."""
+        rowid = await self._store.store_mo(sms, None, recipient, now)
+        normal = await self._store.toggle_handset_notices(sms.originator.lstrip("+"), now)
+        log.info("mo notices toggled mo_id=%d handset=%s normal_sms=%s", rowid, sms.originator, normal)
+        text = self._messages.mo_receipt_normal_text if normal else self._messages.mo_receipt_flash_text
+        await self._notify_handset(account, sms.originator, recipient, text, now, flash=not normal, purpose="toggle")
+
+    async def _notify_mo_taken(self, account: str, record: MoRecord) -> None:
+        now = self._clock.now_ms()
+        normal = await self._store.handset_wants_normal_sms(record.originator.lstrip("+"))
+        text = self._messages.mo_receipt_text.replace("{account}", account)
+        await self._notify_handset(
+            account, record.originator, record.recipient, text, now, flash=not normal, purpose="mo-receipt"
+        )
+
+    async def _notify_handset(
+        self, account: str, handset: str, sender: str, text: str, now: int, *, flash: bool, purpose: str
+    ) -> None:
+        """A notice of the gateway's own to a handset, from the address it wrote to, on its route's modems: never
+        charged, no receipt, plain esm_class."""
         number = handset.lstrip("+")
         if not text:
             return
@@ -230,7 +260,7 @@ class Scheduler:
                 reference=self._rng.randrange(256),
             )
         except (NoRoute, Refused) as exc:
-            log.warning("opt-out confirmation not sent account=%s handset=%s reason=%s", account, handset, exc)
+            log.warning("notice not sent purpose=%s account=%s handset=%s reason=%s", purpose, account, handset, exc)
             return
         ton = Ton.INTERNATIONAL if sender.isdigit() else Ton.ALPHANUMERIC
         window = delivery_window(now, self._messages, None, None)
@@ -246,7 +276,7 @@ class Scheduler:
             esm_class=0,
             registered_delivery=0,
             data_coding=content.segments[0].data_coding,
-            flash=False,
+            flash=flash,
             gateway_split=content.gateway_split,
             text=content.text,
             submitted_ms=now,
@@ -256,7 +286,8 @@ class Scheduler:
             segments=content.segments,
         )
         await self._accept([message])
-        log.info("opt-out confirmed account=%s handset=%s message_id=%s", account, handset, message.message_id)
+        log.info("notice queued purpose=%s account=%s handset=%s flash=%s message_id=%s", purpose, account, handset,
+                 flash, message.message_id)
 
     def _keyword_owner(self, text: str) -> str | None:
         words = text.split(maxsplit=1)
@@ -546,16 +577,22 @@ class Scheduler:
                 if entry.item_id in self._reserved:  # another bind took it while we read
                     continue
                 self._reserved[entry.item_id] = account
+                if isinstance(entry.record, MoRecord) and self._account(account).mo_receipts:
+                    self._noticed[entry.item_id] = entry.record
                 return OutboundItem(entry.item_id, account, _render(entry))
             next_offer = min((u for u in cooling.values() if u > now), default=math.inf)
             with trio.move_on_at(next_offer):
                 await wake.wait()
 
     async def acknowledge(self, item_id: str) -> None:
-        await self._store.outbox_delete(item_id)
-        self._reserved.pop(item_id, None)
+        deleted = await self._store.outbox_delete(item_id)
+        account = self._reserved.pop(item_id, None)
+        record = self._noticed.pop(item_id, None)
+        if deleted and account is not None and record is not None:
+            await self._notify_mo_taken(account, record)
 
     async def release(self, item_id: str) -> None:
+        self._noticed.pop(item_id, None)
         account = self._reserved.pop(item_id, None)
         if account is None:
             return

@@ -769,6 +769,29 @@ class SqliteStore:
 
         return await self._writer.write(op)
 
+    async def handset_wants_normal_sms(self, number: str) -> bool:
+        """Whether `number` switched its MO notices from flash to normal SMS."""
+
+        def fn(c: sqlite3.Connection) -> bool:
+            row = c.execute("SELECT normal_sms FROM handset_notices WHERE number = ?", (number,)).fetchone()
+            return row is not None and bool(row[0])
+
+        return await self._read(fn)
+
+    async def toggle_handset_notices(self, number: str, now_ms: int) -> bool:
+        """Switch `number`'s MO notices between flash and normal SMS; True when they are now normal SMS."""
+
+        def op(c: sqlite3.Connection) -> bool:
+            (normal,) = c.execute(
+                "INSERT INTO handset_notices (number, normal_sms, changed_at) VALUES (?, 1, ?)"
+                " ON CONFLICT (number) DO UPDATE SET normal_sms = 1 - normal_sms, changed_at = excluded.changed_at"
+                " RETURNING normal_sms",
+                (number, now_ms),
+            ).fetchone()
+            return bool(normal)
+
+        return await self._writer.write(op)
+
     # -- retention and export ---------------------------------------------------------------------------------
 
     async def purge(self, before_ms: int, batch: int) -> int:

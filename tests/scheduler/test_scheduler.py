@@ -686,3 +686,61 @@ async def test_sub_accounts_cannot_see_or_touch_each_others_messages(gateway: Ga
     owner = await gateway.scheduler.query("acme-sales", message_id, "")
     assert owner.message_state == MessageState.ENROUTE
     assert await gateway.store.balance("acme-sales") == 500_000 - 50_000  # charged to the sub-account itself
+
+
+# -- MO receipts to handsets ---------------------------------------------------------------------------------------
+
+RECEIPTS = [
+    pytest.param(
+        MessageConfig(mo_default_account="acme"),
+        (AccountConfig("acme", "x", mo_receipts=True), AccountConfig("shop", "x", keywords=("Pizza",))),
+        id="mo-receipts",
+    )
+]
+
+
+async def notice(gateway: Gateway, count: int) -> OutgoingSms:
+    with trio.fail_after(60):
+        await gateway.sender.wait_sent(count)
+    sms = gateway.sender.sent[count - 1][1]
+    assert sms.destination == HANDSET and sms.status_report  # the gateway still learns its fate
+    return sms
+
+
+@pytest.mark.parametrize(("messages_config", "accounts_config"), RECEIPTS)
+async def test_mo_receipt_is_flash_until_the_handset_toggles_it(gateway: Gateway, db_clock: MockClock) -> None:
+    balance = await gateway.store.balance("acme")
+    await mo(gateway, "hello")
+    assert not gateway.sender.sent  # nothing before the ESME takes it
+    assert (await mo_for(gateway, "acme")).short_message == b"hello"
+    first = await notice(gateway, 1)
+    assert first.flash and first.user_data == b"Your message was delivered to acme"
+    await mo(gateway, " pt\n")
+    toggled = await notice(gateway, 2)
+    assert not toggled.flash and toggled.user_data.startswith(b"Delivery notices will now come as normal SMS")
+    assert await nothing_for(gateway, "acme")  # the toggle is the gateway's, not forwarded
+    await mo(gateway, "again")
+    await mo_for(gateway, "acme")
+    assert not (await notice(gateway, 3)).flash
+    await mo(gateway, "PT")
+    assert (await notice(gateway, 4)).flash
+    await mo(gateway, "and again")
+    await mo_for(gateway, "acme")
+    assert (await notice(gateway, 5)).flash
+    await trio.sleep(60)
+    assert len(gateway.sender.sent) == 5
+    assert await gateway.store.balance("acme") == balance
+    assert [entry.kind for entry in await gateway.store.ledger("acme", 10)] == ["topup"]
+    assert await nothing_for(gateway, "acme")  # no receipt of the notices either
+
+
+@pytest.mark.parametrize(("messages_config", "accounts_config"), RECEIPTS)
+async def test_mo_receipt_only_for_accounts_that_want_it(gateway: Gateway, db_clock: MockClock) -> None:
+    await mo(gateway, "pizza")
+    item = await gateway.scheduler.next_outbound("shop")
+    await gateway.scheduler.release(item.item_id)  # not taken: offered again, no notice either way
+    await mo_for(gateway, "shop")
+    await mo(gateway, "Pizza PT")
+    await mo_for(gateway, "shop")
+    await trio.sleep(60)
+    assert not gateway.sender.sent
