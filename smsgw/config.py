@@ -132,6 +132,8 @@ class ModemConfig:
     reopen_delay_max_s: float = 60.0
     # After AT+CFUN=1,1 a modem reboots (and a USB modem re-enumerates) before its port opens again.
     reset_settle_s: float = 15.0
+    # After the ESC that ends a prompt a crash may have left open, before the first command of a session.
+    escape_settle_s: float = 0.2
     # Directory of per-model quirks.toml files; empty: the hw_fixtures directory of this installation.
     quirks_dir: str = ""
     smsc: str = ""  # SMSC address set with AT+CSCA; empty: keep the one on the SIM

@@ -18,6 +18,8 @@ from typing import Final
 log = logging.getLogger(__name__)
 
 CTRL_Z: Final = b"\x1a"
+# Ends a `> ` prompt without sending (TS 27.005 3.5.1).
+ESC: Final = b"\x1b"
 
 # 3GPP TS 27.007 section 9.2 (+CME ERROR).
 CME_ERRORS: Final[Mapping[int, str]] = {

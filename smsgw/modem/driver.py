@@ -23,7 +23,7 @@ from typing import Final, Literal
 import trio
 
 from smsgw.config import ModemConfig
-from smsgw.modem.at import AtChannel, CommandTimedOut, Prompt, Response, Unsolicited
+from smsgw.modem.at import ESC, AtChannel, CommandTimedOut, Prompt, Response, Unsolicited
 from smsgw.modem.limits import LimitUsage, SendLimits
 from smsgw.modem.quirks import DEFAULT_QUIRKS_DIR, GENERIC, ModemQuirks, find_quirks, load_quirks
 from smsgw.modem.receive import CompleteMessage, IncomingParts, StoredSlot
@@ -779,7 +779,15 @@ class ModemDriver:
         )
 
     async def _sync(self) -> None:
-        """ATE0 until the modem answers: it may still be booting, or left with echo on (which ATE0 handles)."""
+        """ESC, then ATE0 until the modem answers: it may still be booting, or left with echo on (which ATE0
+        handles). A `> ` prompt left open by a crash (ours, or a previous process's between AT+CMGS and the PDU)
+        takes every command as PDU input until Ctrl-Z; ESC ends it without sending, and a modem in command mode
+        ignores it. The modem's answer to that ESC, if any, arrives before ATE0 is asked and passes as
+        unsolicited."""
+        stream = self._stream
+        if stream is not None:
+            await stream.send_all(ESC)
+            await trio.sleep(self.config.escape_settle_s)
         for _attempt in range(3):
             try:
                 response = await self.command("ATE0", self.config.watchdog_timeout_s)

@@ -107,7 +107,7 @@ class ScriptedModem:
                 if b"\r" not in buffer:
                     break
                 raw, _, buffer = buffer.partition(b"\r")
-                line = raw.decode().strip()
+                line = raw.replace(b"\x1b", b"").decode().strip()  # in command mode a modem ignores ESC
                 if not line:
                     continue
                 self.sent.append(line)

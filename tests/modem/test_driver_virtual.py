@@ -111,3 +111,33 @@ async def test_unplugged_pty_modem_is_reopened_when_it_returns(tmp_path: Path) -
 async def _serve_until_cancelled(scope: trio.CancelScope, modem: VirtualModem, link: Path) -> None:
     with scope:
         await serve_pty(modem, link)
+
+
+async def test_a_modem_left_at_the_cmgs_prompt_by_a_crash_is_brought_back(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sink = RecordingSink()
+    async with trio.open_nursery() as nursery:
+        network = VirtualNetwork(NETWORK, now=trio.current_time())
+        await nursery.start(serve_network, network)
+        modems = [VirtualModem(network, msisdn, NETWORK) for msisdn in (A, B)]
+        open_virtual = virtual_opener(modems[0], nursery)
+
+        async def open_after_a_crash() -> trio.abc.Stream:
+            stream = await open_virtual()
+            # The previous gateway process died between AT+CMGS=<length> and the PDU: at the `> ` prompt the
+            # modem takes everything up to Ctrl-Z as PDU hex, commands included.
+            await trio.sleep(NETWORK.sim_ready_delay_s + NETWORK.registration_delay_s)
+            await stream.send_all(b"AT+CMGF=0\rAT+CMGS=20\r")
+            answered = b""
+            while not answered.endswith(b"> "):
+                answered += await stream.receive_some()
+            return stream
+
+        config = ModemConfig(name="a", port="virtual:a", msisdn=A)
+        driver = ModemDriver(config, sink, opener=open_after_a_crash)
+        nursery.start_soon(driver.run)
+        assert await driver.wait_state(ModemState.READY, ModemState.DOWN) is ModemState.READY
+        nursery.start_soon(modems[1].serve, trio.testing.memory_stream_pair()[1])
+        assert isinstance(await driver.send(_sms(B, "after the crash")), Sent)
+        nursery.cancel_scope.cancel()
