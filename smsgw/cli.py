@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TextIO
 from smsgw import __version__
 
 if TYPE_CHECKING:
+    from smsgw.config import Config
     from smsgw.scheduler.policy_store import SqlitePolicyFacts
     from smsgw.scheduler.sqlite_store import SqliteStore
 
@@ -43,6 +44,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_dnc(commands)
     _add_account(commands)
     _add_history(commands)
+    _add_resend(commands)
     _add_modems(commands)
     return parser
 
@@ -590,8 +592,7 @@ def _add_account(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     transfer.add_argument("--to", dest="to_account", required=True, metavar="SYSTEM_ID")
     transfer.add_argument("--amount", required=True, help="decimal, in the currency of route prices (e.g. 25.50)")
     transfer.add_argument("--note", default="", help="kept in both ledger rows")
-    transfer.add_argument("--config", required=True, metavar="FILE", help="the gateway config (accounts' parents)")
-    transfer.add_argument("--db", metavar="PATH", help="the gateway's SQLite store (default: the config's)")
+    _add_config_store_arguments(transfer)
     transfer.set_defaults(handler=_cmd_account_transfer)
     ledger = actions.add_parser("ledger", help="the account's latest ledger rows, oldest first")
     ledger.add_argument("account", metavar="SYSTEM_ID")
@@ -631,23 +632,39 @@ def _cmd_account_topup(args: argparse.Namespace) -> int:
     return _with_store(args, action)
 
 
+def _add_config_store_arguments(parser: argparse.ArgumentParser) -> None:
+    """For commands that need the config's accounts and routes, not only the store."""
+    parser.add_argument("--config", required=True, metavar="FILE", help="the gateway config")
+    parser.add_argument("--db", metavar="PATH", help="the gateway's SQLite store (default: the config's [store] path)")
+
+
+def _load_config_and_store(args: argparse.Namespace) -> Config:
+    """The config of `_add_config_store_arguments`; `args.db` becomes the store path `_with_store` opens."""
+    from smsgw.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    if args.db is None:
+        args.db = config.store.path
+    return config
+
+
 def _cmd_account_transfer(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from smsgw.config import ConfigError, load_config
     from smsgw.scheduler.model import InsufficientBalance
     from smsgw.scheduler.policy import check_transfer
     from smsgw.scheduler.routing import format_micro, to_micro
     from smsgw.scheduler.timing import to_ms
 
+    config = _load_config_and_store(args)
     try:
-        config = load_config(args.config)
         amount = to_micro(args.amount)
         check_transfer(config, args.from_account, args.to_account, amount)
-    except (ConfigError, ValueError) as exc:
+    except ValueError as exc:
         raise CliError(str(exc)) from None
-    if args.db is None:
-        args.db = config.store.path
 
     refused: list[str] = []  # raised outside the store's nursery, which would wrap it in an ExceptionGroup
 
@@ -741,6 +758,51 @@ def _cmd_history_export(args: argparse.Namespace) -> int:
                 raise CliError(f"{args.output}: {exc.strerror or exc}") from None
         print(f"exported {count} messages", file=sys.stderr)
         return EXIT_OK
+
+    return _with_store(args, action)
+
+
+def _add_resend(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    resend = commands.add_parser(
+        "resend",
+        help="re-submit, as a new batch with new ids, an account's messages refused for insufficient balance",
+        description="The messages of --account submitted in the period that the balance could not cover "
+        "(err 800) are sent again now, routed, priced and charged by the config as it is; each is resent once. "
+        "Prints OLD_ID -> NEW_ID per message, or why it was not resent. Exit 1 when any was not. A running gateway "
+        "picks them up within [messages] foreign_writes_poll_s.",
+    )
+    resend.add_argument("--account", required=True, metavar="SYSTEM_ID")
+    resend.add_argument("--from", dest="start", required=True, metavar="DATE", help="UTC, as for history export")
+    resend.add_argument("--to", dest="end", required=True, metavar="DATE", help="UTC, inclusive for a date")
+    resend.add_argument(
+        "--error", type=int, required=True, choices=(800,), help="800 (insufficient balance): the only one resendable"
+    )
+    _add_config_store_arguments(resend)
+    resend.set_defaults(handler=_cmd_resend)
+
+
+def _cmd_resend(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from smsgw.scheduler.resend import resend_unpaid
+    from smsgw.scheduler.timing import to_ms
+
+    start = _parse_when(args.start, "--from", end=False)
+    end = _parse_when(args.end, "--to", end=True)
+    if end <= start:
+        raise CliError("--to must be after --from")
+    config = _load_config_and_store(args)
+    if not any(account.system_id == args.account for account in config.accounts):
+        raise CliError(f"no account {args.account!r} in {args.config}")
+
+    async def action(store: SqliteStore) -> int:
+        outcomes = await resend_unpaid(store, config, args.account, start, end, to_ms(datetime.now(UTC)))
+        for outcome in outcomes:
+            note = f" ({outcome.reason})" if outcome.reason else ""
+            print(f"{outcome.old_id} -> {outcome.new_id or '-'}{note}")
+        missed = sum(outcome.new_id is None for outcome in outcomes)
+        print(f"resent {len(outcomes) - missed} of {len(outcomes)} messages", file=sys.stderr)
+        return EXIT_FAILURE if missed else EXIT_OK
 
     return _with_store(args, action)
 

@@ -179,6 +179,9 @@ class MessageConfig:
     status_report_grace_s: float = 10 * 60
     # A status report matches the latest segment sent from that modem with its TP-MR within this window.
     status_report_match_window_s: float = 3 * 24 * 3600
+    # The dispatcher also looks for due work this often, for messages another process stored (`smsgw resend`);
+    # 0: only when this process stores or finishes something.
+    foreign_writes_poll_s: float = 5.0
     # Segments on modems at once; the dispatcher claims no more than this.
     max_in_flight_segments: int = 64
     # A receipt/MO an ESME did not take (error, timeout, unbind) is offered again after this delay.

@@ -67,6 +67,8 @@ class NewMessage:
     segments: tuple[NewSegment, ...]
     # A policy err code (8xx): the message is kept REJECTED with it, never sent (and priced at 0).
     rejected_error: int = 0
+    # `smsgw resend`: the id of the unpaid message this one re-submits; stored with it as a "resent" audit row.
+    resends: str | None = None
 
     @property
     def charge_micro(self) -> int:

@@ -124,7 +124,10 @@ class Scheduler:
                 due = await self._store.next_due_ms()
                 if due is not None and due <= now and self._in_flight < limit:
                     continue  # more is due (or the batch was all expiries): claim again at once
-                deadline = math.inf if due is None else self._clock.trio_deadline(due)
+                # Rows another process wrote (`smsgw resend`) set no `wake` here: look again now and then.
+                poll_s = self._messages.foreign_writes_poll_s
+                poll = trio.current_time() + poll_s if poll_s > 0 else math.inf
+                deadline = poll if due is None else min(poll, self._clock.trio_deadline(due))
             else:
                 deadline = math.inf  # a finishing send sets `wake`
             with trio.move_on_at(deadline):

@@ -26,6 +26,7 @@ import trio
 
 from smsgw.config import StoreConfig
 from smsgw.modem.seams import IncomingSms, Sent, StatusReport
+from smsgw.pdu.constants import GatewayError
 from smsgw.scheduler.migrations import migrate
 from smsgw.scheduler.policy_store import SqlitePolicyFacts
 from smsgw.scheduler.model import (
@@ -65,6 +66,8 @@ T = TypeVar("T")
 RECEIPT_TEXT_CHARS: Final = 20
 EXPIRED_ERROR: Final = 0x46  # TP-Status "validity period expired"
 _SYNCHRONOUS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
+_INSUFFICIENT_BALANCE: Final = int(GatewayError.INSUFFICIENT_BALANCE)
+_RESENT: Final = "resent"  # audit event: a message re-submitted by `smsgw resend` (detail "as=<new id>")
 _PENDING_SQL: Final = ",".join(str(int(s)) for s in PENDING)
 
 
@@ -139,7 +142,9 @@ class SqliteStore:
     # -- acceptance -------------------------------------------------------------------------------------------
 
     async def accept(self, messages: Sequence[NewMessage]) -> tuple[bool, ...]:
-        """Store and charge each message in order; False for one the balance could not cover (nothing stored).
+        """Store and charge each message in order; False for one the balance could not cover. That one is kept
+        REJECTED with err 800, uncharged and without a receipt (the submitter was refused and never got its id),
+        for `smsgw resend` to re-submit once the account is topped up.
 
         Concurrent calls are combined by the writer into one `_accept_batch` (executemany over all of them).
         """
@@ -164,13 +169,26 @@ class SqliteStore:
         segment_rows: list[tuple[Any, ...]] = []
         ledger_rows: list[tuple[Any, ...]] = []
         rejected: list[tuple[int, int]] = []  # (message rowid, submitted_ms)
+        unpaid: list[tuple[int, int, int]] = []  # (error_code, final_at, message rowid)
         results: list[tuple[bool, ...]] = []
         for request in requests:
             flags: list[bool] = []
             for message in request:
                 charge = message.charge_micro
                 if charge:
+                    if balances[message.account] < charge and message.resends is not None:
+                        flags.append(False)  # its original stays unpaid, to resend later: no second copy
+                        continue
                     if balances[message.account] < charge:
+                        message_rows.append(_message_row(next_rowid, message, int(State.REJECTED), charged=0))
+                        segment_rows.extend(
+                            (next_rowid, seq, message.destination.addr, segment.data_coding, segment.udh,
+                             segment.user_data, int(State.REJECTED), None, 0, _INSUFFICIENT_BALANCE,
+                             message.submitted_ms)
+                            for seq, segment in enumerate(message.segments)
+                        )
+                        unpaid.append((_INSUFFICIENT_BALANCE, message.submitted_ms, next_rowid))
+                        next_rowid += 1
                         flags.append(False)
                         continue
                     balances[message.account] -= charge
@@ -191,6 +209,9 @@ class SqliteStore:
                 )
                 if message.rejected_error:
                     rejected.append((next_rowid, message.submitted_ms))
+                if message.resends is not None:
+                    self._audit(c, message.submitted_ms, _RESENT, message.account, message.resends,
+                                f"as={message.message_id}")
                 next_rowid += 1
                 flags.append(True)
             results.append(tuple(flags))
@@ -208,6 +229,7 @@ class SqliteStore:
         )
         for rowid, at_ms in rejected:
             self._update_message(c, rowid, at_ms, intermediate=False)
+        c.executemany("UPDATE messages SET error_code = ?, final_at = ? WHERE id = ?", unpaid)
         c.executemany(
             "INSERT INTO ledger (account, at, kind, amount, balance_after, message_id)"
             " VALUES (?, ?, 'charge', ?, ?, ?)",
@@ -273,6 +295,60 @@ class SqliteStore:
             return sent, received
 
         return await self._writer.write(op)
+
+    async def unpaid_messages(self, account: str, start_ms: int, end_ms: int) -> list[NewMessage]:
+        """The account's messages submitted in [start_ms, end_ms) that the balance could not cover (REJECTED,
+        err 800) and that no `smsgw resend` re-submitted yet, oldest first, as they were submitted."""
+
+        def fn(c: sqlite3.Connection) -> list[NewMessage]:
+            resent = {
+                row[0]
+                for row in c.execute(
+                    "SELECT message_id FROM audit WHERE at >= ? AND event = ? AND account = ?",
+                    (start_ms, _RESENT, account),
+                )
+            }
+            rows = c.execute(
+                "SELECT id, message_id, dest_index, service_type, source_addr, source_addr_ton, source_addr_npi,"
+                " destination_addr, dest_addr_ton, dest_addr_npi, route, modem_group, esm_class, registered_delivery,"
+                " data_coding, flash, gateway_split, text, submitted_at, start_at, expires_at FROM messages"
+                " WHERE account = ? AND submitted_at >= ? AND submitted_at < ? AND state = ? AND error_code = ?"
+                " ORDER BY id",
+                (account, start_ms, end_ms, int(State.REJECTED), _INSUFFICIENT_BALANCE),
+            ).fetchall()
+            return [
+                NewMessage(
+                    message_id=row[1],
+                    dest_index=row[2],
+                    account=account,
+                    service_type=row[3],
+                    source=Address(row[4], row[5], row[6]),
+                    destination=Address(row[7], row[8], row[9]),
+                    route=row[10],
+                    modem_group=row[11],
+                    esm_class=row[12],
+                    registered_delivery=row[13],
+                    data_coding=row[14],
+                    flash=bool(row[15]),
+                    gateway_split=bool(row[16]),
+                    text=row[17],
+                    submitted_ms=row[18],
+                    start_ms=row[19],
+                    expires_ms=row[20],
+                    price_per_segment_micro=0,
+                    segments=tuple(
+                        NewSegment(data_coding, bytes(user_data), bytes(udh))
+                        for data_coding, user_data, udh in c.execute(
+                            "SELECT data_coding, user_data, udh FROM segments WHERE message = ? ORDER BY seq",
+                            (row[0],),
+                        )
+                    ),
+                )
+                for row in rows
+                if row[1] not in resent
+            ]
+
+        return await self._read(fn)
 
     async def balance(self, account: str) -> int:
         return await self._read(lambda c: self._balance(c, account))
@@ -828,7 +904,7 @@ class SqliteStore:
         yield from self._reader.execute(sql + " ORDER BY submitted_at, id", parameters)
 
 
-def _message_row(rowid: int, message: NewMessage, state: int) -> tuple[Any, ...]:
+def _message_row(rowid: int, message: NewMessage, state: int, *, charged: int | None = None) -> tuple[Any, ...]:
     return (
         rowid,
         message.message_id,
@@ -854,7 +930,7 @@ def _message_row(rowid: int, message: NewMessage, state: int) -> tuple[Any, ...]
         message.expires_ms,
         state,
         len(message.segments),
-        message.charge_micro,
+        message.charge_micro if charged is None else charged,
     )
 
 

@@ -93,7 +93,8 @@ async def gateway(
     config = Config(
         accounts=accounts_config,
         routes=routes_config,
-        messages=messages_config,
+        # One process: nothing else writes the store, and a poll would keep MockClock from jumping days at once.
+        messages=replace(messages_config, foreign_writes_poll_s=0),
         store=StoreConfig(synchronous="NORMAL"),
     )
     sender = FakeSender(decide=lambda sms: SendFailed(temporary=True, reason="unset"))
@@ -168,7 +169,7 @@ async def test_free_range_is_not_charged(gateway: Gateway, db_clock: MockClock) 
     assert await gateway.store.balance("acme") == 1_000_000
 
 
-async def test_insufficient_balance_is_refused_with_nothing_stored(gateway: Gateway, db_clock: MockClock) -> None:
+async def test_insufficient_balance_is_refused_uncharged_and_never_sent(gateway: Gateway, db_clock: MockClock) -> None:
     with pytest.raises(BackendError) as refused:
         await gateway.scheduler.submit("poor", submit_sm())
     assert refused.value.command_status == 0x400
