@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import sqlite3
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,30 @@ async def test_opted_out_handset_rejected_803_uncharged(policy_gateway: PolicyGa
         assert _balance(db, "demo") == before
     finally:
         await in_thread(demo.close)
+
+
+async def test_unpaid_submission_resent_by_the_operator_is_sent_with_a_new_id(
+    policy_gateway: PolicyGateway, brand: Esme, tmp_path: Path
+) -> None:
+    db = policy_gateway.db
+    assert await in_thread(main, ["account", "topup", "brand", "-1.00", "--db", db]) == 0  # empty again
+    status, _ = await _brand_submit(brand, "447700123456", b"pay me later", registered_delivery=1)
+    assert status == GatewayError.INSUFFICIENT_BALANCE.command_status == 0x400
+    assert _stored(db, "brand") == 1 and _balance(db, "brand") == 0  # kept REJECTED err 800, uncharged
+
+    assert await in_thread(main, ["account", "topup", "brand", "0.05", "--db", db]) == 0
+    config = tmp_path / "operator.toml"
+    config.write_text(
+        f'[[accounts]]\nsystem_id = "brand"\npassword_hash = "{hash_password(BRAND_PASSWORD)}"\n\n'
+        '[[routes]]\nname = "all"\nprice_per_segment = 0.05\n\n'
+        f'[store]\npath = "{db}"\n',
+        encoding="utf-8",
+    )
+    today = datetime.now(UTC).date().isoformat()
+    resend = ["resend", "--account", "brand", "--from", today, "--to", today, "--error", "800", "--config", str(config)]
+    assert await in_thread(main, resend) == 0
+    (receipt,) = await in_thread(brand.receipts, 1, 30.0)  # the running gateway found it in the store
+    assert receipt.stat == "DELIVRD"
+    assert _stored(db, "brand") == 2  # the unpaid original, kept, and its resend under the receipt's new id
+    assert _read(db, "SELECT error_code FROM messages WHERE message_id = ?", receipt.message_id) == 0
+    assert _balance(db, "brand") == 0  # charged normally
