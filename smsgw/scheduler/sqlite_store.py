@@ -142,9 +142,9 @@ class SqliteStore:
     # -- acceptance -------------------------------------------------------------------------------------------
 
     async def accept(self, messages: Sequence[NewMessage]) -> tuple[bool, ...]:
-        """Store and charge each message in order; False for one the balance could not cover. That one is kept
-        REJECTED with err 800, uncharged and without a receipt (the submitter was refused and never got its id),
-        for `smsgw resend` to re-submit once the account is topped up.
+        """Store and charge each message in order; False for one the balance could not cover. Within a
+        submission of several destinations that is otherwise accepted, that one is kept REJECTED with err 800,
+        uncharged and without a receipt, for `smsgw resend`; a submission refused whole stores nothing.
 
         Concurrent calls are combined by the writer into one `_accept_batch` (executemany over all of them).
         """
@@ -173,13 +173,22 @@ class SqliteStore:
         results: list[tuple[bool, ...]] = []
         for request in requests:
             flags: list[bool] = []
+            paid: list[bool] = []
             for message in request:
                 charge = message.charge_micro
-                if charge:
-                    if balances[message.account] < charge and message.resends is not None:
-                        flags.append(False)  # its original stays unpaid, to resend later: no second copy
-                        continue
-                    if balances[message.account] < charge:
+                paid.append(not charge or balances[message.account] >= charge)
+                if charge and paid[-1]:
+                    balances[message.account] -= charge
+                    ledger_rows.append(
+                        (message.account, message.submitted_ms, -charge, balances[message.account], message.message_id)
+                    )
+            # A refused submission leaves nothing stored (DESIGN.md). In a submit_multi that is acknowledged, a
+            # destination the balance could not cover belongs to that message: it is kept REJECTED err 800,
+            # uncharged and without a receipt, for `smsgw resend` (a resend's own unpaid copy is not kept twice).
+            acknowledged = any(paid)
+            for message, is_paid in zip(request, paid):
+                if not is_paid:
+                    if acknowledged and message.resends is None:
                         message_rows.append(_message_row(next_rowid, message, int(State.REJECTED), charged=0))
                         segment_rows.extend(
                             (next_rowid, seq, message.destination.addr, segment.data_coding, segment.udh,
@@ -189,12 +198,8 @@ class SqliteStore:
                         )
                         unpaid.append((_INSUFFICIENT_BALANCE, message.submitted_ms, next_rowid))
                         next_rowid += 1
-                        flags.append(False)
-                        continue
-                    balances[message.account] -= charge
-                    ledger_rows.append(
-                        (message.account, message.submitted_ms, -charge, balances[message.account], message.message_id)
-                    )
+                    flags.append(False)
+                    continue
                 state = int(State.SCHEDULED if message.start_ms > message.submitted_ms else State.ACCEPTED)
                 message_rows.append(_message_row(next_rowid, message, state))
                 # A rejected message's segments are final at once; `_update_message` below derives its state.

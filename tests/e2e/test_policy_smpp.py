@@ -167,7 +167,19 @@ async def test_unpaid_submission_resent_by_the_operator_is_sent_with_a_new_id(
     assert await in_thread(main, ["account", "topup", "brand", "-1.00", "--db", db]) == 0  # empty again
     status, _ = await _brand_submit(brand, "447700123456", b"pay me later", registered_delivery=1)
     assert status == GatewayError.INSUFFICIENT_BALANCE.command_status == 0x400
-    assert _stored(db, "brand") == 1 and _balance(db, "brand") == 0  # kept REJECTED err 800, uncharged
+    assert _stored(db, "brand") == 0 and _balance(db, "brand") == 0  # refused at submit: never stored
+
+    # A submit_multi whose free destination (the test range) is accepted: the one the balance cannot cover
+    # belongs to that acknowledged message, kept REJECTED err 800 and uncharged, for the operator's resend.
+    multi = await in_thread(
+        brand.submit_multi, ["447700900999", "447700123456"], b"pay me later",
+        source_addr="Brand", source_addr_ton=5, source_addr_npi=0, registered_delivery=1,
+    )
+    assert multi.command_status == 0
+    assert [(u.destination_addr, u.error_status_code) for u in multi.unsuccess_sme] == [("447700123456", 0x400)]
+    assert _stored(db, "brand") == 2 and _balance(db, "brand") == 0
+    await in_thread(brand.receipts, 1, 30.0)  # the free destination's receipt
+    brand.delivered.clear()
 
     assert await in_thread(main, ["account", "topup", "brand", "0.05", "--db", db]) == 0
     config = tmp_path / "operator.toml"
@@ -182,6 +194,6 @@ async def test_unpaid_submission_resent_by_the_operator_is_sent_with_a_new_id(
     assert await in_thread(main, resend) == 0
     (receipt,) = await in_thread(brand.receipts, 1, 30.0)  # the running gateway found it in the store
     assert receipt.stat == "DELIVRD"
-    assert _stored(db, "brand") == 2  # the unpaid original, kept, and its resend under the receipt's new id
+    assert _stored(db, "brand") == 3  # the free part, the unpaid original kept, and its resend under a new id
     assert _read(db, "SELECT error_code FROM messages WHERE message_id = ?", receipt.message_id) == 0
     assert _balance(db, "brand") == 0  # charged normally

@@ -1,5 +1,6 @@
-"""`smsgw resend`: messages the balance could not cover are kept REJECTED err 800 and re-submitted once, as a new
-batch with new ids, charged normally."""
+"""`smsgw resend`: destinations of an acknowledged submission that the balance could not cover are kept REJECTED
+err 800 and re-submitted once, as a new batch with new ids, charged normally. A submission refused whole stores
+nothing (DESIGN.md: rejected at submit, never stored)."""
 
 from __future__ import annotations
 
@@ -45,9 +46,16 @@ async def test_unpaid_message_is_kept_rejected_800_uncharged_without_receipt(sto
     assert await store.unpaid_messages("other", T0, NOW) == []
 
 
+async def test_a_submission_refused_whole_stores_nothing(store: SqliteStore) -> None:
+    refused = [new_message(price=100_000), new_message(price=100_000)]
+    assert await store.accept(refused) == (False, False)
+    assert [await store.find("acme", m.message_id) for m in refused] == [[], []]
+    assert await store.unpaid_messages("acme", T0, NOW) == []
+
+
 async def test_resend_is_a_new_batch_charged_normally_and_once(store: SqliteStore) -> None:
     unpaid = [new_message(price=100_000), new_message(price=100_000, segments=2)]
-    assert await store.accept(unpaid) == (False, False)
+    assert await store.accept([new_message(price=0), *unpaid]) == (True, False, False)
     await store.topup("acme", 350_000, NOW)
     outcomes = await resend_unpaid(store, CONFIG, "acme", T0, NOW, NOW)
     assert [o.old_id for o in outcomes] == [m.message_id for m in unpaid]
@@ -61,7 +69,7 @@ async def test_resend_is_a_new_batch_charged_normally_and_once(store: SqliteStor
 
 async def test_resend_the_balance_still_cannot_cover_stays_unpaid(store: SqliteStore) -> None:
     (unpaid,) = [new_message(price=100_000)]
-    assert await store.accept([unpaid]) == (False,)
+    assert await store.accept([new_message(price=0), unpaid]) == (True, False)
     (outcome,) = await resend_unpaid(store, CONFIG, "acme", T0, NOW, NOW)
     assert outcome.new_id is None and "insufficient balance" in outcome.reason
     (again,) = await store.unpaid_messages("acme", T0, NOW + 1)  # no second unpaid copy
@@ -74,7 +82,7 @@ async def test_resend_the_balance_still_cannot_cover_stays_unpaid(store: SqliteS
 async def test_resend_applies_the_recipient_rules_and_routes_again(store: SqliteStore) -> None:
     opted_out = new_message(price=100_000, destination="447911000009")
     unrouted = new_message(price=100_000, destination="33612345678")
-    assert await store.accept([opted_out, unrouted]) == (False, False)
+    assert await store.accept([new_message(price=0), opted_out, unrouted]) == (True, False, False)
     await trio.to_thread.run_sync(store.policy_facts().suppress, "acme", "447911000009")
     await store.topup("acme", 1_000_000, NOW)
     outcomes = {o.old_id: o for o in await resend_unpaid(store, CONFIG, "acme", T0, NOW, NOW)}
@@ -94,7 +102,7 @@ def test_smsgw_resend_prints_old_and_new_ids(tmp_path: Path, capsys: pytest.Capt
 
     async def prepare() -> None:
         async with open_store(db, StoreConfig(synchronous="NORMAL")) as store:
-            assert await store.accept([unpaid]) == (False,)
+            assert await store.accept([new_message(price=0), unpaid]) == (True, False)
 
     trio.run(prepare)
     config = tmp_path / "smsgw.toml"
@@ -131,7 +139,7 @@ async def test_a_running_gateway_sends_what_another_process_resent(tmp_path: Pat
         tmp_path / "gw.db", config.store
     ) as cli_store:
         unpaid = new_message(price=100_000)
-        assert await cli_store.accept([unpaid]) == (False,)
+        assert await cli_store.accept([new_message(price=0), unpaid]) == (True, False)
         async with trio.open_nursery() as nursery:
             await nursery.start(Scheduler(gateway_store, config, clock).run, sender)
             await cli_store.topup("acme", 100_000, clock.now_ms())
