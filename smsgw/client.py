@@ -284,7 +284,8 @@ class SmppSender:
             nonlocal next_to_report
             while next_to_report < len(recipients) and None not in statuses[next_to_report]:
                 i = next_to_report
-                failed = next((s for s in statuses[i] if s != CommandStatus.ESME_ROK), CommandStatus.ESME_ROK)
+                answered = [s for s in statuses[i] if s is not None]  # all of them, by the loop's condition
+                failed = next((s for s in answered if s != CommandStatus.ESME_ROK), CommandStatus.ESME_ROK)
                 ids = tuple(m for m, s in zip(message_ids[i], statuses[i], strict=True) if s == 0)
                 result = SubmitResult(recipients[i], ids, int(failed))
                 results[i] = result

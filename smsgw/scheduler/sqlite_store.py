@@ -44,6 +44,7 @@ from smsgw.scheduler.model import (
     Recovery,
     StoredMessage,
     StoreUnavailable,
+    same_number,
 )
 from smsgw.scheduler.states import (
     FINAL,
@@ -937,16 +938,6 @@ def _message_row(rowid: int, message: NewMessage, state: int, *, charged: int | 
         len(message.segments),
         message.charge_micro if charged is None else charged,
     )
-
-
-def same_number(a: str, b: str) -> bool:
-    """Whether two renderings of a number name the same handset (`+44…`, `44…`, national `07…`)."""
-    a, b = a.lstrip("+"), b.lstrip("+")
-    if a == b:
-        return True
-    # National vs international forms share the subscriber number; 9 digits is the shortest common length.
-    shortest = min(len(a), len(b))
-    return shortest >= 9 and a.isdigit() and b.isdigit() and a[-9:] == b[-9:]
 
 
 def _encode_receipt(record: ReceiptRecord) -> str:
