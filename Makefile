@@ -15,6 +15,7 @@ demo: $(STAMP)
 	$(VENV)/bin/smsgw demo
 
 test: $(STAMP)
+	$(VENV)/bin/python -m mypy smsgw
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
