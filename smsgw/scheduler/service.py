@@ -39,7 +39,6 @@ from smsgw.scheduler.model import (
     OutboxEntry,
     Refused,
     StoreUnavailable,
-    same_number,
 )
 from smsgw.scheduler.policy import (
     InvalidNumber,
@@ -254,11 +253,6 @@ class Scheduler:
         charged, no receipt, plain esm_class."""
         number = handset.lstrip("+")
         if not text:
-            return
-        if any(same_number(number, modem.msisdn) for modem in self._config.modems if modem.msisdn):
-            # One of our own SIMs wrote: a notice to it would come back as an MO and be noticed in turn.
-            log.info("notice not sent purpose=%s account=%s handset=%s reason=gateway's own modem", purpose, account,
-                     handset)
             return
         try:
             route = find_route(self._config.routes, number)

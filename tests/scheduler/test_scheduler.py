@@ -13,7 +13,7 @@ import trio
 import trio.testing
 from trio.testing import MockClock
 
-from smsgw.config import AccountConfig, Config, MessageConfig, ModemConfig, RouteConfig, StoreConfig
+from smsgw.config import AccountConfig, Config, MessageConfig, RouteConfig, StoreConfig
 from smsgw.modem.seams import IncomingSms, OutgoingSms, SendFailed, SendOutcome, Sent, StatusReport
 from smsgw.pdu.constants import CommandStatus, EsmClass, GatewayError, MessageState
 from smsgw.pdu.dlr import parse_receipt
@@ -83,23 +83,16 @@ def routes_config() -> tuple[RouteConfig, ...]:
 
 
 @pytest.fixture
-def modems_config() -> tuple[ModemConfig, ...]:
-    return ()
-
-
-@pytest.fixture
 async def gateway(
     tmp_path: Path,
     messages_config: MessageConfig,
     accounts_config: tuple[AccountConfig, ...],
     routes_config: tuple[RouteConfig, ...],
-    modems_config: tuple[ModemConfig, ...],
     db_clock: MockClock,
 ) -> AsyncIterator[Gateway]:
     config = Config(
         accounts=accounts_config,
         routes=routes_config,
-        modems=modems_config,
         # One process: nothing else writes the store, and a poll would keep MockClock from jumping days at once.
         messages=replace(messages_config, foreign_writes_poll_s=0),
         store=StoreConfig(synchronous="NORMAL"),
@@ -750,15 +743,5 @@ async def test_mo_receipt_only_for_accounts_that_want_it(gateway: Gateway, db_cl
     await mo_for(gateway, "shop")
     await mo(gateway, "Pizza PT")
     await mo_for(gateway, "shop")
-    await trio.sleep(60)
-    assert not gateway.sender.sent
-
-
-@pytest.mark.parametrize(("messages_config", "accounts_config"), RECEIPTS)
-@pytest.mark.parametrize("modems_config", [(ModemConfig(name="rack2", port="/dev/null", msisdn=HANDSET),)])
-async def test_no_mo_receipt_to_the_gateways_own_modem(gateway: Gateway, db_clock: MockClock) -> None:
-    # Another SIM of this gateway wrote: a notice to it would come back as an MO, and be noticed in turn.
-    await mo(gateway, "hello")
-    await mo_for(gateway, "acme")
     await trio.sleep(60)
     assert not gateway.sender.sent
