@@ -30,7 +30,7 @@ import trio
 
 from smsgw.app import GatewayStarted, demo_config, demo_msisdns, run_gateway
 # The SMPP benchmark's baseline server, so both benchmarks compare against the same minimal Trio server.
-from smsgw.bench.smpp import _server_main as smpp_server_main
+from smsgw.bench.smpp import server_process_main as smpp_server_main
 from smsgw.config import AccountConfig, Config, MessageConfig, SmppConfig, VirtualNetworkConfig
 from smsgw.modem.virtual.modem import VirtualModem
 from smsgw.modem.virtual.network import VirtualNetwork, serve_network

@@ -118,7 +118,7 @@ async def _serve_smsgw(report: Connection) -> None:
         report.send(listeners.port)
 
 
-def _server_main(kind: str, report: Connection) -> None:
+def server_process_main(kind: str, report: Connection) -> None:
     logging.basicConfig(level=logging.WARNING)
     trio.run(_serve_baseline if kind == "baseline" else _serve_smsgw, report)
 
@@ -221,7 +221,7 @@ def _server_process(kind: str) -> Iterator[int]:
     """A server of `kind` in a child process, so it does not share an interpreter with the load generator."""
     context = multiprocessing.get_context("spawn")
     receiving, sending = context.Pipe(duplex=False)
-    process = context.Process(target=_server_main, args=(kind, sending), daemon=True)
+    process = context.Process(target=server_process_main, args=(kind, sending), daemon=True)
     process.start()
     try:
         if not receiving.poll(30):
