@@ -27,6 +27,7 @@ from typing import Final, Protocol
 import trio
 
 from smsgw.config import VirtualNetworkConfig
+from smsgw.pdu.reassembly import PartInfo, Reassembler
 from smsgw.pdu.segmentation import MAX_SEGMENTS_LIMIT, TooManySegments, segment_text
 from smsgw.pdu.text import Encoding
 from smsgw.pdu.tpdu import Address, Dcs, SmsDeliver, SmsStatusReport, SmsSubmit, TpStatus, TypeOfNumber
@@ -141,15 +142,6 @@ class _Attempt:
     attempts: int = 0
 
 
-@dataclass(slots=True)
-class _PartialReply:
-    """The parts of one concatenated message the auto-reply handset has so far (mutable state, not a value)."""
-
-    parts: dict[int, str]
-    total: int
-    started_at: float
-
-
 class VirtualNetwork:
     """The SMSC and the handsets behind every number (sans-IO; see the module docstring)."""
 
@@ -164,7 +156,8 @@ class VirtualNetwork:
         self._home_location_register: set[str] = set()
         self._queue: list[tuple[float, int, _Attempt]] = []
         self._sequence = itertools.count()
-        self._partial_replies: dict[tuple[str, int, int], _PartialReply] = {}
+        # The auto-reply handset answers once per message, so it joins a concatenated message's parts first.
+        self._auto_reply_parts = Reassembler(config.reassembly_timeout_s)
         self._reply_reference = itertools.count()
         self._wakeup: Callable[[], None] = lambda: None
 
@@ -242,7 +235,7 @@ class VirtualNetwork:
         while self._queue and self._queue[0][0] <= now:
             _, _, attempt = heapq.heappop(self._queue)
             self._attempt(now, attempt)
-        self._forget_partial_replies(now)
+        self._auto_reply_parts.expire(now)  # a message whose parts never all came gets no reply
 
     # --- internals ----------------------------------------------------------------------------------------------
 
@@ -328,21 +321,18 @@ class VirtualNetwork:
     def _auto_reply(self, now: float, submission: _Submission) -> None:
         """The handset at AUTO_REPLY_NUMBER answers `RE: <text>`, once per message (parts reassembled first)."""
         submit = submission.submit
-        text = submit.text
-        if text is None:
+        encoding = submit.dcs.encoding
+        if encoding is Encoding.BINARY or submit.text is None:
             log.info("auto-reply skipped sender=%s reason=binary_message", submission.sender)
             return
         concatenation = Udh.from_bytes(submit.udh).concatenation if submit.udh else None
-        if concatenation is not None and concatenation.total > 1:
-            key = (submission.sender, concatenation.reference, concatenation.total)
-            partial = self._partial_replies.get(key) or _PartialReply({}, concatenation.total, now)
-            partial.parts[concatenation.sequence] = text
-            if len(partial.parts) < partial.total:
-                self._partial_replies[key] = partial
-                return
-            self._partial_replies.pop(key, None)
-            text = "".join(partial.parts[sequence] for sequence in sorted(partial.parts))
-        self._send_reply(now, submission.sender, AUTO_REPLY_PREFIX + text)
+        if concatenation is None:
+            self._send_reply(now, submission.sender, AUTO_REPLY_PREFIX + submit.text)
+            return
+        part = PartInfo.from_concatenation(concatenation, submit.user_data, encoding)
+        whole = self._auto_reply_parts.add(submission.sender, part, now)
+        if whole is not None:
+            self._send_reply(now, submission.sender, AUTO_REPLY_PREFIX + whole.text())
 
     def _send_reply(self, now: float, recipient: str, text: str) -> None:
         reference = next(self._reply_reference) % 256
@@ -363,15 +353,6 @@ class VirtualNetwork:
             )
             self._schedule(_Attempt(due, due + self.config.default_validity_s, recipient, deliver, None))
         log.info("auto-reply queued recipient=%s parts=%d", recipient, len(segmented.parts))
-
-    def _forget_partial_replies(self, now: float) -> None:
-        stale = [
-            key
-            for key, partial in self._partial_replies.items()
-            if now - partial.started_at > self.config.reassembly_timeout_s
-        ]
-        for key in stale:
-            del self._partial_replies[key]
 
 
 async def serve_network(

@@ -12,6 +12,7 @@ from smsgw.modem.virtual.network import Mt, MtResult, SubmitAccepted, SubmitReje
 from smsgw.pdu.segmentation import segment_text
 from smsgw.pdu.gsm7 import encode_gsm7
 from smsgw.pdu.tpdu import Address, Dcs, SmsDeliver, SmsStatusReport, SmsSubmit, TpStatus
+from smsgw.pdu.udh import Concatenation, Udh
 
 SENDER = "447700900001"
 CONFIG = VirtualNetworkConfig(delivery_delay_s=2.0, retry_interval_s=60.0, default_validity_s=3600.0)
@@ -118,6 +119,25 @@ async def test_auto_reply_reassembles_a_concatenated_message(autojump_clock: tri
         replies = sender.delivers()
         assert len(replies) == 2
         assert "".join(r.text or "" for r in replies) == "RE: " + text
+        nursery.cancel_scope.cancel()
+
+
+async def test_auto_reply_joins_an_escape_that_a_sender_split_across_parts(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Some senders (smpplib among them) cut the septets at 153 wherever that falls: here between the escape and
+    # the '€' it introduces, so the parts only make sense joined before decoding.
+    septets = encode_gsm7("x" * 152 + "€" + "y" * 10)
+    cuts = (septets[:153], septets[153:])
+    assert cuts[0].endswith(b"\x1b")
+    async with trio.open_nursery() as nursery:
+        network, sender = await start(nursery)
+        for sequence, user_data in enumerate(cuts, 1):
+            udh = Udh((Concatenation(reference=3, total=2, sequence=sequence),)).to_bytes()
+            sms = SmsSubmit(destination=Address.international("447700900999"), user_data=user_data, udh=udh)
+            network.submit(trio.current_time(), SENDER, sms)
+        await trio.sleep(5.1)
+        assert "".join(r.text or "" for r in sender.delivers()) == "RE: " + "x" * 152 + "€" + "y" * 10
         nursery.cancel_scope.cancel()
 
 
