@@ -845,9 +845,11 @@ class SqliteStore:
 
         return await self._read(fn)
 
-    async def outbox_delete(self, item_id: str) -> bool:
-        def op(c: sqlite3.Connection) -> bool:
-            return c.execute("DELETE FROM outbox WHERE id = ?", (int(item_id),)).rowcount > 0
+    async def outbox_delete(self, item_ids: Sequence[str]) -> list[bool]:
+        """Delete taken items (in one write); for each, whether it was still there."""
+
+        def op(c: sqlite3.Connection) -> list[bool]:
+            return [c.execute("DELETE FROM outbox WHERE id = ?", (int(i),)).rowcount > 0 for i in item_ids]
 
         return await self._writer.write(op)
 

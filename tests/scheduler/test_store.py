@@ -87,7 +87,7 @@ async def test_accept_claim_send_report_delivers_and_queues_one_receipt(store: S
     assert entry.record.message_id == message.message_id
     (stored,) = await store.find("acme", message.message_id)
     assert stored.state is State.DELIVERED and stored.final_ms == T0 + 3000
-    assert await store.outbox_delete(entry.item_id)
+    assert await store.outbox_delete([entry.item_id, entry.item_id]) == [True, False]
     assert await store.outbox_fetch("acme", frozenset(), 10) == []
 
 
