@@ -626,7 +626,8 @@ class Scheduler:
         if not items:
             return
         try:
-            deleted = await self._store.outbox_delete(items)
+            with trio.CancelScope(shield=True):  # taken out of the queue: written even if the scheduler stops now
+                deleted = await self._store.outbox_delete(items)
         except StoreUnavailable as exc:
             # Still reserved, so not offered again; the next batch tries again (or the next run offers them).
             log.error("acknowledgements not written count=%d error=%s", len(items), exc)

@@ -873,7 +873,10 @@ class SqliteStore:
         def op(c: sqlite3.Connection) -> list[bool]:
             return [c.execute("DELETE FROM outbox WHERE id = ?", (int(i),)).rowcount > 0 for i in item_ids]
 
-        return await self._writer.write(op)
+        try:
+            return await self._writer.write(op)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"outbox delete failed: {exc}") from exc
 
     async def handset_wants_normal_sms(self, number: str) -> bool:
         """Whether `number` switched its MO notices from flash to normal SMS."""
