@@ -129,15 +129,16 @@ class Scheduler:
                 for handoff in await self._store.claim_due(now, free):
                     self._in_flight += 1
                     nursery.start_soon(self._send, sender, handoff)
+            if self._in_flight < limit:
                 due = await self._store.next_due_ms()
-                if due is not None and due <= now and self._in_flight < limit:
+                if due is not None and due <= now:
                     continue  # more is due (or the batch was all expiries): claim again at once
                 # Rows another process wrote (`smsgw resend`) set no `wake` here: look again now and then.
                 poll_s = self._messages.foreign_writes_poll_s
                 poll = trio.current_time() + poll_s if poll_s > 0 else math.inf
                 deadline = poll if due is None else min(poll, self._clock.trio_deadline(due))
             else:
-                deadline = math.inf  # a finishing send sets `wake`
+                deadline = math.inf  # nothing can be claimed until a send finishes, which sets `wake`
             with trio.move_on_at(deadline):
                 await wake.wait()
 

@@ -792,3 +792,26 @@ async def test_acknowledgements_queued_at_stop_are_still_written(tmp_path: Path,
                 await scheduler.acknowledge(item_id)
             nursery.cancel_scope.cancel()  # before the writer task ran
         assert await store.outbox_fetch("acme", frozenset(), 10) == []
+
+
+@pytest.mark.parametrize("messages_config", [MessageConfig(max_in_flight_segments=2)])
+async def test_at_most_max_in_flight_segments_on_the_modems_and_the_rest_follows(
+    gateway: Gateway, db_clock: MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sending = peak = 0
+    send = gateway.sender.send
+
+    async def counting_send(sms: OutgoingSms) -> SendOutcome:
+        nonlocal sending, peak
+        sending += 1
+        peak = max(peak, sending)
+        try:
+            return await send(sms)
+        finally:
+            sending -= 1
+
+    monkeypatch.setattr(gateway.sender, "send", counting_send)
+    for _ in range(7):
+        await gateway.scheduler.submit("acme", submit_sm())
+    await gateway.sender.wait_sent(7)
+    assert peak == 2
