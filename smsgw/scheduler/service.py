@@ -125,20 +125,22 @@ class Scheduler:
             wake = self._store.work_event()
             now = self._clock.now_ms()
             free = limit - self._in_flight
-            if free > 0:
-                for handoff in await self._store.claim_due(now, free):
-                    self._in_flight += 1
-                    nursery.start_soon(self._send, sender, handoff)
-            if self._in_flight < limit:
+            claimed = await self._store.claim_due(now, free) if free > 0 else []
+            for handoff in claimed:
+                self._in_flight += 1
+                nursery.start_soon(self._send, sender, handoff)
+            if free <= 0:
+                deadline = math.inf  # nothing can be claimed until a send finishes, which sets `wake`
+            elif len(claimed) == free:
+                continue  # a full batch: more may be due, claimed as soon as a slot is free
+            else:
                 due = await self._store.next_due_ms()
                 if due is not None and due <= now:
-                    continue  # more is due (or the batch was all expiries): claim again at once
+                    continue  # the batch had expiries in it: claim again at once
                 # Rows another process wrote (`smsgw resend`) set no `wake` here: look again now and then.
                 poll_s = self._messages.foreign_writes_poll_s
                 poll = trio.current_time() + poll_s if poll_s > 0 else math.inf
                 deadline = poll if due is None else min(poll, self._clock.trio_deadline(due))
-            else:
-                deadline = math.inf  # nothing can be claimed until a send finishes, which sets `wake`
             with trio.move_on_at(deadline):
                 await wake.wait()
 
