@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import AsyncIterator, Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -580,86 +577,6 @@ async def test_opt_out_is_confirmed_once_and_later_messages_rejected(gateway: Ga
     other = await gateway.scheduler.submit("shop", replace(submit_sm(to=HANDSET, registered_delivery=0)))
     await gateway.sender.wait_sent(3)  # the opt-out is per account
     assert (await gateway.store.find("shop", other))[0].state.name != "REJECTED"
-
-
-# -- MO HTTP callbacks ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class CallbackServer:
-    """A local HTTP endpoint answering POSTs with the statuses queued in `answers` (then 200)."""
-
-    answers: list[int]
-    bodies: list[dict[str, object]] = field(default_factory=list)
-    url: str = ""
-
-
-@pytest.fixture
-def callback_server() -> Iterator[CallbackServer]:
-    state = CallbackServer(answers=[])
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            state.bodies.append(json.loads(body))
-            self.send_response(state.answers.pop(0) if state.answers else 200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/mo"
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-async def callbacks_received(server: CallbackServer, count: int) -> None:
-    with trio.fail_after(3600):
-        while len(server.bodies) < count:
-            await trio.sleep(1)
-
-
-async def test_mo_callback_is_retried_and_the_mo_still_delivered(
-    tmp_path: Path, callback_server: CallbackServer, db_clock: MockClock
-) -> None:
-    callback_server.answers = [503, 500]
-    config = Config(
-        accounts=(AccountConfig("shop", "x", keywords=("pizza",), mo_callback_url=callback_server.url),
-                  AccountConfig("acme", "x", keywords=("hello",), mo_callback_url=callback_server.url + "/gone")),
-        routes=(RouteConfig(name="uk", prefixes=("44",)),),
-        store=StoreConfig(synchronous="NORMAL"),
-    )
-    async with open_store(tmp_path / "cb.db", config.store) as store:
-        scheduler = Scheduler(store, config, WallClock(START))
-        async with trio.open_nursery() as nursery:
-            await nursery.start(scheduler.run, FakeSender(decide=lambda sms: SendFailed(True, "unused")))
-            await scheduler.incoming_sms(IncomingSms("m1", MODEM_MSISDN, HANDSET, "Pizza 2 large 🍕", 8, START))
-            await callbacks_received(callback_server, 3)
-            assert [b["text"] for b in callback_server.bodies] == ["Pizza 2 large 🍕"] * 3
-            assert callback_server.bodies[0] == {
-                "mo_id": 1, "account": "shop", "from": HANDSET, "to": MODEM_MSISDN, "text": "Pizza 2 large 🍕",
-                "data_coding": 8, "received_at": START.isoformat(),
-            }
-            callback_server.answers = [404]
-            await scheduler.incoming_sms(IncomingSms("m1", MODEM_MSISDN, HANDSET, "hello", 0, START))
-            await callbacks_received(callback_server, 4)
-            await trio.sleep(3600)
-            assert len(callback_server.bodies) == 4  # a 404 is not retried
-            for account, text in (("shop", "Pizza 2 large 🍕"), ("acme", "hello")):
-                item = await scheduler.next_outbound(account)  # the SMPP copy waits whatever the callback did
-                assert item.pdu.source_addr == HANDSET
-                assert (item.pdu.short_message or item.pdu.tlvs.message_payload or b"") == text.encode(
-                    "utf-16-be" if account == "shop" else "ascii"
-                )
-            nursery.cancel_scope.cancel()
 
 
 SUB_ACCOUNTS = (
