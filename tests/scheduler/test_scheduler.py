@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -662,3 +664,76 @@ async def test_mo_receipt_only_for_accounts_that_want_it(gateway: Gateway, db_cl
     await mo_for(gateway, "shop")
     await trio.sleep(60)
     assert not gateway.sender.sent
+
+
+async def esme_takes_all(gateway: Gateway, account: str, taken: list[str]) -> None:
+    while True:
+        item = await gateway.scheduler.next_outbound(account)
+        taken.append((item.pdu.short_message or b"").decode())
+        await gateway.scheduler.acknowledge(item.item_id)
+
+
+async def handset(gateway: Gateway, number: str, answer: Callable[[OutgoingSms], IncomingSms]) -> None:
+    """The network side of `number`: whatever the gateway sends there is answered with an MO."""
+    seen = 0
+    while True:
+        await gateway.sender.wait_sent(seen + 1)
+        sms = gateway.sender.sent[seen][1]
+        seen += 1
+        if sms.destination == number:
+            await gateway.scheduler.incoming_sms(answer(sms))
+
+
+OWN_SIM = "447700900002"  # the number of another modem of this gateway (m2)
+
+
+@pytest.mark.parametrize(("messages_config", "accounts_config"), RECEIPTS)
+async def test_the_gateways_own_notice_coming_back_gets_no_notice(
+    gateway: Gateway, db_clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "smsgw.scheduler.service")
+    taken: list[str] = []
+
+    def arrives_at_m2(sms: OutgoingSms) -> IncomingSms:
+        # What m1 sent to m2's number arrives at m2, from m1's number.
+        return IncomingSms("m2", OWN_SIM, MODEM_MSISDN, sms.user_data.decode(), 0, START, flash=sms.flash)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(esme_takes_all, gateway, "acme", taken)
+        nursery.start_soon(handset, gateway, OWN_SIM, arrives_at_m2)
+        # m2 texted m1 (an e2e test does this): the account takes it, and m2 gets the notice...
+        await gateway.scheduler.incoming_sms(IncomingSms("m1", MODEM_MSISDN, OWN_SIM, "hello", 0, START))
+        await trio.sleep(24 * 3600)
+        nursery.cancel_scope.cancel()
+    # ...which comes back as an MO the account takes too, and that one is noticed no further.
+    assert taken == ["hello", "Your message was delivered to acme"]
+    assert [sms.destination for _, sms, _ in gateway.sender.sent] == [OWN_SIM]
+    assert "reason=own notice came back" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("messages_config", "accounts_config"),
+    [(replace(MessageConfig(mo_default_account="acme"), notices_per_handset_max=3), RECEIPTS[0].values[1])],
+)
+async def test_notices_to_one_handset_are_limited(
+    gateway: Gateway, db_clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A handset (or another gateway) that answers every SMS: notice, answer, notice... until the limit.
+    taken: list[str] = []
+
+    def auto_reply(sms: OutgoingSms) -> IncomingSms:
+        return IncomingSms("m1", MODEM_MSISDN, HANDSET, "I am away", 0, START)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(esme_takes_all, gateway, "acme", taken)
+        nursery.start_soon(handset, gateway, HANDSET, auto_reply)
+        await mo(gateway, "hello")
+        await trio.sleep(59 * 60)
+        assert len(gateway.sender.sent) == 3 and taken == ["hello"] + ["I am away"] * 3
+        assert "reason=limit of 3 per 3600 s reached" in caplog.text
+        # A window later the handset gets notices again.
+        await trio.sleep(3600)
+        await mo(gateway, "back again")
+        await gateway.sender.wait_sent(4)
+        nursery.cancel_scope.cancel()
+    assert [sms.user_data for _, sms, _ in gateway.sender.sent] == [b"Your message was delivered to acme"] * 4
