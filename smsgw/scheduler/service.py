@@ -253,7 +253,8 @@ class Scheduler:
         self, account: str, handset: str, sender: str, text: str, now: int, *, flash: bool, purpose: str
     ) -> None:
         """A notice of the gateway's own to a handset, from the address it wrote to, on its route's modems: never
-        charged, no receipt, plain esm_class."""
+        charged, no receipt, plain esm_class; at most `notices_per_handset_max` a window to one handset. Each is
+        recorded, so that one arriving back at a SIM of this gateway is recognised (`_notify_mo_taken`)."""
         number = handset.lstrip("+")
         if not text:
             return

@@ -12,12 +12,12 @@ from typing import Protocol
 import trio
 
 from smsgw.modem.seams import IncomingSms, Sent, StatusReport
+from smsgw.scheduler.callback import CallbackStore
 from smsgw.scheduler.model import (
     Handoff,
     InsufficientBalance,
     LastSent,
     LedgerEntry,
-    MoCallback,
     NewMessage,
     NewSegment,
     NotCancellable,
@@ -32,7 +32,7 @@ from smsgw.scheduler.states import State
 __all__ = ["InsufficientBalance", "MessageStore", "NotCancellable", "StoreUnavailable"]
 
 
-class MessageStore(Protocol):
+class MessageStore(CallbackStore, Protocol):
     def work_event(self) -> trio.Event: ...
 
     def notify_work(self) -> None: ...
@@ -95,18 +95,6 @@ class MessageStore(Protocol):
     async def handset_wants_normal_sms(self, number: str) -> bool: ...
 
     async def toggle_handset_notices(self, number: str, now_ms: int) -> bool: ...
-
-    async def mo_callbacks_due(
-        self, now_ms: int, busy: frozenset[int], full_accounts: frozenset[str], limit: int
-    ) -> list[MoCallback]: ...
-
-    async def mo_callback_next_ms(self, busy: frozenset[int], full_accounts: frozenset[str]) -> int | None: ...
-
-    async def mo_callback_delivered(self, rowid: int) -> None: ...
-
-    async def mo_callback_retry(self, rowid: int, attempts: int, next_try_ms: int, error: str) -> None: ...
-
-    async def mo_callback_failed(self, rowid: int, attempts: int, error: str, now_ms: int) -> None: ...
 
     async def record_notice(
         self, handset: str, message_id: str, purpose: str, text: str, now_ms: int, expires_ms: int, *,
