@@ -169,7 +169,9 @@ def messages_config() -> MessageConfig:
 
 
 @pytest.fixture
-async def harness(tmp_path: Path, endpoint: Endpoint, messages_config: MessageConfig) -> AsyncIterator[tuple[Harness, MoCallbacks]]:
+async def harness(
+    tmp_path: Path, endpoint: Endpoint, messages_config: MessageConfig
+) -> AsyncIterator[tuple[Harness, MoCallbacks]]:
     accounts = [AccountConfig(name, "x", mo_callback_url=f"{endpoint.url}/{name}") for name in ("shop", "acme", "slow")]
     async with open_store(tmp_path / "cb.db", StoreConfig(synchronous="NORMAL")) as store:
         clock = WallClock(START)
@@ -235,7 +237,9 @@ async def test_4xx_gives_up_at_once_and_is_kept_failed(
 
 
 @pytest.mark.parametrize("messages_config", [MessageConfig(mo_callback_max_attempts=3)])
-async def test_given_up_after_the_configured_attempts(harness: tuple[Harness, MoCallbacks], db_clock: MockClock, tmp_path: Path) -> None:
+async def test_given_up_after_the_configured_attempts(
+    harness: tuple[Harness, MoCallbacks], db_clock: MockClock, tmp_path: Path
+) -> None:
     h, callbacks = harness
     h.endpoint.answers["shop"] = [500] * 10
     await h.mo("shop")
@@ -270,7 +274,9 @@ async def test_given_up_when_too_old(harness: tuple[Harness, MoCallbacks], db_cl
     "messages_config",
     [MessageConfig(mo_callback_concurrency=4, mo_callback_concurrency_per_account=2, mo_callback_timeout_s=30)],
 )
-async def test_a_slow_endpoint_holds_up_only_its_own_account(harness: tuple[Harness, MoCallbacks], db_clock: MockClock) -> None:
+async def test_a_slow_endpoint_holds_up_only_its_own_account(
+    harness: tuple[Harness, MoCallbacks], db_clock: MockClock
+) -> None:
     h, callbacks = harness
     h.endpoint.held.add("slow")
     for _ in range(5):
