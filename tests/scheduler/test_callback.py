@@ -4,20 +4,20 @@ only its own account."""
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import sqlite3
-import threading
-import time
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import trio
+from http_endpoint import LATE, Endpoint, serve_endpoint
+from killing import run_until_killed
 from trio.testing import MockClock
 
 from smsgw.config import AccountConfig, Config, MessageConfig, RouteConfig, StoreConfig
@@ -33,69 +33,12 @@ pytestmark = pytest.mark.timeout(60)
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 HANDSET = "447700900555"
 MODEM_MSISDN = "447700900001"
-LATE = 0  # an answer that comes after the client's timeout
-
-
-@dataclass
-class Endpoint:
-    """POST /<name> answers with the next status queued in `answers[name]` (200 when none; LATE: after the
-    client gave up); names in `held` wait for `release` first. Records bodies and the most requests at once."""
-
-    url: str = ""
-    answers: dict[str, list[int]] = field(default_factory=dict)
-    held: set[str] = field(default_factory=set)
-    release: threading.Event = field(default_factory=threading.Event)
-    bodies: dict[str, list[dict[str, object]]] = field(default_factory=dict)
-    active: dict[str, int] = field(default_factory=dict)
-    peak: dict[str, int] = field(default_factory=dict)
-    peak_total: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @pytest.fixture
 def endpoint() -> Iterator[Endpoint]:
-    state = Endpoint()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-            name = self.path.strip("/")
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            with state.lock:
-                state.bodies.setdefault(name, []).append(body)
-                state.active[name] = state.active.get(name, 0) + 1
-                state.peak[name] = max(state.peak.get(name, 0), state.active[name])
-                state.peak_total = max(state.peak_total, sum(state.active.values()))
-                queued = state.answers.get(name, [])
-                answer = queued.pop(0) if queued else 200
-            try:
-                if name in state.held:
-                    state.release.wait(30)
-                if answer == LATE:
-                    time.sleep(1.0)
-                    answer = 200
-                self.send_response(answer)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-            except OSError:
-                pass  # the client timed out and went away
-            finally:
-                with state.lock:
-                    state.active[name] -= 1
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serve_endpoint() as state:
         yield state
-    finally:
-        state.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,3 +282,19 @@ async def test_a_pending_callback_is_delivered_after_a_restart(tmp_path: Path, e
 class NoSender:
     async def send(self, sms: OutgoingSms) -> SendOutcome:
         raise AssertionError("nothing is sent in these tests")
+
+
+def test_sigkill_while_callbacks_are_posted_loses_none(tmp_path: Path, endpoint: Endpoint) -> None:
+    """kill -9 several times while MO arrive and their callbacks are POSTed, then restart: every MO that was
+    stored has its callback delivered (a POST the kill cut off may come twice)."""
+    worker = str(Path(__file__).with_name("callback_crash_worker.py"))
+    db, url = str(tmp_path / "crash.db"), f"{endpoint.url}/mo"
+    rng = random.Random()
+    stored: list[str] = []
+    for _ in range(3):
+        stored += run_until_killed([worker, "mo", db, url], rng.uniform(0.3, 1.0))
+    assert len(stored) > 20
+    subprocess.run([sys.executable, worker, "finish", db, url], check=True, timeout=60)
+    posted = {str(body["text"]) for body in endpoint.bodies["mo"]}
+    assert set(stored) <= posted
+    assert rows(Path(db)) == []
