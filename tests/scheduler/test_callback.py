@@ -179,6 +179,21 @@ async def test_4xx_gives_up_at_once_and_is_kept_failed(
     assert record.levelno == logging.ERROR and "reason=HTTP 404" in record.getMessage()
 
 
+async def test_pending_callbacks_follow_the_accounts_current_url(
+    harness: tuple[Harness, MoCallbacks], db_clock: MockClock, tmp_path: Path
+) -> None:
+    h, callbacks = harness
+    await h.mo("closed")  # stored while the account had a URL; the config no longer gives it one
+    await h.mo("shop")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(callbacks.run)
+        outcomes = await h.recording.final(2)
+        nursery.cancel_scope.cancel()
+    assert sorted((o.rowid, o.kind) for o in outcomes) == [(1, "failed"), (2, "delivered")]
+    assert rows(tmp_path / "cb.db") == [("failed", 0, "the account has no mo_callback_url any more")]
+    assert list(h.endpoint.bodies) == ["shop"]
+
+
 @pytest.mark.parametrize("messages_config", [MessageConfig(mo_callback_max_attempts=3)])
 async def test_given_up_after_the_configured_attempts(
     harness: tuple[Harness, MoCallbacks], db_clock: MockClock, tmp_path: Path
