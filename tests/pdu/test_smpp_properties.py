@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from smsgw.pdu import _smpp_schema as schema
+from smsgw.pdu import smpp
 from smsgw.pdu.constants import HEADER_LENGTH, CommandStatus, is_response
 from smsgw.pdu.errors import PduError
 from smsgw.pdu.framing import PduFramer
@@ -178,6 +179,44 @@ def test_fast_decoder_matches_construct_on_any_body(wire: bytes) -> None:
     fast = _outcome(decode_pdu, wire)
     reference = _outcome(schema_decode_body, cls, wire, command_status, sequence_number)
     assert fast == reference
+
+
+def _field_octets(limit: int) -> st.SearchStrategy[bytes]:
+    """A C-octet string's octets at, below or past its limit (NUL excluded), mostly with the NUL that ends it."""
+    length = st.sampled_from([0, 1, limit - 1, limit, limit, limit + 1])
+    ended = st.sampled_from([True] * 9 + [False])
+    return st.tuples(length, ended).map(lambda t: b"7" * t[0] + (b"\0" if t[1] else b""))
+
+
+_TIMES = st.sampled_from([b""] * 4 + [b"000000000100000R", b"201231235959104+", b"20123123595910", b"x" * 16])
+
+
+@st.composite
+def _short_message_wire(draw: st.DrawFn) -> bytes:
+    """A submit_sm/deliver_sm built field by field with lengths at and past each limit, sometimes cut short."""
+    body = (
+        draw(_field_octets(5)) + draw(st.binary(min_size=2, max_size=2)) + draw(_field_octets(20))
+        + draw(st.binary(min_size=2, max_size=2)) + draw(_field_octets(20)) + draw(st.binary(min_size=3, max_size=3))
+        + draw(_TIMES) + b"\0" + draw(_TIMES) + b"\0" + draw(st.binary(min_size=4, max_size=4))
+    )
+    short_message = draw(st.binary(max_size=260))
+    body += bytes([draw(st.sampled_from([len(short_message) % 256, draw(_octet)]))]) + short_message
+    body += draw(st.sampled_from([b"", b"\x04\x24\x00\x01a", draw(st.binary(max_size=8))]))
+    if draw(st.integers(0, 7)) == 0:
+        body = body[: draw(st.integers(0, len(body)))]
+    return struct.pack(">IIII", HEADER_LENGTH + len(body), SubmitSm.command_id, 0, 7) + body
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from([SubmitSm, DeliverSm]), _short_message_wire())
+def test_layout_match_decodes_as_the_step_by_step_decoder(cls: type[SubmitSm | DeliverSm], wire: bytes) -> None:
+    """The one-regex decoder of submit_sm/deliver_sm gives the value (or error) of the field-by-field one, for
+    valid bodies (where the regex matches) and broken ones (where it hands over). decode_pdu, which runs it, is
+    compared with construct on valid and mutated PDUs above."""
+    wire = wire[:4] + struct.pack(">I", cls.command_id) + wire[8:]
+    fast = _outcome(smpp._decode_short_message, cls, wire, 0, 7)
+    checked = _outcome(smpp._decode_short_message_checked, cls, wire, 0, 7)
+    assert fast == checked
 
 
 @settings(max_examples=200, deadline=None)
