@@ -52,6 +52,8 @@ _MAX_STATUS: Final = 0xFFFFFFFF
 _HEADER: Final = struct.Struct(">IIII")
 _RESPONSE_BIT: Final = 0x80000000
 _UNBIND: Final = int(CommandId.UNBIND)  # a plain int: enum member lookups cost on the per-PDU path
+# What an SMSC hands on as `SubmissionsReceived`.
+_SUBMISSIONS: Final = (SubmitSm, DataSm)
 _BIND_REQUESTS: Final = frozenset({CommandId.BIND_TRANSMITTER, CommandId.BIND_RECEIVER, CommandId.BIND_TRANSCEIVER})
 # Requests that count against the window; enquire_link and unbind must get through even when it is full.
 _WINDOWED: Final = frozenset(
@@ -93,6 +95,17 @@ class RequestReceived:
 
     pdu: Pdu
     segments: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionsReceived:
+    """submit_sm/data_sm an SMSC received that are valid for the state and passed the field checks: consecutive
+    ones of one `receive_data` come as one event, in wire order, to be answered together (see
+    `send_submission_responses`). `segments[i]` is how many SMS segments `pdus[i]` will be sent as (what
+    throughput limits count). The lists are complete when `receive_data` returns and not changed after."""
+
+    pdus: list[SubmitSm | DataSm]
+    segments: list[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +154,7 @@ class ConnectionClosed:
 
 Event = (
     RequestReceived
+    | SubmissionsReceived
     | ResponseReceived
     | RequestRejected
     | UnexpectedResponse
@@ -198,6 +212,8 @@ class SmppSession:
     _broken: bool = field(init=False, default=False)
     _peer: Role = field(init=False)
     _validates: bool = field(init=False)  # as the SMSC we check the fields of what the ESME sends
+    # The `SubmissionsReceived` the current `receive_data` is filling, while it is the newest event.
+    _submissions: SubmissionsReceived | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self._framer = PduFramer(self.config.max_pdu_bytes)
@@ -227,6 +243,7 @@ class SmppSession:
             self._last_received = now
             for frame in frames:
                 self._receive_frame(frame, now)
+            self._submissions = None
         error = self._framer.error
         if error is not None:
             # A length we cannot believe: every later byte is misaligned, so answer once and give up the stream
@@ -276,11 +293,25 @@ class SmppSession:
                 response = _error_response_to(type(pdu), pdu.sequence_number, exc.command_status)
                 self._events.append(RequestRejected(response, str(exc)))
                 return
+            if isinstance(pdu, _SUBMISSIONS):
+                self._add_submission(pdu, segments)
+                return
         if command_id == _UNBIND:
             self.state = next_state(self.state, Transition.UNBIND)
         elif command_id in _BIND_REQUESTS:
             self._bind_pending = True
         self._events.append(RequestReceived(pdu, segments))
+
+    def _add_submission(self, pdu: SubmitSm | DataSm, segments: int) -> None:
+        """Add to the newest event if that is this read's `SubmissionsReceived`, else start one: one event per run
+        of submissions, so anything received between two runs stays between them."""
+        events = self._events
+        submissions = self._submissions
+        if submissions is None or events[-1] is not submissions:
+            submissions = self._submissions = SubmissionsReceived([], [])
+            events.append(submissions)
+        submissions.pdus.append(pdu)
+        submissions.segments.append(segments)
 
     def _receive_response(self, pdu: Pdu) -> None:
         outstanding = self._outstanding.get(pdu.sequence_number)

@@ -41,6 +41,7 @@ from smsgw.smpp_server.session import (
     Event,
     LocalProtocolError,
     RequestReceived,
+    SubmissionsReceived,
     RequestRejected,
     ResponseReceived,
     ResponseTimedOut,
@@ -363,7 +364,7 @@ def test_submit_field_validation(change: dict[str, object], status: int | None) 
     link.smsc.receive_data(data, 0.0)
     (event,) = events(link.smsc)
     if status is None:
-        assert isinstance(event, RequestReceived)
+        assert isinstance(event, SubmissionsReceived) and [p.sequence_number for p in event.pdus] == [11]
     else:
         assert isinstance(event, RequestRejected), event
         assert event.response.command_status == status
@@ -396,7 +397,7 @@ def test_long_payload_within_limit_is_accepted_and_counted() -> None:
     ]
     for pdu, segments in cases:
         request, received = link.request(link.esme, pdu)
-        assert received == [RequestReceived(request, segments=segments)]
+        assert received == [SubmissionsReceived([request], [segments])]
 
 
 @settings(max_examples=200)
@@ -499,3 +500,27 @@ def test_packed_submission_responses_are_the_codecs_octets(answers: list[tuple[b
     except PduError:
         got = PduError
     assert got == expected
+
+
+def test_submissions_of_one_read_come_as_one_event_in_wire_order() -> None:
+    """A run of submit_sm/data_sm in one read is one SubmissionsReceived; anything between two runs (a rejected
+    submission, an enquire_link) stays between them, and a later read starts a new event."""
+    link = Link()
+    link.bind()
+    good = [replace(SUBMIT, sequence_number=n) for n in (10, 11)]
+    bad = replace(SUBMIT, sequence_number=12, destination_addr="")
+    data_sm = DataSm(sequence_number=13, destination_addr="447700900002", dest_addr_ton=1, dest_addr_npi=1)
+    enquire = EnquireLink(sequence_number=14)
+    last = replace(SUBMIT, sequence_number=15)
+    link.smsc.receive_data(b"".join(encode_pdu(p) for p in [*good, bad, data_sm, enquire, last]), 1.0)
+    received = events(link.smsc)
+    assert received[0] == SubmissionsReceived(good, [1, 1])
+    assert isinstance(received[1], RequestRejected) and received[1].response.sequence_number == 12
+    assert received[2:] == [
+        SubmissionsReceived([data_sm], [1]),
+        RequestReceived(enquire),
+        SubmissionsReceived([last], [1]),
+    ]
+    link.smsc.receive_data(encode_pdu(good[0]), 2.0)
+    link.smsc.receive_data(encode_pdu(good[1]), 2.0)
+    assert events(link.smsc) == [SubmissionsReceived([good[0]], [1]), SubmissionsReceived([good[1]], [1])]
