@@ -13,7 +13,7 @@ import logging
 import math
 import struct
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -39,6 +39,7 @@ from smsgw.smpp_server.states import (
     BindState,
     Role,
     Transition,
+    allowed_requests,
     may_send,
     next_state,
     originates,
@@ -75,6 +76,7 @@ _SUBMISSION_RESPONSES: Final[dict[int, tuple[int, type[SubmitSmResp] | type[Data
 }
 # A message_id packed without the codec: ASCII, no NUL, shorter than the 65-octet C-octet string limit.
 _PACKED_MESSAGE_ID_MAX: Final = 64
+_NOWHERE: Final[frozenset[BindState]] = frozenset()
 # Keep-alive traffic does not count as activity for the inactivity timer.
 _KEEPALIVE: Final = frozenset({CommandId.ENQUIRE_LINK, CommandId.ENQUIRE_LINK_RESP})
 
@@ -211,6 +213,7 @@ class SmppSession:
     _bind_pending: bool = field(init=False, default=False)
     _broken: bool = field(init=False, default=False)
     _peer: Role = field(init=False)
+    _peer_requests: Mapping[int, frozenset[BindState]] = field(init=False)  # what the peer may send, and when
     _validates: bool = field(init=False)  # as the SMSC we check the fields of what the ESME sends
     # The `SubmissionsReceived` the current `receive_data` is filling, while it is the newest event.
     _submissions: SubmissionsReceived | None = field(init=False, default=None)
@@ -218,6 +221,7 @@ class SmppSession:
     def __post_init__(self) -> None:
         self._framer = PduFramer(self.config.max_pdu_bytes)
         self._peer = self.role.peer
+        self._peer_requests = allowed_requests(self._peer)
         self._validates = self.role is Role.SMSC
         self._last_received = self.opened_at
         self._last_activity = self.opened_at
@@ -275,7 +279,9 @@ class SmppSession:
     def _receive_request(self, pdu: Pdu) -> None:
         command_id = pdu.command_id
         peer = self._peer
-        if not may_send(peer, command_id, self.state) or (command_id in _BIND_REQUESTS and self._bind_pending):
+        if self.state not in self._peer_requests.get(command_id, _NOWHERE) or (
+            command_id in _BIND_REQUESTS and self._bind_pending
+        ):
             if command_id in _BIND_REQUESTS and (self.state in BOUND or self._bind_pending):
                 status, reason = CommandStatus.ESME_RALYBND, "already bound"
             elif originates(peer, command_id):

@@ -114,13 +114,12 @@ def _plain_submit_segments(pdu: SubmitSm) -> int | None:
         and pdu.replace_if_present_flag <= 1
     ):
         return None
-    encoding = _encoding(pdu.data_coding)  # first, as in count_segments: it refuses a reserved data_coding
+    limit = _ONE_PART_OCTETS.get(pdu.data_coding)
+    if limit is None:  # first, as in count_segments: a reserved data_coding is refused
+        limit = _one_part_octets(pdu.data_coding)
     if esm_class & _UDHI:
         return 1
-    units = len(pdu.short_message)
-    if encoding is Encoding.UCS2:
-        units //= 2
-    return 1 if units <= part_capacity(encoding, 0) else None
+    return 1 if len(pdu.short_message) <= limit else None
 
 
 def validate_request(pdu: Pdu, config: SmppConfig) -> int:
@@ -182,6 +181,7 @@ def _check_message_id(message_id: str) -> None:
 
 
 _ENCODINGS: Final[dict[int, Encoding]] = {}
+_ONE_PART_OCTETS: Final[dict[int, int]] = {}
 
 
 def _encoding(data_coding: int) -> Encoding:
@@ -190,6 +190,18 @@ def _encoding(data_coding: int) -> Encoding:
     if encoding is None:
         encoding = _ENCODINGS[data_coding] = parse_data_coding(data_coding).encoding
     return encoding
+
+
+def _one_part_octets(data_coding: int) -> int:
+    """The longest short_message (octets) that `count_segments` counts as one segment without a UDH, remembered
+    per data_coding; InvalidField for a reserved data_coding."""
+    limit = _ONE_PART_OCTETS.get(data_coding)
+    if limit is None:
+        encoding = _encoding(data_coding)
+        capacity = part_capacity(encoding, 0)
+        # count_segments counts UTF-16 code units as len // 2, so one odd trailing octet still fits.
+        limit = _ONE_PART_OCTETS[data_coding] = capacity * 2 + 1 if encoding is Encoding.UCS2 else capacity
+    return limit
 
 
 def count_segments(pdu: SubmitSm | SubmitMulti | DataSm, max_segments: int) -> int:

@@ -429,8 +429,8 @@ _ADDRESSES = st.sampled_from(["", "447700900001", "+447700900001", "123456789012
     registered_delivery=st.sampled_from([0, 1, 3, 0x20]),
     priority_flag=st.integers(0, 4),
     replace_if_present_flag=st.integers(0, 2),
-    data_coding=st.sampled_from([0, 3, 4, 8, 0x0E, 0xF0]),
-    short_message=st.binary(max_size=200),
+    data_coding=st.sampled_from([0, 3, 4, 5, 8, 0x0E, 0xF0]),
+    short_message=st.one_of(st.binary(max_size=200), st.sampled_from([139, 140, 141, 142, 160, 161]).map(b"a".__mul__)),
     tlvs=st.sampled_from([Tlvs(), Tlvs(message_payload=b"x" * 300), Tlvs(sar_total_segments=2)]),
 )
 def test_validation_fast_path_answers_as_the_full_checks(**fields: object) -> None:
@@ -443,6 +443,22 @@ def test_validation_fast_path_answers_as_the_full_checks(**fields: object) -> No
             return ("refused", exc.command_status)
 
     assert outcome(validate_request) == outcome(check_request)
+
+
+@pytest.mark.parametrize("esm_class", [0, int(EsmClass.UDHI)])
+def test_validation_fast_path_counts_one_part_as_the_full_checks_for_every_data_coding(esm_class: int) -> None:
+    for data_coding in range(256):
+        for length in (0, 1, 69, 70, 71, 139, 140, 141, 142, 143, 159, 160, 161, 162, 254):
+            pdu = replace(SUBMIT, sequence_number=1, esm_class=esm_class, data_coding=data_coding,
+                          short_message=b"a" * length)
+
+            def outcome(check: Callable[[SubmitSm, SmppConfig], int]) -> int | tuple[str, int]:
+                try:
+                    return check(pdu, CONFIG)
+                except PduError as exc:
+                    return ("refused", exc.command_status)
+
+            assert outcome(validate_request) == outcome(check_request), (data_coding, length)
 
 
 def test_send_submission_responses_is_send_for_a_batch() -> None:
