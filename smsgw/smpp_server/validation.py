@@ -34,6 +34,11 @@ _REGISTERED_DELIVERY_RESERVED: Final = 0xE0
 _MAX_PRIORITY: Final = 3
 # The fast path's notion of an ordinary number: any TON but alphanumeric, at most as long as an E.164 number.
 _NUMBER_TONS: Final = frozenset(int(ton) for ton in Ton if ton != Ton.ALPHANUMERIC)
+# The octet values `_check_message_flags` lets through, for one set lookup each on the fast path.
+_PLAIN_ESM_CLASSES: Final = frozenset(v for v in range(256) if v & _MESSAGE_TYPE_MASK in _SUBMIT_MESSAGE_TYPES)
+_PLAIN_REGISTERED_DELIVERY: Final = frozenset(
+    v for v in range(256) if not v & _REGISTERED_DELIVERY_RESERVED and v & _SMSC_RECEIPT_MASK != _SMSC_RECEIPT_MASK
+)
 
 
 def _check_address(ton: int, npi: int, address: str, *, source: bool) -> None:
@@ -95,21 +100,18 @@ def _plain_submit_segments(pdu: SubmitSm) -> int | None:
     """
     source = pdu.source_addr
     destination = pdu.destination_addr
-    esm_class = pdu.esm_class
-    registered_delivery = pdu.registered_delivery
     if not (
         pdu.tlvs is EMPTY_TLVS
         and pdu.source_addr_ton in _NUMBER_TONS
         and pdu.source_addr_npi in _NPIS
         and pdu.dest_addr_ton in _NUMBER_TONS
         and pdu.dest_addr_npi in _NPIS
-        and (not source or (source.isdigit() and source.isascii() and len(source) <= _MAX_INTERNATIONAL_DIGITS))
-        and destination.isdigit()
-        and destination.isascii()
-        and len(destination) <= _MAX_INTERNATIONAL_DIGITS
-        and esm_class & _MESSAGE_TYPE_MASK in _SUBMIT_MESSAGE_TYPES
-        and not registered_delivery & _REGISTERED_DELIVERY_RESERVED
-        and registered_delivery & _SMSC_RECEIPT_MASK != _SMSC_RECEIPT_MASK
+        and len(source) <= _MAX_INTERNATIONAL_DIGITS
+        and 0 < len(destination) <= _MAX_INTERNATIONAL_DIGITS
+        and (numbers := source + destination).isdigit()  # an empty source_addr is allowed
+        and numbers.isascii()
+        and pdu.esm_class in _PLAIN_ESM_CLASSES
+        and pdu.registered_delivery in _PLAIN_REGISTERED_DELIVERY
         and pdu.priority_flag <= _MAX_PRIORITY
         and pdu.replace_if_present_flag <= 1
     ):
@@ -117,7 +119,7 @@ def _plain_submit_segments(pdu: SubmitSm) -> int | None:
     limit = _ONE_PART_OCTETS.get(pdu.data_coding)
     if limit is None:  # first, as in count_segments: a reserved data_coding is refused
         limit = _one_part_octets(pdu.data_coding)
-    if esm_class & _UDHI:
+    if pdu.esm_class & _UDHI:
         return 1
     return 1 if len(pdu.short_message) <= limit else None
 
