@@ -533,9 +533,14 @@ class SmppConnection:
         and a peer that does not read holds up one task, not every worker. The reader stops reading while the
         buffer is above its high-water mark. With `wait`, return only once the buffer is written (or the write
         failed), e.g. before closing the stream."""
-        if self._send_lock.locked() and not wait:
+        lock = self._send_lock
+        if not lock.locked():
+            lock.acquire_nowait()  # not `async with`: its checkpoint would be a scheduler pass per write
+        elif wait:
+            await lock.acquire()
+        else:
             return
-        async with self._send_lock:
+        try:
             while self._outbox:
                 data = bytes(self._outbox)
                 self._outbox.clear()
@@ -546,6 +551,8 @@ class SmppConnection:
                     self.close()
                 finally:
                     self._drained.set()
+        finally:
+            lock.release()
 
     async def _send(self, pdu: Pdu) -> bool:
         if not self._queue(pdu):
