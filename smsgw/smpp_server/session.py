@@ -4,7 +4,9 @@ The shell feeds bytes with `receive_data(data, now)`, takes events with `next_ev
 `send(pdu, now)`, and calls `handle_timers(now)` when `next_deadline()` passes. Bind states follow the table in
 `states.py`; requests we send get sequence numbers from `new_sequence_number()` and are matched to their responses
 by sequence number; what the peer does wrong becomes a `RequestRejected` event carrying the response to send
-(generic_nack for an unknown command id or a broken header, echoing the sequence number when readable).
+(generic_nack for an unknown command id or a broken header, echoing the sequence number when readable). The
+submit_sm/data_sm an SMSC accepts come as one `SubmissionsReceived` per run of them in a read, the unit the server
+answers them in, rather than an event each.
 """
 
 from __future__ import annotations
