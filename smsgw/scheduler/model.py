@@ -132,6 +132,37 @@ class MoRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class MoCallback:
+    """A pending HTTP callback of an MO: what its POST carries, and how far its delivery got."""
+
+    rowid: int
+    account: str
+    mo_id: int
+    originator: str
+    recipient: str
+    text: str
+    data_coding: int
+    received_ms: int  # the MO's TP-SCTS
+    created_ms: int  # when the MO was stored: the callback's age counts from here
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackRow:
+    """A stored MO callback as an operator sees it (`smsgw callbacks list`)."""
+
+    rowid: int
+    mo_id: int
+    account: str
+    originator: str
+    state: str  # 'pending' or 'failed'
+    attempts: int
+    last_error: str
+    created_ms: int
+    next_try_ms: int | None  # None once failed
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxEntry:
     item_id: str
     account: str
