@@ -62,11 +62,11 @@ from smsgw.smpp_server.session import (
     Event,
     RequestReceived,
     RequestRejected,
-    SubmissionsReceived,
     ResponseReceived,
     ResponseTimedOut,
     SessionTimedOut,
     SmppSession,
+    SubmissionsReceived,
     UnexpectedResponse,
     submission_response,
 )
