@@ -1,8 +1,9 @@
 """The scheduler: the SMPP server's backend, the modem pool's event sink, and the dispatcher between them.
 
 `Scheduler.run(sender)` recovers interrupted hand-offs, then runs the dispatcher (hands due segments to the
-`SmsSender`, at most `max_in_flight_segments` at once) and the retention purge, until cancelled. All times come
-from a `WallClock` on the Trio clock, so `MockClock` tests run schedules, retries and expiry instantly.
+`SmsSender`, at most `max_in_flight_segments` at once), the writer of acknowledged receipts/MO and the retention
+purge, until cancelled. All times come from a `WallClock` on the Trio clock, so `MockClock` tests run schedules,
+retries and expiry instantly.
 """
 
 from __future__ import annotations
