@@ -358,23 +358,29 @@ class _Pusher:
                     continue
                 item = None
                 touched[connection] = None
-                item = await self._take_ready()
+                item = await self._offer_ready(touched)
             await self._write(touched)
         except BaseException:
             if item is not None:
                 await self._server.release_items([item])
             raise
 
-    async def _take_ready(self) -> OutboundItem | None:
-        """The backend's next item if it has one at hand, else None at once. `next_outbound` is cancel-safe (a
-        pusher is stopped by cancelling it), so asking it under a cancelled scope waits for nothing: it either
-        returns before its first checkpoint or is cancelled at it."""
+    async def _offer_ready(self, touched: dict[SmppConnection, None]) -> OutboundItem | None:
+        """Queue the items the backend has at hand while a bind has room, without waiting for more; returns the
+        one that found no room, if any. `next_outbound` is cancel-safe (a pusher is stopped by cancelling it), so
+        asked under a cancelled scope it waits for nothing: it returns before its first checkpoint or is
+        cancelled at it."""
         with trio.CancelScope() as probe:
             probe.cancel()
             try:
-                return await self._server.backend.next_outbound(self._system_id)
+                while True:
+                    item = await self._server.backend.next_outbound(self._system_id)
+                    connection = self._offer(item)
+                    if connection is None:
+                        return item
+                    touched[connection] = None
             except Exception:  # the blocking call that follows reports it and backs off
-                return None
+                pass
         return None
 
     @staticmethod
