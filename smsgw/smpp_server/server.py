@@ -257,7 +257,7 @@ class SmppServer:
             return
         pusher = self._pushers.get(account.system_id)
         if pusher is None:
-            pusher = self._pushers[account.system_id] = _Pusher(self, account.system_id)
+            pusher = self._pushers[account.system_id] = _Pusher(self, account.system_id, self._nursery)
             self._nursery.start_soon(pusher.run)
         pusher.wake()
 
@@ -319,9 +319,10 @@ class SmppServer:
 class _Pusher:
     """Moves one account's receipts/MO from the backend to its receiver binds, round robin within windows."""
 
-    def __init__(self, server: SmppServer, system_id: str) -> None:
+    def __init__(self, server: SmppServer, system_id: str, nursery: trio.Nursery) -> None:
         self._server = server
         self._system_id = system_id
+        self._nursery = nursery  # the writers' (the server's)
         self._scope = trio.CancelScope()
         self._changed = trio.Event()
         self._next = 0
@@ -352,15 +353,16 @@ class _Pusher:
             while item is not None:
                 connection = self._offer(item)
                 if connection is None:
-                    changed = self._changed = trio.Event()  # before the write: room may free during it
-                    await self._write(touched)  # what is queued goes out before waiting for room
-                    await changed.wait()
+                    self._write(touched)  # what is queued goes out before waiting for room
+                    self._changed = trio.Event()
+                    await self._changed.wait()
                     continue
                 item = None
                 touched[connection] = None
                 item = await self._offer_ready(touched)
-            await self._write(touched)
+            self._write(touched)
         except BaseException:
+            self._write(touched)
             if item is not None:
                 await self._server.release_items([item])
             raise
@@ -383,13 +385,13 @@ class _Pusher:
                 pass
         return None
 
-    @staticmethod
-    async def _write(touched: dict[SmppConnection, None]) -> None:
-        """Flush the binds that were given items (a failed write closes its connection, whose cleanup releases
-        them)."""
-        while touched:
-            connection, _ = touched.popitem()
-            await connection.flush()
+    def _write(self, touched: dict[SmppConnection, None]) -> None:
+        """Have what the binds were given written, each bind by a task of its own: an ESME that does not read
+        holds up neither the others' items (their response timeouts run already) nor the pusher. A failed write
+        closes its connection, whose cleanup releases the items."""
+        for connection in touched:
+            self._nursery.start_soon(connection.flush)
+        touched.clear()
 
     def _offer(self, item: OutboundItem) -> SmppConnection | None:
         """Queue `item` on the next bind with room in its window; None if none has room."""

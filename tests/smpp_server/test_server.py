@@ -301,6 +301,30 @@ async def test_answers_that_arrive_while_the_pusher_writes_wake_it(autojump_cloc
         nursery.cancel_scope.cancel()
 
 
+async def test_an_esme_that_does_not_read_holds_up_no_other_bind(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    backend = DoubleBackend()
+    async with running_server(make_config(), backend) as server, trio.open_nursery() as nursery:
+        stuck, reading = Client(server, nursery, ("127.0.0.1", 1)), Client(server, nursery, ("127.0.0.1", 2))
+        await stuck.bind()
+        await reading.bind()
+        stuck.server_write_s = 3600.0  # the server's writes to it do not complete
+        backend.offer(receipt(0))
+        backend.offer(receipt(1))
+        with trio.fail_after(1):
+            event = await reading.event()
+            assert isinstance(event, RequestReceived) and event.pdu.short_message == b"id:1"  # type: ignore[attr-defined]
+            await reading.send(response_for(event.pdu))
+            while backend.acknowledged != ["r1"]:
+                await trio.sleep(0.1)
+            backend.offer(receipt(2))
+            backend.offer(receipt(3))
+            event = await reading.event()  # nor the pusher: r2 is queued for the stuck bind, r3 comes here
+            assert isinstance(event, RequestReceived) and event.pdu.short_message == b"id:3"  # type: ignore[attr-defined]
+        nursery.cancel_scope.cancel()
+
+
 async def test_disconnect_releases_outstanding_and_next_bind_gets_them(autojump_clock: trio.testing.MockClock) -> None:
     backend = DoubleBackend()
     async with running_server(make_config(), backend) as server, trio.open_nursery() as nursery:
