@@ -9,6 +9,7 @@ GSM 7-bit when every character fits, else UCS-2.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 from smsgw.pdu.constants import CommandStatus, EsmClass
@@ -21,12 +22,13 @@ from smsgw.pdu.segmentation import (
     segment_binary,
     segment_text,
 )
-from smsgw.pdu.text import Encoding, choose_encoding, decode_as, encode_text, parse_data_coding
+from smsgw.pdu.text import DataCodingScheme, Encoding, choose_encoding, decode_as, encode_text, parse_data_coding
 from smsgw.pdu.udh import split_user_data
 from smsgw.scheduler.model import NewSegment, Refused
 from smsgw.scheduler.policy import PreparedText
 
 _MODEM_ENCODINGS: Final = frozenset({Encoding.GSM7, Encoding.BINARY, Encoding.UCS2})
+_UDHI: Final = int(EsmClass.UDHI)  # an int mask: IntFlag's `&` builds a flag value per call
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +53,9 @@ class Decoded:
 def decode_content(payload: bytes, *, data_coding: int, esm_class: int, sar: SarInfo | None) -> Decoded:
     """Refused carries the status to refuse the submission with (bad alphabet, oversized part)."""
     try:
-        scheme = parse_data_coding(data_coding)
+        scheme = _scheme(data_coding)
         flash = scheme.message_class == 0
-        udhi = bool(esm_class & EsmClass.UDHI)
+        udhi = bool(esm_class & _UDHI)
         if sar is not None:
             payload, udhi = sar_to_udh(sar, payload, udhi), True
         if udhi:
@@ -89,6 +91,12 @@ def build_segments(decoded: Decoded, prepared: PreparedText | None, *, max_segme
         return Content(parts, text, decoded.flash, len(parts) > 1)
     except PduError as exc:
         raise Refused(str(exc), command_status=exc.command_status) from None
+
+
+@lru_cache(maxsize=256)
+def _scheme(data_coding: int) -> DataCodingScheme:
+    # A bind sends the same one or two data_coding values all day; a refused value raises and is not cached.
+    return parse_data_coding(data_coding)
 
 
 def _presplit(payload: bytes, encoding: Encoding, flash: bool) -> Content:

@@ -11,7 +11,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Final
@@ -37,6 +37,10 @@ SCHEMA: Final = (
         PRIMARY KEY (account, number)
     ) WITHOUT ROWID""",
 )
+
+
+# Numbers per `IN (...)` query: well below SQLite's oldest limit of 999 parameters.
+_IN_CHUNK: Final = 500
 
 
 def _now_ms() -> int:
@@ -79,6 +83,26 @@ class SqlitePolicyFacts:
 
     def is_suppressed(self, account: str, number: str) -> bool:
         return self._exists("SELECT 1 FROM policy_suppression WHERE account = ? AND number = ?", (account, number))
+
+    def _among(self, query: str, prefix: tuple[str, ...], numbers: Collection[str]) -> set[str]:
+        """The `numbers` for which `query` (ending in `IN (`) finds a row, a chunk of parameters at a time."""
+        found: set[str] = set()
+        with self._lock:
+            for chunk in _batches(numbers, _IN_CHUNK):
+                marks = ",".join("?" * len(chunk))
+                found.update(row[0] for row in self._connection.execute(f"{query}{marks})", (*prefix, *chunk)))
+        return found
+
+    def dnc_among(self, numbers: Collection[str]) -> set[str]:
+        return self._among("SELECT number FROM policy_dnc WHERE number IN (", (), numbers)
+
+    def consented_among(self, account: str, numbers: Collection[str]) -> set[str]:
+        return self._among("SELECT number FROM policy_consent WHERE account = ? AND number IN (", (account,), numbers)
+
+    def suppressed_among(self, account: str, numbers: Collection[str]) -> set[str]:
+        return self._among(
+            "SELECT number FROM policy_suppression WHERE account = ? AND number IN (", (account,), numbers
+        )
 
     def _insert(self, table: str, account: str, number: str) -> bool:
         with self._lock, self._connection:

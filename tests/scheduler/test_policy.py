@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from smsgw.scheduler.policy import (
     SenderAddress,
     check_policy_config,
     check_recipient,
+    check_recipients,
     check_transfer,
     is_opt_out,
     is_promotional,
@@ -379,6 +381,15 @@ class FakeFacts:
     def is_suppressed(self, account: str, number: str) -> bool:
         return (account, number) in self.suppressed
 
+    def dnc_among(self, numbers: Collection[str]) -> set[str]:
+        return {number for number in numbers if number in self.dnc}
+
+    def consented_among(self, account: str, numbers: Collection[str]) -> set[str]:
+        return {number for number in numbers if (account, number) in self.consent}
+
+    def suppressed_among(self, account: str, numbers: Collection[str]) -> set[str]:
+        return {number for number in numbers if (account, number) in self.suppressed}
+
     def suppress(self, account: str, number: str) -> bool:
         new = (account, number) not in self.suppressed
         self.suppressed.add((account, number))
@@ -402,6 +413,31 @@ def test_opted_out_recipient_gets_nothing_from_that_account() -> None:
         assert rejection is not None and rejection.error_code is GatewayError.OPTED_OUT
         assert int(rejection.error_code) == 803
     assert check_recipient(facts, "other", "447700900123", promotional=True) is None
+
+
+_NUMBERS = st.sampled_from(["447700900001", "447700900002", "447700900003", "447700900004"])
+_PAIRS = st.tuples(st.sampled_from(["acme", "other"]), _NUMBERS)
+
+
+@settings(max_examples=200)
+@given(
+    st.sets(_NUMBERS),
+    st.sets(_PAIRS),
+    st.sets(_PAIRS),
+    st.sampled_from(["acme", "other"]),
+    st.lists(st.tuples(_NUMBERS, st.booleans()), max_size=12),
+)
+def test_batch_recipient_checks_equal_one_by_one(
+    dnc: set[str],
+    consent: set[tuple[str, str]],
+    suppressed: set[tuple[str, str]],
+    account: str,
+    recipients: list[tuple[str, bool]],
+) -> None:
+    facts = FakeFacts(dnc, consent, suppressed)
+    assert check_recipients(facts, account, recipients) == [
+        check_recipient(facts, account, number, promotional=promotional) for number, promotional in recipients
+    ]
 
 
 def test_promotional_by_account_or_service_type() -> None:
