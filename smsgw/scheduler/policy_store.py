@@ -54,12 +54,19 @@ def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
 
 
 class SqlitePolicyFacts:
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, *, create_tables: bool = True) -> None:
         self._connection = connection
         self._lock = threading.Lock()
-        with self._lock, self._connection:
-            for statement in SCHEMA:
-                self._connection.execute(statement)
+        if create_tables:
+            with self._lock, self._connection:
+                for statement in SCHEMA:
+                    self._connection.execute(statement)
+
+    @classmethod
+    def reading(cls, connection: sqlite3.Connection) -> SqlitePolicyFacts:
+        """The facts read through a connection another part owns (the store's writer, inside its transaction),
+        whose tables an `open` already created; only its owner closes it."""
+        return cls(connection, create_tables=False)
 
     @classmethod
     def open(cls, path: str | Path, busy_timeout_s: float = 10.0) -> SqlitePolicyFacts:

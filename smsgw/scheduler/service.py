@@ -12,7 +12,6 @@ import logging
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 import trio
@@ -47,7 +46,6 @@ from smsgw.scheduler.policy import (
     PolicyError,
     SenderAddress,
     Submission,
-    check_recipients,
     normalise_number,
     record_opt_out,
     resolve_sender,
@@ -318,10 +316,9 @@ class Scheduler:
         message_id = self._ids.next(intake.now)
         destination = Address(pdu.destination_addr, pdu.dest_addr_ton, pdu.dest_addr_npi)
         try:
-            checked = self._new_message(intake, pdu, message_id, 0, destination)
+            message = self._new_message(intake, pdu, message_id, 0, destination)
         except Refused as refused:
             raise BackendError(str(refused), command_status=refused.command_status) from None
-        (message,) = await self._check_recipients(account, [checked])
         (stored,) = await self._accept([message])
         if not stored:
             raise BackendError("insufficient balance", command_status=InsufficientBalance.command_status)
@@ -332,16 +329,15 @@ class Scheduler:
         """Each PDU as `submit` would take it, all accepted ones in one durable commit."""
         intake = self._intake(account)
         results: list[str | BackendError] = []
-        checks: list[tuple[NewMessage, bool]] = []
+        messages: list[NewMessage] = []
         for pdu in pdus:
             message_id = self._ids.next(intake.now)
             destination = Address(pdu.destination_addr, pdu.dest_addr_ton, pdu.dest_addr_npi)
             try:
-                checks.append(self._new_message(intake, pdu, message_id, 0, destination))
+                messages.append(self._new_message(intake, pdu, message_id, 0, destination))
                 results.append(message_id)
             except Refused as refused:
                 results.append(BackendError(str(refused), command_status=refused.command_status))
-        messages = await self._check_recipients(account, checks) if checks else []
         stored = iter(await self._accept(messages) if messages else ())
         for index, result in enumerate(results):
             if isinstance(result, str) and not next(stored):
@@ -353,7 +349,7 @@ class Scheduler:
     async def submit_multi(self, account: str, pdu: SubmitMulti) -> MultiResult:
         intake = self._intake(account)
         message_id = self._ids.next(intake.now)
-        checks: list[tuple[NewMessage, bool]] = []
+        messages: list[NewMessage] = []
         refused: list[UnsuccessfulDestination] = []
         for index, entry in enumerate(pdu.destinations):
             if not isinstance(entry, SmeAddress):
@@ -361,10 +357,9 @@ class Scheduler:
                 continue
             destination = Address(entry.destination_addr, entry.dest_addr_ton, entry.dest_addr_npi)
             try:
-                checks.append(self._new_message(intake, pdu, message_id, index, destination))
+                messages.append(self._new_message(intake, pdu, message_id, index, destination))
             except Refused as exc:
                 refused.append(_unsuccessful(destination, exc.command_status))
-        messages = await self._check_recipients(account, checks) if checks else []
         stored = await self._accept(messages) if messages else ()
         for message, ok in zip(messages, stored, strict=True):
             if not ok:
@@ -383,22 +378,6 @@ class Scheduler:
             log.error("store refused a submission error=%s", exc)
             raise BackendError("store unavailable", command_status=CommandStatus.ESME_RSYSERR) from None
 
-    async def _check_recipients(self, account: str, checks: Sequence[tuple[NewMessage, bool]]) -> list[NewMessage]:
-        """The do-not-call and opt-out rules: a refused recipient's message is kept REJECTED with its err code,
-        uncharged, its receipt queued if asked for (one worker thread call and one query per kind of fact for the
-        whole batch)."""
-        rejections = await trio.to_thread.run_sync(
-            functools.partial(check_recipients, self._facts, account, [(m.destination.addr, p) for m, p in checks])
-        )
-        messages: list[NewMessage] = []
-        for (message, _), rejection in zip(checks, rejections, strict=True):
-            if rejection is not None:
-                log.info("rejected by policy message_id=%s account=%s err=%d reason=%s", message.message_id,
-                         message.account, rejection.error_code, rejection.reason)
-                message = replace(message, price_per_segment_micro=0, rejected_error=int(rejection.error_code))
-            messages.append(message)
-        return messages
-
     def _intake(self, account: str) -> _Intake:
         return _Intake(self._policy, self._account(account), self._messages, self._clock.now_ms())
 
@@ -409,8 +388,9 @@ class Scheduler:
         message_id: str,
         dest_index: int,
         destination: Address,
-    ) -> tuple[NewMessage, bool]:
-        """The message to store and whether it is promotional; Refused for what the submit-time rules refuse."""
+    ) -> NewMessage:
+        """The message to store (the recipient rules are the store's, at acceptance); Refused for what the
+        submit-time rules refuse."""
         settings = intake.account
         try:
             number = normalise_number(
@@ -447,9 +427,10 @@ class Scheduler:
             expires_ms=window.expires_ms,
             price_per_segment_micro=segment_price_micro(route, number),
             segments=content.segments,
+            check_recipient=True,
+            promotional=submission.promotional,
         )
-        return message, submission.promotional
-
+        return message
     def _account(self, account: str) -> AccountConfig:
         # An account outside the config (one the operator tops up by name) has no sender or country rules.
         return self._accounts.get(account) or AccountConfig(system_id=account, password_hash="")
