@@ -71,8 +71,8 @@ def decode_content(payload: bytes, *, data_coding: int, esm_class: int, sar: Sar
 
 
 def build_segments(decoded: Decoded, prepared: PreparedText | None, *, max_segments: int, reference: int) -> Content:
-    """Segments for one destination: text as the content rules `prepared` it (signature, suffix, line breaks),
-    binary data split as is, an ESME-split part unchanged."""
+    """Segments for one destination: text as the content rules `prepared` (and split) it (signature, suffix, line
+    breaks), binary data split as is, an ESME-split part unchanged."""
     if decoded.presplit is not None:
         return decoded.presplit
     try:
@@ -80,13 +80,11 @@ def build_segments(decoded: Decoded, prepared: PreparedText | None, *, max_segme
             binary = segment_binary(decoded.payload, max_segments=max_segments, reference=reference)
             parts = tuple(NewSegment(Encoding.BINARY.data_coding, p.user_data, p.udh) for p in binary.parts)
             return Content(parts, "", decoded.flash, len(parts) > 1)
-        text, encoding, reserve = decoded.text, decoded.encoding, 0
         if prepared is not None:
-            text, encoding, reserve = prepared.text, prepared.encoding, prepared.first_part_reserve
-            max_segments = prepared.max_segments
-        split = segment_text(
-            text, encoding=encoding, max_segments=max_segments, reference=reference, first_part_reserve=reserve
-        )
+            text, split = prepared.text, prepared.split.with_reference(reference)
+        else:
+            text = decoded.text
+            split = segment_text(text, encoding=decoded.encoding, max_segments=max_segments, reference=reference)
         parts = tuple(NewSegment(split.data_coding, p.user_data, p.udh) for p in split.parts)
         return Content(parts, text, decoded.flash, len(parts) > 1)
     except PduError as exc:

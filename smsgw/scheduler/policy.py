@@ -38,7 +38,7 @@ from smsgw.config import AccountConfig, Config, ConfigError, PolicyConfig, Route
 from smsgw.pdu.constants import CommandStatus, GatewayError, Npi, Ton
 from smsgw.pdu.errors import PduError
 from smsgw.pdu.gsm7 import is_gsm7
-from smsgw.pdu.segmentation import TooManySegments, count_segments
+from smsgw.pdu.segmentation import SegmentedText, TooManySegments, count_segments, segment_text
 from smsgw.pdu.text import Encoding, choose_encoding, encode_text
 
 log = logging.getLogger(__name__)
@@ -376,8 +376,8 @@ class ContentRules:
 
 @dataclass(frozen=True, slots=True)
 class PreparedText:
-    """What the gateway segments: `segment_text(text, encoding=encoding, max_segments=max_segments,
-    first_part_reserve=first_part_reserve, ...)` gives exactly `segments` parts."""
+    """What the gateway segments: `text` in `encoding`, already split into `segments` parts (`split`, under
+    reference 0: `build_segments` gives it the message's own), `first_part_reserve` units kept free."""
 
     text: str
     encoding: Encoding
@@ -385,6 +385,7 @@ class PreparedText:
     max_segments: int
     segments: int
     appended: tuple[str, ...]  # "unsubscribe_statement", "suffix": what fitted, for the log
+    split: SegmentedText
 
 
 def prepare_text(
@@ -415,9 +416,10 @@ def prepare_text(
     else:
         reserve = 0
         base = rules.signature + text
-    segments = _count_segments(base, chosen, reserve)
-    if segments > rules.max_segments:
-        raise TooManySegments(segments, rules.max_segments)
+    # The one segmentation of the message, unless a suffix or statement is appended below; TooManySegments beyond
+    # the route's maximum.
+    split = _split(base, chosen, reserve, rules.max_segments)
+    segments = len(split.parts)
     additions = [
         (name, addition)
         for name, addition in (
@@ -430,7 +432,8 @@ def prepare_text(
     everything = base + "".join(text for _, text in additions)
     if len(additions) > 1 and _fits(everything, chosen, reserve, segments):
         names = tuple(name for name, _ in additions)
-        return PreparedText(everything, chosen, reserve, rules.max_segments, segments, names)
+        split = _split(everything, chosen, reserve, rules.max_segments)
+        return PreparedText(everything, chosen, reserve, rules.max_segments, segments, names, split)
     appended: list[str] = []
     for name, addition in additions:
         if _fits(base + addition, chosen, reserve, segments):
@@ -438,7 +441,15 @@ def prepare_text(
             appended.append(name)
         else:
             log.info("%s left out: no room in the last segment segments=%d", name, segments)
-    return PreparedText(base, chosen, reserve, rules.max_segments, segments, tuple(appended))
+    if appended:
+        split = _split(base, chosen, reserve, rules.max_segments)
+    return PreparedText(base, chosen, reserve, rules.max_segments, segments, tuple(appended), split)
+
+
+def _split(text: str, encoding: Encoding, first_part_reserve: int, max_segments: int) -> SegmentedText:
+    return segment_text(
+        text, encoding=encoding, max_segments=max_segments, reference=0, first_part_reserve=first_part_reserve
+    )
 
 
 def _encoding_for(text: str, requested: Encoding | None) -> Encoding:

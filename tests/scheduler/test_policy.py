@@ -263,6 +263,7 @@ def test_additions_never_add_a_segment_and_the_first_part_keeps_the_reserve(
         first_part_reserve=prepared.first_part_reserve,
     )
     assert len(split.parts) == prepared.segments
+    assert prepared.split == split  # the one segmentation the message is sent with
     if upstream and signature:
         # What the operator puts in front still fits the first part.
         together = segment_text(
