@@ -323,7 +323,8 @@ def _split_text(
     first_part_reserve: int,
 ) -> SegmentedText:
     whole = encode_text(text, encoding, tables)  # raises PduError naming a character the encoding lacks
-    elements = udh_elements + national_language_elements(tables)
+    # The default tables announce nothing: most texts skip building the (empty) shift elements.
+    elements = udh_elements if tables is DEFAULT_TABLES else udh_elements + national_language_elements(tables)
     extra = Udh(elements) if elements else _NO_UDH
     plan = _plan(encoding, extra, reference_bits, first_part_reserve)
     if len(whole) // (2 if encoding is Encoding.UCS2 else 1) <= plan.single:

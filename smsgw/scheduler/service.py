@@ -44,8 +44,6 @@ from smsgw.scheduler.policy import (
     KeywordRules,
     MessagePolicy,
     PolicyError,
-    SenderAddress,
-    Submission,
     normalise_number,
     record_opt_out,
     resolve_sender,
@@ -401,18 +399,19 @@ class Scheduler:
             tlvs = pdu.tlvs
             payload = tlvs.message_payload if tlvs.message_payload is not None else _short_message(pdu)
             decoded = decode_content(payload, data_coding=pdu.data_coding, esm_class=pdu.esm_class, sar=_sar(tlvs))
-            submission, content = self._apply_rules(intake, route, decoded, pdu.source_addr, pdu.service_type)
+            sender, promotional, content = self._apply_rules(
+                intake, route, decoded, pdu.source_addr, pdu.service_type
+            )
         except (InvalidNumber, PolicyError, TooManySegments, NoRoute, Refused) as exc:
             log.info("submission refused account=%s destination=%r status=0x%x reason=%s", settings.system_id,
                      destination.addr, exc.command_status, exc)
             raise Refused(str(exc), command_status=exc.command_status) from None
-        sender = submission.sender
-        message = NewMessage(
+        return NewMessage(
             message_id=message_id,
             dest_index=dest_index,
             account=settings.system_id,
             service_type=pdu.service_type,
-            source=Address(sender.addr, sender.ton, sender.npi),
+            source=sender,
             destination=Address(number, Ton.INTERNATIONAL, Npi.ISDN),  # normalised: receipts quote it so
             route=route.name,
             modem_group=route.modem_group,
@@ -428,17 +427,18 @@ class Scheduler:
             price_per_segment_micro=segment_price_micro(route, number),
             segments=content.segments,
             check_recipient=True,
-            promotional=submission.promotional,
+            promotional=promotional,
         )
-        return message
+
     def _account(self, account: str) -> AccountConfig:
         # An account outside the config (one the operator tops up by name) has no sender or country rules.
         return self._accounts.get(account) or AccountConfig(system_id=account, password_hash="")
 
     def _apply_rules(
         self, intake: _Intake, route: RouteConfig, decoded: Decoded, source_addr: str, service_type: str
-    ) -> tuple[Submission, Content]:
-        """The submit-time rules (sender, blocked content, signature, suffix, segments), then the segments."""
+    ) -> tuple[Address, bool, Content]:
+        """The submit-time rules (sender, blocked content, signature, suffix, segments): the sender, whether the
+        message is promotional, and its segments."""
         sender = intake.sender(route, source_addr)
         promotional = intake.is_promotional(service_type)
         prepared = self._policy.check_text(
@@ -452,7 +452,7 @@ class Scheduler:
         content = build_segments(
             decoded, prepared, max_segments=route.max_segments, reference=self._rng.randrange(256)
         )
-        return Submission(sender, promotional, prepared), content
+        return sender, promotional, content
 
     async def query(self, account: str, message_id: str, source_addr: str) -> MessageStatus:
         normalized = normalize_message_id(message_id)
@@ -504,7 +504,7 @@ class Scheduler:
             decoded = decode_content(
                 pdu.short_message, data_coding=original.data_coding, esm_class=original.esm_class, sar=None
             )
-            _, content = self._apply_rules(self._intake(account), route, decoded, original.source.addr, "")
+            _, _, content = self._apply_rules(self._intake(account), route, decoded, original.source.addr, "")
             window = self._replacement_window(pdu, original.start_ms, original.expires_ms, now)
             await self._store.replace(
                 account,
@@ -588,7 +588,7 @@ class _Intake:
         self._messages = messages
         self.now = now
         self._windows: dict[tuple[str, str] | int | None, Window] = {}
-        self._senders: dict[tuple[str, str], SenderAddress] = {}
+        self._senders: dict[tuple[str, str], Address] = {}
         self._promotional: dict[str, bool] = {}
         self._keywords: dict[str, KeywordRules] = {}
 
@@ -600,11 +600,13 @@ class _Intake:
             window = self._windows[key] = _window(pdu, self.now, self._messages)
         return window
 
-    def sender(self, route: RouteConfig, source_addr: str) -> SenderAddress:
+    def sender(self, route: RouteConfig, source_addr: str) -> Address:
+        """The source address the message goes out with (`resolve_sender`), as stored."""
         key = (route.name, source_addr)
         sender = self._senders.get(key)
         if sender is None:
-            sender = self._senders[key] = resolve_sender(source_addr, self.account, route)
+            resolved = resolve_sender(source_addr, self.account, route)
+            sender = self._senders[key] = Address(resolved.addr, resolved.ton, resolved.npi)
         return sender
 
     def is_promotional(self, service_type: str) -> bool:
