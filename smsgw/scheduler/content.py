@@ -85,7 +85,8 @@ def build_segments(decoded: Decoded, prepared: PreparedText | None, *, max_segme
         else:
             text = decoded.text
             split = segment_text(text, encoding=decoded.encoding, max_segments=max_segments, reference=reference)
-        parts = tuple(NewSegment(split.data_coding, p.user_data, p.udh) for p in split.parts)
+        data_coding = split.data_coding
+        parts = tuple([NewSegment(data_coding, p.user_data, p.udh) for p in split.parts])
         return Content(parts, text, decoded.flash, len(parts) > 1)
     except PduError as exc:
         raise Refused(str(exc), command_status=exc.command_status) from None
