@@ -188,17 +188,24 @@ class MessageConfig:
     outbox_redelivery_delay_s: float = 5.0
     # The account that receives MO no other rule claims ('' = keep it stored, deliver it to nobody).
     mo_default_account: str = ""
-    # MO HTTP callbacks: each request's timeout, attempts before giving up (backoff as for segments), and how
-    # many may wait at once (beyond that a callback is dropped with a warning; the MO itself stays stored).
+    # MO HTTP callbacks (pending in the store, so they survive a restart): each POST's timeout; attempts and age
+    # (from the MO's arrival) before one is given up, kept as 'failed' (backoff as for segments); POSTs in flight
+    # at once, and per account, so that one slow endpoint cannot hold up the others.
     mo_callback_timeout_s: float = 10.0
     mo_callback_max_attempts: int = 8
-    mo_callback_queue_size: int = 1000
+    mo_callback_max_age_s: float = 24 * 3600
+    mo_callback_concurrency: int = 16
+    mo_callback_concurrency_per_account: int = 4
     # Notices of the accounts with `mo_receipts`; {account} is the account's system_id. An MO that is just the
     # toggle (any case) switches that handset between flash and normal notices, and goes to no account.
     mo_receipt_text: str = "Your message was delivered to {account}"
     mo_receipt_toggle: str = "PT"
     mo_receipt_normal_text: str = "Delivery notices will now come as normal SMS. Send PT to get them as flash SMS."
     mo_receipt_flash_text: str = "Delivery notices will now come as flash SMS. Send PT to get them as normal SMS."
+    # At most this many notices (MO receipts, toggle and opt-out confirmations) to one handset per window; more
+    # are not sent (0: no limit). Stops a loop with an auto-responder that answers every notice.
+    notices_per_handset_max: int = 10
+    notices_per_handset_window_s: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -169,6 +169,39 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         changed_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
+    # MO HTTP callbacks, written in the MO's own transaction: 'pending' until a 2xx (then deleted), 'failed' once
+    # given up, kept for the operator to see. The POST body comes from the MO row; `received_at` is its TP-SCTS.
+    # And every notice the gateway sent a handset: the per-handset limit counts them, and an MO that is one of
+    # them coming back (to one of the gateway's own SIMs) is recognised and gets no notice in turn.
+    """
+    CREATE TABLE mo_callbacks (
+        id INTEGER PRIMARY KEY,
+        mo INTEGER NOT NULL,
+        account TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'failed')),
+        created_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_try_at INTEGER,
+        last_error TEXT NOT NULL DEFAULT '',
+        failed_at INTEGER
+    );
+    CREATE INDEX mo_callbacks_due ON mo_callbacks (next_try_at) WHERE state = 'pending';
+    CREATE INDEX mo_callbacks_created ON mo_callbacks (created_at);
+
+    CREATE TABLE notices_sent (
+        id INTEGER PRIMARY KEY,
+        handset TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        text TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX notices_sent_handset ON notices_sent (handset, at);
+    CREATE INDEX notices_sent_at ON notices_sent (at);
+    """,
 )
 
 

@@ -137,6 +137,22 @@ class MoRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class MoCallback:
+    """A pending HTTP callback of an MO: what its POST carries, and how far its delivery got."""
+
+    rowid: int
+    account: str
+    mo_id: int
+    originator: str
+    recipient: str
+    text: str
+    data_coding: int
+    received_ms: int  # the MO's TP-SCTS
+    created_ms: int  # when the MO was stored: the callback's age counts from here
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxEntry:
     item_id: str
     account: str

@@ -25,7 +25,7 @@ from smsgw.pdu.smpp import CancelSm, DataSm, DeliverSm, ReplaceSm, SmeAddress, S
 from smsgw.pdu.smpp_time import parse_smpp_time
 from smsgw.pdu.text import choose_encoding
 from smsgw.pdu.tlv import Tlvs
-from smsgw.scheduler.callback import MoCallback, MoCallbacks
+from smsgw.scheduler.callback import MoCallbacks
 from smsgw.scheduler.content import Content, Decoded, build_segments, decode_content
 from smsgw.scheduler.ids import MessageIdGenerator, normalize_message_id
 from smsgw.scheduler.model import (
@@ -52,7 +52,7 @@ from smsgw.scheduler.render import mo_pdu, receipt_pdu
 from smsgw.scheduler.routing import NoRoute, find_route, segment_price_micro
 from smsgw.scheduler.states import FINAL, message_state, smpp_message_state
 from smsgw.scheduler.store import MessageStore
-from smsgw.scheduler.timing import WallClock, Window, delivery_window, from_ms, retry_delay_ms, to_ms
+from smsgw.scheduler.timing import WallClock, Window, delivery_window, from_ms, retry_delay_ms
 from smsgw.smpp_server.backend import (
     BackendError,
     MessageStatus,
@@ -89,7 +89,7 @@ class Scheduler:
         self._reserved: dict[str, str] = {}  # outbox item_id -> account, offered and not yet answered
         self._cooling: dict[str, tuple[str, float]] = {}  # released item_id -> (account, trio time to re-offer)
         self._keywords = {k.casefold(): a.system_id for a in config.accounts for k in a.keywords}
-        self._callbacks = MoCallbacks(self._messages, self._rng)
+        self._callbacks = MoCallbacks(store, self._messages, config.accounts, clock, self._rng)
         # MO offered to an account with `mo_receipts`, by outbox item: its handset is notified when it is taken.
         self._noticed: dict[str, MoRecord] = {}
 
@@ -204,14 +204,11 @@ class Scheduler:
         if account is not None and self._is_notice_toggle(account, sms.text):
             await self._toggle_notices(sms, account, recipient, now)
             return
-        rowid = await self._store.store_mo(sms, account, recipient, now)
+        callback = account is not None and bool(self._account(account).mo_callback_url)
+        rowid = await self._store.store_mo(sms, account, recipient, now, callback=callback)
         log.info("mo stored mo_id=%d modem=%s account=%s rule=%s", rowid, sms.modem, account, rule)
-        url = None if account is None else self._account(account).mo_callback_url
-        if account is not None and url:
-            self._callbacks.queue(
-                MoCallback(url, rowid, account, sms.originator, recipient, sms.text, sms.data_coding,
-                           to_ms(sms.received_at))
-            )
+        if callback:
+            self._callbacks.wake()
         if account is not None and await trio.to_thread.run_sync(
             functools.partial(
                 record_opt_out, self._facts, account, sms.originator, sms.text, self._config.policy.opt_out_keywords
@@ -236,6 +233,12 @@ class Scheduler:
         await self._notify_handset(account, sms.originator, recipient, text, now, flash=not normal, purpose="toggle")
 
     async def _notify_mo_taken(self, account: str, record: MoRecord) -> None:
+        grace = int(self._messages.status_report_grace_s * _MS)
+        if await self._store.is_notice_echo(record.mo_rowid, grace):
+            # A notice of ours to one of our own SIMs came back as this MO: noticing it would start a loop.
+            log.info("notice not sent purpose=mo-receipt account=%s handset=%s reason=own notice came back mo_id=%d",
+                     account, record.originator, record.mo_rowid)
+            return
         now = self._clock.now_ms()
         normal = await self._store.handset_wants_normal_sms(record.originator.lstrip("+"))
         text = self._messages.mo_receipt_text.replace("{account}", account)
@@ -247,7 +250,8 @@ class Scheduler:
         self, account: str, handset: str, sender: str, text: str, now: int, *, flash: bool, purpose: str
     ) -> None:
         """A notice of the gateway's own to a handset, from the address it wrote to, on its route's modems: never
-        charged, no receipt, plain esm_class."""
+        charged, no receipt, plain esm_class; at most `notices_per_handset_max` a window to one handset. Each is
+        recorded, so that one arriving back at a SIM of this gateway is recognised (`_notify_mo_taken`)."""
         number = handset.lstrip("+")
         if not text:
             return
@@ -285,6 +289,15 @@ class Scheduler:
             price_per_segment_micro=0,
             segments=content.segments,
         )
+        since = now - int(self._messages.notices_per_handset_window_s * _MS)
+        if not await self._store.record_notice(
+            number, message.message_id, purpose, text, now, window.expires_ms,
+            since_ms=since, limit=self._messages.notices_per_handset_max,
+        ):
+            log.warning("notice not sent purpose=%s account=%s handset=%s reason=limit of %d per %.0f s reached",
+                        purpose, account, handset, self._messages.notices_per_handset_max,
+                        self._messages.notices_per_handset_window_s)
+            return
         await self._accept([message])
         log.info("notice queued purpose=%s account=%s handset=%s flash=%s message_id=%s", purpose, account, handset,
                  flash, message.message_id)

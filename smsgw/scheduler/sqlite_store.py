@@ -36,6 +36,7 @@ from smsgw.scheduler.model import (
     InsufficientBalance,
     LastSent,
     LedgerEntry,
+    MoCallback,
     MoRecord,
     NewMessage,
     NewSegment,
@@ -830,9 +831,12 @@ class SqliteStore:
 
         return await self._read(fn)
 
-    async def store_mo(self, sms: IncomingSms, account: str | None, recipient: str, now_ms: int) -> int:
+    async def store_mo(
+        self, sms: IncomingSms, account: str | None, recipient: str, now_ms: int, *, callback: bool = False
+    ) -> int:
         """Persist an incoming SMS; with an account it also waits in that account's outbox, addressed to
-        `recipient` (the sender ID the handset answered, or the modem's MSISDN)."""
+        `recipient` (the sender ID the handset answered, or the modem's MSISDN), and with `callback` its HTTP
+        callback is pending, due at once (same transaction: a crash loses neither without the other)."""
 
         def op(c: sqlite3.Connection) -> int:
             received_ms = to_ms(sms.received_at)
@@ -865,6 +869,12 @@ class SqliteStore:
                     flash=sms.flash,
                 )
                 self._outbox_add(c, account, "mo", _encode_mo(record), now_ms)
+                if callback:
+                    c.execute(
+                        "INSERT INTO mo_callbacks (mo, account, recipient, received_at, state, created_at,"
+                        " next_try_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                        (rowid, account, recipient, received_ms, now_ms, now_ms),
+                    )
             return rowid
 
         return await self._writer.write(op)
@@ -913,6 +923,100 @@ class SqliteStore:
 
         return await self._writer.write(op)
 
+    # -- MO callbacks and handset notices ---------------------------------------------------------------------
+
+    async def mo_callbacks_due(
+        self, now_ms: int, busy: frozenset[int], full_accounts: frozenset[str], limit: int
+    ) -> list[MoCallback]:
+        """Pending callbacks due by `now_ms`, earliest first, leaving out those in `busy` (rowids being posted)
+        and those of `full_accounts` (accounts with as many posts in flight as they may have)."""
+
+        def fn(c: sqlite3.Connection) -> list[MoCallback]:
+            where, parameters = _pending_callbacks(busy, full_accounts)
+            rows = c.execute(
+                "SELECT cb.id, cb.account, cb.mo, mo.originator, cb.recipient, mo.text, mo.data_coding,"
+                " cb.received_at, cb.created_at, cb.attempts FROM mo_callbacks cb JOIN mo_messages mo ON mo.id = cb.mo"
+                f" WHERE {where} AND cb.next_try_at <= ? ORDER BY cb.next_try_at, cb.id LIMIT ?",
+                (*parameters, now_ms, limit),
+            )
+            return [MoCallback(*row) for row in rows]
+
+        return await self._read(fn)
+
+    async def mo_callback_next_ms(self, busy: frozenset[int], full_accounts: frozenset[str]) -> int | None:
+        """When the next pending callback outside `busy` and `full_accounts` is due; None when there is none."""
+
+        def fn(c: sqlite3.Connection) -> int | None:
+            where, parameters = _pending_callbacks(busy, full_accounts)
+            (due,) = c.execute(f"SELECT MIN(cb.next_try_at) FROM mo_callbacks cb WHERE {where}", parameters).fetchone()
+            return None if due is None else int(due)
+
+        return await self._read(fn)
+
+    async def mo_callback_delivered(self, rowid: int) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            c.execute("DELETE FROM mo_callbacks WHERE id = ?", (rowid,))
+
+        await self._writer.write(op)
+
+    async def mo_callback_retry(self, rowid: int, attempts: int, next_try_ms: int, error: str) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            c.execute(
+                "UPDATE mo_callbacks SET attempts = ?, next_try_at = ?, last_error = ? WHERE id = ?",
+                (attempts, next_try_ms, error, rowid),
+            )
+
+        await self._writer.write(op)
+
+    async def mo_callback_failed(self, rowid: int, attempts: int, error: str, now_ms: int) -> None:
+        """Given up: kept as 'failed' with its last error, never tried again."""
+
+        def op(c: sqlite3.Connection) -> None:
+            c.execute(
+                "UPDATE mo_callbacks SET state = 'failed', attempts = ?, next_try_at = NULL, last_error = ?,"
+                " failed_at = ? WHERE id = ?",
+                (attempts, error, now_ms, rowid),
+            )
+
+        await self._writer.write(op)
+
+    async def record_notice(
+        self, handset: str, message_id: str, purpose: str, text: str, now_ms: int, expires_ms: int, *,
+        since_ms: int, limit: int,
+    ) -> bool:
+        """Record a notice about to be sent to `handset`, unless `limit` (0: none) notices went to it since
+        `since_ms`; False (nothing written) when the limit is reached."""
+
+        def op(c: sqlite3.Connection) -> bool:
+            if limit > 0:
+                (count,) = c.execute(
+                    "SELECT COUNT(*) FROM notices_sent WHERE handset = ? AND at > ?", (handset, since_ms)
+                ).fetchone()
+                if count >= limit:
+                    return False
+            c.execute(
+                "INSERT INTO notices_sent (handset, message_id, purpose, text, at, expires_at) VALUES (?,?,?,?,?,?)",
+                (handset, message_id, purpose, text, now_ms, expires_ms),
+            )
+            return True
+
+        return await self._writer.write(op)
+
+    async def is_notice_echo(self, mo_rowid: int, grace_ms: int) -> bool:
+        """Whether MO `mo_rowid` is one of the gateway's own notices come back: the modem that received it has the
+        number a notice with the same text went to, and that notice was still valid (`grace_ms` allowed)."""
+
+        def fn(c: sqlite3.Connection) -> bool:
+            row = c.execute(
+                "SELECT 1 FROM mo_messages mo JOIN notices_sent n"
+                " ON n.handset = ltrim(mo.modem_msisdn, '+') AND n.text = mo.text"
+                " WHERE mo.id = ? AND n.at <= mo.received_at AND n.expires_at + ? >= mo.received_at LIMIT 1",
+                (mo_rowid, grace_ms),
+            ).fetchone()
+            return row is not None
+
+        return await self._read(fn)
+
     # -- retention and export ---------------------------------------------------------------------------------
 
     async def purge(self, before_ms: int, batch: int) -> int:
@@ -927,7 +1031,13 @@ class SqliteStore:
             ]
             c.executemany("DELETE FROM segments WHERE message = ?", rowids)
             c.executemany("DELETE FROM messages WHERE id = ?", rowids)
-            for table, column in (("status_reports", "received_at"), ("mo_messages", "received_at"), ("audit", "at")):
+            for table, column in (
+                ("status_reports", "received_at"),
+                ("mo_messages", "received_at"),
+                ("audit", "at"),
+                ("mo_callbacks", "created_at"),
+                ("notices_sent", "at"),
+            ):
                 c.execute(
                     f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {column} < ? LIMIT ?)",
                     (before_ms, batch),
@@ -977,6 +1087,16 @@ def _message_row(rowid: int, message: NewMessage, state: int, *, charged: int | 
         len(message.segments),
         message.charge_micro if charged is None else charged,
     )
+
+
+def _pending_callbacks(busy: frozenset[int], full_accounts: frozenset[str]) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause (on `mo_callbacks cb`) of pending callbacks outside `busy` rowids and `full_accounts`."""
+    where = "cb.state = 'pending'"
+    if busy:
+        where += f" AND cb.id NOT IN ({','.join('?' * len(busy))})"
+    if full_accounts:
+        where += f" AND cb.account NOT IN ({','.join('?' * len(full_accounts))})"
+    return where, (*busy, *full_accounts)
 
 
 def _encode_receipt(record: ReceiptRecord) -> str:

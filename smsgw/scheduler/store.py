@@ -12,6 +12,7 @@ from typing import Protocol
 import trio
 
 from smsgw.modem.seams import IncomingSms, Sent, StatusReport
+from smsgw.scheduler.callback import CallbackStore
 from smsgw.scheduler.model import (
     Handoff,
     InsufficientBalance,
@@ -31,7 +32,7 @@ from smsgw.scheduler.states import State
 __all__ = ["InsufficientBalance", "MessageStore", "NotCancellable", "StoreUnavailable"]
 
 
-class MessageStore(Protocol):
+class MessageStore(CallbackStore, Protocol):
     def work_event(self) -> trio.Event: ...
 
     def notify_work(self) -> None: ...
@@ -83,7 +84,9 @@ class MessageStore(Protocol):
 
     async def last_sent_to(self, handset: str, modem: str, modem_msisdn: str, since_ms: int) -> LastSent | None: ...
 
-    async def store_mo(self, sms: IncomingSms, account: str | None, recipient: str, now_ms: int) -> int: ...
+    async def store_mo(
+        self, sms: IncomingSms, account: str | None, recipient: str, now_ms: int, *, callback: bool = False
+    ) -> int: ...
 
     async def outbox_fetch(self, account: str, exclude: frozenset[str], limit: int) -> list[OutboxEntry]: ...
 
@@ -92,6 +95,13 @@ class MessageStore(Protocol):
     async def handset_wants_normal_sms(self, number: str) -> bool: ...
 
     async def toggle_handset_notices(self, number: str, now_ms: int) -> bool: ...
+
+    async def record_notice(
+        self, handset: str, message_id: str, purpose: str, text: str, now_ms: int, expires_ms: int, *,
+        since_ms: int, limit: int,
+    ) -> bool: ...
+
+    async def is_notice_echo(self, mo_rowid: int, grace_ms: int) -> bool: ...
 
     async def topup(self, account: str, amount_micro: int, now_ms: int, note: str = "") -> int: ...
 

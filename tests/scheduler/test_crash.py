@@ -4,39 +4,14 @@ exactly once, and reaches a final state."""
 from __future__ import annotations
 
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from killing import run_until_killed
+
 WORKER = Path(__file__).with_name("crash_worker.py")
-
-
-def run_until_killed(db: Path, seconds: float) -> list[str]:
-    process = subprocess.Popen(
-        [sys.executable, str(WORKER), "submit", str(db)], stdout=subprocess.PIPE, text=True, bufsize=1
-    )
-    acknowledged: list[str] = []
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline().strip() == "READY"
-        deadline = time.monotonic() + seconds
-        for line in process.stdout:
-            if line.startswith("ACK "):
-                acknowledged.append(line.split()[1])
-            if time.monotonic() >= deadline:
-                break
-        process.send_signal(signal.SIGKILL)
-        # Whatever the pipe still holds was acknowledged before the kill.
-        rest, _ = process.communicate(timeout=10)
-        acknowledged += [line.split()[1] for line in rest.splitlines() if line.startswith("ACK ")]
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    return acknowledged
 
 
 def test_sigkill_under_load_loses_and_duplicates_nothing(tmp_path: Path) -> None:
@@ -44,7 +19,7 @@ def test_sigkill_under_load_loses_and_duplicates_nothing(tmp_path: Path) -> None
     rng = random.Random()
     acknowledged: list[str] = []
     for _ in range(4):
-        acknowledged += run_until_killed(db, rng.uniform(0.3, 1.5))
+        acknowledged += run_until_killed([str(WORKER), "submit", str(db)], rng.uniform(0.3, 1.5))
     assert len(acknowledged) > 50 and len(set(acknowledged)) == len(acknowledged)
     subprocess.run([sys.executable, str(WORKER), "finish", str(db)], check=True, timeout=60)
     with sqlite3.connect(db) as connection:

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import AsyncIterator, Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import logging
+
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -582,86 +581,6 @@ async def test_opt_out_is_confirmed_once_and_later_messages_rejected(gateway: Ga
     assert (await gateway.store.find("shop", other))[0].state.name != "REJECTED"
 
 
-# -- MO HTTP callbacks ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class CallbackServer:
-    """A local HTTP endpoint answering POSTs with the statuses queued in `answers` (then 200)."""
-
-    answers: list[int]
-    bodies: list[dict[str, object]] = field(default_factory=list)
-    url: str = ""
-
-
-@pytest.fixture
-def callback_server() -> Iterator[CallbackServer]:
-    state = CallbackServer(answers=[])
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            state.bodies.append(json.loads(body))
-            self.send_response(state.answers.pop(0) if state.answers else 200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/mo"
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-async def callbacks_received(server: CallbackServer, count: int) -> None:
-    with trio.fail_after(3600):
-        while len(server.bodies) < count:
-            await trio.sleep(1)
-
-
-async def test_mo_callback_is_retried_and_the_mo_still_delivered(
-    tmp_path: Path, callback_server: CallbackServer, db_clock: MockClock
-) -> None:
-    callback_server.answers = [503, 500]
-    config = Config(
-        accounts=(AccountConfig("shop", "x", keywords=("pizza",), mo_callback_url=callback_server.url),
-                  AccountConfig("acme", "x", keywords=("hello",), mo_callback_url=callback_server.url + "/gone")),
-        routes=(RouteConfig(name="uk", prefixes=("44",)),),
-        store=StoreConfig(synchronous="NORMAL"),
-    )
-    async with open_store(tmp_path / "cb.db", config.store) as store:
-        scheduler = Scheduler(store, config, WallClock(START))
-        async with trio.open_nursery() as nursery:
-            await nursery.start(scheduler.run, FakeSender(decide=lambda sms: SendFailed(True, "unused")))
-            await scheduler.incoming_sms(IncomingSms("m1", MODEM_MSISDN, HANDSET, "Pizza 2 large 🍕", 8, START))
-            await callbacks_received(callback_server, 3)
-            assert [b["text"] for b in callback_server.bodies] == ["Pizza 2 large 🍕"] * 3
-            assert callback_server.bodies[0] == {
-                "mo_id": 1, "account": "shop", "from": HANDSET, "to": MODEM_MSISDN, "text": "Pizza 2 large 🍕",
-                "data_coding": 8, "received_at": START.isoformat(),
-            }
-            callback_server.answers = [404]
-            await scheduler.incoming_sms(IncomingSms("m1", MODEM_MSISDN, HANDSET, "hello", 0, START))
-            await callbacks_received(callback_server, 4)
-            await trio.sleep(3600)
-            assert len(callback_server.bodies) == 4  # a 404 is not retried
-            for account, text in (("shop", "Pizza 2 large 🍕"), ("acme", "hello")):
-                item = await scheduler.next_outbound(account)  # the SMPP copy waits whatever the callback did
-                assert item.pdu.source_addr == HANDSET
-                assert (item.pdu.short_message or item.pdu.tlvs.message_payload or b"") == text.encode(
-                    "utf-16-be" if account == "shop" else "ascii"
-                )
-            nursery.cancel_scope.cancel()
-
-
 SUB_ACCOUNTS = (
     AccountConfig("acme", "x"),
     AccountConfig("acme-sales", "x", parent="acme"),
@@ -745,3 +664,76 @@ async def test_mo_receipt_only_for_accounts_that_want_it(gateway: Gateway, db_cl
     await mo_for(gateway, "shop")
     await trio.sleep(60)
     assert not gateway.sender.sent
+
+
+async def esme_takes_all(gateway: Gateway, account: str, taken: list[str]) -> None:
+    while True:
+        item = await gateway.scheduler.next_outbound(account)
+        taken.append((item.pdu.short_message or b"").decode())
+        await gateway.scheduler.acknowledge(item.item_id)
+
+
+async def handset(gateway: Gateway, number: str, answer: Callable[[OutgoingSms], IncomingSms]) -> None:
+    """The network side of `number`: whatever the gateway sends there is answered with an MO."""
+    seen = 0
+    while True:
+        await gateway.sender.wait_sent(seen + 1)
+        sms = gateway.sender.sent[seen][1]
+        seen += 1
+        if sms.destination == number:
+            await gateway.scheduler.incoming_sms(answer(sms))
+
+
+OWN_SIM = "447700900002"  # the number of another modem of this gateway (m2)
+
+
+@pytest.mark.parametrize(("messages_config", "accounts_config"), RECEIPTS)
+async def test_the_gateways_own_notice_coming_back_gets_no_notice(
+    gateway: Gateway, db_clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "smsgw.scheduler.service")
+    taken: list[str] = []
+
+    def arrives_at_m2(sms: OutgoingSms) -> IncomingSms:
+        # What m1 sent to m2's number arrives at m2, from m1's number.
+        return IncomingSms("m2", OWN_SIM, MODEM_MSISDN, sms.user_data.decode(), 0, START, flash=sms.flash)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(esme_takes_all, gateway, "acme", taken)
+        nursery.start_soon(handset, gateway, OWN_SIM, arrives_at_m2)
+        # m2 texted m1 (an e2e test does this): the account takes it, and m2 gets the notice...
+        await gateway.scheduler.incoming_sms(IncomingSms("m1", MODEM_MSISDN, OWN_SIM, "hello", 0, START))
+        await trio.sleep(24 * 3600)
+        nursery.cancel_scope.cancel()
+    # ...which comes back as an MO the account takes too, and that one is noticed no further.
+    assert taken == ["hello", "Your message was delivered to acme"]
+    assert [sms.destination for _, sms, _ in gateway.sender.sent] == [OWN_SIM]
+    assert "reason=own notice came back" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("messages_config", "accounts_config"),
+    [(replace(MessageConfig(mo_default_account="acme"), notices_per_handset_max=3), RECEIPTS[0].values[1])],
+)
+async def test_notices_to_one_handset_are_limited(
+    gateway: Gateway, db_clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A handset (or another gateway) that answers every SMS: notice, answer, notice... until the limit.
+    taken: list[str] = []
+
+    def auto_reply(sms: OutgoingSms) -> IncomingSms:
+        return IncomingSms("m1", MODEM_MSISDN, HANDSET, "I am away", 0, START)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(esme_takes_all, gateway, "acme", taken)
+        nursery.start_soon(handset, gateway, HANDSET, auto_reply)
+        await mo(gateway, "hello")
+        await trio.sleep(59 * 60)
+        assert len(gateway.sender.sent) == 3 and taken == ["hello"] + ["I am away"] * 3
+        assert "reason=limit of 3 per 3600 s reached" in caplog.text
+        # A window later the handset gets notices again.
+        await trio.sleep(3600)
+        await mo(gateway, "back again")
+        await gateway.sender.wait_sent(4)
+        nursery.cancel_scope.cancel()
+    assert [sms.user_data for _, sms, _ in gateway.sender.sent] == [b"Your message was delivered to acme"] * 4

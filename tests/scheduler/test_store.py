@@ -209,6 +209,30 @@ async def test_mo_waits_in_the_outbox_of_its_account(store: SqliteStore) -> None
     assert await store.outbox_fetch("acme", frozenset({entry.item_id}), 10) == []
 
 
+async def test_notices_are_limited_per_handset_and_recognised_when_they_come_back(store: SqliteStore) -> None:
+    hour = 3600_000
+    for at in (T0, T0 + 1):
+        assert await store.record_notice("447700900002", "id", "mo-receipt", "Got it", at, at + 2 * hour,
+                                         since_ms=at - hour, limit=2)
+    assert not await store.record_notice("447700900002", "id", "mo-receipt", "Got it", T0 + 2, T0 + 2 * hour,
+                                         since_ms=T0 + 2 - hour, limit=2)
+    assert await store.record_notice("447700900003", "id", "toggle", "Got it", T0 + 2, T0 + 2 * hour,
+                                     since_ms=T0 + 2 - hour, limit=2)  # per handset
+    assert await store.record_notice("447700900002", "id", "mo-receipt", "Got it", T0 + hour + 1,
+                                     T0 + 3 * hour, since_ms=T0 + 1, limit=2)  # the window moved on
+
+    async def arrives(modem_msisdn: str, text: str, at_ms: int) -> bool:
+        sms = IncomingSms("m2", modem_msisdn, "447700900001", text, 0, from_ms(at_ms))
+        return await store.is_notice_echo(await store.store_mo(sms, "acme", modem_msisdn, at_ms), 60_000)
+
+    assert await arrives("+447700900002", "Got it", T0 + hour)  # at the SIM it was sent to, while valid
+    assert await arrives("447700900002", "Got it", T0 + 2 * hour + 60_000)  # within the grace
+    assert not await arrives("447700900002", "Got it!", T0 + hour)
+    assert not await arrives("447700900004", "Got it", T0 + hour)
+    assert not await arrives("447700900002", "Got it", T0 - 1)  # before any notice
+    assert not await arrives("447700900003", "Got it", T0 + 2 * hour + 60_003)  # long after it expired
+
+
 async def test_replace_changes_text_and_charge(store: SqliteStore) -> None:
     await store.topup("acme", 1000, T0)
     message = new_message(price=100, start_ms=T0 + timedelta(hours=1) // timedelta(milliseconds=1))
