@@ -131,26 +131,6 @@ class SegmentedText:
             return None
         return "".join(part.text or "" for part in self.parts)
 
-    def with_reference(self, reference: int) -> SegmentedText:
-        """The same parts under another concatenation reference: what `segment_text` gives with `reference`, for
-        a text split once (to check it against a route's limits) before the message has its own reference."""
-        _check_options(1, reference, self.reference_bits, 0)
-        parts = self.parts
-        if len(parts) > 1:
-            parts = tuple(
-                Segment(
-                    part.sequence,
-                    part.total,
-                    part.text,
-                    part.user_data,
-                    Udh.from_bytes(part.udh)
-                    .with_concatenation(Concatenation(reference, part.total, part.sequence, self.reference_bits))
-                    .to_bytes(),
-                )
-                for part in parts
-            )
-        return SegmentedText(self.encoding, reference, self.reference_bits, parts, self.national_tables)
-
     def message_payload(self) -> bytes:
         """The whole message for one message_payload TLV; the SMSC splits it, so no header is needed."""
         return b"".join(part.user_data for part in self.parts)

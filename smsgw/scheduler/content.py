@@ -71,8 +71,9 @@ def decode_content(payload: bytes, *, data_coding: int, esm_class: int, sar: Sar
 
 
 def build_segments(decoded: Decoded, prepared: PreparedText | None, *, max_segments: int, reference: int) -> Content:
-    """Segments for one destination: text as the content rules `prepared` (and split) it (signature, suffix, line
-    breaks), binary data split as is, an ESME-split part unchanged."""
+    """Segments for one destination: text as the content rules `prepared` and split it (signature, suffix, line
+    breaks), binary data split as is, an ESME-split part unchanged; `reference` for the parts the gateway splits
+    here (`prepared` parts carry the one they were split with)."""
     if decoded.presplit is not None:
         return decoded.presplit
     try:
@@ -81,7 +82,7 @@ def build_segments(decoded: Decoded, prepared: PreparedText | None, *, max_segme
             parts = tuple(NewSegment(Encoding.BINARY.data_coding, p.user_data, p.udh) for p in binary.parts)
             return Content(parts, "", decoded.flash, len(parts) > 1)
         if prepared is not None:
-            text, split = prepared.text, prepared.split.with_reference(reference)
+            text, split = prepared.text, prepared.split
         else:
             text = decoded.text
             split = segment_text(text, encoding=decoded.encoding, max_segments=max_segments, reference=reference)

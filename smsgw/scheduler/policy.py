@@ -376,8 +376,8 @@ class ContentRules:
 
 @dataclass(frozen=True, slots=True)
 class PreparedText:
-    """What the gateway segments: `text` in `encoding`, already split into `segments` parts (`split`, under
-    reference 0: `build_segments` gives it the message's own), `first_part_reserve` units kept free."""
+    """What the gateway sends: `text` in `encoding`, split into `segments` parts (`split`, the message's own
+    concatenation reference in their headers), `first_part_reserve` units kept free in the first."""
 
     text: str
     encoding: Encoding
@@ -395,6 +395,7 @@ def prepare_text(
     promotional: bool,
     keywords: KeywordRules = NO_KEYWORDS,
     encoding: Encoding | None = None,
+    reference: int = 0,
 ) -> PreparedText:
     """Apply a route's content rules to a message text.
 
@@ -402,7 +403,8 @@ def prepare_text(
     signature (prefixed, or kept free in the first part when the operator adds it), the maximum segments
     (TooManySegments, 0x406 / err 806), then the unsubscribe statement (promotional messages) and the suffix,
     each only when it fits in the last segment without adding one. `encoding` is the one the message must be
-    sent in (from its data_coding); None chooses GSM 7-bit when everything fits it, else UCS-2.
+    sent in (from its data_coding); None chooses GSM 7-bit when everything fits it, else UCS-2. The parts of a
+    split message carry the concatenation `reference`.
     """
     if rules.line_breaks is LineBreaks.LF:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -418,7 +420,7 @@ def prepare_text(
         base = rules.signature + text
     # The one segmentation of the message, unless a suffix or statement is appended below; TooManySegments beyond
     # the route's maximum.
-    split = _split(base, chosen, reserve, rules.max_segments)
+    split = _split(base, chosen, reserve, rules.max_segments, reference)
     segments = len(split.parts)
     additions = [
         (name, addition)
@@ -432,7 +434,7 @@ def prepare_text(
     everything = base + "".join(text for _, text in additions)
     if len(additions) > 1 and _fits(everything, chosen, reserve, segments):
         names = tuple(name for name, _ in additions)
-        split = _split(everything, chosen, reserve, rules.max_segments)
+        split = _split(everything, chosen, reserve, rules.max_segments, reference)
         return PreparedText(everything, chosen, reserve, rules.max_segments, segments, names, split)
     appended: list[str] = []
     for name, addition in additions:
@@ -442,13 +444,15 @@ def prepare_text(
         else:
             log.info("%s left out: no room in the last segment segments=%d", name, segments)
     if appended:
-        split = _split(base, chosen, reserve, rules.max_segments)
+        split = _split(base, chosen, reserve, rules.max_segments, reference)
     return PreparedText(base, chosen, reserve, rules.max_segments, segments, tuple(appended), split)
 
 
-def _split(text: str, encoding: Encoding, first_part_reserve: int, max_segments: int) -> SegmentedText:
+def _split(
+    text: str, encoding: Encoding, first_part_reserve: int, max_segments: int, reference: int
+) -> SegmentedText:
     return segment_text(
-        text, encoding=encoding, max_segments=max_segments, reference=0, first_part_reserve=first_part_reserve
+        text, encoding=encoding, max_segments=max_segments, reference=reference, first_part_reserve=first_part_reserve
     )
 
 
@@ -680,8 +684,10 @@ class MessagePolicy:
         encoding: Encoding | None,
         promotional: bool,
         keywords: KeywordRules,
+        reference: int = 0,
     ) -> PreparedText | None:
-        """The content rules of `check_submission` alone, with the route's `keywords` already looked up."""
+        """The content rules of `check_submission` alone, with the route's `keywords` already looked up; a text
+        the gateway splits is split here, its parts carrying the concatenation `reference`."""
         if text is None:
             return None
         if not gateway_split:
@@ -689,7 +695,14 @@ class MessagePolicy:
             if blocked is not None:
                 raise BlockedContent(f"blocked content {blocked!r}")
             return None
-        return prepare_text(text, self._rules[route.name], promotional=promotional, keywords=keywords, encoding=encoding)
+        return prepare_text(
+            text,
+            self._rules[route.name],
+            promotional=promotional,
+            keywords=keywords,
+            encoding=encoding,
+            reference=reference,
+        )
 
     def is_opt_out(self, text: str) -> bool:
         return is_opt_out(text, self.settings.opt_out_keywords)

@@ -454,6 +454,7 @@ class Scheduler:
         message is promotional, and its segments."""
         sender = intake.sender(route, source_addr)
         promotional = intake.is_promotional(service_type)
+        reference = self._rng.randrange(256)
         prepared = self._policy.check_text(
             route,
             decoded.text,
@@ -461,10 +462,9 @@ class Scheduler:
             encoding=None if decoded.text is None else decoded.encoding,
             promotional=promotional,
             keywords=intake.keywords(route),
+            reference=reference,
         )
-        content = build_segments(
-            decoded, prepared, max_segments=route.max_segments, reference=self._rng.randrange(256)
-        )
+        content = build_segments(decoded, prepared, max_segments=route.max_segments, reference=reference)
         return sender, promotional, content
 
     async def query(self, account: str, message_id: str, source_addr: str) -> MessageStatus:

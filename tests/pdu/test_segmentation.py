@@ -376,18 +376,3 @@ def test_count_segments_of_text_the_encoding_lacks() -> None:
         count_segments("中", encoding=Encoding.GSM7)
     with pytest.raises(ValueError):
         count_segments("x", encoding=Encoding.BINARY)
-
-
-@settings(max_examples=60)
-@given(
-    st.one_of(gsm_texts, ucs2_texts),
-    st.sampled_from([(), (PortAddressing(2948, 9200),)]),
-    st.sampled_from([8, 16]),
-    st.integers(0, 0xFF),
-)
-def test_with_reference_is_the_split_made_with_that_reference(
-    text: str, udh_elements: tuple[PortAddressing, ...], reference_bits: int, reference: int
-) -> None:
-    options = dict(reference_bits=reference_bits, udh_elements=udh_elements, max_segments=255)
-    once = segment_text(text, reference=0, **options)
-    assert once.with_reference(reference) == segment_text(text, reference=reference, **options)

@@ -237,9 +237,10 @@ def test_unsubscribe_statement_for_promotional_messages_only_and_first() -> None
     upstream=st.booleans(),
     suffix=st.sampled_from(["", " -Acme", " 退訂"]),
     promotional=st.booleans(),
+    reference=st.integers(0, 255),
 )
 def test_additions_never_add_a_segment_and_the_first_part_keeps_the_reserve(
-    text: str, signature: str, upstream: bool, suffix: str, promotional: bool
+    text: str, signature: str, upstream: bool, suffix: str, promotional: bool, reference: int
 ) -> None:
     rules = _rules(
         signature=signature,
@@ -249,7 +250,7 @@ def test_additions_never_add_a_segment_and_the_first_part_keeps_the_reserve(
         max_segments=8,
     )
     try:
-        prepared = prepare_text(text, rules, promotional=promotional)
+        prepared = prepare_text(text, rules, promotional=promotional, reference=reference)
     except TooManySegments:
         return
     base = text if upstream else signature + text
@@ -259,7 +260,7 @@ def test_additions_never_add_a_segment_and_the_first_part_keeps_the_reserve(
         prepared.text,
         encoding=prepared.encoding,
         max_segments=8,
-        reference=0,
+        reference=reference,
         first_part_reserve=prepared.first_part_reserve,
     )
     assert len(split.parts) == prepared.segments
