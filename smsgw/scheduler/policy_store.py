@@ -2,7 +2,8 @@
 
 `SqlitePolicyFacts` implements `smsgw.scheduler.policy.PolicyFacts` on the store's database file, in tables of
 its own created idempotently on open. Calls block (SQLite); from Trio, run them in a worker thread. One
-connection is shared under a lock, so any thread may call.
+connection is shared under a lock, so any thread may call. The store's writer reads the recipient facts of the
+messages it accepts through its own connection (`reading`), inside the acceptance transaction.
 """
 
 from __future__ import annotations
