@@ -46,6 +46,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_history(commands)
     _add_resend(commands)
     _add_modems(commands)
+    _add_callbacks(commands)
     return parser
 
 
@@ -807,6 +808,70 @@ def _cmd_resend(args: argparse.Namespace) -> int:
     return _with_store(args, action)
 
 
+def _add_callbacks(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    callbacks = commands.add_parser("callbacks", help="MO HTTP callbacks: list pending and failed, retry failed")
+    actions = callbacks.add_subparsers(dest="callbacks_command", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="stored callbacks, oldest first (delivered ones are not kept)")
+    listing.add_argument("--state", choices=("pending", "failed"), help="only callbacks in this state")
+    listing.add_argument("--account", metavar="SYSTEM_ID", help="only this account's callbacks")
+    listing.add_argument("--limit", type=int, default=100, metavar="N")
+    _add_store_arguments(listing)
+    listing.set_defaults(handler=_cmd_callbacks_list)
+    retry = actions.add_parser(
+        "retry",
+        help="make failed callbacks pending again, attempts and age counted afresh",
+        description="Once the endpoint is fixed (or the account's mo_callback_url corrected), failed callbacks are "
+        "POSTed again to the account's current URL. A running gateway picks them up within [messages] "
+        "foreign_writes_poll_s. Prints how many were requeued; exit 1 when none was.",
+    )
+    retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="callback ids (from list)")
+    retry.add_argument("--all-failed", action="store_true", help="every failed callback (of --account if given)")
+    retry.add_argument("--account", metavar="SYSTEM_ID", help="only this account's callbacks")
+    _add_store_arguments(retry)
+    retry.set_defaults(handler=_cmd_callbacks_retry)
+
+
+def _cmd_callbacks_list(args: argparse.Namespace) -> int:
+    from smsgw.scheduler.timing import from_ms
+
+    if args.limit < 1:
+        raise CliError("--limit must be at least 1")
+
+    async def action(store: SqliteStore) -> int:
+        rows: list[tuple[str, ...]] = [
+            ("ID", "MO", "ACCOUNT", "FROM", "STATE", "ATTEMPTS", "CREATED", "NEXT TRY", "LAST ERROR")
+        ]
+        for row in await store.mo_callbacks_listing(args.state, args.account, args.limit):
+            next_try = "-" if row.next_try_ms is None else from_ms(row.next_try_ms).isoformat(timespec="seconds")
+            rows.append(
+                (
+                    str(row.rowid), str(row.mo_id), row.account, row.originator, row.state, str(row.attempts),
+                    from_ms(row.created_ms).isoformat(timespec="seconds"), next_try, row.last_error or "-",
+                )
+            )
+        _print_table(rows)
+        return EXIT_OK
+
+    return _with_store(args, action)
+
+
+def _cmd_callbacks_retry(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from smsgw.scheduler.timing import to_ms
+
+    if args.all_failed == bool(args.ids):
+        raise CliError("name the callback ids to retry, or give --all-failed (not both)")
+
+    async def action(store: SqliteStore) -> int:
+        rowids = None if args.all_failed else args.ids
+        count = await store.mo_callbacks_requeue(rowids, args.account, to_ms(datetime.now(UTC)))
+        print(f"requeued {count} failed callback{'s' if count != 1 else ''}")
+        return EXIT_OK if count else EXIT_FAILURE
+
+    return _with_store(args, action)
+
+
 def _add_modems(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     modems = commands.add_parser(
         "modems",
@@ -866,13 +931,18 @@ def _cmd_modems(args: argparse.Namespace) -> int:
                 status.last_error or "-",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+    _print_table(rows)
     return EXIT_OK
 
 
 _STALE_RENEWALS = 3
+
+
+def _print_table(rows: Sequence[Sequence[str]]) -> None:
+    """Columns padded to their widest cell; the last (free text, e.g. an error) is not padded."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
 
 
 def _used_of(used: int, limit: int | None) -> str:

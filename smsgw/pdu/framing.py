@@ -48,26 +48,41 @@ class PduFramer:
         if self.error is not None:
             raise self.error
         buffer = self._buffer
-        buffer += data
+        # The usual read starts at a PDU boundary: its PDUs are sliced straight out of `data` (one copy each);
+        # only a partial PDU left over from the last read makes the bytes go through the buffer.
+        source: bytes | bytearray
+        if buffer or data.__class__ is not bytes:
+            buffer += data
+            source = buffer
+        else:
+            source = data
         pdus: list[bytes] = []
         start = 0
-        available = len(buffer)
+        available = len(source)
         max_length = self.max_length
         while available - start >= 4:
-            (length,) = _LENGTH.unpack_from(buffer, start)
+            (length,) = _LENGTH.unpack_from(source, start)
             if length < HEADER_LENGTH or length > max_length:
-                del buffer[:start]
+                self._keep(source, start)
                 self.error = self._reject(length)
                 if pdus:
                     return pdus
                 raise self.error
             if available - start < length:
                 break
-            pdus.append(bytes(buffer[start : start + length]))
+            frame = source[start : start + length]
+            pdus.append(frame if isinstance(frame, bytes) else bytes(frame))
             start += length
-        if start:
-            del buffer[:start]
+        self._keep(source, start)
         return pdus
+
+    def _keep(self, source: bytes | bytearray, start: int) -> None:
+        """Make the buffer hold `source[start:]`, what is not part of a returned PDU."""
+        if source is self._buffer:
+            if start:
+                del self._buffer[:start]
+        elif start < len(source):
+            self._buffer += source[start:]
 
     def _reject(self, length: int) -> InvalidField:
         sequence_number = None

@@ -16,6 +16,7 @@ body.
 from __future__ import annotations
 
 import functools
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
@@ -399,72 +400,55 @@ def _cstring(data: bytes, pos: int, max_length: int, status: int, field: str) ->
     return data[pos:nul].decode("latin-1"), nul + 1
 
 
-# The C-octet strings are read inline (find, slice, decode) rather than through _cstring: a call per field
-# would be a fifth of the decode time of a submit_sm.
+# The layout of a submit_sm/deliver_sm body up to short_message: each C-octet string at most its length limit
+# (service_type 6, addresses 21, times 17, NUL included), the 1-octet fields taken as runs. One match finds
+# every field of a well-formed body in C; for a body it does not match, `_layout_error` walks the fields in wire
+# order to name the broken one (property tests compare the result with the construct declaration).
+_SHORT_MESSAGE_LAYOUT: Final = re.compile(
+    rb"([^\0]{0,5})\0(..)([^\0]{0,20})\0(..)([^\0]{0,20})\0(...)([^\0]{0,16})\0([^\0]{0,16})\0(.....)", re.DOTALL
+)
+_new_object: Final = object.__new__
+
+
 def _decode_short_message(cls: type[_ShortMessage], data: bytes, command_status: int, sequence_number: int) -> Pdu:
-    end = len(data)
-    find = data.find
-    nul = find(0, 16, 22)
-    if nul < 0:
-        raise _cstring_error(data, 16, 6, S.ESME_RINVSERTYP, "service_type")
-    service_type = "" if nul == 16 else data[16:nul].decode("latin-1")
-    pos = nul + 3
-    if pos > end:
-        raise _truncated("source_addr_ton")
-    source_addr_ton = data[pos - 2]
-    source_addr_npi = data[pos - 1]
-    nul = find(0, pos, pos + 21)
-    if nul < 0:
-        raise _cstring_error(data, pos, 21, S.ESME_RINVSRCADR, "source_addr")
-    source_addr = data[pos:nul].decode("latin-1")
-    pos = nul + 3
-    if pos > end:
-        raise _truncated("dest_addr_ton")
-    dest_addr_ton = data[pos - 2]
-    dest_addr_npi = data[pos - 1]
-    nul = find(0, pos, pos + 21)
-    if nul < 0:
-        raise _cstring_error(data, pos, 21, S.ESME_RINVDSTADR, "destination_addr")
-    destination_addr = data[pos:nul].decode("latin-1")
-    pos = nul + 4
-    if pos > end:
-        raise _truncated("esm_class")
-    esm_class, protocol_id, priority_flag = data[nul + 1 : pos]
-    nul = find(0, pos, pos + 17)
-    if nul < 0:
-        raise _cstring_error(data, pos, 17, S.ESME_RINVSCHED, "schedule_delivery_time")
-    if nul == pos:
-        schedule_delivery_time = ""
-    else:
-        schedule_delivery_time = data[pos:nul].decode("latin-1")
+    match = _SHORT_MESSAGE_LAYOUT.match(data, HEADER_LENGTH)
+    if match is None:
+        raise _layout_error(data)
+    service_type, source, source_addr, destination, destination_addr, flags, schedule, validity, tail = (
+        match.groups()
+    )
+    if schedule:
+        schedule_delivery_time = schedule.decode("latin-1")
         check_smpp_time(schedule_delivery_time, S.ESME_RINVSCHED)
-    pos = nul + 1
-    nul = find(0, pos, pos + 17)
-    if nul < 0:
-        raise _cstring_error(data, pos, 17, S.ESME_RINVEXPIRY, "validity_period")
-    if nul == pos:
-        validity_period = ""
     else:
-        validity_period = data[pos:nul].decode("latin-1")
+        schedule_delivery_time = ""
+    if validity:
+        validity_period = validity.decode("latin-1")
         check_smpp_time(validity_period, S.ESME_RINVEXPIRY)
-    pos = nul + 6
-    if pos > end:
-        raise _truncated("registered_delivery" if pos - 1 > end else "sm_length")
-    registered_delivery, replace_if_present_flag, data_coding, sm_default_msg_id, sm_length = data[nul + 1 : pos]
+    else:
+        validity_period = ""
+    source_addr_ton, source_addr_npi = source
+    dest_addr_ton, dest_addr_npi = destination
+    esm_class, protocol_id, priority_flag = flags
+    registered_delivery, replace_if_present_flag, data_coding, sm_default_msg_id, sm_length = tail
     if sm_length > schema.MAX_SHORT_MESSAGE:
         raise InvalidField(f"sm_length {sm_length} above 254", command_status=S.ESME_RINVMSGLEN)
+    pos = match.end()
     sm_end = pos + sm_length
+    end = len(data)
     if sm_end > end:
         raise InvalidField(f"sm_length {sm_length} runs past the PDU end", command_status=S.ESME_RINVMSGLEN)
-    return _new(
-        cls,
+    pdu = _new_object(cls)
+    _set_attribute(
+        pdu,
+        "__dict__",
         {
             "sequence_number": sequence_number,
             "command_status": command_status,
-            "service_type": service_type,
+            "service_type": service_type.decode("latin-1") if service_type else "",
             "source_addr_ton": source_addr_ton,
             "source_addr_npi": source_addr_npi,
-            "source_addr": source_addr,
+            "source_addr": source_addr.decode("latin-1"),
             "esm_class": esm_class,
             "protocol_id": protocol_id,
             "priority_flag": priority_flag,
@@ -478,9 +462,38 @@ def _decode_short_message(cls: type[_ShortMessage], data: bytes, command_status:
             "tlvs": decode_tlvs(data, sm_end) if sm_end < end else EMPTY_TLVS,
             "dest_addr_ton": dest_addr_ton,
             "dest_addr_npi": dest_addr_npi,
-            "destination_addr": destination_addr,
+            "destination_addr": destination_addr.decode("latin-1"),
         },
     )
+    return pdu
+
+
+# The C-octet strings of the layout in wire order: (octets with the NUL, status, field, whether it is a time
+# string, the run of 1-octet fields after it, the first of those).
+_LAYOUT_STRINGS: Final = (
+    (6, S.ESME_RINVSERTYP, "service_type", False, 2, "source_addr_ton"),
+    (21, S.ESME_RINVSRCADR, "source_addr", False, 2, "dest_addr_ton"),
+    (21, S.ESME_RINVDSTADR, "destination_addr", False, 3, "esm_class"),
+    (17, S.ESME_RINVSCHED, "schedule_delivery_time", True, 0, ""),
+    (17, S.ESME_RINVEXPIRY, "validity_period", True, 5, "registered_delivery"),
+)
+
+
+def _layout_error(data: bytes) -> InvalidField:
+    """Why a submit_sm/deliver_sm body does not match `_SHORT_MESSAGE_LAYOUT`: the first field, in wire order,
+    that is too long or cut off (or a malformed time string before it)."""
+    end = len(data)
+    pos = HEADER_LENGTH
+    for octets, status, field, is_time, run, run_field in _LAYOUT_STRINGS:
+        nul = data.find(0, pos, pos + octets)
+        if nul < 0:
+            return _cstring_error(data, pos, octets, status, field)
+        if is_time and nul > pos:
+            check_smpp_time(data[pos:nul].decode("latin-1"), status)
+        pos = nul + 1 + run
+        if pos > end:
+            return _truncated(run_field)
+    raise AssertionError("a body whose fields all fit matches _SHORT_MESSAGE_LAYOUT")
 
 
 def _decode_message_id_resp(

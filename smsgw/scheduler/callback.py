@@ -120,7 +120,7 @@ class MoCallbacks:
 
     async def run(self) -> None:
         """Until cancelled: start what is due (pending ones from before a restart included), then sleep until
-        the next one is due, a new one is stored or a POST finishes."""
+        the next one is due, a new one is stored, a POST finishes or `foreign_writes_poll_s` has passed."""
         async with trio.open_nursery() as nursery:
             while True:
                 woken = self._woken
@@ -131,6 +131,9 @@ class MoCallbacks:
                     due = await self._store.mo_callback_next_ms(frozenset(self._busy), self._full_accounts())
                     # One millisecond late: `now_ms` truncates, and at the exact deadline it may read `due - 1`.
                     deadline = math.inf if due is None else self._clock.trio_deadline(due + 1)
+                    # `smsgw callbacks retry` writes from another process, which sets no `wake` here.
+                    if (poll_s := self._config.foreign_writes_poll_s) > 0:
+                        deadline = min(deadline, trio.current_time() + poll_s)
                 with trio.move_on_at(deadline):
                     await woken.wait()
 

@@ -153,6 +153,21 @@ class MoCallback:
 
 
 @dataclass(frozen=True, slots=True)
+class CallbackRow:
+    """A stored MO callback as an operator sees it (`smsgw callbacks list`)."""
+
+    rowid: int
+    mo_id: int
+    account: str
+    originator: str
+    state: str  # 'pending' or 'failed'
+    attempts: int
+    last_error: str
+    created_ms: int
+    next_try_ms: int | None  # None once failed
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxEntry:
     item_id: str
     account: str

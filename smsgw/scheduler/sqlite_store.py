@@ -32,6 +32,7 @@ from smsgw.scheduler.policy import Rejection, check_recipients
 from smsgw.scheduler.policy_store import SqlitePolicyFacts
 from smsgw.scheduler.model import (
     Address,
+    CallbackRow,
     Handoff,
     InsufficientBalance,
     LastSent,
@@ -979,6 +980,38 @@ class SqliteStore:
             )
 
         await self._writer.write(op)
+
+    async def mo_callbacks_listing(self, state: str | None, account: str | None, limit: int) -> list[CallbackRow]:
+        """Stored callbacks, oldest first, of one `state` and `account` when given."""
+
+        def fn(c: sqlite3.Connection) -> list[CallbackRow]:
+            rows = c.execute(
+                "SELECT cb.id, cb.mo, cb.account, mo.originator, cb.state, cb.attempts, cb.last_error, cb.created_at,"
+                " cb.next_try_at FROM mo_callbacks cb JOIN mo_messages mo ON mo.id = cb.mo"
+                " WHERE (?1 IS NULL OR cb.state = ?1) AND (?2 IS NULL OR cb.account = ?2) ORDER BY cb.id LIMIT ?3",
+                (state, account, limit),
+            )
+            return [CallbackRow(*row) for row in rows]
+
+        return await self._read(fn)
+
+    async def mo_callbacks_requeue(self, rowids: Sequence[int] | None, account: str | None, now_ms: int) -> int:
+        """Failed callbacks (those of `rowids`, or all of `account` or of every account when None) pending again,
+        due now with their attempts and age counted afresh; how many. A running gateway picks them up within
+        `foreign_writes_poll_s`."""
+
+        def op(c: sqlite3.Connection) -> int:
+            query = (
+                "UPDATE mo_callbacks SET state = 'pending', attempts = 0, next_try_at = ?, created_at = ?,"
+                " failed_at = NULL WHERE state = 'failed' AND (? IS NULL OR account = ?)"
+            )
+            parameters: tuple[Any, ...] = (now_ms, now_ms, account, account)
+            if rowids is not None:
+                query += f" AND id IN ({','.join('?' * len(rowids))})"
+                parameters += tuple(rowids)
+            return int(c.execute(query, parameters).rowcount)
+
+        return await self._writer.write(op)
 
     async def record_notice(
         self, handset: str, message_id: str, purpose: str, text: str, now_ms: int, expires_ms: int, *,

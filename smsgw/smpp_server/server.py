@@ -35,7 +35,6 @@ from smsgw.pdu.smpp import (
     BindTransmitter,
     BindTransmitterResp,
     CancelSm,
-    DataSm,
     EnquireLink,
     EnquireLinkResp,
     Outbind,
@@ -46,7 +45,6 @@ from smsgw.pdu.smpp import (
     SmeAddress,
     SubmitMulti,
     SubmitMultiResp,
-    SubmitSm,
     Unbind,
     UnbindResp,
     UnsuccessSme,
@@ -68,6 +66,7 @@ from smsgw.smpp_server.session import (
     ResponseTimedOut,
     SessionTimedOut,
     SmppSession,
+    SubmissionsReceived,
     UnexpectedResponse,
     submission_response,
 )
@@ -78,13 +77,10 @@ from smsgw.smpp_server.validation import multi_address_error
 log = logging.getLogger(__name__)
 
 _RECEIVE_BYTES: Final = 65536
-# Answered in batches through `submit_many`; the other backend operations one by one.
-_SUBMISSIONS: Final = (SubmitSm, DataSm)
 _PUSHED: Final = frozenset({CommandId.DELIVER_SM, CommandId.DATA_SM})
+# Answered one by one by the workers (submit_sm/data_sm come as `SubmissionsReceived`, answered in batches).
 _BACKEND_OPERATIONS: Final = frozenset(
     {
-        CommandId.SUBMIT_SM,
-        CommandId.DATA_SM,
         CommandId.SUBMIT_MULTI,
         CommandId.QUERY_SM,
         CommandId.CANCEL_SM,
@@ -106,7 +102,7 @@ _BIND_RESPONSES: Final[dict[int, type[BindTransmitterResp] | type[BindReceiverRe
 
 
 # A worker's job: the connection and its requests (submissions of one read, or one other operation).
-_Job = tuple["SmppConnection", Sequence[RequestReceived]]
+_Job = tuple["SmppConnection", SubmissionsReceived | RequestReceived]
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +275,7 @@ class SmppServer:
                 del self._pushers[account.system_id]
                 pusher.stop()
 
-    async def enqueue(self, connection: SmppConnection, requests: Sequence[RequestReceived]) -> None:
+    async def enqueue(self, connection: SmppConnection, requests: SubmissionsReceived | RequestReceived) -> None:
         try:
             self._requests.send_nowait((connection, requests))
         except trio.WouldBlock:
@@ -290,7 +286,8 @@ class SmppServer:
             try:
                 await connection.answer(job)
             except Exception:  # a task boundary: one bad request must not take the server down
-                log.exception("request failed source=%s command_id=0x%08X", connection.source, job[0].pdu.command_id)
+                command_id = job.pdus[0].command_id if isinstance(job, SubmissionsReceived) else job.pdu.command_id
+                log.exception("request failed source=%s command_id=0x%08X", connection.source, command_id)
                 connection.close()
 
     def window_freed(self, system_id: str) -> None:
@@ -536,9 +533,14 @@ class SmppConnection:
         and a peer that does not read holds up one task, not every worker. The reader stops reading while the
         buffer is above its high-water mark. With `wait`, return only once the buffer is written (or the write
         failed), e.g. before closing the stream."""
-        if self._send_lock.locked() and not wait:
+        lock = self._send_lock
+        if not lock.locked():
+            lock.acquire_nowait()  # not `async with`: its checkpoint would be a scheduler pass per write
+        elif wait:
+            await lock.acquire()
+        else:
             return
-        async with self._send_lock:
+        try:
             while self._outbox:
                 data = bytes(self._outbox)
                 self._outbox.clear()
@@ -549,6 +551,8 @@ class SmppConnection:
                     self.close()
                 finally:
                     self._drained.set()
+        finally:
+            lock.release()
 
     async def _send(self, pdu: Pdu) -> bool:
         if not self._queue(pdu):
@@ -581,30 +585,29 @@ class SmppConnection:
 
     async def _handle_events(self) -> None:
         self._reschedule()  # once per read, so the timer does not sleep towards a deadline that has moved
-        submissions: list[RequestReceived] = []
         while (event := self.session.next_event()) is not None:
-            if event.__class__ is RequestReceived and isinstance(event.pdu, _SUBMISSIONS):
-                submissions.append(event)
-                continue
-            if submissions:  # what came before this event is handed on before it
-                await self._dispatch(submissions)
-                submissions = []
-            await self._handle_event(event)
-        if submissions:
-            await self._dispatch(submissions)
+            if isinstance(event, SubmissionsReceived):
+                await self._dispatch(event)
+            else:
+                await self._handle_event(event)
 
-    async def _dispatch(self, requests: list[RequestReceived]) -> None:
-        """Hand `requests` (all submissions, or one other operation) to the workers, at most
-        `max_pending_requests` outstanding: at the limit the reader waits here (backpressure) until answers are out."""
+    async def _dispatch(self, requests: SubmissionsReceived | RequestReceived) -> None:
+        """Hand `requests` (submissions of one read, or one other operation) to the workers, at most
+        `max_pending_requests` outstanding: at the limit the reader waits here (backpressure) until answers are
+        out, and submissions beyond the room left go in a later job."""
         limit = self.server.config.smpp.max_pending_requests
-        while requests:
+        while True:
             while self._pending >= limit:
                 self._room = trio.Event()
                 await self._room.wait()
             room = limit - self._pending
-            job, requests = requests[:room], requests[room:]
-            self._pending += len(job)
-            await self.server.enqueue(self, job)
+            if isinstance(requests, RequestReceived) or len(requests.pdus) <= room:
+                self._pending += 1 if isinstance(requests, RequestReceived) else len(requests.pdus)
+                await self.server.enqueue(self, requests)
+                return
+            self._pending += room
+            await self.server.enqueue(self, SubmissionsReceived(requests.pdus[:room], requests.segments[:room]))
+            requests = SubmissionsReceived(requests.pdus[room:], requests.segments[room:])
 
     async def _handle_event(self, event: Event) -> None:
         match event:
@@ -641,7 +644,7 @@ class SmppConnection:
     async def _handle_request(self, pdu: Pdu, segments: int) -> None:
         command_id = pdu.command_id
         if command_id in _BACKEND_OPERATIONS:
-            await self._dispatch([RequestReceived(pdu, segments)])
+            await self._dispatch(RequestReceived(pdu, segments))
         elif isinstance(pdu, BindTransmitter | BindReceiver | BindTransceiver):
             await self._bind(pdu)
         elif command_id == CommandId.ENQUIRE_LINK:
@@ -726,28 +729,27 @@ class SmppConnection:
 
     # ---- operations ----------------------------------------------------------------------------------------
 
-    async def answer(self, requests: Sequence[RequestReceived]) -> None:
+    async def answer(self, requests: SubmissionsReceived | RequestReceived) -> None:
         """Run in a server worker: call the backend, answer, and let the reader take as many more requests."""
         try:
-            if isinstance(requests[0].pdu, _SUBMISSIONS):
+            if isinstance(requests, SubmissionsReceived):
                 await self._answer_submissions(requests)
             else:
-                for request in requests:
-                    await self._answer_operation(request.pdu, request.segments)
+                await self._answer_operation(requests.pdu, requests.segments)
         finally:
-            self._pending -= len(requests)
+            self._pending -= len(requests.pdus) if isinstance(requests, SubmissionsReceived) else 1
             self._room.set()
 
-    async def _answer_submissions(self, requests: Sequence[RequestReceived]) -> None:
+    async def _answer_submissions(self, submissions: SubmissionsReceived) -> None:
         """Throttle the submissions, give the backend the rest in one `submit_many`, write every answer at once
         (in the order of the requests)."""
         account = self.account
         assert account is not None  # the session only lets these through in a bound state
         now = trio.current_time()
-        taken = self.server.bucket(account).take_each([request.segments for request in requests], now)
-        # `_handle_events` batches only SubmitSm/DataSm.
-        pdus: list[SubmitSm | DataSm] = [request.pdu for request in requests]  # type: ignore[misc]
-        accepted = [pdu for pdu, ok in zip(pdus, taken) if ok]
+        pdus = submissions.pdus
+        taken = self.server.bucket(account).take_each(submissions.segments, now)
+        throttled = False in taken
+        accepted = [pdu for pdu, ok in zip(pdus, taken) if ok] if throttled else pdus
         results: Sequence[str | BackendError] = ()
         if accepted:
             try:
@@ -772,7 +774,7 @@ class SmppConnection:
             if ok
             else CommandStatus.ESME_RTHROTTLED
             for ok in taken
-        ]
+        ] if throttled else [result if isinstance(result, str) else result.command_status for result in results]
         now = trio.current_time()
         try:
             self._outbox += self.session.send_submission_responses(pdus, outcomes, now)

@@ -4,7 +4,9 @@ The shell feeds bytes with `receive_data(data, now)`, takes events with `next_ev
 `send(pdu, now)`, and calls `handle_timers(now)` when `next_deadline()` passes. Bind states follow the table in
 `states.py`; requests we send get sequence numbers from `new_sequence_number()` and are matched to their responses
 by sequence number; what the peer does wrong becomes a `RequestRejected` event carrying the response to send
-(generic_nack for an unknown command id or a broken header, echoing the sequence number when readable).
+(generic_nack for an unknown command id or a broken header, echoing the sequence number when readable). The
+submit_sm/data_sm an SMSC accepts come as one `SubmissionsReceived` per run of them in a read, the unit the server
+answers them in, rather than an event each.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import math
 import struct
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -39,6 +41,7 @@ from smsgw.smpp_server.states import (
     BindState,
     Role,
     Transition,
+    allowed_requests,
     may_send,
     next_state,
     originates,
@@ -52,6 +55,8 @@ _MAX_STATUS: Final = 0xFFFFFFFF
 _HEADER: Final = struct.Struct(">IIII")
 _RESPONSE_BIT: Final = 0x80000000
 _UNBIND: Final = int(CommandId.UNBIND)  # a plain int: enum member lookups cost on the per-PDU path
+# What an SMSC hands on as `SubmissionsReceived`.
+_SUBMISSIONS: Final = (SubmitSm, DataSm)
 _BIND_REQUESTS: Final = frozenset({CommandId.BIND_TRANSMITTER, CommandId.BIND_RECEIVER, CommandId.BIND_TRANSCEIVER})
 # Requests that count against the window; enquire_link and unbind must get through even when it is full.
 _WINDOWED: Final = frozenset(
@@ -73,6 +78,7 @@ _SUBMISSION_RESPONSES: Final[dict[int, tuple[int, type[SubmitSmResp] | type[Data
 }
 # A message_id packed without the codec: ASCII, no NUL, shorter than the 65-octet C-octet string limit.
 _PACKED_MESSAGE_ID_MAX: Final = 64
+_NOWHERE: Final[frozenset[BindState]] = frozenset()
 # Keep-alive traffic does not count as activity for the inactivity timer.
 _KEEPALIVE: Final = frozenset({CommandId.ENQUIRE_LINK, CommandId.ENQUIRE_LINK_RESP})
 
@@ -93,6 +99,17 @@ class RequestReceived:
 
     pdu: Pdu
     segments: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionsReceived:
+    """submit_sm/data_sm an SMSC received that are valid for the state and passed the field checks: consecutive
+    ones of one `receive_data` come as one event, in wire order, to be answered together (see
+    `send_submission_responses`). `segments[i]` is how many SMS segments `pdus[i]` will be sent as (what
+    throughput limits count). The lists are complete when `receive_data` returns and not changed after."""
+
+    pdus: list[SubmitSm | DataSm]
+    segments: list[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +158,7 @@ class ConnectionClosed:
 
 Event = (
     RequestReceived
+    | SubmissionsReceived
     | ResponseReceived
     | RequestRejected
     | UnexpectedResponse
@@ -197,11 +215,15 @@ class SmppSession:
     _bind_pending: bool = field(init=False, default=False)
     _broken: bool = field(init=False, default=False)
     _peer: Role = field(init=False)
+    _peer_requests: Mapping[int, frozenset[BindState]] = field(init=False)  # what the peer may send, and when
     _validates: bool = field(init=False)  # as the SMSC we check the fields of what the ESME sends
+    # The `SubmissionsReceived` the current `receive_data` is filling, while it is the newest event.
+    _submissions: SubmissionsReceived | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self._framer = PduFramer(self.config.max_pdu_bytes)
         self._peer = self.role.peer
+        self._peer_requests = allowed_requests(self._peer)
         self._validates = self.role is Role.SMSC
         self._last_received = self.opened_at
         self._last_activity = self.opened_at
@@ -225,8 +247,22 @@ class SmppSession:
                 for frame in frames:
                     wire_log.debug("direction=in role=%s hex=%s", self.role.value, frame.hex())
             self._last_received = now
+            # The per-PDU step is inlined here: a call per PDU is a measurable part of a submit_sm's cost.
             for frame in frames:
-                self._receive_frame(frame, now)
+                try:
+                    pdu = decode_pdu(frame)
+                except PduError as exc:
+                    _, command_id, _, sequence_number = _HEADER.unpack_from(frame)  # the framer saw >= 16 octets
+                    self._reject_undecodable(command_id, sequence_number, exc)
+                    continue
+                command_id = pdu.command_id
+                if command_id not in _KEEPALIVE:
+                    self._last_activity = now
+                if command_id & _RESPONSE_BIT:
+                    self._receive_response(pdu)
+                else:
+                    self._receive_request(pdu, command_id)
+            self._submissions = None
         error = self._framer.error
         if error is not None:
             # A length we cannot believe: every later byte is misaligned, so answer once and give up the stream
@@ -235,33 +271,18 @@ class SmppSession:
             nack = GenericNack(command_status=error.command_status, sequence_number=error.sequence_number or 0)
             self._events.append(RequestRejected(nack, f"broken header: {error}", close=True))
 
-    def _receive_frame(self, frame: bytes, now: float) -> None:
-        try:
-            pdu = decode_pdu(frame)
-        except PduError as exc:
-            _, command_id, _, sequence_number = _HEADER.unpack_from(frame)  # the framer saw 16 octets at least
-            self._reject_undecodable(command_id, sequence_number, exc)
-            return
-        command_id = pdu.command_id
-        if command_id not in _KEEPALIVE:
-            self._last_activity = now
-        if command_id & _RESPONSE_BIT:
-            self._receive_response(pdu)
-        else:
-            self._receive_request(pdu)
-
     def _reject_undecodable(self, command_id: int, sequence_number: int, exc: PduError) -> None:
         cls = PDU_CLASSES.get(command_id)
         response = _error_response_to(cls, sequence_number, exc.command_status)
         self._events.append(RequestRejected(response, f"undecodable command_id=0x{command_id:08X}: {exc}"))
 
-    def _receive_request(self, pdu: Pdu) -> None:
-        command_id = pdu.command_id
-        peer = self._peer
-        if not may_send(peer, command_id, self.state) or (command_id in _BIND_REQUESTS and self._bind_pending):
+    def _receive_request(self, pdu: Pdu, command_id: int) -> None:
+        if self.state not in self._peer_requests.get(command_id, _NOWHERE) or (
+            command_id in _BIND_REQUESTS and self._bind_pending
+        ):
             if command_id in _BIND_REQUESTS and (self.state in BOUND or self._bind_pending):
                 status, reason = CommandStatus.ESME_RALYBND, "already bound"
-            elif originates(peer, command_id):
+            elif originates(self._peer, command_id):
                 status, reason = CommandStatus.ESME_RINVBNDSTS, f"not allowed in state {self.state.value}"
             else:
                 status, reason = CommandStatus.ESME_RINVCMDID, f"a {self.role.value} does not accept this request"
@@ -275,6 +296,15 @@ class SmppSession:
             except PduError as exc:
                 response = _error_response_to(type(pdu), pdu.sequence_number, exc.command_status)
                 self._events.append(RequestRejected(response, str(exc)))
+                return
+            if isinstance(pdu, _SUBMISSIONS):
+                # One event per run of submissions in this read: add to it while it is the newest event.
+                submissions = self._submissions
+                if submissions is None or self._events[-1] is not submissions:
+                    submissions = self._submissions = SubmissionsReceived([], [])
+                    self._events.append(submissions)
+                submissions.pdus.append(pdu)
+                submissions.segments.append(segments)
                 return
         if command_id == _UNBIND:
             self.state = next_state(self.state, Transition.UNBIND)

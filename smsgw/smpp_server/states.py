@@ -108,6 +108,12 @@ _ALLOWED_BY_ROLE: Final[Mapping[Role, Mapping[int, frozenset[BindState]]]] = {
 _NOWHERE: Final[frozenset[BindState]] = frozenset()
 
 
+def allowed_requests(role: Role) -> Mapping[int, frozenset[BindState]]:
+    """command_id -> the states in which `role` may originate that request (what `may_send` looks up; a per-PDU
+    caller keeps it instead of calling)."""
+    return _ALLOWED_BY_ROLE[role]
+
+
 def may_send(role: Role, command_id: int, state: BindState) -> bool:
     """Whether `role` may originate request `command_id` in `state`."""
     return state in _ALLOWED_BY_ROLE[role].get(command_id, _NOWHERE)

@@ -34,6 +34,11 @@ _REGISTERED_DELIVERY_RESERVED: Final = 0xE0
 _MAX_PRIORITY: Final = 3
 # The fast path's notion of an ordinary number: any TON but alphanumeric, at most as long as an E.164 number.
 _NUMBER_TONS: Final = frozenset(int(ton) for ton in Ton if ton != Ton.ALPHANUMERIC)
+# The octet values `_check_message_flags` lets through, for one set lookup each on the fast path.
+_PLAIN_ESM_CLASSES: Final = frozenset(v for v in range(256) if v & _MESSAGE_TYPE_MASK in _SUBMIT_MESSAGE_TYPES)
+_PLAIN_REGISTERED_DELIVERY: Final = frozenset(
+    v for v in range(256) if not v & _REGISTERED_DELIVERY_RESERVED and v & _SMSC_RECEIPT_MASK != _SMSC_RECEIPT_MASK
+)
 
 
 def _check_address(ton: int, npi: int, address: str, *, source: bool) -> None:
@@ -95,32 +100,28 @@ def _plain_submit_segments(pdu: SubmitSm) -> int | None:
     """
     source = pdu.source_addr
     destination = pdu.destination_addr
-    esm_class = pdu.esm_class
-    registered_delivery = pdu.registered_delivery
     if not (
         pdu.tlvs is EMPTY_TLVS
         and pdu.source_addr_ton in _NUMBER_TONS
         and pdu.source_addr_npi in _NPIS
         and pdu.dest_addr_ton in _NUMBER_TONS
         and pdu.dest_addr_npi in _NPIS
-        and (not source or (source.isdigit() and source.isascii() and len(source) <= _MAX_INTERNATIONAL_DIGITS))
-        and destination.isdigit()
-        and destination.isascii()
-        and len(destination) <= _MAX_INTERNATIONAL_DIGITS
-        and esm_class & _MESSAGE_TYPE_MASK in _SUBMIT_MESSAGE_TYPES
-        and not registered_delivery & _REGISTERED_DELIVERY_RESERVED
-        and registered_delivery & _SMSC_RECEIPT_MASK != _SMSC_RECEIPT_MASK
+        and len(source) <= _MAX_INTERNATIONAL_DIGITS
+        and 0 < len(destination) <= _MAX_INTERNATIONAL_DIGITS
+        and (numbers := source + destination).isdigit()  # an empty source_addr is allowed
+        and numbers.isascii()
+        and pdu.esm_class in _PLAIN_ESM_CLASSES
+        and pdu.registered_delivery in _PLAIN_REGISTERED_DELIVERY
         and pdu.priority_flag <= _MAX_PRIORITY
         and pdu.replace_if_present_flag <= 1
     ):
         return None
-    encoding = _encoding(pdu.data_coding)  # first, as in count_segments: it refuses a reserved data_coding
-    if esm_class & _UDHI:
+    limit = _ONE_PART_OCTETS.get(pdu.data_coding)
+    if limit is None:  # first, as in count_segments: a reserved data_coding is refused
+        limit = _one_part_octets(pdu.data_coding)
+    if pdu.esm_class & _UDHI:
         return 1
-    units = len(pdu.short_message)
-    if encoding is Encoding.UCS2:
-        units //= 2
-    return 1 if units <= part_capacity(encoding, 0) else None
+    return 1 if len(pdu.short_message) <= limit else None
 
 
 def validate_request(pdu: Pdu, config: SmppConfig) -> int:
@@ -182,6 +183,7 @@ def _check_message_id(message_id: str) -> None:
 
 
 _ENCODINGS: Final[dict[int, Encoding]] = {}
+_ONE_PART_OCTETS: Final[dict[int, int]] = {}
 
 
 def _encoding(data_coding: int) -> Encoding:
@@ -190,6 +192,18 @@ def _encoding(data_coding: int) -> Encoding:
     if encoding is None:
         encoding = _ENCODINGS[data_coding] = parse_data_coding(data_coding).encoding
     return encoding
+
+
+def _one_part_octets(data_coding: int) -> int:
+    """The longest short_message (octets) that `count_segments` counts as one segment without a UDH, remembered
+    per data_coding; InvalidField for a reserved data_coding."""
+    limit = _ONE_PART_OCTETS.get(data_coding)
+    if limit is None:
+        encoding = _encoding(data_coding)
+        capacity = part_capacity(encoding, 0)
+        # count_segments counts UTF-16 code units as len // 2, so one odd trailing octet still fits.
+        limit = _ONE_PART_OCTETS[data_coding] = capacity * 2 + 1 if encoding is Encoding.UCS2 else capacity
+    return limit
 
 
 def count_segments(pdu: SubmitSm | SubmitMulti | DataSm, max_segments: int) -> int:

@@ -29,6 +29,7 @@ def test_any_chunking_yields_the_same_pdus(chunk: int) -> None:
     for i in range(0, len(data), chunk):
         out += framer.feed(data[i : i + chunk])
     assert out == pdus
+    assert all(type(pdu) is bytes for pdu in out)
     assert framer.buffered == 0
 
 

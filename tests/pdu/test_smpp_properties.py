@@ -180,6 +180,41 @@ def test_fast_decoder_matches_construct_on_any_body(wire: bytes) -> None:
     assert fast == reference
 
 
+def _field_octets(limit: int) -> st.SearchStrategy[bytes]:
+    """A C-octet string's octets at, below or past its limit (NUL excluded), mostly with the NUL that ends it."""
+    length = st.sampled_from([0, 1, limit - 1, limit, limit, limit + 1])
+    ended = st.sampled_from([True] * 9 + [False])
+    return st.tuples(length, ended).map(lambda t: b"7" * t[0] + (b"\0" if t[1] else b""))
+
+
+_TIMES = st.sampled_from([b""] * 4 + [b"000000000100000R", b"201231235959104+", b"20123123595910", b"x" * 16])
+
+
+@st.composite
+def _short_message_wire(draw: st.DrawFn) -> bytes:
+    """A submit_sm/deliver_sm built field by field with lengths at and past each limit, sometimes cut short."""
+    body = (
+        draw(_field_octets(5)) + draw(st.binary(min_size=2, max_size=2)) + draw(_field_octets(20))
+        + draw(st.binary(min_size=2, max_size=2)) + draw(_field_octets(20)) + draw(st.binary(min_size=3, max_size=3))
+        + draw(_TIMES) + b"\0" + draw(_TIMES) + b"\0" + draw(st.binary(min_size=4, max_size=4))
+    )
+    short_message = draw(st.binary(max_size=260))
+    body += bytes([draw(st.sampled_from([len(short_message) % 256, draw(_octet)]))]) + short_message
+    body += draw(st.sampled_from([b"", b"\x04\x24\x00\x01a", draw(st.binary(max_size=8))]))
+    if draw(st.integers(0, 7)) == 0:
+        body = body[: draw(st.integers(0, len(body)))]
+    return struct.pack(">IIII", HEADER_LENGTH + len(body), SubmitSm.command_id, 0, 7) + body
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from([SubmitSm, DeliverSm]), _short_message_wire())
+def test_short_message_layout_decodes_as_construct(cls: type[SubmitSm | DeliverSm], wire: bytes) -> None:
+    """The one-regex decoder of submit_sm/deliver_sm (and the field walk naming what breaks its layout) against the
+    construct declaration, on bodies built with every string at, below and past its limit."""
+    wire = wire[:4] + struct.pack(">I", cls.command_id) + wire[8:]
+    assert _outcome(decode_pdu, wire) == _outcome(schema_decode_body, cls, wire, 0, 7)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300))
 def test_random_octets_only_raise_pdu_error(data: bytes) -> None:

@@ -108,7 +108,8 @@ class Harness:
 
 @pytest.fixture
 def messages_config() -> MessageConfig:
-    return MessageConfig(mo_callback_timeout_s=0.3)
+    # No polling for other processes' writes: its timer would let MockClock jump while a POST's thread runs.
+    return MessageConfig(mo_callback_timeout_s=0.3, foreign_writes_poll_s=0)
 
 
 @pytest.fixture
@@ -177,6 +178,28 @@ async def test_4xx_gives_up_at_once_and_is_kept_failed(
     assert rows(tmp_path / "cb.db") == [("failed", 1, "HTTP 404")]
     (record,) = [r for r in caplog.records if "given up" in r.getMessage()]
     assert record.levelno == logging.ERROR and "reason=HTTP 404" in record.getMessage()
+
+
+@pytest.mark.parametrize("messages_config", [MessageConfig(mo_callback_timeout_s=0.3, foreign_writes_poll_s=5)])
+async def test_a_failed_callback_requeued_by_another_process_is_posted_again(
+    harness: tuple[Harness, MoCallbacks], db_clock: MockClock, tmp_path: Path
+) -> None:
+    h, callbacks = harness
+    h.endpoint.answers["acme"] = [404]
+    await h.mo("acme", "pizza")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(callbacks.run)
+        await h.recording.final(1)
+        await trio.sleep(3600)  # idle: nothing pending wakes it
+        # What `smsgw callbacks retry` does, through a connection of its own: no `wake` reaches the callbacks.
+        with sqlite3.connect(tmp_path / "cb.db") as connection:
+            connection.execute("UPDATE mo_callbacks SET state = 'pending', attempts = 0, next_try_at = 0")
+        with trio.fail_after(60):  # on MockClock: fails at once if nothing but a wake could start it
+            (_, delivered) = await h.recording.final(2)
+        nursery.cancel_scope.cancel()
+    assert delivered.kind == "delivered"
+    assert [b["text"] for b in h.endpoint.bodies["acme"]] == ["pizza", "pizza"]
+    assert rows(tmp_path / "cb.db") == []
 
 
 async def test_pending_callbacks_follow_the_accounts_current_url(

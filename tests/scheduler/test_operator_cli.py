@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -8,8 +9,10 @@ import trio
 
 from smsgw.cli import main
 from smsgw.config import StoreConfig
+from smsgw.modem.seams import IncomingSms
 from smsgw.passwords import hash_password
 from smsgw.scheduler.sqlite_store import open_store
+from smsgw.scheduler.timing import from_ms
 from tests.scheduler.test_store import T0, new_message
 
 
@@ -84,3 +87,36 @@ def test_account_transfer_between_parent_and_sub_account_only(
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[1] for line in lines] == ["transfer_in", "transfer_out"]
     assert "note=from acme q1" in lines[0]
+
+
+def test_callbacks_list_and_retry_failed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "gw.db"
+
+    async def store_callbacks() -> None:
+        async with open_store(db, StoreConfig(synchronous="NORMAL")) as store:
+            for text in ("first", "second", "third"):
+                sms = IncomingSms("m1", "447700900001", "447700900555", text, 0, from_ms(T0))
+                await store.store_mo(sms, "shop", "447700900001", T0, callback=True)
+            await store.mo_callback_failed(1, 3, "HTTP 503", T0 + 1000)
+            await store.mo_callback_failed(2, 1, "HTTP 404", T0 + 2000)
+
+    trio.run(store_callbacks)
+    assert main(["callbacks", "list", "--state", "failed", "--db", str(db)]) == 0
+    header, *failed = capsys.readouterr().out.splitlines()
+    assert header.split()[:3] == ["ID", "MO", "ACCOUNT"]
+    assert [line.split()[0] for line in failed] == ["1", "2"]
+    assert failed[0].endswith("HTTP 503") and " failed " in failed[0]
+
+    assert main(["callbacks", "retry", "2", "--db", str(db)]) == 0
+    assert main(["callbacks", "retry", "2", "--db", str(db)]) == 1  # pending now: nothing to requeue
+    assert main(["callbacks", "retry", "--all-failed", "--account", "other", "--db", str(db)]) == 1
+    assert main(["callbacks", "retry", "--db", str(db)]) == 2  # neither ids nor --all-failed
+    assert main(["callbacks", "retry", "1", "--all-failed", "--db", str(db)]) == 2
+    assert capsys.readouterr().out.splitlines() == [
+        "requeued 1 failed callback", "requeued 0 failed callbacks", "requeued 0 failed callbacks"
+    ]
+    with sqlite3.connect(db) as connection:
+        states = connection.execute("SELECT id, state, attempts, failed_at FROM mo_callbacks ORDER BY id").fetchall()
+    assert states == [(1, "failed", 3, T0 + 1000), (2, "pending", 0, None), (3, "pending", 0, None)]
+    assert main(["callbacks", "list", "--state", "pending", "--account", "shop", "--db", str(db)]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == ["2", "3"]

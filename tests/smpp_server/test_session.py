@@ -41,6 +41,7 @@ from smsgw.smpp_server.session import (
     Event,
     LocalProtocolError,
     RequestReceived,
+    SubmissionsReceived,
     RequestRejected,
     ResponseReceived,
     ResponseTimedOut,
@@ -363,7 +364,7 @@ def test_submit_field_validation(change: dict[str, object], status: int | None) 
     link.smsc.receive_data(data, 0.0)
     (event,) = events(link.smsc)
     if status is None:
-        assert isinstance(event, RequestReceived)
+        assert isinstance(event, SubmissionsReceived) and [p.sequence_number for p in event.pdus] == [11]
     else:
         assert isinstance(event, RequestRejected), event
         assert event.response.command_status == status
@@ -396,7 +397,7 @@ def test_long_payload_within_limit_is_accepted_and_counted() -> None:
     ]
     for pdu, segments in cases:
         request, received = link.request(link.esme, pdu)
-        assert received == [RequestReceived(request, segments=segments)]
+        assert received == [SubmissionsReceived([request], [segments])]
 
 
 @settings(max_examples=200)
@@ -428,8 +429,8 @@ _ADDRESSES = st.sampled_from(["", "447700900001", "+447700900001", "123456789012
     registered_delivery=st.sampled_from([0, 1, 3, 0x20]),
     priority_flag=st.integers(0, 4),
     replace_if_present_flag=st.integers(0, 2),
-    data_coding=st.sampled_from([0, 3, 4, 8, 0x0E, 0xF0]),
-    short_message=st.binary(max_size=200),
+    data_coding=st.sampled_from([0, 3, 4, 5, 8, 0x0E, 0xF0]),
+    short_message=st.one_of(st.binary(max_size=200), st.sampled_from([139, 140, 141, 142, 160, 161]).map(b"a".__mul__)),
     tlvs=st.sampled_from([Tlvs(), Tlvs(message_payload=b"x" * 300), Tlvs(sar_total_segments=2)]),
 )
 def test_validation_fast_path_answers_as_the_full_checks(**fields: object) -> None:
@@ -442,6 +443,22 @@ def test_validation_fast_path_answers_as_the_full_checks(**fields: object) -> No
             return ("refused", exc.command_status)
 
     assert outcome(validate_request) == outcome(check_request)
+
+
+@pytest.mark.parametrize("esm_class", [0, int(EsmClass.UDHI)])
+def test_validation_fast_path_counts_one_part_as_the_full_checks_for_every_data_coding(esm_class: int) -> None:
+    for data_coding in range(256):
+        for length in (0, 1, 69, 70, 71, 139, 140, 141, 142, 143, 159, 160, 161, 162, 254):
+            pdu = replace(SUBMIT, sequence_number=1, esm_class=esm_class, data_coding=data_coding,
+                          short_message=b"a" * length)
+
+            def outcome(check: Callable[[SubmitSm, SmppConfig], int]) -> int | tuple[str, int]:
+                try:
+                    return check(pdu, CONFIG)
+                except PduError as exc:
+                    return ("refused", exc.command_status)
+
+            assert outcome(validate_request) == outcome(check_request), (data_coding, length)
 
 
 def test_send_submission_responses_is_send_for_a_batch() -> None:
@@ -499,3 +516,27 @@ def test_packed_submission_responses_are_the_codecs_octets(answers: list[tuple[b
     except PduError:
         got = PduError
     assert got == expected
+
+
+def test_submissions_of_one_read_come_as_one_event_in_wire_order() -> None:
+    """A run of submit_sm/data_sm in one read is one SubmissionsReceived; anything between two runs (a rejected
+    submission, an enquire_link) stays between them, and a later read starts a new event."""
+    link = Link()
+    link.bind()
+    good = [replace(SUBMIT, sequence_number=n) for n in (10, 11)]
+    bad = replace(SUBMIT, sequence_number=12, destination_addr="")
+    data_sm = DataSm(sequence_number=13, destination_addr="447700900002", dest_addr_ton=1, dest_addr_npi=1)
+    enquire = EnquireLink(sequence_number=14)
+    last = replace(SUBMIT, sequence_number=15)
+    link.smsc.receive_data(b"".join(encode_pdu(p) for p in [*good, bad, data_sm, enquire, last]), 1.0)
+    received = events(link.smsc)
+    assert received[0] == SubmissionsReceived(good, [1, 1])
+    assert isinstance(received[1], RequestRejected) and received[1].response.sequence_number == 12
+    assert received[2:] == [
+        SubmissionsReceived([data_sm], [1]),
+        RequestReceived(enquire),
+        SubmissionsReceived([last], [1]),
+    ]
+    link.smsc.receive_data(encode_pdu(good[0]), 2.0)
+    link.smsc.receive_data(encode_pdu(good[1]), 2.0)
+    assert events(link.smsc) == [SubmissionsReceived([good[0]], [1]), SubmissionsReceived([good[1]], [1])]
