@@ -10,7 +10,8 @@ documented code (DESIGN.md): a refusal at submit raises a `PolicyError` with the
 - content per route: `prepare_text` (signature, suffix, unsubscribe statement, line breaks, maximum segments)
   with `KeywordRules` (from `parse_keywords` / `KeywordFile`) -> `BlockedContent` (0x402, err 802) or the
   codec's `TooManySegments` (0x406, err 806)
-- recipients: `check_recipient` (`check_recipients` for a batch) over `PolicyFacts` -> `Rejection` 803 (opted out) or 801 (do-not-call)
+- recipients: `check_recipient` (`check_recipients` for a batch) over `PolicyFacts` -> `Rejection` 803
+  (opted out) or 801 (do-not-call)
 - opt-out: `is_opt_out` / `record_opt_out` for MO texts
 - `iter_dnc_csv` for `smsgw dnc import`
 
@@ -620,16 +621,6 @@ def _dnc_lines(lines: Iterable[str], default_country_code: str) -> Iterator[str 
 # --- the accept path -------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Submission:
-    """What the submit-time rules decided for one destination."""
-
-    sender: SenderAddress
-    promotional: bool
-    # The text to segment; None for binary data and for a part the ESME split itself, which is sent as it came.
-    text: PreparedText | None
-
-
 class MessagePolicy:
     """The submit-time rules of one config: route content rules and keyword files are built once (ValueError or
     OSError for a bad one, see `check_policy_config`); keyword files are re-read when they change."""
@@ -644,28 +635,6 @@ class MessagePolicy:
         }
         for account in config.accounts:
             check_sender_ids(account)
-
-    def check_submission(
-        self,
-        account: AccountConfig,
-        route: RouteConfig,
-        *,
-        source_addr: str,
-        service_type: str,
-        text: str | None,
-        gateway_split: bool,
-        encoding: Encoding | None = None,
-    ) -> Submission:
-        """The sender, whether the message is promotional, and the text to segment. Raises InvalidSender
-        (ESME_RINVSRCADR), SenderNotAllowed (0x405), BlockedContent (0x402) or TooManySegments (0x406). `text` is None for binary data;
-        `gateway_split` False for a part the ESME split: only its blocked keywords are checked."""
-        sender = resolve_sender(source_addr, account, route)
-        promotional = self.is_promotional(account, service_type)
-        prepared = self.check_text(
-            route, text, gateway_split=gateway_split, encoding=encoding, promotional=promotional,
-            keywords=self.keywords(route),
-        )
-        return Submission(sender, promotional, prepared)
 
     def is_promotional(self, account: AccountConfig, service_type: str) -> bool:
         return is_promotional(account, service_type, self.settings.promotional_service_types)
@@ -686,8 +655,11 @@ class MessagePolicy:
         keywords: KeywordRules,
         reference: int = 0,
     ) -> PreparedText | None:
-        """The content rules of `check_submission` alone, with the route's `keywords` already looked up; a text
-        the gateway splits is split here, its parts carrying the concatenation `reference`."""
+        """The route's content rules for a submission's text (after `resolve_sender` and `is_promotional`):
+        BlockedContent (0x402) or TooManySegments (0x406). None for binary data (`text` None) and for a part the
+        ESME split (`gateway_split` False), which is sent as it came once its blocked keywords are checked; a text
+        the gateway splits is split here, its parts carrying the concatenation `reference`. `keywords` are the
+        route's as `keywords` read them."""
         if text is None:
             return None
         if not gateway_split:

@@ -607,7 +607,11 @@ class _Intake:
 
     def window(self, pdu: SubmitSm | DataSm | SubmitMulti) -> Window:
         """When the message may first be sent and when it expires; Refused for a bad schedule or validity."""
-        key = pdu.tlvs.qos_time_to_live if isinstance(pdu, DataSm) else (pdu.schedule_delivery_time, pdu.validity_period)
+        key: tuple[str, str] | int | None
+        if isinstance(pdu, DataSm):
+            key = pdu.tlvs.qos_time_to_live
+        else:
+            key = (pdu.schedule_delivery_time, pdu.validity_period)
         window = self._windows.get(key)
         if window is None:
             window = self._windows[key] = _window(pdu, self.now, self._messages)

@@ -25,6 +25,7 @@ from smsgw.scheduler.policy import (
     SenderNotAllowed,
     KeywordFile,
     MessagePolicy,
+    PreparedText,
     Rejection,
     SenderAddress,
     check_policy_config,
@@ -520,19 +521,24 @@ def test_message_policy_accept_path(tmp_path: Path) -> None:
     config = _config(tmp_path, unsubscribe_statement=" STOP=T")
     policy = MessagePolicy(config)
     account, route = config.accounts[0], config.routes[0]
-    submission = policy.check_submission(
-        account, route, source_addr="", service_type="mkt", text="Sale today", gateway_split=True
-    )
-    assert submission.sender == SenderAddress("ACME", *ALPHANUMERIC) and submission.promotional
-    assert submission.text is not None and submission.text.text == "Sale today STOP=T -Acme"
+    keywords = policy.keywords(route)
+    assert resolve_sender("", account, route) == SenderAddress("ACME", *ALPHANUMERIC)
+    assert policy.is_promotional(account, "mkt") and not policy.is_promotional(account, "")
+
+    def check(text: str | None, *, gateway_split: bool = True, promotional: bool = False) -> PreparedText | None:
+        return policy.check_text(
+            route, text, gateway_split=gateway_split, encoding=None, promotional=promotional, keywords=keywords
+        )
+
+    prepared = check("Sale today", promotional=True)
+    assert prepared is not None and prepared.text == "Sale today STOP=T -Acme"
     with pytest.raises(BlockedContent):
-        policy.check_submission(account, route, source_addr="ACME", service_type="", text="CASINO", gateway_split=True)
+        check("CASINO")
     with pytest.raises(BlockedContent):  # a part the ESME split: sent as is, keywords still checked
-        policy.check_submission(account, route, source_addr="ACME", service_type="", text="casino", gateway_split=False)
-    binary = policy.check_submission(account, route, source_addr="ACME", service_type="", text=None, gateway_split=True)
-    assert binary.text is None and not binary.promotional
+        check("casino", gateway_split=False)
+    assert check("hello", gateway_split=False) is None and check(None) is None  # binary data
     with pytest.raises(SenderNotAllowed):
-        policy.check_submission(account, route, source_addr="EVIL", service_type="", text="hi", gateway_split=True)
+        resolve_sender("EVIL", account, route)
     assert policy.is_opt_out(" Unsubscribe ")
 
 
