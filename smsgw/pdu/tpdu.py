@@ -173,7 +173,10 @@ class Address:
 
     @classmethod
     def _from_parsed(cls, parsed: Container, status: CommandStatus) -> Address:
-        ton, npi, length, value = parsed.toa.ton, parsed.toa.npi, parsed.length, parsed.value
+        return cls._from_fields(parsed.toa.ton, parsed.toa.npi, parsed.length, parsed.value, status)
+
+    @classmethod
+    def _from_fields(cls, ton: int, npi: int, length: int, value: bytes, status: CommandStatus) -> Address:
         if length > MAX_ADDRESS_SEMI_OCTETS:
             raise PduError(f"address of {length} semi-octets, at most {MAX_ADDRESS_SEMI_OCTETS}", command_status=status)
         if ton == TypeOfNumber.ALPHANUMERIC:
@@ -753,31 +756,34 @@ class SmsStatusReport:
     @classmethod
     def from_bytes(cls, data: bytes) -> SmsStatusReport:
         _check_mti(data, (schema.MTI_STATUS_REPORT,), "SMS-STATUS-REPORT")
-        parsed = _parse(schema.SmsStatusReportLayout, data, "SMS-STATUS-REPORT")
-        first = parsed.first
+        head = _status_report_head(data)
+        first = head.first
         tp_pid: int | None = None
         dcs: Dcs | None = None
         user_data: bytes | None = None
         udh = b""
-        if parsed.tail:
-            tail = _parse(schema.StatusReportParameters, parsed.tail, "SMS-STATUS-REPORT parameters")
+        if head.tail:
+            tail = _parse(schema.StatusReportParameters, head.tail, "SMS-STATUS-REPORT parameters")
             tp_pid = tail.tp_pid
             dcs = Dcs(tail.tp_dcs) if tail.tp_dcs is not None else None
             if tail.tp_udl is not None:
-                udh, user_data = _decode_user_data(dcs or Dcs(), first.tp_udhi, tail.tp_udl, tail.tp_ud)
+                udh, user_data = _decode_user_data(dcs or Dcs(), bool(first & 0x40), tail.tp_udl, tail.tp_ud)
             elif tail.tp_ud:
                 raise PduError(
                     f"{len(tail.tp_ud)} octets after the status report parameters", command_status=_MALFORMED
                 )
         return cls(
-            tp_mr=parsed.tp_mr,
-            recipient=Address._from_parsed(parsed.tp_ra, CommandStatus.ESME_RINVDSTADR),
-            scts=decode_timestamp(parsed.tp_scts, "TP-SCTS"),
-            discharge_time=decode_timestamp(parsed.tp_dt, "TP-DT"),
-            tp_st=parsed.tp_st,
-            more_messages=not first.tp_mms,
-            loop_prevention=first.tp_lp,
-            status_report_qualifier=first.tp_srq,
+            tp_mr=head.tp_mr,
+            recipient=Address._from_fields(
+                head.ra_toa >> 4 & 0x07, head.ra_toa & 0x0F, head.ra_length, head.ra_value,
+                CommandStatus.ESME_RINVDSTADR,
+            ),
+            scts=decode_timestamp(head.tp_scts, "TP-SCTS"),
+            discharge_time=decode_timestamp(head.tp_dt, "TP-DT"),
+            tp_st=head.tp_st,
+            more_messages=not first & 0x04,
+            loop_prevention=bool(first & 0x08),
+            status_report_qualifier=bool(first & 0x20),
             tp_pid=tp_pid,
             dcs=dcs,
             user_data=user_data,
@@ -786,6 +792,35 @@ class SmsStatusReport:
 
 
 Tpdu: TypeAlias = SmsSubmit | SmsDeliver | SmsStatusReport
+
+
+@dataclass(frozen=True, slots=True)
+class _StatusReportHead:
+    """The fields of `schema.SmsStatusReportLayout`, the first octet and the recipient's type octet as octets."""
+
+    first: int
+    tp_mr: int
+    ra_length: int
+    ra_toa: int
+    ra_value: bytes
+    tp_scts: bytes
+    tp_dt: bytes
+    tp_st: int
+    tail: bytes
+
+
+def _status_report_head(data: bytes) -> _StatusReportHead:
+    """`schema.SmsStatusReportLayout` read by hand: every modem's status report goes through here, and the
+    construct parse cost more than the rest of its handling (a property test holds the two equal)."""
+    if len(data) >= 4:
+        value_end = 4 + (data[2] + 1) // 2
+        tail_start = value_end + 15
+        if len(data) >= tail_start:
+            return _StatusReportHead(
+                data[0], data[1], data[2], data[3], data[4:value_end], data[value_end : value_end + 7],
+                data[value_end + 7 : value_end + 14], data[value_end + 14], data[tail_start:],
+            )
+    raise PduError(f"SMS-STATUS-REPORT truncated: {len(data)} octets", command_status=_MALFORMED)
 
 
 def _build(layout: Any, values: dict[str, Any]) -> bytes:
@@ -832,15 +867,19 @@ def encode_with_smsc(tpdu: bytes, smsc: str | None = None) -> bytes:
 
 def split_smsc(data: bytes) -> tuple[str | None, bytes]:
     """(SMSC number, '+' prefixed when international, or None when absent; the TPDU) of a PDU-mode PDU."""
-    parsed = _parse(schema.SmscField, data, "SMSC address")
-    if parsed.address is None:
+    # `schema.SmscField` read by hand, as every PDU a modem gives goes through here (a property test holds the
+    # two equal).
+    length = data[0] if data else None
+    if length is None or len(data) < 1 + length:
+        raise PduError(f"SMSC address truncated: {len(data)} octets", command_status=_MALFORMED)
+    if length == 0:
         return None, data[1:]
-    if parsed.length > MAX_SMSC_OCTETS:
-        raise PduError(f"SMSC address of {parsed.length} octets, at most {MAX_SMSC_OCTETS}", command_status=_MALFORMED)
-    toa, value = parsed.address.toa, parsed.address.value
+    if length > MAX_SMSC_OCTETS:
+        raise PduError(f"SMSC address of {length} octets, at most {MAX_SMSC_OCTETS}", command_status=_MALFORMED)
+    toa, value = data[1], data[2 : length + 1]
     digits = len(value) * 2 - (1 if value and value[-1] >> 4 == _FILLER else 0)
     number = _decode_semi_octets(value, digits, _MALFORMED)
-    return str(Address(number, toa.ton, toa.npi)), data[parsed.length + 1 :]
+    return str(Address(number, toa >> 4 & 0x07, toa & 0x0F)), data[length + 1 :]
 
 
 def cmgs_length(pdu: bytes) -> int:

@@ -1,12 +1,14 @@
 """The scheduler: the SMPP server's backend, the modem pool's event sink, and the dispatcher between them.
 
 `Scheduler.run(sender)` recovers interrupted hand-offs, then runs the dispatcher (hands due segments to the
-`SmsSender`, at most `max_in_flight_segments` at once) and the retention purge, until cancelled. All times come
-from a `WallClock` on the Trio clock, so `MockClock` tests run schedules, retries and expiry instantly.
+`SmsSender`, at most `max_in_flight_segments` at once), the writer of acknowledged receipts/MO and the retention
+purge, until cancelled. All times come from a `WallClock` on the Trio clock, so `MockClock` tests run schedules,
+retries and expiry instantly.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import math
@@ -65,6 +67,9 @@ log = logging.getLogger(__name__)
 
 _MAX_TP_STATUS = 0xFF
 _MS = 1000
+_OUTBOX_READ_AHEAD = 64  # outbox items read at once for one account's binds
+_ACK_RETRY_S = 1.0  # after the store refused to write acknowledgements
+_ACK_FLUSH_AT_STOP_S = 5.0  # at shutdown, for writing the last acknowledgements
 
 
 class Scheduler:
@@ -88,6 +93,9 @@ class Scheduler:
         self._in_flight = 0
         self._reserved: dict[str, str] = {}  # outbox item_id -> account, offered and not yet answered
         self._cooling: dict[str, tuple[str, float]] = {}  # released item_id -> (account, trio time to re-offer)
+        self._offers: dict[str, collections.deque[OutboxEntry]] = {}  # read ahead per account, not yet reserved
+        self._acknowledged: dict[str, None] = {}  # items the ESME took (in order), their deletion not yet written
+        self._acknowledgements = trio.Event()
         self._keywords = {k.casefold(): a.system_id for a in config.accounts for k in a.keywords}
         self._callbacks = MoCallbacks(store, self._messages, config.accounts, clock, self._rng)
         # MO offered to an account with `mo_receipts`, by outbox item: its handset is notified when it is taken.
@@ -106,6 +114,7 @@ class Scheduler:
             nursery.start_soon(self._dispatch, sender, nursery)
             nursery.start_soon(self._purge_loop)
             nursery.start_soon(self._callbacks.run)
+            nursery.start_soon(self._write_acknowledgements)
             task_status.started()
 
     async def _dispatch(self, sender: SmsSender, nursery: trio.Nursery) -> None:
@@ -114,19 +123,22 @@ class Scheduler:
             wake = self._store.work_event()
             now = self._clock.now_ms()
             free = limit - self._in_flight
-            if free > 0:
-                for handoff in await self._store.claim_due(now, free):
-                    self._in_flight += 1
-                    nursery.start_soon(self._send, sender, handoff)
+            claimed = await self._store.claim_due(now, free) if free > 0 else []
+            for handoff in claimed:
+                self._in_flight += 1
+                nursery.start_soon(self._send, sender, handoff)
+            if free <= 0:
+                deadline = math.inf  # nothing can be claimed until a send finishes, which sets `wake`
+            elif len(claimed) == free:
+                continue  # a full batch: more may be due, claimed as soon as a slot is free
+            else:
                 due = await self._store.next_due_ms()
-                if due is not None and due <= now and self._in_flight < limit:
-                    continue  # more is due (or the batch was all expiries): claim again at once
+                if due is not None and due <= now:
+                    continue  # the batch had expiries in it: claim again at once
                 # Rows another process wrote (`smsgw resend`) set no `wake` here: look again now and then.
                 poll_s = self._messages.foreign_writes_poll_s
                 poll = trio.current_time() + poll_s if poll_s > 0 else math.inf
                 deadline = poll if due is None else min(poll, self._clock.trio_deadline(due))
-            else:
-                deadline = math.inf  # a finishing send sets `wake`
             with trio.move_on_at(deadline):
                 await wake.wait()
 
@@ -558,12 +570,17 @@ class Scheduler:
             cooling = {i: until for i, (a, until) in self._cooling.items() if a == account}
             for item_id in [i for i, until in cooling.items() if until <= now]:
                 del self._cooling[item_id]
-            exclude = frozenset(self._reserved) | frozenset(i for i, until in cooling.items() if until > now)
-            entries = await self._store.outbox_fetch(account, exclude, 1)
-            if entries:
-                entry = entries[0]
-                if entry.item_id in self._reserved:  # another bind took it while we read
-                    continue
+            offers = self._offers.setdefault(account, collections.deque())
+            if not offers:
+                # One read for a window's worth: a receipt stream would otherwise cost a read (and a worker
+                # thread hop) per deliver_sm. Only `acknowledge` deletes outbox rows, and only reserved ones, so
+                # what was read stays valid while it waits here.
+                exclude = frozenset(self._reserved) | frozenset(i for i, until in cooling.items() if until > now)
+                offers.extend(await self._store.outbox_fetch(account, exclude, _OUTBOX_READ_AHEAD))
+            while offers:
+                entry = offers.popleft()
+                if entry.item_id in self._reserved or entry.item_id in self._cooling:
+                    continue  # another bind took it while we read, or it came back and cools down
                 self._reserved[entry.item_id] = account
                 if isinstance(entry.record, MoRecord) and self._account(account).mo_receipts:
                     self._noticed[entry.item_id] = entry.record
@@ -573,11 +590,48 @@ class Scheduler:
                 await wake.wait()
 
     async def acknowledge(self, item_id: str) -> None:
-        deleted = await self._store.outbox_delete(item_id)
-        account = self._reserved.pop(item_id, None)
-        record = self._noticed.pop(item_id, None)
-        if deleted and account is not None and record is not None:
-            await self._notify_mo_taken(account, record)
+        """Queue the item's deletion for `_write_acknowledgements` and return: the SMPP reader calls this per
+        deliver_sm_resp, in turn, and a durable write each would cap receipts at one commit apiece. The item
+        stays reserved (never offered again) until its deletion commits; if the process dies before that, it is
+        offered again after the restart, as it would be had the deliver_sm_resp arrived a moment later."""
+        self._acknowledged[item_id] = None
+        self._acknowledgements.set()
+
+    async def _write_acknowledgements(self) -> None:
+        """Delete acknowledged items in batches (one write for all that came in meanwhile), then release their
+        reservations; on cancellation what is queued is still written."""
+        try:
+            while True:
+                await self._acknowledgements.wait()
+                self._acknowledgements = trio.Event()
+                await self._delete_acknowledged()
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(_ACK_FLUSH_AT_STOP_S):
+                await self._delete_acknowledged()
+
+    async def _delete_acknowledged(self) -> None:
+        items = list(self._acknowledged)
+        self._acknowledged.clear()
+        if not items:
+            return
+        try:
+            with trio.CancelScope(shield=True):  # taken out of the queue: written even if the scheduler stops now
+                deleted = await self._store.outbox_delete(items)
+        except StoreUnavailable as exc:
+            # Still reserved, so not offered again; the next batch tries again (or the next run offers them).
+            log.error("acknowledgements not written count=%d error=%s", len(items), exc)
+            self._acknowledged = dict.fromkeys(items) | self._acknowledged
+            await trio.sleep(_ACK_RETRY_S)
+            self._acknowledgements.set()
+            return
+        for item_id, was_deleted in zip(items, deleted, strict=True):
+            account = self._reserved.pop(item_id, None)
+            record = self._noticed.pop(item_id, None)
+            if was_deleted and account is not None and record is not None:
+                try:
+                    await self._notify_mo_taken(account, record)
+                except Exception:  # a task boundary: one notice must not stop the acknowledgements
+                    log.exception("mo receipt failed item_id=%s account=%s", item_id, account)
 
     async def release(self, item_id: str) -> None:
         self._noticed.pop(item_id, None)

@@ -449,7 +449,8 @@ class SqliteStore:
             ).fetchone()
             self._ledger(c, account, "refund", segment.charge, now_ms, message_id, f"segment not sent: {new.name}")
         intermediate = event in (Event.TEMPORARY_FAILURE, Event.NETWORK_ENROUTE)
-        self._update_message(c, segment.message, now_ms, intermediate=intermediate)
+        if new is not segment.state or intermediate:  # the message's state follows only a segment's change
+            self._update_message(c, segment.message, now_ms, intermediate=intermediate)
         return new
 
     def _update_message(self, c: sqlite3.Connection, rowid: int, now_ms: int, *, intermediate: bool) -> None:
@@ -549,33 +550,44 @@ class SqliteStore:
     async def record_sent(
         self, segment_rowid: int, sent: Sent, report_deadline_ms: int, now_ms: int, retry_at_ms: int
     ) -> State:
-        """Record the modem's TP-MR; a status report that overtook this write is applied now."""
+        """Record the modem's TP-MR; a status report that overtook this write is applied now. Concurrent calls are
+        written as one `_record_sent_batch`."""
+        state: State = await self._writer.write_combined(
+            self._record_sent_batch, (segment_rowid, sent, report_deadline_ms, now_ms, retry_at_ms)
+        )
+        return state
 
-        def op(c: sqlite3.Connection) -> State:
-            segment = self._segment(c, segment_rowid)
-            sent_ms = to_ms(sent.sent_at)
-            c.execute(
-                "UPDATE segments SET sent_at = ?, modem = ?, modem_msisdn = ?, tp_mr = ? WHERE id = ?",
-                (sent_ms, sent.modem, sent.modem_msisdn, sent.tp_mr, segment_rowid),
-            )
-            state = self._change(c, segment, Event.SENT, now_ms, due_at=report_deadline_ms)
-            self._writer.after_commit(self.notify_work)
-            (handoff_at, destination) = c.execute(
-                "SELECT handoff_at, destination FROM segments WHERE id = ?", (segment_rowid,)
-            ).fetchone()
-            early = c.execute(
-                "SELECT id, recipient, tp_st FROM status_reports INDEXED BY status_reports_unmatched"
-                " WHERE segment IS NULL AND modem = ? AND tp_mr = ? AND received_at >= ? ORDER BY id",
-                (sent.modem, sent.tp_mr, handoff_at),
-            ).fetchall()
-            for report_id, recipient, tp_st in early:
-                if state in FINAL or not same_number(destination, recipient):
-                    continue
-                c.execute("UPDATE status_reports SET segment = ? WHERE id = ?", (segment_rowid, report_id))
-                state = self._apply_report(c, self._segment(c, segment_rowid), tp_st, now_ms, retry_at_ms)
-            return state
+    def _record_sent_batch(
+        self, c: sqlite3.Connection, items: Sequence[tuple[int, Sent, int, int, int]]
+    ) -> list[State]:
+        return [self._record_sent(c, *item) for item in items]
 
-        return await self._writer.write(op)
+    def _record_sent(
+        self, c: sqlite3.Connection, segment_rowid: int, sent: Sent, report_deadline_ms: int, now_ms: int,
+        retry_at_ms: int,
+    ) -> State:
+        rowid, message, old_state, sent_at, charge, handoff_at, destination = c.execute(
+            "SELECT id, message, state, sent_at, charge, handoff_at, destination FROM segments WHERE id = ?",
+            (segment_rowid,),
+        ).fetchone()
+        segment = SegmentRow(rowid, message, State(old_state), sent_at, charge)
+        c.execute(
+            "UPDATE segments SET sent_at = ?, modem = ?, modem_msisdn = ?, tp_mr = ? WHERE id = ?",
+            (to_ms(sent.sent_at), sent.modem, sent.modem_msisdn, sent.tp_mr, segment_rowid),
+        )
+        state = self._change(c, segment, Event.SENT, now_ms, due_at=report_deadline_ms)
+        self._writer.after_commit(self.notify_work)
+        early = c.execute(
+            "SELECT id, recipient, tp_st FROM status_reports INDEXED BY status_reports_unmatched"
+            " WHERE segment IS NULL AND modem = ? AND tp_mr = ? AND received_at >= ? ORDER BY id",
+            (sent.modem, sent.tp_mr, handoff_at),
+        ).fetchall()
+        for report_id, recipient, tp_st in early:
+            if state in FINAL or not same_number(destination, recipient):
+                continue
+            c.execute("UPDATE status_reports SET segment = ? WHERE id = ?", (segment_rowid, report_id))
+            state = self._apply_report(c, self._segment(c, segment_rowid), tp_st, now_ms, retry_at_ms)
+        return state
 
     async def record_failure(
         self, segment_rowid: int, *, temporary: bool, error_code: int, retry_at_ms: int, now_ms: int
@@ -597,28 +609,38 @@ class SqliteStore:
     async def apply_status_report(
         self, report: StatusReport, now_ms: int, window_ms: int, retry_at_ms: int
     ) -> State | None:
-        """Persist the report and apply it to the segment it matches; None when it matches none."""
+        """Persist the report and apply it to the segment it matches; None when it matches none. Concurrent calls
+        are written as one `_status_report_batch`."""
+        state: State | None = await self._writer.write_combined(
+            self._status_report_batch, (report, now_ms, window_ms, retry_at_ms)
+        )
+        return state
 
-        def op(c: sqlite3.Connection) -> State | None:
-            segment = self._match_report(c, report, now_ms - window_ms)
-            c.execute(
-                "INSERT INTO status_reports (received_at, modem, tp_mr, recipient, tp_st, discharge_time, segment)"
-                " VALUES (?,?,?,?,?,?,?)",
-                (
-                    now_ms,
-                    report.modem,
-                    report.tp_mr,
-                    report.recipient,
-                    report.tp_st,
-                    to_ms(report.discharge_time),
-                    None if segment is None else segment.rowid,
-                ),
-            )
-            if segment is None:
-                return None
-            return self._apply_report(c, segment, report.tp_st, now_ms, retry_at_ms)
+    def _status_report_batch(
+        self, c: sqlite3.Connection, items: Sequence[tuple[StatusReport, int, int, int]]
+    ) -> list[State | None]:
+        return [self._status_report(c, *item) for item in items]
 
-        return await self._writer.write(op)
+    def _status_report(
+        self, c: sqlite3.Connection, report: StatusReport, now_ms: int, window_ms: int, retry_at_ms: int
+    ) -> State | None:
+        segment = self._match_report(c, report, now_ms - window_ms)
+        c.execute(
+            "INSERT INTO status_reports (received_at, modem, tp_mr, recipient, tp_st, discharge_time, segment)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (
+                now_ms,
+                report.modem,
+                report.tp_mr,
+                report.recipient,
+                report.tp_st,
+                to_ms(report.discharge_time),
+                None if segment is None else segment.rowid,
+            ),
+        )
+        if segment is None:
+            return None
+        return self._apply_report(c, segment, report.tp_st, now_ms, retry_at_ms)
 
     def _apply_report(self, c: sqlite3.Connection, segment: SegmentRow, tp_st: int, now_ms: int, retry_at_ms: int) -> State:
         event = report_event(tp_st)
@@ -895,11 +917,16 @@ class SqliteStore:
 
         return await self._read(fn)
 
-    async def outbox_delete(self, item_id: str) -> bool:
-        def op(c: sqlite3.Connection) -> bool:
-            return c.execute("DELETE FROM outbox WHERE id = ?", (int(item_id),)).rowcount > 0
+    async def outbox_delete(self, item_ids: Sequence[str]) -> list[bool]:
+        """Delete taken items (in one write); for each, whether it was still there."""
 
-        return await self._writer.write(op)
+        def op(c: sqlite3.Connection) -> list[bool]:
+            return [c.execute("DELETE FROM outbox WHERE id = ?", (int(i),)).rowcount > 0 for i in item_ids]
+
+        try:
+            return await self._writer.write(op)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"outbox delete failed: {exc}") from exc
 
     async def handset_wants_normal_sms(self, number: str) -> bool:
         """Whether `number` switched its MO notices from flash to normal SMS."""

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import gsmmodem.pdu
 import pytest
+from construct import ConstructError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +18,9 @@ from smsgw.pdu.segmentation import segment_text
 from smsgw.pdu.text import Encoding
 from smsgw.pdu.tpdu import (
     _encode_user_data,
+    _decode_semi_octets,
+    _status_report_head,
+    MAX_SMSC_OCTETS,
     Address,
     Dcs,
     DcsGroup,
@@ -781,6 +785,65 @@ def test_deliver_round_trip(deliver: SmsDeliver) -> None:
 @given(status_reports())
 def test_status_report_round_trip(report: SmsStatusReport) -> None:
     assert decode_tpdu(report.to_bytes(), "mt") == report
+
+
+def _declared_or_error(layout: object, data: bytes) -> object:
+    try:
+        return layout.parse(data)  # type: ignore[attr-defined]
+    except ConstructError:
+        return None
+
+
+@settings(max_examples=400)
+@given(st.one_of(st.binary(max_size=60), status_reports().map(SmsStatusReport.to_bytes)))
+def test_status_report_head_agrees_with_the_construct_declaration(data: bytes) -> None:
+    declared = _declared_or_error(_tpdu_schema.SmsStatusReportLayout, data)
+    try:
+        head = _status_report_head(data)
+    except PduError:
+        assert declared is None
+        return
+    assert declared is not None
+    first = declared.first
+    assert (bool(head.first & 0x40), bool(head.first & 0x20), bool(head.first & 0x08), bool(head.first & 0x04),
+            head.first & 0x03) == (first.tp_udhi, first.tp_srq, first.tp_lp, first.tp_mms, first.tp_mti)
+    ra = declared.tp_ra
+    assert (head.ra_length, head.ra_toa >> 4 & 0x07, head.ra_toa & 0x0F, head.ra_value) == (
+        ra.length, ra.toa.ton, ra.toa.npi, ra.value)
+    assert (head.tp_mr, head.tp_scts, head.tp_dt, head.tp_st, head.tail) == (
+        declared.tp_mr, declared.tp_scts, declared.tp_dt, declared.tp_st, declared.tail)
+
+
+def _declared_split_smsc(data: bytes) -> tuple[str | None, bytes] | None:
+    """What `split_smsc` returned when it parsed with `schema.SmscField`; None where that refused."""
+    parsed = _declared_or_error(_tpdu_schema.SmscField, data)
+    if parsed is None:
+        return None
+    if parsed.address is None:  # type: ignore[attr-defined]
+        return None, data[1:]
+    toa, value = parsed.address.toa, parsed.address.value  # type: ignore[attr-defined]
+    if parsed.length > MAX_SMSC_OCTETS:  # type: ignore[attr-defined]
+        return None
+    digits = len(value) * 2 - (1 if value and value[-1] >> 4 == 0xF else 0)
+    try:
+        number = _decode_semi_octets(value, digits, CommandStatus.ESME_RSYSERR)
+        return str(Address(number, toa.ton, toa.npi)), data[parsed.length + 1:]  # type: ignore[attr-defined]
+    except PduError:
+        return None
+
+
+@settings(max_examples=400)
+@given(st.one_of(
+    st.binary(max_size=30),
+    st.tuples(st.one_of(st.none(), st.text("0123456789", min_size=1, max_size=20).map("+".__add__)),
+              st.binary(max_size=10)).map(lambda t: encode_with_smsc(t[1], t[0])),
+))
+def test_split_smsc_agrees_with_the_construct_declaration(data: bytes) -> None:
+    try:
+        split = split_smsc(data)
+    except PduError:
+        split = None
+    assert split == _declared_split_smsc(data)
 
 
 @given(addresses, st.one_of(st.none(), st.just(""), st.text("0123456789", min_size=1, max_size=20).map("+".__add__)))

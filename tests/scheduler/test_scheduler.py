@@ -737,3 +737,73 @@ async def test_notices_to_one_handset_are_limited(
         await gateway.sender.wait_sent(4)
         nursery.cancel_scope.cancel()
     assert [sms.user_data for _, sms, _ in gateway.sender.sent] == [b"Your message was delivered to acme"] * 4
+
+
+async def receipts_for(gateway: Gateway, count: int) -> list[str]:
+    """`count` delivered messages, their receipts taken (reserved) but not yet acknowledged."""
+    for _ in range(count):
+        await gateway.scheduler.submit("acme", submit_sm())
+    await gateway.sender.wait_sent(count)
+    for index in range(count):
+        await gateway.report(0x00, index)
+    return [(await gateway.scheduler.next_outbound("acme")).item_id for _ in range(count)]
+
+
+async def test_acknowledgements_are_written_together_and_never_offered_again(
+    gateway: Gateway, db_clock: MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deletes: list[list[str]] = []
+    delete = gateway.store.outbox_delete
+
+    async def recording_delete(item_ids: list[str]) -> list[bool]:
+        deletes.append(list(item_ids))
+        return await delete(item_ids)
+
+    monkeypatch.setattr(gateway.store, "outbox_delete", recording_delete)
+    items = await receipts_for(gateway, 5)
+    for item_id in items:  # as the SMPP reader does, one deliver_sm_resp after the other
+        await gateway.scheduler.acknowledge(item_id)
+    with trio.move_on_after(60) as waited:
+        await gateway.scheduler.next_outbound("acme")  # acknowledged: not offered, written or not
+    assert waited.cancelled_caught
+    assert deletes == [items]  # one write for the five
+    assert await gateway.store.outbox_fetch("acme", frozenset(), 10) == []
+
+
+async def test_acknowledgements_queued_at_stop_are_still_written(tmp_path: Path, db_clock: MockClock) -> None:
+    config = Config(routes=(RouteConfig(name="uk", prefixes=("44",)),), store=StoreConfig(synchronous="NORMAL"),
+                    messages=MessageConfig(foreign_writes_poll_s=0))
+    sender = FakeSender(decide=lambda sms: SendFailed(True, "unused"))
+    sender.decide = sender.ok
+    async with open_store(tmp_path / "stop.db", config.store) as store:
+        scheduler = Scheduler(store, config, WallClock(START))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(scheduler.run, sender)
+            items = await receipts_for(Gateway(scheduler, store, sender, WallClock(START)), 3)
+            for item_id in items:
+                await scheduler.acknowledge(item_id)
+            nursery.cancel_scope.cancel()  # before the writer task ran
+        assert await store.outbox_fetch("acme", frozenset(), 10) == []
+
+
+@pytest.mark.parametrize("messages_config", [MessageConfig(max_in_flight_segments=2)])
+async def test_at_most_max_in_flight_segments_on_the_modems_and_the_rest_follows(
+    gateway: Gateway, db_clock: MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sending = peak = 0
+    send = gateway.sender.send
+
+    async def counting_send(sms: OutgoingSms) -> SendOutcome:
+        nonlocal sending, peak
+        sending += 1
+        peak = max(peak, sending)
+        try:
+            return await send(sms)
+        finally:
+            sending -= 1
+
+    monkeypatch.setattr(gateway.sender, "send", counting_send)
+    for _ in range(7):
+        await gateway.scheduler.submit("acme", submit_sm())
+    await gateway.sender.wait_sent(7)
+    assert peak == 2

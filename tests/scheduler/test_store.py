@@ -87,8 +87,52 @@ async def test_accept_claim_send_report_delivers_and_queues_one_receipt(store: S
     assert entry.record.message_id == message.message_id
     (stored,) = await store.find("acme", message.message_id)
     assert stored.state is State.DELIVERED and stored.final_ms == T0 + 3000
-    assert await store.outbox_delete(entry.item_id)
+    assert await store.outbox_delete([entry.item_id, entry.item_id]) == [True, False]
     assert await store.outbox_fetch("acme", frozenset(), 10) == []
+
+
+async def test_concurrent_sents_and_reports_share_commits_and_a_bad_one_fails_alone(store: SqliteStore) -> None:
+    messages = [new_message(destination=f"4479110000{i:02d}") for i in range(20)]
+    await store.accept(messages)
+    handoffs = await store.claim_due(T0, 20)
+    delivered = handoffs[1:]
+    states: dict[int, State] = {}
+    errors: list[Exception] = []
+
+    async def record(tp_mr: int, rowid: int) -> None:
+        try:
+            states[rowid] = await store.record_sent(rowid, sent(tp_mr), T0 + 10_000_000, T0 + 1000, T0)
+        except Exception as exc:
+            errors.append(exc)
+
+    batches = store.writer.batches
+    async with trio.open_nursery() as nursery:
+        for tp_mr, handoff in enumerate(delivered):
+            nursery.start_soon(record, tp_mr, handoff.segment_rowid)
+        nursery.start_soon(record, 99, 10**9)  # no such segment: fails alone
+    assert set(states.values()) == {State.PROCESSING} and len(states) == len(delivered)
+    assert len(errors) == 1 and store.writer.batches - batches < len(delivered)
+
+    results: list[State | None] = []
+
+    async def report(tp_mr: int, recipient: str) -> None:
+        report = StatusReport("m1", tp_mr, recipient, 0, from_ms(T0 + 2000), from_ms(T0 + 1000))
+        results.append(await store.apply_status_report(report, T0 + 2000, 3_600_000, T0))
+
+    batches = store.writer.batches
+    async with trio.open_nursery() as nursery:
+        for tp_mr, handoff in enumerate(delivered):
+            nursery.start_soon(report, tp_mr, handoff.destination)
+        nursery.start_soon(report, 200, "447911000000")  # matches nothing
+    assert sorted(results, key=str) == [State.DELIVERED] * len(delivered) + [None]
+    assert store.writer.batches - batches < len(delivered)
+    receipts = await store.outbox_fetch("acme", frozenset(), 100)
+    assert sorted(r.record.message_id for r in receipts) == sorted(  # type: ignore[union-attr]
+        m.message_id for m in messages if m.destination.addr != handoffs[0].destination
+    )
+    (unsent,) = [m for m in messages if m.destination.addr == handoffs[0].destination]
+    (stored,) = await store.find("acme", unsent.message_id)
+    assert stored.state is State.PROCESSING  # its hand-off is still open: never sent
 
 
 async def test_unmatched_report_is_kept_but_changes_nothing(store: SqliteStore) -> None:
