@@ -228,12 +228,18 @@ async def test_protocol_errors_are_answered_and_session_survives(autojump_clock:
         nursery.cancel_scope.cancel()
 
 
+async def receivers(server: SmppServer, nursery: trio.Nursery) -> tuple[Client, Client]:
+    """Two receiving binds of acme, in this order: a transceiver and a receiver."""
+    first, second = Client(server, nursery, ("127.0.0.1", 1)), Client(server, nursery, ("127.0.0.1", 2))
+    await first.bind()
+    await second.bind(BindReceiver(sequence_number=0, system_id="acme", password=PASSWORD))
+    return first, second
+
+
 async def test_receipts_pushed_round_robin_acknowledged_and_released(autojump_clock: trio.testing.MockClock) -> None:
     backend = DoubleBackend()
     async with running_server(make_config(window=2), backend) as server, trio.open_nursery() as nursery:
-        first, second = Client(server, nursery, ("127.0.0.1", 1)), Client(server, nursery, ("127.0.0.1", 2))
-        await first.bind()
-        await second.bind(BindReceiver(sequence_number=0, system_id="acme", password=PASSWORD))
+        first, second = await receivers(server, nursery)
         transmitter = Client(server, nursery, ("127.0.0.1", 3))
         await transmitter.bind(BindTransmitter(sequence_number=0, system_id="acme", password=PASSWORD))
         for n in range(5):
@@ -262,9 +268,7 @@ async def test_receipts_pushed_round_robin_acknowledged_and_released(autojump_cl
 async def test_receipts_ready_together_leave_in_one_write_per_bind(autojump_clock: trio.testing.MockClock) -> None:
     backend = DoubleBackend()
     async with running_server(make_config(window=4), backend) as server, trio.open_nursery() as nursery:
-        first, second = Client(server, nursery, ("127.0.0.1", 1)), Client(server, nursery, ("127.0.0.1", 2))
-        await first.bind()
-        await second.bind(BindReceiver(sequence_number=0, system_id="acme", password=PASSWORD))
+        first, second = await receivers(server, nursery)
         writes_before = first.server_writes, second.server_writes
         for n in range(10):  # more than both windows hold
             backend.offer(receipt(n))
