@@ -92,11 +92,17 @@ def _encode_semi_octets(digits: str) -> bytes:
     return bytes(low | high << 4 for low, high in zip(nibbles[::2], nibbles[1::2], strict=True))
 
 
+# Each octet's two semi-octets as text, low nibble first; the filler shows as "F", which no digit is.
+_SEMI_OCTET_PAIRS: Final = tuple(
+    (_SEMI_OCTET_DIGITS + "F")[octet & 0x0F] + (_SEMI_OCTET_DIGITS + "F")[octet >> 4] for octet in range(256)
+)
+
+
 def _decode_semi_octets(value: bytes, count: int, status: CommandStatus) -> str:
-    nibbles = [nibble for octet in value for nibble in (octet & 0x0F, octet >> 4)]
-    if any(nibble == _FILLER for nibble in nibbles[:count]):
+    digits = "".join(map(_SEMI_OCTET_PAIRS.__getitem__, value))[:count]
+    if "F" in digits:
         raise PduError(f"filler semi-octet inside the address {value.hex().upper()}", command_status=status)
-    return "".join(_SEMI_OCTET_DIGITS[nibble] for nibble in nibbles[:count])
+    return digits
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +126,11 @@ class Address:
                     command_status=CommandStatus.ESME_RINVDSTADR,
                 )
             return
-        if len(self.number) > MAX_ADDRESS_SEMI_OCTETS or not all(c in _SEMI_OCTET_VALUES for c in self.number):
+        number = self.number
+        # Plain digits (nearly every address) pass without the character-by-character check.
+        if len(number) > MAX_ADDRESS_SEMI_OCTETS or not (
+            (number.isascii() and number.isdigit()) or all(c in _SEMI_OCTET_VALUES for c in number)
+        ):
             raise PduError(
                 f"address {self.number!r} is not at most {MAX_ADDRESS_SEMI_OCTETS} of the characters 0-9 * # a b c",
                 command_status=CommandStatus.ESME_RINVDSTADR,

@@ -912,6 +912,18 @@ def test_submit_fields_agree_with_the_construct_declaration(data: bytes) -> None
         declared.tp_mr, declared.tp_pid, declared.tp_dcs, declared.tp_udl, declared.tp_ud)
 
 
+@given(st.binary(max_size=11).flatmap(lambda value: st.tuples(st.just(value), st.integers(0, 2 * len(value)))))
+def test_semi_octets_decode_nibble_by_nibble(value_and_count: tuple[bytes, int]) -> None:
+    value, count = value_and_count
+    nibbles = [nibble for octet in value for nibble in (octet & 0x0F, octet >> 4)][:count]
+    try:
+        digits = _decode_semi_octets(value, count, CommandStatus.ESME_RINVDSTADR)
+    except PduError as error:
+        assert 0xF in nibbles and error.command_status == CommandStatus.ESME_RINVDSTADR
+        return
+    assert digits == "".join("0123456789*#abc"[nibble] for nibble in nibbles)
+
+
 def _declared_split_smsc(data: bytes) -> tuple[str | None, bytes] | None:
     """What `split_smsc` returned when it parsed with `schema.SmscField`; None where that refused."""
     parsed = _declared_or_error(_tpdu_schema.SmscField, data)
