@@ -85,11 +85,16 @@ _SEMI_OCTET_VALUES: Final = {char: value for value, char in enumerate(_SEMI_OCTE
 _FILLER: Final = 0xF
 
 
+# Semi-octet digits as the hex digits of their values, and every octet with its nibbles swapped: the digits
+# are written as hex in reading order, then swapped to the low-nibble-first order of 9.1.2.3.
+_SEMI_OCTET_AS_HEX: Final = str.maketrans("*#abc", "abcde")
+_SWAPPED_NIBBLES: Final = bytes((octet & 0x0F) << 4 | octet >> 4 for octet in range(256))
+
+
 def _encode_semi_octets(digits: str) -> bytes:
-    nibbles = [_SEMI_OCTET_VALUES[char] for char in digits]
-    if len(nibbles) % 2:
-        nibbles.append(_FILLER)
-    return bytes(low | high << 4 for low, high in zip(nibbles[::2], nibbles[1::2], strict=True))
+    """`digits` of `_SEMI_OCTET_DIGITS` only (an `Address` checks its number on construction)."""
+    hex_digits = digits.translate(_SEMI_OCTET_AS_HEX) + ("f" if len(digits) % 2 else "")
+    return bytes.fromhex(hex_digits).translate(_SWAPPED_NIBBLES)
 
 
 # Each octet's two semi-octets as text, low nibble first; the filler shows as "F", which no digit is.
@@ -307,8 +312,8 @@ def _bcd(octet: int, what: str) -> int:
     return low * 10 + high
 
 
-def _to_bcd(number: int) -> int:
-    return (number // 10) | (number % 10) << 4
+# 0-99 as two semi-octet digits, the tens in the low nibble.
+_SEMI_OCTET_BCD: Final = bytes((number // 10) | (number % 10) << 4 for number in range(100))
 
 
 def decode_timestamp(data: bytes, what: str = "timestamp") -> datetime:
@@ -339,9 +344,12 @@ def encode_timestamp(moment: datetime) -> bytes:
         )
     if not 2000 <= moment.year <= 2099:
         raise PduError(f"year {moment.year} is outside 2000-2099", command_status=_MALFORMED)
-    fields = (moment.year - 2000, moment.month, moment.day, moment.hour, moment.minute, moment.second)
-    zone = _to_bcd(abs(quarters)) | (0x08 if quarters < 0 else 0)
-    return bytes(_to_bcd(number) for number in fields) + bytes([zone])
+    bcd = _SEMI_OCTET_BCD
+    zone = bcd[abs(quarters)] | (0x08 if quarters < 0 else 0)
+    return bytes((
+        bcd[moment.year - 2000], bcd[moment.month], bcd[moment.day], bcd[moment.hour], bcd[moment.minute],
+        bcd[moment.second], zone,
+    ))
 
 
 def decode_relative_validity(tp_vp: int) -> timedelta:

@@ -20,6 +20,7 @@ from smsgw.pdu.text import Encoding
 from smsgw.pdu.tpdu import (
     _encode_user_data,
     _decode_semi_octets,
+    _encode_semi_octets,
     _status_report_head,
     _submit_fields,
     MAX_SMSC_OCTETS,
@@ -922,6 +923,12 @@ def test_semi_octets_decode_nibble_by_nibble(value_and_count: tuple[bytes, int])
         assert 0xF in nibbles and error.command_status == CommandStatus.ESME_RINVDSTADR
         return
     assert digits == "".join("0123456789*#abc"[nibble] for nibble in nibbles)
+
+
+@given(st.text("0123456789*#abc", max_size=20))
+def test_semi_octets_encode_nibble_by_nibble(digits: str) -> None:
+    nibbles = ["0123456789*#abc".index(char) for char in digits] + ([0xF] if len(digits) % 2 else [])
+    assert _encode_semi_octets(digits) == bytes(low | high << 4 for low, high in zip(nibbles[::2], nibbles[1::2]))
 
 
 def _declared_split_smsc(data: bytes) -> tuple[str | None, bytes] | None:
