@@ -410,10 +410,11 @@ class ModemCore:
         self._set_registration(now, Registration.NOT_REGISTERED)
 
     def _require_sim(self, family: str) -> None:
+        if self._sim is SimState.READY:
+            return
         cme = {SimState.BUSY: CME_SIM_BUSY, SimState.PIN: CME_SIM_PIN_REQUIRED, SimState.PUK: CME_SIM_PUK_REQUIRED}
         cms = {SimState.BUSY: CMS_SIM_BUSY, SimState.PIN: CMS_SIM_PIN_REQUIRED, SimState.PUK: CMS_SIM_PUK_REQUIRED}
-        if self._sim is not SimState.READY:
-            raise CmsError(cms[self._sim]) if family == "cms" else CmeError(cme[self._sim])
+        raise CmsError(cms[self._sim]) if family == "cms" else CmeError(cme[self._sim])
 
     # --- input ----------------------------------------------------------------------------------------------------
 
