@@ -13,7 +13,7 @@ the first two.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate
@@ -235,20 +235,29 @@ def _segments(
     return tuple(segments)
 
 
-def _encoded_pieces(text: str, whole: bytes, encoding: Encoding, plan: _Plan) -> list[tuple[str | None, bytes]]:
-    """The greedy parts (each as long as its capacity allows), found in the encoded text itself: in GSM 7-bit
-    (any tables) every character is one septet or ESC + code, in UCS-2 one code unit or a surrogate pair, in the
-    single-octet alphabets one octet, so a cut only has to step back off an escape or a high surrogate, and a
-    part's characters are counted in C instead of costed one by one."""
-    width = 2 if encoding is Encoding.UCS2 else 1
-    total_units = len(whole) // width
-    pieces: list[tuple[str | None, bytes]] = []
-    start = first_char = 0
+def _unit_cuts(whole: bytes, encoding: Encoding, plan: _Plan) -> Iterator[tuple[int, int]]:
+    """The greedy parts of encoded text `whole` as (start, end) unit ranges, each as long as its capacity allows:
+    in GSM 7-bit (any tables) every character is one septet or ESC + code, in UCS-2 one code unit or a surrogate
+    pair, in the single-octet alphabets one octet, so a cut only has to step back off an escape or a high
+    surrogate."""
+    total_units = len(whole) // (2 if encoding is Encoding.UCS2 else 1)
+    start = 0
     capacity = plan.first
     while start < total_units:
         end = min(start + capacity, total_units)
         if end < total_units and _opens_pair(whole, end - 1, encoding):
             end -= 1
+        yield start, end
+        start, capacity = end, plan.following
+
+
+def _encoded_pieces(text: str, whole: bytes, encoding: Encoding, plan: _Plan) -> list[tuple[str | None, bytes]]:
+    """The greedy parts found in the encoded text itself (`_unit_cuts`), so a part's characters are counted in C
+    instead of costed one by one."""
+    width = 2 if encoding is Encoding.UCS2 else 1
+    pieces: list[tuple[str | None, bytes]] = []
+    first_char = 0
+    for start, end in _unit_cuts(whole, encoding, plan):
         data = whole[start * width : end * width]
         if encoding is Encoding.GSM7:
             chars = len(data) - data.count(ESCAPE)
@@ -257,7 +266,7 @@ def _encoded_pieces(text: str, whole: bytes, encoding: Encoding, plan: _Plan) ->
         else:
             chars = len(data)
         pieces.append((text[first_char : first_char + chars], data))
-        start, first_char, capacity = end, first_char + chars, plan.following
+        first_char += chars
     return pieces
 
 
@@ -294,7 +303,8 @@ def _split_text(
     first_part_reserve: int,
 ) -> SegmentedText:
     whole = encode_text(text, encoding, tables)  # raises PduError naming a character the encoding lacks
-    elements = udh_elements + national_language_elements(tables)
+    # The default tables announce nothing: most texts skip building the (empty) shift elements.
+    elements = udh_elements if tables is DEFAULT_TABLES else udh_elements + national_language_elements(tables)
     extra = Udh(elements) if elements else _NO_UDH
     plan = _plan(encoding, extra, reference_bits, first_part_reserve)
     if len(whole) // (2 if encoding is Encoding.UCS2 else 1) <= plan.single:
@@ -362,6 +372,29 @@ def segment_text(
     if len(best.parts) > max_segments:
         raise TooManySegments(len(best.parts), max_segments)
     return best
+
+
+def count_segments(
+    text: str,
+    *,
+    encoding: Encoding,
+    reference_bits: int = 8,
+    first_part_reserve: int = 0,
+    udh_elements: tuple[Element, ...] = (),
+) -> int:
+    """How many parts `segment_text` cuts `text` into in `encoding` (default GSM tables), with no maximum: the
+    count of a message that is checked against a route's limit before it is split, without building the parts.
+    PduError when the text does not fit the encoding."""
+    _check_options(1, 0, reference_bits, first_part_reserve)
+    if not encoding.is_text:
+        raise ValueError("binary data is split with segment_binary")
+    whole = encode_text(text, encoding)
+    plan = _plan(encoding, Udh(udh_elements) if udh_elements else _NO_UDH, reference_bits, first_part_reserve)
+    if len(whole) // (2 if encoding is Encoding.UCS2 else 1) <= plan.single:
+        return 1
+    if encoding in _ENCODED_CUT:
+        return sum(1 for _ in _unit_cuts(whole, encoding, plan))
+    return len(_costed_pieces(text, encoding, plan))
 
 
 def segment_binary(

@@ -9,6 +9,7 @@ GSM 7-bit when every character fits, else UCS-2.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 from smsgw.pdu.constants import CommandStatus, EsmClass
@@ -21,12 +22,13 @@ from smsgw.pdu.segmentation import (
     segment_binary,
     segment_text,
 )
-from smsgw.pdu.text import Encoding, choose_encoding, decode_as, encode_text, parse_data_coding
+from smsgw.pdu.text import DataCodingScheme, Encoding, choose_encoding, decode_as, encode_text, parse_data_coding
 from smsgw.pdu.udh import split_user_data
 from smsgw.scheduler.model import NewSegment, Refused
 from smsgw.scheduler.policy import PreparedText
 
 _MODEM_ENCODINGS: Final = frozenset({Encoding.GSM7, Encoding.BINARY, Encoding.UCS2})
+_UDHI: Final = int(EsmClass.UDHI)  # an int mask: IntFlag's `&` builds a flag value per call
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +53,9 @@ class Decoded:
 def decode_content(payload: bytes, *, data_coding: int, esm_class: int, sar: SarInfo | None) -> Decoded:
     """Refused carries the status to refuse the submission with (bad alphabet, oversized part)."""
     try:
-        scheme = parse_data_coding(data_coding)
+        scheme = _scheme(data_coding)
         flash = scheme.message_class == 0
-        udhi = bool(esm_class & EsmClass.UDHI)
+        udhi = bool(esm_class & _UDHI)
         if sar is not None:
             payload, udhi = sar_to_udh(sar, payload, udhi), True
         if udhi:
@@ -69,8 +71,9 @@ def decode_content(payload: bytes, *, data_coding: int, esm_class: int, sar: Sar
 
 
 def build_segments(decoded: Decoded, prepared: PreparedText | None, *, max_segments: int, reference: int) -> Content:
-    """Segments for one destination: text as the content rules `prepared` it (signature, suffix, line breaks),
-    binary data split as is, an ESME-split part unchanged."""
+    """Segments for one destination: text as the content rules `prepared` and split it (signature, suffix, line
+    breaks), binary data split as is, an ESME-split part unchanged; `reference` for the parts the gateway splits
+    here (`prepared` parts carry the one they were split with)."""
     if decoded.presplit is not None:
         return decoded.presplit
     try:
@@ -78,17 +81,22 @@ def build_segments(decoded: Decoded, prepared: PreparedText | None, *, max_segme
             binary = segment_binary(decoded.payload, max_segments=max_segments, reference=reference)
             parts = tuple(NewSegment(Encoding.BINARY.data_coding, p.user_data, p.udh) for p in binary.parts)
             return Content(parts, "", decoded.flash, len(parts) > 1)
-        text, encoding, reserve = decoded.text, decoded.encoding, 0
         if prepared is not None:
-            text, encoding, reserve = prepared.text, prepared.encoding, prepared.first_part_reserve
-            max_segments = prepared.max_segments
-        split = segment_text(
-            text, encoding=encoding, max_segments=max_segments, reference=reference, first_part_reserve=reserve
-        )
-        parts = tuple(NewSegment(split.data_coding, p.user_data, p.udh) for p in split.parts)
+            text, split = prepared.text, prepared.split
+        else:
+            text = decoded.text
+            split = segment_text(text, encoding=decoded.encoding, max_segments=max_segments, reference=reference)
+        data_coding = split.data_coding
+        parts = tuple([NewSegment(data_coding, p.user_data, p.udh) for p in split.parts])
         return Content(parts, text, decoded.flash, len(parts) > 1)
     except PduError as exc:
         raise Refused(str(exc), command_status=exc.command_status) from None
+
+
+@lru_cache(maxsize=256)
+def _scheme(data_coding: int) -> DataCodingScheme:
+    # A bind sends the same one or two data_coding values all day; a refused value raises and is not cached.
+    return parse_data_coding(data_coding)
 
 
 def _presplit(payload: bytes, encoding: Encoding, flash: bool) -> Content:

@@ -69,6 +69,11 @@ class NewMessage:
     rejected_error: int = 0
     # `smsgw resend`: the id of the unpaid message this one re-submits; stored with it as a "resent" audit row.
     resends: str | None = None
+    # The recipient rules (opt-out, and the do-not-call register when `promotional`) are read when the store
+    # accepts the message, in the same transaction; a refused recipient's message is kept REJECTED with the
+    # rule's err code. False for the gateway's own notices and for messages checked already (`smsgw resend`).
+    check_recipient: bool = False
+    promotional: bool = False
 
     @property
     def charge_micro(self) -> int:

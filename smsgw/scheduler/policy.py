@@ -10,7 +10,8 @@ documented code (DESIGN.md): a refusal at submit raises a `PolicyError` with the
 - content per route: `prepare_text` (signature, suffix, unsubscribe statement, line breaks, maximum segments)
   with `KeywordRules` (from `parse_keywords` / `KeywordFile`) -> `BlockedContent` (0x402, err 802) or the
   codec's `TooManySegments` (0x406, err 806)
-- recipients: `check_recipient` over `PolicyFacts` -> `Rejection` 803 (opted out) or 801 (do-not-call)
+- recipients: `check_recipient` (`check_recipients` for a batch) over `PolicyFacts` -> `Rejection` 803
+  (opted out) or 801 (do-not-call)
 - opt-out: `is_opt_out` / `record_opt_out` for MO texts
 - `iter_dnc_csv` for `smsgw dnc import`
 
@@ -30,14 +31,15 @@ import logging
 import os
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
 from smsgw.config import AccountConfig, Config, ConfigError, PolicyConfig, RouteConfig
 from smsgw.pdu.constants import CommandStatus, GatewayError, Npi, Ton
 from smsgw.pdu.errors import PduError
-from smsgw.pdu.segmentation import MAX_SEGMENTS_LIMIT, TooManySegments, segment_text
+from smsgw.pdu.gsm7 import is_gsm7
+from smsgw.pdu.segmentation import SegmentedText, TooManySegments, count_segments, segment_text
 from smsgw.pdu.text import Encoding, choose_encoding, encode_text
 
 log = logging.getLogger(__name__)
@@ -258,6 +260,8 @@ class KeywordRules:
 
     def find(self, text: str) -> str | None:
         """The first blocked entry found in `text` (as listed), or None."""
+        if not (self.phrases or self.fragments or self.patterns):
+            return None
         folded = text.casefold()
         if self.phrases:
             words = tuple(_WORD.findall(folded))
@@ -373,8 +377,8 @@ class ContentRules:
 
 @dataclass(frozen=True, slots=True)
 class PreparedText:
-    """What the gateway segments: `segment_text(text, encoding=encoding, max_segments=max_segments,
-    first_part_reserve=first_part_reserve, ...)` gives exactly `segments` parts."""
+    """What the gateway sends: `text` in `encoding`, split into `segments` parts (`split`, the message's own
+    concatenation reference in their headers), `first_part_reserve` units kept free in the first."""
 
     text: str
     encoding: Encoding
@@ -382,6 +386,7 @@ class PreparedText:
     max_segments: int
     segments: int
     appended: tuple[str, ...]  # "unsubscribe_statement", "suffix": what fitted, for the log
+    split: SegmentedText
 
 
 def prepare_text(
@@ -391,6 +396,7 @@ def prepare_text(
     promotional: bool,
     keywords: KeywordRules = NO_KEYWORDS,
     encoding: Encoding | None = None,
+    reference: int = 0,
 ) -> PreparedText:
     """Apply a route's content rules to a message text.
 
@@ -398,7 +404,8 @@ def prepare_text(
     signature (prefixed, or kept free in the first part when the operator adds it), the maximum segments
     (TooManySegments, 0x406 / err 806), then the unsubscribe statement (promotional messages) and the suffix,
     each only when it fits in the last segment without adding one. `encoding` is the one the message must be
-    sent in (from its data_coding); None chooses GSM 7-bit when everything fits it, else UCS-2.
+    sent in (from its data_coding); None chooses GSM 7-bit when everything fits it, else UCS-2. The parts of a
+    split message carry the concatenation `reference`.
     """
     if rules.line_breaks is LineBreaks.LF:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -412,9 +419,10 @@ def prepare_text(
     else:
         reserve = 0
         base = rules.signature + text
-    segments = _count_segments(base, chosen, reserve)
-    if segments > rules.max_segments:
-        raise TooManySegments(segments, rules.max_segments)
+    # The one segmentation of the message, unless a suffix or statement is appended below; TooManySegments beyond
+    # the route's maximum.
+    split = _split(base, chosen, reserve, rules.max_segments, reference)
+    segments = len(split.parts)
     additions = [
         (name, addition)
         for name, addition in (
@@ -427,7 +435,8 @@ def prepare_text(
     everything = base + "".join(text for _, text in additions)
     if len(additions) > 1 and _fits(everything, chosen, reserve, segments):
         names = tuple(name for name, _ in additions)
-        return PreparedText(everything, chosen, reserve, rules.max_segments, segments, names)
+        split = _split(everything, chosen, reserve, rules.max_segments, reference)
+        return PreparedText(everything, chosen, reserve, rules.max_segments, segments, names, split)
     appended: list[str] = []
     for name, addition in additions:
         if _fits(base + addition, chosen, reserve, segments):
@@ -435,20 +444,37 @@ def prepare_text(
             appended.append(name)
         else:
             log.info("%s left out: no room in the last segment segments=%d", name, segments)
-    return PreparedText(base, chosen, reserve, rules.max_segments, segments, tuple(appended))
+    if appended:
+        split = _split(base, chosen, reserve, rules.max_segments, reference)
+    return PreparedText(base, chosen, reserve, rules.max_segments, segments, tuple(appended), split)
+
+
+def _split(
+    text: str, encoding: Encoding, first_part_reserve: int, max_segments: int, reference: int
+) -> SegmentedText:
+    return segment_text(
+        text, encoding=encoding, max_segments=max_segments, reference=reference, first_part_reserve=first_part_reserve
+    )
 
 
 def _encoding_for(text: str, requested: Encoding | None) -> Encoding:
     """`requested` when it can carry `text`; otherwise (a signature outside the requested alphabet) the one
     `choose_encoding` picks, since the message goes on air with the signature in it."""
     if requested is not None:
-        try:
-            encode_text(text, requested)
-        except PduError:
-            log.info("encoding changed for the signature requested=%s", requested.name)
-        else:
+        if _encodable(text, requested):
             return requested
+        log.info("encoding changed for the signature requested=%s", requested.name)
     return choose_encoding(text)
+
+
+def _encodable(text: str, encoding: Encoding) -> bool:
+    if encoding is Encoding.GSM7:
+        return is_gsm7(text)  # stops at the first foreign character instead of encoding the whole text
+    try:
+        encode_text(text, encoding)
+    except PduError:
+        return False
+    return True
 
 
 def _units(text: str, encoding: Encoding) -> int:
@@ -466,17 +492,7 @@ def _fits(text: str, encoding: Encoding, first_part_reserve: int, segments: int)
 
 def _count_segments(text: str, encoding: Encoding, first_part_reserve: int) -> int:
     """Parts `text` takes; PduError when it cannot be written in `encoding`."""
-    try:
-        split = segment_text(
-            text,
-            encoding=encoding,
-            max_segments=MAX_SEGMENTS_LIMIT,
-            reference=0,
-            first_part_reserve=first_part_reserve,
-        )
-    except TooManySegments as exc:
-        return exc.needed
-    return len(split.parts)
+    return count_segments(text, encoding=encoding, first_part_reserve=first_part_reserve)
 
 
 # --- recipients: do-not-call register, consent, opt-out ---------------------------------------------------------
@@ -490,6 +506,13 @@ class PolicyFacts(Protocol):
     def has_consent(self, account: str, number: str) -> bool: ...
 
     def is_suppressed(self, account: str, number: str) -> bool: ...
+
+    # The same questions for a whole batch of submissions at once: which of `numbers` are so.
+    def dnc_among(self, numbers: Collection[str]) -> set[str]: ...
+
+    def consented_among(self, account: str, numbers: Collection[str]) -> set[str]: ...
+
+    def suppressed_among(self, account: str, numbers: Collection[str]) -> set[str]: ...
 
     def suppress(self, account: str, number: str) -> bool:
         """Add `number` to the account's suppression list; True when it was not on it yet."""
@@ -507,10 +530,38 @@ def check_recipient(facts: PolicyFacts, account: str, number: str, *, promotiona
     (err 803); a number on the do-not-call register gets no promotional message unless it consented to this
     account (err 801)."""
     if facts.is_suppressed(account, number):
-        return Rejection(GatewayError.OPTED_OUT, f"{number} opted out of account {account}")
+        return _opted_out(account, number)
     if promotional and facts.is_on_dnc(number) and not facts.has_consent(account, number):
-        return Rejection(GatewayError.DO_NOT_CALL, f"{number} is on the do-not-call register")
+        return _do_not_call(number)
     return None
+
+
+def check_recipients(
+    facts: PolicyFacts, account: str, recipients: Sequence[tuple[str, bool]]
+) -> list[Rejection | None]:
+    """`check_recipient` for each (number, promotional) of one account's batch, with one question per kind of
+    fact for the whole batch instead of one per recipient."""
+    suppressed = facts.suppressed_among(account, {number for number, _ in recipients})
+    wanted = {number for number, promotional in recipients if promotional and number not in suppressed}
+    blocked = facts.dnc_among(wanted) if wanted else set()
+    if blocked:
+        blocked -= facts.consented_among(account, blocked)
+    return [
+        _opted_out(account, number)
+        if number in suppressed
+        else _do_not_call(number)
+        if promotional and number in blocked
+        else None
+        for number, promotional in recipients
+    ]
+
+
+def _opted_out(account: str, number: str) -> Rejection:
+    return Rejection(GatewayError.OPTED_OUT, f"{number} opted out of account {account}")
+
+
+def _do_not_call(number: str) -> Rejection:
+    return Rejection(GatewayError.DO_NOT_CALL, f"{number} is on the do-not-call register")
 
 
 def _opt_out_form(text: str) -> str:
@@ -570,16 +621,6 @@ def _dnc_lines(lines: Iterable[str], default_country_code: str) -> Iterator[str 
 # --- the accept path -------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Submission:
-    """What the submit-time rules decided for one destination."""
-
-    sender: SenderAddress
-    promotional: bool
-    # The text to segment; None for binary data and for a part the ESME split itself, which is sent as it came.
-    text: PreparedText | None
-
-
 class MessagePolicy:
     """The submit-time rules of one config: route content rules and keyword files are built once (ValueError or
     OSError for a bad one, see `check_policy_config`); keyword files are re-read when they change."""
@@ -595,35 +636,45 @@ class MessagePolicy:
         for account in config.accounts:
             check_sender_ids(account)
 
-    def check_submission(
-        self,
-        account: AccountConfig,
-        route: RouteConfig,
-        *,
-        source_addr: str,
-        service_type: str,
-        text: str | None,
-        gateway_split: bool,
-        encoding: Encoding | None = None,
-    ) -> Submission:
-        """The sender, whether the message is promotional, and the text to segment. Raises InvalidSender
-        (ESME_RINVSRCADR), SenderNotAllowed (0x405), BlockedContent (0x402) or TooManySegments (0x406). `text` is None for binary data;
-        `gateway_split` False for a part the ESME split: only its blocked keywords are checked."""
-        sender = resolve_sender(source_addr, account, route)
-        promotional = is_promotional(account, service_type, self.settings.promotional_service_types)
-        if text is None:
-            return Submission(sender, promotional, None)
+    def is_promotional(self, account: AccountConfig, service_type: str) -> bool:
+        return is_promotional(account, service_type, self.settings.promotional_service_types)
+
+    def keywords(self, route: RouteConfig) -> KeywordRules:
+        """The route's blocked content as its keyword file says now (a stat per call: once per batch is enough)."""
         keyword_file = self._keywords.get(route.name)
-        keywords = keyword_file.rules() if keyword_file is not None else NO_KEYWORDS
+        return keyword_file.rules() if keyword_file is not None else NO_KEYWORDS
+
+    def check_text(
+        self,
+        route: RouteConfig,
+        text: str | None,
+        *,
+        gateway_split: bool,
+        encoding: Encoding | None,
+        promotional: bool,
+        keywords: KeywordRules,
+        reference: int = 0,
+    ) -> PreparedText | None:
+        """The route's content rules for a submission's text (after `resolve_sender` and `is_promotional`):
+        BlockedContent (0x402) or TooManySegments (0x406). None for binary data (`text` None) and for a part the
+        ESME split (`gateway_split` False), which is sent as it came once its blocked keywords are checked; a text
+        the gateway splits is split here, its parts carrying the concatenation `reference`. `keywords` are the
+        route's as `keywords` read them."""
+        if text is None:
+            return None
         if not gateway_split:
             blocked = keywords.find(text)
             if blocked is not None:
                 raise BlockedContent(f"blocked content {blocked!r}")
-            return Submission(sender, promotional, None)
-        prepared = prepare_text(
-            text, self._rules[route.name], promotional=promotional, keywords=keywords, encoding=encoding
+            return None
+        return prepare_text(
+            text,
+            self._rules[route.name],
+            promotional=promotional,
+            keywords=keywords,
+            encoding=encoding,
+            reference=reference,
         )
-        return Submission(sender, promotional, prepared)
 
     def is_opt_out(self, text: str) -> bool:
         return is_opt_out(text, self.settings.opt_out_keywords)

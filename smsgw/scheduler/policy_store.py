@@ -2,7 +2,8 @@
 
 `SqlitePolicyFacts` implements `smsgw.scheduler.policy.PolicyFacts` on the store's database file, in tables of
 its own created idempotently on open. Calls block (SQLite); from Trio, run them in a worker thread. One
-connection is shared under a lock, so any thread may call.
+connection is shared under a lock, so any thread may call. The store's writer reads the recipient facts of the
+messages it accepts through its own connection (`reading`), inside the acceptance transaction.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Final
@@ -39,6 +40,10 @@ SCHEMA: Final = (
 )
 
 
+# Numbers per `IN (...)` query: well below SQLite's oldest limit of 999 parameters.
+_IN_CHUNK: Final = 500
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -50,12 +55,19 @@ def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
 
 
 class SqlitePolicyFacts:
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, *, create_tables: bool = True) -> None:
         self._connection = connection
         self._lock = threading.Lock()
-        with self._lock, self._connection:
-            for statement in SCHEMA:
-                self._connection.execute(statement)
+        if create_tables:
+            with self._lock, self._connection:
+                for statement in SCHEMA:
+                    self._connection.execute(statement)
+
+    @classmethod
+    def reading(cls, connection: sqlite3.Connection) -> SqlitePolicyFacts:
+        """The facts read through a connection another part owns (the store's writer, inside its transaction),
+        whose tables an `open` already created; only its owner closes it."""
+        return cls(connection, create_tables=False)
 
     @classmethod
     def open(cls, path: str | Path, busy_timeout_s: float = 10.0) -> SqlitePolicyFacts:
@@ -79,6 +91,26 @@ class SqlitePolicyFacts:
 
     def is_suppressed(self, account: str, number: str) -> bool:
         return self._exists("SELECT 1 FROM policy_suppression WHERE account = ? AND number = ?", (account, number))
+
+    def _among(self, query: str, prefix: tuple[str, ...], numbers: Collection[str]) -> set[str]:
+        """The `numbers` for which `query` (ending in `IN (`) finds a row, a chunk of parameters at a time."""
+        found: set[str] = set()
+        with self._lock:
+            for chunk in _batches(numbers, _IN_CHUNK):
+                marks = ",".join("?" * len(chunk))
+                found.update(row[0] for row in self._connection.execute(f"{query}{marks})", (*prefix, *chunk)))
+        return found
+
+    def dnc_among(self, numbers: Collection[str]) -> set[str]:
+        return self._among("SELECT number FROM policy_dnc WHERE number IN (", (), numbers)
+
+    def consented_among(self, account: str, numbers: Collection[str]) -> set[str]:
+        return self._among("SELECT number FROM policy_consent WHERE account = ? AND number IN (", (account,), numbers)
+
+    def suppressed_among(self, account: str, numbers: Collection[str]) -> set[str]:
+        return self._among(
+            "SELECT number FROM policy_suppression WHERE account = ? AND number IN (", (account,), numbers
+        )
 
     def _insert(self, table: str, account: str, number: str) -> bool:
         with self._lock, self._connection:

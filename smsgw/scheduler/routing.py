@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Final
 
 from smsgw.config import RouteConfig
@@ -42,7 +43,13 @@ def is_free_number(destination: str) -> bool:
 def segment_price_micro(route: RouteConfig, destination: str) -> int:
     if is_free_number(destination):
         return 0
-    return to_micro(str(route.price_per_segment))
+    return _price_micro(route.price_per_segment)
+
+
+@lru_cache(maxsize=256)
+def _price_micro(price: float) -> int:
+    # Once per configured price: a Decimal round trip for every message was a visible part of accepting one.
+    return to_micro(str(price))
 
 
 def to_micro(amount: str) -> int:

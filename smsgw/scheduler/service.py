@@ -14,12 +14,11 @@ import logging
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 import trio
 
-from smsgw.config import AccountConfig, Config, RouteConfig
+from smsgw.config import AccountConfig, Config, MessageConfig, RouteConfig
 from smsgw.modem.seams import IncomingSms, OutgoingSms, SendFailed, SendOutcome, Sent, SmsSender, StatusReport
 from smsgw.pdu.constants import CommandStatus, Npi, Ton
 from smsgw.pdu.errors import PduError
@@ -44,14 +43,12 @@ from smsgw.scheduler.model import (
 )
 from smsgw.scheduler.policy import (
     InvalidNumber,
+    KeywordRules,
     MessagePolicy,
     PolicyError,
-    PolicyFacts,
-    Rejection,
-    Submission,
-    check_recipient,
     normalise_number,
     record_opt_out,
+    resolve_sender,
 )
 from smsgw.scheduler.render import mo_pdu, receipt_pdu
 from smsgw.scheduler.routing import NoRoute, find_route, segment_price_micro
@@ -338,14 +335,13 @@ class Scheduler:
     # -- SmppBackend ------------------------------------------------------------------------------------------
 
     async def submit(self, account: str, pdu: SubmitSm | DataSm) -> str:
-        now = self._clock.now_ms()
-        message_id = self._ids.next(now)
+        intake = self._intake(account)
+        message_id = self._ids.next(intake.now)
         destination = Address(pdu.destination_addr, pdu.dest_addr_ton, pdu.dest_addr_npi)
         try:
-            checked = self._new_message(account, pdu, message_id, 0, destination, now)
+            message = self._new_message(intake, pdu, message_id, 0, destination)
         except Refused as refused:
             raise BackendError(str(refused), command_status=refused.command_status) from None
-        (message,) = await self._check_recipients([checked])
         (stored,) = await self._accept([message])
         if not stored:
             raise BackendError("insufficient balance", command_status=InsufficientBalance.command_status)
@@ -354,18 +350,17 @@ class Scheduler:
 
     async def submit_many(self, account: str, pdus: Sequence[SubmitSm | DataSm]) -> Sequence[str | BackendError]:
         """Each PDU as `submit` would take it, all accepted ones in one durable commit."""
-        now = self._clock.now_ms()
+        intake = self._intake(account)
         results: list[str | BackendError] = []
-        checks: list[tuple[NewMessage, bool]] = []
+        messages: list[NewMessage] = []
         for pdu in pdus:
-            message_id = self._ids.next(now)
+            message_id = self._ids.next(intake.now)
             destination = Address(pdu.destination_addr, pdu.dest_addr_ton, pdu.dest_addr_npi)
             try:
-                checks.append(self._new_message(account, pdu, message_id, 0, destination, now))
+                messages.append(self._new_message(intake, pdu, message_id, 0, destination))
                 results.append(message_id)
             except Refused as refused:
                 results.append(BackendError(str(refused), command_status=refused.command_status))
-        messages = await self._check_recipients(checks) if checks else []
         stored = iter(await self._accept(messages) if messages else ())
         for index, result in enumerate(results):
             if isinstance(result, str) and not next(stored):
@@ -375,9 +370,9 @@ class Scheduler:
         return results
 
     async def submit_multi(self, account: str, pdu: SubmitMulti) -> MultiResult:
-        now = self._clock.now_ms()
-        message_id = self._ids.next(now)
-        checks: list[tuple[NewMessage, bool]] = []
+        intake = self._intake(account)
+        message_id = self._ids.next(intake.now)
+        messages: list[NewMessage] = []
         refused: list[UnsuccessfulDestination] = []
         for index, entry in enumerate(pdu.destinations):
             if not isinstance(entry, SmeAddress):
@@ -385,10 +380,9 @@ class Scheduler:
                 continue
             destination = Address(entry.destination_addr, entry.dest_addr_ton, entry.dest_addr_npi)
             try:
-                checks.append(self._new_message(account, pdu, message_id, index, destination, now))
+                messages.append(self._new_message(intake, pdu, message_id, index, destination))
             except Refused as exc:
                 refused.append(_unsuccessful(destination, exc.command_status))
-        messages = await self._check_recipients(checks) if checks else []
         stored = await self._accept(messages) if messages else ()
         for message, ok in zip(messages, stored, strict=True):
             if not ok:
@@ -407,53 +401,42 @@ class Scheduler:
             log.error("store refused a submission error=%s", exc)
             raise BackendError("store unavailable", command_status=CommandStatus.ESME_RSYSERR) from None
 
-    async def _check_recipients(self, checks: Sequence[tuple[NewMessage, bool]]) -> list[NewMessage]:
-        """The do-not-call and opt-out rules: a refused recipient's message is kept REJECTED with its err code,
-        uncharged, its receipt queued if asked for (one worker thread call for the whole batch)."""
-        rejections = await trio.to_thread.run_sync(
-            functools.partial(_rejections, self._facts, [(m.account, m.destination.addr, p) for m, p in checks])
-        )
-        messages: list[NewMessage] = []
-        for (message, _), rejection in zip(checks, rejections, strict=True):
-            if rejection is not None:
-                log.info("rejected by policy message_id=%s account=%s err=%d reason=%s", message.message_id,
-                         message.account, rejection.error_code, rejection.reason)
-                message = replace(message, price_per_segment_micro=0, rejected_error=int(rejection.error_code))
-            messages.append(message)
-        return messages
+    def _intake(self, account: str) -> _Intake:
+        return _Intake(self._policy, self._account(account), self._messages, self._clock.now_ms())
 
     def _new_message(
         self,
-        account: str,
+        intake: _Intake,
         pdu: SubmitSm | DataSm | SubmitMulti,
         message_id: str,
         dest_index: int,
         destination: Address,
-        now: int,
-    ) -> tuple[NewMessage, bool]:
-        """The message to store and whether it is promotional; Refused for what the submit-time rules refuse."""
-        settings = self._account(account)
+    ) -> NewMessage:
+        """The message to store (the recipient rules are the store's, at acceptance); Refused for what the
+        submit-time rules refuse."""
+        settings = intake.account
         try:
             number = normalise_number(
                 destination.addr, settings.default_country_code, international=destination.ton == Ton.INTERNATIONAL
             )
             route = find_route(self._config.routes, number)
-            window = self._window(pdu, now)
+            window = intake.window(pdu)
             tlvs = pdu.tlvs
             payload = tlvs.message_payload if tlvs.message_payload is not None else _short_message(pdu)
             decoded = decode_content(payload, data_coding=pdu.data_coding, esm_class=pdu.esm_class, sar=_sar(tlvs))
-            submission, content = self._apply_rules(settings, route, decoded, pdu.source_addr, pdu.service_type)
+            sender, promotional, content = self._apply_rules(
+                intake, route, decoded, pdu.source_addr, pdu.service_type
+            )
         except (InvalidNumber, PolicyError, TooManySegments, NoRoute, Refused) as exc:
-            log.info("submission refused account=%s destination=%r status=0x%x reason=%s", account,
+            log.info("submission refused account=%s destination=%r status=0x%x reason=%s", settings.system_id,
                      destination.addr, exc.command_status, exc)
             raise Refused(str(exc), command_status=exc.command_status) from None
-        sender = submission.sender
-        message = NewMessage(
+        return NewMessage(
             message_id=message_id,
             dest_index=dest_index,
-            account=account,
+            account=settings.system_id,
             service_type=pdu.service_type,
-            source=Address(sender.addr, sender.ton, sender.npi),
+            source=sender,
             destination=Address(number, Ton.INTERNATIONAL, Npi.ISDN),  # normalised: receipts quote it so
             route=route.name,
             modem_group=route.modem_group,
@@ -463,49 +446,38 @@ class Scheduler:
             flash=content.flash,
             gateway_split=content.gateway_split,
             text=content.text,
-            submitted_ms=now,
+            submitted_ms=intake.now,
             start_ms=window.start_ms,
             expires_ms=window.expires_ms,
             price_per_segment_micro=segment_price_micro(route, number),
             segments=content.segments,
+            check_recipient=True,
+            promotional=promotional,
         )
-        return message, submission.promotional
 
     def _account(self, account: str) -> AccountConfig:
         # An account outside the config (one the operator tops up by name) has no sender or country rules.
         return self._accounts.get(account) or AccountConfig(system_id=account, password_hash="")
 
     def _apply_rules(
-        self, account: AccountConfig, route: RouteConfig, decoded: Decoded, source_addr: str, service_type: str
-    ) -> tuple[Submission, Content]:
-        """The submit-time rules (sender, blocked content, signature, suffix, segments), then the segments."""
-        submission = self._policy.check_submission(
-            account,
+        self, intake: _Intake, route: RouteConfig, decoded: Decoded, source_addr: str, service_type: str
+    ) -> tuple[Address, bool, Content]:
+        """The submit-time rules (sender, blocked content, signature, suffix, segments): the sender, whether the
+        message is promotional, and its segments."""
+        sender = intake.sender(route, source_addr)
+        promotional = intake.is_promotional(service_type)
+        reference = self._rng.randrange(256)
+        prepared = self._policy.check_text(
             route,
-            source_addr=source_addr,
-            service_type=service_type,
-            text=decoded.text,
+            decoded.text,
             gateway_split=decoded.presplit is None,
             encoding=None if decoded.text is None else decoded.encoding,
+            promotional=promotional,
+            keywords=intake.keywords(route),
+            reference=reference,
         )
-        content = build_segments(
-            decoded, submission.text, max_segments=route.max_segments, reference=self._rng.randrange(256)
-        )
-        return submission, content
-
-    def _window(self, pdu: SubmitSm | DataSm | SubmitMulti, now: int) -> Window:
-        schedule: datetime | timedelta | None = None
-        validity: datetime | timedelta | None = None
-        if isinstance(pdu, DataSm):
-            ttl = pdu.tlvs.qos_time_to_live
-            validity = None if ttl is None else timedelta(seconds=ttl)
-        else:
-            try:
-                schedule = parse_smpp_time(pdu.schedule_delivery_time, command_status=CommandStatus.ESME_RINVSCHED)
-                validity = parse_smpp_time(pdu.validity_period, command_status=CommandStatus.ESME_RINVEXPIRY)
-            except PduError as exc:
-                raise Refused(exc.message, command_status=exc.command_status) from None
-        return delivery_window(now, self._messages, schedule, validity)
+        content = build_segments(decoded, prepared, max_segments=route.max_segments, reference=reference)
+        return sender, promotional, content
 
     async def query(self, account: str, message_id: str, source_addr: str) -> MessageStatus:
         normalized = normalize_message_id(message_id)
@@ -557,7 +529,7 @@ class Scheduler:
             decoded = decode_content(
                 pdu.short_message, data_coding=original.data_coding, esm_class=original.esm_class, sar=None
             )
-            _, content = self._apply_rules(self._account(account), route, decoded, original.source.addr, "")
+            _, _, content = self._apply_rules(self._intake(account), route, decoded, original.source.addr, "")
             window = self._replacement_window(pdu, original.start_ms, original.expires_ms, now)
             await self._store.replace(
                 account,
@@ -670,8 +642,70 @@ class Scheduler:
         self._store.notify_outbox(account)
 
 
-def _rejections(facts: PolicyFacts, recipients: Sequence[tuple[str, str, bool]]) -> list[Rejection | None]:
-    return [check_recipient(facts, account, number, promotional=promotional) for account, number, promotional in recipients]
+class _Intake:
+    """One submission call's account and moment, and what its messages share: the PDUs of one read mostly repeat
+    the same schedule and validity strings, sender, service_type and route, so each is worked out once per call
+    (only successes are kept: a refusal is raised again for each message that asks)."""
+
+    __slots__ = ("_policy", "account", "_messages", "now", "_windows", "_senders", "_promotional", "_keywords")
+
+    def __init__(self, policy: MessagePolicy, account: AccountConfig, messages: MessageConfig, now: int) -> None:
+        self._policy = policy
+        self.account = account
+        self._messages = messages
+        self.now = now
+        self._windows: dict[tuple[str, str] | int | None, Window] = {}
+        self._senders: dict[tuple[str, str], Address] = {}
+        self._promotional: dict[str, bool] = {}
+        self._keywords: dict[str, KeywordRules] = {}
+
+    def window(self, pdu: SubmitSm | DataSm | SubmitMulti) -> Window:
+        """When the message may first be sent and when it expires; Refused for a bad schedule or validity."""
+        key: tuple[str, str] | int | None
+        if isinstance(pdu, DataSm):
+            key = pdu.tlvs.qos_time_to_live
+        else:
+            key = (pdu.schedule_delivery_time, pdu.validity_period)
+        window = self._windows.get(key)
+        if window is None:
+            window = self._windows[key] = _window(pdu, self.now, self._messages)
+        return window
+
+    def sender(self, route: RouteConfig, source_addr: str) -> Address:
+        """The source address the message goes out with (`resolve_sender`), as stored."""
+        key = (route.name, source_addr)
+        sender = self._senders.get(key)
+        if sender is None:
+            resolved = resolve_sender(source_addr, self.account, route)
+            sender = self._senders[key] = Address(resolved.addr, resolved.ton, resolved.npi)
+        return sender
+
+    def is_promotional(self, service_type: str) -> bool:
+        promotional = self._promotional.get(service_type)
+        if promotional is None:
+            promotional = self._promotional[service_type] = self._policy.is_promotional(self.account, service_type)
+        return promotional
+
+    def keywords(self, route: RouteConfig) -> KeywordRules:
+        rules = self._keywords.get(route.name)
+        if rules is None:
+            rules = self._keywords[route.name] = self._policy.keywords(route)
+        return rules
+
+
+def _window(pdu: SubmitSm | DataSm | SubmitMulti, now: int, messages: MessageConfig) -> Window:
+    schedule: datetime | timedelta | None = None
+    validity: datetime | timedelta | None = None
+    if isinstance(pdu, DataSm):
+        ttl = pdu.tlvs.qos_time_to_live
+        validity = None if ttl is None else timedelta(seconds=ttl)
+    else:
+        try:
+            schedule = parse_smpp_time(pdu.schedule_delivery_time, command_status=CommandStatus.ESME_RINVSCHED)
+            validity = parse_smpp_time(pdu.validity_period, command_status=CommandStatus.ESME_RINVEXPIRY)
+        except PduError as exc:
+            raise Refused(exc.message, command_status=exc.command_status) from None
+    return delivery_window(now, messages, schedule, validity)
 
 
 def _unsuccessful(destination: Address, status: int) -> UnsuccessfulDestination:

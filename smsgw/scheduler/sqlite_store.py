@@ -18,7 +18,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -28,6 +28,7 @@ from smsgw.config import StoreConfig
 from smsgw.modem.seams import IncomingSms, Sent, StatusReport
 from smsgw.pdu.constants import GatewayError
 from smsgw.scheduler.migrations import migrate
+from smsgw.scheduler.policy import Rejection, check_recipients
 from smsgw.scheduler.policy_store import SqlitePolicyFacts
 from smsgw.scheduler.model import (
     Address,
@@ -96,6 +97,8 @@ class SqliteStore:
         self.path = path
         self._writer_connection, self._reader = connections
         self._policy_facts = policy_facts
+        # The recipient rules of `accept`, read in the writer's own transaction.
+        self._accept_facts = SqlitePolicyFacts.reading(self._writer_connection)
         self._read_lock = trio.Lock()
         self._writer = GroupCommitWriter(
             self._writer_connection, max_batch=config.writer_max_batch, queue_size=config.writer_queue_size
@@ -149,6 +152,10 @@ class SqliteStore:
         submission of several destinations that is otherwise accepted, that one is kept REJECTED with err 800,
         uncharged and without a receipt, for `smsgw resend`; a submission refused whole stores nothing.
 
+        A message with `check_recipient` whose recipient opted out of its account, or (promotional) is on the
+        do-not-call register without consent, is kept REJECTED with that err code, uncharged, its receipt queued
+        if asked for.
+
         Concurrent calls are combined by the writer into one `_accept_batch` (executemany over all of them).
         """
         try:
@@ -160,6 +167,7 @@ class SqliteStore:
     def _accept_batch(
         self, c: sqlite3.Connection, requests: Sequence[Sequence[NewMessage]]
     ) -> list[tuple[bool, ...]]:
+        requests = self._apply_recipient_rules(requests)
         # Balances are checked and debited in memory inside the writer's transaction: the single writer makes
         # this the serial order, so concurrent submissions can never overdraw.
         balances = {
@@ -247,6 +255,37 @@ class SqliteStore:
         if message_rows:
             self._writer.after_commit(self.notify_work)
         return results
+
+    def _apply_recipient_rules(self, requests: Sequence[Sequence[NewMessage]]) -> Sequence[Sequence[NewMessage]]:
+        """`requests` with each refused recipient's message priced at 0 and carrying its rule's err code: one
+        query per kind of fact and account for the whole batch, in the acceptance transaction, so no rule change
+        (a do-not-call import, an opt-out) lands between the check and the store."""
+        checked: dict[str, list[NewMessage]] = {}
+        for request in requests:
+            for message in request:
+                if message.check_recipient:
+                    checked.setdefault(message.account, []).append(message)
+        refused: dict[tuple[str, int], Rejection] = {}
+        for account, messages in checked.items():
+            recipients = [(m.destination.addr, m.promotional) for m in messages]
+            for message, rejection in zip(
+                messages, check_recipients(self._accept_facts, account, recipients), strict=True
+            ):
+                if rejection is not None:
+                    log.info("rejected by policy message_id=%s account=%s err=%d reason=%s", message.message_id,
+                             account, rejection.error_code, rejection.reason)
+                    refused[message.message_id, message.dest_index] = rejection
+        if not refused:
+            return requests
+        return [
+            [
+                replace(m, price_per_segment_micro=0, rejected_error=int(rejection.error_code))
+                if (rejection := refused.get((m.message_id, m.dest_index))) is not None
+                else m
+                for m in request
+            ]
+            for request in requests
+        ]
 
     # -- billing ----------------------------------------------------------------------------------------------
 

@@ -18,12 +18,14 @@ from smsgw.pdu.gsm7 import (
     pack_septets,
 )
 from smsgw.pdu.constants import GatewayError
+from smsgw.pdu.errors import PduError
 from smsgw.pdu.segmentation import (
     SarInfo,
     SegmentedText,
     TooManySegments,
     _encoded_pieces,
     _Plan,
+    count_segments,
     part_capacity,
     sar_to_udh,
     segment_binary,
@@ -340,3 +342,37 @@ def test_part_headers_are_the_extra_header_with_concatenation_first(
         else:
             concatenation = Concatenation(reference, part.total, part.sequence, reference_bits)
             assert part.udh == extra.with_concatenation(concatenation).to_bytes()
+
+
+# `count_segments` is the count of `segment_text` without building the parts: equal for every text encoding (the
+# multi-octet ones are costed), headers, references and reserves, past the 255-part limit too.
+@settings(max_examples=200)
+@given(
+    st.one_of(
+        gsm_texts.map(lambda text: (text, Encoding.GSM7)),
+        ucs2_texts.map(lambda text: (text, Encoding.UCS2)),
+        st.text(alphabet=st.characters(max_codepoint=0xFF), max_size=600).map(lambda text: (text, Encoding.LATIN1)),
+        st.text(alphabet=st.sampled_from("aあ漢字"), max_size=400).map(lambda text: (text, Encoding.ISO_2022_JP)),
+        st.text(alphabet=st.sampled_from("a한국"), max_size=400).map(lambda text: (text, Encoding.KS_C_5601)),
+    ),
+    st.sampled_from([8, 16]),
+    st.integers(0, 60),
+    st.sampled_from([(), (PortAddressing(2948, 9200),)]),
+)
+def test_count_segments_is_the_number_of_parts(
+    case: tuple[str, Encoding], reference_bits: int, reserve: int, udh_elements: tuple[PortAddressing, ...]
+) -> None:
+    text, encoding = case
+    options = dict(reference_bits=reference_bits, first_part_reserve=reserve, udh_elements=udh_elements)
+    try:
+        expected = len(segment_text(text, encoding=encoding, reference=0, max_segments=255, **options).parts)
+    except TooManySegments as exc:
+        expected = exc.needed
+    assert count_segments(text, encoding=encoding, **options) == expected
+
+
+def test_count_segments_of_text_the_encoding_lacks() -> None:
+    with pytest.raises(PduError):
+        count_segments("中", encoding=Encoding.GSM7)
+    with pytest.raises(ValueError):
+        count_segments("x", encoding=Encoding.BINARY)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,10 +25,12 @@ from smsgw.scheduler.policy import (
     SenderNotAllowed,
     KeywordFile,
     MessagePolicy,
+    PreparedText,
     Rejection,
     SenderAddress,
     check_policy_config,
     check_recipient,
+    check_recipients,
     check_transfer,
     is_opt_out,
     is_promotional,
@@ -235,9 +238,10 @@ def test_unsubscribe_statement_for_promotional_messages_only_and_first() -> None
     upstream=st.booleans(),
     suffix=st.sampled_from(["", " -Acme", " 退訂"]),
     promotional=st.booleans(),
+    reference=st.integers(0, 255),
 )
 def test_additions_never_add_a_segment_and_the_first_part_keeps_the_reserve(
-    text: str, signature: str, upstream: bool, suffix: str, promotional: bool
+    text: str, signature: str, upstream: bool, suffix: str, promotional: bool, reference: int
 ) -> None:
     rules = _rules(
         signature=signature,
@@ -247,7 +251,7 @@ def test_additions_never_add_a_segment_and_the_first_part_keeps_the_reserve(
         max_segments=8,
     )
     try:
-        prepared = prepare_text(text, rules, promotional=promotional)
+        prepared = prepare_text(text, rules, promotional=promotional, reference=reference)
     except TooManySegments:
         return
     base = text if upstream else signature + text
@@ -257,10 +261,11 @@ def test_additions_never_add_a_segment_and_the_first_part_keeps_the_reserve(
         prepared.text,
         encoding=prepared.encoding,
         max_segments=8,
-        reference=0,
+        reference=reference,
         first_part_reserve=prepared.first_part_reserve,
     )
     assert len(split.parts) == prepared.segments
+    assert prepared.split == split  # the one segmentation the message is sent with
     if upstream and signature:
         # What the operator puts in front still fits the first part.
         together = segment_text(
@@ -379,6 +384,15 @@ class FakeFacts:
     def is_suppressed(self, account: str, number: str) -> bool:
         return (account, number) in self.suppressed
 
+    def dnc_among(self, numbers: Collection[str]) -> set[str]:
+        return {number for number in numbers if number in self.dnc}
+
+    def consented_among(self, account: str, numbers: Collection[str]) -> set[str]:
+        return {number for number in numbers if (account, number) in self.consent}
+
+    def suppressed_among(self, account: str, numbers: Collection[str]) -> set[str]:
+        return {number for number in numbers if (account, number) in self.suppressed}
+
     def suppress(self, account: str, number: str) -> bool:
         new = (account, number) not in self.suppressed
         self.suppressed.add((account, number))
@@ -402,6 +416,31 @@ def test_opted_out_recipient_gets_nothing_from_that_account() -> None:
         assert rejection is not None and rejection.error_code is GatewayError.OPTED_OUT
         assert int(rejection.error_code) == 803
     assert check_recipient(facts, "other", "447700900123", promotional=True) is None
+
+
+_NUMBERS = st.sampled_from(["447700900001", "447700900002", "447700900003", "447700900004"])
+_PAIRS = st.tuples(st.sampled_from(["acme", "other"]), _NUMBERS)
+
+
+@settings(max_examples=200)
+@given(
+    st.sets(_NUMBERS),
+    st.sets(_PAIRS),
+    st.sets(_PAIRS),
+    st.sampled_from(["acme", "other"]),
+    st.lists(st.tuples(_NUMBERS, st.booleans()), max_size=12),
+)
+def test_batch_recipient_checks_equal_one_by_one(
+    dnc: set[str],
+    consent: set[tuple[str, str]],
+    suppressed: set[tuple[str, str]],
+    account: str,
+    recipients: list[tuple[str, bool]],
+) -> None:
+    facts = FakeFacts(dnc, consent, suppressed)
+    assert check_recipients(facts, account, recipients) == [
+        check_recipient(facts, account, number, promotional=promotional) for number, promotional in recipients
+    ]
 
 
 def test_promotional_by_account_or_service_type() -> None:
@@ -482,19 +521,24 @@ def test_message_policy_accept_path(tmp_path: Path) -> None:
     config = _config(tmp_path, unsubscribe_statement=" STOP=T")
     policy = MessagePolicy(config)
     account, route = config.accounts[0], config.routes[0]
-    submission = policy.check_submission(
-        account, route, source_addr="", service_type="mkt", text="Sale today", gateway_split=True
-    )
-    assert submission.sender == SenderAddress("ACME", *ALPHANUMERIC) and submission.promotional
-    assert submission.text is not None and submission.text.text == "Sale today STOP=T -Acme"
+    keywords = policy.keywords(route)
+    assert resolve_sender("", account, route) == SenderAddress("ACME", *ALPHANUMERIC)
+    assert policy.is_promotional(account, "mkt") and not policy.is_promotional(account, "")
+
+    def check(text: str | None, *, gateway_split: bool = True, promotional: bool = False) -> PreparedText | None:
+        return policy.check_text(
+            route, text, gateway_split=gateway_split, encoding=None, promotional=promotional, keywords=keywords
+        )
+
+    prepared = check("Sale today", promotional=True)
+    assert prepared is not None and prepared.text == "Sale today STOP=T -Acme"
     with pytest.raises(BlockedContent):
-        policy.check_submission(account, route, source_addr="ACME", service_type="", text="CASINO", gateway_split=True)
+        check("CASINO")
     with pytest.raises(BlockedContent):  # a part the ESME split: sent as is, keywords still checked
-        policy.check_submission(account, route, source_addr="ACME", service_type="", text="casino", gateway_split=False)
-    binary = policy.check_submission(account, route, source_addr="ACME", service_type="", text=None, gateway_split=True)
-    assert binary.text is None and not binary.promotional
+        check("casino", gateway_split=False)
+    assert check("hello", gateway_split=False) is None and check(None) is None  # binary data
     with pytest.raises(SenderNotAllowed):
-        policy.check_submission(account, route, source_addr="EVIL", service_type="", text="hi", gateway_split=True)
+        resolve_sender("EVIL", account, route)
     assert policy.is_opt_out(" Unsubscribe ")
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from smsgw.cli import main
 from smsgw.pdu.constants import GatewayError
-from smsgw.scheduler.policy import PolicyFacts, check_recipient, record_opt_out
+from smsgw.scheduler.policy import PolicyFacts, check_recipient, check_recipients, record_opt_out
 from smsgw.scheduler.policy_store import SqlitePolicyFacts
 
 
@@ -41,6 +41,27 @@ def test_rules_over_sqlite_facts(db: Path) -> None:
     assert record_opt_out(facts, "acme", "447700900300", " stop ", ("STOP",))
     rejection = check_recipient(facts, "acme", "447700900300", promotional=False)
     assert rejection is not None and rejection.error_code is GatewayError.OPTED_OUT
+    facts.close()
+
+
+def test_batch_questions_over_sqlite_facts(db: Path) -> None:
+    # More numbers than one IN (...) query takes, so the chunks are joined.
+    numbers = [f"4477009{index:05d}" for index in range(1200)]
+    facts = SqlitePolicyFacts.open(db)
+    facts.add_dnc(numbers[::3], source="t")
+    for number in numbers[::7]:
+        facts.add_consent("acme", number)
+    for number in numbers[::5]:
+        facts.suppress("acme", number)
+    facts.suppress("other", numbers[1])
+    assert facts.dnc_among(numbers) == {n for n in numbers if facts.is_on_dnc(n)} == set(numbers[::3])
+    assert facts.consented_among("acme", numbers) == set(numbers[::7])
+    assert facts.suppressed_among("acme", numbers) == {n for n in numbers if facts.is_suppressed("acme", n)}
+    assert facts.suppressed_among("other", numbers) == {numbers[1]} and facts.dnc_among([]) == set()
+    recipients = [(number, index % 2 == 0) for index, number in enumerate(numbers)]
+    assert check_recipients(facts, "acme", recipients) == [
+        check_recipient(facts, "acme", number, promotional=promotional) for number, promotional in recipients
+    ]
     facts.close()
 
 

@@ -296,6 +296,44 @@ async def test_replace_changes_text_and_charge(store: SqliteStore) -> None:
     assert stored.segment_count == 2 and stored.state is State.ACCEPTED
 
 
+async def test_recipient_rules_are_read_at_acceptance_for_each_account_of_a_combined_batch(
+    store: SqliteStore,
+) -> None:
+    facts = store.policy_facts()
+    await trio.to_thread.run_sync(lambda: facts.add_dnc(["447911000001", "447911000002"], source="test"))
+    await trio.to_thread.run_sync(lambda: facts.add_consent("acme", "447911000002"))
+    await trio.to_thread.run_sync(lambda: facts.suppress("other", "447911000003"))
+    for account in ("acme", "other"):
+        await store.topup(account, 1000, T0)
+    checked = {"check_recipient": True, "promotional": True}
+    acme = [
+        replace(new_message(destination=number, price=10), **checked)
+        for number in ("447911000001", "447911000002", "447911000003")
+    ]
+    other = [replace(new_message(account="other", destination="447911000003", price=10), **checked),
+             new_message(account="other", destination="447911000003", price=10)]  # a notice: no rules
+    outcomes: dict[str, tuple[bool, ...]] = {}
+
+    async def submit(name: str, messages: list[NewMessage]) -> None:
+        outcomes[name] = await store.accept(messages)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(submit, "acme", acme)
+        nursery.start_soon(submit, "other", other)
+    assert outcomes == {"acme": (True, True, True), "other": (True, True)}
+    found = [(await store.find(m.account, m.message_id))[0] for m in acme + other]
+    assert [(m.state, m.error_code) for m in found] == [
+        (State.REJECTED, 801),  # do-not-call, promotional, no consent
+        (State.ACCEPTED, 0),  # on the register, but consented to acme
+        (State.ACCEPTED, 0),  # opted out of "other" only
+        (State.REJECTED, 803),
+        (State.ACCEPTED, 0),
+    ]
+    assert await store.balance("acme") == 980 and await store.balance("other") == 990  # rejected: uncharged
+    receipts = await store.outbox_fetch("acme", frozenset(), 10) + await store.outbox_fetch("other", frozenset(), 10)
+    assert len(receipts) == 2  # the rejected messages' receipts
+
+
 async def test_one_bad_submission_in_a_combined_batch_fails_alone(store: SqliteStore) -> None:
     existing = new_message()
     await store.accept([existing])
