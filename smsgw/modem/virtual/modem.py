@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -1336,5 +1335,9 @@ class VirtualModem:
                 await stream.send_all(data)
                 continue
             deadline = self.core.next_deadline()
-            with trio.move_on_at(math.inf if deadline is None else deadline):
+            if deadline is None:
+                # The usual case between SMS: no cancel scope to open and close for a timer that is not there.
                 await self._wakeup.wait()
+            else:
+                with trio.move_on_at(deadline):
+                    await self._wakeup.wait()
