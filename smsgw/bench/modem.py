@@ -7,7 +7,8 @@ separate hardware. The baseline, measured in the same run on the same modems and
 host: a loop that writes `AT+CMGS=<n>`, waits for `> `, writes a prepared PDU and waits for `OK`, with no
 channel, driver or pool. Target: at least 500 messages/s across the 16 modems (a real modem sends about 10 a
 minute, so a rack of 16 needs under 3/s). A third pair of rows replaces the virtual modems by a minimal responder
-(canned answers, no decoding) to show what the host side alone can do.
+(canned answers, no decoding) to show what the host side alone can do. A last line gives the CPU per SMS of one
+virtual modem core and its network alone, sans-IO (SMS-SUBMIT with TP-SRR in, `+CDS` status report out).
 """
 
 from __future__ import annotations
