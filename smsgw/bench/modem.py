@@ -7,7 +7,8 @@ separate hardware. The baseline, measured in the same run on the same modems and
 host: a loop that writes `AT+CMGS=<n>`, waits for `> `, writes a prepared PDU and waits for `OK`, with no
 channel, driver or pool. Target: at least 500 messages/s across the 16 modems (a real modem sends about 10 a
 minute, so a rack of 16 needs under 3/s). A third pair of rows replaces the virtual modems by a minimal responder
-(canned answers, no decoding) to show what the host side alone can do.
+(canned answers, no decoding) to show what the host side alone can do. A last line gives the CPU per SMS of one
+virtual modem core and its network alone, sans-IO (SMS-SUBMIT with TP-SRR in, `+CDS` status report out).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from smsgw.modem.driver import ModemDriver, ModemState
 from smsgw.modem.pool import ModemPool
 from smsgw.modem.seams import IncomingSms, OutgoingSms, Sent, StatusReport
 from smsgw.modem.transport import open_serial
-from smsgw.modem.virtual.modem import VirtualModem
+from smsgw.modem.virtual.modem import ModemCore, VirtualModem
 from smsgw.modem.virtual.network import VirtualNetwork, serve_network
 from smsgw.modem.virtual.pty import serve_pty
 from smsgw.pdu.text import Encoding, encode_text
@@ -256,10 +257,7 @@ async def _baseline(where: str | None, messages: int) -> float:
         for stream, buffer in zip(streams, buffers, strict=True):
             await stream.send_all(b"ATE0;+CMGF=0\r")
             await _read_until(stream, buffer, b"OK\r\n")
-        text = encode_text("Benchmark message through the modem pool", Encoding.GSM7)
-        pdus = [encode_with_smsc(SmsSubmit(Address.international(_destination(i)), text).to_bytes())
-                for i in range(1000)]  # fmt: skip
-        commands = [(f"AT+CMGS={cmgs_length(pdu)}\r".encode(), pdu.hex().upper().encode() + b"\x1a") for pdu in pdus]
+        commands = _prepared_commands(status_report_request=False)
         counter = iter(range(messages))
 
         async def host(stream: trio.abc.Stream, buffer: bytearray) -> None:
@@ -279,6 +277,45 @@ async def _baseline(where: str | None, messages: int) -> float:
             await stream.aclose()
         nursery.cancel_scope.cancel()
     return messages / elapsed
+
+
+def _prepared_commands(*, status_report_request: bool) -> list[tuple[bytes, bytes]]:
+    """(`AT+CMGS=<n>` line, PDU in hex + Ctrl-Z) for 1,000 one-part SMS-SUBMITs, as a minimal host writes them."""
+    text = encode_text("Benchmark message through the modem pool", Encoding.GSM7)
+    pdus = [
+        encode_with_smsc(
+            SmsSubmit(Address.international(_destination(i)), text, status_report_request=status_report_request)
+            .to_bytes()
+        )
+        for i in range(1000)
+    ]
+    return [(f"AT+CMGS={cmgs_length(pdu)}\r".encode(), pdu.hex().upper().encode() + b"\x1a") for pdu in pdus]
+
+
+def _modem_core_cpu_us(messages: int) -> float:
+    """Process CPU per SMS of one virtual modem core and its network, sans-IO (no streams, no Trio): `AT+CMGS`,
+    the PDU with TP-SRR set, the delivery and the `+CDS` status report back to the modem."""
+    config = VirtualNetworkConfig(delivery_delay_s=0.0)
+    network = VirtualNetwork(config, now=0.0)
+    modem = ModemCore(msisdn=_msisdn(0), network=network, config=config, now=0.0)
+    modem.receive_data(b"ATE0;+CMGF=0;+CNMI=2,1,0,1,0\r", 0.0)
+    if not modem.data_to_send().endswith(b"OK\r\n"):
+        raise RuntimeError("virtual modem refused its set-up")
+    commands = _prepared_commands(status_report_request=True)
+    reports = 0
+    start = time.process_time()
+    for index in range(messages):
+        now = index * 0.001
+        command, body = commands[index % len(commands)]
+        modem.receive_data(command, now)
+        modem.receive_data(body, now)
+        network.advance(now)  # the delivery, which queues the status report
+        network.advance(now)  # the status report to the modem
+        reports += modem.data_to_send().count(b"+CDS:")
+    elapsed = time.process_time() - start
+    if reports != messages:
+        raise RuntimeError(f"{reports} status reports for {messages} messages")
+    return elapsed / messages * 1e6
 
 
 def _best(where: str | None, messages: int, rounds: int) -> tuple[float, float]:
@@ -325,10 +362,11 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     logging.getLogger("smsgw").setLevel(logging.ERROR)  # per-message INFO lines would measure the logger
     rows = measure(args.messages, args.rounds)
+    core_us = min(_modem_core_cpu_us(args.messages) for _ in range(args.rounds))
     if args.json:
         json.dump(
             {"benchmark": "modem", "target_per_s": _TARGET_PER_S, "python": platform.python_version(),
-             "cpu": cpu_model(), "rows": [asdict(r) for r in rows]},
+             "cpu": cpu_model(), "rows": [asdict(r) for r in rows], "modem_core_cpu_us_per_sms": core_us},
             sys.stdout,
             indent=2,
         )  # fmt: skip
@@ -340,4 +378,5 @@ def main(argv: list[str]) -> int:
             mark = "" if r.meets_target else " (below target)"
             print(f"| {r.setup} | {r.modems} | {r.messages} | {r.driver_per_s:,.0f}{mark} "
                   f"| {r.baseline_per_s:,.0f} | {r.ratio:.2f} |")  # fmt: skip
+        print(f"\nvirtual modem core (sans-IO, SMS-SUBMIT with TP-SRR to +CDS): {core_us:.0f} us CPU per SMS")
     return 0 if all(r.meets_target for r in rows) else 1

@@ -85,18 +85,29 @@ _SEMI_OCTET_VALUES: Final = {char: value for value, char in enumerate(_SEMI_OCTE
 _FILLER: Final = 0xF
 
 
+# Semi-octet digits as the hex digits of their values, and every octet with its nibbles swapped: the digits
+# are written as hex in reading order, then swapped to the low-nibble-first order of 9.1.2.3.
+_SEMI_OCTET_AS_HEX: Final = str.maketrans("*#abc", "abcde")
+_SWAPPED_NIBBLES: Final = bytes((octet & 0x0F) << 4 | octet >> 4 for octet in range(256))
+
+
 def _encode_semi_octets(digits: str) -> bytes:
-    nibbles = [_SEMI_OCTET_VALUES[char] for char in digits]
-    if len(nibbles) % 2:
-        nibbles.append(_FILLER)
-    return bytes(low | high << 4 for low, high in zip(nibbles[::2], nibbles[1::2], strict=True))
+    """`digits` of `_SEMI_OCTET_DIGITS` only (an `Address` checks its number on construction)."""
+    hex_digits = digits.translate(_SEMI_OCTET_AS_HEX) + ("f" if len(digits) % 2 else "")
+    return bytes.fromhex(hex_digits).translate(_SWAPPED_NIBBLES)
+
+
+# Each octet's two semi-octets as text, low nibble first; the filler shows as "F", which no digit is.
+_SEMI_OCTET_PAIRS: Final = tuple(
+    (_SEMI_OCTET_DIGITS + "F")[octet & 0x0F] + (_SEMI_OCTET_DIGITS + "F")[octet >> 4] for octet in range(256)
+)
 
 
 def _decode_semi_octets(value: bytes, count: int, status: CommandStatus) -> str:
-    nibbles = [nibble for octet in value for nibble in (octet & 0x0F, octet >> 4)]
-    if any(nibble == _FILLER for nibble in nibbles[:count]):
+    digits = "".join(map(_SEMI_OCTET_PAIRS.__getitem__, value))[:count]
+    if "F" in digits:
         raise PduError(f"filler semi-octet inside the address {value.hex().upper()}", command_status=status)
-    return "".join(_SEMI_OCTET_DIGITS[nibble] for nibble in nibbles[:count])
+    return digits
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +131,11 @@ class Address:
                     command_status=CommandStatus.ESME_RINVDSTADR,
                 )
             return
-        if len(self.number) > MAX_ADDRESS_SEMI_OCTETS or not all(c in _SEMI_OCTET_VALUES for c in self.number):
+        number = self.number
+        # Plain digits (nearly every address) pass without the character-by-character check.
+        if len(number) > MAX_ADDRESS_SEMI_OCTETS or not (
+            (number.isascii() and number.isdigit()) or all(c in _SEMI_OCTET_VALUES for c in number)
+        ):
             raise PduError(
                 f"address {self.number!r} is not at most {MAX_ADDRESS_SEMI_OCTETS} of the characters 0-9 * # a b c",
                 command_status=CommandStatus.ESME_RINVDSTADR,
@@ -150,8 +165,9 @@ class Address:
     def __str__(self) -> str:
         return f"+{self.number}" if self.ton == TypeOfNumber.INTERNATIONAL else self.number
 
-    def _type_octet(self) -> dict[str, Any]:
-        return {"extension": True, "ton": self.ton, "npi": self.npi}
+    def _type_octet(self) -> int:
+        """The octet of `schema.TypeOfAddress`: the extension bit, TON and NPI (range-checked on construction)."""
+        return 0x80 | self.ton << 4 | self.npi
 
     def _length_and_value(self) -> tuple[int, bytes]:
         if self.ton == TypeOfNumber.ALPHANUMERIC:
@@ -160,16 +176,11 @@ class Address:
             return (len(septets) * 7 + 3) // 4, pack_septets(septets)
         return len(self.number), _encode_semi_octets(self.number)
 
-    def _fields(self) -> dict[str, Any]:
-        """The values of `schema.AddressField`."""
-        length, value = self._length_and_value()
-        return {"length": length, "toa": self._type_octet(), "value": value}
-
     def to_bytes(self) -> bytes:
-        # Built by hand in the layout of schema.AddressField (TON and NPI are range-checked on construction; a
-        # property test holds the two equal), as SMS-SUBMIT is.
+        # Built by hand in the layout of schema.AddressField (a property test holds the two equal), as the
+        # TPDUs are.
         length, value = self._length_and_value()
-        return bytes((length, 0x80 | self.ton << 4 | self.npi)) + value
+        return bytes((length, self._type_octet())) + value
 
     @classmethod
     def _from_parsed(cls, parsed: Container, status: CommandStatus) -> Address:
@@ -301,8 +312,8 @@ def _bcd(octet: int, what: str) -> int:
     return low * 10 + high
 
 
-def _to_bcd(number: int) -> int:
-    return (number // 10) | (number % 10) << 4
+# 0-99 as two semi-octet digits, the tens in the low nibble.
+_SEMI_OCTET_BCD: Final = bytes((number // 10) | (number % 10) << 4 for number in range(100))
 
 
 def decode_timestamp(data: bytes, what: str = "timestamp") -> datetime:
@@ -333,9 +344,12 @@ def encode_timestamp(moment: datetime) -> bytes:
         )
     if not 2000 <= moment.year <= 2099:
         raise PduError(f"year {moment.year} is outside 2000-2099", command_status=_MALFORMED)
-    fields = (moment.year - 2000, moment.month, moment.day, moment.hour, moment.minute, moment.second)
-    zone = _to_bcd(abs(quarters)) | (0x08 if quarters < 0 else 0)
-    return bytes(_to_bcd(number) for number in fields) + bytes([zone])
+    bcd = _SEMI_OCTET_BCD
+    zone = bcd[abs(quarters)] | (0x08 if quarters < 0 else 0)
+    return bytes((
+        bcd[moment.year - 2000], bcd[moment.month], bcd[moment.day], bcd[moment.hour], bcd[moment.minute],
+        bcd[moment.second], zone,
+    ))
 
 
 def decode_relative_validity(tp_vp: int) -> timedelta:
@@ -484,9 +498,7 @@ class SmsSubmit(_ShortMessage):
             vpf, vp = schema.VPF_RELATIVE, bytes((encode_relative_validity(self.validity),))
         else:
             vpf, vp = schema.VPF_NONE, b""
-        for name, value in (("TP-MR", self.tp_mr), ("TP-PID", self.tp_pid)):
-            if not 0 <= value <= 0xFF:
-                raise PduError(f"cannot encode: {name} {value} is not an octet", command_status=_MALFORMED)
+        _check_octets(("TP-MR", self.tp_mr), ("TP-PID", self.tp_pid))
         first = (
             bool(self.reply_path) << 7
             | bool(self.udh) << 6
@@ -507,30 +519,34 @@ class SmsSubmit(_ShortMessage):
     @classmethod
     def from_bytes(cls, data: bytes) -> SmsSubmit:
         _check_mti(data, (schema.MTI_SUBMIT,), "SMS-SUBMIT")
-        parsed = _parse(schema.SmsSubmitLayout, data, "SMS-SUBMIT")
-        first = parsed.first
+        fields = _submit_fields(data)
+        first = fields.first
+        vpf = first >> 3 & 0x03
         validity: timedelta | datetime | None = None
-        if first.tp_vpf == schema.VPF_RELATIVE:
-            validity = decode_relative_validity(parsed.tp_vp)
-        elif first.tp_vpf == schema.VPF_ABSOLUTE:
-            validity = decode_timestamp(parsed.tp_vp, "TP-VP")
-        elif first.tp_vpf == schema.VPF_ENHANCED:
+        if vpf == schema.VPF_RELATIVE:
+            validity = decode_relative_validity(fields.tp_vp[0])
+        elif vpf == schema.VPF_ABSOLUTE:
+            validity = decode_timestamp(fields.tp_vp, "TP-VP")
+        elif vpf == schema.VPF_ENHANCED:
             raise PduError(
                 "enhanced TP-VP format (9.2.3.12.3) is not supported", command_status=CommandStatus.ESME_RINVEXPIRY
             )
-        dcs = Dcs(parsed.tp_dcs)
-        udh, user_data = _decode_user_data(dcs, first.tp_udhi, parsed.tp_udl, parsed.tp_ud)
+        dcs = Dcs(fields.tp_dcs)
+        udh, user_data = _decode_user_data(dcs, bool(first & 0x40), fields.tp_udl, fields.tp_ud)
         return cls(
-            destination=Address._from_parsed(parsed.tp_da, CommandStatus.ESME_RINVDSTADR),
+            destination=Address._from_fields(
+                fields.da_toa >> 4 & 0x07, fields.da_toa & 0x0F, fields.da_length, fields.da_value,
+                CommandStatus.ESME_RINVDSTADR,
+            ),
             user_data=user_data,
             dcs=dcs,
             udh=udh,
-            tp_mr=parsed.tp_mr,
-            tp_pid=parsed.tp_pid,
+            tp_mr=fields.tp_mr,
+            tp_pid=fields.tp_pid,
             validity=validity,
-            status_report_request=first.tp_srr,
-            reject_duplicates=first.tp_rd,
-            reply_path=first.tp_rp,
+            status_report_request=bool(first & 0x20),
+            reject_duplicates=bool(first & 0x04),
+            reply_path=bool(first & 0x80),
         )
 
 
@@ -550,26 +566,21 @@ class SmsDeliver(_ShortMessage):
     reply_path: bool = False
 
     def to_bytes(self) -> bytes:
+        # Built by hand in the layout of schema.SmsDeliverLayout (a property test holds them equal): the virtual
+        # network encodes one per MT message, and the construct builder cost more than the rest of its handling.
         udl, ud = _encode_user_data(self.dcs, self.udh, self.user_data)
-        return _build(
-            schema.SmsDeliverLayout,
-            {
-                "first": {
-                    "tp_rp": self.reply_path,
-                    "tp_udhi": bool(self.udh),
-                    "tp_sri": self.status_report_indication,
-                    "tp_lp": self.loop_prevention,
-                    "tp_mms": not self.more_messages,
-                    "tp_mti": schema.MTI_DELIVER,
-                },
-                "tp_oa": self.originator._fields(),
-                "tp_pid": self.tp_pid,
-                "tp_dcs": self.dcs.value,
-                "tp_scts": encode_timestamp(self.scts),
-                "tp_udl": udl,
-                "tp_ud": ud,
-            },
+        originator = self.originator.to_bytes()
+        scts = encode_timestamp(self.scts)
+        _check_octets(("TP-PID", self.tp_pid))
+        first = (
+            bool(self.reply_path) << 7
+            | bool(self.udh) << 6
+            | bool(self.status_report_indication) << 5
+            | bool(self.loop_prevention) << 3
+            | (not self.more_messages) << 2
+            | schema.MTI_DELIVER
         )
+        return bytes((first,)) + originator + bytes((self.tp_pid, self.dcs.value)) + scts + bytes((udl,)) + ud
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SmsDeliver:
@@ -712,24 +723,19 @@ class SmsStatusReport:
     def to_bytes(self) -> bytes:
         if self.udh and self.user_data is None:
             raise PduError("a status report UDH needs user data (TP-UDL)", command_status=_MALFORMED)
-        head = _build(
-            schema.SmsStatusReportLayout,
-            {
-                "first": {
-                    "tp_udhi": bool(self.udh),
-                    "tp_srq": self.status_report_qualifier,
-                    "tp_lp": self.loop_prevention,
-                    "tp_mms": not self.more_messages,
-                    "tp_mti": schema.MTI_STATUS_REPORT,
-                },
-                "tp_mr": self.tp_mr,
-                "tp_ra": self.recipient._fields(),
-                "tp_scts": encode_timestamp(self.scts),
-                "tp_dt": encode_timestamp(self.discharge_time),
-                "tp_st": self.tp_st,
-                "tail": b"",
-            },
+        # The head is built by hand in the layout of schema.SmsStatusReportLayout (a property test holds them
+        # equal): the virtual network encodes one per report; the optional tail is rare and keeps construct.
+        recipient = self.recipient.to_bytes()
+        times = encode_timestamp(self.scts) + encode_timestamp(self.discharge_time)
+        _check_octets(("TP-MR", self.tp_mr), ("TP-ST", self.tp_st))
+        first = (
+            bool(self.udh) << 6
+            | bool(self.status_report_qualifier) << 5
+            | bool(self.loop_prevention) << 3
+            | (not self.more_messages) << 2
+            | schema.MTI_STATUS_REPORT
         )
+        head = bytes((first, self.tp_mr)) + recipient + times + bytes((self.tp_st,))
         if self.tp_pid is None and self.dcs is None and self.user_data is None:
             return head
         pi = (
@@ -823,6 +829,48 @@ def _status_report_head(data: bytes) -> _StatusReportHead:
     raise PduError(f"SMS-STATUS-REPORT truncated: {len(data)} octets", command_status=_MALFORMED)
 
 
+@dataclass(frozen=True, slots=True)
+class _SubmitFields:
+    """The fields of `schema.SmsSubmitLayout`, the first octet and the destination's type octet as octets, TP-VP
+    as its octets (none, one when relative, seven when absolute or enhanced)."""
+
+    first: int
+    tp_mr: int
+    da_length: int
+    da_toa: int
+    da_value: bytes
+    tp_pid: int
+    tp_dcs: int
+    tp_vp: bytes
+    tp_udl: int
+    tp_ud: bytes
+
+
+_VP_OCTETS: Final = {schema.VPF_NONE: 0, schema.VPF_RELATIVE: 1, schema.VPF_ENHANCED: 7, schema.VPF_ABSOLUTE: 7}
+
+
+def _submit_fields(data: bytes) -> _SubmitFields:
+    """`schema.SmsSubmitLayout` read by hand: every SMS-SUBMIT a virtual modem takes goes through here, and the
+    construct parse cost more than the rest of its handling (a property test holds the two equal)."""
+    if len(data) >= 4:
+        value_end = 4 + (data[2] + 1) // 2
+        vp_start = value_end + 2
+        udl_at = vp_start + _VP_OCTETS[data[0] >> 3 & 0x03]
+        if len(data) > udl_at:
+            return _SubmitFields(
+                data[0], data[1], data[2], data[3], data[4:value_end], data[value_end], data[value_end + 1],
+                data[vp_start:udl_at], data[udl_at], data[udl_at + 1 :],
+            )
+    raise PduError(f"SMS-SUBMIT truncated: {len(data)} octets", command_status=_MALFORMED)
+
+
+def _check_octets(*fields: tuple[str, int]) -> None:
+    """The range check construct's Int8ub made when building: the caller's values, reported as such."""
+    for name, value in fields:
+        if not 0 <= value <= 0xFF:
+            raise PduError(f"cannot encode: {name} {value} is not an octet", command_status=_MALFORMED)
+
+
 def _build(layout: Any, values: dict[str, Any]) -> bytes:
     try:
         built: bytes = layout.build(values)
@@ -860,9 +908,10 @@ def encode_with_smsc(tpdu: bytes, smsc: str | None = None) -> bytes:
     address = Address.parse(smsc)
     if address.ton == TypeOfNumber.ALPHANUMERIC:
         raise PduError(f"SMSC {smsc!r} is not a number", command_status=CommandStatus.ESME_RINVDSTADR)
+    # Built by hand in the layout of schema.SmscField (a property test holds them equal): at most 20 digits, so
+    # the length octet is at most 11.
     value = _encode_semi_octets(address.number)
-    field = {"length": 1 + len(value), "address": {"toa": address._type_octet(), "value": value}}
-    return _build(schema.SmscField, field) + tpdu
+    return bytes((1 + len(value), address._type_octet())) + value + tpdu
 
 
 def split_smsc(data: bytes) -> tuple[str | None, bytes]:

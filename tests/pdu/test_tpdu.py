@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import gsmmodem.pdu
@@ -19,7 +20,9 @@ from smsgw.pdu.text import Encoding
 from smsgw.pdu.tpdu import (
     _encode_user_data,
     _decode_semi_octets,
+    _encode_semi_octets,
     _status_report_head,
+    _submit_fields,
     MAX_SMSC_OCTETS,
     Address,
     Dcs,
@@ -744,6 +747,12 @@ def test_submit_round_trip(submit: SmsSubmit) -> None:
     assert decode_tpdu(submit.to_bytes(), "mo") == submit
 
 
+def _address_fields(address: Address) -> dict[str, object]:
+    """The values of `schema.AddressField` for `address`."""
+    length, value = address._length_and_value()
+    return {"length": length, "toa": {"extension": True, "ton": address.ton, "npi": address.npi}, "value": value}
+
+
 def _declared_submit(submit: SmsSubmit) -> bytes:
     """SMS-SUBMIT as the construct declaration builds it; `to_bytes` is built by hand."""
     udl, ud = _encode_user_data(submit.dcs, submit.udh, submit.user_data)
@@ -755,7 +764,7 @@ def _declared_submit(submit: SmsSubmit) -> bytes:
     first = {"tp_rp": submit.reply_path, "tp_udhi": bool(submit.udh), "tp_srr": submit.status_report_request,
              "tp_vpf": vpf, "tp_rd": submit.reject_duplicates, "tp_mti": _tpdu_schema.MTI_SUBMIT}
     return bytes(_tpdu_schema.SmsSubmitLayout.build({
-        "first": first, "tp_mr": submit.tp_mr, "tp_da": submit.destination._fields(), "tp_pid": submit.tp_pid,
+        "first": first, "tp_mr": submit.tp_mr, "tp_da": _address_fields(submit.destination), "tp_pid": submit.tp_pid,
         "tp_dcs": submit.dcs.value, "tp_vp": vp, "tp_udl": udl, "tp_ud": ud,
     }))
 
@@ -764,15 +773,77 @@ def _declared_submit(submit: SmsSubmit) -> bytes:
 @given(submits())
 def test_submit_bytes_agree_with_the_construct_declaration(submit: SmsSubmit) -> None:
     assert submit.to_bytes() == _declared_submit(submit)
-    assert submit.destination.to_bytes() == _tpdu_schema.AddressField.build(submit.destination._fields())
+    assert submit.destination.to_bytes() == _tpdu_schema.AddressField.build(_address_fields(submit.destination))
 
 
-def test_submit_refuses_values_that_are_not_octets() -> None:
+def _declared_deliver(deliver: SmsDeliver) -> bytes:
+    """SMS-DELIVER as the construct declaration builds it; `to_bytes` is built by hand."""
+    udl, ud = _encode_user_data(deliver.dcs, deliver.udh, deliver.user_data)
+    first = {"tp_rp": deliver.reply_path, "tp_udhi": bool(deliver.udh), "tp_sri": deliver.status_report_indication,
+             "tp_lp": deliver.loop_prevention, "tp_mms": not deliver.more_messages, "tp_mti": _tpdu_schema.MTI_DELIVER}
+    return bytes(_tpdu_schema.SmsDeliverLayout.build({
+        "first": first, "tp_oa": _address_fields(deliver.originator), "tp_pid": deliver.tp_pid,
+        "tp_dcs": deliver.dcs.value, "tp_scts": encode_timestamp(deliver.scts), "tp_udl": udl, "tp_ud": ud,
+    }))
+
+
+def _declared_status_report_head(report: SmsStatusReport) -> bytes:
+    """The SMS-STATUS-REPORT up to TP-ST as the construct declaration builds it; `to_bytes` builds it by hand."""
+    first = {"tp_udhi": bool(report.udh), "tp_srq": report.status_report_qualifier, "tp_lp": report.loop_prevention,
+             "tp_mms": not report.more_messages, "tp_mti": _tpdu_schema.MTI_STATUS_REPORT}
+    return bytes(_tpdu_schema.SmsStatusReportLayout.build({
+        "first": first, "tp_mr": report.tp_mr, "tp_ra": _address_fields(report.recipient),
+        "tp_scts": encode_timestamp(report.scts), "tp_dt": encode_timestamp(report.discharge_time),
+        "tp_st": report.tp_st, "tail": b"",
+    }))
+
+
+@settings(max_examples=200)
+@given(delivers())
+def test_deliver_bytes_agree_with_the_construct_declaration(deliver: SmsDeliver) -> None:
+    assert deliver.to_bytes() == _declared_deliver(deliver)
+
+
+@settings(max_examples=200)
+@given(status_reports())
+def test_status_report_head_bytes_agree_with_the_construct_declaration(report: SmsStatusReport) -> None:
+    head = _declared_status_report_head(report)
+    encoded = report.to_bytes()
+    assert encoded[: len(head)] == head
+    has_tail = report.tp_pid is not None or report.dcs is not None or report.user_data is not None
+    assert (len(encoded) > len(head)) == has_tail
+
+
+@given(st.text("0123456789", min_size=1, max_size=20), st.sampled_from(["+", ""]), st.binary(max_size=10))
+def test_smsc_prefix_bytes_agree_with_the_construct_declaration(digits: str, plus: str, tpdu: bytes) -> None:
+    address = Address.parse(plus + digits)
+    field = _address_fields(address)
+    declared = _tpdu_schema.SmscField.build(
+        {"length": 1 + len(field["value"]), "address": {"toa": field["toa"], "value": field["value"]}}  # type: ignore[arg-type]
+    )
+    assert encode_with_smsc(tpdu, plus + digits) == declared + tpdu
+
+
+def _not_octets_of(declared: Callable[[], bytes], encoded: Callable[[], bytes]) -> None:
+    """Both refuse: construct with ConstructError, the hand-built encoder with PduError (ESME_RSYSERR)."""
+    with pytest.raises(ConstructError):
+        declared()
+    with pytest.raises(PduError) as raised:
+        encoded()
+    assert raised.value.command_status == CommandStatus.ESME_RSYSERR
+
+
+@pytest.mark.parametrize("value", [-1, 256])
+def test_encoders_refuse_values_that_are_not_octets_as_construct_does(value: int) -> None:
     destination = Address.international("4477")
-    for submit in (SmsSubmit(destination, tp_mr=256), SmsSubmit(destination, tp_pid=-1)):
-        with pytest.raises(PduError) as raised:
-            submit.to_bytes()
-        assert raised.value.command_status == CommandStatus.ESME_RSYSERR
+    moment = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+    for submit in (SmsSubmit(destination, tp_mr=value), SmsSubmit(destination, tp_pid=value)):
+        _not_octets_of(lambda: _declared_submit(submit), submit.to_bytes)
+    deliver = SmsDeliver(destination, moment, tp_pid=value)
+    _not_octets_of(lambda: _declared_deliver(deliver), deliver.to_bytes)
+    for report in (SmsStatusReport(value, destination, moment, moment, 0),
+                   SmsStatusReport(0, destination, moment, moment, value)):
+        _not_octets_of(lambda: _declared_status_report_head(report), report.to_bytes)
 
 
 @settings(max_examples=200)
@@ -812,6 +883,52 @@ def test_status_report_head_agrees_with_the_construct_declaration(data: bytes) -
         ra.length, ra.toa.ton, ra.toa.npi, ra.value)
     assert (head.tp_mr, head.tp_scts, head.tp_dt, head.tp_st, head.tail) == (
         declared.tp_mr, declared.tp_scts, declared.tp_dt, declared.tp_st, declared.tail)
+
+
+@settings(max_examples=400)
+@given(st.one_of(
+    st.binary(max_size=60),
+    submits().map(SmsSubmit.to_bytes),
+    st.tuples(submits().map(SmsSubmit.to_bytes), st.integers(0, 40)).map(lambda t: t[0][: t[1]]),
+))
+def test_submit_fields_agree_with_the_construct_declaration(data: bytes) -> None:
+    declared = _declared_or_error(_tpdu_schema.SmsSubmitLayout, data)
+    try:
+        fields = _submit_fields(data)
+    except PduError as error:
+        assert declared is None
+        assert error.command_status == CommandStatus.ESME_RSYSERR
+        return
+    assert declared is not None
+    first = declared.first
+    assert (bool(fields.first & 0x80), bool(fields.first & 0x40), bool(fields.first & 0x20), fields.first >> 3 & 0x03,
+            bool(fields.first & 0x04), fields.first & 0x03) == (
+        first.tp_rp, first.tp_udhi, first.tp_srr, first.tp_vpf, first.tp_rd, first.tp_mti)
+    da = declared.tp_da
+    assert (fields.da_length, fields.da_toa >> 4 & 0x07, fields.da_toa & 0x0F, fields.da_value) == (
+        da.length, da.toa.ton, da.toa.npi, da.value)
+    vp = declared.tp_vp
+    assert fields.tp_vp == (b"" if vp is None else bytes((vp,)) if isinstance(vp, int) else vp)
+    assert (fields.tp_mr, fields.tp_pid, fields.tp_dcs, fields.tp_udl, fields.tp_ud) == (
+        declared.tp_mr, declared.tp_pid, declared.tp_dcs, declared.tp_udl, declared.tp_ud)
+
+
+@given(st.binary(max_size=11).flatmap(lambda value: st.tuples(st.just(value), st.integers(0, 2 * len(value)))))
+def test_semi_octets_decode_nibble_by_nibble(value_and_count: tuple[bytes, int]) -> None:
+    value, count = value_and_count
+    nibbles = [nibble for octet in value for nibble in (octet & 0x0F, octet >> 4)][:count]
+    try:
+        digits = _decode_semi_octets(value, count, CommandStatus.ESME_RINVDSTADR)
+    except PduError as error:
+        assert 0xF in nibbles and error.command_status == CommandStatus.ESME_RINVDSTADR
+        return
+    assert digits == "".join("0123456789*#abc"[nibble] for nibble in nibbles)
+
+
+@given(st.text("0123456789*#abc", max_size=20))
+def test_semi_octets_encode_nibble_by_nibble(digits: str) -> None:
+    nibbles = ["0123456789*#abc".index(char) for char in digits] + ([0xF] if len(digits) % 2 else [])
+    assert _encode_semi_octets(digits) == bytes(low | high << 4 for low, high in zip(nibbles[::2], nibbles[1::2]))
 
 
 def _declared_split_smsc(data: bytes) -> tuple[str | None, bytes] | None:

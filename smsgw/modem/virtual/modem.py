@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -410,10 +409,11 @@ class ModemCore:
         self._set_registration(now, Registration.NOT_REGISTERED)
 
     def _require_sim(self, family: str) -> None:
+        if self._sim is SimState.READY:
+            return
         cme = {SimState.BUSY: CME_SIM_BUSY, SimState.PIN: CME_SIM_PIN_REQUIRED, SimState.PUK: CME_SIM_PUK_REQUIRED}
         cms = {SimState.BUSY: CMS_SIM_BUSY, SimState.PIN: CMS_SIM_PIN_REQUIRED, SimState.PUK: CMS_SIM_PUK_REQUIRED}
-        if self._sim is not SimState.READY:
-            raise CmsError(cms[self._sim]) if family == "cms" else CmeError(cme[self._sim])
+        raise CmsError(cms[self._sim]) if family == "cms" else CmeError(cme[self._sim])
 
     # --- input ----------------------------------------------------------------------------------------------------
 
@@ -433,24 +433,13 @@ class ModemCore:
             raw = bytes(self._in[:terminator])
             del self._in[: terminator + 1]
             self._echo(raw + bytes([self._settings.s3]))
-            line = self._edit(raw)
+            line = _edit(raw, self._settings.s4, self._settings.s5)
             if line:
                 self._executing = True
                 try:
                     self._execute_line(now, line)
                 finally:
                     self._executing = False
-
-    def _edit(self, raw: bytes) -> str:
-        """The line as typed: backspaces applied, line feeds and stray Ctrl-Z/ESC dropped."""
-        chars: list[str] = []
-        for octet in raw:
-            if octet == self._settings.s5:
-                if chars:
-                    chars.pop()
-            elif octet not in (self._settings.s4, CTRL_Z, ESC, 0):
-                chars.append(chr(octet))
-        return "".join(chars).strip()
 
     def _echo(self, data: bytes) -> None:
         if self._settings.echo:
@@ -460,7 +449,7 @@ class ModemCore:
         """Collect what the host types after `> `; False when the terminating Ctrl-Z/ESC has not come yet."""
         assert self._prompt is not None
         handler, collected = self._prompt
-        end = next((i for i, octet in enumerate(self._in) if octet in (CTRL_Z, ESC)), -1)
+        end = min((i for i in (self._in.find(CTRL_Z), self._in.find(ESC)) if i >= 0), default=-1)
         chunk = bytes(self._in if end < 0 else self._in[:end])
         self._echo(chunk)
         if end < 0:
@@ -1233,6 +1222,22 @@ def _tpdu_length(pdu: bytes) -> int:
     return len(pdu) - pdu[0] - 1
 
 
+def _edit(raw: bytes, line_feed: int, backspace: int) -> str:
+    """The line as typed: backspaces (S5) applied, line feeds (S4) and stray Ctrl-Z/ESC/NUL dropped."""
+    dropped = bytes((line_feed, CTRL_Z, ESC, 0))
+    if backspace not in raw:
+        # The usual line (a host program does not backspace): the dropping is all the editing, in C.
+        return raw.translate(None, dropped).decode("latin-1").strip()
+    chars: list[str] = []
+    for octet in raw:
+        if octet == backspace:
+            if chars:
+                chars.pop()
+        elif octet not in dropped:
+            chars.append(chr(octet))
+    return "".join(chars).strip()
+
+
 def _flag(command: Command) -> bool:
     if command.args not in ("", "0", "1"):
         raise _BadParameter
@@ -1330,5 +1335,9 @@ class VirtualModem:
                 await stream.send_all(data)
                 continue
             deadline = self.core.next_deadline()
-            with trio.move_on_at(math.inf if deadline is None else deadline):
+            if deadline is None:
+                # The usual case between SMS: no cancel scope to open and close for a timer that is not there.
                 await self._wakeup.wait()
+            else:
+                with trio.move_on_at(deadline):
+                    await self._wakeup.wait()

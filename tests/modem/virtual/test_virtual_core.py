@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from smsgw.config import VirtualNetworkConfig
 from smsgw.modem.virtual.atparse import Command, LineSyntaxError, Op, parse_line, split_args
-from smsgw.modem.virtual.modem import CNMA_TIMEOUT_S, PERSONAS, ModemCore, SimState
+from smsgw.modem.virtual.modem import CNMA_TIMEOUT_S, PERSONAS, ModemCore, SimState, _edit
 from smsgw.modem.virtual.network import VirtualNetwork
 from smsgw.pdu.tpdu import Address, SmsDeliver, SmsStatusReport, SmsSubmit, encode_with_smsc, split_smsc
 
@@ -363,3 +363,20 @@ def test_cnma_acknowledges_direct_delivery_and_its_absence_stops_routing() -> No
     assert at(modem, "AT+CNMI?", 20.0) == b"\r\n+CNMI: 2,0,0,0,0\r\n\r\nOK\r\n"
     (kept,) = modem.stored("SM").values()
     assert isinstance(kept.message, SmsDeliver) and kept.message.text == "never acked"
+
+
+@given(
+    st.lists(st.one_of(st.sampled_from(b"AT+CMGS=12\r\n\x08\x1a\x1b\x00 \x7f"), st.integers(0, 255)), max_size=40),
+    st.one_of(st.just(10), st.integers(0, 255)),
+    st.one_of(st.just(8), st.integers(0, 255)),
+)
+def test_line_editing_fast_path_agrees_with_octet_by_octet_editing(octets: list[int], s4: int, s5: int) -> None:
+    raw = bytes(octets)
+    chars: list[str] = []
+    for octet in raw:
+        if octet == s5:
+            if chars:
+                chars.pop()
+        elif octet not in (s4, 0x1A, 0x1B, 0):
+            chars.append(chr(octet))
+    assert _edit(raw, s4, s5) == "".join(chars).strip()
