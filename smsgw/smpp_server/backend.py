@@ -81,7 +81,10 @@ class SmppBackend(Protocol):
         """Raises BackendError(ESME_RREPLACEFAIL) when the message is already handed to a modem/route or final."""
 
     async def next_outbound(self, account: str) -> OutboundItem:
-        """Wait for the next receipt/MO for `account` and reserve it for the caller until acknowledge/release."""
+        """Wait for the next receipt/MO for `account` and reserve it for the caller until acknowledge/release.
+
+        Cancellation leaves nothing reserved (a pusher is stopped by cancelling it). An item at hand is returned
+        before any checkpoint: the server asks under a cancelled scope to take, without waiting, what is ready."""
 
     async def acknowledge(self, item_id: str) -> None:
         """The ESME answered deliver_sm_resp OK: the item is done and never offered again."""

@@ -10,9 +10,9 @@ meanwhile the reader goes on with the next read. All writes of a connection go t
 finished together leave in one write.
 
 Receipts and MO are pushed by one task per account with at least one receiver/transceiver bind: it takes the
-next item from the backend and offers it to the account's binds round robin, within each bind's window. An item
-is acknowledged only after deliver_sm_resp OK and released back to the backend on an error status, a timeout or
-a disconnect.
+next item from the backend, and every further one the backend has ready, and offers them to the account's binds
+round robin, within each bind's window; what one bind was given goes out in one write. An item is acknowledged
+only after deliver_sm_resp OK and released back to the backend on an error status, a timeout or a disconnect.
 """
 
 from __future__ import annotations
@@ -257,7 +257,7 @@ class SmppServer:
             return
         pusher = self._pushers.get(account.system_id)
         if pusher is None:
-            pusher = self._pushers[account.system_id] = _Pusher(self, account.system_id)
+            pusher = self._pushers[account.system_id] = _Pusher(self, account.system_id, self._nursery)
             self._nursery.start_soon(pusher.run)
         pusher.wake()
 
@@ -319,9 +319,10 @@ class SmppServer:
 class _Pusher:
     """Moves one account's receipts/MO from the backend to its receiver binds, round robin within windows."""
 
-    def __init__(self, server: SmppServer, system_id: str) -> None:
+    def __init__(self, server: SmppServer, system_id: str, nursery: trio.Nursery) -> None:
         self._server = server
         self._system_id = system_id
+        self._nursery = nursery  # the writers' (the server's)
         self._scope = trio.CancelScope()
         self._changed = trio.Event()
         self._next = 0
@@ -341,24 +342,67 @@ class _Pusher:
                     log.exception("next_outbound failed system_id=%s", self._system_id)
                     await trio.sleep(_PUSHER_RETRY_S)
                     continue
-                try:
-                    while not await self._offer(item):
-                        self._changed = trio.Event()
-                        await self._changed.wait()
-                except BaseException:
-                    await self._server.release_items([item])
-                    raise
+                await self._push(item)
 
-    async def _offer(self, item: OutboundItem) -> bool:
-        """Send `item` on the next bind with room in its window; False if none has room."""
+    async def _push(self, first: OutboundItem) -> None:
+        """Send `first` and whatever else the backend has ready, as far as the windows allow, each bind's share
+        in one write: a write (and the ESME's wake-up) per deliver_sm would bound the receipt rate."""
+        item: OutboundItem | None = first  # not yet on a bind: ours to release if we are cancelled
+        touched: dict[SmppConnection, None] = {}
+        try:
+            while item is not None:
+                connection = self._offer(item)
+                if connection is None:
+                    self._write(touched)  # what is queued goes out before waiting for room
+                    self._changed = trio.Event()
+                    await self._changed.wait()
+                    continue
+                item = None
+                touched[connection] = None
+                item = await self._offer_ready(touched)
+            self._write(touched)
+        except BaseException:
+            self._write(touched)
+            if item is not None:
+                await self._server.release_items([item])
+            raise
+
+    async def _offer_ready(self, touched: dict[SmppConnection, None]) -> OutboundItem | None:
+        """Queue the items the backend has at hand while a bind has room, without waiting for more; returns the
+        one that found no room, if any. `next_outbound` is cancel-safe (a pusher is stopped by cancelling it), so
+        asked under a cancelled scope it waits for nothing: it returns before its first checkpoint or is
+        cancelled at it."""
+        with trio.CancelScope() as probe:
+            probe.cancel()
+            try:
+                while True:
+                    item = await self._server.backend.next_outbound(self._system_id)
+                    connection = self._offer(item)
+                    if connection is None:
+                        return item
+                    touched[connection] = None
+            except Exception:  # the blocking call that follows reports it and backs off
+                pass
+        return None
+
+    def _write(self, touched: dict[SmppConnection, None]) -> None:
+        """Have what the binds were given written, each bind by a task of its own: an ESME that does not read
+        holds up neither the others' items (their response timeouts run already) nor the pusher. A failed write
+        closes its connection, whose cleanup releases the items."""
+        for connection in touched:
+            self._nursery.start_soon(connection.flush)
+        touched.clear()
+
+    def _offer(self, item: OutboundItem) -> SmppConnection | None:
+        """Queue `item` on the next bind with room in its window; None if none has room."""
         receivers = self._server.receivers(self._system_id)
         for offset in range(len(receivers)):
             connection = receivers[(self._next + offset) % len(receivers)]
             if connection.session.window_available > 0:
                 self._next = (self._next + offset + 1) % len(receivers)
-                if await connection.push(item):
-                    return True
-        return False
+                if connection.push(item):
+                    return connection
+        return None
 
 
 class SmppConnection:
@@ -565,15 +609,19 @@ class SmppConnection:
         numbered = replace(pdu, sequence_number=self.session.new_sequence_number())
         return numbered if await self._send(numbered) else None
 
-    async def push(self, item: OutboundItem) -> bool:
-        """Send a receipt/MO as the next deliver_sm; the item is ours to acknowledge or release from now on."""
+    def push(self, item: OutboundItem) -> bool:
+        """Queue a receipt/MO as the next deliver_sm, written by the next `flush`; the item is ours to
+        acknowledge or release from now on."""
         if self.session.state not in _RECEIVER_BINDS or self.session.window_available <= 0:
             return False
         pdu = replace(item.pdu, sequence_number=self.session.new_sequence_number())
         self._pushed[pdu.sequence_number] = item
         self._queue(pdu)
-        await self._flush()  # a failed write closes the connection, whose cleanup releases the item
         return True
+
+    async def flush(self) -> None:
+        """Write what is queued (unless another task is writing: it writes this too)."""
+        await self._flush()
 
     async def _send_outbind(self, account: AccountConfig) -> None:
         await self._send_request(

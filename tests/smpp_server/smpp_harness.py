@@ -64,6 +64,18 @@ class Client:
 
     def __init__(self, server: SmppServer, nursery: trio.Nursery, peer: tuple[str, int] = ("127.0.0.1", 40000)):
         self.stream, server_stream = trio.testing.memory_stream_pair()
+        self.server_writes = 0  # send_all calls of the server on this connection
+        self.server_write_s = 0.0  # how long each server send_all takes after its data reached us (a slow socket)
+        pump = server_stream.send_stream.send_all_hook
+
+        async def count_write() -> None:
+            self.server_writes += 1
+            if pump is not None:
+                await pump()
+            if self.server_write_s:
+                await trio.sleep(self.server_write_s)
+
+        server_stream.send_stream.send_all_hook = count_write
         self.session = SmppSession(Role.ESME, replace(server.config.smpp, window=100), opened_at=trio.current_time())
         self.session._timed_out = True  # the test decides when an ESME gives up, not the ESME core's timers
         self.answer_enquire_link = True

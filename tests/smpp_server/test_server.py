@@ -228,12 +228,18 @@ async def test_protocol_errors_are_answered_and_session_survives(autojump_clock:
         nursery.cancel_scope.cancel()
 
 
+async def receivers(server: SmppServer, nursery: trio.Nursery) -> tuple[Client, Client]:
+    """Two receiving binds of acme, in this order: a transceiver and a receiver."""
+    first, second = Client(server, nursery, ("127.0.0.1", 1)), Client(server, nursery, ("127.0.0.1", 2))
+    await first.bind()
+    await second.bind(BindReceiver(sequence_number=0, system_id="acme", password=PASSWORD))
+    return first, second
+
+
 async def test_receipts_pushed_round_robin_acknowledged_and_released(autojump_clock: trio.testing.MockClock) -> None:
     backend = DoubleBackend()
     async with running_server(make_config(window=2), backend) as server, trio.open_nursery() as nursery:
-        first, second = Client(server, nursery, ("127.0.0.1", 1)), Client(server, nursery, ("127.0.0.1", 2))
-        await first.bind()
-        await second.bind(BindReceiver(sequence_number=0, system_id="acme", password=PASSWORD))
+        first, second = await receivers(server, nursery)
         transmitter = Client(server, nursery, ("127.0.0.1", 3))
         await transmitter.bind(BindTransmitter(sequence_number=0, system_id="acme", password=PASSWORD))
         for n in range(5):
@@ -256,6 +262,70 @@ async def test_receipts_pushed_round_robin_acknowledged_and_released(autojump_cl
         # the second bind never answers: its items time out and go back
         await trio.sleep(server.config.smpp.response_timeout_s + 1)
         assert {"r1", "r3"} <= set(backend.released)
+        nursery.cancel_scope.cancel()
+
+
+async def test_receipts_ready_together_leave_in_one_write_per_bind(autojump_clock: trio.testing.MockClock) -> None:
+    backend = DoubleBackend()
+    async with running_server(make_config(window=4), backend) as server, trio.open_nursery() as nursery:
+        first, second = await receivers(server, nursery)
+        writes_before = first.server_writes, second.server_writes
+        for n in range(10):  # more than both windows hold
+            backend.offer(receipt(n))
+        got: dict[Client, list[bytes]] = {first: [], second: []}
+        for client in (first, second) * 4:
+            event = await client.event()
+            assert isinstance(event, RequestReceived) and isinstance(event.pdu, DeliverSm)
+            got[client].append(event.pdu.short_message)
+        # round robin across the binds, within each window, each bind's share in one write
+        assert got == {first: [b"id:0", b"id:2", b"id:4", b"id:6"], second: [b"id:1", b"id:3", b"id:5", b"id:7"]}
+        assert (first.server_writes, second.server_writes) == (writes_before[0] + 1, writes_before[1] + 1)
+        assert backend.waiting("acme") == 1  # r8 is reserved by the pusher, waiting for room; r9 is left
+        assert backend.acknowledged == [] and backend.released == []
+        nursery.cancel_scope.cancel()
+
+
+async def test_answers_that_arrive_while_the_pusher_writes_wake_it(autojump_clock: trio.testing.MockClock) -> None:
+    backend = DoubleBackend()
+    async with running_server(make_config(window=2), backend) as server, trio.open_nursery() as nursery:
+        client = Client(server, nursery)
+        await client.bind()
+        client.server_write_s = 0.5  # the ESME reads and answers while the server's write is still going on
+        with trio.fail_after(server.config.smpp.response_timeout_s / 2):  # not rescued by timeouts and re-offers
+            for n in range(20):
+                backend.offer(receipt(n))
+            for _ in range(20):
+                event = await client.event()
+                assert isinstance(event, RequestReceived)
+                await client.send(response_for(event.pdu))
+            while len(backend.acknowledged) < 20:
+                await trio.sleep(0.1)
+        assert backend.acknowledged == [f"r{n}" for n in range(20)]
+        assert backend.released == []
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_esme_that_does_not_read_holds_up_no_other_bind(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    backend = DoubleBackend()
+    async with running_server(make_config(), backend) as server, trio.open_nursery() as nursery:
+        stuck, reading = Client(server, nursery, ("127.0.0.1", 1)), Client(server, nursery, ("127.0.0.1", 2))
+        await stuck.bind()
+        await reading.bind()
+        stuck.server_write_s = 3600.0  # the server's writes to it do not complete
+        backend.offer(receipt(0))
+        backend.offer(receipt(1))
+        with trio.fail_after(1):
+            event = await reading.event()
+            assert isinstance(event, RequestReceived) and event.pdu.short_message == b"id:1"  # type: ignore[attr-defined]
+            await reading.send(response_for(event.pdu))
+            while backend.acknowledged != ["r1"]:
+                await trio.sleep(0.1)
+            backend.offer(receipt(2))
+            backend.offer(receipt(3))
+            event = await reading.event()  # nor the pusher: r2 is queued for the stuck bind, r3 comes here
+            assert isinstance(event, RequestReceived) and event.pdu.short_message == b"id:3"  # type: ignore[attr-defined]
         nursery.cancel_scope.cancel()
 
 
