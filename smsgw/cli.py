@@ -129,16 +129,19 @@ def _own_command() -> str:
 
 def _run_until_stopped(main: Callable[[], Awaitable[None]]) -> int:
     """Run a gateway until it stops by itself (SIGINT/SIGTERM are handled inside); start-up failures such as a
-    port in use or an unreadable store are one line on stderr and exit 1."""
+    port in use or an unreadable store are one line on stderr and exit 1. A second Ctrl-C during the graceful
+    stop ends it at once (what was acknowledged is in the store already), also with one line and exit 1."""
     import sqlite3
 
     import trio
 
-    failures: list[BaseException] = []
+    failures: list[BaseException | str] = []
     try:
         trio.run(main)
+    except* KeyboardInterrupt:
+        failures.append("interrupted during the graceful stop; stopped at once")
     except* (OSError, sqlite3.Error) as group:
-        failures = _leaves(group)
+        failures.extend(_leaves(group))
     for error in failures:
         print(f"smsgw: error: {error}", file=sys.stderr)
     return EXIT_FAILURE if failures else EXIT_OK

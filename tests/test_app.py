@@ -82,3 +82,17 @@ def test_demo_config_is_consistent(tmp_path: Path) -> None:
     assert account.system_id == "demo" and verify_password("demo", account.password_hash)
     assert config.messages.mo_default_account == "demo"
     assert config.smpp.host == "127.0.0.1" and config.store.path == str(tmp_path / "demo.db")
+
+
+def test_a_second_ctrl_c_during_the_graceful_stop_is_one_line_not_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import trio
+
+    async def stopping() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.sleep_forever)
+            raise KeyboardInterrupt  # as trio raises it inside the gateway's nursery once the handler is gone
+
+    assert cli._run_until_stopped(stopping) == 1
+    assert capsys.readouterr().err == "smsgw: error: interrupted during the graceful stop; stopped at once\n"
