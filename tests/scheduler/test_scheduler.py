@@ -150,6 +150,35 @@ async def test_submit_send_report_receipt(gateway: Gateway, db_clock: MockClock)
     assert scope.cancelled_caught  # acknowledged: never offered again
 
 
+async def test_items_at_hand_are_taken_without_waiting_and_a_cancelled_ask_reserves_nothing(
+    gateway: Gateway, db_clock: MockClock
+) -> None:
+    """The SMPP server's pusher asks under a cancelled scope for what is ready (backend.next_outbound): items
+    already read are returned before any checkpoint; once none is at hand the ask is cancelled, holding none."""
+    now = gateway.clock.now_ms()
+    for text in ("one", "two", "three"):
+        sms = IncomingSms("m1", "447700900001", "447700900555", text, 0, START)
+        await gateway.store.store_mo(sms, "acme", "447700900001", now)
+    first = await gateway.scheduler.next_outbound("acme")  # reads ahead what the outbox holds
+    ready = []
+    with trio.CancelScope() as probe:
+        probe.cancel()
+        while True:
+            ready.append(await gateway.scheduler.next_outbound("acme"))
+    assert probe.cancelled_caught
+    assert [item.pdu.short_message for item in (first, *ready)] == [b"one", b"two", b"three"]
+    for item in (first, *ready):
+        await gateway.scheduler.acknowledge(item.item_id)
+    await gateway.store.store_mo(IncomingSms("m1", "447700900001", "447700900555", "four", 0, START), "acme",
+                                 "447700900001", now)
+    with trio.CancelScope() as probe:
+        probe.cancel()
+        await gateway.scheduler.next_outbound("acme")  # nothing read ahead: cancelled at its first checkpoint
+    assert probe.cancelled_caught
+    fourth = await gateway.scheduler.next_outbound("acme")  # not reserved by the cancelled ask
+    assert fourth.pdu.short_message == b"four"
+
+
 async def test_gateway_splits_long_text_and_charges_per_segment(gateway: Gateway, db_clock: MockClock) -> None:
     message_id = await gateway.scheduler.submit("acme", submit_sm(text=b"x" * 200))
     await gateway.sender.wait_sent(2)
