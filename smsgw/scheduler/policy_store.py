@@ -153,8 +153,3 @@ class SqlitePolicyFacts:
                 added += self._connection.total_changes - before
         log.info("dnc import source=%s added=%d", source, added)
         return added
-
-    def dnc_size(self) -> int:
-        with self._lock:
-            row = self._connection.execute("SELECT count(*) FROM policy_dnc").fetchone()
-        return int(row[0])

@@ -38,6 +38,7 @@ from smsgw.pdu.smpp import (
 from smsgw.smpp_server.states import (
     BIND_TRANSITIONS,
     BOUND,
+    NOWHERE,
     BindState,
     Role,
     Transition,
@@ -78,7 +79,6 @@ _SUBMISSION_RESPONSES: Final[dict[int, tuple[int, type[SubmitSmResp] | type[Data
 }
 # A message_id packed without the codec: ASCII, no NUL, shorter than the 65-octet C-octet string limit.
 _PACKED_MESSAGE_ID_MAX: Final = 64
-_NOWHERE: Final[frozenset[BindState]] = frozenset()
 # Keep-alive traffic does not count as activity for the inactivity timer.
 _KEEPALIVE: Final = frozenset({CommandId.ENQUIRE_LINK, CommandId.ENQUIRE_LINK_RESP})
 
@@ -277,7 +277,7 @@ class SmppSession:
         self._events.append(RequestRejected(response, f"undecodable command_id=0x{command_id:08X}: {exc}"))
 
     def _receive_request(self, pdu: Pdu, command_id: int) -> None:
-        if self.state not in self._peer_requests.get(command_id, _NOWHERE) or (
+        if self.state not in self._peer_requests.get(command_id, NOWHERE) or (
             command_id in _BIND_REQUESTS and self._bind_pending
         ):
             if command_id in _BIND_REQUESTS and (self.state in BOUND or self._bind_pending):

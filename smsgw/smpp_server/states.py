@@ -105,18 +105,19 @@ def next_state(state: BindState, transition: Transition) -> BindState:
 _ALLOWED_BY_ROLE: Final[Mapping[Role, Mapping[int, frozenset[BindState]]]] = {
     role: {command_id: states for (r, command_id), states in ALLOWED.items() if r is role} for role in Role
 }
-_NOWHERE: Final[frozenset[BindState]] = frozenset()
+# No state: what a command_id missing from a role's `allowed_requests` is allowed in.
+NOWHERE: Final[frozenset[BindState]] = frozenset()
 
 
 def allowed_requests(role: Role) -> Mapping[int, frozenset[BindState]]:
     """command_id -> the states in which `role` may originate that request (what `may_send` looks up; a per-PDU
-    caller keeps it instead of calling)."""
+    caller keeps it instead of calling, with NOWHERE for a command_id it lacks)."""
     return _ALLOWED_BY_ROLE[role]
 
 
 def may_send(role: Role, command_id: int, state: BindState) -> bool:
     """Whether `role` may originate request `command_id` in `state`."""
-    return state in _ALLOWED_BY_ROLE[role].get(command_id, _NOWHERE)
+    return state in _ALLOWED_BY_ROLE[role].get(command_id, NOWHERE)
 
 
 def originates(role: Role, command_id: int) -> bool:
