@@ -56,6 +56,7 @@ _MAX_STATUS: Final = 0xFFFFFFFF
 _HEADER: Final = struct.Struct(">IIII")
 _RESPONSE_BIT: Final = 0x80000000
 _UNBIND: Final = int(CommandId.UNBIND)  # a plain int: enum member lookups cost on the per-PDU path
+_SUBMIT_SM: Final = int(CommandId.SUBMIT_SM)
 # What an SMSC hands on as `SubmissionsReceived`.
 _SUBMISSIONS: Final = (SubmitSm, DataSm)
 _BIND_REQUESTS: Final = frozenset({CommandId.BIND_TRANSMITTER, CommandId.BIND_RECEIVER, CommandId.BIND_TRANSCEIVER})
@@ -250,13 +251,20 @@ class SmppSession:
                 for frame in frames:
                     wire_log.debug("direction=in role=%s hex=%s", self.role.value, frame.hex())
             self._last_received = now
-            # The per-PDU step is inlined here: a call per PDU is a measurable part of a submit_sm's cost.
+            # The per-PDU step is inlined here: a call per PDU is a measurable part of a submit_sm's cost. A bound
+            # ESME's submit_sm is nearly all the traffic, and only another PDU can change the state, so whether the
+            # state takes submit_sm is looked up once per read and again after any other PDU.
+            submitting = self._takes_submissions()
             for frame in frames:
                 try:
                     pdu = decode_pdu(frame)
                 except PduError as exc:
                     _, command_id, _, sequence_number = _HEADER.unpack_from(frame)  # the framer saw >= 16 octets
                     self._reject_undecodable(command_id, sequence_number, exc)
+                    continue
+                if submitting and type(pdu) is SubmitSm:
+                    self._last_activity = now
+                    self._receive_submission(pdu)
                     continue
                 command_id = pdu.command_id
                 if command_id not in _KEEPALIVE:
@@ -265,6 +273,7 @@ class SmppSession:
                     self._receive_response(pdu)
                 else:
                     self._receive_request(pdu, command_id)
+                submitting = self._takes_submissions()
             self._submissions = None
         error = self._framer.error
         if error is not None:
@@ -294,26 +303,43 @@ class SmppSession:
             return
         segments = 0
         if self._validates:
+            if isinstance(pdu, _SUBMISSIONS):
+                self._receive_submission(pdu)
+                return
             try:
                 segments = validate_request(pdu, self.config)
             except PduError as exc:
-                response = _error_response_to(type(pdu), pdu.sequence_number, exc.command_status)
-                self._events.append(RequestRejected(response, str(exc)))
-                return
-            if isinstance(pdu, _SUBMISSIONS):
-                # One event per run of submissions in this read: add to it while it is the newest event.
-                submissions = self._submissions
-                if submissions is None or self._events[-1] is not submissions:
-                    submissions = self._submissions = SubmissionsReceived([], [])
-                    self._events.append(submissions)
-                submissions.pdus.append(pdu)
-                submissions.segments.append(segments)
+                self._reject_invalid(pdu, exc)
                 return
         if command_id == _UNBIND:
             self.state = next_state(self.state, Transition.UNBIND)
         elif command_id in _BIND_REQUESTS:
             self._bind_pending = True
         self._events.append(RequestReceived(pdu, segments))
+
+    def _takes_submissions(self) -> bool:
+        """Whether a submit_sm now goes straight to `_receive_submission` (the checks of `_receive_request` would
+        let it through)."""
+        return self._validates and self.state in self._peer_requests.get(_SUBMIT_SM, NOWHERE)
+
+    def _receive_submission(self, pdu: SubmitSm | DataSm) -> None:
+        """A submission the state allows, as the SMSC: checked, then added to this read's run of them (one event
+        per run: added to while it is the newest event)."""
+        try:
+            segments = validate_request(pdu, self.config)
+        except PduError as exc:
+            self._reject_invalid(pdu, exc)
+            return
+        submissions = self._submissions
+        if submissions is None or self._events[-1] is not submissions:
+            submissions = self._submissions = SubmissionsReceived([], [])
+            self._events.append(submissions)
+        submissions.pdus.append(pdu)
+        submissions.segments.append(segments)
+
+    def _reject_invalid(self, pdu: Pdu, exc: PduError) -> None:
+        response = _error_response_to(type(pdu), pdu.sequence_number, exc.command_status)
+        self._events.append(RequestRejected(response, str(exc)))
 
     def _receive_response(self, pdu: Pdu) -> None:
         outstanding = self._outstanding.get(pdu.sequence_number)
