@@ -73,10 +73,11 @@ _WINDOWED: Final = frozenset(
         CommandId.ALERT_NOTIFICATION,
     }
 )
-# The answers `send_submission_responses` packs itself: request command_id -> response command_id and class.
-_SUBMISSION_RESPONSES: Final[dict[int, tuple[int, type[SubmitSmResp] | type[DataSmResp]]]] = {
-    int(CommandId.SUBMIT_SM): (int(CommandId.SUBMIT_SM_RESP), SubmitSmResp),
-    int(CommandId.DATA_SM): (int(CommandId.DATA_SM_RESP), DataSmResp),
+# The answers `send_submission_responses` packs itself: request class -> response command_id and class (by class:
+# reading the command_id class constant through an instance is the slow attribute lookup).
+_SUBMISSION_RESPONSES: Final[dict[type[Pdu], tuple[int, type[SubmitSmResp] | type[DataSmResp]]]] = {
+    SubmitSm: (int(CommandId.SUBMIT_SM_RESP), SubmitSmResp),
+    DataSm: (int(CommandId.DATA_SM_RESP), DataSmResp),
 }
 # A message_id packed without the codec: ASCII, no NUL, shorter than the 65-octet C-octet string limit.
 _PACKED_MESSAGE_ID_MAX: Final = 64
@@ -413,7 +414,7 @@ class SmppSession:
         packers = _MESSAGE_ID_RESPONSES
         parts: list[bytes] = []
         for request, outcome in zip(requests, outcomes):
-            known = _SUBMISSION_RESPONSES.get(request.command_id)
+            known = _SUBMISSION_RESPONSES.get(type(request))
             if known is None:
                 raise LocalProtocolError(f"send_submission_responses cannot answer {type(request).__name__}")
             response_id = known[0]
