@@ -20,7 +20,7 @@ import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from typing import Any, ClassVar, Final, cast
+from typing import Any, ClassVar, Final
 
 from smsgw.pdu import _smpp_schema as schema
 from smsgw.pdu.smpp_time import TIME_LENGTH, check_smpp_time
@@ -461,7 +461,8 @@ def _decode_short_message(cls: type[_ShortMessage], data: bytes, command_status:
     pdu.dest_addr_npi = dest_addr_npi
     pdu.destination_addr = destination_addr.decode("latin-1")
     pdu.__class__ = cls  # frozen from here on
-    return cast(Pdu, pdu)
+    frozen: Pdu = pdu  # typed again without typing.cast, a function call per PDU
+    return frozen
 
 
 # The C-octet strings of the layout in wire order: (octets with the NUL, status, field, whether it is a time
