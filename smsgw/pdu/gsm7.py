@@ -140,8 +140,13 @@ class _Codec:
     foreign: re.Pattern[str]
 
 
-@cache
 def _codec(tables: NationalTables) -> _Codec:
+    # The default tables without the cache's lookup: hashing the dataclass key was a visible part of coding a text.
+    return _DEFAULT_CODEC if tables is DEFAULT_TABLES else _build_codec(tables)
+
+
+@cache
+def _build_codec(tables: NationalTables) -> _Codec:
     alphabet = _LOCKING_TABLES.get(tables.locking)
     extension = _SINGLE_TABLES.get(tables.single)
     if alphabet is None or extension is None:
@@ -159,6 +164,9 @@ def _codec(tables: NationalTables) -> _Codec:
     encodable = sorted(chr(code) for code, septets in encode.items() if septets != _NOT_GSM)
     foreign = re.compile("[^" + "".join(re.escape(char) for char in encodable) + "]")
     return _Codec(encode, dict(enumerate(alphabet)), alphabet, extension, double, foreign)
+
+
+_DEFAULT_CODEC: Final = _build_codec(DEFAULT_TABLES)
 
 
 def double_septet_characters(tables: NationalTables = DEFAULT_TABLES) -> frozenset[str]:
