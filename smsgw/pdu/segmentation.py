@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate
-from typing import Final
+from typing import Final, NamedTuple
 
 from .constants import GatewayError
 from .errors import PduError
@@ -84,8 +84,7 @@ class SarInfo:
         return Concatenation(self.msg_ref_num, self.total_segments, self.segment_seqnum, bits)
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
+class Segment(NamedTuple):
     """Part `sequence` of `total`: `user_data` in SMPP form (unpacked septets for GSM 7-bit, UTF-16BE for UCS-2),
     `udh` with its UDHL (empty when the part needs no header). `text` is None for binary data."""
 
@@ -111,8 +110,7 @@ class SarSegment:
     text: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class SegmentedText:
+class SegmentedText(NamedTuple):
     encoding: Encoding
     reference: int
     reference_bits: int

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from smsgw.pdu.constants import vendor_status
 from smsgw.scheduler.states import State
@@ -28,15 +29,13 @@ class NotCancellable(Exception):
     """The message is on a modem, already sent, final, or not the caller's."""
 
 
-@dataclass(frozen=True, slots=True)
-class NewSegment:
+class NewSegment(NamedTuple):
     data_coding: int  # 0 GSM (unpacked septets), 4 8-bit, 8 UCS-2: what the modem seam takes
     user_data: bytes
     udh: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Address:
+class Address(NamedTuple):
     addr: str
     ton: int = 0
     npi: int = 0

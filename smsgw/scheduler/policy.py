@@ -33,7 +33,7 @@ import re
 import unicodedata
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, NamedTuple, Protocol
 
 from smsgw.config import AccountConfig, Config, ConfigError, PolicyConfig, RouteConfig
 from smsgw.pdu.constants import CommandStatus, GatewayError, Npi, Ton
@@ -375,8 +375,7 @@ class ContentRules:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedText:
+class PreparedText(NamedTuple):
     """What the gateway sends: `text` in `encoding`, split into `segments` parts (`split`, the message's own
     concatenation reference in their headers), `first_part_reserve` units kept free in the first."""
 
