@@ -84,7 +84,7 @@ class SarInfo:
         return Concatenation(self.msg_ref_num, self.total_segments, self.segment_seqnum, bits)
 
 
-class Segment(NamedTuple):
+class Segment(NamedTuple):  # NamedTuples, not frozen dataclasses: built per part of every message sent
     """Part `sequence` of `total`: `user_data` in SMPP form (unpacked septets for GSM 7-bit, UTF-16BE for UCS-2),
     `udh` with its UDHL (empty when the part needs no header). `text` is None for binary data."""
 

@@ -30,7 +30,7 @@ _MODEM_ENCODINGS: Final = frozenset({Encoding.GSM7, Encoding.BINARY, Encoding.UC
 _UDHI: Final = int(EsmClass.UDHI)  # an int mask: IntFlag's `&` builds a flag value per call
 
 
-class Content(NamedTuple):
+class Content(NamedTuple):  # NamedTuples here: built for every submission (see model.py)
     segments: tuple[NewSegment, ...]
     text: str  # '' for binary data
     flash: bool

@@ -402,7 +402,9 @@ class Scheduler:
             raise BackendError("store unavailable", command_status=CommandStatus.ESME_RSYSERR) from None
 
     def _intake(self, account: str) -> _Intake:
-        return _Intake(self._policy, self._account(account), self._messages, self._clock.now_ms())
+        return _Intake(
+            self._policy, self._account(account), self._messages, self._clock.now_ms(), self._rng.randrange(256)
+        )
 
     def _new_message(
         self,
@@ -466,7 +468,7 @@ class Scheduler:
         message is promotional, and its segments."""
         sender = intake.sender(route, source_addr)
         promotional = intake.is_promotional(service_type)
-        reference = self._rng.randrange(256)
+        reference = intake.reference()
         prepared = self._policy.check_text(
             route,
             decoded.text,
@@ -647,17 +649,29 @@ class _Intake:
     the same schedule and validity strings, sender, service_type and route, so each is worked out once per call
     (only successes are kept: a refusal is raised again for each message that asks)."""
 
-    __slots__ = ("_policy", "account", "_messages", "now", "_windows", "_senders", "_promotional", "_keywords")
+    __slots__ = (
+        "_policy", "account", "_messages", "now", "_windows", "_senders", "_promotional", "_keywords", "_reference"
+    )
 
-    def __init__(self, policy: MessagePolicy, account: AccountConfig, messages: MessageConfig, now: int) -> None:
+    def __init__(
+        self, policy: MessagePolicy, account: AccountConfig, messages: MessageConfig, now: int, reference: int
+    ) -> None:
         self._policy = policy
         self.account = account
         self._messages = messages
         self.now = now
+        self._reference = reference
         self._windows: dict[tuple[str, str] | int | None, Window] = {}
         self._senders: dict[tuple[str, str], Address] = {}
         self._promotional: dict[str, bool] = {}
         self._keywords: dict[str, KeywordRules] = {}
+
+    def reference(self) -> int:
+        """The concatenation reference for the next message's parts: the call's messages count up from a random
+        start, so a handset that gets several split messages from one call gets distinct references."""
+        reference = self._reference
+        self._reference = (reference + 1) & 0xFF
+        return reference
 
     def window(self, pdu: SubmitSm | DataSm | SubmitMulti) -> Window:
         """When the message may first be sent and when it expires; Refused for a bad schedule or validity."""
