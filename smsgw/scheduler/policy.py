@@ -424,12 +424,12 @@ def prepare_text(
     # the route's maximum.
     split = _split(base, chosen, reserve, rules.max_segments, reference)
     segments = len(split.parts)
+    statement = rules.unsubscribe_statement if promotional else ""
+    if not (statement or rules.suffix):
+        return PreparedText(base, chosen, reserve, rules.max_segments, segments, (), split)
     additions = [
         (name, addition)
-        for name, addition in (
-            ("unsubscribe_statement", rules.unsubscribe_statement if promotional else ""),
-            ("suffix", rules.suffix),
-        )
+        for name, addition in (("unsubscribe_statement", statement), ("suffix", rules.suffix))
         if addition and addition.strip().casefold() not in base.casefold()
     ]
     # Usually there is room for all of them, and one segmentation shows it; otherwise in order of importance.
