@@ -319,10 +319,8 @@ def _candidates(
     text: str, encoding: Encoding | None, national_languages: tuple[NationalLanguage, ...]
 ) -> list[tuple[Encoding, NationalTables]]:
     """What `text` may be sent as, preferred first: default GSM tables, national ones, then UCS-2."""
-    if encoding is not None and encoding is not Encoding.GSM7:
-        return [(encoding, DEFAULT_TABLES)]
-    if encoding is Encoding.GSM7 and not national_languages:
-        return [(Encoding.GSM7, DEFAULT_TABLES)]  # encoding it raises, naming a character it lacks
+    if encoding is not None and (not national_languages or encoding is not Encoding.GSM7):
+        return [(encoding, DEFAULT_TABLES)]  # for GSM 7-bit, encoding it raises, naming a character it lacks
     tables = [DEFAULT_TABLES]
     for language in national_languages:
         if language != NationalLanguage.SPANISH:  # Spanish has no locking shift table of its own
