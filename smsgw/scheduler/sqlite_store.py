@@ -1066,7 +1066,10 @@ class SqliteStore:
                 " WHERE ?1 IS NULL OR n.handset = ?1 ORDER BY n.id DESC LIMIT ?2) ORDER BY id",
                 (handset, limit),
             )
-            return [NoticeRow(*row[:8], bool(row[8])) for row in rows]
+            return [
+                NoticeRow(rowid, handset_, at, purpose, message_id, account, state, text, bool(normal_sms))
+                for rowid, handset_, at, purpose, message_id, account, state, text, normal_sms in rows
+            ]
 
         return await self._read(fn)
 
