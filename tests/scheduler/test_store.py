@@ -355,6 +355,26 @@ async def test_one_bad_submission_in_a_combined_batch_fails_alone(store: SqliteS
     assert len(await store.find("acme", existing.message_id)) == 1
 
 
+async def test_a_large_batch_stores_every_message_with_its_own_segments_in_order(store: SqliteStore) -> None:
+    # 173 messages with 1-3 segments: inserted in multi-row chunks of several sizes, none lost or crossed over.
+    messages = [
+        replace(new_message(destination=f"4479110{i:05d}", segments=1 + i % 3),
+                segments=tuple(NewSegment(0, f"{i}/{seq}".encode(), b"") for seq in range(1 + i % 3)))
+        for i in range(173)
+    ]
+    assert await store.accept(messages) == (True,) * 173
+    with sqlite3.connect(store.path) as connection:
+        stored = connection.execute(
+            "SELECT m.message_id, m.destination_addr, m.segment_count, s.seq, s.destination, s.user_data"
+            " FROM messages m JOIN segments s ON s.message = m.id ORDER BY m.id, s.seq"
+        ).fetchall()
+    assert stored == [
+        (m.message_id, m.destination.addr, len(m.segments), seq, m.destination.addr, segment.user_data)
+        for m in messages
+        for seq, segment in enumerate(m.segments)
+    ]
+
+
 async def test_report_that_overtakes_the_sent_record_is_applied_then(store: SqliteStore) -> None:
     message = new_message()
     await store.accept([message])
