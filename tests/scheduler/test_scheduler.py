@@ -385,6 +385,16 @@ async def test_submit_many_refuses_per_pdu_and_accepts_the_rest(gateway: Gateway
     await gateway.sender.wait_sent(3)
 
 
+async def test_split_messages_of_one_call_have_distinct_references(gateway: Gateway, db_clock: MockClock) -> None:
+    # A handset reassembles parts by their concatenation reference: two split messages to it must not share one.
+    texts = [letter * 200 for letter in (b"x", b"y", b"z")]
+    results = await gateway.scheduler.submit_many("acme", [submit_sm(text=text) for text in texts])
+    assert all(isinstance(result, str) for result in results)
+    await gateway.sender.wait_sent(6)
+    references = {(sms.user_data[:1], sms.udh[3]) for _, sms, _ in gateway.sender.sent}  # 05 00 03 ref total seq
+    assert len(references) == 3 and len({reference for _, reference in references}) == 3
+
+
 HANDSET = "447700900555"
 MODEM_MSISDN = "447700900001"
 TWO_WAY = [
