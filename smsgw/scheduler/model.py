@@ -153,6 +153,22 @@ class MoCallback:
 
 
 @dataclass(frozen=True, slots=True)
+class NoticeRow:
+    """A notice the gateway sent a handset (MO receipt, toggle confirmation, opt-out confirmation) as an operator
+    sees it (`smsgw notices list`), with its message's state while the message is kept."""
+
+    rowid: int
+    handset: str
+    at_ms: int
+    purpose: str
+    message_id: str
+    account: str | None  # None once the message was purged
+    state: int | None
+    text: str
+    normal_sms: bool  # the handset's current choice: notices as normal SMS instead of flash
+
+
+@dataclass(frozen=True, slots=True)
 class CallbackRow:
     """A stored MO callback as an operator sees it (`smsgw callbacks list`)."""
 

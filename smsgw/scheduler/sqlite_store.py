@@ -43,6 +43,7 @@ from smsgw.scheduler.model import (
     NewMessage,
     NewSegment,
     NotCancellable,
+    NoticeRow,
     OutboxEntry,
     ReceiptRecord,
     Recovery,
@@ -1052,6 +1053,25 @@ class SqliteStore:
             return True
 
         return await self._writer.write(op)
+
+    async def notices_listing(self, handset: str | None, limit: int) -> list[NoticeRow]:
+        """The latest `limit` notices (to `handset` when given, in international digits), oldest first."""
+
+        def fn(c: sqlite3.Connection) -> list[NoticeRow]:
+            rows = c.execute(
+                "SELECT * FROM (SELECT n.id, n.handset, n.at, n.purpose, n.message_id, m.account, m.state, n.text,"
+                " COALESCE(h.normal_sms, 0) FROM notices_sent n"
+                " LEFT JOIN messages m ON m.message_id = n.message_id AND m.dest_index = 0"
+                " LEFT JOIN handset_notices h ON h.number = n.handset"
+                " WHERE ?1 IS NULL OR n.handset = ?1 ORDER BY n.id DESC LIMIT ?2) ORDER BY id",
+                (handset, limit),
+            )
+            return [
+                NoticeRow(rowid, handset_, at, purpose, message_id, account, state, text, bool(normal_sms))
+                for rowid, handset_, at, purpose, message_id, account, state, text, normal_sms in rows
+            ]
+
+        return await self._read(fn)
 
     async def is_notice_echo(self, mo_rowid: int, grace_ms: int) -> bool:
         """Whether MO `mo_rowid` is one of the gateway's own notices come back: the modem that received it has the
