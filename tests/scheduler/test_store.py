@@ -448,7 +448,7 @@ def test_ledger_migration_keeps_rows_and_allows_transfers(tmp_path: Path) -> Non
 
 
 def test_outbox_migration_keeps_items_and_stops_reusing_their_ids(tmp_path: Path) -> None:
-    connection = sqlite3.connect(tmp_path / "v6.db", isolation_level=None)
+    connection = sqlite3.connect(tmp_path / "previous.db", isolation_level=None)
     before = len(MIGRATIONS) - 1
     for number, script in enumerate(MIGRATIONS[:before], start=1):
         connection.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
