@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -854,6 +855,37 @@ async def test_acknowledgements_are_written_together_and_never_offered_again(
     assert waited.cancelled_caught
     assert deletes == [items]  # one write for the five
     assert await gateway.store.outbox_fetch("acme", frozenset(), 10) == []
+
+
+async def test_an_item_stored_in_the_commit_that_deletes_an_acknowledged_one_is_offered(
+    gateway: Gateway, db_clock: MockClock
+) -> None:
+    """The deletion of the newest item and a new item in one commit: the new one gets an id of its own, so the
+    acknowledged item's reservation (released only once its deletion is reported) does not hide it."""
+    now = gateway.clock.now_ms()
+
+    async def store_mo(text: str) -> None:
+        await gateway.store.store_mo(IncomingSms("m1", MODEM_MSISDN, HANDSET, text, 0, START), "acme", MODEM_MSISDN, now)
+
+    await store_mo("first")
+    first = await gateway.scheduler.next_outbound("acme")
+    held, release = trio.Event(), threading.Event()
+
+    def hold(connection: object) -> None:
+        trio.from_thread.run_sync(held.set)
+        release.wait()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(gateway.store.writer.write, hold)
+        await held.wait()
+        await gateway.scheduler.acknowledge(first.item_id)
+        await trio.testing.wait_all_tasks_blocked()  # its deletion waits for the writer
+        nursery.start_soon(store_mo, "second")
+        await trio.testing.wait_all_tasks_blocked()  # and the new item right behind it
+        release.set()
+    with trio.fail_after(60):
+        second = await gateway.scheduler.next_outbound("acme")
+    assert second.pdu.short_message == b"second" and second.item_id != first.item_id
 
 
 async def test_acknowledgements_queued_at_stop_are_still_written(tmp_path: Path, db_clock: MockClock) -> None:
