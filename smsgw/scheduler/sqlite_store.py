@@ -1140,7 +1140,7 @@ _SEGMENT_INSERT: Final = (
     "INSERT INTO segments (message, seq, destination, data_coding, udh, user_data, state, due_at, charge,"
     " error_code, final_at) VALUES "
 )
-_INSERT_CHUNKS: Final = (128, 32, 8, 1)
+_INSERT_CHUNKS: Final = (256, 64, 16, 4, 1)
 
 
 def _insert_rows(c: sqlite3.Connection, insert: str, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -1154,7 +1154,7 @@ def _insert_rows(c: sqlite3.Connection, insert: str, rows: Sequence[tuple[Any, .
             start += chunk
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=32)
 def _values_statement(insert: str, rows: int, columns: int) -> str:
     one = "(" + ",".join("?" * columns) + ")"
     return insert + ",".join([one] * rows)
