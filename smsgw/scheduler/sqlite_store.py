@@ -14,6 +14,7 @@ duplicate is possible only for a segment that was inside one AT+CMGS exchange wh
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import sqlite3
@@ -189,8 +190,12 @@ class SqliteStore:
             paid: list[bool] = []
             for message in request:
                 charge = message.charge_micro
-                paid.append(not charge or balances[message.account] >= charge)
-                if charge and paid[-1]:
+                if not charge:
+                    paid.append(True)
+                    continue
+                is_paid = balances[message.account] >= charge
+                paid.append(is_paid)
+                if is_paid:
                     balances[message.account] -= charge
                     ledger_rows.append(
                         (message.account, message.submitted_ms, -charge, balances[message.account], message.message_id)
@@ -1150,7 +1155,7 @@ def _insert_rows(c: sqlite3.Connection, insert: str, rows: Sequence[tuple[Any, .
     for chunk in _INSERT_CHUNKS:
         while len(rows) - start >= chunk:
             part = rows[start : start + chunk]
-            c.execute(_values_statement(insert, chunk, len(part[0])), [value for row in part for value in row])
+            c.execute(_values_statement(insert, chunk, len(part[0])), list(itertools.chain.from_iterable(part)))
             start += chunk
 
 
