@@ -12,6 +12,7 @@ extension) that the text is written in (`NationalTables`).
 
 from __future__ import annotations
 
+import codecs
 import enum
 import re
 from dataclasses import dataclass
@@ -123,6 +124,7 @@ DEFAULT_TABLES: Final = NationalTables()
 # Marks a character that has no GSM encoding after `str.translate`; it is not ASCII, so a translated string that
 # is still ASCII consists only of septets.
 _NOT_GSM: Final = "\uffff"
+_NO_SEPTET: Final = 0xFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +132,10 @@ class _Codec:
     # Text -> septets as a str of code points < 0x80. Every code point below 0x100 is listed, so a character
     # outside the tables either maps to _NOT_GSM or (above 0xFF) stays unchanged; both leave the result non-ASCII.
     encode: dict[int, str]
-    # Septet -> character for text without escapes (the escape's own entry is never reached).
-    decode: dict[int, str]
+    # ASCII code -> its septet when the alphabet has the character, else _NO_SEPTET (an escape sequence or no GSM
+    # character): most texts are ASCII, and `bytes.translate` encodes them in one pass without a lookup each.
+    ascii_septets: bytes
+    # Septet -> character (`codecs.charmap_decode` table; the escape's own entry is never reached).
     alphabet: str
     extension: dict[int, str]
     # The characters that cost two septets: in the extension, not in the alphabet.
@@ -140,8 +144,13 @@ class _Codec:
     foreign: re.Pattern[str]
 
 
-@cache
 def _codec(tables: NationalTables) -> _Codec:
+    # The default tables without the cache's lookup: hashing the dataclass key was a visible part of coding a text.
+    return _DEFAULT_CODEC if tables is DEFAULT_TABLES else _build_codec(tables)
+
+
+@cache
+def _build_codec(tables: NationalTables) -> _Codec:
     alphabet = _LOCKING_TABLES.get(tables.locking)
     extension = _SINGLE_TABLES.get(tables.single)
     if alphabet is None or extension is None:
@@ -158,7 +167,14 @@ def _codec(tables: NationalTables) -> _Codec:
     double = frozenset(char for char in extension.values() if len(encode[ord(char)]) == 2)
     encodable = sorted(chr(code) for code, septets in encode.items() if septets != _NOT_GSM)
     foreign = re.compile("[^" + "".join(re.escape(char) for char in encodable) + "]")
-    return _Codec(encode, dict(enumerate(alphabet)), alphabet, extension, double, foreign)
+    ascii_septets = bytes(
+        ord(encode[code]) if code < 0x80 and encode[code] != _NOT_GSM and len(encode[code]) == 1 else _NO_SEPTET
+        for code in range(0x100)
+    )
+    return _Codec(encode, ascii_septets, alphabet, extension, double, foreign)
+
+
+_DEFAULT_CODEC: Final = _build_codec(DEFAULT_TABLES)
 
 
 def double_septet_characters(tables: NationalTables = DEFAULT_TABLES) -> frozenset[str]:
@@ -190,7 +206,12 @@ def encode_gsm7(text: str, tables: NationalTables = DEFAULT_TABLES) -> bytes:
 
     Raises PduError (ESME_RINVDCS) naming the first character the alphabet lacks.
     """
-    table = _codec(tables).encode
+    codec = _codec(tables)
+    if text.isascii():
+        encoded = text.encode("ascii").translate(codec.ascii_septets)
+        if _NO_SEPTET not in encoded:
+            return encoded
+    table = codec.encode
     septets = text.translate(table)
     if not septets.isascii():
         position, char = next((i, c) for i, c in enumerate(text) if not c.translate(table).isascii())
@@ -211,7 +232,7 @@ def decode_gsm7(data: bytes, tables: NationalTables = DEFAULT_TABLES) -> str:
         )
     codec = _codec(tables)
     if ESCAPE not in data:
-        return data.decode("ascii").translate(codec.decode)
+        return codecs.charmap_decode(data, "strict", codec.alphabet)[0]
     chars: list[str] = []
     escaped = False
     for septet in data:

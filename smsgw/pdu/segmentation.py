@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate
-from typing import Final
+from typing import Final, NamedTuple
 
 from .constants import GatewayError
 from .errors import PduError
@@ -84,8 +84,7 @@ class SarInfo:
         return Concatenation(self.msg_ref_num, self.total_segments, self.segment_seqnum, bits)
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
+class Segment(NamedTuple):  # NamedTuples, not frozen dataclasses: built per part of every message sent
     """Part `sequence` of `total`: `user_data` in SMPP form (unpacked septets for GSM 7-bit, UTF-16BE for UCS-2),
     `udh` with its UDHL (empty when the part needs no header). `text` is None for binary data."""
 
@@ -111,8 +110,7 @@ class SarSegment:
     text: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class SegmentedText:
+class SegmentedText(NamedTuple):
     encoding: Encoding
     reference: int
     reference_bits: int
@@ -186,17 +184,21 @@ def _cut(costs: Sequence[int], capacities: Sequence[int]) -> list[tuple[int, int
 @dataclass(frozen=True, slots=True)
 class _Plan:
     """Capacities of the first and the following parts when the message is split, and of a single part; the
-    header (UDHL included) of a part that is sent alone, empty when it needs none."""
+    header (UDHL included) of a part that is sent alone, empty when it needs none; the header elements that
+    follow the concatenation element in each part of a split message."""
 
     single: int
     first: int
     following: int
     single_udh: bytes
+    rest_udh: bytes
 
 
 @lru_cache(maxsize=256)
-def _plan(encoding: Encoding, extra: Udh, reference_bits: int, first_part_reserve: int) -> _Plan:
+def _plan(encoding: Encoding, elements: tuple[Element, ...], reference_bits: int, first_part_reserve: int) -> _Plan:
     # Cached: a route sends the same few layouts over and over, and this is most of a one-part message's cost.
+    # Keyed by the elements, not a Udh: hashing a dataclass key costs more than the lookup.
+    extra = Udh(elements) if elements else _NO_UDH
     extra_octets = extra.length if extra.elements else 0
     concatenated_octets = extra.length + (5 if reference_bits == 8 else 6)
     following = part_capacity(encoding, concatenated_octets)
@@ -211,23 +213,20 @@ def _plan(encoding: Encoding, extra: Udh, reference_bits: int, first_part_reserv
         first=following - first_part_reserve,
         following=following,
         single_udh=extra.to_bytes() if extra.elements else b"",
+        # What `extra.with_concatenation(...).to_bytes()` gives after the concatenation element and the UDHL, so
+        # a split message's headers are built without a Udh per part.
+        rest_udh=extra.without_concatenation().to_bytes()[1:],
     )
 
 
 def _segments(
-    pieces: list[tuple[str | None, bytes]],
-    extra: Udh,
-    plan: _Plan,
-    reference: int,
-    reference_bits: int,
+    pieces: list[tuple[str | None, bytes]], plan: _Plan, reference: int, reference_bits: int
 ) -> tuple[Segment, ...]:
     total = len(pieces)
     if total == 1:
         text, data = pieces[0]
         return (Segment(1, 1, text, data, plan.single_udh),)
-    # What `extra.with_concatenation(...).to_bytes()` gives, without building a header per part: the
-    # concatenation element first, then the other elements.
-    rest = extra.without_concatenation().to_bytes()[1:]
+    rest = plan.rest_udh
     segments = []
     for sequence, (text, data) in enumerate(pieces, start=1):
         element = Concatenation(reference, total, sequence, reference_bits).to_bytes()
@@ -305,15 +304,14 @@ def _split_text(
     whole = encode_text(text, encoding, tables)  # raises PduError naming a character the encoding lacks
     # The default tables announce nothing: most texts skip building the (empty) shift elements.
     elements = udh_elements if tables is DEFAULT_TABLES else udh_elements + national_language_elements(tables)
-    extra = Udh(elements) if elements else _NO_UDH
-    plan = _plan(encoding, extra, reference_bits, first_part_reserve)
+    plan = _plan(encoding, elements, reference_bits, first_part_reserve)
     if len(whole) // (2 if encoding is Encoding.UCS2 else 1) <= plan.single:
         pieces: list[tuple[str | None, bytes]] = [(text, whole)]
     elif encoding in _ENCODED_CUT:
         pieces = _encoded_pieces(text, whole, encoding, plan)
     else:
         pieces = _costed_pieces(text, encoding, plan)
-    segments = _segments(pieces, extra, plan, reference, reference_bits)
+    segments = _segments(pieces, plan, reference, reference_bits)
     return SegmentedText(encoding, reference, reference_bits, segments, tables)
 
 
@@ -321,10 +319,8 @@ def _candidates(
     text: str, encoding: Encoding | None, national_languages: tuple[NationalLanguage, ...]
 ) -> list[tuple[Encoding, NationalTables]]:
     """What `text` may be sent as, preferred first: default GSM tables, national ones, then UCS-2."""
-    if encoding is not None and encoding is not Encoding.GSM7:
-        return [(encoding, DEFAULT_TABLES)]
-    if encoding is Encoding.GSM7 and not national_languages:
-        return [(Encoding.GSM7, DEFAULT_TABLES)]  # encoding it raises, naming a character it lacks
+    if encoding is not None and (not national_languages or encoding is not Encoding.GSM7):
+        return [(encoding, DEFAULT_TABLES)]  # for GSM 7-bit, encoding it raises, naming a character it lacks
     tables = [DEFAULT_TABLES]
     for language in national_languages:
         if language != NationalLanguage.SPANISH:  # Spanish has no locking shift table of its own
@@ -389,7 +385,7 @@ def count_segments(
     if not encoding.is_text:
         raise ValueError("binary data is split with segment_binary")
     whole = encode_text(text, encoding)
-    plan = _plan(encoding, Udh(udh_elements) if udh_elements else _NO_UDH, reference_bits, first_part_reserve)
+    plan = _plan(encoding, udh_elements, reference_bits, first_part_reserve)
     if len(whole) // (2 if encoding is Encoding.UCS2 else 1) <= plan.single:
         return 1
     if encoding in _ENCODED_CUT:
@@ -408,8 +404,7 @@ def segment_binary(
     """Split 8-bit data (WAP push, OTA settings...) into parts: 140 octets alone, 134 per part with 8-bit
     references, less whatever `udh_elements` (port addressing) take."""
     _check_options(max_segments, reference, reference_bits, 0)
-    extra = Udh(udh_elements)
-    plan = _plan(Encoding.BINARY, extra, reference_bits, 0)
+    plan = _plan(Encoding.BINARY, udh_elements, reference_bits, 0)
     if len(data) <= plan.single:
         pieces: list[tuple[str | None, bytes]] = [(None, data)]
     else:
@@ -417,7 +412,7 @@ def segment_binary(
         pieces = [(None, data[start : start + step]) for start in range(0, len(data), step)]
         if len(pieces) > max_segments:
             raise TooManySegments(len(pieces), max_segments)
-    segments = _segments(pieces, extra, plan, reference, reference_bits)
+    segments = _segments(pieces, plan, reference, reference_bits)
     return SegmentedText(Encoding.BINARY, reference, reference_bits, segments)
 
 

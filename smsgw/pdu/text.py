@@ -29,9 +29,14 @@ class Encoding(enum.Enum):
     ISO_2022_JP = 0x0A
     KS_C_5601 = 0x0E
 
+    _value_: int
+    # Members are singletons compared by identity: an identity hash is as good as Enum's hash of the name, and
+    # it costs a C call instead of a Python one wherever an encoding is a key (sets, caches, codec tables).
+    __hash__ = object.__hash__
+
     @property
     def data_coding(self) -> int:
-        return self.value
+        return self._value_  # not `value`, Enum's descriptor: this is read for every segment built
 
     @property
     def is_text(self) -> bool:

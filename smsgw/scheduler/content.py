@@ -8,9 +8,8 @@ GSM 7-bit when every character fits, else UCS-2.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Final
+from typing import Final, NamedTuple
 
 from smsgw.pdu.constants import CommandStatus, EsmClass
 from smsgw.pdu.errors import PduError
@@ -31,16 +30,14 @@ _MODEM_ENCODINGS: Final = frozenset({Encoding.GSM7, Encoding.BINARY, Encoding.UC
 _UDHI: Final = int(EsmClass.UDHI)  # an int mask: IntFlag's `&` builds a flag value per call
 
 
-@dataclass(frozen=True, slots=True)
-class Content:
+class Content(NamedTuple):  # NamedTuples here: built for every submission (see model.py)
     segments: tuple[NewSegment, ...]
     text: str  # '' for binary data
     flash: bool
     gateway_split: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
+class Decoded(NamedTuple):
     """A submission's payload understood, before the route's content rules: what `build_segments` splits."""
 
     payload: bytes

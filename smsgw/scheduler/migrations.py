@@ -202,6 +202,23 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX notices_sent_handset ON notices_sent (handset, at);
     CREATE INDEX notices_sent_at ON notices_sent (at);
     """,
+    # An outbox id names one item for good: the scheduler keys reservations, acknowledgements and its read-ahead
+    # by it, and a plain INTEGER PRIMARY KEY hands the id of a just-deleted newest item to the next insert. So
+    # the outbox is rebuilt with AUTOINCREMENT, rows and ids kept (copying them sets the sequence to the highest).
+    """
+    CREATE TABLE outbox_v2 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        account TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        record TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    INSERT INTO outbox_v2 (id, account, kind, record, created_at)
+        SELECT id, account, kind, record, created_at FROM outbox;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_v2 RENAME TO outbox;
+    CREATE INDEX outbox_account ON outbox (account, id);
+    """,
 )
 
 

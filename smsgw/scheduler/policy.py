@@ -33,7 +33,7 @@ import re
 import unicodedata
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, NamedTuple, Protocol
 
 from smsgw.config import AccountConfig, Config, ConfigError, PolicyConfig, RouteConfig
 from smsgw.pdu.constants import CommandStatus, GatewayError, Npi, Ton
@@ -119,7 +119,9 @@ def normalise_number(raw: str, default_country_code: str = "", *, international:
     `international` (an SMPP address with TON 1) says the digits already start with a country code.
     InvalidNumber (ESME_RINVDSTADR) says what is wrong, quoting the input.
     """
-    text = raw.strip().translate(_FORMATTING)
+    # Digits alone have nothing to strip: skipping `translate` (a raised KeyError per character it keeps) makes
+    # the usual number several times cheaper.
+    text = raw if raw.isdigit() else raw.strip().translate(_FORMATTING)
     country_code = check_country_code(default_country_code)
     if not text:
         raise InvalidNumber("empty")
@@ -375,8 +377,7 @@ class ContentRules:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedText:
+class PreparedText(NamedTuple):  # not a frozen dataclass: built for every submission, at a fraction of the cost
     """What the gateway sends: `text` in `encoding`, split into `segments` parts (`split`, the message's own
     concatenation reference in their headers), `first_part_reserve` units kept free in the first."""
 
@@ -423,20 +424,21 @@ def prepare_text(
     # the route's maximum.
     split = _split(base, chosen, reserve, rules.max_segments, reference)
     segments = len(split.parts)
+    statement = rules.unsubscribe_statement if promotional else ""
+    if not (statement or rules.suffix):
+        return PreparedText(base, chosen, reserve, rules.max_segments, segments, (), split)
     additions = [
         (name, addition)
-        for name, addition in (
-            ("unsubscribe_statement", rules.unsubscribe_statement if promotional else ""),
-            ("suffix", rules.suffix),
-        )
+        for name, addition in (("unsubscribe_statement", statement), ("suffix", rules.suffix))
         if addition and addition.strip().casefold() not in base.casefold()
     ]
     # Usually there is room for all of them, and one segmentation shows it; otherwise in order of importance.
-    everything = base + "".join(text for _, text in additions)
-    if len(additions) > 1 and _fits(everything, chosen, reserve, segments):
-        names = tuple(name for name, _ in additions)
-        split = _split(everything, chosen, reserve, rules.max_segments, reference)
-        return PreparedText(everything, chosen, reserve, rules.max_segments, segments, names, split)
+    if len(additions) > 1:
+        everything = base + "".join(text for _, text in additions)
+        if _fits(everything, chosen, reserve, segments):
+            names = tuple(name for name, _ in additions)
+            split = _split(everything, chosen, reserve, rules.max_segments, reference)
+            return PreparedText(everything, chosen, reserve, rules.max_segments, segments, names, split)
     appended: list[str] = []
     for name, addition in additions:
         if _fits(base + addition, chosen, reserve, segments):

@@ -13,6 +13,8 @@ duplicate is possible only for a segment that was inside one AT+CMGS exchange wh
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import logging
 import sqlite3
@@ -42,6 +44,7 @@ from smsgw.scheduler.model import (
     NewMessage,
     NewSegment,
     NotCancellable,
+    NoticeRow,
     OutboxEntry,
     ReceiptRecord,
     Recovery,
@@ -187,8 +190,12 @@ class SqliteStore:
             paid: list[bool] = []
             for message in request:
                 charge = message.charge_micro
-                paid.append(not charge or balances[message.account] >= charge)
-                if charge and paid[-1]:
+                if not charge:
+                    paid.append(True)
+                    continue
+                is_paid = balances[message.account] >= charge
+                paid.append(is_paid)
+                if is_paid:
                     balances[message.account] -= charge
                     ledger_rows.append(
                         (message.account, message.submitted_ms, -charge, balances[message.account], message.message_id)
@@ -231,18 +238,8 @@ class SqliteStore:
                 next_rowid += 1
                 flags.append(True)
             results.append(tuple(flags))
-        c.executemany(
-            "INSERT INTO messages (id, message_id, dest_index, account, service_type, source_addr, source_addr_ton,"
-            " source_addr_npi, destination_addr, dest_addr_ton, dest_addr_npi, route, modem_group, esm_class,"
-            " registered_delivery, data_coding, flash, gateway_split, text, submitted_at, start_at, expires_at,"
-            " state, segment_count, charged) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            message_rows,
-        )
-        c.executemany(
-            "INSERT INTO segments (message, seq, destination, data_coding, udh, user_data, state, due_at, charge,"
-            " error_code, final_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            segment_rows,
-        )
+        _insert_rows(c, _MESSAGE_INSERT, message_rows)
+        _insert_rows(c, _SEGMENT_INSERT, segment_rows)
         for rowid, at_ms in rejected:
             self._update_message(c, rowid, at_ms, intermediate=False)
         c.executemany("UPDATE messages SET error_code = ?, final_at = ? WHERE id = ?", unpaid)
@@ -1062,6 +1059,25 @@ class SqliteStore:
 
         return await self._writer.write(op)
 
+    async def notices_listing(self, handset: str | None, limit: int) -> list[NoticeRow]:
+        """The latest `limit` notices (to `handset` when given, in international digits), oldest first."""
+
+        def fn(c: sqlite3.Connection) -> list[NoticeRow]:
+            rows = c.execute(
+                "SELECT * FROM (SELECT n.id, n.handset, n.at, n.purpose, n.message_id, m.account, m.state, n.text,"
+                " COALESCE(h.normal_sms, 0) FROM notices_sent n"
+                " LEFT JOIN messages m ON m.message_id = n.message_id AND m.dest_index = 0"
+                " LEFT JOIN handset_notices h ON h.number = n.handset"
+                " WHERE ?1 IS NULL OR n.handset = ?1 ORDER BY n.id DESC LIMIT ?2) ORDER BY id",
+                (handset, limit),
+            )
+            return [
+                NoticeRow(rowid, handset_, at, purpose, message_id, account, state, text, bool(normal_sms))
+                for rowid, handset_, at, purpose, message_id, account, state, text, normal_sms in rows
+            ]
+
+        return await self._read(fn)
+
     async def is_notice_echo(self, mo_rowid: int, grace_ms: int) -> bool:
         """Whether MO `mo_rowid` is one of the gateway's own notices come back: the modem that received it has the
         number a notice with the same text went to, and that notice was still valid (`grace_ms` allowed)."""
@@ -1119,6 +1135,36 @@ class SqliteStore:
         yield from self._reader.execute(sql + " ORDER BY submitted_at, id", parameters)
 
 
+_MESSAGE_INSERT: Final = (
+    "INSERT INTO messages (id, message_id, dest_index, account, service_type, source_addr, source_addr_ton,"
+    " source_addr_npi, destination_addr, dest_addr_ton, dest_addr_npi, route, modem_group, esm_class,"
+    " registered_delivery, data_coding, flash, gateway_split, text, submitted_at, start_at, expires_at,"
+    " state, segment_count, charged) VALUES "
+)
+_SEGMENT_INSERT: Final = (
+    "INSERT INTO segments (message, seq, destination, data_coding, udh, user_data, state, due_at, charge,"
+    " error_code, final_at) VALUES "
+)
+_INSERT_CHUNKS: Final = (256, 64, 16, 4, 1)
+
+
+def _insert_rows(c: sqlite3.Connection, insert: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """`rows` inserted with multi-row VALUES statements: one sqlite3_step (which runs without the GIL) per chunk
+    instead of one per row as `executemany` does, and a few fixed chunk sizes so the statements stay cached."""
+    start = 0
+    for chunk in _INSERT_CHUNKS:
+        while len(rows) - start >= chunk:
+            part = rows[start : start + chunk]
+            c.execute(_values_statement(insert, chunk, len(part[0])), list(itertools.chain.from_iterable(part)))
+            start += chunk
+
+
+@functools.lru_cache(maxsize=32)
+def _values_statement(insert: str, rows: int, columns: int) -> str:
+    one = "(" + ",".join("?" * columns) + ")"
+    return insert + ",".join([one] * rows)
+
+
 def _message_row(rowid: int, message: NewMessage, state: int, *, charged: int | None = None) -> tuple[Any, ...]:
     return (
         rowid,
@@ -1127,11 +1173,12 @@ def _message_row(rowid: int, message: NewMessage, state: int, *, charged: int | 
         message.account,
         message.service_type,
         message.source.addr,
-        message.source.ton,
-        message.source.npi,
+        # Plain ints: sqlite3 binds exact int/str/float without its adapter lookup, which an IntEnum costs ~1 us.
+        int(message.source.ton),
+        int(message.source.npi),
         message.destination.addr,
-        message.destination.ton,
-        message.destination.npi,
+        int(message.destination.ton),
+        int(message.destination.npi),
         message.route,
         message.modem_group,
         message.esm_class,
@@ -1216,6 +1263,8 @@ def connect(path: str, config: StoreConfig) -> tuple[sqlite3.Connection, sqlite3
         connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=config.busy_timeout_s)
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute(f"PRAGMA synchronous = {synchronous}")
+        # Each batch's SAVEPOINTs need a statement journal: in memory, not a temporary file created per batch.
+        connection.execute("PRAGMA temp_store = MEMORY")
         return connection
 
     writer = open_one()

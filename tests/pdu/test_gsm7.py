@@ -28,6 +28,7 @@ from smsgw.pdu.gsm7 import (
     pack_septets,
     packed_length,
     septets_for_udh,
+    _codec,
     unpack_septets,
 )
 
@@ -289,3 +290,19 @@ _ALL_TABLES = [NationalTables(locking, single) for locking in range(4) for singl
 def test_membership_search_agrees_with_the_encoding_table(text: str, tables: NationalTables) -> None:
     # is_gsm7 stops at the first foreign character; gsm7_septet_count translates every character.
     assert is_gsm7(text, tables) == (gsm7_septet_count(text, tables) is not None)
+
+
+@given(
+    st.text(alphabet=st.characters(max_codepoint=0x7F)) | st.text(alphabet=st.sampled_from(GSM7_BASIC + "€{}[]~^|\\`")),
+    st.sampled_from(_ALL_TABLES),
+)
+def test_ascii_table_agrees_with_the_translation(text: str, tables: NationalTables) -> None:
+    # encode_gsm7 takes ASCII text through a byte table, and any text it cannot finish there through the
+    # translation table of every character: both give the same septets, or the same refusal.
+    translated = text.translate(_codec(tables).encode)
+    if not translated.isascii():
+        with pytest.raises(PduError):
+            encode_gsm7(text, tables)
+        return
+    assert encode_gsm7(text, tables) == translated.encode("ascii")
+    assert decode_gsm7(translated.encode("ascii"), tables) == text

@@ -306,7 +306,7 @@ def test_encoded_cut_matches_costed_cut(
     case: tuple[str, Encoding, NationalTables], first: int, following: int
 ) -> None:
     text, encoding, tables = case
-    plan = _Plan(single=0, first=first, following=following, single_udh=b"")
+    plan = _Plan(single=0, first=first, following=following, single_udh=b"", rest_udh=b"")
     whole = encode_text(text, encoding, tables)
     width = 2 if encoding is Encoding.UCS2 else 1
     expected: list[tuple[str | None, bytes]] = []

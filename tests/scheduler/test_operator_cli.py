@@ -120,3 +120,39 @@ def test_callbacks_list_and_retry_failed(tmp_path: Path, capsys: pytest.CaptureF
     assert states == [(1, "failed", 3, T0 + 1000), (2, "pending", 0, None), (3, "pending", 0, None)]
     assert main(["callbacks", "list", "--state", "pending", "--account", "shop", "--db", str(db)]) == 0
     assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == ["2", "3"]
+
+
+def test_notices_list_shows_each_notice_with_its_message_state_and_the_handsets_choice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "gw.db"
+    receipt = new_message(account="shop", destination="447700900555")
+
+    async def store_notices() -> None:
+        async with open_store(db, StoreConfig(synchronous="NORMAL")) as store:
+            await store.accept([receipt])
+            for handset, message_id, purpose, at in (
+                ("447700900555", receipt.message_id, "mo-receipt", T0),
+                ("447700900777", "00000000000000000001", "opt-out", T0 + 1000),  # its message purged since
+                ("447700900555", "00000000000000000002", "toggle", T0 + 2000),
+            ):
+                assert await store.record_notice(handset, message_id, purpose, "Received", at, at + 60_000,
+                                                 since_ms=0, limit=0)
+            assert await store.toggle_handset_notices("447700900555", T0 + 2000)
+
+    trio.run(store_notices)
+    assert main(["notices", "list", "--db", str(db)]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split()[:4] == ["ID", "SENT", "HANDSET", "PURPOSE"]
+    assert [row.split()[:4] for row in rows] == [
+        ["1", from_ms(T0).isoformat(timespec="seconds"), "447700900555", "mo-receipt"],
+        ["2", from_ms(T0 + 1000).isoformat(timespec="seconds"), "447700900777", "opt-out"],
+        ["3", from_ms(T0 + 2000).isoformat(timespec="seconds"), "447700900555", "toggle"],
+    ]
+    assert rows[0].split()[4:7] == [receipt.message_id, "shop", "ACCEPTED"]
+    assert rows[1].split()[5:7] == ["-", "purged"]
+    assert "normal SMS" in rows[0] and "flash" in rows[1]
+    assert main(["notices", "list", "--handset", "+44 7700 900555", "--limit", "1", "--db", str(db)]) == 0
+    assert [row.split()[0] for row in capsys.readouterr().out.splitlines()[1:]] == ["3"]  # the latest one
+    assert main(["notices", "list", "--handset", "07700 900555", "--db", str(db)]) == 2
+    assert "national number" in capsys.readouterr().err

@@ -109,6 +109,24 @@ def test_normalised_numbers_are_digits_and_normalising_again_changes_nothing(raw
     assert normalise_number(number) == number
 
 
+@given(
+    raw=st.text(alphabet="0123456789\u0663\u00b2", min_size=1, max_size=18),
+    country_code=st.sampled_from(["", "1", "44"]),
+    international=st.booleans(),
+)
+def test_bare_digits_normalise_as_they_do_with_formatting_around_them(
+    raw: str, country_code: str, international: bool
+) -> None:
+    # Digits alone skip the strip of spaces and separators; written with them, the same digits take that path.
+    def outcome(written: str) -> str:
+        try:
+            return normalise_number(written, country_code, international=international)
+        except InvalidNumber:
+            return "refused"
+
+    assert outcome(raw) == outcome(f" {raw[:1]}-{raw[1:]} ")
+
+
 # --- sender IDs ------------------------------------------------------------------------------------------------
 
 

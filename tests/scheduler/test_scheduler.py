@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from smsgw.pdu.constants import CommandStatus, EsmClass, GatewayError, MessageSt
 from smsgw.pdu.dlr import parse_receipt
 from smsgw.pdu.smpp import CancelSm, DeliverSm, DistributionList, ReplaceSm, SmeAddress, SubmitMulti, SubmitSm
 from smsgw.pdu.smpp_time import format_relative
+from smsgw.scheduler.model import Address, NewMessage, NewSegment
 from smsgw.scheduler.service import Scheduler
 from smsgw.scheduler.sqlite_store import SqliteStore, open_store
 from smsgw.scheduler.timing import WallClock, from_ms
@@ -383,6 +385,62 @@ async def test_submit_many_refuses_per_pdu_and_accepts_the_rest(gateway: Gateway
     assert isinstance(poor[0], BackendError) and poor[0].command_status == 0x400
     assert isinstance(poor[1], str)
     await gateway.sender.wait_sent(3)
+
+
+async def test_the_accepted_message_carries_each_field_of_the_submission(
+    gateway: Gateway, db_clock: MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    accepted: list[NewMessage] = []
+    accept = gateway.store.accept
+
+    async def recorded(messages: Sequence[NewMessage]) -> tuple[bool, ...]:
+        accepted.extend(messages)
+        return await accept(messages)
+
+    monkeypatch.setattr(gateway.store, "accept", recorded)
+    now = gateway.clock.now_ms()
+    pdu = submit_sm(
+        service_type="CMT",
+        esm_class=3,
+        data_coding=0x10,  # GSM 7-bit, message class 0: flash
+        schedule_delivery_time="000000010000000R",
+        validity_period="000000020000000R",
+    )
+    message_id = await gateway.scheduler.submit("acme", pdu)
+    assert accepted == [
+        NewMessage(
+            message_id=message_id,
+            dest_index=0,
+            account="acme",
+            service_type="CMT",
+            source=Address("ACME", 5, 0),
+            destination=Address(PAID, 1, 1),
+            route="uk",
+            modem_group="default",
+            esm_class=3,
+            registered_delivery=1,
+            data_coding=0x10,
+            flash=True,
+            gateway_split=False,
+            text="hello",
+            submitted_ms=now,
+            start_ms=now + 3_600_000,
+            expires_ms=now + 3 * 3_600_000,
+            price_per_segment_micro=50_000,
+            segments=(NewSegment(0, b"hello", b""),),
+            check_recipient=True,
+        )
+    ]
+
+
+async def test_split_messages_of_one_call_have_distinct_references(gateway: Gateway, db_clock: MockClock) -> None:
+    # A handset reassembles parts by their concatenation reference: two split messages to it must not share one.
+    texts = [letter * 200 for letter in (b"x", b"y", b"z")]
+    results = await gateway.scheduler.submit_many("acme", [submit_sm(text=text) for text in texts])
+    assert all(isinstance(result, str) for result in results)
+    await gateway.sender.wait_sent(6)
+    references = {(sms.user_data[:1], sms.udh[3]) for _, sms, _ in gateway.sender.sent}  # 05 00 03 ref total seq
+    assert len(references) == 3 and len({reference for _, reference in references}) == 3
 
 
 HANDSET = "447700900555"
@@ -797,6 +855,37 @@ async def test_acknowledgements_are_written_together_and_never_offered_again(
     assert waited.cancelled_caught
     assert deletes == [items]  # one write for the five
     assert await gateway.store.outbox_fetch("acme", frozenset(), 10) == []
+
+
+async def test_an_item_stored_in_the_commit_that_deletes_an_acknowledged_one_is_offered(
+    gateway: Gateway, db_clock: MockClock
+) -> None:
+    """The deletion of the newest item and a new item in one commit: the new one gets an id of its own, so the
+    acknowledged item's reservation (released only once its deletion is reported) does not hide it."""
+    now = gateway.clock.now_ms()
+
+    async def store_mo(text: str) -> None:
+        await gateway.store.store_mo(IncomingSms("m1", MODEM_MSISDN, HANDSET, text, 0, START), "acme", MODEM_MSISDN, now)
+
+    await store_mo("first")
+    first = await gateway.scheduler.next_outbound("acme")
+    held, release = trio.Event(), threading.Event()
+
+    def hold(connection: object) -> None:
+        trio.from_thread.run_sync(held.set)
+        release.wait()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(gateway.store.writer.write, hold)
+        await held.wait()
+        await gateway.scheduler.acknowledge(first.item_id)
+        await trio.testing.wait_all_tasks_blocked()  # its deletion waits for the writer
+        nursery.start_soon(store_mo, "second")
+        await trio.testing.wait_all_tasks_blocked()  # and the new item right behind it
+        release.set()
+    with trio.fail_after(60):
+        second = await gateway.scheduler.next_outbound("acme")
+    assert second.pdu.short_message == b"second" and second.item_id != first.item_id
 
 
 async def test_acknowledgements_queued_at_stop_are_still_written(tmp_path: Path, db_clock: MockClock) -> None:

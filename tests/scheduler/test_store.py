@@ -253,6 +253,21 @@ async def test_mo_waits_in_the_outbox_of_its_account(store: SqliteStore) -> None
     assert await store.outbox_fetch("acme", frozenset({entry.item_id}), 10) == []
 
 
+async def test_outbox_ids_are_never_reused(tmp_path: Path, store_config: StoreConfig) -> None:
+    """The scheduler keys reservations and acknowledgements by item id: an item stored after the newest one was
+    deleted (or after a restart with an empty outbox) must not take its id."""
+    sms = IncomingSms("m1", "447700900001", "447911000001", "hi", 0, datetime(2026, 1, 1, tzinfo=UTC))
+    seen: list[str] = []
+    for _ in range(2):
+        async with open_store(tmp_path / "store.db", store_config) as store:
+            for _ in range(2):
+                await store.store_mo(sms, "acme", sms.modem_msisdn, T0)
+                (entry,) = await store.outbox_fetch("acme", frozenset(), 10)
+                assert await store.outbox_delete([entry.item_id]) == [True]
+                seen.append(entry.item_id)
+    assert len(set(seen)) == len(seen) == 4
+
+
 async def test_notices_are_limited_per_handset_and_recognised_when_they_come_back(store: SqliteStore) -> None:
     hour = 3600_000
     for at in (T0, T0 + 1):
@@ -355,6 +370,26 @@ async def test_one_bad_submission_in_a_combined_batch_fails_alone(store: SqliteS
     assert len(await store.find("acme", existing.message_id)) == 1
 
 
+async def test_a_large_batch_stores_every_message_with_its_own_segments_in_order(store: SqliteStore) -> None:
+    # 173 messages with 1-3 segments: inserted in multi-row chunks of several sizes, none lost or crossed over.
+    messages = [
+        replace(new_message(destination=f"4479110{i:05d}", segments=1 + i % 3),
+                segments=tuple(NewSegment(0, f"{i}/{seq}".encode(), b"") for seq in range(1 + i % 3)))
+        for i in range(173)
+    ]
+    assert await store.accept(messages) == (True,) * 173
+    with sqlite3.connect(store.path) as connection:
+        stored = connection.execute(
+            "SELECT m.message_id, m.destination_addr, m.segment_count, s.seq, s.destination, s.user_data"
+            " FROM messages m JOIN segments s ON s.message = m.id ORDER BY m.id, s.seq"
+        ).fetchall()
+    assert stored == [
+        (m.message_id, m.destination.addr, len(m.segments), seq, m.destination.addr, segment.user_data)
+        for m in messages
+        for seq, segment in enumerate(m.segments)
+    ]
+
+
 async def test_report_that_overtakes_the_sent_record_is_applied_then(store: SqliteStore) -> None:
     message = new_message()
     await store.accept([message])
@@ -409,4 +444,21 @@ def test_ledger_migration_keeps_rows_and_allows_transfers(tmp_path: Path) -> Non
     with pytest.raises(sqlite3.IntegrityError):
         connection.execute(insert, ("a", "gift"))
     assert connection.execute("SELECT name FROM sqlite_master WHERE name = 'ledger_account'").fetchone() is not None
+    connection.close()
+
+
+def test_outbox_migration_keeps_items_and_stops_reusing_their_ids(tmp_path: Path) -> None:
+    connection = sqlite3.connect(tmp_path / "previous.db", isolation_level=None)
+    before = len(MIGRATIONS) - 1
+    for number, script in enumerate(MIGRATIONS[:before], start=1):
+        connection.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+    insert = "INSERT INTO outbox (account, kind, record, created_at) VALUES ('acme', 'mo', ?, 1)"
+    for record in ("first", "second"):
+        connection.execute(insert, (record,))
+    assert migrate(connection) == len(MIGRATIONS)
+    assert connection.execute("SELECT id, record FROM outbox").fetchall() == [(1, "first"), (2, "second")]
+    connection.execute("DELETE FROM outbox WHERE id = 2")
+    connection.execute(insert, ("third",))
+    assert connection.execute("SELECT id FROM outbox WHERE record = 'third'").fetchone() == (3,)
+    assert connection.execute("SELECT name FROM sqlite_master WHERE name = 'outbox_account'").fetchone() is not None
     connection.close()
