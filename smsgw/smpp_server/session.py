@@ -56,6 +56,7 @@ _MAX_STATUS: Final = 0xFFFFFFFF
 _HEADER: Final = struct.Struct(">IIII")
 _RESPONSE_BIT: Final = 0x80000000
 _UNBIND: Final = int(CommandId.UNBIND)  # a plain int: enum member lookups cost on the per-PDU path
+_SUBMIT_SM: Final = int(CommandId.SUBMIT_SM)
 # What an SMSC hands on as `SubmissionsReceived`.
 _SUBMISSIONS: Final = (SubmitSm, DataSm)
 _BIND_REQUESTS: Final = frozenset({CommandId.BIND_TRANSMITTER, CommandId.BIND_RECEIVER, CommandId.BIND_TRANSCEIVER})
@@ -72,13 +73,17 @@ _WINDOWED: Final = frozenset(
         CommandId.ALERT_NOTIFICATION,
     }
 )
-# The answers `send_submission_responses` packs itself: request command_id -> response command_id and class.
-_SUBMISSION_RESPONSES: Final[dict[int, tuple[int, type[SubmitSmResp] | type[DataSmResp]]]] = {
-    int(CommandId.SUBMIT_SM): (int(CommandId.SUBMIT_SM_RESP), SubmitSmResp),
-    int(CommandId.DATA_SM): (int(CommandId.DATA_SM_RESP), DataSmResp),
+# The answers `send_submission_responses` packs itself: request class -> response command_id and class (by class:
+# reading the command_id class constant through an instance is the slow attribute lookup).
+_SUBMISSION_RESPONSES: Final[dict[type[Pdu], tuple[int, type[SubmitSmResp] | type[DataSmResp]]]] = {
+    SubmitSm: (int(CommandId.SUBMIT_SM_RESP), SubmitSmResp),
+    DataSm: (int(CommandId.DATA_SM_RESP), DataSmResp),
 }
 # A message_id packed without the codec: ASCII, no NUL, shorter than the 65-octet C-octet string limit.
 _PACKED_MESSAGE_ID_MAX: Final = 64
+# The packer of a whole message_id response (header, message_id, NUL) by message_id length: one call and one
+# allocation per answer instead of a header and two concatenations.
+_MESSAGE_ID_RESPONSES: Final = tuple(struct.Struct(f">IIII{n}sx").pack for n in range(_PACKED_MESSAGE_ID_MAX + 1))
 # Keep-alive traffic does not count as activity for the inactivity timer.
 _KEEPALIVE: Final = frozenset({CommandId.ENQUIRE_LINK, CommandId.ENQUIRE_LINK_RESP})
 
@@ -247,13 +252,20 @@ class SmppSession:
                 for frame in frames:
                     wire_log.debug("direction=in role=%s hex=%s", self.role.value, frame.hex())
             self._last_received = now
-            # The per-PDU step is inlined here: a call per PDU is a measurable part of a submit_sm's cost.
+            # The per-PDU step is inlined here: a call per PDU is a measurable part of a submit_sm's cost. A bound
+            # ESME's submit_sm is nearly all the traffic, and only another PDU can change the state, so whether the
+            # state takes submit_sm is looked up once per read and again after any other PDU.
+            submitting = self._takes_submissions()
             for frame in frames:
                 try:
                     pdu = decode_pdu(frame)
                 except PduError as exc:
                     _, command_id, _, sequence_number = _HEADER.unpack_from(frame)  # the framer saw >= 16 octets
                     self._reject_undecodable(command_id, sequence_number, exc)
+                    continue
+                if submitting and type(pdu) is SubmitSm:
+                    self._last_activity = now
+                    self._receive_submission(pdu)
                     continue
                 command_id = pdu.command_id
                 if command_id not in _KEEPALIVE:
@@ -262,6 +274,7 @@ class SmppSession:
                     self._receive_response(pdu)
                 else:
                     self._receive_request(pdu, command_id)
+                submitting = self._takes_submissions()
             self._submissions = None
         error = self._framer.error
         if error is not None:
@@ -291,26 +304,43 @@ class SmppSession:
             return
         segments = 0
         if self._validates:
+            if isinstance(pdu, _SUBMISSIONS):
+                self._receive_submission(pdu)
+                return
             try:
                 segments = validate_request(pdu, self.config)
             except PduError as exc:
-                response = _error_response_to(type(pdu), pdu.sequence_number, exc.command_status)
-                self._events.append(RequestRejected(response, str(exc)))
-                return
-            if isinstance(pdu, _SUBMISSIONS):
-                # One event per run of submissions in this read: add to it while it is the newest event.
-                submissions = self._submissions
-                if submissions is None or self._events[-1] is not submissions:
-                    submissions = self._submissions = SubmissionsReceived([], [])
-                    self._events.append(submissions)
-                submissions.pdus.append(pdu)
-                submissions.segments.append(segments)
+                self._reject_invalid(pdu, exc)
                 return
         if command_id == _UNBIND:
             self.state = next_state(self.state, Transition.UNBIND)
         elif command_id in _BIND_REQUESTS:
             self._bind_pending = True
         self._events.append(RequestReceived(pdu, segments))
+
+    def _takes_submissions(self) -> bool:
+        """Whether a submit_sm now goes straight to `_receive_submission` (the checks of `_receive_request` would
+        let it through)."""
+        return self._validates and self.state in self._peer_requests.get(_SUBMIT_SM, NOWHERE)
+
+    def _receive_submission(self, pdu: SubmitSm | DataSm) -> None:
+        """A submission the state allows, as the SMSC: checked, then added to this read's run of them (one event
+        per run: added to while it is the newest event)."""
+        try:
+            segments = validate_request(pdu, self.config)
+        except PduError as exc:
+            self._reject_invalid(pdu, exc)
+            return
+        submissions = self._submissions
+        if submissions is None or self._events[-1] is not submissions:
+            submissions = self._submissions = SubmissionsReceived([], [])
+            self._events.append(submissions)
+        submissions.pdus.append(pdu)
+        submissions.segments.append(segments)
+
+    def _reject_invalid(self, pdu: Pdu, exc: PduError) -> None:
+        response = _error_response_to(type(pdu), pdu.sequence_number, exc.command_status)
+        self._events.append(RequestRejected(response, str(exc)))
 
     def _receive_response(self, pdu: Pdu) -> None:
         outstanding = self._outstanding.get(pdu.sequence_number)
@@ -381,17 +411,18 @@ class SmppSession:
         if len(requests) != len(outcomes):
             raise LocalProtocolError(f"{len(outcomes)} outcomes for {len(requests)} submissions")
         pack = _HEADER.pack
+        packers = _MESSAGE_ID_RESPONSES
         parts: list[bytes] = []
         for request, outcome in zip(requests, outcomes):
-            known = _SUBMISSION_RESPONSES.get(request.command_id)
+            known = _SUBMISSION_RESPONSES.get(type(request))
             if known is None:
                 raise LocalProtocolError(f"send_submission_responses cannot answer {type(request).__name__}")
             response_id = known[0]
             sequence_number = request.sequence_number
             if isinstance(outcome, str):
-                if len(outcome) <= _PACKED_MESSAGE_ID_MAX and outcome.isascii() and "\0" not in outcome:
-                    message_id = outcome.encode()
-                    parts.append(pack(17 + len(message_id), response_id, 0, sequence_number) + message_id + b"\0")
+                length = len(outcome)
+                if length <= _PACKED_MESSAGE_ID_MAX and outcome.isascii() and "\0" not in outcome:
+                    parts.append(packers[length](17 + length, response_id, 0, sequence_number, outcome.encode()))
                     continue
             elif 0 < outcome <= _MAX_STATUS:
                 parts.append(pack(16, response_id, outcome, sequence_number))

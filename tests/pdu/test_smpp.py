@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 from typing import Any, cast
 
 import pytest
@@ -91,6 +91,22 @@ def test_submit_sm_defaults_and_exact_bytes() -> None:
     body += b"\x02hi"
     assert wire == struct.pack(">IIII", 16 + len(body), CommandId.SUBMIT_SM, 0, 1) + body
     assert decode_pdu(wire) == pdu
+
+
+@pytest.mark.parametrize("cls", [SubmitSm, DeliverSm])
+def test_fast_decoded_short_message_is_the_frozen_class(cls: type[SubmitSm] | type[DeliverSm]) -> None:
+    # The fast decoder fills a mutable twin and switches its class: what comes out must be the real frozen value.
+    pdu = cls(sequence_number=3, source_addr="447700900001", destination_addr="447700900002", short_message=b"hi")
+    decoded = decode_pdu(encode_pdu(pdu))
+    assert type(decoded) is cls
+    assert decoded == pdu and hash(decoded) == hash(pdu)
+    assert repr(decoded) == repr(pdu)
+    assert not hasattr(decoded, "__dict__")
+    with pytest.raises(FrozenInstanceError):
+        decoded.source_addr = "1"  # type: ignore[misc]
+    with pytest.raises(FrozenInstanceError):
+        del decoded.short_message
+    assert replace(decoded, short_message=b"ho") == replace(pdu, short_message=b"ho")
 
 
 @pytest.mark.parametrize("cls", [c for c in PDU_CLASSES.values() if c is not SubmitMulti])

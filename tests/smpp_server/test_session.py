@@ -518,6 +518,31 @@ def test_packed_submission_responses_are_the_codecs_octets(answers: list[tuple[b
     assert got == expected
 
 
+def test_state_change_within_a_read_applies_to_the_submit_sm_after_it() -> None:
+    """Whether the state takes submit_sm is decided once per read until another PDU comes: a submit_sm after an
+    unbind in the same read is refused; around a bind both are refused (bound only once the bind is answered)."""
+    link = Link()
+    link.bind()
+    before, after = replace(SUBMIT, sequence_number=20), replace(SUBMIT, sequence_number=22)
+    link.smsc.receive_data(b"".join(encode_pdu(p) for p in [before, Unbind(sequence_number=21), after]), 1.0)
+    accepted, unbind, rejected = events(link.smsc)
+    assert accepted == SubmissionsReceived([before], [1]) and unbind == RequestReceived(Unbind(sequence_number=21))
+    assert isinstance(rejected, RequestRejected)
+    assert rejected.response == SubmitSmResp(sequence_number=22, command_status=CommandStatus.ESME_RINVBNDSTS)
+
+    fresh = Link()
+    early, late = replace(SUBMIT, sequence_number=2), replace(SUBMIT, sequence_number=4)
+    fresh.smsc.receive_data(b"".join(encode_pdu(p) for p in [early, BindTransmitter(sequence_number=3), late]), 1.0)
+    refused, bind, refused_too = events(fresh.smsc)
+    assert isinstance(refused, RequestRejected) and refused.response.sequence_number == 2
+    assert isinstance(bind, RequestReceived)
+    assert isinstance(refused_too, RequestRejected)
+    assert refused_too.response == SubmitSmResp(sequence_number=4, command_status=CommandStatus.ESME_RINVBNDSTS)
+    fresh.smsc.send(response_for(bind.pdu), 1.0)
+    fresh.smsc.receive_data(encode_pdu(late), 1.0)
+    assert events(fresh.smsc) == [SubmissionsReceived([late], [1])]
+
+
 def test_submissions_of_one_read_come_as_one_event_in_wire_order() -> None:
     """A run of submit_sm/data_sm in one read is one SubmissionsReceived; anything between two runs (a rejected
     submission, an enquire_link) stays between them, and a later read starts a new event."""
