@@ -100,6 +100,26 @@ def check_config(config: Config, source: str) -> None:
                 f"no modem is in group {route.modem_group!r} (groups: {', '.join(groups)})",
             )
     check_policy_config(config, source)
+    if any(account.mo_receipts for account in config.accounts):
+        _warn_unknown_msisdns(config, source)
+
+
+def _warn_unknown_msisdns(config: Config, source: str) -> None:
+    """A notice to a number of one of our own SIMs comes back as an MO; it is recognised (and not noticed in turn)
+    only by the receiving modem's `msisdn` in international digits. Without it the per-handset limit still ends
+    such a loop, after `notices_per_handset_max` notices."""
+    for index, modem in enumerate(config.modems):
+        digits = modem.msisdn.removeprefix("+")
+        if not modem.msisdn:
+            problem = "not set"
+        elif not digits.isdigit() or digits.startswith("0"):
+            problem = f"{modem.msisdn!r} is not in international format"
+        else:
+            continue
+        log.warning(
+            "%s: modems[%d].msisdn %s: a notice that comes back to modem %s is not recognised as the gateway's own "
+            "(only notices_per_handset_max stops a loop)", source, index, problem, modem.name,
+        )
 
 
 async def run_gateway(

@@ -46,6 +46,24 @@ def test_consistent_config_passes() -> None:
     check_config(config_from_mapping({"accounts": [_ACCOUNT], "modems": [_MODEM], "routes": [_ROUTE]}), "gw.toml")
 
 
+def test_mo_receipts_warn_of_modems_whose_number_cannot_recognise_a_returning_notice(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    modems = [
+        {**_MODEM, "port": "/dev/ttyUSB0"},  # no msisdn
+        {**_MODEM, "name": "sim2", "port": "/dev/ttyUSB1", "msisdn": "07700900001"},  # national
+        {**_MODEM, "name": "sim3", "port": "/dev/ttyUSB2", "msisdn": "+447700900002"},
+    ]
+    check_config(config_from_mapping({"accounts": [_ACCOUNT], "modems": modems, "routes": [_ROUTE]}), "gw.toml")
+    assert not caplog.records  # no account sends MO receipts: nothing to recognise
+    receipts = {**_ACCOUNT, "mo_receipts": True}
+    check_config(config_from_mapping({"accounts": [receipts], "modems": modems, "routes": [_ROUTE]}), "gw.toml")
+    assert [r.getMessage().split(":")[:2] for r in caplog.records] == [
+        ["gw.toml", " modems[0].msisdn not set"],
+        ["gw.toml", " modems[1].msisdn '07700900001' is not in international format"],
+    ]
+
+
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
