@@ -39,7 +39,7 @@ from smsgw.modem.virtual.modem import VirtualModem
 from smsgw.modem.virtual.network import VirtualNetwork, serve_network
 from smsgw.modem.virtual.pty import serve_pty
 from smsgw.passwords import hash_password
-from smsgw.scheduler.policy import check_policy_config
+from smsgw.scheduler.policy import InvalidNumber, check_policy_config, normalise_number
 from smsgw.scheduler.service import Scheduler
 from smsgw.scheduler.sqlite_store import open_store
 from smsgw.scheduler.timing import WallClock
@@ -109,13 +109,17 @@ def _warn_unknown_msisdns(config: Config, source: str) -> None:
     only by the receiving modem's `msisdn` in international digits. Without it the per-handset limit still ends
     such a loop, after `notices_per_handset_max` notices."""
     for index, modem in enumerate(config.modems):
-        digits = modem.msisdn.removeprefix("+")
         if not modem.msisdn:
             problem = "not set"
-        elif not digits.isdigit() or digits.startswith("0"):
-            problem = f"{modem.msisdn!r} is not in international format"
         else:
-            continue
+            # The echo check compares the configured number, '+' stripped, with the notice's normalised digits.
+            try:
+                international = normalise_number(modem.msisdn) == modem.msisdn.removeprefix("+")
+            except InvalidNumber:
+                international = False
+            if international:
+                continue
+            problem = f"{modem.msisdn!r} is not in international format"
         log.warning(
             "%s: modems[%d].msisdn %s: a notice that comes back to modem %s is not recognised as the gateway's own "
             "(only notices_per_handset_max stops a loop)", source, index, problem, modem.name,

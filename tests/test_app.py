@@ -53,6 +53,7 @@ def test_mo_receipts_warn_of_modems_whose_number_cannot_recognise_a_returning_no
         {**_MODEM, "port": "/dev/ttyUSB0"},  # no msisdn
         {**_MODEM, "name": "sim2", "port": "/dev/ttyUSB1", "msisdn": "07700900001"},  # national
         {**_MODEM, "name": "sim3", "port": "/dev/ttyUSB2", "msisdn": "+447700900002"},
+        {**_MODEM, "name": "sim4", "port": "/dev/ttyUSB3", "msisdn": "0044 7700 900003"},  # not as stored digits
     ]
     check_config(config_from_mapping({"accounts": [_ACCOUNT], "modems": modems, "routes": [_ROUTE]}), "gw.toml")
     assert not caplog.records  # no account sends MO receipts: nothing to recognise
@@ -61,6 +62,7 @@ def test_mo_receipts_warn_of_modems_whose_number_cannot_recognise_a_returning_no
     assert [r.getMessage().split(":")[:2] for r in caplog.records] == [
         ["gw.toml", " modems[0].msisdn not set"],
         ["gw.toml", " modems[1].msisdn '07700900001' is not in international format"],
+        ["gw.toml", " modems[3].msisdn '0044 7700 900003' is not in international format"],
     ]
 
 
