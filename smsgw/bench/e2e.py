@@ -3,8 +3,8 @@
 The gateway runs in a child process as `smsgw demo` does (SQLite store with synchronous=FULL, the SMPP server,
 the scheduler, the real driver and pool), on 16 virtual modems over real ptys with zero network delay that run in
 a second child process, as a modem rack is hardware outside the gateway's CPU. The load
-generator (this process) keeps `window` submit_sm outstanding on one transceiver bind, answers every deliver_sm
-at once, and measures two rates per window:
+generator (this process) encodes its submit_sm before the clock starts, keeps `window` of them outstanding on one
+transceiver bind, answers every deliver_sm at once, and measures two rates per window:
 - durable ingest: submit_sm -> submit_sm_resp (each response means the message is in the store), next to the
   minimal Trio baseline of the SMPP benchmark (a server that only answers headers) in the same run;
 - end to end: from the first submit_sm to the DELIVRD receipt of the last message at the ESME.

@@ -1,0 +1,44 @@
+"""Each benchmark runs end to end on a small load and reports rates (their values are for BENCHMARKS.md, not tests)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+SMALL_RUNS = {
+    "codec": ["--seconds", "0.02"],
+    "modem": ["--messages", "40", "--rounds", "1"],
+    "store": ["--messages", "50"],
+    "smpp": ["--messages", "400", "--rounds", "1"],
+    "e2e": ["--messages", "100", "--modems", "2"],
+}
+
+
+def _rates(report: object) -> Iterator[tuple[str, object]]:
+    """Every rate (`..._per_s`, `per_second`) in a benchmark's JSON report, wherever it is nested."""
+    if isinstance(report, dict):
+        for key, value in report.items():
+            if key.endswith(("per_s", "per_second")) and value is not None:
+                yield key, value
+            yield from _rates(value)
+    elif isinstance(report, list):
+        for item in report:
+            yield from _rates(item)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL_RUNS))
+def test_benchmark_runs_and_reports_rates(name: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "smsgw.bench", name, "--json", *SMALL_RUNS[name]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode in (0, 1), done.stderr  # 1: a target missed, which a small run says nothing about
+    rates = list(_rates(json.loads(done.stdout)))
+    assert rates, done.stdout
+    assert all(isinstance(value, float | int) and value > 0 for _, value in rates), rates
