@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -32,13 +34,20 @@ def _rates(report: object) -> Iterator[tuple[str, object]]:
 
 @pytest.mark.parametrize("name", sorted(SMALL_RUNS))
 def test_benchmark_runs_and_reports_rates(name: str) -> None:
-    done = subprocess.run(
+    # A session of its own, so a hung run takes its gateway and modem children with it when it is killed.
+    with subprocess.Popen(
         [sys.executable, "-m", "smsgw.bench", name, "--json", *SMALL_RUNS[name]],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
-    )
-    assert done.returncode in (0, 1), done.stderr  # 1: a target missed, which a small run says nothing about
-    rates = list(_rates(json.loads(done.stdout)))
-    assert rates, done.stdout
+        start_new_session=True,
+    ) as run:
+        try:
+            stdout, stderr = run.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+            raise
+    assert run.returncode in (0, 1), stderr  # 1: a target missed, which a small run says nothing about
+    rates = list(_rates(json.loads(stdout)))
+    assert rates, stdout
     assert all(isinstance(value, float | int) and value > 0 for _, value in rates), rates
