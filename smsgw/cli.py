@@ -30,6 +30,11 @@ class CliError(Exception):
     """A user-facing problem: printed as one line on stderr, exit 2."""
 
 
+def _require_at_least_one(value: int, option: str) -> None:
+    if value < 1:
+        raise CliError(f"{option} must be at least 1")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smsgw", description="SMPP 3.4 SMS gateway for GSM modems")
     parser.add_argument("--version", action="version", version=f"smsgw {__version__}")
@@ -191,8 +196,7 @@ def _cmd_send(args: argparse.Namespace) -> int:
         raise CliError("give --password or set SMSGW_PASSWORD")
     if not args.text:
         raise CliError("--text is empty")
-    if args.window < 1:
-        raise CliError("--window must be at least 1")
+    _require_at_least_one(args.window, "--window")
     if args.to is not None:
         try:
             number = normalise_number(args.to, args.default_country_code)
@@ -442,8 +446,7 @@ def _cmd_dnc_import(args: argparse.Namespace) -> int:
 
     from smsgw.scheduler.policy import InvalidLine, iter_dnc_csv
 
-    if args.batch_size < 1:
-        raise CliError("--batch-size must be at least 1")
+    _require_at_least_one(args.batch_size, "--batch-size")
     _check_country_code(args.default_country_code)
     counts = {"numbers": 0, "invalid": 0}
 
@@ -695,8 +698,7 @@ def _cmd_account_ledger(args: argparse.Namespace) -> int:
     from smsgw.scheduler.routing import format_micro
     from smsgw.scheduler.timing import from_ms
 
-    if args.limit < 1:
-        raise CliError("--limit must be at least 1")
+    _require_at_least_one(args.limit, "--limit")
 
     async def action(store: SqliteStore) -> int:
         for entry in await store.ledger(args.account, args.limit):
@@ -838,8 +840,7 @@ def _add_callbacks(commands: argparse._SubParsersAction[argparse.ArgumentParser]
 def _cmd_callbacks_list(args: argparse.Namespace) -> int:
     from smsgw.scheduler.timing import from_ms
 
-    if args.limit < 1:
-        raise CliError("--limit must be at least 1")
+    _require_at_least_one(args.limit, "--limit")
 
     async def action(store: SqliteStore) -> int:
         rows: list[tuple[str, ...]] = [
@@ -898,8 +899,7 @@ def _cmd_notices_list(args: argparse.Namespace) -> int:
     from smsgw.scheduler.states import State
     from smsgw.scheduler.timing import from_ms
 
-    if args.limit < 1:
-        raise CliError("--limit must be at least 1")
+    _require_at_least_one(args.limit, "--limit")
     handset = None
     if args.handset is not None:
         try:

@@ -29,7 +29,7 @@ from .gsm7 import (
     is_gsm7,
     septets_for_udh,
 )
-from .text import Encoding, encode_text
+from .text import Encoding, encode_text, units_in
 from .udh import Concatenation, Element, Udh, national_language_elements, split_user_data
 
 # TS 23.040 9.2.3.16: TP-User-Data holds at most 140 octets, header included.
@@ -54,7 +54,7 @@ def part_capacity(encoding: Encoding, udh_octets: int) -> int:
     if encoding is Encoding.GSM7:
         return MAX_USER_DATA_OCTETS * 8 // 7 - (septets_for_udh(udh_octets) if udh_octets else 0)
     octets = MAX_USER_DATA_OCTETS - udh_octets
-    return octets // 2 if encoding is Encoding.UCS2 else octets
+    return units_in(octets, encoding)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +239,7 @@ def _unit_cuts(whole: bytes, encoding: Encoding, plan: _Plan) -> Iterator[tuple[
     in GSM 7-bit (any tables) every character is one septet or ESC + code, in UCS-2 one code unit or a surrogate
     pair, in the single-octet alphabets one octet, so a cut only has to step back off an escape or a high
     surrogate."""
-    total_units = len(whole) // (2 if encoding is Encoding.UCS2 else 1)
+    total_units = units_in(len(whole), encoding)
     start = 0
     capacity = plan.first
     while start < total_units:
@@ -305,7 +305,7 @@ def _split_text(
     # The default tables announce nothing: most texts skip building the (empty) shift elements.
     elements = udh_elements if tables is DEFAULT_TABLES else udh_elements + national_language_elements(tables)
     plan = _plan(encoding, elements, reference_bits, first_part_reserve)
-    if len(whole) // (2 if encoding is Encoding.UCS2 else 1) <= plan.single:
+    if units_in(len(whole), encoding) <= plan.single:
         pieces: list[tuple[str | None, bytes]] = [(text, whole)]
     elif encoding in _ENCODED_CUT:
         pieces = _encoded_pieces(text, whole, encoding, plan)
@@ -386,7 +386,7 @@ def count_segments(
         raise ValueError("binary data is split with segment_binary")
     whole = encode_text(text, encoding)
     plan = _plan(encoding, udh_elements, reference_bits, first_part_reserve)
-    if len(whole) // (2 if encoding is Encoding.UCS2 else 1) <= plan.single:
+    if units_in(len(whole), encoding) <= plan.single:
         return 1
     if encoding in _ENCODED_CUT:
         return sum(1 for _ in _unit_cuts(whole, encoding, plan))

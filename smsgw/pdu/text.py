@@ -151,5 +151,10 @@ def decode_text(data: bytes, data_coding: int) -> str:
 def units(text: str, encoding: Encoding) -> int:
     """Length of `text` in the units SMS limits count: septets for GSM 7-bit (extension characters count 2),
     UTF-16 code units for UCS-2 (an emoji counts 2), octets otherwise. PduError if `text` does not fit."""
-    encoded = encode_text(text, encoding)
-    return len(encoded) // 2 if encoding is Encoding.UCS2 else len(encoded)
+    return units_in(len(encode_text(text, encoding)), encoding)
+
+
+def units_in(octets: int, encoding: Encoding) -> int:
+    """How many units (septets, UTF-16 code units or octets) `octets` of SMPP user data in `encoding` hold: GSM
+    7-bit is carried unpacked, a septet an octet."""
+    return octets // 2 if encoding is Encoding.UCS2 else octets

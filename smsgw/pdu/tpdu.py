@@ -535,8 +535,7 @@ class SmsSubmit(_ShortMessage):
         udh, user_data = _decode_user_data(dcs, bool(first & 0x40), fields.tp_udl, fields.tp_ud)
         return cls(
             destination=Address._from_fields(
-                fields.da_toa >> 4 & 0x07, fields.da_toa & 0x0F, fields.da_length, fields.da_value,
-                CommandStatus.ESME_RINVDSTADR,
+                *_ton_npi(fields.da_toa), fields.da_length, fields.da_value, CommandStatus.ESME_RINVDSTADR
             ),
             user_data=user_data,
             dcs=dcs,
@@ -781,8 +780,7 @@ class SmsStatusReport:
         return cls(
             tp_mr=head.tp_mr,
             recipient=Address._from_fields(
-                head.ra_toa >> 4 & 0x07, head.ra_toa & 0x0F, head.ra_length, head.ra_value,
-                CommandStatus.ESME_RINVDSTADR,
+                *_ton_npi(head.ra_toa), head.ra_length, head.ra_value, CommandStatus.ESME_RINVDSTADR
             ),
             scts=decode_timestamp(head.tp_scts, "TP-SCTS"),
             discharge_time=decode_timestamp(head.tp_dt, "TP-DT"),
@@ -864,6 +862,12 @@ def _submit_fields(data: bytes) -> _SubmitFields:
     raise PduError(f"SMS-SUBMIT truncated: {len(data)} octets", command_status=_MALFORMED)
 
 
+def _ton_npi(toa: int) -> tuple[int, int]:
+    """TON and NPI of a type-of-address octet (the inverse of `Address._type_octet`; the extension bit is not read,
+    as the construct declaration does not)."""
+    return toa >> 4 & 0x07, toa & 0x0F
+
+
 def _check_octets(*fields: tuple[str, int]) -> None:
     """The range check construct's Int8ub made when building: the caller's values, reported as such."""
     for name, value in fields:
@@ -928,7 +932,7 @@ def split_smsc(data: bytes) -> tuple[str | None, bytes]:
     toa, value = data[1], data[2 : length + 1]
     digits = len(value) * 2 - (1 if value and value[-1] >> 4 == _FILLER else 0)
     number = _decode_semi_octets(value, digits, _MALFORMED)
-    return str(Address(number, toa >> 4 & 0x07, toa & 0x0F)), data[length + 1 :]
+    return str(Address(number, *_ton_npi(toa))), data[length + 1 :]
 
 
 def cmgs_length(pdu: bytes) -> int:

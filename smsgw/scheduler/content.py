@@ -21,7 +21,15 @@ from smsgw.pdu.segmentation import (
     segment_binary,
     segment_text,
 )
-from smsgw.pdu.text import DataCodingScheme, Encoding, choose_encoding, decode_as, encode_text, parse_data_coding
+from smsgw.pdu.text import (
+    DataCodingScheme,
+    Encoding,
+    choose_encoding,
+    decode_as,
+    encode_text,
+    parse_data_coding,
+    units_in,
+)
 from smsgw.pdu.udh import split_user_data
 from smsgw.scheduler.model import NewSegment, Refused
 from smsgw.scheduler.policy import PreparedText
@@ -114,5 +122,4 @@ def _presplit(payload: bytes, encoding: Encoding, flash: bool) -> Content:
 
 
 def _fits_one_part(encoding: Encoding, udh_octets: int, user_data_length: int) -> bool:
-    units = user_data_length // 2 if encoding is Encoding.UCS2 else user_data_length
-    return units <= part_capacity(encoding, udh_octets)
+    return units_in(user_data_length, encoding) <= part_capacity(encoding, udh_octets)

@@ -40,7 +40,7 @@ from smsgw.pdu.constants import CommandStatus, GatewayError, Npi, Ton
 from smsgw.pdu.errors import PduError
 from smsgw.pdu.gsm7 import is_gsm7
 from smsgw.pdu.segmentation import SegmentedText, TooManySegments, count_segments, segment_text
-from smsgw.pdu.text import Encoding, choose_encoding, encode_text
+from smsgw.pdu.text import Encoding, choose_encoding, encode_text, units
 
 log = logging.getLogger(__name__)
 
@@ -415,7 +415,7 @@ def prepare_text(
         raise BlockedContent(f"blocked content {blocked!r}")
     chosen = _encoding_for(rules.signature + text, encoding)
     if rules.signature_added_upstream:
-        reserve = _units(rules.signature, chosen)
+        reserve = units(rules.signature, chosen)
         base = text
     else:
         reserve = 0
@@ -479,22 +479,11 @@ def _encodable(text: str, encoding: Encoding) -> bool:
     return True
 
 
-def _units(text: str, encoding: Encoding) -> int:
-    """How many part units `text` takes in `encoding` (septets, UTF-16 code units or octets)."""
-    encoded = encode_text(text, encoding)
-    return len(encoded) // 2 if encoding is Encoding.UCS2 else len(encoded)
-
-
 def _fits(text: str, encoding: Encoding, first_part_reserve: int, segments: int) -> bool:
     try:
-        return _count_segments(text, encoding, first_part_reserve) <= segments
+        return count_segments(text, encoding=encoding, first_part_reserve=first_part_reserve) <= segments
     except PduError:  # a suffix outside the message's alphabet
         return False
-
-
-def _count_segments(text: str, encoding: Encoding, first_part_reserve: int) -> int:
-    """Parts `text` takes; PduError when it cannot be written in `encoding`."""
-    return count_segments(text, encoding=encoding, first_part_reserve=first_part_reserve)
 
 
 # --- recipients: do-not-call register, consent, opt-out ---------------------------------------------------------

@@ -540,7 +540,7 @@ class SmppConnection:
         if final is not None:
             self._queue(final)
         with trio.move_on_after(timeout):
-            await self._flush(wait=True)
+            await self.flush(wait=True)
         if self._outbox:
             log.warning("closing with responses unwritten source=%s reason=%s bytes=%d", self.source, reason,
                         len(self._outbox))
@@ -571,7 +571,7 @@ class SmppConnection:
             self._reschedule()
         return True
 
-    async def _flush(self, *, wait: bool = False) -> None:
+    async def flush(self, *, wait: bool = False) -> None:
         """Write the outgoing buffer. One writer at a time: a task that finds another writing leaves its bytes to
         that writer (which loops until the buffer is empty), so responses finished together go out in one write
         and a peer that does not read holds up one task, not every worker. The reader stops reading while the
@@ -601,7 +601,7 @@ class SmppConnection:
     async def _send(self, pdu: Pdu) -> bool:
         if not self._queue(pdu):
             return False
-        await self._flush()
+        await self.flush()
         return True
 
     async def _send_request(self, pdu: Pdu) -> Pdu | None:
@@ -618,10 +618,6 @@ class SmppConnection:
         self._pushed[pdu.sequence_number] = item
         self._queue(pdu)
         return True
-
-    async def flush(self) -> None:
-        """Write what is queued (unless another task is writing: it writes this too)."""
-        await self._flush()
 
     async def _send_outbind(self, account: AccountConfig) -> None:
         await self._send_request(
@@ -829,7 +825,7 @@ class SmppConnection:
         except PduError:  # one of them cannot be encoded: find it
             for pdu, outcome in zip(pdus, outcomes):
                 self._answer(pdu, submission_response(pdu, outcome), now)
-        await self._flush()
+        await self.flush()
 
     def _answer(self, request: Pdu, response: Pdu, now: float) -> None:
         """Queue the response to a request of the bound session (no bind response, nothing that reschedules)."""
@@ -852,7 +848,7 @@ class SmppConnection:
                         self.source, response.command_id, response.command_status)
             return
         self._answer(pdu, response, trio.current_time())
-        await self._flush()
+        await self.flush()
 
     async def _operation(self, pdu: Pdu, segments: int) -> Pdu:
         """Answer one bound request other than a submission through the backend; BackendError becomes the

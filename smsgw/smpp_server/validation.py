@@ -14,7 +14,7 @@ from smsgw.pdu.constants import CommandStatus, EsmClass, Npi, RegisteredDelivery
 from smsgw.pdu.errors import InvalidField
 from smsgw.pdu.segmentation import part_capacity, segment_binary, segment_text
 from smsgw.pdu.smpp import CancelSm, DataSm, Pdu, QuerySm, ReplaceSm, SubmitMulti, SubmitSm
-from smsgw.pdu.text import Encoding, decode_as, parse_data_coding
+from smsgw.pdu.text import Encoding, decode_as, parse_data_coding, units_in
 from smsgw.pdu.tlv import EMPTY_TLVS
 
 S = CommandStatus
@@ -218,8 +218,7 @@ def count_segments(pdu: SubmitSm | SubmitMulti | DataSm, max_segments: int) -> i
     encoding = _encoding(pdu.data_coding)
     if pdu.esm_class & _UDHI or pdu.tlvs.sar_total_segments is not None:
         return 1
-    units = len(payload) // 2 if encoding is Encoding.UCS2 else len(payload)
-    if units <= part_capacity(encoding, 0):
+    if units_in(len(payload), encoding) <= part_capacity(encoding, 0):
         return 1
     if encoding.is_text:
         text = decode_as(payload, encoding)
