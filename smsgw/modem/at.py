@@ -189,6 +189,12 @@ UNSOLICITED_PREFIXES: Final[Mapping[str, int]] = {
     "^SYSSTART": 0,
 }
 
+# The longest line kept, in bytes. A PDU-mode line is at most 2*(12+176) = 376 hex digits (SMSC address and the
+# longest TPDU) and the longest answers (+COPS=? listing every operator in range, +CMGL headers) stay well under
+# 1 KB; a longer "line" is noise on the wire or a modem gone mad, and buffering it without limit until a CR/LF
+# would let one faulty device eat the gateway's memory. It is discarded and the channel resynchronises at the
+# next CR/LF.
+MAX_LINE_BYTES: Final = 4096
 _LINE_END: Final = re.compile(rb"[\r\n]")
 _CR: Final = 0x0D
 _LF: Final = 0x0A
@@ -279,6 +285,7 @@ class AtChannel:
         self._pending: _Pending | None = None
         self._header: Unsolicited | None = None  # a two-line code waiting for its data line
         self._skip_prompt_space = False
+        self._discarding = False  # inside an over-long line: drop bytes up to the next CR/LF
 
     def add_unsolicited(self, prefixes: Mapping[str, int] | Iterable[str]) -> None:
         """More unsolicited codes (a model's vendor lines): prefix -> lines of data after it, or bare prefixes."""
@@ -343,6 +350,7 @@ class AtChannel:
         self._pending = None
         self._header = None
         self._skip_prompt_space = False
+        self._discarding = False
 
     # -- bytes in -----------------------------------------------------------------------------------------
 
@@ -350,6 +358,14 @@ class AtChannel:
         self._buffer += data
         events: list[AtEvent] = []
         while self._buffer:
+            if self._discarding:  # the rest of an over-long line, up to its CR/LF
+                match = _LINE_END.search(self._buffer)
+                if match is None:
+                    self._buffer.clear()
+                    break
+                self._discarding = False
+                del self._buffer[: match.start()]
+                continue
             if self._skip_prompt_space:
                 self._skip_prompt_space = False
                 if self._buffer[:1] == b" ":
@@ -367,8 +383,16 @@ class AtChannel:
                 continue
             match = _LINE_END.search(self._buffer)
             if match is None:
+                if len(self._buffer) > MAX_LINE_BYTES:
+                    self._discard_line(len(self._buffer))
+                    self._discarding = True
+                    self._buffer.clear()
                 break
             end = match.start()
+            if end > MAX_LINE_BYTES:
+                self._discard_line(end)
+                del self._buffer[:end]
+                continue
             raw = bytes(self._buffer[:end])
             del self._buffer[: end + 1]
             line = raw.replace(CTRL_Z, b"").decode("utf-8", errors="replace").strip()
@@ -377,6 +401,13 @@ class AtChannel:
                 if event is not None:
                     events.append(event)
         return events
+
+    def _discard_line(self, length: int) -> None:
+        log.warning("over-long modem line discarded length_at_least=%d limit=%d", length, MAX_LINE_BYTES)
+        if self._header is not None:
+            # The two-line code's data line may be the one discarded: the next line must not be taken for it.
+            log.warning("unsolicited code dropped without its data line code=%s", self._header.name)
+            self._header = None
 
     def _line(self, line: str) -> AtEvent | None:
         if self._header is not None:

@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smsgw.modem.at import (
+    MAX_LINE_BYTES,
     AtChannel,
     AtChannelError,
     CommandTimedOut,
@@ -183,3 +184,51 @@ def test_arbitrary_chunking_gives_same_events(order: list[bytes], cuts: list[int
     ]
     assert sum(isinstance(e, Prompt) for e in whole) == 1
     assert len(whole) == 8
+
+
+_CMTI = Unsolicited("+CMTI", '+CMTI: "SM",2', '"SM",2')
+
+
+def test_over_long_line_is_discarded_and_the_channel_resynchronises() -> None:
+    channel = AtChannel()
+    channel.command("AT+CSQ", 0.0, 5.0)
+    noise = b"\x00\xff" * MAX_LINE_BYTES  # no CR/LF: buffered up to the cap, then dropped to the next line end
+    events = _feed(channel, b"\r\n+CSQ: 17,99\r\n" + noise)
+    events += _feed(channel, noise + b"OK\r\n")  # the tail of the same over-long line, OK included
+    assert events == []
+    events = _feed(channel, b"\r\nOK\r\n\r\n+CMTI: \"SM\",2\r\n")
+    assert events == [Response("AT+CSQ", ("+CSQ: 17,99",), FinalResult("OK", ok=True)), _CMTI]
+
+
+def test_a_line_at_the_cap_is_kept_one_byte_more_is_not() -> None:
+    channel = AtChannel()
+    longest = b"X" * MAX_LINE_BYTES
+    (event,) = _feed(channel, b"\r\n" + longest + b"\r\n")
+    assert isinstance(event, Unsolicited) and event.line == longest.decode()
+    assert _feed(channel, b"\r\n" + longest + b"Y\r\n" + b'\r\n+CMTI: "SM",2\r\n') == [_CMTI]
+
+
+def test_two_line_code_whose_data_line_is_over_long_is_dropped_whole() -> None:
+    channel = AtChannel()
+    events = _feed(channel, b"\r\n+CMT: ,24\r\n" + b"0" * (MAX_LINE_BYTES + 1) + b'\r\n+CMTI: "SM",2\r\n')
+    assert events == [_CMTI]  # not a +CMT whose PDU is the +CMTI line
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    garbage=st.binary(max_size=3 * MAX_LINE_BYTES),
+    long_runs=st.lists(st.integers(min_value=0, max_value=3 * MAX_LINE_BYTES), max_size=3),
+    cuts=st.lists(st.integers(min_value=1, max_value=4 * MAX_LINE_BYTES), max_size=20),
+)
+def test_garbage_never_raises_bounds_the_buffer_and_the_next_line_is_recognised(
+    garbage: bytes, long_runs: list[int], cuts: list[int]
+) -> None:
+    channel = AtChannel()
+    stream = garbage + b"".join(b"Z" * n + b"\r" for n in long_runs)
+    events: list[object] = []
+    for chunk in _chunks(stream, cuts):
+        events.extend(channel.receive_data(chunk))
+        assert len(channel._buffer) <= MAX_LINE_BYTES  # what the cap promises: memory bounded per modem
+    # Whatever came before, a line end then a known code is understood (a half two-line code may take one line).
+    events = _feed(channel, b'\r\n+CMTI: "SM",1\r\n+CMTI: "SM",2\r\n')
+    assert events[-1] == _CMTI
