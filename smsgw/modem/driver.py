@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -63,7 +64,14 @@ _REGISTERED: Final = frozenset({1, 5})  # +CREG <stat>: home network, roaming
 # Lines with which a modem announces that it (re)booted: its settings (+CNMI, +CMGF) are gone.
 _RESTART_INDICATIONS: Final = frozenset({"RDY", "^SYSSTART"})
 _REPLY_BUFFER: Final = 2  # a command's prompt and its response
-_URC_BUFFER: Final = 256
+# Received-message and status-report codes (+CMTI/+CMT/+CDSI/+CDS) queued for the URC worker before the reader
+# stops reading. A gateway never drops what a modem reports: when the worker (that is, the store) cannot keep
+# up, the reader stops taking bytes from the port and the modem and the kernel hold the rest. But the worker's
+# own commands (AT+CMGR, AT+CMGD, AT+CNMA) and concurrent sends (AT+CMGS) are answered through the same reader,
+# behind whatever codes the modem printed first; a reader that stopped while a command waits would deadlock with
+# the worker. So the bound holds only while no command waits: with one outstanding the reader goes on reading
+# and queueing, which adds at most what a modem can print within one command's timeout.
+URC_QUEUE_LIMIT: Final = 256
 _SIM_POLL_S: Final = 1.0
 _REGISTRATION_POLL_S: Final = 2.0
 _QUOTED: Final = re.compile(r'"([^"]*)"')
@@ -170,13 +178,14 @@ class ModemDriver:
         self._stream: trio.abc.Stream | None = None
         self._at = AtChannel()
         self._replies_send, self._replies = trio.open_memory_channel[Response | Prompt](_REPLY_BUFFER)
-        self._urc_send, self._urc_receive = trio.open_memory_channel[Unsolicited](_URC_BUFFER)
+        # Unbounded as a channel: the reader enforces URC_QUEUE_LIMIT itself, see there.
+        self._urc_send, self._urc_receive = trio.open_memory_channel[Unsolicited](math.inf)
+        self._urc_progress = trio.Event()  # the worker took a code or a command started: the reader may read
         self._session_scope: trio.CancelScope | None = None
         self._end: _SessionEnd | None = None
         self._timeouts_in_a_row = 0
         self._last_activity = 0.0
         self._read_storage = ""
-        self._rescan_storage = False
         self._sending = 0
         self._partial_answer: tuple[str, ...] = ()  # what a timed-out command got before its deadline
         self._reached_ready = False
@@ -348,6 +357,7 @@ class ModemDriver:
             timeout_s if timeout_s is not None else self.config.command_timeout_s,
             expects_prompt=expects_prompt,
         )
+        self._urc_progress.set()  # a reader held back by a full URC queue must read the answer
         return await self._write_and_wait(command, data)
 
     async def _write_and_wait(self, command: str, data: bytes) -> Response | Prompt:
@@ -520,6 +530,7 @@ class ModemDriver:
     async def _reader(self, stream: trio.abc.Stream) -> None:
         try:
             while True:
+                await self._wait_for_urc_room()
                 data = await stream.receive_some()
                 if not data:
                     self._fail("gone", "port closed by the device")
@@ -535,17 +546,17 @@ class ModemDriver:
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self._fail("gone", f"port lost: {exc}")
 
+    async def _wait_for_urc_room(self) -> None:
+        """Stop reading while the URC queue is full and no command waits for its answer (URC_QUEUE_LIMIT)."""
+        while self._urc_receive.statistics().current_buffer_used >= URC_QUEUE_LIMIT and not self._at.busy:
+            progress = self._urc_progress = trio.Event()
+            await progress.wait()
+
     def _on_unsolicited(self, event: Unsolicited) -> None:
         """In the reader task: cheap state updates here, anything needing commands to the URC worker."""
         name = event.name
         if name in ("+CMTI", "+CMT", "+CDSI", "+CDS"):
-            try:
-                self._urc_send.send_nowait(event)
-            except trio.WouldBlock:
-                # The worker is far behind. Stored messages are found by the next storage scan; a direct one
-                # is left unacknowledged, so a network that waits for +CNMA delivers it again.
-                log.error("unsolicited queue full modem=%s dropped=%s", self.name, name)
-                self._rescan_storage = True
+            self._urc_send.send_nowait(event)  # never full: the reader bounds the queue before reading
         elif name == "^RSSI":
             self.signal_rssi = _rssi(event.params)
         elif name == "+CREG":
@@ -563,6 +574,7 @@ class ModemDriver:
         except CommandTimeout as exc:
             log.warning("storage scan failed modem=%s error=%s", self.name, exc)
         async for event in self._urc_receive:
+            self._urc_progress.set()
             try:
                 await self._handle_urc(event)
             except CommandTimeout as exc:
@@ -572,9 +584,6 @@ class ModemDriver:
             except Exception:
                 # The sink failed (store down?): nothing was deleted or acknowledged, so nothing is lost.
                 log.exception("unsolicited code not handled modem=%s code=%s", self.name, event.name)
-            if self._rescan_storage:
-                self._rescan_storage = False
-                await self._scan_storage()
 
     async def _handle_urc(self, event: Unsolicited) -> None:
         if event.name in ("+CMTI", "+CDSI"):

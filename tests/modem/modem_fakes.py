@@ -144,6 +144,7 @@ class RecordingSink:
         self.commands_seen_at_hand_over: list[int] = []
         self.release = trio.Event()
         self.release.set()
+        self.commit_s = 0.0
         self.changed = trio.Event()
 
     async def incoming_sms(self, sms: IncomingSms) -> None:
@@ -154,6 +155,9 @@ class RecordingSink:
         self._notify()
 
     async def status_report(self, report: StatusReport) -> None:
+        await self.release.wait()
+        if self.commit_s:
+            await trio.sleep(self.commit_s)  # a store slower than the modem
         self.reports.append(report)
         self._notify()
 
@@ -166,13 +170,43 @@ class RecordingSink:
             await self.changed.wait()
 
 
-def memory_opener(modem: ScriptedModem, nursery: trio.Nursery) -> Callable[[], trio.abc.Stream]:
-    """An opener for ModemDriver that connects a fresh memory stream to `modem` on each open."""
+class SerialLikeStream(trio.abc.Stream):
+    """The host end of a memory stream that hands out at most `read_size` bytes per read, as a serial port does,
+    and counts what the host has read: what it did not read waits in the "port"."""
+
+    def __init__(self, inner: trio.abc.Stream, read_size: int) -> None:
+        self._inner = inner
+        self._read_size = read_size
+        self.bytes_read = 0
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self._inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        data = await self._inner.receive_some(min(max_bytes or self._read_size, self._read_size))
+        self.bytes_read += len(data)
+        return data
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def memory_opener(
+    modem: ScriptedModem, nursery: trio.Nursery, opened: list[SerialLikeStream] | None = None, read_size: int = 4096
+) -> Callable[[], trio.abc.Stream]:
+    """An opener for ModemDriver that connects a fresh memory stream to `modem` on each open; the streams it
+    opened are appended to `opened`."""
 
     async def open_stream() -> trio.abc.Stream:
         host, device = trio.testing.memory_stream_pair()
         nursery.start_soon(modem.serve, device)
-        return host
+        stream = SerialLikeStream(host, read_size)
+        if opened is not None:
+            opened.append(stream)
+        return stream
 
     return open_stream  # type: ignore[return-value]
 

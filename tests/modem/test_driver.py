@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Final
 
 import pytest
 import trio
@@ -8,7 +9,7 @@ import trio.testing
 
 from smsgw.config import ModemConfig
 from smsgw.modem.at import CMS_ERRORS
-from smsgw.modem.driver import ModemDriver, ModemState, choose_cnmi
+from smsgw.modem.driver import URC_QUEUE_LIMIT, ModemDriver, ModemState, choose_cnmi
 from smsgw.modem.quirks import ModemQuirks
 from smsgw.modem.transport import PortOpenError
 from smsgw.modem.seams import OutgoingSms, SendFailed, Sent
@@ -24,7 +25,7 @@ from smsgw.pdu.tpdu import (
 )
 from smsgw.pdu.udh import Concatenation, concatenation_udh
 
-from modem_fakes import OK, RecordingSink, ScriptedModem, lines, memory_opener
+from modem_fakes import OK, RecordingSink, ScriptedModem, SerialLikeStream, lines, memory_opener
 
 
 @pytest.fixture
@@ -427,4 +428,78 @@ async def test_send_without_answer_is_a_temporary_failure(clock: trio.testing.Mo
         assert driver.failures_in_a_row == 2
         modem.silent = True
         await driver.wait_state(ModemState.CLOSED)  # silent to everything: hung, the port is re-opened
+        nursery.cancel_scope.cancel()
+
+
+# More status reports than the driver queues, so the reader must hold some back in the port.
+FLOOD: Final = 3 * URC_QUEUE_LIMIT
+
+
+def _cds(tp_mr: int) -> str:
+    pdu = _report_pdu(tp_mr)
+    return f"\r\n+CDS: {len(pdu) // 2 - 1}\r\n{pdu}\r\n"
+
+
+async def test_status_report_flood_faster_than_the_store_loses_none_and_sends_go_on(
+    clock: trio.testing.MockClock,
+) -> None:
+    modem = ScriptedModem()
+    sink = RecordingSink(modem)
+    opened: list[SerialLikeStream] = []
+    async with trio.open_nursery() as nursery:
+        opener = memory_opener(modem, nursery, opened, read_size=256)
+        driver = ModemDriver(_config(), sink, opener=opener, quirks_table=())
+        nursery.start_soon(driver.run)
+        assert await driver.wait_state(ModemState.READY, ModemState.DOWN) is ModemState.READY
+        await trio.sleep(1)
+        (port,) = opened
+        sink.release = trio.Event()  # the store stalls
+        flood = "".join(_cds(i % 256) for i in range(FLOOD))
+        read_before = port.bytes_read
+        await modem.inject(flood)
+        await trio.sleep(5)  # less than the watchdog's idle interval: no command is waiting
+        assert port.bytes_read - read_before < len(flood) // 2  # it stopped reading: the rest waits in the port
+        assert isinstance(await driver.send(_sms()), Sent)  # its answer is behind the whole flood
+        sink.commit_s = 0.05
+        sink.release.set()
+        for _ in range(3):  # while the store works through the backlog
+            assert isinstance(await driver.send(_sms()), Sent)
+        assert len(sink.reports) < FLOOD
+        await sink.wait_for(lambda: len(sink.reports) == FLOOD)
+        assert [r.tp_mr for r in sink.reports] == [i % 256 for i in range(FLOOD)]
+        assert driver.status().status_reports == FLOOD
+        assert (modem.sent.count("ATE0"), driver.state) == (1, ModemState.READY)  # never hung, never re-opened
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("stored", [False, True], ids=["cds-then-cnma", "cdsi-then-cmgr-cmgd"])
+async def test_flood_while_the_workers_own_command_waits_does_not_deadlock(
+    clock: trio.testing.MockClock, stored: bool
+) -> None:
+    """The answer to the worker's AT+CNMA / AT+CMGR / AT+CMGD comes behind hundreds of queued codes."""
+    modem = ScriptedModem()
+    sink = RecordingSink(modem)
+    sink.commit_s = 0.01
+    cnma = ModemQuirks(name="fake", vendor="Fakecom", model="FM1", manufacturer_pattern="fake",
+                       model_pattern="FM1", needs_cnma=True)
+    async with trio.open_nursery() as nursery:
+        opener = memory_opener(modem, nursery, read_size=256)
+        driver = ModemDriver(_config(), sink, opener=opener, quirks_table=() if stored else (cnma,))
+        nursery.start_soon(driver.run)
+        assert await driver.wait_state(ModemState.READY, ModemState.DOWN) is ModemState.READY
+        await trio.sleep(1)
+        if stored:
+            modem.storage["SR"] = {i: _report_pdu(i % 256) for i in range(1, FLOOD + 1)}
+            await modem.inject("".join(f'\r\n+CDSI: "SR",{i}\r\n' for i in range(1, FLOOD + 1)))
+        else:
+            await modem.inject("".join(_cds(i % 256) for i in range(1, FLOOD + 1)))
+        await sink.wait_for(lambda: len(sink.reports) == FLOOD)
+        await trio.sleep(1)
+        assert [r.tp_mr for r in sink.reports] == [i % 256 for i in range(1, FLOOD + 1)]
+        if stored:
+            assert modem.storage["SR"] == {}
+            assert sum(command.startswith("AT+CMGD=") for command in modem.sent) == FLOOD
+        else:
+            assert modem.sent.count("AT+CNMA") == FLOOD
+        assert (modem.sent.count("ATE0"), driver.state) == (1, ModemState.READY)
         nursery.cancel_scope.cancel()
