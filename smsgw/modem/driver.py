@@ -110,6 +110,8 @@ class ModemStatus:
     sent_this_month: int
     limit_reached: str | None
     last_error: str
+    # Status reports found in modem storage by the start-up scans (they arrived while the gateway was away).
+    stored_reports_at_start: int = 0
 
 
 class CommandTimeout(Exception):
@@ -186,6 +188,7 @@ class ModemDriver:
         self._timeouts_in_a_row = 0
         self._last_activity = 0.0
         self._read_storage = ""
+        self._report_storages: tuple[str, ...] = ()  # the quirk's report storages this modem offers
         self._sending = 0
         self._partial_answer: tuple[str, ...] = ()  # what a timed-out command got before its deadline
         self._reached_ready = False
@@ -198,7 +201,7 @@ class ModemDriver:
         self.signal_rssi: int | None = None
         self.registration: int | None = None
         self.operator = ""
-        self._counts = {"sent": 0, "failed": 0, "received": 0, "status_reports": 0}
+        self._counts = {"sent": 0, "failed": 0, "received": 0, "status_reports": 0, "stored_reports_at_start": 0}
         self._last_error = ""
 
     # -- what the pool asks -------------------------------------------------------------------------------
@@ -248,6 +251,7 @@ class ModemDriver:
             sent_this_month=counters.this_month,
             limit_reached=self.limit_reached(),
             last_error=self._last_error,
+            stored_reports_at_start=self._counts["stored_reports_at_start"],
         )
 
     def limit_usage(self) -> LimitUsage:
@@ -602,7 +606,22 @@ class ModemDriver:
     # -- receiving ----------------------------------------------------------------------------------------
 
     async def _scan_storage(self) -> None:
-        """Read every message already stored (AT+CMGL=4): what arrived while we were away or was not deleted."""
+        """Read every message and status report already stored: what arrived while we were away or was not
+        deleted. The report storages first, the receive storage last, so it stays selected for reading."""
+        reports_before = self._counts["status_reports"]
+        for storage in (*self._report_storages, self._read_storage):
+            if storage != self._read_storage:
+                await self._select_read_storage(storage)
+                if storage != self._read_storage:
+                    continue
+            await self._scan_one_storage()
+        found = self._counts["status_reports"] - reports_before
+        self._counts["stored_reports_at_start"] += found
+        if found:
+            log.info("stored status reports read at start modem=%s count=%d", self.name, found)
+
+    async def _scan_one_storage(self) -> None:
+        """AT+CMGL=4 in the selected storage; each PDU handed over, then deleted."""
         response = await self.command("AT+CMGL=4")
         if not response.ok:
             log.warning("AT+CMGL=4 failed modem=%s error=%s", self.name, response.result.meaning)
@@ -615,7 +634,7 @@ class ModemDriver:
                 if index is not None:
                     stored.append((index, pdu))
         if stored:
-            log.info("stored messages found modem=%s count=%d", self.name, len(stored))
+            log.info("stored messages found modem=%s storage=%s count=%d", self.name, self._read_storage, len(stored))
         for index, pdu in stored:
             await self._handle_pdu(pdu, slot=StoredSlot(self._read_storage, index))
 
@@ -888,8 +907,15 @@ class ModemDriver:
             self._read_storage = storage
         else:
             log.warning("storage not selected modem=%s storage=%s", self.name, storage)
+        offered = lists[0] if lists else []
+        self._report_storages = tuple(s for s in self.quirks.report_storages if s in offered and s != storage)
 
     async def _choose_indications(self) -> None:
+        if self.quirks.needs_cnma:
+            # Before +CNMI: phase 2+ makes the network wait for our AT+CNMA, sent only after the store has it.
+            response = await self.command("AT+CSMS=1")
+            if not response.ok:
+                log.warning("AT+CSMS=1 refused modem=%s error=%s", self.name, response.result.meaning)
         test = await self.command("AT+CNMI=?")
         supported = _parenthesised_lists(test.values("+CNMI:")[0]) if test.ok and test.values("+CNMI:") else []
         values = choose_cnmi(self.quirks.cnmi, [[int(v) for v in options if v.isdigit()] for options in supported])
@@ -914,9 +940,10 @@ class ModemDriver:
 def choose_cnmi(preferred: tuple[int, ...], supported: list[list[int]]) -> tuple[int, ...]:
     """+CNMI values: the quirk's preference where the modem supports it (AT+CNMI=? lists), else a fallback.
 
-    mode 2 (buffer while the link is busy) before 1 and 3; mt 1 (store, +CMTI) before 2 (+CMT) because a
-    stored message survives our crash; ds 1 (+CDS) before 2 (+CDSI)."""
-    fallbacks = ((2, 1, 3, 0), (1, 2, 3, 0), (0, 2), (1, 2, 0), (0, 1))
+    mode 2 (buffer while the link is busy) before 1 and 3; mt 1 (store, +CMTI) before 2 (+CMT) and ds 2 (store,
+    +CDSI) before 1 (+CDS), because a stored message or report survives our crash and waits on the modem until
+    the store has it; a model that can only deliver reports directly is run with +CSMS=1 (quirk `needs_cnma`)."""
+    fallbacks = ((2, 1, 3, 0), (1, 2, 3, 0), (0, 2), (2, 1, 0), (0, 1))
     if not supported:
         return tuple(preferred)
     chosen: list[int] = []

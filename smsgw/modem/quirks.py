@@ -34,10 +34,18 @@ class ModemQuirks:
     manufacturer_pattern: str  # regular expression matched (case-insensitive) against the +CGMI answer
     model_pattern: str  # against the +CGMM answer
     # Preferred +CNMI=<mode>,<mt>,<bm>,<ds>,<bfr>; each value is checked against the AT+CNMI=? answer.
-    # <ds> says how status reports come: 1 directly as +CDS, 2 stored and announced with +CDSI.
-    cnmi: tuple[int, int, int, int, int] = (2, 1, 0, 1, 0)
-    needs_cnma: bool = False  # +CMT/+CDS must be acknowledged with AT+CNMA (the modem runs +CSMS=1)
+    # <ds> says how status reports come: 2 stored and announced with +CDSI (read, then deleted only after the
+    # store has it, so a report that arrives while the gateway is down waits on the modem), 1 directly as +CDS
+    # (lost if the gateway is down, unless the model runs +CSMS=1: see `needs_cnma`).
+    cnmi: tuple[int, int, int, int, int] = (2, 1, 0, 2, 0)
+    # For a model that cannot store status reports (<ds> 2): the driver sets +CSMS=1 and acknowledges each +CMT/+CDS
+    # with AT+CNMA only after the store has it; one not acknowledged (the gateway was down) is refused to the
+    # network, which delivers it again.
+    needs_cnma: bool = False
     storages: tuple[str, ...] = ("ME", "SM", "MT")  # preferred +CPMS storage, first supported wins
+    # Storages where a model may keep status reports apart from received messages (TS 27.005 "SR"); each one the
+    # modem offers (AT+CPMS=?) is listed at start-up too, so reports stored while the gateway was down are read.
+    report_storages: tuple[str, ...] = ("SR",)
     init_commands: tuple[str, ...] = ()
     unsolicited: tuple[str, ...] = ()  # extra unsolicited prefixes ("^RSSI:") or words ("Call Ready")
     two_line_unsolicited: tuple[str, ...] = ()  # unsolicited prefixes followed by a data line
@@ -98,6 +106,7 @@ _FIELD_TYPES: Final[dict[str, type]] = {
     "cnmi": tuple,
     "needs_cnma": bool,
     "storages": tuple,
+    "report_storages": tuple,
     "init_commands": tuple,
     "unsolicited": tuple,
     "two_line_unsolicited": tuple,

@@ -95,7 +95,9 @@ def decode_snapshot(data: bytes) -> StatusSnapshot:
 
 
 def _decode_record(item: dict[str, Any]) -> ModemRecord:
-    status = ModemStatus(**{name: item[name] for name in _STATUS_FIELDS} | {"state": ModemState(item["state"])})
+    # A field added in a later version has a default, and is missing from an older snapshot.
+    values = {name: item[name] for name in _STATUS_FIELDS if name in item}
+    status = ModemStatus(**values | {"state": ModemState(item["state"])})
     usage = item["usage"]
     limits = item["limits"]
     return ModemRecord(

@@ -10,7 +10,7 @@ import trio.testing
 from smsgw.config import ModemConfig
 from smsgw.modem.at import CMS_ERRORS
 from smsgw.modem.driver import URC_QUEUE_LIMIT, ModemDriver, ModemState, choose_cnmi
-from smsgw.modem.quirks import ModemQuirks
+from smsgw.modem.quirks import GENERIC, ModemQuirks
 from smsgw.modem.transport import PortOpenError
 from smsgw.modem.seams import OutgoingSms, SendFailed, Sent
 from smsgw.pdu.text import Encoding, encode_text
@@ -58,7 +58,8 @@ async def test_start_up_identifies_and_configures(clock: trio.testing.MockClock)
         assert (status.signal_rssi, status.registration, status.operator) == (20, 1, "Fake Net")
         assert modem.sent[:3] == ["ATE0", "AT+CMEE=1", "AT+CGMI"]
         assert "AT+CMGF=0" in modem.sent
-        assert "AT+CNMI=2,1,0,1,0" in modem.sent
+        assert "AT+CNMI=2,1,0,2,0" in modem.sent  # status reports stored, so they wait on the modem for us
+        assert "AT+CSMS=1" not in modem.sent
         assert 'AT+CPMS="ME","ME","ME"' in modem.sent
         nursery.cancel_scope.cancel()
 
@@ -392,10 +393,74 @@ async def test_vanished_device_reopened_when_it_returns(clock: trio.testing.Mock
 
 
 def test_choose_cnmi_falls_back_to_supported_values() -> None:
-    assert choose_cnmi((2, 1, 0, 1, 0), [[0, 1, 2], [0, 1, 2, 3], [0, 2], [0, 1, 2], [0, 1]]) == (2, 1, 0, 1, 0)
+    assert choose_cnmi((2, 1, 0, 2, 0), [[0, 1, 2], [0, 1, 2, 3], [0, 2], [0, 1, 2], [0, 1]]) == (2, 1, 0, 2, 0)
     assert choose_cnmi((2, 1, 0, 2, 0), [[1, 2], [1], [0], [0, 1], [0]]) == (2, 1, 0, 1, 0)
     assert choose_cnmi((3, 2, 0, 1, 1), [[0, 1, 2], [0, 1, 2, 3], [0, 2], [0, 2]]) == (2, 2, 0, 2)
-    assert choose_cnmi((2, 1, 0, 1, 0), []) == (2, 1, 0, 1, 0)
+    assert choose_cnmi((2, 1, 0, 2, 0), []) == (2, 1, 0, 2, 0)
+
+
+def test_choose_cnmi_prefers_stored_status_reports_when_the_preference_is_unsupported() -> None:
+    # A preference the modem does not offer falls back to ds 2 (stored, +CDSI) before ds 1 (+CDS).
+    assert choose_cnmi((2, 1, 0, 3, 0), [[0, 1, 2], [0, 1, 2, 3], [0, 2], [0, 1, 2], [0, 1]]) == (2, 1, 0, 2, 0)
+    assert choose_cnmi((2, 1, 0, 3, 0), [[0, 1, 2], [0, 1, 2, 3], [0, 2], [0, 1], [0, 1]]) == (2, 1, 0, 1, 0)
+    assert GENERIC.cnmi[3] == 2
+
+
+async def test_status_reports_stored_while_away_are_read_at_start_then_deleted(clock: trio.testing.MockClock) -> None:
+    modem = ScriptedModem()
+    modem.storage["SR"] = {1: _report_pdu(50), 2: _report_pdu(51, 0x46)}  # the model keeps reports apart
+    modem.storage["ME"] = {4: _report_pdu(52)}  # and another stored with received messages
+    sink = RecordingSink(modem)
+    async with trio.open_nursery() as nursery:
+        driver = await _ready(nursery, modem, sink)
+        await sink.wait_for(lambda: len(sink.reports) == 3)
+        await trio.sleep(1)
+        assert [(r.tp_mr, r.tp_st) for r in sink.reports] == [(50, 0), (51, 0x46), (52, 0)]
+        assert modem.storage["SR"] == {} and modem.storage["ME"] == {}
+        status = driver.status()
+        assert (status.stored_reports_at_start, status.status_reports) == (3, 3)
+        scan = modem.sent[modem.sent.index('AT+CPMS="SR"') :]
+        assert scan[:5] == ['AT+CPMS="SR"', "AT+CMGL=4", "AT+CMGD=1", "AT+CMGD=2", 'AT+CPMS="ME"']
+        # A report arriving later is not counted as found at start.
+        modem.storage["ME"][5] = _report_pdu(53)
+        await modem.inject('\r\n+CDSI: "ME",5\r\n')
+        await sink.wait_for(lambda: len(sink.reports) == 4)
+        assert driver.status().stored_reports_at_start == 3
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_report_storage_the_modem_does_not_offer_is_not_scanned(clock: trio.testing.MockClock) -> None:
+    modem = ScriptedModem()
+    modem.answers["AT+CPMS=?"] = lines('+CPMS: ("SM","ME"),("SM","ME"),("SM","ME")')
+    async with trio.open_nursery() as nursery:
+        await _ready(nursery, modem, RecordingSink(modem))
+        assert 'AT+CPMS="SR"' not in modem.sent
+        assert modem.sent.count("AT+CMGL=4") == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_model_without_report_storage_runs_csms_1_and_acknowledges_after_the_store(
+    clock: trio.testing.MockClock,
+) -> None:
+    modem = ScriptedModem()
+    modem.answers["AT+CNMI=?"] = lines("+CNMI: (0-3),(0-3),(0,2),(0,1),(0,1)")  # no <ds> 2
+    sink = RecordingSink(modem)
+    quirks = ModemQuirks(name="fake", vendor="Fakecom", model="FM1", manufacturer_pattern="fake",
+                         model_pattern="FM1", needs_cnma=True)
+    async with trio.open_nursery() as nursery:
+        driver = ModemDriver(_config(), sink, opener=memory_opener(modem, nursery), quirks_table=(quirks,))
+        nursery.start_soon(driver.run)
+        await driver.wait_state(ModemState.READY)
+        assert modem.sent.index("AT+CSMS=1") < modem.sent.index("AT+CNMI=2,1,0,1,0")
+        sink.release = trio.Event()  # the store is slow
+        await modem.inject(_cds(60))
+        await trio.sleep(5)
+        assert "AT+CNMA" not in modem.sent  # not acknowledged before the store has it
+        sink.release.set()
+        await sink.wait_for(lambda: len(sink.reports) == 1)
+        await trio.sleep(1)
+        assert modem.sent[-1] == "AT+CNMA"
+        nursery.cancel_scope.cancel()
 
 
 async def test_modem_restart_announcement_triggers_a_new_start_up(clock: trio.testing.MockClock) -> None:
@@ -405,11 +470,11 @@ async def test_modem_restart_announcement_triggers_a_new_start_up(clock: trio.te
         await modem.inject("\r\n^RSSI: 9\r\n\r\n+CREG: 5\r\n")
         await trio.sleep(0.1)
         assert (driver.signal_rssi, driver.registration) == (9, 5)
-        assert modem.sent.count("AT+CNMI=2,1,0,1,0") == 1
+        assert modem.sent.count("AT+CNMI=2,1,0,2,0") == 1
         await modem.inject("\r\nRDY\r\n")  # it rebooted by itself: +CNMI and +CMGF are gone
         await driver.wait_state(ModemState.INITIALISING)
         await driver.wait_state(ModemState.READY)
-        assert modem.sent.count("AT+CNMI=2,1,0,1,0") == 2
+        assert modem.sent.count("AT+CNMI=2,1,0,2,0") == 2
         nursery.cancel_scope.cancel()
 
 
