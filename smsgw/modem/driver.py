@@ -189,6 +189,7 @@ class ModemDriver:
         self._last_activity = 0.0
         self._read_storage = ""
         self._report_storages: tuple[str, ...] = ()  # the quirk's report storages this modem offers
+        self._scanning_storage = False  # reports handed over now were stored while we were away
         self._sending = 0
         self._partial_answer: tuple[str, ...] = ()  # what a timed-out command got before its deadline
         self._reached_ready = False
@@ -608,17 +609,16 @@ class ModemDriver:
     async def _scan_storage(self) -> None:
         """Read every message and status report already stored: what arrived while we were away or was not
         deleted. The report storages first, the receive storage last, so it stays selected for reading."""
-        reports_before = self._counts["status_reports"]
-        for storage in (*self._report_storages, self._read_storage):
-            if storage != self._read_storage:
-                await self._select_read_storage(storage)
+        self._scanning_storage = True
+        try:
+            for storage in (*self._report_storages, self._read_storage):
                 if storage != self._read_storage:
-                    continue
-            await self._scan_one_storage()
-        found = self._counts["status_reports"] - reports_before
-        self._counts["stored_reports_at_start"] += found
-        if found:
-            log.info("stored status reports read at start modem=%s count=%d", self.name, found)
+                    await self._select_read_storage(storage)
+                    if storage != self._read_storage:
+                        continue
+                await self._scan_one_storage()
+        finally:
+            self._scanning_storage = False
 
     async def _scan_one_storage(self) -> None:
         """AT+CMGL=4 in the selected storage; each PDU handed over, then deleted."""
@@ -705,7 +705,15 @@ class ModemDriver:
             )
         )
         self._counts["status_reports"] += 1
-        log.info("status report modem=%s tp_mr=%d tp_st=%d", self.name, report.tp_mr, report.tp_st)
+        if self._scanning_storage:
+            self._counts["stored_reports_at_start"] += 1
+        log.info(
+            "status report modem=%s tp_mr=%d tp_st=%d from_storage_at_start=%s",
+            self.name,
+            report.tp_mr,
+            report.tp_st,
+            self._scanning_storage,
+        )
 
     async def _delete(self, slots: tuple[StoredSlot, ...]) -> None:
         for slot in slots:

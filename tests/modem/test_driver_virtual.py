@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from datetime import timedelta
 from pathlib import Path
+
+import serial
 
 import trio
 import trio.testing
@@ -141,3 +146,69 @@ async def test_a_modem_left_at_the_cmgs_prompt_by_a_crash_is_brought_back(
         nursery.start_soon(modems[1].serve, trio.testing.memory_stream_pair()[1])
         assert isinstance(await driver.send(_sms(B, "after the crash")), Sent)
         nursery.cancel_scope.cancel()
+
+
+def _wait_until_stored(link: str) -> tuple[bytes, bytes]:
+    """Over the port, as any terminal program could: the modem's +CNMI, and its storage listing once the status
+    report is there (the driver left the modem in PDU mode, echo off, reading "ME")."""
+    with serial.Serial(link, 115200, timeout=5) as port:
+        port.write(b"AT+CNMI?\r")
+        cnmi = port.read_until(b"OK\r\n")
+        give_up = time.monotonic() + 30
+        while True:
+            port.write(b"AT+CMGL=4\r")
+            listing = port.read_until(b"OK\r\n")
+            if b"+CMGL:" in listing or time.monotonic() > give_up:
+                return cnmi, listing
+            time.sleep(0.1)
+
+
+async def test_status_report_arriving_while_the_driver_is_stopped_is_read_at_its_next_start(tmp_path: Path) -> None:
+    """A `smsgw virtual-modem` process (generic persona) outlives the driver, as hardware outlives a gateway."""
+    link = tmp_path / "modem"
+    config = tmp_path / "network.toml"
+    config.write_text("[virtual_network]\ndelivery_delay_s = 1.0\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smsgw", "--log-level", "WARNING", "virtual-modem", "--link", str(link),
+         "--msisdn", A, "--config", str(config)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith(f"virtual modem {A} on {link}")
+        modem = ModemConfig(name="pty", port=str(link), msisdn=A)
+        with trio.fail_after(60):
+            before = RecordingSink()
+            async with trio.open_nursery() as nursery:
+                driver = ModemDriver(modem, before)
+                nursery.start_soon(driver.run)
+                assert await driver.wait_state(ModemState.READY, ModemState.DOWN) is ModemState.READY
+                sent = await driver.send(_sms("447700900555", "receipt please", status_report=True))
+                assert isinstance(sent, Sent), sent
+                nursery.cancel_scope.cancel()  # the gateway stops before the report comes back
+            cnmi, listing = await trio.to_thread.run_sync(_wait_until_stored, str(link))
+            assert b"+CNMI: 2,1,0,2,0" in cnmi  # status reports stored on the modem (ds=2)
+            assert b"+CMGL:" in listing, listing
+            assert before.reports == []
+            after = RecordingSink()
+            async with trio.open_nursery() as nursery:
+                driver = ModemDriver(modem, after)
+                nursery.start_soon(driver.run)
+                await after.wait_for(lambda: len(after.reports) == 1)
+                (report,) = after.reports
+                assert (report.tp_mr, report.recipient, report.tp_st) == (sent.tp_mr, "447700900555", 0)
+                assert driver.status().stored_reports_at_start == 1
+                nursery.cancel_scope.cancel()
+            # Deleted once the sink had it: the next start finds nothing.
+            _, listing = await trio.to_thread.run_sync(_listing_now, str(link))
+            assert b"+CMGL:" not in listing
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def _listing_now(link: str) -> tuple[bytes, bytes]:
+    with serial.Serial(link, 115200, timeout=5) as port:
+        port.write(b"AT+CMGL=4\r")
+        return b"", port.read_until(b"OK\r\n")
