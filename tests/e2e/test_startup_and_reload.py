@@ -31,10 +31,12 @@ from smsgw.pdu.constants import CommandStatus, MessageState
 _START_UP_S = 20.0
 
 
-def _write_config(path: Path, *, password: str, prefixes: str = '["44"]', port: int = 0, extra: str = "") -> Path:
+def _write_config(
+    path: Path, *, password: str, prefixes: str = '["44"]', port: int = 0, account: str = "", extra: str = ""
+) -> Path:
     path.write_text(
         f"[smpp]\nport = {port}\nshutdown_grace_s = 1.0\nbind_failure_delay_base_s = 0.01\n"
-        f'[[accounts]]\nsystem_id = "acme"\npassword = "{password}"\n'
+        f'[[accounts]]\nsystem_id = "acme"\npassword = "{password}"\n{account}'
         f'[[modems]]\nname = "sim1"\nport = "{path.parent / "ttyUSB-misspelled"}"\nreopen_delay_s = 0.05\n'
         f"reopen_delay_max_s = 0.1\n"
         f'[[routes]]\nname = "main"\nprefixes = {prefixes}\n'
@@ -99,8 +101,10 @@ async def test_reload_applies_to_the_next_bind_and_submission_without_dropping_b
     try:
         assert (await in_thread(existing.submit, "447700900123"))[0] == CommandStatus.ESME_ROK
 
-        # A new password, a route for France only, and a new SMPP port, which needs a restart.
-        _write_config(tmp_path / "gw.toml", password="new-pw", prefixes='["33"]', port=port + 1 if port < 65535 else 1)
+        # A new password, a route for France only, two segments' throughput in all, and a new SMPP port, which
+        # needs a restart.
+        _write_config(tmp_path / "gw.toml", password="new-pw", prefixes='["33"]', port=port + 1 if port < 65535 else 1,
+                      account="throughput_per_s = 0.001\nthroughput_burst = 2\n")
         outcome = await reload_config(gateway.config, str(tmp_path / "gw.toml"))
         assert outcome.applied
         assert outcome.needs_restart == ("smpp.port",)
@@ -112,6 +116,7 @@ async def test_reload_applies_to_the_next_bind_and_submission_without_dropping_b
         # The bind made before the reload is still up, and its submissions follow the new routes.
         assert (await in_thread(existing.submit, "447700900123"))[0] == 0x404  # no route any more
         assert (await in_thread(existing.submit, "33612345678"))[0] == CommandStatus.ESME_ROK
+        assert (await in_thread(existing.submit, "33612345678"))[0] == CommandStatus.ESME_RTHROTTLED
     finally:
         await in_thread(existing.close)
 
