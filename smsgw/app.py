@@ -1,9 +1,15 @@
 """run_gateway: the one place that wires the parts, under one root nursery.
 
-Start-up goes store -> modem pool -> scheduler -> SMPP listener, each started (`nursery.start`) before the next,
-so an ESME can bind only once everything behind it runs. Shutdown goes the other way: the SMPP server stops
-accepting and unbinds its sessions (two stages, `smpp.shutdown_grace_s`), then the scheduler stops handing out
-work, then the modems close their ports, then the store finishes its pending writes and closes.
+Start-up goes store -> modem pool -> scheduler -> SMPP listener, each started (`nursery.start`) before the next.
+The listener does not wait for the modems: a modem may take minutes to register, or its port may be misspelled
+(each driver logs why it cannot open, by name, and keeps trying), and ESMEs should not see a refused connection
+meanwhile. What they submit waits in the store; the scheduler starts handing out segments once the modems have
+started (`_wait_modems_started`). Shutdown goes the other way: the SMPP server stops accepting and unbinds its
+sessions (two stages, `smpp.shutdown_grace_s`), then the scheduler stops handing out work, then the modems close
+their ports, then the store finishes its pending writes and closes.
+
+The parts read the running config through one `ConfigHolder`; `reload_config` (SIGHUP) replaces it, keeping
+what only a restart can change (`keep_running`).
 
 `run_demo` is the same gateway on embedded defaults with virtual modems on real ptys, driven by the real driver
 through the pty as if they were USB modems.
@@ -17,10 +23,10 @@ import logging
 import signal
 import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, TypeVar
 
 import trio
 
@@ -30,7 +36,11 @@ from smsgw.config import (
     AccountConfig,
     Config,
     ConfigError,
+    ConfigHolder,
+    MessageConfig,
     ModemConfig,
+    SmppConfig,
+    load_config,
 )
 from smsgw.modem.driver import ModemDriver, ModemState
 from smsgw.modem.pool import ModemPool
@@ -46,6 +56,8 @@ from smsgw.scheduler.timing import WallClock
 from smsgw.smpp_server.server import SmppListeners, serve_smpp
 
 log = logging.getLogger(__name__)
+
+_Section = TypeVar("_Section", SmppConfig, MessageConfig, AccountConfig)
 
 DEMO_DB_PATH: Final = "smsgw-demo.db"
 DEMO_FIRST_MSISDN: Final = 447700900001
@@ -65,6 +77,7 @@ class GatewayStarted:
 
     host: str
     smpp: SmppListeners
+    config: ConfigHolder  # the running config: `reload_config` replaces it
     virtual_modems: tuple[VirtualModemInfo, ...] = ()
 
 
@@ -129,18 +142,21 @@ def _warn_unknown_msisdns(config: Config, source: str) -> None:
 async def run_gateway(
     config: Config,
     *,
+    config_path: str | None = None,
     stop: trio.Event | None = None,
     task_status: trio.TaskStatus[GatewayStarted] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the gateway until `stop` is set, or, without one, until SIGINT or SIGTERM; then shut down in order.
-    A stop during start-up (a modem still registering, say) abandons the start-up at once."""
+    """Run the gateway until `stop` is set, or, without one, until SIGINT or SIGTERM (SIGHUP then reloads
+    `config_path`); then shut down in order. A stop during start-up abandons the start-up at once."""
+    holder = ConfigHolder(config)
     async with trio.open_nursery() as root:
         if stop is None:
             stop = trio.Event()
-            await root.start(_stop_on_signal, stop)
+            reload = None if config_path is None else functools.partial(reload_config, holder, config_path)
+            await root.start(_handle_signals, stop, reload)
         ready = trio.Event()
         root.start_soon(_abandon_start_up, stop, ready, root.cancel_scope)
-        await _run_parts(config, stop, ready, task_status)
+        await _run_parts(holder, stop, ready, task_status)
         root.cancel_scope.cancel()
 
 
@@ -152,11 +168,12 @@ async def _abandon_start_up(stop: trio.Event, ready: trio.Event, root: trio.Canc
 
 
 async def _run_parts(
-    config: Config, stop: trio.Event, ready: trio.Event, task_status: trio.TaskStatus[GatewayStarted]
+    holder: ConfigHolder, stop: trio.Event, ready: trio.Event, task_status: trio.TaskStatus[GatewayStarted]
 ) -> None:
+    config = holder.current  # the parts below that do not follow reloads (`keep_running`) are built from this
     async with open_store(config.store.path, config.store) as store:
         log.info("store open path=%s", config.store.path)
-        scheduler = Scheduler(store, config, WallClock())
+        scheduler = Scheduler(store, holder, WallClock())
         pool = ModemPool.from_config(
             config.modems,
             scheduler,
@@ -166,18 +183,19 @@ async def _run_parts(
             # Before the drivers run, so the SIMs' limits count what the previous run sent.
             await modems.start(pool.keep_status_file, status_path(config.store.path), config.modems_status.interval_s)
             await modems.start(pool.run)
-            await _wait_modems_started(pool, config)
+            modems_started = trio.Event()
             async with trio.open_nursery() as dispatch:
-                await dispatch.start(scheduler.run, pool)
+                await dispatch.start(functools.partial(scheduler.run, pool, dispatch_after=modems_started))
+                dispatch.start_soon(_wait_modems_started, pool, config, modems_started)
                 smpp_stop = trio.Event()
                 async with trio.open_nursery() as front:
                     listeners: SmppListeners = await front.start(
-                        _serve_smpp, config, scheduler, smpp_stop
+                        _serve_smpp, holder, scheduler, smpp_stop
                     )
                     log.info("gateway ready host=%s port=%s modems=%d", config.smpp.host, listeners.port,
                              len(config.modems))
                     ready.set()
-                    task_status.started(GatewayStarted(config.smpp.host, listeners))
+                    task_status.started(GatewayStarted(config.smpp.host, listeners, holder))
                     await stop.wait()
                     log.info("gateway stopping")
                     smpp_stop.set()  # serve_smpp unbinds its sessions and returns
@@ -186,10 +204,11 @@ async def _run_parts(
     log.info("gateway stopped")
 
 
-async def _wait_modems_started(pool: ModemPool, config: Config) -> None:
-    """Hold the SMPP listener back until every routed modem group has a READY modem, or every modem finished its
-    start-up (READY, or DOWN when it needs an operator), for at most the modems' own start-up budget: one hung or
-    unplugged modem in a rack must not keep the gateway from serving through the others."""
+async def _wait_modems_started(pool: ModemPool, config: Config, started: trio.Event) -> None:
+    """Set `started` (dispatching begins) once every routed modem group has a READY modem, or every modem finished
+    its start-up (READY, or DOWN when it needs an operator), or at most after the modems' own start-up budget: one
+    hung or unplugged modem in a rack must not keep the gateway from sending through the others. Until then,
+    segments would only fail on modems still starting and wait out a retry backoff."""
     routed = {route.modem_group for route in config.routes}
     budget = max(m.sim_ready_timeout_s + m.registration_timeout_s for m in config.modems)
 
@@ -213,21 +232,121 @@ async def _wait_modems_started(pool: ModemPool, config: Config) -> None:
         elif status.state is not ModemState.READY:
             log.warning("modem not ready at start-up modem=%s port=%s state=%s error=%s",
                         status.name, status.port, status.state.value, status.last_error)
+    log.info("dispatching modems_ready=%d of=%d",
+             sum(s.state is ModemState.READY for s in pool.status()), len(config.modems))
+    started.set()
 
 
 async def _serve_smpp(
-    config: Config, scheduler: Scheduler, smpp_stop: trio.Event, *, task_status: trio.TaskStatus[SmppListeners]
+    holder: ConfigHolder, scheduler: Scheduler, smpp_stop: trio.Event, *, task_status: trio.TaskStatus[SmppListeners]
 ) -> None:
-    await serve_smpp(config, scheduler, shutdown_trigger=smpp_stop, task_status=task_status)
+    await serve_smpp(holder, scheduler, shutdown_trigger=smpp_stop, task_status=task_status)
 
 
-async def _stop_on_signal(stop: trio.Event, *, task_status: trio.TaskStatus[None]) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+async def _handle_signals(
+    stop: trio.Event,
+    reload: Callable[[], Awaitable[object]] | None,
+    *,
+    task_status: trio.TaskStatus[None],
+) -> None:
+    """SIGINT and SIGTERM stop gracefully; SIGHUP reloads the config (its default action would kill the process)."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         task_status.started()
         async for signum in signals:
-            log.info("signal received signal=%s; shutting down gracefully", signal.Signals(signum).name)
-            stop.set()
-            return
+            name = signal.Signals(signum).name
+            if signum != signal.SIGHUP:
+                log.info("signal received signal=%s; shutting down gracefully", name)
+                stop.set()
+                return
+            if reload is None:
+                log.warning("signal received signal=%s; ignored: no config file to reload", name)
+            else:
+                log.info("signal received signal=%s; reloading the config", name)
+                await reload()
+
+
+# -- reload -------------------------------------------------------------------------------------------------
+
+# What the running parts read once at start, by section: a reload keeps the running value of these and logs the
+# change as needing a restart. Everything else (accounts, passwords, routes, prices, keywords, throughput, policy,
+# message settings, SMPP session settings for new connections) applies to what comes next. A key added to a
+# section later is live unless listed here.
+_RESTART_ONLY: Final[dict[str, frozenset[str]]] = {
+    # Listeners, workers, the audit file and the bind guard are made when the server starts.
+    "smpp": frozenset({
+        "host", "port", "tls_port", "tls_cert_path", "tls_key_path", "audit_log_path", "workers",
+        "request_queue_size", "bind_failure_delay_base_s", "bind_failure_delay_max_s", "bind_lockout_failures",
+        "bind_lockout_s",
+    }),
+    # The dispatcher's and the MO callbacks' concurrency are sized at start.
+    "messages": frozenset({"max_in_flight_segments", "mo_callback_concurrency", "mo_callback_concurrency_per_account"}),
+    # Outbind loops start with the server.
+    "accounts": frozenset({"outbind_host", "outbind_port", "outbind_interval_s"}),
+}
+# Whole sections the running parts were built from: the open store, the modem drivers on their ports.
+_RESTART_ONLY_SECTIONS: Final = ("store", "modems", "modems_status", "virtual_network")
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadOutcome:
+    applied: bool
+    error: str = ""  # why the file was refused (the running config stays)
+    needs_restart: tuple[str, ...] = ()  # changed keys that kept their running value
+
+
+def keep_running(running: Config, loaded: Config) -> tuple[Config, tuple[str, ...]]:
+    """`loaded` with what only a restart can change (`_RESTART_ONLY`) taken from `running`, and the keys whose
+    change was not applied."""
+    kept: list[str] = []
+    smpp = _keep_fields(running.smpp, loaded.smpp, _RESTART_ONLY["smpp"], "smpp", kept)
+    messages = _keep_fields(running.messages, loaded.messages, _RESTART_ONLY["messages"], "messages", kept)
+    previous = {account.system_id: account for account in running.accounts}
+    accounts = tuple(
+        # An account new to this run has no outbind loop: it keeps the defaults (none) until a restart.
+        _keep_fields(previous.get(a.system_id, AccountConfig(a.system_id, "")), a, _RESTART_ONLY["accounts"],
+                     f"accounts[{a.system_id}]", kept)
+        for a in loaded.accounts
+    )
+    sections: dict[str, Any] = {}
+    for section in _RESTART_ONLY_SECTIONS:
+        if getattr(running, section) != getattr(loaded, section):
+            kept.append(section)
+        sections[section] = getattr(running, section)
+    config = dataclasses.replace(loaded, smpp=smpp, messages=messages, accounts=accounts, **sections)
+    return config, tuple(kept)
+
+
+def _keep_fields(running: _Section, loaded: _Section, names: frozenset[str], prefix: str, kept: list[str]) -> _Section:
+    changes = {n: getattr(running, n) for n in sorted(names) if getattr(running, n) != getattr(loaded, n)}
+    kept.extend(f"{prefix}.{name}" for name in changes)
+    return dataclasses.replace(loaded, **changes)
+
+
+def _load_checked(path: str) -> Config:
+    config = load_config(path)
+    check_config(config, path)
+    return config
+
+
+async def reload_config(holder: ConfigHolder, path: str) -> ReloadOutcome:
+    """Read `path` again and make it the running config (SIGHUP; one function for any other trigger).
+
+    New submissions, binds and receipts follow the new config at once and no bind is dropped. A file with an
+    error changes nothing (the error is logged); a change only a restart can apply is logged and not applied."""
+    try:
+        # Off the event loop: a plain-text password in the file costs an scrypt hash.
+        loaded = await trio.to_thread.run_sync(_load_checked, path)
+        config, kept = keep_running(holder.current, loaded)
+        check_config(config, path)  # e.g. a new route's modem group that only a restart's modems would have
+        holder.replace(config)
+    except (ConfigError, ValueError, OSError) as exc:
+        log.error("config reload refused, running config kept path=%s error=%s", path, exc)
+        return ReloadOutcome(applied=False, error=str(exc))
+    for key in kept:
+        log.warning("config change needs a restart, not applied path=%s key=%s", path, key)
+    log.info("config reloaded path=%s accounts=%d routes=%d not_applied=%d", path, len(config.accounts),
+             len(config.routes), len(kept))
+    return ReloadOutcome(applied=True, needs_restart=kept)
 
 
 def demo_msisdns(count: int) -> tuple[str, ...]:

@@ -60,8 +60,10 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve = commands.add_parser(
         "serve",
         help="run the gateway from a config file (SMPP server, store, GSM modems)",
-        description="Runs until SIGINT or SIGTERM, then shuts down gracefully. A config error names the file, the "
-        "key and the problem, and exits 2 before anything is opened. Example: smsgw.example.toml.",
+        description="Runs until SIGINT or SIGTERM, then shuts down gracefully; SIGHUP reloads the config file "
+        "(accounts, routes, policy...; a change that needs a restart is logged and not applied; a file with an error "
+        "is refused and the running config kept). A config error at start names the file, the key and the problem, "
+        "and exits 2 before anything is opened. Example: smsgw.example.toml.",
     )
     serve.add_argument("--config", required=True, metavar="TOML")
     serve.set_defaults(handler=_cmd_serve)
@@ -76,7 +78,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         check_config(config, args.config)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
-    return _run_until_stopped(functools.partial(run_gateway, config))
+    return _run_until_stopped(functools.partial(run_gateway, config, config_path=args.config))
 
 
 def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

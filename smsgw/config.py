@@ -12,10 +12,10 @@ import logging
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from smsgw.passwords import hash_password, is_password_hash
 
@@ -280,6 +280,44 @@ class Config:
     modems_status: ModemsStatusConfig = field(default_factory=ModemsStatusConfig)
     virtual_network: VirtualNetworkConfig = field(default_factory=VirtualNetworkConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+
+
+_T = TypeVar("_T")
+
+
+class ConfigHolder:
+    """The running gateway's config, replaced as a whole by a reload (`smsgw.app.reload_config`).
+
+    Parts that follow reloads keep the holder, never a `Config` or a section of it, and read `current` at each
+    use; what they build from the config (compiled rules, parsed networks) comes from `derived`, which builds it
+    once per config, so a reload needs no call into each part."""
+
+    def __init__(self, config: Config) -> None:
+        self._current = config
+        self._derived: dict[Callable[[Config], Any], Any] = {}
+
+    @property
+    def current(self) -> Config:
+        return self._current
+
+    def derived(self, build: Callable[[Config], _T]) -> _T:
+        """`build(current)`, built at the first call after each replacement and shared until the next one."""
+        try:
+            value: _T = self._derived[build]
+        except KeyError:
+            value = self._derived[build] = build(self._current)
+        return value
+
+    def replace(self, config: Config) -> None:
+        """Make `config` current, with everything derived so far built anew from it first: if a build raises
+        (a CIDR or keyword file the parts cannot use), that is raised and the running config stays."""
+        derived = {build: build(config) for build in self._derived}
+        self._current, self._derived = config, derived
+
+
+def holding(config: Config | ConfigHolder) -> ConfigHolder:
+    """For parts that take either: a `Config` (tests, tools) is held as is and never reloaded."""
+    return config if isinstance(config, ConfigHolder) else ConfigHolder(config)
 
 
 _SECTIONS: Final[Mapping[str, type]] = {

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from smsgw import cli
-from smsgw.app import check_config, demo_config, demo_msisdns
-from smsgw.config import Config, ConfigError, config_from_mapping
+from smsgw.app import check_config, demo_config, demo_msisdns, keep_running
+from smsgw.config import Config, ConfigError, ConfigHolder, config_from_mapping
 from smsgw.passwords import verify_password
 
 _ACCOUNT = {"system_id": "acme", "password_hash": "scrypt$16384$8$1$00$00"}
@@ -116,3 +116,55 @@ def test_a_second_ctrl_c_during_the_graceful_stop_is_one_line_not_a_traceback(
 
     assert cli._run_until_stopped(stopping) == 1
     assert capsys.readouterr().err == "smsgw: error: interrupted during the graceful stop; stopped at once\n"
+
+
+def test_a_reload_keeps_what_only_a_restart_can_change() -> None:
+    running = config_from_mapping({
+        "smpp": {"port": 2775, "window": 10},
+        "accounts": [{**_ACCOUNT, "outbind_host": "10.0.0.1", "outbind_port": 2776}],
+        "modems": [_MODEM], "routes": [_ROUTE], "store": {"path": "a.db"},
+        "messages": {"mo_callback_concurrency": 16, "default_validity_s": 600},
+    })
+    loaded = config_from_mapping({
+        "smpp": {"port": 2776, "window": 20},
+        "accounts": [{**_ACCOUNT, "throughput_per_s": 5.0},
+                     {**_ACCOUNT, "system_id": "new", "outbind_host": "10.0.0.2", "outbind_port": 2777}],
+        "modems": [{**_MODEM, "port": "/dev/ttyUSB9"}], "routes": [{**_ROUTE, "price_per_segment": 0.5}],
+        "store": {"path": "b.db"},
+        "messages": {"mo_callback_concurrency": 4, "default_validity_s": 1200},
+    })
+    config, kept = keep_running(running, loaded)
+    assert set(kept) == {
+        "smpp.port", "accounts[acme].outbind_host", "accounts[acme].outbind_port", "accounts[new].outbind_host",
+        "accounts[new].outbind_port", "messages.mo_callback_concurrency", "store", "modems",
+    }
+    assert config.smpp.port == 2775 and config.store == running.store and config.modems == running.modems
+    assert config.messages.mo_callback_concurrency == 16
+    # What applies at once: session settings, accounts and their limits, routes and prices, message settings.
+    assert config.smpp.window == 20 and config.messages.default_validity_s == 1200
+    assert [(a.system_id, a.throughput_per_s, a.outbind_host) for a in config.accounts] == [
+        ("acme", 5.0, "10.0.0.1"), ("new", 100.0, None)
+    ]
+    assert config.routes == loaded.routes
+    assert keep_running(running, running) == (running, ())
+
+
+def test_a_config_holder_builds_derived_values_once_per_config_and_refuses_one_it_cannot_build() -> None:
+    builds: list[Config] = []
+
+    def ports(config: Config) -> tuple[str, ...]:
+        builds.append(config)
+        if not config.modems:
+            raise ValueError("no modems")
+        return tuple(m.port for m in config.modems)
+
+    first = config_from_mapping({"modems": [_MODEM]})
+    holder = ConfigHolder(first)
+    assert holder.derived(ports) == ("/dev/ttyUSB0",) and holder.derived(ports) == ("/dev/ttyUSB0",)
+    assert builds == [first]
+    with pytest.raises(ValueError):
+        holder.replace(Config())
+    assert holder.current is first and holder.derived(ports) == ("/dev/ttyUSB0",)
+    second = config_from_mapping({"modems": [{**_MODEM, "port": "/dev/ttyUSB1"}]})
+    holder.replace(second)  # built anew at once, so a failure shows at the reload, not at the next submission
+    assert builds == [first, Config(), second] and holder.derived(ports) == ("/dev/ttyUSB1",)

@@ -423,7 +423,12 @@ class ModemDriver:
             try:
                 stream = await self._opener()
             except Exception as exc:  # task boundary: any failure to open means "try again later"
-                self._last_error = f"cannot open port: {exc}"
+                error = f"cannot open port: {exc}"
+                # Said once per cause, so a misspelled or unplugged port is visible at once without a line per retry.
+                level = logging.DEBUG if error == self._last_error else logging.WARNING
+                log.log(level, "modem port cannot be opened modem=%s port=%s error=%s retry_in_s=%.1f", self.name,
+                        self.config.port, exc, delay)
+                self._last_error = error
                 self._set_state(ModemState.DOWN if stage is _Stage.DOWN else ModemState.CLOSED)
                 await trio.sleep(delay)
                 delay = min(delay * 2, self.config.reopen_delay_max_s)

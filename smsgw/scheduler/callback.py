@@ -24,12 +24,11 @@ import random
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterable
 from typing import Final, Protocol
 
 import trio
 
-from smsgw.config import AccountConfig, MessageConfig
+from smsgw.config import Config, ConfigHolder, MessageConfig
 from smsgw.scheduler.model import MoCallback
 from smsgw.scheduler.timing import WallClock, from_ms, retry_delay_ms
 
@@ -90,29 +89,32 @@ def post_json(url: str, body: bytes, timeout_s: float) -> int:
         raise CallbackFailed(str(exc), retry=not isinstance(exc, ValueError)) from None
 
 
+def _callback_urls(config: Config) -> dict[str, str | None]:
+    return {account.system_id: account.mo_callback_url for account in config.accounts}
+
+
 class MoCallbacks:
     """`run` (in the scheduler's nursery) delivers the store's pending callbacks, each POST in a task of its own;
     `wake` after committing a new one."""
 
-    def __init__(
-        self,
-        store: CallbackStore,
-        config: MessageConfig,
-        accounts: Iterable[AccountConfig],
-        clock: WallClock,
-        rng: random.Random,
-    ) -> None:
+    def __init__(self, store: CallbackStore, config: ConfigHolder, clock: WallClock, rng: random.Random) -> None:
+        """`config` is followed through reloads: each callback goes to its account's current URL with the current
+        timeouts and attempts; the concurrency limits are those at construction (a restart changes them)."""
         self._store = store
-        self._config = config
-        self._urls = {account.system_id: account.mo_callback_url for account in accounts}
+        self._holder = config
         self._clock = clock
         self._rng = rng
-        self._limit = max(1, config.mo_callback_concurrency)
-        self._per_account = max(1, config.mo_callback_concurrency_per_account)
+        messages = config.current.messages
+        self._limit = max(1, messages.mo_callback_concurrency)
+        self._per_account = max(1, messages.mo_callback_concurrency_per_account)
         # Threads of our own: a slow endpoint must never take the default limiter's threads the store reads with.
         self._threads = trio.CapacityLimiter(self._limit)
         self._busy: dict[int, str] = {}  # rowid -> account, POST in flight
         self._woken = trio.Event()
+
+    @property
+    def _config(self) -> MessageConfig:
+        return self._holder.current.messages
 
     def wake(self) -> None:
         self._woken.set()
@@ -162,7 +164,7 @@ class MoCallbacks:
 
     async def _attempt(self, callback: MoCallback) -> None:
         now = self._clock.now_ms()
-        url = self._urls.get(callback.account)
+        url = self._holder.derived(_callback_urls).get(callback.account)
         if not url:
             await self._give_up(callback, callback.attempts, "the account has no mo_callback_url any more", now)
             return

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 import trio
 
-from smsgw.config import AccountConfig, Config, MessageConfig, RouteConfig
+from smsgw.config import AccountConfig, Config, ConfigHolder, MessageConfig, RouteConfig, holding
 from smsgw.modem.seams import IncomingSms, OutgoingSms, SendFailed, SendOutcome, Sent, SmsSender, StatusReport
 from smsgw.pdu.constants import CommandStatus, Npi, Ton
 from smsgw.pdu.errors import PduError
@@ -76,17 +76,16 @@ class Scheduler:
     def __init__(
         self,
         store: MessageStore,
-        config: Config,
+        config: Config | ConfigHolder,
         clock: WallClock,
         *,
         rng: random.Random | None = None,
     ) -> None:
+        """A `ConfigHolder` is followed through reloads: accounts, routes, prices, keywords, policy and message
+        settings are read from its current config at each use."""
         self._store = store
-        self._config = config
-        self._policy = MessagePolicy(config)
+        self._holder = holding(config)
         self._facts = store.policy_facts()  # blocking calls: always through trio.to_thread
-        self._accounts = {account.system_id: account for account in config.accounts}
-        self._messages = config.messages
         self._clock = clock
         self._rng = rng or random.Random()
         self._ids = MessageIdGenerator()
@@ -96,14 +95,42 @@ class Scheduler:
         self._offers: dict[str, collections.deque[OutboxEntry]] = {}  # read ahead per account, not yet reserved
         self._acknowledged: dict[str, None] = {}  # items the ESME took (in order), their deletion not yet written
         self._acknowledgements = trio.Event()
-        self._keywords = {k.casefold(): a.system_id for a in config.accounts for k in a.keywords}
-        self._callbacks = MoCallbacks(store, self._messages, config.accounts, clock, self._rng)
+        self._callbacks = MoCallbacks(store, self._holder, clock, self._rng)
         # MO offered to an account with `mo_receipts`, by outbox item: its handset is notified when it is taken.
         self._noticed: dict[str, MoRecord] = {}
 
+    # What the current config says (each read follows a reload; see `ConfigHolder`).
+    @property
+    def _config(self) -> Config:
+        return self._holder.current
+
+    @property
+    def _messages(self) -> MessageConfig:
+        return self._holder.current.messages
+
+    @property
+    def _policy(self) -> MessagePolicy:
+        return self._holder.derived(MessagePolicy)
+
+    @property
+    def _accounts(self) -> dict[str, AccountConfig]:
+        return self._holder.derived(_accounts_by_id)
+
+    @property
+    def _keywords(self) -> dict[str, str]:
+        return self._holder.derived(_keyword_owners)
+
     # -- background work --------------------------------------------------------------------------------------
 
-    async def run(self, sender: SmsSender, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self,
+        sender: SmsSender,
+        *,
+        dispatch_after: trio.Event | None = None,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """`dispatch_after`: hand out no segment before it is set (the gateway waits for its modems to start, so
+        messages accepted meanwhile wait in the store instead of failing on modems still starting)."""
         recovery = await self._store.recover(self._clock.now_ms())
         log.info(
             "scheduler started interrupted_handoffs=%d open_segments=%d",
@@ -111,13 +138,15 @@ class Scheduler:
             recovery.open_segments,
         )
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._dispatch, sender, nursery)
+            nursery.start_soon(self._dispatch, sender, nursery, dispatch_after)
             nursery.start_soon(self._purge_loop)
             nursery.start_soon(self._callbacks.run)
             nursery.start_soon(self._write_acknowledgements)
             task_status.started()
 
-    async def _dispatch(self, sender: SmsSender, nursery: trio.Nursery) -> None:
+    async def _dispatch(self, sender: SmsSender, nursery: trio.Nursery, after: trio.Event | None) -> None:
+        if after is not None:
+            await after.wait()
         limit = self._messages.max_in_flight_segments
         while True:
             wake = self._store.work_event()
@@ -646,6 +675,14 @@ class Scheduler:
             return
         self._cooling[item_id] = (account, trio.current_time() + self._messages.outbox_redelivery_delay_s)
         self._store.notify_outbox(account)
+
+
+def _accounts_by_id(config: Config) -> dict[str, AccountConfig]:
+    return {account.system_id: account for account in config.accounts}
+
+
+def _keyword_owners(config: Config) -> dict[str, str]:
+    return {k.casefold(): a.system_id for a in config.accounts for k in a.keywords}
 
 
 class _Intake:

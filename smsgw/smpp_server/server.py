@@ -25,7 +25,7 @@ from typing import Final
 
 import trio
 
-from smsgw.config import AccountConfig, Config
+from smsgw.config import AccountConfig, Config, ConfigHolder, holding
 from smsgw.pdu.constants import CommandId, CommandStatus, InterfaceVersion
 from smsgw.pdu.smpp import (
     BindReceiver,
@@ -114,7 +114,7 @@ class SmppListeners:
 
 
 async def serve_smpp(
-    config: Config,
+    config: Config | ConfigHolder,
     backend: SmppBackend,
     *,
     shutdown_trigger: trio.Event | None = None,
@@ -124,11 +124,15 @@ async def serve_smpp(
 
     Stage 1 stops accepting connections and outbinds; stage 2 unbinds every session and gives them
     `shutdown_grace_s` to answer what is outstanding before the rest is cancelled.
+
+    A `ConfigHolder` is followed through reloads: binds check the current accounts, new connections get the
+    current session settings; listeners, workers, the bind guard and outbinds keep what they started with.
     """
-    audit = AuditLog(config.smpp.audit_log_path)
+    holder = holding(config)
+    audit = AuditLog(holder.current.smpp.audit_log_path)
     try:
         async with trio.open_nursery() as nursery:
-            server = SmppServer(config, backend, nursery, audit)
+            server = SmppServer(holder, backend, nursery, audit)
             accepting, outbinding = trio.CancelScope(), trio.CancelScope()
             listeners: SmppListeners = await nursery.start(server.listen, accepting)
             nursery.start_soon(server.outbind, outbinding)
@@ -146,14 +150,19 @@ async def serve_smpp(
         audit.close()
 
 
+def _accounts_of(config: Config) -> Accounts:
+    return Accounts(config.accounts)
+
+
 class SmppServer:
     """Shared state of all connections: accounts, binds, throttles, pushers. Tasks run in `nursery`."""
 
-    def __init__(self, config: Config, backend: SmppBackend, nursery: trio.Nursery, audit: AuditLog) -> None:
-        self.config = config
+    def __init__(
+        self, config: Config | ConfigHolder, backend: SmppBackend, nursery: trio.Nursery, audit: AuditLog
+    ) -> None:
+        self._holder = holding(config)
         self.backend = backend
-        self.accounts = Accounts(config.accounts)
-        smpp = config.smpp
+        smpp = self._holder.current.smpp
         self.guard = BindGuard(
             delay_base_s=smpp.bind_failure_delay_base_s,
             delay_max_s=smpp.bind_failure_delay_max_s,
@@ -170,9 +179,17 @@ class SmppServer:
             nursery.start_soon(self._worker, requests.clone())
         requests.close()
         self._binds: dict[str, list[SmppConnection]] = {}
-        self._buckets: dict[str, TokenBucket] = {}
+        self._buckets: dict[tuple[str, float, float], TokenBucket] = {}
         self._pushers: dict[str, _Pusher] = {}
         self._stopping = False
+
+    @property
+    def config(self) -> Config:
+        return self._holder.current
+
+    @property
+    def accounts(self) -> Accounts:
+        return self._holder.derived(_accounts_of)
 
     async def listen(self, accepting: trio.CancelScope, *, task_status: trio.TaskStatus[SmppListeners]) -> None:
         smpp = self.config.smpp
@@ -296,11 +313,14 @@ class SmppServer:
             pusher.wake()
 
     def bucket(self, account: AccountConfig) -> TokenBucket:
-        """The account's throughput limit, shared by all its binds."""
-        bucket = self._buckets.get(account.system_id)
+        """The account's throughput limit, shared by all its binds, at the current config's rate: binds made
+        before a reload changed it count against the new one."""
+        current = self.accounts.get(account.system_id) or account
+        key = (current.system_id, current.throughput_per_s, current.throughput_burst)
+        bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = self._buckets[account.system_id] = TokenBucket(
-                account.throughput_per_s, account.throughput_burst, trio.current_time()
+            bucket = self._buckets[key] = TokenBucket(
+                current.throughput_per_s, current.throughput_burst, trio.current_time()
             )
         return bucket
 

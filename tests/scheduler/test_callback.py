@@ -20,7 +20,7 @@ from http_endpoint import LATE, Endpoint, serve_endpoint
 from killing import run_until_killed
 from trio.testing import MockClock
 
-from smsgw.config import AccountConfig, Config, MessageConfig, RouteConfig, StoreConfig
+from smsgw.config import AccountConfig, Config, ConfigHolder, MessageConfig, RouteConfig, StoreConfig
 from smsgw.modem.seams import IncomingSms, OutgoingSms, SendOutcome
 from smsgw.scheduler.callback import MoCallbacks
 from smsgw.scheduler.model import MoCallback
@@ -120,7 +120,8 @@ async def harness(
     async with open_store(tmp_path / "cb.db", StoreConfig(synchronous="NORMAL")) as store:
         clock = WallClock(START)
         recording = RecordingStore(store, clock)
-        callbacks = MoCallbacks(recording, messages_config, accounts, clock, random.Random(7))
+        holder = ConfigHolder(Config(accounts=tuple(accounts), messages=messages_config))
+        callbacks = MoCallbacks(recording, holder, clock, random.Random(7))
         yield Harness(store, recording, clock, endpoint), callbacks
 
 
