@@ -20,6 +20,7 @@ import trio
 
 from smsgw.config import AccountConfig, Config, MessageConfig, RouteConfig
 from smsgw.modem.seams import IncomingSms, OutgoingSms, SendFailed, SendOutcome, Sent, SmsSender, StatusReport
+from smsgw.numbers import InvalidNumber, normalise_number
 from smsgw.pdu.constants import CommandStatus, Npi, Ton
 from smsgw.pdu.errors import PduError
 from smsgw.pdu.segmentation import SarInfo, TooManySegments
@@ -42,11 +43,9 @@ from smsgw.scheduler.model import (
     StoreUnavailable,
 )
 from smsgw.scheduler.policy import (
-    InvalidNumber,
     KeywordRules,
     MessagePolicy,
     PolicyError,
-    normalise_number,
     record_opt_out,
     resolve_sender,
 )
