@@ -387,6 +387,14 @@ def prepare_text(
     return PreparedText(base, chosen, reserve, rules.max_segments, segments, tuple(appended), split)
 
 
+def check_esme_parts(total: int, route: RouteConfig) -> None:
+    """A part of a message the ESME split itself (UDH or SAR) whose message has `total` parts: the route's limit
+    counts what reaches the handset however it was split, so every part of a message over it is refused with
+    TooManySegments (0x406, err 806), from its first."""
+    if total > route.max_segments:
+        raise TooManySegments(total, route.max_segments)
+
+
 def _split(
     text: str, encoding: Encoding, first_part_reserve: int, max_segments: int, reference: int
 ) -> SegmentedText:
@@ -576,23 +584,25 @@ class MessagePolicy:
         route: RouteConfig,
         text: str | None,
         *,
-        gateway_split: bool,
+        esme_parts: int,
         encoding: Encoding | None,
         promotional: bool,
         keywords: KeywordRules,
         reference: int = 0,
     ) -> PreparedText | None:
         """The route's content rules for a submission's text (after `resolve_sender` and `is_promotional`):
-        BlockedContent (0x402) or TooManySegments (0x406). None for binary data (`text` None) and for a part the
-        ESME split (`gateway_split` False), which is sent as it came once its blocked keywords are checked; a text
-        the gateway splits is split here, its parts carrying the concatenation `reference`. `keywords` are the
+        BlockedContent (0x402) or TooManySegments (0x406). A part the ESME split (`esme_parts`, the total its
+        message has) is checked against the route's segment limit (`check_esme_parts`) and its blocked keywords,
+        and then sent as it came: None. None for binary data (`text` None) too; a text the gateway splits
+        (`esme_parts` 0) is split here, its parts carrying the concatenation `reference`. `keywords` are the
         route's as `keywords` read them."""
-        if text is None:
-            return None
-        if not gateway_split:
-            blocked = keywords.find(text)
+        if esme_parts:
+            check_esme_parts(esme_parts, route)
+            blocked = None if text is None else keywords.find(text)
             if blocked is not None:
                 raise BlockedContent(f"blocked content {blocked!r}")
+            return None
+        if text is None:
             return None
         return prepare_text(
             text,

@@ -475,7 +475,7 @@ class Scheduler:
         prepared = self._policy.check_text(
             route,
             decoded.text,
-            gateway_split=decoded.presplit is None,
+            esme_parts=decoded.esme_parts,
             encoding=None if decoded.text is None else decoded.encoding,
             promotional=promotional,
             keywords=intake.keywords(route),

@@ -28,6 +28,7 @@ from smsgw.scheduler.policy import (
     PreparedText,
     Rejection,
     SenderAddress,
+    check_esme_parts,
     check_policy_config,
     check_recipient,
     check_recipients,
@@ -463,9 +464,9 @@ def test_message_policy_accept_path(tmp_path: Path) -> None:
     assert resolve_sender("", account, route) == SenderAddress("ACME", *ALPHANUMERIC)
     assert policy.is_promotional(account, "mkt") and not policy.is_promotional(account, "")
 
-    def check(text: str | None, *, gateway_split: bool = True, promotional: bool = False) -> PreparedText | None:
+    def check(text: str | None, *, esme_parts: int = 0, promotional: bool = False) -> PreparedText | None:
         return policy.check_text(
-            route, text, gateway_split=gateway_split, encoding=None, promotional=promotional, keywords=keywords
+            route, text, esme_parts=esme_parts, encoding=None, promotional=promotional, keywords=keywords
         )
 
     prepared = check("Sale today", promotional=True)
@@ -473,8 +474,8 @@ def test_message_policy_accept_path(tmp_path: Path) -> None:
     with pytest.raises(BlockedContent):
         check("CASINO")
     with pytest.raises(BlockedContent):  # a part the ESME split: sent as is, keywords still checked
-        check("casino", gateway_split=False)
-    assert check("hello", gateway_split=False) is None and check(None) is None  # binary data
+        check("casino", esme_parts=2)
+    assert check("hello", esme_parts=2) is None and check(None) is None  # binary data
     with pytest.raises(SenderNotAllowed):
         resolve_sender("EVIL", account, route)
     assert policy.is_opt_out(" Unsubscribe ")
@@ -612,3 +613,11 @@ def test_example_config_passes_the_policy_checks() -> None:
     example = load_config(Path(__file__).resolve().parents[2] / "smsgw.example.toml")
     check_policy_config(example, "smsgw.example.toml")
     assert visible_accounts(example, "acme") == {"acme", "alerts"}
+
+
+def test_a_message_the_esme_split_is_held_to_the_routes_segment_limit() -> None:
+    route = RouteConfig(name="uk", max_segments=3)
+    check_esme_parts(3, route)
+    with pytest.raises(TooManySegments) as caught:
+        check_esme_parts(4, route)
+    assert caught.value.command_status == GatewayError.TOO_MANY_SEGMENTS.command_status
