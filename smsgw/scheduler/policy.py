@@ -626,6 +626,10 @@ def check_policy_config(config: Config, source: str) -> None:
             check_sender_ids(account)
         except InvalidSender as exc:
             raise ConfigError(source, f"accounts[{index}].sender_ids", exc.reason) from None
+        try:
+            check_country_code(account.default_country_code)
+        except InvalidNumber as exc:
+            raise ConfigError(source, f"accounts[{index}].default_country_code", exc.reason) from None
         for keyword in account.keywords:
             if not keyword.strip() or len(keyword.split()) != 1:
                 raise ConfigError(source, f"accounts[{index}].keywords", f"{keyword!r} is not one word")
@@ -639,12 +643,23 @@ def check_policy_config(config: Config, source: str) -> None:
                 raise ConfigError(
                     source, f"accounts[{index}].parent", f"{account.parent!r} is itself a sub-account (one level only)"
                 )
+    for index, modem in enumerate(config.modems):
+        if modem.msisdn:
+            try:
+                normalise_number(modem.msisdn, international=True)
+            except InvalidNumber as exc:
+                raise ConfigError(source, f"modems[{index}].msisdn", f"{exc.reason} (international digits)") from None
     for index, route in enumerate(config.routes):
         key = f"routes[{index}]"
         try:
             ContentRules.from_route(route)
         except ValueError as exc:
             raise ConfigError(source, key, str(exc)) from None
+        for prefix in route.prefixes:
+            # Destinations are international digits without '+': any other prefix would never match one.
+            if prefix and not (_is_ascii_digits(prefix) and not prefix.startswith("0")):
+                problem = f"{prefix!r} is not the start of an international number (digits, no '+' or 0)"
+                raise ConfigError(source, f"{key}.prefixes", problem)
         if route.sender_override:
             try:
                 parse_sender_id(route.sender_override)

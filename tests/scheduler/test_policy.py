@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smsgw.numbers import InvalidNumber
-from smsgw.config import AccountConfig, Config, ConfigError, RouteConfig, config_from_mapping, load_config
+from smsgw.config import AccountConfig, Config, ConfigError, ModemConfig, RouteConfig, config_from_mapping, load_config
 from smsgw.pdu.constants import CommandStatus, GatewayError, Npi, Ton
 from smsgw.pdu.segmentation import TooManySegments, segment_text
 from smsgw.pdu.text import Encoding
@@ -489,6 +489,8 @@ def test_message_policy_accept_path(tmp_path: Path) -> None:
         ({"sender_override": "+4477"}, "routes[0].sender_override"),
         ({"blocked_keywords_path": "/nonexistent/blocked.txt"}, "routes[0].blocked_keywords_path"),
         ({"signature": "x" * 61}, "routes[0]"),
+        ({"prefixes": ["+44"]}, "routes[0].prefixes"),
+        ({"prefixes": ["044"]}, "routes[0].prefixes"),
     ],
 )
 def test_policy_config_errors_name_the_key(tmp_path: Path, route: dict[str, object], key: str) -> None:
@@ -500,6 +502,16 @@ def test_policy_config_errors_name_the_key(tmp_path: Path, route: dict[str, obje
 def test_policy_config_checks_accounts_and_policy(tmp_path: Path) -> None:
     config = _config(tmp_path)
     check_policy_config(config, "test.toml")
+    no_region = replace(config, accounts=(replace(config.accounts[0], default_country_code="UK"),))
+    with pytest.raises(ConfigError, match="'UK' is neither a calling code") as caught:
+        check_policy_config(no_region, "test.toml")
+    assert caught.value.key == "accounts[0].default_country_code"
+    check_policy_config(replace(config, accounts=(replace(config.accounts[0], default_country_code="GB"),)), "t")
+    for msisdn in ("07700900001", "4412345"):
+        bad_msisdn = replace(config, modems=(ModemConfig(name="m1", port="/dev/null", msisdn=msisdn),))
+        with pytest.raises(ConfigError, match=msisdn) as caught:
+            check_policy_config(bad_msisdn, "test.toml")
+        assert caught.value.key == "modems[0].msisdn"
     too_many = replace(config, accounts=(replace(config.accounts[0], sender_ids=tuple("ABCDEF")),))
     with pytest.raises(ConfigError, match="at most 5") as caught:
         check_policy_config(too_many, "test.toml")
