@@ -644,11 +644,13 @@ def check_policy_config(config: Config, source: str) -> None:
                     source, f"accounts[{index}].parent", f"{account.parent!r} is itself a sub-account (one level only)"
                 )
     for index, modem in enumerate(config.modems):
-        if modem.msisdn:
+        # A national msisdn (leading 0) cannot be checked without a region; the app warns of it where it matters.
+        national = modem.msisdn.startswith("0") and not modem.msisdn.startswith("00")
+        if modem.msisdn and not national:
             try:
-                normalise_number(modem.msisdn, international=True)
+                normalise_number(modem.msisdn)
             except InvalidNumber as exc:
-                raise ConfigError(source, f"modems[{index}].msisdn", f"{exc.reason} (international digits)") from None
+                raise ConfigError(source, f"modems[{index}].msisdn", exc.reason) from None
     for index, route in enumerate(config.routes):
         key = f"routes[{index}]"
         try:
