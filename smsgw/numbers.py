@@ -110,6 +110,8 @@ def _normalise(raw: str, region: str, international: bool) -> str:
     digits = body.translate(_FORMATTING)
     if not (digits.isascii() and digits.isdigit()):
         raise InvalidNumber(f"{raw!r} is not a phone number (only digits, spaces, dashes, dots and parentheses)")
+    if (plus or international or not region) and is_test_number(digits):
+        return digits  # what libphonenumber would refuse (module docstring), without its ~25 us
     if plus or international:
         return _valid(raw, _parse(raw, "+" + body, None), "")
     if not region:
