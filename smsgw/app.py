@@ -48,8 +48,9 @@ from smsgw.modem.status_file import status_path
 from smsgw.modem.virtual.modem import VirtualModem
 from smsgw.modem.virtual.network import VirtualNetwork, serve_network
 from smsgw.modem.virtual.pty import serve_pty
+from smsgw.numbers import InvalidNumber, normalise_number
 from smsgw.passwords import hash_password
-from smsgw.scheduler.policy import InvalidNumber, check_policy_config, normalise_number
+from smsgw.scheduler.policy import check_policy_config
 from smsgw.scheduler.service import Scheduler
 from smsgw.scheduler.sqlite_store import open_store
 from smsgw.scheduler.timing import WallClock

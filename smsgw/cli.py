@@ -189,7 +189,7 @@ def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 def _cmd_send(args: argparse.Namespace) -> int:
     from smsgw import client
     from smsgw.pdu.errors import PduError
-    from smsgw.scheduler.policy import InvalidNumber, normalise_number
+    from smsgw.numbers import InvalidNumber, normalise_number
 
     if args.log_level != "DEBUG":
         logging.getLogger(client.SMPPLIB_LOGGER).setLevel(logging.WARNING)
@@ -487,7 +487,7 @@ def _cmd_dnc_import(args: argparse.Namespace) -> int:
 
 
 def _check_country_code(default_country_code: str) -> None:
-    from smsgw.scheduler.policy import InvalidNumber, check_country_code
+    from smsgw.numbers import InvalidNumber, check_country_code
 
     try:
         check_country_code(default_country_code)
@@ -496,7 +496,7 @@ def _check_country_code(default_country_code: str) -> None:
 
 
 def _cmd_dnc_consent(args: argparse.Namespace) -> int:
-    from smsgw.scheduler.policy import InvalidNumber, normalise_number
+    from smsgw.numbers import InvalidNumber, normalise_number
 
     _check_country_code(args.default_country_code)
     try:
@@ -897,7 +897,7 @@ def _add_notices(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _cmd_notices_list(args: argparse.Namespace) -> int:
-    from smsgw.scheduler.policy import InvalidNumber, normalise_number
+    from smsgw.numbers import InvalidNumber, normalise_number
     from smsgw.scheduler.states import State
     from smsgw.scheduler.timing import from_ms
 

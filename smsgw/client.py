@@ -24,11 +24,11 @@ import smpplib.command
 import smpplib.exceptions
 import smpplib.smpp
 
+from smsgw.numbers import InvalidNumber, normalise_number
 from smsgw.pdu.constants import CommandStatus, EsmClass, MessageState, esm_message_type, status_name
 from smsgw.pdu.dlr import parse_receipt
 from smsgw.pdu.errors import PduError
 from smsgw.pdu.segmentation import MAX_SEGMENTS_LIMIT, segment_text
-from smsgw.scheduler.policy import InvalidNumber, normalise_number
 
 log = logging.getLogger(__name__)
 

@@ -53,6 +53,9 @@ class Decoded(NamedTuple):
     encoding: Encoding  # the alphabet it goes on air in: GSM 7-bit, 8-bit data or UCS-2
     flash: bool
     presplit: Content | None  # a part the ESME split (UDHI or SAR TLVs): one segment, sent as it came
+    # How many parts the message of an ESME-split part reaches the handset in (its concatenation total, 1 without
+    # one): what the route's segment limit counts. 0 when the gateway splits.
+    esme_parts: int = 0
 
 
 def decode_content(payload: bytes, *, data_coding: int, esm_class: int, sar: SarInfo | None) -> Decoded:
@@ -64,8 +67,9 @@ def decode_content(payload: bytes, *, data_coding: int, esm_class: int, sar: Sar
         if sar is not None:
             payload, udhi = sar_to_udh(sar, payload, udhi), True
         if udhi:
-            part = _presplit(payload, scheme.encoding, flash)
-            return Decoded(payload, part.text if scheme.encoding.is_text else None, scheme.encoding, flash, part)
+            part, total = _presplit(payload, scheme.encoding, flash)
+            text = part.text if scheme.encoding.is_text else None
+            return Decoded(payload, text, scheme.encoding, flash, part, total)
         if scheme.encoding is Encoding.BINARY:
             return Decoded(payload, None, Encoding.BINARY, flash, None)
         text = decode_as(payload, scheme.encoding)
@@ -104,9 +108,11 @@ def _scheme(data_coding: int) -> DataCodingScheme:
     return parse_data_coding(data_coding)
 
 
-def _presplit(payload: bytes, encoding: Encoding, flash: bool) -> Content:
+def _presplit(payload: bytes, encoding: Encoding, flash: bool) -> tuple[Content, int]:
+    """The part as one segment, and the total of parts its concatenation element announces."""
     header, user_data = split_user_data(payload, True)
     udh = b"" if header is None else header.to_bytes()
+    concatenation = None if header is None else header.concatenation
     text = ""
     if encoding.is_text:
         text = decode_as(user_data, encoding)
@@ -118,7 +124,8 @@ def _presplit(payload: bytes, encoding: Encoding, flash: bool) -> Content:
             f"a part with a user data header carries at most {MAX_USER_DATA_OCTETS} octets",
             command_status=CommandStatus.ESME_RINVMSGLEN,
         )
-    return Content((NewSegment(encoding.data_coding, user_data, udh),), text, flash, gateway_split=False)
+    total = 1 if concatenation is None else concatenation.total
+    return Content((NewSegment(encoding.data_coding, user_data, udh),), text, flash, gateway_split=False), total
 
 
 def _fits_one_part(encoding: Encoding, udh_octets: int, user_data_length: int) -> bool:

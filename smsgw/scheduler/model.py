@@ -234,13 +234,3 @@ class LedgerEntry:
 class Recovery:
     interrupted_handoffs: int  # segments that were on a modem when the process stopped, now due again
     open_segments: int
-
-
-def same_number(a: str, b: str) -> bool:
-    """Whether two renderings of a number name the same handset (`+44…`, `44…`, national `07…`)."""
-    a, b = a.lstrip("+"), b.lstrip("+")
-    if a == b:
-        return True
-    # National vs international forms share the subscriber number; 9 digits is the shortest common length.
-    shortest = min(len(a), len(b))
-    return shortest >= 9 and a.isdigit() and b.isdigit() and a[-9:] == b[-9:]

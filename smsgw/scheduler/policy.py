@@ -4,7 +4,7 @@ Each rule is a function of values (config, text, numbers, facts already looked u
 documented code (DESIGN.md): a refusal at submit raises a `PolicyError` with the `command_status` for
 `submit_sm_resp`; a refusal after acceptance is a `Rejection` value with the receipt's `err:` 8xx, never charged.
 
-- numbers: `normalise_number` (the one owner of number normalisation) -> `InvalidNumber` (ESME_RINVDSTADR)
+- numbers: `smsgw.numbers.normalise_number` (their one home) -> `InvalidNumber` (ESME_RINVDSTADR)
 - sender IDs: `resolve_sender` -> `SenderAddress`, `InvalidSender` (malformed, ESME_RINVSRCADR) or
   `SenderNotAllowed` (not registered for the account or not carried by the route, 0x405 / err 805)
 - content per route: `prepare_text` (signature, suffix, unsubscribe statement, line breaks, maximum segments)
@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Final, NamedTuple, Protocol
 
 from smsgw.config import AccountConfig, Config, ConfigError, PolicyConfig, RouteConfig
+from smsgw.numbers import InvalidNumber, check_country_code, normalise_number
 from smsgw.pdu.constants import CommandStatus, GatewayError, Npi, Ton
 from smsgw.pdu.errors import PduError
 from smsgw.pdu.gsm7 import is_gsm7
@@ -43,12 +44,6 @@ from smsgw.pdu.segmentation import SegmentedText, TooManySegments, count_segment
 from smsgw.pdu.text import Encoding, choose_encoding, encode_text, units
 
 log = logging.getLogger(__name__)
-
-# E.164: a country code never starts with 0 and a full number has at most 15 digits; the shortest numbers in
-# service (small island states) have 7.
-E164_MIN_DIGITS: Final = 7
-E164_MAX_DIGITS: Final = 15
-_FORMATTING: Final = str.maketrans("", "", " -.()\t\u00a0")
 
 MAX_SENDER_IDS: Final = 5
 MAX_ALPHANUMERIC_SENDER: Final = 11
@@ -66,13 +61,6 @@ class PolicyError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.command_status = command_status
-
-
-class InvalidNumber(PolicyError, ValueError):
-    """A destination that cannot be turned into an international number; the message says why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason, command_status=CommandStatus.ESME_RINVDSTADR)
 
 
 class InvalidSender(PolicyError):
@@ -106,66 +94,12 @@ class Rejection:
         return self.error_code.command_status
 
 
-# --- numbers ---------------------------------------------------------------------------------------------------
-
-
-def normalise_number(raw: str, default_country_code: str = "", *, international: bool = False) -> str:
-    """International digits without '+' from what people write: `+44 7700-900001`, `0044…`, `011…`, `07700…`.
-
-    A leading `+`, `00` or (NANP) `011` marks an international number. Without one, the number is national and
-    gets `default_country_code`: a trunk `0` is dropped (`07700 900001` -> `447700900001`); a number already
-    starting with the country code is taken as international. `011` is the trunk prefix plus `11` outside NANP
-    (a Leeds number is `0113…`), so it means "international" only when the default country code is 1 or none.
-    `international` (an SMPP address with TON 1) says the digits already start with a country code.
-    InvalidNumber (ESME_RINVDSTADR) says what is wrong, quoting the input.
-    """
-    # Digits alone have nothing to strip: skipping `translate` (a raised KeyError per character it keeps) makes
-    # the usual number several times cheaper.
-    text = raw if raw.isdigit() else raw.strip().translate(_FORMATTING)
-    country_code = check_country_code(default_country_code)
-    if not text:
-        raise InvalidNumber("empty")
-    if text.startswith("+"):
-        digits = text[1:]
-    elif international:
-        digits = text
-    elif text.startswith("00"):
-        digits = text[2:]
-    elif text.startswith("011") and country_code in ("", "1"):
-        digits = text[3:]
-    elif text.startswith("0"):
-        if not country_code:
-            raise InvalidNumber(f"{raw!r} is a national number (leading 0) and there is no default country code")
-        digits = country_code + text[1:]
-    elif country_code and not text.startswith(country_code):
-        digits = country_code + text
-    else:
-        digits = text
-    if not _is_ascii_digits(digits):
-        raise InvalidNumber(f"{raw!r} is not a phone number (only digits, spaces, dashes, dots and parentheses)")
-    if digits.startswith("0"):
-        raise InvalidNumber(f"{raw!r}: a country code cannot start with 0")
-    if not E164_MIN_DIGITS <= len(digits) <= E164_MAX_DIGITS:
-        raise InvalidNumber(
-            f"{raw!r} has {len(digits)} digits; an international number has {E164_MIN_DIGITS}-{E164_MAX_DIGITS}"
-        )
-    return digits
-
-
-def check_country_code(default_country_code: str) -> str:
-    """The country code as digits ('' for none); InvalidNumber unless it is 1-3 digits not starting with 0."""
-    country_code = default_country_code.strip().lstrip("+")
-    if country_code and (not _is_ascii_digits(country_code) or country_code.startswith("0") or len(country_code) > 3):
-        raise InvalidNumber(f"default country code {default_country_code!r} is not 1-3 digits")
-    return country_code
+# --- sender IDs ------------------------------------------------------------------------------------------------
 
 
 def _is_ascii_digits(text: str) -> bool:
     # str.isdigit alone accepts Arabic-Indic and superscript digits, which no network routes.
     return text.isascii() and text.isdigit()
-
-
-# --- sender IDs ------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,13 +117,15 @@ NETWORK_SENDER: Final = SenderAddress("", Ton.UNKNOWN, Npi.UNKNOWN)
 
 def parse_sender_id(sender_id: str) -> SenderAddress:
     """A sender ID's address: an international MSISDN without '+' (TON 1, NPI 1) when it is all digits, else
-    1-11 characters of A-Z a-z 0-9 (TON 5). InvalidSender (ESME_RINVSRCADR) otherwise."""
+    1-11 characters of A-Z a-z 0-9 (TON 5, not a phone number). InvalidSender (ESME_RINVSRCADR) otherwise,
+    for a numeric sender that is not a valid number of its country too."""
     if _is_ascii_digits(sender_id):
-        if sender_id.startswith("0") or not E164_MIN_DIGITS <= len(sender_id) <= E164_MAX_DIGITS:
+        try:
+            normalise_number(sender_id, international=True)
+        except InvalidNumber as exc:
             raise InvalidSender(
-                f"numeric sender {sender_id!r} is not an international number "
-                f"({E164_MIN_DIGITS}-{E164_MAX_DIGITS} digits, no leading 0 or '+')"
-            )
+                f"numeric sender {exc.reason}: not an international number (country code first, no leading 0 or '+')"
+            ) from None
         return SenderAddress(sender_id, Ton.INTERNATIONAL, Npi.ISDN)
     if not _ALPHANUMERIC.fullmatch(sender_id):
         raise InvalidSender(
@@ -451,6 +387,14 @@ def prepare_text(
     return PreparedText(base, chosen, reserve, rules.max_segments, segments, tuple(appended), split)
 
 
+def check_esme_parts(total: int, route: RouteConfig) -> None:
+    """A part of a message the ESME split itself (UDH or SAR) whose message has `total` parts: the route's limit
+    counts what reaches the handset however it was split, so every part of a message over it is refused with
+    TooManySegments (0x406, err 806), from its first."""
+    if total > route.max_segments:
+        raise TooManySegments(total, route.max_segments)
+
+
 def _split(
     text: str, encoding: Encoding, first_part_reserve: int, max_segments: int, reference: int
 ) -> SegmentedText:
@@ -640,23 +584,25 @@ class MessagePolicy:
         route: RouteConfig,
         text: str | None,
         *,
-        gateway_split: bool,
+        esme_parts: int,
         encoding: Encoding | None,
         promotional: bool,
         keywords: KeywordRules,
         reference: int = 0,
     ) -> PreparedText | None:
         """The route's content rules for a submission's text (after `resolve_sender` and `is_promotional`):
-        BlockedContent (0x402) or TooManySegments (0x406). None for binary data (`text` None) and for a part the
-        ESME split (`gateway_split` False), which is sent as it came once its blocked keywords are checked; a text
-        the gateway splits is split here, its parts carrying the concatenation `reference`. `keywords` are the
+        BlockedContent (0x402) or TooManySegments (0x406). A part the ESME split (`esme_parts`, the total its
+        message has) is checked against the route's segment limit (`check_esme_parts`) and its blocked keywords,
+        and then sent as it came: None. None for binary data (`text` None) too; a text the gateway splits
+        (`esme_parts` 0) is split here, its parts carrying the concatenation `reference`. `keywords` are the
         route's as `keywords` read them."""
-        if text is None:
-            return None
-        if not gateway_split:
-            blocked = keywords.find(text)
+        if esme_parts:
+            check_esme_parts(esme_parts, route)
+            blocked = None if text is None else keywords.find(text)
             if blocked is not None:
                 raise BlockedContent(f"blocked content {blocked!r}")
+            return None
+        if text is None:
             return None
         return prepare_text(
             text,
@@ -680,6 +626,10 @@ def check_policy_config(config: Config, source: str) -> None:
             check_sender_ids(account)
         except InvalidSender as exc:
             raise ConfigError(source, f"accounts[{index}].sender_ids", exc.reason) from None
+        try:
+            check_country_code(account.default_country_code)
+        except InvalidNumber as exc:
+            raise ConfigError(source, f"accounts[{index}].default_country_code", exc.reason) from None
         for keyword in account.keywords:
             if not keyword.strip() or len(keyword.split()) != 1:
                 raise ConfigError(source, f"accounts[{index}].keywords", f"{keyword!r} is not one word")
@@ -693,12 +643,25 @@ def check_policy_config(config: Config, source: str) -> None:
                 raise ConfigError(
                     source, f"accounts[{index}].parent", f"{account.parent!r} is itself a sub-account (one level only)"
                 )
+    for index, modem in enumerate(config.modems):
+        # A national msisdn (leading 0) cannot be checked without a region; the app warns of it where it matters.
+        national = modem.msisdn.startswith("0") and not modem.msisdn.startswith("00")
+        if modem.msisdn and not national:
+            try:
+                normalise_number(modem.msisdn)
+            except InvalidNumber as exc:
+                raise ConfigError(source, f"modems[{index}].msisdn", exc.reason) from None
     for index, route in enumerate(config.routes):
         key = f"routes[{index}]"
         try:
             ContentRules.from_route(route)
         except ValueError as exc:
             raise ConfigError(source, key, str(exc)) from None
+        for prefix in route.prefixes:
+            # Destinations are international digits without '+': any other prefix would never match one.
+            if prefix and not (_is_ascii_digits(prefix) and not prefix.startswith("0")):
+                problem = f"{prefix!r} is not the start of an international number (digits, no '+' or 0)"
+                raise ConfigError(source, f"{key}.prefixes", problem)
         if route.sender_override:
             try:
                 parse_sender_id(route.sender_override)

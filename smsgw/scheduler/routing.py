@@ -11,11 +11,10 @@ from functools import lru_cache
 from typing import Final
 
 from smsgw.config import RouteConfig
+from smsgw.numbers import is_test_number
 from smsgw.pdu.constants import vendor_status
 
 MICRO: Final = 1_000_000
-# The service's own test numbers (DESIGN.md virtual network) are never charged.
-FREE_RANGE: Final = (447700900000, 447700999999)
 NO_ROUTE_STATUS: Final = vendor_status(4)  # err 804: no route / no modem available
 
 
@@ -36,12 +35,9 @@ def find_route(routes: Sequence[RouteConfig], destination: str) -> RouteConfig:
     return best
 
 
-def is_free_number(destination: str) -> bool:
-    return destination.isdigit() and FREE_RANGE[0] <= int(destination) <= FREE_RANGE[1]
-
-
 def segment_price_micro(route: RouteConfig, destination: str) -> int:
-    if is_free_number(destination):
+    # The service's own test numbers (DESIGN.md virtual network) are never charged.
+    if is_test_number(destination):
         return 0
     return _price_micro(route.price_per_segment)
 

@@ -20,6 +20,7 @@ import trio
 
 from smsgw.config import AccountConfig, Config, ConfigHolder, MessageConfig, RouteConfig, holding
 from smsgw.modem.seams import IncomingSms, OutgoingSms, SendFailed, SendOutcome, Sent, SmsSender, StatusReport
+from smsgw.numbers import InvalidNumber, handset_key, normalise_number
 from smsgw.pdu.constants import CommandStatus, Npi, Ton
 from smsgw.pdu.errors import PduError
 from smsgw.pdu.segmentation import SarInfo, TooManySegments
@@ -42,11 +43,9 @@ from smsgw.scheduler.model import (
     StoreUnavailable,
 )
 from smsgw.scheduler.policy import (
-    InvalidNumber,
     KeywordRules,
     MessagePolicy,
     PolicyError,
-    normalise_number,
     record_opt_out,
     resolve_sender,
 )
@@ -268,7 +267,7 @@ class Scheduler:
     async def _toggle_notices(self, sms: IncomingSms, account: str, recipient: str, now: int) -> None:
         """The toggle is the gateway's, not the account's: kept as an MO for nobody, confirmed in the new mode."""
         rowid = await self._store.store_mo(sms, None, recipient, now)
-        normal = await self._store.toggle_handset_notices(sms.originator.lstrip("+"), now)
+        normal = await self._store.toggle_handset_notices(handset_key(sms.originator), now)
         log.info("mo notices toggled mo_id=%d handset=%s normal_sms=%s", rowid, sms.originator, normal)
         text = self._messages.mo_receipt_normal_text if normal else self._messages.mo_receipt_flash_text
         await self._notify_handset(account, sms.originator, recipient, text, now, flash=not normal, purpose="toggle")
@@ -281,7 +280,7 @@ class Scheduler:
                      account, record.originator, record.mo_rowid)
             return
         now = self._clock.now_ms()
-        normal = await self._store.handset_wants_normal_sms(record.originator.lstrip("+"))
+        normal = await self._store.handset_wants_normal_sms(handset_key(record.originator))
         text = self._messages.mo_receipt_text.replace("{account}", account)
         await self._notify_handset(
             account, record.originator, record.recipient, text, now, flash=not normal, purpose="mo-receipt"
@@ -293,7 +292,7 @@ class Scheduler:
         """A notice of the gateway's own to a handset, from the address it wrote to, on its route's modems: never
         charged, no receipt, plain esm_class; at most `notices_per_handset_max` a window to one handset. Each is
         recorded, so that one arriving back at a SIM of this gateway is recognised (`_notify_mo_taken`)."""
-        number = handset.lstrip("+")
+        number = handset_key(handset)
         if not text:
             return
         try:
@@ -505,7 +504,7 @@ class Scheduler:
         prepared = self._policy.check_text(
             route,
             decoded.text,
-            gateway_split=decoded.presplit is None,
+            esme_parts=decoded.esme_parts,
             encoding=None if decoded.text is None else decoded.encoding,
             promotional=promotional,
             keywords=intake.keywords(route),

@@ -28,6 +28,7 @@ import trio
 
 from smsgw.config import StoreConfig
 from smsgw.modem.seams import IncomingSms, Sent, StatusReport
+from smsgw.numbers import handset_key, same_handset
 from smsgw.pdu.constants import GatewayError
 from smsgw.scheduler.migrations import migrate
 from smsgw.scheduler.policy import Rejection, check_recipients
@@ -50,7 +51,6 @@ from smsgw.scheduler.model import (
     Recovery,
     StoredMessage,
     StoreUnavailable,
-    same_number,
 )
 from smsgw.scheduler.states import (
     FINAL,
@@ -580,7 +580,7 @@ class SqliteStore:
             (sent.modem, sent.tp_mr, handoff_at),
         ).fetchall()
         for report_id, recipient, tp_st in early:
-            if state in FINAL or not same_number(destination, recipient):
+            if state in FINAL or not same_handset(destination, recipient):
                 continue
             c.execute("UPDATE status_reports SET segment = ? WHERE id = ?", (segment_rowid, report_id))
             state = self._apply_report(c, self._segment(c, segment_rowid), tp_st, now_ms, retry_at_ms)
@@ -660,7 +660,7 @@ class SqliteStore:
             (report.modem, report.tp_mr, since_ms),
         ).fetchall()
         for row in rows:
-            if same_number(row[5], report.recipient):
+            if same_handset(row[5], report.recipient):
                 return SegmentRow(row[0], row[1], State(row[2]), row[3], row[4])
         return None
 
@@ -741,7 +741,7 @@ class SqliteStore:
                     "SELECT id, destination_addr FROM messages WHERE message_id = ? AND account = ?",
                     (message_id, account),
                 ).fetchall()
-                rowids = [r for r, dest in rows if not destination_addr or same_number(dest, destination_addr)]
+                rowids = [r for r, dest in rows if not destination_addr or same_handset(dest, destination_addr)]
             else:
                 rowids = [
                     r
@@ -845,7 +845,7 @@ class SqliteStore:
                 " WHERE s.destination = ? AND s.sent_at IS NOT NULL AND s.sent_at >= ?"
                 " AND (s.modem = ? OR (s.modem_msisdn = ? AND s.modem_msisdn != ''))"
                 " ORDER BY s.sent_at DESC, s.id DESC LIMIT 1",
-                (handset.lstrip("+"), since_ms, modem, modem_msisdn),
+                (handset_key(handset), since_ms, modem, modem_msisdn),
             ).fetchone()
             return None if row is None else LastSent(row[0], Address(row[1], row[2], row[3]), row[4])
 
@@ -1085,7 +1085,7 @@ class SqliteStore:
         def fn(c: sqlite3.Connection) -> bool:
             row = c.execute(
                 "SELECT 1 FROM mo_messages mo JOIN notices_sent n"
-                " ON n.handset = ltrim(mo.modem_msisdn, '+') AND n.text = mo.text"
+                " ON n.handset = handset_key(mo.modem_msisdn) AND n.text = mo.text"
                 " WHERE mo.id = ? AND n.at <= mo.received_at AND n.expires_at + ? >= mo.received_at LIMIT 1",
                 (mo_rowid, grace_ms),
             ).fetchone()
@@ -1253,6 +1253,10 @@ def _decode(kind: str, text: str) -> ReceiptRecord | MoRecord:
     )
 
 
+def _sql_handset_key(address: str | None) -> str | None:
+    return None if address is None else handset_key(address)
+
+
 def connect(path: str, config: StoreConfig) -> tuple[sqlite3.Connection, sqlite3.Connection]:
     """Open the writer and reader connections and bring the schema up to date (blocking: call in a thread)."""
     synchronous = config.synchronous.upper()
@@ -1265,6 +1269,8 @@ def connect(path: str, config: StoreConfig) -> tuple[sqlite3.Connection, sqlite3
         connection.execute(f"PRAGMA synchronous = {synchronous}")
         # Each batch's SAVEPOINTs need a statement journal: in memory, not a temporary file created per batch.
         connection.execute("PRAGMA temp_store = MEMORY")
+        # Queries that match a handset use the numbers module's key, not an SQL copy of the rule.
+        connection.create_function("handset_key", 1, _sql_handset_key, deterministic=True)
         return connection
 
     writer = open_one()

@@ -197,3 +197,51 @@ async def test_unpaid_submission_resent_by_the_operator_is_sent_with_a_new_id(
     assert _stored(db, "brand") == 3  # the free part, the unpaid original kept, and its resend under a new id
     assert _read(db, "SELECT error_code FROM messages WHERE message_id = ?", receipt.message_id) == 0
     assert _balance(db, "brand") == 0  # charged normally
+
+
+async def test_numbers_not_valid_for_their_country_are_refused_and_named(
+    policy_gateway: PolicyGateway, brand: Esme
+) -> None:
+    """issue 14 item 2 over SMPP: a destination or numeric sender libphonenumber does not know is refused, never
+    rewritten into another number; the virtual network's numbers (unallocated in libphonenumber) go out."""
+    db = policy_gateway.db
+    status, _ = await _brand_submit(brand, "4412345", b"hello")
+    assert status == CommandStatus.ESME_RINVDSTADR
+    status, _ = await _brand_submit(brand, "00447700900123", b"hello", dest_addr_ton=0, dest_addr_npi=0)
+    assert status == CommandStatus.ESME_ROK
+    assert _read(db, "SELECT count(*) FROM messages WHERE destination_addr = '447700900123'") == 1
+    status, _ = await _brand_submit(brand, "447700922000", b"hello")  # the network's "unknown subscriber" row
+    assert status == CommandStatus.ESME_ROK
+    demo = await in_thread(Esme, policy_gateway.started.smpp.port, "demo", "demo")
+    try:
+        numeric = {"source_addr": "44791112345", "source_addr_ton": 1, "source_addr_npi": 1}
+        status, _ = await in_thread(demo.submit, "447700123456", b"hello", **numeric)
+        assert status == CommandStatus.ESME_RINVSRCADR
+    finally:
+        await in_thread(demo.close)
+    assert _stored(db, "demo") == 0
+
+
+@pytest.mark.parametrize("sar", [False, True], ids=["udh", "sar"])
+async def test_a_message_the_esme_split_beyond_the_routes_segments_is_refused(
+    policy_gateway: PolicyGateway, brand: Esme, sar: bool
+) -> None:
+    """issue 14 item 3: 4 parts on a 3-segment route, split by the ESME with a UDH or SAR TLVs: 0x406 from the first
+    part, nothing stored or charged; 3 parts go out."""
+    db = policy_gateway.db
+    before = _balance(db, "brand")
+
+    async def part(total: int, sequence: int) -> int:
+        if sar:
+            fields: dict[str, object] = {
+                "sar_msg_ref_num": 9, "sar_total_segments": total, "sar_segment_seqnum": sequence
+            }
+            status, _ = await _brand_submit(brand, "447700123456", b"part", **fields)
+        else:
+            udh = bytes((5, 0, 3, 9, total, sequence))
+            status, _ = await _brand_submit(brand, "447700123456", udh + b"part", esm_class=0x40)
+        return status
+
+    assert await part(4, 1) == GatewayError.TOO_MANY_SEGMENTS.command_status == 0x406
+    assert _stored(db, "brand") == 0 and _balance(db, "brand") == before
+    assert [await part(3, sequence) for sequence in (1, 2, 3)] == [CommandStatus.ESME_ROK] * 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -11,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smsgw.config import AccountConfig, Config, ConfigError, RouteConfig, config_from_mapping, load_config
+from smsgw.numbers import InvalidNumber
+from smsgw.config import AccountConfig, Config, ConfigError, ModemConfig, RouteConfig, config_from_mapping, load_config
 from smsgw.pdu.constants import CommandStatus, GatewayError, Npi, Ton
 from smsgw.pdu.segmentation import TooManySegments, segment_text
 from smsgw.pdu.text import Encoding
@@ -19,7 +21,6 @@ from smsgw.scheduler.policy import (
     NETWORK_SENDER,
     BlockedContent,
     ContentRules,
-    InvalidNumber,
     InvalidLine,
     InvalidSender,
     SenderNotAllowed,
@@ -28,13 +29,13 @@ from smsgw.scheduler.policy import (
     PreparedText,
     Rejection,
     SenderAddress,
+    check_esme_parts,
     check_policy_config,
     check_recipient,
     check_recipients,
     check_transfer,
     is_opt_out,
     is_promotional,
-    normalise_number,
     iter_dnc_csv,
     parse_keywords,
     prepare_text,
@@ -45,86 +46,6 @@ from smsgw.scheduler.policy import (
 
 ACCOUNT = AccountConfig(system_id="acme", password_hash="x", sender_ids=("ACME", "447700900001"))
 ROUTE = RouteConfig(name="uk")
-
-
-# --- numbers ---------------------------------------------------------------------------------------------------
-
-
-# The formats people write are also covered through `smsgw send` in tests/test_client.py.
-@pytest.mark.parametrize(
-    ("raw", "country_code", "expected"),
-    [
-        ("+886 912 345 678", "44", "886912345678"),
-        ("0912\u00a0345\u00a0678", "886", "886912345678"),  # non-breaking spaces from spreadsheets
-        ("011-886-912-345-678", "1", "886912345678"),
-        ("(0)20 7946 0000", "44", "442079460000"),
-    ],
-)
-def test_normalise_number(raw: str, country_code: str, expected: str) -> None:
-    assert normalise_number(raw, country_code) == expected
-
-
-def test_international_address_keeps_its_country_code() -> None:
-    """An SMPP destination with TON 1 is international even without '+': no default country code in front."""
-    assert normalise_number("12125550100", "44") == "4412125550100"
-    assert normalise_number("12125550100", "44", international=True) == "12125550100"
-    with pytest.raises(InvalidNumber, match="cannot start with 0"):
-        normalise_number("07700900001", "44", international=True)
-
-
-@pytest.mark.parametrize(
-    ("raw", "country_code", "reason"),
-    [
-        ("07700 900001", "", "'07700 900001' is a national number"),
-        ("+44 7700 9000O1", "", "not a phone number"),
-        ("+44 123", "", "'\\+44 123' has 5 digits"),
-        ("7700900001", "+0", "country code"),
-    ],
-)
-def test_invalid_number_says_why_and_carries_rinvdstadr(raw: str, country_code: str, reason: str) -> None:
-    with pytest.raises(InvalidNumber, match=reason) as caught:
-        normalise_number(raw, country_code)
-    assert caught.value.command_status == CommandStatus.ESME_RINVDSTADR
-
-
-_written_numbers = st.builds(
-    lambda prefix, digits, separators: prefix + "".join(d + s for d, s in zip(digits, separators, strict=False)),
-    st.sampled_from(["", "+", "00", "0", "011", " "]),
-    st.lists(st.sampled_from("0123456789"), min_size=1, max_size=18),
-    st.lists(st.sampled_from(["", "", " ", "-", ".", "(", ")"]), min_size=18, max_size=18),
-)
-
-
-@settings(max_examples=200)
-@given(raw=st.one_of(_written_numbers, st.text(max_size=20)), country_code=st.sampled_from(["", "1", "44", "886"]))
-def test_normalised_numbers_are_digits_and_normalising_again_changes_nothing(raw: str, country_code: str) -> None:
-    try:
-        number = normalise_number(raw, country_code)
-    except InvalidNumber:
-        return
-    assert number.isascii() and number.isdigit() and not number.startswith("0")
-    assert 7 <= len(number) <= 15
-    assert normalise_number(number, country_code, international=True) == number
-    assert normalise_number("+" + number, country_code) == number
-    assert normalise_number(number) == number
-
-
-@given(
-    raw=st.text(alphabet="0123456789\u0663\u00b2", min_size=1, max_size=18),
-    country_code=st.sampled_from(["", "1", "44"]),
-    international=st.booleans(),
-)
-def test_bare_digits_normalise_as_they_do_with_formatting_around_them(
-    raw: str, country_code: str, international: bool
-) -> None:
-    # Digits alone skip the strip of spaces and separators; written with them, the same digits take that path.
-    def outcome(written: str) -> str:
-        try:
-            return normalise_number(written, country_code, international=international)
-        except InvalidNumber:
-            return "refused"
-
-    assert outcome(raw) == outcome(f" {raw[:1]}-{raw[1:]} ")
 
 
 # --- sender IDs ------------------------------------------------------------------------------------------------
@@ -157,6 +78,7 @@ def test_sender_resolution(source: str, route: RouteConfig, expected: SenderAddr
         ("ACME CO", AccountConfig(system_id="a", password_hash="x"), ROUTE, "1-11 letters"),
         ("Café", AccountConfig(system_id="a", password_hash="x"), ROUTE, "1-11 letters"),
         ("07700900001", AccountConfig(system_id="a", password_hash="x"), ROUTE, "not an international number"),
+        ("44791112345", AccountConfig(system_id="a", password_hash="x"), ROUTE, "not a valid number in GB"),
         ("+447700900001", AccountConfig(system_id="a", password_hash="x"), ROUTE, "1-11 letters"),
         ("A", AccountConfig(system_id="a", password_hash="x", sender_ids=tuple("ABCDEF")), ROUTE, "at most 5"),
     ],
@@ -543,9 +465,9 @@ def test_message_policy_accept_path(tmp_path: Path) -> None:
     assert resolve_sender("", account, route) == SenderAddress("ACME", *ALPHANUMERIC)
     assert policy.is_promotional(account, "mkt") and not policy.is_promotional(account, "")
 
-    def check(text: str | None, *, gateway_split: bool = True, promotional: bool = False) -> PreparedText | None:
+    def check(text: str | None, *, esme_parts: int = 0, promotional: bool = False) -> PreparedText | None:
         return policy.check_text(
-            route, text, gateway_split=gateway_split, encoding=None, promotional=promotional, keywords=keywords
+            route, text, esme_parts=esme_parts, encoding=None, promotional=promotional, keywords=keywords
         )
 
     prepared = check("Sale today", promotional=True)
@@ -553,8 +475,8 @@ def test_message_policy_accept_path(tmp_path: Path) -> None:
     with pytest.raises(BlockedContent):
         check("CASINO")
     with pytest.raises(BlockedContent):  # a part the ESME split: sent as is, keywords still checked
-        check("casino", gateway_split=False)
-    assert check("hello", gateway_split=False) is None and check(None) is None  # binary data
+        check("casino", esme_parts=2)
+    assert check("hello", esme_parts=2) is None and check(None) is None  # binary data
     with pytest.raises(SenderNotAllowed):
         resolve_sender("EVIL", account, route)
     assert policy.is_opt_out(" Unsubscribe ")
@@ -568,6 +490,8 @@ def test_message_policy_accept_path(tmp_path: Path) -> None:
         ({"sender_override": "+4477"}, "routes[0].sender_override"),
         ({"blocked_keywords_path": "/nonexistent/blocked.txt"}, "routes[0].blocked_keywords_path"),
         ({"signature": "x" * 61}, "routes[0]"),
+        ({"prefixes": ["+44"]}, "routes[0].prefixes"),
+        ({"prefixes": ["044"]}, "routes[0].prefixes"),
     ],
 )
 def test_policy_config_errors_name_the_key(tmp_path: Path, route: dict[str, object], key: str) -> None:
@@ -579,6 +503,16 @@ def test_policy_config_errors_name_the_key(tmp_path: Path, route: dict[str, obje
 def test_policy_config_checks_accounts_and_policy(tmp_path: Path) -> None:
     config = _config(tmp_path)
     check_policy_config(config, "test.toml")
+    no_region = replace(config, accounts=(replace(config.accounts[0], default_country_code="UK"),))
+    with pytest.raises(ConfigError, match="'UK' is neither a calling code") as caught:
+        check_policy_config(no_region, "test.toml")
+    assert caught.value.key == "accounts[0].default_country_code"
+    check_policy_config(replace(config, accounts=(replace(config.accounts[0], default_country_code="GB"),)), "t")
+    for msisdn in ("4412345", "+999 1234567"):
+        bad_msisdn = replace(config, modems=(ModemConfig(name="m1", port="/dev/null", msisdn=msisdn),))
+        with pytest.raises(ConfigError, match=re.escape(msisdn)) as caught:
+            check_policy_config(bad_msisdn, "test.toml")
+        assert caught.value.key == "modems[0].msisdn"
     too_many = replace(config, accounts=(replace(config.accounts[0], sender_ids=tuple("ABCDEF")),))
     with pytest.raises(ConfigError, match="at most 5") as caught:
         check_policy_config(too_many, "test.toml")
@@ -692,3 +626,11 @@ def test_example_config_passes_the_policy_checks() -> None:
     example = load_config(Path(__file__).resolve().parents[2] / "smsgw.example.toml")
     check_policy_config(example, "smsgw.example.toml")
     assert visible_accounts(example, "acme") == {"acme", "alerts"}
+
+
+def test_a_message_the_esme_split_is_held_to_the_routes_segment_limit() -> None:
+    route = RouteConfig(name="uk", max_segments=3)
+    check_esme_parts(3, route)
+    with pytest.raises(TooManySegments) as caught:
+        check_esme_parts(4, route)
+    assert caught.value.command_status == GatewayError.TOO_MANY_SEGMENTS.command_status

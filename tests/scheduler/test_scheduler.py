@@ -19,6 +19,7 @@ from smsgw.pdu.constants import CommandStatus, EsmClass, GatewayError, MessageSt
 from smsgw.pdu.dlr import parse_receipt
 from smsgw.pdu.smpp import CancelSm, DeliverSm, DistributionList, ReplaceSm, SmeAddress, SubmitMulti, SubmitSm
 from smsgw.pdu.smpp_time import format_relative
+from smsgw.pdu.tlv import Tlvs
 from smsgw.scheduler.model import Address, NewMessage, NewSegment
 from smsgw.scheduler.service import Scheduler
 from smsgw.scheduler.sqlite_store import SqliteStore, open_store
@@ -925,3 +926,49 @@ async def test_at_most_max_in_flight_segments_on_the_modems_and_the_rest_follows
         await gateway.scheduler.submit("acme", submit_sm())
     await gateway.sender.wait_sent(7)
     assert peak == 2
+
+
+# -- numbers and segment limits (issue 14 items 2 and 3) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("accounts_config", [POLICY_ACCOUNTS])
+async def test_numbers_are_read_in_the_accounts_region_and_invalid_ones_named(
+    gateway: Gateway, db_clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    unknown_ton = {"dest_addr_ton": 0, "dest_addr_npi": 0}
+    message_id = await gateway.scheduler.submit("acme", replace(submit_sm(to="+44 (0)7700 900123"), **unknown_ton))
+    (stored,) = await gateway.store.find("acme", message_id)
+    assert stored.destination.addr == FREE  # not 4407700900123
+    with caplog.at_level(logging.INFO, logger="smsgw.scheduler.service"):
+        assert await refused_status(gateway, "acme", replace(submit_sm(to="12"), **unknown_ton)) == (
+            CommandStatus.ESME_RINVDSTADR
+        )
+    assert "'12' is too short for GB" in caplog.text
+    # TON 1 with digits no country has: refused, not sent somewhere else.
+    assert await refused_status(gateway, "acme", submit_sm(to="4412345")) == CommandStatus.ESME_RINVDSTADR
+    numeric_sender = replace(submit_sm(), source_addr="44791112345", source_addr_ton=1, source_addr_npi=1)
+    assert await refused_status(gateway, "promo", numeric_sender) == CommandStatus.ESME_RINVSRCADR
+
+
+def esme_part(total: int, sequence: int = 1, *, sar: bool = False) -> SubmitSm:
+    """Part `sequence` of `total` of a message the ESME split, with a UDH or with SAR TLVs."""
+    if sar:
+        tlvs = Tlvs(sar_msg_ref_num=7, sar_total_segments=total, sar_segment_seqnum=sequence)
+        return submit_sm(text=b"part", tlvs=tlvs)
+    udh = bytes((5, 0, 3, 7, total, sequence))
+    return submit_sm(text=udh + b"part", esm_class=EsmClass.UDHI)
+
+
+@pytest.mark.parametrize("sar", [False, True], ids=["udh", "sar"])
+async def test_the_routes_segment_limit_holds_for_messages_the_esme_split(
+    gateway: Gateway, db_clock: MockClock, sar: bool
+) -> None:
+    """The route allows 3 segments: every part of a 4-part message is refused 0x406 (err 806), from the first;
+    a 3-part message goes out."""
+    for sequence in (1, 4):
+        status = await refused_status(gateway, "acme", esme_part(4, sequence, sar=sar))
+        assert status == GatewayError.TOO_MANY_SEGMENTS.command_status == 0x406
+    for sequence in (1, 2, 3):
+        await gateway.scheduler.submit("acme", esme_part(3, sequence, sar=sar))
+    await gateway.sender.wait_sent(3)
+    assert len(gateway.sender.sent) == 3
