@@ -238,15 +238,26 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     return leaves
 
 
+class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each option's default, except the ones that mean "not given" (None, False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _add_smpp_client_arguments(parser: argparse.ArgumentParser) -> None:
     """Where and as whom `send` and `receive` bind."""
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=2775)
-    parser.add_argument("--system-id", required=True)
+    parser.add_argument("--host", default="127.0.0.1", help="the SMSC (this gateway's [smpp] host)")
+    parser.add_argument("--port", type=int, default=2775, help="its SMPP port")
+    parser.add_argument("--system-id", required=True, help="the account")
     parser.add_argument("--password", help="default: the SMSGW_PASSWORD environment variable")
     parser.add_argument("--tls", action="store_true", help="SMPP over TLS (the gateway's [smpp] tls_port)")
     parser.add_argument("--tls-ca", metavar="PEM", help="trust this CA or self-signed certificate (with --tls)")
-    parser.add_argument("--response-timeout", type=float, default=10.0, metavar="SECONDS")
+    parser.add_argument(
+        "--response-timeout", type=float, default=10.0, metavar="SECONDS", help="for each response of the SMSC"
+    )
 
 
 def _client_settings(args: argparse.Namespace) -> client.ClientSettings:
@@ -284,13 +295,13 @@ def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="submit SMS over SMPP (to this gateway or any SMSC), optionally wait for receipts",
         description="Prints one line per message: number, OK or the SMPP error status name, message ids. "
         "Exit 0 when every number was valid and every message accepted (and, with --wait-receipts, delivered).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsHelpFormatter,
     )
     _add_smpp_client_arguments(send)
     to = send.add_mutually_exclusive_group(required=True)
     to.add_argument("--to", metavar="N", help="one destination number")
     to.add_argument("--to-file", metavar="numbers.csv", help="one number per line (first CSV column)")
-    send.add_argument("--text", required=True)
+    send.add_argument("--text", required=True, help="GSM 7-bit when every character fits, else UCS-2")
     send.add_argument("--from", dest="source_addr", default="", metavar="SENDER", help="sender ID or number")
     send.add_argument("--default-country-code", default="", metavar="CC", help="for national numbers, e.g. 44")
     send.add_argument(
@@ -301,7 +312,9 @@ def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "(message_payload) and holds it to its route's limit",
     )
     send.add_argument("--wait-receipts", action="store_true", help="wait for delivery receipts, print a summary")
-    send.add_argument("--receipt-timeout", type=float, default=300.0, metavar="SECONDS")
+    send.add_argument(
+        "--receipt-timeout", type=float, default=300.0, metavar="SECONDS", help="with --wait-receipts: the longest wait"
+    )
     send.add_argument("--window", type=int, default=10, help="submit_sm sent before waiting for responses")
     send.set_defaults(handler=_cmd_send)
 
@@ -366,7 +379,7 @@ def _add_receive(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="One line per item, tab-separated: MO FROM TO TEXT, or RECEIPT MESSAGE_ID STAT err:ERR FROM TO "
         "(--json: one JSON object a line). Each is acknowledged (deliver_sm_resp) once printed, so the gateway "
         "drops it from its store. Stops after --count items, after --timeout, or on Ctrl-C.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsHelpFormatter,
     )
     _add_smpp_client_arguments(receive)
     receive.add_argument("--count", type=int, metavar="N", help="stop after N items (default: no limit)")
