@@ -476,9 +476,11 @@ class SmppSender(_Session):
 
     def wait_receipts(self, timeout_s: float, on_progress: Callable[[int, int], None] | None = None) -> None:
         """Read receipts until every accepted message is final or `timeout_s` passes; keeps the bind alive.
-        `on_progress(final, total)` after each PDU read."""
+        `on_progress(final, total)` at the start and after each PDU read."""
         deadline = time.monotonic() + timeout_s
         total = self.tracker.total()
+        if on_progress is not None:
+            on_progress(total - self.tracker.pending(), total)
         while self.tracker.pending():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
