@@ -421,7 +421,7 @@ def _add_virtual_modem(commands: argparse._SubParsersAction[argparse.ArgumentPar
     modem = commands.add_parser(
         "virtual-modem",
         help="run one virtual GSM modem on a pty, for gammu, python-gsmmodem, Kannel or `smsgw serve`",
-        description="Creates a pty that answers AT commands as a GSM modem on the virtual network of DESIGN.md "
+        description="Creates a pty that answers AT commands as a GSM modem on the virtual network of docs/virtual-network.md "
         "and symlinks its device at PATH. Runs until Ctrl-C.",
     )
     modem.add_argument("--link", required=True, metavar="PATH", help="where to symlink the pty device")

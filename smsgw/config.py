@@ -240,7 +240,7 @@ class ModemsStatusConfig:
 
 @dataclass(frozen=True, slots=True)
 class VirtualNetworkConfig:
-    """The simulated GSM network of `smsgw demo`, tests and `smsgw virtual-modem` (numbers: DESIGN.md)."""
+    """The simulated GSM network of `smsgw demo`, tests and `smsgw virtual-modem` (numbers: docs/virtual-network.md)."""
 
     # From accepting an SMS-SUBMIT to the handset taking it; 0 for benchmarks.
     delivery_delay_s: float = 1.0
