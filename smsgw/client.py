@@ -14,6 +14,7 @@ import heapq
 import logging
 import random
 import select
+import socket
 import ssl
 import time
 from collections import deque
@@ -272,6 +273,18 @@ class ClientSettings:
     tls: ssl.SSLContext | None = None
 
 
+class _ServerNamed:
+    """smpplib wraps its socket without a server name, which a verifying context refuses (and without which the
+    certificate's name could not be checked); this passes the host it connects to."""
+
+    def __init__(self, context: ssl.SSLContext, host: str) -> None:
+        self._context = context
+        self._host = host
+
+    def wrap_socket(self, sock: socket.socket) -> ssl.SSLSocket:
+        return self._context.wrap_socket(sock, server_hostname=self._host)
+
+
 class _Session:
     """One bind over smpplib's blocking socket: connect and bind on enter, unbind on exit; PDUs are read one at a
     time and answered here, deliver_sm by the subclass's `_on_deliver_sm`."""
@@ -286,7 +299,7 @@ class _Session:
             timeout=settings.response_timeout_s,
             allow_unknown_opt_params=True,
             logger_name=SMPPLIB_LOGGER,
-            ssl_context=settings.tls,
+            ssl_context=None if settings.tls is None else _ServerNamed(settings.tls, settings.host),
         )
 
     def __enter__(self) -> Self:

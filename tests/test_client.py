@@ -217,6 +217,37 @@ def smsc() -> Iterator[tuple[FakeSmsc, int]]:
         thread.join(timeout=20)
 
 
+@pytest.fixture
+def tls_smsc(tmp_path) -> Iterator[tuple[FakeSmsc, int, str]]:  # type: ignore[no-untyped-def]
+    """The same SMSC behind TLS, with a self-signed certificate for 127.0.0.1."""
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    with socket.create_server(("127.0.0.1", 0)) as plain, context.wrap_socket(plain, server_side=True) as listener:
+        listener.settimeout(20)
+        fake = FakeSmsc(listener)
+        thread = threading.Thread(target=fake.serve_one, daemon=True)
+        thread.start()
+        yield fake, listener.getsockname()[1], str(cert)
+        thread.join(timeout=20)
+
+
+def test_cli_send_over_tls_verifies_the_certificate(tls_smsc: tuple[FakeSmsc, int, str], capsys) -> None:  # type: ignore[no-untyped-def]
+    fake, port, cert = tls_smsc
+    code = cli.main(["send", "--port", str(port), "--system-id", "acme", "--password", "x", "--to", "447700900001",
+                     "--text", "over tls", "--tls", "--tls-ca", cert])
+    assert code == cli.EXIT_OK, capsys.readouterr().err
+    assert fake.submitted == [("447700900001", 0, b"over tls")] and fake.unbound
+
+
 def _settings(port: int, window: int = 2) -> ClientSettings:
     return ClientSettings("127.0.0.1", port, "acme", "secret", window=window, response_timeout_s=10.0,
                           throttle_delay_s=0.01)
