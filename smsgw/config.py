@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from smsgw.passwords import hash_password, is_password_hash
+from smsgw.pdu.segmentation import MAX_SEGMENTS_LIMIT
 
 log = logging.getLogger(__name__)
 
@@ -345,13 +346,14 @@ def config_from_mapping(document: Mapping[str, Any], source: str = "<config>") -
     return Config(**values)
 
 
-# Inclusive ranges of numeric keys, by key name in whichever section it occurs; any other number must not be
-# negative. Port 0 of a listener means "any free port" (tests, `smsgw demo --port 0`).
+# Inclusive ranges of numeric keys, by "Section.key" or by key name in whichever section it occurs; any other
+# number must not be negative. Port 0 of a listener means "any free port" (tests, `smsgw demo --port 0`). A route's
+# max_segments is the policy's to check (`check_policy_config`), with its other content rules.
 _RANGES: Final[Mapping[str, tuple[float, float]]] = {
     "port": (0, 65535),
     "tls_port": (0, 65535),
     "outbind_port": (1, 65535),
-    "max_segments": (1, 8),
+    "SmppConfig.max_segments": (1, MAX_SEGMENTS_LIMIT),
     "window": (1, 65535),
     "workers": (1, 1_000_000),
     "max_pending_requests": (1, 1_000_000),
@@ -376,7 +378,7 @@ def _check_values(item: Any, key: str, source: str) -> None:
         value = getattr(item, f.name)
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue
-        low, high = _RANGES.get(f.name, (0, float("inf")))
+        low, high = _RANGES.get(f"{type(item).__name__}.{f.name}") or _RANGES.get(f.name, (0, float("inf")))
         if not low <= value <= high:
             limit = f"at least {low:g}" if high == float("inf") else f"{low:g} to {high:g}"
             raise ConfigError(source, f"{key}.{f.name}", f"must be {limit}, got {value!r}")

@@ -34,7 +34,7 @@ def test_plain_password_is_hashed_at_load() -> None:
         ({"smpp": {"tls_port": 70000}}, "smpp.tls_port"),
         ({"smpp": {"window": 0}}, "smpp.window"),
         ({"messages": {"retry_backoff_base_s": -1.0}}, "messages.retry_backoff_base_s"),
-        ({"routes": [{"name": "r", "max_segments": 9}]}, "routes[0].max_segments"),
+        ({"smpp": {"max_segments": 0}}, "smpp.max_segments"),
         ({"accounts": [{"system_id": "a", "password": "x", "outbind_port": 0}]}, "accounts[0].outbind_port"),
         ({"accounts": [{"system_id": "a", "password": "x", "allowed_networks": ["10.0.0.0/33"]}]},
          "accounts[0].allowed_networks[0]"),
