@@ -1,24 +1,32 @@
 # Two entry points for a fresh machine: `make demo` and `make test`. Each creates .venv itself.
+# `make demo` installs only what smsgw needs to run; the test tools come with `make test` (a stamp each).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
-STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.installed-runtime
+TEST := $(VENV)/.installed-test
 
 .PHONY: demo test bench clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[test]'
-	touch $(STAMP)
 
-demo: $(STAMP)
+$(RUNTIME): pyproject.toml | $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet -e .
+	touch $(RUNTIME)
+
+$(TEST): pyproject.toml $(RUNTIME)
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $(TEST)
+
+demo: $(RUNTIME)
 	$(VENV)/bin/smsgw demo
 
-test: $(STAMP)
+test: $(TEST)
 	$(VENV)/bin/python -m mypy smsgw
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(RUNTIME)
 	$(VENV)/bin/python -m smsgw.bench all
 
 clean:

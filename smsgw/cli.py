@@ -7,19 +7,28 @@ Exit codes: 0 success, 1 runtime failure, 2 bad input (usage, bad config, bad he
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import functools
 import logging
 import os
+import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Final, TextIO
 
 from smsgw import __version__
 
 if TYPE_CHECKING:
+    import trio
+
+    from smsgw import client
+    from smsgw.scheduler.policy import InvalidLine
     from smsgw.config import Config
     from smsgw.scheduler.policy_store import SqlitePolicyFacts
     from smsgw.scheduler.sqlite_store import SqliteStore
+
+log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -38,7 +47,7 @@ def _require_at_least_one(value: int, option: str) -> None:
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smsgw", description="SMPP 3.4 SMS gateway for GSM modems")
     parser.add_argument("--version", action="version", version=f"smsgw {__version__}")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _add_logging_options(parser, LOG_DEFAULTS)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # One `_add_<group>(commands)` call per command group; each sets `handler` via set_defaults.
     _add_serve(commands)
@@ -53,7 +62,69 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_modems(commands)
     _add_callbacks(commands)
     _add_notices(commands)
+    _add_receive(commands)
+    _give_logging_options(commands)
     return parser
+
+
+# The logging options; given before or after the command (`smsgw demo --log-level DEBUG`). The level's default,
+# None, is INFO, except while `smsgw demo` starts: its banner comes first, the start-up's INFO lines not at all.
+LOG_DEFAULTS: Final[Mapping[str, str | None]] = {"log_level": None, "log_format": "text", "log_file": None}
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _add_logging_options(parser: argparse.ArgumentParser, defaults: Mapping[str, object]) -> None:
+    group = parser.add_argument_group("logging")
+    group.add_argument("--log-level", choices=LOG_LEVELS, default=defaults["log_level"], help="default: INFO")
+    group.add_argument(
+        "--log-format", choices=("text", "json"), default=defaults["log_format"], help="json: one object a line"
+    )
+    group.add_argument("--log-file", metavar="PATH", default=defaults["log_file"], help="append here, not stderr")
+
+
+def _give_logging_options(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Every command and action also takes the logging options; SUPPRESS keeps a value given before the command
+    from being reset by the subparser's default."""
+    for subparser in commands.choices.values():
+        nested = [a for a in subparser._actions if isinstance(a, argparse._SubParsersAction)]
+        if nested:
+            for action in nested:
+                _give_logging_options(action)
+        else:
+            _add_logging_options(subparser, dict.fromkeys(LOG_DEFAULTS, argparse.SUPPRESS))
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object a line, for log collectors: time, level, logger, message (and the traceback)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        document = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return json.dumps(document, ensure_ascii=False)
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    handler: logging.Handler
+    if args.log_file is None:
+        handler = logging.StreamHandler()
+    else:
+        try:
+            handler = logging.FileHandler(args.log_file, encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"--log-file {args.log_file}: {exc.strerror or exc}") from None
+    if args.log_format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=args.log_level or "INFO", handlers=[handler])
 
 
 def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -71,11 +142,12 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from smsgw.app import check_config, run_gateway
-    from smsgw.config import ConfigError, load_config
+    from smsgw.config import ConfigError, check_store_path, load_config
 
     try:
         config = load_config(args.config)
         check_config(config, args.config)
+        check_store_path(config, args.config)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     return _run_until_stopped(functools.partial(run_gateway, config, config_path=args.config))
@@ -117,12 +189,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             )
             for modem in started.virtual_modems:
                 print(f"  virtual modem {modem.name} {modem.msisdn} on {modem.link}", flush=True)
-            command = (
-                f"{_own_command()} send --port {started.smpp.port} --system-id {DEMO_SYSTEM_ID} "
-                f"--password {DEMO_PASSWORD} --to 447700900999 --text 'Hello from smsgw' --wait-receipts"
-            )
-            print(f"Send a first message (447700900999 answers 'RE: ...'):\n  {command}\nCtrl-C stops.", flush=True)
+            login = f"--port {started.smpp.port} --system-id {DEMO_SYSTEM_ID} --password {DEMO_PASSWORD}"
+            command = f"{_own_command()} send {login} --to 447700900999 --text 'Hello from smsgw' --wait-receipts"
+            print(f"Send a first message (447700900999 answers 'RE: ...'):\n  {command}", flush=True)
+            print(f"See the reply (in another terminal):\n  {_own_command()} receive {login}\nCtrl-C stops.", flush=True)
+            if quiet_start:
+                logging.getLogger().setLevel(logging.INFO)
 
+    # The banner is what a first-time user needs; the start-up's INFO lines (each modem's registration...) would
+    # bury it, so unless a level was asked for they are left out and INFO logging starts after the banner.
+    quiet_start = args.log_level is None
+    if quiet_start:
+        logging.getLogger().setLevel(logging.WARNING)
     return _run_until_stopped(run)
 
 
@@ -162,27 +240,84 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     return leaves
 
 
+class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each option's default, except the ones that mean "not given" (None, False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _add_smpp_client_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where and as whom `send` and `receive` bind."""
+    parser.add_argument("--host", default="127.0.0.1", help="the SMSC (this gateway's [smpp] host)")
+    parser.add_argument("--port", type=int, default=2775, help="its SMPP port")
+    parser.add_argument("--system-id", required=True, help="the account")
+    parser.add_argument("--password", help="default: the SMSGW_PASSWORD environment variable")
+    parser.add_argument("--tls", action="store_true", help="SMPP over TLS (the gateway's [smpp] tls_port)")
+    parser.add_argument("--tls-ca", metavar="PEM", help="trust this CA or self-signed certificate (with --tls)")
+    parser.add_argument(
+        "--response-timeout", type=float, default=10.0, metavar="SECONDS", help="for each response of the SMSC"
+    )
+
+
+def _client_settings(args: argparse.Namespace) -> client.ClientSettings:
+    import ssl
+
+    from smsgw import client
+
+    # smpplib logs its own state machine at INFO and WARNING; what matters reaches the user as one line.
+    if args.log_level != "DEBUG":
+        logging.getLogger(client.SMPPLIB_LOGGER).setLevel(logging.ERROR)
+    password = args.password if args.password is not None else os.environ.get("SMSGW_PASSWORD")
+    if password is None:
+        raise CliError("give --password or set SMSGW_PASSWORD")
+    if args.tls_ca is not None and not args.tls:
+        raise CliError("--tls-ca needs --tls")
+    tls = None
+    if args.tls:
+        try:
+            tls = ssl.create_default_context(cafile=args.tls_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise CliError(f"--tls-ca {args.tls_ca}: {exc}") from None
+    return client.ClientSettings(
+        host=args.host,
+        port=args.port,
+        system_id=args.system_id,
+        password=password,
+        response_timeout_s=args.response_timeout,
+        tls=tls,
+    )
+
+
 def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     send = commands.add_parser(
         "send",
         help="submit SMS over SMPP (to this gateway or any SMSC), optionally wait for receipts",
         description="Prints one line per message: number, OK or the SMPP error status name, message ids. "
         "Exit 0 when every number was valid and every message accepted (and, with --wait-receipts, delivered).",
+        formatter_class=_DefaultsHelpFormatter,
     )
-    send.add_argument("--host", default="127.0.0.1")
-    send.add_argument("--port", type=int, default=2775)
-    send.add_argument("--system-id", required=True)
-    send.add_argument("--password", help="default: the SMSGW_PASSWORD environment variable")
+    _add_smpp_client_arguments(send)
     to = send.add_mutually_exclusive_group(required=True)
     to.add_argument("--to", metavar="N", help="one destination number")
     to.add_argument("--to-file", metavar="numbers.csv", help="one number per line (first CSV column)")
-    send.add_argument("--text", required=True)
+    send.add_argument("--text", required=True, help="GSM 7-bit when every character fits, else UCS-2")
     send.add_argument("--from", dest="source_addr", default="", metavar="SENDER", help="sender ID or number")
     send.add_argument("--default-country-code", default="", metavar="CC", help="for national numbers, e.g. 44")
+    send.add_argument(
+        "--max-parts",
+        type=int,
+        metavar="N",
+        help="split long text here into at most N UDH parts (one receipt each); default: the SMSC splits it "
+        "(message_payload) and holds it to its route's limit",
+    )
     send.add_argument("--wait-receipts", action="store_true", help="wait for delivery receipts, print a summary")
-    send.add_argument("--receipt-timeout", type=float, default=300.0, metavar="SECONDS")
+    send.add_argument(
+        "--receipt-timeout", type=float, default=300.0, metavar="SECONDS", help="with --wait-receipts: the longest wait"
+    )
     send.add_argument("--window", type=int, default=10, help="submit_sm sent before waiting for responses")
-    send.add_argument("--response-timeout", type=float, default=10.0, metavar="SECONDS")
     send.set_defaults(handler=_cmd_send)
 
 
@@ -191,14 +326,10 @@ def _cmd_send(args: argparse.Namespace) -> int:
     from smsgw.pdu.errors import PduError
     from smsgw.numbers import InvalidNumber, normalise_number
 
-    if args.log_level != "DEBUG":
-        logging.getLogger(client.SMPPLIB_LOGGER).setLevel(logging.WARNING)
-    password = args.password if args.password is not None else os.environ.get("SMSGW_PASSWORD")
-    if password is None:
-        raise CliError("give --password or set SMSGW_PASSWORD")
     if not args.text:
         raise CliError("--text is empty")
     _require_at_least_one(args.window, "--window")
+    settings = dataclasses.replace(_client_settings(args), source_addr=args.source_addr, window=args.window)
     if args.to is not None:
         try:
             number = normalise_number(args.to, args.default_country_code)
@@ -216,19 +347,15 @@ def _cmd_send(args: argparse.Namespace) -> int:
         if not recipients.recipients:
             raise CliError(f"{args.to_file}: no valid numbers")
     try:
-        parts = client.split_text(args.text)
+        if args.max_parts is None:
+            parts: tuple[client.SubmitPart, ...] = (client.whole_text(args.text),)
+        else:
+            _require_at_least_one(args.max_parts, "--max-parts")
+            parts = client.split_text(args.text, max_segments=args.max_parts)
     except PduError as exc:
         raise CliError(f"--text: {exc}") from exc
-    settings = client.ClientSettings(
-        host=args.host,
-        port=args.port,
-        system_id=args.system_id,
-        password=password,
-        source_addr=args.source_addr,
-        window=args.window,
-        response_timeout_s=args.response_timeout,
-    )
-    show_progress = args.to_file is not None and sys.stderr.isatty()
+    # A progress bar only for a person watching: on a pipe or in a log it would be noise.
+    show_progress = sys.stderr.isatty() and (args.to_file is not None or args.wait_receipts)
     try:
         report = client.send_batch(
             settings,
@@ -242,16 +369,61 @@ def _cmd_send(args: argparse.Namespace) -> int:
         print(f"smsgw: send failed: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     if report.outcomes is not None:
-        print(client.format_summary(report.outcomes))
+        print(client.format_summary(report.outcomes, report.failures))
     ok = report.all_accepted and report.all_delivered and not recipients.rejected
     return EXIT_OK if ok else EXIT_FAILURE
+
+
+def _add_receive(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    receive = commands.add_parser(
+        "receive",
+        help="bind as a receiver and print each MO (handset message) and delivery receipt, acknowledged",
+        description="One line per item, tab-separated: MO FROM TO TEXT, or RECEIPT MESSAGE_ID STAT err:ERR FROM TO "
+        "(--json: one JSON object a line). Each is acknowledged (deliver_sm_resp) once printed, so the gateway "
+        "drops it from its store. Stops after --count items, after --timeout, or on Ctrl-C.",
+        formatter_class=_DefaultsHelpFormatter,
+    )
+    _add_smpp_client_arguments(receive)
+    receive.add_argument("--count", type=int, metavar="N", help="stop after N items (default: no limit)")
+    receive.add_argument("--timeout", type=float, metavar="SECONDS", help="stop after this long (default: none)")
+    receive.add_argument("--json", action="store_true", help="one JSON object a line")
+    receive.set_defaults(handler=_cmd_receive)
+
+
+def _cmd_receive(args: argparse.Namespace) -> int:
+    import json
+
+    from smsgw import client
+
+    if args.count is not None:
+        _require_at_least_one(args.count, "--count")
+    settings = _client_settings(args)
+
+    def show(item: client.Received) -> None:
+        print(json.dumps(item.as_json(), ensure_ascii=False) if args.json else item.line(), flush=True)
+
+    receiver = client.SmppReceiver(settings, show)
+    try:
+        with receiver:
+            receiver.run(args.count, args.timeout)
+    except client.SendError as exc:
+        print(f"smsgw: receive failed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        pass  # the usual way to stop: the bind was unbound on the way out
+    print(f"received {_plural(receiver.received, 'item')}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _add_virtual_modem(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     modem = commands.add_parser(
         "virtual-modem",
         help="run one virtual GSM modem on a pty, for gammu, python-gsmmodem, Kannel or `smsgw serve`",
-        description="Creates a pty that answers AT commands as a GSM modem on the virtual network of DESIGN.md "
+        description="Creates a pty that answers AT commands as a GSM modem on the virtual network of docs/virtual-network.md "
         "and symlinks its device at PATH. Runs until Ctrl-C.",
     )
     modem.add_argument("--link", required=True, metavar="PATH", help="where to symlink the pty device")
@@ -284,10 +456,15 @@ def _cmd_virtual_modem(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         async with trio.open_nursery() as nursery:
+            # SIGTERM (kill, a service manager) stops like Ctrl-C: cancelled, the pty's symlink is removed.
+            nursery.start_soon(_cancel_on_sigterm, nursery.cancel_scope)
             standalone = functools.partial(run_standalone, pin=args.pin, persona=PERSONAS[args.persona])
             path = await nursery.start(standalone, args.link, args.msisdn, config)
             print(f"virtual modem {args.msisdn} on {path} (Ctrl-C stops)", flush=True)
 
+    # A shell starts a background job (`&`) with SIGINT ignored, and Trio then leaves it ignored: Ctrl-C and
+    # `kill -INT` would do nothing. Asked to run until Ctrl-C, it must stop on it however it was started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     failure = None
     try:
         trio.run(run)
@@ -301,6 +478,16 @@ def _cmd_virtual_modem(args: argparse.Namespace) -> int:
     if failure is not None:
         raise CliError(failure)
     return EXIT_OK
+
+
+async def _cancel_on_sigterm(scope: trio.CancelScope) -> None:
+    import trio
+
+    with trio.open_signal_receiver(signal.SIGTERM) as signals:
+        async for _ in signals:
+            log.info("SIGTERM received; stopping")
+            scope.cancel()
+            return
 
 
 def _add_pdu(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -335,6 +522,11 @@ def _add_pdu(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     encode.set_defaults(handler=_cmd_pdu_encode_sms)
 
 
+# An SMS-SUBMIT with an empty destination and no user data: first octet, TP-MR, address length and type,
+# TP-PID, TP-DCS, TP-UDL.
+_SHORTEST_TPDU: Final = 7
+
+
 def _cmd_pdu_decode(args: argparse.Namespace) -> int:
     import json
 
@@ -345,8 +537,11 @@ def _cmd_pdu_decode(args: argparse.Namespace) -> int:
         data = bytes.fromhex(args.hex)
     except ValueError as exc:
         raise CliError(f"bad hex {args.hex[:40]!r}: {exc}") from None
-    if not data:
-        raise CliError("no octets to decode")
+    if len(data) < _SHORTEST_TPDU:
+        raise CliError(
+            f"{_plural(len(data), 'octet')} cannot be a PDU: an SMPP PDU has at least 16 octets (its header), "
+            f"a TPDU at least {_SHORTEST_TPDU}"
+        )
     try:
         described = decode_any(data, args.kind)
     except PduError as exc:
@@ -405,8 +600,9 @@ def _add_dnc(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     actions = dnc.add_subparsers(dest="dnc_command", metavar="ACTION", required=True)
     load = actions.add_parser(
         "import",
-        help="add the numbers in a CSV file's first column to the register",
-        description="Numbers are normalised like destinations; blank lines, # comments and a header line are "
+        help="add the numbers in the first column of a CSV file or Excel workbook (.xlsx) to the register",
+        description="CSV separated by commas, semicolons or tabs (detected), or the first sheet of an .xlsx "
+        "workbook. Numbers are normalised like destinations; blank lines, # comments and a header line are "
         "skipped. Lines that are not numbers are listed on stderr with their line numbers and the rest is "
         "imported; the exit status is then 1.",
     )
@@ -445,15 +641,16 @@ def _open_policy_facts(db: str) -> SqlitePolicyFacts:
 def _cmd_dnc_import(args: argparse.Namespace) -> int:
     import csv
     import sqlite3
+    import zipfile
 
-    from smsgw.scheduler.policy import InvalidLine, iter_dnc_csv
+    from smsgw.scheduler.policy import InvalidLine
 
     _require_at_least_one(args.batch_size, "--batch-size")
     _check_country_code(args.default_country_code)
     counts = {"numbers": 0, "invalid": 0}
 
-    def numbers(file: TextIO) -> Iterator[str]:
-        for item in iter_dnc_csv(file, args.default_country_code):
+    def numbers(items: Iterator[str | InvalidLine]) -> Iterator[str]:
+        for item in items:
             if isinstance(item, InvalidLine):
                 counts["invalid"] += 1
                 print(f"{args.file}:{item.line}: {item.reason}", file=sys.stderr)
@@ -461,17 +658,11 @@ def _cmd_dnc_import(args: argparse.Namespace) -> int:
                 counts["numbers"] += 1
                 yield item
 
-    try:
-        # A stray byte in a note column (a cp1252 export) must not stop the import; in the number column it
-        # makes that line invalid like any other non-digit.
-        file = open(args.file, encoding="utf-8-sig", errors="replace", newline="")
-    except OSError as exc:
-        raise CliError(f"{args.file}: {exc.strerror or exc}") from None
-    with file:
+    with _dnc_source(args.file, args.default_country_code) as items:
         facts = _open_policy_facts(args.db)
         try:
-            added = facts.add_dnc(numbers(file), source=os.path.basename(args.file), batch_size=args.batch_size)
-        except csv.Error as exc:
+            added = facts.add_dnc(numbers(items), source=os.path.basename(args.file), batch_size=args.batch_size)
+        except (csv.Error, zipfile.BadZipFile, KeyError, ValueError) as exc:
             raise CliError(
                 f"{args.file}: {exc}; the import stopped there (earlier batches are committed; importing again is safe)"
             ) from None
@@ -480,10 +671,55 @@ def _cmd_dnc_import(args: argparse.Namespace) -> int:
         finally:
             facts.close()
     print(
-        f"{args.file}: {counts['numbers']} numbers, {added} new on the register, "
-        f"{counts['numbers'] - added} already on it or repeated, {counts['invalid']} invalid lines"
+        f"{args.file}: {_plural(counts['numbers'], 'number')}, {added} new on the register, "
+        f"{counts['numbers'] - added} already on it or repeated, {_plural(counts['invalid'], 'invalid line')}"
     )
     return EXIT_FAILURE if counts["invalid"] else EXIT_OK
+
+
+_SNIFF_OCTETS: Final = 64 * 1024
+_DNC_DELIMITERS: Final = ",;\t"  # what spreadsheets export as "CSV" in different locales
+
+
+@contextlib.contextmanager
+def _dnc_source(path: str, default_country_code: str) -> Iterator[Iterator[str | InvalidLine]]:
+    """The numbers of a CSV file (its delimiter sniffed) or of an Excel workbook's first sheet, as read."""
+    import csv
+
+    from smsgw.scheduler.policy import iter_dnc_cells, iter_dnc_csv
+
+    try:
+        with open(path, "rb") as probe:
+            is_xlsx = probe.read(4) == b"PK\x03\x04"  # a zip container: .xlsx (a CSV never starts so)
+        if is_xlsx:
+            import openpyxl
+
+            workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+            try:
+                rows = workbook.worksheets[0].iter_rows(max_col=1, values_only=True)
+                yield iter_dnc_cells(((i, _cell_text(row[0] if row else None)) for i, row in enumerate(rows, 1)),
+                                     default_country_code)
+            finally:
+                workbook.close()
+            return
+        # A stray byte in a note column (a cp1252 export) must not stop the import; in the number column it
+        # makes that line invalid like any other non-digit.
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as file:
+            try:
+                dialect: type[csv.Dialect] = csv.Sniffer().sniff(file.read(_SNIFF_OCTETS), _DNC_DELIMITERS)
+            except csv.Error:  # one column: no delimiter to find
+                dialect = csv.excel
+            file.seek(0)
+            yield iter_dnc_csv(file, default_country_code, dialect)
+    except OSError as exc:
+        raise CliError(f"{path}: {exc.strerror or exc}") from None
+
+
+def _cell_text(value: object) -> str:
+    """A spreadsheet cell as text: Excel keeps numbers typed in as numbers (447700900001.0)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "" if value is None else str(value)
 
 
 def _check_country_code(default_country_code: str) -> None:
@@ -520,8 +756,8 @@ def _cmd_dnc_consent(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
+        _configure_logging(args)
         result: int = args.handler(args)
         return result
     except CliError as exc:
@@ -529,6 +765,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return EXIT_FAILURE
+    except BrokenPipeError:  # output piped into `head` or a pager that quit: not an error worth a traceback
+        _silence_stdout()
+        return EXIT_OK
+
+
+def _silence_stdout() -> None:
+    """After the reader of stdout went away: Python's own flush at exit would fail again and print a warning."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _add_store_arguments(parser: argparse.ArgumentParser) -> None:
@@ -569,7 +813,11 @@ def _with_store(args: argparse.Namespace, action: Callable[[SqliteStore], Awaita
 
     async def run() -> int:
         async with open_store(path, StoreConfig(path=path)) as store:
-            return await action(store)
+            try:
+                return await action(store)
+            except _Refused as exc:  # here, before the store's nursery wraps it in an ExceptionGroup
+                print(f"smsgw: error: {exc}", file=sys.stderr)
+                return EXIT_FAILURE
 
     try:
         return trio.run(run)
@@ -609,13 +857,66 @@ def _add_account(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     ledger.add_argument("--limit", type=int, default=50, metavar="N")
     _add_store_arguments(ledger)
     ledger.set_defaults(handler=_cmd_account_ledger)
+    hash_password = actions.add_parser(
+        "hash-password",
+        help="read a password without echo and print the account's password_hash line for the config",
+        description="At most 8 characters (SMPP 3.4 carries no longer password). Reads one line from stdin when "
+        "it is not a terminal. Paste the printed line into the account's [[accounts]] table.",
+    )
+    hash_password.set_defaults(handler=_cmd_account_hash_password)
+
+
+def _cmd_account_hash_password(args: argparse.Namespace) -> int:
+    import getpass
+
+    from smsgw.config import MAX_PASSWORD_CHARS
+    from smsgw.passwords import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise CliError("the passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise CliError("empty password")
+    if len(password) > MAX_PASSWORD_CHARS:
+        raise CliError(f"{len(password)} characters: SMPP 3.4 carries at most {MAX_PASSWORD_CHARS}, no ESME could bind")
+    print(f'password_hash = "{hash_password(password)}"')
+    return EXIT_OK
+
+
+def _money(micro: int, args: argparse.Namespace) -> str:
+    """Every amount the CLI prints: decimal with at least two places, then the config's currency."""
+    from smsgw.config import BillingConfig
+    from smsgw.scheduler.routing import format_micro
+
+    config: Config | None = getattr(args, "loaded_config", None)
+    currency = (config.billing if config is not None else BillingConfig()).currency
+    return f"{format_micro(micro)} {currency}"
+
+
+async def _check_account(store: SqliteStore, args: argparse.Namespace) -> None:
+    """An account unknown to the config given, or (with --db alone) without a single ledger row: a mistyped name
+    would otherwise show 0.00 and exit 0."""
+    config: Config | None = getattr(args, "loaded_config", None)
+    if config is not None:
+        if not any(account.system_id == args.account for account in config.accounts):
+            raise _Refused(f"no account {args.account!r} in {args.config}")
+    elif not await store.ledger(args.account, 1):
+        raise _Refused(f"{args.account!r} has no ledger rows in {args.db}: unknown account (or never topped up)")
+
+
+class _Refused(Exception):
+    """Raised inside `_with_store`'s action; reported as one line with exit 1 (not an ExceptionGroup)."""
 
 
 def _cmd_account_balance(args: argparse.Namespace) -> int:
-    from smsgw.scheduler.routing import format_micro
+    _note_config(args)
 
     async def action(store: SqliteStore) -> int:
-        print(f"{args.account} {format_micro(await store.balance(args.account))}")
+        await _check_account(store, args)
+        print(f"{args.account} {_money(await store.balance(args.account), args)}")
         return EXIT_OK
 
     return _with_store(args, action)
@@ -624,7 +925,7 @@ def _cmd_account_balance(args: argparse.Namespace) -> int:
 def _cmd_account_topup(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from smsgw.scheduler.routing import format_micro, to_micro
+    from smsgw.scheduler.routing import to_micro
     from smsgw.scheduler.timing import to_ms
 
     try:
@@ -633,13 +934,30 @@ def _cmd_account_topup(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     if amount == 0:
         raise CliError("amount must not be zero")
+    config = _note_config(args)
+    if config is not None and not any(account.system_id == args.account for account in config.accounts):
+        raise CliError(f"no account {args.account!r} in {args.config}")
 
     async def action(store: SqliteStore) -> int:
         balance = await store.topup(args.account, amount, to_ms(datetime.now(UTC)), args.note)
-        print(f"{args.account} {format_micro(balance)}")
+        print(f"{args.account} {_money(balance, args)}")
         return EXIT_OK
 
     return _with_store(args, action)
+
+
+def _note_config(args: argparse.Namespace) -> Config | None:
+    """The config of --config (for accounts and the currency), kept on `args`; None with --db."""
+    from smsgw.config import ConfigError, load_config
+
+    if getattr(args, "config", None) is None:
+        return None
+    try:
+        args.loaded_config = load_config(args.config)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    config: Config = args.loaded_config
+    return config
 
 
 def _add_config_store_arguments(parser: argparse.ArgumentParser) -> None:
@@ -666,10 +984,11 @@ def _cmd_account_transfer(args: argparse.Namespace) -> int:
 
     from smsgw.scheduler.model import InsufficientBalance
     from smsgw.scheduler.policy import check_transfer
-    from smsgw.scheduler.routing import format_micro, to_micro
+    from smsgw.scheduler.routing import to_micro
     from smsgw.scheduler.timing import to_ms
 
     config = _load_config_and_store(args)
+    args.loaded_config = config
     try:
         amount = to_micro(args.amount)
         check_transfer(config, args.from_account, args.to_account, amount)
@@ -686,8 +1005,8 @@ def _cmd_account_transfer(args: argparse.Namespace) -> int:
         except InsufficientBalance as exc:
             refused.append(f"refused: {exc}")
             return EXIT_BAD_INPUT
-        print(f"{args.from_account} {format_micro(sent)}")
-        print(f"{args.to_account} {format_micro(received)}")
+        print(f"{args.from_account} {_money(sent, args)}")
+        print(f"{args.to_account} {_money(received, args)}")
         return EXIT_OK
 
     code = _with_store(args, action)
@@ -697,16 +1016,17 @@ def _cmd_account_transfer(args: argparse.Namespace) -> int:
 
 
 def _cmd_account_ledger(args: argparse.Namespace) -> int:
-    from smsgw.scheduler.routing import format_micro
     from smsgw.scheduler.timing import from_ms
 
     _require_at_least_one(args.limit, "--limit")
+    _note_config(args)
 
     async def action(store: SqliteStore) -> int:
+        await _check_account(store, args)
         for entry in await store.ledger(args.account, args.limit):
             print(
-                f"{from_ms(entry.at_ms).isoformat()} {entry.kind:<12} {format_micro(entry.amount_micro):>14} "
-                f"balance={format_micro(entry.balance_after_micro)} message_id={entry.message_id or '-'} "
+                f"{from_ms(entry.at_ms).isoformat()} {entry.kind:<12} {_money(entry.amount_micro, args):>18} "
+                f"balance={_money(entry.balance_after_micro, args)} message_id={entry.message_id or '-'} "
                 f"note={entry.note}"
             )
         return EXIT_OK
@@ -758,7 +1078,12 @@ def _cmd_history_export(args: argparse.Namespace) -> int:
     async def action(store: SqliteStore) -> int:
         rows = store.history_rows(start, end, args.account)
         if args.output is None:
-            count = write_history_csv(rows, sys.stdout)
+            try:
+                count = write_history_csv(rows, sys.stdout)
+                sys.stdout.flush()
+            except BrokenPipeError:  # `| head`: the reader has what it wanted
+                _silence_stdout()
+                return EXIT_OK
         else:
             try:
                 with open(args.output, "w", encoding="utf-8", newline="") as out:
@@ -872,11 +1197,25 @@ def _cmd_callbacks_retry(args: argparse.Namespace) -> int:
 
     async def action(store: SqliteStore) -> int:
         rowids = None if args.all_failed else args.ids
+        if rowids is not None:
+            # Say which ids cannot be requeued and why, not only how many were.
+            stored = {row.rowid: row for row in await store.mo_callbacks_listing(None, None, _EVERY_ROW)}
+            for rowid in dict.fromkeys(rowids):
+                row = stored.get(rowid)
+                if row is None:
+                    print(f"smsgw: callback {rowid}: no such callback (delivered ones are not kept)", file=sys.stderr)
+                elif args.account is not None and row.account != args.account:
+                    print(f"smsgw: callback {rowid}: belongs to {row.account!r}, not {args.account!r}", file=sys.stderr)
+                elif row.state != "failed":
+                    print(f"smsgw: callback {rowid}: {row.state}, not failed", file=sys.stderr)
         count = await store.mo_callbacks_requeue(rowids, args.account, to_ms(datetime.now(UTC)))
-        print(f"requeued {count} failed callback{'s' if count != 1 else ''}")
+        print(f"requeued {_plural(count, 'failed callback')}")
         return EXIT_OK if count else EXIT_FAILURE
 
     return _with_store(args, action)
+
+
+_EVERY_ROW: Final = 2**62  # a LIMIT that is no limit
 
 
 def _add_notices(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

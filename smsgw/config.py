@@ -8,7 +8,9 @@ Each part adds the fields it needs to its own section; a field has one meaning a
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
+import os
 import tomllib
 import types
 import typing
@@ -18,11 +20,17 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from smsgw.passwords import hash_password, is_password_hash
+from smsgw.pdu.segmentation import MAX_SEGMENTS_LIMIT
 
 log = logging.getLogger(__name__)
 
 DEMO_SYSTEM_ID: Final = "demo"
 DEMO_PASSWORD: Final = "demo"
+
+# SMPP 3.4 C-Octet Strings: password 9 and system_id 16 octets, the NUL included. A longer password in the config
+# could never be sent by any ESME (every bind would be ESME_RINVPASWD), so it is refused at load.
+MAX_PASSWORD_CHARS: Final = 8
+MAX_SYSTEM_ID_CHARS: Final = 15
 
 
 class ConfigError(Exception):
@@ -233,7 +241,7 @@ class ModemsStatusConfig:
 
 @dataclass(frozen=True, slots=True)
 class VirtualNetworkConfig:
-    """The simulated GSM network of `smsgw demo`, tests and `smsgw virtual-modem` (numbers: DESIGN.md)."""
+    """The simulated GSM network of `smsgw demo`, tests and `smsgw virtual-modem` (numbers: docs/virtual-network.md)."""
 
     # From accepting an SMS-SUBMIT to the handset taking it; 0 for benchmarks.
     delivery_delay_s: float = 1.0
@@ -270,6 +278,14 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class BillingConfig:
+    """How money is shown: route prices, balances and the ledger are amounts in this one currency."""
+
+    # ISO 4217 code printed after every amount (`smsgw account`, `history export` stays numeric for spreadsheets).
+    currency: str = "EUR"
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     smpp: SmppConfig = field(default_factory=SmppConfig)
     accounts: tuple[AccountConfig, ...] = ()
@@ -280,6 +296,7 @@ class Config:
     modems_status: ModemsStatusConfig = field(default_factory=ModemsStatusConfig)
     virtual_network: VirtualNetworkConfig = field(default_factory=VirtualNetworkConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    billing: BillingConfig = field(default_factory=BillingConfig)
 
 
 _T = TypeVar("_T")
@@ -330,6 +347,7 @@ _SECTIONS: Final[Mapping[str, type]] = {
     "modems_status": ModemsStatusConfig,
     "virtual_network": VirtualNetworkConfig,
     "policy": PolicyConfig,
+    "billing": BillingConfig,
 }
 _ARRAY_SECTIONS: Final = frozenset({"accounts", "modems", "routes"})
 
@@ -366,6 +384,71 @@ def config_from_mapping(document: Mapping[str, Any], source: str = "<config>") -
     return Config(**values)
 
 
+# Inclusive ranges of numeric keys, by "Section.key" or by key name in whichever section it occurs; any other
+# number must not be negative. Port 0 of a listener means "any free port" (tests, `smsgw demo --port 0`). A route's
+# max_segments is the policy's to check (`check_policy_config`), with its other content rules.
+_RANGES: Final[Mapping[str, tuple[float, float]]] = {
+    "port": (0, 65535),
+    "tls_port": (0, 65535),
+    "outbind_port": (1, 65535),
+    "SmppConfig.max_segments": (1, MAX_SEGMENTS_LIMIT),
+    "window": (1, 65535),
+    "workers": (1, 1_000_000),
+    "max_pending_requests": (1, 1_000_000),
+    "request_queue_size": (1, 1_000_000),
+    "writer_max_batch": (1, 1_000_000),
+    "writer_queue_size": (1, 1_000_000),
+    "purge_batch_size": (1, 1_000_000),
+    "dnc_import_batch_size": (1, 1_000_000),
+    "max_in_flight_segments": (1, 1_000_000),
+    "mo_callback_concurrency": (1, 1_000_000),
+    "mo_callback_concurrency_per_account": (1, 1_000_000),
+    "max_binds": (1, 1_000_000),
+    "max_pdu_bytes": (16, 1 << 24),
+    "baudrate": (1, 10_000_000),
+}
+
+
+def _check_values(item: Any, key: str, source: str) -> None:
+    """What one built section or table may not hold whatever else the file says: numbers out of range, networks
+    that are not CIDR, credentials longer than SMPP 3.4 carries. Cross-references are `app.check_config`'s."""
+    for f in dataclasses.fields(item):
+        value = getattr(item, f.name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        low, high = _RANGES.get(f"{type(item).__name__}.{f.name}") or _RANGES.get(f.name, (0, float("inf")))
+        if not low <= value <= high:
+            limit = f"at least {low:g}" if high == float("inf") else f"{low:g} to {high:g}"
+            raise ConfigError(source, f"{key}.{f.name}", f"must be {limit}, got {value!r}")
+    if isinstance(item, AccountConfig):
+        if not 1 <= len(item.system_id) <= MAX_SYSTEM_ID_CHARS:
+            raise ConfigError(source, f"{key}.system_id", f"must be 1 to {MAX_SYSTEM_ID_CHARS} characters (SMPP 3.4)")
+        if len(item.outbind_password) > MAX_PASSWORD_CHARS:
+            raise ConfigError(
+                source, f"{key}.outbind_password", f"longer than {MAX_PASSWORD_CHARS} characters (SMPP 3.4)"
+            )
+        for i, network in enumerate(item.allowed_networks):
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ConfigError(
+                    source, f"{key}.allowed_networks[{i}]", f"not an address or CIDR network: {exc}"
+                ) from None
+
+
+def check_store_path(config: Config, source: str) -> None:
+    """Before `serve` opens anything: SQLite would only say "unable to open database file", without the path."""
+    path = os.path.abspath(config.store.path)
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        raise ConfigError(source, "store.path", f"directory {directory} does not exist")
+    if os.path.exists(path):
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise ConfigError(source, "store.path", f"{path} is not readable and writable by this user")
+    elif not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigError(source, "store.path", f"cannot create {path}: directory {directory} is not writable")
+
+
 def _prepare(section: str, item: Any, key: str, source: str) -> Any:
     """Section-specific rewriting before the generic build: a plain-text account password is hashed here."""
     if section != "accounts" or not isinstance(item, dict):
@@ -376,6 +459,13 @@ def _prepare(section: str, item: Any, key: str, source: str) -> Any:
         return item
     if "password_hash" in item:
         raise ConfigError(source, f"{key}.password", "give either password or password_hash, not both")
+    if len(str(item["password"])) > MAX_PASSWORD_CHARS:
+        raise ConfigError(
+            source,
+            f"{key}.password",
+            f"account {item.get('system_id', '?')!r}: longer than {MAX_PASSWORD_CHARS} characters, which SMPP 3.4 "
+            "cannot carry (no ESME could bind); choose a shorter one and store it with `smsgw account hash-password`",
+        )
     log.warning(
         "plain-text password in config source=%s key=%s; it was hashed at load, store password_hash instead",
         source,
@@ -403,7 +493,9 @@ def _build(cls: type, raw: Any, key: str, source: str) -> Any:
     ]
     if missing:
         raise ConfigError(source, f"{key}.{missing[0]}", "required key is missing")
-    return cls(**kwargs)
+    built = cls(**kwargs)
+    _check_values(built, key, source)
+    return built
 
 
 def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:

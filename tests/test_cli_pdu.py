@@ -131,7 +131,8 @@ def test_decode_deliver_with_udh_and_status_reports(capsys: pytest.CaptureFixtur
     [
         (["zz"], "bad hex"),
         (["0"], "bad hex"),
-        ([""], "no octets"),
+        ([""], "0 octets cannot be a PDU"),
+        (["0000"], "2 octets cannot be a PDU: an SMPP PDU has at least 16 octets"),
         (["0011000B916407281553F80000AA0AE8329BFD4697D9"], "neither an SMPP PDU"),
         (["0011000B916407281553F80000AA0AE8329BFD4697D9EC37", "--kind", "deliver"], "not an SMS-DELIVER"),
         (["0011000B916407281553F80000AA0AE8329BFD4697D9EC37", "--kind", "smpp"], "command_length 1114123 but 24"),

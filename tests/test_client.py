@@ -24,6 +24,7 @@ from smsgw.client import (
     render_progress,
     send_batch,
     split_text,
+    whole_text,
 )
 
 
@@ -90,6 +91,7 @@ class FakeSmsc:
 
     listener: socket.socket
     submitted: list[tuple[str, int, bytes]] = field(default_factory=list)
+    payloads: list[bytes] = field(default_factory=list)  # message_payload TLVs of the submissions
     receipt_ids: dict[int, str] = field(default_factory=dict)  # deliver_sm sequence -> receipted message id
     acknowledged_receipts: list[str] = field(default_factory=list)
     refused_receipts: list[str] = field(default_factory=list)
@@ -110,6 +112,7 @@ class FakeSmsc:
                 elif command_id == _SUBMIT_SM:
                     destination, registered, message = _parse_submit(body)
                     self.submitted.append((destination, registered, message))
+                    self.payloads.append(_payload(body))
                     if destination.endswith("9"):
                         conn.sendall(_pdu(_SUBMIT_SM | _RESP, ESME_RINVDSTADR, seq, b"\0"))
                         continue
@@ -159,6 +162,18 @@ def _cstring(body: bytes, pos: int) -> tuple[str, int]:
 
 
 def _parse_submit(body: bytes) -> tuple[str, int, bytes]:
+    destination, registered, pos = _submit_fields(body)
+    length = body[pos]
+    return destination, registered, body[pos + 1: pos + 1 + length]
+
+
+def _end_of_mandatory(body: bytes) -> int:
+    _, _, pos = _submit_fields(body)
+    return pos + 1 + body[pos]
+
+
+def _submit_fields(body: bytes) -> tuple[str, int, int]:
+    """destination_addr, registered_delivery, and the offset of sm_length."""
     _, pos = _cstring(body, 0)  # service_type
     _, pos = _cstring(body, pos + 2)  # source_addr after ton, npi
     destination, pos = _cstring(body, pos + 2)
@@ -167,8 +182,18 @@ def _parse_submit(body: bytes) -> tuple[str, int, bytes]:
     _, pos = _cstring(body, pos)  # validity_period
     registered = body[pos]
     pos += 4  # registered_delivery, replace_if_present, data_coding, sm_default_msg_id
-    length = body[pos]
-    return destination, registered, body[pos + 1: pos + 1 + length]
+    return destination, registered, pos
+
+
+def _payload(body: bytes) -> bytes:
+    """The message_payload TLV (0x0424) after the mandatory fields, b"" when there is none."""
+    tail = body[_end_of_mandatory(body):]
+    while len(tail) >= 4:
+        tag, length = struct.unpack(">HH", tail[:4])
+        if tag == 0x0424:
+            return tail[4:4 + length]
+        tail = tail[4 + length:]
+    return b""
 
 
 def _receipt(sequence: int, destination: str, message_id: str, state: int) -> bytes:
@@ -190,6 +215,37 @@ def smsc() -> Iterator[tuple[FakeSmsc, int]]:
         thread.start()
         yield fake, listener.getsockname()[1]
         thread.join(timeout=20)
+
+
+@pytest.fixture
+def tls_smsc(tmp_path) -> Iterator[tuple[FakeSmsc, int, str]]:  # type: ignore[no-untyped-def]
+    """The same SMSC behind TLS, with a self-signed certificate for 127.0.0.1."""
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    with socket.create_server(("127.0.0.1", 0)) as plain, context.wrap_socket(plain, server_side=True) as listener:
+        listener.settimeout(20)
+        fake = FakeSmsc(listener)
+        thread = threading.Thread(target=fake.serve_one, daemon=True)
+        thread.start()
+        yield fake, listener.getsockname()[1], str(cert)
+        thread.join(timeout=20)
+
+
+def test_cli_send_over_tls_verifies_the_certificate(tls_smsc: tuple[FakeSmsc, int, str], capsys) -> None:  # type: ignore[no-untyped-def]
+    fake, port, cert = tls_smsc
+    code = cli.main(["send", "--port", str(port), "--system-id", "acme", "--password", "x", "--to", "447700900001",
+                     "--text", "over tls", "--tls", "--tls-ca", cert])
+    assert code == cli.EXIT_OK, capsys.readouterr().err
+    assert fake.submitted == [("447700900001", 0, b"over tls")] and fake.unbound
 
 
 def _settings(port: int, window: int = 2) -> ClientSettings:
@@ -257,3 +313,37 @@ def test_cli_send_connection_refused_is_a_runtime_failure(capsys) -> None:  # ty
                      "--text", "hi"])
     assert code == cli.EXIT_FAILURE
     assert "cannot connect" in capsys.readouterr().err
+
+
+def test_whole_text_goes_as_message_payload_only_when_longer_than_one_segment() -> None:
+    short = whole_text("hello")
+    assert (short.payload, short.short_message, short.data_coding) == (False, b"hello", 0)
+    long = whole_text("ж" * 71)  # UCS-2: 70 characters fit one segment
+    assert (long.payload, long.data_coding, long.short_message) == (True, 8, ("ж" * 71).encode("utf-16-be"))
+
+
+def test_the_smsc_splits_by_default_and_max_parts_splits_here(smsc: tuple[FakeSmsc, int], capsys) -> None:  # type: ignore[no-untyped-def]
+    fake, port = smsc
+    text = "x" * 500  # 4 segments
+    code = cli.main(["send", "--port", str(port), "--system-id", "acme", "--password", "x", "--to", "447700900001",
+                     "--text", text])
+    assert code == cli.EXIT_OK
+    assert fake.submitted == [("447700900001", 0, b"")] and fake.payloads == [text.encode()]
+    code = cli.main(["send", "--port", str(port), "--system-id", "acme", "--password", "x", "--to", "447700900001",
+                     "--text", text, "--max-parts", "3"])
+    assert code == cli.EXIT_BAD_INPUT
+    assert "4" in capsys.readouterr().err
+
+
+def test_summary_names_the_numbers_not_delivered(smsc: tuple[FakeSmsc, int]) -> None:
+    _, port = smsc
+    recipients = [Recipient(1, n, n) for n in ("447700900001", "447700911008", "447700900009")]
+    progress = io.StringIO()
+    report = send_batch(_settings(port, window=10), recipients, [whole_text("hi")], wait_receipts_s=10.0,
+                        out=io.StringIO(), progress=progress)
+    assert [(f.number, f.reason) for f in report.failures] == [
+        ("447700900009", "refused at submit: ESME_RINVDSTADR"), ("447700911008", "expired, err 000")]
+    assert progress.getvalue().endswith("receipts [##############################] 2/2 100%\n")
+    assert report.outcomes is not None
+    assert format_summary(report.outcomes, report.failures).splitlines()[-3:] == [
+        "not delivered:", "  447700900009  refused at submit: ESME_RINVDSTADR", "  447700911008  expired, err 000"]

@@ -1,6 +1,8 @@
+import os
+
 import pytest
 
-from smsgw.config import ConfigError, config_from_mapping, load_config
+from smsgw.config import ConfigError, check_store_path, config_from_mapping, load_config
 from smsgw.passwords import verify_password
 
 
@@ -27,6 +29,20 @@ def test_plain_password_is_hashed_at_load() -> None:
         ({"accounts": [{"password": "x"}]}, "accounts[0].system_id"),
         ({"accounts": [{"system_id": "a", "password_hash": "plain"}]}, "accounts[0].password_hash"),
         ({"routes": {"name": "x"}}, "routes"),
+        ({"smpp": {"port": 99999}}, "smpp.port"),
+        ({"smpp": {"port": -1}}, "smpp.port"),
+        ({"smpp": {"tls_port": 70000}}, "smpp.tls_port"),
+        ({"smpp": {"window": 0}}, "smpp.window"),
+        ({"messages": {"retry_backoff_base_s": -1.0}}, "messages.retry_backoff_base_s"),
+        ({"smpp": {"max_segments": 0}}, "smpp.max_segments"),
+        ({"accounts": [{"system_id": "a", "password": "x", "outbind_port": 0}]}, "accounts[0].outbind_port"),
+        ({"accounts": [{"system_id": "a", "password": "x", "allowed_networks": ["10.0.0.0/33"]}]},
+         "accounts[0].allowed_networks[0]"),
+        ({"accounts": [{"system_id": "a", "password": "x", "allowed_networks": ["not-a-net"]}]},
+         "accounts[0].allowed_networks[0]"),
+        ({"accounts": [{"system_id": "a" * 16, "password": "x"}]}, "accounts[0].system_id"),
+        ({"accounts": [{"system_id": "a", "password": "x", "outbind_password": "123456789"}]},
+         "accounts[0].outbind_password"),
     ],
 )
 def test_errors_name_the_key(document: dict[str, object], key: str) -> None:
@@ -41,3 +57,29 @@ def test_load_config_reports_syntax_errors_with_the_file_name(tmp_path) -> None:
     path.write_text("[smpp\nport = 1\n")
     with pytest.raises(ConfigError, match="bad.toml"):
         load_config(path)
+
+
+def test_a_plain_password_longer_than_smpp_allows_is_refused_naming_the_account() -> None:
+    with pytest.raises(ConfigError) as info:
+        config_from_mapping({"accounts": [{"system_id": "acme", "password": "acme-secret"}]}, "smsgw.toml")
+    assert info.value.key == "accounts[0].password"
+    assert "'acme'" in info.value.problem and "8 characters" in info.value.problem
+    config_from_mapping({"accounts": [{"system_id": "acme", "password": "12345678"}]})  # 8 is the most
+
+
+def test_store_path_problems_name_the_path(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    missing = tmp_path / "nowhere" / "gw.db"
+    with pytest.raises(ConfigError) as info:
+        check_store_path(config_from_mapping({"store": {"path": str(missing)}}), "smsgw.toml")
+    assert info.value.key == "store.path" and str(missing.parent) in info.value.problem
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        with pytest.raises(ConfigError) as info:
+            check_store_path(config_from_mapping({"store": {"path": str(locked / "gw.db")}}), "smsgw.toml")
+        assert str(locked) in info.value.problem
+    finally:
+        locked.chmod(0o700)
+    check_store_path(config_from_mapping({"store": {"path": str(tmp_path / "gw.db")}}), "smsgw.toml")

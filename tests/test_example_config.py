@@ -18,8 +18,8 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "smsgw.example.toml"
 def test_example_config_loads() -> None:
     config = load_config(EXAMPLE)
     assert [a.system_id for a in config.accounts] == ["acme", "alerts"]
-    assert verify_password("acme-secret", config.accounts[0].password_hash)
-    assert verify_password("alerts-secret", config.accounts[1].password_hash)
+    assert verify_password("acme-pw1", config.accounts[0].password_hash)
+    assert verify_password("alerts-1", config.accounts[1].password_hash)
     assert {m.group for m in config.modems} == {r.modem_group for r in config.routes}
     assert find_route(config.routes, "447700900123").name == "uk"
     assert find_route(config.routes, "4915112345678").name == "rest-of-world"

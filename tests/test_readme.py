@@ -18,3 +18,14 @@ def test_quick_start_is_two_commands() -> None:
     block = quick_start.split("```sh\n", 1)[1].split("```", 1)[0]
     commands = [line.split("#", 1)[0].strip() for line in block.splitlines() if line.strip()]
     assert commands == ["make demo", "make test"]
+
+
+def test_every_document_the_readme_links_exists() -> None:
+    """A link to a file outside the repository (DESIGN.md once) leaves a user with nothing to read."""
+    import re
+
+    root = Path(__file__).parent.parent
+    for page in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#:]+\.(?:md|toml))(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).is_file(), f"{page.name} links {target}"
+    assert "DESIGN.md" not in README

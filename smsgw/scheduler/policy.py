@@ -42,6 +42,7 @@ from smsgw.pdu.errors import PduError
 from smsgw.pdu.gsm7 import is_gsm7
 from smsgw.pdu.segmentation import SegmentedText, TooManySegments, count_segments, segment_text
 from smsgw.pdu.text import Encoding, choose_encoding, encode_text, units
+from smsgw.scheduler.routing import format_micro
 
 log = logging.getLogger(__name__)
 
@@ -531,26 +532,34 @@ class InvalidLine:
     reason: str
 
 
-def iter_dnc_csv(lines: Iterable[str], default_country_code: str = "") -> Iterator[str | InvalidLine]:
+def iter_dnc_csv(
+    lines: Iterable[str], default_country_code: str = "", dialect: type[csv.Dialect] | csv.Dialect = csv.excel
+) -> Iterator[str | InvalidLine]:
     """The numbers in the first column of a CSV file, normalised, as they are read (a national register does not
     fit in memory); a line that is not a number comes as an InvalidLine. Blank lines, `#` comments and a header
     (a first line without digits) are skipped. InvalidNumber for a bad `default_country_code`, before any line."""
     check_country_code(default_country_code)
-    return _dnc_lines(lines, default_country_code)
+    reader = csv.reader(lines, dialect)
+    return _dnc_cells(((reader.line_num, row[0] if row else "") for row in reader), default_country_code)
 
 
-def _dnc_lines(lines: Iterable[str], default_country_code: str) -> Iterator[str | InvalidLine]:
-    reader = csv.reader(lines)
-    for row in reader:
-        raw = row[0].strip() if row else ""
+def iter_dnc_cells(cells: Iterable[tuple[int, str]], default_country_code: str = "") -> Iterator[str | InvalidLine]:
+    """As `iter_dnc_csv`, for first-column cells already read (a spreadsheet's rows), with their row numbers."""
+    check_country_code(default_country_code)
+    return _dnc_cells(cells, default_country_code)
+
+
+def _dnc_cells(cells: Iterable[tuple[int, str]], default_country_code: str) -> Iterator[str | InvalidLine]:
+    for line, cell in cells:
+        raw = cell.strip()
         if not raw or raw.startswith("#"):
             continue
-        if reader.line_num == 1 and not any(char.isdigit() for char in raw):
+        if line == 1 and not any(char.isdigit() for char in raw):
             continue
         try:
             yield normalise_number(raw, default_country_code)
         except InvalidNumber as exc:
-            yield InvalidLine(reader.line_num, raw, exc.reason)
+            yield InvalidLine(line, raw, exc.reason)
 
 
 # --- the accept path -------------------------------------------------------------------------------------------
@@ -695,7 +704,7 @@ def check_transfer(config: Config, from_account: str, to_account: str, amount_mi
     """ValueError unless this is a positive transfer between a parent and one of its own sub-accounts (either
     way); the store writes it as one ledger row on each side."""
     if amount_micro <= 0:
-        raise ValueError(f"a transfer moves a positive amount, got {amount_micro} micro-units")
+        raise ValueError(f"a transfer moves a positive amount, got {format_micro(amount_micro)}")
     parents = {account.system_id: account.parent for account in config.accounts}
     for name in (from_account, to_account):
         if name not in parents:

@@ -60,5 +60,6 @@ def to_micro(amount: str) -> int:
 
 
 def format_micro(micro: int) -> str:
-    text = f"{Decimal(micro) / MICRO:.6f}".rstrip("0")
-    return text + "00" if text.endswith(".") else text
+    """Every amount in one form: at least two decimals (25.50), more only where a price has them (0.035)."""
+    whole, _, fraction = f"{Decimal(micro) / MICRO:.6f}".partition(".")
+    return f"{whole}.{fraction.rstrip('0').ljust(2, '0')}"

@@ -33,6 +33,7 @@ from smsgw.pdu.constants import GatewayError
 from smsgw.scheduler.migrations import migrate
 from smsgw.scheduler.policy import Rejection, check_recipients
 from smsgw.scheduler.policy_store import SqlitePolicyFacts
+from smsgw.scheduler.routing import format_micro
 from smsgw.scheduler.model import (
     Address,
     CallbackRow,
@@ -324,11 +325,11 @@ class SqliteStore:
         `transfer_in` row on the other in one transaction; InsufficientBalance (nothing written) when it would
         overdraw `from_account`. Returns both new balances. Who may transfer to whom is `policy.check_transfer`."""
         if amount_micro <= 0:
-            raise ValueError(f"a transfer moves a positive amount, got {amount_micro} micro-units")
+            raise ValueError(f"a transfer moves a positive amount, got {format_micro(amount_micro)}")
 
         def op(c: sqlite3.Connection) -> tuple[int, int]:
             if self._balance(c, from_account) < amount_micro:
-                raise InsufficientBalance(f"{from_account} has less than the {amount_micro} micro-units to transfer")
+                raise InsufficientBalance(f"{from_account} has less than the {format_micro(amount_micro)} to transfer")
             sent = self._ledger(
                 c, from_account, "transfer_out", -amount_micro, now_ms, None, f"to {to_account} {note}".rstrip()
             )

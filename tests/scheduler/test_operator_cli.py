@@ -32,8 +32,8 @@ def test_account_topup_balance_ledger(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["account", "balance", "acme", "--db", str(db)]) == 0
     assert main(["account", "ledger", "acme", "--limit", "2", "--db", str(db)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "acme 3.4" and lines[1] == "acme 3.4"
-    assert "charge" in lines[2] and "-0.1" in lines[2]
+    assert lines[0] == "acme 3.40 EUR" and lines[1] == "acme 3.40 EUR"
+    assert "charge" in lines[2] and "-0.10 EUR" in lines[2]
     assert "topup" in lines[3] and "note=invoice 7" in lines[3]
     assert main(["account", "topup", "acme", "lots", "--db", str(db)]) == 2
 
@@ -47,7 +47,7 @@ def test_history_export_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     with open(out, newline="") as file:
         rows = list(csv.DictReader(file))
     assert len(rows) == 1
-    assert rows[0]["account"] == "acme" and rows[0]["state"] == "ACCEPTED" and rows[0]["charged"] == "0.1"
+    assert rows[0]["account"] == "acme" and rows[0]["state"] == "ACCEPTED" and rows[0]["charged"] == "0.10"
     assert main(["history", "export", "--from", "2026-01-02", "--to", "2026-01-03", "--db", str(db)]) == 0
     assert capsys.readouterr().out.count("\n") == 1  # header only
     assert main(["history", "export", "--from", "2026-02-01", "--to", "2026-01-01", "--db", str(db)]) == 2
@@ -71,9 +71,9 @@ def test_account_transfer_between_parent_and_sub_account_only(
     )
     transfer = ["account", "transfer", "--config", str(config)]
     assert main([*transfer, "--from", "acme", "--to", "acme-sales", "--amount", "0.4", "--note", "q1"]) == 0
-    assert capsys.readouterr().out.splitlines() == ["acme 0.5", "acme-sales 0.4"]
+    assert capsys.readouterr().out.splitlines() == ["acme 0.50 EUR", "acme-sales 0.40 EUR"]
     assert main([*transfer, "--from", "acme-sales", "--to", "acme", "--amount", "0.1", "--db", str(db)]) == 0
-    assert capsys.readouterr().out.splitlines() == ["acme-sales 0.3", "acme 0.6"]
+    assert capsys.readouterr().out.splitlines() == ["acme-sales 0.30 EUR", "acme 0.60 EUR"]
     for source, target, amount, reason in (
         ("acme-sales", "acme-support", "0.1", "not a parent and its sub-account"),
         ("acme", "other", "0.1", "not a parent and its sub-account"),
