@@ -915,15 +915,13 @@ class SqliteStore:
         return await self._read(fn)
 
     async def outbox_delete(self, item_ids: Sequence[str]) -> list[bool]:
-        """Delete taken items (in one write); for each, whether it was still there."""
-
-        def op(c: sqlite3.Connection) -> list[bool]:
-            return [c.execute("DELETE FROM outbox WHERE id = ?", (int(i),)).rowcount > 0 for i in item_ids]
-
+        """Delete taken items in the writer's next commit, ahead of queued writes (a crash before it commits
+        offers them again); for each, whether it was still there."""
         try:
-            return await self._writer.write(op)
+            deleted: list[bool] = await self._writer.write_first(_outbox_delete_batch, item_ids)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"outbox delete failed: {exc}") from exc
+        return deleted
 
     async def handset_wants_normal_sms(self, number: str) -> bool:
         """Whether `number` switched its MO notices from flash to normal SMS."""
@@ -1270,6 +1268,10 @@ def connect(path: str, config: StoreConfig) -> tuple[sqlite3.Connection, sqlite3
     writer = open_one()
     migrate(writer)
     return writer, open_one()
+
+
+def _outbox_delete_batch(c: sqlite3.Connection, batches: list[Sequence[str]]) -> list[list[bool]]:
+    return [[c.execute("DELETE FROM outbox WHERE id = ?", (int(i),)).rowcount > 0 for i in ids] for ids in batches]
 
 
 @asynccontextmanager

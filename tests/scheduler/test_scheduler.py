@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -886,6 +887,52 @@ async def test_an_item_stored_in_the_commit_that_deletes_an_acknowledged_one_is_
     with trio.fail_after(60):
         second = await gateway.scheduler.next_outbound("acme")
     assert second.pdu.short_message == b"second" and second.item_id != first.item_id
+
+
+async def test_an_acknowledgement_is_in_the_next_commit_while_the_previous_one_commits(
+    gateway: Gateway, db_clock: MockClock
+) -> None:
+    """Issue 13: the window in which a crash offers a taken receipt again is one commit. An acknowledgement that
+    comes in while the previous one's commit runs is in the next commit, ahead of the writes queued before it
+    (not held back until the previous deletion returns, nor behind the queue)."""
+    first, second = await receipts_for(gateway, 2)
+    writer = gateway.store.writer
+
+    def holder() -> tuple[trio.Event, threading.Event, Callable[[object], None]]:
+        held, release = trio.Event(), threading.Event()
+
+        def hold(connection: object) -> None:
+            trio.from_thread.run_sync(held.set)
+            release.wait()
+
+        return held, release, hold
+
+    def second_is_deleted(connection: sqlite3.Connection, items: list[None]) -> list[bool]:
+        # Combined like the deletion, so it runs after it when both are in one commit (plain ops run first).
+        deleted = connection.execute("SELECT COUNT(*) FROM outbox WHERE id = ?", (int(second),)).fetchone() == (0,)
+        return [deleted for _ in items]
+
+    held1, release1, hold1 = holder()
+    held2, release2, hold2 = holder()
+    seen: list[bool] = []
+
+    async def queued_write() -> None:
+        seen.append(await writer.write_combined(second_is_deleted, None))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer.write, hold1)
+        await held1.wait()
+        await gateway.scheduler.acknowledge(first)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(writer.write, hold2)  # in the first deletion's commit, which it holds open
+        await trio.testing.wait_all_tasks_blocked()
+        release1.set()
+        await held2.wait()
+        await gateway.scheduler.acknowledge(second)
+        nursery.start_soon(queued_write)
+        await trio.testing.wait_all_tasks_blocked()
+        release2.set()
+    assert seen == [True]
 
 
 async def test_acknowledgements_queued_at_stop_are_still_written(tmp_path: Path, db_clock: MockClock) -> None:

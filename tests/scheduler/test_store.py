@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from smsgw.config import StoreConfig
 from smsgw.modem.seams import IncomingSms, Sent, StatusReport
@@ -215,6 +218,40 @@ async def test_expiry_of_pending_and_of_unreported_segments(store: SqliteStore) 
         (stored,) = await store.find("acme", message.message_id)
         assert stored.state is State.EXPIRED
     assert await store.balance("acme") == 900  # the never-sent one is refunded, the sent one is not
+
+
+async def test_write_first_goes_into_the_next_commit_ahead_of_queued_writes(
+    tmp_path: Path, store_config: StoreConfig
+) -> None:
+    """An acknowledgement's deletion is not held up behind a queue longer than one batch (issue 13)."""
+    ran: list[str] = []
+    held, release = trio.Event(), threading.Event()
+
+    def hold(connection: sqlite3.Connection) -> None:
+        trio.from_thread.run_sync(held.set)
+        release.wait()
+
+    def plain(name: str) -> Callable[[sqlite3.Connection], None]:
+        return lambda connection: ran.append(name)
+
+    def first(connection: sqlite3.Connection, items: list[str]) -> list[None]:
+        ran.extend(items)
+        return [None for _ in items]
+
+    async with open_store(tmp_path / "first.db", replace(store_config, writer_max_batch=2)) as store:
+        writer = store.writer
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(writer.write, hold)
+            await held.wait()
+            for name in ("w1", "w2", "w3"):
+                nursery.start_soon(writer.write, plain(name))
+                await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(writer.write_first, first, "ack")
+            await trio.testing.wait_all_tasks_blocked()
+            batches = writer.batches
+            release.set()
+        # The batch after the held one: the acknowledgement and one queued write (max_batch 2).
+        assert ran == ["w1", "ack", "w2", "w3"] and writer.batches - batches == 3
 
 
 async def test_recovery_resends_interrupted_hand_off_once(tmp_path: Path, store_config: StoreConfig) -> None:
