@@ -27,6 +27,7 @@ def test_plain_password_is_hashed_at_load() -> None:
         ({"accounts": [{"password": "x"}]}, "accounts[0].system_id"),
         ({"accounts": [{"system_id": "a", "password_hash": "plain"}]}, "accounts[0].password_hash"),
         ({"routes": {"name": "x"}}, "routes"),
+        ({"messages": {"interrupted_handoff": "drop"}}, "messages.interrupted_handoff"),
     ],
 )
 def test_errors_name_the_key(document: dict[str, object], key: str) -> None:
@@ -41,3 +42,9 @@ def test_load_config_reports_syntax_errors_with_the_file_name(tmp_path) -> None:
     path.write_text("[smpp\nport = 1\n")
     with pytest.raises(ConfigError, match="bad.toml"):
         load_config(path)
+
+
+@pytest.mark.parametrize("value", ["resend", "fail"])
+def test_interrupted_handoff_takes_resend_or_fail(value: str) -> None:
+    config = config_from_mapping({"messages": {"interrupted_handoff": value}})
+    assert config.messages.interrupted_handoff == value

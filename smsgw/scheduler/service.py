@@ -104,10 +104,14 @@ class Scheduler:
     # -- background work --------------------------------------------------------------------------------------
 
     async def run(self, sender: SmsSender, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        recovery = await self._store.recover(self._clock.now_ms())
+        recovery = await self._store.recover(
+            self._clock.now_ms(), fail_interrupted=self._messages.interrupted_handoff == "fail"
+        )
         log.info(
-            "scheduler started interrupted_handoffs=%d open_segments=%d",
+            "scheduler started interrupted_handoffs=%d resent=%d failed=%d open_segments=%d",
             recovery.interrupted_handoffs,
+            recovery.interrupted_handoffs - recovery.failed_handoffs,
+            recovery.failed_handoffs,
             recovery.open_segments,
         )
         async with trio.open_nursery() as nursery:

@@ -951,6 +951,56 @@ async def test_acknowledgements_queued_at_stop_are_still_written(tmp_path: Path,
         assert await store.outbox_fetch("acme", frozenset(), 10) == []
 
 
+@pytest.mark.parametrize(("setting", "sends", "stat", "counts"), [
+    ("resend", 1, "DELIVRD", "interrupted_handoffs=1 resent=1 failed=0"),
+    ("fail", 0, "UNDELIV", "interrupted_handoffs=1 resent=0 failed=1"),
+])
+async def test_interrupted_handoff_is_resent_or_failed_as_configured(
+    tmp_path: Path, db_clock: MockClock, caplog: pytest.LogCaptureFixture, setting: str, sends: int, stat: str,
+    counts: str,
+) -> None:
+    """The process dies inside AT+CMGS; the next run sends the segment again ("resend", the default) or ends it
+    UNDELIVERABLE with err 807 ("fail"), and logs how many went each way."""
+    config = Config(
+        routes=(RouteConfig(name="uk", prefixes=("44",)),), store=StoreConfig(synchronous="NORMAL"),
+        messages=MessageConfig(foreign_writes_poll_s=0, interrupted_handoff=setting),  # type: ignore[arg-type]
+    )
+    path = tmp_path / "handoff.db"
+    stuck = FakeSender(decide=lambda sms: SendFailed(True, "unused"))
+    called = trio.Event()
+
+    async def never_answers(sms: OutgoingSms) -> SendOutcome:
+        called.set()
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    stuck.send = never_answers  # type: ignore[method-assign]
+    async with open_store(path, config.store) as store:
+        scheduler = Scheduler(store, config, WallClock(START))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(scheduler.run, stuck)
+            message_id = await scheduler.submit("acme", submit_sm())
+            await called.wait()
+            nursery.cancel_scope.cancel()  # as kill -9 would: nothing recorded after the hand-off
+    sender = FakeSender(decide=lambda sms: SendFailed(True, "unused"))
+    sender.decide = sender.ok
+    caplog.set_level(logging.INFO, logger="smsgw.scheduler")
+    async with open_store(path, config.store) as store:
+        gateway = Gateway(Scheduler(store, config, WallClock(START)), store, sender, WallClock(START))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(gateway.scheduler.run, sender)
+            await gateway.sender.wait_sent(sends)
+            if sends:
+                await gateway.report(0x00)
+            receipt = await gateway.scheduler.next_outbound("acme")
+            nursery.cancel_scope.cancel()
+    assert len(sender.sent) == sends
+    fields = parse_receipt(receipt.pdu.short_message.decode())
+    assert fields.message_id == message_id and fields.stat == stat
+    assert fields.err == ("807" if setting == "fail" else "000")
+    assert f"scheduler started {counts} " in caplog.text
+
+
 @pytest.mark.parametrize("messages_config", [MessageConfig(max_in_flight_segments=2)])
 async def test_at_most_max_in_flight_segments_on_the_modems_and_the_rest_follows(
     gateway: Gateway, db_clock: MockClock, monkeypatch: pytest.MonkeyPatch

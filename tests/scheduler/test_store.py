@@ -271,6 +271,31 @@ async def test_recovery_resends_interrupted_hand_off_once(tmp_path: Path, store_
         assert (await store.recover(T0 + 7)).interrupted_handoffs == 0
 
 
+async def test_recovery_fails_interrupted_hand_off_with_err_807_when_asked(
+    tmp_path: Path, store_config: StoreConfig
+) -> None:
+    """`interrupted_handoff = "fail"`: no second send (no duplicate risk); UNDELIVERABLE, err 807, its receipt
+    queued and the charge refunded (nothing proves it was sent); the audit row says so."""
+    path = tmp_path / "f.db"
+    message = new_message(price=100)
+    async with open_store(path, store_config) as store:
+        await store.topup("acme", 1000, T0)
+        await store.accept([message])
+        await store.claim_due(T0, 10)
+    async with open_store(path, store_config) as store:
+        recovery = await store.recover(T0 + 5, fail_interrupted=True)
+        assert (recovery.interrupted_handoffs, recovery.failed_handoffs) == (1, 1)
+        assert await store.claim_due(T0 + 5, 10) == [] and await store.next_due_ms() is None
+        (stored,) = await store.find("acme", message.message_id)
+        assert stored.state is State.UNDELIVERABLE and stored.error_code == 807
+        (entry,) = await store.outbox_fetch("acme", frozenset(), 10)
+        assert isinstance(entry.record, ReceiptRecord) and entry.record.error_code == 807
+        assert await store.balance("acme") == 1000
+    with sqlite3.connect(path) as connection:
+        (detail,) = connection.execute("SELECT detail FROM audit WHERE event = 'handoff_interrupted'").fetchone()
+    assert detail == "segment=0 resend=0 error_code=807"
+
+
 async def test_purge_removes_only_old_final_messages(store: SqliteStore) -> None:
     old, fresh = new_message(), new_message()
     await store.accept([old, fresh])
