@@ -17,7 +17,7 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 from smsgw.passwords import hash_password, is_password_hash
 from smsgw.pdu.segmentation import MAX_SEGMENTS_LIMIT
@@ -192,6 +192,10 @@ class MessageConfig:
     foreign_writes_poll_s: float = 5.0
     # Segments on modems at once; the dispatcher claims no more than this.
     max_in_flight_segments: int = 64
+    # A segment a restart finds handed to a modem without an outcome (the process died inside AT+CMGS) may or may
+    # not have reached the handset: "resend" sends it again (never lost, perhaps a duplicate); "fail" ends it
+    # UNDELIVERABLE with err 807 (never a duplicate, perhaps not delivered).
+    interrupted_handoff: Literal["resend", "fail"] = "resend"
     # A receipt/MO an ESME did not take (error, timeout, unbind) is offered again after this delay.
     outbox_redelivery_delay_s: float = 5.0
     # The account that receives MO no other rule claims ('' = keep it stored, deliver it to nobody).
@@ -510,6 +514,10 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(source, key, f"must be a list, got {type(value).__name__}")
         return tuple(_coerce(v, args[0], f"{key}[{i}]", source) for i, v in enumerate(value))
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        raise ConfigError(source, key, f"must be one of {', '.join(map(repr, args))}, got {value!r}")
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if hint is int and isinstance(value, int) and not isinstance(value, bool):

@@ -43,6 +43,7 @@ def test_plain_password_is_hashed_at_load() -> None:
         ({"accounts": [{"system_id": "a" * 16, "password": "x"}]}, "accounts[0].system_id"),
         ({"accounts": [{"system_id": "a", "password": "x", "outbind_password": "123456789"}]},
          "accounts[0].outbind_password"),
+        ({"messages": {"interrupted_handoff": "drop"}}, "messages.interrupted_handoff"),
     ],
 )
 def test_errors_name_the_key(document: dict[str, object], key: str) -> None:
@@ -83,3 +84,9 @@ def test_store_path_problems_name_the_path(tmp_path) -> None:  # type: ignore[no
     finally:
         locked.chmod(0o700)
     check_store_path(config_from_mapping({"store": {"path": str(tmp_path / "gw.db")}}), "smsgw.toml")
+
+
+@pytest.mark.parametrize("value", ["resend", "fail"])
+def test_interrupted_handoff_takes_resend_or_fail(value: str) -> None:
+    config = config_from_mapping({"messages": {"interrupted_handoff": value}})
+    assert config.messages.interrupted_handoff == value

@@ -188,6 +188,9 @@ class GatewayError(IntEnum):
     NO_ROUTE = 804
     SENDER_NOT_ALLOWED = 805
     TOO_MANY_SEGMENTS = 806
+    # A restart found the segment handed to a modem without an outcome and `interrupted_handoff = "fail"`: it may
+    # or may not have been sent, and is not sent again. Never a submit-time refusal.
+    HANDOFF_INTERRUPTED = 807
 
     @property
     def command_status(self) -> int:

@@ -232,5 +232,6 @@ class LedgerEntry:
 
 @dataclass(frozen=True, slots=True)
 class Recovery:
-    interrupted_handoffs: int  # segments that were on a modem when the process stopped, now due again
+    interrupted_handoffs: int  # segments that were on a modem when the process stopped
+    failed_handoffs: int  # of those, ended UNDELIVERABLE (err 807, `interrupted_handoff = "fail"`); the rest are due
     open_segments: int

@@ -130,10 +130,14 @@ class Scheduler:
     ) -> None:
         """`dispatch_after`: hand out no segment before it is set (the gateway waits for its modems to start, so
         messages accepted meanwhile wait in the store instead of failing on modems still starting)."""
-        recovery = await self._store.recover(self._clock.now_ms())
+        recovery = await self._store.recover(
+            self._clock.now_ms(), fail_interrupted=self._messages.interrupted_handoff == "fail"
+        )
         log.info(
-            "scheduler started interrupted_handoffs=%d open_segments=%d",
+            "scheduler started interrupted_handoffs=%d resent=%d failed=%d open_segments=%d",
             recovery.interrupted_handoffs,
+            recovery.interrupted_handoffs - recovery.failed_handoffs,
+            recovery.failed_handoffs,
             recovery.open_segments,
         )
         async with trio.open_nursery() as nursery:
@@ -632,20 +636,22 @@ class Scheduler:
         self._acknowledgements.set()
 
     async def _write_acknowledgements(self) -> None:
-        """Delete acknowledged items in batches (one write for all that came in meanwhile), then release their
-        reservations; on cancellation what is queued is still written."""
+        """Hand what was acknowledged meanwhile to the store as one deletion, at once, without waiting for the
+        previous deletion to commit: the store puts it in its next commit, so a crash offers again only what
+        was acknowledged during one commit (issue 13). On cancellation what is queued is still written."""
         try:
-            while True:
-                await self._acknowledgements.wait()
-                self._acknowledgements = trio.Event()
-                await self._delete_acknowledged()
+            async with trio.open_nursery() as nursery:
+                while True:
+                    await self._acknowledgements.wait()
+                    self._acknowledgements = trio.Event()
+                    items = list(self._acknowledged)
+                    self._acknowledged.clear()
+                    nursery.start_soon(self._delete_acknowledged, items)
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(_ACK_FLUSH_AT_STOP_S):
-                await self._delete_acknowledged()
+                await self._delete_acknowledged(list(self._acknowledged))
 
-    async def _delete_acknowledged(self) -> None:
-        items = list(self._acknowledged)
-        self._acknowledged.clear()
+    async def _delete_acknowledged(self, items: list[str]) -> None:
         if not items:
             return
         try:

@@ -8,7 +8,9 @@ Recovery rule for hand-offs (DESIGN.md, issue 4): a hand-off is committed (PROCE
 `sent_at`) before the modem gets the segment. If the process stops before the outcome is committed, the modem may
 or may not have sent it, and without its TP-MR there is no way to ask. On start such segments go back to RETRY,
 due at once, with an `handoff_interrupted` audit row and a warning: an acknowledged message is never lost, and a
-duplicate is possible only for a segment that was inside one AT+CMGS exchange when the process died.
+duplicate is possible only for a segment that was inside one AT+CMGS exchange when the process died. With
+`[messages] interrupted_handoff = "fail"` they end UNDELIVERABLE with err 807 instead (refunded, as nothing proves
+they were sent): never a duplicate, but perhaps a message the handset did get reported as failed.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ RECEIPT_TEXT_CHARS: Final = 20
 EXPIRED_ERROR: Final = 0x46  # TP-Status "validity period expired"
 _SYNCHRONOUS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 _INSUFFICIENT_BALANCE: Final = int(GatewayError.INSUFFICIENT_BALANCE)
+_HANDOFF_INTERRUPTED: Final = int(GatewayError.HANDOFF_INTERRUPTED)
 _RESENT: Final = "resent"  # audit event: a message re-submitted by `smsgw resend` (detail "as=<new id>")
 _PENDING_SQL: Final = ",".join(str(int(s)) for s in PENDING)
 
@@ -665,8 +668,9 @@ class SqliteStore:
                 return SegmentRow(row[0], row[1], State(row[2]), row[3], row[4])
         return None
 
-    async def recover(self, now_ms: int) -> Recovery:
-        """Apply the hand-off recovery rule (module docstring); call once at start, before dispatching."""
+    async def recover(self, now_ms: int, *, fail_interrupted: bool = False) -> Recovery:
+        """Apply the hand-off recovery rule (module docstring); call once at start, before dispatching.
+        `fail_interrupted`: end interrupted hand-offs UNDELIVERABLE (err 807) instead of sending them again."""
 
         def op(c: sqlite3.Connection) -> Recovery:
             rows = c.execute(
@@ -675,14 +679,23 @@ class SqliteStore:
                 " WHERE s.state = 4 AND s.sent_at IS NULL"
             ).fetchall()
             for row in rows:
-                self._change(c, SegmentRow(row[0], row[1], State(row[2]), row[3], row[4]), Event.INTERRUPTED,
-                             now_ms, due_at=now_ms)
-                self._audit(c, now_ms, "handoff_interrupted", row[5], row[6], f"segment={row[7]} resend=1")
-                log.warning("hand-off interrupted by restart, sending again message_id=%s segment=%d", row[6], row[7])
+                segment = SegmentRow(row[0], row[1], State(row[2]), row[3], row[4])
+                if fail_interrupted:
+                    self._change(c, segment, Event.PERMANENT_FAILURE, now_ms, error_code=_HANDOFF_INTERRUPTED)
+                    self._audit(c, now_ms, "handoff_interrupted", row[5], row[6],
+                                f"segment={row[7]} resend=0 error_code={_HANDOFF_INTERRUPTED}")
+                    log.warning("hand-off interrupted by restart, failed without sending again message_id=%s"
+                                " segment=%d error_code=%d", row[6], row[7], _HANDOFF_INTERRUPTED)
+                else:
+                    self._change(c, segment, Event.INTERRUPTED, now_ms, due_at=now_ms)
+                    self._audit(c, now_ms, "handoff_interrupted", row[5], row[6], f"segment={row[7]} resend=1")
+                    log.warning("hand-off interrupted by restart, sending again message_id=%s segment=%d",
+                                row[6], row[7])
             if rows:
                 self._writer.after_commit(self.notify_work)
             (open_segments,) = c.execute("SELECT COUNT(*) FROM segments WHERE due_at IS NOT NULL").fetchone()
-            return Recovery(interrupted_handoffs=len(rows), open_segments=open_segments)
+            return Recovery(interrupted_handoffs=len(rows), failed_handoffs=len(rows) if fail_interrupted else 0,
+                            open_segments=open_segments)
 
         return await self._writer.write(op)
 
@@ -916,15 +929,13 @@ class SqliteStore:
         return await self._read(fn)
 
     async def outbox_delete(self, item_ids: Sequence[str]) -> list[bool]:
-        """Delete taken items (in one write); for each, whether it was still there."""
-
-        def op(c: sqlite3.Connection) -> list[bool]:
-            return [c.execute("DELETE FROM outbox WHERE id = ?", (int(i),)).rowcount > 0 for i in item_ids]
-
+        """Delete taken items in the writer's next commit, ahead of queued writes (a crash before it commits
+        offers them again); for each, whether it was still there."""
         try:
-            return await self._writer.write(op)
+            deleted: list[bool] = await self._writer.write_first(_outbox_delete_batch, item_ids)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"outbox delete failed: {exc}") from exc
+        return deleted
 
     async def handset_wants_normal_sms(self, number: str) -> bool:
         """Whether `number` switched its MO notices from flash to normal SMS."""
@@ -1277,6 +1288,10 @@ def connect(path: str, config: StoreConfig) -> tuple[sqlite3.Connection, sqlite3
     writer = open_one()
     migrate(writer)
     return writer, open_one()
+
+
+def _outbox_delete_batch(c: sqlite3.Connection, batches: list[Sequence[str]]) -> list[list[bool]]:
+    return [[c.execute("DELETE FROM outbox WHERE id = ?", (int(i),)).rowcount > 0 for i in ids] for ids in batches]
 
 
 @asynccontextmanager

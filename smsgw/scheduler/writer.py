@@ -4,6 +4,7 @@ Callers `await writer.write(op)`; `op(connection)` runs in a worker thread insid
 its own SAVEPOINT, so one refused operation (an exception it raises) is rolled back alone and raised to its caller
 while the rest of the batch commits. `write` returns only after COMMIT: a result the caller sees is durable.
 Many concurrent submissions therefore cost one fsync, and the SQLite calls never block the Trio thread.
+`write_first` jumps the queue: its item is in the next batch that starts, however many writes wait.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ class GroupCommitWriter:
         self._connection = connection
         self._max_batch = max_batch
         self._send, self._receive = trio.open_memory_channel[_Pending[Any]](queue_size)
+        self._first: list[_Pending[Any]] = []  # `write_first` items, ahead of the channel's
+        self._ready = trio.Event()  # set when something was queued since the writer last looked
+        self._closed = False
         self._after_commit: list[Callable[[], None]] = []
         self.batches = 0
         self.operations = 0
@@ -67,11 +71,27 @@ class GroupCommitWriter:
         the offending caller gets the error."""
         return await self._submit(_Pending(None, combined, item))
 
+    async def write_first(self, combined: CombinedOp, item: Any) -> Any:
+        """Like `write_combined`, but into the very next batch, ahead of every queued write: for what must be
+        durable as soon as possible and costs little (an ESME's acknowledgement, whose delay is the window in
+        which a crash makes the gateway offer it again). Not bounded by `queue_size`: use it only for work the
+        caller bounds itself."""
+        if self._closed:
+            raise StoreClosed("store writer is not running")
+        pending: _Pending[Any] = _Pending(None, combined, item)
+        self._first.append(pending)
+        self._ready.set()
+        return await self._wait(pending)
+
     async def _submit(self, pending: _Pending[T]) -> T:
         try:
             await self._send.send(pending)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise StoreClosed("store writer is not running") from None
+        self._ready.set()
+        return await self._wait(pending)
+
+    async def _wait(self, pending: _Pending[T]) -> T:
         await pending.done.wait()
         if pending.error is not None:
             raise pending.error
@@ -81,19 +101,34 @@ class GroupCommitWriter:
         """Serve writes until cancelled; the connection stays open for its owner to close."""
         task_status.started()
         try:
-            async for first in self._receive:
-                batch = [first]
-                while len(batch) < self._max_batch:
-                    try:
-                        batch.append(self._receive.receive_nowait())
-                    except trio.WouldBlock:
-                        break
-                await self._commit(batch)
+            while True:
+                batch = self._take_batch()
+                if batch:
+                    await self._commit(batch)
+                else:
+                    # No checkpoint since `_take_batch` found nothing: whatever is queued from now on sets this.
+                    self._ready = trio.Event()
+                    await self._ready.wait()
         finally:
+            self._closed = True
             self._send.close()
             self._fail_queued(StoreClosed("store closed before the write ran"))
 
+    def _take_batch(self) -> list[_Pending[Any]]:
+        """All `write_first` items, then queued writes up to `max_batch` in all."""
+        batch, self._first = self._first, []
+        while len(batch) < self._max_batch:
+            try:
+                batch.append(self._receive.receive_nowait())
+            except trio.WouldBlock:
+                break
+        return batch
+
     def _fail_queued(self, error: BaseException) -> None:
+        for pending in self._first:
+            pending.error = error
+            pending.done.set()
+        self._first = []
         while True:
             try:
                 pending = self._receive.receive_nowait()

@@ -110,11 +110,23 @@ class Esme:
             self._read_one()
         return self._responses.pop(sequence)
 
-    def submit(self, destination: str, short_message: bytes = b"hi", **fields: Any) -> tuple[int, str]:
+    def submit(self, destination: str, short_message: bytes = b"hi", timeout_s: float = 30.0,
+               **fields: Any) -> tuple[int, str]:
         """(command_status, message_id) of one submit_sm; defaults: international destination, GSM text."""
+        return self.submit_response(self.send_submit(destination, short_message, **fields), timeout_s)
+
+    def send_submit(self, destination: str, short_message: bytes = b"hi", **fields: Any) -> int:
+        """Send one submit_sm without waiting for its response (an ESME's window); its sequence number."""
         fields.setdefault("dest_addr_ton", 1)
         fields.setdefault("dest_addr_npi", 1)
-        response = self.request("submit_sm", destination_addr=destination, short_message=short_message, **fields)
+        pdu = smpplib.smpp.make_pdu("submit_sm", client=self.client, destination_addr=destination,
+                                    short_message=short_message, **fields)
+        self.client._socket.sendall(pdu.generate())
+        return int(pdu.sequence)
+
+    def submit_response(self, sequence: int, timeout_s: float = 30.0) -> tuple[int, str]:
+        """(command_status, message_id) of the submit_sm sent as `sequence`."""
+        response = self._response(sequence, "submit_sm", timeout_s)
         return int(response.status), _str(getattr(response, "message_id", b""))
 
     def wait_unbound(self, timeout_s: float = 30.0) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -889,6 +890,52 @@ async def test_an_item_stored_in_the_commit_that_deletes_an_acknowledged_one_is_
     assert second.pdu.short_message == b"second" and second.item_id != first.item_id
 
 
+async def test_an_acknowledgement_is_in_the_next_commit_while_the_previous_one_commits(
+    gateway: Gateway, db_clock: MockClock
+) -> None:
+    """Issue 13: the window in which a crash offers a taken receipt again is one commit. An acknowledgement that
+    comes in while the previous one's commit runs is in the next commit, ahead of the writes queued before it
+    (not held back until the previous deletion returns, nor behind the queue)."""
+    first, second = await receipts_for(gateway, 2)
+    writer = gateway.store.writer
+
+    def holder() -> tuple[trio.Event, threading.Event, Callable[[object], None]]:
+        held, release = trio.Event(), threading.Event()
+
+        def hold(connection: object) -> None:
+            trio.from_thread.run_sync(held.set)
+            release.wait()
+
+        return held, release, hold
+
+    def second_is_deleted(connection: sqlite3.Connection, items: list[None]) -> list[bool]:
+        # Combined like the deletion, so it runs after it when both are in one commit (plain ops run first).
+        deleted = connection.execute("SELECT COUNT(*) FROM outbox WHERE id = ?", (int(second),)).fetchone() == (0,)
+        return [deleted for _ in items]
+
+    held1, release1, hold1 = holder()
+    held2, release2, hold2 = holder()
+    seen: list[bool] = []
+
+    async def queued_write() -> None:
+        seen.append(await writer.write_combined(second_is_deleted, None))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer.write, hold1)
+        await held1.wait()
+        await gateway.scheduler.acknowledge(first)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(writer.write, hold2)  # in the first deletion's commit, which it holds open
+        await trio.testing.wait_all_tasks_blocked()
+        release1.set()
+        await held2.wait()
+        await gateway.scheduler.acknowledge(second)
+        nursery.start_soon(queued_write)
+        await trio.testing.wait_all_tasks_blocked()
+        release2.set()
+    assert seen == [True]
+
+
 async def test_acknowledgements_queued_at_stop_are_still_written(tmp_path: Path, db_clock: MockClock) -> None:
     config = Config(routes=(RouteConfig(name="uk", prefixes=("44",)),), store=StoreConfig(synchronous="NORMAL"),
                     messages=MessageConfig(foreign_writes_poll_s=0))
@@ -903,6 +950,56 @@ async def test_acknowledgements_queued_at_stop_are_still_written(tmp_path: Path,
                 await scheduler.acknowledge(item_id)
             nursery.cancel_scope.cancel()  # before the writer task ran
         assert await store.outbox_fetch("acme", frozenset(), 10) == []
+
+
+@pytest.mark.parametrize(("setting", "sends", "stat", "counts"), [
+    ("resend", 1, "DELIVRD", "interrupted_handoffs=1 resent=1 failed=0"),
+    ("fail", 0, "UNDELIV", "interrupted_handoffs=1 resent=0 failed=1"),
+])
+async def test_interrupted_handoff_is_resent_or_failed_as_configured(
+    tmp_path: Path, db_clock: MockClock, caplog: pytest.LogCaptureFixture, setting: str, sends: int, stat: str,
+    counts: str,
+) -> None:
+    """The process dies inside AT+CMGS; the next run sends the segment again ("resend", the default) or ends it
+    UNDELIVERABLE with err 807 ("fail"), and logs how many went each way."""
+    config = Config(
+        routes=(RouteConfig(name="uk", prefixes=("44",)),), store=StoreConfig(synchronous="NORMAL"),
+        messages=MessageConfig(foreign_writes_poll_s=0, interrupted_handoff=setting),  # type: ignore[arg-type]
+    )
+    path = tmp_path / "handoff.db"
+    stuck = FakeSender(decide=lambda sms: SendFailed(True, "unused"))
+    called = trio.Event()
+
+    async def never_answers(sms: OutgoingSms) -> SendOutcome:
+        called.set()
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    stuck.send = never_answers  # type: ignore[method-assign]
+    async with open_store(path, config.store) as store:
+        scheduler = Scheduler(store, config, WallClock(START))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(scheduler.run, stuck)
+            message_id = await scheduler.submit("acme", submit_sm())
+            await called.wait()
+            nursery.cancel_scope.cancel()  # as kill -9 would: nothing recorded after the hand-off
+    sender = FakeSender(decide=lambda sms: SendFailed(True, "unused"))
+    sender.decide = sender.ok
+    caplog.set_level(logging.INFO, logger="smsgw.scheduler")
+    async with open_store(path, config.store) as store:
+        gateway = Gateway(Scheduler(store, config, WallClock(START)), store, sender, WallClock(START))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(gateway.scheduler.run, sender)
+            await gateway.sender.wait_sent(sends)
+            if sends:
+                await gateway.report(0x00)
+            receipt = await gateway.scheduler.next_outbound("acme")
+            nursery.cancel_scope.cancel()
+    assert len(sender.sent) == sends
+    fields = parse_receipt(receipt.pdu.short_message.decode())
+    assert fields.message_id == message_id and fields.stat == stat
+    assert fields.err == ("807" if setting == "fail" else "000")
+    assert f"scheduler started {counts} " in caplog.text
 
 
 @pytest.mark.parametrize("messages_config", [MessageConfig(max_in_flight_segments=2)])

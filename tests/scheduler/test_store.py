@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from smsgw.config import StoreConfig
 from smsgw.modem.seams import IncomingSms, Sent, StatusReport
@@ -217,6 +220,40 @@ async def test_expiry_of_pending_and_of_unreported_segments(store: SqliteStore) 
     assert await store.balance("acme") == 900  # the never-sent one is refunded, the sent one is not
 
 
+async def test_write_first_goes_into_the_next_commit_ahead_of_queued_writes(
+    tmp_path: Path, store_config: StoreConfig
+) -> None:
+    """An acknowledgement's deletion is not held up behind a queue longer than one batch (issue 13)."""
+    ran: list[str] = []
+    held, release = trio.Event(), threading.Event()
+
+    def hold(connection: sqlite3.Connection) -> None:
+        trio.from_thread.run_sync(held.set)
+        release.wait()
+
+    def plain(name: str) -> Callable[[sqlite3.Connection], None]:
+        return lambda connection: ran.append(name)
+
+    def first(connection: sqlite3.Connection, items: list[str]) -> list[None]:
+        ran.extend(items)
+        return [None for _ in items]
+
+    async with open_store(tmp_path / "first.db", replace(store_config, writer_max_batch=2)) as store:
+        writer = store.writer
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(writer.write, hold)
+            await held.wait()
+            for name in ("w1", "w2", "w3"):
+                nursery.start_soon(writer.write, plain(name))
+                await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(writer.write_first, first, "ack")
+            await trio.testing.wait_all_tasks_blocked()
+            batches = writer.batches
+            release.set()
+        # The batch after the held one: the acknowledgement and one queued write (max_batch 2).
+        assert ran == ["w1", "ack", "w2", "w3"] and writer.batches - batches == 3
+
+
 async def test_recovery_resends_interrupted_hand_off_once(tmp_path: Path, store_config: StoreConfig) -> None:
     path = tmp_path / "r.db"
     message = new_message()
@@ -232,6 +269,31 @@ async def test_recovery_resends_interrupted_hand_off_once(tmp_path: Path, store_
         await store.record_sent(handoff.segment_rowid, sent(1), T0 + 9_000_000, T0 + 6, T0)
     async with open_store(path, store_config) as store:
         assert (await store.recover(T0 + 7)).interrupted_handoffs == 0
+
+
+async def test_recovery_fails_interrupted_hand_off_with_err_807_when_asked(
+    tmp_path: Path, store_config: StoreConfig
+) -> None:
+    """`interrupted_handoff = "fail"`: no second send (no duplicate risk); UNDELIVERABLE, err 807, its receipt
+    queued and the charge refunded (nothing proves it was sent); the audit row says so."""
+    path = tmp_path / "f.db"
+    message = new_message(price=100)
+    async with open_store(path, store_config) as store:
+        await store.topup("acme", 1000, T0)
+        await store.accept([message])
+        await store.claim_due(T0, 10)
+    async with open_store(path, store_config) as store:
+        recovery = await store.recover(T0 + 5, fail_interrupted=True)
+        assert (recovery.interrupted_handoffs, recovery.failed_handoffs) == (1, 1)
+        assert await store.claim_due(T0 + 5, 10) == [] and await store.next_due_ms() is None
+        (stored,) = await store.find("acme", message.message_id)
+        assert stored.state is State.UNDELIVERABLE and stored.error_code == 807
+        (entry,) = await store.outbox_fetch("acme", frozenset(), 10)
+        assert isinstance(entry.record, ReceiptRecord) and entry.record.error_code == 807
+        assert await store.balance("acme") == 1000
+    with sqlite3.connect(path) as connection:
+        (detail,) = connection.execute("SELECT detail FROM audit WHERE event = 'handoff_interrupted'").fetchone()
+    assert detail == "segment=0 resend=0 error_code=807"
 
 
 async def test_purge_removes_only_old_final_messages(store: SqliteStore) -> None:
