@@ -162,6 +162,7 @@ class SmppServer:
         )
         self.audit = audit
         self.connections: set[SmppConnection] = set()
+        self.connections_ended = 0  # connections whose cleanup ran (they closed their stream)
         self._nursery = nursery
         # Backend operations of all connections go through one finite queue to a fixed set of workers: no task per
         # request, a bounded number of backend calls in progress, and a full queue stops the readers.
@@ -454,7 +455,9 @@ class SmppConnection:
                     # closed session: their answers are dropped.
                     if self.session.state is not BindState.CLOSED:
                         self.session.close()
-                    self._timer_scope.cancel()
+                    # The timer task ends with the reader, wherever it is: it may not even have started yet (a
+                    # first read that is the EOF), and would then sleep towards the closed session's `math.inf`.
+                    nursery.cancel_scope.cancel()
         except Exception:  # a task boundary: a bug seen by one connection ends that connection only
             log.exception("connection failed source=%s", self.source)
         finally:
@@ -499,6 +502,7 @@ class SmppConnection:
         with trio.CancelScope(shield=True):
             self.closed.set()
             self.server.connections.discard(self)
+            self.server.connections_ended += 1
             items = list(self._pushed.values())
             self._pushed.clear()
             if self.account is not None and self._registered:
