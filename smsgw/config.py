@@ -55,8 +55,19 @@ class SmppConfig:
     # Failed binds: answered after base * 2**(failures-1) seconds, capped; locked out after `lockout_failures`.
     bind_failure_delay_base_s: float = 0.5
     bind_failure_delay_max_s: float = 8.0
+    # Counted per account and source address; `bind_lockout_address_failures` of all accounts together lock the
+    # whole address (higher, so that other accounts behind the same NAT can still bind).
     bind_lockout_failures: int = 10
+    bind_lockout_address_failures: int = 30
     bind_lockout_s: float = 300.0
+    # Password checks (scrypt, 16 MB each) in progress at once over all connections; one per source address.
+    # A bind that finds no slot is refused at once with ESME_RBINDFAIL.
+    max_password_checks: int = 2
+    # Connections at once (accepted ones; outbinds aside), and from one source address; more are closed at once.
+    max_connections: int = 1000
+    max_connections_per_address: int = 50
+    # A PDU whose first octets came must be complete this long after them, else the connection is closed.
+    pdu_read_timeout_s: float = 30.0
     # Requests of one connection waiting for the backend; at this many the connection is not read any further.
     max_pending_requests: int = 100
     # Backend operations (submit, query, ...) in progress at once over all connections, and how many more may

@@ -158,7 +158,9 @@ class SmppServer:
             delay_base_s=smpp.bind_failure_delay_base_s,
             delay_max_s=smpp.bind_failure_delay_max_s,
             lockout_failures=smpp.bind_lockout_failures,
+            address_lockout_failures=smpp.bind_lockout_address_failures,
             lockout_s=smpp.bind_lockout_s,
+            max_checks=smpp.max_password_checks,
         )
         self.audit = audit
         self.connections: set[SmppConnection] = set()
@@ -736,16 +738,7 @@ class SmppConnection:
         bind_type = BIND_TYPES[CommandId(pdu.command_id)]
         ip = self.peer[0]
         try:
-            if server.guard.is_locked_out(ip, trio.current_time()):
-                raise BindRefused("source locked out", command_status=CommandStatus.ESME_RBINDFAIL)
-            try:
-                account = server.accounts.check_access(pdu.system_id, CommandId(pdu.command_id), ip)
-                if not server.accounts.password_cached(account, pdu.password):
-                    await trio.to_thread.run_sync(server.accounts.check_password, account, pdu.password)
-            except BindRefused:
-                await trio.sleep(server.guard.record_failure(ip, trio.current_time()))
-                raise
-            server.guard.record_success(ip)
+            account = await self._authenticate(pdu)
             if not server.try_register(self, account):
                 raise BindRefused("too many binds", command_status=CommandStatus.ESME_RALYBND)
         except BindRefused as exc:
@@ -774,6 +767,36 @@ class SmppConnection:
         server.audit.record(source=self.source, event="bind", outcome="ok", system_id=account.system_id,
                             bind_type=bind_type)
         server.bound(self, account)
+
+    async def _authenticate(self, pdu: BindTransmitter | BindReceiver | BindTransceiver) -> AccountConfig:
+        """The bind's account, or BindRefused (answered after the guard's delay when it is a failure).
+
+        The lockout is checked, and the attempt counted, before the slow password check; a check needs one of the
+        guard's slots (one per address, a few in all): without one the bind is refused at once, uncounted, so
+        parallel binds cost at most that many scrypt runs (CPU and 16 MB each) whatever their number."""
+        server, guard, ip = self.server, self.server.guard, self.peer[0]
+        now = trio.current_time()
+        if guard.is_locked_out(ip, pdu.system_id, now):
+            raise BindRefused("source locked out", command_status=CommandStatus.ESME_RBINDFAIL)
+        try:
+            account = server.accounts.check_access(pdu.system_id, CommandId(pdu.command_id), ip)
+        except BindRefused:
+            await trio.sleep(guard.record_failure(ip, pdu.system_id, now))
+            raise
+        if not server.accounts.password_cached(account, pdu.password):
+            if not guard.start_check(ip):
+                raise BindRefused("password check busy", command_status=CommandStatus.ESME_RBINDFAIL)
+            delay = guard.record_failure(ip, pdu.system_id, now)
+            try:
+                await trio.to_thread.run_sync(server.accounts.check_password, account, pdu.password)
+            except BindRefused:
+                guard.finish_check(ip)  # the slot is for the check, not for the delay that answers a failure
+                await trio.sleep(delay)
+                raise
+            finally:
+                guard.finish_check(ip)
+        guard.record_success(ip, pdu.system_id)
+        return account
 
     # ---- operations ----------------------------------------------------------------------------------------
 

@@ -10,12 +10,13 @@ import pytest
 import trio
 import trio.testing
 
-from smsgw.config import Config
+from smsgw.config import AccountConfig, Config
 from smsgw.pdu.constants import CommandId, CommandStatus, MessageState
 from smsgw.pdu.smpp import (
     decode_pdu,
     encode_pdu,
     BindReceiver,
+    BindTransceiver,
     BindTransmitter,
     CancelSm,
     DataSm,
@@ -121,22 +122,73 @@ async def test_failed_bind_is_delayed_audited_and_closed(
             assert response.command_status == status
             await client.wait_closed()
         assert delays == [0.5, 1.0, 2.0]
-        assert server.guard.is_locked_out("192.0.2.7", trio.current_time()) is False
+        assert server.guard.is_locked_out("192.0.2.7", system_id, trio.current_time()) is False
         records = [r.getMessage() for r in caplog.records if r.name == "smsgw.audit"]
         assert len(records) == 3 and all("source=192.0.2.7:" in r and "event=bind" in r for r in records)
         nursery.cancel_scope.cancel()
 
 
-async def test_lockout_refuses_even_the_right_password(autojump_clock: trio.testing.MockClock) -> None:
-    config = make_config(bind_lockout_failures=2, bind_failure_delay_base_s=0.1)
+async def test_lockout_refuses_even_the_right_password_of_that_account_only(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    base = make_config(bind_lockout_failures=2, bind_failure_delay_base_s=0.1)
+    config = Config(smpp=base.smpp, accounts=(base.accounts[0], replace(base.accounts[0], system_id="other")))
     async with running_server(config, DoubleBackend()) as server, trio.open_nursery() as nursery:
-        for _ in range(2):
-            client = Client(server, nursery, peer=("192.0.2.8", 1))
-            await client.bind(BindTransmitter(sequence_number=0, system_id="nobody"))
+        server.accounts.check_password(config.accounts[1], PASSWORD)
+        for port in range(2):
+            client = Client(server, nursery, peer=("192.0.2.8", port))
+            await client.bind(BindTransmitter(sequence_number=0, system_id="acme", password="wrong"))
         client = Client(server, nursery, peer=("192.0.2.8", 2))
         assert (await client.bind()).command_status == CommandStatus.ESME_RBINDFAIL
-        other = Client(server, nursery, peer=("192.0.2.9", 2))
-        assert (await other.bind()).command_status == CommandStatus.ESME_ROK
+        elsewhere = Client(server, nursery, peer=("192.0.2.9", 2))
+        assert (await elsewhere.bind()).command_status == CommandStatus.ESME_ROK
+        # Another account behind the same address (a NAT) is not locked out with it.
+        neighbour = Client(server, nursery, peer=("192.0.2.8", 3))
+        bind_other = BindTransceiver(sequence_number=0, system_id="other", password=PASSWORD)
+        assert (await neighbour.bind(bind_other)).command_status == CommandStatus.ESME_ROK
+        nursery.cancel_scope.cancel()
+
+
+async def test_address_is_locked_out_after_failures_over_all_accounts(autojump_clock: trio.testing.MockClock) -> None:
+    config = make_config(bind_lockout_failures=100, bind_lockout_address_failures=3, bind_failure_delay_base_s=0.1)
+    async with running_server(config, DoubleBackend()) as server, trio.open_nursery() as nursery:
+        for n in range(3):
+            client = Client(server, nursery, peer=("192.0.2.8", n))
+            await client.bind(BindTransmitter(sequence_number=0, system_id=f"guess{n}", password="wrong"))
+        client = Client(server, nursery, peer=("192.0.2.8", 9))
+        assert (await client.bind()).command_status == CommandStatus.ESME_RBINDFAIL
+        nursery.cancel_scope.cancel()
+
+
+async def test_parallel_wrong_binds_cost_at_most_the_configured_password_checks(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO", logger="smsgw.audit")
+    async with running_server(make_config(max_password_checks=2), DoubleBackend()) as server, \
+            trio.open_nursery() as nursery:
+        checks = []
+        check_password = server.accounts.check_password
+
+        def counting(account: AccountConfig, password: str) -> None:
+            checks.append(password)
+            check_password(account, password)
+
+        server.accounts.check_password = counting  # type: ignore[method-assign]
+        statuses: list[int] = []
+
+        async def wrong_bind(address: str, port: int) -> None:
+            client = Client(server, nursery, peer=(address, port))
+            bind = BindTransmitter(sequence_number=0, system_id="acme", password=f"wrong{port}")
+            statuses.append((await client.bind(bind)).command_status)
+
+        async with trio.open_nursery() as binds:
+            for port in range(40):  # 20 each from two addresses, one more address: all at once
+                binds.start_soon(wrong_bind, ("192.0.2.1", "192.0.2.2", "192.0.2.3")[port % 3], port)
+        assert len(checks) == 2
+        assert statuses.count(CommandStatus.ESME_RINVPASWD) == 2
+        assert statuses.count(CommandStatus.ESME_RBINDFAIL) == 38
+        busy = [r.getMessage() for r in caplog.records if "password check busy" in r.getMessage()]
+        assert len(busy) == 38
         nursery.cancel_scope.cancel()
 
 
