@@ -305,6 +305,16 @@ _SECTIONS: Final[Mapping[str, type]] = {
     "policy": PolicyConfig,
 }
 _ARRAY_SECTIONS: Final = frozenset({"accounts", "modems", "routes"})
+# Limits that must be above zero: at zero they would refuse everything or fire at once.
+_POSITIVE: Final = frozenset(
+    {
+        (SmppConfig, "max_password_checks"),
+        (SmppConfig, "max_connections"),
+        (SmppConfig, "max_connections_per_address"),
+        (SmppConfig, "bind_lockout_address_failures"),
+        (SmppConfig, "pdu_read_timeout_s"),
+    }
+)
 
 
 def load_config(path: str | Path) -> Config:
@@ -369,6 +379,8 @@ def _build(cls: type, raw: Any, key: str, source: str) -> Any:
         if name not in fields:
             raise ConfigError(source, f"{key}.{name}", f"unknown key (known: {', '.join(fields)})")
         kwargs[name] = _coerce(value, hints[name], f"{key}.{name}", source)
+        if (cls, name) in _POSITIVE and kwargs[name] <= 0:
+            raise ConfigError(source, f"{key}.{name}", f"must be above 0, got {value!r}")
     missing = [
         name
         for name, f in fields.items()

@@ -27,6 +27,8 @@ def test_plain_password_is_hashed_at_load() -> None:
         ({"accounts": [{"password": "x"}]}, "accounts[0].system_id"),
         ({"accounts": [{"system_id": "a", "password_hash": "plain"}]}, "accounts[0].password_hash"),
         ({"routes": {"name": "x"}}, "routes"),
+        ({"smpp": {"max_password_checks": 0}}, "smpp.max_password_checks"),
+        ({"smpp": {"pdu_read_timeout_s": -1}}, "smpp.pdu_read_timeout_s"),
     ],
 )
 def test_errors_name_the_key(document: dict[str, object], key: str) -> None:

@@ -165,6 +165,7 @@ class SmppServer:
         self.audit = audit
         self.connections: set[SmppConnection] = set()
         self.connections_ended = 0  # connections whose cleanup ran (they closed their stream)
+        self._per_address: dict[str, int] = {}  # connections in `connections` by source address
         self._nursery = nursery
         # Backend operations of all connections go through one finite queue to a fixed set of workers: no task per
         # request, a bounded number of backend calls in progress, and a full queue stops the readers.
@@ -202,8 +203,34 @@ class SmppServer:
         await self.handle_connection(stream, (host, port))
 
     async def handle_connection(self, stream: trio.abc.Stream, peer: tuple[str, int]) -> None:
-        """Run one accepted connection to its end (public so tests can drive it over memory streams)."""
-        await SmppConnection(self, stream, peer).run()
+        """Run one accepted connection to its end (public so tests can drive it over memory streams).
+
+        Beyond `max_connections`, or `max_connections_per_address` from its address, it is closed at once, before
+        any read: a bind_resp would need the bind read first, and holding the connection until it comes (up to
+        `session_init_timeout_s`) is what the caps are there to prevent."""
+        smpp = self.config.smpp
+        if len(self.connections) >= smpp.max_connections:
+            refusal = "too many connections"
+        elif self._per_address.get(peer[0], 0) >= smpp.max_connections_per_address:
+            refusal = "too many connections from the address"
+        else:
+            await SmppConnection(self, stream, peer).run()
+            return
+        self.audit.record(source=f"{peer[0]}:{peer[1]}", event="connect", outcome=refusal)
+        await trio.aclose_forcefully(stream)
+
+    def opened(self, connection: SmppConnection) -> None:
+        self.connections.add(connection)
+        address = connection.peer[0]
+        self._per_address[address] = self._per_address.get(address, 0) + 1
+
+    def ended(self, connection: SmppConnection) -> None:
+        self.connections.discard(connection)
+        self.connections_ended += 1
+        address = connection.peer[0]
+        left = self._per_address.pop(address, 1) - 1
+        if left:
+            self._per_address[address] = left
 
     async def drain(self) -> None:
         self._stopping = True
@@ -443,7 +470,7 @@ class SmppConnection:
     # ---- main loop -----------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        self.server.connections.add(self)
+        self.server.opened(self)
         log.debug("connection opened source=%s", self.source)
         try:
             async with trio.open_nursery() as nursery:
@@ -503,8 +530,7 @@ class SmppConnection:
     async def _cleanup(self) -> None:
         with trio.CancelScope(shield=True):
             self.closed.set()
-            self.server.connections.discard(self)
-            self.server.connections_ended += 1
+            self.server.ended(self)
             items = list(self._pushed.values())
             self._pushed.clear()
             if self.account is not None and self._registered:
@@ -679,6 +705,10 @@ class SmppConnection:
             case EnquireLinkDue():
                 if self.session.state in BOUND:  # not if an unbind came in since the timer fired
                     await self._send_request(EnquireLink(sequence_number=0))
+            case SessionTimedOut(reason="pdu_read"):
+                log.info("incomplete pdu timeout source=%s", self.source)
+                self._audit_attempt("incomplete PDU")
+                self.close()
             case SessionTimedOut(reason="session_init"):
                 self._audit_attempt("no bind before timeout")
                 self.close()

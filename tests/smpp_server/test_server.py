@@ -443,7 +443,8 @@ N_IDLE = 1000
 
 
 async def test_idle_binds_cost_a_reader_and_a_timer_each(autojump_clock: trio.testing.MockClock) -> None:
-    base = make_config(inactivity_timeout_s=0.0, enquire_link_interval_s=600.0)
+    base = make_config(inactivity_timeout_s=0.0, enquire_link_interval_s=600.0, max_connections=N_IDLE,
+                       max_connections_per_address=N_IDLE)
     config = Config(smpp=base.smpp, accounts=(replace(base.accounts[0], max_binds=N_IDLE),))
     async with running_server(config, DoubleBackend()) as server, trio.open_nursery() as nursery:
         idle_before = _server_tasks()
@@ -596,4 +597,55 @@ async def test_a_failing_submit_many_answers_every_submission(autojump_clock: tr
         backend.submit_many = broken  # type: ignore[method-assign,assignment]
         statuses = await _submit_in_one_write(client, ["447700900011", "447700900012"])
         assert list(statuses.values()) == [CommandStatus.ESME_RSYSERR] * 2
+        nursery.cancel_scope.cancel()
+
+
+async def test_half_a_pdu_is_not_held_open_past_the_read_timeout(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO", logger="smsgw.audit")
+    config = make_config(pdu_read_timeout_s=7.0, session_init_timeout_s=600.0, inactivity_timeout_s=0.0)
+    async with running_server(config, DoubleBackend()) as server, trio.open_nursery() as nursery:
+        bound = Client(server, nursery, ("192.0.2.1", 1))
+        await bound.bind()
+        unbound = Client(server, nursery, ("192.0.2.2", 1))
+        start = trio.current_time()
+        half = encode_pdu(replace(SUBMIT, sequence_number=9))[:20]
+        await bound.send_raw(half)
+        await unbound.send_raw(half)
+        with trio.fail_after(60):  # clock time, autojumped: without the read timeout the bind lives on
+            await bound.wait_closed()
+            await unbound.wait_closed()
+        # The bound one answered enquire_link all along; only the read timeout ended it.
+        assert trio.current_time() - start == 7.0
+        assert server.connections == set()
+        outcomes = [r.getMessage() for r in caplog.records if r.name == "smsgw.audit"]
+        assert any("source=192.0.2.2:1" in r and "outcome='incomplete PDU'" in r for r in outcomes), outcomes
+        nursery.cancel_scope.cancel()
+
+
+async def test_connections_beyond_the_caps_are_closed_at_once_and_audited(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO", logger="smsgw.audit")
+    config = make_config(max_connections=3, max_connections_per_address=2, session_init_timeout_s=600.0)
+    async with running_server(config, DoubleBackend()) as server, trio.open_nursery() as nursery:
+        first = [Client(server, nursery, ("192.0.2.1", port)) for port in (1, 2)]
+        await trio.sleep(1)
+        same_address = Client(server, nursery, ("192.0.2.1", 3))
+        await same_address.wait_closed()
+        other = Client(server, nursery, ("192.0.2.2", 1))
+        await trio.sleep(1)
+        assert not other.closed.is_set() and len(server.connections) == 3
+        one_too_many = Client(server, nursery, ("192.0.2.3", 1))
+        await one_too_many.wait_closed()
+        assert not any(client.closed.is_set() for client in first)
+        await first[0].stream.aclose()
+        await trio.sleep(1)
+        again = Client(server, nursery, ("192.0.2.1", 4))  # room again, on both counts
+        assert (await again.bind()).command_status == CommandStatus.ESME_ROK
+        refusals = [r.getMessage() for r in caplog.records if r.name == "smsgw.audit" and "too many" in r.getMessage()]
+        assert len(refusals) == 2
+        assert "source=192.0.2.1:3" in refusals[0] and "outcome='too many connections from the address'" in refusals[0]
+        assert "source=192.0.2.3:1" in refusals[1] and "outcome='too many connections'" in refusals[1]
         nursery.cancel_scope.cancel()
