@@ -380,7 +380,7 @@ def test_peer_close_and_local_close() -> None:
         ({"priority_flag": 4}, CommandStatus.ESME_RINVPRTFLG),
         ({"registered_delivery": 0x03}, CommandStatus.ESME_RINVREGDLVFLG),
         ({"replace_if_present_flag": 2}, CommandStatus.ESME_RINVREPFLAG),
-        ({"data_coding": 0x05}, 0x104),  # JIS: no faithful codec, refused (ESME_RINVDCS) rather than guessed
+        ({"data_coding": 0x05}, 0x480),  # JIS: no faithful codec, refused (ESME_RINVDCS) rather than guessed
         ({"tlvs": Tlvs(message_payload=b"also")}, CommandStatus.ESME_RINVPARLEN),
         ({"short_message": b"", "tlvs": Tlvs(message_payload=b"x" * 2000)}, 0x406),
         ({"schedule_delivery_time": "261301000000000+"}, CommandStatus.ESME_RINVSCHED),
