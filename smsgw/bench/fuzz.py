@@ -167,13 +167,17 @@ async def _read_pdus(stream: trio.SocketStream, framer: PduFramer) -> list[bytes
             return frames
 
 
-async def _good_session(port: int, report: FuzzReport, stop: trio.Event) -> None:
-    """Bind, then submit one at a time until `stop`; every answer must be submit_sm_resp OK for that request."""
+async def _good_session(
+    port: int, report: FuzzReport, stop: trio.Event, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Bind (started: then the fuzz may begin; its binds from the same address would take the address's password
+    check), then submit one at a time until `stop`; every answer must be submit_sm_resp OK for that request."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     async with stream:
         framer = PduFramer(1 << 20)
         await stream.send_all(encode_pdu(BindTransmitter(sequence_number=1, system_id=SYSTEM_ID, password=PASSWORD)))
         frames = await _read_pdus(stream, framer)
+        task_status.started()
         if frames is None or decode_pdu(frames[0]).command_status != CommandStatus.ESME_ROK:
             report.failures.append("good session: bind refused or closed")
             return
@@ -244,20 +248,11 @@ async def drive(port: int, inputs: int, seed: int, *, concurrency: int = 8) -> F
             report.inputs += 1
 
     async with trio.open_nursery() as nursery:
-        good_done = trio.Event()
-
-        async def good() -> None:
-            try:
-                await _good_session(port, report, stop)
-            finally:
-                good_done.set()
-
-        nursery.start_soon(good)
+        await nursery.start(_good_session, port, report, stop)
         async with trio.open_nursery() as fuzzers:
             for _ in range(concurrency):
                 fuzzers.start_soon(fuzzer)
         stop.set()
-        await good_done.wait()
     if report.good_submits == 0:
         report.failures.append("good session: no submission answered")
     return report

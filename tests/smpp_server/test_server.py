@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -168,9 +169,11 @@ async def test_parallel_wrong_binds_cost_at_most_the_configured_password_checks(
             trio.open_nursery() as nursery:
         checks = []
         check_password = server.accounts.check_password
+        release = threading.Event()
 
         def counting(account: AccountConfig, password: str) -> None:
             checks.append(password)
+            release.wait(30)  # the checks last until every other bind has been answered, however slow the host
             check_password(account, password)
 
         server.accounts.check_password = counting  # type: ignore[method-assign]
@@ -182,8 +185,14 @@ async def test_parallel_wrong_binds_cost_at_most_the_configured_password_checks(
             statuses.append((await client.bind(bind)).command_status)
 
         async with trio.open_nursery() as binds:
-            for port in range(40):  # 20 each from two addresses, one more address: all at once
+            for port in range(40):  # from three addresses, all at once
                 binds.start_soon(wrong_bind, ("192.0.2.1", "192.0.2.2", "192.0.2.3")[port % 3], port)
+            try:
+                with trio.fail_after(600):  # clock time, autojumped: a hang guard
+                    while len(statuses) < 38:
+                        await trio.sleep(1)
+            finally:
+                release.set()
         assert len(checks) == 2
         assert statuses.count(CommandStatus.ESME_RINVPASWD) == 2
         assert statuses.count(CommandStatus.ESME_RBINDFAIL) == 38
