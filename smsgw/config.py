@@ -63,8 +63,19 @@ class SmppConfig:
     # Failed binds: answered after base * 2**(failures-1) seconds, capped; locked out after `lockout_failures`.
     bind_failure_delay_base_s: float = 0.5
     bind_failure_delay_max_s: float = 8.0
+    # Counted per account and source address; `bind_lockout_address_failures` of all accounts together lock the
+    # whole address (higher, so that other accounts behind the same NAT can still bind).
     bind_lockout_failures: int = 10
+    bind_lockout_address_failures: int = 30
     bind_lockout_s: float = 300.0
+    # Password checks (scrypt, 16 MB each) in progress at once over all connections; one per source address.
+    # A bind that finds no slot is refused at once with ESME_RBINDFAIL.
+    max_password_checks: int = 2
+    # Connections at once (accepted ones; outbinds aside), and from one source address; more are closed at once.
+    max_connections: int = 1000
+    max_connections_per_address: int = 50
+    # A PDU whose first octets came must be complete this long after them, else the connection is closed.
+    pdu_read_timeout_s: float = 30.0
     # Requests of one connection waiting for the backend; at this many the connection is not read any further.
     max_pending_requests: int = 100
     # Backend operations (submit, query, ...) in progress at once over all connections, and how many more may
@@ -354,8 +365,6 @@ _SECTIONS: Final[Mapping[str, type]] = {
     "billing": BillingConfig,
 }
 _ARRAY_SECTIONS: Final = frozenset({"accounts", "modems", "routes"})
-
-
 def load_config(path: str | Path) -> Config:
     source = str(path)
     try:
@@ -408,6 +417,12 @@ _RANGES: Final[Mapping[str, tuple[float, float]]] = {
     "mo_callback_concurrency": (1, 1_000_000),
     "mo_callback_concurrency_per_account": (1, 1_000_000),
     "max_binds": (1, 1_000_000),
+    # At zero these would refuse everything or fire at once.
+    "max_password_checks": (1, 1_000_000),
+    "max_connections": (1, 1_000_000),
+    "max_connections_per_address": (1, 1_000_000),
+    "bind_lockout_address_failures": (1, 1_000_000),
+    "pdu_read_timeout_s": (0.001, float("inf")),
     "max_pdu_bytes": (16, 1 << 24),
     "baudrate": (1, 10_000_000),
 }

@@ -44,6 +44,8 @@ def test_plain_password_is_hashed_at_load() -> None:
         ({"accounts": [{"system_id": "a", "password": "x", "outbind_password": "123456789"}]},
          "accounts[0].outbind_password"),
         ({"messages": {"interrupted_handoff": "drop"}}, "messages.interrupted_handoff"),
+        ({"smpp": {"max_password_checks": 0}}, "smpp.max_password_checks"),
+        ({"smpp": {"pdu_read_timeout_s": -1}}, "smpp.pdu_read_timeout_s"),
     ],
 )
 def test_errors_name_the_key(document: dict[str, object], key: str) -> None:

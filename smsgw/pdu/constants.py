@@ -99,8 +99,10 @@ class CommandStatus(IntEnum):
     ESME_RINVOPTPARAMVAL = 0x000000C4
     ESME_RDELIVERYFAILURE = 0x000000FE
     ESME_RUNKNOWNERR = 0x000000FF
-    # SMPP 5.0 section 4.7.6: 3.4 has no code for text its data_coding cannot carry; 5.0's is widely understood.
-    ESME_RINVDCS = 0x00000104
+    # Text its data_coding cannot carry, or a data_coding we cannot send. SMPP 3.4 has no code for it and leaves
+    # 0x104 (5.0's ESME_RINVDCS) undefined, so a 3.4 ESME gets it from the vendor range 0x400-0x4FF: above
+    # 0x400-0x463, which are the gateway's 8xx outcomes (0x400 + the last two digits, `GatewayError`).
+    ESME_RINVDCS = 0x00000480
     # SMPP 5.0 names for the same codes.
     ESME_RINVTLVSTREAM = 0x000000C0
     ESME_RTLVNOTALLWD = 0x000000C1

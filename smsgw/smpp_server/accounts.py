@@ -11,7 +11,7 @@ import ipaddress
 import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from smsgw.config import AccountConfig
 from smsgw.passwords import verify_password
@@ -25,6 +25,10 @@ BIND_TYPES: Final[dict[CommandId, str]] = {
 
 # Successful (password, hash) checks remembered so that reconnecting ESMEs do not pay scrypt every time.
 _VERIFIED_CACHE_SIZE: Final = 4096
+# Failure tables beyond this many entries are swept for expired ones before growing.
+_FAILURES_SWEEP_SIZE: Final = 1024
+
+_Key = TypeVar("_Key", str, tuple[str, str])
 
 
 class BindRefused(Exception):
@@ -111,47 +115,86 @@ class _Failures:
 
 
 class BindGuard:
-    """Failed binds per source address: a growing answer delay, then a lockout.
+    """Failed binds per (source address, system_id), a cap per address, and the password checks in progress.
 
-    The n-th consecutive failure is answered after `delay_base_s * 2**(n-1)` seconds (capped at `delay_max_s`);
-    at `lockout_failures` the address is refused outright for `lockout_s`. A success clears the address; so does
-    `lockout_s` without failures, which also bounds the table's memory.
+    Counted per account and address, so that neither one's success clears another's count (an ESME with one valid
+    account could otherwise guess another's password without end) nor one account's lockout refuses other
+    accounts behind the same NAT. The n-th consecutive failure of an account from an address is answered after
+    `delay_base_s * 2**(n-1)` seconds (capped at `delay_max_s`); at `lockout_failures` that account is refused
+    from that address for `lockout_s`, and at `address_lockout_failures` failures of all accounts together, the
+    whole address is. A success clears its own account's count (and its share of the address's total); so does
+    `lockout_s` without failures, which also bounds the tables' memory.
+
+    A password check (scrypt: CPU and 16 MB each) needs a slot: one per address at a time and `max_checks` in
+    all, so parallel binds cannot run many at once past the count; the attempt is counted when its check starts.
     """
 
-    def __init__(self, *, delay_base_s: float, delay_max_s: float, lockout_failures: int, lockout_s: float) -> None:
+    def __init__(
+        self,
+        *,
+        delay_base_s: float,
+        delay_max_s: float,
+        lockout_failures: int,
+        address_lockout_failures: int,
+        lockout_s: float,
+        max_checks: int,
+    ) -> None:
         self._delay_base_s = delay_base_s
         self._delay_max_s = delay_max_s
         self._lockout_failures = lockout_failures
+        self._address_lockout_failures = address_lockout_failures
         self._lockout_s = lockout_s
-        self._failures: dict[str, _Failures] = {}
+        self._max_checks = max_checks
+        self._accounts: dict[tuple[str, str], _Failures] = {}
+        self._addresses: dict[str, _Failures] = {}
+        self._checking: set[str] = set()  # addresses with a password check in progress
 
-    def is_locked_out(self, address: str, now: float) -> bool:
-        entry = self._current(address, now)
-        return entry is not None and now < entry.locked_until
+    def is_locked_out(self, address: str, system_id: str, now: float) -> bool:
+        for entry in (self._current(self._addresses, address, now),
+                      self._current(self._accounts, (address, system_id), now)):
+            if entry is not None and now < entry.locked_until:
+                return True
+        return False
 
-    def record_failure(self, address: str, now: float) -> float:
-        """Count a failure; returns how long to wait before answering it."""
-        entry = self._current(address, now)
+    def start_check(self, address: str) -> bool:
+        """Take a password check slot for `address`; False if it has one already or all are taken."""
+        if address in self._checking or len(self._checking) >= self._max_checks:
+            return False
+        self._checking.add(address)
+        return True
+
+    def finish_check(self, address: str) -> None:
+        self._checking.discard(address)
+
+    def record_failure(self, address: str, system_id: str, now: float) -> float:
+        """Count a failure (or an attempt whose check is starting); returns how long to wait before answering
+        it if it fails."""
+        self._count(self._addresses, address, self._address_lockout_failures, now)
+        count = self._count(self._accounts, (address, system_id), self._lockout_failures, now)
+        return min(self._delay_max_s, self._delay_base_s * 2.0 ** (count - 1))
+
+    def record_success(self, address: str, system_id: str) -> None:
+        entry = self._accounts.pop((address, system_id), None)
+        total = self._addresses.get(address)
+        if entry is not None and total is not None:
+            total.count = max(0, total.count - entry.count)
+
+    def _count(self, table: dict[_Key, _Failures], key: _Key, lockout_failures: int, now: float) -> int:
+        entry = self._current(table, key, now)
         if entry is None:
-            if len(self._failures) >= 1024:
-                self._prune(now)
-            entry = self._failures[address] = _Failures(0, now, 0.0)
+            if len(table) >= _FAILURES_SWEEP_SIZE:
+                for old in list(table):
+                    self._current(table, old, now)
+            entry = table[key] = _Failures(0, now, 0.0)
         entry.count += 1
         entry.last_failure = now
-        if entry.count >= self._lockout_failures:
+        if entry.count >= lockout_failures:
             entry.locked_until = now + self._lockout_s
-        return min(self._delay_max_s, self._delay_base_s * 2.0 ** (entry.count - 1))
+        return entry.count
 
-    def record_success(self, address: str) -> None:
-        self._failures.pop(address, None)
-
-    def _current(self, address: str, now: float) -> _Failures | None:
-        entry = self._failures.get(address)
+    def _current(self, table: dict[_Key, _Failures], key: _Key, now: float) -> _Failures | None:
+        entry = table.get(key)
         if entry is not None and now >= max(entry.locked_until, entry.last_failure + self._lockout_s):
-            del self._failures[address]
+            del table[key]
             return None
         return entry
-
-    def _prune(self, now: float) -> None:
-        for address in list(self._failures):
-            self._current(address, now)

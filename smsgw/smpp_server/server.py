@@ -167,10 +167,14 @@ class SmppServer:
             delay_base_s=smpp.bind_failure_delay_base_s,
             delay_max_s=smpp.bind_failure_delay_max_s,
             lockout_failures=smpp.bind_lockout_failures,
+            address_lockout_failures=smpp.bind_lockout_address_failures,
             lockout_s=smpp.bind_lockout_s,
+            max_checks=smpp.max_password_checks,
         )
         self.audit = audit
         self.connections: set[SmppConnection] = set()
+        self.connections_ended = 0  # connections whose cleanup ran (they closed their stream)
+        self._per_address: dict[str, int] = {}  # connections in `connections` by source address
         self._nursery = nursery
         # Backend operations of all connections go through one finite queue to a fixed set of workers: no task per
         # request, a bounded number of backend calls in progress, and a full queue stops the readers.
@@ -216,8 +220,34 @@ class SmppServer:
         await self.handle_connection(stream, (host, port))
 
     async def handle_connection(self, stream: trio.abc.Stream, peer: tuple[str, int]) -> None:
-        """Run one accepted connection to its end (public so tests can drive it over memory streams)."""
-        await SmppConnection(self, stream, peer).run()
+        """Run one accepted connection to its end (public so tests can drive it over memory streams).
+
+        Beyond `max_connections`, or `max_connections_per_address` from its address, it is closed at once, before
+        any read: a bind_resp would need the bind read first, and holding the connection until it comes (up to
+        `session_init_timeout_s`) is what the caps are there to prevent."""
+        smpp = self.config.smpp
+        if len(self.connections) >= smpp.max_connections:
+            refusal = "too many connections"
+        elif self._per_address.get(peer[0], 0) >= smpp.max_connections_per_address:
+            refusal = "too many connections from the address"
+        else:
+            await SmppConnection(self, stream, peer).run()
+            return
+        self.audit.record(source=f"{peer[0]}:{peer[1]}", event="connect", outcome=refusal)
+        await trio.aclose_forcefully(stream)
+
+    def opened(self, connection: SmppConnection) -> None:
+        self.connections.add(connection)
+        address = connection.peer[0]
+        self._per_address[address] = self._per_address.get(address, 0) + 1
+
+    def ended(self, connection: SmppConnection) -> None:
+        self.connections.discard(connection)
+        self.connections_ended += 1
+        address = connection.peer[0]
+        left = self._per_address.pop(address, 1) - 1
+        if left:
+            self._per_address[address] = left
 
     async def drain(self) -> None:
         self._stopping = True
@@ -460,7 +490,7 @@ class SmppConnection:
     # ---- main loop -----------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        self.server.connections.add(self)
+        self.server.opened(self)
         log.debug("connection opened source=%s", self.source)
         try:
             async with trio.open_nursery() as nursery:
@@ -474,7 +504,9 @@ class SmppConnection:
                     # closed session: their answers are dropped.
                     if self.session.state is not BindState.CLOSED:
                         self.session.close()
-                    self._timer_scope.cancel()
+                    # The timer task ends with the reader, wherever it is: it may not even have started yet (a
+                    # first read that is the EOF), and would then sleep towards the closed session's `math.inf`.
+                    nursery.cancel_scope.cancel()
         except Exception:  # a task boundary: a bug seen by one connection ends that connection only
             log.exception("connection failed source=%s", self.source)
         finally:
@@ -518,7 +550,7 @@ class SmppConnection:
     async def _cleanup(self) -> None:
         with trio.CancelScope(shield=True):
             self.closed.set()
-            self.server.connections.discard(self)
+            self.server.ended(self)
             items = list(self._pushed.values())
             self._pushed.clear()
             if self.account is not None and self._registered:
@@ -693,6 +725,10 @@ class SmppConnection:
             case EnquireLinkDue():
                 if self.session.state in BOUND:  # not if an unbind came in since the timer fired
                     await self._send_request(EnquireLink(sequence_number=0))
+            case SessionTimedOut(reason="pdu_read"):
+                log.info("incomplete pdu timeout source=%s", self.source)
+                self._audit_attempt("incomplete PDU")
+                self.close()
             case SessionTimedOut(reason="session_init"):
                 self._audit_attempt("no bind before timeout")
                 self.close()
@@ -752,16 +788,7 @@ class SmppConnection:
         bind_type = BIND_TYPES[CommandId(pdu.command_id)]
         ip = self.peer[0]
         try:
-            if server.guard.is_locked_out(ip, trio.current_time()):
-                raise BindRefused("source locked out", command_status=CommandStatus.ESME_RBINDFAIL)
-            try:
-                account = server.accounts.check_access(pdu.system_id, CommandId(pdu.command_id), ip)
-                if not server.accounts.password_cached(account, pdu.password):
-                    await trio.to_thread.run_sync(server.accounts.check_password, account, pdu.password)
-            except BindRefused:
-                await trio.sleep(server.guard.record_failure(ip, trio.current_time()))
-                raise
-            server.guard.record_success(ip)
+            account = await self._authenticate(pdu)
             if not server.try_register(self, account):
                 raise BindRefused("too many binds", command_status=CommandStatus.ESME_RALYBND)
         except BindRefused as exc:
@@ -790,6 +817,36 @@ class SmppConnection:
         server.audit.record(source=self.source, event="bind", outcome="ok", system_id=account.system_id,
                             bind_type=bind_type)
         server.bound(self, account)
+
+    async def _authenticate(self, pdu: BindTransmitter | BindReceiver | BindTransceiver) -> AccountConfig:
+        """The bind's account, or BindRefused (answered after the guard's delay when it is a failure).
+
+        The lockout is checked, and the attempt counted, before the slow password check; a check needs one of the
+        guard's slots (one per address, a few in all): without one the bind is refused at once, uncounted, so
+        parallel binds cost at most that many scrypt runs (CPU and 16 MB each) whatever their number."""
+        server, guard, ip = self.server, self.server.guard, self.peer[0]
+        now = trio.current_time()
+        if guard.is_locked_out(ip, pdu.system_id, now):
+            raise BindRefused("source locked out", command_status=CommandStatus.ESME_RBINDFAIL)
+        try:
+            account = server.accounts.check_access(pdu.system_id, CommandId(pdu.command_id), ip)
+        except BindRefused:
+            await trio.sleep(guard.record_failure(ip, pdu.system_id, now))
+            raise
+        if not server.accounts.password_cached(account, pdu.password):
+            if not guard.start_check(ip):
+                raise BindRefused("password check busy", command_status=CommandStatus.ESME_RBINDFAIL)
+            delay = guard.record_failure(ip, pdu.system_id, now)
+            try:
+                await trio.to_thread.run_sync(server.accounts.check_password, account, pdu.password)
+            except BindRefused:
+                guard.finish_check(ip)  # the slot is for the check, not for the delay that answers a failure
+                await trio.sleep(delay)
+                raise
+            finally:
+                guard.finish_check(ip)
+        guard.record_success(ip, pdu.system_id)
+        return account
 
     # ---- operations ----------------------------------------------------------------------------------------
 

@@ -151,7 +151,8 @@ class EnquireLinkDue:
 
 @dataclass(frozen=True, slots=True)
 class SessionTimedOut:
-    """`reason` is "session_init" (no bind in time) or "inactivity" (no traffic in time): unbind or close."""
+    """`reason` is "session_init" (no bind in time) or "inactivity" (no traffic in time): unbind or close;
+    "pdu_read" (a PDU begun but not completed within `pdu_read_timeout_s`): close."""
 
     reason: str
 
@@ -224,6 +225,8 @@ class SmppSession:
     _validates: bool = field(init=False)  # as the SMSC we check the fields of what the ESME sends
     # The `SubmissionsReceived` the current `receive_data` is filling, while it is the newest event.
     _submissions: SubmissionsReceived | None = field(init=False, default=None)
+    # When the first octets of the PDU still incomplete came; None when no part of a PDU is waiting.
+    _partial_since: float | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self._framer = PduFramer(self.config.max_pdu_bytes)
@@ -276,6 +279,10 @@ class SmppSession:
                     self._receive_request(pdu, command_id)
                 submitting = self._takes_submissions()
             self._submissions = None
+        if not self._framer.buffered:
+            self._partial_since = None
+        elif frames or self._partial_since is None:
+            self._partial_since = now  # what is left began in this read
         error = self._framer.error
         if error is not None:
             # A length we cannot believe: every later byte is misaligned, so answer once and give up the stream
@@ -480,9 +487,17 @@ class SmppSession:
                 deadlines.append(self._last_activity + self.config.inactivity_timeout_s)
         if self.state in BOUND and not self._enquire_pending:
             deadlines.append(self._last_received + self.config.enquire_link_interval_s)
+        if self._partial_since is not None:
+            deadlines.append(self._partial_since + self.config.pdu_read_timeout_s)
         return min(deadlines, default=math.inf)
 
     def handle_timers(self, now: float) -> None:
+        if self._partial_since is not None and now >= self._partial_since + self.config.pdu_read_timeout_s:
+            # A peer that holds half a PDU open would hold the connection forever (enquire_link cannot help: it
+            # would be read as the rest of that PDU). Nothing after it can be framed, so this ends the session.
+            self._partial_since = None
+            self._broken = True
+            self._events.append(SessionTimedOut("pdu_read"))
         for number, entry in list(self._outstanding.items()):
             if now >= entry.deadline:
                 # An unanswered enquire_link leaves `_enquire_pending` set: the link is dead, no point asking again.

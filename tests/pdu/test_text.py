@@ -82,7 +82,7 @@ def test_parse_data_coding(data_coding: int, expected: DataCodingScheme) -> None
 def test_unknown_data_coding_is_esme_rinvdcs(data_coding: int) -> None:
     with pytest.raises(PduError) as caught:
         parse_data_coding(data_coding)
-    assert caught.value.command_status == 0x104
+    assert caught.value.command_status == 0x480  # ESME_RINVDCS, vendor range
 
 
 def test_decode_text_by_data_coding() -> None:

@@ -60,21 +60,71 @@ def test_bad_account_config_is_refused(configs: list[AccountConfig]) -> None:
         Accounts(configs)
 
 
+def _guard(**overrides: float) -> BindGuard:
+    settings: dict[str, float] = dict(delay_base_s=0.5, delay_max_s=4.0, lockout_failures=5,
+                                      address_lockout_failures=12, lockout_s=60.0, max_checks=2)
+    return BindGuard(**{**settings, **overrides})  # type: ignore[arg-type]
+
+
 def test_guard_delay_grows_then_locks_out() -> None:
-    guard = BindGuard(delay_base_s=0.5, delay_max_s=4.0, lockout_failures=5, lockout_s=60.0)
-    delays = [guard.record_failure("1.2.3.4", float(t)) for t in range(4)]
+    guard = _guard()
+    delays = [guard.record_failure("1.2.3.4", "acme", float(t)) for t in range(4)]
     assert delays == [0.5, 1.0, 2.0, 4.0]
-    assert not guard.is_locked_out("1.2.3.4", 4.0)
-    assert guard.record_failure("1.2.3.4", 4.0) == 4.0
-    assert guard.is_locked_out("1.2.3.4", 5.0)
-    assert not guard.is_locked_out("5.6.7.8", 5.0)
-    assert not guard.is_locked_out("1.2.3.4", 64.0)
-    assert guard.record_failure("1.2.3.4", 65.0) == 0.5
+    assert not guard.is_locked_out("1.2.3.4", "acme", 4.0)
+    assert guard.record_failure("1.2.3.4", "acme", 4.0) == 4.0
+    assert guard.is_locked_out("1.2.3.4", "acme", 5.0)
+    assert not guard.is_locked_out("5.6.7.8", "acme", 5.0)
+    assert not guard.is_locked_out("1.2.3.4", "acme", 64.0)
+    assert guard.record_failure("1.2.3.4", "acme", 65.0) == 0.5
 
 
-def test_guard_success_clears_address() -> None:
-    guard = BindGuard(delay_base_s=1.0, delay_max_s=8.0, lockout_failures=3, lockout_s=60.0)
-    guard.record_failure("1.2.3.4", 0.0)
-    guard.record_failure("1.2.3.4", 1.0)
-    guard.record_success("1.2.3.4")
-    assert guard.record_failure("1.2.3.4", 2.0) == 1.0
+def test_guard_success_clears_only_its_own_account() -> None:
+    guard = _guard(lockout_failures=3)
+    guard.record_failure("1.2.3.4", "acme", 0.0)
+    guard.record_failure("1.2.3.4", "acme", 1.0)
+    guard.record_failure("1.2.3.4", "other", 1.0)
+    guard.record_failure("1.2.3.4", "other", 1.0)
+    guard.record_success("1.2.3.4", "acme")
+    assert guard.record_failure("1.2.3.4", "acme", 2.0) == 0.5
+    # A valid account's success does not let the same source go on guessing another account's password.
+    guard.record_failure("1.2.3.4", "other", 2.0)
+    guard.record_success("1.2.3.4", "acme")
+    assert guard.is_locked_out("1.2.3.4", "other", 3.0)
+
+
+def test_guard_account_lockout_spares_other_accounts_behind_the_same_address() -> None:
+    guard = _guard()
+    for _ in range(5):
+        guard.record_failure("192.0.2.1", "acme", 0.0)
+    assert guard.is_locked_out("192.0.2.1", "acme", 1.0)
+    assert not guard.is_locked_out("192.0.2.1", "other", 1.0)
+
+
+def test_guard_address_cap_counts_failures_of_all_accounts() -> None:
+    guard = _guard()
+    for n in range(12):  # never 5 for one account
+        assert not guard.is_locked_out("192.0.2.1", f"guess{n % 4}", 0.0)
+        guard.record_failure("192.0.2.1", f"guess{n % 4}", 0.0)
+    assert guard.is_locked_out("192.0.2.1", "acme", 1.0)
+    assert not guard.is_locked_out("192.0.2.2", "acme", 1.0)
+    assert not guard.is_locked_out("192.0.2.1", "acme", 60.0)
+
+
+def test_guard_success_takes_its_own_failures_off_the_address_total() -> None:
+    guard = _guard()
+    for _ in range(3):
+        for _ in range(4):  # one short of the account lockout, then the right password
+            guard.record_failure("192.0.2.1", "acme", 0.0)
+        guard.record_success("192.0.2.1", "acme")
+    assert not guard.is_locked_out("192.0.2.1", "other", 0.0)
+
+
+def test_guard_one_password_check_per_address_and_a_few_in_all() -> None:
+    guard = _guard(max_checks=2)
+    assert guard.start_check("192.0.2.1")
+    assert not guard.start_check("192.0.2.1")
+    assert guard.start_check("192.0.2.2")
+    assert not guard.start_check("192.0.2.3")
+    guard.finish_check("192.0.2.1")
+    assert guard.start_check("192.0.2.3")
+    assert not guard.start_check("192.0.2.1")

@@ -1,82 +1,35 @@
 """Random and mutated PDUs against a live server: every answer is a valid PDU, the connection is answered or
-closed (never hangs: the session timers guarantee an end), the server survives and another session is unaffected."""
+closed (never hangs: the session timers guarantee an end), the server survives and another session is unaffected.
+Over memory streams with hypothesis (shrinking), and over real sockets with the seeded mutator of
+`python -m smsgw.bench fuzz` (its longer runs)."""
 
 from __future__ import annotations
 
-import struct
-from dataclasses import replace
+import functools
+import logging
+import random
 
+import pytest
 import trio
 import trio.testing
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from smsgw.bench.fuzz import drive, fuzz_config, mutate, seed_pdus
+from smsgw.bench.smpp import AcceptAllBackend
 from smsgw.pdu.constants import CommandId
 from smsgw.pdu.framing import PduFramer
-from smsgw.pdu.smpp import (
-    BindTransceiver,
-    BindTransmitter,
-    CancelSm,
-    DataSm,
-    DeliverSmResp,
-    EnquireLink,
-    EnquireLinkResp,
-    GenericNack,
-    Outbind,
-    QuerySm,
-    ReplaceSm,
-    SmeAddress,
-    SubmitMulti,
-    Unbind,
-    decode_pdu,
-    encode_pdu,
-)
-from smsgw.pdu.tlv import Tlvs
+from smsgw.pdu.smpp import EnquireLink, EnquireLinkResp, decode_pdu, encode_pdu
+from smsgw.smpp_server.server import SmppListeners, serve_smpp
 
 from smpp_backend_double import DoubleBackend
 from smpp_harness import PASSWORD, SUBMIT, Client, make_config, running_server
 
-SEEDS = [
-    encode_pdu(pdu)
-    for pdu in (
-        BindTransmitter(sequence_number=1, system_id="acme", password=PASSWORD),
-        BindTransceiver(sequence_number=1, system_id="acme", password="nope"),
-        replace(SUBMIT, sequence_number=2),
-        replace(SUBMIT, sequence_number=3, short_message=b"", tlvs=Tlvs(message_payload=b"x" * 300)),
-        SubmitMulti(sequence_number=4, destinations=(SmeAddress(1, 1, "447700900002"),), short_message=b"m"),
-        DataSm(sequence_number=5, destination_addr="447700900002", tlvs=Tlvs(message_payload=b"d")),
-        QuerySm(sequence_number=6, message_id="m1"),
-        CancelSm(sequence_number=7, message_id="m1"),
-        ReplaceSm(sequence_number=8, message_id="m1", short_message=b"r"),
-        DeliverSmResp(sequence_number=9),
-        GenericNack(sequence_number=10),
-        Outbind(sequence_number=11, system_id="x"),
-        EnquireLink(sequence_number=12),
-        Unbind(sequence_number=13),
-    )
-]
+SEEDS = seed_pdus("acme", PASSWORD)
 BIND = SEEDS[0]
 
-
-@st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    data = bytearray(draw(st.sampled_from(SEEDS)))
-    for _ in range(draw(st.integers(0, 4))):
-        match draw(st.sampled_from(["flip", "truncate", "length", "command_id", "append"])):
-            case "flip" if data:
-                data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
-            case "truncate":
-                del data[draw(st.integers(0, len(data))) :]
-            case "length" if len(data) >= 4:
-                struct.pack_into(">I", data, 0, draw(st.sampled_from([0, 15, 16, len(data) - 1, len(data) + 3, 0xFFFFFFFF])))
-            case "command_id" if len(data) >= 8:
-                struct.pack_into(">I", data, 4, draw(st.sampled_from([*map(int, CommandId), 0x999, 0x80000999])))
-            case "append":
-                data += draw(st.binary(max_size=40))
-    return bytes(data)
-
-
-fuzz_input = st.lists(st.one_of(mutated(), st.binary(max_size=200)), min_size=1, max_size=4)
+mutated = st.builds(lambda rng: mutate(rng, SEEDS), st.randoms(use_true_random=False))
+fuzz_input = st.lists(st.one_of(mutated, st.binary(max_size=200)), min_size=1, max_size=4)
 
 
 async def fuzz_connection(server: object, nursery: trio.Nursery, chunks: list[bytes], bind_first: bool) -> None:
@@ -122,3 +75,30 @@ async def test_garbage_is_answered_or_closed_and_others_unaffected(
         await fuzz_connection(server, nursery, chunks, bind_first)
         assert (await victim.request(SUBMIT)).command_status == 0
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_seeded_fuzz_over_real_sockets_while_a_good_session_submits(
+    seed: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    async with trio.open_nursery() as nursery:
+        stopped = trio.Event()
+        serve = functools.partial(serve_smpp, shutdown_trigger=stopped)
+        listeners: SmppListeners = await nursery.start(serve, fuzz_config(300), AcceptAllBackend())
+        with trio.fail_after(60):  # a hang guard: the run takes about a second
+            report = await drive(listeners.port, 300, seed)
+        stopped.set()
+    assert report.failures == []
+    assert report.inputs == 300 and report.answers > 0 and report.good_submits > 0
+    logged = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert logged == [], [r.getMessage() for r in logged]
+    # Every fuzz connection had ended by the stop: the drain found none to wait for.
+    assert not any("grace over" in r.getMessage() for r in caplog.records)
+
+
+def test_the_seeded_mutator_replays_its_inputs() -> None:
+    first, again = random.Random(5), random.Random(5)
+    inputs = [mutate(first, SEEDS) for _ in range(50)]
+    assert inputs == [mutate(again, SEEDS) for _ in range(50)]
+    assert len(set(inputs)) > 25  # and they do differ from one another

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,12 +11,13 @@ import pytest
 import trio
 import trio.testing
 
-from smsgw.config import Config
+from smsgw.config import AccountConfig, Config
 from smsgw.pdu.constants import CommandId, CommandStatus, MessageState
 from smsgw.pdu.smpp import (
     decode_pdu,
     encode_pdu,
     BindReceiver,
+    BindTransceiver,
     BindTransmitter,
     CancelSm,
     DataSm,
@@ -121,22 +123,81 @@ async def test_failed_bind_is_delayed_audited_and_closed(
             assert response.command_status == status
             await client.wait_closed()
         assert delays == [0.5, 1.0, 2.0]
-        assert server.guard.is_locked_out("192.0.2.7", trio.current_time()) is False
+        assert server.guard.is_locked_out("192.0.2.7", system_id, trio.current_time()) is False
         records = [r.getMessage() for r in caplog.records if r.name == "smsgw.audit"]
         assert len(records) == 3 and all("source=192.0.2.7:" in r and "event=bind" in r for r in records)
         nursery.cancel_scope.cancel()
 
 
-async def test_lockout_refuses_even_the_right_password(autojump_clock: trio.testing.MockClock) -> None:
-    config = make_config(bind_lockout_failures=2, bind_failure_delay_base_s=0.1)
+async def test_lockout_refuses_even_the_right_password_of_that_account_only(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    base = make_config(bind_lockout_failures=2, bind_failure_delay_base_s=0.1)
+    config = Config(smpp=base.smpp, accounts=(base.accounts[0], replace(base.accounts[0], system_id="other")))
     async with running_server(config, DoubleBackend()) as server, trio.open_nursery() as nursery:
-        for _ in range(2):
-            client = Client(server, nursery, peer=("192.0.2.8", 1))
-            await client.bind(BindTransmitter(sequence_number=0, system_id="nobody"))
+        server.accounts.check_password(config.accounts[1], PASSWORD)
+        for port in range(2):
+            client = Client(server, nursery, peer=("192.0.2.8", port))
+            await client.bind(BindTransmitter(sequence_number=0, system_id="acme", password="wrong"))
         client = Client(server, nursery, peer=("192.0.2.8", 2))
         assert (await client.bind()).command_status == CommandStatus.ESME_RBINDFAIL
-        other = Client(server, nursery, peer=("192.0.2.9", 2))
-        assert (await other.bind()).command_status == CommandStatus.ESME_ROK
+        elsewhere = Client(server, nursery, peer=("192.0.2.9", 2))
+        assert (await elsewhere.bind()).command_status == CommandStatus.ESME_ROK
+        # Another account behind the same address (a NAT) is not locked out with it.
+        neighbour = Client(server, nursery, peer=("192.0.2.8", 3))
+        bind_other = BindTransceiver(sequence_number=0, system_id="other", password=PASSWORD)
+        assert (await neighbour.bind(bind_other)).command_status == CommandStatus.ESME_ROK
+        nursery.cancel_scope.cancel()
+
+
+async def test_address_is_locked_out_after_failures_over_all_accounts(autojump_clock: trio.testing.MockClock) -> None:
+    config = make_config(bind_lockout_failures=100, bind_lockout_address_failures=3, bind_failure_delay_base_s=0.1)
+    async with running_server(config, DoubleBackend()) as server, trio.open_nursery() as nursery:
+        for n in range(3):
+            client = Client(server, nursery, peer=("192.0.2.8", n))
+            await client.bind(BindTransmitter(sequence_number=0, system_id=f"guess{n}", password="wrong"))
+        client = Client(server, nursery, peer=("192.0.2.8", 9))
+        assert (await client.bind()).command_status == CommandStatus.ESME_RBINDFAIL
+        nursery.cancel_scope.cancel()
+
+
+async def test_parallel_wrong_binds_cost_at_most_the_configured_password_checks(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO", logger="smsgw.audit")
+    async with running_server(make_config(max_password_checks=2), DoubleBackend()) as server, \
+            trio.open_nursery() as nursery:
+        checks = []
+        check_password = server.accounts.check_password
+        release = threading.Event()
+
+        def counting(account: AccountConfig, password: str) -> None:
+            checks.append(password)
+            release.wait(30)  # the checks last until every other bind has been answered, however slow the host
+            check_password(account, password)
+
+        server.accounts.check_password = counting  # type: ignore[method-assign]
+        statuses: list[int] = []
+
+        async def wrong_bind(address: str, port: int) -> None:
+            client = Client(server, nursery, peer=(address, port))
+            bind = BindTransmitter(sequence_number=0, system_id="acme", password=f"wrong{port}")
+            statuses.append((await client.bind(bind)).command_status)
+
+        async with trio.open_nursery() as binds:
+            for port in range(40):  # from three addresses, all at once
+                binds.start_soon(wrong_bind, ("192.0.2.1", "192.0.2.2", "192.0.2.3")[port % 3], port)
+            try:
+                with trio.fail_after(600):  # clock time, autojumped: a hang guard
+                    while len(statuses) < 38:
+                        await trio.sleep(1)
+            finally:
+                release.set()
+        assert len(checks) == 2
+        assert statuses.count(CommandStatus.ESME_RINVPASWD) == 2
+        assert statuses.count(CommandStatus.ESME_RBINDFAIL) == 38
+        busy = [r.getMessage() for r in caplog.records if "password check busy" in r.getMessage()]
+        assert len(busy) == 38
         nursery.cancel_scope.cancel()
 
 
@@ -391,7 +452,8 @@ N_IDLE = 1000
 
 
 async def test_idle_binds_cost_a_reader_and_a_timer_each(autojump_clock: trio.testing.MockClock) -> None:
-    base = make_config(inactivity_timeout_s=0.0, enquire_link_interval_s=600.0)
+    base = make_config(inactivity_timeout_s=0.0, enquire_link_interval_s=600.0, max_connections=N_IDLE,
+                       max_connections_per_address=N_IDLE)
     config = Config(smpp=base.smpp, accounts=(replace(base.accounts[0], max_binds=N_IDLE),))
     async with running_server(config, DoubleBackend()) as server, trio.open_nursery() as nursery:
         idle_before = _server_tasks()
@@ -544,4 +606,55 @@ async def test_a_failing_submit_many_answers_every_submission(autojump_clock: tr
         backend.submit_many = broken  # type: ignore[method-assign,assignment]
         statuses = await _submit_in_one_write(client, ["447700900011", "447700900012"])
         assert list(statuses.values()) == [CommandStatus.ESME_RSYSERR] * 2
+        nursery.cancel_scope.cancel()
+
+
+async def test_half_a_pdu_is_not_held_open_past_the_read_timeout(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO", logger="smsgw.audit")
+    config = make_config(pdu_read_timeout_s=7.0, session_init_timeout_s=600.0, inactivity_timeout_s=0.0)
+    async with running_server(config, DoubleBackend()) as server, trio.open_nursery() as nursery:
+        bound = Client(server, nursery, ("192.0.2.1", 1))
+        await bound.bind()
+        unbound = Client(server, nursery, ("192.0.2.2", 1))
+        start = trio.current_time()
+        half = encode_pdu(replace(SUBMIT, sequence_number=9))[:20]
+        await bound.send_raw(half)
+        await unbound.send_raw(half)
+        with trio.fail_after(60):  # clock time, autojumped: without the read timeout the bind lives on
+            await bound.wait_closed()
+            await unbound.wait_closed()
+        # The bound one answered enquire_link all along; only the read timeout ended it.
+        assert trio.current_time() - start == 7.0
+        assert server.connections == set()
+        outcomes = [r.getMessage() for r in caplog.records if r.name == "smsgw.audit"]
+        assert any("source=192.0.2.2:1" in r and "outcome='incomplete PDU'" in r for r in outcomes), outcomes
+        nursery.cancel_scope.cancel()
+
+
+async def test_connections_beyond_the_caps_are_closed_at_once_and_audited(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO", logger="smsgw.audit")
+    config = make_config(max_connections=3, max_connections_per_address=2, session_init_timeout_s=600.0)
+    async with running_server(config, DoubleBackend()) as server, trio.open_nursery() as nursery:
+        first = [Client(server, nursery, ("192.0.2.1", port)) for port in (1, 2)]
+        await trio.sleep(1)
+        same_address = Client(server, nursery, ("192.0.2.1", 3))
+        await same_address.wait_closed()
+        other = Client(server, nursery, ("192.0.2.2", 1))
+        await trio.sleep(1)
+        assert not other.closed.is_set() and len(server.connections) == 3
+        one_too_many = Client(server, nursery, ("192.0.2.3", 1))
+        await one_too_many.wait_closed()
+        assert not any(client.closed.is_set() for client in first)
+        await first[0].stream.aclose()
+        await trio.sleep(1)
+        again = Client(server, nursery, ("192.0.2.1", 4))  # room again, on both counts
+        assert (await again.bind()).command_status == CommandStatus.ESME_ROK
+        refusals = [r.getMessage() for r in caplog.records if r.name == "smsgw.audit" and "too many" in r.getMessage()]
+        assert len(refusals) == 2
+        assert "source=192.0.2.1:3" in refusals[0] and "outcome='too many connections from the address'" in refusals[0]
+        assert "source=192.0.2.3:1" in refusals[1] and "outcome='too many connections'" in refusals[1]
         nursery.cancel_scope.cancel()

@@ -294,6 +294,41 @@ def test_session_init_timeout() -> None:
     assert events(session) == []
 
 
+def test_a_pdu_must_be_complete_within_the_read_timeout_however_it_trickles_in() -> None:
+    config = replace(CONFIG, pdu_read_timeout_s=5.0, enquire_link_interval_s=1000.0, inactivity_timeout_s=0.0)
+    link = Link(config)
+    link.bind()
+    data = link.esme.send(replace(SUBMIT, sequence_number=link.esme.new_sequence_number()), 0.0)
+    link.smsc.receive_data(data[:3], 100.0)
+    assert link.smsc.next_deadline() == 105.0
+    for n in range(3, 10):  # an octet a second does not postpone it
+        link.smsc.receive_data(data[n : n + 1], 100.0 + n - 2)
+        assert link.smsc.next_deadline() == 105.0
+    link.smsc.handle_timers(104.9)
+    assert events(link.smsc) == []
+    link.smsc.handle_timers(105.0)
+    assert events(link.smsc) == [SessionTimedOut("pdu_read")]
+    assert link.smsc.next_deadline() == 1000.0  # fired once (the enquire_link timer is left); the shell closes
+    link.smsc.receive_data(data[10:], 106.0)
+    assert events(link.smsc) == []  # nothing after it can be framed
+
+
+def test_a_completed_pdu_clears_the_read_timeout_and_a_new_partial_starts_its_own() -> None:
+    config = replace(CONFIG, pdu_read_timeout_s=5.0, enquire_link_interval_s=1000.0, inactivity_timeout_s=0.0)
+    link = Link(config)
+    link.bind()
+    first = link.esme.send(replace(SUBMIT, sequence_number=link.esme.new_sequence_number()), 0.0)
+    second = link.esme.send(replace(SUBMIT, sequence_number=link.esme.new_sequence_number()), 0.0)
+    link.smsc.receive_data(first[:5], 10.0)
+    link.smsc.receive_data(first[5:], 14.0)
+    assert link.smsc.next_deadline() == 1014.0  # the enquire_link timer only
+    link.smsc.receive_data(second[:5], 20.0)
+    link.smsc.receive_data(second[5:-1], 24.0)
+    link.smsc.receive_data(second[-1:] + first[:5], 24.5)  # one completes, the next begins
+    assert link.smsc.next_deadline() == 29.5
+    assert len(events(link.smsc)) == 2  # the two submissions (one event each: different reads)
+
+
 def test_inactivity_counts_traffic_but_not_enquire_link() -> None:
     link = Link(replace(CONFIG, enquire_link_interval_s=1000.0))
     link.bind()
@@ -345,7 +380,7 @@ def test_peer_close_and_local_close() -> None:
         ({"priority_flag": 4}, CommandStatus.ESME_RINVPRTFLG),
         ({"registered_delivery": 0x03}, CommandStatus.ESME_RINVREGDLVFLG),
         ({"replace_if_present_flag": 2}, CommandStatus.ESME_RINVREPFLAG),
-        ({"data_coding": 0x05}, 0x104),  # JIS: no faithful codec, refused (ESME_RINVDCS) rather than guessed
+        ({"data_coding": 0x05}, 0x480),  # JIS: no faithful codec, refused (ESME_RINVDCS) rather than guessed
         ({"tlvs": Tlvs(message_payload=b"also")}, CommandStatus.ESME_RINVPARLEN),
         ({"short_message": b"", "tlvs": Tlvs(message_payload=b"x" * 2000)}, 0x406),
         ({"schedule_delivery_time": "261301000000000+"}, CommandStatus.ESME_RINVSCHED),
