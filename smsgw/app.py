@@ -277,7 +277,7 @@ _RESTART_ONLY: Final[dict[str, frozenset[str]]] = {
     "smpp": frozenset({
         "host", "port", "tls_port", "tls_cert_path", "tls_key_path", "audit_log_path", "workers",
         "request_queue_size", "bind_failure_delay_base_s", "bind_failure_delay_max_s", "bind_lockout_failures",
-        "bind_lockout_s",
+        "bind_lockout_s", "bind_lockout_address_failures", "max_password_checks",
     }),
     # The dispatcher's and the MO callbacks' concurrency are sized at start.
     "messages": frozenset({"max_in_flight_segments", "mo_callback_concurrency", "mo_callback_concurrency_per_account"}),
