@@ -115,7 +115,7 @@ async def test_auto_reply_reassembles_a_concatenated_message(autojump_clock: tri
         for part in reversed(parts):
             sms = SmsSubmit(destination=Address.international("447700900999"), user_data=part.user_data, udh=part.udh)
             network.submit(trio.current_time(), SENDER, sms)
-        await trio.sleep(5.1)
+        await trio.sleep(5.1 + CONFIG.mt_interval_s)  # the reply's second part comes one radio transaction later
         replies = sender.delivers()
         assert len(replies) == 2
         assert "".join(r.text or "" for r in replies) == "RE: " + text
@@ -136,7 +136,7 @@ async def test_auto_reply_joins_an_escape_that_a_sender_split_across_parts(
             udh = Udh((Concatenation(reference=3, total=2, sequence=sequence),)).to_bytes()
             sms = SmsSubmit(destination=Address.international("447700900999"), user_data=user_data, udh=udh)
             network.submit(trio.current_time(), SENDER, sms)
-        await trio.sleep(5.1)
+        await trio.sleep(5.1 + CONFIG.mt_interval_s)
         assert "".join(r.text or "" for r in sender.delivers()) == "RE: " + "x" * 152 + "€" + "y" * 10
         nursery.cancel_scope.cancel()
 
