@@ -381,3 +381,73 @@ def test_line_editing_fast_path_agrees_with_octet_by_octet_editing(octets: list[
         elif octet not in (s4, 0x1A, 0x1B, 0):
             chars.append(chr(octet))
     assert _edit(raw, s4, s5) == "".join(chars).strip()
+
+
+def report(tp_mr: int = 5) -> SmsStatusReport:
+    return SmsStatusReport(
+        tp_mr=tp_mr, recipient=Address.international("447700900123"), scts=EPOCH, discharge_time=EPOCH, tp_st=0
+    )
+
+
+def test_status_report_under_ds_0_is_stored_without_indication() -> None:
+    # gammu never sets +CNMI: the power-on ds=0 must not lose the report, as a real modem keeps it in storage.
+    _, modem, _ = make()
+    at(modem, "ATE0;+CMGF=1")
+    assert modem.receive_mt(0.0, report()).value == "accepted"
+    assert modem.data_to_send() == b""
+    assert at(modem, 'AT+CMGL="ALL"') == (
+        b'\r\n+CMGL: 1,"REC UNREAD",6,5,"+447700900123",145,"26/01/02,03:04:05+00","26/01/02,03:04:05+00",0\r\n'
+        b"\r\nOK\r\n"
+    )
+    at(modem, "AT+CNMI=2,1,0,2,0")
+    modem.receive_mt(1.0, report(6))
+    assert modem.data_to_send() == b'\r\n+CDSI: "SM",2\r\n'
+
+
+def test_cgreg_and_cgatt_follow_registration() -> None:
+    _, modem, _ = make()
+    at(modem, "ATE0")
+    assert at(modem, "AT+CGREG=2;+CGREG?") == b'\r\n+CGREG: 2,1,"00A1","1B2C"\r\n\r\nOK\r\n'
+    assert at(modem, "AT+CGATT?") == b"\r\n+CGATT: 1\r\n\r\nOK\r\n"
+    assert at(modem, "AT+CFUN=0") == b"\r\nOK\r\n\r\n+CGREG: 0\r\n"
+    assert at(modem, "AT+CGATT?") == b"\r\n+CGATT: 0\r\n\r\nOK\r\n"
+    assert at(modem, "AT+CGREG=3") == b"\r\nERROR\r\n"
+
+
+def test_huawei_curc_stops_the_status_lines_and_vendor_answers_come_from_data() -> None:
+    network = VirtualNetwork(CONFIG, now=0.0, wall_clock=EPOCH)
+    modem = ModemCore(msisdn="447700900001", network=network, config=CONFIG, now=0.0, persona=personas()["huawei"])
+    at(modem, "ATE0")
+    assert at(modem, "AT^CURC?") == b"\r\n^CURC: 1\r\n\r\nOK\r\n"
+    assert at(modem, "AT^CURC=0;^PORTSEL=1;^SYSINFO") == b"\r\n^SYSINFO:2,3,0,5,1,,4\r\n\r\nOK\r\n"
+    assert modem.next_deadline() is None  # no periodic ^RSSI any more
+    modem.handle_timers(60.0)
+    assert modem.data_to_send() == b""
+    assert at(modem, "AT^NOPE") == b"\r\nERROR\r\n"
+    assert at(modem, "AT^SYSINFO", 60.0) == b"\r\n^SYSINFO:2,3,0,5,1,,4\r\n\r\nOK\r\n"
+
+
+def test_cnmi_values_follow_the_persona() -> None:
+    network = VirtualNetwork(CONFIG, now=0.0, wall_clock=EPOCH)
+    sim800 = ModemCore(msisdn="447700900001", network=network, config=CONFIG, now=0.0, persona=personas()["sim800"])
+    at(sim800, "ATE0;+CMEE=1")
+    assert at(sim800, "AT+CNMI=?") == b"\r\n+CNMI: (0-3),(0-3),(0,2),(0,1),(0,1)\r\n\r\nOK\r\n"
+    assert at(sim800, "AT+CNMI=2,1,0,2,0") == b"\r\n+CMS ERROR: 303\r\n"  # no stored status reports on a SIM800
+    assert at(sim800, "AT+CNMI=2,1,0,1,0") == b"\r\nOK\r\n"
+
+
+def test_unsolicited_lines_are_spaced_and_never_inside_a_response() -> None:
+    config = VirtualNetworkConfig(delivery_delay_s=0.0, unsolicited_gap_s=0.5)
+    _, modem, _ = make(config)
+    at(modem, "ATE0;+CNMI=2,1,0,1,0")
+    modem.receive_mt(0.0, deliver("one"))
+    modem.receive_mt(0.0, deliver("two"))  # the same instant: the second waits for a quiet line
+    assert modem.data_to_send() == b'\r\n+CMTI: "SM",1\r\n'
+    assert modem.next_deadline() == 0.5
+    modem.handle_timers(0.5)
+    assert modem.data_to_send() == b'\r\n+CMTI: "SM",2\r\n'
+    assert at(modem, "AT+CMGS=20", 1.0) == b"\r\n> "
+    modem.receive_mt(1.0, report())  # arrives while the host types the PDU
+    assert modem.data_to_send() == b""
+    modem.receive_data(b"\x1b", 1.0)
+    assert modem.data_to_send().startswith(b"\r\nOK\r\n\r\n+CDS: ")  # after the final result, not before

@@ -227,3 +227,16 @@ async def test_invalid_destination_rejected_at_submit(autojump_clock: trio.testi
         result = network.submit(trio.current_time(), SENDER, bad)
         assert isinstance(result, SubmitRejected) and result.rp_cause == 1
         nursery.cancel_scope.cancel()
+
+
+async def test_a_handset_gets_one_mt_per_radio_transaction(autojump_clock: trio.testing.MockClock) -> None:
+    config = VirtualNetworkConfig(delivery_delay_s=2.0, mt_interval_s=3.0)
+    async with trio.open_nursery() as nursery:
+        network, sender = await start(nursery, config)
+        t0 = trio.current_time()
+        for text in ("one", "two", "three"):  # due at the same instant
+            network.submit(t0, "447700900777", submit(SENDER, text=text, srr=False))
+        await trio.sleep(20)
+        assert [round(when - t0, 3) for when, _ in sender.received] == [2.0, 5.0, 8.0]
+        assert [m.text for m in sender.delivers()] == ["one", "two", "three"]
+        nursery.cancel_scope.cancel()
