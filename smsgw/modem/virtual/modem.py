@@ -560,6 +560,8 @@ class ModemCore:
             lines, _ = self._urc_queue.pop(index)
             self._emit_lines(lines)
             self._quiet_until = self._now + gap
+        if self._urc_queue:
+            self._on_output()  # the shell's next deadline may now be earlier than the one it sleeps towards
 
     def _direct(self, now: float, message: Mt, pdu: bytes, lines: list[str]) -> None:
         if self._settings.csms == 1:
