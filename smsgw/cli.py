@@ -442,11 +442,11 @@ def _cmd_virtual_modem(args: argparse.Namespace) -> int:
     import trio
 
     from smsgw.config import ConfigError, VirtualNetworkConfig, load_config
-    from smsgw.modem.virtual.modem import PERSONAS
+    from smsgw.modem.virtual.persona import personas
     from smsgw.modem.virtual.pty import LinkError, run_standalone
 
-    if args.persona not in PERSONAS:
-        raise CliError(f"--persona {args.persona!r}: known personas are {', '.join(sorted(PERSONAS))}")
+    if args.persona not in personas():
+        raise CliError(f"--persona {args.persona!r}: known personas are {', '.join(sorted(personas()))}")
     if not args.msisdn.isdigit() or not 5 <= len(args.msisdn) <= 15:
         raise CliError(f"--msisdn {args.msisdn!r}: give 5 to 15 digits, international form without '+'")
     try:
@@ -458,7 +458,7 @@ def _cmd_virtual_modem(args: argparse.Namespace) -> int:
         async with trio.open_nursery() as nursery:
             # SIGTERM (kill, a service manager) stops like Ctrl-C: cancelled, the pty's symlink is removed.
             nursery.start_soon(_cancel_on_sigterm, nursery.cancel_scope)
-            standalone = functools.partial(run_standalone, pin=args.pin, persona=PERSONAS[args.persona])
+            standalone = functools.partial(run_standalone, pin=args.pin, persona=personas()[args.persona])
             path = await nursery.start(standalone, args.link, args.msisdn, config)
             print(f"virtual modem {args.msisdn} on {path} (Ctrl-C stops)", flush=True)
 

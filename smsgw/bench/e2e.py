@@ -53,7 +53,7 @@ def _modems_main(count: int, directory: str, report: Connection) -> None:
     """The hardware: `count` virtual modems on real ptys on one virtual network with zero delay, in their own
     process as a modem rack is outside the gateway's CPU."""
     logging.basicConfig(level=logging.WARNING)
-    config = VirtualNetworkConfig(delivery_delay_s=0.0)
+    config = VirtualNetworkConfig(delivery_delay_s=0.0, mt_interval_s=0.0, unsolicited_gap_s=0.0)
 
     async def run() -> None:
         network = VirtualNetwork(config, now=trio.current_time())

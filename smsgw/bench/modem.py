@@ -143,7 +143,7 @@ def _serve_modems(directory: str, ready: Connection, stop: Connection) -> None:
     """Child process: the virtual network and its modems on ptys linked in `directory`, until told to stop."""
 
     async def serve() -> None:
-        config = VirtualNetworkConfig(delivery_delay_s=0.0)
+        config = VirtualNetworkConfig(delivery_delay_s=0.0, mt_interval_s=0.0, unsolicited_gap_s=0.0)
         async with trio.open_nursery() as nursery:
             network = VirtualNetwork(config, now=trio.current_time())
             await nursery.start(serve_network, network)
@@ -171,7 +171,7 @@ def _pty_openers(directory: str) -> list[Opener]:
 
 async def _memory_openers(nursery: trio.Nursery) -> list[Opener]:
     """Virtual modems in this thread; each opener gives a fresh host-side memory stream to one of them."""
-    config = VirtualNetworkConfig(delivery_delay_s=0.0)
+    config = VirtualNetworkConfig(delivery_delay_s=0.0, mt_interval_s=0.0, unsolicited_gap_s=0.0)
     network = VirtualNetwork(config, now=trio.current_time())
     await nursery.start(serve_network, network)
     openers: list[Opener] = []
@@ -295,7 +295,7 @@ def _prepared_commands(*, status_report_request: bool) -> list[tuple[bytes, byte
 def _modem_core_cpu_us(messages: int) -> float:
     """Process CPU per SMS of one virtual modem core and its network, sans-IO (no streams, no Trio): `AT+CMGS`,
     the PDU with TP-SRR set, the delivery and the `+CDS` status report back to the modem."""
-    config = VirtualNetworkConfig(delivery_delay_s=0.0)
+    config = VirtualNetworkConfig(delivery_delay_s=0.0, mt_interval_s=0.0, unsolicited_gap_s=0.0)
     network = VirtualNetwork(config, now=0.0)
     modem = ModemCore(msisdn=_msisdn(0), network=network, config=config, now=0.0)
     modem.receive_data(b"ATE0;+CMGF=0;+CNMI=2,1,0,1,0\r", 0.0)

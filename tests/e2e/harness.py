@@ -26,7 +26,7 @@ FAST = Config(
         status_report_grace_s=1.0,
         outbox_redelivery_delay_s=0.3,
     ),
-    virtual_network=VirtualNetworkConfig(delivery_delay_s=0.05, retry_interval_s=0.3),
+    virtual_network=VirtualNetworkConfig(delivery_delay_s=0.05, retry_interval_s=0.3, mt_interval_s=0.05),
 )
 
 

@@ -19,11 +19,11 @@ from typing import Any, Final
 
 import trio
 
-from smsgw import __version__
 from smsgw.config import VirtualNetworkConfig
 from smsgw.modem.at import CME_ERRORS, CMS_ERRORS
 from smsgw.modem.virtual.atparse import Command, LineSyntaxError, Op, parse_line, split_args
 from smsgw.modem.virtual.network import Mt, MtResult, SubmitRejected, VirtualNetwork
+from smsgw.modem.virtual.persona import GENERIC_PERSONA, ModemPersona
 from smsgw.pdu.errors import PduError
 from smsgw.pdu.gsm7 import decode_gsm7, encode_gsm7
 from smsgw.pdu.text import Encoding
@@ -117,54 +117,6 @@ class Registration(enum.IntEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class ModemPersona:
-    """How one firmware differs on the wire from the plain TS 27.005 modem (the fake-device-per-firmware idea of
-    zigpy/bellows): identification strings, storages, and the unsolicited lines it volunteers."""
-
-    name: str = "generic"
-    manufacturer: str = "smsgw"
-    model: str = "Virtual GSM modem"
-    revision: str = __version__
-    storages: tuple[str, ...] = ("SM", "ME")
-    # Unsolicited lines once the SIM is ready after power-on or reset (SIMCom: "Call Ready", "SMS Ready").
-    ready_lines: tuple[str, ...] = ()
-    # Vendor status lines every `periodic_interval_s` ("{rssi}" is replaced by the signal); 0 means never.
-    periodic_lines: tuple[str, ...] = ()
-    periodic_interval_s: float = 0.0
-    # Huawei sticks status lines anywhere, also between `> ` and `+CMGS:`; others wait for the command to end.
-    lines_mid_command: bool = False
-
-
-GENERIC_PERSONA: Final = ModemPersona()
-PERSONAS: Final[dict[str, ModemPersona]] = {
-    persona.name: persona
-    for persona in (
-        GENERIC_PERSONA,
-        # Huawei E173 / E3372 (HiLink-less "stick" firmware): ^RSSI, ^MODE and ^DSFLOWRPT status lines.
-        ModemPersona(
-            name="huawei",
-            manufacturer="huawei",
-            model="E173",
-            revision="11.126.16.04.284",
-            storages=("SM", "ME"),
-            periodic_lines=("^RSSI: {rssi}", "^MODE: 3,3", "^DSFLOWRPT:00000000,00000000,00000000"),
-            periodic_interval_s=5.0,
-            lines_mid_command=True,
-        ),
-        # SIMCom SIM800 (SIM800 Series AT Command Manual V1.09): announces readiness after power-on.
-        ModemPersona(
-            name="sim800",
-            manufacturer="SIMCOM_Ltd",
-            model="SIMCOM_SIM800",
-            revision="1418B04SIM800L24",
-            storages=("SM", "ME", "SM_P", "ME_P", "MT"),
-            ready_lines=("+CPIN: READY", "Call Ready", "SMS Ready"),
-        ),
-    )
-}
-
-
-@dataclass(frozen=True, slots=True)
 class ModemIdentity:
     manufacturer: str
     model: str
@@ -234,6 +186,7 @@ class _Settings:
     cpms: tuple[str, str, str] = ("SM", "SM", "SM")
     csms: int = 0
     creg: int = 0
+    cgreg: int = 0
     clip: int = 0
     cops_format: int = 0
     s3: int = 13
@@ -279,6 +232,10 @@ class ModemCore:
         self._pending_result = b""
         # Unsolicited result codes waiting for the running command to end: (lines, governed by +CNMI mode).
         self._urc_queue: list[tuple[list[str], bool]] = []
+        # No unsolicited result code before this time: one per `unsolicited_gap_s`, so a host that reads until the
+        # line goes quiet sees each alone (python-gsmmodem handles only the first line of what arrives together).
+        self._quiet_until = now
+        self._now = now
         self._executing = False
         self._tp_mr = 0
         self._memory_exceeded = False
@@ -294,6 +251,7 @@ class ModemCore:
         self._in += data
         self._update(now)
         self._process_input(now)
+        self._flush_urcs()
 
     def data_to_send(self) -> bytes:
         data = bytes(self._out)
@@ -302,7 +260,8 @@ class ModemCore:
 
     def next_deadline(self) -> float | None:
         cnma = self._unacknowledged[0][0] if self._unacknowledged else None
-        candidates = [self._busy_until, self._sim_ready_at, self._registered_at, self._periodic_at, cnma]
+        urc = self._quiet_until if self._next_urc() is not None else None
+        candidates = [self._busy_until, self._sim_ready_at, self._registered_at, self._periodic_at, cnma, urc]
         return min((t for t in candidates if t is not None), default=None)
 
     def handle_timers(self, now: float) -> None:
@@ -313,6 +272,7 @@ class ModemCore:
             self._pending_result = b""
             self._after_command()
             self._process_input(now)
+        self._flush_urcs()
 
     def receive_mt(self, now: float, message: Mt) -> MtResult:
         """The network delivers an SMS-DELIVER or SMS-STATUS-REPORT: store it or pass it on per +CNMI."""
@@ -323,13 +283,12 @@ class ModemCore:
         pdu = encode_with_smsc(message.to_bytes(), "+" + self._config.smsc)
         tpdu_length = _tpdu_length(pdu)
         if isinstance(message, SmsStatusReport):
-            if ds == 0:
-                log.info("status report discarded msisdn=%s reason=cnmi_ds_0 tp_mr=%d", self.msisdn, message.tp_mr)
-                return MtResult.ACCEPTED
             if ds == 1:
                 self._direct(now, message, pdu, self._cds_lines(message, pdu, tpdu_length))
                 return MtResult.ACCEPTED
-            return self._store_mt(message, pdu, tpdu_length, "+CDSI")
+            # ds=0 routes nothing to the host, but the modem keeps the report as it keeps an SMS-DELIVER: listed by
+            # +CMGL and read by +CMGR (hosts that never set +CNMI, such as gammu, find their reports there).
+            return self._store_mt(message, pdu, tpdu_length, "+CDSI" if ds == 2 else None)
         message_class = message.message_class
         if (mt == 2 and message_class != 2) or (mt == 3 and message_class == 3):
             self._direct(now, message, pdu, self._cmt_lines(message, pdu, tpdu_length))
@@ -355,8 +314,8 @@ class ModemCore:
 
     def _power_on(self, now: float) -> None:
         self._settings = self._default_settings()
-        interval = self.persona.periodic_interval_s
-        self._periodic_at: float | None = now + interval if interval > 0 and self.persona.periodic_lines else None
+        self._periodic_at: float | None = None
+        self._set_periodic(now, on=True)
         self._cfun = 1
         self._sim = SimState.BUSY
         self._sim_ready_at: float | None = now + self._config.sim_ready_delay_s
@@ -366,7 +325,12 @@ class ModemCore:
         self._registered_at: float | None = None
         self._update(now)
 
+    def _set_periodic(self, now: float, *, on: bool) -> None:
+        interval = self.persona.periodic_interval_s
+        self._periodic_at = now + interval if on and interval > 0 and self.persona.periodic_lines else None
+
     def _update(self, now: float) -> None:
+        self._now = now
         if self._sim is SimState.BUSY and self._sim_ready_at is not None and now >= self._sim_ready_at:
             self._sim_ready_at = None
             self._sim = SimState.PIN if self._pin is not None else SimState.READY
@@ -402,7 +366,9 @@ class ModemCore:
         elif self._network.is_attached(self.msisdn):
             self._network.detach(now, self.msisdn)
         if self._settings.creg:
-            self._urc([self._creg_line(unsolicited=True)])
+            self._urc([self._creg_line("+CREG", self._settings.creg, unsolicited=True)])
+        if self._settings.cgreg:
+            self._urc([self._creg_line("+CGREG", self._settings.cgreg, unsolicited=True)])
 
     def _detach(self, now: float) -> None:
         self._registered_at = None
@@ -440,6 +406,7 @@ class ModemCore:
                     self._execute_line(now, line)
                 finally:
                     self._executing = False
+                self._after_command()
 
     def _echo(self, data: bytes) -> None:
         if self._settings.echo:
@@ -489,7 +456,7 @@ class ModemCore:
             return
         lines: list[str] = []
         for command in commands:
-            handler = self._handler(command.name)
+            handler = self._handler(command)
             family = "cms" if command.name in _SMS_COMMANDS else "cme"
             if handler is None:
                 log.debug("virtual modem msisdn=%s unknown command=%s", self.msisdn, command.name)
@@ -571,23 +538,30 @@ class ModemCore:
 
     def _after_command(self) -> None:
         """Unsolicited result codes held back while a command ran go out after its final result."""
-        buffering = self._settings.cnmi[0] == 0
-        kept: list[tuple[list[str], bool]] = []
-        for lines, sms in self._urc_queue:
-            if sms and buffering:
-                kept.append((lines, sms))
-            else:
-                self._emit_lines(lines)
-        self._urc_queue = kept
+        self._flush_urcs()
 
     def _urc(self, lines: list[str], *, sms: bool = False) -> None:
-        """An unsolicited result code: now when no command is running, else after its final result. SMS
-        indications wait while +CNMI mode is 0, until the host chooses another mode (TS 27.005 3.4.1)."""
-        idle = not self._executing and self._prompt is None and self._busy_until is None
-        if idle and not (sms and self._settings.cnmi[0] == 0):
+        """An unsolicited result code: now when no command is running and the line has been quiet for
+        `unsolicited_gap_s`, else later (`next_deadline`). SMS indications wait while +CNMI mode is 0, until the
+        host chooses another mode (TS 27.005 3.4.1)."""
+        self._urc_queue.append((lines, sms))
+        self._flush_urcs()
+
+    def _next_urc(self) -> int | None:
+        """Index of the unsolicited result code that may go out next, if the host is not in a command."""
+        if self._executing or self._prompt is not None or self._busy_until is not None:
+            return None
+        buffering = self._settings.cnmi[0] == 0
+        return next((i for i, (_, sms) in enumerate(self._urc_queue) if not (sms and buffering)), None)
+
+    def _flush_urcs(self) -> None:
+        gap = self._config.unsolicited_gap_s
+        while self._now >= self._quiet_until and (index := self._next_urc()) is not None:
+            lines, _ = self._urc_queue.pop(index)
             self._emit_lines(lines)
-        else:
-            self._urc_queue.append((lines, sms))
+            self._quiet_until = self._now + gap
+        if self._urc_queue:
+            self._on_output()  # the shell's next deadline may now be earlier than the one it sleeps towards
 
     def _direct(self, now: float, message: Mt, pdu: bytes, lines: list[str]) -> None:
         if self._settings.csms == 1:
@@ -672,8 +646,14 @@ class ModemCore:
 
     # --- command table --------------------------------------------------------------------------------------------
 
-    def _handler(self, name: str) -> Callable[[float, Command], list[str] | _Prompt | _FinalText] | None:
-        method = _COMMANDS.get(name)
+    def _handler(self, command: Command) -> Callable[[float, Command], list[str] | _Prompt | _FinalText] | None:
+        persona = self.persona
+        if command.name == persona.periodic_switch:
+            return self._cmd_periodic_switch
+        answer = persona.answers.get(command.name + command.op.value)
+        if answer is not None:
+            return lambda now, command: list(answer)
+        method = _COMMANDS.get(command.name)
         return None if method is None else getattr(self, method)
 
     def _args(self, command: Command, count_max: int) -> list[str | None]:
@@ -761,7 +741,18 @@ class ModemCore:
         return [f'+CNUM: "","+{self.msisdn}",145']
 
     def _cmd_clac(self, now: float, command: Command) -> list[str]:
-        return sorted("AT" + name for name in _COMMANDS if name.startswith(("+", "^")))
+        vendor = {self.persona.periodic_switch} | {name.rstrip("=?") for name in self.persona.answers}
+        return sorted("AT" + name for name in {*_COMMANDS, *vendor} if name.startswith(("+", "^")))
+
+    def _cmd_periodic_switch(self, now: float, command: Command) -> list[str]:
+        """The vendor's switch for its periodic status lines (Huawei `^CURC`): 0 off, 1 on."""
+        name = self.persona.periodic_switch
+        if command.op is Op.TEST:
+            return [f"{name}: (0-1)"]
+        if command.op is Op.READ:
+            return [f"{name}: {int(self._periodic_at is not None)}"]
+        self._set_periodic(now, on=_flag(command))
+        return []
 
     def _cmd_cmee(self, now: float, command: Command) -> list[str]:
         return self._setting_int(command, "cmee", "+CMEE", range(3))
@@ -819,9 +810,9 @@ class ModemCore:
         rssi = self._config.signal_rssi if self._cfun == 1 else 99
         return [f"+CSQ: {rssi},99"]
 
-    def _creg_line(self, *, unsolicited: bool) -> str:
-        n = self._settings.creg
-        prefix = "+CREG: " if unsolicited else f"+CREG: {n},"
+    def _creg_line(self, label: str, n: int, *, unsolicited: bool) -> str:
+        """`+CREG`/`+CGREG` `[<n>,]<stat>[,<lac>,<ci>]`: the virtual network gives packet service with the circuit one."""
+        prefix = f"{label}: " if unsolicited else f"{label}: {n},"
         line = f"{prefix}{int(self._registration)}"
         if n == 2 and self._registration is Registration.HOME:
             line += f',"{_LAC}","{_CELL_ID}"'
@@ -829,8 +820,23 @@ class ModemCore:
 
     def _cmd_creg(self, now: float, command: Command) -> list[str]:
         if command.op is Op.READ:
-            return [self._creg_line(unsolicited=False)]
+            return [self._creg_line("+CREG", self._settings.creg, unsolicited=False)]
         return self._setting_int(command, "creg", "+CREG", range(3))
+
+    def _cmd_cgreg(self, now: float, command: Command) -> list[str]:
+        if command.op is Op.READ:
+            return [self._creg_line("+CGREG", self._settings.cgreg, unsolicited=False)]
+        return self._setting_int(command, "cgreg", "+CGREG", range(3))
+
+    def _cmd_cgatt(self, now: float, command: Command) -> list[str]:
+        """TS 27.007 10.1.9: packet service follows registration on the virtual network; detaching is accepted."""
+        if command.op is Op.TEST:
+            return ["+CGATT: (0,1)"]
+        if command.op is Op.READ:
+            return [f"+CGATT: {int(self._registration is Registration.HOME)}"]
+        if _int(self._args(command, 1)[0], -1) not in (0, 1):
+            raise _BadParameter
+        return []
 
     def _cmd_cops(self, now: float, command: Command) -> list[str]:
         if command.op is Op.TEST:
@@ -958,13 +964,13 @@ class ModemCore:
 
     def _cmd_cnmi(self, now: float, command: Command) -> list[str]:
         if command.op is Op.TEST:
-            return ["+CNMI: (0-2),(0-3),(0,2),(0-2),(0,1)"]
+            return [f"+CNMI: {self.persona.cnmi_test}"]
         if command.op is Op.READ:
             return ["+CNMI: " + ",".join(str(v) for v in self._settings.cnmi)]
         args = self._args(command, 5)
         values = tuple(_int(arg, 0) for arg in args)
-        mode, mt, bm, ds, bfr = values
-        if mode not in range(4) or mt not in range(4) or bm not in (0, 2) or ds not in range(3) or bfr not in (0, 1):
+        mode, _, _, _, bfr = values
+        if any(value not in allowed for value, allowed in zip(values, self.persona.cnmi_allowed, strict=True)):
             raise CmsError(CMS_OPERATION_NOT_SUPPORTED)
         self._settings = dataclasses.replace(self._settings, cnmi=values)  # type: ignore[arg-type]
         if mode != 0 and bfr == 1:
@@ -1194,6 +1200,8 @@ _COMMANDS: Final = {
     "+CPIN": "_cmd_cpin",
     "+CSQ": "_cmd_csq",
     "+CREG": "_cmd_creg",
+    "+CGREG": "_cmd_cgreg",
+    "+CGATT": "_cmd_cgatt",
     "+COPS": "_cmd_cops",
     "+CFUN": "_cmd_cfun",
     "+CLIP": "_cmd_clip",

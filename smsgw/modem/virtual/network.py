@@ -6,7 +6,8 @@ delivery attempts with their due times; `serve_network` is the Trio shell that s
 modems attach as `Handset`s under their MSISDN; an MT the network offers them is an SMS-DELIVER or an
 SMS-STATUS-REPORT, which they store or announce as a real modem does, or refuse because their memory is full.
 
-As a real SMSC does, the network accepts an SMS-SUBMIT at once and delivers later: it retries temporary failures
+As a real SMSC does, the network accepts an SMS-SUBMIT at once and delivers later, one MT at a time to each handset
+(`mt_interval_s` apart, as radio transactions are); it retries temporary failures
 (absent handset, memory full) every `retry_interval_s` until the message's validity ends, and sends a status
 report to the originator only when TP-SRR asked for one.
 """
@@ -154,6 +155,8 @@ class VirtualNetwork:
         self._subscribers: dict[str, Handset] = {}
         # Every MSISDN that ever attached: while detached it is a switched-off handset, not "any other number".
         self._home_location_register: set[str] = set()
+        # When each virtual modem may be offered its next MT (`mt_interval_s` after the last one it was offered).
+        self._radio_free_at: dict[str, float] = {}
         self._queue: list[tuple[float, int, _Attempt]] = []
         self._sequence = itertools.count()
         # The auto-reply handset answers once per message, so it joins a concatenated message's parts first.
@@ -270,6 +273,10 @@ class VirtualNetwork:
             log.info("mt expired destination=%s attempts=%d", attempt.destination, attempt.attempts)
             self._finish(now, attempt, TpStatus.VALIDITY_PERIOD_EXPIRED)
             return
+        free_at = self._radio_free_at.get(attempt.destination, now)
+        if now < free_at:
+            self._schedule(dataclasses.replace(attempt, due=free_at))  # not an attempt: it waits its turn
+            return
         result = self._offer(now, attempt)
         if result is MtResult.ACCEPTED:
             log.info("mt delivered destination=%s attempts=%d", attempt.destination, attempt.attempts + 1)
@@ -296,7 +303,10 @@ class VirtualNetwork:
             return MtResult.ABSENT
         if behaviour is Behaviour.SUBSCRIBER:
             handset = self._subscribers.get(attempt.destination)
-            return MtResult.ABSENT if handset is None else handset.receive_mt(now, attempt.message)
+            if handset is None:
+                return MtResult.ABSENT
+            self._radio_free_at[attempt.destination] = now + self.config.mt_interval_s
+            return handset.receive_mt(now, attempt.message)
         if behaviour is Behaviour.SWITCHED_OFF:
             return MtResult.ABSENT
         if behaviour is Behaviour.UNKNOWN_SUBSCRIBER:

@@ -16,7 +16,8 @@ from pathlib import Path
 import trio
 
 from smsgw.config import VirtualNetworkConfig
-from smsgw.modem.virtual.modem import GENERIC_PERSONA, ModemPersona, VirtualModem
+from smsgw.modem.virtual.modem import VirtualModem
+from smsgw.modem.virtual.persona import GENERIC_PERSONA, ModemPersona
 from smsgw.modem.virtual.network import VirtualNetwork, serve_network
 
 log = logging.getLogger(__name__)

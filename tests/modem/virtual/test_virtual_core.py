@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from smsgw.config import VirtualNetworkConfig
 from smsgw.modem.virtual.atparse import Command, LineSyntaxError, Op, parse_line, split_args
-from smsgw.modem.virtual.modem import CNMA_TIMEOUT_S, PERSONAS, ModemCore, SimState, _edit
+from smsgw.modem.virtual.modem import CNMA_TIMEOUT_S, ModemCore, SimState, _edit
 from smsgw.modem.virtual.network import VirtualNetwork
+from smsgw.modem.virtual.persona import personas
 from smsgw.pdu.tpdu import Address, SmsDeliver, SmsStatusReport, SmsSubmit, encode_with_smsc, split_smsc
 
 CONFIG = VirtualNetworkConfig(delivery_delay_s=0.0)
@@ -184,7 +185,7 @@ def test_text_mode_listing_and_direct_delivery() -> None:
     at(modem, 'ATE0;+CMGF=1;+CSCS="IRA";+CNMI=2,2,0,1,0')
     modem.receive_mt(0.0, deliver("direct"))
     assert modem.data_to_send() == b'\r\n+CMT: "+447700900777",,"26/01/02,03:04:05+00"\r\ndirect\r\n'
-    modem.receive_mt(0.0, deliver("class two", message_class=2))  # SIM-specific: always stored
+    modem.receive_mt(1.0, deliver("class two", message_class=2))  # SIM-specific: always stored
     assert modem.data_to_send() == b'\r\n+CMTI: "SM",1\r\n'
     assert at(modem, 'AT+CMGL="ALL"') == (
         b'\r\n+CMGL: 1,"REC UNREAD","+447700900777",,"26/01/02,03:04:05+00"\r\nclass two\r\n\r\nOK\r\n'
@@ -192,7 +193,7 @@ def test_text_mode_listing_and_direct_delivery() -> None:
     report = SmsStatusReport(
         tp_mr=5, recipient=Address.international("447700900123"), scts=EPOCH, discharge_time=EPOCH, tp_st=0
     )
-    modem.receive_mt(0.0, report)
+    modem.receive_mt(2.0, report)
     assert modem.data_to_send() == (
         b'\r\n+CDS: 6,5,"+447700900123",145,"26/01/02,03:04:05+00","26/01/02,03:04:05+00",0\r\n'
     )
@@ -244,7 +245,7 @@ def test_memory_full_refuses_then_deletion_tells_the_network() -> None:
     assert b.data_to_send() == b""  # refused: memory full; the network waits for retry or RP-SMMA
     assert network.next_deadline() == 600.0
     assert at(b, "AT+CMGD=1") == b"\r\nOK\r\n"
-    network.advance(1.0)
+    network.advance(config.mt_interval_s)  # the retry at once, after the radio's spacing, not after 600 s
     assert b.data_to_send() == b'\r\n+CMTI: "SM",1\r\n'
 
 
@@ -283,7 +284,7 @@ def test_any_host_bytes_get_answers_never_exceptions(chunks: list[bytes]) -> Non
 def test_sim800_persona_announces_readiness_and_its_storages() -> None:
     config = VirtualNetworkConfig(sim_ready_delay_s=2.0)
     network = VirtualNetwork(config, now=0.0, wall_clock=EPOCH)
-    modem = ModemCore(msisdn="447700900001", network=network, config=config, now=0.0, persona=PERSONAS["sim800"])
+    modem = ModemCore(msisdn="447700900001", network=network, config=config, now=0.0, persona=personas()["sim800"])
     at(modem, "ATE0;+CNMI=2,1,0,0,0")
     modem.handle_timers(2.0)
     assert modem.data_to_send() == b"\r\n+CPIN: READY\r\nCall Ready\r\nSMS Ready\r\n"
@@ -294,7 +295,7 @@ def test_sim800_persona_announces_readiness_and_its_storages() -> None:
 
 def test_huawei_persona_status_lines_land_inside_a_command() -> None:
     network = VirtualNetwork(CONFIG, now=0.0, wall_clock=EPOCH)
-    modem = ModemCore(msisdn="447700900001", network=network, config=CONFIG, now=0.0, persona=PERSONAS["huawei"])
+    modem = ModemCore(msisdn="447700900001", network=network, config=CONFIG, now=0.0, persona=personas()["huawei"])
     at(modem, "ATE0")
     assert modem.next_deadline() == 5.0
     assert at(modem, "AT+CMGS=20", 4.0) == b"\r\n> "
@@ -380,3 +381,73 @@ def test_line_editing_fast_path_agrees_with_octet_by_octet_editing(octets: list[
         elif octet not in (s4, 0x1A, 0x1B, 0):
             chars.append(chr(octet))
     assert _edit(raw, s4, s5) == "".join(chars).strip()
+
+
+def report(tp_mr: int = 5) -> SmsStatusReport:
+    return SmsStatusReport(
+        tp_mr=tp_mr, recipient=Address.international("447700900123"), scts=EPOCH, discharge_time=EPOCH, tp_st=0
+    )
+
+
+def test_status_report_under_ds_0_is_stored_without_indication() -> None:
+    # gammu never sets +CNMI: the power-on ds=0 must not lose the report, as a real modem keeps it in storage.
+    _, modem, _ = make()
+    at(modem, "ATE0;+CMGF=1")
+    assert modem.receive_mt(0.0, report()).value == "accepted"
+    assert modem.data_to_send() == b""
+    assert at(modem, 'AT+CMGL="ALL"') == (
+        b'\r\n+CMGL: 1,"REC UNREAD",6,5,"+447700900123",145,"26/01/02,03:04:05+00","26/01/02,03:04:05+00",0\r\n'
+        b"\r\nOK\r\n"
+    )
+    at(modem, "AT+CNMI=2,1,0,2,0")
+    modem.receive_mt(1.0, report(6))
+    assert modem.data_to_send() == b'\r\n+CDSI: "SM",2\r\n'
+
+
+def test_cgreg_and_cgatt_follow_registration() -> None:
+    _, modem, _ = make()
+    at(modem, "ATE0")
+    assert at(modem, "AT+CGREG=2;+CGREG?") == b'\r\n+CGREG: 2,1,"00A1","1B2C"\r\n\r\nOK\r\n'
+    assert at(modem, "AT+CGATT?") == b"\r\n+CGATT: 1\r\n\r\nOK\r\n"
+    assert at(modem, "AT+CFUN=0") == b"\r\nOK\r\n\r\n+CGREG: 0\r\n"
+    assert at(modem, "AT+CGATT?") == b"\r\n+CGATT: 0\r\n\r\nOK\r\n"
+    assert at(modem, "AT+CGREG=3") == b"\r\nERROR\r\n"
+
+
+def test_huawei_curc_stops_the_status_lines_and_vendor_answers_come_from_data() -> None:
+    network = VirtualNetwork(CONFIG, now=0.0, wall_clock=EPOCH)
+    modem = ModemCore(msisdn="447700900001", network=network, config=CONFIG, now=0.0, persona=personas()["huawei"])
+    at(modem, "ATE0")
+    assert at(modem, "AT^CURC?") == b"\r\n^CURC: 1\r\n\r\nOK\r\n"
+    assert at(modem, "AT^CURC=0;^PORTSEL=1;^SYSINFO") == b"\r\n^SYSINFO:2,3,0,5,1,,4\r\n\r\nOK\r\n"
+    assert modem.next_deadline() is None  # no periodic ^RSSI any more
+    modem.handle_timers(60.0)
+    assert modem.data_to_send() == b""
+    assert at(modem, "AT^NOPE") == b"\r\nERROR\r\n"
+    assert at(modem, "AT^SYSINFO", 60.0) == b"\r\n^SYSINFO:2,3,0,5,1,,4\r\n\r\nOK\r\n"
+
+
+def test_cnmi_values_follow_the_persona() -> None:
+    network = VirtualNetwork(CONFIG, now=0.0, wall_clock=EPOCH)
+    sim800 = ModemCore(msisdn="447700900001", network=network, config=CONFIG, now=0.0, persona=personas()["sim800"])
+    at(sim800, "ATE0;+CMEE=1")
+    assert at(sim800, "AT+CNMI=?") == b"\r\n+CNMI: (0-3),(0-3),(0,2),(0,1),(0,1)\r\n\r\nOK\r\n"
+    assert at(sim800, "AT+CNMI=2,1,0,2,0") == b"\r\n+CMS ERROR: 303\r\n"  # no stored status reports on a SIM800
+    assert at(sim800, "AT+CNMI=2,1,0,1,0") == b"\r\nOK\r\n"
+
+
+def test_unsolicited_lines_are_spaced_and_never_inside_a_response() -> None:
+    config = VirtualNetworkConfig(delivery_delay_s=0.0, unsolicited_gap_s=0.5)
+    _, modem, _ = make(config)
+    at(modem, "ATE0;+CNMI=2,1,0,1,0")
+    modem.receive_mt(0.0, deliver("one"))
+    modem.receive_mt(0.0, deliver("two"))  # the same instant: the second waits for a quiet line
+    assert modem.data_to_send() == b'\r\n+CMTI: "SM",1\r\n'
+    assert modem.next_deadline() == 0.5
+    modem.handle_timers(0.5)
+    assert modem.data_to_send() == b'\r\n+CMTI: "SM",2\r\n'
+    assert at(modem, "AT+CMGS=20", 1.0) == b"\r\n> "
+    modem.receive_mt(1.0, report())  # arrives while the host types the PDU
+    assert modem.data_to_send() == b""
+    modem.receive_data(b"\x1b", 1.0)
+    assert modem.data_to_send().startswith(b"\r\nOK\r\n\r\n+CDS: ")  # after the final result, not before

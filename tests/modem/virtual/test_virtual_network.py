@@ -115,7 +115,7 @@ async def test_auto_reply_reassembles_a_concatenated_message(autojump_clock: tri
         for part in reversed(parts):
             sms = SmsSubmit(destination=Address.international("447700900999"), user_data=part.user_data, udh=part.udh)
             network.submit(trio.current_time(), SENDER, sms)
-        await trio.sleep(5.1)
+        await trio.sleep(5.1 + CONFIG.mt_interval_s)  # the reply's second part comes one radio transaction later
         replies = sender.delivers()
         assert len(replies) == 2
         assert "".join(r.text or "" for r in replies) == "RE: " + text
@@ -136,7 +136,7 @@ async def test_auto_reply_joins_an_escape_that_a_sender_split_across_parts(
             udh = Udh((Concatenation(reference=3, total=2, sequence=sequence),)).to_bytes()
             sms = SmsSubmit(destination=Address.international("447700900999"), user_data=user_data, udh=udh)
             network.submit(trio.current_time(), SENDER, sms)
-        await trio.sleep(5.1)
+        await trio.sleep(5.1 + CONFIG.mt_interval_s)
         assert "".join(r.text or "" for r in sender.delivers()) == "RE: " + "x" * 152 + "€" + "y" * 10
         nursery.cancel_scope.cancel()
 
@@ -226,4 +226,17 @@ async def test_invalid_destination_rejected_at_submit(autojump_clock: trio.testi
         bad = SmsSubmit(destination=Address.alphanumeric("Shop"), user_data=b"x", dcs=Dcs.gsm7())
         result = network.submit(trio.current_time(), SENDER, bad)
         assert isinstance(result, SubmitRejected) and result.rp_cause == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_handset_gets_one_mt_per_radio_transaction(autojump_clock: trio.testing.MockClock) -> None:
+    config = VirtualNetworkConfig(delivery_delay_s=2.0, mt_interval_s=3.0)
+    async with trio.open_nursery() as nursery:
+        network, sender = await start(nursery, config)
+        t0 = trio.current_time()
+        for text in ("one", "two", "three"):  # due at the same instant
+            network.submit(t0, "447700900777", submit(SENDER, text=text, srr=False))
+        await trio.sleep(20)
+        assert [round(when - t0, 3) for when, _ in sender.received] == [2.0, 5.0, 8.0]
+        assert [m.text for m in sender.delivers()] == ["one", "two", "three"]
         nursery.cancel_scope.cancel()
