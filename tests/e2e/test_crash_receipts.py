@@ -54,7 +54,7 @@ def _config(tmp_path: Path, links: list[Path]) -> Path:
         + '[[routes]]\nname = "all"\n'
         "[messages]\nretry_backoff_base_s = 0.2\nretry_backoff_max_s = 1.0\noutbox_redelivery_delay_s = 0.3\n"
         f'[store]\npath = "{tmp_path / "gw.db"}"\n'
-        "[virtual_network]\ndelivery_delay_s = 0.3\nretry_interval_s = 0.3\n"
+        "[virtual_network]\ndelivery_delay_s = 0.3\nretry_interval_s = 0.3\nmt_interval_s = 0.05\n"
     )
     return path
 
