@@ -96,3 +96,29 @@ class SendLimits:
         month = (today.year, today.month)
         if self._month != month:
             self._month, self._month_count = month, 0
+
+
+class SimLimits:
+    """The `SendLimits` of whichever SIM is in a modem. Limits belong to a SIM, not to a port: another SIM in the
+    modem (put in because the last one's bundle ran out, say) starts from zero."""
+
+    def __init__(self, per_minute: int | None, per_day: int | None, per_month: int | None) -> None:
+        self._per = (per_minute, per_day, per_month)
+        self.limits = SendLimits(*self._per)
+        self.imsi = ""  # the SIM the counters count for, once known
+
+    def sim_found(self, imsi: str) -> str | None:
+        """Start-up read `imsi` (maybe '': not told); the IMSI counted for before when it was another SIM, whose
+        counts are then dropped."""
+        previous = self.imsi
+        if imsi and previous and imsi != previous:
+            self.limits = SendLimits(*self._per)
+            self.imsi = imsi
+            return previous
+        self.imsi = imsi or previous
+        return None
+
+    def restore(self, usage: LimitUsage, now: float, today: date, elapsed_s: float, imsi: str) -> None:
+        """Count what SIM `imsi` used in an earlier run (see `SendLimits.restore`), until another SIM is found."""
+        self.limits.restore(usage, now, today, elapsed_s)
+        self.imsi = imsi

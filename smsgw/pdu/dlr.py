@@ -44,6 +44,7 @@ _STAT_ALIASES: Final[dict[str, str]] = {
 
 _STATE_BY_STAT: Final[dict[str, MessageState]] = {stat: state for state, stat in STAT_BY_STATE.items()}
 
+# Appendix B's `text:`: the first 20 characters of the message, and all a receipt needs to keep of it.
 EXCERPT_LENGTH: Final = 20
 
 # Printable ASCII whose GSM 03.38 septet has the same value, so the excerpt reads the same whether the receiver
@@ -80,8 +81,8 @@ class DeliveryReceipt:
 
 
 def receipt_excerpt(text: str) -> str:
-    """The first 20 characters of a message for `text:`, one line, characters that would not survive either
-    reading of data_coding 0 replaced by '?'."""
+    """The first `EXCERPT_LENGTH` characters of a message for `text:`, one line, characters that would not
+    survive either reading of data_coding 0 replaced by '?'."""
     excerpt = text[:EXCERPT_LENGTH].replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
     return "".join(char if char in _SAFE_EXCERPT_CHARS else "?" for char in excerpt)
 

@@ -79,6 +79,21 @@ class NumberingPlan(enum.IntEnum):
     RESERVED = 15
 
 
+def type_of_address_octet(ton: int, npi: int = NumberingPlan.ISDN) -> int:
+    """The type-of-address octet of 9.1.2.5 (`schema.TypeOfAddress`): the extension bit, TON and NPI. AT commands
+    write it in decimal next to a number (TS 27.005 `<toda>`, `<tosca>`, `<tora>`): 145 for an international
+    ISDN number, 129 for one of unknown type."""
+    return 0x80 | ton << 4 | npi
+
+
+def dialled_type_of_address(number: str) -> int:
+    """The `<toda>`/`<tosca>` that goes with a number as AT commands' text parameters write it (TS 27.005 3.1,
+    3.3.4): international when it starts with '+', else of unknown type (the network reads whatever prefix the
+    digits have)."""
+    ton = TypeOfNumber.INTERNATIONAL if number.startswith("+") else TypeOfNumber.UNKNOWN
+    return type_of_address_octet(ton)
+
+
 # 9.1.2.3: semi-octet values 0xA..0xE are '*', '#', 'a', 'b', 'c'; 0xF pads an odd count.
 _SEMI_OCTET_DIGITS: Final = "0123456789*#abc"
 _SEMI_OCTET_VALUES: Final = {char: value for value, char in enumerate(_SEMI_OCTET_DIGITS)}
@@ -165,9 +180,10 @@ class Address:
     def __str__(self) -> str:
         return f"+{self.number}" if self.ton == TypeOfNumber.INTERNATIONAL else self.number
 
-    def _type_octet(self) -> int:
-        """The octet of `schema.TypeOfAddress`: the extension bit, TON and NPI (range-checked on construction)."""
-        return 0x80 | self.ton << 4 | self.npi
+    @property
+    def type_of_address(self) -> int:
+        """The type-of-address octet of this address (see `type_of_address_octet`; range-checked on construction)."""
+        return type_of_address_octet(self.ton, self.npi)
 
     def _length_and_value(self) -> tuple[int, bytes]:
         if self.ton == TypeOfNumber.ALPHANUMERIC:
@@ -180,7 +196,7 @@ class Address:
         # Built by hand in the layout of schema.AddressField (a property test holds the two equal), as the
         # TPDUs are.
         length, value = self._length_and_value()
-        return bytes((length, self._type_octet())) + value
+        return bytes((length, self.type_of_address)) + value
 
     @classmethod
     def _from_parsed(cls, parsed: Container, status: CommandStatus) -> Address:
@@ -863,7 +879,7 @@ def _submit_fields(data: bytes) -> _SubmitFields:
 
 
 def _ton_npi(toa: int) -> tuple[int, int]:
-    """TON and NPI of a type-of-address octet (the inverse of `Address._type_octet`; the extension bit is not read,
+    """TON and NPI of a type-of-address octet (the inverse of `type_of_address_octet`; the extension bit is not read,
     as the construct declaration does not)."""
     return toa >> 4 & 0x07, toa & 0x0F
 
@@ -915,7 +931,7 @@ def encode_with_smsc(tpdu: bytes, smsc: str | None = None) -> bytes:
     # Built by hand in the layout of schema.SmscField (a property test holds them equal): at most 20 digits, so
     # the length octet is at most 11.
     value = _encode_semi_octets(address.number)
-    return bytes((1 + len(value), address._type_octet())) + value + tpdu
+    return bytes((1 + len(value), address.type_of_address)) + value + tpdu
 
 
 def split_smsc(data: bytes) -> tuple[str | None, bytes]:

@@ -32,6 +32,7 @@ from smsgw.config import StoreConfig
 from smsgw.modem.seams import IncomingSms, Sent, StatusReport
 from smsgw.numbers import handset_key, same_handset
 from smsgw.pdu.constants import GatewayError
+from smsgw.pdu.dlr import EXCERPT_LENGTH
 from smsgw.scheduler.migrations import migrate
 from smsgw.scheduler.policy import Rejection, check_recipients
 from smsgw.scheduler.policy_store import SqlitePolicyFacts
@@ -73,7 +74,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-RECEIPT_TEXT_CHARS: Final = 20
 EXPIRED_ERROR: Final = 0x46  # TP-Status "validity period expired"
 _SYNCHRONOUS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 _INSUFFICIENT_BALANCE: Final = int(GatewayError.INSUFFICIENT_BALANCE)
@@ -489,7 +489,7 @@ class SqliteStore:
             done_ms=now_ms,
             submitted_segments=row[11],
             delivered_segments=sum(1 for s, _ in segments if s == State.DELIVERED),
-            text=row[12][:RECEIPT_TEXT_CHARS],
+            text=row[12][:EXCERPT_LENGTH],  # all the receipt quotes: the outbox row stays small
             service_type=row[13],
         )
         self._outbox_add(c, row[2], "receipt", _encode_receipt(record), now_ms)

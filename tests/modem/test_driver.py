@@ -9,7 +9,9 @@ import trio.testing
 
 from smsgw.config import ModemConfig
 from smsgw.modem.at import CMS_ERRORS
-from smsgw.modem.driver import URC_QUEUE_LIMIT, ModemDriver, ModemState, choose_cnmi
+from smsgw.modem.driver import ModemDriver, ModemState
+from smsgw.modem.incoming import URC_QUEUE_LIMIT
+from smsgw.modem.startup import choose_cnmi
 from smsgw.modem.quirks import GENERIC, ModemQuirks
 from smsgw.modem.transport import PortOpenError
 from smsgw.modem.seams import OutgoingSms, SendFailed, Sent

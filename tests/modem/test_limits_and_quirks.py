@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from smsgw.modem.limits import SendLimits
+from smsgw.modem.limits import LimitUsage, SendLimits, SimLimits
 from smsgw.modem.quirks import GENERIC, QuirksError, find_quirks, load_quirks, load_quirks_file
 
 
@@ -64,3 +64,29 @@ def test_bad_quirks_file_names_the_problem(tmp_path: Path, text: str, problem: s
 
 def test_missing_directory_means_generic(tmp_path: Path) -> None:
     assert load_quirks(tmp_path / "nowhere") == ()
+
+
+def test_sim_limits_follow_the_sim_not_the_port() -> None:
+    day = date(2026, 11, 29)
+    sim = SimLimits(per_minute=None, per_day=2, per_month=None)
+    assert sim.sim_found("") is None and sim.imsi == ""
+    sim.limits.record(0.0, day)
+    assert sim.sim_found("234150000000001") is None  # the first IMSI learnt keeps what was counted
+    sim.limits.record(1.0, day)
+    assert sim.limits.exhausted(2.0, day) == "per_day"
+    assert sim.sim_found("") is None and sim.imsi == "234150000000001"  # an unanswered AT+CIMI changes nothing
+    assert sim.sim_found("234150000000001") is None
+    assert sim.limits.exhausted(2.0, day) == "per_day"
+    assert sim.sim_found("234150000000002") == "234150000000001"  # another SIM: its own, empty bundle
+    assert sim.imsi == "234150000000002"
+    assert sim.limits.counters(3.0, day).today == 0
+
+
+def test_sim_limits_restore_counts_for_the_sim_named() -> None:
+    day = date(2026, 11, 29)
+    sim = SimLimits(per_minute=None, per_day=5, per_month=None)
+    sim.restore(LimitUsage(day, today=5, this_month=5, recent_ages_s=()), 0.0, day, 10.0, "234150000000001")
+    assert sim.imsi == "234150000000001"
+    assert sim.limits.exhausted(0.0, day) == "per_day"
+    assert sim.sim_found("234150000000001") is None
+    assert sim.limits.exhausted(0.0, day) == "per_day"

@@ -37,12 +37,14 @@ from smsgw.pdu.tpdu import (
     decode_relative_validity,
     decode_timestamp,
     decode_tpdu,
+    dialled_type_of_address,
     encode_relative_validity,
     encode_timestamp,
     encode_with_smsc,
     split_smsc,
     status_meaning,
     status_name,
+    type_of_address_octet,
 )
 from smsgw.pdu.udh import Concatenation, Udh
 
@@ -446,6 +448,24 @@ def test_address_parse_and_limits() -> None:
         Address("1" * 21)
     with pytest.raises(PduError):
         Address("+44", TypeOfNumber.INTERNATIONAL)
+
+
+def test_type_of_address_is_the_octet_the_address_field_carries() -> None:
+    # TS 27.005 examples: +CSCA: "+447700900000",145 and <toda> 129 for a number of unknown type.
+    assert Address.international("447700900000").type_of_address == 145
+    assert Address.parse("0129998765").type_of_address == 129
+    assert Address.national("0129998765").type_of_address == 0xA1
+    assert Address.alphanumeric("Shop").type_of_address == 0xD0
+    for address in (Address.international("1234"), Address.parse("*100#"), Address.alphanumeric("abc")):
+        assert address.to_bytes()[1] == address.type_of_address
+    assert type_of_address_octet(TypeOfNumber.INTERNATIONAL) == 145
+
+
+def test_dialled_type_of_address_follows_the_plus() -> None:
+    assert dialled_type_of_address("+447700900000") == 145
+    assert dialled_type_of_address("447700900000") == 129  # no '+': the network reads the digits as they are
+    assert dialled_type_of_address("00447700900000") == 129
+    assert dialled_type_of_address("") == 129
 
 
 # python-gsmmodem test/test_pdu.py TestSmsPduSmscFields, and one from smspdudecoder.

@@ -35,6 +35,7 @@ from smsgw.pdu.tpdu import (
     SmsSubmit,
     TypeOfNumber,
     decode_relative_validity,
+    dialled_type_of_address,
     encode_with_smsc,
     split_smsc,
 )
@@ -612,7 +613,7 @@ class ModemCore:
     def _csdh_fields(self, message: SmsDeliver) -> str:
         tpdu = message.to_bytes()
         return (
-            f",{_type_of_address(message.originator)},{tpdu[0]},{message.tp_pid},{message.dcs.value},"
+            f",{message.originator.type_of_address},{tpdu[0]},{message.tp_pid},{message.dcs.value},"
             f'"+{self._config.smsc}",145,{len(message.user_data)}'
         )
 
@@ -1008,7 +1009,7 @@ class ModemCore:
         destination, toda = self._args(command, 2)
         if not destination:
             raise _BadParameter
-        address = _address(destination, _int(toda, 145 if destination.startswith("+") else 129))
+        address = _address(destination, _int(toda, dialled_type_of_address(destination)))
         return _Prompt(lambda when, data: self._send_text(when, data, address))
 
     def _send_pdu(self, now: float, data: bytes, length: int) -> list[str]:
@@ -1270,10 +1271,6 @@ def _address(number: str, type_of_address: int) -> Address:
         raise _BadParameter from None
 
 
-def _type_of_address(address: Address) -> int:
-    return 0x80 | (address.ton << 4) | address.npi
-
-
 def _text_time(moment: datetime) -> str:
     """TS 27.005 3.3.4 `yy/MM/dd,hh:mm:ss±zz` (zz in quarter hours)."""
     offset = moment.utcoffset() or timedelta(0)
@@ -1284,7 +1281,7 @@ def _text_time(moment: datetime) -> str:
 def _status_report_fields(report: SmsStatusReport) -> str:
     """`<fo>,<mr>,"<ra>",<tora>,"<scts>","<dt>",<st>` of a status report in text mode (TS 27.005 3.4.1)."""
     return (
-        f'{report.to_bytes()[0]},{report.tp_mr},"{report.recipient}",{_type_of_address(report.recipient)},'
+        f'{report.to_bytes()[0]},{report.tp_mr},"{report.recipient}",{report.recipient.type_of_address},'
         f'"{_text_time(report.scts)}","{_text_time(report.discharge_time)}",{report.tp_st}'
     )
 

@@ -1,0 +1,73 @@
+"""CommandExchange alone, over an in-memory stream: the request/response half of the driver."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from smsgw.config import ModemConfig
+from smsgw.modem.at import Unsolicited
+from smsgw.modem.exchange import CommandExchange, CommandTimeout
+
+
+@pytest.fixture
+def clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+def _exchange(hung: list[str], wakes: list[bool]) -> CommandExchange:
+    config = ModemConfig(name="m1", port="/dev/null", watchdog_failures=2)
+    exchange: CommandExchange = CommandExchange(
+        "m1", config, on_hung=hung.append, on_command=lambda: wakes.append(exchange.command_waiting)
+    )
+    return exchange
+
+
+async def test_unanswered_commands_in_a_row_declare_the_modem_hung(clock: trio.testing.MockClock) -> None:
+    hung: list[str] = []
+    wakes: list[bool] = []
+    exchange = _exchange(hung, wakes)
+    ours, _modem = trio.testing.memory_stream_pair()
+    exchange.open(ours)
+    with pytest.raises(CommandTimeout):
+        await exchange.command("AT", 1.0)
+    assert hung == []
+    with pytest.raises(CommandTimeout):
+        await exchange.command("AT+CSQ", 1.0)
+    assert hung == ["2 commands in a row unanswered, last AT+CSQ"]
+    # Told before each write, with the command already waiting: a reader held back must read its answer.
+    assert wakes == [True, True]
+
+
+async def test_the_answer_goes_to_the_command_and_codes_back_to_the_reader(clock: trio.testing.MockClock) -> None:
+    exchange = _exchange([], [])
+    ours, modem = trio.testing.memory_stream_pair()
+    exchange.open(ours)
+    codes: list[Unsolicited] = []
+
+    async def reader() -> None:
+        while True:
+            codes.extend(exchange.receive_data(await ours.receive_some()))
+
+    async def fake_modem() -> None:
+        assert await modem.receive_some() == b"AT+CSQ\r"
+        # A code the modem printed before the answer (TS 27.005 +CMTI) is not part of it.
+        await modem.send_all(b'\r\n+CMTI: "SM",1\r\n\r\n+CSQ: 20,99\r\n\r\nOK\r\n')
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reader)
+        nursery.start_soon(fake_modem)
+        response = await exchange.command("AT+CSQ")
+        nursery.cancel_scope.cancel()
+    assert response.ok
+    assert list(response.values("+CSQ:")) == ["20,99"]
+    assert [(code.name, code.params) for code in codes] == [("+CMTI", '"SM",1')]
+    assert exchange.timeouts_in_a_row == 0
+
+
+async def test_a_closed_session_refuses_commands(clock: trio.testing.MockClock) -> None:
+    exchange = _exchange([], [])
+    with pytest.raises(trio.ClosedResourceError):
+        await exchange.command("AT")
+    assert not exchange.command_waiting  # abandoned, so the next session starts clean
