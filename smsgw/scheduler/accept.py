@@ -43,12 +43,21 @@ log = logging.getLogger(__name__)
 
 RECEIPT_WANTED: Final = 1  # `Options.registered_delivery`: a receipt of the final state (SMPP 3.4 5.2.17)
 _INSUFFICIENT_BALANCE: Final = "insufficient balance"
+_INSUFFICIENT_BALANCE_STATUS: Final = InsufficientBalance.command_status
+_ACCEPTED: Final = State.ACCEPTED
+_SCHEDULED: Final = State.SCHEDULED
 
 
 class Origin(enum.Enum):
     CUSTOMER = "customer"  # an account's submission: every rule
     NOTICE = "notice"  # the gateway's own notice to a handset: as given, free, no receipt, no recipient rules
     RESEND = "resend"  # a stored unpaid message again: its segments and sender as stored, routed and priced anew
+
+
+# Module constants for what `_build` compares per message: an enum member's lookup through its class costs more.
+_CUSTOMER: Final = Origin.CUSTOMER
+_NOTICE: Final = Origin.NOTICE
+_INTERNATIONAL: Final = int(Ton.INTERNATIONAL)
 
 
 # NamedTuples, not frozen dataclasses: the SMPP adapter builds these for every submission (see model.py).
@@ -125,8 +134,9 @@ Result = Accepted | Rejected
 class Prepared(NamedTuple):
     """Built and not yet stored: per submission and destination, the message to store or its refusal."""
 
-    account: str
-    outcomes: list[list[tuple[Address, NewMessage | Rejected]]]
+    submissions: Sequence[Submission]
+    built: list[list[NewMessage | Rejected]]
+    messages: list[NewMessage]  # the ones to store, in order
 
 
 class AcceptPath:
@@ -151,26 +161,35 @@ class AcceptPath:
 
     def prepare(self, account: str, submissions: Sequence[Submission], origin: Origin = Origin.CUSTOMER) -> Prepared:
         batch = self._batch(account)
-        outcomes = []
+        built: list[list[NewMessage | Rejected]] = []
+        messages: list[NewMessage] = []
         for submission in submissions:
             message_id = self._ids.next(batch.now)
-            outcomes.append([
-                (destination, _build(batch, submission, origin, message_id, index, destination))
-                for index, destination in enumerate(submission.destinations)
-            ])
-        return Prepared(batch.account.system_id, outcomes)
+            outcomes: list[NewMessage | Rejected] = []
+            for index, destination in enumerate(submission.destinations):
+                outcome = _build(batch, submission, origin, message_id, index, destination)
+                outcomes.append(outcome)
+                if type(outcome) is NewMessage:
+                    messages.append(outcome)
+            built.append(outcomes)
+        return Prepared(submissions, built, messages)
 
     async def commit(self, prepared: Prepared) -> list[list[Result]]:
-        messages = [m for outcome in prepared.outcomes for _, m in outcome if isinstance(m, NewMessage)]
-        stored = iter(await self._store.accept(messages) if messages else ())
+        stored = iter(await self._store.accept(prepared.messages) if prepared.messages else ())
         results: list[list[Result]] = []
-        for outcome in prepared.outcomes:
-            results.append([
-                m if isinstance(m, Rejected)
-                else _accepted(destination, m) if next(stored)
-                else Rejected(destination, InsufficientBalance.command_status, _INSUFFICIENT_BALANCE)
-                for destination, m in outcome
-            ])
+        for submission, outcomes in zip(prepared.submissions, prepared.built):
+            accepted: list[Result] = []
+            for destination, m in zip(submission.destinations, outcomes):
+                if isinstance(m, Rejected):
+                    accepted.append(m)
+                elif not next(stored):
+                    accepted.append(Rejected(destination, _INSUFFICIENT_BALANCE_STATUS, _INSUFFICIENT_BALANCE))
+                else:
+                    state = _SCHEDULED if m.start_ms > m.submitted_ms else _ACCEPTED
+                    segments = len(m.segments)
+                    accepted.append(Accepted(destination, m.message_id, segments, m.price_per_segment_micro * segments,
+                                             state))
+            results.append(accepted)
         return results
 
     def replacement(self, account: str, number: str, sender: str, content: Encoded) -> tuple[Content, int]:
@@ -209,39 +228,40 @@ def _build(
     settings = batch.account
     content = submission.content
     options = submission.options
-    customer = origin is Origin.CUSTOMER
+    customer = origin is _CUSTOMER
     try:
         if customer:
             number = normalise_number(
-                destination.addr, settings.default_country_code, international=destination.ton == Ton.INTERNATIONAL
+                destination.addr, settings.default_country_code, international=destination.ton == _INTERNATIONAL
             )
         else:  # the gateway's own, or as stored: normalised already
             number = destination.addr
         route = find_route(batch.routes, number)
         window = batch.window(submission.timing)
-        promotional = origin is Origin.RESEND and batch.is_promotional(options.service_type)
-        if isinstance(content, Stored):
+        resends = None
+        if type(content) is Stored:
             sender = submission.sender
+            promotional = batch.is_promotional(options.service_type)
             built = Content(content.segments, content.text, content.flash, content.gateway_split)
             data_coding, esm_class, resends = content.data_coding, content.esm_class, content.message_id
         else:
-            if isinstance(content, Text):
-                decoded = Decoded(b"", content.text, choose_encoding(content.text), options.flash, None)
-                esm_class = 0
-            else:
+            if type(content) is Encoded:
                 decoded = decode_content(
                     content.payload, data_coding=content.data_coding, esm_class=content.esm_class, sar=content.sar
                 )
                 esm_class = content.esm_class
+            else:
+                assert type(content) is Text
+                decoded = Decoded(b"", content.text, choose_encoding(content.text), options.flash, None)
+                esm_class = 0
             if customer:
                 sender, promotional, built = batch.apply_rules(
-                    route, decoded, submission.sender.addr, options.service_type, text_only=isinstance(content, Text)
+                    route, decoded, submission.sender.addr, options.service_type, text_only=type(content) is Text
                 )
             else:
-                sender = submission.sender
+                sender, promotional = submission.sender, False
                 built = build_segments(decoded, None, max_segments=route.max_segments, reference=batch.reference())
-            data_coding = content.data_coding if isinstance(content, Encoded) else built.segments[0].data_coding
-            resends = None
+            data_coding = content.data_coding if type(content) is Encoded else built.segments[0].data_coding
     except (InvalidNumber, PolicyError, TooManySegments, NoRoute, Refused) as exc:
         log.info("submission refused account=%s destination=%r status=0x%x reason=%s", settings.system_id,
                  destination.addr, exc.command_status, exc)
@@ -266,18 +286,13 @@ def _build(
         batch.now,  # submitted_ms
         window.start_ms,
         window.expires_ms,
-        0 if origin is Origin.NOTICE else segment_price_micro(route, number),  # price_per_segment_micro
+        0 if origin is _NOTICE else segment_price_micro(route, number),  # price_per_segment_micro
         built.segments,
         0,  # rejected_error: the store sets it when the recipient rules refuse
         resends,
-        origin is not Origin.NOTICE,  # check_recipient: in the store's accepting transaction
+        origin is not _NOTICE,  # check_recipient: in the store's accepting transaction
         promotional,
     )
-
-
-def _accepted(destination: Address, message: NewMessage) -> Accepted:
-    state = State.SCHEDULED if message.start_ms > message.submitted_ms else State.ACCEPTED
-    return Accepted(destination, message.message_id, len(message.segments), message.charge_micro, state)
 
 
 def account_settings(holder: ConfigHolder, account: str) -> AccountConfig:

@@ -132,7 +132,7 @@ class MoRouter:
             options=Options(flash=flash),
         )
         prepared = self._accept.prepare(account, [notice], Origin.NOTICE)
-        ((_, message),) = prepared.outcomes[0]
+        ((message,),) = prepared.built
         if isinstance(message, Rejected):
             log.warning("notice not sent purpose=%s account=%s handset=%s reason=%s", purpose, account, handset,
                         message.reason)
