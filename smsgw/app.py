@@ -177,7 +177,7 @@ async def _run_parts(
         scheduler = Scheduler(store, holder, WallClock())
         pool = ModemPool.from_config(
             config.modems,
-            scheduler,
+            scheduler.modem_events,
             reassembly_timeout_s=config.messages.multipart_reassembly_timeout_s,
         )
         async with trio.open_nursery() as modems:
@@ -241,7 +241,7 @@ async def _wait_modems_started(pool: ModemPool, config: Config, started: trio.Ev
 async def _serve_smpp(
     holder: ConfigHolder, scheduler: Scheduler, smpp_stop: trio.Event, *, task_status: trio.TaskStatus[SmppListeners]
 ) -> None:
-    await serve_smpp(holder, scheduler, shutdown_trigger=smpp_stop, task_status=task_status)
+    await serve_smpp(holder, scheduler.smpp, shutdown_trigger=smpp_stop, task_status=task_status)
 
 
 async def _handle_signals(

@@ -4,24 +4,23 @@
 The store keeps such a submission REJECTED with err 800 and uncharged (`SqliteStore.accept`). A resend takes the
 ones of a period that were not resent yet and stores them again as one new batch: new message ids, sent now with
 the validity they had, routed and priced by the current config and charged normally, the do-not-call and opt-out
-rules applied again. Each original gets a "resent" audit row with its new id in the same transaction, so a
-second run does not send it twice; one the balance still cannot cover stays unpaid for a later run.
+rules applied again by the store in its accepting transaction (`accept.Origin.RESEND`). Each original gets a
+"resent" audit row with its new id in the same transaction, so a second run does not send it twice; one the
+balance still cannot cover stays unpaid for a later run.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-from dataclasses import dataclass, replace
-
-import trio
+from dataclasses import dataclass
+from datetime import timedelta
 
 from smsgw.config import Config
-from smsgw.scheduler.ids import MessageIdGenerator
-from smsgw.scheduler.model import NewMessage
-from smsgw.scheduler.policy import PolicyFacts, Rejection, check_recipient, is_promotional
-from smsgw.scheduler.routing import NoRoute, find_route, segment_price_micro
+from smsgw.scheduler.accept import AcceptPath, Options, Origin, Rejected, Stored, Submission, Timing
+from smsgw.scheduler.model import InsufficientBalance
 from smsgw.scheduler.sqlite_store import SqliteStore
+from smsgw.scheduler.states import State
+from smsgw.scheduler.timing import WallClock, from_ms
 
 log = logging.getLogger(__name__)
 
@@ -41,53 +40,35 @@ async def resend_unpaid(
 ) -> list[Resent]:
     """Re-submit `account`'s unpaid messages submitted in [start_ms, end_ms), oldest first, in one commit.
     ValueError for an account the config does not know."""
-    settings = next((a for a in config.accounts if a.system_id == account), None)
-    if settings is None:
+    if not any(a.system_id == account for a in config.accounts):
         raise ValueError(f"no account {account!r} in the config")
     originals = await store.unpaid_messages(account, start_ms, end_ms)
-    ids = MessageIdGenerator()
-    outcomes: list[Resent] = []
-    batch: list[tuple[NewMessage, bool]] = []
-    for original in originals:
-        number = original.destination.addr
-        try:
-            route = find_route(config.routes, number)
-        except NoRoute as exc:
-            outcomes.append(Resent(original.message_id, None, f"not resent: {exc}"))
-            continue
-        message = replace(
-            original,
-            message_id=ids.next(now_ms),
-            route=route.name,
-            modem_group=route.modem_group,
-            submitted_ms=now_ms,
-            start_ms=now_ms,
-            expires_ms=now_ms + (original.expires_ms - original.start_ms),
-            price_per_segment_micro=segment_price_micro(route, number),
-            resends=original.message_id,
+    submissions = [
+        Submission(
+            (original.destination,),
+            Stored(original.message_id, original.segments, original.text, original.data_coding,
+                   original.esm_class, original.flash, original.gateway_split),
+            original.source,
+            Timing(validity=timedelta(milliseconds=original.expires_ms - original.start_ms)),
+            Options(original.service_type, original.registered_delivery),
         )
-        promotional = is_promotional(settings, original.service_type, config.policy.promotional_service_types)
-        batch.append((message, promotional))
-    rejections = await trio.to_thread.run_sync(
-        functools.partial(_rejections, store.policy_facts(), batch)
-    )
-    messages = [
-        m if r is None else replace(m, price_per_segment_micro=0, rejected_error=int(r.error_code))
-        for (m, _), r in zip(batch, rejections, strict=True)
+        for original in originals
     ]
-    stored = await store.accept(messages) if messages else ()
-    for message, ok in zip(messages, stored, strict=True):
-        assert message.resends is not None
-        if not ok:
-            outcomes.append(Resent(message.resends, None, "not resent: insufficient balance (still unpaid)"))
-        elif message.rejected_error:
-            outcomes.append(Resent(message.resends, message.message_id, f"REJECTED err {message.rejected_error}"))
-        else:
-            outcomes.append(Resent(message.resends, message.message_id))
-        log.info("resend account=%s old_id=%s new_id=%s stored=%s err=%d", account, message.resends,
-                 message.message_id, ok, message.rejected_error)
+    accept = AcceptPath(store, config, WallClock(from_ms(now_ms)))
+    results = await accept.accept(account, submissions, Origin.RESEND)
+    outcomes: list[Resent] = []
+    for original, (result,) in zip(originals, results, strict=True):
+        old_id = original.message_id
+        if isinstance(result, Rejected):
+            unpaid = result.command_status == InsufficientBalance.command_status
+            reason = "insufficient balance (still unpaid)" if unpaid else result.reason
+            outcomes.append(Resent(old_id, None, f"not resent: {reason}"))
+            log.info("resend account=%s old_id=%s new_id=- stored=False reason=%s", account, old_id, reason)
+            continue
+        # The recipient rules are the store's, applied as it accepted the message: what they decided is stored.
+        (stored,) = await store.find(account, result.message_id)
+        rejected = stored.error_code if stored.state is State.REJECTED else 0
+        outcomes.append(Resent(old_id, result.message_id, f"REJECTED err {rejected}" if rejected else ""))
+        log.info("resend account=%s old_id=%s new_id=%s stored=True err=%d", account, old_id, result.message_id,
+                 rejected)
     return outcomes
-
-
-def _rejections(facts: PolicyFacts, batch: list[tuple[NewMessage, bool]]) -> list[Rejection | None]:
-    return [check_recipient(facts, m.account, m.destination.addr, promotional=p) for m, p in batch]

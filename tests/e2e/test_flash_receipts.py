@@ -81,7 +81,7 @@ async def test_a_notice_to_one_of_the_gateways_own_modems_does_not_loop(
 ) -> None:
     # The handset is a modem of the gateway itself, so the notice comes back as an MO, and the shop takes
     # everything: its own texts' replies, and (default account) whatever else arrives.
-    caplog.set_level(logging.INFO, "smsgw.scheduler.service")
+    caplog.set_level(logging.INFO, "smsgw.scheduler.mo")
     shop = await in_thread(Esme, gateway.smpp.port, "shop", SHOP_PASSWORD)
     try:
         status, _ = await in_thread(shop.submit, "447700900002", b"SHOP where is my order")

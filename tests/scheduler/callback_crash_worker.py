@@ -27,7 +27,7 @@ class NoModems:
 async def handset(scheduler: Scheduler, number: int) -> None:
     while True:
         text = f"mo-{number}-{random.randrange(10**9)}"
-        await scheduler.incoming_sms(IncomingSms("m1", "447700900001", f"4479110{number:05d}", text, 0,
+        await scheduler.mo.incoming_sms(IncomingSms("m1", "447700900001", f"4479110{number:05d}", text, 0,
                                                  datetime.now(UTC)))
         print("ACK", text, flush=True)
 

@@ -40,13 +40,13 @@ class FakeModems:
     async def _report(self, tp_mr: int, destination: str) -> None:
         await trio.sleep(random.uniform(0.05, 0.2))
         now = datetime.now(UTC)
-        await self._scheduler.status_report(StatusReport("m1", tp_mr, destination, 0x00, now, now))
+        await self._scheduler.dispatcher.status_report(StatusReport("m1", tp_mr, destination, 0x00, now, now))
 
 
 async def submitter(scheduler: Scheduler, number: int) -> None:
     while True:
         text = f"crash test {number} {random.random()}".encode() * random.choice((1, 6))
-        message_id = await scheduler.submit(
+        message_id = await scheduler.smpp.submit(
             "acme",
             SubmitSm(sequence_number=1, source_addr="ACME", destination_addr=f"4479110{number:05d}", short_message=text),
         )
@@ -82,7 +82,7 @@ async def main(mode: str, path: str) -> None:
                         break
                     now = datetime.now(UTC)
                     for modem, tp_mr, destination in awaiting:
-                        await scheduler.status_report(StatusReport(modem, tp_mr, destination, 0x00, now, now))
+                        await scheduler.dispatcher.status_report(StatusReport(modem, tp_mr, destination, 0x00, now, now))
                     await trio.sleep(0.2)
                 nursery.cancel_scope.cancel()
 

@@ -291,7 +291,7 @@ async def test_a_pending_callback_is_delivered_after_a_restart(tmp_path: Path, e
         scheduler = Scheduler(store, config, WallClock(START))
         async with trio.open_nursery() as nursery:
             await nursery.start(scheduler.run, NoSender())
-            await scheduler.incoming_sms(IncomingSms("m1", MODEM_MSISDN, HANDSET, "pizza tried", 0, START))
+            await scheduler.mo.incoming_sms(IncomingSms("m1", MODEM_MSISDN, HANDSET, "pizza tried", 0, START))
             while not any(attempts for _, attempts, _ in rows(path)):
                 await trio.sleep(1)
             nursery.cancel_scope.cancel()
@@ -309,9 +309,9 @@ async def test_a_pending_callback_is_delivered_after_a_restart(tmp_path: Path, e
             while rows(path):
                 await trio.sleep(1)
             for text in ("pizza tried", "pizza untried"):  # the SMPP copies wait whatever the callbacks did
-                item = await scheduler.next_outbound("shop")
+                item = await scheduler.smpp.next_outbound("shop")
                 assert item.pdu.short_message == text.encode()
-                await scheduler.acknowledge(item.item_id)
+                await scheduler.smpp.acknowledge(item.item_id)
             nursery.cancel_scope.cancel()
     after = endpoint.bodies["mo"][tried:]
     assert sorted((b["mo_id"], b["text"]) for b in after) == [(1, "pizza tried"), (2, "pizza untried")]

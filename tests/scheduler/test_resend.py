@@ -4,6 +4,7 @@ nothing (DESIGN.md: rejected at submit, never stored)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from smsgw.cli import main
 from smsgw.config import AccountConfig, Config, RouteConfig, StoreConfig
 from smsgw.modem.seams import SendFailed
 from smsgw.passwords import hash_password
+from smsgw.scheduler.model import NewMessage
 from smsgw.scheduler.resend import resend_unpaid
 from smsgw.scheduler.service import Scheduler
 from smsgw.scheduler.sqlite_store import SqliteStore, open_store
@@ -94,6 +96,28 @@ async def test_resend_applies_the_recipient_rules_and_routes_again(store: Sqlite
     assert await store.balance("acme") == 1_000_000
     with pytest.raises(ValueError, match="no account"):
         await resend_unpaid(store, CONFIG, "nobody", T0, NOW, NOW)
+
+
+async def test_resend_reads_the_recipient_rules_in_the_accepting_transaction(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An opt-out that lands after the resend read its originals but before the store accepts them still holds:
+    the rules are read in the store's transaction, not before it (the race `SqliteStore.accept` avoids)."""
+    unpaid = new_message(price=100_000, destination="447911000009")
+    assert await store.accept([new_message(price=0), unpaid]) == (True, False)
+    await store.topup("acme", 1_000_000, NOW)
+    accept = store.accept
+
+    async def opt_out_first(messages: Sequence[NewMessage]) -> tuple[bool, ...]:
+        await trio.to_thread.run_sync(store.policy_facts().suppress, "acme", "447911000009")
+        return await accept(messages)
+
+    monkeypatch.setattr(store, "accept", opt_out_first)
+    (outcome,) = await resend_unpaid(store, CONFIG, "acme", T0, NOW, NOW)
+    assert outcome.new_id is not None and outcome.reason == "REJECTED err 803"
+    (stored,) = await store.find("acme", outcome.new_id)
+    assert stored.state is State.REJECTED and stored.charged_micro == 0
+    assert await store.balance("acme") == 1_000_000
 
 
 def test_smsgw_resend_prints_old_and_new_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -67,7 +67,7 @@ class Gateway:
 
     async def report(self, tp_st: int, index: int = -1) -> None:
         _, sms, tp_mr = self.sender.sent[index]
-        await self.scheduler.status_report(StatusReport("m1", tp_mr, sms.destination, tp_st, START, START))
+        await self.scheduler.dispatcher.status_report(StatusReport("m1", tp_mr, sms.destination, tp_st, START, START))
 
 
 @pytest.fixture
@@ -113,7 +113,7 @@ async def gateway(
 
 
 async def eventually_state(gateway: Gateway, message_id: str, state: MessageState) -> None:
-    while (await gateway.scheduler.query("acme", message_id, "")).message_state != state:
+    while (await gateway.scheduler.smpp.query("acme", message_id, "")).message_state != state:
         await trio.sleep(60)
 
 
@@ -132,25 +132,25 @@ def submit_sm(to: str = PAID, text: bytes = b"hello", registered_delivery: int =
 
 
 async def test_submit_send_report_receipt(gateway: Gateway, db_clock: MockClock) -> None:
-    message_id = await gateway.scheduler.submit("acme", submit_sm())
+    message_id = await gateway.scheduler.smpp.submit("acme", submit_sm())
     assert len(message_id) <= 65
     await gateway.sender.wait_sent(1)
     ((_, sms, _),) = gateway.sender.sent
     assert sms.destination == PAID and sms.status_report and sms.user_data == b"hello"
-    status = await gateway.scheduler.query("acme", message_id.upper(), "")
+    status = await gateway.scheduler.smpp.query("acme", message_id.upper(), "")
     assert status.message_state == MessageState.ENROUTE and status.final_date is None
     await gateway.report(0x00)
-    item = await gateway.scheduler.next_outbound("acme")
+    item = await gateway.scheduler.smpp.next_outbound("acme")
     assert item.pdu.esm_class == EsmClass.DELIVERY_RECEIPT
     assert item.pdu.tlvs.receipted_message_id == message_id
     receipt = parse_receipt(item.pdu.short_message)
     assert receipt.message_id == message_id and receipt.stat == "DELIVRD" and receipt.err == "000"
-    await gateway.scheduler.acknowledge(item.item_id)
-    status = await gateway.scheduler.query("acme", message_id, "ACME")
+    await gateway.scheduler.smpp.acknowledge(item.item_id)
+    status = await gateway.scheduler.smpp.query("acme", message_id, "ACME")
     assert status.message_state == MessageState.DELIVERED and status.final_date is not None
     assert await gateway.store.balance("acme") == 1_000_000 - 50_000
     with trio.move_on_after(60) as scope:
-        await gateway.scheduler.next_outbound("acme")
+        await gateway.scheduler.smpp.next_outbound("acme")
     assert scope.cancelled_caught  # acknowledged: never offered again
 
 
@@ -163,47 +163,47 @@ async def test_items_at_hand_are_taken_without_waiting_and_a_cancelled_ask_reser
     for text in ("one", "two", "three"):
         sms = IncomingSms("m1", "447700900001", "447700900555", text, 0, START)
         await gateway.store.store_mo(sms, "acme", "447700900001", now)
-    first = await gateway.scheduler.next_outbound("acme")  # reads ahead what the outbox holds
+    first = await gateway.scheduler.smpp.next_outbound("acme")  # reads ahead what the outbox holds
     ready = []
     with trio.CancelScope() as probe:
         probe.cancel()
         while True:
-            ready.append(await gateway.scheduler.next_outbound("acme"))
+            ready.append(await gateway.scheduler.smpp.next_outbound("acme"))
     assert probe.cancelled_caught
     assert [item.pdu.short_message for item in (first, *ready)] == [b"one", b"two", b"three"]
     for item in (first, *ready):
-        await gateway.scheduler.acknowledge(item.item_id)
+        await gateway.scheduler.smpp.acknowledge(item.item_id)
     await gateway.store.store_mo(IncomingSms("m1", "447700900001", "447700900555", "four", 0, START), "acme",
                                  "447700900001", now)
     with trio.CancelScope() as probe:
         probe.cancel()
-        await gateway.scheduler.next_outbound("acme")  # nothing read ahead: cancelled at its first checkpoint
+        await gateway.scheduler.smpp.next_outbound("acme")  # nothing read ahead: cancelled at its first checkpoint
     assert probe.cancelled_caught
-    fourth = await gateway.scheduler.next_outbound("acme")  # not reserved by the cancelled ask
+    fourth = await gateway.scheduler.smpp.next_outbound("acme")  # not reserved by the cancelled ask
     assert fourth.pdu.short_message == b"four"
 
 
 async def test_gateway_splits_long_text_and_charges_per_segment(gateway: Gateway, db_clock: MockClock) -> None:
-    message_id = await gateway.scheduler.submit("acme", submit_sm(text=b"x" * 200))
+    message_id = await gateway.scheduler.smpp.submit("acme", submit_sm(text=b"x" * 200))
     await gateway.sender.wait_sent(2)
     assert sorted(len(s.user_data) for _, s, _ in gateway.sender.sent) == [47, 153]
     assert all(s.udh for _, s, _ in gateway.sender.sent)
     assert await gateway.store.balance("acme") == 1_000_000 - 100_000
     await gateway.report(0, index=0)
     await gateway.report(0, index=1)
-    item = await gateway.scheduler.next_outbound("acme")
+    item = await gateway.scheduler.smpp.next_outbound("acme")
     receipt = parse_receipt(item.pdu.short_message)
     assert (receipt.message_id, receipt.submitted, receipt.delivered) == (message_id, 2, 2)
 
 
 async def test_free_range_is_not_charged(gateway: Gateway, db_clock: MockClock) -> None:
-    await gateway.scheduler.submit("acme", submit_sm(to=FREE))
+    await gateway.scheduler.smpp.submit("acme", submit_sm(to=FREE))
     assert await gateway.store.balance("acme") == 1_000_000
 
 
 async def test_insufficient_balance_is_refused_uncharged_and_never_sent(gateway: Gateway, db_clock: MockClock) -> None:
     with pytest.raises(BackendError) as refused:
-        await gateway.scheduler.submit("poor", submit_sm())
+        await gateway.scheduler.smpp.submit("poor", submit_sm())
     assert refused.value.command_status == 0x400
     await trio.sleep(5)
     assert gateway.sender.sent == []
@@ -212,17 +212,17 @@ async def test_insufficient_balance_is_refused_uncharged_and_never_sent(gateway:
 
 async def test_no_route_and_too_many_segments(gateway: Gateway, db_clock: MockClock) -> None:
     with pytest.raises(BackendError) as refused:
-        await gateway.scheduler.submit("acme", submit_sm(to="33612345678"))
+        await gateway.scheduler.smpp.submit("acme", submit_sm(to="33612345678"))
     assert refused.value.command_status == 0x404
     with pytest.raises(BackendError) as refused:
-        await gateway.scheduler.submit("acme", submit_sm(text=b"y" * 500))
+        await gateway.scheduler.smpp.submit("acme", submit_sm(text=b"y" * 500))
     assert refused.value.command_status == 0x406
 
 
 async def test_schedule_in_the_future_waits_and_in_the_past_sends_now(gateway: Gateway, db_clock: MockClock) -> None:
-    await gateway.scheduler.submit("acme", submit_sm(text=b"past", schedule_delivery_time="250101000000000+"))
+    await gateway.scheduler.smpp.submit("acme", submit_sm(text=b"past", schedule_delivery_time="250101000000000+"))
     submitted = trio.current_time()
-    await gateway.scheduler.submit("acme", submit_sm(text=b"later", schedule_delivery_time=format_relative(timedelta(hours=3))))
+    await gateway.scheduler.smpp.submit("acme", submit_sm(text=b"later", schedule_delivery_time=format_relative(timedelta(hours=3))))
     await gateway.sender.wait_sent(2)
     (_, past, _), (later_at, later, _) = gateway.sender.sent
     assert (past.user_data, later.user_data) == (b"past", b"later")
@@ -231,24 +231,24 @@ async def test_schedule_in_the_future_waits_and_in_the_past_sends_now(gateway: G
 
 async def test_schedule_more_than_five_years_ahead_is_refused(gateway: Gateway, db_clock: MockClock) -> None:
     with pytest.raises(BackendError) as refused:
-        await gateway.scheduler.submit("acme", submit_sm(schedule_delivery_time="991201000000000+"))
+        await gateway.scheduler.smpp.submit("acme", submit_sm(schedule_delivery_time="991201000000000+"))
     assert refused.value.command_status == CommandStatus.ESME_RINVSCHED
     with pytest.raises(BackendError) as refused:
-        await gateway.scheduler.submit("acme", submit_sm(validity_period=format_relative(timedelta(minutes=1))))
+        await gateway.scheduler.smpp.submit("acme", submit_sm(validity_period=format_relative(timedelta(minutes=1))))
     assert refused.value.command_status == CommandStatus.ESME_RINVEXPIRY
 
 
 async def test_temporary_failures_back_off_with_jitter_until_expiry(gateway: Gateway, db_clock: MockClock) -> None:
     gateway.sender.decide = lambda sms: SendFailed(temporary=True, reason="no modem free")
     start = trio.current_time()
-    message_id = await gateway.scheduler.submit(
+    message_id = await gateway.scheduler.smpp.submit(
         "acme", submit_sm(validity_period=format_relative(timedelta(minutes=30)), registered_delivery=0x11)
     )
     item = None
     intermediate = 0
     while True:
-        item = await gateway.scheduler.next_outbound("acme")
-        await gateway.scheduler.acknowledge(item.item_id)
+        item = await gateway.scheduler.smpp.next_outbound("acme")
+        await gateway.scheduler.smpp.acknowledge(item.item_id)
         if item.pdu.esm_class != EsmClass.INTERMEDIATE_NOTIFICATION:
             break
         intermediate += 1
@@ -265,82 +265,82 @@ async def test_temporary_failures_back_off_with_jitter_until_expiry(gateway: Gat
 
 async def test_permanent_failure_is_undeliverable(gateway: Gateway, db_clock: MockClock) -> None:
     gateway.sender.decide = lambda sms: SendFailed(temporary=False, reason="unknown subscriber", cms_error=0x01)
-    message_id = await gateway.scheduler.submit("acme", submit_sm())
-    item = await gateway.scheduler.next_outbound("acme")
+    message_id = await gateway.scheduler.smpp.submit("acme", submit_sm())
+    item = await gateway.scheduler.smpp.next_outbound("acme")
     receipt = parse_receipt(item.pdu.short_message)
     assert (receipt.message_id, receipt.stat, receipt.err) == (message_id, "UNDELIV", "001")
     assert len(gateway.sender.sent) == 1
 
 
 async def test_network_report_expired_and_temporary(gateway: Gateway, db_clock: MockClock) -> None:
-    first = await gateway.scheduler.submit("acme", submit_sm())
+    first = await gateway.scheduler.smpp.submit("acme", submit_sm())
     await gateway.sender.wait_sent(1)
     await gateway.report(0x46)  # validity period expired
-    item = await gateway.scheduler.next_outbound("acme")
+    item = await gateway.scheduler.smpp.next_outbound("acme")
     assert parse_receipt(item.pdu.short_message).stat == "EXPIRED"
     assert item.pdu.tlvs.network_error_code == bytes((3, 0, 0x46))
-    await gateway.scheduler.acknowledge(item.item_id)
-    await gateway.scheduler.submit("acme", submit_sm())
+    await gateway.scheduler.smpp.acknowledge(item.item_id)
+    await gateway.scheduler.smpp.submit("acme", submit_sm())
     await gateway.sender.wait_sent(2)
     await gateway.report(0x62)  # gave up after a temporary error: we retry
     await gateway.sender.wait_sent(3)
-    assert (await gateway.scheduler.query("acme", first, "")).message_state == MessageState.EXPIRED
+    assert (await gateway.scheduler.smpp.query("acme", first, "")).message_state == MessageState.EXPIRED
 
 
 async def test_unreported_segment_expires_after_validity_and_grace(gateway: Gateway, db_clock: MockClock) -> None:
     start = trio.current_time()
-    message_id = await gateway.scheduler.submit("acme", submit_sm())
+    message_id = await gateway.scheduler.smpp.submit("acme", submit_sm())
     await eventually_state(gateway, message_id, MessageState.EXPIRED)
     assert trio.current_time() - start >= 2 * 3600 + 600
 
 
 async def test_cancel_only_before_hand_off(gateway: Gateway, db_clock: MockClock) -> None:
     later = format_relative(timedelta(hours=1))
-    scheduled = await gateway.scheduler.submit("acme", submit_sm(schedule_delivery_time=later))
-    await gateway.scheduler.cancel("acme", CancelSm(sequence_number=2, message_id=scheduled.upper()))
-    item = await gateway.scheduler.next_outbound("acme")
+    scheduled = await gateway.scheduler.smpp.submit("acme", submit_sm(schedule_delivery_time=later))
+    await gateway.scheduler.smpp.cancel("acme", CancelSm(sequence_number=2, message_id=scheduled.upper()))
+    item = await gateway.scheduler.smpp.next_outbound("acme")
     assert parse_receipt(item.pdu.short_message).stat == "DELETED"
     assert await gateway.store.balance("acme") == 1_000_000
-    sent = await gateway.scheduler.submit("acme", submit_sm())
+    sent = await gateway.scheduler.smpp.submit("acme", submit_sm())
     await gateway.sender.wait_sent(1)
     with pytest.raises(BackendError) as refused:
-        await gateway.scheduler.cancel("acme", CancelSm(sequence_number=3, message_id=sent))
+        await gateway.scheduler.smpp.cancel("acme", CancelSm(sequence_number=3, message_id=sent))
     assert refused.value.command_status == CommandStatus.ESME_RCANCELFAIL
     with pytest.raises(BackendError):
-        await gateway.scheduler.cancel("other", CancelSm(sequence_number=3, message_id=scheduled))
+        await gateway.scheduler.smpp.cancel("other", CancelSm(sequence_number=3, message_id=scheduled))
     await trio.sleep(7200)
     assert len(gateway.sender.sent) == 1
 
 
 async def test_replace_text_and_schedule(gateway: Gateway, db_clock: MockClock) -> None:
     later = format_relative(timedelta(hours=1))
-    message_id = await gateway.scheduler.submit("acme", submit_sm(schedule_delivery_time=later))
-    await gateway.scheduler.replace(
+    message_id = await gateway.scheduler.smpp.submit("acme", submit_sm(schedule_delivery_time=later))
+    await gateway.scheduler.smpp.replace(
         "acme", ReplaceSm(sequence_number=2, message_id=message_id, short_message=b"z" * 200)
     )
     assert await gateway.store.balance("acme") == 1_000_000 - 100_000
     await gateway.sender.wait_sent(2)
     assert [s.user_data[:1] for _, s, _ in gateway.sender.sent] == [b"z", b"z"]
     with pytest.raises(BackendError) as refused:
-        await gateway.scheduler.replace("acme", ReplaceSm(sequence_number=3, message_id=message_id))
+        await gateway.scheduler.smpp.replace("acme", ReplaceSm(sequence_number=3, message_id=message_id))
     assert refused.value.command_status == CommandStatus.ESME_RREPLACEFAIL
 
 
 async def test_query_unknown_or_foreign_message_fails(gateway: Gateway, db_clock: MockClock) -> None:
-    message_id = await gateway.scheduler.submit("acme", submit_sm())
+    message_id = await gateway.scheduler.smpp.submit("acme", submit_sm())
     for account, mid in (("other", message_id), ("acme", "nonsense"), ("acme", "0" * 20)):
         with pytest.raises(BackendError) as refused:
-            await gateway.scheduler.query(account, mid, "")
+            await gateway.scheduler.smpp.query(account, mid, "")
         assert refused.value.command_status == CommandStatus.ESME_RQUERYFAIL
 
 
 async def test_released_item_is_offered_again(gateway: Gateway, db_clock: MockClock) -> None:
-    await gateway.scheduler.submit("acme", submit_sm())
+    await gateway.scheduler.smpp.submit("acme", submit_sm())
     await gateway.sender.wait_sent(1)
     await gateway.report(0)
-    item = await gateway.scheduler.next_outbound("acme")
-    await gateway.scheduler.release(item.item_id)
-    again = await gateway.scheduler.next_outbound("acme")
+    item = await gateway.scheduler.smpp.next_outbound("acme")
+    await gateway.scheduler.smpp.release(item.item_id)
+    again = await gateway.scheduler.smpp.next_outbound("acme")
     assert again.item_id == item.item_id
 
 
@@ -356,34 +356,34 @@ async def test_submit_multi_reports_unsuccessful_destinations(gateway: Gateway, 
             SmeAddress(1, 1, FREE),
         ),
     )
-    result = await gateway.scheduler.submit_multi("acme", pdu)
+    result = await gateway.scheduler.smpp.submit_multi("acme", pdu)
     assert [(u.destination_addr, u.error_status_code) for u in result.unsuccessful] == [
         ("friends", CommandStatus.ESME_RCNTSUBDL),
         ("33612345678", 0x404),
     ]
     await gateway.sender.wait_sent(2)
     assert sorted(s.destination for _, s, _ in gateway.sender.sent) == [PAID, FREE]
-    status = await gateway.scheduler.query("acme", result.message_id, "")
+    status = await gateway.scheduler.smpp.query("acme", result.message_id, "")
     assert status.message_state == MessageState.ENROUTE
 
 
 @pytest.mark.parametrize("messages_config", [MessageConfig(mo_default_account="acme")])
 async def test_mo_goes_to_the_default_account(gateway: Gateway, db_clock: MockClock) -> None:
     sms = IncomingSms("m1", "447700900001", "447911000001", "Ça va? 😀", 8, START)
-    await gateway.scheduler.incoming_sms(sms)
-    item = await gateway.scheduler.next_outbound("acme")
+    await gateway.scheduler.mo.incoming_sms(sms)
+    item = await gateway.scheduler.smpp.next_outbound("acme")
     assert item.pdu.source_addr == "447911000001" and item.pdu.destination_addr == "447700900001"
     assert item.pdu.esm_class == 0 and item.pdu.data_coding == 8
     assert item.pdu.short_message.decode("utf-16-be") == "Ça va? 😀"
 
 
 async def test_submit_many_refuses_per_pdu_and_accepts_the_rest(gateway: Gateway, db_clock: MockClock) -> None:
-    results = await gateway.scheduler.submit_many(
+    results = await gateway.scheduler.smpp.submit_many(
         "acme", [submit_sm(), submit_sm(to="33612345678"), submit_sm(to=FREE)]
     )
     assert isinstance(results[0], str) and isinstance(results[2], str)
     assert isinstance(results[1], BackendError) and results[1].command_status == 0x404
-    poor = await gateway.scheduler.submit_many("poor", [submit_sm(), submit_sm(to=FREE)])
+    poor = await gateway.scheduler.smpp.submit_many("poor", [submit_sm(), submit_sm(to=FREE)])
     assert isinstance(poor[0], BackendError) and poor[0].command_status == 0x400
     assert isinstance(poor[1], str)
     await gateway.sender.wait_sent(3)
@@ -408,7 +408,7 @@ async def test_the_accepted_message_carries_each_field_of_the_submission(
         schedule_delivery_time="000000010000000R",
         validity_period="000000020000000R",
     )
-    message_id = await gateway.scheduler.submit("acme", pdu)
+    message_id = await gateway.scheduler.smpp.submit("acme", pdu)
     assert accepted == [
         NewMessage(
             message_id=message_id,
@@ -438,7 +438,7 @@ async def test_the_accepted_message_carries_each_field_of_the_submission(
 async def test_split_messages_of_one_call_have_distinct_references(gateway: Gateway, db_clock: MockClock) -> None:
     # A handset reassembles parts by their concatenation reference: two split messages to it must not share one.
     texts = [letter * 200 for letter in (b"x", b"y", b"z")]
-    results = await gateway.scheduler.submit_many("acme", [submit_sm(text=text) for text in texts])
+    results = await gateway.scheduler.smpp.submit_many("acme", [submit_sm(text=text) for text in texts])
     assert all(isinstance(result, str) for result in results)
     await gateway.sender.wait_sent(6)
     references = {(sms.user_data[:1], sms.udh[3]) for _, sms, _ in gateway.sender.sent}  # 05 00 03 ref total seq
@@ -469,25 +469,25 @@ def sent_now(gateway: Gateway, modem: str = "m1") -> Callable[[OutgoingSms], Sen
 async def send_from(gateway: Gateway, account: str, source: str, count: int) -> None:
     await gateway.store.topup(account, 1_000_000, gateway.clock.now_ms())
     pdu = replace(submit_sm(to=HANDSET, registered_delivery=0), source_addr=source)
-    await gateway.scheduler.submit(account, pdu)
+    await gateway.scheduler.smpp.submit(account, pdu)
     await gateway.sender.wait_sent(count)
     await trio.sleep(1)  # the modem has answered; let the scheduler commit its Sent (no thread runs while asleep)
 
 
 async def mo(gateway: Gateway, text: str, modem: str = "m1") -> None:
-    await gateway.scheduler.incoming_sms(IncomingSms(modem, MODEM_MSISDN, HANDSET, text, 0, START))
+    await gateway.scheduler.mo.incoming_sms(IncomingSms(modem, MODEM_MSISDN, HANDSET, text, 0, START))
 
 
 async def mo_for(gateway: Gateway, account: str) -> DeliverSm:
     with trio.fail_after(60):
-        item = await gateway.scheduler.next_outbound(account)
-    await gateway.scheduler.acknowledge(item.item_id)
+        item = await gateway.scheduler.smpp.next_outbound(account)
+    await gateway.scheduler.smpp.acknowledge(item.item_id)
     return item.pdu
 
 
 async def nothing_for(gateway: Gateway, account: str) -> bool:
     with trio.move_on_after(60) as scope:
-        await gateway.scheduler.next_outbound(account)
+        await gateway.scheduler.smpp.next_outbound(account)
     return scope.cancelled_caught
 
 
@@ -507,7 +507,7 @@ async def test_reply_within_window_goes_to_the_account_that_wrote(gateway: Gatew
 async def test_reply_from_another_modem_is_not_matched(gateway: Gateway, db_clock: MockClock) -> None:
     gateway.sender.decide = sent_now(gateway)
     await send_from(gateway, "acme", "ACME", 1)
-    await gateway.scheduler.incoming_sms(IncomingSms("m2", "447700900002", HANDSET, "hello", 0, START))
+    await gateway.scheduler.mo.incoming_sms(IncomingSms("m2", "447700900002", HANDSET, "hello", 0, START))
     pdu = await mo_for(gateway, "fallback")
     assert (pdu.source_addr, pdu.destination_addr, pdu.dest_addr_ton) == (HANDSET, "447700900002", 1)
 
@@ -560,7 +560,7 @@ POLICY_ACCOUNTS = (
 
 async def refused_status(gateway: Gateway, account: str, pdu: SubmitSm) -> int:
     with pytest.raises(BackendError) as refused:
-        await gateway.scheduler.submit(account, pdu)
+        await gateway.scheduler.smpp.submit(account, pdu)
     return refused.value.command_status
 
 
@@ -574,7 +574,7 @@ async def receipt_for(gateway: Gateway, account: str, message_id: str) -> tuple[
 @pytest.mark.parametrize("accounts_config", [POLICY_ACCOUNTS])
 async def test_destinations_are_normalised_and_invalid_ones_refused(gateway: Gateway, db_clock: MockClock) -> None:
     national = replace(submit_sm(to="07700 900-123"), dest_addr_ton=0, dest_addr_npi=0)
-    message_id = await gateway.scheduler.submit("acme", national)
+    message_id = await gateway.scheduler.smpp.submit("acme", national)
     (stored,) = await gateway.store.find("acme", message_id)
     assert stored.destination.addr == FREE
     await gateway.sender.wait_sent(1)
@@ -584,9 +584,9 @@ async def test_destinations_are_normalised_and_invalid_ones_refused(gateway: Gat
         assert status == CommandStatus.ESME_RINVDSTADR
     assert [entry.kind for entry in await gateway.store.ledger("acme", 10)] == ["topup"]  # nothing charged
     later = replace(national, schedule_delivery_time=format_relative(timedelta(hours=1)), destination_addr="07700900124")
-    scheduled = await gateway.scheduler.submit("acme", later)
-    await gateway.scheduler.cancel("acme", CancelSm(sequence_number=2, source_addr="ACME", destination_addr="07700900124"))
-    assert (await gateway.scheduler.query("acme", scheduled, "")).message_state == MessageState.DELETED
+    scheduled = await gateway.scheduler.smpp.submit("acme", later)
+    await gateway.scheduler.smpp.cancel("acme", CancelSm(sequence_number=2, source_addr="ACME", destination_addr="07700900124"))
+    assert (await gateway.scheduler.smpp.query("acme", scheduled, "")).message_state == MessageState.DELETED
     await trio.sleep(60)
     assert len(gateway.sender.sent) == 1
 
@@ -598,8 +598,8 @@ async def test_sender_ids_are_checked_and_defaulted(gateway: Gateway, db_clock: 
         assert status == CommandStatus.ESME_RINVSRCADR
     status = await refused_status(gateway, "acme", replace(submit_sm(), source_addr="OTHER"))
     assert status == GatewayError.SENDER_NOT_ALLOWED.command_status
-    defaulted = await gateway.scheduler.submit("acme", replace(submit_sm(), source_addr="", source_addr_ton=0))
-    numeric = await gateway.scheduler.submit("acme", replace(submit_sm(), source_addr="447700900777"))
+    defaulted = await gateway.scheduler.smpp.submit("acme", replace(submit_sm(), source_addr="", source_addr_ton=0))
+    numeric = await gateway.scheduler.smpp.submit("acme", replace(submit_sm(), source_addr="447700900777"))
     senders = [(await gateway.store.find("acme", m))[0].source for m in (defaulted, numeric)]
     assert [(s.addr, s.ton) for s in senders] == [("ACME", 5), ("447700900777", 1)]
 
@@ -609,7 +609,7 @@ async def test_sender_ids_are_checked_and_defaulted(gateway: Gateway, db_clock: 
     [(RouteConfig(name="uk", prefixes=("44",), signature="Co: ", suffix=" Bye", sender_override="447700900001"),)],
 )
 async def test_route_signature_suffix_and_sender_override(gateway: Gateway, db_clock: MockClock) -> None:
-    message_id = await gateway.scheduler.submit("acme", submit_sm(text=b"hello"))
+    message_id = await gateway.scheduler.smpp.submit("acme", submit_sm(text=b"hello"))
     await gateway.sender.wait_sent(1)
     assert gateway.sender.sent[0][1].user_data == b"Co: hello Bye"
     (stored,) = await gateway.store.find("acme", message_id)
@@ -624,9 +624,9 @@ async def test_blocked_content_is_refused_at_submit(gateway: Gateway, tmp_path: 
                           gateway.clock)
     for text in (b"Visit our CASINO today", b"get fr33 money now"):
         with pytest.raises(BackendError) as refused:
-            await scheduler.submit("acme", submit_sm(text=text))
+            await scheduler.smpp.submit("acme", submit_sm(text=text))
         assert refused.value.command_status == 0x402
-    assert await scheduler.submit("acme", submit_sm(text=b"casinos are not whole-word matches"))
+    assert await scheduler.smpp.submit("acme", submit_sm(text=b"casinos are not whole-word matches"))
 
 
 @pytest.mark.parametrize("accounts_config", [POLICY_ACCOUNTS])
@@ -635,16 +635,16 @@ async def test_do_not_call_rejects_promotional_messages_uncharged(gateway: Gatew
     await trio.to_thread.run_sync(lambda: facts.add_dnc([PAID, HANDSET], source="test"))
     await trio.to_thread.run_sync(facts.add_consent, "promo", HANDSET)
     await gateway.store.topup("promo", 1_000_000, gateway.clock.now_ms())
-    blocked = await gateway.scheduler.submit("promo", submit_sm())
+    blocked = await gateway.scheduler.smpp.submit("promo", submit_sm())
     assert await receipt_for(gateway, "promo", blocked) == ("REJECTD", "801")
     assert await gateway.store.balance("promo") == 1_000_000
-    consented = await gateway.scheduler.submit("promo", submit_sm(to=HANDSET))
-    per_message = await gateway.scheduler.submit("acme", submit_sm(service_type="promo"))
-    transactional = await gateway.scheduler.submit("acme", submit_sm())
+    consented = await gateway.scheduler.smpp.submit("promo", submit_sm(to=HANDSET))
+    per_message = await gateway.scheduler.smpp.submit("acme", submit_sm(service_type="promo"))
+    transactional = await gateway.scheduler.smpp.submit("acme", submit_sm())
     assert await receipt_for(gateway, "acme", per_message) == ("REJECTD", "801")
     await gateway.sender.wait_sent(2)
     assert sorted(s.destination for _, s, _ in gateway.sender.sent) == [PAID, HANDSET]
-    states = [(await gateway.scheduler.query(a, m, "")).message_state
+    states = [(await gateway.scheduler.smpp.query(a, m, "")).message_state
               for a, m in (("promo", consented), ("acme", transactional), ("acme", per_message))]
     assert states == [MessageState.ENROUTE, MessageState.ENROUTE, MessageState.REJECTED]
 
@@ -661,11 +661,11 @@ async def test_opt_out_is_confirmed_once_and_later_messages_rejected(gateway: Ga
     assert confirmation.destination == HANDSET and confirmation.user_data.startswith(b"You have been unsubscribed")
     await mo(gateway, "STOP")
     await mo_for(gateway, "acme")
-    message_id = await gateway.scheduler.submit("acme", replace(submit_sm(to=HANDSET), source_addr="ACME"))
+    message_id = await gateway.scheduler.smpp.submit("acme", replace(submit_sm(to=HANDSET), source_addr="ACME"))
     assert await receipt_for(gateway, "acme", message_id) == ("REJECTD", "803")
     assert await gateway.store.balance("acme") == balance
     assert len(gateway.sender.sent) == 2  # one confirmation, nothing to the opted-out handset
-    other = await gateway.scheduler.submit("shop", replace(submit_sm(to=HANDSET, registered_delivery=0)))
+    other = await gateway.scheduler.smpp.submit("shop", replace(submit_sm(to=HANDSET, registered_delivery=0)))
     await gateway.sender.wait_sent(3)  # the opt-out is per account
     assert (await gateway.store.find("shop", other))[0].state.name != "REJECTED"
 
@@ -681,18 +681,18 @@ SUB_ACCOUNTS = (
 async def test_sub_accounts_cannot_see_or_touch_each_others_messages(gateway: Gateway, db_clock: MockClock) -> None:
     await gateway.store.transfer("acme", "acme-sales", 500_000, gateway.clock.now_ms())
     later = submit_sm(schedule_delivery_time=format_relative(timedelta(hours=1)))
-    message_id = await gateway.scheduler.submit("acme-sales", later)
+    message_id = await gateway.scheduler.smpp.submit("acme-sales", later)
     for other in ("acme-support", "acme"):  # a sibling, and the parent too: as for an unknown id
         with pytest.raises(BackendError) as caught:
-            await gateway.scheduler.query(other, message_id, "")
+            await gateway.scheduler.smpp.query(other, message_id, "")
         assert caught.value.command_status == CommandStatus.ESME_RQUERYFAIL
         with pytest.raises(BackendError) as caught:
-            await gateway.scheduler.cancel(other, CancelSm(sequence_number=2, message_id=message_id))
+            await gateway.scheduler.smpp.cancel(other, CancelSm(sequence_number=2, message_id=message_id))
         assert caught.value.command_status == CommandStatus.ESME_RCANCELFAIL
         with pytest.raises(BackendError) as caught:
-            await gateway.scheduler.replace(other, ReplaceSm(sequence_number=3, message_id=message_id, short_message=b"x"))
+            await gateway.scheduler.smpp.replace(other, ReplaceSm(sequence_number=3, message_id=message_id, short_message=b"x"))
         assert caught.value.command_status == CommandStatus.ESME_RREPLACEFAIL
-    owner = await gateway.scheduler.query("acme-sales", message_id, "")
+    owner = await gateway.scheduler.smpp.query("acme-sales", message_id, "")
     assert owner.message_state == MessageState.ENROUTE
     assert await gateway.store.balance("acme-sales") == 500_000 - 50_000  # charged to the sub-account itself
 
@@ -746,8 +746,8 @@ async def test_mo_receipt_is_flash_until_the_handset_toggles_it(gateway: Gateway
 @pytest.mark.parametrize(("messages_config", "accounts_config"), RECEIPTS)
 async def test_mo_receipt_only_for_accounts_that_want_it(gateway: Gateway, db_clock: MockClock) -> None:
     await mo(gateway, "pizza")
-    item = await gateway.scheduler.next_outbound("shop")
-    await gateway.scheduler.release(item.item_id)  # not taken: offered again, no notice either way
+    item = await gateway.scheduler.smpp.next_outbound("shop")
+    await gateway.scheduler.smpp.release(item.item_id)  # not taken: offered again, no notice either way
     await mo_for(gateway, "shop")
     await mo(gateway, "Pizza PT")
     await mo_for(gateway, "shop")
@@ -757,9 +757,9 @@ async def test_mo_receipt_only_for_accounts_that_want_it(gateway: Gateway, db_cl
 
 async def esme_takes_all(gateway: Gateway, account: str, taken: list[str]) -> None:
     while True:
-        item = await gateway.scheduler.next_outbound(account)
+        item = await gateway.scheduler.smpp.next_outbound(account)
         taken.append((item.pdu.short_message or b"").decode())
-        await gateway.scheduler.acknowledge(item.item_id)
+        await gateway.scheduler.smpp.acknowledge(item.item_id)
 
 
 async def handset(gateway: Gateway, number: str, answer: Callable[[OutgoingSms], IncomingSms]) -> None:
@@ -770,7 +770,7 @@ async def handset(gateway: Gateway, number: str, answer: Callable[[OutgoingSms],
         sms = gateway.sender.sent[seen][1]
         seen += 1
         if sms.destination == number:
-            await gateway.scheduler.incoming_sms(answer(sms))
+            await gateway.scheduler.mo.incoming_sms(answer(sms))
 
 
 OWN_SIM = "447700900002"  # the number of another modem of this gateway (m2)
@@ -780,7 +780,7 @@ OWN_SIM = "447700900002"  # the number of another modem of this gateway (m2)
 async def test_the_gateways_own_notice_coming_back_gets_no_notice(
     gateway: Gateway, db_clock: MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, "smsgw.scheduler.service")
+    caplog.set_level(logging.INFO, "smsgw.scheduler.mo")
     taken: list[str] = []
 
     def arrives_at_m2(sms: OutgoingSms) -> IncomingSms:
@@ -791,7 +791,7 @@ async def test_the_gateways_own_notice_coming_back_gets_no_notice(
         nursery.start_soon(esme_takes_all, gateway, "acme", taken)
         nursery.start_soon(handset, gateway, OWN_SIM, arrives_at_m2)
         # m2 texted m1 (an e2e test does this): the account takes it, and m2 gets the notice...
-        await gateway.scheduler.incoming_sms(IncomingSms("m1", MODEM_MSISDN, OWN_SIM, "hello", 0, START))
+        await gateway.scheduler.mo.incoming_sms(IncomingSms("m1", MODEM_MSISDN, OWN_SIM, "hello", 0, START))
         await trio.sleep(24 * 3600)
         nursery.cancel_scope.cancel()
     # ...which comes back as an MO the account takes too, and that one is noticed no further.
@@ -831,11 +831,11 @@ async def test_notices_to_one_handset_are_limited(
 async def receipts_for(gateway: Gateway, count: int) -> list[str]:
     """`count` delivered messages, their receipts taken (reserved) but not yet acknowledged."""
     for _ in range(count):
-        await gateway.scheduler.submit("acme", submit_sm())
+        await gateway.scheduler.smpp.submit("acme", submit_sm())
     await gateway.sender.wait_sent(count)
     for index in range(count):
         await gateway.report(0x00, index)
-    return [(await gateway.scheduler.next_outbound("acme")).item_id for _ in range(count)]
+    return [(await gateway.scheduler.smpp.next_outbound("acme")).item_id for _ in range(count)]
 
 
 async def test_acknowledgements_are_written_together_and_never_offered_again(
@@ -851,9 +851,9 @@ async def test_acknowledgements_are_written_together_and_never_offered_again(
     monkeypatch.setattr(gateway.store, "outbox_delete", recording_delete)
     items = await receipts_for(gateway, 5)
     for item_id in items:  # as the SMPP reader does, one deliver_sm_resp after the other
-        await gateway.scheduler.acknowledge(item_id)
+        await gateway.scheduler.smpp.acknowledge(item_id)
     with trio.move_on_after(60) as waited:
-        await gateway.scheduler.next_outbound("acme")  # acknowledged: not offered, written or not
+        await gateway.scheduler.smpp.next_outbound("acme")  # acknowledged: not offered, written or not
     assert waited.cancelled_caught
     assert deletes == [items]  # one write for the five
     assert await gateway.store.outbox_fetch("acme", frozenset(), 10) == []
@@ -870,7 +870,7 @@ async def test_an_item_stored_in_the_commit_that_deletes_an_acknowledged_one_is_
         await gateway.store.store_mo(IncomingSms("m1", MODEM_MSISDN, HANDSET, text, 0, START), "acme", MODEM_MSISDN, now)
 
     await store_mo("first")
-    first = await gateway.scheduler.next_outbound("acme")
+    first = await gateway.scheduler.smpp.next_outbound("acme")
     held, release = trio.Event(), threading.Event()
 
     def hold(connection: object) -> None:
@@ -880,13 +880,13 @@ async def test_an_item_stored_in_the_commit_that_deletes_an_acknowledged_one_is_
     async with trio.open_nursery() as nursery:
         nursery.start_soon(gateway.store.writer.write, hold)
         await held.wait()
-        await gateway.scheduler.acknowledge(first.item_id)
+        await gateway.scheduler.smpp.acknowledge(first.item_id)
         await trio.testing.wait_all_tasks_blocked()  # its deletion waits for the writer
         nursery.start_soon(store_mo, "second")
         await trio.testing.wait_all_tasks_blocked()  # and the new item right behind it
         release.set()
     with trio.fail_after(60):
-        second = await gateway.scheduler.next_outbound("acme")
+        second = await gateway.scheduler.smpp.next_outbound("acme")
     assert second.pdu.short_message == b"second" and second.item_id != first.item_id
 
 
@@ -923,13 +923,13 @@ async def test_an_acknowledgement_is_in_the_next_commit_while_the_previous_one_c
     async with trio.open_nursery() as nursery:
         nursery.start_soon(writer.write, hold1)
         await held1.wait()
-        await gateway.scheduler.acknowledge(first)
+        await gateway.scheduler.smpp.acknowledge(first)
         await trio.testing.wait_all_tasks_blocked()
         nursery.start_soon(writer.write, hold2)  # in the first deletion's commit, which it holds open
         await trio.testing.wait_all_tasks_blocked()
         release1.set()
         await held2.wait()
-        await gateway.scheduler.acknowledge(second)
+        await gateway.scheduler.smpp.acknowledge(second)
         nursery.start_soon(queued_write)
         await trio.testing.wait_all_tasks_blocked()
         release2.set()
@@ -947,7 +947,7 @@ async def test_acknowledgements_queued_at_stop_are_still_written(tmp_path: Path,
             await nursery.start(scheduler.run, sender)
             items = await receipts_for(Gateway(scheduler, store, sender, WallClock(START)), 3)
             for item_id in items:
-                await scheduler.acknowledge(item_id)
+                await scheduler.smpp.acknowledge(item_id)
             nursery.cancel_scope.cancel()  # before the writer task ran
         assert await store.outbox_fetch("acme", frozenset(), 10) == []
 
@@ -980,7 +980,7 @@ async def test_interrupted_handoff_is_resent_or_failed_as_configured(
         scheduler = Scheduler(store, config, WallClock(START))
         async with trio.open_nursery() as nursery:
             await nursery.start(scheduler.run, stuck)
-            message_id = await scheduler.submit("acme", submit_sm())
+            message_id = await scheduler.smpp.submit("acme", submit_sm())
             await called.wait()
             nursery.cancel_scope.cancel()  # as kill -9 would: nothing recorded after the hand-off
     sender = FakeSender(decide=lambda sms: SendFailed(True, "unused"))
@@ -993,7 +993,7 @@ async def test_interrupted_handoff_is_resent_or_failed_as_configured(
             await gateway.sender.wait_sent(sends)
             if sends:
                 await gateway.report(0x00)
-            receipt = await gateway.scheduler.next_outbound("acme")
+            receipt = await gateway.scheduler.smpp.next_outbound("acme")
             nursery.cancel_scope.cancel()
     assert len(sender.sent) == sends
     fields = parse_receipt(receipt.pdu.short_message.decode())
@@ -1020,7 +1020,7 @@ async def test_at_most_max_in_flight_segments_on_the_modems_and_the_rest_follows
 
     monkeypatch.setattr(gateway.sender, "send", counting_send)
     for _ in range(7):
-        await gateway.scheduler.submit("acme", submit_sm())
+        await gateway.scheduler.smpp.submit("acme", submit_sm())
     await gateway.sender.wait_sent(7)
     assert peak == 2
 
@@ -1033,10 +1033,10 @@ async def test_numbers_are_read_in_the_accounts_region_and_invalid_ones_named(
     gateway: Gateway, db_clock: MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     unknown_ton = {"dest_addr_ton": 0, "dest_addr_npi": 0}
-    message_id = await gateway.scheduler.submit("acme", replace(submit_sm(to="+44 (0)7700 900123"), **unknown_ton))
+    message_id = await gateway.scheduler.smpp.submit("acme", replace(submit_sm(to="+44 (0)7700 900123"), **unknown_ton))
     (stored,) = await gateway.store.find("acme", message_id)
     assert stored.destination.addr == FREE  # not 4407700900123
-    with caplog.at_level(logging.INFO, logger="smsgw.scheduler.service"):
+    with caplog.at_level(logging.INFO, logger="smsgw.scheduler.accept"):
         assert await refused_status(gateway, "acme", replace(submit_sm(to="12"), **unknown_ton)) == (
             CommandStatus.ESME_RINVDSTADR
         )
@@ -1066,6 +1066,6 @@ async def test_the_routes_segment_limit_holds_for_messages_the_esme_split(
         status = await refused_status(gateway, "acme", esme_part(4, sequence, sar=sar))
         assert status == GatewayError.TOO_MANY_SEGMENTS.command_status == 0x406
     for sequence in (1, 2, 3):
-        await gateway.scheduler.submit("acme", esme_part(3, sequence, sar=sar))
+        await gateway.scheduler.smpp.submit("acme", esme_part(3, sequence, sar=sar))
     await gateway.sender.wait_sent(3)
     assert len(gateway.sender.sent) == 3

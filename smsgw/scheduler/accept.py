@@ -1,0 +1,389 @@
+"""The one accept path: every message the gateway stores is built here, from plain values, by `_build`.
+
+Callers hand over (account, submissions) where a submission is (destinations, content, sender, timing, options) —
+no SMPP types — and get one result per destination: `Accepted` (message_id, segments, charge, state) or
+`Rejected` (the SMPP `command_status`, the vendor ones being `GatewayError`'s, and a reason). The callers are thin:
+the SMPP adapter (`smpp_intake`), the gateway's own notices to handsets (`mo`), `smsgw resend`, and the HTTP API.
+
+Three origins, one builder (`Origin`): an account's submission goes through every rule (number, route, schedule
+and validity, sender, content, price; the recipient rules — opt-out, do-not-call — are the store's, applied in its
+accepting transaction so no rule change lands between check and store); a notice of the gateway's own is sent as
+given, free, without receipt or recipient rules; a resend takes a stored message's segments and sender as they
+are and routes, prices and checks its recipient again.
+
+`prepare` builds (sans-IO but for the clock), `commit` stores in one durable commit; `accept` does both. A
+submission with several destinations (SMPP submit_multi) shares one message_id, each destination its `dest_index`;
+a caller wanting an id per destination (the HTTP API) passes one submission per destination, sharing the values.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import random
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Final, NamedTuple
+
+from smsgw.config import AccountConfig, Config, ConfigHolder, MessageConfig, RouteConfig, holding
+from smsgw.numbers import InvalidNumber, normalise_number
+from smsgw.pdu.constants import Npi, Ton
+from smsgw.pdu.segmentation import SarInfo, TooManySegments
+from smsgw.pdu.text import choose_encoding
+from smsgw.scheduler.content import Content, Decoded, build_segments, decode_content
+from smsgw.scheduler.ids import MessageIdGenerator
+from smsgw.scheduler.model import Address, InsufficientBalance, NewMessage, NewSegment, Refused
+from smsgw.scheduler.policy import KeywordRules, MessagePolicy, PolicyError, resolve_sender
+from smsgw.scheduler.routing import NoRoute, find_route, segment_price_micro
+from smsgw.scheduler.states import State
+from smsgw.scheduler.store import MessageStore
+from smsgw.scheduler.timing import WallClock, Window, delivery_window
+
+log = logging.getLogger(__name__)
+
+RECEIPT_WANTED: Final = 1  # `Options.registered_delivery`: a receipt of the final state (SMPP 3.4 5.2.17)
+_INSUFFICIENT_BALANCE: Final = "insufficient balance"
+_INSUFFICIENT_BALANCE_STATUS: Final = InsufficientBalance.command_status
+_ACCEPTED: Final = State.ACCEPTED
+_SCHEDULED: Final = State.SCHEDULED
+
+
+class Origin(enum.Enum):
+    CUSTOMER = "customer"  # an account's submission: every rule
+    NOTICE = "notice"  # the gateway's own notice to a handset: as given, free, no receipt, no recipient rules
+    RESEND = "resend"  # a stored unpaid message again: its segments and sender as stored, routed and priced anew
+
+
+# Module constants for what `_build` compares per message: an enum member's lookup through its class costs more.
+_CUSTOMER: Final = Origin.CUSTOMER
+_NOTICE: Final = Origin.NOTICE
+_INTERNATIONAL: Final = int(Ton.INTERNATIONAL)
+
+
+# NamedTuples, not frozen dataclasses: the SMPP adapter builds these for every submission (see model.py).
+class Text(NamedTuple):
+    """Text the gateway encodes (GSM 7-bit when every character fits, else UCS-2) and splits."""
+
+    text: str
+
+
+class Encoded(NamedTuple):
+    """Content as an ESME encoded it: `payload` in `data_coding` (message class 0 is flash), maybe one part it split
+    itself (a UDH, with UDHI in `esm_class`, or the SAR values in `sar`)."""
+
+    payload: bytes
+    data_coding: int
+    esm_class: int = 0
+    sar: SarInfo | None = None
+
+
+class Stored(NamedTuple):
+    """The content of stored message `message_id`, as it was accepted: sent again as it is (`Origin.RESEND`)."""
+
+    message_id: str
+    segments: tuple[NewSegment, ...]
+    text: str
+    data_coding: int
+    esm_class: int
+    flash: bool
+    gateway_split: bool
+
+
+class Timing(NamedTuple):
+    """When a message may first be sent and until when: absolute, or relative (the schedule to acceptance, the
+    validity to the schedule). No schedule, or one past, is now; no validity is `default_validity_s`."""
+
+    schedule: datetime | timedelta | None = None
+    validity: datetime | timedelta | None = None
+
+
+class Options(NamedTuple):
+    service_type: str = ""  # SMPP's; also what makes a submission promotional (`promotional_service_types`)
+    registered_delivery: int = 0  # RECEIPT_WANTED, or SMPP's full field
+    flash: bool = False  # for `Text` (`Encoded` says it with its data_coding's message class)
+    # The HTTP API's. Not stored yet: the HTTP issue adds their columns and persists them from here.
+    client_ref: str = ""
+    dlr_url: str = ""
+
+
+class Submission(NamedTuple):
+    destinations: Sequence[Address]  # as the caller has them: normalised to international digits here
+    content: Text | Encoded | Stored
+    sender: Address  # an account's is resolved by its sender rules (only `addr` counts); others are taken as given
+    timing: Timing = Timing()
+    options: Options = Options()
+
+
+class Accepted(NamedTuple):
+    destination: Address  # as given
+    message_id: str
+    segments: int
+    charge_micro: int  # 0 when the recipient rules have it REJECTED in the store (its receipt says so)
+    state: State  # ACCEPTED or SCHEDULED
+
+
+class Rejected(NamedTuple):
+    destination: Address  # as given
+    command_status: int  # an SMPP command_status; GatewayError's vendor ones (0x400 + nn) for err 8nn
+    reason: str
+
+
+Result = Accepted | Rejected
+
+
+class Prepared(NamedTuple):
+    """Built and not yet stored: per submission and destination, the message to store or its refusal."""
+
+    submissions: Sequence[Submission]
+    built: list[list[NewMessage | Rejected]]
+    messages: list[NewMessage]  # the ones to store, in order
+
+
+class AcceptPath:
+    """Builds and stores accepted messages; owns the process's message_id generator. A `ConfigHolder` is followed
+    through reloads: accounts, routes, prices and policy are read from its current config at each call."""
+
+    def __init__(
+        self, store: MessageStore, config: Config | ConfigHolder, clock: WallClock, rng: random.Random | None = None
+    ) -> None:
+        self._store = store
+        self._holder = holding(config)
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._ids = MessageIdGenerator()
+
+    async def accept(
+        self, account: str, submissions: Sequence[Submission], origin: Origin = Origin.CUSTOMER
+    ) -> list[list[Result]]:
+        """Per submission, one result per destination, in order; all accepted ones in one durable commit.
+        StoreUnavailable when the store could not write (nothing is accepted then)."""
+        return await self.commit(self.prepare(account, submissions, origin))
+
+    def prepare(self, account: str, submissions: Sequence[Submission], origin: Origin = Origin.CUSTOMER) -> Prepared:
+        batch = self._batch(account)
+        built: list[list[NewMessage | Rejected]] = []
+        messages: list[NewMessage] = []
+        for submission in submissions:
+            message_id = self._ids.next(batch.now)
+            outcomes: list[NewMessage | Rejected] = []
+            for index, destination in enumerate(submission.destinations):
+                outcome = _build(batch, submission, origin, message_id, index, destination)
+                outcomes.append(outcome)
+                if type(outcome) is NewMessage:
+                    messages.append(outcome)
+            built.append(outcomes)
+        return Prepared(submissions, built, messages)
+
+    async def commit(self, prepared: Prepared) -> list[list[Result]]:
+        stored = iter(await self._store.accept(prepared.messages) if prepared.messages else ())
+        results: list[list[Result]] = []
+        for submission, outcomes in zip(prepared.submissions, prepared.built):
+            accepted: list[Result] = []
+            for destination, m in zip(submission.destinations, outcomes):
+                if isinstance(m, Rejected):
+                    accepted.append(m)
+                elif not next(stored):
+                    accepted.append(Rejected(destination, _INSUFFICIENT_BALANCE_STATUS, _INSUFFICIENT_BALANCE))
+                else:
+                    state = _SCHEDULED if m.start_ms > m.submitted_ms else _ACCEPTED
+                    segments = len(m.segments)
+                    accepted.append(Accepted(destination, m.message_id, segments, m.price_per_segment_micro * segments,
+                                             state))
+            results.append(accepted)
+        return results
+
+    def replacement(self, account: str, number: str, sender: str, content: Encoded) -> tuple[Content, int]:
+        """replace_sm's new content for a stored message to `number` from `sender`, by the rules a submission's
+        would meet now: its segments and the price per segment. Refused (or its kin) with the status to answer."""
+        batch = self._batch(account)
+        route = find_route(self._config.routes, number)
+        decoded = decode_content(content.payload, data_coding=content.data_coding, esm_class=content.esm_class,
+                                 sar=content.sar)
+        _, _, built = batch.apply_rules(route, decoded, sender, "", text_only=False)
+        return built, segment_price_micro(route, number)
+
+    def account(self, account: str) -> AccountConfig:
+        return account_settings(self._holder, account)
+
+    def window(self, timing: Timing, now_ms: int) -> Window:
+        """The delivery window `timing` gives at `now_ms` (replace_sm's new one); Refused as at submit."""
+        return delivery_window(now_ms, self._holder.current.messages, *timing)
+
+    @property
+    def _config(self) -> Config:
+        return self._holder.current
+
+    def _batch(self, account: str) -> _Batch:
+        config = self._holder.current
+        return _Batch(
+            self._holder.derived(MessagePolicy), self.account(account), config.routes, config.messages,
+            self._clock.now_ms(), self._rng.randrange(256),
+        )
+
+
+def _build(
+    batch: _Batch, submission: Submission, origin: Origin, message_id: str, dest_index: int, destination: Address
+) -> NewMessage | Rejected:
+    """The one builder of an accepted message: the message to store, or the refusal of this destination."""
+    settings = batch.account
+    content = submission.content
+    options = submission.options
+    customer = origin is _CUSTOMER
+    try:
+        if customer:
+            number = normalise_number(
+                destination.addr, settings.default_country_code, international=destination.ton == _INTERNATIONAL
+            )
+        else:  # the gateway's own, or as stored: normalised already
+            number = destination.addr
+        route = find_route(batch.routes, number)
+        window = batch.window(submission.timing)
+        resends = None
+        if type(content) is Stored:
+            sender = submission.sender
+            promotional = batch.is_promotional(options.service_type)
+            built = Content(content.segments, content.text, content.flash, content.gateway_split)
+            data_coding, esm_class, resends = content.data_coding, content.esm_class, content.message_id
+        else:
+            if type(content) is Encoded:
+                decoded = decode_content(
+                    content.payload, data_coding=content.data_coding, esm_class=content.esm_class, sar=content.sar
+                )
+                esm_class = content.esm_class
+            else:
+                assert type(content) is Text
+                decoded = Decoded(b"", content.text, choose_encoding(content.text), options.flash, None)
+                esm_class = 0
+            if customer:
+                sender, promotional, built = batch.apply_rules(
+                    route, decoded, submission.sender.addr, options.service_type, text_only=type(content) is Text
+                )
+            else:
+                sender, promotional = submission.sender, False
+                built = build_segments(decoded, None, max_segments=route.max_segments, reference=batch.reference())
+            data_coding = content.data_coding if type(content) is Encoded else built.segments[0].data_coding
+    except (InvalidNumber, PolicyError, TooManySegments, NoRoute, Refused) as exc:
+        log.info("submission refused account=%s destination=%r status=0x%x reason=%s", settings.system_id,
+                 destination.addr, exc.command_status, exc)
+        return Rejected(destination, exc.command_status, str(exc))
+    # In field order, not by keyword: a class called with 23 keywords packs them into a dict first, which was
+    # 1 us of every submission. test_the_accepted_message_carries_each_field_of_the_submission checks the order.
+    return NewMessage(
+        message_id,
+        dest_index,
+        settings.system_id,  # account
+        options.service_type,
+        sender,  # source
+        Address(number, Ton.INTERNATIONAL, Npi.ISDN),  # destination, normalised: receipts quote it so
+        route.name,
+        route.modem_group,
+        esm_class,
+        options.registered_delivery,
+        data_coding,
+        built.flash,
+        built.gateway_split,
+        built.text,
+        batch.now,  # submitted_ms
+        window.start_ms,
+        window.expires_ms,
+        0 if origin is _NOTICE else segment_price_micro(route, number),  # price_per_segment_micro
+        built.segments,
+        0,  # rejected_error: the store sets it when the recipient rules refuse
+        resends,
+        origin is not _NOTICE,  # check_recipient: in the store's accepting transaction
+        promotional,
+    )
+
+
+def account_settings(holder: ConfigHolder, account: str) -> AccountConfig:
+    # An account outside the config (one the operator tops up by name) has no sender or country rules.
+    return holder.derived(_accounts_by_id).get(account) or AccountConfig(system_id=account, password_hash="")
+
+
+def _accounts_by_id(config: Config) -> dict[str, AccountConfig]:
+    return {account.system_id: account for account in config.accounts}
+
+
+class _Batch:
+    """One call's account and moment, and what its messages share: the submissions of one call mostly repeat the
+    same timing, sender, service_type and route, so each is worked out once per call (only successes are kept: a
+    refusal is raised again for each message that asks)."""
+
+    __slots__ = (
+        "_policy", "account", "routes", "_messages", "now", "_windows", "_senders", "_promotional", "_keywords",
+        "_reference",
+    )
+
+    def __init__(
+        self,
+        policy: MessagePolicy,
+        account: AccountConfig,
+        routes: Sequence[RouteConfig],
+        messages: MessageConfig,
+        now: int,
+        reference: int,
+    ) -> None:
+        self._policy = policy
+        self.account = account
+        self.routes = routes
+        self._messages = messages
+        self.now = now
+        # The concatenation references of the call's messages count up from a random start, so a handset that
+        # gets several split messages from one call gets distinct references.
+        self._reference = reference
+        self._windows: dict[Timing, Window] = {}
+        self._senders: dict[tuple[str, str], Address] = {}
+        self._promotional: dict[str, bool] = {}
+        self._keywords: dict[str, KeywordRules] = {}
+
+    def reference(self) -> int:
+        """The concatenation reference for the next message's parts."""
+        reference = self._reference
+        self._reference = (reference + 1) & 0xFF
+        return reference
+
+    def window(self, timing: Timing) -> Window:
+        """When the message may first be sent and when it expires; Refused for a bad schedule or validity."""
+        window = self._windows.get(timing)
+        if window is None:
+            window = self._windows[timing] = delivery_window(self.now, self._messages, *timing)
+        return window
+
+    def sender(self, route: RouteConfig, source_addr: str) -> Address:
+        """The source address the message goes out with (`resolve_sender`), as stored."""
+        key = (route.name, source_addr)
+        sender = self._senders.get(key)
+        if sender is None:
+            resolved = resolve_sender(source_addr, self.account, route)
+            sender = self._senders[key] = Address(resolved.addr, resolved.ton, resolved.npi)
+        return sender
+
+    def is_promotional(self, service_type: str) -> bool:
+        promotional = self._promotional.get(service_type)
+        if promotional is None:
+            promotional = self._promotional[service_type] = self._policy.is_promotional(self.account, service_type)
+        return promotional
+
+    def apply_rules(
+        self, route: RouteConfig, decoded: Decoded, source_addr: str, service_type: str, *, text_only: bool
+    ) -> tuple[Address, bool, Content]:
+        """The submit-time rules (sender, blocked content, signature, suffix, segments): the sender, whether the
+        message is promotional, and its segments. `text_only`: the gateway chooses the alphabet after the content
+        rules (a signature may need UCS-2), where an ESME's data_coding chose it already."""
+        sender = self.sender(route, source_addr)
+        promotional = self.is_promotional(service_type)
+        reference = self.reference()
+        keywords = self._keywords.get(route.name)
+        if keywords is None:
+            keywords = self._keywords[route.name] = self._policy.keywords(route)
+        prepared = self._policy.check_text(
+            route,
+            decoded.text,
+            esme_parts=decoded.esme_parts,
+            encoding=None if decoded.text is None or text_only else decoded.encoding,
+            promotional=promotional,
+            keywords=keywords,
+            reference=reference,
+        )
+        content = build_segments(decoded, prepared, max_segments=route.max_segments, reference=reference)
+        return sender, promotional, content
