@@ -229,7 +229,8 @@ async def _wait_modems_started(pool: ModemPool, config: Config, started: trio.Ev
                 waiting.start_soon(settle, driver, waiting.cancel_scope)
     for status in pool.status():
         if status.state in (ModemState.INITIALISING, ModemState.REGISTERING):
-            log.info("modem still starting modem=%s state=%s", status.name, status.state.value)
+            # Its own "modem ready" (or a warning) follows; in a rack starting together this is mere jitter.
+            log.debug("modem still starting modem=%s state=%s", status.name, status.state.value)
         elif status.state is not ModemState.READY:
             log.warning("modem not ready at start-up modem=%s port=%s state=%s error=%s",
                         status.name, status.port, status.state.value, status.last_error)
