@@ -6,20 +6,49 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, NamedTuple
 
 from smsgw.modem.seams import Sent, StatusReport
 from smsgw.numbers import same_handset
 from smsgw.pdu.constants import GatewayError
 from smsgw.scheduler import outcomes
 from smsgw.scheduler.model import Handoff, Recovery
-from smsgw.scheduler.sqlite.base import SEGMENT_COLUMNS, SegmentRow, SqliteBase
+from smsgw.scheduler.sqlite.base import SEGMENT_COLUMNS, SegmentRow, SqliteBase, columns
 from smsgw.scheduler.states import FINAL, Event, State, report_event
 from smsgw.scheduler.timing import to_ms
 
 log = logging.getLogger(__name__)
 
 _HANDOFF_INTERRUPTED: Final = int(GatewayError.HANDOFF_INTERRUPTED)
+
+
+class _DueRow(NamedTuple):
+    """A due segment with what its hand-off needs of its message."""
+
+    id: int
+    message: int
+    state: int
+    sent_at: int | None
+    charge: int
+    seq: int
+    destination: str
+    data_coding: int
+    udh: bytes
+    user_data: bytes
+    attempts: int
+    error_code: int
+    message_id: str
+    dest_index: int
+    flash: int
+    modem_group: str
+    expires_at: int
+
+
+_DUE_SQL: Final = (
+    f"SELECT {columns(_DueRow, id='s.id', state='s.state', data_coding='s.data_coding', error_code='s.error_code')}"
+    " FROM segments s INDEXED BY segments_due JOIN messages m ON m.id = s.message"
+    " WHERE s.due_at <= ? ORDER BY s.due_at LIMIT ?"
+)
 
 
 class Dispatch(SqliteBase):
@@ -35,19 +64,11 @@ class Dispatch(SqliteBase):
         return await self._writer.write(lambda c: self._claim_due(c, now_ms, limit))
 
     def _claim_due(self, c: sqlite3.Connection, now_ms: int, limit: int) -> list[Handoff]:
-        rows = c.execute(
-            "SELECT s.id, s.message, s.state, s.sent_at, s.charge, s.seq, s.destination, s.data_coding, s.udh,"
-            " s.user_data, s.attempts, s.error_code, m.message_id, m.dest_index, m.flash, m.modem_group,"
-            " m.expires_at FROM segments s INDEXED BY segments_due JOIN messages m ON m.id = s.message"
-            " WHERE s.due_at <= ? ORDER BY s.due_at LIMIT ?",
-            (now_ms, limit),
-        ).fetchall()
         handoffs: list[Handoff] = []
-        for row in rows:
-            segment = SegmentRow.of(row)
-            expires_at = row["expires_at"]
-            if outcomes.expires_when_due(segment.state, now_ms, expires_at):
-                self._change(c, segment, Event.VALIDITY_ENDED, now_ms, error_code=outcomes.expiry_error(row["error_code"]))
+        for row in map(_DueRow._make, c.execute(_DUE_SQL, (now_ms, limit)).fetchall()):
+            segment = SegmentRow(row.id, row.message, State(row.state), row.sent_at, row.charge)
+            if outcomes.expires_when_due(segment.state, now_ms, row.expires_at):
+                self._change(c, segment, Event.VALIDITY_ENDED, now_ms, error_code=outcomes.expiry_error(row.error_code))
                 continue
             self._change(c, segment, Event.HAND_OFF, now_ms)
             c.execute(
@@ -56,15 +77,15 @@ class Dispatch(SqliteBase):
             handoffs.append(
                 Handoff(
                     segment_rowid=segment.rowid,
-                    segment_id=f"{row['message_id']}.{row['dest_index']}.{row['seq']}",
-                    destination=row["destination"],
-                    data_coding=row["data_coding"],
-                    user_data=bytes(row["user_data"]),
-                    udh=bytes(row["udh"]),
-                    flash=bool(row["flash"]),
-                    modem_group=row["modem_group"],
-                    expires_ms=expires_at,
-                    attempts=row["attempts"] + 1,
+                    segment_id=f"{row.message_id}.{row.dest_index}.{row.seq}",
+                    destination=row.destination,
+                    data_coding=row.data_coding,
+                    user_data=bytes(row.user_data),
+                    udh=bytes(row.udh),
+                    flash=bool(row.flash),
+                    modem_group=row.modem_group,
+                    expires_ms=row.expires_at,
+                    attempts=row.attempts + 1,
                 )
             )
         return handoffs
