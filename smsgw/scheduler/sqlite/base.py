@@ -8,7 +8,6 @@ claim, a message's state after each change) a NamedTuple whose SELECT list `colu
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,8 +23,6 @@ from smsgw.scheduler.model import Address, MoRecord, ReceiptRecord
 from smsgw.scheduler.policy_store import SqlitePolicyFacts
 from smsgw.scheduler.states import FINAL, Event, State, transition
 from smsgw.scheduler.writer import GroupCommitWriter
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
