@@ -52,7 +52,7 @@ from smsgw.numbers import InvalidNumber, normalise_number
 from smsgw.passwords import hash_password
 from smsgw.scheduler.policy import check_policy_config
 from smsgw.scheduler.service import Scheduler
-from smsgw.scheduler.sqlite_store import open_store
+from smsgw.scheduler.store import open_store
 from smsgw.scheduler.timing import WallClock
 from smsgw.smpp_server.server import SmppListeners, serve_smpp
 
@@ -172,7 +172,7 @@ async def _run_parts(
     holder: ConfigHolder, stop: trio.Event, ready: trio.Event, task_status: trio.TaskStatus[GatewayStarted]
 ) -> None:
     config = holder.current  # the parts below that do not follow reloads (`keep_running`) are built from this
-    async with open_store(config.store.path, config.store) as store:
+    async with open_store(config.store) as store:
         log.info("store open path=%s", config.store.path)
         scheduler = Scheduler(store, holder, WallClock())
         pool = ModemPool.from_config(
