@@ -141,7 +141,7 @@ async def serve_smpp(
     audit = AuditLog(holder.current.smpp.audit_log_path)
     try:
         async with trio.open_nursery() as nursery:
-            server = SmppServer(holder, backend, nursery, audit, login or Login(holder))
+            server = SmppServer(holder, backend, nursery, audit, login)
             accepting, outbinding = trio.CancelScope(), trio.CancelScope()
             listeners: SmppListeners = await nursery.start(server.listen, accepting)
             nursery.start_soon(server.outbind, outbinding)
@@ -164,12 +164,12 @@ class SmppServer:
 
     def __init__(
         self, config: Config | ConfigHolder, backend: SmppBackend, nursery: trio.Nursery, audit: AuditLog,
-        login: Login,
+        login: Login | None = None,
     ) -> None:
         self._holder = holding(config)
         self.backend = backend
         smpp = self._holder.current.smpp
-        self.login = login
+        self.login = login or Login(self._holder)  # shared with the gateway's other fronts when given
         self.audit = audit
         self.connections: set[SmppConnection] = set()
         self.connections_ended = 0  # connections whose cleanup ran (they closed their stream)
