@@ -1,13 +1,13 @@
 """run_gateway: the one place that wires the parts, under one root nursery.
 
 Start-up goes store -> modem pool -> scheduler -> SMPP listener -> HTTP listener, each started (`nursery.start`)
-before the next. The listener does not wait for the modems: a modem may take minutes to register, or its port may be misspelled
-(each driver logs why it cannot open, by name, and keeps trying), and ESMEs should not see a refused connection
-meanwhile. What they submit waits in the store; the scheduler starts handing out segments once the modems have
-started (`_wait_modems_started`). Shutdown goes the other way: the SMPP server stops accepting and unbinds its
-sessions (two stages, `smpp.shutdown_grace_s`) while the HTTP server stops accepting and finishes its requests
-(`http.shutdown_grace_s`), then the scheduler stops handing out work, then the modems close
-their ports, then the store finishes its pending writes and closes.
+before the next. The listeners do not wait for the modems: a modem may take minutes to register, or its port may
+be misspelled (each driver logs why it cannot open, by name, and keeps trying), and ESMEs should not see a refused
+connection meanwhile. What they submit waits in the store; the scheduler starts handing out segments once the
+modems have started (`_wait_modems_started`). Shutdown goes the other way: the SMPP server stops accepting and
+unbinds its sessions (two stages, `smpp.shutdown_grace_s`) while the HTTP server stops accepting and finishes its
+requests (`http.shutdown_grace_s`), then the scheduler stops handing out work, then the modems close their ports,
+then the store finishes its pending writes and closes.
 
 The parts read the running config through one `ConfigHolder`; `reload_config` (SIGHUP) replaces it, keeping
 what only a restart can change (`keep_running`).
@@ -196,19 +196,19 @@ async def _run_parts(
             async with trio.open_nursery() as dispatch:
                 await dispatch.start(functools.partial(scheduler.run, pool, dispatch_after=modems_started))
                 dispatch.start_soon(_wait_modems_started, pool, config, modems_started)
-                smpp_stop = trio.Event()
+                fronts_stop = trio.Event()
                 login = Login(holder)  # one bind guard for SMPP binds and HTTP Basic auth
                 store_ops = SqliteStoreOps(config.store.path, store.writer)
                 async with trio.open_nursery() as front:
                     listeners: SmppListeners = await front.start(
-                        functools.partial(serve_smpp, holder, scheduler, shutdown_trigger=smpp_stop, login=login)
+                        functools.partial(serve_smpp, holder, scheduler, shutdown_trigger=fronts_stop, login=login)
                     )
                     http: HttpListening | None = None
                     if config.http.enabled:
                         metrics = GatewayMetrics(holder, listeners.server, pool, store_ops, store.writer, login)
                         deps = HttpDeps(holder, store, store_ops, scheduler, pool, listeners.server, login, metrics)
                         http = await front.start(
-                            functools.partial(serve_http, config.http, deps, shutdown_trigger=smpp_stop)
+                            functools.partial(serve_http, config.http, deps, shutdown_trigger=fronts_stop)
                         )
                     log.info("gateway ready host=%s port=%s http=%s modems=%d", config.smpp.host, listeners.port,
                              "off" if http is None else http.url, len(config.modems))
@@ -217,7 +217,7 @@ async def _run_parts(
                     await stop.wait()
                     log.info("gateway stopping")
                     # Both fronts stop accepting, then finish what is in progress within their grace periods.
-                    smpp_stop.set()
+                    fronts_stop.set()
                 store_ops.close()
                 dispatch.cancel_scope.cancel()
             modems.cancel_scope.cancel()

@@ -33,9 +33,8 @@ def routes(deps: HttpDeps) -> list[BaseRoute]:
             return JSONResponse({"status": "ready", "checks": {name: "ok" for name in checks}})
         detail = "; ".join(failing.values())
         log.info("not ready %s", " ".join(f"{name}={problem!r}" for name, problem in failing.items()))
-        return problem_response(Problem(
-            503, detail, title="Not ready", extra={"checks": {name: problem or "ok" for name, problem in checks.items()}}
-        ))
+        report = {name: problem or "ok" for name, problem in checks.items()}
+        return problem_response(Problem(503, detail, title="Not ready", extra={"checks": report}))
 
     return [
         Route("/metrics", metrics, methods=["GET"]),
