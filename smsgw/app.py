@@ -1,12 +1,13 @@
 """run_gateway: the one place that wires the parts, under one root nursery.
 
-Start-up goes store -> modem pool -> scheduler -> SMPP listener, each started (`nursery.start`) before the next.
-The listener does not wait for the modems: a modem may take minutes to register, or its port may be misspelled
-(each driver logs why it cannot open, by name, and keeps trying), and ESMEs should not see a refused connection
-meanwhile. What they submit waits in the store; the scheduler starts handing out segments once the modems have
-started (`_wait_modems_started`). Shutdown goes the other way: the SMPP server stops accepting and unbinds its
-sessions (two stages, `smpp.shutdown_grace_s`), then the scheduler stops handing out work, then the modems close
-their ports, then the store finishes its pending writes and closes.
+Start-up goes store -> modem pool -> scheduler -> SMPP listener -> HTTP listener, each started (`nursery.start`)
+before the next. The listeners do not wait for the modems: a modem may take minutes to register, or its port may
+be misspelled (each driver logs why it cannot open, by name, and keeps trying), and ESMEs should not see a refused
+connection meanwhile. What they submit waits in the store; the scheduler starts handing out segments once the
+modems have started (`_wait_modems_started`). Shutdown goes the other way: the SMPP server stops accepting and
+unbinds its sessions (two stages, `smpp.shutdown_grace_s`) while the HTTP server stops accepting and finishes its
+requests (`http.shutdown_grace_s`), then the scheduler stops handing out work, then the modems close their ports,
+then the store finishes its pending writes and closes.
 
 The parts read the running config through one `ConfigHolder`; `reload_config` (SIGHUP) replaces it, keeping
 what only a restart can change (`keep_running`).
@@ -37,11 +38,15 @@ from smsgw.config import (
     Config,
     ConfigError,
     ConfigHolder,
+    HttpConfig,
     MessageConfig,
     ModemConfig,
     SmppConfig,
     load_config,
 )
+from smsgw.http.deps import HttpDeps
+from smsgw.http.metrics import GatewayMetrics
+from smsgw.http.server import HttpListening, serve_http
 from smsgw.modem.driver import ModemDriver, ModemState
 from smsgw.modem.pool import ModemPool
 from smsgw.modem.status_file import status_path
@@ -54,11 +59,12 @@ from smsgw.scheduler.policy import check_policy_config
 from smsgw.scheduler.service import Scheduler
 from smsgw.scheduler.store import open_store
 from smsgw.scheduler.timing import WallClock
+from smsgw.smpp_server.login import Login
 from smsgw.smpp_server.server import SmppListeners, serve_smpp
 
 log = logging.getLogger(__name__)
 
-_Section = TypeVar("_Section", SmppConfig, MessageConfig, AccountConfig)
+_Section = TypeVar("_Section", SmppConfig, MessageConfig, AccountConfig, HttpConfig)
 
 DEMO_DB_PATH: Final = "smsgw-demo.db"
 DEMO_FIRST_MSISDN: Final = 447700900001
@@ -80,6 +86,7 @@ class GatewayStarted:
     smpp: SmppListeners
     config: ConfigHolder  # the running config: `reload_config` replaces it
     virtual_modems: tuple[VirtualModemInfo, ...] = ()
+    http: HttpListening | None = None  # None: `[http] enabled = false`
 
 
 def check_config(config: Config, source: str) -> None:
@@ -188,18 +195,27 @@ async def _run_parts(
             async with trio.open_nursery() as dispatch:
                 await dispatch.start(functools.partial(scheduler.run, pool, dispatch_after=modems_started))
                 dispatch.start_soon(_wait_modems_started, pool, config, modems_started)
-                smpp_stop = trio.Event()
+                fronts_stop = trio.Event()
+                login = Login(holder)  # one bind guard for SMPP binds and HTTP Basic auth
                 async with trio.open_nursery() as front:
                     listeners: SmppListeners = await front.start(
-                        _serve_smpp, holder, scheduler, smpp_stop
+                        functools.partial(serve_smpp, holder, scheduler.smpp, shutdown_trigger=fronts_stop, login=login)
                     )
-                    log.info("gateway ready host=%s port=%s modems=%d", config.smpp.host, listeners.port,
-                             len(config.modems))
+                    http: HttpListening | None = None
+                    if config.http.enabled:
+                        metrics = GatewayMetrics(holder, listeners.server, pool, store, login)
+                        deps = HttpDeps(holder, store, scheduler, pool, listeners.server, login, metrics)
+                        http = await front.start(
+                            functools.partial(serve_http, config.http, deps, shutdown_trigger=fronts_stop)
+                        )
+                    log.info("gateway ready host=%s port=%s http=%s modems=%d", config.smpp.host, listeners.port,
+                             "off" if http is None else http.url, len(config.modems))
                     ready.set()
-                    task_status.started(GatewayStarted(config.smpp.host, listeners, holder))
+                    task_status.started(GatewayStarted(config.smpp.host, listeners, holder, http=http))
                     await stop.wait()
                     log.info("gateway stopping")
-                    smpp_stop.set()  # serve_smpp unbinds its sessions and returns
+                    # Both fronts stop accepting, then finish what is in progress within their grace periods.
+                    fronts_stop.set()
                 dispatch.cancel_scope.cancel()
             modems.cancel_scope.cancel()
     log.info("gateway stopped")
@@ -237,12 +253,6 @@ async def _wait_modems_started(pool: ModemPool, config: Config, started: trio.Ev
     log.info("dispatching modems_ready=%d of=%d",
              sum(s.state is ModemState.READY for s in pool.status()), len(config.modems))
     started.set()
-
-
-async def _serve_smpp(
-    holder: ConfigHolder, scheduler: Scheduler, smpp_stop: trio.Event, *, task_status: trio.TaskStatus[SmppListeners]
-) -> None:
-    await serve_smpp(holder, scheduler.smpp, shutdown_trigger=smpp_stop, task_status=task_status)
 
 
 async def _handle_signals(
@@ -284,6 +294,11 @@ _RESTART_ONLY: Final[dict[str, frozenset[str]]] = {
     "messages": frozenset({"max_in_flight_segments", "mo_callback_concurrency", "mo_callback_concurrency_per_account"}),
     # Outbind loops start with the server.
     "accounts": frozenset({"outbind_host", "outbind_port", "outbind_interval_s"}),
+    # The HTTP listener and hypercorn's settings are made at start; body size and request time apply per request.
+    "http": frozenset({
+        "enabled", "host", "port", "max_header_bytes", "read_timeout_s", "keep_alive_timeout_s", "backlog",
+        "shutdown_grace_s",
+    }),
 }
 # Whole sections the running parts were built from: the open store, the modem drivers on their ports.
 _RESTART_ONLY_SECTIONS: Final = ("store", "modems", "modems_status", "virtual_network")
@@ -302,6 +317,7 @@ def keep_running(running: Config, loaded: Config) -> tuple[Config, tuple[str, ..
     kept: list[str] = []
     smpp = _keep_fields(running.smpp, loaded.smpp, _RESTART_ONLY["smpp"], "smpp", kept)
     messages = _keep_fields(running.messages, loaded.messages, _RESTART_ONLY["messages"], "messages", kept)
+    http = _keep_fields(running.http, loaded.http, _RESTART_ONLY["http"], "http", kept)
     previous = {account.system_id: account for account in running.accounts}
     accounts = tuple(
         # An account new to this run has no outbind loop: it keeps the defaults (none) until a restart.
@@ -314,7 +330,7 @@ def keep_running(running: Config, loaded: Config) -> tuple[Config, tuple[str, ..
         if getattr(running, section) != getattr(loaded, section):
             kept.append(section)
         sections[section] = getattr(running, section)
-    config = dataclasses.replace(loaded, smpp=smpp, messages=messages, accounts=accounts, **sections)
+    config = dataclasses.replace(loaded, smpp=smpp, messages=messages, http=http, accounts=accounts, **sections)
     return config, tuple(kept)
 
 
@@ -355,12 +371,18 @@ def demo_msisdns(count: int) -> tuple[str, ...]:
     return tuple(str(DEMO_FIRST_MSISDN + i) for i in range(count))
 
 
-def demo_config(base: Config, *, port: int, db_path: str, modem_links: Sequence[tuple[str, Path]]) -> Config:
+def demo_config(
+    base: Config, *, port: int, db_path: str, modem_links: Sequence[tuple[str, Path]], http_port: int | None = None
+) -> Config:
     """`base` (the embedded defaults unless a test or benchmark tunes it) with the demo's own parts: SMPP on
-    127.0.0.1:`port`, the account demo/demo first, the virtual modems in the group of the default route."""
+    127.0.0.1:`port`, HTTP on 127.0.0.1:`http_port` (None: no HTTP), the account demo/demo first, the virtual
+    modems in the group of the default route."""
     return dataclasses.replace(
         base,
         smpp=dataclasses.replace(base.smpp, host="127.0.0.1", port=port),
+        http=dataclasses.replace(
+            base.http, enabled=http_port is not None, host="127.0.0.1", port=http_port or 0
+        ),
         accounts=(AccountConfig(system_id=DEMO_SYSTEM_ID, password_hash=hash_password(DEMO_PASSWORD)),)
         + base.accounts,
         modems=tuple(
@@ -380,11 +402,13 @@ async def run_demo(
     port: int = 2775,
     modems: int = 4,
     db_path: str = DEMO_DB_PATH,
+    http_port: int | None = None,
     base: Config | None = None,
     stop: trio.Event | None = None,
     task_status: trio.TaskStatus[GatewayStarted] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """The gateway with `modems` virtual modems on real ptys, all on one virtual network (see `demo_config`)."""
+    """The gateway with `modems` virtual modems on real ptys, all on one virtual network (see `demo_config`);
+    HTTP on `http_port` (0: any free port) unless None."""
     base = base or Config()
     with tempfile.TemporaryDirectory(prefix="smsgw-demo-") as links_dir:
         network = VirtualNetwork(base.virtual_network, now=trio.current_time())
@@ -395,7 +419,7 @@ async def run_demo(
                 modem = VirtualModem(network, msisdn, base.virtual_network)
                 link: Path = await nursery.start(serve_pty, modem, Path(links_dir) / f"modem{index}")
                 links.append((msisdn, link))
-            config = demo_config(base, port=port, db_path=db_path, modem_links=links)
+            config = demo_config(base, port=port, db_path=db_path, modem_links=links, http_port=http_port)
             check_config(config, "<demo>")
             infos = tuple(VirtualModemInfo(m.name, m.msisdn, Path(m.port)) for m in config.modems)
             async with trio.open_nursery() as gateway:

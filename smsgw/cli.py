@@ -161,6 +161,8 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "virtual GSM network, SQLite store. Ctrl-C stops gracefully.",
     )
     demo.add_argument("--port", type=int, default=2775, help="SMPP port (0: any free port; default %(default)s)")
+    demo.add_argument("--http-port", type=int, default=8080,
+                      help="HTTP port: API, metrics, health (0: any free port; default %(default)s)")
     demo.add_argument("--modems", type=int, default=4, help="number of virtual modems (default %(default)s)")
     demo.add_argument("--db", default="smsgw-demo.db", metavar="PATH", help="SQLite store (default %(default)s)")
     demo.set_defaults(handler=_cmd_demo)
@@ -176,17 +178,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise CliError("--modems must be 1 to 99")
     if not 0 <= args.port <= 65535:
         raise CliError("--port must be 0 to 65535")
+    if not 0 <= args.http_port <= 65535:
+        raise CliError("--http-port must be 0 to 65535")
 
     async def run() -> None:
         async with trio.open_nursery() as nursery:
             started: GatewayStarted = await nursery.start(
-                functools.partial(run_demo, port=args.port, modems=args.modems, db_path=args.db)
+                functools.partial(run_demo, port=args.port, modems=args.modems, db_path=args.db,
+                                  http_port=args.http_port)
             )
             print(
                 f"smsgw demo: SMPP on {started.host}:{started.smpp.port}, system_id {DEMO_SYSTEM_ID} / password "
                 f"{DEMO_PASSWORD}, store {args.db}",
                 flush=True,
             )
+            if started.http is not None:
+                print(f"  HTTP on {started.http.url} (metrics {started.http.url}/metrics, health "
+                      f"{started.http.url}/readyz)", flush=True)
             for modem in started.virtual_modems:
                 print(f"  virtual modem {modem.name} {modem.msisdn} on {modem.link}", flush=True)
             login = f"--port {started.smpp.port} --system-id {DEMO_SYSTEM_ID} --password {DEMO_PASSWORD}"

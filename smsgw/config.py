@@ -308,8 +308,35 @@ class BillingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """The HTTP face (REST API, compatibility endpoints, /metrics, /healthz, /readyz), served by hypercorn in the
+    gateway's own process."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080  # 0: any free port
+    # A request body longer than this is answered 413 (checked from Content-Length, and while the body is read).
+    max_body_bytes: int = 1 << 20
+    # The request line and headers; beyond it hypercorn closes the connection.
+    max_header_bytes: int = 16384
+    # The whole request, from its first byte to the end of its response; one still unanswered then gets 503.
+    request_timeout_s: float = 30.0
+    # Waiting for the next bytes of a request that has begun; the connection is closed after it.
+    read_timeout_s: float = 30.0
+    # An idle keep-alive connection is closed after this long.
+    keep_alive_timeout_s: float = 5.0
+    # Connections waiting in the kernel to be accepted.
+    backlog: int = 100
+    # At shutdown, after accepting stops: how long requests in progress may take to finish.
+    shutdown_grace_s: float = 5.0
+    # /readyz: how long the store's write round trip may take before the store counts as not writable.
+    readiness_store_timeout_s: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     smpp: SmppConfig = field(default_factory=SmppConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
     accounts: tuple[AccountConfig, ...] = ()
     modems: tuple[ModemConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = (RouteConfig(name="default"),)
@@ -361,6 +388,7 @@ def holding(config: Config | ConfigHolder) -> ConfigHolder:
 
 _SECTIONS: Final[Mapping[str, type]] = {
     "smpp": SmppConfig,
+    "http": HttpConfig,
     "accounts": AccountConfig,
     "modems": ModemConfig,
     "routes": RouteConfig,
@@ -431,6 +459,13 @@ _RANGES: Final[Mapping[str, tuple[float, float]]] = {
     "bind_lockout_address_failures": (1, 1_000_000),
     "pdu_read_timeout_s": (0.001, float("inf")),
     "max_pdu_bytes": (16, 1 << 24),
+    "max_body_bytes": (1, 1 << 30),
+    "max_header_bytes": (1024, 1 << 20),
+    "backlog": (1, 65535),
+    # At zero a request, a read or the readiness probe would fail at once.
+    "request_timeout_s": (0.001, float("inf")),
+    "read_timeout_s": (0.001, float("inf")),
+    "readiness_store_timeout_s": (0.001, float("inf")),
     "baudrate": (1, 10_000_000),
 }
 

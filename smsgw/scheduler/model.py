@@ -6,7 +6,7 @@ dataclass, and several times cheaper to build, which the accept path does a few 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from smsgw.pdu.constants import vendor_status
@@ -252,3 +252,15 @@ class HistoryRow(NamedTuple):
     segment_count: int
     charged_micro: int
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCounts:
+    """The open work in the store now, for /metrics: counted from the indexes of open work only."""
+
+    open_messages: dict[State, int] = field(default_factory=dict)  # messages not final, by state
+    due: dict[str, int] = field(default_factory=dict)  # segments by account: due now
+    scheduled: dict[str, int] = field(default_factory=dict)  # segments waiting for a later time
+    in_flight: dict[str, int] = field(default_factory=dict)  # handed to a modem, no answer yet
+    outbox: dict[str, int] = field(default_factory=dict)  # receipts and MO waiting for the account's ESME
+    callbacks: dict[tuple[str, str], int] = field(default_factory=dict)  # MO callbacks by (account, state)

@@ -32,6 +32,7 @@ from smsgw.scheduler.model import (
     NotCancellable,
     NoticeRow,
     OutboxEntry,
+    QueueCounts,
     Recovery,
     StoredMessage,
     StoreUnavailable,
@@ -143,6 +144,18 @@ class MessageStore(CallbackStore, Protocol):
 
     def commits(self) -> int:
         """Transactions committed so far: the benchmark reports operations per commit."""
+        ...
+
+    def operations(self) -> int:
+        """Write operations committed so far, in all commits."""
+        ...
+
+    async def check_writable(self) -> None:
+        """Return once a write transaction committed; raise (any exception) when the store cannot write."""
+        ...
+
+    async def queue_counts(self, now_ms: int) -> QueueCounts:
+        """The open work now (/metrics), read through the indexes of open work only."""
         ...
 
 

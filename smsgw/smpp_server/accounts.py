@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
-from smsgw.config import AccountConfig
+from smsgw.config import AccountConfig, Config
 from smsgw.passwords import verify_password
 from smsgw.pdu.constants import CommandId, CommandStatus
 
@@ -71,8 +71,9 @@ class Accounts:
     def __iter__(self) -> Iterator[AccountConfig]:
         return (account.config for account in self._accounts.values())
 
-    def check_access(self, system_id: str, bind_command: CommandId, source_ip: str) -> AccountConfig:
-        """The cheap checks, done before the password so a refused source never costs an scrypt run."""
+    def check_access(self, system_id: str, bind_command: CommandId | None, source_ip: str) -> AccountConfig:
+        """The cheap checks, done before the password so a refused source never costs an scrypt run; the bind
+        type only for an SMPP bind (`bind_command` None: HTTP)."""
         account = self._accounts.get(system_id)
         if account is None:
             raise BindRefused("unknown system_id", command_status=CommandStatus.ESME_RINVSYSID)
@@ -80,7 +81,7 @@ class Accounts:
             address = ipaddress.ip_address(source_ip)
             if not any(address in network for network in account.networks):
                 raise BindRefused("source address not allowed", command_status=CommandStatus.ESME_RBINDFAIL)
-        if BIND_TYPES[bind_command] not in account.config.allowed_bind_types:
+        if bind_command is not None and BIND_TYPES[bind_command] not in account.config.allowed_bind_types:
             raise BindRefused(
                 f"bind type {BIND_TYPES[bind_command]} not allowed", command_status=CommandStatus.ESME_RBINDFAIL
             )
@@ -105,6 +106,12 @@ class Accounts:
         # Keyed with a per-process secret, so the cache holds nothing that helps guess a password.
         text = f"{account.password_hash}\0{password}".encode()
         return hashlib.blake2b(text, key=self._cache_key, digest_size=32).digest()
+
+
+def accounts_of(config: Config) -> Accounts:
+    """For `ConfigHolder.derived`: one `Accounts` (and one verified-password cache) per config, shared by every
+    front that checks credentials."""
+    return Accounts(config.accounts)
 
 
 @dataclass(slots=True)
@@ -148,6 +155,7 @@ class BindGuard:
         self._accounts: dict[tuple[str, str], _Failures] = {}
         self._addresses: dict[str, _Failures] = {}
         self._checking: set[str] = set()  # addresses with a password check in progress
+        self.lockouts = 0  # lockouts begun (of an account from an address, or of a whole address), for metrics
 
     def is_locked_out(self, address: str, system_id: str, now: float) -> bool:
         for entry in (self._current(self._addresses, address, now),
@@ -188,6 +196,8 @@ class BindGuard:
             entry = table[key] = _Failures(0, now, 0.0)
         entry.count += 1
         entry.last_failure = now
+        if entry.count == lockout_failures:
+            self.lockouts += 1
         if entry.count >= lockout_failures:
             entry.locked_until = now + self._lockout_s
         return entry.count

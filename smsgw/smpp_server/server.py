@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Final
@@ -53,8 +54,9 @@ from smsgw.pdu.smpp import (
 from smsgw.pdu.errors import PduError
 from smsgw.pdu.smpp_time import format_absolute
 from smsgw.pdu.tlv import Tlvs
-from smsgw.smpp_server.accounts import BIND_TYPES, Accounts, BindGuard, BindRefused
+from smsgw.smpp_server.accounts import BIND_TYPES, Accounts, BindRefused
 from smsgw.smpp_server.audit import AuditLog
+from smsgw.smpp_server.login import Login
 from smsgw.smpp_server.backend import BackendError, OutboundItem, SmppBackend
 from smsgw.smpp_server.session import (
     ConnectionClosed,
@@ -88,6 +90,9 @@ _BACKEND_OPERATIONS: Final = frozenset(
     }
 )
 _RECEIVER_BINDS: Final = frozenset({BindState.BOUND_RX, BindState.BOUND_TRX})
+_BIND_TYPE_OF_STATE: Final = {
+    BindState.BOUND_TX: "transmitter", BindState.BOUND_RX: "receiver", BindState.BOUND_TRX: "transceiver"
+}
 # Releasing items back to the backend must not hang a closing connection forever.
 _RELEASE_TIMEOUT_S: Final = 5.0
 _OUTBOX_HIGH_WATER: Final = 65536
@@ -107,10 +112,12 @@ _Job = tuple["SmppConnection", SubmissionsReceived | RequestReceived]
 
 @dataclass(frozen=True, slots=True)
 class SmppListeners:
-    """Where `serve_smpp` listens (the real ports when the config says 0)."""
+    """Where `serve_smpp` listens (the real ports when the config says 0), and the running server (its binds and
+    counters, read by the HTTP face's /metrics and /readyz)."""
 
     port: int
-    tls_port: int | None = None
+    tls_port: int | None
+    server: SmppServer
 
 
 async def serve_smpp(
@@ -118,6 +125,7 @@ async def serve_smpp(
     backend: SmppBackend,
     *,
     shutdown_trigger: trio.Event | None = None,
+    login: Login | None = None,
     task_status: trio.TaskStatus[SmppListeners] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve SMPP until cancelled, or until `shutdown_trigger` is set: then shut down in two stages and return.
@@ -127,12 +135,13 @@ async def serve_smpp(
 
     A `ConfigHolder` is followed through reloads: binds check the current accounts, new connections get the
     current session settings; listeners, workers, the bind guard and outbinds keep what they started with.
+    `login` shares the bind guard with the gateway's other fronts (HTTP); without one the server makes its own.
     """
     holder = holding(config)
     audit = AuditLog(holder.current.smpp.audit_log_path)
     try:
         async with trio.open_nursery() as nursery:
-            server = SmppServer(holder, backend, nursery, audit)
+            server = SmppServer(holder, backend, nursery, audit, login)
             accepting, outbinding = trio.CancelScope(), trio.CancelScope()
             listeners: SmppListeners = await nursery.start(server.listen, accepting)
             nursery.start_soon(server.outbind, outbinding)
@@ -150,27 +159,17 @@ async def serve_smpp(
         audit.close()
 
 
-def _accounts_of(config: Config) -> Accounts:
-    return Accounts(config.accounts)
-
-
 class SmppServer:
     """Shared state of all connections: accounts, binds, throttles, pushers. Tasks run in `nursery`."""
 
     def __init__(
-        self, config: Config | ConfigHolder, backend: SmppBackend, nursery: trio.Nursery, audit: AuditLog
+        self, config: Config | ConfigHolder, backend: SmppBackend, nursery: trio.Nursery, audit: AuditLog,
+        login: Login | None = None,
     ) -> None:
         self._holder = holding(config)
         self.backend = backend
         smpp = self._holder.current.smpp
-        self.guard = BindGuard(
-            delay_base_s=smpp.bind_failure_delay_base_s,
-            delay_max_s=smpp.bind_failure_delay_max_s,
-            lockout_failures=smpp.bind_lockout_failures,
-            address_lockout_failures=smpp.bind_lockout_address_failures,
-            lockout_s=smpp.bind_lockout_s,
-            max_checks=smpp.max_password_checks,
-        )
+        self.login = login or Login(self._holder)  # shared with the gateway's other fronts when given
         self.audit = audit
         self.connections: set[SmppConnection] = set()
         self.connections_ended = 0  # connections whose cleanup ran (they closed their stream)
@@ -186,6 +185,8 @@ class SmppServer:
         self._buckets: dict[tuple[str, float, float], TokenBucket] = {}
         self._pushers: dict[str, _Pusher] = {}
         self._stopping = False
+        # submit_sm/data_sm answered, by command_status (0: stored): read by /metrics at scrape time.
+        self.submissions: Counter[int] = Counter()
 
     @property
     def config(self) -> Config:
@@ -193,7 +194,22 @@ class SmppServer:
 
     @property
     def accounts(self) -> Accounts:
-        return self._holder.derived(_accounts_of)
+        return self.login.accounts
+
+    @property
+    def listening(self) -> bool:
+        """Accepting connections: false once shutdown began."""
+        return not self._stopping
+
+    def sessions(self) -> Counter[tuple[str, str]]:
+        """Bound sessions by (system_id, bind type), for metrics."""
+        counts: Counter[tuple[str, str]] = Counter()
+        for system_id, connections in self._binds.items():
+            for connection in connections:
+                bind_type = _BIND_TYPE_OF_STATE.get(connection.session.state)
+                if bind_type is not None:
+                    counts[system_id, bind_type] += 1
+        return counts
 
     async def listen(self, accepting: trio.CancelScope, *, task_status: trio.TaskStatus[SmppListeners]) -> None:
         smpp = self.config.smpp
@@ -210,7 +226,7 @@ class SmppServer:
                 tls = await trio.open_tcp_listeners(smpp.tls_port, host=smpp.host)
                 listeners.extend(trio.SSLListener(listener, context) for listener in tls)
                 tls_port = tls[0].socket.getsockname()[1]
-            task_status.started(SmppListeners(tcp[0].socket.getsockname()[1], tls_port))
+            task_status.started(SmppListeners(tcp[0].socket.getsockname()[1], tls_port, self))
             await trio.serve_listeners(self._serve_stream, listeners, handler_nursery=self._nursery)
 
     async def _serve_stream(self, stream: trio.abc.Stream) -> None:
@@ -788,7 +804,7 @@ class SmppConnection:
         bind_type = BIND_TYPES[CommandId(pdu.command_id)]
         ip = self.peer[0]
         try:
-            account = await self._authenticate(pdu)
+            account = await server.login.authenticate(pdu.system_id, pdu.password, ip, CommandId(pdu.command_id))
             if not server.try_register(self, account):
                 raise BindRefused("too many binds", command_status=CommandStatus.ESME_RALYBND)
         except BindRefused as exc:
@@ -817,36 +833,6 @@ class SmppConnection:
         server.audit.record(source=self.source, event="bind", outcome="ok", system_id=account.system_id,
                             bind_type=bind_type)
         server.bound(self, account)
-
-    async def _authenticate(self, pdu: BindTransmitter | BindReceiver | BindTransceiver) -> AccountConfig:
-        """The bind's account, or BindRefused (answered after the guard's delay when it is a failure).
-
-        The lockout is checked, and the attempt counted, before the slow password check; a check needs one of the
-        guard's slots (one per address, a few in all): without one the bind is refused at once, uncounted, so
-        parallel binds cost at most that many scrypt runs (CPU and 16 MB each) whatever their number."""
-        server, guard, ip = self.server, self.server.guard, self.peer[0]
-        now = trio.current_time()
-        if guard.is_locked_out(ip, pdu.system_id, now):
-            raise BindRefused("source locked out", command_status=CommandStatus.ESME_RBINDFAIL)
-        try:
-            account = server.accounts.check_access(pdu.system_id, CommandId(pdu.command_id), ip)
-        except BindRefused:
-            await trio.sleep(guard.record_failure(ip, pdu.system_id, now))
-            raise
-        if not server.accounts.password_cached(account, pdu.password):
-            if not guard.start_check(ip):
-                raise BindRefused("password check busy", command_status=CommandStatus.ESME_RBINDFAIL)
-            delay = guard.record_failure(ip, pdu.system_id, now)
-            try:
-                await trio.to_thread.run_sync(server.accounts.check_password, account, pdu.password)
-            except BindRefused:
-                guard.finish_check(ip)  # the slot is for the check, not for the delay that answers a failure
-                await trio.sleep(delay)
-                raise
-            finally:
-                guard.finish_check(ip)
-        guard.record_success(ip, pdu.system_id)
-        return account
 
     # ---- operations ----------------------------------------------------------------------------------------
 
@@ -896,6 +882,7 @@ class SmppConnection:
             else CommandStatus.ESME_RTHROTTLED
             for ok in taken
         ] if throttled else [result if isinstance(result, str) else result.command_status for result in results]
+        self.server.submissions.update(CommandStatus.ESME_ROK if isinstance(o, str) else o for o in outcomes)
         now = trio.current_time()
         try:
             self._outbox += self.session.send_submission_responses(pdus, outcomes, now)

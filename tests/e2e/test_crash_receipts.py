@@ -47,7 +47,7 @@ def _config(tmp_path: Path, links: list[Path]) -> Path:
     )
     path = tmp_path / "gw.toml"
     path.write_text(
-        f"[smpp]\nport = 0\nshutdown_grace_s = 1.0\nwindow = {WINDOW}\n"
+        f"[smpp]\nport = 0\nshutdown_grace_s = 1.0\nwindow = {WINDOW}\n[http]\nport = 0\n"
         '[[accounts]]\nsystem_id = "demo"\npassword = "demo"\nthroughput_per_s = 100000.0\n'
         "throughput_burst = 100000\n"
         + modems

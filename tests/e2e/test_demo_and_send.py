@@ -23,8 +23,10 @@ def test_demo_prints_a_send_command_that_works_and_stops_on_ctrl_c(
     tmp_path: Path, processes: list[Process]
 ) -> None:
     env = {**os.environ, "TMPDIR": str(tmp_path)}
-    demo = Process(["demo", "--port", "0", "--modems", "2", "--db", str(tmp_path / "demo.db")], env)
+    demo = Process(["demo", "--port", "0", "--http-port", "0", "--modems", "2", "--db", str(tmp_path / "demo.db")],
+                   env)
     processes.append(demo)
+    demo.wait_for_line(r"^  HTTP on http://127\.0\.0\.1:\d+ ", 60)
     command = demo.wait_for_line(r"^  (\S+.* send --port \d+ .*--wait-receipts)$", 60).group(1)
     demo.wait_for_line(r"virtual modem virtual2 447700900002 on ")
 

@@ -33,6 +33,7 @@ def _adapted(tmp_path: Path) -> dict[str, Any]:
     smpp.update(host="127.0.0.1", port=0)
     for key in ("tls_port", "tls_cert_path", "tls_key_path", "audit_log_path"):
         smpp.pop(key, None)
+    document.setdefault("http", {}).update(host="127.0.0.1", port=0)
     document["store"]["path"] = str(tmp_path / "example.db")
     for modem in document["modems"]:
         modem["port"] = str(tmp_path / f"{modem['name']}.pty")

@@ -34,7 +34,7 @@ def _config(tmp_path: Path, links: list[Path]) -> Path:
     )
     path = tmp_path / "gw.toml"
     path.write_text(
-        "[smpp]\nport = 0\nshutdown_grace_s = 1.0\n"
+        "[smpp]\nport = 0\nshutdown_grace_s = 1.0\n[http]\nport = 0\n"
         '[[accounts]]\nsystem_id = "demo"\npassword = "demo"\n'
         + modems
         + '[[routes]]\nname = "all"\n'

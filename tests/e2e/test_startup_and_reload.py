@@ -35,7 +35,7 @@ def _write_config(
     path: Path, *, password: str, prefixes: str = '["44"]', port: int = 0, account: str = "", extra: str = ""
 ) -> Path:
     path.write_text(
-        f"[smpp]\nport = {port}\nshutdown_grace_s = 1.0\nbind_failure_delay_base_s = 0.01\n"
+        f"[smpp]\nport = {port}\nshutdown_grace_s = 1.0\nbind_failure_delay_base_s = 0.01\n[http]\nport = 0\n"
         f'[[accounts]]\nsystem_id = "acme"\npassword = "{password}"\n{account}'
         f'[[modems]]\nname = "sim1"\nport = "{path.parent / "ttyUSB-misspelled"}"\nreopen_delay_s = 0.05\n'
         f"reopen_delay_max_s = 0.1\n"

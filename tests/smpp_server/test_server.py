@@ -123,7 +123,7 @@ async def test_failed_bind_is_delayed_audited_and_closed(
             assert response.command_status == status
             await client.wait_closed()
         assert delays == [0.5, 1.0, 2.0]
-        assert server.guard.is_locked_out("192.0.2.7", system_id, trio.current_time()) is False
+        assert server.login.guard.is_locked_out("192.0.2.7", system_id, trio.current_time()) is False
         records = [r.getMessage() for r in caplog.records if r.name == "smsgw.audit"]
         assert len(records) == 3 and all("source=192.0.2.7:" in r and "event=bind" in r for r in records)
         nursery.cancel_scope.cancel()

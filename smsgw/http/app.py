@@ -1,0 +1,36 @@
+"""The ASGI app: routes from the route modules, problem+json errors, request limits.
+
+A route module is a module with `routes(deps: HttpDeps) -> list[BaseRoute]`; `build_app` mounts them in the
+order of `ROUTE_MODULES`, so a new face (REST API, Kannel/Jasmin compatibility, portal) is a new module and one
+line here. The app keeps `deps` in `app.state.deps` for handlers that get only the request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Final
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
+
+from smsgw.http import ops
+from smsgw.http.deps import HttpDeps
+from smsgw.http.limits import RequestLimits
+from smsgw.http.problems import EXCEPTION_HANDLERS
+
+ROUTE_MODULES: Final[tuple[ModuleType, ...]] = (ops,)
+
+
+def build_app(deps: HttpDeps, modules: Sequence[ModuleType] | None = None) -> Starlette:
+    routes: list[BaseRoute] = []
+    for module in ROUTE_MODULES if modules is None else modules:
+        routes.extend(module.routes(deps))
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestLimits, config=deps.config)],
+        exception_handlers=EXCEPTION_HANDLERS,
+    )
+    app.state.deps = deps
+    return app
