@@ -33,6 +33,8 @@ import trio
 from smsgw.config import (
     DEMO_PASSWORD,
     DEMO_SYSTEM_ID,
+    MODEMS_CONNECTOR,
+    UPSTREAM_CONNECTOR,
     AccountConfig,
     Config,
     ConfigError,
@@ -89,12 +91,13 @@ def check_config(config: Config, source: str) -> None:
     bind, long after start-up; ConfigError names the key and what is wrong."""
     if not config.accounts:
         raise ConfigError(source, "accounts", "no [[accounts]]: no ESME could bind")
-    if not config.modems:
-        raise ConfigError(source, "modems", "no [[modems]]: accepted messages could never be sent")
+    if not config.modems and not config.upstreams:
+        raise ConfigError(source, "modems", "no [[modems]] and no [[upstreams]]: accepted messages could never be sent")
     for section, names in (
         ("accounts", [(a.system_id, "system_id") for a in config.accounts]),
         ("modems", [(m.name, "name") for m in config.modems]),
         ("routes", [(r.name, "name") for r in config.routes]),
+        ("upstreams", [(u.name, "name") for u in config.upstreams]),
     ):
         seen: Counter[str] = Counter()
         for index, (name, key) in enumerate(names):
@@ -106,13 +109,16 @@ def check_config(config: Config, source: str) -> None:
         if ports[modem.port] > 1:
             raise ConfigError(source, f"modems[{index}].port", f"{modem.port!r} is used by two modems")
     groups = sorted({m.group for m in config.modems})
+    upstreams = sorted(u.name for u in config.upstreams)
     for index, route in enumerate(config.routes):
-        if route.modem_group not in groups:
-            raise ConfigError(
-                source,
-                f"routes[{index}].modem_group",
-                f"no modem is in group {route.modem_group!r} (groups: {', '.join(groups)})",
-            )
+        for i, connector in enumerate(route.connectors):
+            key = f"routes[{index}].via[{i}]" if route.via else f"routes[{index}].modem_group"
+            if connector.startswith(UPSTREAM_CONNECTOR):
+                name = connector.removeprefix(UPSTREAM_CONNECTOR)
+                if name not in upstreams:
+                    raise ConfigError(source, key, f"no [[upstreams]] is named {name!r} (names: {', '.join(upstreams)})")
+            elif (group := connector.removeprefix(MODEMS_CONNECTOR)) not in groups:
+                raise ConfigError(source, key, f"no modem is in group {group!r} (groups: {', '.join(groups)})")
     check_policy_config(config, source)
     if any(account.mo_receipts for account in config.accounts):
         _warn_unknown_msisdns(config, source)
