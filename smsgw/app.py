@@ -54,7 +54,7 @@ from smsgw.numbers import InvalidNumber, normalise_number
 from smsgw.passwords import hash_password
 from smsgw.scheduler.policy import check_policy_config
 from smsgw.scheduler.service import Scheduler
-from smsgw.scheduler.sqlite_store import open_store
+from smsgw.scheduler.store import open_store
 from smsgw.scheduler.timing import WallClock
 from smsgw.smpp_server.server import SmppListeners, serve_smpp
 
@@ -178,7 +178,7 @@ async def _run_parts(
     holder: ConfigHolder, stop: trio.Event, ready: trio.Event, task_status: trio.TaskStatus[GatewayStarted]
 ) -> None:
     config = holder.current  # the parts below that do not follow reloads (`keep_running`) are built from this
-    async with open_store(config.store.path, config.store) as store:
+    async with open_store(config.store) as store:
         log.info("store open path=%s", config.store.path)
         scheduler = Scheduler(store, holder, WallClock())
         pool = ModemPool.from_config(
@@ -235,7 +235,8 @@ async def _wait_modems_started(pool: ModemPool, config: Config, started: trio.Ev
                 waiting.start_soon(settle, driver, waiting.cancel_scope)
     for status in pool.status():
         if status.state in (ModemState.INITIALISING, ModemState.REGISTERING):
-            log.info("modem still starting modem=%s state=%s", status.name, status.state.value)
+            # Its own "modem ready" (or a warning) follows; in a rack starting together this is mere jitter.
+            log.debug("modem still starting modem=%s state=%s", status.name, status.state.value)
         elif status.state is not ModemState.READY:
             log.warning("modem not ready at start-up modem=%s port=%s state=%s error=%s",
                         status.name, status.port, status.state.value, status.last_error)

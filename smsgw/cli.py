@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from smsgw.scheduler.policy import InvalidLine
     from smsgw.config import Config
     from smsgw.scheduler.policy_store import SqlitePolicyFacts
-    from smsgw.scheduler.sqlite_store import SqliteStore
+    from smsgw.scheduler.store import MessageStore
 
 log = logging.getLogger(__name__)
 
@@ -801,18 +801,18 @@ def _store_path(args: argparse.Namespace) -> str:
     return path
 
 
-def _with_store(args: argparse.Namespace, action: Callable[[SqliteStore], Awaitable[int]]) -> int:
+def _with_store(args: argparse.Namespace, action: Callable[[MessageStore], Awaitable[int]]) -> int:
     import sqlite3
 
     import trio
 
     from smsgw.config import StoreConfig
-    from smsgw.scheduler.sqlite_store import open_store
+    from smsgw.scheduler.store import open_store
 
     path = _store_path(args)
 
     async def run() -> int:
-        async with open_store(path, StoreConfig(path=path)) as store:
+        async with open_store(StoreConfig(path=path)) as store:
             try:
                 return await action(store)
             except _Refused as exc:  # here, before the store's nursery wraps it in an ExceptionGroup
@@ -896,7 +896,7 @@ def _money(micro: int, args: argparse.Namespace) -> str:
     return f"{format_micro(micro)} {currency}"
 
 
-async def _check_account(store: SqliteStore, args: argparse.Namespace) -> None:
+async def _check_account(store: MessageStore, args: argparse.Namespace) -> None:
     """An account unknown to the config given, or (with --db alone) without a single ledger row: a mistyped name
     would otherwise show 0.00 and exit 0."""
     config: Config | None = getattr(args, "loaded_config", None)
@@ -914,7 +914,7 @@ class _Refused(Exception):
 def _cmd_account_balance(args: argparse.Namespace) -> int:
     _note_config(args)
 
-    async def action(store: SqliteStore) -> int:
+    async def action(store: MessageStore) -> int:
         await _check_account(store, args)
         print(f"{args.account} {_money(await store.balance(args.account), args)}")
         return EXIT_OK
@@ -938,7 +938,7 @@ def _cmd_account_topup(args: argparse.Namespace) -> int:
     if config is not None and not any(account.system_id == args.account for account in config.accounts):
         raise CliError(f"no account {args.account!r} in {args.config}")
 
-    async def action(store: SqliteStore) -> int:
+    async def action(store: MessageStore) -> int:
         balance = await store.topup(args.account, amount, to_ms(datetime.now(UTC)), args.note)
         print(f"{args.account} {_money(balance, args)}")
         return EXIT_OK
@@ -997,7 +997,7 @@ def _cmd_account_transfer(args: argparse.Namespace) -> int:
 
     refused: list[str] = []  # raised outside the store's nursery, which would wrap it in an ExceptionGroup
 
-    async def action(store: SqliteStore) -> int:
+    async def action(store: MessageStore) -> int:
         try:
             sent, received = await store.transfer(
                 args.from_account, args.to_account, amount, to_ms(datetime.now(UTC)), args.note
@@ -1021,7 +1021,7 @@ def _cmd_account_ledger(args: argparse.Namespace) -> int:
     _require_at_least_one(args.limit, "--limit")
     _note_config(args)
 
-    async def action(store: SqliteStore) -> int:
+    async def action(store: MessageStore) -> int:
         await _check_account(store, args)
         for entry in await store.ledger(args.account, args.limit):
             print(
@@ -1075,7 +1075,7 @@ def _cmd_history_export(args: argparse.Namespace) -> int:
     if end <= start:
         raise CliError("--to must be after --from")
 
-    async def action(store: SqliteStore) -> int:
+    async def action(store: MessageStore) -> int:
         rows = store.history_rows(start, end, args.account)
         if args.output is None:
             try:
@@ -1129,7 +1129,7 @@ def _cmd_resend(args: argparse.Namespace) -> int:
     if not any(account.system_id == args.account for account in config.accounts):
         raise CliError(f"no account {args.account!r} in {args.config}")
 
-    async def action(store: SqliteStore) -> int:
+    async def action(store: MessageStore) -> int:
         outcomes = await resend_unpaid(store, config, args.account, start, end, to_ms(datetime.now(UTC)))
         for outcome in outcomes:
             note = f" ({outcome.reason})" if outcome.reason else ""
@@ -1169,7 +1169,7 @@ def _cmd_callbacks_list(args: argparse.Namespace) -> int:
 
     _require_at_least_one(args.limit, "--limit")
 
-    async def action(store: SqliteStore) -> int:
+    async def action(store: MessageStore) -> int:
         rows: list[tuple[str, ...]] = [
             ("ID", "MO", "ACCOUNT", "FROM", "STATE", "ATTEMPTS", "CREATED", "NEXT TRY", "LAST ERROR")
         ]
@@ -1195,7 +1195,7 @@ def _cmd_callbacks_retry(args: argparse.Namespace) -> int:
     if args.all_failed == bool(args.ids):
         raise CliError("name the callback ids to retry, or give --all-failed (not both)")
 
-    async def action(store: SqliteStore) -> int:
+    async def action(store: MessageStore) -> int:
         rowids = None if args.all_failed else args.ids
         if rowids is not None:
             # Say which ids cannot be requeued and why, not only how many were.
@@ -1248,7 +1248,7 @@ def _cmd_notices_list(args: argparse.Namespace) -> int:
         except InvalidNumber as exc:
             raise CliError(f"--handset {args.handset!r}: {exc.reason}") from None
 
-    async def action(store: SqliteStore) -> int:
+    async def action(store: MessageStore) -> int:
         rows: list[tuple[str, ...]] = [
             ("ID", "SENT", "HANDSET", "PURPOSE", "MESSAGE ID", "ACCOUNT", "STATE", "HANDSET TAKES", "TEXT")
         ]

@@ -31,7 +31,7 @@ from smsgw.config import StoreConfig
 from smsgw.scheduler.ids import MessageIdGenerator
 from smsgw.scheduler.migrations import migrate
 from smsgw.scheduler.model import Address, NewMessage, NewSegment
-from smsgw.scheduler.sqlite_store import open_store
+from smsgw.scheduler.store import open_store
 from smsgw.scheduler.states import State
 
 T0 = 1_780_000_000_000  # a fixed epoch-ms moment; the benchmark never waits on wall time
@@ -63,11 +63,11 @@ def _message(message_id: str, start_ms: int = T0) -> NewMessage:
 
 
 async def _group_commit(path: Path, submitters: int, total: int, synchronous: str) -> tuple[float, float]:
-    """Accepted messages/s through `SqliteStore.accept`, and operations per commit."""
+    """Accepted messages/s through `MessageStore.accept`, and operations per commit."""
     ids = MessageIdGenerator()
-    async with open_store(path, StoreConfig(synchronous=synchronous)) as store:
+    async with open_store(StoreConfig(path=str(path), synchronous=synchronous)) as store:
         await store.topup("bench", 10**15, T0)
-        batches_before = store.writer.batches
+        batches_before = store.commits()
         per_task = total // submitters
 
         async def submit() -> None:
@@ -80,7 +80,7 @@ async def _group_commit(path: Path, submitters: int, total: int, synchronous: st
             for _ in range(submitters):
                 nursery.start_soon(submit)
         elapsed = time.perf_counter() - start
-        commits = store.writer.batches - batches_before
+        commits = store.commits() - batches_before
     return per_task * submitters / elapsed, per_task * submitters / max(1, commits)
 
 
@@ -131,7 +131,7 @@ def _baseline(path: Path, batch: int, total: int, synchronous: str) -> float:
 async def _pick_rate(path: Path, due: int, limit: int) -> float:
     """Segments handed off per second by `claim_due` (each claim is one committed transaction)."""
     ids = MessageIdGenerator()
-    async with open_store(path, StoreConfig(synchronous="FULL")) as store:
+    async with open_store(StoreConfig(path=str(path), synchronous="FULL")) as store:
         batch = [_message(ids.next(T0)) for _ in range(500)]
         for _ in range(due // 500):
             await store.accept([dataclasses.replace(m, message_id=ids.next(T0), price_per_segment_micro=0)
@@ -179,7 +179,7 @@ def _generate_scheduled(path: Path, count: int) -> float:
 async def _restart_probe(path: str) -> dict[str, float]:
     """Run in a fresh process: open (migrate + recover) a big store, find and claim due work, report RSS."""
     start = time.perf_counter()
-    async with open_store(path, StoreConfig(synchronous="FULL")) as store:
+    async with open_store(StoreConfig(path=str(path), synchronous="FULL")) as store:
         recovery = await store.recover(T0)
         next_due = await store.next_due_ms()
         restart_s = time.perf_counter() - start

@@ -404,7 +404,13 @@ class ModemDriver:
 
     def _set_state(self, state: ModemState) -> None:
         if state is not self._state:
-            log.info("modem state modem=%s from=%s to=%s", self.name, self._state.value, state.value)
+            # The steps of a start-up that goes well are DEBUG ("modem ready" says it at INFO, once); a modem that
+            # leaves READY, or never reaches it, is what an operator needs to see.
+            starting = state in (ModemState.INITIALISING, ModemState.REGISTERING, ModemState.READY)
+            log.log(
+                logging.DEBUG if starting else logging.INFO,
+                "modem state modem=%s from=%s to=%s", self.name, self._state.value, state.value,
+            )
             self._state = state
             self._state_changed.set()
             self._state_changed = trio.Event()

@@ -123,7 +123,7 @@ class StartUp:
         info.imei = digits((await self._exchange.command("AT+CGSN")).lines)
         info.quirks = find_quirks(self._quirks_table, info.manufacturer, info.model)
         self._exchange.add_unsolicited(info.quirks.unsolicited_table())
-        log.info(
+        log.debug(  # "modem ready" repeats all of it at INFO
             "modem identified modem=%s manufacturer=%s model=%s imei=%s quirks=%s",
             self._name,
             info.manufacturer,

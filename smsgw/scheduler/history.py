@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable
-from typing import Any, Final, TextIO
+from typing import Final, TextIO
 
+from smsgw.scheduler.model import HistoryRow
 from smsgw.scheduler.routing import format_micro
 from smsgw.scheduler.states import State
 from smsgw.scheduler.timing import from_ms
@@ -26,26 +27,26 @@ COLUMNS: Final = (
 )
 
 
-def write_history_csv(rows: Iterable[tuple[Any, ...]], out: TextIO) -> int:
-    """Write the rows of `SqliteStore.history_rows` with a header; returns how many messages were written."""
+def write_history_csv(rows: Iterable[HistoryRow], out: TextIO) -> int:
+    """Write the rows of `MessageStore.history_rows` with a header; returns how many messages were written."""
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
     count = 0
-    for message_id, dest_index, account, source, destination, submitted, state, final, error, segments, charged, text in rows:
+    for row in rows:
         writer.writerow(
             (
-                message_id,
-                dest_index,
-                account,
-                source,
-                destination,
-                from_ms(submitted).isoformat(),
-                State(state).name,
-                "" if final is None else from_ms(final).isoformat(),
-                f"{error:03d}",
-                segments,
-                format_micro(charged),
-                text,
+                row.message_id,
+                row.dest_index,
+                row.account,
+                row.source_addr,
+                row.destination_addr,
+                from_ms(row.submitted_ms).isoformat(),
+                State(row.state).name,
+                "" if row.final_ms is None else from_ms(row.final_ms).isoformat(),
+                f"{row.error_code:03d}",
+                row.segment_count,
+                format_micro(row.charged_micro),
+                row.text,
             )
         )
         count += 1

@@ -235,3 +235,20 @@ class Recovery:
     interrupted_handoffs: int  # segments that were on a modem when the process stopped
     failed_handoffs: int  # of those, ended UNDELIVERABLE (err 807, `interrupted_handoff = "fail"`); the rest are due
     open_segments: int
+
+
+class HistoryRow(NamedTuple):
+    """One stored destination as `smsgw history export` writes it (a NamedTuple: an export streams many)."""
+
+    message_id: str
+    dest_index: int
+    account: str
+    source_addr: str
+    destination_addr: str
+    submitted_ms: int
+    state: int
+    final_ms: int | None
+    error_code: int
+    segment_count: int
+    charged_micro: int
+    text: str

@@ -1,7 +1,7 @@
 """`smsgw resend`: re-submit the messages an account's balance could not cover (err 800), as the service's
 "resend" action does once the account is topped up.
 
-The store keeps such a submission REJECTED with err 800 and uncharged (`SqliteStore.accept`). A resend takes the
+The store keeps such a submission REJECTED with err 800 and uncharged (`MessageStore.accept`). A resend takes the
 ones of a period that were not resent yet and stores them again as one new batch: new message ids, sent now with
 the validity they had, routed and priced by the current config and charged normally, the do-not-call and opt-out
 rules applied again by the store in its accepting transaction (`accept.Origin.RESEND`). Each original gets a
@@ -18,8 +18,8 @@ from datetime import timedelta
 from smsgw.config import Config
 from smsgw.scheduler.accept import AcceptPath, Options, Origin, Rejected, Stored, Submission, Timing
 from smsgw.scheduler.model import InsufficientBalance
-from smsgw.scheduler.sqlite_store import SqliteStore
 from smsgw.scheduler.states import State
+from smsgw.scheduler.store import MessageStore
 from smsgw.scheduler.timing import WallClock, from_ms
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class Resent:
 
 
 async def resend_unpaid(
-    store: SqliteStore, config: Config, account: str, start_ms: int, end_ms: int, now_ms: int
+    store: MessageStore, config: Config, account: str, start_ms: int, end_ms: int, now_ms: int
 ) -> list[Resent]:
     """Re-submit `account`'s unpaid messages submitted in [start_ms, end_ms), oldest first, in one commit.
     ValueError for an account the config does not know."""

@@ -1,35 +1,46 @@
-"""The message store as the scheduler sees it: a Protocol, so a PostgreSQL store (several gateway nodes) can
-replace `SqliteStore` without touching the scheduler. Every write returns only after it is durable.
+"""The message store as the scheduler, the CLI and `smsgw resend` see it: a Protocol, so a PostgreSQL store
+(several gateway nodes) can replace `SqliteStore` without touching them, and `open_store(config)`, the one place
+that picks the engine. Every write returns only after it is durable.
+
+An engine writes SQL only: the decisions are pure modules it calls inside its transactions (`billing`: charges,
+err 800, refunds; `outcomes`: the message's state and the receipt that follow a segment's change; `outbox_codec`:
+the outbox records), and `tests/scheduler/test_store.py` is the contract suite it must pass.
 
 Refusals are exceptions the scheduler maps to SMPP statuses: `InsufficientBalance`, `NotCancellable`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 import trio
 
+from smsgw.config import StoreConfig
 from smsgw.modem.seams import IncomingSms, Sent, StatusReport
 from smsgw.scheduler.callback import CallbackStore
 from smsgw.scheduler.model import (
+    CallbackRow,
     Handoff,
+    HistoryRow,
     InsufficientBalance,
     LastSent,
     LedgerEntry,
     NewMessage,
     NewSegment,
     NotCancellable,
+    NoticeRow,
     OutboxEntry,
     Recovery,
     StoredMessage,
     StoreUnavailable,
 )
 from smsgw.scheduler.policy import PolicyFacts
+from smsgw.scheduler.sqlite_store import open_store as open_sqlite_store
 from smsgw.scheduler.states import State
 
-__all__ = ["InsufficientBalance", "MessageStore", "NotCancellable", "StoreUnavailable"]
+__all__ = ["InsufficientBalance", "MessageStore", "NotCancellable", "StoreUnavailable", "open_store"]
 
 
 class MessageStore(CallbackStore, Protocol):
@@ -88,6 +99,9 @@ class MessageStore(CallbackStore, Protocol):
         self, sms: IncomingSms, account: str | None, recipient: str, now_ms: int, *, callback: bool = False
     ) -> int: ...
 
+    # The outbox is offered by the Scheduler, which keeps its reservations in memory and passes them as `exclude`.
+    # With several nodes these become claims in the store: a claim method setting `claimed_by`/`claimed_until`
+    # on the items it returns (skipping unexpired claims of others), and `outbox_delete`/a release clearing them.
     async def outbox_fetch(self, account: str, exclude: frozenset[str], limit: int) -> list[OutboxEntry]: ...
 
     async def outbox_delete(self, item_ids: Sequence[str]) -> list[bool]: ...
@@ -103,10 +117,36 @@ class MessageStore(CallbackStore, Protocol):
 
     async def is_notice_echo(self, mo_rowid: int, grace_ms: int) -> bool: ...
 
+    async def notices_listing(self, handset: str | None, limit: int) -> list[NoticeRow]: ...
+
+    async def mo_callbacks_listing(self, state: str | None, account: str | None, limit: int) -> list[CallbackRow]: ...
+
+    async def mo_callbacks_requeue(self, rowids: Sequence[int] | None, account: str | None, now_ms: int) -> int: ...
+
     async def topup(self, account: str, amount_micro: int, now_ms: int, note: str = "") -> int: ...
+
+    async def transfer(
+        self, from_account: str, to_account: str, amount_micro: int, now_ms: int, note: str = ""
+    ) -> tuple[int, int]: ...
+
+    async def unpaid_messages(self, account: str, start_ms: int, end_ms: int) -> list[NewMessage]: ...
 
     async def balance(self, account: str) -> int: ...
 
     async def ledger(self, account: str, limit: int) -> list[LedgerEntry]: ...
 
     async def purge(self, before_ms: int, batch: int) -> int: ...
+
+    def history_rows(self, from_ms: int, to_ms_: int, account: str | None) -> Iterator[HistoryRow]:
+        """Streamed, oldest first, without Trio (the CLI writes them as they come)."""
+        ...
+
+    def commits(self) -> int:
+        """Transactions committed so far: the benchmark reports operations per commit."""
+        ...
+
+
+def open_store(config: StoreConfig) -> AbstractAsyncContextManager[MessageStore]:
+    """The configured store, open with its tasks running, closed (after pending writes finish) when the block
+    exits: `async with open_store(config.store) as store:`."""
+    return open_sqlite_store(config.path, config)

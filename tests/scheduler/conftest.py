@@ -1,14 +1,24 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from pathlib import Path
+from typing import Final
 
 import pytest
 import trio
 from trio.testing import MockClock
 
 from smsgw.config import StoreConfig
-from smsgw.scheduler.sqlite_store import SqliteStore, open_store
+from smsgw.scheduler.store import MessageStore, open_store
+
+# Opens the one database of a test, as often as the test asks (a reopen is a restart of the gateway).
+StoreFactory = Callable[[], AbstractAsyncContextManager[MessageStore]]
+
+# The engines the store contract (test_store.py, and every test taking `store`) runs over. A second engine adds
+# its name here and a fresh database per test in `store_factory`.
+ENGINES: Final = ("sqlite",)
 
 
 @pytest.fixture
@@ -17,9 +27,16 @@ def store_config() -> StoreConfig:
     return StoreConfig(synchronous="NORMAL")
 
 
+@pytest.fixture(params=ENGINES)
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path, store_config: StoreConfig) -> StoreFactory:
+    assert request.param == "sqlite"
+    config = replace(store_config, path=str(tmp_path / "store.db"))
+    return lambda: open_store(config)
+
+
 @pytest.fixture
-async def store(tmp_path: Path, store_config: StoreConfig) -> AsyncIterator[SqliteStore]:
-    async with open_store(tmp_path / "store.db", store_config) as opened:
+async def store(store_factory: StoreFactory) -> AsyncIterator[MessageStore]:
+    async with store_factory() as opened:
         yield opened
 
 

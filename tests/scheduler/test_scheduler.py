@@ -910,7 +910,7 @@ async def test_an_acknowledgement_is_in_the_next_commit_while_the_previous_one_c
 
     def second_is_deleted(connection: sqlite3.Connection, items: list[None]) -> list[bool]:
         # Combined like the deletion, so it runs after it when both are in one commit (plain ops run first).
-        deleted = connection.execute("SELECT COUNT(*) FROM outbox WHERE id = ?", (int(second),)).fetchone() == (0,)
+        deleted = connection.execute("SELECT COUNT(*) FROM outbox WHERE id = ?", (int(second),)).fetchone()[0] == 0
         return [deleted for _ in items]
 
     held1, release1, hold1 = holder()

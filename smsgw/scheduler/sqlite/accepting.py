@@ -1,0 +1,198 @@
+"""Acceptance: a batch of submissions stored, charged and checked against the recipient rules in one transaction
+of the group-commit writer. What is charged and what stays unpaid is `billing`'s decision; this writes the rows."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any, Final
+
+from smsgw.pdu.constants import GatewayError
+from smsgw.scheduler import billing
+from smsgw.scheduler.model import NewMessage, StoreUnavailable
+from smsgw.scheduler.policy import Rejection, check_recipients
+from smsgw.scheduler.sqlite.base import SqliteBase, insert_ledger
+from smsgw.scheduler.states import State
+
+log = logging.getLogger(__name__)
+
+INSUFFICIENT_BALANCE: Final = int(GatewayError.INSUFFICIENT_BALANCE)
+RESENT: Final = "resent"  # audit event: a message re-submitted by `smsgw resend` (detail "as=<new id>")
+
+
+class Accepting(SqliteBase):
+    async def accept(self, messages: Sequence[NewMessage]) -> tuple[bool, ...]:
+        """Store and charge each message in order; False for one the balance could not cover. Within a
+        submission of several destinations that is otherwise accepted, that one is kept REJECTED with err 800,
+        uncharged and without a receipt, for `smsgw resend`; a submission refused whole stores nothing.
+
+        A message with `check_recipient` whose recipient opted out of its account, or (promotional) is on the
+        do-not-call register without consent, is kept REJECTED with that err code, uncharged, its receipt queued
+        if asked for.
+
+        Concurrent calls are combined by the writer into one `_accept_batch` (executemany over all of them).
+        """
+        try:
+            accepted: tuple[bool, ...] = await self._writer.write_combined(self._accept_batch, messages)
+        except sqlite3.Error as exc:  # e.g. a message_id collision: refuse the submission, keep serving
+            raise StoreUnavailable(f"acceptance failed: {exc}") from exc
+        return accepted
+
+    def _accept_batch(
+        self, c: sqlite3.Connection, requests: Sequence[Sequence[NewMessage]]
+    ) -> list[tuple[bool, ...]]:
+        requests = self._apply_recipient_rules(requests)
+        # Balances are read inside the writer's transaction: the single writer makes this the serial order.
+        balances = {
+            account: self._balance(c, account)
+            for account in {m.account for request in requests for m in request if m.charge_micro}
+        }
+        # Explicit rowids let segments reference their message without a round trip per message.
+        next_rowid: int = c.execute("SELECT COALESCE(MAX(id), 0) + 1 AS next FROM messages").fetchone()["next"]
+        message_rows: list[tuple[Any, ...]] = []
+        segment_rows: list[tuple[Any, ...]] = []
+        ledger_rows: list[billing.LedgerRow] = []
+        rejected: list[tuple[int, int]] = []  # (message rowid, submitted_ms)
+        unpaid: list[tuple[int, int, int]] = []  # (error_code, final_at, message rowid)
+        results: list[tuple[bool, ...]] = []
+        for request in requests:
+            paid = billing.charge_request(balances, request, ledger_rows)
+            for message, is_paid in zip(request, paid):
+                if not is_paid:
+                    if billing.keeps_unpaid(paid, message):
+                        message_rows.append(_message_row(next_rowid, message, int(State.REJECTED), charged=0))
+                        segment_rows.extend(
+                            (next_rowid, seq, message.destination.addr, segment.data_coding, segment.udh,
+                             segment.user_data, int(State.REJECTED), None, 0, INSUFFICIENT_BALANCE,
+                             message.submitted_ms)
+                            for seq, segment in enumerate(message.segments)
+                        )
+                        unpaid.append((INSUFFICIENT_BALANCE, message.submitted_ms, next_rowid))
+                        next_rowid += 1
+                    continue
+                state = int(State.SCHEDULED if message.start_ms > message.submitted_ms else State.ACCEPTED)
+                message_rows.append(_message_row(next_rowid, message, state))
+                # A rejected message's segments are final at once; `_update_message` below derives its state.
+                segment_state, due_at = (
+                    (int(State.REJECTED), None) if message.rejected_error else (state, message.start_ms)
+                )
+                segment_rows.extend(
+                    (next_rowid, seq, message.destination.addr, segment.data_coding, segment.udh, segment.user_data,
+                     segment_state, due_at, message.price_per_segment_micro, message.rejected_error,
+                     message.submitted_ms if message.rejected_error else None)
+                    for seq, segment in enumerate(message.segments)
+                )
+                if message.rejected_error:
+                    rejected.append((next_rowid, message.submitted_ms))
+                if message.resends is not None:
+                    self._audit(c, message.submitted_ms, RESENT, message.account, message.resends,
+                                f"as={message.message_id}")
+                next_rowid += 1
+            results.append(tuple(paid))
+        _insert_rows(c, _MESSAGE_INSERT, message_rows)
+        _insert_rows(c, _SEGMENT_INSERT, segment_rows)
+        for rowid, at_ms in rejected:
+            self._update_message(c, rowid, at_ms, intermediate=False)
+        c.executemany("UPDATE messages SET error_code = ?, final_at = ? WHERE id = ?", unpaid)
+        insert_ledger(c, ledger_rows)
+        c.executemany("UPDATE accounts SET balance = ? WHERE name = ?", [(b, a) for a, b in balances.items()])
+        if message_rows:
+            self._writer.after_commit(self.notify_work)
+        return results
+
+    def _apply_recipient_rules(self, requests: Sequence[Sequence[NewMessage]]) -> Sequence[Sequence[NewMessage]]:
+        """`requests` with each refused recipient's message priced at 0 and carrying its rule's err code: one
+        query per kind of fact and account for the whole batch, in the acceptance transaction, so no rule change
+        (a do-not-call import, an opt-out) lands between the check and the store."""
+        checked: dict[str, list[NewMessage]] = {}
+        for request in requests:
+            for message in request:
+                if message.check_recipient:
+                    checked.setdefault(message.account, []).append(message)
+        refused: dict[tuple[str, int], Rejection] = {}
+        for account, messages in checked.items():
+            recipients = [(m.destination.addr, m.promotional) for m in messages]
+            for message, rejection in zip(
+                messages, check_recipients(self._accept_facts, account, recipients), strict=True
+            ):
+                if rejection is not None:
+                    log.info("rejected by policy message_id=%s account=%s err=%d reason=%s", message.message_id,
+                             account, rejection.error_code, rejection.reason)
+                    refused[message.message_id, message.dest_index] = rejection
+        if not refused:
+            return requests
+        return [
+            [
+                replace(m, price_per_segment_micro=0, rejected_error=int(rejection.error_code))
+                if (rejection := refused.get((m.message_id, m.dest_index))) is not None
+                else m
+                for m in request
+            ]
+            for request in requests
+        ]
+
+
+_MESSAGE_INSERT: Final = (
+    "INSERT INTO messages (id, message_id, dest_index, account, service_type, source_addr, source_addr_ton,"
+    " source_addr_npi, destination_addr, dest_addr_ton, dest_addr_npi, route, modem_group, esm_class,"
+    " registered_delivery, data_coding, flash, gateway_split, text, submitted_at, start_at, expires_at,"
+    " state, segment_count, charged) VALUES "
+)
+_SEGMENT_INSERT: Final = (
+    "INSERT INTO segments (message, seq, destination, data_coding, udh, user_data, state, due_at, charge,"
+    " error_code, final_at) VALUES "
+)
+_INSERT_CHUNKS: Final = (256, 64, 16, 4, 1)
+
+
+def _insert_rows(c: sqlite3.Connection, insert: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """`rows` inserted with multi-row VALUES statements: one sqlite3_step (which runs without the GIL) per chunk
+    instead of one per row as `executemany` does, and a few fixed chunk sizes so the statements stay cached."""
+    start = 0
+    for chunk in _INSERT_CHUNKS:
+        while len(rows) - start >= chunk:
+            part = rows[start : start + chunk]
+            c.execute(_values_statement(insert, chunk, len(part[0])), list(itertools.chain.from_iterable(part)))
+            start += chunk
+
+
+@functools.lru_cache(maxsize=32)
+def _values_statement(insert: str, rows: int, columns: int) -> str:
+    one = "(" + ",".join("?" * columns) + ")"
+    return insert + ",".join([one] * rows)
+
+
+def _message_row(rowid: int, message: NewMessage, state: int, *, charged: int | None = None) -> tuple[Any, ...]:
+    """The `_MESSAGE_INSERT` parameters of one message, in its column order."""
+    return (
+        rowid,
+        message.message_id,
+        message.dest_index,
+        message.account,
+        message.service_type,
+        message.source.addr,
+        # Plain ints: sqlite3 binds exact int/str/float without its adapter lookup, which an IntEnum costs ~1 us.
+        int(message.source.ton),
+        int(message.source.npi),
+        message.destination.addr,
+        int(message.destination.ton),
+        int(message.destination.npi),
+        message.route,
+        message.modem_group,
+        message.esm_class,
+        message.registered_delivery,
+        message.data_coding,
+        int(message.flash),
+        int(message.gateway_split),
+        message.text,
+        message.submitted_ms,
+        message.start_ms,
+        message.expires_ms,
+        state,
+        len(message.segments),
+        message.charge_micro if charged is None else charged,
+    )

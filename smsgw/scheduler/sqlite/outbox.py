@@ -1,0 +1,199 @@
+"""MO and the outbox: incoming SMS stored and queued for their account, outbox items fetched and deleted when
+acknowledged, where a reply belongs (`last_sent_to`), and the handsets' notices and their choices."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from smsgw.modem.seams import IncomingSms
+from smsgw.numbers import handset_key
+from smsgw.scheduler import outbox_codec
+from smsgw.scheduler.model import Address, LastSent, MoRecord, NoticeRow, OutboxEntry, StoreUnavailable
+from smsgw.scheduler.sqlite.base import SqliteBase
+from smsgw.scheduler.timing import to_ms
+
+
+class Outbox(SqliteBase):
+    async def last_sent_to(self, handset: str, modem: str, modem_msisdn: str, since_ms: int) -> LastSent | None:
+        """Who last sent a segment to `handset` from that modem (by name, or by its SIM's number) since `since_ms`."""
+
+        def fn(c: sqlite3.Connection) -> LastSent | None:
+            row = c.execute(
+                "SELECT m.account, m.source_addr, m.source_addr_ton, m.source_addr_npi, s.sent_at"
+                " FROM segments s INDEXED BY segments_sent_to JOIN messages m ON m.id = s.message"
+                " WHERE s.destination = ? AND s.sent_at IS NOT NULL AND s.sent_at >= ?"
+                " AND (s.modem = ? OR (s.modem_msisdn = ? AND s.modem_msisdn != ''))"
+                " ORDER BY s.sent_at DESC, s.id DESC LIMIT 1",
+                (handset_key(handset), since_ms, modem, modem_msisdn),
+            ).fetchone()
+            if row is None:
+                return None
+            source = Address(row["source_addr"], row["source_addr_ton"], row["source_addr_npi"])
+            return LastSent(row["account"], source, row["sent_at"])
+
+        return await self._read(fn)
+
+    async def store_mo(
+        self, sms: IncomingSms, account: str | None, recipient: str, now_ms: int, *, callback: bool = False
+    ) -> int:
+        """Persist an incoming SMS; with an account it also waits in that account's outbox, addressed to
+        `recipient` (the sender ID the handset answered, or the modem's MSISDN), and with `callback` its HTTP
+        callback is pending, due at once (same transaction: a crash loses neither without the other)."""
+
+        def op(c: sqlite3.Connection) -> int:
+            received_ms = to_ms(sms.received_at)
+            cursor = c.execute(
+                "INSERT INTO mo_messages (received_at, modem, modem_msisdn, originator, data_coding, text, user_data,"
+                " flash, incomplete, account) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    now_ms,
+                    sms.modem,
+                    sms.modem_msisdn,
+                    sms.originator,
+                    sms.data_coding,
+                    sms.text,
+                    sms.user_data,
+                    int(sms.flash),
+                    int(sms.incomplete),
+                    account,
+                ),
+            )
+            rowid = int(cursor.lastrowid or 0)
+            if account is not None:
+                record = MoRecord(
+                    mo_rowid=rowid,
+                    originator=sms.originator,
+                    recipient=recipient,
+                    text=sms.text,
+                    data_coding=sms.data_coding,
+                    user_data=sms.user_data,
+                    received_ms=received_ms,
+                    flash=sms.flash,
+                )
+                self._outbox_add(c, account, record, now_ms)
+                if callback:
+                    c.execute(
+                        "INSERT INTO mo_callbacks (mo, account, recipient, received_at, state, created_at,"
+                        " next_try_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                        (rowid, account, recipient, received_ms, now_ms, now_ms),
+                    )
+            return rowid
+
+        return await self._writer.write(op)
+
+    async def outbox_fetch(self, account: str, exclude: frozenset[str], limit: int) -> list[OutboxEntry]:
+        def fn(c: sqlite3.Connection) -> list[OutboxEntry]:
+            entries: list[OutboxEntry] = []
+            for row in c.execute("SELECT id, kind, record FROM outbox WHERE account = ? ORDER BY id", (account,)):
+                item_id = str(row["id"])
+                if item_id in exclude:
+                    continue
+                entries.append(OutboxEntry(item_id, account, outbox_codec.decode(row["kind"], row["record"])))
+                if len(entries) >= limit:
+                    break
+            return entries
+
+        return await self._read(fn)
+
+    async def outbox_delete(self, item_ids: Sequence[str]) -> list[bool]:
+        """Delete taken items in the writer's next commit, ahead of queued writes (a crash before it commits
+        offers them again); for each, whether it was still there."""
+        try:
+            deleted: list[bool] = await self._writer.write_first(_outbox_delete_batch, item_ids)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"outbox delete failed: {exc}") from exc
+        return deleted
+
+    async def handset_wants_normal_sms(self, number: str) -> bool:
+        """Whether `number` switched its MO notices from flash to normal SMS."""
+
+        def fn(c: sqlite3.Connection) -> bool:
+            row = c.execute("SELECT normal_sms FROM handset_notices WHERE number = ?", (number,)).fetchone()
+            return row is not None and bool(row["normal_sms"])
+
+        return await self._read(fn)
+
+    async def toggle_handset_notices(self, number: str, now_ms: int) -> bool:
+        """Switch `number`'s MO notices between flash and normal SMS; True when they are now normal SMS."""
+
+        def op(c: sqlite3.Connection) -> bool:
+            row = c.execute(
+                "INSERT INTO handset_notices (number, normal_sms, changed_at) VALUES (?, 1, ?)"
+                " ON CONFLICT (number) DO UPDATE SET normal_sms = 1 - normal_sms, changed_at = excluded.changed_at"
+                " RETURNING normal_sms",
+                (number, now_ms),
+            ).fetchone()
+            return bool(row["normal_sms"])
+
+        return await self._writer.write(op)
+
+    async def record_notice(
+        self, handset: str, message_id: str, purpose: str, text: str, now_ms: int, expires_ms: int, *,
+        since_ms: int, limit: int,
+    ) -> bool:
+        """Record a notice about to be sent to `handset`, unless `limit` (0: none) notices went to it since
+        `since_ms`; False (nothing written) when the limit is reached."""
+
+        def op(c: sqlite3.Connection) -> bool:
+            if limit > 0:
+                count = c.execute(
+                    "SELECT COUNT(*) AS sent FROM notices_sent WHERE handset = ? AND at > ?", (handset, since_ms)
+                ).fetchone()["sent"]
+                if count >= limit:
+                    return False
+            c.execute(
+                "INSERT INTO notices_sent (handset, message_id, purpose, text, at, expires_at) VALUES (?,?,?,?,?,?)",
+                (handset, message_id, purpose, text, now_ms, expires_ms),
+            )
+            return True
+
+        return await self._writer.write(op)
+
+    async def notices_listing(self, handset: str | None, limit: int) -> list[NoticeRow]:
+        """The latest `limit` notices (to `handset` when given, in international digits), oldest first."""
+
+        def fn(c: sqlite3.Connection) -> list[NoticeRow]:
+            rows = c.execute(
+                "SELECT * FROM (SELECT n.id, n.handset, n.at, n.purpose, n.message_id, m.account, m.state, n.text,"
+                " COALESCE(h.normal_sms, 0) AS normal_sms FROM notices_sent n"
+                " LEFT JOIN messages m ON m.message_id = n.message_id AND m.dest_index = 0"
+                " LEFT JOIN handset_notices h ON h.number = n.handset"
+                " WHERE ?1 IS NULL OR n.handset = ?1 ORDER BY n.id DESC LIMIT ?2) ORDER BY id",
+                (handset, limit),
+            )
+            return [
+                NoticeRow(
+                    rowid=row["id"],
+                    handset=row["handset"],
+                    at_ms=row["at"],
+                    purpose=row["purpose"],
+                    message_id=row["message_id"],
+                    account=row["account"],
+                    state=row["state"],
+                    text=row["text"],
+                    normal_sms=bool(row["normal_sms"]),
+                )
+                for row in rows
+            ]
+
+        return await self._read(fn)
+
+    async def is_notice_echo(self, mo_rowid: int, grace_ms: int) -> bool:
+        """Whether MO `mo_rowid` is one of the gateway's own notices come back: the modem that received it has the
+        number a notice with the same text went to, and that notice was still valid (`grace_ms` allowed)."""
+
+        def fn(c: sqlite3.Connection) -> bool:
+            row = c.execute(
+                "SELECT 1 FROM mo_messages mo JOIN notices_sent n"
+                " ON n.handset = handset_key(mo.modem_msisdn) AND n.text = mo.text"
+                " WHERE mo.id = ? AND n.at <= mo.received_at AND n.expires_at + ? >= mo.received_at LIMIT 1",
+                (mo_rowid, grace_ms),
+            ).fetchone()
+            return row is not None
+
+        return await self._read(fn)
+
+
+def _outbox_delete_batch(c: sqlite3.Connection, batches: list[Sequence[str]]) -> list[list[bool]]:
+    return [[c.execute("DELETE FROM outbox WHERE id = ?", (int(i),)).rowcount > 0 for i in ids] for ids in batches]
