@@ -56,7 +56,9 @@ from smsgw.scheduler.policy import check_policy_config
 from smsgw.scheduler.service import Scheduler
 from smsgw.scheduler.store import open_store
 from smsgw.scheduler.timing import WallClock
+from smsgw.scheduler.upstream_route import UpstreamReceiver
 from smsgw.smpp_server.server import SmppListeners, serve_smpp
+from smsgw.smpp_server.upstream import Upstreams
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +182,10 @@ async def _run_parts(
     config = holder.current  # the parts below that do not follow reloads (`keep_running`) are built from this
     async with open_store(config.store) as store:
         log.info("store open path=%s", config.store.path)
-        scheduler = Scheduler(store, holder, WallClock())
+        clock = WallClock()
+        scheduler = Scheduler(store, holder, clock)
+        upstreams = Upstreams(config.upstreams, UpstreamReceiver(store, clock, scheduler.mo.incoming_sms))
+        scheduler.dispatcher.upstreams = upstreams
         pool = ModemPool.from_config(
             config.modems,
             scheduler.modem_events,
@@ -190,6 +195,7 @@ async def _run_parts(
             # Before the drivers run, so the SIMs' limits count what the previous run sent.
             await modems.start(pool.keep_status_file, status_path(config.store.path), config.modems_status.interval_s)
             await modems.start(pool.run)
+            await modems.start(upstreams.run)
             modems_started = trio.Event()
             async with trio.open_nursery() as dispatch:
                 await dispatch.start(functools.partial(scheduler.run, pool, dispatch_after=modems_started))
@@ -207,6 +213,7 @@ async def _run_parts(
                     log.info("gateway stopping")
                     smpp_stop.set()  # serve_smpp unbinds its sessions and returns
                 dispatch.cancel_scope.cancel()
+            await upstreams.unbind_all()
             modems.cancel_scope.cancel()
     log.info("gateway stopped")
 
@@ -216,7 +223,15 @@ async def _wait_modems_started(pool: ModemPool, config: Config, started: trio.Ev
     its start-up (READY, or DOWN when it needs an operator), or at most after the modems' own start-up budget: one
     hung or unplugged modem in a rack must not keep the gateway from sending through the others. Until then,
     segments would only fail on modems still starting and wait out a retry backoff."""
-    routed = {route.modem_group for route in config.routes}
+    routed = {
+        connector.removeprefix(MODEMS_CONNECTOR)
+        for route in config.routes
+        for connector in route.connectors
+        if connector.startswith(MODEMS_CONNECTOR)
+    }
+    if not routed or not config.modems:  # a gateway of upstreams only
+        started.set()
+        return
     budget = max(m.sim_ready_timeout_s + m.registration_timeout_s for m in config.modems)
 
     def serving() -> bool:

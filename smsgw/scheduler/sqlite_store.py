@@ -37,11 +37,12 @@ from smsgw.scheduler.sqlite.ledger import Ledger
 from smsgw.scheduler.sqlite.messages import Messages
 from smsgw.scheduler.sqlite.outbox import Outbox
 from smsgw.scheduler.sqlite.retention import Retention
+from smsgw.scheduler.sqlite.upstreams import Upstreams
 
 __all__ = ["SqliteStore", "open_store"]
 
 
-class SqliteStore(Accepting, Dispatch, Messages, Ledger, Outbox, Callbacks, Retention):
+class SqliteStore(Accepting, Dispatch, Upstreams, Messages, Ledger, Outbox, Callbacks, Retention):
     """Use `async with open_store(path, config) as store:`, which runs migrations and the writer task."""
 
 

@@ -474,3 +474,37 @@ class Upstream:
     async def _unbind_one(bind: UpstreamBind) -> None:
         await bind.unbind()
         await bind.closed.wait()
+
+
+class Upstreams:
+    """Every configured upstream by name: what the dispatcher submits to (`submit(name, pdu)`)."""
+
+    def __init__(
+        self,
+        configs: tuple[UpstreamConfig, ...],
+        sink: UpstreamSink,
+        rng: random.Random | None = None,
+        connect: Callable[[UpstreamConfig], Awaitable[trio.abc.Stream]] = open_upstream_stream,
+    ) -> None:
+        rng = rng or random.Random()
+        self.by_name = {config.name: Upstream(config, sink, rng, connect) for config in configs}
+
+    async def submit(self, upstream: str, pdu: SubmitSm) -> UpstreamOutcome:
+        found = self.by_name.get(upstream)
+        if found is None:
+            return NotSent(f"no upstream {upstream!r}")
+        return await found.submit(pdu)
+
+    def status(self) -> list[SessionStatus]:
+        return [status for upstream in self.by_name.values() for status in upstream.status()]
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            for upstream in self.by_name.values():
+                await nursery.start(upstream.run)
+            task_status.started()
+
+    async def unbind_all(self) -> None:
+        async with trio.open_nursery() as nursery:
+            for upstream in self.by_name.values():
+                nursery.start_soon(upstream.unbind_all)
