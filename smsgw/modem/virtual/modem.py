@@ -21,7 +21,7 @@ import trio
 
 from smsgw.config import VirtualNetworkConfig
 from smsgw.modem.virtual import general, sms
-from smsgw.modem.virtual.atparse import Command, LineSyntaxError, Op, parse_line
+from smsgw.modem.virtual.atparse import Command, LineSyntaxError, parse_line
 from smsgw.modem.virtual.commands import (
     CME_INCORRECT_PARAMETERS,
     CME_SIM_BUSY,
