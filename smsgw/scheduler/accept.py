@@ -393,6 +393,7 @@ class _Batch:
             decoded.text,
             esme_parts=decoded.esme_parts,
             encoding=None if decoded.text is None or text_only else decoded.encoding,
+            encoded=decoded.encoded,
             promotional=promotional,
             keywords=keywords,
             reference=reference,
