@@ -11,7 +11,9 @@ accepting transaction so no rule change lands between check and store); a notice
 given, free, without receipt or recipient rules; a resend takes a stored message's segments and sender as they
 are and routes, prices and checks its recipient again.
 
-`prepare` builds (sans-IO but for the clock), `commit` stores in one durable commit; `accept` does both. A
+`prepare` builds (sans-IO but for the clock), `commit` stores in one durable commit and says which messages were
+paid, `results` turns that into the values above; `accept` does all three. A caller answering in its own terms
+(the SMPP adapter) reads the message ids from `Prepared` instead. A
 submission with several destinations (SMPP submit_multi) shares one message_id, each destination its `dest_index`;
 a caller wanting an id per destination (the HTTP API) passes one submission per destination, sharing the values.
 """
