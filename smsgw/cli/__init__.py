@@ -1,7 +1,7 @@
 """Command line: the only place that parses argv.
 
 One module per command group (gateway: serve and demo; client: send and receive; virtual_modem; pdu; dnc; account;
-history: history export and resend; modems; callbacks; notices), each with an `_add_<group>(commands)` that
+history: history export and resend; modems; callbacks; notices), each with an `add_<group>(commands)` that
 `_build_parser` calls and `_cmd_<name>` handlers registered through set_defaults; handlers return the exit code.
 What the groups share (exit codes, CliError, the store options) is in `common`.
 Exit codes: 0 success, 1 runtime failure, 2 bad input (usage, bad config, bad hex).
@@ -16,17 +16,17 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from smsgw import __version__
-from smsgw.cli.account import _add_account
-from smsgw.cli.callbacks import _add_callbacks
-from smsgw.cli.client import _add_receive, _add_send
-from smsgw.cli.common import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, CliError, _silence_stdout
-from smsgw.cli.dnc import _add_dnc
-from smsgw.cli.gateway import _add_demo, _add_serve
-from smsgw.cli.history import _add_history, _add_resend
-from smsgw.cli.modems import _add_modems
-from smsgw.cli.notices import _add_notices
-from smsgw.cli.pdu import _add_pdu
-from smsgw.cli.virtual_modem import _add_virtual_modem
+from smsgw.cli.account import add_account
+from smsgw.cli.callbacks import add_callbacks
+from smsgw.cli.client import add_receive, add_send
+from smsgw.cli.common import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, CliError, silence_stdout
+from smsgw.cli.dnc import add_dnc
+from smsgw.cli.gateway import add_demo, add_serve
+from smsgw.cli.history import add_history, add_resend
+from smsgw.cli.modems import add_modems
+from smsgw.cli.notices import add_notices
+from smsgw.cli.pdu import add_pdu
+from smsgw.cli.virtual_modem import add_virtual_modem
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILURE", "EXIT_OK", "CliError", "main"]
 
@@ -36,20 +36,20 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"smsgw {__version__}")
     _add_logging_options(parser, LOG_DEFAULTS)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    # One `_add_<group>(commands)` call per command group; each sets `handler` via set_defaults.
-    _add_serve(commands)
-    _add_demo(commands)
-    _add_send(commands)
-    _add_virtual_modem(commands)
-    _add_pdu(commands)
-    _add_dnc(commands)
-    _add_account(commands)
-    _add_history(commands)
-    _add_resend(commands)
-    _add_modems(commands)
-    _add_callbacks(commands)
-    _add_notices(commands)
-    _add_receive(commands)
+    # One `add_<group>(commands)` call per command group; each sets `handler` via set_defaults.
+    add_serve(commands)
+    add_demo(commands)
+    add_send(commands)
+    add_virtual_modem(commands)
+    add_pdu(commands)
+    add_dnc(commands)
+    add_account(commands)
+    add_history(commands)
+    add_resend(commands)
+    add_modems(commands)
+    add_callbacks(commands)
+    add_notices(commands)
+    add_receive(commands)
     _give_logging_options(commands)
     return parser
 
@@ -127,5 +127,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_FAILURE
     except BrokenPipeError:  # output piped into `head` or a pager that quit: not an error worth a traceback
-        _silence_stdout()
+        silence_stdout()
         return EXIT_OK

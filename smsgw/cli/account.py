@@ -10,12 +10,12 @@ from smsgw.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_OK,
     CliError,
-    _add_config_store_arguments,
-    _add_store_arguments,
-    _load_config_and_store,
-    _Refused,
-    _require_at_least_one,
-    _with_store,
+    Refused,
+    add_config_store_arguments,
+    add_store_arguments,
+    load_config_and_store,
+    require_at_least_one,
+    with_store,
 )
 
 if TYPE_CHECKING:
@@ -23,12 +23,12 @@ if TYPE_CHECKING:
     from smsgw.scheduler.store import MessageStore
 
 
-def _add_account(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_account(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     account = commands.add_parser("account", help="prepaid balances: show, top up, list the ledger")
     actions = account.add_subparsers(dest="account_command", metavar="ACTION", required=True)
     balance = actions.add_parser("balance", help="print an account's balance")
     balance.add_argument("account", metavar="SYSTEM_ID")
-    _add_store_arguments(balance)
+    add_store_arguments(balance)
     balance.set_defaults(handler=_cmd_account_balance)
     topup = actions.add_parser(
         "topup", help="credit an account (a negative amount debits it, as a correction); a ledger row either way"
@@ -36,7 +36,7 @@ def _add_account(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     topup.add_argument("account", metavar="SYSTEM_ID")
     topup.add_argument("amount", metavar="AMOUNT", help="decimal, in the currency of route prices (e.g. 25.50)")
     topup.add_argument("--note", default="", help="kept in the ledger row")
-    _add_store_arguments(topup)
+    add_store_arguments(topup)
     topup.set_defaults(handler=_cmd_account_topup)
     transfer = actions.add_parser(
         "transfer",
@@ -48,12 +48,12 @@ def _add_account(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     transfer.add_argument("--to", dest="to_account", required=True, metavar="SYSTEM_ID")
     transfer.add_argument("--amount", required=True, help="decimal, in the currency of route prices (e.g. 25.50)")
     transfer.add_argument("--note", default="", help="kept in both ledger rows")
-    _add_config_store_arguments(transfer)
+    add_config_store_arguments(transfer)
     transfer.set_defaults(handler=_cmd_account_transfer)
     ledger = actions.add_parser("ledger", help="the account's latest ledger rows, oldest first")
     ledger.add_argument("account", metavar="SYSTEM_ID")
     ledger.add_argument("--limit", type=int, default=50, metavar="N")
-    _add_store_arguments(ledger)
+    add_store_arguments(ledger)
     ledger.set_defaults(handler=_cmd_account_ledger)
     hash_password = actions.add_parser(
         "hash-password",
@@ -100,9 +100,9 @@ async def _check_account(store: MessageStore, args: argparse.Namespace) -> None:
     config: Config | None = getattr(args, "loaded_config", None)
     if config is not None:
         if not any(account.system_id == args.account for account in config.accounts):
-            raise _Refused(f"no account {args.account!r} in {args.config}")
+            raise Refused(f"no account {args.account!r} in {args.config}")
     elif not await store.ledger(args.account, 1):
-        raise _Refused(f"{args.account!r} has no ledger rows in {args.db}: unknown account (or never topped up)")
+        raise Refused(f"{args.account!r} has no ledger rows in {args.db}: unknown account (or never topped up)")
 
 
 def _cmd_account_balance(args: argparse.Namespace) -> int:
@@ -113,7 +113,7 @@ def _cmd_account_balance(args: argparse.Namespace) -> int:
         print(f"{args.account} {_money(await store.balance(args.account), args)}")
         return EXIT_OK
 
-    return _with_store(args, action)
+    return with_store(args, action)
 
 
 def _cmd_account_topup(args: argparse.Namespace) -> int:
@@ -137,7 +137,7 @@ def _cmd_account_topup(args: argparse.Namespace) -> int:
         print(f"{args.account} {_money(balance, args)}")
         return EXIT_OK
 
-    return _with_store(args, action)
+    return with_store(args, action)
 
 
 def _note_config(args: argparse.Namespace) -> Config | None:
@@ -162,7 +162,7 @@ def _cmd_account_transfer(args: argparse.Namespace) -> int:
     from smsgw.scheduler.routing import to_micro
     from smsgw.scheduler.timing import to_ms
 
-    config = _load_config_and_store(args)
+    config = load_config_and_store(args)
     args.loaded_config = config
     try:
         amount = to_micro(args.amount)
@@ -184,7 +184,7 @@ def _cmd_account_transfer(args: argparse.Namespace) -> int:
         print(f"{args.to_account} {_money(received, args)}")
         return EXIT_OK
 
-    code = _with_store(args, action)
+    code = with_store(args, action)
     if refused:
         raise CliError(refused[0])
     return code
@@ -193,7 +193,7 @@ def _cmd_account_transfer(args: argparse.Namespace) -> int:
 def _cmd_account_ledger(args: argparse.Namespace) -> int:
     from smsgw.scheduler.timing import from_ms
 
-    _require_at_least_one(args.limit, "--limit")
+    require_at_least_one(args.limit, "--limit")
     _note_config(args)
 
     async def action(store: MessageStore) -> int:
@@ -206,4 +206,4 @@ def _cmd_account_ledger(args: argparse.Namespace) -> int:
             )
         return EXIT_OK
 
-    return _with_store(args, action)
+    return with_store(args, action)

@@ -10,25 +10,25 @@ from smsgw.cli.common import (
     EXIT_FAILURE,
     EXIT_OK,
     CliError,
-    _add_store_arguments,
-    _plural,
-    _print_table,
-    _require_at_least_one,
-    _with_store,
+    add_store_arguments,
+    plural,
+    print_table,
+    require_at_least_one,
+    with_store,
 )
 
 if TYPE_CHECKING:
     from smsgw.scheduler.store import MessageStore
 
 
-def _add_callbacks(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_callbacks(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     callbacks = commands.add_parser("callbacks", help="MO HTTP callbacks: list pending and failed, retry failed")
     actions = callbacks.add_subparsers(dest="callbacks_command", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="stored callbacks, oldest first (delivered ones are not kept)")
     listing.add_argument("--state", choices=("pending", "failed"), help="only callbacks in this state")
     listing.add_argument("--account", metavar="SYSTEM_ID", help="only this account's callbacks")
     listing.add_argument("--limit", type=int, default=100, metavar="N")
-    _add_store_arguments(listing)
+    add_store_arguments(listing)
     listing.set_defaults(handler=_cmd_callbacks_list)
     retry = actions.add_parser(
         "retry",
@@ -40,14 +40,14 @@ def _add_callbacks(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="callback ids (from list)")
     retry.add_argument("--all-failed", action="store_true", help="every failed callback (of --account if given)")
     retry.add_argument("--account", metavar="SYSTEM_ID", help="only this account's callbacks")
-    _add_store_arguments(retry)
+    add_store_arguments(retry)
     retry.set_defaults(handler=_cmd_callbacks_retry)
 
 
 def _cmd_callbacks_list(args: argparse.Namespace) -> int:
     from smsgw.scheduler.timing import from_ms
 
-    _require_at_least_one(args.limit, "--limit")
+    require_at_least_one(args.limit, "--limit")
 
     async def action(store: MessageStore) -> int:
         rows: list[tuple[str, ...]] = [
@@ -61,10 +61,10 @@ def _cmd_callbacks_list(args: argparse.Namespace) -> int:
                     from_ms(row.created_ms).isoformat(timespec="seconds"), next_try, row.last_error or "-",
                 )
             )
-        _print_table(rows)
+        print_table(rows)
         return EXIT_OK
 
-    return _with_store(args, action)
+    return with_store(args, action)
 
 
 def _cmd_callbacks_retry(args: argparse.Namespace) -> int:
@@ -89,10 +89,10 @@ def _cmd_callbacks_retry(args: argparse.Namespace) -> int:
                 elif row.state != "failed":
                     print(f"smsgw: callback {rowid}: {row.state}, not failed", file=sys.stderr)
         count = await store.mo_callbacks_requeue(rowids, args.account, to_ms(datetime.now(UTC)))
-        print(f"requeued {_plural(count, 'failed callback')}")
+        print(f"requeued {plural(count, 'failed callback')}")
         return EXIT_OK if count else EXIT_FAILURE
 
-    return _with_store(args, action)
+    return with_store(args, action)
 
 
 _EVERY_ROW: Final = 2**62  # a LIMIT that is no limit

@@ -9,7 +9,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from smsgw.cli.common import EXIT_FAILURE, EXIT_OK, CliError, _plural, _require_at_least_one
+from smsgw.cli.common import EXIT_FAILURE, EXIT_OK, CliError, plural, require_at_least_one
 
 if TYPE_CHECKING:
     from smsgw import client
@@ -66,7 +66,7 @@ def _client_settings(args: argparse.Namespace) -> client.ClientSettings:
     )
 
 
-def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     send = commands.add_parser(
         "send",
         help="submit SMS over SMPP (to this gateway or any SMSC), optionally wait for receipts",
@@ -103,7 +103,7 @@ def _cmd_send(args: argparse.Namespace) -> int:
 
     if not args.text:
         raise CliError("--text is empty")
-    _require_at_least_one(args.window, "--window")
+    require_at_least_one(args.window, "--window")
     settings = dataclasses.replace(_client_settings(args), source_addr=args.source_addr, window=args.window)
     if args.to is not None:
         try:
@@ -125,7 +125,7 @@ def _cmd_send(args: argparse.Namespace) -> int:
         if args.max_parts is None:
             parts: tuple[client.SubmitPart, ...] = (client.whole_text(args.text),)
         else:
-            _require_at_least_one(args.max_parts, "--max-parts")
+            require_at_least_one(args.max_parts, "--max-parts")
             parts = client.split_text(args.text, max_segments=args.max_parts)
     except PduError as exc:
         raise CliError(f"--text: {exc}") from exc
@@ -149,7 +149,7 @@ def _cmd_send(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_FAILURE
 
 
-def _add_receive(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_receive(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     receive = commands.add_parser(
         "receive",
         help="bind as a receiver and print each MO (handset message) and delivery receipt, acknowledged",
@@ -171,7 +171,7 @@ def _cmd_receive(args: argparse.Namespace) -> int:
     from smsgw import client
 
     if args.count is not None:
-        _require_at_least_one(args.count, "--count")
+        require_at_least_one(args.count, "--count")
     settings = _client_settings(args)
 
     def show(item: client.Received) -> None:
@@ -186,5 +186,5 @@ def _cmd_receive(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         pass  # the usual way to stop: the bind was unbound on the way out
-    print(f"received {_plural(receiver.received, 'item')}", file=sys.stderr)
+    print(f"received {plural(receiver.received, 'item')}", file=sys.stderr)
     return EXIT_OK

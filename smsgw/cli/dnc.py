@@ -9,14 +9,14 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Final
 
-from smsgw.cli.common import EXIT_FAILURE, EXIT_OK, CliError, _plural, _require_at_least_one
+from smsgw.cli.common import EXIT_FAILURE, EXIT_OK, CliError, plural, require_at_least_one
 
 if TYPE_CHECKING:
     from smsgw.scheduler.policy import InvalidLine
     from smsgw.scheduler.policy_store import SqlitePolicyFacts
 
 
-def _add_dnc(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_dnc(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from smsgw.config import PolicyConfig
 
     dnc = commands.add_parser("dnc", help="the do-not-call register (promotional messages to it end err 801)")
@@ -68,7 +68,7 @@ def _cmd_dnc_import(args: argparse.Namespace) -> int:
 
     from smsgw.scheduler.policy import InvalidLine
 
-    _require_at_least_one(args.batch_size, "--batch-size")
+    require_at_least_one(args.batch_size, "--batch-size")
     _check_country_code(args.default_country_code)
     counts = {"numbers": 0, "invalid": 0}
 
@@ -94,8 +94,8 @@ def _cmd_dnc_import(args: argparse.Namespace) -> int:
         finally:
             facts.close()
     print(
-        f"{args.file}: {_plural(counts['numbers'], 'number')}, {added} new on the register, "
-        f"{counts['numbers'] - added} already on it or repeated, {_plural(counts['invalid'], 'invalid line')}"
+        f"{args.file}: {plural(counts['numbers'], 'number')}, {added} new on the register, "
+        f"{counts['numbers'] - added} already on it or repeated, {plural(counts['invalid'], 'invalid line')}"
     )
     return EXIT_FAILURE if counts["invalid"] else EXIT_OK
 

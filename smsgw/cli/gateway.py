@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from smsgw.cli.common import EXIT_FAILURE, EXIT_OK, CliError
 
 
-def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser(
         "serve",
         help="run the gateway from a config file (SMPP server, store, GSM modems)",
@@ -38,7 +38,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return _run_until_stopped(functools.partial(run_gateway, config, config_path=args.config))
 
 
-def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = commands.add_parser(
         "demo",
         help="run the whole gateway on embedded defaults with virtual modems (account demo / password demo)",

@@ -10,18 +10,18 @@ from smsgw.cli.common import (
     EXIT_FAILURE,
     EXIT_OK,
     CliError,
-    _add_config_store_arguments,
-    _add_store_arguments,
-    _load_config_and_store,
-    _silence_stdout,
-    _with_store,
+    add_config_store_arguments,
+    add_store_arguments,
+    load_config_and_store,
+    silence_stdout,
+    with_store,
 )
 
 if TYPE_CHECKING:
     from smsgw.scheduler.store import MessageStore
 
 
-def _add_history(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_history(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     history = commands.add_parser("history", help="delivery records (kept [store] retention_days)")
     actions = history.add_subparsers(dest="history_command", metavar="ACTION", required=True)
     export = actions.add_parser(
@@ -34,7 +34,7 @@ def _add_history(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     export.add_argument("--to", dest="end", required=True, metavar="DATE")
     export.add_argument("--account", metavar="SYSTEM_ID", help="only this account's messages")
     export.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
-    _add_store_arguments(export)
+    add_store_arguments(export)
     export.set_defaults(handler=_cmd_history_export)
 
 
@@ -69,7 +69,7 @@ def _cmd_history_export(args: argparse.Namespace) -> int:
                 count = write_history_csv(rows, sys.stdout)
                 sys.stdout.flush()
             except BrokenPipeError:  # `| head`: the reader has what it wanted
-                _silence_stdout()
+                silence_stdout()
                 return EXIT_OK
         else:
             try:
@@ -80,10 +80,10 @@ def _cmd_history_export(args: argparse.Namespace) -> int:
         print(f"exported {count} messages", file=sys.stderr)
         return EXIT_OK
 
-    return _with_store(args, action)
+    return with_store(args, action)
 
 
-def _add_resend(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_resend(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     resend = commands.add_parser(
         "resend",
         help="re-submit, as a new batch with new ids, an account's messages refused for insufficient balance",
@@ -98,7 +98,7 @@ def _add_resend(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     resend.add_argument(
         "--error", type=int, required=True, choices=(800,), help="800 (insufficient balance): the only one resendable"
     )
-    _add_config_store_arguments(resend)
+    add_config_store_arguments(resend)
     resend.set_defaults(handler=_cmd_resend)
 
 
@@ -112,7 +112,7 @@ def _cmd_resend(args: argparse.Namespace) -> int:
     end = _parse_when(args.end, "--to", end=True)
     if end <= start:
         raise CliError("--to must be after --from")
-    config = _load_config_and_store(args)
+    config = load_config_and_store(args)
     if not any(account.system_id == args.account for account in config.accounts):
         raise CliError(f"no account {args.account!r} in {args.config}")
 
@@ -125,4 +125,4 @@ def _cmd_resend(args: argparse.Namespace) -> int:
         print(f"resent {len(outcomes) - missed} of {len(outcomes)} messages", file=sys.stderr)
         return EXIT_FAILURE if missed else EXIT_OK
 
-    return _with_store(args, action)
+    return with_store(args, action)

@@ -5,17 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from smsgw.cli.common import EXIT_FAILURE, EXIT_OK, _add_store_arguments, _given_store_path, _print_table
+from smsgw.cli.common import EXIT_FAILURE, EXIT_OK, add_store_arguments, given_store_path, print_table
 
 
-def _add_modems(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_modems(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     modems = commands.add_parser(
         "modems",
         help="the running gateway's modems: state, signal, operator, sent today and this month vs limits",
         description="Reads the snapshot the gateway writes next to its store (<store path>.modems.json) every "
         "[modems_status] interval_s. Exit 1 when there is none (the gateway is not running or never ran).",
     )
-    _add_store_arguments(modems)
+    add_store_arguments(modems)
     modems.add_argument("--json", action="store_true", help="the whole snapshot as JSON, with its age_s")
     modems.set_defaults(handler=_cmd_modems)
 
@@ -26,7 +26,7 @@ def _cmd_modems(args: argparse.Namespace) -> int:
 
     from smsgw.modem.status_file import StatusFileError, encode_snapshot, read_snapshot, status_path
 
-    path = status_path(_given_store_path(args))
+    path = status_path(given_store_path(args))
     try:
         snapshot = read_snapshot(path)
     except (OSError, StatusFileError) as exc:
@@ -67,7 +67,7 @@ def _cmd_modems(args: argparse.Namespace) -> int:
                 status.last_error or "-",
             )
         )
-    _print_table(rows)
+    print_table(rows)
     return EXIT_OK
 
 

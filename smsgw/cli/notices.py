@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from smsgw.cli.common import EXIT_OK, CliError, _add_store_arguments, _print_table, _require_at_least_one, _with_store
+from smsgw.cli.common import EXIT_OK, CliError, add_store_arguments, print_table, require_at_least_one, with_store
 
 if TYPE_CHECKING:
     from smsgw.scheduler.store import MessageStore
 
 
-def _add_notices(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_notices(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     notices = commands.add_parser(
         "notices", help="the notices the gateway sent handsets (MO receipts, PT and STOP confirmations)"
     )
@@ -24,7 +24,7 @@ def _add_notices(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     listing.add_argument("--handset", metavar="NUMBER", help="only notices to this number (international format)")
     listing.add_argument("--limit", type=int, default=100, metavar="N")
-    _add_store_arguments(listing)
+    add_store_arguments(listing)
     listing.set_defaults(handler=_cmd_notices_list)
 
 
@@ -33,7 +33,7 @@ def _cmd_notices_list(args: argparse.Namespace) -> int:
     from smsgw.scheduler.states import State
     from smsgw.scheduler.timing import from_ms
 
-    _require_at_least_one(args.limit, "--limit")
+    require_at_least_one(args.limit, "--limit")
     handset = None
     if args.handset is not None:
         try:
@@ -53,7 +53,7 @@ def _cmd_notices_list(args: argparse.Namespace) -> int:
                     "normal SMS" if row.normal_sms else "flash", row.text,
                 )
             )
-        _print_table(rows)
+        print_table(rows)
         return EXIT_OK
 
-    return _with_store(args, action)
+    return with_store(args, action)

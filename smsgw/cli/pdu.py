@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Final
 
-from smsgw.cli.common import EXIT_OK, CliError, _plural
+from smsgw.cli.common import EXIT_OK, CliError, plural
 
 
-def _add_pdu(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_pdu(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from smsgw.pdu.describe import KINDS
 
     pdu = commands.add_parser("pdu", help="decode SMPP PDUs and GSM TPDUs, build the TPDUs AT+CMGS takes")
@@ -57,7 +57,7 @@ def _cmd_pdu_decode(args: argparse.Namespace) -> int:
         raise CliError(f"bad hex {args.hex[:40]!r}: {exc}") from None
     if len(data) < _SHORTEST_TPDU:
         raise CliError(
-            f"{_plural(len(data), 'octet')} cannot be a PDU: an SMPP PDU has at least 16 octets (its header), "
+            f"{plural(len(data), 'octet')} cannot be a PDU: an SMPP PDU has at least 16 octets (its header), "
             f"a TPDU at least {_SHORTEST_TPDU}"
         )
     try:

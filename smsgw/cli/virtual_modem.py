@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _add_virtual_modem(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_virtual_modem(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     modem = commands.add_parser(
         "virtual-modem",
         help="run one virtual GSM modem on a pty, for gammu, python-gsmmodem, Kannel or `smsgw serve`",
