@@ -101,7 +101,7 @@ class Options(NamedTuple):
     service_type: str = ""  # SMPP's; also what makes a submission promotional (`promotional_service_types`)
     registered_delivery: int = 0  # RECEIPT_WANTED, or SMPP's full field
     flash: bool = False  # for `Text` (`Encoded` says it with its data_coding's message class)
-    # The HTTP API's. Not stored yet: the HTTP issue adds their columns and persists them from here.
+    # The HTTP API's: `client_ref` is stored with the message and returned with it.
     client_ref: str = ""
     dlr_url: str = ""
 
@@ -292,6 +292,7 @@ def _build(
         resends,
         origin is not _NOTICE,  # check_recipient: in the store's accepting transaction
         promotional,
+        options.client_ref,
     )
 
 
