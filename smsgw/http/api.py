@@ -94,8 +94,10 @@ def routes(deps: HttpDeps) -> list[BaseRoute]:
             None if query.get("number") is None else _number(account, query["number"], "number"),
         )
         limit = _limit(deps, query.get("limit"))
-        page = await deps.store.list_messages(account.system_id, where, _cursor(query.get("cursor")), limit)
-        next_cursor = _encode_cursor(page[-1].key) if len(page) == limit else None
+        # One row more than the page: whether a next page exists, so the last page says so (no empty page after).
+        page = await deps.store.list_messages(account.system_id, where, _cursor(query.get("cursor")), limit + 1)
+        next_cursor = _encode_cursor(page[limit - 1].key) if len(page) > limit else None
+        del page[limit:]
         if _CSV in request.headers.get("accept", ""):
             out = io.StringIO()
             write_history_csv((listed.history for listed in page), out)
@@ -107,14 +109,16 @@ def routes(deps: HttpDeps) -> list[BaseRoute]:
         account = await authenticate(request, deps)
         after = _int_param(request.query_params.get("after"), "after", 0, minimum=0)
         limit = _limit(deps, request.query_params.get("limit"))
-        entries = await deps.store.inbox(account.system_id, after, limit)
+        entries = await deps.store.inbox(account.system_id, after, limit + 1)
+        more = len(entries) > limit
+        del entries[limit:]
         return JSONResponse({
             "messages": [
                 {"id": e.mo_id, "from": e.originator, "to": e.recipient, "text": e.text,
                  "received_at": _time(e.received_ms)}
                 for e in entries
             ],
-            "next_after": entries[-1].mo_id if len(entries) == limit else None,
+            "next_after": entries[-1].mo_id if more else None,
         })
 
     async def balance(request: Request) -> Response:
