@@ -47,6 +47,7 @@ from smsgw.config import (
     load_config,
 )
 from smsgw.http.deps import HttpDeps
+from smsgw.http.keys import ApiKeys
 from smsgw.http.metrics import GatewayMetrics
 from smsgw.http.server import HttpListening, serve_http
 from smsgw.modem.driver import ModemDriver, ModemState
@@ -216,7 +217,8 @@ async def _run_parts(
                     http: HttpListening | None = None
                     if config.http.enabled:
                         metrics = GatewayMetrics(holder, listeners.server, pool, store, login)
-                        deps = HttpDeps(holder, store, scheduler, pool, listeners.server, login, metrics)
+                        api_keys = ApiKeys(store, login, scheduler.accept.now_ms)
+                        deps = HttpDeps(holder, store, scheduler, pool, listeners.server, login, metrics, api_keys)
                         http = await front.start(
                             functools.partial(serve_http, config.http, deps, shutdown_trigger=fronts_stop)
                         )

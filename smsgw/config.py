@@ -376,6 +376,8 @@ class HttpConfig:
     shutdown_grace_s: float = 5.0
     # /readyz: how long the store's write round trip may take before the store counts as not writable.
     readiness_store_timeout_s: float = 2.0
+    # REST API listings (messages, inbox, ledger): the most rows one page may ask for with `limit`.
+    max_page_size: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -513,6 +515,7 @@ _RANGES: Final[Mapping[str, tuple[float, float]]] = {
     "request_timeout_s": (0.001, float("inf")),
     "read_timeout_s": (0.001, float("inf")),
     "readiness_store_timeout_s": (0.001, float("inf")),
+    "max_page_size": (1, 100_000),
     "baudrate": (1, 10_000_000),
     "UpstreamConfig.port": (1, 65535),
     "sessions": (1, 1000),

@@ -62,6 +62,61 @@ def add_account(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "it is not a terminal. Paste the printed line into the account's [[accounts]] table.",
     )
     hash_password.set_defaults(handler=_cmd_account_hash_password)
+    _add_api_key(actions)
+
+
+def _add_api_key(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    api_key = actions.add_parser(
+        "api-key",
+        help="REST API keys of an account: create (printed once), list, revoke",
+        description="Keys are kept hashed: the key is printed once by create and cannot be shown again.",
+    )
+    key_actions = api_key.add_subparsers(dest="api_key_command", metavar="ACTION", required=True)
+    create = key_actions.add_parser("create", help="make a key for the account and print it (only this once)")
+    create.add_argument("account", metavar="SYSTEM_ID")
+    create.add_argument("--name", default="", help="what the key is for, shown by list")
+    listing = key_actions.add_parser("list", help="id, account, name, created and last used of each key")
+    listing.add_argument("account", metavar="SYSTEM_ID", nargs="?", help="only this account's keys")
+    revoke = key_actions.add_parser("revoke", help="delete a key: requests with it are refused at once")
+    revoke.add_argument("key_id", metavar="ID", type=int)
+    for parser in (create, listing, revoke):
+        add_store_arguments(parser)
+        parser.set_defaults(handler=_cmd_account_api_key)
+
+
+def _cmd_account_api_key(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from smsgw.http.keys import new_api_key
+    from smsgw.scheduler.timing import from_ms, to_ms
+
+    config = _note_config(args)
+    account = getattr(args, "account", None)
+    if config is not None and account is not None and not any(a.system_id == account for a in config.accounts):
+        raise CliError(f"no account {account!r} in {args.config}")
+    now_ms = to_ms(datetime.now(UTC))
+
+    async def action(store: MessageStore) -> int:
+        if args.api_key_command == "create":
+            key, key_hash = new_api_key()
+            key_id = await store.api_key_add(args.account, args.name, key_hash, now_ms)
+            # The key alone on stdout (KEY=$(smsgw account api-key create ...)); what it is on stderr.
+            print(key)
+            print(f"API key id {key_id} for {account}: shown this once, only its hash is kept", file=sys.stderr)
+            return EXIT_OK
+        if args.api_key_command == "revoke":
+            revoked = await store.api_key_revoke(args.key_id, now_ms)
+            if revoked is None:
+                raise Refused(f"no API key with id {args.key_id}")
+            print(f"revoked id {revoked.key_id} account {revoked.account} name {revoked.name!r}")
+            return EXIT_OK
+        print("id\taccount\tname\tcreated\tlast_used")
+        for k in await store.api_keys(account):
+            used = "never" if k.last_used_ms is None else from_ms(k.last_used_ms).isoformat(timespec="seconds")
+            print(f"{k.key_id}\t{k.account}\t{k.name}\t{from_ms(k.created_ms).isoformat(timespec='seconds')}\t{used}")
+        return EXIT_OK
+
+    return with_store(args, action)
 
 
 def _cmd_account_hash_password(args: argparse.Namespace) -> int:

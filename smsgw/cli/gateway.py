@@ -85,6 +85,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             login = f"--port {started.smpp.port} --system-id {DEMO_SYSTEM_ID} --password {DEMO_PASSWORD}"
             command = f"{_own_command()} send {login} --to 447700900999 --text 'Hello from smsgw' --wait-receipts"
             print(f"Send a first message (447700900999 answers 'RE: ...'):\n  {command}", flush=True)
+            if started.http is not None:
+                _print_demo_curl(started.http.url)
             print(f"See the reply (in another terminal):\n  {_own_command()} receive {login}\nCtrl-C stops.", flush=True)
             if quiet_start:
                 logging.getLogger().setLevel(logging.INFO)
@@ -95,6 +97,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if quiet_start:
         logging.getLogger().setLevel(logging.WARNING)
     return _run_until_stopped(run)
+
+
+def _print_demo_curl(url: str) -> None:
+    """The demo's REST API example: a send as a user would paste it (Basic auth with the demo account)."""
+    from smsgw.config import DEMO_PASSWORD, DEMO_SYSTEM_ID
+
+    body = '{"to": ["447700900123"], "text": "Hello over HTTP", "client_ref": "demo-1"}'
+    curl = (f"curl -u {DEMO_SYSTEM_ID}:{DEMO_PASSWORD} -H 'Content-Type: application/json' -d '{body}' "
+            f"{url}/api/v1/messages")
+    print(f"Or over the REST API (docs {url}/api/docs):\n  {curl}", flush=True)
 
 
 def _own_command() -> str:

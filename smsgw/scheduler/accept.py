@@ -20,6 +20,7 @@ a caller wanting an id per destination (the HTTP API) passes one submission per 
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import random
@@ -30,12 +31,19 @@ from typing import Final, NamedTuple
 from smsgw.config import AccountConfig, Config, ConfigHolder, MessageConfig, RouteConfig, holding
 from smsgw.numbers import InvalidNumber, normalise_number
 from smsgw.pdu.constants import Npi, Ton
-from smsgw.pdu.segmentation import SarInfo, TooManySegments
-from smsgw.pdu.text import choose_encoding
+from smsgw.pdu.segmentation import MAX_SEGMENTS_LIMIT, SarInfo, TooManySegments
+from smsgw.pdu.text import Encoding, choose_encoding, units
 from smsgw.scheduler.content import Content, Decoded, build_segments, decode_content
 from smsgw.scheduler.ids import MessageIdGenerator
 from smsgw.scheduler.model import Address, InsufficientBalance, NewMessage, NewSegment, Refused
-from smsgw.scheduler.policy import KeywordRules, MessagePolicy, PolicyError, resolve_sender
+from smsgw.scheduler.policy import (
+    ContentRules,
+    KeywordRules,
+    MessagePolicy,
+    PolicyError,
+    prepare_text,
+    resolve_sender,
+)
 from smsgw.scheduler.routing import NoRoute, find_route, segment_price_micro
 from smsgw.scheduler.states import State
 from smsgw.scheduler.store import MessageStore
@@ -104,7 +112,7 @@ class Options(NamedTuple):
     service_type: str = ""  # SMPP's; also what makes a submission promotional (`promotional_service_types`)
     registered_delivery: int = 0  # RECEIPT_WANTED, or SMPP's full field
     flash: bool = False  # for `Text` (`Encoded` says it with its data_coding's message class)
-    # The HTTP API's. Not stored yet: the HTTP issue adds their columns and persists them from here.
+    # The HTTP API's: `client_ref` is stored with the message and returned with it.
     client_ref: str = ""
     dlr_url: str = ""
 
@@ -132,6 +140,16 @@ class Rejected(NamedTuple):
 
 
 Result = Accepted | Rejected
+
+
+class TextCount(NamedTuple):
+    """A text as a route would send it (`AcceptPath.count_text`)."""
+
+    encoding: Encoding
+    characters: int  # as the alphabet counts them (a GSM extension character is 2), signature and suffix included
+    segments: int
+    max_segments: int  # the route's
+    fits: bool
 
 
 class Prepared(NamedTuple):
@@ -195,8 +213,30 @@ class AcceptPath:
         _, _, built = batch.apply_rules(route, decoded, sender, "", text_only=False)
         return built, segment_price_micro(route, number)
 
+    def count_text(self, account: str, text: str, destination: str | None) -> TextCount:
+        """How `text` would go out to `destination` (None: on the first route), by the route's content rules as a
+        submission meets them (line breaks, blocked content, signature, suffix), counted without the route's
+        segment maximum so a text over it says by how much. InvalidNumber, NoRoute, BlockedContent."""
+        config = self._config
+        if destination is None:
+            if not config.routes:
+                raise NoRoute("no route configured")
+            route = config.routes[0]
+        else:
+            settings = self.account(account)
+            route = find_route(config.routes, normalise_number(destination, settings.default_country_code))
+        policy = self._holder.derived(MessagePolicy)
+        unlimited = dataclasses.replace(ContentRules.from_route(route), max_segments=MAX_SEGMENTS_LIMIT)
+        prepared = prepare_text(text, unlimited, promotional=False, keywords=policy.keywords(route))
+        return TextCount(prepared.encoding, units(prepared.text, prepared.encoding), prepared.segments,
+                         route.max_segments, prepared.segments <= route.max_segments)
+
     def account(self, account: str) -> AccountConfig:
         return account_settings(self._holder, account)
+
+    def now_ms(self) -> int:
+        """The wall clock the accept path stamps messages with (MockClock-driven in tests)."""
+        return self._clock.now_ms()
 
     def window(self, timing: Timing, now_ms: int) -> Window:
         """The delivery window `timing` gives at `now_ms` (replace_sm's new one); Refused as at submit."""
@@ -306,6 +346,7 @@ def _build(
         resends,
         origin is not _NOTICE,  # check_recipient: in the store's accepting transaction
         promotional,
+        options.client_ref,
     )
 
 

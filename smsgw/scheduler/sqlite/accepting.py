@@ -142,7 +142,7 @@ _MESSAGE_INSERT: Final = (
     "INSERT INTO messages (id, message_id, dest_index, account, service_type, source_addr, source_addr_ton,"
     " source_addr_npi, destination_addr, dest_addr_ton, dest_addr_npi, route, modem_group, esm_class,"
     " registered_delivery, data_coding, flash, gateway_split, text, submitted_at, start_at, expires_at,"
-    " state, segment_count, charged) VALUES "
+    " state, segment_count, charged, client_ref) VALUES "
 )
 _SEGMENT_INSERT: Final = (
     "INSERT INTO segments (message, seq, destination, data_coding, udh, user_data, state, due_at, charge,"
@@ -197,4 +197,5 @@ def _message_row(rowid: int, message: NewMessage, state: int, *, charged: int | 
         state,
         len(message.segments),
         message.charge_micro if charged is None else charged,
+        message.client_ref,
     )
