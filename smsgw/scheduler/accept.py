@@ -29,7 +29,7 @@ from smsgw.config import AccountConfig, Config, ConfigHolder, MessageConfig, Rou
 from smsgw.numbers import InvalidNumber, normalise_number
 from smsgw.pdu.constants import Npi, Ton
 from smsgw.pdu.segmentation import SarInfo, TooManySegments
-from smsgw.pdu.text import choose_encoding
+from smsgw.pdu.text import Encoding, choose_encoding, units
 from smsgw.scheduler.content import Content, Decoded, build_segments, decode_content
 from smsgw.scheduler.ids import MessageIdGenerator
 from smsgw.scheduler.model import Address, InsufficientBalance, NewMessage, NewSegment, Refused
@@ -131,6 +131,21 @@ class Rejected(NamedTuple):
 Result = Accepted | Rejected
 
 
+class Preview(NamedTuple):
+    """What a text costs as the accept path would send it now (the portal's live counter): the text with the
+    route's signature, suffix and unsubscribe statement as they would be added, its length in the units SMS limits
+    count (GSM septets, an extension character 2; UTF-16 units for UCS-2), the encoding, segments and the charge
+    per recipient. `refused` says why it would be refused (too many segments, blocked content), else ''."""
+
+    text: str
+    characters: int
+    encoding: str  # "GSM7" or "UCS2"
+    segments: int
+    max_segments: int
+    charge_micro: int
+    refused: str
+
+
 class Prepared(NamedTuple):
     """Built and not yet stored: per submission and destination, the message to store or its refusal."""
 
@@ -201,6 +216,30 @@ class AcceptPath:
                                  sar=content.sar)
         _, _, built = batch.apply_rules(route, decoded, sender, "", text_only=False)
         return built, segment_price_micro(route, number)
+
+    def preview(self, account: str, text: str, number: str = "", *, promotional: bool = False) -> Preview:
+        """The content rules `accept` applies to a `Text` for `account`, to a recipient `number` (international
+        digits; '' for the route of numbers without a longer prefix), without storing anything. NoRoute when no
+        route takes the number."""
+        batch = self._batch(account)
+        route = find_route(batch.routes, number)
+        price = segment_price_micro(route, number)
+        promotional = promotional or batch.is_promotional("")
+        decoded = Decoded(b"", text, choose_encoding(text), False, None)
+        try:
+            built = batch.content(route, decoded, promotional=promotional, text_only=True)
+        except TooManySegments as exc:
+            # The counter still shows how many it would take: the text the rules would start from, counted as is.
+            encoding = choose_encoding(text)
+            return Preview(text, units(text, encoding), encoding.name, exc.needed, route.max_segments,
+                           price * exc.needed, str(exc))
+        except (PolicyError, Refused) as exc:
+            encoding = choose_encoding(text)
+            return Preview(text, units(text, encoding), encoding.name, 0, route.max_segments, 0, str(exc))
+        encoding = Encoding(built.segments[0].data_coding)
+        segments = len(built.segments)
+        return Preview(built.text, units(built.text, encoding), encoding.name, segments, route.max_segments,
+                       price * segments, "")
 
     def account(self, account: str) -> AccountConfig:
         return account_settings(self._holder, account)
@@ -372,6 +411,12 @@ class _Batch:
         rules (a signature may need UCS-2), where an ESME's data_coding chose it already."""
         sender = self.sender(route, source_addr)
         promotional = self.is_promotional(service_type)
+        content = self.content(route, decoded, promotional=promotional, text_only=text_only)
+        return sender, promotional, content
+
+    def content(self, route: RouteConfig, decoded: Decoded, *, promotional: bool, text_only: bool) -> Content:
+        """The content rules alone (blocked content, signature, suffix, segments): `apply_rules` without the
+        sender, for a text being counted before it has one (`AcceptPath.preview`)."""
         reference = self.reference()
         keywords = self._keywords.get(route.name)
         if keywords is None:
@@ -385,5 +430,4 @@ class _Batch:
             keywords=keywords,
             reference=reference,
         )
-        content = build_segments(decoded, prepared, max_segments=route.max_segments, reference=reference)
-        return sender, promotional, content
+        return build_segments(decoded, prepared, max_segments=route.max_segments, reference=reference)
