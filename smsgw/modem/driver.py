@@ -309,11 +309,11 @@ class ModemDriver:
                 continue
             self._reached_ready = False
             end = await self._session(stream, reset=False)
+            self._last_error = f"{end.kind}: {end.reason}"
+            log.warning("modem session ended modem=%s kind=%s reason=%s", self.name, end.kind, end.reason)
             if self._reset_wanted:
                 self._set_state(ModemState.CLOSED)
                 continue  # re-open at once for the reset
-            self._last_error = f"{end.kind}: {end.reason}"
-            log.warning("modem session ended modem=%s kind=%s reason=%s", self.name, end.kind, end.reason)
             if end.kind == "fatal":
                 self._set_state(ModemState.DOWN)
                 log.error("modem down until an operator acts modem=%s reason=%s", self.name, end.reason)
