@@ -93,7 +93,7 @@ class _CustomerPages:
             "encoding": preview.encoding,
             "segments": preview.segments,
             "max_segments": preview.max_segments,
-            "charge": format_micro(preview.charge_micro * recipients),
+            "charge": f"{format_micro(preview.charge_micro * recipients)} {self._deps.config.current.billing.currency}",
             "text": preview.text,
             "refused": preview.refused,
         })
