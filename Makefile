@@ -11,12 +11,15 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 
+# setuptools prints a warning block for every editable install, which a new user cannot act on.
+QUIET_PIP := PYTHONWARNINGS=ignore $(VENV)/bin/pip install --quiet
+
 $(RUNTIME): pyproject.toml | $(VENV)/bin/python
-	$(VENV)/bin/pip install --quiet -e .
+	$(QUIET_PIP) -e .
 	touch $(RUNTIME)
 
 $(TEST): pyproject.toml $(RUNTIME)
-	$(VENV)/bin/pip install --quiet -e '.[test]'
+	$(QUIET_PIP) -e '.[test]'
 	touch $(TEST)
 
 demo: $(RUNTIME)

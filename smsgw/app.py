@@ -35,6 +35,8 @@ from smsgw.config import (
     DEMO_OPERATOR,
     DEMO_PASSWORD,
     DEMO_SYSTEM_ID,
+    MODEMS_CONNECTOR,
+    UPSTREAM_CONNECTOR,
     AccountConfig,
     Config,
     ConfigError,
@@ -61,8 +63,10 @@ from smsgw.scheduler.policy import check_policy_config
 from smsgw.scheduler.service import Scheduler
 from smsgw.scheduler.store import open_store
 from smsgw.scheduler.timing import WallClock
+from smsgw.scheduler.upstream_route import UpstreamReceiver
 from smsgw.smpp_server.login import Login
 from smsgw.smpp_server.server import SmppListeners, serve_smpp
+from smsgw.smpp_server.upstream import Upstreams
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +102,13 @@ def check_config(config: Config, source: str) -> None:
     bind, long after start-up; ConfigError names the key and what is wrong."""
     if not config.accounts:
         raise ConfigError(source, "accounts", "no [[accounts]]: no ESME could bind")
-    if not config.modems:
-        raise ConfigError(source, "modems", "no [[modems]]: accepted messages could never be sent")
+    if not config.modems and not config.upstreams:
+        raise ConfigError(source, "modems", "no [[modems]] and no [[upstreams]]: accepted messages could never be sent")
     for section, names in (
         ("accounts", [(a.system_id, "system_id") for a in config.accounts]),
         ("modems", [(m.name, "name") for m in config.modems]),
         ("routes", [(r.name, "name") for r in config.routes]),
+        ("upstreams", [(u.name, "name") for u in config.upstreams]),
     ):
         seen: Counter[str] = Counter()
         for index, (name, key) in enumerate(names):
@@ -115,13 +120,16 @@ def check_config(config: Config, source: str) -> None:
         if ports[modem.port] > 1:
             raise ConfigError(source, f"modems[{index}].port", f"{modem.port!r} is used by two modems")
     groups = sorted({m.group for m in config.modems})
+    upstreams = sorted(u.name for u in config.upstreams)
     for index, route in enumerate(config.routes):
-        if route.modem_group not in groups:
-            raise ConfigError(
-                source,
-                f"routes[{index}].modem_group",
-                f"no modem is in group {route.modem_group!r} (groups: {', '.join(groups)})",
-            )
+        for i, connector in enumerate(route.connectors):
+            key = f"routes[{index}].via[{i}]" if route.via else f"routes[{index}].modem_group"
+            if connector.startswith(UPSTREAM_CONNECTOR):
+                name = connector.removeprefix(UPSTREAM_CONNECTOR)
+                if name not in upstreams:
+                    raise ConfigError(source, key, f"no [[upstreams]] is named {name!r} (names: {', '.join(upstreams)})")
+            elif (group := connector.removeprefix(MODEMS_CONNECTOR)) not in groups:
+                raise ConfigError(source, key, f"no modem is in group {group!r} (groups: {', '.join(groups)})")
     check_policy_config(config, source)
     if any(account.mo_receipts for account in config.accounts):
         _warn_unknown_msisdns(config, source)
@@ -183,7 +191,10 @@ async def _run_parts(
     config = holder.current  # the parts below that do not follow reloads (`keep_running`) are built from this
     async with open_store(config.store) as store:
         log.info("store open path=%s", config.store.path)
-        scheduler = Scheduler(store, holder, WallClock())
+        clock = WallClock()
+        scheduler = Scheduler(store, holder, clock)
+        upstreams = Upstreams(config.upstreams, UpstreamReceiver(store, clock, scheduler.mo.incoming_sms))
+        scheduler.dispatcher.upstreams = upstreams
         pool = ModemPool.from_config(
             config.modems,
             scheduler.modem_events,
@@ -193,6 +204,7 @@ async def _run_parts(
             # Before the drivers run, so the SIMs' limits count what the previous run sent.
             await modems.start(pool.keep_status_file, status_path(config.store.path), config.modems_status.interval_s)
             await modems.start(pool.run)
+            await modems.start(upstreams.run)
             modems_started = trio.Event()
             async with trio.open_nursery() as dispatch:
                 await dispatch.start(functools.partial(scheduler.run, pool, dispatch_after=modems_started))
@@ -219,6 +231,7 @@ async def _run_parts(
                     # Both fronts stop accepting, then finish what is in progress within their grace periods.
                     fronts_stop.set()
                 dispatch.cancel_scope.cancel()
+            await upstreams.unbind_all()
             modems.cancel_scope.cancel()
     log.info("gateway stopped")
 
@@ -228,7 +241,15 @@ async def _wait_modems_started(pool: ModemPool, config: Config, started: trio.Ev
     its start-up (READY, or DOWN when it needs an operator), or at most after the modems' own start-up budget: one
     hung or unplugged modem in a rack must not keep the gateway from sending through the others. Until then,
     segments would only fail on modems still starting and wait out a retry backoff."""
-    routed = {route.modem_group for route in config.routes}
+    routed = {
+        connector.removeprefix(MODEMS_CONNECTOR)
+        for route in config.routes
+        for connector in route.connectors
+        if connector.startswith(MODEMS_CONNECTOR)
+    }
+    if not routed or not config.modems:  # a gateway of upstreams only
+        started.set()
+        return
     budget = max(m.sim_ready_timeout_s + m.registration_timeout_s for m in config.modems)
 
     def serving() -> bool:

@@ -186,6 +186,51 @@ class RouteConfig:
     blocked_keywords_path: str = ""
     # "crlf": CR LF kept and counted as two characters; "lf": CR LF and lone CR normalised to LF.
     line_breaks: str = "crlf"
+    # Connectors tried in order, each "upstream:NAME" ([[upstreams]]) or "modems:GROUP"; empty: modems:modem_group.
+    via: tuple[str, ...] = ()
+    # False: ask the upstream for no delivery receipts (an "economic" route); the message ends DELIVERED once the
+    # upstream accepted it. Modems always ask for status reports.
+    receipts: bool = True
+
+    @property
+    def connectors(self) -> tuple[str, ...]:
+        return self.via or (f"{MODEMS_CONNECTOR}{self.modem_group}",)
+
+
+UPSTREAM_CONNECTOR: Final = "upstream:"
+MODEMS_CONNECTOR: Final = "modems:"
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    """An operator's SMSC the gateway binds to as an ESME (`[[upstreams]]`)."""
+
+    name: str
+    host: str = "127.0.0.1"
+    port: int = 2775
+    system_id: str = ""
+    password: str = ""  # at most 8 characters (SMPP 3.4)
+    system_type: str = ""
+    # "transceiver": one bind per session; "transmitter+receiver": two (submits on one, receipts/MO on the other).
+    bind: Literal["transceiver", "transmitter+receiver"] = "transceiver"
+    sessions: int = 1
+    window: int = 10  # submit_sm outstanding per bind
+    throughput_per_s: float = 100.0  # the operator's contracted rate, over all sessions
+    tls: bool = False
+    tls_ca_path: str = ""  # CA file to verify the SMSC's certificate; empty: the system's CAs
+    # A bind (and each reconnect) waits this long for bind_resp; submit_sm and enquire_link for their responses.
+    bind_timeout_s: float = 10.0
+    response_timeout_s: float = 10.0
+    enquire_link_interval_s: float = 30.0
+    # After a lost connection or a refused bind: min * 2**(failures-1), capped at max, with +-jitter_ratio.
+    reconnect_delay_min_s: float = 1.0
+    reconnect_delay_max_s: float = 60.0
+    reconnect_jitter_ratio: float = 0.2
+    # After ESME_RTHROTTLED / ESME_RMSGQFUL: submits to this upstream pause this long (doubled while it goes on,
+    # capped at reconnect_delay_max_s), then the segment is tried here again.
+    throttled_pause_s: float = 1.0
+    # A submit waits at most this long for a bound session with room in its window before the next connector.
+    submit_wait_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,6 +408,7 @@ class Config:
     operators: tuple[OperatorConfig, ...] = ()
     modems: tuple[ModemConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = (RouteConfig(name="default"),)
+    upstreams: tuple[UpstreamConfig, ...] = ()
     messages: MessageConfig = field(default_factory=MessageConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     modems_status: ModemsStatusConfig = field(default_factory=ModemsStatusConfig)
@@ -416,6 +462,7 @@ _SECTIONS: Final[Mapping[str, type]] = {
     "operators": OperatorConfig,
     "modems": ModemConfig,
     "routes": RouteConfig,
+    "upstreams": UpstreamConfig,
     "messages": MessageConfig,
     "store": StoreConfig,
     "modems_status": ModemsStatusConfig,
@@ -423,7 +470,9 @@ _SECTIONS: Final[Mapping[str, type]] = {
     "policy": PolicyConfig,
     "billing": BillingConfig,
 }
-_ARRAY_SECTIONS: Final = frozenset({"accounts", "operators", "modems", "routes"})
+_ARRAY_SECTIONS: Final = frozenset({"accounts", "operators", "modems", "routes", "upstreams"})
+
+
 def load_config(path: str | Path) -> Config:
     source = str(path)
     try:
@@ -494,6 +543,15 @@ _RANGES: Final[Mapping[str, tuple[float, float]]] = {
     "read_timeout_s": (0.001, float("inf")),
     "readiness_store_timeout_s": (0.001, float("inf")),
     "baudrate": (1, 10_000_000),
+    "UpstreamConfig.port": (1, 65535),
+    "sessions": (1, 1000),
+    "UpstreamConfig.throughput_per_s": (0.001, float("inf")),
+    "bind_timeout_s": (0.001, float("inf")),
+    "UpstreamConfig.response_timeout_s": (0.001, float("inf")),
+    "UpstreamConfig.enquire_link_interval_s": (0.001, float("inf")),
+    "reconnect_delay_min_s": (0.001, float("inf")),
+    "reconnect_jitter_ratio": (0, 1),
+    "throttled_pause_s": (0.001, float("inf")),
 }
 
 
@@ -508,6 +566,20 @@ def _check_values(item: Any, key: str, source: str) -> None:
         if not low <= value <= high:
             limit = f"at least {low:g}" if high == float("inf") else f"{low:g} to {high:g}"
             raise ConfigError(source, f"{key}.{f.name}", f"must be {limit}, got {value!r}")
+    if isinstance(item, UpstreamConfig):
+        if len(item.password) > MAX_PASSWORD_CHARS:
+            raise ConfigError(source, f"{key}.password", f"longer than {MAX_PASSWORD_CHARS} characters (SMPP 3.4)")
+        if not 1 <= len(item.system_id) <= MAX_SYSTEM_ID_CHARS:
+            raise ConfigError(source, f"{key}.system_id", f"must be 1 to {MAX_SYSTEM_ID_CHARS} characters (SMPP 3.4)")
+        if item.reconnect_delay_max_s < item.reconnect_delay_min_s:
+            raise ConfigError(source, f"{key}.reconnect_delay_max_s", "must be at least reconnect_delay_min_s")
+    if isinstance(item, RouteConfig):
+        for i, connector in enumerate(item.via):
+            kind, _, name = connector.partition(":")
+            if f"{kind}:" not in (UPSTREAM_CONNECTOR, MODEMS_CONNECTOR) or not name:
+                raise ConfigError(
+                    source, f"{key}.via[{i}]", f"must be 'upstream:NAME' or 'modems:GROUP', got {connector!r}"
+                )
     if isinstance(item, AccountConfig):
         if not 1 <= len(item.system_id) <= MAX_SYSTEM_ID_CHARS:
             raise ConfigError(source, f"{key}.system_id", f"must be 1 to {MAX_SYSTEM_ID_CHARS} characters (SMPP 3.4)")

@@ -15,6 +15,7 @@ from smsgw.passwords import verify_password
 _ACCOUNT = {"system_id": "acme", "password_hash": "scrypt$16384$8$1$00$00"}
 _MODEM = {"name": "sim1", "port": "/dev/ttyUSB0", "group": "uk"}
 _ROUTE = {"name": "uk", "prefixes": ["44"], "modem_group": "uk"}
+_UPSTREAM = {"name": "opA", "system_id": "gw", "password": "secret"}
 
 
 @pytest.mark.parametrize(
@@ -33,6 +34,12 @@ _ROUTE = {"name": "uk", "prefixes": ["44"], "modem_group": "uk"}
         ({"accounts": [_ACCOUNT], "modems": [_MODEM]}, "routes[0].modem_group", "no modem is in group 'default'"),
         ({"accounts": [{**_ACCOUNT, "parent": "nobody"}], "modems": [_MODEM], "routes": [_ROUTE]},
          "accounts[0].parent", "no other account 'nobody'"),
+        ({"accounts": [_ACCOUNT], "modems": [_MODEM], "routes": [{**_ROUTE, "via": ["modems:uk", "upstream:opB"]}],
+          "upstreams": [_UPSTREAM]}, "routes[0].via[1]", "no [[upstreams]] is named 'opB' (names: opA)"),
+        ({"accounts": [_ACCOUNT], "modems": [_MODEM], "routes": [{**_ROUTE, "via": ["modems:de"]}]},
+         "routes[0].via[0]", "no modem is in group 'de'"),
+        ({"accounts": [_ACCOUNT], "modems": [_MODEM], "routes": [_ROUTE], "upstreams": [_UPSTREAM, _UPSTREAM]},
+         "upstreams[1].name", "'opA' is used twice"),
     ],
 )
 def test_cross_section_errors_name_the_key(document: dict[str, object], key: str, problem: str) -> None:
@@ -45,6 +52,11 @@ def test_cross_section_errors_name_the_key(document: dict[str, object], key: str
 
 def test_consistent_config_passes() -> None:
     check_config(config_from_mapping({"accounts": [_ACCOUNT], "modems": [_MODEM], "routes": [_ROUTE]}), "gw.toml")
+
+
+def test_a_gateway_of_upstreams_only_needs_no_modems() -> None:
+    route = {"name": "uk", "prefixes": ["44"], "via": ["upstream:opA"]}
+    check_config(config_from_mapping({"accounts": [_ACCOUNT], "routes": [route], "upstreams": [_UPSTREAM]}), "gw.toml")
 
 
 def test_mo_receipts_warn_of_modems_whose_number_cannot_recognise_a_returning_notice(

@@ -93,3 +93,31 @@ def test_store_path_problems_name_the_path(tmp_path) -> None:  # type: ignore[no
 def test_interrupted_handoff_takes_resend_or_fail(value: str) -> None:
     config = config_from_mapping({"messages": {"interrupted_handoff": value}})
     assert config.messages.interrupted_handoff == value
+
+
+_UPSTREAM = {"name": "opA", "system_id": "gw", "password": "secret"}
+
+
+@pytest.mark.parametrize(
+    ("document", "key"),
+    [
+        ({"upstreams": [{**_UPSTREAM, "password": "123456789"}]}, "upstreams[0].password"),
+        ({"upstreams": [{**_UPSTREAM, "system_id": ""}]}, "upstreams[0].system_id"),
+        ({"upstreams": [{**_UPSTREAM, "bind": "receiver"}]}, "upstreams[0].bind"),
+        ({"upstreams": [{**_UPSTREAM, "window": 0}]}, "upstreams[0].window"),
+        ({"upstreams": [{**_UPSTREAM, "reconnect_delay_max_s": 0.5}]}, "upstreams[0].reconnect_delay_max_s"),
+        ({"upstreams": [{"system_id": "gw"}]}, "upstreams[0].name"),
+        ({"routes": [{"name": "uk", "via": ["upstream:opA", "smsc:opB"]}]}, "routes[0].via[1]"),
+        ({"routes": [{"name": "uk", "via": ["upstream:"]}]}, "routes[0].via[0]"),
+    ],
+)
+def test_upstream_and_via_errors_name_the_key(document: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config_from_mapping(document)
+    assert info.value.key == key
+
+
+def test_a_route_without_via_goes_through_its_modem_group() -> None:
+    config = config_from_mapping({"routes": [{"name": "uk", "modem_group": "uk"},
+                                             {"name": "eu", "via": ["upstream:opA", "modems:eu"]}]})
+    assert [route.connectors for route in config.routes] == [("modems:uk",), ("upstream:opA", "modems:eu")]

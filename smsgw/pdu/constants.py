@@ -193,6 +193,9 @@ class GatewayError(IntEnum):
     # A restart found the segment handed to a modem without an outcome and `interrupted_handoff = "fail"`: it may
     # or may not have been sent, and is not sent again. Never a submit-time refusal.
     HANDOFF_INTERRUPTED = 807
+    # An upstream SMSC refused the segment for good (its command_status is in the log); not a sender refusal, which
+    # is 805. Never a submit-time refusal.
+    UPSTREAM_REFUSED = 808
 
     @property
     def command_status(self) -> int:

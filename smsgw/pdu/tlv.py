@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Final, Literal, cast
 
 from smsgw.pdu.constants import CommandStatus, TlvTag
-from smsgw.pdu.errors import InvalidField, PduError
+from smsgw.pdu.errors import InvalidField
 
 TlvKind = Literal["u8", "u16", "u32", "cstr", "octets", "flag"]
 TlvValue = int | str | bytes | bool

@@ -1,4 +1,9 @@
-"""Dispatch: hands due segments to the modems' `SmsSender` and records what became of them.
+"""Dispatch: hands due segments to their route's connectors and records what became of them.
+
+A route's connectors (`RouteConfig.connectors`: "modems:GROUP" -> the modems' `SmsSender`, "upstream:NAME" -> an
+upstream SMSC through `UpstreamSubmitter`) are tried in order: one that cannot take the segment now (no modem
+free, upstream down, not bound, throttled beyond its wait, no answer) passes it to the next; a permanent refusal
+ends it without failover; when every connector failed for now, the segment is retried later from the first.
 
 `Dispatcher.run(sender)` recovers interrupted hand-offs, then hands due segments out (at most
 `max_in_flight_segments` at once) and purges final messages past `retention_days`, until cancelled.
@@ -15,11 +20,14 @@ from datetime import timedelta
 
 import trio
 
-from smsgw.config import Config, ConfigHolder, MessageConfig, holding
+from smsgw.config import MODEMS_CONNECTOR, UPSTREAM_CONNECTOR, Config, ConfigHolder, MessageConfig, RouteConfig, holding
 from smsgw.modem.seams import OutgoingSms, SendFailed, SendOutcome, Sent, SmsSender, StatusReport
+from smsgw.scheduler import upstream_outcomes
 from smsgw.scheduler.model import Handoff
 from smsgw.scheduler.store import MessageStore
 from smsgw.scheduler.timing import WallClock, retry_delay_ms
+from smsgw.scheduler.upstream_route import UpstreamSubmitter, submit_sm_for
+from smsgw.smpp_server.upstream import THROTTLING, NotSent, Refused, Submitted
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +39,7 @@ class Dispatcher:
     def __init__(
         self, store: MessageStore, config: Config | ConfigHolder, clock: WallClock, rng: random.Random
     ) -> None:
+        self.upstreams: UpstreamSubmitter | None = None  # set by the gateway when it has [[upstreams]]
         self._store = store
         self._holder = holding(config)
         self._clock = clock
@@ -92,7 +101,72 @@ class Dispatcher:
             with trio.move_on_at(deadline):
                 await wake.wait()
 
+    def _connectors(self, handoff: Handoff) -> tuple[RouteConfig | None, tuple[str, ...]]:
+        for route in self._holder.current.routes:
+            if route.name == handoff.route:
+                return route, route.connectors
+        # The route left the config since the message was accepted: its modem group still names where it goes.
+        return None, (f"{MODEMS_CONNECTOR}{handoff.modem_group}",)
+
     async def _send(self, sender: SmsSender, handoff: Handoff) -> None:
+        try:
+            route, connectors = self._connectors(handoff)
+            outcome: SendOutcome | None = None
+            for connector in connectors:
+                if connector.startswith(UPSTREAM_CONNECTOR):
+                    outcome = await self._send_upstream(connector.removeprefix(UPSTREAM_CONNECTOR), handoff,
+                                                        receipts=route is None or route.receipts)
+                    if outcome is None:
+                        return  # taken or refused for good: recorded
+                else:
+                    outcome = await self._send_modems(sender, handoff, connector.removeprefix(MODEMS_CONNECTOR))
+                    if isinstance(outcome, Sent) or not outcome.temporary:
+                        break
+                if len(connectors) > 1:
+                    log.info("connector failed, next segment_id=%s connector=%s reason=%s", handoff.segment_id,
+                             connector, outcome.reason)
+        finally:
+            self._in_flight -= 1
+            self._store.notify_work()
+        assert outcome is not None  # a route has at least one connector
+        await self._record_modem_outcome(handoff, outcome)
+
+    async def _send_upstream(self, name: str, handoff: Handoff, *, receipts: bool) -> SendFailed | None:
+        """Submit to upstream `name`; None when its verdict is recorded (taken, or refused for good), else why the
+        next connector should try."""
+        if self.upstreams is None:
+            return SendFailed(temporary=True, reason="no upstreams running")
+        try:
+            verdict = await self.upstreams.submit(name, submit_sm_for(handoff, receipts=receipts))
+        except Exception:
+            log.exception("upstream submit failed segment_id=%s upstream=%s", handoff.segment_id, name)
+            return SendFailed(temporary=True, reason="upstream submit raised")
+        now = self._clock.now_ms()
+        match verdict:
+            case Submitted(message_id=upstream_id):
+                deadline = handoff.expires_ms + int(self._messages.status_report_grace_s * _MS)
+                await self._store.record_upstream_sent(
+                    handoff.segment_rowid, name, upstream_id, receipts=receipts, report_deadline_ms=deadline,
+                    now_ms=now,
+                )
+                log.info("segment sent segment_id=%s upstream=%s upstream_id=%s", handoff.segment_id, name,
+                         upstream_id)
+                return None
+            case Refused(command_status=status) if status not in THROTTLING:
+                error = upstream_outcomes.refusal_error(status)
+                state = await self._store.record_failure(
+                    handoff.segment_rowid, temporary=False, error_code=error, retry_at_ms=now, now_ms=now
+                )
+                log.info("segment refused by upstream segment_id=%s upstream=%s command_status=0x%08X state=%s",
+                         handoff.segment_id, name, status, state.name)
+                return None
+            case Refused(command_status=status):
+                return SendFailed(temporary=True, reason=f"upstream {name} throttling command_status=0x{status:08X}")
+            case NotSent(reason=reason):
+                return SendFailed(temporary=True, reason=f"upstream {name}: {reason}")
+        raise AssertionError(f"unknown upstream verdict {verdict!r}")
+
+    async def _send_modems(self, sender: SmsSender, handoff: Handoff, group: str) -> SendOutcome:
         now = self._clock.now_ms()
         sms = OutgoingSms(
             segment_id=handoff.segment_id,
@@ -103,16 +177,16 @@ class Dispatcher:
             status_report=True,  # always: the report is how the gateway learns the final state
             validity=timedelta(milliseconds=max(0, handoff.expires_ms - now)),
             flash=handoff.flash,
-            modem_group=handoff.modem_group,
+            modem_group=group,
         )
         try:
-            outcome: SendOutcome = await sender.send(sms)
+            return await sender.send(sms)
         except Exception:
             log.exception("modem sender failed segment_id=%s", handoff.segment_id)
-            outcome = SendFailed(temporary=True, reason="sender raised")
-        finally:
-            self._in_flight -= 1
-            self._store.notify_work()
+            return SendFailed(temporary=True, reason="sender raised")
+
+    async def _record_modem_outcome(self, handoff: Handoff, outcome: SendOutcome) -> None:
+        """Sent by a modem, or failed on every connector (the last one's failure is recorded)."""
         now = self._clock.now_ms()
         retry_at = now + retry_delay_ms(handoff.attempts, self._messages, self._rng)
         if isinstance(outcome, Sent):

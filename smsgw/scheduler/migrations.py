@@ -219,6 +219,26 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE outbox_v2 RENAME TO outbox;
     CREATE INDEX outbox_account ON outbox (account, id);
     """,
+    # Upstream SMPP routes: a segment sent through an upstream keeps the upstream's name and message_id, which its
+    # receipt quotes (indexed); a receipt that came before its submit_sm_resp was stored waits unmatched here.
+    """
+    ALTER TABLE segments ADD COLUMN upstream TEXT;
+    ALTER TABLE segments ADD COLUMN upstream_message_id TEXT;
+    CREATE INDEX segments_upstream_id ON segments (upstream, upstream_message_id)
+        WHERE upstream_message_id IS NOT NULL;
+    CREATE TABLE upstream_receipts (
+        id INTEGER PRIMARY KEY,
+        received_at INTEGER NOT NULL,
+        upstream TEXT NOT NULL,
+        upstream_message_id TEXT NOT NULL,
+        stat TEXT NOT NULL,
+        err TEXT NOT NULL,
+        segment INTEGER REFERENCES segments (id)
+    );
+    CREATE INDEX upstream_receipts_unmatched ON upstream_receipts (upstream, upstream_message_id)
+        WHERE segment IS NULL;
+    CREATE INDEX upstream_receipts_received ON upstream_receipts (received_at);
+    """,
 )
 
 

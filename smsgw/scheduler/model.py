@@ -101,6 +101,11 @@ class Handoff:
     modem_group: str
     expires_ms: int
     attempts: int  # including this one
+    # What an upstream SMSC needs besides the segment: the route (its connectors) and the sender.
+    route: str = ""
+    source_addr: str = ""
+    source_addr_ton: int = 0
+    source_addr_npi: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,11 +38,12 @@ from smsgw.scheduler.sqlite.messages import Messages
 from smsgw.scheduler.sqlite.outbox import Outbox
 from smsgw.scheduler.sqlite.retention import Retention
 from smsgw.scheduler.sqlite.stats import Stats
+from smsgw.scheduler.sqlite.upstreams import Upstreams
 
 __all__ = ["SqliteStore", "open_store"]
 
 
-class SqliteStore(Accepting, Dispatch, Messages, Ledger, Outbox, Callbacks, Retention, Stats):
+class SqliteStore(Accepting, Dispatch, Upstreams, Messages, Ledger, Outbox, Callbacks, Retention, Stats):
     """Use `async with open_store(path, config) as store:`, which runs migrations and the writer task."""
 
 

@@ -75,6 +75,21 @@ class MessageStore(CallbackStore, Protocol):
         self, report: StatusReport, now_ms: int, window_ms: int, retry_at_ms: int
     ) -> State | None: ...
 
+    async def record_upstream_sent(
+        self,
+        segment_rowid: int,
+        upstream: str,
+        upstream_message_id: str,
+        *,
+        receipts: bool,
+        report_deadline_ms: int,
+        now_ms: int,
+    ) -> State: ...
+
+    async def apply_upstream_receipt(
+        self, upstream: str, upstream_message_id: str, stat: str, err: str, now_ms: int
+    ) -> State | None: ...
+
     async def find(self, account: str, message_id: str) -> list[StoredMessage]: ...
 
     async def cancel(

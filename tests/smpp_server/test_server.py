@@ -462,7 +462,7 @@ async def test_idle_binds_cost_a_reader_and_a_timer_each(autojump_clock: trio.te
             await client.bind(BindTransmitter(sequence_number=0, system_id="acme", password=PASSWORD))
         tasks = _server_tasks()
         assert len(tasks) - len(idle_before) == 2 * N_IDLE
-        assert sorted(set(tasks) - set(idle_before)) == ["SmppConnection._timer_loop", "SmppServer.handle_connection"]
+        assert sorted(set(tasks) - set(idle_before)) == ["SessionShell._timer_loop", "SmppServer.handle_connection"]
         await trio.sleep(1800)  # half an hour of idling: enquire_link only, every bind still there
         assert len(bound_connections(server)) == N_IDLE
         assert not any(client.closed.is_set() for client in clients)

@@ -42,6 +42,10 @@ class _DueRow(NamedTuple):
     flash: int
     modem_group: str
     expires_at: int
+    route: str
+    source_addr: str
+    source_addr_ton: int
+    source_addr_npi: int
 
 
 _DUE_SQL: Final = (
@@ -86,6 +90,10 @@ class Dispatch(SqliteBase):
                     modem_group=row.modem_group,
                     expires_ms=row.expires_at,
                     attempts=row.attempts + 1,
+                    route=row.route,
+                    source_addr=row.source_addr,
+                    source_addr_ton=row.source_addr_ton,
+                    source_addr_npi=row.source_addr_npi,
                 )
             )
         return handoffs

@@ -10,7 +10,10 @@ from hypothesis import strategies as st
 
 from smsgw.config import VirtualNetworkConfig
 from smsgw.modem.virtual.atparse import Command, LineSyntaxError, Op, parse_line, split_args
-from smsgw.modem.virtual.modem import CNMA_TIMEOUT_S, ModemCore, SimState, _edit
+from smsgw.modem.virtual.delivery import CNMA_TIMEOUT_S
+from smsgw.modem.virtual.general import SimState
+from smsgw.modem.virtual.lineinput import edit_line
+from smsgw.modem.virtual.modem import ModemCore
 from smsgw.modem.virtual.network import VirtualNetwork
 from smsgw.modem.virtual.persona import personas
 from smsgw.pdu.tpdu import Address, SmsDeliver, SmsStatusReport, SmsSubmit, encode_with_smsc, split_smsc
@@ -380,7 +383,7 @@ def test_line_editing_fast_path_agrees_with_octet_by_octet_editing(octets: list[
                 chars.pop()
         elif octet not in (s4, 0x1A, 0x1B, 0):
             chars.append(chr(octet))
-    assert _edit(raw, s4, s5) == "".join(chars).strip()
+    assert edit_line(raw, s4, s5) == "".join(chars).strip()
 
 
 def report(tp_mr: int = 5) -> SmsStatusReport:
