@@ -11,7 +11,9 @@ accepting transaction so no rule change lands between check and store); a notice
 given, free, without receipt or recipient rules; a resend takes a stored message's segments and sender as they
 are and routes, prices and checks its recipient again.
 
-`prepare` builds (sans-IO but for the clock), `commit` stores in one durable commit; `accept` does both. A
+`prepare` builds (sans-IO but for the clock), `commit` stores in one durable commit and says which messages were
+paid, `results` turns that into the values above; `accept` does all three. A caller answering in its own terms
+(the SMPP adapter) reads the message ids from `Prepared` instead. A
 submission with several destinations (SMPP submit_multi) shares one message_id, each destination its `dest_index`;
 a caller wanting an id per destination (the HTTP API) passes one submission per destination, sharing the values.
 """
@@ -42,7 +44,8 @@ from smsgw.scheduler.timing import WallClock, Window, delivery_window
 log = logging.getLogger(__name__)
 
 RECEIPT_WANTED: Final = 1  # `Options.registered_delivery`: a receipt of the final state (SMPP 3.4 5.2.17)
-_INSUFFICIENT_BALANCE: Final = "insufficient balance"
+# What a destination the balance could not cover is refused with (its submission then stores nothing).
+INSUFFICIENT_BALANCE: Final = "insufficient balance"
 _INSUFFICIENT_BALANCE_STATUS: Final = InsufficientBalance.command_status
 _ACCEPTED: Final = State.ACCEPTED
 _SCHEDULED: Final = State.SCHEDULED
@@ -147,7 +150,9 @@ class Preview(NamedTuple):
 
 
 class Prepared(NamedTuple):
-    """Built and not yet stored: per submission and destination, the message to store or its refusal."""
+    """Built and not yet stored: per submission and destination, the message to store or its refusal. A caller
+    that answers in its own terms (the SMPP adapter) reads the message ids here and the paid flags from `commit`,
+    without a `Result` per message."""
 
     submissions: Sequence[Submission]
     built: list[list[NewMessage | Rejected]]
@@ -172,7 +177,8 @@ class AcceptPath:
     ) -> list[list[Result]]:
         """Per submission, one result per destination, in order; all accepted ones in one durable commit.
         StoreUnavailable when the store could not write (nothing is accepted then)."""
-        return await self.commit(self.prepare(account, submissions, origin))
+        prepared = self.prepare(account, submissions, origin)
+        return results(prepared, await self.commit(prepared))
 
     def prepare(self, account: str, submissions: Sequence[Submission], origin: Origin = Origin.CUSTOMER) -> Prepared:
         batch = self._batch(account)
@@ -189,23 +195,10 @@ class AcceptPath:
             built.append(outcomes)
         return Prepared(submissions, built, messages)
 
-    async def commit(self, prepared: Prepared) -> list[list[Result]]:
-        stored = iter(await self._store.accept(prepared.messages) if prepared.messages else ())
-        results: list[list[Result]] = []
-        for submission, outcomes in zip(prepared.submissions, prepared.built):
-            accepted: list[Result] = []
-            for destination, m in zip(submission.destinations, outcomes):
-                if isinstance(m, Rejected):
-                    accepted.append(m)
-                elif not next(stored):
-                    accepted.append(Rejected(destination, _INSUFFICIENT_BALANCE_STATUS, _INSUFFICIENT_BALANCE))
-                else:
-                    state = _SCHEDULED if m.start_ms > m.submitted_ms else _ACCEPTED
-                    segments = len(m.segments)
-                    accepted.append(Accepted(destination, m.message_id, segments, m.price_per_segment_micro * segments,
-                                             state))
-            results.append(accepted)
-        return results
+    async def commit(self, prepared: Prepared) -> Sequence[bool]:
+        """Stores `prepared.messages` in one durable commit: whether each was paid (one that was not is refused,
+        `INSUFFICIENT_BALANCE`). StoreUnavailable when the store could not write (nothing is accepted then)."""
+        return await self._store.accept(prepared.messages) if prepared.messages else ()
 
     def replacement(self, account: str, number: str, sender: str, content: Encoded) -> tuple[Content, int]:
         """replace_sm's new content for a stored message to `number` from `sender`, by the rules a submission's
@@ -258,6 +251,27 @@ class AcceptPath:
             self._holder.derived(MessagePolicy), self.account(account), config.routes, config.messages,
             self._clock.now_ms(), self._rng.randrange(256),
         )
+
+
+def results(prepared: Prepared, paid: Sequence[bool]) -> list[list[Result]]:
+    """Per submission, one result per destination, in order, once `commit` said which messages were `paid`."""
+    stored = iter(paid)
+    built: list[list[Result]] = []
+    for submission, outcomes in zip(prepared.submissions, prepared.built):
+        accepted: list[Result] = []
+        for destination, m in zip(submission.destinations, outcomes):
+            if type(m) is Rejected:
+                accepted.append(m)
+            elif not next(stored):
+                accepted.append(Rejected(destination, _INSUFFICIENT_BALANCE_STATUS, INSUFFICIENT_BALANCE))
+            else:
+                assert type(m) is NewMessage
+                state = _SCHEDULED if m.start_ms > m.submitted_ms else _ACCEPTED
+                segments = len(m.segments)
+                accepted.append(Accepted(destination, m.message_id, segments, m.price_per_segment_micro * segments,
+                                         state))
+        built.append(accepted)
+    return built
 
 
 def _build(
@@ -426,6 +440,7 @@ class _Batch:
             decoded.text,
             esme_parts=decoded.esme_parts,
             encoding=None if decoded.text is None or text_only else decoded.encoding,
+            encoded=decoded.encoded,
             promotional=promotional,
             keywords=keywords,
             reference=reference,
