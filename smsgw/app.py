@@ -32,6 +32,7 @@ from typing import Any, Final, TypeVar
 import trio
 
 from smsgw.config import (
+    DEMO_OPERATOR,
     DEMO_PASSWORD,
     DEMO_SYSTEM_ID,
     MODEMS_CONNECTOR,
@@ -43,6 +44,7 @@ from smsgw.config import (
     HttpConfig,
     MessageConfig,
     ModemConfig,
+    OperatorConfig,
     SmppConfig,
     load_config,
 )
@@ -408,6 +410,7 @@ def demo_config(
         ),
         accounts=(AccountConfig(system_id=DEMO_SYSTEM_ID, password_hash=hash_password(DEMO_PASSWORD)),)
         + base.accounts,
+        operators=(OperatorConfig(DEMO_OPERATOR, hash_password(DEMO_PASSWORD)),) + base.operators,
         modems=tuple(
             ModemConfig(name=f"virtual{i}", port=str(link), msisdn=msisdn, group=DEMO_MODEM_GROUP)
             for i, (msisdn, link) in enumerate(modem_links, start=1)

@@ -7,7 +7,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from smsgw.cli.common import EXIT_FAILURE, EXIT_OK, CliError, plural, require_at_least_one
 
@@ -100,49 +100,16 @@ def _cmd_dnc_import(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if counts["invalid"] else EXIT_OK
 
 
-_SNIFF_OCTETS: Final = 64 * 1024
-_DNC_DELIMITERS: Final = ",;\t"  # what spreadsheets export as "CSV" in different locales
-
-
 @contextlib.contextmanager
 def _dnc_source(path: str, default_country_code: str) -> Iterator[Iterator[str | InvalidLine]]:
     """The numbers of a CSV file (its delimiter sniffed) or of an Excel workbook's first sheet, as read."""
-    import csv
-
-    from smsgw.scheduler.policy import iter_dnc_cells, iter_dnc_csv
+    from smsgw.scheduler.number_files import read_number_file
 
     try:
-        with open(path, "rb") as probe:
-            is_xlsx = probe.read(4) == b"PK\x03\x04"  # a zip container: .xlsx (a CSV never starts so)
-        if is_xlsx:
-            import openpyxl
-
-            workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-            try:
-                rows = workbook.worksheets[0].iter_rows(max_col=1, values_only=True)
-                yield iter_dnc_cells(((i, _cell_text(row[0] if row else None)) for i, row in enumerate(rows, 1)),
-                                     default_country_code)
-            finally:
-                workbook.close()
-            return
-        # A stray byte in a note column (a cp1252 export) must not stop the import; in the number column it
-        # makes that line invalid like any other non-digit.
-        with open(path, encoding="utf-8-sig", errors="replace", newline="") as file:
-            try:
-                dialect: type[csv.Dialect] = csv.Sniffer().sniff(file.read(_SNIFF_OCTETS), _DNC_DELIMITERS)
-            except csv.Error:  # one column: no delimiter to find
-                dialect = csv.excel
-            file.seek(0)
-            yield iter_dnc_csv(file, default_country_code, dialect)
+        with open(path, "rb") as file, read_number_file(file, default_country_code) as numbered:
+            yield (item for _, item in numbered)
     except OSError as exc:
         raise CliError(f"{path}: {exc.strerror or exc}") from None
-
-
-def _cell_text(value: object) -> str:
-    """A spreadsheet cell as text: Excel keeps numbers typed in as numbers (447700900001.0)."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return "" if value is None else str(value)
 
 
 def _check_country_code(default_country_code: str) -> None:

@@ -57,7 +57,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import trio
 
     from smsgw.app import GatewayStarted, run_demo
-    from smsgw.config import DEMO_PASSWORD, DEMO_SYSTEM_ID
+    from smsgw.config import DEMO_OPERATOR, DEMO_PASSWORD, DEMO_SYSTEM_ID
 
     if not 1 <= args.modems <= 99:
         raise CliError("--modems must be 1 to 99")
@@ -80,6 +80,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             if started.http is not None:
                 print(f"  HTTP on {started.http.url} (metrics {started.http.url}/metrics, health "
                       f"{started.http.url}/readyz)", flush=True)
+                print(f"  portal on {started.http.url}/ (customer {DEMO_SYSTEM_ID} / {DEMO_PASSWORD}, operator "
+                      f"{DEMO_OPERATOR} / {DEMO_PASSWORD})", flush=True)
             for modem in started.virtual_modems:
                 print(f"  virtual modem {modem.name} {modem.msisdn} on {modem.link}", flush=True)
             login = f"--port {started.smpp.port} --system-id {DEMO_SYSTEM_ID} --password {DEMO_PASSWORD}"

@@ -37,7 +37,6 @@ from smsgw.pdu.text import choose_encoding
 from smsgw.scheduler.accept import RECEIPT_WANTED, Accepted, Options, Rejected, Submission, Text, Timing
 from smsgw.scheduler.history import write_history_csv
 from smsgw.scheduler.model import Address, ListedMessage, MessageFilter, NotCancellable, StoredMessage, StoreUnavailable
-from smsgw.scheduler.policy import PolicyError
 from smsgw.scheduler.routing import NoRoute, format_micro
 from smsgw.scheduler.states import FINAL, State, message_state, smpp_message_state
 from smsgw.scheduler.timing import from_ms, to_ms
@@ -147,11 +146,14 @@ def routes(deps: HttpDeps) -> list[BaseRoute]:
         if to is not None and not isinstance(to, str):
             raise Problem(400, "'to' must be a string")
         try:
-            count = deps.scheduler.accept.count_text(account.system_id, text, to)
+            number = "" if to is None else normalise_number(to, account.default_country_code)
+            count = deps.scheduler.accept.preview(account.system_id, text, number)
         except InvalidNumber as exc:
             raise Problem(400, f"'to': {exc}") from None
-        except (NoRoute, PolicyError) as exc:
+        except NoRoute as exc:
             raise Problem(400, str(exc)) from None
+        if count.refused and count.segments == 0:  # blocked content: the accept path would refuse it whatever its size
+            raise Problem(400, count.refused)
         return JSONResponse({"encoding": count.encoding.name, "characters": count.characters,
                              "segments": count.segments, "max_segments": count.max_segments, "fits": count.fits})
 

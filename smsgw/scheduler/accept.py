@@ -142,14 +142,24 @@ class Rejected(NamedTuple):
 Result = Accepted | Rejected
 
 
-class TextCount(NamedTuple):
-    """A text as a route would send it (`AcceptPath.count_text`)."""
+class Preview(NamedTuple):
+    """What a text costs as the accept path would send it now (the API's segment count, the portal's live
+    counter): the text with the route's signature, suffix and unsubscribe statement as they would be added, its
+    length in the units SMS limits count (GSM septets, an extension character 2; UTF-16 units for UCS-2), the
+    encoding, segments (also beyond the route's maximum, so a text over it says by how much) and the charge per
+    recipient. `refused` says why the accept path would refuse it (too many segments, blocked content), else ''."""
 
+    text: str
+    characters: int
     encoding: Encoding
-    characters: int  # as the alphabet counts them (a GSM extension character is 2), signature and suffix included
     segments: int
-    max_segments: int  # the route's
-    fits: bool
+    max_segments: int
+    charge_micro: int
+    refused: str
+
+    @property
+    def fits(self) -> bool:
+        return not self.refused
 
 
 class Prepared(NamedTuple):
@@ -213,23 +223,36 @@ class AcceptPath:
         _, _, built = batch.apply_rules(route, decoded, sender, "", text_only=False)
         return built, segment_price_micro(route, number)
 
-    def count_text(self, account: str, text: str, destination: str | None) -> TextCount:
-        """How `text` would go out to `destination` (None: on the first route), by the route's content rules as a
-        submission meets them (line breaks, blocked content, signature, suffix), counted without the route's
-        segment maximum so a text over it says by how much. InvalidNumber, NoRoute, BlockedContent."""
-        config = self._config
-        if destination is None:
-            if not config.routes:
-                raise NoRoute("no route configured")
-            route = config.routes[0]
-        else:
-            settings = self.account(account)
-            route = find_route(config.routes, normalise_number(destination, settings.default_country_code))
-        policy = self._holder.derived(MessagePolicy)
-        unlimited = dataclasses.replace(ContentRules.from_route(route), max_segments=MAX_SEGMENTS_LIMIT)
-        prepared = prepare_text(text, unlimited, promotional=False, keywords=policy.keywords(route))
-        return TextCount(prepared.encoding, units(prepared.text, prepared.encoding), prepared.segments,
-                         route.max_segments, prepared.segments <= route.max_segments)
+    def preview(self, account: str, text: str, number: str = "", *, promotional: bool = False) -> Preview:
+        """The content rules `accept` applies to a `Text` for `account`, to a recipient `number` (international
+        digits; '' for the route of numbers without a longer prefix, else the first route), without storing
+        anything. NoRoute when no route takes the number."""
+        batch = self._batch(account)
+        try:
+            route = find_route(batch.routes, number)
+        except NoRoute:
+            if number or not batch.routes:
+                raise
+            route = batch.routes[0]
+        price = segment_price_micro(route, number)
+        promotional = promotional or batch.is_promotional("")
+        decoded = Decoded(b"", text, choose_encoding(text), False, None)
+        try:
+            built = batch.content(route, decoded, promotional=promotional, text_only=True)
+        except TooManySegments as exc:
+            # Counted by the same rules without the route's maximum, so the counter says how far over it is.
+            unlimited = dataclasses.replace(ContentRules.from_route(route), max_segments=MAX_SEGMENTS_LIMIT)
+            over = prepare_text(text, unlimited, promotional=promotional, keywords=self._holder.derived(
+                MessagePolicy).keywords(route))
+            return Preview(over.text, units(over.text, over.encoding), over.encoding, over.segments,
+                           route.max_segments, price * over.segments, str(exc))
+        except (PolicyError, Refused) as exc:
+            encoding = choose_encoding(text)
+            return Preview(text, units(text, encoding), encoding, 0, route.max_segments, 0, str(exc))
+        encoding = Encoding(built.segments[0].data_coding)
+        segments = len(built.segments)
+        return Preview(built.text, units(built.text, encoding), encoding, segments, route.max_segments,
+                       price * segments, "")
 
     def account(self, account: str) -> AccountConfig:
         return account_settings(self._holder, account)
@@ -427,6 +450,12 @@ class _Batch:
         rules (a signature may need UCS-2), where an ESME's data_coding chose it already."""
         sender = self.sender(route, source_addr)
         promotional = self.is_promotional(service_type)
+        content = self.content(route, decoded, promotional=promotional, text_only=text_only)
+        return sender, promotional, content
+
+    def content(self, route: RouteConfig, decoded: Decoded, *, promotional: bool, text_only: bool) -> Content:
+        """The content rules alone (blocked content, signature, suffix, segments): `apply_rules` without the
+        sender, for a text being counted before it has one (`AcceptPath.preview`)."""
         reference = self.reference()
         keywords = self._keywords.get(route.name)
         if keywords is None:
@@ -441,5 +470,4 @@ class _Batch:
             keywords=keywords,
             reference=reference,
         )
-        content = build_segments(decoded, prepared, max_segments=route.max_segments, reference=reference)
-        return sender, promotional, content
+        return build_segments(decoded, prepared, max_segments=route.max_segments, reference=reference)

@@ -560,6 +560,13 @@ def iter_dnc_cells(cells: Iterable[tuple[int, str]], default_country_code: str =
 
 
 def _dnc_cells(cells: Iterable[tuple[int, str]], default_country_code: str) -> Iterator[str | InvalidLine]:
+    return (item for _, item in numbered_cells(cells, default_country_code))
+
+
+def numbered_cells(
+    cells: Iterable[tuple[int, str]], default_country_code: str = ""
+) -> Iterator[tuple[int, str | InvalidLine]]:
+    """As `iter_dnc_cells`, each number with its line (the portal reports repeated and refused numbers by line)."""
     for line, cell in cells:
         raw = cell.strip()
         if not raw or raw.startswith("#"):
@@ -567,9 +574,9 @@ def _dnc_cells(cells: Iterable[tuple[int, str]], default_country_code: str) -> I
         if line == 1 and not any(char.isdigit() for char in raw):
             continue
         try:
-            yield normalise_number(raw, default_country_code)
+            yield line, normalise_number(raw, default_country_code)
         except InvalidNumber as exc:
-            yield InvalidLine(line, raw, exc.reason)
+            yield line, InvalidLine(line, raw, exc.reason)
 
 
 # --- the accept path -------------------------------------------------------------------------------------------
