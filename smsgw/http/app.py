@@ -15,12 +15,15 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from smsgw.http import ops
+from smsgw.http import compat, ops
 from smsgw.http.deps import HttpDeps
 from smsgw.http.limits import RequestLimits
 from smsgw.http.problems import EXCEPTION_HANDLERS
 
-ROUTE_MODULES: Final[tuple[ModuleType, ...]] = (ops,)
+ROUTE_MODULES: Final[tuple[ModuleType, ...]] = (
+    ops,
+    compat,
+)
 
 
 def build_app(deps: HttpDeps, modules: Sequence[ModuleType] | None = None) -> Starlette:
