@@ -360,3 +360,47 @@ def test_sigkill_while_callbacks_are_posted_loses_none(tmp_path: Path, thread_en
     posted = {str(body["text"]) for body in endpoint.bodies["mo"]}
     assert set(stored) <= posted
     assert rows(Path(db)) == []
+
+
+async def test_a_json_delivery_report_is_signed_retried_and_listed(
+    tmp_path: Path, endpoint: Receiver, db_clock: MockClock
+) -> None:
+    """A message with a dlr_url that fails for good: its JSON report is queued in the failure's transaction,
+    retried after a 503, signed with the account's secret, and listed as a 'dlr' callback meanwhile."""
+    from smsgw.scheduler.accept import AcceptPath, Options, Submission, Text
+    from smsgw.scheduler.callback import DlrKind
+    from smsgw.scheduler.model import Address
+
+    endpoint.answers["dlr"] = [503]
+    config = Config(
+        accounts=(AccountConfig("shop", "x", callback_secret="s3cret"),),
+        routes=(RouteConfig(name="uk", prefixes=("44",)),),
+        store=StoreConfig(synchronous="NORMAL"),
+    )
+    async with open_store(tmp_path / "dlr.db", config.store) as store:
+        clock = WallClock(START)
+        holder = ConfigHolder(config)
+        accept = AcceptPath(store, holder, clock)
+        ((accepted,),) = await accept.accept("shop", [Submission(
+            [Address("447700922001")], Text("hi"), Address("shop"),
+            options=Options(dlr_url=f"{endpoint.url}/dlr", client_ref="order-7"),
+        )])
+        (handoff,) = await store.claim_due(clock.now_ms(), 10)
+        await store.record_failure(handoff.segment_rowid, temporary=False, error_code=0x41, retry_at_ms=0,
+                                   now_ms=clock.now_ms())
+        (listed,) = await store.callbacks_listing("dlr", None, None, 10)
+        assert (listed.kind, listed.subject, listed.party, listed.state) == (
+            "dlr", accepted.message_id, "447700922001", "pending")
+        recording = RecordingStore(store, clock)
+        callbacks = Callbacks(DlrKind(recording), recording, holder, clock, random.Random(7))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(callbacks.run)
+            outcomes = await recording.final(1)
+            nursery.cancel_scope.cancel()
+    assert [o.kind for o in outcomes] == ["retry", "delivered"]
+    first, second = endpoint.requests
+    assert first.body == second.body and second.headers["x-smsgw-signature"] == sign(second.body, "s3cret")
+    assert endpoint.bodies["dlr"][0] == {
+        "message_id": accepted.message_id, "to": "447700922001", "state": "UNDELIVERABLE", "state_code": 21,
+        "error_code": "065", "done_at": START.isoformat(), "client_ref": "order-7",
+    }
