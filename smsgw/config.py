@@ -120,6 +120,12 @@ class AccountConfig:
     # Every MO routed to this account is also POSTed here as JSON (retried with backoff); the deliver_sm to its
     # receiver binds is sent either way.
     mo_callback_url: str | None = None
+    # Delivery reports of this account's messages without a dlr_url of their own are POSTed here as JSON (final
+    # states; retried with backoff like MO callbacks). None: only messages that give a dlr_url get them.
+    dlr_callback_url: str | None = None
+    # JSON callbacks (MO and delivery reports) carry `X-Smsgw-Signature: sha256=<HMAC-SHA256 of the body>` with
+    # this key; '' sends them unsigned.
+    callback_secret: str = ""
     # The operator "SMS receipt" service: once this account's ESME takes an MO, the handset gets a notice of it
     # (`messages.mo_receipt_text`), flash (class 0) unless that handset chose normal SMS by texting the toggle.
     mo_receipts: bool = False

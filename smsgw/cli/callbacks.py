@@ -22,10 +22,13 @@ if TYPE_CHECKING:
 
 
 def add_callbacks(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    callbacks = commands.add_parser("callbacks", help="MO HTTP callbacks: list pending and failed, retry failed")
+    callbacks = commands.add_parser(
+        "callbacks", help="HTTP callbacks (MO and delivery reports): list pending and failed, retry failed"
+    )
     actions = callbacks.add_subparsers(dest="callbacks_command", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="stored callbacks, oldest first (delivered ones are not kept)")
     listing.add_argument("--state", choices=("pending", "failed"), help="only callbacks in this state")
+    listing.add_argument("--kind", choices=("mo", "dlr"), help="only MO callbacks, or only delivery reports")
     listing.add_argument("--account", metavar="SYSTEM_ID", help="only this account's callbacks")
     listing.add_argument("--limit", type=int, default=100, metavar="N")
     add_store_arguments(listing)
@@ -33,11 +36,14 @@ def add_callbacks(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     retry = actions.add_parser(
         "retry",
         help="make failed callbacks pending again, attempts and age counted afresh",
-        description="Once the endpoint is fixed (or the account's mo_callback_url corrected), failed callbacks are "
-        "POSTed again to the account's current URL. A running gateway picks them up within [messages] "
-        "foreign_writes_poll_s. Prints how many were requeued; exit 1 when none was.",
+        description="Once the endpoint is fixed (or the account's mo_callback_url / dlr_callback_url corrected), "
+        "failed callbacks are sent again (MO callbacks and JSON reports without a URL of their own to the account's "
+        "current URL). A running gateway picks them up within [messages] foreign_writes_poll_s. Prints how many "
+        "were requeued; exit 1 when none was.",
     )
-    retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="callback ids (from list)")
+    retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="callback ids (from list) of --kind")
+    retry.add_argument("--kind", choices=("mo", "dlr"),
+                       help="which kind the ids are (default mo); with --all-failed only this kind (default both)")
     retry.add_argument("--all-failed", action="store_true", help="every failed callback (of --account if given)")
     retry.add_argument("--account", metavar="SYSTEM_ID", help="only this account's callbacks")
     add_store_arguments(retry)
@@ -51,13 +57,14 @@ def _cmd_callbacks_list(args: argparse.Namespace) -> int:
 
     async def action(store: MessageStore) -> int:
         rows: list[tuple[str, ...]] = [
-            ("ID", "MO", "ACCOUNT", "FROM", "STATE", "ATTEMPTS", "CREATED", "NEXT TRY", "LAST ERROR")
+            ("KIND", "ID", "MO / MESSAGE", "ACCOUNT", "FROM / TO", "STATE", "ATTEMPTS", "CREATED", "NEXT TRY",
+             "LAST ERROR")
         ]
-        for row in await store.mo_callbacks_listing(args.state, args.account, args.limit):
+        for row in await store.callbacks_listing(args.kind, args.state, args.account, args.limit):
             next_try = "-" if row.next_try_ms is None else from_ms(row.next_try_ms).isoformat(timespec="seconds")
             rows.append(
                 (
-                    str(row.rowid), str(row.mo_id), row.account, row.originator, row.state, str(row.attempts),
+                    row.kind, str(row.rowid), row.subject, row.account, row.party, row.state, str(row.attempts),
                     from_ms(row.created_ms).isoformat(timespec="seconds"), next_try, row.last_error or "-",
                 )
             )
@@ -77,9 +84,10 @@ def _cmd_callbacks_retry(args: argparse.Namespace) -> int:
 
     async def action(store: MessageStore) -> int:
         rowids = None if args.all_failed else args.ids
+        kinds = (args.kind or "mo",) if rowids is not None or args.kind else ("mo", "dlr")
         if rowids is not None:
             # Say which ids cannot be requeued and why, not only how many were.
-            stored = {row.rowid: row for row in await store.mo_callbacks_listing(None, None, _EVERY_ROW)}
+            stored = {row.rowid: row for row in await store.callbacks_listing(kinds[0], None, None, _EVERY_ROW)}
             for rowid in dict.fromkeys(rowids):
                 row = stored.get(rowid)
                 if row is None:
@@ -88,7 +96,8 @@ def _cmd_callbacks_retry(args: argparse.Namespace) -> int:
                     print(f"smsgw: callback {rowid}: belongs to {row.account!r}, not {args.account!r}", file=sys.stderr)
                 elif row.state != "failed":
                     print(f"smsgw: callback {rowid}: {row.state}, not failed", file=sys.stderr)
-        count = await store.mo_callbacks_requeue(rowids, args.account, to_ms(datetime.now(UTC)))
+        now_ms = to_ms(datetime.now(UTC))
+        count = sum([await store.callbacks_requeue(kind, rowids, args.account, now_ms) for kind in kinds])
         print(f"requeued {plural(count, 'failed callback')}")
         return EXIT_OK if count else EXIT_FAILURE
 

@@ -19,12 +19,12 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from smsgw.http import api, ops, portal
+from smsgw.http import api, compat, ops, portal
 from smsgw.http.deps import HttpDeps
 from smsgw.http.limits import RequestLimits
 from smsgw.http.problems import EXCEPTION_HANDLERS
 
-ROUTE_MODULES: Final[tuple[ModuleType, ...]] = (ops, api, portal)
+ROUTE_MODULES: Final[tuple[ModuleType, ...]] = (ops, api, compat, portal)
 
 
 def build_app(deps: HttpDeps, modules: Sequence[ModuleType] | None = None) -> Starlette:

@@ -34,8 +34,9 @@ from smsgw.pdu.constants import Npi, Ton
 from smsgw.pdu.segmentation import MAX_SEGMENTS_LIMIT, SarInfo, TooManySegments
 from smsgw.pdu.text import Encoding, choose_encoding, units
 from smsgw.scheduler.content import Content, Decoded, build_segments, decode_content
+from smsgw.scheduler.dlr import FINAL_MASK
 from smsgw.scheduler.ids import MessageIdGenerator
-from smsgw.scheduler.model import Address, InsufficientBalance, NewMessage, NewSegment, Refused
+from smsgw.scheduler.model import Address, DlrRequest, InsufficientBalance, NewMessage, NewSegment, Refused
 from smsgw.scheduler.policy import (
     ContentRules,
     KeywordRules,
@@ -112,9 +113,15 @@ class Options(NamedTuple):
     service_type: str = ""  # SMPP's; also what makes a submission promotional (`promotional_service_types`)
     registered_delivery: int = 0  # RECEIPT_WANTED, or SMPP's full field
     flash: bool = False  # for `Text` (`Encoded` says it with its data_coding's message class)
-    # The HTTP API's: `client_ref` is stored with the message and returned with it.
+    # The HTTP fronts'. `client_ref` is stored with the message and returned with it. A dlr_url has the
+    # message's delivery reports sent there (`scheduler.dlr`): in `dlr_format` ('json', 'kannel' with its escape
+    # codes, 'jasmin') by `dlr_method`, for the events of `dlr_mask` (Kannel's dlr-mask bits); without one, an
+    # account's dlr_callback_url gets the final state as JSON.
     client_ref: str = ""
     dlr_url: str = ""
+    dlr_format: str = "json"
+    dlr_method: str = "POST"
+    dlr_mask: int = FINAL_MASK
 
 
 class Submission(NamedTuple):
@@ -370,7 +377,19 @@ def _build(
         origin is not _NOTICE,  # check_recipient: in the store's accepting transaction
         promotional,
         options.client_ref,
+        None if origin is _NOTICE else _dlr_request(options, settings),
     )
+
+
+def _dlr_request(options: Options, account: AccountConfig) -> DlrRequest | None:
+    """Where the message's delivery reports go over HTTP: its own dlr_url, else its account's dlr_callback_url
+    (stored as '': the account's URL when the report is sent), else nowhere."""
+    if options.dlr_url:
+        return DlrRequest(options.dlr_url, options.dlr_format, options.dlr_method, options.dlr_mask,
+                          options.client_ref)
+    if account.dlr_callback_url:
+        return DlrRequest("", "json", "POST", FINAL_MASK, options.client_ref)
+    return None
 
 
 def account_settings(holder: ConfigHolder, account: str) -> AccountConfig:

@@ -255,6 +255,39 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     );
     CREATE INDEX api_keys_account ON api_keys (account, id);
     """,
+    # Delivery-report callbacks over HTTP. `dlr_requests`: per message that asked (a dlr_url, or an account with
+    # dlr_callback_url), where and how its reports go and for which events (Kannel's dlr-mask bits); deleted with
+    # the message. `dlr_callbacks`: each report rendered in the transaction of the change it reports, pending
+    # until a 2xx (then deleted), 'failed' once given up — as `mo_callbacks`. `url` '' (JSON): the account's
+    # current dlr_callback_url.
+    """
+    CREATE TABLE dlr_requests (
+        message INTEGER PRIMARY KEY,
+        url TEXT NOT NULL,
+        format TEXT NOT NULL CHECK (format IN ('json', 'kannel', 'jasmin')),
+        method TEXT NOT NULL CHECK (method IN ('GET', 'POST')),
+        mask INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE dlr_callbacks (
+        id INTEGER PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        account TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        url TEXT NOT NULL,
+        method TEXT NOT NULL,
+        format TEXT NOT NULL,
+        body TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'failed')),
+        created_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_try_at INTEGER,
+        last_error TEXT NOT NULL DEFAULT '',
+        failed_at INTEGER
+    );
+    CREATE INDEX dlr_callbacks_due ON dlr_callbacks (next_try_at) WHERE state = 'pending';
+    CREATE INDEX dlr_callbacks_created ON dlr_callbacks (created_at);
+    """,
 )
 
 

@@ -1,7 +1,7 @@
 """MO routing and notices: what handsets send, to which account, and the gateway's own notices back to them.
 
 `incoming_sms` routes an MO (a reply, a keyword, the default account), stores it for its account's receiver
-binds (and its HTTP callback, `MoCallbacks`), records an opt-out and confirms it; `mo_taken` notices the handset
+binds (and its HTTP callback, `callback.MoKind`), records an opt-out and confirms it; `mo_taken` notices the handset
 once its account took the MO. A notice is a message of the gateway's own through the one accept path
 (`Origin.NOTICE`), at most `notices_per_handset_max` a window to one handset.
 """
@@ -19,7 +19,7 @@ from smsgw.modem.seams import IncomingSms
 from smsgw.numbers import handset_key
 from smsgw.pdu.constants import Npi, Ton
 from smsgw.scheduler.accept import AcceptPath, Options, Origin, Rejected, Submission, Text, account_settings
-from smsgw.scheduler.callback import MoCallbacks
+from smsgw.scheduler.callback import Callbacks, MoKind
 from smsgw.scheduler.model import Address, MoRecord
 from smsgw.scheduler.policy import record_opt_out
 from smsgw.scheduler.store import MessageStore
@@ -44,7 +44,7 @@ class MoRouter:
         self._facts = store.policy_facts()  # blocking calls: always through trio.to_thread
         self._clock = clock
         self._accept = accept
-        self.callbacks = MoCallbacks(store, self._holder, clock, rng)
+        self.callbacks = Callbacks(MoKind(store), store, self._holder, clock, rng)
 
     @property
     def _config(self) -> Config:

@@ -82,6 +82,8 @@ class NewMessage:
     check_recipient: bool = False
     promotional: bool = False
     client_ref: str = ""  # the HTTP caller's own reference, stored and returned with the message
+    # Where this message's delivery reports go over HTTP (`smsgw.scheduler.dlr`); None: nowhere.
+    dlr: DlrRequest | None = None
 
     @property
     def charge_micro(self) -> int:
@@ -165,6 +167,35 @@ class MoCallback:
     attempts: int
 
 
+class DlrRequest(NamedTuple):
+    """A message's delivery-report callback, stored with it: to `url` ('' for JSON: the account's current
+    `dlr_callback_url`) in `format` ('json', 'kannel', 'jasmin') by `method`, for the events of `mask` (Kannel's
+    dlr-mask bits, `smsgw.scheduler.dlr`); `client_ref` is the caller's own reference, echoed back (stored in the
+    message's own row, not with the request)."""
+
+    url: str
+    format: str = "json"
+    method: str = "POST"
+    mask: int = 3  # delivered and failed: the final state
+    client_ref: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DlrCallback:
+    """A pending delivery-report callback: its request rendered when the state changed, and how far its
+    delivery got."""
+
+    rowid: int
+    account: str
+    message_id: str
+    url: str  # '' for JSON: the account's current dlr_callback_url
+    method: str
+    format: str
+    body: str  # JSON, or the form fields (Jasmin's; a query string for GET)
+    created_ms: int
+    attempts: int
+
+
 @dataclass(frozen=True, slots=True)
 class NoticeRow:
     """A notice the gateway sent a handset (MO receipt, toggle confirmation, opt-out confirmation) as an operator
@@ -183,12 +214,13 @@ class NoticeRow:
 
 @dataclass(frozen=True, slots=True)
 class CallbackRow:
-    """A stored MO callback as an operator sees it (`smsgw callbacks list`)."""
+    """A stored callback as an operator sees it (`smsgw callbacks list`): an MO's or a delivery report's."""
 
+    kind: str  # 'mo' or 'dlr'; ids are per kind
     rowid: int
-    mo_id: int
+    subject: str  # the MO's id, or the message_id of the report
     account: str
-    originator: str
+    party: str  # the MO's originator, or the message's destination
     state: str  # 'pending' or 'failed'
     attempts: int
     last_error: str

@@ -5,6 +5,7 @@
   the outbox;
 - `dispatch.Dispatcher`: hands due segments to the modems and applies status reports;
 - `mo.MoRouter`: routes MO, records opt-outs, sends the gateway's notices, runs the MO HTTP callbacks;
+- `dlr_callbacks`: the delivery-report HTTP callbacks the store queues with the state changes (`callback`);
 - `outbox.Outbox`: offers receipts and MO to receiver binds.
 
 `app.py` hands `smpp` to the SMPP server, `modem_events` to the modem pool and runs `run(sender)`.
@@ -23,6 +24,7 @@ import trio
 from smsgw.config import Config, ConfigHolder, holding
 from smsgw.modem.seams import IncomingSms, SmsSender, StatusReport
 from smsgw.scheduler.accept import AcceptPath
+from smsgw.scheduler.callback import Callbacks, DlrKind, open_http_client
 from smsgw.scheduler.dispatch import Dispatcher
 from smsgw.scheduler.mo import MoRouter
 from smsgw.scheduler.outbox import Outbox
@@ -55,6 +57,8 @@ class Scheduler:
         self.accept = AcceptPath(store, holder, clock, rng)
         self.dispatcher = Dispatcher(store, holder, clock, rng)
         self.mo = MoRouter(store, holder, clock, self.accept, rng)
+        self.dlr_callbacks = Callbacks(DlrKind(store), store, holder, clock, rng)
+        store.on_dlr_callback(self.dlr_callbacks.wake)
         self.outbox = Outbox(store, holder, self.mo.mo_taken)
         self.smpp = SmppIntake(store, self.accept, self.outbox, clock)
         self.modem_events = ModemEvents(self.mo.incoming_sms, self.dispatcher.status_report)
@@ -67,9 +71,11 @@ class Scheduler:
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Recovers interrupted hand-offs, then runs the dispatcher (not before `dispatch_after`), the retention
-        purge, the MO callbacks and the writer of acknowledged receipts/MO, until cancelled."""
-        async with trio.open_nursery() as nursery:
+        purge, the HTTP callbacks (MO and delivery reports, over one client) and the writer of acknowledged
+        receipts/MO, until cancelled."""
+        async with open_http_client() as client, trio.open_nursery() as nursery:
             await nursery.start(functools.partial(self.dispatcher.run, sender, dispatch_after=dispatch_after))
-            nursery.start_soon(self.mo.callbacks.run)
+            nursery.start_soon(self.mo.callbacks.run, client)
+            nursery.start_soon(self.dlr_callbacks.run, client)
             nursery.start_soon(self.outbox.run)
             task_status.started()

@@ -11,7 +11,7 @@ Refusals are exceptions the scheduler maps to SMPP statuses: `InsufficientBalanc
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -139,9 +139,15 @@ class MessageStore(CallbackStore, Protocol):
 
     async def notices_listing(self, handset: str | None, limit: int) -> list[NoticeRow]: ...
 
-    async def mo_callbacks_listing(self, state: str | None, account: str | None, limit: int) -> list[CallbackRow]: ...
+    def on_dlr_callback(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after each commit that queued delivery-report callbacks."""
+        ...
 
-    async def mo_callbacks_requeue(self, rowids: Sequence[int] | None, account: str | None, now_ms: int) -> int: ...
+    async def callbacks_listing(
+        self, kind: str | None, state: str | None, account: str | None, limit: int
+    ) -> list[CallbackRow]: ...
+
+    async def callbacks_requeue(self, kind: str, rowids: Sequence[int] | None, account: str | None, now_ms: int) -> int: ...
 
     async def topup(self, account: str, amount_micro: int, now_ms: int, note: str = "") -> int: ...
 

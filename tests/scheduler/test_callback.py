@@ -1,6 +1,9 @@
 """MO HTTP callbacks against a real HTTP server on 127.0.0.1: pending in the store, delivered after a restart,
 retried with backoff (MockClock), given up and kept 'failed', bounded per account so a slow endpoint holds up
-only its own account."""
+only its own account.
+
+The receiver runs in the test's own Trio run (`callback_receiver`) and the callbacks use httpx on Trio, so
+MockClock's autojump sees no thread: it jumps only when the receiver sleeps on purpose."""
 
 from __future__ import annotations
 
@@ -16,14 +19,17 @@ from pathlib import Path
 
 import pytest
 import trio
-from http_endpoint import LATE, Endpoint, serve_endpoint
+
+import smsgw
+from callback_receiver import LATE, Receiver
+from http_endpoint import Endpoint, serve_endpoint
 from killing import run_until_killed
 from trio.testing import MockClock
 
 from smsgw.config import AccountConfig, Config, ConfigHolder, MessageConfig, RouteConfig, StoreConfig
 from smsgw.modem.seams import IncomingSms, OutgoingSms, SendOutcome
-from smsgw.scheduler.callback import MoCallbacks
-from smsgw.scheduler.model import MoCallback
+from smsgw.scheduler.callback import USER_AGENT, Callbacks, MoKind, sign
+from smsgw.scheduler.model import DlrCallback, MoCallback
 from smsgw.scheduler.service import Scheduler
 from smsgw.scheduler.sqlite_store import SqliteStore, open_store
 from smsgw.scheduler.timing import WallClock, to_ms
@@ -36,7 +42,14 @@ MODEM_MSISDN = "447700900001"
 
 
 @pytest.fixture
-def endpoint() -> Iterator[Endpoint]:
+async def endpoint(nursery: trio.Nursery) -> Receiver:
+    receiver: Receiver = await nursery.start(Receiver().serve)
+    return receiver
+
+
+@pytest.fixture
+def thread_endpoint() -> Iterator[Endpoint]:
+    """For the worker processes of the kill test, which outlive any one Trio run."""
     with serve_endpoint() as state:
         yield state
 
@@ -66,19 +79,24 @@ class RecordingStore:
     ) -> list[MoCallback]:
         return await self.store.mo_callbacks_due(now_ms, busy, full_accounts, limit)
 
-    async def mo_callback_next_ms(self, busy: frozenset[int], full_accounts: frozenset[str]) -> int | None:
-        return await self.store.mo_callback_next_ms(busy, full_accounts)
+    async def dlr_callbacks_due(
+        self, now_ms: int, busy: frozenset[int], full_accounts: frozenset[str], limit: int
+    ) -> list[DlrCallback]:
+        return await self.store.dlr_callbacks_due(now_ms, busy, full_accounts, limit)
 
-    async def mo_callback_delivered(self, rowid: int) -> None:
-        await self.store.mo_callback_delivered(rowid)
+    async def callback_next_ms(self, kind: str, busy: frozenset[int], full_accounts: frozenset[str]) -> int | None:
+        return await self.store.callback_next_ms(kind, busy, full_accounts)
+
+    async def callback_delivered(self, kind: str, rowid: int) -> None:
+        await self.store.callback_delivered(kind, rowid)
         self._record(Outcome("delivered", rowid, self.clock.now_ms()))
 
-    async def mo_callback_retry(self, rowid: int, attempts: int, next_try_ms: int, error: str) -> None:
-        await self.store.mo_callback_retry(rowid, attempts, next_try_ms, error)
+    async def callback_retry(self, kind: str, rowid: int, attempts: int, next_try_ms: int, error: str) -> None:
+        await self.store.callback_retry(kind, rowid, attempts, next_try_ms, error)
         self._record(Outcome("retry", rowid, self.clock.now_ms(), attempts, next_try_ms, error))
 
-    async def mo_callback_failed(self, rowid: int, attempts: int, error: str, now_ms: int) -> None:
-        await self.store.mo_callback_failed(rowid, attempts, error, now_ms)
+    async def callback_failed(self, kind: str, rowid: int, attempts: int, error: str, now_ms: int) -> None:
+        await self.store.callback_failed(kind, rowid, attempts, error, now_ms)
         self._record(Outcome("failed", rowid, self.clock.now_ms(), attempts, error=error))
 
     def _record(self, outcome: Outcome) -> None:
@@ -98,7 +116,7 @@ class Harness:
     store: SqliteStore
     recording: RecordingStore
     clock: WallClock
-    endpoint: Endpoint
+    endpoint: Receiver
 
     async def mo(self, account: str, text: str = "hello", *, age: timedelta = timedelta(0)) -> int:
         sms = IncomingSms("m1", MODEM_MSISDN, HANDSET, text, 0, START - age)
@@ -108,20 +126,20 @@ class Harness:
 
 @pytest.fixture
 def messages_config() -> MessageConfig:
-    # No polling for other processes' writes: its timer would let MockClock jump while a POST's thread runs.
-    return MessageConfig(mo_callback_timeout_s=0.3, foreign_writes_poll_s=0)
+    return MessageConfig(mo_callback_timeout_s=0.3)
 
 
 @pytest.fixture
 async def harness(
-    tmp_path: Path, endpoint: Endpoint, messages_config: MessageConfig
-) -> AsyncIterator[tuple[Harness, MoCallbacks]]:
-    accounts = [AccountConfig(name, "x", mo_callback_url=f"{endpoint.url}/{name}") for name in ("shop", "acme", "slow")]
+    tmp_path: Path, endpoint: Receiver, messages_config: MessageConfig
+) -> AsyncIterator[tuple[Harness, Callbacks[MoCallback]]]:
+    accounts = [AccountConfig(name, "x", mo_callback_url=f"{endpoint.url}/{name}", callback_secret=f"{name}-key")
+                for name in ("shop", "acme", "slow")]
     async with open_store(tmp_path / "cb.db", StoreConfig(synchronous="NORMAL")) as store:
         clock = WallClock(START)
         recording = RecordingStore(store, clock)
         holder = ConfigHolder(Config(accounts=tuple(accounts), messages=messages_config))
-        callbacks = MoCallbacks(recording, holder, clock, random.Random(7))
+        callbacks = Callbacks(MoKind(recording), recording, holder, clock, random.Random(7))
         yield Harness(store, recording, clock, endpoint), callbacks
 
 
@@ -133,7 +151,7 @@ def rows(path: Path) -> list[tuple[str, int, str]]:
 
 
 async def test_retried_with_backoff_then_delivered(
-    harness: tuple[Harness, MoCallbacks], db_clock: MockClock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    harness: tuple[Harness, Callbacks[MoCallback]], db_clock: MockClock, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, "smsgw.scheduler.callback")
     h, callbacks = harness
@@ -151,7 +169,8 @@ async def test_retried_with_backoff_then_delivered(
     assert [o.next_try_ms - o.at_ms for o in retries] == [
         pytest.approx(mid, abs=mid // 3) for mid in (22_500, 45_000, 90_000)
     ]
-    assert [o.at_ms for o in (second, third, delivered)] == [
+    # The timeout runs on the Trio clock too: the third attempt ends exactly mo_callback_timeout_s after it began.
+    assert [second.at_ms, third.at_ms - 300, delivered.at_ms] == [
         pytest.approx(o.next_try_ms, abs=5) for o in retries
     ]
     assert len(h.endpoint.bodies["shop"]) == 4
@@ -161,10 +180,14 @@ async def test_retried_with_backoff_then_delivered(
     }
     assert rows(tmp_path / "cb.db") == []  # delivered: gone from the store
     assert "mo callback delivered" in caplog.text
+    # Signed with the account's secret, named by the User-Agent, all four over one kept-alive connection.
+    request = h.endpoint.requests[-1]
+    assert request.headers["x-smsgw-signature"] == sign(request.body, "shop-key")
+    assert request.headers["user-agent"] == USER_AGENT == f"smsgw/{smsgw.__version__}"
 
 
 async def test_4xx_gives_up_at_once_and_is_kept_failed(
-    harness: tuple[Harness, MoCallbacks], db_clock: MockClock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    harness: tuple[Harness, Callbacks[MoCallback]], db_clock: MockClock, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     h, callbacks = harness
     h.endpoint.answers["acme"] = [404]
@@ -183,7 +206,7 @@ async def test_4xx_gives_up_at_once_and_is_kept_failed(
 
 @pytest.mark.parametrize("messages_config", [MessageConfig(mo_callback_timeout_s=0.3, foreign_writes_poll_s=5)])
 async def test_a_failed_callback_requeued_by_another_process_is_posted_again(
-    harness: tuple[Harness, MoCallbacks], db_clock: MockClock, tmp_path: Path
+    harness: tuple[Harness, Callbacks[MoCallback]], db_clock: MockClock, tmp_path: Path
 ) -> None:
     h, callbacks = harness
     h.endpoint.answers["acme"] = [404]
@@ -204,7 +227,7 @@ async def test_a_failed_callback_requeued_by_another_process_is_posted_again(
 
 
 async def test_pending_callbacks_follow_the_accounts_current_url(
-    harness: tuple[Harness, MoCallbacks], db_clock: MockClock, tmp_path: Path
+    harness: tuple[Harness, Callbacks[MoCallback]], db_clock: MockClock, tmp_path: Path
 ) -> None:
     h, callbacks = harness
     await h.mo("closed")  # stored while the account had a URL; the config no longer gives it one
@@ -220,7 +243,7 @@ async def test_pending_callbacks_follow_the_accounts_current_url(
 
 @pytest.mark.parametrize("messages_config", [MessageConfig(mo_callback_max_attempts=3)])
 async def test_given_up_after_the_configured_attempts(
-    harness: tuple[Harness, MoCallbacks], db_clock: MockClock, tmp_path: Path
+    harness: tuple[Harness, Callbacks[MoCallback]], db_clock: MockClock, tmp_path: Path
 ) -> None:
     h, callbacks = harness
     h.endpoint.answers["shop"] = [500] * 10
@@ -234,7 +257,7 @@ async def test_given_up_after_the_configured_attempts(
 
 
 @pytest.mark.parametrize("messages_config", [MessageConfig(mo_callback_max_age_s=120)])
-async def test_given_up_when_too_old(harness: tuple[Harness, MoCallbacks], db_clock: MockClock, tmp_path: Path) -> None:
+async def test_given_up_when_too_old(harness: tuple[Harness, Callbacks[MoCallback]], db_clock: MockClock, tmp_path: Path) -> None:
     h, callbacks = harness
     h.endpoint.answers["shop"] = [503] * 10
     await h.mo("shop")
@@ -257,7 +280,7 @@ async def test_given_up_when_too_old(harness: tuple[Harness, MoCallbacks], db_cl
     [MessageConfig(mo_callback_concurrency=4, mo_callback_concurrency_per_account=2, mo_callback_timeout_s=30)],
 )
 async def test_a_slow_endpoint_holds_up_only_its_own_account(
-    harness: tuple[Harness, MoCallbacks], db_clock: MockClock
+    harness: tuple[Harness, Callbacks[MoCallback]], db_clock: MockClock
 ) -> None:
     h, callbacks = harness
     h.endpoint.held.add("slow")
@@ -277,13 +300,12 @@ async def test_a_slow_endpoint_holds_up_only_its_own_account(
     assert h.endpoint.peak["slow"] == 2 and h.endpoint.peak_total <= 4
 
 
-async def test_a_pending_callback_is_delivered_after_a_restart(tmp_path: Path, endpoint: Endpoint,
+async def test_a_pending_callback_is_delivered_after_a_restart(tmp_path: Path, endpoint: Receiver,
                                                               db_clock: MockClock) -> None:
     endpoint.answers["mo"] = [503] * 1000  # down until the restart
     config = Config(
         accounts=(AccountConfig("shop", "x", keywords=("pizza",), mo_callback_url=f"{endpoint.url}/mo"),),
         routes=(RouteConfig(name="uk", prefixes=("44",)),),
-        messages=MessageConfig(foreign_writes_poll_s=0),
         store=StoreConfig(synchronous="NORMAL"),
     )
     path = tmp_path / "restart.db"
@@ -323,10 +345,11 @@ class NoSender:
         raise AssertionError("nothing is sent in these tests")
 
 
-def test_sigkill_while_callbacks_are_posted_loses_none(tmp_path: Path, endpoint: Endpoint) -> None:
+def test_sigkill_while_callbacks_are_posted_loses_none(tmp_path: Path, thread_endpoint: Endpoint) -> None:
     """kill -9 several times while MO arrive and their callbacks are POSTed, then restart: every MO that was
     stored has its callback delivered (a POST the kill cut off may come twice)."""
     worker = str(Path(__file__).with_name("callback_crash_worker.py"))
+    endpoint = thread_endpoint
     db, url = str(tmp_path / "crash.db"), f"{endpoint.url}/mo"
     rng = random.Random()
     stored: list[str] = []
@@ -337,3 +360,47 @@ def test_sigkill_while_callbacks_are_posted_loses_none(tmp_path: Path, endpoint:
     posted = {str(body["text"]) for body in endpoint.bodies["mo"]}
     assert set(stored) <= posted
     assert rows(Path(db)) == []
+
+
+async def test_a_json_delivery_report_is_signed_retried_and_listed(
+    tmp_path: Path, endpoint: Receiver, db_clock: MockClock
+) -> None:
+    """A message with a dlr_url that fails for good: its JSON report is queued in the failure's transaction,
+    retried after a 503, signed with the account's secret, and listed as a 'dlr' callback meanwhile."""
+    from smsgw.scheduler.accept import AcceptPath, Options, Submission, Text
+    from smsgw.scheduler.callback import DlrKind
+    from smsgw.scheduler.model import Address
+
+    endpoint.answers["dlr"] = [503]
+    config = Config(
+        accounts=(AccountConfig("shop", "x", callback_secret="s3cret"),),
+        routes=(RouteConfig(name="uk", prefixes=("44",)),),
+        store=StoreConfig(synchronous="NORMAL"),
+    )
+    async with open_store(tmp_path / "dlr.db", config.store) as store:
+        clock = WallClock(START)
+        holder = ConfigHolder(config)
+        accept = AcceptPath(store, holder, clock)
+        ((accepted,),) = await accept.accept("shop", [Submission(
+            [Address("447700922001")], Text("hi"), Address("shop"),
+            options=Options(dlr_url=f"{endpoint.url}/dlr", client_ref="order-7"),
+        )])
+        (handoff,) = await store.claim_due(clock.now_ms(), 10)
+        await store.record_failure(handoff.segment_rowid, temporary=False, error_code=0x41, retry_at_ms=0,
+                                   now_ms=clock.now_ms())
+        (listed,) = await store.callbacks_listing("dlr", None, None, 10)
+        assert (listed.kind, listed.subject, listed.party, listed.state) == (
+            "dlr", accepted.message_id, "447700922001", "pending")
+        recording = RecordingStore(store, clock)
+        callbacks = Callbacks(DlrKind(recording), recording, holder, clock, random.Random(7))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(callbacks.run)
+            outcomes = await recording.final(1)
+            nursery.cancel_scope.cancel()
+    assert [o.kind for o in outcomes] == ["retry", "delivered"]
+    first, second = endpoint.requests
+    assert first.body == second.body and second.headers["x-smsgw-signature"] == sign(second.body, "s3cret")
+    assert endpoint.bodies["dlr"][0] == {
+        "message_id": accepted.message_id, "to": "447700922001", "state": "UNDELIVERABLE", "state_code": 21,
+        "error_code": "065", "done_at": START.isoformat(), "client_ref": "order-7",
+    }

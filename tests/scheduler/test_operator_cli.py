@@ -97,14 +97,14 @@ def test_callbacks_list_and_retry_failed(tmp_path: Path, capsys: pytest.CaptureF
             for text in ("first", "second", "third"):
                 sms = IncomingSms("m1", "447700900001", "447700900555", text, 0, from_ms(T0))
                 await store.store_mo(sms, "shop", "447700900001", T0, callback=True)
-            await store.mo_callback_failed(1, 3, "HTTP 503", T0 + 1000)
-            await store.mo_callback_failed(2, 1, "HTTP 404", T0 + 2000)
+            await store.callback_failed("mo", 1, 3, "HTTP 503", T0 + 1000)
+            await store.callback_failed("mo", 2, 1, "HTTP 404", T0 + 2000)
 
     trio.run(store_callbacks)
     assert main(["callbacks", "list", "--state", "failed", "--db", str(db)]) == 0
     header, *failed = capsys.readouterr().out.splitlines()
-    assert header.split()[:3] == ["ID", "MO", "ACCOUNT"]
-    assert [line.split()[0] for line in failed] == ["1", "2"]
+    assert header.split()[:3] == ["KIND", "ID", "MO"]
+    assert [line.split()[:2] for line in failed] == [["mo", "1"], ["mo", "2"]]
     assert failed[0].endswith("HTTP 503") and " failed " in failed[0]
 
     assert main(["callbacks", "retry", "2", "--db", str(db)]) == 0
@@ -119,7 +119,7 @@ def test_callbacks_list_and_retry_failed(tmp_path: Path, capsys: pytest.CaptureF
         states = connection.execute("SELECT id, state, attempts, failed_at FROM mo_callbacks ORDER BY id").fetchall()
     assert states == [(1, "failed", 3, T0 + 1000), (2, "pending", 0, None), (3, "pending", 0, None)]
     assert main(["callbacks", "list", "--state", "pending", "--account", "shop", "--db", str(db)]) == 0
-    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == ["2", "3"]
+    assert [line.split()[1] for line in capsys.readouterr().out.splitlines()[1:]] == ["2", "3"]
 
 
 def test_notices_list_shows_each_notice_with_its_message_state_and_the_handsets_choice(

@@ -42,12 +42,12 @@ def routes(portal: Portal) -> list[BaseRoute]:
     pages = _CustomerPages(portal)
     page = portal.page
     return [
-        Route("/send", page("customer", pages.send_form), methods=["GET"]),
-        Route("/send/count", page("customer", pages.count), methods=["GET"]),
-        Route("/upload/send", page("customer", pages.check), methods=["POST"]),
-        Route("/send/batches/{batch_id}", page("customer", pages.batch), methods=["GET"]),
-        Route("/send/batches/{batch_id}", page("customer", pages.confirm), methods=["POST"]),
-        Route("/send/batches/{batch_id}/progress", page("customer", pages.progress), methods=["GET"]),
+        Route("/compose", page("customer", pages.send_form), methods=["GET"]),
+        Route("/compose/count", page("customer", pages.count), methods=["GET"]),
+        Route("/upload/compose", page("customer", pages.check), methods=["POST"]),
+        Route("/compose/batches/{batch_id}", page("customer", pages.batch), methods=["GET"]),
+        Route("/compose/batches/{batch_id}", page("customer", pages.confirm), methods=["POST"]),
+        Route("/compose/batches/{batch_id}/progress", page("customer", pages.progress), methods=["GET"]),
         Route("/account", page("customer", pages.account), methods=["GET"]),
         Route("/account/transfer", page("customer", pages.transfer), methods=["POST"]),
     ]
@@ -132,7 +132,7 @@ class _CustomerPages:
         batch = self._portal.batches.add(session.name, request_, checked)
         log.info("portal batch checked account=%s batch=%s numbers=%d problems=%d", session.name, batch.id,
                  batch.total, len(checked.problems))
-        return RedirectResponse(f"/send/batches/{batch.id}", status_code=303)
+        return RedirectResponse(f"/compose/batches/{batch.id}", status_code=303)
 
     def _send_request(self, session: Session, values: dict[str, str]) -> SendRequest:
         text = values["text"]
@@ -176,7 +176,7 @@ class _CustomerPages:
         if batch.state is BatchState.DRAFT and batch.total:
             batch.state = BatchState.SENDING
             request.app.state.tasks.start_soon(batches.run, batch, self._deps.scheduler.accept)
-        return RedirectResponse(f"/send/batches/{batch.id}", status_code=303)
+        return RedirectResponse(f"/compose/batches/{batch.id}", status_code=303)
 
     async def progress(self, request: Request, session: Session) -> Response:
         batch = self._batch(request, session)

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 _HERE: Final = Path(__file__).parent
 STATIC_DIR: Final = _HERE / "static"
 TEMPLATE_DIR: Final = _HERE / "templates"
-HOME: Final[dict[Role, str]] = {"customer": "/send", "operator": "/operator/modems"}
+HOME: Final[dict[Role, str]] = {"customer": "/compose", "operator": "/operator/modems"}
 
 Handler = Callable[[Request, Session], Awaitable[Response]]
 

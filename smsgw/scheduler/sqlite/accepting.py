@@ -58,6 +58,7 @@ class Accepting(SqliteBase):
         segment_rows: list[tuple[Any, ...]] = []
         ledger_rows: list[billing.LedgerRow] = []
         rejected: list[tuple[int, int]] = []  # (message rowid, submitted_ms)
+        dlr_rows: list[tuple[Any, ...]] = []
         unpaid: list[tuple[int, int, int]] = []  # (error_code, final_at, message rowid)
         results: list[tuple[bool, ...]] = []
         for request in requests:
@@ -88,6 +89,9 @@ class Accepting(SqliteBase):
                      message.submitted_ms if message.rejected_error else None)
                     for seq, segment in enumerate(message.segments)
                 )
+                if message.dlr is not None:
+                    dlr = message.dlr  # its client_ref is the message's own column
+                    dlr_rows.append((next_rowid, dlr.url, dlr.format, dlr.method, dlr.mask))
                 if message.rejected_error:
                     rejected.append((next_rowid, message.submitted_ms))
                 if message.resends is not None:
@@ -97,6 +101,11 @@ class Accepting(SqliteBase):
             results.append(tuple(paid))
         _insert_rows(c, _MESSAGE_INSERT, message_rows)
         _insert_rows(c, _SEGMENT_INSERT, segment_rows)
+        if dlr_rows:  # before the rejected ones' state change below, which reports to them
+            c.executemany(
+                "INSERT INTO dlr_requests (message, url, format, method, mask) VALUES (?,?,?,?,?)",
+                dlr_rows,
+            )
         for rowid, at_ms in rejected:
             self._update_message(c, rowid, at_ms, intermediate=False)
         c.executemany("UPDATE messages SET error_code = ?, final_at = ? WHERE id = ?", unpaid)

@@ -17,9 +17,9 @@ import trio
 
 from smsgw.config import StoreConfig
 from smsgw.numbers import handset_key
-from smsgw.scheduler import billing, outbox_codec, outcomes
+from smsgw.scheduler import billing, dlr, outbox_codec, outcomes
 from smsgw.scheduler.migrations import migrate
-from smsgw.scheduler.model import Address, MoRecord, ReceiptRecord
+from smsgw.scheduler.model import Address, DlrRequest, MoRecord, ReceiptRecord
 from smsgw.scheduler.policy_store import SqlitePolicyFacts
 from smsgw.scheduler.states import FINAL, Event, State, transition
 from smsgw.scheduler.writer import GroupCommitWriter
@@ -95,6 +95,7 @@ class SqliteBase:
             self._writer_connection, max_batch=config.writer_max_batch, queue_size=config.writer_queue_size
         )
         self._outbox_events: dict[str, trio.Event] = {}
+        self._dlr_listeners: list[Callable[[], None]] = []
         self._work_event = trio.Event()
 
     @property
@@ -138,6 +139,14 @@ class SqliteBase:
         event = self._outbox_events.pop(account, None)
         if event is not None:
             event.set()
+
+    def on_dlr_callback(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after each commit that queued delivery-report callbacks."""
+        self._dlr_listeners.append(listener)
+
+    def _notify_dlr(self) -> None:
+        for listener in self._dlr_listeners:
+            listener()
 
     # -- shared transaction steps -----------------------------------------------------------------------------
 
@@ -197,6 +206,8 @@ class SqliteBase:
                          refund.note)
         if outcomes.message_follows(segment.state, new, event):
             self._update_message(c, segment.message, now_ms, intermediate=outcomes.is_intermediate(event))
+        elif event is Event.SENT:
+            self._smsc_accepted(c, segment.message, now_ms)
         return new
 
     def _update_message(self, c: sqlite3.Connection, rowid: int, now_ms: int, *, intermediate: bool) -> None:
@@ -212,22 +223,47 @@ class SqliteBase:
                 "UPDATE messages SET state = ?, final_at = ?, error_code = ? WHERE id = ?",
                 (int(derived), now_ms if derived in FINAL else None, error_code, rowid),
             )
-        if not outcomes.receipt_follows(previous, derived, row.registered_delivery, intermediate=intermediate):
+        receipt = outcomes.receipt_follows(previous, derived, row.registered_delivery, intermediate=intermediate)
+        event = dlr.event_of(previous, derived, intermediate=intermediate)
+        if not receipt and not event:
             return
-        record = outcomes.make_receipt(
-            message_id=row.message_id,
-            esme_source=Address(row.source_addr, row.source_addr_ton, row.source_addr_npi),
-            handset=Address(row.destination_addr, row.dest_addr_ton, row.dest_addr_npi),
-            state=derived,
-            error_code=error_code,
-            submitted_ms=row.submitted_at,
-            done_ms=now_ms,
-            segment_count=row.segment_count,
-            delivered_segments=sum(1 for state, _ in segments if state is State.DELIVERED),
-            text=row.text,
-            service_type=row.service_type,
+        delivered = sum(1 for state, _ in segments if state is State.DELIVERED)
+        record = _receipt(row, derived, error_code, now_ms, delivered)
+        if receipt:
+            self._outbox_add(c, row.account, record, now_ms)
+        if event:
+            self._queue_dlr(c, rowid, row.account, record, event, now_ms)
+
+    def _smsc_accepted(self, c: sqlite3.Connection, rowid: int, now_ms: int) -> None:
+        """A segment handed to the network: the SMSC-level report (Kannel's 8, Jasmin's level 1) when asked."""
+        if c.execute("SELECT mask FROM dlr_requests WHERE message = ?", (rowid,)).fetchone() is None:
+            return
+        row = _MessageRow._make(c.execute(_MESSAGE_ROW_SQL, (rowid,)).fetchone())
+        record = _receipt(row, State(row.state), 0, now_ms, 0)
+        self._queue_dlr(c, rowid, row.account, record, dlr.SMSC_ACCEPTED, now_ms)
+
+    def _queue_dlr(
+        self, c: sqlite3.Connection, rowid: int, account: str, record: ReceiptRecord, event: int, now_ms: int
+    ) -> None:
+        """Render and queue the message's delivery-report callback of `event`, if it asked for one."""
+        found = c.execute(
+            "SELECT d.url, d.format, d.method, d.mask, m.client_ref FROM dlr_requests d"
+            " JOIN messages m ON m.id = d.message WHERE d.message = ?", (rowid,)
+        ).fetchone()
+        if found is None:
+            return
+        request = DlrRequest(*found)
+        rendered = dlr.render(request, record, event)
+        if rendered is None:
+            return
+        url, body = rendered
+        c.execute(
+            "INSERT INTO dlr_callbacks (message_id, account, recipient, url, method, format, body, state, created_at,"
+            " next_try_at) VALUES (?,?,?,?,?,?,?,'pending',?,?)",
+            (record.message_id, account, record.source.addr, url, request.method, request.format, body, now_ms,
+             now_ms),
         )
-        self._outbox_add(c, row.account, record, now_ms)
+        self._writer.after_commit(self._notify_dlr)
 
     def _outbox_add(self, c: sqlite3.Connection, account: str, record: ReceiptRecord | MoRecord, now_ms: int) -> None:
         c.execute(
@@ -235,6 +271,22 @@ class SqliteBase:
             (account, outbox_codec.kind(record), outbox_codec.encode(record), now_ms),
         )
         self._writer.after_commit(lambda: self.notify_outbox(account))
+
+
+def _receipt(row: _MessageRow, state: State, error_code: int, now_ms: int, delivered: int) -> ReceiptRecord:
+    return outcomes.make_receipt(
+        message_id=row.message_id,
+        esme_source=Address(row.source_addr, row.source_addr_ton, row.source_addr_npi),
+        handset=Address(row.destination_addr, row.dest_addr_ton, row.dest_addr_npi),
+        state=state,
+        error_code=error_code,
+        submitted_ms=row.submitted_at,
+        done_ms=now_ms,
+        segment_count=row.segment_count,
+        delivered_segments=delivered,
+        text=row.text,
+        service_type=row.service_type,
+    )
 
 
 def insert_ledger(c: sqlite3.Connection, rows: list[billing.LedgerRow]) -> None:

@@ -23,11 +23,13 @@ class Retention(SqliteBase):
             ]
             c.executemany("DELETE FROM segments WHERE message = ?", rowids)
             c.executemany("DELETE FROM messages WHERE id = ?", rowids)
+            c.executemany("DELETE FROM dlr_requests WHERE message = ?", rowids)
             for table, column in (
                 ("status_reports", "received_at"),
                 ("mo_messages", "received_at"),
                 ("audit", "at"),
                 ("mo_callbacks", "created_at"),
+                ("dlr_callbacks", "created_at"),
                 ("notices_sent", "at"),
             ):
                 c.execute(

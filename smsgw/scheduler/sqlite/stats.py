@@ -48,6 +48,7 @@ def _counts(c: sqlite3.Connection, now_ms: int) -> QueueCounts:
         counts.in_flight[account] = n
     for account, n in c.execute("SELECT account, count(*) FROM outbox GROUP BY account"):
         counts.outbox[account] = n
-    for account, state, n in c.execute("SELECT account, state, count(*) FROM mo_callbacks GROUP BY account, state"):
-        counts.callbacks[account, state] = n
+    for table in ("mo_callbacks", "dlr_callbacks"):  # both kinds of HTTP callback are the one backlog
+        for account, state, n in c.execute(f"SELECT account, state, count(*) FROM {table} GROUP BY account, state"):
+            counts.callbacks[account, state] = counts.callbacks.get((account, state), 0) + n
     return counts

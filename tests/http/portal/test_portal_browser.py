@@ -30,11 +30,11 @@ def test_login_then_lockout_after_wrong_passwords(page: Any, gateway: Gateway) -
     expect(page).to_have_url(re.compile(r"/login$"))
     shot(page, "login")
     log_in(page, DEMO_SYSTEM_ID, DEMO_PASSWORD)
-    expect(page).to_have_url(re.compile(r"/send$"))
+    expect(page).to_have_url(re.compile(r"/compose$"))
     page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url(re.compile(r"/login$"))
-    page.goto("/send")
-    expect(page).to_have_url(re.compile(r"/login\?next=/send$"))  # logged out: the cookie is gone
+    page.goto("/compose")
+    expect(page).to_have_url(re.compile(r"/login\?next=/compose$"))  # logged out: the cookie is gone
     for _ in range(LOCKOUT_FAILURES):
         log_in(page, "shop", "wrong")
         expect(page.get_by_role("alert")).to_have_text("Wrong name or password.")
@@ -42,7 +42,7 @@ def test_login_then_lockout_after_wrong_passwords(page: Any, gateway: Gateway) -
     expect(page.get_by_role("alert")).to_have_text("Too many failed attempts: try again later.")
     shot(page, "login-locked-out")
     log_in(page, DEMO_SYSTEM_ID, DEMO_PASSWORD)  # another account from the same address is not locked out
-    expect(page).to_have_url(re.compile(r"/send$"))
+    expect(page).to_have_url(re.compile(r"/compose$"))
 
 
 def test_counter_at_the_segment_boundaries(page: Any, gateway: Gateway) -> None:

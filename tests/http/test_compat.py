@@ -1,0 +1,126 @@
+"""Kannel's /cgi-bin/sendsms and Jasmin's /send and /balance over real sockets, inside the whole gateway as
+`smsgw demo` runs it: the requests those projects document, through a virtual modem, to the status report and the
+dlr-url callback received by an HTTP server on 127.0.0.1 (Kannel's escapes expanded, Jasmin's fields)."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from smsgw.app import GatewayStarted, run_demo
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+from harness import FAST  # noqa: E402
+
+from callback_receiver import Receiver  # noqa: E402
+
+pytestmark = pytest.mark.timeout(90)
+
+HANDSET = "447700900123"  # the virtual network delivers it after a short delay
+
+
+@pytest.fixture
+async def gateway(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[GatewayStarted]:
+    stop = trio.Event()
+    started: GatewayStarted = await nursery.start(functools.partial(
+        run_demo, port=0, http_port=0, modems=1, db_path=str(tmp_path / "gateway.db"), base=FAST, stop=stop
+    ))
+    yield started
+    stop.set()
+
+
+@pytest.fixture
+async def receiver(nursery: trio.Nursery) -> Receiver:
+    started: Receiver = await nursery.start(Receiver().serve)
+    return started
+
+
+@pytest.fixture
+async def client(gateway: GatewayStarted) -> AsyncIterator[httpx.AsyncClient]:
+    assert gateway.http is not None
+    async with httpx.AsyncClient(base_url=gateway.http.url) as http:
+        with trio.fail_after(30):  # the virtual modem registers well within this
+            while (await http.get("/readyz")).status_code != 200:
+                await trio.sleep(0.05)
+        yield http
+
+
+async def test_kannel_sendsms_with_dlr_url_escapes(client: httpx.AsyncClient, receiver: Receiver) -> None:
+    dlr_url = f"{receiver.url}/kannel?type=%d&to=%P&from=%p&id=%I&reply=%A&ts=%T"
+    response = await client.get("/cgi-bin/sendsms", params={
+        "username": "demo", "password": "demo", "from": "447700900001", "to": HANDSET, "text": "Hello Kannel",
+        "dlr-mask": "3", "dlr-url": dlr_url,
+    })
+    assert (response.status_code, response.text) == (202, "0: Accepted for delivery")
+    with trio.fail_after(30):
+        (report,) = await receiver.wait_for(1)
+    assert report.method == "GET" and report.path == "/kannel"
+    assert report.query["type"] == "1"  # delivered to the handset
+    assert (report.query["to"], report.query["from"]) == (HANDSET, "447700900001")
+    assert "stat:DELIVRD" in report.query["reply"] and report.query["ts"].isdigit()
+    assert report.query["id"] in report.query["reply"]
+
+
+async def test_kannel_answers_and_several_receivers(client: httpx.AsyncClient) -> None:
+    wrong = await client.get("/cgi-bin/sendsms", params={"username": "demo", "password": "x", "to": HANDSET,
+                                                          "text": "hi"})
+    assert (wrong.status_code, wrong.text) == (403, "Authorization failed for sendsms")
+    missing = await client.get("/cgi-bin/sendsms", params={"username": "demo", "password": "demo", "text": "hi"})
+    assert (missing.status_code, missing.text) == (400, "Missing receiver number, rejected")
+    coding = await client.get("/cgi-bin/sendsms", params={"username": "demo", "password": "demo", "to": HANDSET,
+                                                           "text": "hi", "coding": "7"})
+    assert (coding.status_code, coding.text) == (400, "Coding field misformed, rejected")
+    # Two receivers separated by '+' (a space once decoded), UCS-2 from UTF-8 text, flash (mclass 0).
+    several = await client.get(
+        f"/cgi-bin/sendsms?username=demo&password=demo&to={HANDSET}+447700900124&text=%D0%9F%D1%80%D0%B8%D0%B2%D0%B5%D1%82"
+        "&coding=2&charset=utf-8&mclass=0&validity=30"
+    )
+    assert (several.status_code, several.text) == (202, "0: Accepted for delivery")
+    later = await client.get("/cgi-bin/sendsms", params={"username": "demo", "password": "demo", "to": HANDSET,
+                                                          "text": "later", "deferred": "10"})
+    assert (later.status_code, later.text) == (202, "3: Queued for later delivery")
+
+
+async def test_jasmin_send_with_both_dlr_levels_and_balance(client: httpx.AsyncClient, receiver: Receiver) -> None:
+    response = await client.post("/send", data={
+        "username": "demo", "password": "demo", "to": HANDSET, "content": "Hello world !", "from": "447700900001",
+        "dlr": "yes", "dlr-url": f"{receiver.url}/jasmin", "dlr-level": "3", "dlr-method": "POST",
+    })
+    assert response.status_code == 200 and response.text.startswith('Success "')
+    message_id = response.text.removeprefix('Success "').removesuffix('"')
+    with trio.fail_after(30):
+        smsc, handset = await receiver.wait_for(2)
+    assert smsc.method == handset.method == "POST"
+    assert smsc.form == {"id": message_id, "message_status": "ESME_ROK", "level": "1", "connector": "smsgw"}
+    fields = handset.form
+    assert {k: fields[k] for k in ("id", "message_status", "level", "id_smsc", "sub", "dlvrd", "err", "text")} == {
+        "id": message_id, "message_status": "DELIVRD", "level": "2", "id_smsc": message_id, "sub": "001",
+        "dlvrd": "001", "err": "000", "text": "Hello world !",
+    }
+    assert len(fields["subdate"]) == len(fields["donedate"]) == 10
+    balance = await client.get("/balance", params={"username": "demo", "password": "demo"})
+    assert balance.status_code == 200 and set(balance.json()) == {"balance", "sms_count"}
+
+
+async def test_jasmin_errors(client: httpx.AsyncClient) -> None:
+    answers = [
+        await client.get("/send", params={"username": "demo", "password": "demo", "to": HANDSET}),
+        await client.get("/send", params={"username": "demo", "password": "demo", "to": HANDSET, "content": "x",
+                                          "colour": "red"}),
+        await client.get("/send", params={"username": "demo", "password": "bad", "to": HANDSET, "content": "x"}),
+        await client.get("/send", params={"username": "demo", "password": "demo", "to": HANDSET, "content": "x",
+                                          "dlr": "yes", "dlr-url": "http://127.0.0.1/x", "dlr-level": "5",
+                                          "dlr-method": "GET"}),
+    ]
+    assert [(a.status_code, a.text) for a in answers] == [
+        (400, 'Error "Mandatory arguments not found, please refer to the HTTPAPI specifications."'),
+        (400, 'Error "Argument colour is unknown."'),
+        (403, 'Error "Authentication failure for username:demo"'),
+        (400, 'Error "Argument dlr-level has an invalid value: 5."'),
+    ]
