@@ -37,7 +37,9 @@ class RequestLimits:
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if not value.isdigit():
-                    await problem_response(Problem(400, "Content-Length is not a number"))(scope, receive, send)
+                    await problem_response(
+                        Problem(400, "Content-Length is not a number", headers=_UNREAD_BODY)
+                    )(scope, receive, send)
                     return
                 if int(value) > limit:
                     await problem_response(_too_large(limit))(scope, receive, send)
@@ -71,5 +73,10 @@ class RequestLimits:
                 )(scope, receive, send)
 
 
+# An answer given before the body was read whole: the rest of the body is still on the connection, so it cannot
+# carry another request. Said to the client, which then opens a new connection instead of reusing this one.
+_UNREAD_BODY: Final = {"Connection": "close"}
+
+
 def _too_large(limit: int) -> Problem:
-    return Problem(413, f"the request body is larger than {limit} bytes")
+    return Problem(413, f"the request body is larger than {limit} bytes", headers=_UNREAD_BODY)

@@ -187,6 +187,9 @@ async def test_errors_are_problem_json(gateway: tuple[GatewayStarted, trio.Event
         assert body["status"] == status and body["type"] == "about:blank" and body["title"]
     assert wrong_method.headers["allow"] == "POST"
     assert too_large.json()["detail"] == f"the request body is larger than {limit} bytes"
+    # Its body was not read: the client must not send the next request on that connection (it did, and got
+    # "server disconnected" now and then).
+    assert too_large.headers["connection"] == "close" and too_large_chunked.headers["connection"] == "close"
     assert fits.status_code == 200 and len(fits.content) == limit
 
 
