@@ -19,7 +19,7 @@ from typing import Final, NamedTuple
 
 from smsgw.pdu.constants import CommandStatus, EsmClass
 from smsgw.pdu.errors import PduError
-from smsgw.pdu.gsm7 import ESCAPE, is_gsm7
+from smsgw.pdu.gsm7 import is_gsm7
 from smsgw.pdu.segmentation import (
     MAX_USER_DATA_OCTETS,
     SarInfo,
@@ -35,6 +35,7 @@ from smsgw.pdu.text import (
     Encoding,
     choose_encoding,
     decode_as,
+    decodes_one_to_one,
     encode_text,
     parse_data_coding,
     units,
@@ -55,7 +56,6 @@ log = logging.getLogger(__name__)
 
 _MODEM_ENCODINGS: Final = frozenset({Encoding.GSM7, Encoding.BINARY, Encoding.UCS2})
 _UDHI: Final = int(EsmClass.UDHI)  # an int mask: IntFlag's `&` builds a flag value per call
-_ESCAPE: Final = bytes((ESCAPE,))
 _GSM7: Final = Encoding.GSM7
 _UCS2: Final = Encoding.UCS2
 _BINARY: Final = Encoding.BINARY
@@ -146,8 +146,8 @@ def prepare_content(
                 return Content(parts, "", flash, len(parts) > 1)
             requested = scheme.encoding
             text = decode_as(payload, requested)
-            if requested is _UCS2 or (requested is _GSM7 and _ESCAPE not in payload):
-                whole = payload  # decoding these is one-to-one: encoding the text gives the payload back
+            if decodes_one_to_one(payload, requested):
+                whole = payload
             else:
                 whole = None
                 if requested not in _MODEM_ENCODINGS:
