@@ -226,12 +226,17 @@ def _segments(
     if total == 1:
         text, data = pieces[0]
         return (Segment(1, 1, text, data, plan.single_udh),)
+    return tuple(
+        Segment(sequence, total, text, data, _part_udh(plan, reference, total, sequence, reference_bits))
+        for sequence, (text, data) in enumerate(pieces, start=1)
+    )
+
+
+def _part_udh(plan: _Plan, reference: int, total: int, sequence: int, reference_bits: int) -> bytes:
+    """The header (UDHL included) of part `sequence` of a split message."""
+    element = Concatenation(reference, total, sequence, reference_bits).to_bytes()
     rest = plan.rest_udh
-    segments = []
-    for sequence, (text, data) in enumerate(pieces, start=1):
-        element = Concatenation(reference, total, sequence, reference_bits).to_bytes()
-        segments.append(Segment(sequence, total, text, data, bytes((len(element) + len(rest),)) + element + rest))
-    return tuple(segments)
+    return bytes((len(element) + len(rest),)) + element + rest
 
 
 def _unit_cuts(whole: bytes, encoding: Encoding, plan: _Plan) -> Iterator[tuple[int, int]]:
@@ -392,11 +397,51 @@ def count_segments(
         raise ValueError("binary data is split with segment_binary")
     whole = encode_text(text, encoding)
     plan = _plan(encoding, udh_elements, reference_bits, first_part_reserve)
+    if encoding in _ENCODED_CUT:
+        return _count(whole, encoding, plan)
     if units_in(len(whole), encoding) <= plan.single:
         return 1
-    if encoding in _ENCODED_CUT:
-        return sum(1 for _ in _unit_cuts(whole, encoding, plan))
     return len(_costed_pieces(text, encoding, plan))
+
+
+# The texts `split_encoded` and `count_encoded` take: alphabets where a text's bytes are its characters' bytes
+# end to end, so texts are joined by joining their bytes and a part is cut by its bytes alone.
+_BYTE_TEXTS: Final = frozenset({Encoding.GSM7, Encoding.UCS2})
+
+
+def split_encoded(
+    whole: bytes, encoding: Encoding, *, max_segments: int, reference: int, first_part_reserve: int = 0
+) -> list[tuple[bytes, bytes]]:
+    """`segment_text`'s parts (8-bit reference, default GSM tables) as (udh, user_data), for a text already
+    encoded: `whole` in GSM 7-bit (unpacked, default tables) or UCS-2, cut as bytes without a text per part.
+    TooManySegments beyond `max_segments`."""
+    if encoding not in _BYTE_TEXTS:
+        raise ValueError(f"{encoding.name} text is split with segment_text")
+    plan = _plan(encoding, (), 8, first_part_reserve)
+    if units_in(len(whole), encoding) <= plan.single:
+        return [(plan.single_udh, whole)]
+    width = 2 if encoding is Encoding.UCS2 else 1
+    cuts = list(_unit_cuts(whole, encoding, plan))
+    total = len(cuts)
+    if total > max_segments:
+        raise TooManySegments(total, max_segments)
+    return [
+        (_part_udh(plan, reference, total, sequence, 8), whole[start * width : end * width])
+        for sequence, (start, end) in enumerate(cuts, start=1)
+    ]
+
+
+def count_encoded(whole: bytes, encoding: Encoding, *, first_part_reserve: int = 0) -> int:
+    """How many parts `split_encoded` cuts `whole` into, with no maximum and without building them."""
+    if encoding not in _BYTE_TEXTS:
+        raise ValueError(f"{encoding.name} text is counted with count_segments")
+    return _count(whole, encoding, _plan(encoding, (), 8, first_part_reserve))
+
+
+def _count(whole: bytes, encoding: Encoding, plan: _Plan) -> int:
+    if units_in(len(whole), encoding) <= plan.single:
+        return 1
+    return sum(1 for _ in _unit_cuts(whole, encoding, plan))
 
 
 def segment_binary(

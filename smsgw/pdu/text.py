@@ -13,7 +13,7 @@ from typing import Final
 
 from .constants import CommandStatus
 from .errors import PduError
-from .gsm7 import DEFAULT_TABLES, NationalTables, decode_gsm7, encode_gsm7, is_gsm7
+from .gsm7 import DEFAULT_TABLES, ESCAPE, NationalTables, decode_gsm7, encode_gsm7, is_gsm7
 
 
 class Encoding(enum.Enum):
@@ -141,6 +141,16 @@ def decode_as(data: bytes, encoding: Encoding, tables: NationalTables = DEFAULT_
             f"user data is not valid {encoding.name} at octet {error.start}: {error.reason}",
             command_status=CommandStatus.ESME_RINVDCS,
         ) from None
+
+
+_ESCAPE: Final = bytes((ESCAPE,))
+
+
+def decodes_one_to_one(data: bytes, encoding: Encoding) -> bool:
+    """Whether `data`, valid in `encoding`, is exactly what encoding its text gives back (default GSM tables), so
+    it can stand for the text: UCS-2 always, GSM 7-bit without escapes (an escape before a code the extension
+    table lacks, or a trailing one, does not come back)."""
+    return encoding is Encoding.UCS2 or (encoding is Encoding.GSM7 and _ESCAPE not in data)
 
 
 def decode_text(data: bytes, data_coding: int) -> str:

@@ -31,20 +31,16 @@ from typing import Final, NamedTuple
 from smsgw.config import AccountConfig, Config, ConfigHolder, MessageConfig, RouteConfig, holding
 from smsgw.numbers import InvalidNumber, normalise_number
 from smsgw.pdu.constants import Npi, Ton
-from smsgw.pdu.segmentation import MAX_SEGMENTS_LIMIT, SarInfo, TooManySegments
+from smsgw.pdu.segmentation import MAX_SEGMENTS_LIMIT, TooManySegments
 from smsgw.pdu.text import Encoding, choose_encoding, units
-from smsgw.scheduler.content import Content, Decoded, build_segments, decode_content
+# `Text` and `Encoded` are part of a `Submission`: callers take them from here.
+from smsgw.scheduler.content import Content, prepare_content
+from smsgw.scheduler.content import Encoded as Encoded
+from smsgw.scheduler.content import Text as Text
 from smsgw.scheduler.dlr import FINAL_MASK
 from smsgw.scheduler.ids import MessageIdGenerator
 from smsgw.scheduler.model import Address, DlrRequest, InsufficientBalance, NewMessage, NewSegment, Refused
-from smsgw.scheduler.policy import (
-    ContentRules,
-    KeywordRules,
-    MessagePolicy,
-    PolicyError,
-    prepare_text,
-    resolve_sender,
-)
+from smsgw.scheduler.policy import NO_KEYWORDS, KeywordRules, MessagePolicy, PolicyError, resolve_sender
 from smsgw.scheduler.routing import NoRoute, find_route, segment_price_micro
 from smsgw.scheduler.states import State
 from smsgw.scheduler.store import MessageStore
@@ -73,22 +69,6 @@ _INTERNATIONAL: Final = int(Ton.INTERNATIONAL)
 
 
 # NamedTuples, not frozen dataclasses: the SMPP adapter builds these for every submission (see model.py).
-class Text(NamedTuple):
-    """Text the gateway encodes (GSM 7-bit when every character fits, else UCS-2) and splits."""
-
-    text: str
-
-
-class Encoded(NamedTuple):
-    """Content as an ESME encoded it: `payload` in `data_coding` (message class 0 is flash), maybe one part it split
-    itself (a UDH, with UDHI in `esm_class`, or the SAR values in `sar`)."""
-
-    payload: bytes
-    data_coding: int
-    esm_class: int = 0
-    sar: SarInfo | None = None
-
-
 class Stored(NamedTuple):
     """The content of stored message `message_id`, as it was accepted: sent again as it is (`Origin.RESEND`)."""
 
@@ -225,9 +205,8 @@ class AcceptPath:
         would meet now: its segments and the price per segment. Refused (or its kin) with the status to answer."""
         batch = self._batch(account)
         route = find_route(self._config.routes, number)
-        decoded = decode_content(content.payload, data_coding=content.data_coding, esm_class=content.esm_class,
-                                 sar=content.sar)
-        _, _, built = batch.apply_rules(route, decoded, sender, "", text_only=False)
+        batch.sender(route, sender)
+        built = batch.content(route, content, flash=False, promotional=batch.is_promotional(""))
         return built, segment_price_micro(route, number)
 
     def preview(self, account: str, text: str, number: str = "", *, promotional: bool = False) -> Preview:
@@ -243,23 +222,24 @@ class AcceptPath:
             route = batch.routes[0]
         price = segment_price_micro(route, number)
         promotional = promotional or batch.is_promotional("")
-        decoded = Decoded(b"", text, choose_encoding(text), False, None)
+        refused = ""
         try:
-            built = batch.content(route, decoded, promotional=promotional, text_only=True)
-        except TooManySegments as exc:
-            # Counted by the same rules without the route's maximum, so the counter says how far over it is.
-            unlimited = dataclasses.replace(ContentRules.from_route(route), max_segments=MAX_SEGMENTS_LIMIT)
-            over = prepare_text(text, unlimited, promotional=promotional, keywords=self._holder.derived(
-                MessagePolicy).keywords(route))
-            return Preview(over.text, units(over.text, over.encoding), over.encoding, over.segments,
-                           route.max_segments, price * over.segments, str(exc))
+            try:
+                built = batch.content(route, Text(text), flash=False, promotional=promotional)
+            except TooManySegments as exc:
+                # Counted by the same rules without the route's maximum, so the counter says how far over it is.
+                policy = self._holder.derived(MessagePolicy)
+                unlimited = dataclasses.replace(policy.rules(route), max_segments=MAX_SEGMENTS_LIMIT)
+                refused = str(exc)
+                built = prepare_content(Text(text), unlimited, flash=False, keywords=policy.keywords(route),
+                                        promotional=promotional, reference=0)
         except (PolicyError, Refused) as exc:
             encoding = choose_encoding(text)
-            return Preview(text, units(text, encoding), encoding, 0, route.max_segments, 0, str(exc))
+            return Preview(text, units(text, encoding), encoding, 0, route.max_segments, 0, refused or str(exc))
         encoding = Encoding(built.segments[0].data_coding)
         segments = len(built.segments)
         return Preview(built.text, units(built.text, encoding), encoding, segments, route.max_segments,
-                       price * segments, "")
+                       price * segments, refused)
 
     def account(self, account: str) -> AccountConfig:
         return account_settings(self._holder, account)
@@ -323,29 +303,23 @@ def _build(
         route = find_route(batch.routes, number)
         window = batch.window(submission.timing)
         resends = None
-        if type(content) is Stored:
+        if isinstance(content, Stored):  # narrows both branches for mypy
             sender = submission.sender
             promotional = batch.is_promotional(options.service_type)
             built = Content(content.segments, content.text, content.flash, content.gateway_split)
             data_coding, esm_class, resends = content.data_coding, content.esm_class, content.message_id
         else:
-            if type(content) is Encoded:
-                decoded = decode_content(
-                    content.payload, data_coding=content.data_coding, esm_class=content.esm_class, sar=content.sar
-                )
-                esm_class = content.esm_class
-            else:
-                assert type(content) is Text
-                decoded = Decoded(b"", content.text, choose_encoding(content.text), options.flash, None)
-                esm_class = 0
             if customer:
-                sender, promotional, built = batch.apply_rules(
-                    route, decoded, submission.sender.addr, options.service_type, text_only=type(content) is Text
-                )
+                sender = batch.sender(route, submission.sender.addr)
+                promotional = batch.is_promotional(options.service_type)
+                built = batch.content(route, content, flash=options.flash, promotional=promotional)
             else:
                 sender, promotional = submission.sender, False
-                built = build_segments(decoded, None, max_segments=route.max_segments, reference=batch.reference())
-            data_coding = content.data_coding if type(content) is Encoded else built.segments[0].data_coding
+                built = batch.notice(route, content, flash=options.flash)
+            if type(content) is Encoded:
+                data_coding, esm_class = content.data_coding, content.esm_class
+            else:
+                data_coding, esm_class = built.segments[0].data_coding, 0
     except (InvalidNumber, PolicyError, TooManySegments, NoRoute, Refused) as exc:
         log.info("submission refused account=%s destination=%r status=0x%x reason=%s", settings.system_id,
                  destination.addr, exc.command_status, exc)
@@ -461,32 +435,16 @@ class _Batch:
             promotional = self._promotional[service_type] = self._policy.is_promotional(self.account, service_type)
         return promotional
 
-    def apply_rules(
-        self, route: RouteConfig, decoded: Decoded, source_addr: str, service_type: str, *, text_only: bool
-    ) -> tuple[Address, bool, Content]:
-        """The submit-time rules (sender, blocked content, signature, suffix, segments): the sender, whether the
-        message is promotional, and its segments. `text_only`: the gateway chooses the alphabet after the content
-        rules (a signature may need UCS-2), where an ESME's data_coding chose it already."""
-        sender = self.sender(route, source_addr)
-        promotional = self.is_promotional(service_type)
-        content = self.content(route, decoded, promotional=promotional, text_only=text_only)
-        return sender, promotional, content
-
-    def content(self, route: RouteConfig, decoded: Decoded, *, promotional: bool, text_only: bool) -> Content:
-        """The content rules alone (blocked content, signature, suffix, segments): `apply_rules` without the
-        sender, for a text being counted before it has one (`AcceptPath.preview`)."""
-        reference = self.reference()
+    def content(self, route: RouteConfig, content: Text | Encoded, *, flash: bool, promotional: bool) -> Content:
+        """The segments of an account's message under the route's content rules (`content.prepare_content`)."""
         keywords = self._keywords.get(route.name)
         if keywords is None:
             keywords = self._keywords[route.name] = self._policy.keywords(route)
-        prepared = self._policy.check_text(
-            route,
-            decoded.text,
-            esme_parts=decoded.esme_parts,
-            encoding=None if decoded.text is None or text_only else decoded.encoding,
-            encoded=decoded.encoded,
-            promotional=promotional,
-            keywords=keywords,
-            reference=reference,
-        )
-        return build_segments(decoded, prepared, max_segments=route.max_segments, reference=reference)
+        return prepare_content(content, self._policy.rules(route), flash=flash, keywords=keywords,
+                               promotional=promotional, reference=self.reference())
+
+    def notice(self, route: RouteConfig, content: Text | Encoded, *, flash: bool) -> Content:
+        """The segments of a notice of the gateway's own: split within the route's limit, nothing added or refused
+        for its words."""
+        return prepare_content(content, self._policy.notice_rules(route), flash=flash, keywords=NO_KEYWORDS,
+                               promotional=False, reference=self.reference())

@@ -7,9 +7,9 @@ documented code (DESIGN.md): a refusal at submit raises a `PolicyError` with the
 - numbers: `smsgw.numbers.normalise_number` (their one home) -> `InvalidNumber` (ESME_RINVDSTADR)
 - sender IDs: `resolve_sender` -> `SenderAddress`, `InvalidSender` (malformed, ESME_RINVSRCADR) or
   `SenderNotAllowed` (not registered for the account or not carried by the route, 0x405 / err 805)
-- content per route: `prepare_text` (signature, suffix, unsubscribe statement, line breaks, maximum segments)
-  with `KeywordRules` (from `parse_keywords` / `KeywordFile`) -> `BlockedContent` (0x402, err 802) or the
-  codec's `TooManySegments` (0x406, err 806)
+- content per route: `ContentRules` (signature, suffix, unsubscribe statement, line breaks, maximum segments)
+  and `KeywordRules` (from `parse_keywords` / `KeywordFile`), applied by `content.prepare_content` ->
+  `BlockedContent` (0x402, err 802) or the codec's `TooManySegments` (0x406, err 806)
 - recipients: `check_recipient` (`check_recipients` for a batch) over `PolicyFacts` -> `Rejection` 803
   (opted out) or 801 (do-not-call)
 - opt-out: `is_opt_out` / `record_opt_out` for MO texts
@@ -33,15 +33,12 @@ import re
 import unicodedata
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, NamedTuple, Protocol
+from typing import Final, Protocol
 
 from smsgw.config import AccountConfig, Config, ConfigError, PolicyConfig, RouteConfig
 from smsgw.numbers import InvalidNumber, check_country_code, normalise_number
 from smsgw.pdu.constants import CommandStatus, GatewayError, Npi, Ton
-from smsgw.pdu.errors import PduError
-from smsgw.pdu.gsm7 import is_gsm7
-from smsgw.pdu.segmentation import SegmentedText, TooManySegments, count_segments, segment_text
-from smsgw.pdu.text import Encoding, choose_encoding, encode_text, units
+from smsgw.pdu.segmentation import TooManySegments
 from smsgw.scheduler.routing import format_micro
 
 log = logging.getLogger(__name__)
@@ -314,131 +311,12 @@ class ContentRules:
         )
 
 
-class PreparedText(NamedTuple):  # not a frozen dataclass: built for every submission, at a fraction of the cost
-    """What the gateway sends: `text` in `encoding`, split into `segments` parts (`split`, the message's own
-    concatenation reference in their headers), `first_part_reserve` units kept free in the first."""
-
-    text: str
-    encoding: Encoding
-    first_part_reserve: int
-    max_segments: int
-    segments: int
-    appended: tuple[str, ...]  # "unsubscribe_statement", "suffix": what fitted, for the log
-    split: SegmentedText
-
-
-def prepare_text(
-    text: str,
-    rules: ContentRules,
-    *,
-    promotional: bool,
-    keywords: KeywordRules = NO_KEYWORDS,
-    encoding: Encoding | None = None,
-    reference: int = 0,
-    encoded: bytes | None = None,
-) -> PreparedText:
-    """Apply a route's content rules to a message text.
-
-    Line breaks first, then blocked keywords on the customer's text (BlockedContent, 0x402 / err 802), the
-    signature (prefixed, or kept free in the first part when the operator adds it), the maximum segments
-    (TooManySegments, 0x406 / err 806), then the unsubscribe statement (promotional messages) and the suffix,
-    each only when it fits in the last segment without adding one. `encoding` is the one the message must be
-    sent in (from its data_coding); None chooses GSM 7-bit when everything fits it, else UCS-2. The parts of a
-    split message carry the concatenation `reference`. `encoded` is `text` in `encoding` as the submission carried
-    it: split as it is while the rules leave the text and its alphabet unchanged, not encoded again.
-    """
-    if rules.line_breaks is LineBreaks.LF and "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-        encoded = None
-    blocked = keywords.find(text)
-    if blocked is not None:
-        raise BlockedContent(f"blocked content {blocked!r}")
-    if encoded is not None and encoding is not None and not rules.signature:
-        chosen = encoding  # the text was decoded from it: it fits
-    else:
-        chosen = _encoding_for(rules.signature + text, encoding)
-        if chosen is not encoding or not rules.signature_added_upstream:
-            encoded = None  # the text goes out in another alphabet, or with the signature in it
-    if rules.signature_added_upstream:
-        reserve = units(rules.signature, chosen)
-        base = text
-    else:
-        reserve = 0
-        base = rules.signature + text
-    # The one segmentation of the message, unless a suffix or statement is appended below; TooManySegments beyond
-    # the route's maximum.
-    split = _split(base, chosen, reserve, rules.max_segments, reference, encoded)
-    segments = len(split.parts)
-    statement = rules.unsubscribe_statement if promotional else ""
-    if not (statement or rules.suffix):
-        return PreparedText(base, chosen, reserve, rules.max_segments, segments, (), split)
-    additions = [
-        (name, addition)
-        for name, addition in (("unsubscribe_statement", statement), ("suffix", rules.suffix))
-        if addition and addition.strip().casefold() not in base.casefold()
-    ]
-    # Usually there is room for all of them, and one segmentation shows it; otherwise in order of importance.
-    if len(additions) > 1:
-        everything = base + "".join(text for _, text in additions)
-        if _fits(everything, chosen, reserve, segments):
-            names = tuple(name for name, _ in additions)
-            split = _split(everything, chosen, reserve, rules.max_segments, reference)
-            return PreparedText(everything, chosen, reserve, rules.max_segments, segments, names, split)
-    appended: list[str] = []
-    for name, addition in additions:
-        if _fits(base + addition, chosen, reserve, segments):
-            base += addition
-            appended.append(name)
-        else:
-            log.info("%s left out: no room in the last segment segments=%d", name, segments)
-    if appended:
-        split = _split(base, chosen, reserve, rules.max_segments, reference)
-    return PreparedText(base, chosen, reserve, rules.max_segments, segments, tuple(appended), split)
-
-
-def check_esme_parts(total: int, route: RouteConfig) -> None:
+def check_esme_parts(total: int, max_segments: int) -> None:
     """A part of a message the ESME split itself (UDH or SAR) whose message has `total` parts: the route's limit
-    counts what reaches the handset however it was split, so every part of a message over it is refused with
-    TooManySegments (0x406, err 806), from its first."""
-    if total > route.max_segments:
-        raise TooManySegments(total, route.max_segments)
-
-
-def _split(
-    text: str, encoding: Encoding, first_part_reserve: int, max_segments: int, reference: int,
-    encoded: bytes | None = None,
-) -> SegmentedText:
-    return segment_text(
-        text, encoding=encoding, max_segments=max_segments, reference=reference, first_part_reserve=first_part_reserve,
-        encoded=encoded,
-    )
-
-
-def _encoding_for(text: str, requested: Encoding | None) -> Encoding:
-    """`requested` when it can carry `text`; otherwise (a signature outside the requested alphabet) the one
-    `choose_encoding` picks, since the message goes on air with the signature in it."""
-    if requested is not None:
-        if _encodable(text, requested):
-            return requested
-        log.info("encoding changed for the signature requested=%s", requested.name)
-    return choose_encoding(text)
-
-
-def _encodable(text: str, encoding: Encoding) -> bool:
-    if encoding is Encoding.GSM7:
-        return is_gsm7(text)  # stops at the first foreign character instead of encoding the whole text
-    try:
-        encode_text(text, encoding)
-    except PduError:
-        return False
-    return True
-
-
-def _fits(text: str, encoding: Encoding, first_part_reserve: int, segments: int) -> bool:
-    try:
-        return count_segments(text, encoding=encoding, first_part_reserve=first_part_reserve) <= segments
-    except PduError:  # a suffix outside the message's alphabet
-        return False
+    (`max_segments`) counts what reaches the handset however it was split, so every part of a message over it is
+    refused with TooManySegments (0x406, err 806), from its first."""
+    if total > max_segments:
+        raise TooManySegments(total, max_segments)
 
 
 # --- recipients: do-not-call register, consent, opt-out ---------------------------------------------------------
@@ -589,6 +467,10 @@ class MessagePolicy:
     def __init__(self, config: Config) -> None:
         self.settings: PolicyConfig = config.policy
         self._rules = {route.name: ContentRules.from_route(route) for route in config.routes}
+        self._notice_rules = {
+            name: ContentRules("", False, "", "", rules.max_segments, LineBreaks.CRLF)
+            for name, rules in self._rules.items()
+        }
         self._keywords = {
             route.name: KeywordFile(route.blocked_keywords_path)
             for route in config.routes
@@ -605,41 +487,13 @@ class MessagePolicy:
         keyword_file = self._keywords.get(route.name)
         return keyword_file.rules() if keyword_file is not None else NO_KEYWORDS
 
-    def check_text(
-        self,
-        route: RouteConfig,
-        text: str | None,
-        *,
-        esme_parts: int,
-        encoding: Encoding | None,
-        promotional: bool,
-        keywords: KeywordRules,
-        reference: int = 0,
-        encoded: bytes | None = None,
-    ) -> PreparedText | None:
-        """The route's content rules for a submission's text (after `resolve_sender` and `is_promotional`):
-        BlockedContent (0x402) or TooManySegments (0x406). A part the ESME split (`esme_parts`, the total its
-        message has) is checked against the route's segment limit (`check_esme_parts`) and its blocked keywords,
-        and then sent as it came: None. None for binary data (`text` None) too; a text the gateway splits
-        (`esme_parts` 0) is split here, its parts carrying the concatenation `reference`. `keywords` are the
-        route's as `keywords` read them; `encoded` as for `prepare_text`."""
-        if esme_parts:
-            check_esme_parts(esme_parts, route)
-            blocked = None if text is None else keywords.find(text)
-            if blocked is not None:
-                raise BlockedContent(f"blocked content {blocked!r}")
-            return None
-        if text is None:
-            return None
-        return prepare_text(
-            text,
-            self._rules[route.name],
-            promotional=promotional,
-            keywords=keywords,
-            encoding=encoding,
-            reference=reference,
-            encoded=encoded,
-        )
+    def rules(self, route: RouteConfig) -> ContentRules:
+        """The route's content rules, for `content.prepare_content`."""
+        return self._rules[route.name]
+
+    def notice_rules(self, route: RouteConfig) -> ContentRules:
+        """The route's content rules for the gateway's own notices: its segment limit only, nothing added."""
+        return self._notice_rules[route.name]
 
     def is_opt_out(self, text: str) -> bool:
         return is_opt_out(text, self.settings.opt_out_keywords)

@@ -12,9 +12,10 @@ from typing import Final
 from smsgw.config import SmppConfig
 from smsgw.pdu.constants import CommandStatus, EsmClass, Npi, RegisteredDelivery, Ton
 from smsgw.pdu.errors import InvalidField
-from smsgw.pdu.segmentation import part_capacity, segment_binary, segment_text
+from smsgw.pdu.segmentation import TooManySegments, count_encoded, part_capacity, segment_binary
+from smsgw.pdu.segmentation import count_segments as count_text_segments
 from smsgw.pdu.smpp import CancelSm, DataSm, Pdu, QuerySm, ReplaceSm, SubmitMulti, SubmitSm
-from smsgw.pdu.text import Encoding, decode_as, parse_data_coding, units_in
+from smsgw.pdu.text import Encoding, decode_as, decodes_one_to_one, parse_data_coding, units_in
 from smsgw.pdu.tlv import EMPTY_TLVS
 
 S = CommandStatus
@@ -221,6 +222,13 @@ def count_segments(pdu: SubmitSm | SubmitMulti | DataSm, max_segments: int) -> i
     if units_in(len(payload), encoding) <= part_capacity(encoding, 0):
         return 1
     if encoding.is_text:
-        text = decode_as(payload, encoding)
-        return len(segment_text(text, encoding=encoding, max_segments=max_segments, reference=0).parts)
+        text = decode_as(payload, encoding)  # refuses bytes that are not in the alphabet
+        # Counted, not split: the accept path splits it once, with the route's rules.
+        if decodes_one_to_one(payload, encoding):
+            needed = count_encoded(payload, encoding)
+        else:
+            needed = count_text_segments(text, encoding=encoding)
+        if needed > max_segments:
+            raise TooManySegments(needed, max_segments)
+        return needed
     return len(segment_binary(payload, max_segments=max_segments, reference=0).parts)

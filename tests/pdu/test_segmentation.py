@@ -25,11 +25,13 @@ from smsgw.pdu.segmentation import (
     TooManySegments,
     _encoded_pieces,
     _Plan,
+    count_encoded,
     count_segments,
     part_capacity,
     sar_to_udh,
     segment_binary,
     segment_text,
+    split_encoded,
     udh_to_sar,
 )
 from smsgw.pdu.text import Encoding, decode_as, encode_text, units
@@ -376,3 +378,33 @@ def test_count_segments_of_text_the_encoding_lacks() -> None:
         count_segments("中", encoding=Encoding.GSM7)
     with pytest.raises(ValueError):
         count_segments("x", encoding=Encoding.BINARY)
+
+
+@given(
+    st.one_of(gsm_texts.map(lambda text: (text, Encoding.GSM7)), ucs2_texts.map(lambda text: (text, Encoding.UCS2))),
+    st.integers(1, 8),
+    st.integers(0, 255),
+    st.integers(0, 60),
+)
+def test_splitting_the_bytes_is_segment_text(
+    case: tuple[str, Encoding], max_segments: int, reference: int, reserve: int
+) -> None:
+    """`split_encoded` cuts the encoded text where `segment_text` cuts the text, with the same headers and the
+    same refusal; `count_encoded` counts those parts."""
+    text, encoding = case
+    whole = encode_text(text, encoding)
+    try:
+        split = segment_text(text, encoding=encoding, max_segments=max_segments, reference=reference,
+                             first_part_reserve=reserve)
+        expected: object = [(part.udh, part.user_data) for part in split.parts]
+    except TooManySegments as exc:
+        expected = str(exc)
+    try:
+        got: object = split_encoded(whole, encoding, max_segments=max_segments, reference=reference,
+                                    first_part_reserve=reserve)
+    except TooManySegments as exc:
+        got = str(exc)
+    assert got == expected
+    assert count_encoded(whole, encoding, first_part_reserve=reserve) == count_segments(
+        text, encoding=encoding, first_part_reserve=reserve
+    )

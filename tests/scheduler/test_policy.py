@@ -17,6 +17,8 @@ from smsgw.config import AccountConfig, Config, ConfigError, ModemConfig, RouteC
 from smsgw.pdu.constants import CommandStatus, GatewayError, Npi, Ton
 from smsgw.pdu.segmentation import TooManySegments, segment_text
 from smsgw.pdu.text import Encoding
+from smsgw.scheduler.content import Content, Encoded, Text, prepare_content, prepare_text
+from smsgw.scheduler.model import NewSegment
 from smsgw.scheduler.policy import (
     NETWORK_SENDER,
     BlockedContent,
@@ -26,7 +28,6 @@ from smsgw.scheduler.policy import (
     SenderNotAllowed,
     KeywordFile,
     MessagePolicy,
-    PreparedText,
     Rejection,
     SenderAddress,
     check_esme_parts,
@@ -38,7 +39,6 @@ from smsgw.scheduler.policy import (
     is_promotional,
     iter_dnc_csv,
     parse_keywords,
-    prepare_text,
     record_opt_out,
     resolve_sender,
     visible_accounts,
@@ -125,9 +125,9 @@ def _parts(prepared_text: str, encoding: Encoding, reserve: int = 0) -> int:
 def test_signature_is_prefixed_and_counted() -> None:
     prepared = prepare_text("a" * 150, _rules(signature="[Acme] "), promotional=False)
     assert prepared.text == "[Acme] " + "a" * 150
-    assert (prepared.segments, prepared.first_part_reserve) == (1, 0)
+    assert (len(prepared.parts), prepared.first_part_reserve) == (1, 0)
     longer = prepare_text("a" * 154, _rules(signature="[Acme] "), promotional=False)
-    assert longer.segments == 2
+    assert len(longer.parts) == 2
 
 
 def test_upstream_signature_reserves_the_first_part_china_route() -> None:
@@ -135,7 +135,7 @@ def test_upstream_signature_reserves_the_first_part_china_route() -> None:
     rules = _rules(signature="【公司名】", signature_added_upstream=True, max_segments=8)
     prepared = prepare_text("你" * 62 + "好" * 67, rules, promotional=False)
     assert prepared.text == "你" * 62 + "好" * 67 and prepared.first_part_reserve == 5
-    assert prepared.encoding is Encoding.UCS2 and prepared.segments == 2
+    assert prepared.encoding is Encoding.UCS2 and len(prepared.parts) == 2
     split = segment_text(prepared.text, encoding=prepared.encoding, max_segments=8, reference=1, first_part_reserve=5)
     assert [part.text for part in split.parts] == ["你" * 62, "好" * 67]
 
@@ -150,7 +150,7 @@ def test_suffix_only_when_it_fits_the_last_segment() -> None:
     assert prepare_text("a" * 152, rules, promotional=False).text == "a" * 152 + " -- Acme"
     assert prepare_text("a" * 153, rules, promotional=False).text == "a" * 153
     two = prepare_text("a" * 290, rules, promotional=False)
-    assert two.text.endswith(" -- Acme") and two.segments == 2
+    assert two.text.endswith(" -- Acme") and len(two.parts) == 2
     assert prepare_text("a" * 300, rules, promotional=False).appended == ()
 
 
@@ -196,7 +196,7 @@ def test_additions_never_add_a_segment_and_the_first_part_keeps_the_reserve(
         return
     base = text if upstream else signature + text
     assert prepared.text.startswith(base)
-    assert prepared.segments == _parts(base, prepared.encoding, prepared.first_part_reserve)
+    assert len(prepared.parts) == _parts(base, prepared.encoding, prepared.first_part_reserve)
     split = segment_text(
         prepared.text,
         encoding=prepared.encoding,
@@ -204,8 +204,9 @@ def test_additions_never_add_a_segment_and_the_first_part_keeps_the_reserve(
         reference=reference,
         first_part_reserve=prepared.first_part_reserve,
     )
-    assert len(split.parts) == prepared.segments
-    assert prepared.split == split  # the one segmentation the message is sent with
+    assert len(split.parts) == len(prepared.parts)
+    # the one segmentation the message is sent with
+    assert prepared.parts == tuple(NewSegment(split.data_coding, p.user_data, p.udh) for p in split.parts)
     if upstream and signature:
         # What the operator puts in front still fits the first part.
         together = segment_text(
@@ -218,7 +219,7 @@ def test_too_many_segments_is_0x406() -> None:
     with pytest.raises(TooManySegments) as caught:
         prepare_text("a" * 460, _rules(), promotional=False)
     assert caught.value.command_status == 0x406
-    assert prepare_text("a" * 460, _rules(max_segments=4), promotional=False).segments == 4
+    assert len(prepare_text("a" * 460, _rules(max_segments=4), promotional=False).parts) == 4
 
 
 @pytest.mark.parametrize("max_segments", [0, 9])
@@ -230,10 +231,10 @@ def test_route_max_segments_is_1_to_8(max_segments: int) -> None:
 def test_line_breaks_crlf_counts_two_lf_normalises() -> None:
     text = "line\r\n" * 26 + "end"  # 6 * 26 + 3 = 159 characters with CR LF, 133 with LF
     kept = prepare_text(text, _rules(), promotional=False)
-    assert kept.text == text and kept.segments == 1
-    assert prepare_text(text + "\r\n", _rules(), promotional=False).segments == 2
+    assert kept.text == text and len(kept.parts) == 1
+    assert len(prepare_text(text + "\r\n", _rules(), promotional=False).parts) == 2
     normalised = prepare_text(text + "\r\n", _rules(line_breaks="lf"), promotional=False)
-    assert normalised.text == "line\n" * 26 + "end\n" and normalised.segments == 1
+    assert normalised.text == "line\n" * 26 + "end\n" and len(normalised.parts) == 1
     assert prepare_text("a\rb", _rules(line_breaks="lf"), promotional=False).text == "a\nb"
     with pytest.raises(ValueError, match="line_breaks"):
         _rules(line_breaks="cr")
@@ -465,18 +466,18 @@ def test_message_policy_accept_path(tmp_path: Path) -> None:
     assert resolve_sender("", account, route) == SenderAddress("ACME", *ALPHANUMERIC)
     assert policy.is_promotional(account, "mkt") and not policy.is_promotional(account, "")
 
-    def check(text: str | None, *, esme_parts: int = 0, promotional: bool = False) -> PreparedText | None:
-        return policy.check_text(
-            route, text, esme_parts=esme_parts, encoding=None, promotional=promotional, keywords=keywords
-        )
+    def check(content: Text | Encoded, *, promotional: bool = False) -> Content:
+        return prepare_content(content, policy.rules(route), flash=False, keywords=keywords, promotional=promotional,
+                               reference=0)
 
-    prepared = check("Sale today", promotional=True)
-    assert prepared is not None and prepared.text == "Sale today STOP=T -Acme"
+    assert check(Text("Sale today"), promotional=True).text == "Sale today STOP=T -Acme"
     with pytest.raises(BlockedContent):
-        check("CASINO")
+        check(Text("CASINO"))
+    part = b"\x05\x00\x03\x01\x02\x01"  # a UDH: part 1 of 2
     with pytest.raises(BlockedContent):  # a part the ESME split: sent as is, keywords still checked
-        check("casino", esme_parts=2)
-    assert check("hello", esme_parts=2) is None and check(None) is None  # binary data
+        check(Encoded(part + b"casino", 0, esm_class=0x40))
+    assert check(Encoded(part + b"hello", 0, esm_class=0x40)).segments == (NewSegment(0, b"hello", part),)
+    assert check(Encoded(b"casino", 4)).text == ""  # binary data: no words to block
     with pytest.raises(SenderNotAllowed):
         resolve_sender("EVIL", account, route)
     assert policy.is_opt_out(" Unsubscribe ")
@@ -560,8 +561,8 @@ def test_any_text_is_prepared_or_refused_with_its_code(
     except TooManySegments as exc:
         assert exc.command_status == 0x406 and exc.needed > max_segments
         return
-    assert 1 <= prepared.segments <= max_segments
-    assert _parts(prepared.text, prepared.encoding, prepared.first_part_reserve) == prepared.segments
+    assert 1 <= len(prepared.parts) <= max_segments
+    assert _parts(prepared.text, prepared.encoding, prepared.first_part_reserve) == len(prepared.parts)
     if requested is not None and prepared.encoding is not requested:
         assert requested is Encoding.GSM7 and prepared.encoding is Encoding.UCS2
 
@@ -630,7 +631,7 @@ def test_example_config_passes_the_policy_checks() -> None:
 
 def test_a_message_the_esme_split_is_held_to_the_routes_segment_limit() -> None:
     route = RouteConfig(name="uk", max_segments=3)
-    check_esme_parts(3, route)
+    check_esme_parts(3, route.max_segments)
     with pytest.raises(TooManySegments) as caught:
-        check_esme_parts(4, route)
+        check_esme_parts(4, route.max_segments)
     assert caught.value.command_status == GatewayError.TOO_MANY_SEGMENTS.command_status
