@@ -55,7 +55,7 @@ class Scheduler:
         self.accept = AcceptPath(store, holder, clock, rng)
         self.dispatcher = Dispatcher(store, holder, clock, rng)
         self.mo = MoRouter(store, holder, clock, self.accept, rng)
-        self.outbox = Outbox(store, holder, self.mo.mo_taken)
+        self.outbox = Outbox(store, holder, clock, self.mo.mo_taken)
         self.smpp = SmppIntake(store, self.accept, self.outbox, clock)
         self.modem_events = ModemEvents(self.mo.incoming_sms, self.dispatcher.status_report)
 
@@ -71,5 +71,5 @@ class Scheduler:
         async with trio.open_nursery() as nursery:
             await nursery.start(functools.partial(self.dispatcher.run, sender, dispatch_after=dispatch_after))
             nursery.start_soon(self.mo.callbacks.run)
-            nursery.start_soon(self.outbox.run)
+            await nursery.start(self.outbox.run)  # before any bind claims: it releases the previous run's claims
             task_status.started()
