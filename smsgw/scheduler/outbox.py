@@ -97,16 +97,16 @@ class Outbox:
     async def next_outbound(self, account: str) -> OutboundItem:
         while True:
             wake = self._store.outbox_event(account)
-            read_ahead = self._read_ahead.pop(account, None)
-            if read_ahead is not None and read_ahead.entries:
-                if self._clock.now_ms() + self._answer_ms() < read_ahead.until_ms:
-                    entry = read_ahead.entries.popleft()
-                    self._read_ahead[account] = read_ahead
-                    return self._offer(account, entry)
-                # Claimed too long ago to be answered before the claim ends (the binds had no room for a while):
-                # released as a bind would, and claimed again after the cool-down.
-                self._released |= {e.item_id: None for e in read_ahead.entries}
-                self._queued.set()
+            read_ahead = self._read_ahead.get(account)
+            if read_ahead is not None:
+                if read_ahead.entries and self._clock.now_ms() + self._answer_ms() < read_ahead.until_ms:
+                    return self._offer(account, read_ahead.entries.popleft())
+                del self._read_ahead[account]
+                if read_ahead.entries:
+                    # Claimed too long ago to be answered before the claim ends (the binds had no room for a
+                    # while): released as a bind would, and claimed again after the cool-down.
+                    self._released |= {entry.item_id: None for entry in read_ahead.entries}
+                    self._queued.set()
             # Nothing at hand: asked under a cancelled scope (the pusher taking what is ready), claim nothing.
             await trio.lowlevel.checkpoint_if_cancelled()
             now_ms = self._clock.now_ms()
@@ -116,10 +116,11 @@ class Outbox:
                 claim = await self._store.outbox_claim(account, self._node, now_ms, now_ms + lease_ms,
                                                        _OUTBOX_READ_AHEAD)
             if claim.entries:
-                entries = collections.deque(claim.entries)
-                first = entries.popleft()
-                self._read_ahead[account] = _ReadAhead(entries, claim.until_ms)
-                return self._offer(account, first)
+                # Joined to what a concurrent caller claimed meanwhile (a pusher replacing a stopped one), if any.
+                read_ahead = self._read_ahead.setdefault(account, _ReadAhead(collections.deque(), claim.until_ms))
+                read_ahead.until_ms = min(read_ahead.until_ms, claim.until_ms)
+                read_ahead.entries.extend(claim.entries[1:])
+                return self._offer(account, claim.entries[0])
             retry = math.inf if claim.next_ms is None else self._clock.trio_deadline(claim.next_ms)
             with trio.move_on_at(retry):
                 await wake.wait()

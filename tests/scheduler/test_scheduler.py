@@ -345,6 +345,24 @@ async def test_released_item_is_offered_again(gateway: Gateway, db_clock: MockCl
     assert again.item_id == item.item_id
 
 
+async def test_a_read_ahead_too_old_to_be_answered_within_its_claim_is_claimed_afresh(
+    gateway: Gateway, db_clock: MockClock
+) -> None:
+    """The binds had no room until the read-ahead's claim nearly ended: offered as it is, the item could still be
+    on a bind when its claim ends and another node offers it too. It is released and claimed again instead."""
+    for text in ("first", "second"):
+        sms = IncomingSms("m1", MODEM_MSISDN, HANDSET, text, 0, START)
+        await gateway.store.store_mo(sms, "acme", MODEM_MSISDN, gateway.clock.now_ms())
+    first = await gateway.scheduler.smpp.next_outbound("acme")  # the second waits in the read-ahead
+    await trio.sleep(Config().smpp.outbox_claim_s - 10)  # less than response_timeout_s + 5 left of the claim
+    before = trio.current_time()
+    second = await gateway.scheduler.smpp.next_outbound("acme")
+    assert second.pdu.short_message == b"second" and second.item_id != first.item_id
+    assert trio.current_time() - before >= MessageConfig().outbox_redelivery_delay_s  # released, cooled down
+    now = gateway.clock.now_ms()
+    assert (await gateway.store.outbox_claim("acme", "other", now, now + 1, 10)).entries == ()  # claimed afresh
+
+
 async def test_submit_multi_reports_unsuccessful_destinations(gateway: Gateway, db_clock: MockClock) -> None:
     pdu = SubmitMulti(
         sequence_number=1,
