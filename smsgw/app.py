@@ -285,8 +285,9 @@ _RESTART_ONLY: Final[dict[str, frozenset[str]]] = {
     # Outbind loops start with the server.
     "accounts": frozenset({"outbind_host", "outbind_port", "outbind_interval_s"}),
 }
-# Whole sections the running parts were built from: the open store, the modem drivers on their ports.
-_RESTART_ONLY_SECTIONS: Final = ("store", "modems", "modems_status", "virtual_network")
+# Whole sections the running parts were built from: the open store, the modem drivers on their ports, the node's
+# name on its claims in the store.
+_RESTART_ONLY_SECTIONS: Final = ("store", "modems", "modems_status", "virtual_network", "node")
 
 
 @dataclass(frozen=True, slots=True)
