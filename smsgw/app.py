@@ -325,8 +325,9 @@ _RESTART_ONLY: Final[dict[str, frozenset[str]]] = {
         "shutdown_grace_s",
     }),
 }
-# Whole sections the running parts were built from: the open store, the modem drivers on their ports.
-_RESTART_ONLY_SECTIONS: Final = ("store", "modems", "modems_status", "virtual_network")
+# Whole sections the running parts were built from: the open store, the modem drivers on their ports, the node's
+# name on its claims in the store.
+_RESTART_ONLY_SECTIONS: Final = ("store", "modems", "modems_status", "virtual_network", "node")
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ import dataclasses
 import ipaddress
 import logging
 import os
+import socket
 import tomllib
 import types
 import typing
@@ -33,6 +34,9 @@ DEMO_OPERATOR: Final = "operator"  # the demo's portal operator login, with DEMO
 # could never be sent by any ESME (every bind would be ESME_RINVPASWD), so it is refused at load.
 MAX_PASSWORD_CHARS: Final = 8
 MAX_SYSTEM_ID_CHARS: Final = 15
+
+# After deliver_sm_resp, for writing the item's deletion while the node still holds its claim.
+OUTBOX_ANSWER_MARGIN_S: Final = 5.0
 
 
 class ConfigError(Exception):
@@ -58,6 +62,10 @@ class SmppConfig:
     window: int = 10
     enquire_link_interval_s: float = 30.0
     response_timeout_s: float = 10.0
+    # A node's claim on the receipts/MO it reads ahead and offers (`claimed_until` in the store): a node that dies
+    # leaves them to the others after this. Longer than response_timeout_s + OUTBOX_ANSWER_MARGIN_S, the most an
+    # offered item needs until its deliver_sm_resp is answered and its deletion written.
+    outbox_claim_s: float = 60.0
     # A bound session without traffic (enquire_link aside) this long is unbound; 0 disables the timer.
     inactivity_timeout_s: float = 300.0
     session_init_timeout_s: float = 10.0
@@ -409,6 +417,15 @@ class OperatorConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """This gateway process among the nodes sharing one store (DESIGN.md, "Several nodes")."""
+
+    # Names its claims in the store (outbox items it offers), so it must differ between nodes; a restart releases
+    # the claims its previous run left under the same name.
+    name: str = field(default_factory=socket.gethostname)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     smpp: SmppConfig = field(default_factory=SmppConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
@@ -423,6 +440,7 @@ class Config:
     virtual_network: VirtualNetworkConfig = field(default_factory=VirtualNetworkConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     billing: BillingConfig = field(default_factory=BillingConfig)
+    node: NodeConfig = field(default_factory=NodeConfig)
 
 
 _T = TypeVar("_T")
@@ -477,6 +495,7 @@ _SECTIONS: Final[Mapping[str, type]] = {
     "virtual_network": VirtualNetworkConfig,
     "policy": PolicyConfig,
     "billing": BillingConfig,
+    "node": NodeConfig,
 }
 _ARRAY_SECTIONS: Final = frozenset({"accounts", "operators", "modems", "routes", "upstreams"})
 
@@ -589,6 +608,13 @@ def _check_values(item: Any, key: str, source: str) -> None:
                 raise ConfigError(
                     source, f"{key}.via[{i}]", f"must be 'upstream:NAME' or 'modems:GROUP', got {connector!r}"
                 )
+    if isinstance(item, SmppConfig) and item.outbox_claim_s <= item.response_timeout_s + OUTBOX_ANSWER_MARGIN_S:
+        raise ConfigError(
+            source, f"{key}.outbox_claim_s",
+            f"must be more than response_timeout_s + {OUTBOX_ANSWER_MARGIN_S:g}, got {item.outbox_claim_s!r}",
+        )
+    if isinstance(item, NodeConfig) and not item.name:
+        raise ConfigError(source, f"{key}.name", "must not be empty")
     if isinstance(item, AccountConfig):
         if not 1 <= len(item.system_id) <= MAX_SYSTEM_ID_CHARS:
             raise ConfigError(source, f"{key}.system_id", f"must be 1 to {MAX_SYSTEM_ID_CHARS} characters (SMPP 3.4)")

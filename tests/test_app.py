@@ -141,7 +141,7 @@ def test_a_reload_keeps_what_only_a_restart_can_change() -> None:
     running = config_from_mapping({
         "smpp": {"port": 2775, "window": 10},
         "accounts": [{**_ACCOUNT, "outbind_host": "10.0.0.1", "outbind_port": 2776}],
-        "modems": [_MODEM], "routes": [_ROUTE], "store": {"path": "a.db"},
+        "modems": [_MODEM], "routes": [_ROUTE], "store": {"path": "a.db"}, "node": {"name": "gw1"},
         "messages": {"mo_callback_concurrency": 16, "default_validity_s": 600},
     })
     loaded = config_from_mapping({
@@ -149,15 +149,16 @@ def test_a_reload_keeps_what_only_a_restart_can_change() -> None:
         "accounts": [{**_ACCOUNT, "throughput_per_s": 5.0},
                      {**_ACCOUNT, "system_id": "new", "outbind_host": "10.0.0.2", "outbind_port": 2777}],
         "modems": [{**_MODEM, "port": "/dev/ttyUSB9"}], "routes": [{**_ROUTE, "price_per_segment": 0.5}],
-        "store": {"path": "b.db"},
+        "store": {"path": "b.db"}, "node": {"name": "gw2"},
         "messages": {"mo_callback_concurrency": 4, "default_validity_s": 1200},
     })
     config, kept = keep_running(running, loaded)
     assert set(kept) == {
         "smpp.port", "accounts[acme].outbind_host", "accounts[acme].outbind_port", "accounts[new].outbind_host",
-        "accounts[new].outbind_port", "messages.mo_callback_concurrency", "store", "modems",
+        "accounts[new].outbind_port", "messages.mo_callback_concurrency", "store", "modems", "node",
     }
     assert config.smpp.port == 2775 and config.store == running.store and config.modems == running.modems
+    assert config.node.name == "gw1"  # its claims in the store carry the name it started with
     assert config.messages.mo_callback_concurrency == 16
     # What applies at once: session settings, accounts and their limits, routes and prices, message settings.
     assert config.smpp.window == 20 and config.messages.default_validity_s == 1200

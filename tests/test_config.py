@@ -47,6 +47,8 @@ def test_plain_password_is_hashed_at_load() -> None:
         ({"messages": {"interrupted_handoff": "drop"}}, "messages.interrupted_handoff"),
         ({"smpp": {"max_password_checks": 0}}, "smpp.max_password_checks"),
         ({"smpp": {"pdu_read_timeout_s": -1}}, "smpp.pdu_read_timeout_s"),
+        ({"smpp": {"response_timeout_s": 60, "outbox_claim_s": 65}}, "smpp.outbox_claim_s"),
+        ({"node": {"name": ""}}, "node.name"),
     ],
 )
 def test_errors_name_the_key(document: dict[str, object], key: str) -> None:

@@ -288,6 +288,14 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX dlr_callbacks_due ON dlr_callbacks (next_try_at) WHERE state = 'pending';
     CREATE INDEX dlr_callbacks_created ON dlr_callbacks (created_at);
     """,
+    # Outbox claims, so that several nodes can offer one outbox: an item offered by a node (`[node] name`) is
+    # held until `claimed_until` (epoch ms); a released one has no `claimed_by` and waits out its cool-down there.
+    """
+    ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+    ALTER TABLE outbox ADD COLUMN claimed_until INTEGER;
+    -- a node's start releases what its previous run held
+    CREATE INDEX outbox_claimed_by ON outbox (claimed_by) WHERE claimed_by IS NOT NULL;
+    """,
 )
 
 

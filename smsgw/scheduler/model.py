@@ -236,6 +236,16 @@ class OutboxEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboxClaim:
+    """What one claim took (oldest first), held until `until_ms`; when it took nothing, `next_ms` is when the
+    first claim keeping one of the account's items from it ends (another node's, a cool-down), None if none."""
+
+    entries: tuple[OutboxEntry, ...]
+    until_ms: int
+    next_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StoredMessage:
     """One stored destination of a submission, for query_sm, export and tests."""
 

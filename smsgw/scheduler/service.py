@@ -59,7 +59,7 @@ class Scheduler:
         self.mo = MoRouter(store, holder, clock, self.accept, rng)
         self.dlr_callbacks = Callbacks(DlrKind(store), store, holder, clock, rng)
         store.on_dlr_callback(self.dlr_callbacks.wake)
-        self.outbox = Outbox(store, holder, self.mo.mo_taken)
+        self.outbox = Outbox(store, holder, clock, self.mo.mo_taken)
         self.smpp = SmppIntake(store, self.accept, self.outbox, clock)
         self.modem_events = ModemEvents(self.mo.incoming_sms, self.dispatcher.status_report)
 
@@ -77,5 +77,5 @@ class Scheduler:
             await nursery.start(functools.partial(self.dispatcher.run, sender, dispatch_after=dispatch_after))
             nursery.start_soon(self.mo.callbacks.run, client)
             nursery.start_soon(self.dlr_callbacks.run, client)
-            nursery.start_soon(self.outbox.run)
+            await nursery.start(self.outbox.run)  # before any bind claims: it releases the previous run's claims
             task_status.started()

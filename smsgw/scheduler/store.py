@@ -35,7 +35,7 @@ from smsgw.scheduler.model import (
     NewSegment,
     NotCancellable,
     NoticeRow,
-    OutboxEntry,
+    OutboxClaim,
     QueueCounts,
     Recovery,
     StoredMessage,
@@ -119,10 +119,17 @@ class MessageStore(CallbackStore, Protocol):
         self, sms: IncomingSms, account: str | None, recipient: str, now_ms: int, *, callback: bool = False
     ) -> int: ...
 
-    # The outbox is offered by the Scheduler, which keeps its reservations in memory and passes them as `exclude`.
-    # With several nodes these become claims in the store: a claim method setting `claimed_by`/`claimed_until`
-    # on the items it returns (skipping unexpired claims of others), and `outbox_delete`/a release clearing them.
-    async def outbox_fetch(self, account: str, exclude: frozenset[str], limit: int) -> list[OutboxEntry]: ...
+    # The outbox is shared by the nodes through claims: an item a node offers is claimed by it (`claimed_by`,
+    # `claimed_until`), so no other node offers it until the node releases it or the claim ends.
+    async def outbox_claim(self, account: str, node: str, now_ms: int, until_ms: int, limit: int) -> OutboxClaim:
+        """Claim for `node` until `until_ms`, in one write, up to `limit` of the account's items, oldest first,
+        that nobody holds at `now_ms`: never claimed, released and past their cool-down, or whose claim ended."""
+        ...
+
+    async def outbox_release(self, node: str, offer_at_ms: int, item_ids: Sequence[str] | None) -> int:
+        """End `node`'s claims on the items (None: all its claims, its previous run's at start); any node may claim
+        them from `offer_at_ms`. Items another node claimed meanwhile are left alone. How many were released."""
+        ...
 
     async def outbox_delete(self, item_ids: Sequence[str]) -> list[bool]: ...
 

@@ -11,6 +11,7 @@ import trio
 from trio.testing import MockClock
 
 from smsgw.config import StoreConfig
+from smsgw.scheduler.model import OutboxEntry
 from smsgw.scheduler.store import MessageStore, open_store
 
 # Opens the one database of a test, as often as the test asks (a reopen is a restart of the gateway).
@@ -19,6 +20,16 @@ StoreFactory = Callable[[], AbstractAsyncContextManager[MessageStore]]
 # The engines the store contract (test_store.py, and every test taking `store`) runs over. A second engine adds
 # its name here and a fresh database per test in `store_factory`.
 ENGINES: Final = ("sqlite",)
+
+
+# Later than any test's clock: every claim has ended by then.
+_AFTER_EVERY_CLAIM_MS: Final = 1 << 60
+
+
+async def outbox_items(store: MessageStore, account: str) -> list[OutboxEntry]:
+    """What waits in the account's outbox, whoever held it: claimed for a node no test runs, when all claims ended."""
+    claim = await store.outbox_claim(account, "inspector", _AFTER_EVERY_CLAIM_MS, _AFTER_EVERY_CLAIM_MS + 1, 1000)
+    return list(claim.entries)
 
 
 @pytest.fixture

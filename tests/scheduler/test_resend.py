@@ -22,6 +22,7 @@ from smsgw.scheduler.service import Scheduler
 from smsgw.scheduler.sqlite_store import SqliteStore, open_store
 from smsgw.scheduler.states import State
 from smsgw.scheduler.timing import WallClock
+from tests.scheduler.conftest import outbox_items
 from tests.scheduler.test_scheduler import START, FakeSender
 from tests.scheduler.test_store import T0, new_message
 
@@ -45,7 +46,7 @@ async def test_unpaid_message_is_kept_rejected_800_uncharged_without_receipt(sto
     _, kept = await store.find("acme", unpaid.message_id)
     assert kept.state is State.REJECTED and kept.error_code == 800 and kept.charged_micro == 0
     assert await store.balance("acme") == 50_000
-    receipts = await store.outbox_fetch("acme", frozenset(), 10)
+    receipts = await outbox_items(store, "acme")
     assert len(receipts) == 0  # the ESME was refused with 0x400 and never got this id
     (listed,) = await store.unpaid_messages("acme", T0, T0 + 1)
     assert listed.message_id == unpaid.message_id and listed.segments == unpaid.segments

@@ -14,7 +14,7 @@ import trio
 import trio.testing
 from trio.testing import MockClock
 
-from smsgw.config import AccountConfig, Config, MessageConfig, RouteConfig, StoreConfig
+from smsgw.config import AccountConfig, Config, MessageConfig, NodeConfig, RouteConfig, StoreConfig
 from smsgw.modem.seams import IncomingSms, OutgoingSms, SendFailed, SendOutcome, Sent, StatusReport
 from smsgw.pdu.constants import CommandStatus, EsmClass, GatewayError, MessageState
 from smsgw.pdu.dlr import parse_receipt
@@ -26,6 +26,7 @@ from smsgw.scheduler.service import Scheduler
 from smsgw.scheduler.sqlite_store import SqliteStore, open_store
 from smsgw.scheduler.timing import WallClock, from_ms
 from smsgw.smpp_server.backend import BackendError
+from tests.scheduler.conftest import outbox_items
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 PAID = "441234567890"  # outside the free test range
@@ -342,6 +343,24 @@ async def test_released_item_is_offered_again(gateway: Gateway, db_clock: MockCl
     await gateway.scheduler.smpp.release(item.item_id)
     again = await gateway.scheduler.smpp.next_outbound("acme")
     assert again.item_id == item.item_id
+
+
+async def test_a_read_ahead_too_old_to_be_answered_within_its_claim_is_claimed_afresh(
+    gateway: Gateway, db_clock: MockClock
+) -> None:
+    """The binds had no room until the read-ahead's claim nearly ended: offered as it is, the item could still be
+    on a bind when its claim ends and another node offers it too. It is released and claimed again instead."""
+    for text in ("first", "second"):
+        sms = IncomingSms("m1", MODEM_MSISDN, HANDSET, text, 0, START)
+        await gateway.store.store_mo(sms, "acme", MODEM_MSISDN, gateway.clock.now_ms())
+    first = await gateway.scheduler.smpp.next_outbound("acme")  # the second waits in the read-ahead
+    await trio.sleep(Config().smpp.outbox_claim_s - 10)  # less than response_timeout_s + 5 left of the claim
+    before = trio.current_time()
+    second = await gateway.scheduler.smpp.next_outbound("acme")
+    assert second.pdu.short_message == b"second" and second.item_id != first.item_id
+    assert trio.current_time() - before >= MessageConfig().outbox_redelivery_delay_s  # released, cooled down
+    now = gateway.clock.now_ms()
+    assert (await gateway.store.outbox_claim("acme", "other", now, now + 1, 10)).entries == ()  # claimed afresh
 
 
 async def test_submit_multi_reports_unsuccessful_destinations(gateway: Gateway, db_clock: MockClock) -> None:
@@ -858,7 +877,7 @@ async def test_acknowledgements_are_written_together_and_never_offered_again(
         await gateway.scheduler.smpp.next_outbound("acme")  # acknowledged: not offered, written or not
     assert waited.cancelled_caught
     assert deletes == [items]  # one write for the five
-    assert await gateway.store.outbox_fetch("acme", frozenset(), 10) == []
+    assert await outbox_items(gateway.store, "acme") == []
 
 
 async def test_an_item_stored_in_the_commit_that_deletes_an_acknowledged_one_is_offered(
@@ -951,7 +970,44 @@ async def test_acknowledgements_queued_at_stop_are_still_written(tmp_path: Path,
             for item_id in items:
                 await scheduler.smpp.acknowledge(item_id)
             nursery.cancel_scope.cancel()  # before the writer task ran
-        assert await store.outbox_fetch("acme", frozenset(), 10) == []
+        assert await outbox_items(store, "acme") == []
+
+
+@pytest.mark.parametrize(("node", "waits_for_the_claim"), [("n1", False), ("n2", True)])
+async def test_an_item_on_a_bind_when_its_node_died_is_offered_at_its_restart_or_when_its_claim_ends(
+    tmp_path: Path, db_clock: MockClock, node: str, waits_for_the_claim: bool
+) -> None:
+    """Node n1 stops with an MO on a bind (never acknowledged nor released: as if it died) and another read
+    ahead. Its restart (same name) offers both at once; another node n2 on the same store gets the read-ahead
+    at once (given back at the stop), the one on the bind only once n1's claim ends, and never before."""
+    config = Config(routes=(RouteConfig(name="uk", prefixes=("44",)),), store=StoreConfig(synchronous="NORMAL"),
+                    messages=MessageConfig(foreign_writes_poll_s=0), node=NodeConfig("n1"))
+    sender = FakeSender(decide=lambda sms: SendFailed(True, "unused"))
+    clock = WallClock(START)
+    async with open_store(tmp_path / "nodes.db", config.store) as store:
+        first = Scheduler(store, config, clock)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(first.run, sender)
+            for text in ("held", "read ahead"):
+                sms = IncomingSms("m1", MODEM_MSISDN, HANDSET, text, 0, START)
+                await store.store_mo(sms, "acme", MODEM_MSISDN, clock.now_ms())
+            held = await first.smpp.next_outbound("acme")
+            nursery.cancel_scope.cancel()
+        second = Scheduler(store, replace(config, node=NodeConfig(node)), clock)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(second.run, sender)
+            with trio.fail_after(2):
+                offered = [await second.smpp.next_outbound("acme")]
+            if waits_for_the_claim:
+                with trio.move_on_after(config.smpp.outbox_claim_s - 1) as waited:
+                    await second.smpp.next_outbound("acme")
+                assert waited.cancelled_caught
+            with trio.fail_after(2):
+                offered.append(await second.smpp.next_outbound("acme"))
+            texts = [item.pdu.short_message for item in offered]
+            assert texts == ([b"read ahead", b"held"] if waits_for_the_claim else [b"held", b"read ahead"])
+            assert held.item_id in [item.item_id for item in offered]
+            nursery.cancel_scope.cancel()
 
 
 @pytest.mark.parametrize(("setting", "sends", "stat", "counts"), [

@@ -19,13 +19,14 @@ from smsgw.scheduler.model import (
     NewMessage,
     NewSegment,
     NotCancellable,
+    OutboxClaim,
     ReceiptRecord,
     StoreUnavailable,
 )
 from smsgw.scheduler.states import State
 from smsgw.scheduler.store import MessageStore
 from smsgw.scheduler.timing import from_ms, to_ms
-from tests.scheduler.conftest import StoreFactory
+from tests.scheduler.conftest import StoreFactory, outbox_items
 
 T0 = to_ms(datetime(2026, 1, 1, tzinfo=UTC))
 _ids = MessageIdGenerator()
@@ -80,17 +81,17 @@ async def test_accept_claim_send_report_delivers_and_queues_one_receipt(store: M
     assert stored.state is State.PROCESSING
     report = StatusReport("m1", 0, "+447911000001", 0, from_ms(T0 + 2000), from_ms(T0 + 1000))
     assert await store.apply_status_report(report, T0 + 2000, 3_600_000, T0) is State.DELIVERED
-    assert await store.outbox_fetch("acme", frozenset(), 10) == []  # one part is still open
+    assert await outbox_items(store, "acme") == []  # one part is still open
     report = replace(report, tp_mr=1)
     assert await store.apply_status_report(report, T0 + 3000, 3_600_000, T0) is State.DELIVERED
-    (entry,) = await store.outbox_fetch("acme", frozenset(), 10)
+    (entry,) = await outbox_items(store, "acme")
     assert isinstance(entry.record, ReceiptRecord)
     assert entry.record.state is State.DELIVERED and entry.record.delivered_segments == 2
     assert entry.record.message_id == message.message_id
     (stored,) = await store.find("acme", message.message_id)
     assert stored.state is State.DELIVERED and stored.final_ms == T0 + 3000
     assert await store.outbox_delete([entry.item_id, entry.item_id]) == [True, False]
-    assert await store.outbox_fetch("acme", frozenset(), 10) == []
+    assert await outbox_items(store, "acme") == []
 
 
 async def test_concurrent_sents_and_reports_share_commits_and_a_bad_one_fails_alone(store: MessageStore) -> None:
@@ -128,7 +129,7 @@ async def test_concurrent_sents_and_reports_share_commits_and_a_bad_one_fails_al
         nursery.start_soon(report, 200, "447911000000")  # matches nothing
     assert sorted(results, key=str) == [State.DELIVERED] * len(delivered) + [None]
     assert store.commits() - batches < len(delivered)
-    receipts = await store.outbox_fetch("acme", frozenset(), 100)
+    receipts = await outbox_items(store, "acme")
     assert sorted(r.record.message_id for r in receipts) == sorted(  # type: ignore[union-attr]
         m.message_id for m in messages if m.destination.addr != handoffs[0].destination
     )
@@ -174,7 +175,7 @@ async def test_cancel_before_hand_off_refunds_and_queues_deleted_receipt(store: 
     assert stored.state is State.SCHEDULED
     assert await store.cancel("acme", message.message_id, "", "", T0 + 5) == 1
     assert await store.balance("acme") == 1000
-    (entry,) = await store.outbox_fetch("acme", frozenset(), 10)
+    (entry,) = await outbox_items(store, "acme")
     assert isinstance(entry.record, ReceiptRecord) and entry.record.state is State.CANCELLED
     assert await store.next_due_ms() is None
 
@@ -249,7 +250,7 @@ async def test_recovery_fails_interrupted_hand_off_with_err_807_when_asked(store
         assert await store.claim_due(T0 + 5, 10) == [] and await store.next_due_ms() is None
         (stored,) = await store.find("acme", message.message_id)
         assert stored.state is State.UNDELIVERABLE and stored.error_code == 807
-        (entry,) = await store.outbox_fetch("acme", frozenset(), 10)
+        (entry,) = await outbox_items(store, "acme")
         assert isinstance(entry.record, ReceiptRecord) and entry.record.error_code == 807
         assert await store.balance("acme") == 1000
 
@@ -268,9 +269,65 @@ async def test_mo_waits_in_the_outbox_of_its_account(store: MessageStore) -> Non
     sms = IncomingSms("m1", "447700900001", "447911000001", "hi", 0, datetime(2026, 1, 1, tzinfo=UTC))
     await store.store_mo(sms, "acme", sms.modem_msisdn, T0)
     await store.store_mo(sms, None, sms.modem_msisdn, T0)
-    (entry,) = await store.outbox_fetch("acme", frozenset(), 10)
+    (entry,) = await outbox_items(store, "acme")
     assert entry.record.text == "hi"
-    assert await store.outbox_fetch("acme", frozenset({entry.item_id}), 10) == []
+    assert await outbox_items(store, "other") == []
+
+
+LEASE = 60_000
+
+
+async def store_mos(store: MessageStore, count: int) -> None:
+    for index in range(count):
+        sms = IncomingSms("m1", "447700900001", "447911000001", f"mo {index}", 0, datetime(2026, 1, 1, tzinfo=UTC))
+        await store.store_mo(sms, "acme", sms.modem_msisdn, T0)
+
+
+def item_ids(claim: OutboxClaim) -> list[str]:
+    return [entry.item_id for entry in claim.entries]
+
+
+async def test_two_nodes_never_claim_the_same_item_until_the_claim_ends(store_factory: StoreFactory) -> None:
+    """Two nodes: two stores on one database. A live claim keeps an item from the other node (and from a second
+    claim of its own node: it is on a bind already); once it ends, either may claim it."""
+    async with store_factory() as a, store_factory() as b:
+        await store_mos(a, 3)
+        claim = await a.outbox_claim("acme", "a", T0, T0 + LEASE, 2)
+        assert [e.record.text for e in claim.entries] == ["mo 0", "mo 1"] and claim.until_ms == T0 + LEASE
+        items = item_ids(claim) + item_ids(await b.outbox_claim("acme", "b", T0 + 1, T0 + 1 + LEASE, 10))
+        assert len(set(items)) == 3
+        for store, node in ((b, "b"), (a, "a")):
+            nothing = await store.outbox_claim("acme", node, T0 + 2, T0 + 2 + LEASE, 10)
+            assert nothing.entries == () and nothing.next_ms == T0 + LEASE  # the first claim to end
+        assert (await b.outbox_claim("other", "b", T0 + 2, T0 + 2 + LEASE, 10)).next_ms is None
+        # a died holding its two: when their claim ends they are b's (b's own is still live).
+        assert (await b.outbox_claim("acme", "b", T0 + LEASE - 1, T0 + 2 * LEASE, 10)).entries == ()
+        assert item_ids(await b.outbox_claim("acme", "b", T0 + LEASE, T0 + 2 * LEASE, 10)) == items[:2]
+        assert (await a.outbox_claim("acme", "a", T0 + LEASE, T0 + 2 * LEASE, 10)).entries == ()
+
+
+async def test_a_released_item_cools_down_then_any_node_claims_it(store_factory: StoreFactory) -> None:
+    async with store_factory() as a, store_factory() as b:
+        await store_mos(a, 2)
+        first, second = item_ids(await a.outbox_claim("acme", "a", T0, T0 + LEASE, 10))
+        assert await a.outbox_release("b", T0 + 5000, [first]) == 0  # only the node holding it releases it
+        assert await a.outbox_release("a", T0 + 5000, [first]) == 1
+        cooling = await b.outbox_claim("acme", "b", T0 + 4999, T0 + 4999 + LEASE, 10)
+        assert cooling.entries == () and cooling.next_ms == T0 + 5000
+        assert item_ids(await b.outbox_claim("acme", "b", T0 + 5000, T0 + 5000 + LEASE, 10)) == [first]
+        assert await a.outbox_release("a", T0 + 6000, [first]) == 0  # b's now: a's late release leaves it alone
+        assert await a.outbox_delete([second]) == [True]  # acknowledged: gone, whoever holds it
+        assert item_ids(await b.outbox_claim("acme", "b", T0 + 10 * LEASE, T0 + 11 * LEASE, 10)) == [first]
+
+
+async def test_a_node_restarting_releases_its_previous_runs_claims_at_once(store_factory: StoreFactory) -> None:
+    async with store_factory() as store:
+        await store_mos(store, 3)
+        items = item_ids(await store.outbox_claim("acme", "a", T0, T0 + LEASE, 2))
+        await store.outbox_claim("acme", "b", T0, T0 + LEASE, 1)
+    async with store_factory() as store:  # a's restart: it lets go of its own, not of b's
+        assert await store.outbox_release("a", T0 + 1, None) == 2
+        assert item_ids(await store.outbox_claim("acme", "a", T0 + 1, T0 + 1 + LEASE, 10)) == items
 
 
 async def test_outbox_ids_are_never_reused(store_factory: StoreFactory) -> None:
@@ -282,7 +339,7 @@ async def test_outbox_ids_are_never_reused(store_factory: StoreFactory) -> None:
         async with store_factory() as store:
             for _ in range(2):
                 await store.store_mo(sms, "acme", sms.modem_msisdn, T0)
-                (entry,) = await store.outbox_fetch("acme", frozenset(), 10)
+                (entry,) = await outbox_items(store, "acme")
                 assert await store.outbox_delete([entry.item_id]) == [True]
                 seen.append(entry.item_id)
     assert len(set(seen)) == len(seen) == 4
@@ -365,7 +422,7 @@ async def test_recipient_rules_are_read_at_acceptance_for_each_account_of_a_comb
         (State.ACCEPTED, 0),
     ]
     assert await store.balance("acme") == 980 and await store.balance("other") == 990  # rejected: uncharged
-    receipts = await store.outbox_fetch("acme", frozenset(), 10) + await store.outbox_fetch("other", frozenset(), 10)
+    receipts = await outbox_items(store, "acme") + await outbox_items(store, "other")
     assert len(receipts) == 2  # the rejected messages' receipts
 
 
@@ -408,7 +465,7 @@ async def test_intermediate_network_report_keeps_the_segment_waiting(store: Mess
     await store.record_sent(handoff.segment_rowid, sent(3), T0 + 9_000_000, T0, T0)
     report = StatusReport("m1", 3, "447911000001", 0x21, from_ms(T0), from_ms(T0))  # SME busy, SC still trying
     assert await store.apply_status_report(report, T0 + 1, 3_600_000, T0) is State.PROCESSING
-    (entry,) = await store.outbox_fetch("acme", frozenset(), 10)
+    (entry,) = await outbox_items(store, "acme")
     assert isinstance(entry.record, ReceiptRecord) and entry.record.state is State.PROCESSING
     assert await store.next_due_ms() == T0 + 9_000_000  # still expires if the final report never comes
     final = replace(report, tp_st=0x00)

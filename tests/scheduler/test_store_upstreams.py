@@ -8,6 +8,7 @@ import pytest
 from smsgw.scheduler.model import ReceiptRecord
 from smsgw.scheduler.states import State
 from smsgw.scheduler.store import MessageStore
+from tests.scheduler.conftest import outbox_items
 from tests.scheduler.test_store import T0, new_message
 
 DEADLINE = T0 + 10_000_000
@@ -31,7 +32,7 @@ async def test_a_receipt_quoting_the_upstream_id_in_hex_or_decimal_delivers_our_
     assert state is State.PROCESSING
     assert await store.apply_upstream_receipt("opB", quoted, "DELIVRD", "000", T0 + 200) is None  # other upstream
     assert await store.apply_upstream_receipt("opA", quoted, "DELIVRD", "000", T0 + 300) is State.DELIVERED
-    (entry,) = await store.outbox_fetch("acme", frozenset(), 10)
+    (entry,) = await outbox_items(store, "acme")
     assert isinstance(entry.record, ReceiptRecord)
     assert (entry.record.message_id, entry.record.state, entry.record.error_code) == (
         message_id, State.DELIVERED, 0)

@@ -1,15 +1,16 @@
-"""MO and the outbox: incoming SMS stored and queued for their account, outbox items fetched and deleted when
-acknowledged, where a reply belongs (`last_sent_to`), and the handsets' notices and their choices."""
+"""MO and the outbox: incoming SMS stored and queued for their account, outbox items claimed by a node, released
+and deleted when acknowledged, where a reply belongs (`last_sent_to`), and the handsets' notices and their choices."""
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Sequence
 
 from smsgw.modem.seams import IncomingSms
 from smsgw.numbers import handset_key
 from smsgw.scheduler import outbox_codec
-from smsgw.scheduler.model import Address, LastSent, MoRecord, NoticeRow, OutboxEntry, StoreUnavailable
+from smsgw.scheduler.model import Address, LastSent, MoRecord, NoticeRow, OutboxClaim, OutboxEntry, StoreUnavailable
 from smsgw.scheduler.sqlite.base import SqliteBase
 from smsgw.scheduler.timing import to_ms
 
@@ -82,19 +83,40 @@ class Outbox(SqliteBase):
 
         return await self._writer.write(op)
 
-    async def outbox_fetch(self, account: str, exclude: frozenset[str], limit: int) -> list[OutboxEntry]:
-        def fn(c: sqlite3.Connection) -> list[OutboxEntry]:
-            entries: list[OutboxEntry] = []
-            for row in c.execute("SELECT id, kind, record FROM outbox WHERE account = ? ORDER BY id", (account,)):
-                item_id = str(row["id"])
-                if item_id in exclude:
-                    continue
-                entries.append(OutboxEntry(item_id, account, outbox_codec.decode(row["kind"], row["record"])))
-                if len(entries) >= limit:
-                    break
-            return entries
+    async def outbox_claim(self, account: str, node: str, now_ms: int, until_ms: int, limit: int) -> OutboxClaim:
+        def op(c: sqlite3.Connection, claims: list[tuple[str, str, int, int, int]]) -> list[OutboxClaim]:
+            return [_outbox_claim(c, *claim) for claim in claims]
 
-        return await self._read(fn)
+        # Ahead of queued writes: receipts wait on it, and there is at most one claim per account's pusher.
+        try:
+            claim: OutboxClaim = await self._writer.write_first(op, (account, node, now_ms, until_ms, limit))
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"outbox claim failed: {exc}") from exc
+        return claim
+
+    async def outbox_release(self, node: str, offer_at_ms: int, item_ids: Sequence[str] | None) -> int:
+        def op(c: sqlite3.Connection) -> int:
+            if item_ids is None:
+                rows = c.execute(
+                    "UPDATE outbox SET claimed_by = NULL, claimed_until = ? WHERE claimed_by = ? RETURNING account",
+                    (offer_at_ms, node),
+                ).fetchall()
+            else:
+                rows = [
+                    row
+                    for i in item_ids
+                    for row in c.execute(
+                        "UPDATE outbox SET claimed_by = NULL, claimed_until = ? WHERE id = ? AND claimed_by = ?"
+                        " RETURNING account",
+                        (offer_at_ms, int(i), node),
+                    )
+                ]
+            # Whoever waits for these accounts looks again, and learns when the cool-down ends.
+            for account in {row["account"] for row in rows}:
+                self._writer.after_commit(functools.partial(self.notify_outbox, account))
+            return len(rows)
+
+        return await self._writer.write(op)
 
     async def outbox_delete(self, item_ids: Sequence[str]) -> list[bool]:
         """Delete taken items in the writer's next commit, ahead of queued writes (a crash before it commits
@@ -193,6 +215,27 @@ class Outbox(SqliteBase):
             return row is not None
 
         return await self._read(fn)
+
+
+def _outbox_claim(
+    c: sqlite3.Connection, account: str, node: str, now_ms: int, until_ms: int, limit: int
+) -> OutboxClaim:
+    rows = c.execute(
+        "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id IN (SELECT id FROM outbox"
+        " WHERE account = ? AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY id LIMIT ?)"
+        " RETURNING id, kind, record",
+        (node, until_ms, account, now_ms, limit),
+    ).fetchall()
+    entries = sorted(
+        (OutboxEntry(str(row["id"]), account, outbox_codec.decode(row["kind"], row["record"])) for row in rows),
+        key=lambda entry: int(entry.item_id),
+    )
+    if entries:
+        return OutboxClaim(tuple(entries), until_ms)
+    row = c.execute(
+        "SELECT MIN(claimed_until) AS next FROM outbox WHERE account = ? AND claimed_until > ?", (account, now_ms)
+    ).fetchone()
+    return OutboxClaim((), until_ms, row["next"])
 
 
 def _outbox_delete_batch(c: sqlite3.Connection, batches: list[Sequence[str]]) -> list[list[bool]]:
