@@ -61,7 +61,6 @@ from smsgw.scheduler.policy import check_policy_config
 from smsgw.scheduler.service import Scheduler
 from smsgw.scheduler.store import open_store
 from smsgw.scheduler.timing import WallClock
-from smsgw.scheduler.upstream_route import UpstreamReceiver
 from smsgw.smpp_server.login import Login
 from smsgw.smpp_server.server import SmppListeners, serve_smpp
 from smsgw.smpp_server.upstream import Upstreams
@@ -190,9 +189,8 @@ async def _run_parts(
     async with open_store(config.store) as store:
         log.info("store open path=%s", config.store.path)
         clock = WallClock()
-        scheduler = Scheduler(store, holder, clock)
-        upstreams = Upstreams(config.upstreams, UpstreamReceiver(store, clock, scheduler.mo.incoming_sms))
-        scheduler.dispatcher.upstreams = upstreams
+        upstreams = Upstreams(config.upstreams)
+        scheduler = Scheduler(store, holder, clock, upstreams=upstreams)
         pool = ModemPool.from_config(
             config.modems,
             scheduler.modem_events,
@@ -202,7 +200,7 @@ async def _run_parts(
             # Before the drivers run, so the SIMs' limits count what the previous run sent.
             await modems.start(pool.keep_status_file, status_path(config.store.path), config.modems_status.interval_s)
             await modems.start(pool.run)
-            await modems.start(upstreams.run)
+            await modems.start(upstreams.run, scheduler.upstream_receiver)
             modems_started = trio.Event()
             async with trio.open_nursery() as dispatch:
                 await dispatch.start(functools.partial(scheduler.run, pool, dispatch_after=modems_started))

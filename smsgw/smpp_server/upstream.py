@@ -285,13 +285,11 @@ class Upstream:
     def __init__(
         self,
         config: UpstreamConfig,
-        sink: UpstreamSink,
         rng: random.Random | None = None,
         connect: Callable[[UpstreamConfig], Awaitable[trio.abc.Stream]] = open_upstream_stream,
     ) -> None:
         """`connect` opens the stream to the SMSC (tests give memory streams)."""
         self.config = config
-        self._sink = sink
         self._connect = connect
         self._rng = rng or random.Random()
         self._transmitters: list[UpstreamBind] = []
@@ -320,13 +318,13 @@ class Upstream:
     def bound(self) -> bool:
         return bool(self._transmitters)
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Keep every session bound until cancelled (or until `unbind_all` ran)."""
+    async def run(self, sink: UpstreamSink, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Keep every session bound until cancelled (or until `unbind_all` ran); receipts and MO go to `sink`."""
         async with trio.open_nursery() as nursery:
             for index in range(self.config.sessions):
                 for kind in _BIND_KINDS[self.config.bind]:
                     self._set_status(index, kind, SessionState.CONNECTING, 0, "")
-                    nursery.start_soon(self._keep_bound, index, kind)
+                    nursery.start_soon(self._keep_bound, index, kind, sink)
             task_status.started()
 
     def _set_status(self, index: int, kind: _BindKind, state: SessionState, window: int, error: str) -> None:
@@ -341,9 +339,7 @@ class Upstream:
             system_type=self.config.system_type,
         )
 
-    async def _keep_bound(
-        self, index: int, kind: _BindKind
-    ) -> None:
+    async def _keep_bound(self, index: int, kind: _BindKind, sink: UpstreamSink) -> None:
         config = self.config
         failures = 0
         problem = ""  # logged once per change, not once per attempt
@@ -355,7 +351,7 @@ class Upstream:
             except (OSError, trio.TooSlowError, ssl.SSLError) as exc:
                 now_problem = f"connect failed: {exc!r}"
             else:
-                bind = UpstreamBind(config, self._bind_pdu(kind), stream, self._sink)
+                bind = UpstreamBind(config, self._bind_pdu(kind), stream, sink)
                 now_problem = await self._hold(index, kind, bind, problem)
                 if bind.bound.is_set():
                     failures = 0
@@ -477,17 +473,17 @@ class Upstream:
 
 
 class Upstreams:
-    """Every configured upstream by name: what the dispatcher submits to (`submit(name, pdu)`)."""
+    """Every configured upstream by name: what the dispatcher submits to (`submit(name, pdu)`). The sink of their
+    receipts and MO is given to `run`, so the dispatcher can be built with them before the MO routing exists."""
 
     def __init__(
         self,
         configs: tuple[UpstreamConfig, ...],
-        sink: UpstreamSink,
         rng: random.Random | None = None,
         connect: Callable[[UpstreamConfig], Awaitable[trio.abc.Stream]] = open_upstream_stream,
     ) -> None:
         rng = rng or random.Random()
-        self.by_name = {config.name: Upstream(config, sink, rng, connect) for config in configs}
+        self.by_name = {config.name: Upstream(config, rng, connect) for config in configs}
 
     async def submit(self, upstream: str, pdu: SubmitSm) -> UpstreamOutcome:
         found = self.by_name.get(upstream)
@@ -498,10 +494,10 @@ class Upstreams:
     def status(self) -> list[SessionStatus]:
         return [status for upstream in self.by_name.values() for status in upstream.status()]
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, sink: UpstreamSink, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             for upstream in self.by_name.values():
-                await nursery.start(upstream.run)
+                await nursery.start(upstream.run, sink)
             task_status.started()
 
     async def unbind_all(self) -> None:

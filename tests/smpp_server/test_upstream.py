@@ -43,8 +43,8 @@ async def upstream_to(smsc_options: dict[str, object] | None = None, **config: o
     async with trio.open_nursery() as nursery:
         smsc = SmscDouble(nursery, **(smsc_options or {}))  # type: ignore[arg-type]
         sink = Sink()
-        upstream = Upstream(replace(CONFIG, **config), sink, random.Random(1), connect=smsc.connect)  # type: ignore[arg-type]
-        await nursery.start(upstream.run)
+        upstream = Upstream(replace(CONFIG, **config), random.Random(1), connect=smsc.connect)  # type: ignore[arg-type]
+        await nursery.start(upstream.run, sink)
         yield upstream, smsc, sink
         nursery.cancel_scope.cancel()
 
@@ -234,8 +234,8 @@ async def test_clean_unbind_at_shutdown(autojump_clock: trio.testing.MockClock) 
 async def test_over_real_sockets(nursery: trio.Nursery) -> None:
     smsc = SmscDouble(nursery)
     port = await nursery.start(smsc.serve)
-    upstream = Upstream(replace(CONFIG, port=port), Sink())
-    await nursery.start(upstream.run)
+    upstream = Upstream(replace(CONFIG, port=port))
+    await nursery.start(upstream.run, Sink())
     with trio.fail_after(10):
         await wait_bound(upstream)
         assert await upstream.submit(SUBMIT) == Submitted("1")
