@@ -64,6 +64,8 @@ from smsgw.scheduler.timing import WallClock
 from smsgw.smpp_server.login import Login
 from smsgw.smpp_server.server import SmppListeners, serve_smpp
 from smsgw.smpp_server.upstream import Upstreams
+from smsgw.smpp_server.upstream_status import keep_status_file as keep_upstream_status
+from smsgw.smpp_server.upstream_status import status_path as upstream_status_path
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +203,9 @@ async def _run_parts(
             await modems.start(pool.keep_status_file, status_path(config.store.path), config.modems_status.interval_s)
             await modems.start(pool.run)
             await modems.start(upstreams.run, scheduler.upstream_receiver)
+            if config.upstreams:  # for `smsgw upstreams`, as the modems' status file is for `smsgw modems`
+                await modems.start(keep_upstream_status, upstreams, upstream_status_path(config.store.path),
+                                   config.modems_status.interval_s)
             modems_started = trio.Event()
             async with trio.open_nursery() as dispatch:
                 await dispatch.start(functools.partial(scheduler.run, pool, dispatch_after=modems_started))
@@ -213,7 +218,7 @@ async def _run_parts(
                     )
                     http: HttpListening | None = None
                     if config.http.enabled:
-                        metrics = GatewayMetrics(holder, listeners.server, pool, store, login)
+                        metrics = GatewayMetrics(holder, listeners.server, pool, store, login, upstreams)
                         deps = HttpDeps(holder, store, scheduler, pool, listeners.server, login, metrics)
                         http = await front.start(
                             functools.partial(serve_http, config.http, deps, shutdown_trigger=fronts_stop)

@@ -18,6 +18,7 @@ import enum
 import logging
 import random
 import ssl
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Final, Protocol
@@ -91,6 +92,24 @@ class NotSent:
 
 
 UpstreamOutcome = Submitted | Refused | NotSent
+
+
+class SubmitResult(enum.StrEnum):
+    SUBMITTED = "submitted"
+    REFUSED = "refused"
+    THROTTLED = "throttled"
+    NOT_SENT = "not_sent"
+
+
+def submit_result(outcome: UpstreamOutcome) -> SubmitResult:
+    match outcome:
+        case Submitted():
+            return SubmitResult.SUBMITTED
+        case Refused(command_status=status):
+            return SubmitResult.THROTTLED if status in THROTTLING else SubmitResult.REFUSED
+        case NotSent():
+            return SubmitResult.NOT_SENT
+    raise AssertionError(f"unknown upstream outcome {outcome!r}")
 
 
 class UpstreamSink(Protocol):
@@ -302,6 +321,8 @@ class Upstream:
         self._statuses: dict[tuple[int, str], SessionStatus] = {}
         self._bound_by_key: dict[tuple[int, str], UpstreamBind] = {}
         self._stopping = False
+        # What the SMSC (or the lack of a bind) answered each submit_sm, by `submit_result`: /metrics, `smsgw upstreams`.
+        self.submits: Counter[str] = Counter()
 
     @property
     def name(self) -> str:
@@ -413,8 +434,10 @@ class Upstream:
         while True:
             bind = await self._take_room(deadline)
             if bind is None:
+                self.submits[SubmitResult.NOT_SENT] += 1
                 return NotSent("no bound session with room" if not self._transmitters else "no room in time")
             outcome = await bind.submit(pdu)
+            self.submits[submit_result(outcome)] += 1
             self._room.set()
             if isinstance(outcome, Refused) and outcome.command_status in THROTTLING:
                 self._slow_down()

@@ -9,36 +9,43 @@ import functools
 import sqlite3
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
+from prometheus_client.parser import text_string_to_metric_families
 
 from esme import Esme
 from harness import FAST, in_thread
+from smsgw import cli
 from smsgw.app import GatewayStarted, run_demo
-from smsgw.config import RouteConfig, UpstreamConfig
+from smsgw.config import ModemsStatusConfig, RouteConfig, UpstreamConfig
 from smsgw.pdu.constants import CommandStatus
+from smsgw.smpp_server.upstream_status import read_snapshot, status_path
 
 pytestmark = pytest.mark.timeout(120)
 
 
-async def start_demo(nursery: trio.Nursery, db: Path, **base: object) -> tuple[GatewayStarted, trio.Event]:
+async def start_demo(
+    nursery: trio.Nursery, db: Path, http_port: int | None = None, **base: object
+) -> tuple[GatewayStarted, trio.Event]:
     stop = trio.Event()
     started: GatewayStarted = await nursery.start(
         functools.partial(run_demo, port=0, modems=2, db_path=str(db), base=dataclasses.replace(FAST, **base),
-                          stop=stop)
+                          stop=stop, http_port=http_port)
     )
     return started, stop
 
 
 async def test_a_message_through_an_upstream_gateway_and_failover_when_it_goes(
-    nursery: trio.Nursery, tmp_path: Path
+    nursery: trio.Nursery, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     b, stop_b = await start_demo(nursery, tmp_path / "b.db")
     upstream = UpstreamConfig(name="opB", port=b.smpp.port, system_id="demo", password="demo",
                               reconnect_delay_min_s=0.1, reconnect_delay_max_s=0.5, submit_wait_s=0.5,
                               response_timeout_s=2.0)
     route = RouteConfig(name="default", via=("upstream:opB", "modems:default"))
-    a, stop_a = await start_demo(nursery, tmp_path / "a.db", upstreams=(upstream,), routes=(route,))
+    a, stop_a = await start_demo(nursery, tmp_path / "a.db", http_port=0, upstreams=(upstream,), routes=(route,),
+                                 modems_status=ModemsStatusConfig(interval_s=0.1))
     esme = await in_thread(Esme, a.smpp.port, "demo", "demo")
     try:
         # Until A's bind to B is up, a message goes to A's modems (the route's next connector): send until one
@@ -53,6 +60,7 @@ async def test_a_message_through_an_upstream_gateway_and_failover_when_it_goes(
         (receipt,) = [r for r in receipts if r.message_id == message_id]
         assert receipt.stat == "DELIVRD" and receipt.err == "000"
         earlier = len(receipts)
+        await _upstream_visible(a, str(tmp_path / "a.db"), capsys)
 
         stop_b.set()  # B goes away: the route fails over to A's own modems, nothing lost
         ids = []
@@ -68,6 +76,38 @@ async def test_a_message_through_an_upstream_gateway_and_failover_when_it_goes(
     finally:
         await in_thread(esme.close)
         stop_a.set()
+
+
+async def _upstream_visible(a: GatewayStarted, db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A's bind to B and what B took are in A's /metrics and in `smsgw upstreams`."""
+    assert a.http is not None
+    async with httpx.AsyncClient(base_url=a.http.url) as client:
+        response = await client.get("/metrics")
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if "upstream" in sample.labels
+    }
+    assert samples[("smsgw_upstream_sessions", (("state", "bound"), ("upstream", "opB")))] == 1
+    assert samples[("smsgw_upstream_submits_total", (("result", "submitted"), ("upstream", "opB")))] >= 1
+    assert ("smsgw_upstream_window_in_use", (("upstream", "opB"),)) in samples
+    with trio.fail_after(10):  # the status file is written every 0.1 s
+        while (snapshot := read_snapshot(status_path(db))) is None or not snapshot.upstreams[0].submits["submitted"]:
+            await trio.sleep(0.05)
+    capsys.readouterr()
+    assert cli.main(["upstreams", "--db", db]) == cli.EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[:2] == ["UPSTREAM", "ADDRESS"]
+    name, address, *_ = lines[2].split()
+    assert (name, address) == ("opB", f"127.0.0.1:{upstream_port(a)}")
+    sessions = [line.split() for line in lines[lines.index("") + 2:]]
+    assert [(row[0], row[1], row[2], row[3]) for row in sessions] == [("opB", "0", "trx", "bound")]
+
+
+def upstream_port(a: GatewayStarted) -> int:
+    (upstream,) = a.config.current.upstreams
+    return upstream.port
 
 
 def esme_receipts(esme: Esme) -> list[object]:

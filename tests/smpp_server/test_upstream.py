@@ -15,7 +15,7 @@ import trio.testing
 from smsgw.config import UpstreamConfig
 from smsgw.pdu.constants import CommandStatus
 from smsgw.pdu.smpp import DataSm, DeliverSm, DeliverSmResp, Pdu, SubmitSm, SubmitSmResp, response_for
-from smsgw.smpp_server.upstream import NotSent, Refused, SessionState, Submitted, Upstream
+from smsgw.smpp_server.upstream import NotSent, Refused, SessionState, Submitted, SubmitResult, Upstream
 
 from smsc_double import SmscDouble
 
@@ -126,6 +126,7 @@ async def test_a_silent_smsc_times_out_each_submit(autojump_clock: trio.testing.
                 nursery.start_soon(submit)
         assert outcomes == [NotSent("no submit_sm_resp", maybe_sent=True)] * 3
         assert len(smsc.submits) == 3
+        assert upstream.submits == {SubmitResult.NOT_SENT: 3}
         (status,) = upstream.status()
         assert status.window_in_use == 0  # the timed-out requests left the window
 
@@ -170,6 +171,7 @@ async def test_throttling_slows_down_and_retries_the_same_upstream(autojump_cloc
         assert await upstream.submit(SUBMIT) == Submitted("ok")
         assert len(smsc.submits) == 3
         assert trio.current_time() - start >= 1.0 + 2.0  # paused 1 s, then 2 s
+        assert upstream.submits == {SubmitResult.THROTTLED: 2, SubmitResult.SUBMITTED: 1}
 
 
 async def test_throttling_beyond_the_wait_returns_the_throttling_status(
@@ -191,6 +193,7 @@ async def test_a_permanent_refusal_is_returned_at_once(autojump_clock: trio.test
         await wait_bound(upstream)
         assert await upstream.submit(SUBMIT) == Refused(CommandStatus.ESME_RINVDSTADR)
         assert len(smsc.submits) == 1
+        assert upstream.submits == {SubmitResult.REFUSED: 1}
 
 
 async def test_deliver_sm_resp_only_after_the_sink_stored_it(autojump_clock: trio.testing.MockClock) -> None:
