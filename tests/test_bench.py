@@ -18,6 +18,7 @@ SMALL_RUNS = {
     "smpp": ["--messages", "400", "--rounds", "1"],
     "e2e": ["--messages", "100", "--modems", "2"],
     "fuzz": ["--inputs", "200", "--seed", "1"],
+    "upstream": ["--messages", "100"],
 }
 
 
