@@ -291,11 +291,20 @@ class UpstreamBind(SessionShell):
 
 
 async def open_upstream_stream(upstream: UpstreamConfig) -> trio.abc.Stream:
-    """A TCP (or TLS, verifying the SMSC's certificate) stream to the SMSC."""
+    """A TCP (or TLS, verifying the SMSC's certificate, handshake done) stream to the SMSC."""
     if not upstream.tls:
         return await trio.open_tcp_stream(upstream.host, upstream.port)
     context = ssl.create_default_context(cafile=upstream.tls_ca_path or None)
-    return await trio.open_ssl_over_tcp_stream(upstream.host, upstream.port, ssl_context=context)
+    stream = await trio.open_ssl_over_tcp_stream(upstream.host, upstream.port, ssl_context=context)
+    try:
+        # Here, not at the first bind: a certificate that fails verification is a connect failure naming why.
+        await stream.do_handshake()
+    except trio.BrokenResourceError as exc:
+        await trio.aclose_forcefully(stream)
+        if isinstance(exc.__cause__, OSError):  # ssl.SSLCertVerificationError and the other ssl.SSLErrors
+            raise exc.__cause__ from None
+        raise OSError(f"TLS handshake failed: {exc!r}") from exc
+    return stream
 
 
 class Upstream:

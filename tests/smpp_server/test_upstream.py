@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
+import trustme
 
 from smsgw.config import UpstreamConfig
 from smsgw.pdu.constants import CommandStatus
@@ -244,3 +247,49 @@ async def test_over_real_sockets(nursery: trio.Nursery) -> None:
         assert await upstream.submit(SUBMIT) == Submitted("1")
         await upstream.unbind_all()
     assert smsc.unbinds == 1
+
+
+@pytest.fixture
+def smsc_tls(tmp_path: Path) -> tuple[ssl.SSLContext, Path, Path]:
+    """A server context with a certificate for 127.0.0.1 from a CA made here; that CA's file; another CA's file."""
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    ca_path, other_path = tmp_path / "ca.pem", tmp_path / "other-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    trustme.CA().cert_pem.write_to_path(str(other_path))
+    return server, ca_path, other_path
+
+
+async def test_over_tls_verifying_the_smscs_certificate(
+    nursery: trio.Nursery, smsc_tls: tuple[ssl.SSLContext, Path, Path]
+) -> None:
+    server, ca_path, _ = smsc_tls
+    smsc = SmscDouble(nursery)
+    port = await nursery.start(smsc.serve, server)
+    upstream = Upstream(replace(CONFIG, port=port, tls=True, tls_ca_path=str(ca_path)))
+    await nursery.start(upstream.run, Sink())
+    with trio.fail_after(10):
+        await wait_bound(upstream)
+        assert await upstream.submit(SUBMIT) == Submitted("1")
+        await upstream.unbind_all()
+    assert smsc.unbinds == 1
+
+
+async def test_an_smsc_certificate_from_another_ca_is_refused(
+    nursery: trio.Nursery, smsc_tls: tuple[ssl.SSLContext, Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    server, _, other_path = smsc_tls
+    smsc = SmscDouble(nursery)
+    port = await nursery.start(smsc.serve, server)
+    upstream = Upstream(replace(CONFIG, port=port, tls=True, tls_ca_path=str(other_path), reconnect_delay_min_s=0.05,
+                                reconnect_delay_max_s=0.05))
+    await nursery.start(upstream.run, Sink())
+    with trio.fail_after(10):
+        while not upstream.status()[0].last_error:
+            await trio.sleep(0.01)
+    (status,) = upstream.status()
+    assert status.state in (SessionState.BACKOFF, SessionState.CONNECTING) and "CERTIFICATE_VERIFY_FAILED" in \
+        status.last_error, status
+    assert smsc.binds == []
+    await upstream.unbind_all()
