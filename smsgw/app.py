@@ -32,6 +32,7 @@ from typing import Any, Final, TypeVar
 import trio
 
 from smsgw.config import (
+    DEMO_OPERATOR,
     DEMO_PASSWORD,
     DEMO_SYSTEM_ID,
     MODEMS_CONNECTOR,
@@ -43,10 +44,12 @@ from smsgw.config import (
     HttpConfig,
     MessageConfig,
     ModemConfig,
+    OperatorConfig,
     SmppConfig,
     load_config,
 )
 from smsgw.http.deps import HttpDeps
+from smsgw.http.keys import ApiKeys
 from smsgw.http.metrics import GatewayMetrics
 from smsgw.http.server import HttpListening, serve_http
 from smsgw.modem.driver import ModemDriver, ModemState
@@ -219,7 +222,8 @@ async def _run_parts(
                     http: HttpListening | None = None
                     if config.http.enabled:
                         metrics = GatewayMetrics(holder, listeners.server, pool, store, login, upstreams)
-                        deps = HttpDeps(holder, store, scheduler, pool, listeners.server, login, metrics)
+                        api_keys = ApiKeys(store, login, scheduler.accept.now_ms)
+                        deps = HttpDeps(holder, store, scheduler, pool, listeners.server, login, metrics, api_keys)
                         http = await front.start(
                             functools.partial(serve_http, config.http, deps, shutdown_trigger=fronts_stop)
                         )
@@ -409,6 +413,7 @@ def demo_config(
         ),
         accounts=(AccountConfig(system_id=DEMO_SYSTEM_ID, password_hash=hash_password(DEMO_PASSWORD)),)
         + base.accounts,
+        operators=(OperatorConfig(DEMO_OPERATOR, hash_password(DEMO_PASSWORD)),) + base.operators,
         modems=tuple(
             ModemConfig(name=f"virtual{i}", port=str(link), msisdn=msisdn, group=DEMO_MODEM_GROUP)
             for i, (msisdn, link) in enumerate(modem_links, start=1)

@@ -14,6 +14,7 @@ import os
 import tomllib
 import types
 import typing
+import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 DEMO_SYSTEM_ID: Final = "demo"
 DEMO_PASSWORD: Final = "demo"
+DEMO_OPERATOR: Final = "operator"  # the demo's portal operator login, with DEMO_PASSWORD
 
 # SMPP 3.4 C-Octet Strings: password 9 and system_id 16 octets, the NUL included. A longer password in the config
 # could never be sent by any ESME (every bind would be ESME_RINVPASWD), so it is refused at load.
@@ -121,6 +123,8 @@ class AccountConfig:
     # The operator "SMS receipt" service: once this account's ESME takes an MO, the handset gets a notice of it
     # (`messages.mo_receipt_text`), flash (class 0) unless that handset chose normal SMS by texting the toggle.
     mo_receipts: bool = False
+    # IANA time zone the portal shows and takes this account's times in ("Europe/London"); empty: UTC.
+    time_zone: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,6 +380,26 @@ class HttpConfig:
     shutdown_grace_s: float = 5.0
     # /readyz: how long the store's write round trip may take before the store counts as not writable.
     readiness_store_timeout_s: float = 2.0
+    # REST API listings (messages, inbox, ledger): the most rows one page may ask for with `limit`.
+    max_page_size: int = 1000
+    # The key that signs portal session cookies; empty: a random one kept in a file beside the store
+    # (`<store.path>.portal-secret`), so sessions survive a restart without any configuration.
+    session_secret: str = ""
+    # A portal session ends this long after its login.
+    session_lifetime_s: float = 8 * 3600.0
+    # Numbers one portal send may have (typed or in an uploaded file).
+    portal_max_numbers: int = 100_000
+    # A portal upload (numbers file, consent list) may be this large; the body limit above applies to forms.
+    portal_max_upload_bytes: int = 16 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorConfig:
+    """A login to the portal's operator pages (modems, queues, accounts, audit log); not an SMPP account."""
+
+    name: str
+    # scrypt hash as written by `smsgw.passwords.hash_password`; a plain `password` is hashed at load.
+    password_hash: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,6 +407,7 @@ class Config:
     smpp: SmppConfig = field(default_factory=SmppConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     accounts: tuple[AccountConfig, ...] = ()
+    operators: tuple[OperatorConfig, ...] = ()
     modems: tuple[ModemConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = (RouteConfig(name="default"),)
     upstreams: tuple[UpstreamConfig, ...] = ()
@@ -436,6 +461,7 @@ _SECTIONS: Final[Mapping[str, type]] = {
     "smpp": SmppConfig,
     "http": HttpConfig,
     "accounts": AccountConfig,
+    "operators": OperatorConfig,
     "modems": ModemConfig,
     "routes": RouteConfig,
     "upstreams": UpstreamConfig,
@@ -446,7 +472,9 @@ _SECTIONS: Final[Mapping[str, type]] = {
     "policy": PolicyConfig,
     "billing": BillingConfig,
 }
-_ARRAY_SECTIONS: Final = frozenset({"accounts", "modems", "routes", "upstreams"})
+_ARRAY_SECTIONS: Final = frozenset({"accounts", "operators", "modems", "routes", "upstreams"})
+
+
 def load_config(path: str | Path) -> Config:
     source = str(path)
     try:
@@ -507,12 +535,16 @@ _RANGES: Final[Mapping[str, tuple[float, float]]] = {
     "pdu_read_timeout_s": (0.001, float("inf")),
     "max_pdu_bytes": (16, 1 << 24),
     "max_body_bytes": (1, 1 << 30),
+    "portal_max_numbers": (1, 10_000_000),
+    "portal_max_upload_bytes": (1, 1 << 30),
+    "session_lifetime_s": (1, float("inf")),
     "max_header_bytes": (1024, 1 << 20),
     "backlog": (1, 65535),
     # At zero a request, a read or the readiness probe would fail at once.
     "request_timeout_s": (0.001, float("inf")),
     "read_timeout_s": (0.001, float("inf")),
     "readiness_store_timeout_s": (0.001, float("inf")),
+    "max_page_size": (1, 100_000),
     "baudrate": (1, 10_000_000),
     "UpstreamConfig.port": (1, 65535),
     "sessions": (1, 1000),
@@ -558,6 +590,11 @@ def _check_values(item: Any, key: str, source: str) -> None:
             raise ConfigError(
                 source, f"{key}.outbind_password", f"longer than {MAX_PASSWORD_CHARS} characters (SMPP 3.4)"
             )
+        if item.time_zone:
+            try:
+                zoneinfo.ZoneInfo(item.time_zone)
+            except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+                raise ConfigError(source, f"{key}.time_zone", f"unknown time zone {item.time_zone!r}") from None
         for i, network in enumerate(item.allowed_networks):
             try:
                 ipaddress.ip_network(network, strict=False)
@@ -582,7 +619,7 @@ def check_store_path(config: Config, source: str) -> None:
 
 def _prepare(section: str, item: Any, key: str, source: str) -> Any:
     """Section-specific rewriting before the generic build: a plain-text account password is hashed here."""
-    if section != "accounts" or not isinstance(item, dict):
+    if section not in ("accounts", "operators") or not isinstance(item, dict):
         return item
     if "password" not in item:
         if "password_hash" in item and not is_password_hash(str(item["password_hash"])):
@@ -590,7 +627,7 @@ def _prepare(section: str, item: Any, key: str, source: str) -> Any:
         return item
     if "password_hash" in item:
         raise ConfigError(source, f"{key}.password", "give either password or password_hash, not both")
-    if len(str(item["password"])) > MAX_PASSWORD_CHARS:
+    if section == "accounts" and len(str(item["password"])) > MAX_PASSWORD_CHARS:
         raise ConfigError(
             source,
             f"{key}.password",

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from smsgw import cli
+from smsgw.cli.gateway import _run_until_stopped
 from smsgw.app import check_config, demo_config, demo_msisdns, keep_running
 from smsgw.config import Config, ConfigError, ConfigHolder, config_from_mapping
 from smsgw.passwords import verify_password
@@ -132,7 +133,7 @@ def test_a_second_ctrl_c_during_the_graceful_stop_is_one_line_not_a_traceback(
             nursery.start_soon(trio.sleep_forever)
             raise KeyboardInterrupt  # as trio raises it inside the gateway's nursery once the handler is gone
 
-    assert cli._run_until_stopped(stopping) == 1
+    assert _run_until_stopped(stopping) == 1
     assert capsys.readouterr().err == "smsgw: error: interrupted during the graceful stop; stopped at once\n"
 
 

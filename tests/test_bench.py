@@ -17,6 +17,7 @@ SMALL_RUNS = {
     "store": ["--messages", "50"],
     "smpp": ["--messages", "400", "--rounds", "1"],
     "e2e": ["--messages", "100", "--modems", "2"],
+    "http": ["--messages", "200", "--clients", "4"],
     "fuzz": ["--inputs", "200", "--seed", "1"],
     "upstream": ["--messages", "100"],
 }

@@ -2,25 +2,29 @@
 
 A route module is a module with `routes(deps: HttpDeps) -> list[BaseRoute]`; `build_app` mounts them in the
 order of `ROUTE_MODULES`, so a new face (REST API, Kannel/Jasmin compatibility, portal) is a new module and one
-line here. The app keeps `deps` in `app.state.deps` for handlers that get only the request.
+line here. The app keeps `deps` in `app.state.deps` for handlers that get only the request, and, while it is
+served, a nursery in `app.state.tasks` for work a request starts that outlives it (a portal batch send), cancelled
+when the server stops.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from types import ModuleType
 from typing import Final
 
+import trio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from smsgw.http import ops
+from smsgw.http import api, ops, portal
 from smsgw.http.deps import HttpDeps
 from smsgw.http.limits import RequestLimits
 from smsgw.http.problems import EXCEPTION_HANDLERS
 
-ROUTE_MODULES: Final[tuple[ModuleType, ...]] = (ops,)
+ROUTE_MODULES: Final[tuple[ModuleType, ...]] = (ops, api, portal)
 
 
 def build_app(deps: HttpDeps, modules: Sequence[ModuleType] | None = None) -> Starlette:
@@ -31,6 +35,15 @@ def build_app(deps: HttpDeps, modules: Sequence[ModuleType] | None = None) -> St
         routes=routes,
         middleware=[Middleware(RequestLimits, config=deps.config)],
         exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=_tasks,
     )
     app.state.deps = deps
     return app
+
+
+@contextlib.asynccontextmanager
+async def _tasks(app: Starlette) -> AsyncIterator[None]:
+    async with trio.open_nursery() as nursery:
+        app.state.tasks = nursery
+        yield
+        nursery.cancel_scope.cancel()

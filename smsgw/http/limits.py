@@ -9,6 +9,7 @@ exception handling answers it (a `Problem`, so problem+json on every path).
 from __future__ import annotations
 
 import logging
+from typing import Final
 
 import trio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,6 +18,8 @@ from smsgw.config import ConfigHolder
 from smsgw.http.problems import Problem, problem_response
 
 log = logging.getLogger(__name__)
+
+UPLOAD_PREFIX: Final = "/upload/"
 
 
 class RequestLimits:
@@ -29,7 +32,8 @@ class RequestLimits:
             await self._app(scope, receive, send)
             return
         http = self._config.current.http
-        limit = http.max_body_bytes
+        # The portal's uploads (a list of numbers as a workbook) are larger than any API request.
+        limit = http.portal_max_upload_bytes if scope["path"].startswith(UPLOAD_PREFIX) else http.max_body_bytes
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if not value.isdigit():

@@ -97,6 +97,7 @@ class ModemDriver:
         self._end: _SessionEnd | None = None
         self._sending = 0
         self._reached_ready = False
+        self._reset_wanted = False
         self.failures_in_a_row = 0  # temporary send failures since the last success: the pool prefers others
         self._info = ModemInfo()
         self._counts = ModemCounts()
@@ -298,6 +299,9 @@ class ModemDriver:
                 await trio.sleep(delay)
                 delay = min(delay * 2, self.config.reopen_delay_max_s)
                 continue
+            if self._reset_wanted:
+                self._reset_wanted = False
+                stage = _Stage.RESET  # AT+CFUN=1,1 now, then a start-up as after any reset
             if stage is _Stage.RESET:
                 await self._session(stream, reset=True)
                 await trio.sleep(self.config.reset_settle_s)
@@ -307,6 +311,9 @@ class ModemDriver:
             end = await self._session(stream, reset=False)
             self._last_error = f"{end.kind}: {end.reason}"
             log.warning("modem session ended modem=%s kind=%s reason=%s", self.name, end.kind, end.reason)
+            if self._reset_wanted:
+                self._set_state(ModemState.CLOSED)
+                continue  # re-open at once for the reset
             if end.kind == "fatal":
                 self._set_state(ModemState.DOWN)
                 log.error("modem down until an operator acts modem=%s reason=%s", self.name, end.reason)
@@ -322,6 +329,13 @@ class ModemDriver:
             if end.kind != "restarted":
                 await trio.sleep(delay)
                 delay = min(delay * 2, self.config.reopen_delay_max_s)
+
+    def reset(self) -> None:
+        """An operator's reset: end the session now and power-cycle the modem (AT+CFUN=1,1) at the next open, as
+        for a modem that hung twice. A modem between sessions is reset when its port next opens."""
+        log.warning("modem reset requested by an operator modem=%s", self.name)
+        self._reset_wanted = True
+        self._fail("restarted", "reset by an operator")
 
     async def _open_serial(self) -> trio.abc.Stream:
         return open_serial(self.config.port, self.config.baudrate, self.config.rtscts)

@@ -161,6 +161,14 @@ class ModemPool:
                 best, best_key = driver, key
         return best
 
+    def reset(self, name: str) -> bool:
+        """Reset modem `name` (`ModemDriver.reset`); False when the pool has no such modem."""
+        driver = next((d for d in self._drivers if d.name == name), None)
+        if driver is None:
+            return False
+        driver.reset()
+        return True
+
     def status(self) -> tuple[ModemStatus, ...]:
         """A snapshot of every modem (state, signal, operator, counters) for `smsgw modems` and logs."""
         return tuple(driver.status() for driver in self._drivers)

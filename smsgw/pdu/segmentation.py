@@ -300,8 +300,10 @@ def _split_text(
     reference: int,
     reference_bits: int,
     first_part_reserve: int,
+    encoded: bytes | None = None,
 ) -> SegmentedText:
-    whole = encode_text(text, encoding, tables)  # raises PduError naming a character the encoding lacks
+    # `encode_text` raises PduError naming a character the encoding lacks.
+    whole = encoded if encoded is not None else encode_text(text, encoding, tables)
     # The default tables announce nothing: most texts skip building the (empty) shift elements.
     elements = udh_elements if tables is DEFAULT_TABLES else udh_elements + national_language_elements(tables)
     plan = _plan(encoding, elements, reference_bits, first_part_reserve)
@@ -342,6 +344,7 @@ def segment_text(
     first_part_reserve: int = 0,
     udh_elements: tuple[Element, ...] = (),
     national_languages: tuple[NationalLanguage, ...] = (),
+    encoded: bytes | None = None,
 ) -> SegmentedText:
     """Split `text` into parts in `encoding`; when None, GSM 7-bit if every character fits, else UCS-2.
 
@@ -350,6 +353,8 @@ def segment_text(
     With `national_languages` (a route whose handsets read TS 23.038 national tables), GSM 7-bit text may use
     their shift tables, announced in every part's header, when that takes fewer segments; so may text the default
     alphabet cannot carry, which would otherwise go as UCS-2.
+    `encoded` is `text` already in `encoding` (default tables), as a submission carried it: cut as it is, not
+    encoded again (its caller vouches that encoding `text` gives these bytes).
     PduError when the text does not fit the encoding, TooManySegments beyond `max_segments`.
     """
     _check_options(max_segments, reference, reference_bits, first_part_reserve)
@@ -358,7 +363,8 @@ def segment_text(
     candidates = _candidates(text, encoding, national_languages)
     if len(candidates) == 1:
         ((chosen, tables),) = candidates
-        best = _split_text(text, chosen, tables, udh_elements, reference, reference_bits, first_part_reserve)
+        whole = encoded if chosen is encoding and tables is DEFAULT_TABLES else None
+        best = _split_text(text, chosen, tables, udh_elements, reference, reference_bits, first_part_reserve, whole)
     else:
         options = [
             _split_text(text, chosen, tables, udh_elements, reference, reference_bits, first_part_reserve)

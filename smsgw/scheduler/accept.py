@@ -11,13 +11,16 @@ accepting transaction so no rule change lands between check and store); a notice
 given, free, without receipt or recipient rules; a resend takes a stored message's segments and sender as they
 are and routes, prices and checks its recipient again.
 
-`prepare` builds (sans-IO but for the clock), `commit` stores in one durable commit; `accept` does both. A
+`prepare` builds (sans-IO but for the clock), `commit` stores in one durable commit and says which messages were
+paid, `results` turns that into the values above; `accept` does all three. A caller answering in its own terms
+(the SMPP adapter) reads the message ids from `Prepared` instead. A
 submission with several destinations (SMPP submit_multi) shares one message_id, each destination its `dest_index`;
 a caller wanting an id per destination (the HTTP API) passes one submission per destination, sharing the values.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import random
@@ -28,12 +31,19 @@ from typing import Final, NamedTuple
 from smsgw.config import AccountConfig, Config, ConfigHolder, MessageConfig, RouteConfig, holding
 from smsgw.numbers import InvalidNumber, normalise_number
 from smsgw.pdu.constants import Npi, Ton
-from smsgw.pdu.segmentation import SarInfo, TooManySegments
-from smsgw.pdu.text import choose_encoding
+from smsgw.pdu.segmentation import MAX_SEGMENTS_LIMIT, SarInfo, TooManySegments
+from smsgw.pdu.text import Encoding, choose_encoding, units
 from smsgw.scheduler.content import Content, Decoded, build_segments, decode_content
 from smsgw.scheduler.ids import MessageIdGenerator
 from smsgw.scheduler.model import Address, InsufficientBalance, NewMessage, NewSegment, Refused
-from smsgw.scheduler.policy import KeywordRules, MessagePolicy, PolicyError, resolve_sender
+from smsgw.scheduler.policy import (
+    ContentRules,
+    KeywordRules,
+    MessagePolicy,
+    PolicyError,
+    prepare_text,
+    resolve_sender,
+)
 from smsgw.scheduler.routing import NoRoute, find_route, segment_price_micro
 from smsgw.scheduler.states import State
 from smsgw.scheduler.store import MessageStore
@@ -42,7 +52,8 @@ from smsgw.scheduler.timing import WallClock, Window, delivery_window
 log = logging.getLogger(__name__)
 
 RECEIPT_WANTED: Final = 1  # `Options.registered_delivery`: a receipt of the final state (SMPP 3.4 5.2.17)
-_INSUFFICIENT_BALANCE: Final = "insufficient balance"
+# What a destination the balance could not cover is refused with (its submission then stores nothing).
+INSUFFICIENT_BALANCE: Final = "insufficient balance"
 _INSUFFICIENT_BALANCE_STATUS: Final = InsufficientBalance.command_status
 _ACCEPTED: Final = State.ACCEPTED
 _SCHEDULED: Final = State.SCHEDULED
@@ -101,7 +112,7 @@ class Options(NamedTuple):
     service_type: str = ""  # SMPP's; also what makes a submission promotional (`promotional_service_types`)
     registered_delivery: int = 0  # RECEIPT_WANTED, or SMPP's full field
     flash: bool = False  # for `Text` (`Encoded` says it with its data_coding's message class)
-    # The HTTP API's. Not stored yet: the HTTP issue adds their columns and persists them from here.
+    # The HTTP API's: `client_ref` is stored with the message and returned with it.
     client_ref: str = ""
     dlr_url: str = ""
 
@@ -131,8 +142,30 @@ class Rejected(NamedTuple):
 Result = Accepted | Rejected
 
 
+class Preview(NamedTuple):
+    """What a text costs as the accept path would send it now (the API's segment count, the portal's live
+    counter): the text with the route's signature, suffix and unsubscribe statement as they would be added, its
+    length in the units SMS limits count (GSM septets, an extension character 2; UTF-16 units for UCS-2), the
+    encoding, segments (also beyond the route's maximum, so a text over it says by how much) and the charge per
+    recipient. `refused` says why the accept path would refuse it (too many segments, blocked content), else ''."""
+
+    text: str
+    characters: int
+    encoding: Encoding
+    segments: int
+    max_segments: int
+    charge_micro: int
+    refused: str
+
+    @property
+    def fits(self) -> bool:
+        return not self.refused
+
+
 class Prepared(NamedTuple):
-    """Built and not yet stored: per submission and destination, the message to store or its refusal."""
+    """Built and not yet stored: per submission and destination, the message to store or its refusal. A caller
+    that answers in its own terms (the SMPP adapter) reads the message ids here and the paid flags from `commit`,
+    without a `Result` per message."""
 
     submissions: Sequence[Submission]
     built: list[list[NewMessage | Rejected]]
@@ -157,7 +190,8 @@ class AcceptPath:
     ) -> list[list[Result]]:
         """Per submission, one result per destination, in order; all accepted ones in one durable commit.
         StoreUnavailable when the store could not write (nothing is accepted then)."""
-        return await self.commit(self.prepare(account, submissions, origin))
+        prepared = self.prepare(account, submissions, origin)
+        return results(prepared, await self.commit(prepared))
 
     def prepare(self, account: str, submissions: Sequence[Submission], origin: Origin = Origin.CUSTOMER) -> Prepared:
         batch = self._batch(account)
@@ -174,23 +208,10 @@ class AcceptPath:
             built.append(outcomes)
         return Prepared(submissions, built, messages)
 
-    async def commit(self, prepared: Prepared) -> list[list[Result]]:
-        stored = iter(await self._store.accept(prepared.messages) if prepared.messages else ())
-        results: list[list[Result]] = []
-        for submission, outcomes in zip(prepared.submissions, prepared.built):
-            accepted: list[Result] = []
-            for destination, m in zip(submission.destinations, outcomes):
-                if isinstance(m, Rejected):
-                    accepted.append(m)
-                elif not next(stored):
-                    accepted.append(Rejected(destination, _INSUFFICIENT_BALANCE_STATUS, _INSUFFICIENT_BALANCE))
-                else:
-                    state = _SCHEDULED if m.start_ms > m.submitted_ms else _ACCEPTED
-                    segments = len(m.segments)
-                    accepted.append(Accepted(destination, m.message_id, segments, m.price_per_segment_micro * segments,
-                                             state))
-            results.append(accepted)
-        return results
+    async def commit(self, prepared: Prepared) -> Sequence[bool]:
+        """Stores `prepared.messages` in one durable commit: whether each was paid (one that was not is refused,
+        `INSUFFICIENT_BALANCE`). StoreUnavailable when the store could not write (nothing is accepted then)."""
+        return await self._store.accept(prepared.messages) if prepared.messages else ()
 
     def replacement(self, account: str, number: str, sender: str, content: Encoded) -> tuple[Content, int]:
         """replace_sm's new content for a stored message to `number` from `sender`, by the rules a submission's
@@ -202,8 +223,43 @@ class AcceptPath:
         _, _, built = batch.apply_rules(route, decoded, sender, "", text_only=False)
         return built, segment_price_micro(route, number)
 
+    def preview(self, account: str, text: str, number: str = "", *, promotional: bool = False) -> Preview:
+        """The content rules `accept` applies to a `Text` for `account`, to a recipient `number` (international
+        digits; '' for the route of numbers without a longer prefix, else the first route), without storing
+        anything. NoRoute when no route takes the number."""
+        batch = self._batch(account)
+        try:
+            route = find_route(batch.routes, number)
+        except NoRoute:
+            if number or not batch.routes:
+                raise
+            route = batch.routes[0]
+        price = segment_price_micro(route, number)
+        promotional = promotional or batch.is_promotional("")
+        decoded = Decoded(b"", text, choose_encoding(text), False, None)
+        try:
+            built = batch.content(route, decoded, promotional=promotional, text_only=True)
+        except TooManySegments as exc:
+            # Counted by the same rules without the route's maximum, so the counter says how far over it is.
+            unlimited = dataclasses.replace(ContentRules.from_route(route), max_segments=MAX_SEGMENTS_LIMIT)
+            over = prepare_text(text, unlimited, promotional=promotional, keywords=self._holder.derived(
+                MessagePolicy).keywords(route))
+            return Preview(over.text, units(over.text, over.encoding), over.encoding, over.segments,
+                           route.max_segments, price * over.segments, str(exc))
+        except (PolicyError, Refused) as exc:
+            encoding = choose_encoding(text)
+            return Preview(text, units(text, encoding), encoding, 0, route.max_segments, 0, str(exc))
+        encoding = Encoding(built.segments[0].data_coding)
+        segments = len(built.segments)
+        return Preview(built.text, units(built.text, encoding), encoding, segments, route.max_segments,
+                       price * segments, "")
+
     def account(self, account: str) -> AccountConfig:
         return account_settings(self._holder, account)
+
+    def now_ms(self) -> int:
+        """The wall clock the accept path stamps messages with (MockClock-driven in tests)."""
+        return self._clock.now_ms()
 
     def window(self, timing: Timing, now_ms: int) -> Window:
         """The delivery window `timing` gives at `now_ms` (replace_sm's new one); Refused as at submit."""
@@ -219,6 +275,27 @@ class AcceptPath:
             self._holder.derived(MessagePolicy), self.account(account), config.routes, config.messages,
             self._clock.now_ms(), self._rng.randrange(256),
         )
+
+
+def results(prepared: Prepared, paid: Sequence[bool]) -> list[list[Result]]:
+    """Per submission, one result per destination, in order, once `commit` said which messages were `paid`."""
+    stored = iter(paid)
+    built: list[list[Result]] = []
+    for submission, outcomes in zip(prepared.submissions, prepared.built):
+        accepted: list[Result] = []
+        for destination, m in zip(submission.destinations, outcomes):
+            if type(m) is Rejected:
+                accepted.append(m)
+            elif not next(stored):
+                accepted.append(Rejected(destination, _INSUFFICIENT_BALANCE_STATUS, INSUFFICIENT_BALANCE))
+            else:
+                assert type(m) is NewMessage
+                state = _SCHEDULED if m.start_ms > m.submitted_ms else _ACCEPTED
+                segments = len(m.segments)
+                accepted.append(Accepted(destination, m.message_id, segments, m.price_per_segment_micro * segments,
+                                         state))
+        built.append(accepted)
+    return built
 
 
 def _build(
@@ -292,6 +369,7 @@ def _build(
         resends,
         origin is not _NOTICE,  # check_recipient: in the store's accepting transaction
         promotional,
+        options.client_ref,
     )
 
 
@@ -372,6 +450,12 @@ class _Batch:
         rules (a signature may need UCS-2), where an ESME's data_coding chose it already."""
         sender = self.sender(route, source_addr)
         promotional = self.is_promotional(service_type)
+        content = self.content(route, decoded, promotional=promotional, text_only=text_only)
+        return sender, promotional, content
+
+    def content(self, route: RouteConfig, decoded: Decoded, *, promotional: bool, text_only: bool) -> Content:
+        """The content rules alone (blocked content, signature, suffix, segments): `apply_rules` without the
+        sender, for a text being counted before it has one (`AcceptPath.preview`)."""
         reference = self.reference()
         keywords = self._keywords.get(route.name)
         if keywords is None:
@@ -381,9 +465,9 @@ class _Batch:
             decoded.text,
             esme_parts=decoded.esme_parts,
             encoding=None if decoded.text is None or text_only else decoded.encoding,
+            encoded=decoded.encoded,
             promotional=promotional,
             keywords=keywords,
             reference=reference,
         )
-        content = build_segments(decoded, prepared, max_segments=route.max_segments, reference=reference)
-        return sender, promotional, content
+        return build_segments(decoded, prepared, max_segments=route.max_segments, reference=reference)

@@ -9,7 +9,7 @@ ends without having been sent (policy rejection, expiry before sending, cancella
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Final, NamedTuple
 
 from smsgw.scheduler.model import InsufficientBalance, NewMessage
@@ -60,12 +60,19 @@ def charge_request(balances: dict[str, int], request: Sequence[NewMessage], ledg
     return paid
 
 
-def keeps_unpaid(paid: Sequence[bool], message: NewMessage) -> bool:
-    """Whether an unpaid `message` of a submission whose messages were `paid` is kept (REJECTED, err 800,
-    uncharged, without a receipt) for `smsgw resend`. A submission refused whole stores nothing (DESIGN.md); in
-    one that is acknowledged, the destination the balance could not cover belongs to it. A resend's own unpaid
-    copy is not kept twice: the original still waits."""
-    return any(paid) and message.resends is None
+def acknowledged(request: Sequence[NewMessage], paid: Sequence[bool]) -> set[str]:
+    """The message_ids of the submissions in `request` (as `charge_request` paid them) that are acknowledged: those
+    with a paid destination. A submission is the messages sharing a message_id, so a request of several
+    submissions (an SMPP read's submit_sm, one `AcceptPath.accept` call) acknowledges each on its own."""
+    return {message.message_id for message, is_paid in zip(request, paid) if is_paid}
+
+
+def keeps_unpaid(acknowledged: Collection[str], message: NewMessage) -> bool:
+    """Whether an unpaid `message` is kept (REJECTED, err 800, uncharged, without a receipt) for `smsgw resend`:
+    only when its submission is `acknowledged`. A submission refused whole stores nothing (DESIGN.md), even when
+    another one of the same request was paid; in one that is acknowledged, the destination the balance could not
+    cover belongs to it. A resend's own unpaid copy is not kept twice: the original still waits."""
+    return message.message_id in acknowledged and message.resends is None
 
 
 class Refund(NamedTuple):

@@ -13,6 +13,7 @@ from typing import Final, NamedTuple
 
 from smsgw.pdu.constants import CommandStatus, EsmClass
 from smsgw.pdu.errors import PduError
+from smsgw.pdu.gsm7 import ESCAPE
 from smsgw.pdu.segmentation import (
     MAX_USER_DATA_OCTETS,
     SarInfo,
@@ -36,6 +37,7 @@ from smsgw.scheduler.policy import PreparedText
 
 _MODEM_ENCODINGS: Final = frozenset({Encoding.GSM7, Encoding.BINARY, Encoding.UCS2})
 _UDHI: Final = int(EsmClass.UDHI)  # an int mask: IntFlag's `&` builds a flag value per call
+_ESCAPE: Final = bytes((ESCAPE,))
 
 
 class Content(NamedTuple):  # NamedTuples here: built for every submission (see model.py)
@@ -56,6 +58,9 @@ class Decoded(NamedTuple):
     # How many parts the message of an ESME-split part reaches the handset in (its concatenation total, 1 without
     # one): what the route's segment limit counts. 0 when the gateway splits.
     esme_parts: int = 0
+    # `text` in `encoding` when the payload is exactly that (GSM 7-bit without escapes, UCS-2): the split cuts
+    # these bytes instead of encoding the text it was decoded from again. None: encode `text` when needed.
+    encoded: bytes | None = None
 
 
 def decode_content(payload: bytes, *, data_coding: int, esm_class: int, sar: SarInfo | None) -> Decoded:
@@ -72,8 +77,13 @@ def decode_content(payload: bytes, *, data_coding: int, esm_class: int, sar: Sar
             return Decoded(payload, text, scheme.encoding, flash, part, total)
         if scheme.encoding is Encoding.BINARY:
             return Decoded(payload, None, Encoding.BINARY, flash, None)
-        text = decode_as(payload, scheme.encoding)
-        encoding = scheme.encoding if scheme.encoding in _MODEM_ENCODINGS else choose_encoding(text)
+        encoding: Encoding = scheme.encoding
+        text = decode_as(payload, encoding)
+        if encoding is Encoding.UCS2 or (encoding is Encoding.GSM7 and _ESCAPE not in payload):
+            # Decoding these is one-to-one, so encoding the text again gives the payload back (property-tested).
+            return Decoded(payload, text, encoding, flash, None, encoded=payload)
+        if encoding not in _MODEM_ENCODINGS:
+            encoding = choose_encoding(text)
         return Decoded(payload, text, encoding, flash, None)
     except PduError as exc:
         raise Refused(str(exc), command_status=exc.command_status) from None

@@ -239,6 +239,22 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         WHERE segment IS NULL;
     CREATE INDEX upstream_receipts_received ON upstream_receipts (received_at);
     """,
+    # The HTTP API: a message's `client_ref` (the caller's own reference, returned with it), the account's MO read
+    # as an inbox page by page, and API keys (only the SHA-256 of the key is kept; the key is shown once).
+    """
+    ALTER TABLE messages ADD COLUMN client_ref TEXT NOT NULL DEFAULT '';
+    CREATE INDEX mo_messages_account ON mo_messages (account, id) WHERE account IS NOT NULL;
+
+    CREATE TABLE api_keys (
+        id INTEGER PRIMARY KEY,
+        account TEXT NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        key_hash TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        last_used_at INTEGER
+    );
+    CREATE INDEX api_keys_account ON api_keys (account, id);
+    """,
 )
 
 

@@ -81,6 +81,7 @@ class NewMessage:
     # rule's err code. False for the gateway's own notices and for messages checked already (`smsgw resend`).
     check_recipient: bool = False
     promotional: bool = False
+    client_ref: str = ""  # the HTTP caller's own reference, stored and returned with the message
 
     @property
     def charge_micro(self) -> int:
@@ -223,6 +224,7 @@ class StoredMessage:
     esm_class: int
     start_ms: int
     expires_ms: int
+    client_ref: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +259,46 @@ class HistoryRow(NamedTuple):
     segment_count: int
     charged_micro: int
     text: str
+
+
+class ListedMessage(NamedTuple):
+    """One stored destination as the HTTP API lists it: the export's row, and what the API adds to it."""
+
+    history: HistoryRow
+    start_ms: int
+    client_ref: str
+    key: tuple[int, int]  # (submitted_ms, row id): the page's position, so the next page starts after it
+
+
+class MessageFilter(NamedTuple):
+    """Which of an account's messages a listing returns: submitted in [from_ms, to_ms), in `state`, to `number`."""
+
+    from_ms: int
+    to_ms: int
+    state: State | None = None
+    number: str | None = None  # normalised international digits, as stored
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEntry:
+    """An MO routed to an account, as its HTTP inbox lists it."""
+
+    mo_id: int
+    originator: str
+    recipient: str  # the modem's MSISDN the handset sent to
+    text: str
+    received_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key as the store keeps it: never the key itself, only its hash."""
+
+    key_id: int
+    account: str
+    name: str
+    created_ms: int
+    last_used_ms: int | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -335,6 +335,7 @@ def prepare_text(
     keywords: KeywordRules = NO_KEYWORDS,
     encoding: Encoding | None = None,
     reference: int = 0,
+    encoded: bytes | None = None,
 ) -> PreparedText:
     """Apply a route's content rules to a message text.
 
@@ -343,14 +344,21 @@ def prepare_text(
     (TooManySegments, 0x406 / err 806), then the unsubscribe statement (promotional messages) and the suffix,
     each only when it fits in the last segment without adding one. `encoding` is the one the message must be
     sent in (from its data_coding); None chooses GSM 7-bit when everything fits it, else UCS-2. The parts of a
-    split message carry the concatenation `reference`.
+    split message carry the concatenation `reference`. `encoded` is `text` in `encoding` as the submission carried
+    it: split as it is while the rules leave the text and its alphabet unchanged, not encoded again.
     """
-    if rules.line_breaks is LineBreaks.LF:
+    if rules.line_breaks is LineBreaks.LF and "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
+        encoded = None
     blocked = keywords.find(text)
     if blocked is not None:
         raise BlockedContent(f"blocked content {blocked!r}")
-    chosen = _encoding_for(rules.signature + text, encoding)
+    if encoded is not None and encoding is not None and not rules.signature:
+        chosen = encoding  # the text was decoded from it: it fits
+    else:
+        chosen = _encoding_for(rules.signature + text, encoding)
+        if chosen is not encoding or not rules.signature_added_upstream:
+            encoded = None  # the text goes out in another alphabet, or with the signature in it
     if rules.signature_added_upstream:
         reserve = units(rules.signature, chosen)
         base = text
@@ -359,7 +367,7 @@ def prepare_text(
         base = rules.signature + text
     # The one segmentation of the message, unless a suffix or statement is appended below; TooManySegments beyond
     # the route's maximum.
-    split = _split(base, chosen, reserve, rules.max_segments, reference)
+    split = _split(base, chosen, reserve, rules.max_segments, reference, encoded)
     segments = len(split.parts)
     statement = rules.unsubscribe_statement if promotional else ""
     if not (statement or rules.suffix):
@@ -397,10 +405,12 @@ def check_esme_parts(total: int, route: RouteConfig) -> None:
 
 
 def _split(
-    text: str, encoding: Encoding, first_part_reserve: int, max_segments: int, reference: int
+    text: str, encoding: Encoding, first_part_reserve: int, max_segments: int, reference: int,
+    encoded: bytes | None = None,
 ) -> SegmentedText:
     return segment_text(
-        text, encoding=encoding, max_segments=max_segments, reference=reference, first_part_reserve=first_part_reserve
+        text, encoding=encoding, max_segments=max_segments, reference=reference, first_part_reserve=first_part_reserve,
+        encoded=encoded,
     )
 
 
@@ -550,6 +560,13 @@ def iter_dnc_cells(cells: Iterable[tuple[int, str]], default_country_code: str =
 
 
 def _dnc_cells(cells: Iterable[tuple[int, str]], default_country_code: str) -> Iterator[str | InvalidLine]:
+    return (item for _, item in numbered_cells(cells, default_country_code))
+
+
+def numbered_cells(
+    cells: Iterable[tuple[int, str]], default_country_code: str = ""
+) -> Iterator[tuple[int, str | InvalidLine]]:
+    """As `iter_dnc_cells`, each number with its line (the portal reports repeated and refused numbers by line)."""
     for line, cell in cells:
         raw = cell.strip()
         if not raw or raw.startswith("#"):
@@ -557,9 +574,9 @@ def _dnc_cells(cells: Iterable[tuple[int, str]], default_country_code: str) -> I
         if line == 1 and not any(char.isdigit() for char in raw):
             continue
         try:
-            yield normalise_number(raw, default_country_code)
+            yield line, normalise_number(raw, default_country_code)
         except InvalidNumber as exc:
-            yield InvalidLine(line, raw, exc.reason)
+            yield line, InvalidLine(line, raw, exc.reason)
 
 
 # --- the accept path -------------------------------------------------------------------------------------------
@@ -598,13 +615,14 @@ class MessagePolicy:
         promotional: bool,
         keywords: KeywordRules,
         reference: int = 0,
+        encoded: bytes | None = None,
     ) -> PreparedText | None:
         """The route's content rules for a submission's text (after `resolve_sender` and `is_promotional`):
         BlockedContent (0x402) or TooManySegments (0x406). A part the ESME split (`esme_parts`, the total its
         message has) is checked against the route's segment limit (`check_esme_parts`) and its blocked keywords,
         and then sent as it came: None. None for binary data (`text` None) too; a text the gateway splits
         (`esme_parts` 0) is split here, its parts carrying the concatenation `reference`. `keywords` are the
-        route's as `keywords` read them."""
+        route's as `keywords` read them; `encoded` as for `prepare_text`."""
         if esme_parts:
             check_esme_parts(esme_parts, route)
             blocked = None if text is None else keywords.find(text)
@@ -620,6 +638,7 @@ class MessagePolicy:
             keywords=keywords,
             encoding=encoding,
             reference=reference,
+            encoded=encoded,
         )
 
     def is_opt_out(self, text: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Final
 
 from smsgw.numbers import InvalidNumber, normalise_number
 from smsgw.pdu.constants import CommandStatus, Ton
@@ -18,7 +19,19 @@ from smsgw.pdu.segmentation import SarInfo, TooManySegments
 from smsgw.pdu.smpp import CancelSm, DataSm, ReplaceSm, SmeAddress, SubmitMulti, SubmitSm
 from smsgw.pdu.smpp_time import parse_smpp_time
 from smsgw.pdu.tlv import Tlvs
-from smsgw.scheduler.accept import AcceptPath, Accepted, Encoded, Options, Rejected, Result, Submission, Timing
+from smsgw.scheduler.accept import (
+    INSUFFICIENT_BALANCE,
+    AcceptPath,
+    Accepted,
+    Encoded,
+    Options,
+    Prepared,
+    Rejected,
+    Result,
+    Submission,
+    Timing,
+    results,
+)
 from smsgw.scheduler.ids import normalize_message_id
 from smsgw.scheduler.model import Address, InsufficientBalance, NotCancellable, Refused, StoreUnavailable
 from smsgw.scheduler.outbox import Outbox
@@ -36,6 +49,8 @@ from smsgw.smpp_server.backend import (
 )
 
 log = logging.getLogger(__name__)
+
+_INSUFFICIENT_BALANCE_STATUS: Final = InsufficientBalance.command_status
 
 
 class SmppIntake:
@@ -68,15 +83,22 @@ class SmppIntake:
                 submissions.append(shared.submission(pdu, (_destination(pdu),)))
             except Refused as exc:
                 refused.append((index, BackendError(str(exc), command_status=exc.command_status)))
-        answers: list[str | BackendError] = [
-            outcome.message_id if isinstance(outcome, Accepted)
-            else BackendError(outcome.reason, command_status=outcome.command_status)
-            for (outcome,) in await self._submit(account, submissions)
-        ]
+        # Answered from the prepared messages and the paid flags: no `Result` per message on this hot path.
+        answers: list[str | BackendError] = []
+        if submissions:
+            prepared = self._accept.prepare(account, submissions)
+            paid = iter(await self._commit(prepared))
+            for (outcome,) in prepared.built:
+                if isinstance(outcome, Rejected):
+                    answers.append(BackendError(outcome.reason, command_status=outcome.command_status))
+                elif next(paid):
+                    answers.append(outcome.message_id)
+                else:
+                    answers.append(BackendError(INSUFFICIENT_BALANCE, command_status=_INSUFFICIENT_BALANCE_STATUS))
         for index, error in refused:
             answers.insert(index, error)
         log.info("accepted account=%s submissions=%d refused=%d", account, len(pdus),
-                 sum(isinstance(r, BackendError) for r in answers))
+                 len(pdus) - sum(type(answer) is str for answer in answers))
         return answers
 
     async def submit_multi(self, account: str, pdu: SubmitMulti) -> MultiResult:
@@ -108,10 +130,12 @@ class SmppIntake:
         return MultiResult(message_id, tuple(refused))
 
     async def _submit(self, account: str, submissions: Sequence[Submission]) -> list[list[Result]]:
-        if not submissions:
-            return []
+        prepared = self._accept.prepare(account, submissions)
+        return results(prepared, await self._commit(prepared))
+
+    async def _commit(self, prepared: Prepared) -> Sequence[bool]:
         try:
-            return await self._accept.accept(account, submissions)
+            return await self._accept.commit(prepared)
         except StoreUnavailable as exc:
             log.error("store refused a submission error=%s", exc)
             raise BackendError("store unavailable", command_status=CommandStatus.ESME_RSYSERR) from None

@@ -1,7 +1,7 @@
 """The SQLite message store: one file in WAL mode, one group-commit writer, a separate reader connection.
 
 `SqliteStore` implements `store.MessageStore`; its jobs are in `smsgw.scheduler.sqlite` (accepting, the
-dispatcher's side, ESME operations on messages, ledger, MO and outbox, callbacks, retention), over the transaction
+dispatcher's side, ESME operations on messages, ledger, MO and outbox, callbacks, retention, the HTTP API's pages and keys), over the transaction
 steps of `sqlite.base`. The rules it applies are pure modules: `billing` (charges, err 800, refunds), `outcomes`
 (which receipt follows a change), `outbox_codec`. Only `store.open_store` and tests that test SQLite itself import
 this module.
@@ -30,6 +30,7 @@ import trio
 from smsgw.config import StoreConfig
 from smsgw.scheduler.policy_store import SqlitePolicyFacts
 from smsgw.scheduler.sqlite.accepting import Accepting
+from smsgw.scheduler.sqlite.api import Api
 from smsgw.scheduler.sqlite.base import connect
 from smsgw.scheduler.sqlite.callbacks import Callbacks
 from smsgw.scheduler.sqlite.dispatch import Dispatch
@@ -43,7 +44,7 @@ from smsgw.scheduler.sqlite.upstreams import Upstreams
 __all__ = ["SqliteStore", "open_store"]
 
 
-class SqliteStore(Accepting, Dispatch, Upstreams, Messages, Ledger, Outbox, Callbacks, Retention, Stats):
+class SqliteStore(Accepting, Dispatch, Upstreams, Messages, Ledger, Outbox, Callbacks, Retention, Stats, Api):
     """Use `async with open_store(path, config) as store:`, which runs migrations and the writer task."""
 
 

@@ -21,12 +21,16 @@ from smsgw.config import StoreConfig
 from smsgw.modem.seams import IncomingSms, Sent, StatusReport
 from smsgw.scheduler.callback import CallbackStore
 from smsgw.scheduler.model import (
+    ApiKey,
     CallbackRow,
     Handoff,
     HistoryRow,
+    InboxEntry,
     InsufficientBalance,
     LastSent,
     LedgerEntry,
+    ListedMessage,
+    MessageFilter,
     NewMessage,
     NewSegment,
     NotCancellable,
@@ -174,6 +178,28 @@ class MessageStore(CallbackStore, Protocol):
     async def queue_counts(self, now_ms: int) -> QueueCounts:
         """The open work now (/metrics), read through the indexes of open work only."""
         ...
+
+    # The HTTP API's reads and its keys.
+    async def list_messages(
+        self, account: str, where: MessageFilter, after: tuple[int, int] | None, limit: int
+    ) -> list[ListedMessage]:
+        """The account's messages matching `where`, oldest first: the `limit` after the `ListedMessage.key`
+        `after` (keyset pagination through an index, never OFFSET)."""
+        ...
+
+    async def inbox(self, account: str, after: int, limit: int) -> list[InboxEntry]:
+        """MO routed to `account` with ids above `after`, oldest first."""
+        ...
+
+    async def api_key_add(self, account: str, name: str, key_hash: str, now_ms: int) -> int: ...
+
+    async def api_keys(self, account: str | None) -> list[ApiKey]: ...
+
+    async def api_key_revoke(self, key_id: int, now_ms: int) -> ApiKey | None: ...
+
+    async def api_key_find(self, key_hash: str) -> ApiKey | None: ...
+
+    async def api_key_used(self, key_id: int, now_ms: int) -> None: ...
 
 
 def open_store(config: StoreConfig) -> AbstractAsyncContextManager[MessageStore]:

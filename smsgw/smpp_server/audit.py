@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import deque
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import IO
+from typing import IO, Final
 
 log = logging.getLogger("smsgw.audit")
+
+# The latest records kept in memory for the portal's operator page (the file, when configured, keeps them all).
+RECENT_RECORDS: Final = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +33,7 @@ class AuditRecord:
 class AuditLog:
     def __init__(self, path: str | None = None) -> None:
         self._file: IO[str] | None = None if path is None else open(path, "a", encoding="utf-8")  # noqa: SIM115
+        self._recent: deque[AuditRecord] = deque(maxlen=RECENT_RECORDS)
 
     def record(
         self,
@@ -58,9 +63,14 @@ class AuditLog:
             outcome,
             command_status,
         )
+        self._recent.append(entry)
         if self._file is not None:
             self._file.write(json.dumps(asdict(entry)) + "\n")
             self._file.flush()
+
+    def recent(self) -> tuple[AuditRecord, ...]:
+        """The latest records, newest first."""
+        return tuple(reversed(self._recent))
 
     def close(self) -> None:
         if self._file is not None:

@@ -7,17 +7,22 @@ The rules themselves are `BindGuard`'s and `Accounts`'; this is only their order
 
 from __future__ import annotations
 
+import functools
+import secrets
 from typing import Final
 
 import trio
 
-from smsgw.config import AccountConfig, ConfigHolder
+from smsgw.config import AccountConfig, ConfigHolder, OperatorConfig
 from smsgw.pdu.constants import CommandId, CommandStatus
+from smsgw.passwords import hash_password, verify_password
 from smsgw.smpp_server.accounts import Accounts, BindGuard, BindRefused, accounts_of
 
 # `BindRefused.reason` of the refusals that are not a failed attempt (fronts answer them differently).
 LOCKED_OUT: Final = "source locked out"
 CHECK_BUSY: Final = "password check busy"
+# The guard counts failures per name; an operator's name is kept apart from an account's system_id by this prefix.
+OPERATOR_PREFIX: Final = "operator:"
 
 
 class Login:
@@ -72,3 +77,32 @@ class Login:
                 guard.finish_check(address)
         guard.record_success(address, system_id)
         return account
+
+    async def authenticate_operator(self, name: str, password: str, address: str) -> OperatorConfig:
+        """An `[[operators]]` login (the portal's operator pages), under the same guard as the accounts: failures
+        from an address count towards its lockout whichever kind of login they tried. BindRefused as above."""
+        guard = self.guard
+        key = OPERATOR_PREFIX + name
+        now = trio.current_time()
+        if guard.is_locked_out(address, key, now):
+            raise BindRefused(LOCKED_OUT, command_status=CommandStatus.ESME_RBINDFAIL)
+        operator = next((o for o in self._holder.current.operators if o.name == name), None)
+        if not guard.start_check(address):
+            raise BindRefused(CHECK_BUSY, command_status=CommandStatus.ESME_RBINDFAIL)
+        delay = guard.record_failure(address, key, now)
+        try:
+            # An unknown name costs the same scrypt run as a wrong password, so timing does not tell them apart.
+            hash_ = operator.password_hash if operator is not None else _unknown_operator_hash()
+            ok = await trio.to_thread.run_sync(verify_password, password, hash_)
+        finally:
+            guard.finish_check(address)
+        if operator is None or not ok:
+            await trio.sleep(delay)
+            raise BindRefused("bad operator login", command_status=CommandStatus.ESME_RINVPASWD)
+        guard.record_success(address, key)
+        return operator
+
+
+@functools.cache
+def _unknown_operator_hash() -> str:
+    return hash_password(secrets.token_hex(16))

@@ -42,6 +42,11 @@ class TokenBucket:
             return [True] * len(amounts)
         return [self.try_take(amount, now) for amount in amounts]
 
+    def wait_s(self, amount: float, now: float) -> float:
+        """How long until `try_take(amount)` would succeed: 0 when it would now (an HTTP 429's Retry-After)."""
+        self._refill(now)
+        return max(0.0, (min(amount, self.burst) - self._tokens) / self.rate_per_s)
+
     def _refill(self, now: float) -> None:
         if now > self._updated:
             self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate_per_s)

@@ -3,6 +3,7 @@ a numbers file and --wait-receipts against the real gateway."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -28,6 +29,7 @@ def test_demo_prints_a_send_command_that_works_and_stops_on_ctrl_c(
     processes.append(demo)
     demo.wait_for_line(r"^  HTTP on http://127\.0\.0\.1:\d+ ", 60)
     command = demo.wait_for_line(r"^  (\S+.* send --port \d+ .*--wait-receipts)$", 60).group(1)
+    curl = demo.wait_for_line(r"^  (curl -u demo:demo .*/api/v1/messages)$", 60).group(1)
     demo.wait_for_line(r"virtual modem virtual2 447700900002 on ")
 
     sent = subprocess.run(shlex.split(command) + ["--receipt-timeout", "30"], capture_output=True, text=True,
@@ -37,6 +39,13 @@ def test_demo_prints_a_send_command_that_works_and_stops_on_ctrl_c(
     assert lines[0].startswith("447700900999\tOK\t")
     assert any(line.split() == ["delivered", "1"] for line in lines)
     assert any(line.split() == ["pending", "0"] for line in lines)
+
+    # The curl line as printed (run without a shell: shlex keeps its quoted JSON body whole).
+    posted = subprocess.run(shlex.split(curl) + ["--silent", "--show-error"], capture_output=True, text=True,
+                            timeout=60)
+    assert posted.returncode == 0, posted.stderr
+    (message,) = json.loads(posted.stdout)["messages"]
+    assert message["to"] == "447700900123" and message["state"] == "ACCEPTED"
 
     demo.popen.send_signal(signal.SIGINT)
     assert demo.popen.wait(timeout=30) == 0

@@ -152,9 +152,13 @@ def _wait_until_stored(link: str) -> tuple[bytes, bytes]:
     """Over the port, as any terminal program could: the modem's +CNMI, and its storage listing once the status
     report is there (the driver left the modem in PDU mode, echo off, reading "ME")."""
     with serial.Serial(link, 115200, timeout=5) as port:
+        # The stopped driver may have left a command's answer on the line (its OK arrives after it was
+        # cancelled): read past it to the answer of our own question.
         port.write(b"AT+CNMI?\r")
-        cnmi = port.read_until(b"OK\r\n")
+        cnmi = b""
         give_up = time.monotonic() + 30
+        while b"+CNMI:" not in cnmi and time.monotonic() < give_up:
+            cnmi = port.read_until(b"OK\r\n")
         while True:
             port.write(b"AT+CMGL=4\r")
             listing = port.read_until(b"OK\r\n")
@@ -210,5 +214,10 @@ async def test_status_report_arriving_while_the_driver_is_stopped_is_read_at_its
 
 def _listing_now(link: str) -> tuple[bytes, bytes]:
     with serial.Serial(link, 115200, timeout=5) as port:
+        # In step with the modem first (a stale OK of the stopped driver would pass for an empty listing).
+        port.write(b"AT+CGMI\r")
+        synced, give_up = b"", time.monotonic() + 30
+        while b"smsgw" not in synced and time.monotonic() < give_up:
+            synced = port.read_until(b"OK\r\n")
         port.write(b"AT+CMGL=4\r")
         return b"", port.read_until(b"OK\r\n")

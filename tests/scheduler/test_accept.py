@@ -123,6 +123,9 @@ async def test_what_the_balance_cannot_cover_is_rejected_with_0x400(path: Accept
     ((first,), (second,)) = await path.accept("acme", [http_like(PAID, "one"), http_like(PAID, "two")])
     assert isinstance(first, Accepted)
     assert second == Rejected(Address(PAID), GatewayError.INSUFFICIENT_BALANCE.command_status, "insufficient balance")
+    # Refused whole (0x400), so nothing of it is stored, though a submission of the same call was paid: no
+    # REJECTED err 800 copy waits for `smsgw resend`.
+    assert await store.unpaid_messages("acme", 0, to_ms(START + 2 * HOUR)) == []
 
 
 async def test_recipient_rules_are_the_stores_and_notices_skip_them(path: AcceptPath, store: SqliteStore) -> None:

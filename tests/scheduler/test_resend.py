@@ -33,11 +33,16 @@ DAY_MS = 86_400_000
 NOW = T0 + DAY_MS
 
 
+def submission(*messages: NewMessage) -> list[NewMessage]:
+    """`messages` as the destinations of one submission: the first one's message_id, each its dest_index."""
+    return [replace(m, message_id=messages[0].message_id, dest_index=i) for i, m in enumerate(messages)]
+
+
 async def test_unpaid_message_is_kept_rejected_800_uncharged_without_receipt(store: SqliteStore) -> None:
     await store.topup("acme", 150_000, T0)
-    paid, unpaid = new_message(price=100_000), new_message(price=100_000, segments=2)
+    paid, unpaid = submission(new_message(price=100_000), new_message(price=100_000, segments=2))
     assert await store.accept([paid, unpaid]) == (True, False)
-    (kept,) = await store.find("acme", unpaid.message_id)
+    _, kept = await store.find("acme", unpaid.message_id)
     assert kept.state is State.REJECTED and kept.error_code == 800 and kept.charged_micro == 0
     assert await store.balance("acme") == 50_000
     receipts = await store.outbox_fetch("acme", frozenset(), 10)
@@ -56,8 +61,8 @@ async def test_a_submission_refused_whole_stores_nothing(store: SqliteStore) -> 
 
 
 async def test_resend_is_a_new_batch_charged_normally_and_once(store: SqliteStore) -> None:
-    unpaid = [new_message(price=100_000), new_message(price=100_000, segments=2)]
-    assert await store.accept([new_message(price=0), *unpaid]) == (True, False, False)
+    paid, *unpaid = submission(new_message(price=0), new_message(price=100_000), new_message(price=100_000, segments=2))
+    assert await store.accept([paid, *unpaid]) == (True, False, False)
     await store.topup("acme", 350_000, NOW)
     outcomes = await resend_unpaid(store, CONFIG, "acme", T0, NOW, NOW)
     assert [o.old_id for o in outcomes] == [m.message_id for m in unpaid]
@@ -70,8 +75,8 @@ async def test_resend_is_a_new_batch_charged_normally_and_once(store: SqliteStor
 
 
 async def test_resend_the_balance_still_cannot_cover_stays_unpaid(store: SqliteStore) -> None:
-    (unpaid,) = [new_message(price=100_000)]
-    assert await store.accept([new_message(price=0), unpaid]) == (True, False)
+    paid, unpaid = submission(new_message(price=0), new_message(price=100_000))
+    assert await store.accept([paid, unpaid]) == (True, False)
     (outcome,) = await resend_unpaid(store, CONFIG, "acme", T0, NOW, NOW)
     assert outcome.new_id is None and "insufficient balance" in outcome.reason
     (again,) = await store.unpaid_messages("acme", T0, NOW + 1)  # no second unpaid copy
@@ -84,7 +89,9 @@ async def test_resend_the_balance_still_cannot_cover_stays_unpaid(store: SqliteS
 async def test_resend_applies_the_recipient_rules_and_routes_again(store: SqliteStore) -> None:
     opted_out = new_message(price=100_000, destination="447911000009")
     unrouted = new_message(price=100_000, destination="33612345678")
-    assert await store.accept([new_message(price=0), opted_out, unrouted]) == (True, False, False)
+    two = [*submission(new_message(price=0), opted_out), *submission(new_message(price=0), unrouted)]
+    assert await store.accept(two) == (True, False, True, False)
+    opted_out, unrouted = two[1], two[3]
     await trio.to_thread.run_sync(store.policy_facts().suppress, "acme", "447911000009")
     await store.topup("acme", 1_000_000, NOW)
     outcomes = {o.old_id: o for o in await resend_unpaid(store, CONFIG, "acme", T0, NOW, NOW)}
@@ -103,8 +110,8 @@ async def test_resend_reads_the_recipient_rules_in_the_accepting_transaction(
 ) -> None:
     """An opt-out that lands after the resend read its originals but before the store accepts them still holds:
     the rules are read in the store's transaction, not before it (the race `SqliteStore.accept` avoids)."""
-    unpaid = new_message(price=100_000, destination="447911000009")
-    assert await store.accept([new_message(price=0), unpaid]) == (True, False)
+    paid, unpaid = submission(new_message(price=0), new_message(price=100_000, destination="447911000009"))
+    assert await store.accept([paid, unpaid]) == (True, False)
     await store.topup("acme", 1_000_000, NOW)
     accept = store.accept
 
@@ -122,11 +129,11 @@ async def test_resend_reads_the_recipient_rules_in_the_accepting_transaction(
 
 def test_smsgw_resend_prints_old_and_new_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "gw.db"
-    unpaid = new_message(price=100_000)
+    paid, unpaid = submission(new_message(price=0), new_message(price=100_000))
 
     async def prepare() -> None:
         async with open_store(db, StoreConfig(synchronous="NORMAL")) as store:
-            assert await store.accept([new_message(price=0), unpaid]) == (True, False)
+            assert await store.accept([paid, unpaid]) == (True, False)
 
     trio.run(prepare)
     config = tmp_path / "smsgw.toml"
@@ -162,8 +169,8 @@ async def test_a_running_gateway_sends_what_another_process_resent(tmp_path: Pat
     async with open_store(tmp_path / "gw.db", config.store) as gateway_store, open_store(
         tmp_path / "gw.db", config.store
     ) as cli_store:
-        unpaid = new_message(price=100_000)
-        assert await cli_store.accept([new_message(price=0), unpaid]) == (True, False)
+        paid, unpaid = submission(new_message(price=0), new_message(price=100_000))
+        assert await cli_store.accept([paid, unpaid]) == (True, False)
         async with trio.open_nursery() as nursery:
             await nursery.start(Scheduler(gateway_store, config, clock).run, sender)
             await cli_store.topup("acme", 100_000, clock.now_ms())

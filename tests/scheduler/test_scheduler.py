@@ -386,6 +386,8 @@ async def test_submit_many_refuses_per_pdu_and_accepts_the_rest(gateway: Gateway
     poor = await gateway.scheduler.smpp.submit_many("poor", [submit_sm(), submit_sm(to=FREE)])
     assert isinstance(poor[0], BackendError) and poor[0].command_status == 0x400
     assert isinstance(poor[1], str)
+    # Answered 0x400, so refused whole: not kept REJECTED err 800 beside the free one of the same read.
+    assert await gateway.store.unpaid_messages("poor", 0, 1 << 60) == []
     await gateway.sender.wait_sent(3)
 
 

@@ -15,6 +15,7 @@ from smsgw.scheduler.ids import MessageIdGenerator
 from smsgw.scheduler.model import (
     Address,
     InsufficientBalance,
+    MessageFilter,
     NewMessage,
     NewSegment,
     NotCancellable,
@@ -429,3 +430,62 @@ async def test_transfer_is_one_ledger_row_on_each_side_and_never_overdraws(store
     assert len(await store.ledger("acme-sales", 10)) == 1  # the refused transfer left no row
 
 
+
+
+async def test_client_ref_is_kept_with_the_message(store: MessageStore) -> None:
+    message = replace(new_message(), client_ref="order-17")
+    await store.accept([message])
+    (found,) = await store.find("acme", message.message_id)
+    assert found.client_ref == "order-17"
+
+
+async def test_messages_are_listed_in_keyset_pages_with_filters(store: MessageStore) -> None:
+    messages = [
+        replace(new_message(destination=f"44791100000{i % 2}"), submitted_ms=T0 + i // 2) for i in range(7)
+    ]
+    other = new_message(account="other")
+    await store.accept([*messages, other])
+    everything = MessageFilter(T0, T0 + 1000)
+    pages: list[list[str]] = []
+    after = None
+    while page := await store.list_messages("acme", everything, after, 3):
+        pages.append([listed.history.message_id for listed in page])
+        after = page[-1].key
+    # Oldest first (two share each millisecond: the row order breaks the tie), each once, nothing of "other".
+    assert pages == [[m.message_id for m in messages][i : i + 3] for i in (0, 3, 6)]
+    to_one = await store.list_messages("acme", MessageFilter(T0, T0 + 1000, number="447911000001"), None, 10)
+    assert [listed.history.message_id for listed in to_one] == [m.message_id for m in messages[1::2]]
+    assert await store.list_messages("acme", MessageFilter(T0, T0 + 1000, state=State.DELIVERED), None, 10) == []
+    assert len(await store.list_messages("acme", MessageFilter(T0 + 1, T0 + 2), None, 10)) == 2
+    (listed,) = await store.list_messages("other", everything, None, 10)
+    assert listed.history.state == State.ACCEPTED and listed.start_ms == other.start_ms and listed.client_ref == ""
+
+
+async def test_inbox_lists_the_accounts_mo_after_an_id(store: MessageStore) -> None:
+    sms = IncomingSms("m1", "447700900001", "447911000001", "hi", 0, datetime(2026, 1, 1, tzinfo=UTC))
+    first = await store.store_mo(sms, "acme", sms.modem_msisdn, T0)
+    await store.store_mo(replace(sms, text="not routed"), None, sms.modem_msisdn, T0)
+    second = await store.store_mo(replace(sms, text="again"), "acme", sms.modem_msisdn, T0 + 5)
+    inbox = await store.inbox("acme", 0, 10)
+    assert [(e.mo_id, e.text, e.originator, e.recipient) for e in inbox] == [
+        (first, "hi", "447911000001", "447700900001"), (second, "again", "447911000001", "447700900001")
+    ]
+    assert [e.mo_id for e in await store.inbox("acme", first, 10)] == [second]
+    assert await store.inbox("other", 0, 10) == []
+
+
+async def test_api_keys_are_kept_by_hash_listed_touched_and_revoked(store: MessageStore) -> None:
+    first = await store.api_key_add("acme", "shop", "a" * 64, T0)
+    second = await store.api_key_add("acme", "", "b" * 64, T0 + 1)
+    await store.api_key_add("other", "x", "c" * 64, T0 + 2)
+    found = await store.api_key_find("b" * 64)
+    assert found is not None and (found.key_id, found.account, found.last_used_ms) == (second, "acme", None)
+    await store.api_key_used(second, T0 + 60_000)
+    assert [(k.key_id, k.name, k.created_ms, k.last_used_ms) for k in await store.api_keys("acme")] == [
+        (first, "shop", T0, None), (second, "", T0 + 1, T0 + 60_000)
+    ]
+    assert len(await store.api_keys(None)) == 3
+    revoked = await store.api_key_revoke(first, T0 + 5)
+    assert revoked is not None and revoked.name == "shop"
+    assert await store.api_key_find("a" * 64) is None
+    assert await store.api_key_revoke(first, T0 + 6) is None

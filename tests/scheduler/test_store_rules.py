@@ -30,10 +30,14 @@ def test_a_submission_is_charged_in_order_and_what_the_balance_cannot_cover_goes
 
 
 def test_an_unpaid_message_is_kept_only_in_an_acknowledged_submission_and_never_twice_for_a_resend() -> None:
-    message = new_message(price=100)
-    assert billing.keeps_unpaid([True, False], message)
-    assert not billing.keeps_unpaid([False, False], message)  # refused whole: nothing stored
-    assert not billing.keeps_unpaid([True, False], replace(message, resends="old-id"))
+    paid = new_message(price=100)
+    unpaid = replace(paid, dest_index=1)  # another destination of the same submission
+    other = new_message(price=100)  # another submission of the same request
+    assert billing.keeps_unpaid(billing.acknowledged([paid, unpaid], [True, False]), unpaid)
+    assert not billing.keeps_unpaid(billing.acknowledged([paid, unpaid], [False, False]), unpaid)  # refused whole
+    assert not billing.keeps_unpaid(billing.acknowledged([paid, other], [True, False]), other)  # refused whole too
+    resend = replace(unpaid, resends="old-id")
+    assert not billing.keeps_unpaid(billing.acknowledged([paid, resend], [True, False]), resend)
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,8 @@ class Accepting(SqliteBase):
     async def accept(self, messages: Sequence[NewMessage]) -> tuple[bool, ...]:
         """Store and charge each message in order; False for one the balance could not cover. Within a
         submission of several destinations that is otherwise accepted, that one is kept REJECTED with err 800,
-        uncharged and without a receipt, for `smsgw resend`; a submission refused whole stores nothing.
+        uncharged and without a receipt, for `smsgw resend`; a submission refused whole stores nothing. A
+        submission is the messages sharing a message_id: `messages` may hold several.
 
         A message with `check_recipient` whose recipient opted out of its account, or (promotional) is on the
         do-not-call register without consent, is kept REJECTED with that err code, uncharged, its receipt queued
@@ -61,9 +62,10 @@ class Accepting(SqliteBase):
         results: list[tuple[bool, ...]] = []
         for request in requests:
             paid = billing.charge_request(balances, request, ledger_rows)
+            acknowledged = billing.acknowledged(request, paid)
             for message, is_paid in zip(request, paid):
                 if not is_paid:
-                    if billing.keeps_unpaid(paid, message):
+                    if billing.keeps_unpaid(acknowledged, message):
                         message_rows.append(_message_row(next_rowid, message, int(State.REJECTED), charged=0))
                         segment_rows.extend(
                             (next_rowid, seq, message.destination.addr, segment.data_coding, segment.udh,
@@ -140,7 +142,7 @@ _MESSAGE_INSERT: Final = (
     "INSERT INTO messages (id, message_id, dest_index, account, service_type, source_addr, source_addr_ton,"
     " source_addr_npi, destination_addr, dest_addr_ton, dest_addr_npi, route, modem_group, esm_class,"
     " registered_delivery, data_coding, flash, gateway_split, text, submitted_at, start_at, expires_at,"
-    " state, segment_count, charged) VALUES "
+    " state, segment_count, charged, client_ref) VALUES "
 )
 _SEGMENT_INSERT: Final = (
     "INSERT INTO segments (message, seq, destination, data_coding, udh, user_data, state, due_at, charge,"
@@ -195,4 +197,5 @@ def _message_row(rowid: int, message: NewMessage, state: int, *, charged: int | 
         state,
         len(message.segments),
         message.charge_micro if charged is None else charged,
+        message.client_ref,
     )

@@ -20,7 +20,7 @@ class Messages(SqliteBase):
         rows = c.execute(
             "SELECT id, message_id, dest_index, account, source_addr, source_addr_ton, source_addr_npi,"
             " destination_addr, dest_addr_ton, dest_addr_npi, state, submitted_at, final_at, error_code,"
-            " segment_count, charged, route, data_coding, esm_class, start_at, expires_at FROM messages"
+            " segment_count, charged, route, data_coding, esm_class, start_at, expires_at, client_ref FROM messages"
             " WHERE message_id = ? AND account = ? ORDER BY dest_index",
             (message_id, account),
         ).fetchall()
@@ -46,6 +46,7 @@ class Messages(SqliteBase):
                 esm_class=row["esm_class"],
                 start_ms=row["start_at"],
                 expires_ms=row["expires_at"],
+                client_ref=row["client_ref"],
             )
             for row in rows
         ]
