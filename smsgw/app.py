@@ -223,7 +223,8 @@ async def _run_parts(
                     if config.http.enabled:
                         metrics = GatewayMetrics(holder, listeners.server, pool, store, login, upstreams)
                         api_keys = ApiKeys(store, login, scheduler.accept.now_ms)
-                        deps = HttpDeps(holder, store, scheduler, pool, listeners.server, login, metrics, api_keys)
+                        deps = HttpDeps(holder, store, scheduler, pool, upstreams, listeners.server, login, metrics,
+                                        api_keys)
                         http = await front.start(
                             functools.partial(serve_http, config.http, deps, shutdown_trigger=fronts_stop)
                         )

@@ -22,12 +22,15 @@ from harness import FAST, in_thread
 from processes import Process
 from smsgw import cli
 from smsgw.app import GatewayStarted, run_demo
-from smsgw.config import ModemsStatusConfig, RouteConfig, UpstreamConfig
+from smsgw.config import ModemsStatusConfig, OperatorConfig, RouteConfig, UpstreamConfig
+from smsgw.passwords import hash_password
 from smsgw.pdu.constants import CommandStatus
 from smsgw.pdu.dlr import DeliveryReceipt
 from smsgw.smpp_server.upstream_status import read_snapshot, status_path
 
 pytestmark = pytest.mark.timeout(120)
+
+OPERATOR, OPERATOR_PASSWORD = "ops", "ops-secret"
 
 
 async def start_demo(
@@ -50,7 +53,8 @@ async def test_a_message_through_an_upstream_gateway_and_failover_when_it_goes(
                               response_timeout_s=2.0)
     route = RouteConfig(name="default", via=("upstream:opB", "modems:default"))
     a, stop_a = await start_demo(nursery, tmp_path / "a.db", http_port=0, upstreams=(upstream,), routes=(route,),
-                                 modems_status=ModemsStatusConfig(interval_s=0.1))
+                                 modems_status=ModemsStatusConfig(interval_s=0.1),
+                                 operators=(OperatorConfig(OPERATOR, hash_password(OPERATOR_PASSWORD)),))
     esme = await in_thread(Esme, a.smpp.port, "demo", "demo")
     try:
         # Until A's bind to B is up, a message goes to A's modems (the route's next connector): send until one
@@ -84,10 +88,15 @@ async def test_a_message_through_an_upstream_gateway_and_failover_when_it_goes(
 
 
 async def _upstream_visible(a: GatewayStarted, db: str, capsys: pytest.CaptureFixture[str]) -> None:
-    """A's bind to B and what B took are in A's /metrics and in `smsgw upstreams`."""
+    """A's bind to B and what B took are in A's /metrics, on the operator's portal page and in `smsgw upstreams`."""
     assert a.http is not None
-    async with httpx.AsyncClient(base_url=a.http.url) as client:
+    async with httpx.AsyncClient(base_url=a.http.url, follow_redirects=True) as client:
         response = await client.get("/metrics")
+        login = {"role": "operator", "name": OPERATOR, "password": OPERATOR_PASSWORD, "next": "/operator/modems"}
+        page = await client.post("/login", data=login)
+    assert page.status_code == 200 and page.url.path == "/operator/modems"
+    card = page.text[page.text.index('id="upstream-opB"'):]
+    assert f"127.0.0.1:{upstream_port(a)}" in card and "state-bound" in card
     samples = {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(response.text)
