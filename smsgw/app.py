@@ -64,10 +64,11 @@ from smsgw.scheduler.policy import check_policy_config
 from smsgw.scheduler.service import Scheduler
 from smsgw.scheduler.store import open_store
 from smsgw.scheduler.timing import WallClock
-from smsgw.scheduler.upstream_route import UpstreamReceiver
 from smsgw.smpp_server.login import Login
 from smsgw.smpp_server.server import SmppListeners, serve_smpp
 from smsgw.smpp_server.upstream import Upstreams
+from smsgw.smpp_server.upstream_status import keep_status_file as keep_upstream_status
+from smsgw.smpp_server.upstream_status import status_path as upstream_status_path
 
 log = logging.getLogger(__name__)
 
@@ -193,9 +194,8 @@ async def _run_parts(
     async with open_store(config.store) as store:
         log.info("store open path=%s", config.store.path)
         clock = WallClock()
-        scheduler = Scheduler(store, holder, clock)
-        upstreams = Upstreams(config.upstreams, UpstreamReceiver(store, clock, scheduler.mo.incoming_sms))
-        scheduler.dispatcher.upstreams = upstreams
+        upstreams = Upstreams(config.upstreams)
+        scheduler = Scheduler(store, holder, clock, upstreams=upstreams)
         pool = ModemPool.from_config(
             config.modems,
             scheduler.modem_events,
@@ -205,7 +205,10 @@ async def _run_parts(
             # Before the drivers run, so the SIMs' limits count what the previous run sent.
             await modems.start(pool.keep_status_file, status_path(config.store.path), config.modems_status.interval_s)
             await modems.start(pool.run)
-            await modems.start(upstreams.run)
+            await modems.start(upstreams.run, scheduler.upstream_receiver)
+            if config.upstreams:  # for `smsgw upstreams`, as the modems' status file is for `smsgw modems`
+                await modems.start(keep_upstream_status, upstreams, upstream_status_path(config.store.path),
+                                   config.modems_status.interval_s)
             modems_started = trio.Event()
             async with trio.open_nursery() as dispatch:
                 await dispatch.start(functools.partial(scheduler.run, pool, dispatch_after=modems_started))
@@ -218,9 +221,10 @@ async def _run_parts(
                     )
                     http: HttpListening | None = None
                     if config.http.enabled:
-                        metrics = GatewayMetrics(holder, listeners.server, pool, store, login)
+                        metrics = GatewayMetrics(holder, listeners.server, pool, store, login, upstreams)
                         api_keys = ApiKeys(store, login, scheduler.accept.now_ms)
-                        deps = HttpDeps(holder, store, scheduler, pool, listeners.server, login, metrics, api_keys)
+                        deps = HttpDeps(holder, store, scheduler, pool, upstreams, listeners.server, login, metrics,
+                                        api_keys)
                         http = await front.start(
                             functools.partial(serve_http, config.http, deps, shutdown_trigger=fronts_stop)
                         )

@@ -19,6 +19,7 @@ SMALL_RUNS = {
     "e2e": ["--messages", "100", "--modems", "2"],
     "http": ["--messages", "200", "--clients", "4"],
     "fuzz": ["--inputs", "200", "--seed", "1"],
+    "upstream": ["--messages", "100"],
 }
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import tomllib
 import typing
 from pathlib import Path
 
 from smsgw.app import check_config
-from smsgw.config import Config, load_config
+from smsgw.config import Config, config_from_mapping, load_config
 from smsgw.passwords import verify_password
 from smsgw.scheduler.routing import find_route
 
@@ -26,6 +27,22 @@ def test_example_config_loads() -> None:
     check_config(config, str(EXAMPLE))  # what `smsgw serve` checks before it opens anything
 
 
+def test_the_commented_out_upstream_loads_when_uncommented() -> None:
+    """The example leaves its `[[upstreams]]` commented out (a gateway started from it would keep trying to bind to
+    an SMSC that is not there); uncommented as it stands, it is a valid upstream that a route can name."""
+    text = EXAMPLE.read_text()
+    block = re.search(r"^# \[\[upstreams\]\]\n(?:# .*\n)+", text, re.MULTILINE)
+    assert block is not None
+    uncommented = text.replace(block.group(0), re.sub(r"^# ", "", block.group(0), flags=re.MULTILINE))
+    uncommented = uncommented.replace('# via = ["upstream:opA", "modems:uk"]', 'via = ["upstream:opA", "modems:uk"]')
+    config = config_from_mapping(tomllib.loads(uncommented), str(EXAMPLE))
+    check_config(config, str(EXAMPLE))
+    (upstream,) = config.upstreams
+    assert (upstream.name, upstream.port, upstream.window) == ("opA", 2776, 10)
+    assert find_route(config.routes, "447700900123").connectors == ("upstream:opA", "modems:uk")
+    assert load_config(EXAMPLE).upstreams == ()
+
+
 def _section_classes() -> dict[str, type]:
     classes = {}
     for name, hint in typing.get_type_hints(Config).items():
@@ -35,11 +52,11 @@ def _section_classes() -> dict[str, type]:
 
 
 def _documented_keys() -> dict[str, set[str]]:
-    """Keys per section, set or commented out (`# key = value`)."""
+    """Keys per section, set or commented out (`# key = value`, also in a commented-out `# [[section]]`)."""
     documented: dict[str, set[str]] = {}
     section = ""
     for line in EXAMPLE.read_text().splitlines():
-        header = re.match(r"^\[\[?(\w+)\]\]?", line)
+        header = re.match(r"^(?:# ?)?\[\[?(\w+)\]\]?", line)
         if header:
             section = header.group(1)
             continue

@@ -40,8 +40,8 @@ from smsgw.pdu.constants import CommandId, CommandStatus, MessageState
 from smsgw.pdu.framing import PduFramer
 from smsgw.pdu.smpp import BindTransceiver, DeliverSm, DeliverSmResp, SubmitSm, decode_pdu, encode_pdu
 
-_SYSTEM_ID: Final = "bench"
-_PASSWORD: Final = "bench"
+SYSTEM_ID: Final = "bench"
+PASSWORD: Final = "bench"
 _WINDOWS: Final = (1, 10, 100)
 _INGEST_TARGET_RATIO: Final = 0.20
 _E2E_TARGET_PER_S: Final = 500.0
@@ -72,8 +72,8 @@ def _gateway_main(modem_links: list[tuple[str, Path]], db_path: str, report: Con
     """`smsgw demo`'s gateway (SQLite, SMPP, scheduler, driver and pool) on the rack's ptys."""
     logging.basicConfig(level=logging.WARNING)
     account = AccountConfig(
-        system_id=_SYSTEM_ID,
-        password_hash=hash_password(_PASSWORD),
+        system_id=SYSTEM_ID,
+        password_hash=hash_password(PASSWORD),
         throughput_per_s=1e9,
         throughput_burst=1_000_000,
     )
@@ -92,8 +92,10 @@ def _gateway_main(modem_links: list[tuple[str, Path]], db_path: str, report: Con
     trio.run(run)
 
 
-def _start(target: Callable[..., None], *args: object) -> tuple[multiprocessing.process.BaseProcess, object]:
-    """A child process running `target(*args, report)`, and the first thing it reports."""
+def start_process(
+    target: Callable[..., None], *args: object
+) -> tuple[multiprocessing.process.BaseProcess, object, Connection]:
+    """A child process running `target(*args, report)`, the first thing it reports, and the pipe of what follows."""
     context = multiprocessing.get_context("spawn")
     receiving, sending = context.Pipe(duplex=False)
     process = context.Process(target=target, args=(*args, sending), daemon=True)
@@ -101,7 +103,7 @@ def _start(target: Callable[..., None], *args: object) -> tuple[multiprocessing.
     if not receiving.poll(60):
         process.terminate()
         raise RuntimeError(f"{target.__name__} did not start")
-    return process, receiving.recv()
+    return process, receiving.recv(), receiving
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,15 +115,15 @@ class Result:
     e2e_per_s: float | None  # None for the baseline, which sends no receipts
 
 
-async def _measure(port: int, window: int, messages: int, first_sequence: int, *, end_to_end: bool) -> float:
+async def measure(port: int, window: int, messages: int, first_sequence: int, *, end_to_end: bool) -> float:
     """Messages per second: submit `messages` with `window` outstanding, until the last submit_sm_resp, or with
     `end_to_end` until the last DELIVRD receipt. Without `end_to_end` the messages are scheduled an hour ahead,
     so ingest is measured alone, not competing with the dispatch to the modems."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     async with stream:
         framer = PduFramer(_MAX_PDU)
-        await stream.send_all(encode_pdu(BindTransceiver(sequence_number=1, system_id=_SYSTEM_ID,
-                                                         password=_PASSWORD)))
+        await stream.send_all(encode_pdu(BindTransceiver(sequence_number=1, system_id=SYSTEM_ID,
+                                                         password=PASSWORD)))
         frames: list[bytes] = []
         while not frames:
             frames = framer.feed(await stream.receive_some(65536))
@@ -178,22 +180,22 @@ def _run_against(server: str, messages: int, modems: int, directory: str, *, end
     processes: list[multiprocessing.process.BaseProcess] = []
     try:
         if server == "smsgw":
-            rack, links = _start(_modems_main, modems, directory)
+            rack, links, _ = start_process(_modems_main, modems, directory)
             processes.append(rack)
-            gateway, port = _start(_gateway_main, links, str(Path(directory) / "bench.db"))
+            gateway, port, _ = start_process(_gateway_main, links, str(Path(directory) / "bench.db"))
         else:
-            gateway, port = _start(smpp_server_main, "baseline")
+            gateway, port, _ = start_process(smpp_server_main, "baseline")
         processes.append(gateway)
         assert isinstance(port, int)
         results = []
         sequence = 2
         for window in _WINDOWS:
             count = messages // 10 if window == 1 else messages  # window 1 is bound by round trips
-            ingest = trio.run(functools.partial(_measure, port, window, count, sequence, end_to_end=False))
+            ingest = trio.run(functools.partial(measure, port, window, count, sequence, end_to_end=False))
             sequence += count
             e2e = None
             if server == "smsgw" and end_to_end:
-                e2e = trio.run(functools.partial(_measure, port, window, count, sequence, end_to_end=True))
+                e2e = trio.run(functools.partial(measure, port, window, count, sequence, end_to_end=True))
                 sequence += count
             results.append(Result(server, window, count, ingest, e2e))
         return results

@@ -32,8 +32,8 @@ import trio
 
 from smsgw.app import GatewayStarted, demo_config, run_gateway
 # The e2e benchmark's rack, child-process starter and SMPP generator: the SMPP ingest here is measured the same way.
-from smsgw.bench.e2e import _measure as measure_smpp
-from smsgw.bench.e2e import _modems_main, _start
+from smsgw.bench.e2e import _modems_main, start_process
+from smsgw.bench.e2e import measure as measure_smpp
 from smsgw.config import AccountConfig, Config, MessageConfig, SmppConfig
 from smsgw.passwords import hash_password
 
@@ -119,9 +119,9 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     single_messages = max(args.clients * 2, args.messages // 5)  # one POST each: fewer, as each costs a round trip
     with tempfile.TemporaryDirectory(prefix="smsgw-bench-") as directory:
-        rack, links = _start(_modems_main, _MODEMS, directory)
+        rack, links, _ = start_process(_modems_main, _MODEMS, directory)
         try:
-            gateway, listening = _start(_gateway_main, links, str(Path(directory) / "bench.db"))
+            gateway, listening, _ = start_process(_gateway_main, links, str(Path(directory) / "bench.db"))
             assert isinstance(listening, tuple)
             smpp_port, url = listening
             try:

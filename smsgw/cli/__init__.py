@@ -1,8 +1,9 @@
 """Command line: the only place that parses argv.
 
 One module per command group (gateway: serve and demo; client: send and receive; virtual_modem; pdu; dnc; account;
-history: history export and resend; modems; callbacks; notices), each with an `add_<group>(commands)` that
-`_build_parser` calls and `_cmd_<name>` handlers registered through set_defaults; handlers return the exit code.
+history: history export and resend; modems: modems and upstreams; callbacks; notices), each with an
+`add_<group>(commands)` that `_build_parser` calls and `_cmd_<name>` handlers registered through set_defaults;
+handlers return the exit code.
 What the groups share (exit codes, CliError, the store options) is in `common`.
 Exit codes: 0 success, 1 runtime failure, 2 bad input (usage, bad config, bad hex).
 """
@@ -23,7 +24,7 @@ from smsgw.cli.common import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, CliError, si
 from smsgw.cli.dnc import add_dnc
 from smsgw.cli.gateway import add_demo, add_serve
 from smsgw.cli.history import add_history, add_resend
-from smsgw.cli.modems import add_modems
+from smsgw.cli.modems import add_modems, add_upstreams
 from smsgw.cli.notices import add_notices
 from smsgw.cli.pdu import add_pdu
 from smsgw.cli.virtual_modem import add_virtual_modem
@@ -47,6 +48,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_history(commands)
     add_resend(commands)
     add_modems(commands)
+    add_upstreams(commands)
     add_callbacks(commands)
     add_notices(commands)
     add_receive(commands)

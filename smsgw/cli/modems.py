@@ -1,4 +1,5 @@
-"""`smsgw modems`: the running gateway's modems, from the snapshot it writes."""
+"""`smsgw modems` and `smsgw upstreams`: the running gateway's modems and its binds to upstream SMSCs, from the
+snapshots it writes next to its store."""
 
 from __future__ import annotations
 
@@ -72,6 +73,62 @@ def _cmd_modems(args: argparse.Namespace) -> int:
 
 
 _STALE_RENEWALS = 3
+
+
+def add_upstreams(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    upstreams = commands.add_parser(
+        "upstreams",
+        help="the running gateway's binds to upstream SMSCs: state per session, window in use, throughput, errors",
+        description="Reads the snapshot the gateway writes next to its store (<store path>.upstreams.json) every "
+        "[modems_status] interval_s. Exit 1 when there is none (no gateway with [[upstreams]] ran with this store).",
+    )
+    add_store_arguments(upstreams)
+    upstreams.add_argument("--json", action="store_true", help="the whole snapshot as JSON, with its age_s")
+    upstreams.set_defaults(handler=_cmd_upstreams)
+
+
+def _cmd_upstreams(args: argparse.Namespace) -> int:
+    import json
+    from datetime import UTC, datetime
+
+    from smsgw.smpp_server.upstream import SubmitResult
+    from smsgw.smpp_server.upstream_status import UpstreamStatusError, encode_snapshot, read_snapshot, status_path
+
+    path = status_path(given_store_path(args))
+    try:
+        snapshot = read_snapshot(path)
+    except (OSError, UpstreamStatusError) as exc:
+        print(f"smsgw: {path}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    if snapshot is None:
+        print(f"smsgw: {path}: no upstream status: no gateway with [[upstreams]] is running or ran with this store",
+              file=sys.stderr)
+        return EXIT_FAILURE
+    age_s = (datetime.now(UTC) - snapshot.written_at).total_seconds()
+    if args.json:
+        document = json.loads(encode_snapshot(snapshot))
+        print(json.dumps({**document, "age_s": round(age_s, 1)}, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    stale = "; stale: the gateway stopped or is hung" if age_s > _STALE_RENEWALS * snapshot.interval_s else ""
+    print(f"snapshot of {snapshot.written_at.isoformat(timespec='seconds')}, {age_s:.0f} s old{stale}")
+    rows: list[tuple[str, ...]] = [
+        ("UPSTREAM", "ADDRESS", "SENT/S", "CONTRACT/S", *(r.value.upper().replace("_", " ") for r in SubmitResult))
+    ]
+    rows += [
+        (u.name, u.address, f"{u.sent_per_s:.1f}", f"{u.throughput_per_s:g}",
+         *(str(u.submits.get(result, 0)) for result in SubmitResult))
+        for u in snapshot.upstreams
+    ]
+    print_table(rows)
+    print()
+    rows = [("UPSTREAM", "SESSION", "BIND", "STATE", "WINDOW", "LAST ERROR")]
+    rows += [
+        (s.upstream, str(s.session), s.bind, s.state.value, f"{s.window_in_use}/{u.window}", s.last_error or "-")
+        for u in snapshot.upstreams
+        for s in u.sessions
+    ]
+    print_table(rows)
+    return EXIT_OK
 
 
 def _used_of(used: int, limit: int | None) -> str:

@@ -1,7 +1,7 @@
 """What the HTTP routes may use of the running gateway, as one typed value in `app.state.deps`.
 
 The parts are the gateway's own (the SMPP server's accept path through the scheduler, the store, the modem
-pool), so HTTP and SMPP share one implementation of each rule; routes never build parts of their own.
+pool, the upstream binds), so HTTP and SMPP share one implementation of each rule; routes never build parts of their own.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from smsgw.scheduler.service import Scheduler
 from smsgw.scheduler.store import MessageStore
 from smsgw.smpp_server.login import Login
 from smsgw.smpp_server.server import SmppServer
+from smsgw.smpp_server.upstream import Upstreams
 
 # Bearer token -> its account, or None when no key matches (the API keys' store lookup plugs in here).
 ApiKeyLookup = Callable[[str], Awaitable[AccountConfig | None]]
@@ -27,6 +28,7 @@ class HttpDeps:
     store: MessageStore  # also the readiness probe and queue counts for /readyz and /metrics
     scheduler: Scheduler  # the accept path SMPP uses (submissions, query, cancel)
     modems: ModemPool  # `status()`: state, signal, counters of every modem
+    upstreams: Upstreams  # the binds to upstream SMSCs: `by_name`, each with `status()` and `submits`
     smpp: SmppServer  # binds, `listening`, submission counters
     login: Login  # credentials under the SMPP bind guard (Basic auth)
     metrics: GatewayMetrics  # this gateway's Prometheus registry

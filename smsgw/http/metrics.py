@@ -1,7 +1,7 @@
 """Prometheus metrics of one gateway, in a registry of its own (not the process-wide default), so several
 gateways in one process (tests) do not mix. Nothing is counted on the hot paths for this: a collector reads the
-parts' own counters and status at scrape time (SMPP binds and answers, modem status, the bind guard, the store's
-commits) and the queue counts come from the store in one read per scrape (`refresh`).
+parts' own counters and status at scrape time (SMPP binds and answers, modem and upstream status, the bind guard,
+the store's commits) and the queue counts come from the store in one read per scrape (`refresh`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from smsgw.scheduler.model import QueueCounts
 from smsgw.scheduler.store import MessageStore
 from smsgw.smpp_server.login import Login
 from smsgw.smpp_server.server import SmppServer
+from smsgw.smpp_server.upstream import SessionState, SubmitResult, Upstreams
 
 _LIMIT_PERIODS: Final = ("minute", "day", "month")
 
@@ -38,9 +39,10 @@ class GatewayMetrics:
         modems: ModemPool,
         store: MessageStore,
         login: Login,
+        upstreams: Upstreams,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self._collector = _GatewayCollector(config, smpp, modems, store, login)
+        self._collector = _GatewayCollector(config, smpp, modems, store, login, upstreams)
         self.registry.register(self._collector)
         self._store = store
 
@@ -62,9 +64,16 @@ def _result(command_status: int) -> str:
 
 class _GatewayCollector(Collector):
     def __init__(
-        self, config: ConfigHolder, smpp: SmppServer, modems: ModemPool, store: MessageStore, login: Login
+        self,
+        config: ConfigHolder,
+        smpp: SmppServer,
+        modems: ModemPool,
+        store: MessageStore,
+        login: Login,
+        upstreams: Upstreams,
     ) -> None:
         self._config = config
+        self._upstreams = upstreams
         self._smpp = smpp
         self._modems = modems
         self._store = store
@@ -76,6 +85,7 @@ class _GatewayCollector(Collector):
         yield from self._smpp_metrics()
         yield from self._queue_metrics()
         yield from self._modem_metrics()
+        yield from self._upstream_metrics()
         commits = CounterMetricFamily("smsgw_store_commits", "Store transactions committed (group commits)")
         commits.add_metric([], self._store.commits())
         yield commits
@@ -151,3 +161,22 @@ class _GatewayCollector(Collector):
                 if most is not None:
                     limit.add_metric([status.name, period], most)
         yield from (state, signal, sent, limit)
+
+    def _upstream_metrics(self) -> Iterator[Metric]:
+        sessions = GaugeMetricFamily("smsgw_upstream_sessions", "Binds to the upstream SMSC, by state",
+                                     labels=["upstream", "state"])
+        window = GaugeMetricFamily("smsgw_upstream_window_in_use", "submit_sm awaiting their answer, over its binds",
+                                   labels=["upstream"])
+        submits = CounterMetricFamily(
+            "smsgw_upstream_submits", "submit_sm answered: submitted, refused, throttled, or not sent (down, no room, "
+            "no answer)", labels=["upstream", "result"],
+        )
+        for upstream in self._upstreams.by_name.values():
+            statuses = upstream.status()
+            by_state = Counter(status.state for status in statuses)
+            for state in SessionState:
+                sessions.add_metric([upstream.name, state.value], by_state[state])
+            window.add_metric([upstream.name], sum(status.window_in_use for status in statuses))
+            for result in SubmitResult:
+                submits.add_metric([upstream.name, result.value], upstream.submits[result])
+        yield from (sessions, window, submits)

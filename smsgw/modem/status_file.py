@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from smsgw.atomic_file import replace_file
 from smsgw.modem.driver import ModemState, ModemStatus
 from smsgw.modem.limits import LimitUsage
 
@@ -116,18 +115,8 @@ def _decode_record(item: dict[str, Any]) -> ModemRecord:
 
 
 def write_snapshot(path: Path, snapshot: StatusSnapshot) -> None:
-    """Replace `path` atomically: written and synced under a temporary name in the same directory, then renamed."""
-    data = encode_snapshot(snapshot)
-    descriptor, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    """Replace `path` atomically (see `replace_file`)."""
+    replace_file(path, encode_snapshot(snapshot))
 
 
 def read_snapshot(path: Path) -> StatusSnapshot | None:

@@ -37,9 +37,15 @@ _MS = 1000
 
 class Dispatcher:
     def __init__(
-        self, store: MessageStore, config: Config | ConfigHolder, clock: WallClock, rng: random.Random
+        self,
+        store: MessageStore,
+        config: Config | ConfigHolder,
+        clock: WallClock,
+        rng: random.Random,
+        upstreams: UpstreamSubmitter | None = None,
     ) -> None:
-        self.upstreams: UpstreamSubmitter | None = None  # set by the gateway when it has [[upstreams]]
+        """`upstreams`: the gateway's binds to upstream SMSCs (None: "upstream:" connectors fail over at once)."""
+        self._upstreams = upstreams
         self._store = store
         self._holder = holding(config)
         self._clock = clock
@@ -134,10 +140,10 @@ class Dispatcher:
     async def _send_upstream(self, name: str, handoff: Handoff, *, receipts: bool) -> SendFailed | None:
         """Submit to upstream `name`; None when its verdict is recorded (taken, or refused for good), else why the
         next connector should try."""
-        if self.upstreams is None:
+        if self._upstreams is None:
             return SendFailed(temporary=True, reason="no upstreams running")
         try:
-            verdict = await self.upstreams.submit(name, submit_sm_for(handoff, receipts=receipts))
+            verdict = await self._upstreams.submit(name, submit_sm_for(handoff, receipts=receipts))
         except Exception:
             log.exception("upstream submit failed segment_id=%s upstream=%s", handoff.segment_id, name)
             return SendFailed(temporary=True, reason="upstream submit raised")

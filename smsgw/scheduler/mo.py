@@ -24,6 +24,7 @@ from smsgw.scheduler.model import Address, MoRecord
 from smsgw.scheduler.policy import record_opt_out
 from smsgw.scheduler.store import MessageStore
 from smsgw.scheduler.timing import WallClock
+from smsgw.scheduler.upstream_route import UPSTREAM_MO_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,9 @@ class MoRouter:
         else the owner of its first word as a keyword, else `mo_default_account`, else stored for nobody."""
         now = self._clock.now_ms()
         since = now - int(self._messages.reply_window_s * _MS)
-        last = await self._store.last_sent_to(sms.originator, sms.modem, sms.modem_msisdn, since)
+        # An MO from an upstream SMSC answers what was sent through that upstream (its modem_msisdn is our sender).
+        upstream = sms.modem.removeprefix(UPSTREAM_MO_PREFIX) if sms.modem.startswith(UPSTREAM_MO_PREFIX) else None
+        last = await self._store.last_sent_to(sms.originator, sms.modem, sms.modem_msisdn, since, upstream=upstream)
         recipient = sms.modem_msisdn
         if last is not None:
             account: str | None = last.account

@@ -6,9 +6,11 @@
 - `dispatch.Dispatcher`: hands due segments to the modems and applies status reports;
 - `mo.MoRouter`: routes MO, records opt-outs, sends the gateway's notices, runs the MO HTTP callbacks;
 - `dlr_callbacks`: the delivery-report HTTP callbacks the store queues with the state changes (`callback`);
-- `outbox.Outbox`: offers receipts and MO to receiver binds.
+- `outbox.Outbox`: offers receipts and MO to receiver binds;
+- `upstream_route.UpstreamReceiver`: the upstream SMSCs' receipts to the store, their MO to the router.
 
-`app.py` hands `smpp` to the SMPP server, `modem_events` to the modem pool and runs `run(sender)`.
+`app.py` hands `smpp` to the SMPP server, `modem_events` to the modem pool, `upstream_receiver` to the upstream
+binds and runs `run(sender)`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from smsgw.scheduler.outbox import Outbox
 from smsgw.scheduler.smpp_intake import SmppIntake
 from smsgw.scheduler.store import MessageStore
 from smsgw.scheduler.timing import WallClock
+from smsgw.scheduler.upstream_route import UpstreamReceiver, UpstreamSubmitter
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,16 +52,18 @@ class Scheduler:
         clock: WallClock,
         *,
         rng: random.Random | None = None,
+        upstreams: UpstreamSubmitter | None = None,
     ) -> None:
         """A `ConfigHolder` is followed through reloads: accounts, routes, prices, keywords, policy and message
-        settings are read from its current config at each use."""
+        settings are read from its current config at each use. `upstreams`: where "upstream:" connectors submit."""
         holder = holding(config)
         rng = rng or random.Random()
         self.accept = AcceptPath(store, holder, clock, rng)
-        self.dispatcher = Dispatcher(store, holder, clock, rng)
+        self.dispatcher = Dispatcher(store, holder, clock, rng, upstreams)
         self.mo = MoRouter(store, holder, clock, self.accept, rng)
         self.dlr_callbacks = Callbacks(DlrKind(store), store, holder, clock, rng)
         store.on_dlr_callback(self.dlr_callbacks.wake)
+        self.upstream_receiver = UpstreamReceiver(store, clock, self.mo.incoming_sms)
         self.outbox = Outbox(store, holder, clock, self.mo.mo_taken)
         self.smpp = SmppIntake(store, self.accept, self.outbox, clock)
         self.modem_events = ModemEvents(self.mo.incoming_sms, self.dispatcher.status_report)

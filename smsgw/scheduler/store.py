@@ -113,7 +113,9 @@ class MessageStore(CallbackStore, Protocol):
         now_ms: int,
     ) -> None: ...
 
-    async def last_sent_to(self, handset: str, modem: str, modem_msisdn: str, since_ms: int) -> LastSent | None: ...
+    async def last_sent_to(
+        self, handset: str, modem: str, modem_msisdn: str, since_ms: int, *, upstream: str | None = None
+    ) -> LastSent | None: ...
 
     async def store_mo(
         self, sms: IncomingSms, account: str | None, recipient: str, now_ms: int, *, callback: bool = False

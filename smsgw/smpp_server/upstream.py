@@ -18,6 +18,7 @@ import enum
 import logging
 import random
 import ssl
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Final, Protocol
@@ -91,6 +92,24 @@ class NotSent:
 
 
 UpstreamOutcome = Submitted | Refused | NotSent
+
+
+class SubmitResult(enum.StrEnum):
+    SUBMITTED = "submitted"
+    REFUSED = "refused"
+    THROTTLED = "throttled"
+    NOT_SENT = "not_sent"
+
+
+def submit_result(outcome: UpstreamOutcome) -> SubmitResult:
+    match outcome:
+        case Submitted():
+            return SubmitResult.SUBMITTED
+        case Refused(command_status=status):
+            return SubmitResult.THROTTLED if status in THROTTLING else SubmitResult.REFUSED
+        case NotSent():
+            return SubmitResult.NOT_SENT
+    raise AssertionError(f"unknown upstream outcome {outcome!r}")
 
 
 class UpstreamSink(Protocol):
@@ -272,11 +291,20 @@ class UpstreamBind(SessionShell):
 
 
 async def open_upstream_stream(upstream: UpstreamConfig) -> trio.abc.Stream:
-    """A TCP (or TLS, verifying the SMSC's certificate) stream to the SMSC."""
+    """A TCP (or TLS, verifying the SMSC's certificate, handshake done) stream to the SMSC."""
     if not upstream.tls:
         return await trio.open_tcp_stream(upstream.host, upstream.port)
     context = ssl.create_default_context(cafile=upstream.tls_ca_path or None)
-    return await trio.open_ssl_over_tcp_stream(upstream.host, upstream.port, ssl_context=context)
+    stream = await trio.open_ssl_over_tcp_stream(upstream.host, upstream.port, ssl_context=context)
+    try:
+        # Here, not at the first bind: a certificate that fails verification is a connect failure naming why.
+        await stream.do_handshake()
+    except trio.BrokenResourceError as exc:
+        await trio.aclose_forcefully(stream)
+        if isinstance(exc.__cause__, OSError):  # ssl.SSLCertVerificationError and the other ssl.SSLErrors
+            raise exc.__cause__ from None
+        raise OSError(f"TLS handshake failed: {exc!r}") from exc
+    return stream
 
 
 class Upstream:
@@ -285,13 +313,11 @@ class Upstream:
     def __init__(
         self,
         config: UpstreamConfig,
-        sink: UpstreamSink,
         rng: random.Random | None = None,
         connect: Callable[[UpstreamConfig], Awaitable[trio.abc.Stream]] = open_upstream_stream,
     ) -> None:
         """`connect` opens the stream to the SMSC (tests give memory streams)."""
         self.config = config
-        self._sink = sink
         self._connect = connect
         self._rng = rng or random.Random()
         self._transmitters: list[UpstreamBind] = []
@@ -304,6 +330,8 @@ class Upstream:
         self._statuses: dict[tuple[int, str], SessionStatus] = {}
         self._bound_by_key: dict[tuple[int, str], UpstreamBind] = {}
         self._stopping = False
+        # What the SMSC (or the lack of a bind) answered each submit_sm, by `submit_result`: /metrics, `smsgw upstreams`.
+        self.submits: Counter[str] = Counter()
 
     @property
     def name(self) -> str:
@@ -320,13 +348,13 @@ class Upstream:
     def bound(self) -> bool:
         return bool(self._transmitters)
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Keep every session bound until cancelled (or until `unbind_all` ran)."""
+    async def run(self, sink: UpstreamSink, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Keep every session bound until cancelled (or until `unbind_all` ran); receipts and MO go to `sink`."""
         async with trio.open_nursery() as nursery:
             for index in range(self.config.sessions):
                 for kind in _BIND_KINDS[self.config.bind]:
                     self._set_status(index, kind, SessionState.CONNECTING, 0, "")
-                    nursery.start_soon(self._keep_bound, index, kind)
+                    nursery.start_soon(self._keep_bound, index, kind, sink)
             task_status.started()
 
     def _set_status(self, index: int, kind: _BindKind, state: SessionState, window: int, error: str) -> None:
@@ -341,9 +369,7 @@ class Upstream:
             system_type=self.config.system_type,
         )
 
-    async def _keep_bound(
-        self, index: int, kind: _BindKind
-    ) -> None:
+    async def _keep_bound(self, index: int, kind: _BindKind, sink: UpstreamSink) -> None:
         config = self.config
         failures = 0
         problem = ""  # logged once per change, not once per attempt
@@ -355,7 +381,7 @@ class Upstream:
             except (OSError, trio.TooSlowError, ssl.SSLError) as exc:
                 now_problem = f"connect failed: {exc!r}"
             else:
-                bind = UpstreamBind(config, self._bind_pdu(kind), stream, self._sink)
+                bind = UpstreamBind(config, self._bind_pdu(kind), stream, sink)
                 now_problem = await self._hold(index, kind, bind, problem)
                 if bind.bound.is_set():
                     failures = 0
@@ -417,8 +443,10 @@ class Upstream:
         while True:
             bind = await self._take_room(deadline)
             if bind is None:
+                self.submits[SubmitResult.NOT_SENT] += 1
                 return NotSent("no bound session with room" if not self._transmitters else "no room in time")
             outcome = await bind.submit(pdu)
+            self.submits[submit_result(outcome)] += 1
             self._room.set()
             if isinstance(outcome, Refused) and outcome.command_status in THROTTLING:
                 self._slow_down()
@@ -477,17 +505,17 @@ class Upstream:
 
 
 class Upstreams:
-    """Every configured upstream by name: what the dispatcher submits to (`submit(name, pdu)`)."""
+    """Every configured upstream by name: what the dispatcher submits to (`submit(name, pdu)`). The sink of their
+    receipts and MO is given to `run`, so the dispatcher can be built with them before the MO routing exists."""
 
     def __init__(
         self,
         configs: tuple[UpstreamConfig, ...],
-        sink: UpstreamSink,
         rng: random.Random | None = None,
         connect: Callable[[UpstreamConfig], Awaitable[trio.abc.Stream]] = open_upstream_stream,
     ) -> None:
         rng = rng or random.Random()
-        self.by_name = {config.name: Upstream(config, sink, rng, connect) for config in configs}
+        self.by_name = {config.name: Upstream(config, rng, connect) for config in configs}
 
     async def submit(self, upstream: str, pdu: SubmitSm) -> UpstreamOutcome:
         found = self.by_name.get(upstream)
@@ -498,10 +526,10 @@ class Upstreams:
     def status(self) -> list[SessionStatus]:
         return [status for upstream in self.by_name.values() for status in upstream.status()]
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, sink: UpstreamSink, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             for upstream in self.by_name.values():
-                await nursery.start(upstream.run)
+                await nursery.start(upstream.run, sink)
             task_status.started()
 
     async def unbind_all(self) -> None:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -155,10 +157,15 @@ class SmscDouble:
         self.nursery.start_soon(SmscEnd(self, theirs).run)
         return ours
 
-    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-        """Listen on 127.0.0.1, port 0; reports the port."""
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        task_status.started(listeners[0].socket.getsockname()[1])
+    async def serve(
+        self, ssl_context: ssl.SSLContext | None = None, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Listen on 127.0.0.1, port 0 (over TLS with `ssl_context`); reports the port."""
+        tcp = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        task_status.started(tcp[0].socket.getsockname()[1])
+        listeners: list[trio.abc.Listener[trio.abc.Stream]] = (
+            list(tcp) if ssl_context is None else [trio.SSLListener(listener, ssl_context) for listener in tcp]
+        )
 
         async def handle(stream: trio.abc.Stream) -> None:
             self.connects += 1

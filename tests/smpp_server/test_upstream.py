@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
+import trustme
 
 from smsgw.config import UpstreamConfig
 from smsgw.pdu.constants import CommandStatus
 from smsgw.pdu.smpp import DataSm, DeliverSm, DeliverSmResp, Pdu, SubmitSm, SubmitSmResp, response_for
-from smsgw.smpp_server.upstream import NotSent, Refused, SessionState, Submitted, Upstream
+from smsgw.smpp_server.upstream import NotSent, Refused, SessionState, Submitted, SubmitResult, Upstream
 
 from smsc_double import SmscDouble
 
@@ -43,8 +46,8 @@ async def upstream_to(smsc_options: dict[str, object] | None = None, **config: o
     async with trio.open_nursery() as nursery:
         smsc = SmscDouble(nursery, **(smsc_options or {}))  # type: ignore[arg-type]
         sink = Sink()
-        upstream = Upstream(replace(CONFIG, **config), sink, random.Random(1), connect=smsc.connect)  # type: ignore[arg-type]
-        await nursery.start(upstream.run)
+        upstream = Upstream(replace(CONFIG, **config), random.Random(1), connect=smsc.connect)  # type: ignore[arg-type]
+        await nursery.start(upstream.run, sink)
         yield upstream, smsc, sink
         nursery.cancel_scope.cancel()
 
@@ -126,6 +129,7 @@ async def test_a_silent_smsc_times_out_each_submit(autojump_clock: trio.testing.
                 nursery.start_soon(submit)
         assert outcomes == [NotSent("no submit_sm_resp", maybe_sent=True)] * 3
         assert len(smsc.submits) == 3
+        assert upstream.submits == {SubmitResult.NOT_SENT: 3}
         (status,) = upstream.status()
         assert status.window_in_use == 0  # the timed-out requests left the window
 
@@ -170,6 +174,7 @@ async def test_throttling_slows_down_and_retries_the_same_upstream(autojump_cloc
         assert await upstream.submit(SUBMIT) == Submitted("ok")
         assert len(smsc.submits) == 3
         assert trio.current_time() - start >= 1.0 + 2.0  # paused 1 s, then 2 s
+        assert upstream.submits == {SubmitResult.THROTTLED: 2, SubmitResult.SUBMITTED: 1}
 
 
 async def test_throttling_beyond_the_wait_returns_the_throttling_status(
@@ -191,6 +196,7 @@ async def test_a_permanent_refusal_is_returned_at_once(autojump_clock: trio.test
         await wait_bound(upstream)
         assert await upstream.submit(SUBMIT) == Refused(CommandStatus.ESME_RINVDSTADR)
         assert len(smsc.submits) == 1
+        assert upstream.submits == {SubmitResult.REFUSED: 1}
 
 
 async def test_deliver_sm_resp_only_after_the_sink_stored_it(autojump_clock: trio.testing.MockClock) -> None:
@@ -234,10 +240,56 @@ async def test_clean_unbind_at_shutdown(autojump_clock: trio.testing.MockClock) 
 async def test_over_real_sockets(nursery: trio.Nursery) -> None:
     smsc = SmscDouble(nursery)
     port = await nursery.start(smsc.serve)
-    upstream = Upstream(replace(CONFIG, port=port), Sink())
-    await nursery.start(upstream.run)
+    upstream = Upstream(replace(CONFIG, port=port))
+    await nursery.start(upstream.run, Sink())
     with trio.fail_after(10):
         await wait_bound(upstream)
         assert await upstream.submit(SUBMIT) == Submitted("1")
         await upstream.unbind_all()
     assert smsc.unbinds == 1
+
+
+@pytest.fixture
+def smsc_tls(tmp_path: Path) -> tuple[ssl.SSLContext, Path, Path]:
+    """A server context with a certificate for 127.0.0.1 from a CA made here; that CA's file; another CA's file."""
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    ca_path, other_path = tmp_path / "ca.pem", tmp_path / "other-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    trustme.CA().cert_pem.write_to_path(str(other_path))
+    return server, ca_path, other_path
+
+
+async def test_over_tls_verifying_the_smscs_certificate(
+    nursery: trio.Nursery, smsc_tls: tuple[ssl.SSLContext, Path, Path]
+) -> None:
+    server, ca_path, _ = smsc_tls
+    smsc = SmscDouble(nursery)
+    port = await nursery.start(smsc.serve, server)
+    upstream = Upstream(replace(CONFIG, port=port, tls=True, tls_ca_path=str(ca_path)))
+    await nursery.start(upstream.run, Sink())
+    with trio.fail_after(10):
+        await wait_bound(upstream)
+        assert await upstream.submit(SUBMIT) == Submitted("1")
+        await upstream.unbind_all()
+    assert smsc.unbinds == 1
+
+
+async def test_an_smsc_certificate_from_another_ca_is_refused(
+    nursery: trio.Nursery, smsc_tls: tuple[ssl.SSLContext, Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    server, _, other_path = smsc_tls
+    smsc = SmscDouble(nursery)
+    port = await nursery.start(smsc.serve, server)
+    upstream = Upstream(replace(CONFIG, port=port, tls=True, tls_ca_path=str(other_path), reconnect_delay_min_s=0.05,
+                                reconnect_delay_max_s=0.05))
+    await nursery.start(upstream.run, Sink())
+    with trio.fail_after(10):
+        while not upstream.status()[0].last_error:
+            await trio.sleep(0.01)
+    (status,) = upstream.status()
+    assert status.state in (SessionState.BACKOFF, SessionState.CONNECTING) and "CERTIFICATE_VERIFY_FAILED" in \
+        status.last_error, status
+    assert smsc.binds == []
+    await upstream.unbind_all()

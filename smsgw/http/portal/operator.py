@@ -1,5 +1,5 @@
-"""The operator's pages: modems (state, signal, counters against the SIM limits, reset), queues per account,
-accounts (balances, top up) and the audit log of binds and logins."""
+"""The operator's pages: modems (state, signal, counters against the SIM limits, reset) and the binds to upstream
+SMSCs (state per session, window in use, submits by result), queues per account, accounts (balances, top up) and the audit log of binds and logins."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 from smsgw.http.portal.pages import Portal
 from smsgw.http.portal.session import Session
 from smsgw.scheduler.routing import format_micro, to_micro
+from smsgw.smpp_server.upstream import SubmitResult
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class _OperatorPages:
             })
         return self._portal.render(request, session, "modems.html", {
             "rows": rows, "bar_count": BARS, "message": request.query_params.get("message", ""),
+            "upstreams": list(self._deps.upstreams.by_name.values()), "submit_results": list(SubmitResult),
         })
 
     async def reset(self, request: Request, session: Session) -> Response:

@@ -16,17 +16,24 @@ from smsgw.scheduler.timing import to_ms
 
 
 class Outbox(SqliteBase):
-    async def last_sent_to(self, handset: str, modem: str, modem_msisdn: str, since_ms: int) -> LastSent | None:
-        """Who last sent a segment to `handset` from that modem (by name, or by its SIM's number) since `since_ms`."""
+    async def last_sent_to(
+        self, handset: str, modem: str, modem_msisdn: str, since_ms: int, *, upstream: str | None = None
+    ) -> LastSent | None:
+        """Who last sent a segment to `handset` from that modem (by name, or by its SIM's number) since `since_ms`;
+        with `upstream`, who last sent one to it through that upstream SMSC instead."""
+        by: tuple[str, ...]
+        if upstream is None:
+            sent_by, by = "(s.modem = ? OR (s.modem_msisdn = ? AND s.modem_msisdn != ''))", (modem, modem_msisdn)
+        else:
+            sent_by, by = "s.upstream = ?", (upstream,)
 
         def fn(c: sqlite3.Connection) -> LastSent | None:
             row = c.execute(
                 "SELECT m.account, m.source_addr, m.source_addr_ton, m.source_addr_npi, s.sent_at"
                 " FROM segments s INDEXED BY segments_sent_to JOIN messages m ON m.id = s.message"
-                " WHERE s.destination = ? AND s.sent_at IS NOT NULL AND s.sent_at >= ?"
-                " AND (s.modem = ? OR (s.modem_msisdn = ? AND s.modem_msisdn != ''))"
+                f" WHERE s.destination = ? AND s.sent_at IS NOT NULL AND s.sent_at >= ? AND {sent_by}"
                 " ORDER BY s.sent_at DESC, s.id DESC LIMIT 1",
-                (handset_key(handset), since_ms, modem, modem_msisdn),
+                (handset_key(handset), since_ms, *by),
             ).fetchone()
             if row is None:
                 return None
