@@ -8,7 +8,7 @@ import base64
 import binascii
 import io
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 
 from smsgw.scheduler.history import write_history_csv
 from smsgw.scheduler.model import ListedMessage, MessageFilter
@@ -42,11 +42,26 @@ async def search_page(
     return page, next_cursor
 
 
-def history_csv(page: Iterable[ListedMessage]) -> str:
-    """The rows as `smsgw history export` writes them, header first."""
+def history_csv(page: Iterable[ListedMessage], *, header: bool = True) -> str:
+    """The rows as `smsgw history export` writes them, header first unless `header` is False."""
     out = io.StringIO()
-    write_history_csv((listed.history for listed in page), out)
+    write_history_csv((listed.history for listed in page), out, header=header)
     return out.getvalue()
+
+
+async def search_csv(
+    store: MessageStore, account: str, where: MessageFilter, page_size: int
+) -> AsyncIterator[str]:
+    """The whole search as CSV, page by page (keyset pages: a long export never holds more than one)."""
+    after: tuple[int, int] | None = None
+    header = True
+    while True:
+        page = await store.list_messages(account, where, after, page_size)
+        if page or header:
+            yield history_csv(page, header=header)
+        if len(page) < page_size:
+            return
+        after, header = page[-1].key, False
 
 
 async def cancel_message(store: MessageStore, account: str, message_id: str, now_ms: int, via: str) -> int:
