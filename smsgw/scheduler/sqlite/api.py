@@ -36,8 +36,10 @@ class Api(SqliteBase):
         )
         parameters: list[Any] = [account, where.from_ms, where.to_ms]
         if after is not None:
-            sql += " AND (submitted_at, id) > (?, ?)"
-            parameters += after
+            # Spelled out, not as the row value (submitted_at, id) > (?, ?): SQLite then starts the index range at
+            # the cursor's time instead of reading the period from its start (a middle page: 130 ms -> under 1).
+            sql += " AND submitted_at >= ? AND (submitted_at > ? OR id > ?)"
+            parameters += [after[0], after[0], after[1]]
         if where.state is not None:
             sql += " AND state = ?"
             parameters.append(int(where.state))

@@ -9,6 +9,7 @@ import io
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -125,3 +126,17 @@ def test_an_api_key_made_on_the_account_page_works_against_the_api_until_revoked
     assert httpx.get(f"{gateway.url}/api/v1/balance", headers=headers).status_code == 401
     page.reload()  # the key is shown once: never again
     expect(page.locator("#new-key")).to_have_count(0)
+
+
+def test_a_consent_list_is_uploaded_line_by_line(page: Any, gateway: Gateway, tmp_path: Path) -> None:
+    consents = tmp_path / "consents.csv"
+    consents.write_text("447700900123\n+44 7700 900124\nnot a number\n447700900123\n")
+    log_in(page, DEMO_SYSTEM_ID, DEMO_PASSWORD)
+    page.goto("/account")
+    page.get_by_label(re.compile(r"^Numbers that agreed")).set_input_files(str(consents))
+    page.get_by_role("button", name="Upload consent list").click()
+    expect(page.get_by_role("status")).to_have_text(
+        "Consent recorded for 2 numbers (0 already had it). 1 line not a number: line 3.")
+    page.get_by_label(re.compile(r"^Numbers that agreed")).set_input_files(str(consents))
+    page.get_by_role("button", name="Upload consent list").click()
+    expect(page.get_by_role("status")).to_contain_text("Consent recorded for 0 numbers (2 already had it).")
