@@ -9,9 +9,6 @@ the sender is not allowed, 404, 409 not cancellable, 429 throttled with Retry-Af
 
 from __future__ import annotations
 
-import base64
-import binascii
-import io
 import json
 import logging
 import math
@@ -25,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from smsgw.config import AccountConfig
+from smsgw.http import messages as shared
 from smsgw.http import openapi
 from smsgw.http.auth import authenticate
 from smsgw.http.deps import HttpDeps
@@ -35,7 +33,6 @@ from smsgw.pdu.errors import PduError
 from smsgw.pdu.segmentation import count_segments
 from smsgw.pdu.text import choose_encoding
 from smsgw.scheduler.accept import RECEIPT_WANTED, Accepted, Options, Rejected, Submission, Text, Timing
-from smsgw.scheduler.history import write_history_csv
 from smsgw.scheduler.model import Address, ListedMessage, MessageFilter, NotCancellable, StoredMessage, StoreUnavailable
 from smsgw.scheduler.routing import NoRoute, format_micro
 from smsgw.scheduler.states import FINAL, State, message_state, smpp_message_state
@@ -77,10 +74,10 @@ def routes(deps: HttpDeps) -> list[BaseRoute]:
         message_id = request.path_params["message_id"]
         await _find(deps, account, message_id)
         try:
-            await deps.store.cancel(account.system_id, message_id, "", "", deps.scheduler.accept.now_ms())
+            now_ms = deps.scheduler.accept.now_ms()
+            await shared.cancel_message(deps.store, account.system_id, message_id, now_ms, "api")
         except NotCancellable as exc:
             raise Problem(409, f"message {message_id} cannot be cancelled: {exc}") from None
-        log.info("cancelled over http account=%s message_id=%s", account.system_id, message_id)
         return JSONResponse(_stored_json(await _find(deps, account, message_id)))
 
     async def list_messages(request: Request) -> Response:
@@ -93,15 +90,11 @@ def routes(deps: HttpDeps) -> list[BaseRoute]:
             None if query.get("number") is None else _number(account, query["number"], "number"),
         )
         limit = _limit(deps, query.get("limit"))
-        # One row more than the page: whether a next page exists, so the last page says so (no empty page after).
-        page = await deps.store.list_messages(account.system_id, where, _cursor(query.get("cursor")), limit + 1)
-        next_cursor = _encode_cursor(page[limit - 1].key) if len(page) > limit else None
-        del page[limit:]
+        after = _cursor(query.get("cursor"))
+        page, next_cursor = await shared.search_page(deps.store, account.system_id, where, after, limit)
         if _CSV in request.headers.get("accept", ""):
-            out = io.StringIO()
-            write_history_csv((listed.history for listed in page), out)
             headers = {} if next_cursor is None else {"X-Next-Cursor": next_cursor}
-            return Response(out.getvalue(), media_type=_CSV, headers=headers)
+            return Response(shared.history_csv(page), media_type=_CSV, headers=headers)
         return JSONResponse({"messages": [_listed_json(listed) for listed in page], "next_cursor": next_cursor})
 
     async def inbox(request: Request) -> Response:
@@ -404,17 +397,12 @@ def _limit(deps: HttpDeps, value: str | None) -> int:
     return _int_param(value, "limit", min(DEFAULT_PAGE_SIZE, maximum), minimum=1, maximum=maximum)
 
 
-def _encode_cursor(key: tuple[int, int]) -> str:
-    return base64.urlsafe_b64encode(f"{key[0]}.{key[1]}".encode()).decode().rstrip("=")
-
-
 def _cursor(value: str | None) -> tuple[int, int] | None:
-    """The key of `_encode_cursor`; opaque to clients, so a malformed one is 400 whatever is wrong with it."""
+    """The key of `encode_cursor`; opaque to clients, so a malformed one is 400 whatever is wrong with it."""
     if value is None:
         return None
     try:
-        submitted, _, rowid = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode().partition(".")
-        return int(submitted), int(rowid)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return shared.decode_cursor(value)
+    except ValueError:
         raise Problem(400, "'cursor' is not one this API gave") from None
 

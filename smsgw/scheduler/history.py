@@ -27,10 +27,12 @@ COLUMNS: Final = (
 )
 
 
-def write_history_csv(rows: Iterable[HistoryRow], out: TextIO) -> int:
-    """Write the rows of `MessageStore.history_rows` with a header; returns how many messages were written."""
+def write_history_csv(rows: Iterable[HistoryRow], out: TextIO, *, header: bool = True) -> int:
+    """Write the rows of `MessageStore.history_rows`, after a header unless `header` is False (the pages of one
+    export after its first); returns how many messages were written."""
     writer = csv.writer(out)
-    writer.writerow(COLUMNS)
+    if header:
+        writer.writerow(COLUMNS)
     count = 0
     for row in rows:
         writer.writerow(

@@ -296,6 +296,15 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     -- a node's start releases what its previous run held
     CREATE INDEX outbox_claimed_by ON outbox (claimed_by) WHERE claimed_by IS NOT NULL;
     """,
+    # The portal's and the API's searches by number, state and error code: one handset's (one state's, one
+    # code's) messages of an account in time order, without reading every message of the period to find them (a
+    # search that matches little, over a full store's retention of 1,000,000 messages, took 0.3-0.6 s without;
+    # `python -m smsgw.bench portal`).
+    """
+    CREATE INDEX messages_account_destination ON messages (account, destination_addr, submitted_at);
+    CREATE INDEX messages_account_state ON messages (account, state, submitted_at);
+    CREATE INDEX messages_account_error ON messages (account, error_code, submitted_at);
+    """,
 )
 
 

@@ -313,12 +313,14 @@ class ListedMessage(NamedTuple):
 
 
 class MessageFilter(NamedTuple):
-    """Which of an account's messages a listing returns: submitted in [from_ms, to_ms), in `state`, to `number`."""
+    """Which of an account's messages a listing returns: submitted in [from_ms, to_ms), in `state`, to `number`,
+    with the receipt's `error_code`."""
 
     from_ms: int
     to_ms: int
     state: State | None = None
     number: str | None = None  # normalised international digits, as stored
+    error_code: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +332,18 @@ class InboxEntry:
     recipient: str  # the modem's MSISDN the handset sent to
     text: str
     received_ms: int
+    answers: AnsweredMessage | None = None  # what the account last sent that handset from that modem before it
+
+
+@dataclass(frozen=True, slots=True)
+class AnsweredMessage:
+    """The message an MO answers: the account's last one sent to the handset from the modem the MO came to (the
+    rule two-way routing uses, `MessageStore.last_sent_to`)."""
+
+    message_id: str
+    source_addr: str
+    text: str
+    sent_ms: int
 
 
 @dataclass(frozen=True, slots=True)

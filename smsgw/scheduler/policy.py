@@ -342,6 +342,11 @@ class PolicyFacts(Protocol):
         """Add `number` to the account's suppression list; True when it was not on it yet."""
         ...
 
+    def add_consent(self, account: str, number: str) -> bool:
+        """Record that `number` agreed to the account's promotional messages despite the do-not-call register;
+        True when it was not recorded yet (`smsgw dnc consent`, the portal's consent upload)."""
+        ...
+
 
 def is_promotional(account: AccountConfig, service_type: str, promotional_service_types: Iterable[str]) -> bool:
     """Promotional by the account's setting, or per message by its service_type (any case)."""

@@ -339,6 +339,11 @@ class FakeFacts:
         self.suppressed.add((account, number))
         return new
 
+    def add_consent(self, account: str, number: str) -> bool:
+        new = (account, number) not in self.consent
+        self.consent.add((account, number))
+        return new
+
 
 def test_dnc_blocks_promotional_messages_unless_the_account_has_consent() -> None:
     facts = FakeFacts(dnc={"447700900123"}, consent={("other", "447700900123")})

@@ -518,6 +518,34 @@ async def test_messages_are_listed_in_keyset_pages_with_filters(store: MessageSt
     assert listed.history.state == State.ACCEPTED and listed.start_ms == other.start_ms and listed.client_ref == ""
 
 
+async def test_messages_are_listed_by_error_code(store: MessageStore) -> None:
+    failed, fine = new_message(), new_message()
+    await store.accept([failed, fine])
+    handoffs = await store.claim_due(T0, 10)
+    rowid = next(h.segment_rowid for h in handoffs if h.segment_id.startswith(failed.message_id))
+    await store.record_failure(rowid, temporary=False, error_code=0x41, retry_at_ms=T0, now_ms=T0)
+    listed = await store.list_messages("acme", MessageFilter(T0, T0 + 1000, error_code=0x41), None, 10)
+    assert [m.history.message_id for m in listed] == [failed.message_id]
+    assert await store.list_messages("acme", MessageFilter(T0, T0 + 1000, error_code=0x46), None, 10) == []
+
+
+async def test_inbox_names_the_message_each_reply_answers(store: MessageStore) -> None:
+    other_account = new_message(account="other")
+    message = new_message()  # to 447911000001, sent below from modem m1 at T0 + 1000
+    await store.accept([other_account, message])
+    for handoff in await store.claim_due(T0, 10):
+        await store.record_sent(handoff.segment_rowid, sent(handoff.segment_rowid), T0 + 10_000_000, T0 + 1000, T0)
+    sms = IncomingSms("m1", "447700900001", "+447911000001", "yes", 0, datetime(2026, 1, 1, tzinfo=UTC))
+    await store.store_mo(sms, "acme", sms.modem_msisdn, T0 + 500)  # before anything was sent: answers nothing
+    await store.store_mo(sms, "acme", sms.modem_msisdn, T0 + 2000)
+    await store.store_mo(replace(sms, modem="m2", modem_msisdn="447700900002"), "acme", "447700900002", T0 + 2000)
+    early, reply, elsewhere = await store.inbox("acme", 0, 10)
+    assert early.answers is None and elsewhere.answers is None  # another modem's SIM: not the same conversation
+    assert reply.answers is not None
+    assert (reply.answers.message_id, reply.answers.text, reply.answers.source_addr, reply.answers.sent_ms) == (
+        message.message_id, "hello world", "ACME", T0 + 1000)
+
+
 async def test_inbox_lists_the_accounts_mo_after_an_id(store: MessageStore) -> None:
     sms = IncomingSms("m1", "447700900001", "447911000001", "hi", 0, datetime(2026, 1, 1, tzinfo=UTC))
     first = await store.store_mo(sms, "acme", sms.modem_msisdn, T0)

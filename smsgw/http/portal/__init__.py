@@ -7,7 +7,7 @@ bind guard's failed-attempt counts and lockouts), sends through the accept path,
 `AcceptPath.preview` (the rules `accept` charges by), uploads through `number_files.read_number_file` (the reader
 of `smsgw dnc import`), the operator pages through the modem pool and the store.
 
-`customer` and `operator` hold the pages; `pages` the sessions, CSRF checks and rendering they share.
+`customer`, `messages` (scheduled, results, inbox) and `operator` hold the pages; `pages` the sessions, CSRF checks and rendering they share.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from smsgw.http.deps import HttpDeps
-from smsgw.http.portal import customer, operator
+from smsgw.http.portal import customer, messages, operator
 from smsgw.http.portal.pages import STATIC_DIR, Portal
 
 
@@ -25,6 +25,7 @@ def routes(deps: HttpDeps) -> list[BaseRoute]:
     return [
         *portal.routes(),
         *customer.routes(portal),
+        *messages.routes(portal),
         *operator.routes(portal),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]

@@ -1,5 +1,5 @@
 """The customer's pages: Send (with the live counter and the batch it becomes) and Account (balance, ledger,
-sender IDs, sub-accounts and transfers)."""
+sender IDs, sub-accounts and transfers, API keys, callbacks, do-not-call consent upload)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from smsgw.http.keys import new_api_key
 from smsgw.numbers import InvalidNumber, normalise_number
 from smsgw.http.portal import batches
 from smsgw.http.portal.batches import Batch, BatchState, SendRequest, check_numbers
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 VALIDITY_CHOICES: Final = (("", "default"), ("30", "30 minutes"), ("60", "1 hour"), ("240", "4 hours"),
                            ("720", "12 hours"), ("1380", "23 hours"))
 LEDGER_ROWS: Final = 50
+MAX_KEY_NAME_CHARS: Final = 64
+# Unreadable lines of a consent upload named on the page; the count covers all of them.
+SHOWN_BAD_LINES: Final = 20
 # Refused lines read beyond the limit of numbers (a file of only bad lines is still reported, up to this many).
 _EXTRA_LINES: Final = 100_000
 # A text longer than this is not counted (the longest the routes allow is far below it).
@@ -50,6 +54,9 @@ def routes(portal: Portal) -> list[BaseRoute]:
         Route("/compose/batches/{batch_id}/progress", page("customer", pages.progress), methods=["GET"]),
         Route("/account", page("customer", pages.account), methods=["GET"]),
         Route("/account/transfer", page("customer", pages.transfer), methods=["POST"]),
+        Route("/account/api-keys", page("customer", pages.create_key), methods=["POST"]),
+        Route("/account/api-keys/{key_id:int}/revoke", page("customer", pages.revoke_key), methods=["POST"]),
+        Route("/upload/consent", page("customer", pages.consent), methods=["POST"]),
     ]
 
 
@@ -190,8 +197,8 @@ class _CustomerPages:
 
     # -- Account -----------------------------------------------------------------------------------------------
 
-    async def account(self, request: Request, session: Session, message: str = "", status_code: int = 200
-                      ) -> Response:
+    async def account(self, request: Request, session: Session, message: str = "", status_code: int = 200,
+                      new_key: str = "") -> Response:
         store = self._deps.store
         config = self._deps.config.current
         account = self._portal.account(session)
@@ -204,6 +211,10 @@ class _CustomerPages:
             "subs": [(name, await store.balance(name)) for name in subs],
             "parent": account.parent,
             "default_validity_min": round(config.messages.default_validity_s / 60),
+            "api_keys": [(self._portal.local_time(session, key.created_ms),
+                          self._portal.local_time(session, key.last_used_ms), key)
+                         for key in await store.api_keys(session.name)],
+            "new_key": new_key,
             "message": message,
         }, status_code=status_code)
 
@@ -220,6 +231,53 @@ class _CustomerPages:
             return await self.account(request, session, f"Transfer refused: {exc}", status_code=400)
         log.info("portal transfer from=%s to=%s amount=%s by=%s", source, target, format_micro(amount), session.name)
         return await self.account(request, session, f"Moved {format_micro(amount)} from {source} to {target}.")
+
+
+    async def create_key(self, request: Request, session: Session) -> Response:
+        """A new API key, shown on this page once: only its hash is kept (`smsgw account api-key create`)."""
+        form = await self._portal.form(request)
+        name = str(form.get("name", "")).strip()[:MAX_KEY_NAME_CHARS]
+        key, key_hash = new_api_key()
+        key_id = await self._deps.store.api_key_add(session.name, name, key_hash, int(time.time() * 1000))
+        log.info("portal api key created account=%s key_id=%d", session.name, key_id)
+        return await self.account(request, session, f"API key {key_id} created: copy it now, it is not shown again.",
+                                  new_key=key)
+
+    async def revoke_key(self, request: Request, session: Session) -> Response:
+        key_id = request.path_params["key_id"]
+        # Only the account's own keys: another account's key id is "no such key".
+        if key_id not in {key.key_id for key in await self._deps.store.api_keys(session.name)}:
+            return await self.account(request, session, f"No API key {key_id}.", status_code=404)
+        await self._deps.store.api_key_revoke(key_id, int(time.time() * 1000))
+        log.info("portal api key revoked account=%s key_id=%d", session.name, key_id)
+        return await self.account(request, session, f"API key {key_id} revoked.")
+
+    async def consent(self, request: Request, session: Session) -> Response:
+        """A file of numbers that agreed to the account's promotional messages (`smsgw dnc consent`, per number):
+        read by the reader of the Send page, recorded in the register's consent list."""
+        form = await self._portal.form(request)
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            return await self.account(request, session, "Choose a file of numbers first.", status_code=400)
+        account = self._portal.account(session)
+        limit = self._deps.config.current.http.portal_max_numbers
+        try:
+            numbered = await trio.to_thread.run_sync(_read_numbers, await upload.read(),
+                                                     account.default_country_code, limit)
+        except Exception as exc:  # a broken upload (not a workbook, bad zip): say so, record nothing
+            return await self.account(request, session, f"{upload.filename}: cannot be read ({exc})", status_code=400)
+        numbers = list(dict.fromkeys(item for _, item in numbered if not isinstance(item, InvalidLine)))[:limit]
+        bad = [f"line {item.line}" for _, item in numbered if isinstance(item, InvalidLine)]
+        facts = self._deps.store.policy_facts()
+        added = await trio.to_thread.run_sync(
+            lambda: sum(facts.add_consent(session.name, number) for number in numbers))
+        log.info("portal consent upload account=%s numbers=%d added=%d invalid=%d", session.name, len(numbers),
+                 added, len(bad))
+        text = f"Consent recorded for {added} number{'' if added == 1 else 's'} ({len(numbers) - added} already had it)."
+        if bad:
+            shown = ", ".join(bad[:SHOWN_BAD_LINES]) + ("…" if len(bad) > SHOWN_BAD_LINES else "")
+            text += f" {len(bad)} line{'' if len(bad) == 1 else 's'} not a number: {shown}."
+        return await self.account(request, session, text)
 
 
 def _read_numbers(data: bytes, country_code: str, limit: int) -> list[tuple[int, str | InvalidLine]]:
