@@ -22,13 +22,14 @@ from starlette.routing import BaseRoute, Route
 
 import smsgw.http.app
 from smsgw.app import GatewayStarted, run_demo, run_gateway
-from smsgw.config import AccountConfig, Config, ModemConfig, SmppConfig, StoreConfig
+from smsgw.config import DEMO_CALLBACK_SECRET, AccountConfig, Config, ModemConfig, SmppConfig, StoreConfig
 from smsgw.http import ops
 from smsgw.http.auth import authenticate
 from smsgw.http.deps import HttpDeps
 from smsgw.http.problems import PROBLEM_JSON
 from smsgw.passwords import hash_password
 from smsgw.pdu.constants import CommandStatus
+from smsgw.scheduler.callback import sign
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from esme import Esme  # noqa: E402
@@ -152,8 +153,10 @@ async def test_not_ready_names_what_is_missing(nursery: trio.Nursery, tmp_path: 
     try:
         async with httpx.AsyncClient(base_url=_url(started)) as client:
             response = await client.get("/readyz")
+            sink = await client.get("/demo/receipts")
     finally:
         stop.set()
+    assert sink.status_code == 404  # the receipt sink is the demo's only
     assert response.status_code == 503
     assert response.headers["content-type"] == PROBLEM_JSON
     problem = response.json()
@@ -162,6 +165,25 @@ async def test_not_ready_names_what_is_missing(nursery: trio.Nursery, tmp_path: 
     assert problem["checks"] == {
         "store": "ok", "smpp": "ok", "routes": "no route usable: no modem READY in group(s) default"
     }
+
+
+async def test_the_demos_receipt_sink_keeps_what_is_posted_and_checks_its_signature(
+    gateway: tuple[GatewayStarted, trio.Event]
+) -> None:
+    started, _ = gateway
+    report = b'{"message_id": "m1", "state": "DELIVERED"}'
+    sink = _url(started) + "/demo/receipts"
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(sink)).json() == {"receipts": []}
+        for signature in (sign(report, DEMO_CALLBACK_SECRET), sign(report, "another secret")):
+            answer = await client.post(sink, content=report, headers={"X-Smsgw-Signature": signature})
+            assert answer.status_code == 204
+        assert (await client.post(sink, content=b"id=m1&level=2")).status_code == 204  # a Jasmin form, say
+        receipts = (await client.get(sink)).json()["receipts"]
+    assert [(r["body"], r["signature_valid"]) for r in receipts] == [
+        ({"message_id": "m1", "state": "DELIVERED"}, True), ({"message_id": "m1", "state": "DELIVERED"}, False),
+        ("id=m1&level=2", False),
+    ]
 
 
 async def test_errors_are_problem_json(gateway: tuple[GatewayStarted, trio.Event]) -> None:
