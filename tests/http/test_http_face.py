@@ -134,6 +134,15 @@ async def test_health_ready_and_metrics_after_an_smpp_submission(gateway: tuple[
     assert value("smsgw_modem_state", modem="virtual1", state="down") == 0
     assert value("smsgw_modem_signal_rssi", modem="virtual1") == BASE.virtual_network.signal_rssi
     assert value("smsgw_store_commits") >= 1
+    # Every commit is in the latency histogram: its +Inf bucket and count are the commits, the buckets cumulative.
+    latency = families["smsgw_store_commit_seconds"]
+    assert latency.type == "histogram"
+    buckets = [s for s in latency.samples if s.name == "smsgw_store_commit_seconds_bucket"]
+    assert buckets[-1].labels == {"le": "+Inf"} and buckets[-1].value == value("smsgw_store_commits")
+    assert [b.value for b in buckets] == sorted(b.value for b in buckets) and len(buckets) > 1
+    (count,) = [s for s in latency.samples if s.name == "smsgw_store_commit_seconds_count"]
+    (total,) = [s for s in latency.samples if s.name == "smsgw_store_commit_seconds_sum"]
+    assert count.value == value("smsgw_store_commits") and total.value > 0
     assert value("smsgw_login_lockouts") == 0
     # The message is open (accepted, or on the modem by now) and counted once, wherever it is.
     assert sum(s.value for s in families["smsgw_messages_open"].samples) == 1
