@@ -27,11 +27,13 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Final, TypeVar
 
 import trio
 
 from smsgw.config import (
+    DEMO_CALLBACK_SECRET,
     DEMO_OPERATOR,
     DEMO_PASSWORD,
     DEMO_SYSTEM_ID,
@@ -48,6 +50,7 @@ from smsgw.config import (
     SmppConfig,
     load_config,
 )
+from smsgw.http import demo_receipts
 from smsgw.http.deps import HttpDeps
 from smsgw.http.keys import ApiKeys
 from smsgw.http.metrics import GatewayMetrics
@@ -164,10 +167,12 @@ async def run_gateway(
     *,
     config_path: str | None = None,
     stop: trio.Event | None = None,
+    extra_http_routes: Sequence[ModuleType] = (),
     task_status: trio.TaskStatus[GatewayStarted] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the gateway until `stop` is set, or, without one, until SIGINT or SIGTERM (SIGHUP then reloads
-    `config_path`); then shut down in order. A stop during start-up abandons the start-up at once."""
+    `config_path`); then shut down in order. A stop during start-up abandons the start-up at once.
+    `extra_http_routes`: route modules the HTTP server serves besides the gateway's own (`run_demo`'s)."""
     holder = ConfigHolder(config)
     async with trio.open_nursery() as root:
         if stop is None:
@@ -176,7 +181,7 @@ async def run_gateway(
             await root.start(_handle_signals, stop, reload)
         ready = trio.Event()
         root.start_soon(_abandon_start_up, stop, ready, root.cancel_scope)
-        await _run_parts(holder, stop, ready, task_status)
+        await _run_parts(holder, stop, ready, task_status, extra_http_routes)
         root.cancel_scope.cancel()
 
 
@@ -188,7 +193,11 @@ async def _abandon_start_up(stop: trio.Event, ready: trio.Event, root: trio.Canc
 
 
 async def _run_parts(
-    holder: ConfigHolder, stop: trio.Event, ready: trio.Event, task_status: trio.TaskStatus[GatewayStarted]
+    holder: ConfigHolder,
+    stop: trio.Event,
+    ready: trio.Event,
+    task_status: trio.TaskStatus[GatewayStarted],
+    extra_http_routes: Sequence[ModuleType],
 ) -> None:
     config = holder.current  # the parts below that do not follow reloads (`keep_running`) are built from this
     async with open_store(config.store) as store:
@@ -226,7 +235,8 @@ async def _run_parts(
                         deps = HttpDeps(holder, store, scheduler, pool, upstreams, listeners.server, login, metrics,
                                         api_keys)
                         http = await front.start(
-                            functools.partial(serve_http, config.http, deps, shutdown_trigger=fronts_stop)
+                            functools.partial(serve_http, config.http, deps, shutdown_trigger=fronts_stop,
+                                              extra_routes=extra_http_routes)
                         )
                     log.info("gateway ready host=%s port=%s http=%s modems=%d", config.smpp.host, listeners.port,
                              "off" if http is None else http.url, len(config.modems))
@@ -413,7 +423,8 @@ def demo_config(
         http=dataclasses.replace(
             base.http, enabled=http_port is not None, host="127.0.0.1", port=http_port or 0
         ),
-        accounts=(AccountConfig(system_id=DEMO_SYSTEM_ID, password_hash=hash_password(DEMO_PASSWORD)),)
+        accounts=(AccountConfig(system_id=DEMO_SYSTEM_ID, password_hash=hash_password(DEMO_PASSWORD),
+                                callback_secret=DEMO_CALLBACK_SECRET),)
         + base.accounts,
         operators=(OperatorConfig(DEMO_OPERATOR, hash_password(DEMO_PASSWORD)),) + base.operators,
         modems=tuple(
@@ -454,7 +465,9 @@ async def run_demo(
             check_config(config, "<demo>")
             infos = tuple(VirtualModemInfo(m.name, m.msisdn, Path(m.port)) for m in config.modems)
             async with trio.open_nursery() as gateway:
-                started: GatewayStarted = await gateway.start(functools.partial(run_gateway, config, stop=stop))
+                started: GatewayStarted = await gateway.start(
+                    functools.partial(run_gateway, config, stop=stop, extra_http_routes=(demo_receipts,))
+                )
                 task_status.started(dataclasses.replace(started, virtual_modems=infos))
             # The virtual modems outlive the gateway's shutdown, as hardware would, so in-flight AT commands end.
             nursery.cancel_scope.cancel()

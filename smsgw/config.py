@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 DEMO_SYSTEM_ID: Final = "demo"
 DEMO_PASSWORD: Final = "demo"
 DEMO_OPERATOR: Final = "operator"  # the demo's portal operator login, with DEMO_PASSWORD
+DEMO_CALLBACK_SECRET: Final = "demo-secret"  # signs the demo account's JSON callbacks (its receipt sink checks it)
 
 # SMPP 3.4 C-Octet Strings: password 9 and system_id 16 octets, the NUL included. A longer password in the config
 # could never be sent by any ESME (every bind would be ESME_RINVPASWD), so it is refused at load.

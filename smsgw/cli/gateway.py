@@ -102,13 +102,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _print_demo_curl(url: str) -> None:
-    """The demo's REST API example: a send as a user would paste it (Basic auth with the demo account)."""
-    from smsgw.config import DEMO_PASSWORD, DEMO_SYSTEM_ID
+    """The demo's REST API example: a send as a user would paste it (Basic auth with the demo account), whose
+    delivery report goes to the demo's own receipt sink, so it arrives with nothing else running."""
+    from smsgw.config import DEMO_CALLBACK_SECRET, DEMO_PASSWORD, DEMO_SYSTEM_ID
+    from smsgw.http.demo_receipts import PATH
 
-    body = '{"to": ["447700900123"], "text": "Hello over HTTP", "client_ref": "demo-1"}'
+    sink = f"{url}{PATH}"
+    body = f'{{"to": ["447700900123"], "text": "Hello over HTTP", "client_ref": "demo-1", "dlr_url": "{sink}"}}'
     curl = (f"curl -u {DEMO_SYSTEM_ID}:{DEMO_PASSWORD} -H 'Content-Type: application/json' -d '{body}' "
             f"{url}/api/v1/messages")
     print(f"Or over the REST API (docs {url}/api/docs):\n  {curl}", flush=True)
+    print(f"Its delivery report is POSTed to dlr_url as JSON, signed with callback_secret {DEMO_CALLBACK_SECRET} "
+          f"(X-Smsgw-Signature); see what arrived:\n  curl {sink}", flush=True)
 
 
 def _own_command() -> str:

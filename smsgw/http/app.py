@@ -27,9 +27,10 @@ from smsgw.http.problems import EXCEPTION_HANDLERS
 ROUTE_MODULES: Final[tuple[ModuleType, ...]] = (ops, api, compat, portal)
 
 
-def build_app(deps: HttpDeps, modules: Sequence[ModuleType] | None = None) -> Starlette:
+def build_app(deps: HttpDeps, extra: Sequence[ModuleType] = ()) -> Starlette:
+    """The app of `ROUTE_MODULES`, then of the `extra` route modules (the demo's receipt sink)."""
     routes: list[BaseRoute] = []
-    for module in ROUTE_MODULES if modules is None else modules:
+    for module in (*ROUTE_MODULES, *extra):
         routes.extend(module.routes(deps))
     app = Starlette(
         routes=routes,

@@ -36,10 +36,12 @@ async def authenticate(request: Request, deps: HttpDeps) -> AccountConfig:
                       headers=_CHALLENGE)
     scheme, _, value = header.partition(" ")
     scheme = scheme.lower()
+    address = request.client.host if request.client is not None else ""
     if scheme == "bearer":
-        account = None if deps.api_keys is None else await deps.api_keys(value.strip())
+        account = None if deps.api_keys is None else await deps.api_keys(value.strip(), address)
         if account is None:
-            raise Problem(401, "unknown or revoked API key", headers=_CHALLENGE)
+            # One answer for a key that does not exist and one refused from this address, as Basic's below.
+            raise Problem(401, "unknown or revoked API key, or not allowed from this address", headers=_CHALLENGE)
         return account
     if scheme != "basic":
         raise Problem(401, f"unsupported authorization scheme {scheme!r}", headers=_CHALLENGE)
@@ -49,7 +51,6 @@ async def authenticate(request: Request, deps: HttpDeps) -> AccountConfig:
         colon = ""
     if not colon:
         raise Problem(401, "malformed Basic credentials", headers=_CHALLENGE)
-    address = request.client.host if request.client is not None else ""
     try:
         return await deps.login.authenticate(system_id, password, address)
     except BindRefused as exc:

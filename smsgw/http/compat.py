@@ -34,6 +34,7 @@ _MICRO: Final = 1_000_000
 # data_coding of Kannel's `coding` (0 7-bit: the gateway chooses GSM or UCS-2, 1 8-bit, 2 UCS-2).
 _KANNEL_CODINGS: Final = {0: 0x00, 1: 0x04, 2: 0x08}
 _KANNEL_CHARSETS: Final = {0: "utf-8", 1: "utf-8", 2: "utf-16-be"}  # Kannel's defaults per coding
+_KANNEL_MAX_MASK: Final = 63  # gw/smsbox.c refuses a dlr-mask above 0b111111
 _MESSAGE_CLASS: Final = 0x10  # data_coding bit: the low two bits are the message class (class 0 = flash)
 _JASMIN_PARAMETERS: Final = frozenset({
     "username", "password", "to", "from", "coding", "priority", "sdt", "validity-period", "dlr", "dlr-url",
@@ -108,28 +109,40 @@ async def _kannel_sendsms(deps: HttpDeps, request: Request) -> Response:
                                _text(parameters.get("password", parameters.get("pass", ""))))
         if account is None:
             raise _Refused(403, "Authorization failed for sendsms")
-        receivers = _text(parameters.get("to", "")).split()
-        if not receivers:
+        if "to" not in parameters:
             raise _Refused(400, "Missing receiver number, rejected")
+        receivers = _text(parameters["to"]).split()
+        if not receivers:
+            raise _Refused(400, "Empty receiver number not allowed, rejected")
         submission = _kannel_submission(parameters, receivers)
         results = await _accept(deps, account.system_id, [submission._replace(destinations=[d])
                                                           for d in submission.destinations])
     except _Refused as refused:
         return PlainTextResponse(refused.text, status_code=refused.status)
     except StoreUnavailable:
-        return PlainTextResponse("Sending failed.", status_code=503)
+        # Kannel's answer when bearerbox could not take the message for now (gw/smsbox.c, ack_failed_tmp).
+        return PlainTextResponse("Temporal failure, try again later.", status_code=503)
     failed = [r for r in results if isinstance(r, Rejected)]
     if len(failed) == len(results):
         return PlainTextResponse(f"{failed[0].reason}, rejected", status_code=_kannel_status(failed[0]))
+    # gw/smsbox.c: "0: Accepted for delivery", or "3: Queued for later delivery" for a message bearerbox queued.
     answer = "3: Queued for later delivery" if submission.timing.schedule else "0: Accepted for delivery"
     if failed:
-        # Kannel names the receivers it could not take after its answer; those before were accepted.
-        answer += "\nFailed to send to: " + " ".join(r.destination.addr for r in failed)
+        # gw/smsbox.c appends the receivers its lists refused to its answer in these words.
+        answer += " Denied receivers are: " + " ".join(r.destination.addr for r in failed)
     return PlainTextResponse(answer, status_code=202)
 
 
 def _kannel_status(rejected: Rejected) -> int:
     return 402 if rejected.command_status == _NO_BALANCE else 403 if rejected.command_status >= 0x400 else 400
+
+
+def _minutes(parameters: Mapping[str, str], name: str, refusal: _Refused) -> int | None:
+    """Kannel's validity and deferred: minutes, -1 the same as absent, below that misformed (gw/smsbox.c)."""
+    minutes = _int(parameters, name, refusal)
+    if minutes is not None and minutes < -1:
+        raise refusal
+    return None if minutes == -1 else minutes
 
 
 def _kannel_submission(parameters: Mapping[str, str], receivers: list[str]) -> Submission:
@@ -140,9 +153,12 @@ def _kannel_submission(parameters: Mapping[str, str], receivers: list[str]) -> S
     mclass = _int(parameters, "mclass", _Refused(400, "MClass field misformed, rejected"))
     if mclass is not None and not 0 <= mclass <= 3:
         raise _Refused(400, "MClass field misformed, rejected")
-    validity = _int(parameters, "validity", _Refused(400, "Validity field misformed, rejected"))
-    deferred = _int(parameters, "deferred", _Refused(400, "Deferred field misformed, rejected"))
-    mask = _int(parameters, "dlr-mask", _Refused(400, "DLR-Mask field misformed, rejected")) or 0
+    validity = _minutes(parameters, "validity", _Refused(400, "Validity field misformed, rejected"))
+    deferred = _minutes(parameters, "deferred", _Refused(400, "Deferred field misformed, rejected"))
+    mask = _int(parameters, "dlr-mask", _Refused(400, "DLR-Mask field misformed, rejected"))
+    if mask is not None and not -1 <= mask <= _KANNEL_MAX_MASK:
+        raise _Refused(400, "DLR-Mask field misformed, rejected")
+    mask = max(mask or 0, 0)
     charset = parameters.get("charset") or _KANNEL_CHARSETS[coding]
     text = _text(parameters.get("text", ""), charset)
     content: Text | Encoded

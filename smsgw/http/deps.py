@@ -18,8 +18,9 @@ from smsgw.smpp_server.login import Login
 from smsgw.smpp_server.server import SmppServer
 from smsgw.smpp_server.upstream import Upstreams
 
-# Bearer token -> its account, or None when no key matches (the API keys' store lookup plugs in here).
-ApiKeyLookup = Callable[[str], Awaitable[AccountConfig | None]]
+# (Bearer token, client address) -> its account, or None when no key matches or the account's access rules refuse
+# the address (the API keys' store lookup plugs in here).
+ApiKeyLookup = Callable[[str, str], Awaitable[AccountConfig | None]]
 
 
 @dataclass(frozen=True, slots=True)

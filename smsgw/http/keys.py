@@ -19,6 +19,7 @@ import trio
 
 from smsgw.config import AccountConfig
 from smsgw.scheduler.store import MessageStore
+from smsgw.smpp_server.accounts import BindRefused
 from smsgw.smpp_server.login import Login
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,9 @@ def hash_api_key(key: str) -> str:
 
 
 class ApiKeys:
-    """`HttpDeps.api_keys`: a Bearer key to its account (one of the running config's), or None."""
+    """`HttpDeps.api_keys`: a Bearer key used from `address` to its account (one of the running config's), or
+    None. The account's access rules are the ones a password login passes (`Accounts.check_access`: the account
+    exists, `allowed_networks`), so a key opens nothing a password would not from that address."""
 
     def __init__(self, store: MessageStore, login: Login, now_ms: Callable[[], int]) -> None:
         self._store = store
@@ -47,13 +50,15 @@ class ApiKeys:
         self._now_ms = now_ms
         self._touched: dict[int, float] = {}  # key id -> trio time its last-used time was last written
 
-    async def __call__(self, key: str) -> AccountConfig | None:
+    async def __call__(self, key: str, address: str) -> AccountConfig | None:
         found = await self._store.api_key_find(hash_api_key(key))
         if found is None:
             return None
-        account = self._login.accounts.get(found.account)
-        if account is None:  # the account left the config: its keys open nothing
-            log.info("api key of an unknown account key_id=%d account=%s", found.key_id, found.account)
+        try:
+            account = self._login.accounts.check_access(found.account, None, address)
+        except BindRefused as exc:  # the account left the config, or the address is not one of its networks
+            log.info("api key refused key_id=%d account=%s address=%s reason=%s", found.key_id, found.account,
+                     address, exc.reason)
             return None
         now = trio.current_time()
         last = self._touched.get(found.key_id)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Final
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from smsgw.config import ConfigHolder
@@ -92,11 +92,20 @@ class _GatewayCollector(Collector):
         operations = CounterMetricFamily("smsgw_store_operations", "Store write operations, in all commits")
         operations.add_metric([], self._store.operations())
         yield operations
+        yield self._commit_latency_metric()
         lockouts = CounterMetricFamily(
             "smsgw_login_lockouts", "Lockouts begun after failed logins (SMPP binds and HTTP Basic together)"
         )
         lockouts.add_metric([], self._login.guard.lockouts)
         yield lockouts
+
+    def _commit_latency_metric(self) -> Metric:
+        latency = self._store.commit_latency()
+        buckets = [(f"{bound:g}", n) for bound, n in zip(latency.bounds, latency.cumulative, strict=True)]
+        return HistogramMetricFamily(
+            "smsgw_store_commit_seconds", "Store group commits by how long each took (BEGIN to COMMIT, the fsync)",
+            buckets=[*buckets, ("+Inf", latency.count)], sum_value=latency.sum_s,
+        )
 
     def _smpp_metrics(self) -> Iterator[Metric]:
         sessions = GaugeMetricFamily("smsgw_smpp_sessions", "Bound SMPP sessions", labels=["account", "bind_type"])

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -54,10 +56,12 @@ async def serve_http(
     deps: HttpDeps,
     *,
     shutdown_trigger: trio.Event,
+    extra_routes: Sequence[ModuleType] = (),
     task_status: trio.TaskStatus[HttpListening] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve HTTP on `config.host`/`config.port` until `shutdown_trigger` is set, then shut down gracefully."""
-    app = build_app(deps)
+    """Serve HTTP on `config.host`/`config.port` until `shutdown_trigger` is set, then shut down gracefully;
+    `extra_routes` are route modules served after the gateway's own (the demo's receipt sink)."""
+    app = build_app(deps, extra_routes)
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(
             lambda task_status: serve(

@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Final
-from urllib.parse import quote, urlencode
+from urllib.parse import quote_plus, urlencode
 
 from smsgw.pdu.dlr import DeliveryReceipt, format_receipt
 from smsgw.scheduler.model import DlrRequest, ReceiptRecord
@@ -90,7 +90,8 @@ def _receipt_text(record: ReceiptRecord) -> str:
 
 
 def _kannel_time(moment: datetime) -> str:
-    # Kannel writes %t this way, the space already as '+'.
+    # urltrans.c writes %t as "%04d-%02d-%02d+%02d:%02d:%02d" of the report's time in UTC, the space already as '+'
+    # and not URL-encoded (the userguide's "YYYY-MM-DD HH:MM" is older than the code).
     return moment.strftime("%Y-%m-%d+%H:%M:%S")
 
 
@@ -98,46 +99,79 @@ def _plus(number: str) -> str:
     return "+" + number[2:] if number.startswith("00") else number
 
 
-def _escapes(record: ReceiptRecord, event: int) -> dict[str, Callable[[], str]]:
-    """Kannel's escape codes for a delivery report. %p is the original message's sender and %P its receiver
-    (the handset); %I and %F both name our message_id, Kannel's internal and the SMSC's id being one here."""
-    sender, receiver = record.destination.addr, record.source.addr
-    words = record.text.split()
-    return {
-        "d": lambda: str(event),
-        "A": lambda: _receipt_text(record) if event & FINAL_MASK else ("ACK" if event & SMSC_ACCEPTED else ""),
-        "p": lambda: sender,
-        "P": lambda: receiver,
-        "q": lambda: _plus(sender),
-        "Q": lambda: _plus(receiver),
-        "t": lambda: _kannel_time(from_ms(record.done_ms)),
-        "T": lambda: str(record.done_ms // 1000),
-        "I": lambda: record.message_id,
-        "F": lambda: record.message_id,
-        "i": lambda: JASMIN_CONNECTOR,
-        "k": lambda: words[0] if words else "",
-        "a": lambda: " ".join(words),
-        "b": lambda: record.text,
-        "%": lambda: "%",
-    }
+def _report_text(record: ReceiptRecord, event: int) -> str:
+    """The text of Kannel's report message, which %A, %b, %k, %a, %s and %r show: the SMSC's receipt for the
+    handset's events; for the network's, bb_smscconn.c's `ACK/` or `NACK/` before the SMSC's reply (a modem's
+    +CMGS gives none). A retry the gateway decided on has no SMSC text."""
+    if event & FINAL_MASK:
+        return _receipt_text(record)
+    return "ACK/" if event & SMSC_ACCEPTED else "NACK/" if event & SMSC_REJECTED else ""
+
+
+def _kannel_encode(value: str) -> str:
+    # gwlib/octstr.c `octstr_url_encode`: RFC 2396's unreserved characters stay, a space becomes '+'.
+    return quote_plus(value, safe="!*'()")
+
+
+# Codes Kannel has for fields a report of ours never carries (UDH, meta-data, the SMSC's number, the account):
+# Kannel writes nothing for an absent field, and so do we.
+_ALWAYS_EMPTY: Final = frozenset("uDfo")
 
 
 def kannel_url(template: str, record: ReceiptRecord, event: int) -> str:
-    """`template` with Kannel's escape codes expanded (URL-encoded; %t as Kannel writes it); an unknown code is
-    left as it is."""
-    escapes = _escapes(record, event)
+    """`template` with Kannel's escape codes expanded as Kannel's `urltrans_fill_escape_codes` does for a report
+    (gw/urltrans.c; read in the pruiz/kannel mirror of Kannel's source): values URL-encoded except %t, %T and
+    %S. In a report message (gw/dlr.c `dlr_find`, `create_dlr_from_msg`) the sender is the original message's
+    sender and the receiver its receiver, and urltrans.c writes the receiver for %p and the sender for %P, so
+    %p is the handset and %P the original sender. %I and %F both name our message_id (Kannel's internal id and
+    the SMSC's are one here), %i the gateway, %B the receipt's err (the userguide: "for SMPP DLR it is the DLR
+    message err component"). An unknown code is left as it is, as Kannel leaves it."""
+    text = _report_text(record, event)
+    words = text.split()
+    handset, sender = record.source.addr, record.destination.addr
+    fixed: dict[str, Callable[[], str]] = {
+        "d": lambda: str(event),
+        "A": lambda: text,
+        "b": lambda: text,
+        "k": lambda: words[0] if words else "",
+        "p": lambda: handset,
+        "P": lambda: sender,
+        "q": lambda: _plus(handset),
+        "Q": lambda: _plus(sender),
+        "I": lambda: record.message_id,
+        "F": lambda: record.message_id,
+        "i": lambda: JASMIN_CONNECTOR,
+        "B": lambda: f"{record.error_code:03d}",
+        "R": lambda: template,
+    }
     out: list[str] = []
+    next_word = 1  # %s and %S take the words after the first, one each; %r the rest
     i = 0
     while i < len(template):
         char = template[i]
         code = template[i + 1] if char == "%" and i + 1 < len(template) else ""
-        expand = escapes.get(code)
-        if expand is None:
+        if code in fixed:
+            out.append(_kannel_encode(fixed[code]()))
+        elif code == "a":
+            out.append(_kannel_encode(" ".join(words)))
+        elif code in ("s", "S"):
+            word = words[next_word] if next_word < len(words) else ""
+            next_word += 1 if word else 0
+            out.append(_kannel_encode(word) if code == "s" else word.replace("*", "~"))
+        elif code == "r":
+            out.append(_kannel_encode(" ".join(words[next_word:])))
+        elif code == "t":
+            out.append(_kannel_time(from_ms(record.done_ms)))
+        elif code == "T":
+            out.append(str(record.done_ms // 1000))
+        elif code == "%":
+            out.append("%")
+        elif code in _ALWAYS_EMPTY:
+            pass
+        else:
             out.append(char)
             i += 1
             continue
-        value = expand()
-        out.append(value if code in "t%" else quote(value, safe=""))
         i += 2
     return "".join(out)
 

@@ -358,6 +358,17 @@ class ApiKey:
 
 
 @dataclass(frozen=True, slots=True)
+class LatencyHistogram:
+    """Observed durations as Prometheus histograms keep them: `cumulative[i]` of the `count` were at most
+    `bounds[i]` seconds; `sum_s` their total."""
+
+    bounds: tuple[float, ...]
+    cumulative: tuple[int, ...]
+    count: int
+    sum_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class QueueCounts:
     """The open work in the store now, for /metrics: counted from the indexes of open work only."""
 

@@ -28,6 +28,7 @@ from smsgw.scheduler.model import (
     InboxEntry,
     InsufficientBalance,
     LastSent,
+    LatencyHistogram,
     LedgerEntry,
     ListedMessage,
     MessageFilter,
@@ -182,6 +183,10 @@ class MessageStore(CallbackStore, Protocol):
 
     def operations(self) -> int:
         """Write operations committed so far, in all commits."""
+        ...
+
+    def commit_latency(self) -> LatencyHistogram:
+        """How long the commits so far took (one observation per `commits()`), for /metrics."""
         ...
 
     async def check_writable(self) -> None:

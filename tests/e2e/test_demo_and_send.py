@@ -8,14 +8,18 @@ import os
 import shlex
 import signal
 import subprocess
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from harness import in_thread
 from processes import Process
 from smsgw.app import GatewayStarted
 from smsgw.client import ClientSettings, Outcome, read_recipients, send_batch, split_text
+from smsgw.config import DEMO_CALLBACK_SECRET
+from smsgw.scheduler.callback import sign
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -30,6 +34,8 @@ def test_demo_prints_a_send_command_that_works_and_stops_on_ctrl_c(
     demo.wait_for_line(r"^  HTTP on http://127\.0\.0\.1:\d+ ", 60)
     command = demo.wait_for_line(r"^  (\S+.* send --port \d+ .*--wait-receipts)$", 60).group(1)
     curl = demo.wait_for_line(r"^  (curl -u demo:demo .*/api/v1/messages)$", 60).group(1)
+    receipts = demo.wait_for_line(r"^  curl (http://127\.0\.0\.1:\d+/demo/receipts)$", 60).group(1)
+    assert f'"dlr_url": "{receipts}"' in curl
     demo.wait_for_line(r"virtual modem virtual2 447700900002 on ")
 
     sent = subprocess.run(shlex.split(command) + ["--receipt-timeout", "30"], capture_output=True, text=True,
@@ -46,6 +52,17 @@ def test_demo_prints_a_send_command_that_works_and_stops_on_ctrl_c(
     assert posted.returncode == 0, posted.stderr
     (message,) = json.loads(posted.stdout)["messages"]
     assert message["to"] == "447700900123" and message["state"] == "ACCEPTED"
+    # Its signed delivery report arrives at the demo's own receipt sink, which the banner's last curl line lists.
+    deadline = time.monotonic() + 30  # a hang guard: the virtual network delivers within a second or two
+    while not (arrived := httpx.get(receipts).json()["receipts"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (receipt,) = arrived
+    body = receipt["body"]
+    assert body == body | {"message_id": message["message_id"], "to": "447700900123", "state": "DELIVERED",
+                           "state_code": 22, "error_code": "000", "client_ref": "demo-1"}
+    # The HMAC of the body as sent (compact JSON as smsgw writes it), with the demo account's callback_secret.
+    assert receipt["signature"] == sign(json.dumps(body, ensure_ascii=False).encode(), DEMO_CALLBACK_SECRET)
+    assert receipt["signature_valid"] is True
 
     demo.popen.send_signal(signal.SIGINT)
     assert demo.popen.wait(timeout=30) == 0

@@ -49,6 +49,7 @@ BASE = dataclasses.replace(
     accounts=(
         AccountConfig("shop", hash_password("shop-pw"), sender_ids=("SHOP",)),
         AccountConfig("slow", hash_password("slow-pw"), throughput_per_s=0.5, throughput_burst=2),
+        AccountConfig("fenced", hash_password("fenced-pw"), allowed_networks=("192.0.2.0/24",)),
     ),
     routes=(RouteConfig(name="default", modem_group=DEMO_MODEM_GROUP, price_per_segment=0.05),),
 )
@@ -229,6 +230,19 @@ async def test_auth_basic_bearer_revoke_and_401(gateway: Gateway, capsys: pytest
         assert key.strip() not in listing
         assert (await run_cli(capsys, "account", "api-key", "revoke", key_id, "--db", gateway.db))[0] == 0
         problem(await c.get("/balance", headers=bearer), 401)
+
+
+async def test_a_key_is_refused_from_outside_the_accounts_allowed_networks_like_its_password(
+    gateway: Gateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, key = await run_cli(capsys, "account", "api-key", "create", "fenced", "--db", gateway.db)
+    assert code == 0
+    async with client(gateway, ("fenced", "fenced-pw")) as basic:
+        problem(await basic.get("/balance"), 401)  # 127.0.0.1 is not in 192.0.2.0/24
+    async with client(gateway, None) as c:
+        problem(await c.get("/balance", headers={"Authorization": f"Bearer {key.strip()}"}), 401)
+        code, listing = await run_cli(capsys, "account", "api-key", "list", "fenced", "--db", gateway.db)
+    assert listing.splitlines()[1].split("\t")[-1] == "never"  # a refused key is not "used"
 
 
 async def test_cancel_refunds_a_scheduled_message_and_409_once_it_cannot(

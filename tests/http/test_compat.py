@@ -52,7 +52,7 @@ async def client(gateway: GatewayStarted) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def test_kannel_sendsms_with_dlr_url_escapes(client: httpx.AsyncClient, receiver: Receiver) -> None:
-    dlr_url = f"{receiver.url}/kannel?type=%d&to=%P&from=%p&id=%I&reply=%A&ts=%T"
+    dlr_url = f"{receiver.url}/kannel?type=%d&to=%p&from=%P&id=%I&reply=%A&ts=%T"
     response = await client.get("/cgi-bin/sendsms", params={
         "username": "demo", "password": "demo", "from": "447700900001", "to": HANDSET, "text": "Hello Kannel",
         "dlr-mask": "3", "dlr-url": dlr_url,
@@ -73,6 +73,18 @@ async def test_kannel_answers_and_several_receivers(client: httpx.AsyncClient) -
     assert (wrong.status_code, wrong.text) == (403, "Authorization failed for sendsms")
     missing = await client.get("/cgi-bin/sendsms", params={"username": "demo", "password": "demo", "text": "hi"})
     assert (missing.status_code, missing.text) == (400, "Missing receiver number, rejected")
+    empty = await client.get("/cgi-bin/sendsms", params={"username": "demo", "password": "demo", "to": " ",
+                                                          "text": "hi"})
+    assert (empty.status_code, empty.text) == (400, "Empty receiver number not allowed, rejected")
+    mask = await client.get("/cgi-bin/sendsms", params={"username": "demo", "password": "demo", "to": HANDSET,
+                                                         "text": "hi", "dlr-mask": "64"})
+    assert (mask.status_code, mask.text) == (400, "DLR-Mask field misformed, rejected")
+    validity = await client.get("/cgi-bin/sendsms", params={"username": "demo", "password": "demo", "to": HANDSET,
+                                                             "text": "hi", "validity": "-2"})
+    assert (validity.status_code, validity.text) == (400, "Validity field misformed, rejected")
+    denied = await client.get("/cgi-bin/sendsms", params={"username": "demo", "password": "demo",
+                                                           "to": f"{HANDSET} 12", "text": "hi"})
+    assert (denied.status_code, denied.text) == (202, "0: Accepted for delivery Denied receivers are: 12")
     coding = await client.get("/cgi-bin/sendsms", params={"username": "demo", "password": "demo", "to": HANDSET,
                                                            "text": "hi", "coding": "7"})
     assert (coding.status_code, coding.text) == (400, "Coding field misformed, rejected")

@@ -22,13 +22,14 @@ from starlette.routing import BaseRoute, Route
 
 import smsgw.http.app
 from smsgw.app import GatewayStarted, run_demo, run_gateway
-from smsgw.config import AccountConfig, Config, ModemConfig, SmppConfig, StoreConfig
+from smsgw.config import DEMO_CALLBACK_SECRET, AccountConfig, Config, ModemConfig, SmppConfig, StoreConfig
 from smsgw.http import ops
 from smsgw.http.auth import authenticate
 from smsgw.http.deps import HttpDeps
 from smsgw.http.problems import PROBLEM_JSON
 from smsgw.passwords import hash_password
 from smsgw.pdu.constants import CommandStatus
+from smsgw.scheduler.callback import sign
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from esme import Esme  # noqa: E402
@@ -133,6 +134,15 @@ async def test_health_ready_and_metrics_after_an_smpp_submission(gateway: tuple[
     assert value("smsgw_modem_state", modem="virtual1", state="down") == 0
     assert value("smsgw_modem_signal_rssi", modem="virtual1") == BASE.virtual_network.signal_rssi
     assert value("smsgw_store_commits") >= 1
+    # Every commit is in the latency histogram: its +Inf bucket and count are the commits, the buckets cumulative.
+    latency = families["smsgw_store_commit_seconds"]
+    assert latency.type == "histogram"
+    buckets = [s for s in latency.samples if s.name == "smsgw_store_commit_seconds_bucket"]
+    assert buckets[-1].labels == {"le": "+Inf"} and buckets[-1].value == value("smsgw_store_commits")
+    assert [b.value for b in buckets] == sorted(b.value for b in buckets) and len(buckets) > 1
+    (count,) = [s for s in latency.samples if s.name == "smsgw_store_commit_seconds_count"]
+    (total,) = [s for s in latency.samples if s.name == "smsgw_store_commit_seconds_sum"]
+    assert count.value == value("smsgw_store_commits") and total.value > 0
     assert value("smsgw_login_lockouts") == 0
     # The message is open (accepted, or on the modem by now) and counted once, wherever it is.
     assert sum(s.value for s in families["smsgw_messages_open"].samples) == 1
@@ -152,8 +162,10 @@ async def test_not_ready_names_what_is_missing(nursery: trio.Nursery, tmp_path: 
     try:
         async with httpx.AsyncClient(base_url=_url(started)) as client:
             response = await client.get("/readyz")
+            sink = await client.get("/demo/receipts")
     finally:
         stop.set()
+    assert sink.status_code == 404  # the receipt sink is the demo's only
     assert response.status_code == 503
     assert response.headers["content-type"] == PROBLEM_JSON
     problem = response.json()
@@ -162,6 +174,25 @@ async def test_not_ready_names_what_is_missing(nursery: trio.Nursery, tmp_path: 
     assert problem["checks"] == {
         "store": "ok", "smpp": "ok", "routes": "no route usable: no modem READY in group(s) default"
     }
+
+
+async def test_the_demos_receipt_sink_keeps_what_is_posted_and_checks_its_signature(
+    gateway: tuple[GatewayStarted, trio.Event]
+) -> None:
+    started, _ = gateway
+    report = b'{"message_id": "m1", "state": "DELIVERED"}'
+    sink = _url(started) + "/demo/receipts"
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(sink)).json() == {"receipts": []}
+        for signature in (sign(report, DEMO_CALLBACK_SECRET), sign(report, "another secret")):
+            answer = await client.post(sink, content=report, headers={"X-Smsgw-Signature": signature})
+            assert answer.status_code == 204
+        assert (await client.post(sink, content=b"id=m1&level=2")).status_code == 204  # a Jasmin form, say
+        receipts = (await client.get(sink)).json()["receipts"]
+    assert [(r["body"], r["signature_valid"]) for r in receipts] == [
+        ({"message_id": "m1", "state": "DELIVERED"}, True), ({"message_id": "m1", "state": "DELIVERED"}, False),
+        ("id=m1&level=2", False),
+    ]
 
 
 async def test_errors_are_problem_json(gateway: tuple[GatewayStarted, trio.Event]) -> None:

@@ -11,6 +11,7 @@ from starlette.routing import Mount, Route
 
 from smsgw.config import Config, ConfigHolder, HttpConfig, StoreConfig
 from smsgw.http import app as http_app
+from smsgw.http import demo_receipts
 
 
 def test_no_two_route_modules_claim_the_same_path_and_method(tmp_path: Path) -> None:
@@ -18,7 +19,7 @@ def test_no_two_route_modules_claim_the_same_path_and_method(tmp_path: Path) -> 
     config = Config(http=HttpConfig(session_secret="x"), store=StoreConfig(path=str(tmp_path / "gw.db")))
     deps = SimpleNamespace(config=ConfigHolder(config))
     claims: Counter[tuple[str, str]] = Counter()
-    for module in http_app.ROUTE_MODULES:
+    for module in (*http_app.ROUTE_MODULES, demo_receipts):
         for route in module.routes(deps):
             if isinstance(route, Route):
                 for method in route.methods or {"*"}:

@@ -15,6 +15,7 @@ from smsgw.scheduler.ids import MessageIdGenerator
 from smsgw.scheduler.model import (
     Address,
     InsufficientBalance,
+    LatencyHistogram,
     MessageFilter,
     NewMessage,
     NewSegment,
@@ -26,6 +27,7 @@ from smsgw.scheduler.model import (
 from smsgw.scheduler.states import State
 from smsgw.scheduler.store import MessageStore
 from smsgw.scheduler.timing import from_ms, to_ms
+from smsgw.scheduler.writer import COMMIT_SECONDS_BUCKETS, CommitLatency
 from tests.scheduler.conftest import StoreFactory, outbox_items
 
 T0 = to_ms(datetime(2026, 1, 1, tzinfo=UTC))
@@ -574,3 +576,20 @@ async def test_api_keys_are_kept_by_hash_listed_touched_and_revoked(store: Messa
     assert revoked is not None and revoked.name == "shop"
     assert await store.api_key_find("a" * 64) is None
     assert await store.api_key_revoke(first, T0 + 6) is None
+
+
+def test_commit_latency_buckets_are_cumulative_with_count_and_sum() -> None:
+    latency = CommitLatency((0.001, 0.01))
+    for seconds in (0.0005, 0.001, 0.002, 0.5):
+        latency.observe(seconds)
+    assert latency.snapshot() == LatencyHistogram((0.001, 0.01), (2, 3), 4, pytest.approx(0.5035))
+
+
+async def test_every_commit_is_timed(store: MessageStore) -> None:
+    for _ in range(3):
+        await store.check_writable()
+    latency = store.commit_latency()
+    assert latency.count == store.commits() >= 3
+    assert latency.bounds == COMMIT_SECONDS_BUCKETS and len(latency.cumulative) == len(latency.bounds)
+    assert list(latency.cumulative) == sorted(latency.cumulative) and latency.cumulative[-1] <= latency.count
+    assert latency.sum_s > 0

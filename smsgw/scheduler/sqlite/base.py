@@ -19,7 +19,7 @@ from smsgw.config import StoreConfig
 from smsgw.numbers import handset_key
 from smsgw.scheduler import billing, dlr, outbox_codec, outcomes
 from smsgw.scheduler.migrations import migrate
-from smsgw.scheduler.model import Address, DlrRequest, MoRecord, ReceiptRecord
+from smsgw.scheduler.model import Address, DlrRequest, LatencyHistogram, MoRecord, ReceiptRecord
 from smsgw.scheduler.policy_store import SqlitePolicyFacts
 from smsgw.scheduler.states import FINAL, Event, State, transition
 from smsgw.scheduler.writer import GroupCommitWriter
@@ -104,6 +104,9 @@ class SqliteBase:
 
     def commits(self) -> int:
         return self._writer.batches
+
+    def commit_latency(self) -> LatencyHistogram:
+        return self._writer.latency.snapshot()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await self._writer.run(task_status=task_status)
