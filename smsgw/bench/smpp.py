@@ -30,9 +30,10 @@ import trio
 from smsgw.config import AccountConfig, Config, SmppConfig
 from smsgw.passwords import hash_password
 from smsgw.pdu.constants import CommandId, CommandStatus, RESPONSE_BIT
-from smsgw.pdu.smpp import BindTransmitter, SubmitSm, encode_pdu
-from smsgw.smpp_server.backend import MessageStatus, MultiResult, OutboundItem
+from smsgw.pdu.smpp import BindTransmitter, SubmitMulti, SubmitSm, encode_pdu
+from smsgw.smpp_server.backend import BackendError, MessageStatus, MultiResult, OutboundItem
 from smsgw.smpp_server.server import SmppListeners, serve_smpp
+from smsgw.smpp_server.throttle import Throttle
 
 _HEADER: Final = struct.Struct(">IIII")
 _SYSTEM_ID: Final = "bench"
@@ -40,13 +41,15 @@ _PASSWORD: Final = "bench"
 _WINDOWS: Final = (1, 10, 100)
 _CONNECTIONS: Final = (1, 4)
 _TARGET_RATIO: Final = 0.40
+_THROTTLED: Final = BackendError("throughput limit reached", command_status=CommandStatus.ESME_RTHROTTLED)
 
 
 # ---- servers (child process) -------------------------------------------------------------------------------
 
 
 class AcceptAllBackend:
-    """Accepts every submission at once with a new message_id; never has receipts to push."""
+    """Accepts every submission the throttle lets through at once with a new message_id, each as one segment;
+    never has receipts to push."""
 
     def __init__(self) -> None:
         self._ids = itertools.count(1)
@@ -54,11 +57,13 @@ class AcceptAllBackend:
     async def submit(self, account: str, pdu: object) -> str:
         return f"{next(self._ids):x}"
 
-    async def submit_many(self, account: str, pdus: Sequence[object]) -> list[str]:
+    async def submit_many(self, account: str, pdus: Sequence[object], throttle: Throttle) -> list[str | BackendError]:
         ids = self._ids
-        return [f"{next(ids):x}" for _ in pdus]
+        return [f"{next(ids):x}" if ok else _THROTTLED for ok in throttle([1] * len(pdus))]
 
-    async def submit_multi(self, account: str, pdu: object) -> MultiResult:
+    async def submit_multi(self, account: str, pdu: SubmitMulti, throttle: Throttle) -> MultiResult:
+        if not throttle([len(pdu.destinations)])[0]:
+            raise BackendError(str(_THROTTLED), command_status=_THROTTLED.command_status)
         return MultiResult(f"{next(self._ids):x}")
 
     async def query(self, account: str, message_id: str, source_addr: str) -> MessageStatus:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -29,9 +29,6 @@ from smsgw.http.deps import HttpDeps
 from smsgw.http.problems import Problem
 from smsgw.numbers import InvalidNumber, normalise_number
 from smsgw.pdu.constants import CommandStatus, GatewayError, status_name
-from smsgw.pdu.errors import PduError
-from smsgw.pdu.segmentation import count_segments
-from smsgw.pdu.text import choose_encoding
 from smsgw.scheduler.accept import RECEIPT_WANTED, Accepted, Options, Rejected, Submission, Text, Timing
 from smsgw.scheduler.model import Address, ListedMessage, MessageFilter, NotCancellable, StoredMessage, StoreUnavailable
 from smsgw.scheduler.routing import NoRoute, format_micro
@@ -187,18 +184,16 @@ async def _send(deps: HttpDeps, account: AccountConfig, body: Mapping[str, Any])
     if len(client_ref) > MAX_CLIENT_REF_CHARS:
         raise Problem(400, f"'client_ref' is longer than {MAX_CLIENT_REF_CHARS} characters")
     timing = Timing(_schedule(body.get("schedule_at")), _validity(body.get("validity_minutes")))
-    # As SMPP counts a submission against the throughput limit: segments of the text as given, per number.
-    try:
-        per_number = count_segments(text, encoding=choose_encoding(text))
-    except PduError as exc:
-        raise Problem(400, f"'text': {exc}") from None
     bucket = deps.smpp.bucket(account)
     now = trio.current_time()
-    if not bucket.try_take(per_number * len(to), now):
-        deps.metrics.submitted("http", _THROTTLED, len(to))
-        wait = bucket.wait_s(per_number * len(to), now)
-        raise Problem(429, f"throughput limit of {account.throughput_per_s:g} segments/s reached",
-                      headers={"Retry-After": str(max(1, math.ceil(wait)))})
+    wanted = 0
+
+    def throttle(segments: Sequence[int]) -> Sequence[bool]:
+        """All or nothing: the segments the accept path built for every number (as SMPP is charged)."""
+        nonlocal wanted
+        wanted = sum(segments)
+        return [bucket.try_take(wanted, now)] * len(segments)
+
     # RECEIPT_WANTED with a dlr_url: the final state is reported to it (and to SMPP receivers, as for SMPP).
     options = Options(registered_delivery=RECEIPT_WANTED if dlr_url else 0, flash=flash, client_ref=client_ref,
                       dlr_url=dlr_url)
@@ -206,7 +201,7 @@ async def _send(deps: HttpDeps, account: AccountConfig, body: Mapping[str, Any])
     source = Address(sender)
     submissions = [Submission((Address(number),), content, source, timing, options) for number in to]
     try:
-        results = await deps.scheduler.accept.accept(account.system_id, submissions)
+        results = await deps.scheduler.accept.accept(account.system_id, submissions, throttle=throttle)
     except StoreUnavailable as exc:
         log.error("store refused an http submission account=%s error=%s", account.system_id, exc)
         deps.metrics.submitted("http", int(CommandStatus.ESME_RSYSERR), len(to))
@@ -224,6 +219,9 @@ async def _send(deps: HttpDeps, account: AccountConfig, body: Mapping[str, Any])
     for refusal in rejected:
         deps.metrics.submitted("http", refusal.command_status)
     log.info("http send account=%s accepted=%d rejected=%d", account.system_id, len(accepted), len(rejected))
+    if any(r.command_status == _THROTTLED for r in rejected):
+        raise Problem(429, f"throughput limit of {account.throughput_per_s:g} segments/s reached",
+                      headers={"Retry-After": str(max(1, math.ceil(bucket.wait_s(wanted, now))))})
     rejected_json = [
         {"to": r.destination.addr, "code": status_name(r.command_status), "reason": r.reason} for r in rejected
     ]

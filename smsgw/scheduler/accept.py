@@ -11,9 +11,11 @@ accepting transaction so no rule change lands between check and store); a notice
 given, free, without receipt or recipient rules; a resend takes a stored message's segments and sender as they
 are and routes, prices and checks its recipient again.
 
-`prepare` builds (sans-IO but for the clock), `commit` stores in one durable commit and says which messages were
-paid, `results` turns that into the values above; `accept` does all three. A caller answering in its own terms
-(the SMPP adapter) reads the message ids from `Prepared` instead. A
+`prepare` builds (sans-IO but for the clock) and, given a front's `Throttle`, charges its rate limit with the
+segments it built (the one count of a submission's segments: the limit, the charge and the stored rows use it),
+`commit` stores in one durable commit and says which messages were paid, `results` turns that into the values
+above; `accept` does all three. A caller answering in its own terms (the SMPP adapter) reads the message ids from
+`Prepared` instead. A
 submission with several destinations (SMPP submit_multi) shares one message_id, each destination its `dest_index`;
 a caller wanting an id per destination (the HTTP API) passes one submission per destination, sharing the values.
 """
@@ -30,7 +32,7 @@ from typing import Final, NamedTuple
 
 from smsgw.config import AccountConfig, Config, ConfigHolder, MessageConfig, RouteConfig, holding
 from smsgw.numbers import InvalidNumber, normalise_number
-from smsgw.pdu.constants import Npi, Ton
+from smsgw.pdu.constants import CommandStatus, Npi, Ton
 from smsgw.pdu.segmentation import MAX_SEGMENTS_LIMIT, TooManySegments
 from smsgw.pdu.text import Encoding, choose_encoding, units
 # `Text` and `Encoded` are part of a `Submission`: callers take them from here.
@@ -45,6 +47,7 @@ from smsgw.scheduler.routing import NoRoute, find_route, segment_price_micro
 from smsgw.scheduler.states import State
 from smsgw.scheduler.store import MessageStore
 from smsgw.scheduler.timing import WallClock, Window, delivery_window
+from smsgw.smpp_server.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,9 @@ RECEIPT_WANTED: Final = 1  # `Options.registered_delivery`: a receipt of the fin
 # What a destination the balance could not cover is refused with (its submission then stores nothing).
 INSUFFICIENT_BALANCE: Final = "insufficient balance"
 _INSUFFICIENT_BALANCE_STATUS: Final = InsufficientBalance.command_status
+# What a destination its front's `Throttle` held back is refused with (nothing of its submission is stored).
+THROTTLED: Final = "throughput limit reached"
+THROTTLED_STATUS: Final = int(CommandStatus.ESME_RTHROTTLED)
 _ACCEPTED: Final = State.ACCEPTED
 _SCHEDULED: Final = State.SCHEDULED
 
@@ -157,6 +163,7 @@ class Prepared(NamedTuple):
     submissions: Sequence[Submission]
     built: list[list[NewMessage | Rejected]]
     messages: list[NewMessage]  # the ones to store, in order
+    segments: list[int]  # per submission, the segments of its messages to store (what a throttle charges)
 
 
 class AcceptPath:
@@ -173,27 +180,48 @@ class AcceptPath:
         self._ids = MessageIdGenerator()
 
     async def accept(
-        self, account: str, submissions: Sequence[Submission], origin: Origin = Origin.CUSTOMER
+        self,
+        account: str,
+        submissions: Sequence[Submission],
+        origin: Origin = Origin.CUSTOMER,
+        throttle: Throttle | None = None,
     ) -> list[list[Result]]:
         """Per submission, one result per destination, in order; all accepted ones in one durable commit.
         StoreUnavailable when the store could not write (nothing is accepted then)."""
-        prepared = self.prepare(account, submissions, origin)
+        prepared = self.prepare(account, submissions, origin, throttle)
         return results(prepared, await self.commit(prepared))
 
-    def prepare(self, account: str, submissions: Sequence[Submission], origin: Origin = Origin.CUSTOMER) -> Prepared:
+    def prepare(
+        self,
+        account: str,
+        submissions: Sequence[Submission],
+        origin: Origin = Origin.CUSTOMER,
+        throttle: Throttle | None = None,
+    ) -> Prepared:
+        """Build every submission; then `throttle` (if any) is asked once, with the segments each one built, and a
+        submission it holds back has its messages refused `THROTTLED` (one that built none costs 0)."""
         batch = self._batch(account)
         built: list[list[NewMessage | Rejected]] = []
         messages: list[NewMessage] = []
+        counts: list[int] = []
         for submission in submissions:
             message_id = self._ids.next(batch.now)
             outcomes: list[NewMessage | Rejected] = []
+            count = 0
             for index, destination in enumerate(submission.destinations):
                 outcome = _build(batch, submission, origin, message_id, index, destination)
                 outcomes.append(outcome)
                 if type(outcome) is NewMessage:
                     messages.append(outcome)
+                    count += len(outcome.segments)
             built.append(outcomes)
-        return Prepared(submissions, built, messages)
+            counts.append(count)
+        prepared = Prepared(submissions, built, messages, counts)
+        if throttle is not None:
+            allowed = throttle(counts)
+            if False in allowed:
+                return _held_back(prepared, allowed, account)
+        return prepared
 
     async def commit(self, prepared: Prepared) -> Sequence[bool]:
         """Stores `prepared.messages` in one durable commit: whether each was paid (one that was not is refused,
@@ -262,6 +290,25 @@ class AcceptPath:
             self._holder.derived(MessagePolicy), self.account(account), config.routes, config.messages,
             self._clock.now_ms(), self._rng.randrange(256),
         )
+
+
+def _held_back(prepared: Prepared, allowed: Sequence[bool], account: str) -> Prepared:
+    """`prepared` with the messages of each submission not `allowed` refused `THROTTLED` instead."""
+    built: list[list[NewMessage | Rejected]] = []
+    counts: list[int] = []
+    held = 0
+    for submission, outcomes, count, ok in zip(prepared.submissions, prepared.built, prepared.segments, allowed):
+        if ok or not count:
+            built.append(outcomes)
+            counts.append(count)
+            continue
+        held += 1
+        built.append([m if type(m) is Rejected else Rejected(destination, THROTTLED_STATUS, THROTTLED)
+                      for destination, m in zip(submission.destinations, outcomes)])
+        counts.append(0)
+    messages = [m for outcomes in built for m in outcomes if type(m) is NewMessage]
+    log.info("submissions throttled account=%s submissions=%d", account, held)
+    return Prepared(prepared.submissions, built, messages, counts)
 
 
 def results(prepared: Prepared, paid: Sequence[bool]) -> list[list[Result]]:
@@ -436,12 +483,15 @@ class _Batch:
         return promotional
 
     def content(self, route: RouteConfig, content: Text | Encoded, *, flash: bool, promotional: bool) -> Content:
-        """The segments of an account's message under the route's content rules (`content.prepare_content`)."""
+        """The segments of an account's message under the route's content rules (`content.prepare_content`);
+        encoded bytes (SMPP's) under SMPP's segment limit too."""
         keywords = self._keywords.get(route.name)
         if keywords is None:
             keywords = self._keywords[route.name] = self._policy.keywords(route)
-        return prepare_content(content, self._policy.rules(route), flash=flash, keywords=keywords,
-                               promotional=promotional, reference=self.reference())
+        policy = self._policy
+        rules = policy.encoded_rules(route) if type(content) is Encoded else policy.rules(route)
+        return prepare_content(content, rules, flash=flash, keywords=keywords, promotional=promotional,
+                               reference=self.reference())
 
     def notice(self, route: RouteConfig, content: Text | Encoded, *, flash: bool) -> Content:
         """The segments of a notice of the gateway's own: split within the route's limit, nothing added or refused

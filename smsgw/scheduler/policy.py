@@ -26,6 +26,7 @@ Sub-accounts: `visible_accounts` and `check_transfer`.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import enum
 import logging
 import os
@@ -476,6 +477,12 @@ class MessagePolicy:
             name: ContentRules("", False, "", "", rules.max_segments, LineBreaks.CRLF)
             for name, rules in self._rules.items()
         }
+        # SMPP's own limit (`[smpp] max_segments`) holds what comes as encoded bytes, with the route's: counted
+        # here, by the one count of the accept path, not again by the session.
+        self._encoded_rules = {
+            name: dataclasses.replace(rules, max_segments=min(rules.max_segments, config.smpp.max_segments))
+            for name, rules in self._rules.items()
+        }
         self._keywords = {
             route.name: KeywordFile(route.blocked_keywords_path)
             for route in config.routes
@@ -495,6 +502,10 @@ class MessagePolicy:
     def rules(self, route: RouteConfig) -> ContentRules:
         """The route's content rules, for `content.prepare_content`."""
         return self._rules[route.name]
+
+    def encoded_rules(self, route: RouteConfig) -> ContentRules:
+        """The route's content rules for content given as encoded bytes (`content.Encoded`, as SMPP sends it)."""
+        return self._encoded_rules[route.name]
 
     def notice_rules(self, route: RouteConfig) -> ContentRules:
         """The route's content rules for the gateway's own notices: its segment limit only, nothing added."""

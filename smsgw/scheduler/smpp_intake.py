@@ -1,8 +1,8 @@
 """The SMPP server's backend: SMPP requests in, the accept path's plain values out, and its results as SMPP answers.
 
-submit_sm, data_sm and submit_multi become `Submission`s for `AcceptPath` (one `accept` per call, so a read's
-submissions share one durable commit); its results become message ids, `BackendError`s and `unsuccess_sme`
-entries. query_sm, cancel_sm and replace_sm read and change stored messages; receipts and MO come from `Outbox`.
+submit_sm, data_sm and submit_multi become `Submission`s for `AcceptPath` (one `prepare` and `commit` per call, so
+a read's submissions share one durable commit, the server's throttle charged in between with the segments
+`prepare` built); its results become message ids, `BackendError`s and `unsuccess_sme` entries. query_sm, cancel_sm and replace_sm read and change stored messages; receipts and MO come from `Outbox`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from smsgw.pdu.smpp_time import parse_smpp_time
 from smsgw.pdu.tlv import Tlvs
 from smsgw.scheduler.accept import (
     INSUFFICIENT_BALANCE,
+    THROTTLED,
+    THROTTLED_STATUS,
     AcceptPath,
     Accepted,
     Encoded,
@@ -47,6 +49,7 @@ from smsgw.smpp_server.backend import (
     OutboundItem,
     UnsuccessfulDestination,
 )
+from smsgw.smpp_server.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +76,11 @@ class SmppIntake:
         log.info("accepted message_id=%s account=%s segments=%d", outcome.message_id, account, outcome.segments)
         return outcome.message_id
 
-    async def submit_many(self, account: str, pdus: Sequence[SubmitSm | DataSm]) -> Sequence[str | BackendError]:
-        """Each PDU as `submit` would take it, all accepted ones in one durable commit."""
+    async def submit_many(
+        self, account: str, pdus: Sequence[SubmitSm | DataSm], throttle: Throttle
+    ) -> Sequence[str | BackendError]:
+        """Each PDU as `submit` would take it, `throttle` charged with their segments, all accepted ones in one
+        durable commit."""
         shared = _Shared()
         submissions: list[Submission] = []
         refused: list[tuple[int, BackendError]] = []  # a PDU the accept path never saw, by its place
@@ -86,7 +92,7 @@ class SmppIntake:
         # Answered from the prepared messages and the paid flags: no `Result` per message on this hot path.
         answers: list[str | BackendError] = []
         if submissions:
-            prepared = self._accept.prepare(account, submissions)
+            prepared = self._accept.prepare(account, submissions, throttle=throttle)
             paid = iter(await self._commit(prepared))
             for (outcome,) in prepared.built:
                 if isinstance(outcome, Rejected):
@@ -101,7 +107,7 @@ class SmppIntake:
                  len(pdus) - sum(type(answer) is str for answer in answers))
         return answers
 
-    async def submit_multi(self, account: str, pdu: SubmitMulti) -> MultiResult:
+    async def submit_multi(self, account: str, pdu: SubmitMulti, throttle: Throttle) -> MultiResult:
         refused: list[UnsuccessfulDestination] = []
         destinations: list[Address] = []
         for entry in pdu.destinations:
@@ -115,10 +121,12 @@ class SmppIntake:
             refused.extend(_unsuccessful(d, exc.command_status) for d in destinations)
             outcomes: list[Result] = []
         else:
-            (outcomes,) = await self._submit(account, [submission]) if destinations else ([],)
+            (outcomes,) = await self._submit(account, [submission], throttle) if destinations else ([],)
         message_id = ""
         for outcome in outcomes:
             if isinstance(outcome, Rejected):
+                if outcome.command_status == THROTTLED_STATUS:  # held back as a whole, not per destination
+                    raise BackendError(THROTTLED, command_status=THROTTLED_STATUS)
                 refused.append(_unsuccessful(outcome.destination, outcome.command_status))
             else:
                 message_id = outcome.message_id
@@ -129,8 +137,10 @@ class SmppIntake:
                  sum(isinstance(o, Accepted) for o in outcomes), len(refused))
         return MultiResult(message_id, tuple(refused))
 
-    async def _submit(self, account: str, submissions: Sequence[Submission]) -> list[list[Result]]:
-        prepared = self._accept.prepare(account, submissions)
+    async def _submit(
+        self, account: str, submissions: Sequence[Submission], throttle: Throttle | None = None
+    ) -> list[list[Result]]:
+        prepared = self._accept.prepare(account, submissions, throttle=throttle)
         return results(prepared, await self._commit(prepared))
 
     async def _commit(self, prepared: Prepared) -> Sequence[bool]:

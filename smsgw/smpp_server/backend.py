@@ -4,6 +4,8 @@ The session validates the PDU's wire-level fields before calling the backend; th
 and persistence and answers with values or raises `BackendError` carrying the `command_status` to answer with.
 Every `submit*` returns only after the message is durable: its result is what `submit_sm_resp` acknowledges.
 The server sends submit_sm/data_sm through `submit_many` (one call per read's worth); `submit` is the single form.
+The server's throttle is charged by the backend, through the `Throttle` the server passes, with the segments the
+backend prepared (its one count of them), before it stores anything: the session does not count segments.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from smsgw.pdu.smpp import CancelSm, DataSm, DeliverSm, ReplaceSm, SubmitMulti, SubmitSm
+    from smsgw.smpp_server.throttle import Throttle
 
 
 class BackendError(Exception):
@@ -60,16 +63,23 @@ class SmppBackend(Protocol):
     async def submit(self, account: str, pdu: SubmitSm | DataSm) -> str:
         """Accept and persist one submission; returns its message_id. Raises BackendError."""
 
-    async def submit_many(self, account: str, pdus: Sequence[SubmitSm | DataSm]) -> Sequence[str | BackendError]:
+    async def submit_many(
+        self, account: str, pdus: Sequence[SubmitSm | DataSm], throttle: Throttle
+    ) -> Sequence[str | BackendError]:
         """Accept and persist the submissions of one read together (one durable commit), as `submit` would each.
 
+        Before storing, `throttle` is called once with the segments of each submission the backend would store
+        (0 for one it refuses anyway); one it holds back is refused ESME_RTHROTTLED and not stored.
         Returns one result per PDU, in the order given: its message_id, or the BackendError refusing that PDU
         (the others are still accepted). Every accepted one is durable before this returns. Raising (BackendError
         or anything else) refuses the whole batch: none of it may have been accepted then.
         """
 
-    async def submit_multi(self, account: str, pdu: SubmitMulti) -> MultiResult:
-        """Accept a submit_multi; per-destination refusals go in `unsuccessful`. Raises BackendError if none."""
+    async def submit_multi(self, account: str, pdu: SubmitMulti, throttle: Throttle) -> MultiResult:
+        """Accept a submit_multi; per-destination refusals go in `unsuccessful`. Raises BackendError if none.
+
+        `throttle` is called once with one count, the segments of every destination the backend would store;
+        held back, the submit_multi is refused ESME_RTHROTTLED (BackendError) and nothing is stored."""
 
     async def query(self, account: str, message_id: str, source_addr: str) -> MessageStatus:
         """Raises BackendError(ESME_RQUERYFAIL) for an unknown id or one owned by another account."""

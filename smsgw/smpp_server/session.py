@@ -97,24 +97,19 @@ class LocalProtocolError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RequestReceived:
-    """A valid request for the current state; the application answers it with `send(response)`.
-
-    `segments` is how many SMS segments a submission will be sent as (what throughput limits count), else 0.
-    """
+    """A valid request for the current state; the application answers it with `send(response)`."""
 
     pdu: Pdu
-    segments: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class SubmissionsReceived:
     """submit_sm/data_sm an SMSC received that are valid for the state and passed the field checks: consecutive
     ones of one `receive_data` come as one event, in wire order, to be answered together (see
-    `send_submission_responses`). `segments[i]` is how many SMS segments `pdus[i]` will be sent as (what
-    throughput limits count). The lists are complete when `receive_data` returns and not changed after."""
+    `send_submission_responses`). The list is complete when `receive_data` returns and not changed after. (How
+    many segments each will be sent as is the accept path's count, not the session's.)"""
 
     pdus: list[SubmitSm | DataSm]
-    segments: list[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,13 +304,12 @@ class SmppSession:
             response = _error_response_to(type(pdu), pdu.sequence_number, status)
             self._events.append(RequestRejected(response, f"{CommandId(command_id).name}: {reason}"))
             return
-        segments = 0
         if self._validates:
             if isinstance(pdu, _SUBMISSIONS):
                 self._receive_submission(pdu)
                 return
             try:
-                segments = validate_request(pdu, self.config)
+                validate_request(pdu)
             except PduError as exc:
                 self._reject_invalid(pdu, exc)
                 return
@@ -323,7 +317,7 @@ class SmppSession:
             self.state = next_state(self.state, Transition.UNBIND)
         elif command_id in _BIND_REQUESTS:
             self._bind_pending = True
-        self._events.append(RequestReceived(pdu, segments))
+        self._events.append(RequestReceived(pdu))
 
     def _takes_submissions(self) -> bool:
         """Whether a submit_sm now goes straight to `_receive_submission` (the checks of `_receive_request` would
@@ -334,16 +328,15 @@ class SmppSession:
         """A submission the state allows, as the SMSC: checked, then added to this read's run of them (one event
         per run: added to while it is the newest event)."""
         try:
-            segments = validate_request(pdu, self.config)
+            validate_request(pdu)
         except PduError as exc:
             self._reject_invalid(pdu, exc)
             return
         submissions = self._submissions
         if submissions is None or self._events[-1] is not submissions:
-            submissions = self._submissions = SubmissionsReceived([], [])
+            submissions = self._submissions = SubmissionsReceived([])
             self._events.append(submissions)
         submissions.pdus.append(pdu)
-        submissions.segments.append(segments)
 
     def _reject_invalid(self, pdu: Pdu, exc: PduError) -> None:
         response = _error_response_to(type(pdu), pdu.sequence_number, exc.command_status)

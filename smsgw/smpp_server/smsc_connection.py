@@ -8,7 +8,6 @@ workers, pushers, throttles) is `server.SmppServer`'s.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Final
 
@@ -60,6 +59,7 @@ from smsgw.smpp_server.session import (
     submission_response,
 )
 from smsgw.smpp_server.states import BOUND, BindState, Role
+from smsgw.smpp_server.throttle import Throttle
 from smsgw.smpp_server.validation import multi_address_error
 
 if TYPE_CHECKING:
@@ -231,13 +231,13 @@ class SmppConnection(SessionShell):
                 await self.server.enqueue(self, requests)
                 return
             self._pending += room
-            await self.server.enqueue(self, SubmissionsReceived(requests.pdus[:room], requests.segments[:room]))
-            requests = SubmissionsReceived(requests.pdus[room:], requests.segments[room:])
+            await self.server.enqueue(self, SubmissionsReceived(requests.pdus[:room]))
+            requests = SubmissionsReceived(requests.pdus[room:])
 
     async def _handle_event(self, event: Event) -> None:
         match event:
-            case RequestReceived(pdu=pdu, segments=segments):
-                await self._handle_request(pdu, segments)
+            case RequestReceived(pdu=pdu):
+                await self._handle_request(pdu)
             case ResponseReceived(request=request, response=response):
                 await self._handle_response(request, response)
             case RequestRejected(response=response, reason=reason, close=close):
@@ -270,10 +270,10 @@ class SmppConnection(SessionShell):
             case ConnectionClosed():
                 pass  # the read loop ends on the closed state
 
-    async def _handle_request(self, pdu: Pdu, segments: int) -> None:
+    async def _handle_request(self, pdu: Pdu) -> None:
         command_id = pdu.command_id
         if command_id in _BACKEND_OPERATIONS:
-            await self._dispatch(RequestReceived(pdu, segments))
+            await self._dispatch(RequestReceived(pdu))
         elif isinstance(pdu, BindTransmitter | BindReceiver | BindTransceiver):
             await self._bind(pdu)
         elif command_id == CommandId.ENQUIRE_LINK:
@@ -355,32 +355,27 @@ class SmppConnection(SessionShell):
             if isinstance(requests, SubmissionsReceived):
                 await self._answer_submissions(requests)
             else:
-                await self._answer_operation(requests.pdu, requests.segments)
+                await self._answer_operation(requests.pdu)
         finally:
             self._pending -= len(requests.pdus) if isinstance(requests, SubmissionsReceived) else 1
             self._room.set()
 
     async def _answer_submissions(self, submissions: SubmissionsReceived) -> None:
-        """Throttle the submissions, give the backend the rest in one `submit_many`, write every answer at once
-        (in the order of the requests)."""
+        """Give the backend the submissions in one `submit_many`, which charges the account's throttle with the
+        segments it prepared (those over the rate are answered ESME_RTHROTTLED); write every answer at once (in
+        the order of the requests)."""
         account = self.account
         assert account is not None  # the session only lets these through in a bound state
-        now = trio.current_time()
         pdus = submissions.pdus
-        taken = self.server.bucket(account).take_each(submissions.segments, now)
-        throttled = False in taken
-        accepted = [pdu for pdu, ok in zip(pdus, taken) if ok] if throttled else pdus
-        results: Sequence[str | BackendError] = ()
-        if accepted:
-            try:
-                results = await self.server.backend.submit_many(account.system_id, accepted)
-                if len(results) != len(accepted):
-                    raise AssertionError(f"submit_many answered {len(results)} of {len(accepted)} submissions")
-            except BackendError as exc:
-                results = [exc] * len(accepted)
-            except Exception:
-                log.exception("submit_many failed source=%s count=%d", self.source, len(accepted))
-                results = [BackendError("backend failed", command_status=CommandStatus.ESME_RSYSERR)] * len(accepted)
+        try:
+            results = await self.server.backend.submit_many(account.system_id, pdus, self._throttle(account))
+            if len(results) != len(pdus):
+                raise AssertionError(f"submit_many answered {len(results)} of {len(pdus)} submissions")
+        except BackendError as exc:
+            results = [exc] * len(pdus)
+        except Exception:
+            log.exception("submit_many failed source=%s count=%d", self.source, len(pdus))
+            results = [BackendError("backend failed", command_status=CommandStatus.ESME_RSYSERR)] * len(pdus)
         if self.session.state is BindState.CLOSED:
             # Only after the wait for answers at close ran out (or the stream broke): the ESME will resubmit these.
             stored = [result for result in results if isinstance(result, str)]
@@ -388,13 +383,7 @@ class SmppConnection(SessionShell):
                 log.warning("stored submissions not acknowledged source=%s count=%d message_ids=%s", self.source,
                             len(stored), ",".join(stored))
             return
-        stored_results = iter(results)
-        outcomes: list[str | int] = [
-            (result if isinstance(result := next(stored_results), str) else result.command_status)
-            if ok
-            else CommandStatus.ESME_RTHROTTLED
-            for ok in taken
-        ] if throttled else [result if isinstance(result, str) else result.command_status for result in results]
+        outcomes: list[str | int] = [result if isinstance(result, str) else result.command_status for result in results]
         self.server.submissions.update(CommandStatus.ESME_ROK if isinstance(o, str) else o for o in outcomes)
         now = trio.current_time()
         try:
@@ -404,6 +393,12 @@ class SmppConnection(SessionShell):
                 self._answer(pdu, submission_response(pdu, outcome), now)
         await self.flush()
 
+    def _throttle(self, account: AccountConfig) -> Throttle:
+        """The account's rate limit, charged by the backend with the segments it prepared, in order, when it
+        calls (`TokenBucket.take_each`)."""
+        bucket = self.server.bucket(account)
+        return lambda segments: bucket.take_each(segments, trio.current_time())
+
     def _answer(self, request: Pdu, response: Pdu, now: float) -> None:
         """Queue the response to a request of the bound session (no bind response, nothing that reschedules)."""
         try:
@@ -412,9 +407,9 @@ class SmppConnection(SessionShell):
             log.error("response not encodable source=%s error=%s", self.source, exc)
             self._outbox += self.session.send(response_for(request, command_status=CommandStatus.ESME_RSYSERR), now)
 
-    async def _answer_operation(self, pdu: Pdu, segments: int) -> None:
+    async def _answer_operation(self, pdu: Pdu) -> None:
         try:
-            response = await self._operation(pdu, segments)
+            response = await self._operation(pdu)
         except BackendError as exc:
             response = response_for(pdu, command_status=exc.command_status)
         except Exception:
@@ -427,18 +422,15 @@ class SmppConnection(SessionShell):
         self._answer(pdu, response, trio.current_time())
         await self.flush()
 
-    async def _operation(self, pdu: Pdu, segments: int) -> Pdu:
+    async def _operation(self, pdu: Pdu) -> Pdu:
         """Answer one bound request other than a submission through the backend; BackendError becomes the
-        response's status.
-
-        `segments` (from validation) is what the request costs against the account's throughput limit.
-        """
+        response's status."""
         account = self.account
         assert account is not None  # the session only lets these through in a bound state
         backend = self.server.backend
         match pdu:
             case SubmitMulti():
-                return await self._submit_multi(account, pdu, segments)
+                return await self._submit_multi(account, pdu)
             case QuerySm():
                 status = await backend.query(account.system_id, pdu.message_id, pdu.source_addr)
                 return QuerySmResp(
@@ -456,8 +448,9 @@ class SmppConnection(SessionShell):
                 return response_for(pdu)
         raise AssertionError(f"no operation for {type(pdu).__name__}")
 
-    async def _submit_multi(self, account: AccountConfig, pdu: SubmitMulti, segments: int) -> Pdu:
-        """Refuse bad destinations one by one (unsuccess_sme); the rest go to the backend together."""
+    async def _submit_multi(self, account: AccountConfig, pdu: SubmitMulti) -> Pdu:
+        """Refuse bad destinations one by one (unsuccess_sme); the rest go to the backend together, which charges
+        the throttle with all their segments at once (ESME_RTHROTTLED for the whole PDU over the rate)."""
         accepted: list[SmeAddress] = []
         refused: list[UnsuccessSme] = []
         for destination in pdu.destinations:
@@ -473,9 +466,8 @@ class SmppConnection(SessionShell):
                                             destination.destination_addr, status))
         if not accepted:
             return response_for(pdu, command_status=CommandStatus.ESME_RINVDSTADR)
-        if not self.server.bucket(account).try_take(segments * len(accepted), trio.current_time()):
-            return response_for(pdu, command_status=CommandStatus.ESME_RTHROTTLED)
-        result = await self.server.backend.submit_multi(account.system_id, replace(pdu, destinations=tuple(accepted)))
+        result = await self.server.backend.submit_multi(account.system_id, replace(pdu, destinations=tuple(accepted)),
+                                                        self._throttle(account))
         refused.extend(
             UnsuccessSme(u.dest_addr_ton, u.dest_addr_npi, u.destination_addr, u.error_status_code)
             for u in result.unsuccessful

@@ -1,8 +1,14 @@
-"""Token bucket for an account's throughput limit (segments per second with a burst)."""
+"""Token bucket for an account's throughput limit (segments per second with a burst), and the `Throttle` seam."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeAlias
+
+# What a front hands the accept path to charge its rate limit between preparing and storing submissions: given
+# the segments each prepared submission will be stored as (0 for one refused already), whether each may go ahead.
+# The accept path counts the segments once; the limit, the charge and the stored rows all use that count.
+Throttle: TypeAlias = Callable[[Sequence[int]], Sequence[bool]]
 
 
 class TokenBucket:

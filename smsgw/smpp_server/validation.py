@@ -1,21 +1,19 @@
 """Field checks an SMSC makes on a decoded request before the backend sees it, each with its own status.
 
 The codec already refuses what cannot be decoded (lengths, time formats, destination lists); this module checks
-values that decode fine but make no sense for a submission: TON/NPI, addresses, esm_class, flags, data_coding,
-short_message together with message_payload, and the number of segments a message needs.
+values that decode fine but make no sense for a submission: TON/NPI, addresses, esm_class, flags, a reserved
+data_coding, short_message together with message_payload. What the content is (its alphabet, its segments and
+their limit) is the accept path's to find out, once (`scheduler.content`), not checked here as well.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from smsgw.config import SmppConfig
 from smsgw.pdu.constants import CommandStatus, EsmClass, Npi, RegisteredDelivery, Ton
 from smsgw.pdu.errors import InvalidField
-from smsgw.pdu.segmentation import TooManySegments, count_encoded, part_capacity, segment_binary
-from smsgw.pdu.segmentation import count_segments as count_text_segments
 from smsgw.pdu.smpp import CancelSm, DataSm, Pdu, QuerySm, ReplaceSm, SubmitMulti, SubmitSm
-from smsgw.pdu.text import Encoding, decode_as, decodes_one_to_one, parse_data_coding, units_in
+from smsgw.pdu.text import parse_data_coding
 from smsgw.pdu.tlv import EMPTY_TLVS
 
 S = CommandStatus
@@ -29,7 +27,6 @@ _MAX_ALPHANUMERIC: Final = 11  # what fits in TP-OA as GSM 7-bit alphanumeric
 _SUBMIT_MESSAGE_TYPES: Final = frozenset({0, int(EsmClass.DELIVERY_ACK), int(EsmClass.MANUAL_USER_ACK)})
 # Plain ints: IntFlag arithmetic is slow on the per-message path.
 _MESSAGE_TYPE_MASK: Final = int(EsmClass.MESSAGE_TYPE_MASK)
-_UDHI: Final = int(EsmClass.UDHI)
 _SMSC_RECEIPT_MASK: Final = int(RegisteredDelivery.SMSC_RECEIPT_MASK)
 _REGISTERED_DELIVERY_RESERVED: Final = 0xE0
 _MAX_PRIORITY: Final = 3
@@ -81,7 +78,7 @@ def _check_message_flags(esm_class: int, registered_delivery: int) -> None:
                            command_status=S.ESME_RINVREGDLVFLG)
 
 
-def _check_short_message(pdu: SubmitSm | SubmitMulti, config: SmppConfig) -> int:
+def _check_short_message(pdu: SubmitSm | SubmitMulti) -> None:
     _check_message_flags(pdu.esm_class, pdu.registered_delivery)
     if pdu.priority_flag > _MAX_PRIORITY:
         raise InvalidField(f"priority_flag {pdu.priority_flag} above 3", command_status=S.ESME_RINVPRTFLG)
@@ -90,18 +87,18 @@ def _check_short_message(pdu: SubmitSm | SubmitMulti, config: SmppConfig) -> int
                            command_status=S.ESME_RINVREPFLAG)
     if pdu.short_message and pdu.tlvs.message_payload is not None:
         raise InvalidField("both short_message and message_payload are present", command_status=S.ESME_RINVPARLEN)
-    return count_segments(pdu, config.max_segments)
+    _check_data_coding(pdu.data_coding)
 
 
-def _plain_submit_segments(pdu: SubmitSm) -> int | None:
-    """1 for the common submit_sm that passes every check at a glance (numeric addresses, allowed flags, no
-    TLVs, a short_message that fits one part, or one the ESME segmented with a UDH); None: check it in full.
+def _plain_submit(pdu: SubmitSm) -> bool:
+    """True for the common submit_sm that passes every check at a glance (numeric addresses, allowed flags, no
+    TLVs, a data_coding seen before); False: check it in full.
 
-    Only ever answers what the full checks would, so a None costs time, never a different outcome.
+    Only ever answers what the full checks would, so a False costs time, never a different outcome.
     """
     source = pdu.source_addr
     destination = pdu.destination_addr
-    if not (
+    return (
         pdu.tlvs is EMPTY_TLVS
         and pdu.source_addr_ton in _NUMBER_TONS
         and pdu.source_addr_npi in _NPIS
@@ -115,44 +112,33 @@ def _plain_submit_segments(pdu: SubmitSm) -> int | None:
         and pdu.registered_delivery in _PLAIN_REGISTERED_DELIVERY
         and pdu.priority_flag <= _MAX_PRIORITY
         and pdu.replace_if_present_flag <= 1
-    ):
-        return None
-    limit = _ONE_PART_OCTETS.get(pdu.data_coding)
-    if limit is None:  # first, as in count_segments: a reserved data_coding is refused
-        limit = _one_part_octets(pdu.data_coding)
-    if pdu.esm_class & _UDHI:
-        return 1
-    return 1 if len(pdu.short_message) <= limit else None
+        and pdu.data_coding in _DATA_CODINGS
+    )
 
 
-def validate_request(pdu: Pdu, config: SmppConfig) -> int:
-    """Raise the codec's `PduError` (with the status to answer) for a request an SMSC must refuse.
-
-    Returns the number of SMS segments a submission will be sent as (0 for other requests).
-    """
-    if pdu.__class__ is SubmitSm:
-        segments = _plain_submit_segments(pdu)
-        if segments is not None:
-            return segments
-    return check_request(pdu, config)
+def validate_request(pdu: Pdu) -> None:
+    """Raise the codec's `PduError` (with the status to answer) for a request an SMSC must refuse."""
+    if pdu.__class__ is SubmitSm and _plain_submit(pdu):
+        return
+    check_request(pdu)
 
 
-def check_request(pdu: Pdu, config: SmppConfig) -> int:
+def check_request(pdu: Pdu) -> None:
     """`validate_request` without the fast path: every check, one by one."""
     match pdu:
         case SubmitSm():
             _check_address(pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr, source=True)
             _check_address(pdu.dest_addr_ton, pdu.dest_addr_npi, pdu.destination_addr, source=False)
-            return _check_short_message(pdu, config)
+            _check_short_message(pdu)
         case SubmitMulti():
             _check_address(pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr, source=True)
             # Per-destination address problems go into unsuccess_sme (see `multi_address_error`), not here.
-            return _check_short_message(pdu, config)
+            _check_short_message(pdu)
         case DataSm():
             _check_address(pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr, source=True)
             _check_address(pdu.dest_addr_ton, pdu.dest_addr_npi, pdu.destination_addr, source=False)
             _check_message_flags(pdu.esm_class, pdu.registered_delivery)
-            return count_segments(pdu, config.max_segments)
+            _check_data_coding(pdu.data_coding)
         case ReplaceSm():
             _check_message_id(pdu.message_id)
             _check_address(pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr, source=True)
@@ -166,7 +152,6 @@ def check_request(pdu: Pdu, config: SmppConfig) -> int:
                 _check_address(pdu.dest_addr_ton, pdu.dest_addr_npi, pdu.destination_addr, source=False)
             if not pdu.message_id and not pdu.destination_addr:
                 raise InvalidField("cancel_sm needs a message_id or a destination", command_status=S.ESME_RINVMSGID)
-    return 0
 
 
 def multi_address_error(ton: int, npi: int, address: str) -> int | None:
@@ -183,52 +168,12 @@ def _check_message_id(message_id: str) -> None:
         raise InvalidField("message_id is empty", command_status=S.ESME_RINVMSGID)
 
 
-_ENCODINGS: Final[dict[int, Encoding]] = {}
-_ONE_PART_OCTETS: Final[dict[int, int]] = {}
+# The data_coding values `_check_data_coding` has let through (at most 256), for one set lookup on the fast path.
+_DATA_CODINGS: Final[set[int]] = set()
 
 
-def _encoding(data_coding: int) -> Encoding:
-    """`parse_data_coding(...).encoding`, remembered per value (there are only 256) off the per-message path."""
-    encoding = _ENCODINGS.get(data_coding)
-    if encoding is None:
-        encoding = _ENCODINGS[data_coding] = parse_data_coding(data_coding).encoding
-    return encoding
-
-
-def _one_part_octets(data_coding: int) -> int:
-    """The longest short_message (octets) that `count_segments` counts as one segment without a UDH, remembered
-    per data_coding; InvalidField for a reserved data_coding."""
-    limit = _ONE_PART_OCTETS.get(data_coding)
-    if limit is None:
-        encoding = _encoding(data_coding)
-        capacity = part_capacity(encoding, 0)
-        # count_segments counts UTF-16 code units as len // 2, so one odd trailing octet still fits.
-        limit = _ONE_PART_OCTETS[data_coding] = capacity * 2 + 1 if encoding is Encoding.UCS2 else capacity
-    return limit
-
-
-def count_segments(pdu: SubmitSm | SubmitMulti | DataSm, max_segments: int) -> int:
-    """How many SMS segments the request will be sent as; TooManySegments (0x406) beyond `max_segments`.
-
-    A short_message that fits one part is one segment, as is one the ESME segmented itself (UDHI or SAR);
-    a longer message_payload is split the way the gateway will split it.
-    """
-    payload = pdu.tlvs.message_payload
-    if payload is None:
-        payload = getattr(pdu, "short_message", b"")
-    encoding = _encoding(pdu.data_coding)
-    if pdu.esm_class & _UDHI or pdu.tlvs.sar_total_segments is not None:
-        return 1
-    if units_in(len(payload), encoding) <= part_capacity(encoding, 0):
-        return 1
-    if encoding.is_text:
-        text = decode_as(payload, encoding)  # refuses bytes that are not in the alphabet
-        # Counted, not split: the accept path splits it once, with the route's rules.
-        if decodes_one_to_one(payload, encoding):
-            needed = count_encoded(payload, encoding)
-        else:
-            needed = count_text_segments(text, encoding=encoding)
-        if needed > max_segments:
-            raise TooManySegments(needed, max_segments)
-        return needed
-    return len(segment_binary(payload, max_segments=max_segments, reference=0).parts)
+def _check_data_coding(data_coding: int) -> None:
+    """InvalidField for a reserved data_coding."""
+    if data_coding not in _DATA_CODINGS:
+        parse_data_coding(data_coding)
+        _DATA_CODINGS.add(data_coding)

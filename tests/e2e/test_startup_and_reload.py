@@ -114,7 +114,8 @@ async def test_reload_applies_to_the_next_bind_and_submission_without_dropping_b
         assert await in_thread(_bind_status, port, "old-pw") == CommandStatus.ESME_RINVPASWD
         assert await in_thread(_bind_status, port, "new-pw") == CommandStatus.ESME_ROK
         # The bind made before the reload is still up, and its submissions follow the new routes.
-        assert (await in_thread(existing.submit, "447700900123"))[0] == 0x404  # no route any more
+        assert (await in_thread(existing.submit, "447700900123"))[0] == 0x404  # no route any more: costs nothing
+        assert (await in_thread(existing.submit, "33612345678"))[0] == CommandStatus.ESME_ROK
         assert (await in_thread(existing.submit, "33612345678"))[0] == CommandStatus.ESME_ROK
         assert (await in_thread(existing.submit, "33612345678"))[0] == CommandStatus.ESME_RTHROTTLED
     finally:

@@ -179,6 +179,15 @@ async def test_throttled_by_the_accounts_smpp_rate_is_429_with_retry_after(gatew
         assert throttled.headers["retry-after"] == "2"
 
 
+async def test_the_throttle_takes_the_segments_the_accept_path_built(gateway: Gateway) -> None:
+    """Charged with the accept path's count (the one stored): a number it refuses costs nothing."""
+    async with client(gateway, SLOW) as c:
+        one = await c.post("/messages", json={"to": [FREE, "12"], "text": "hi"})
+        assert one.status_code == 201 and len(one.json()["rejected"]) == 1
+        assert (await c.post("/messages", json={"to": [FREE], "text": "hi"})).status_code == 201
+        problem(await c.post("/messages", json={"to": [FREE], "text": "hi"}), 429)
+
+
 async def test_invalid_requests_are_400_and_a_large_body_413(gateway: Gateway) -> None:
     async with client(gateway) as c:
         cases: list[tuple[Any, str]] = [

@@ -4,13 +4,15 @@ minutes, flash), what the SMPP adapter hands it (encoded bytes), and the gateway
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import pytest
 import trio
 from trio.testing import MockClock
 
-from smsgw.config import AccountConfig, Config, MessageConfig, RouteConfig
+from smsgw.config import AccountConfig, Config, MessageConfig, RouteConfig, SmppConfig
 from smsgw.pdu.constants import CommandStatus, GatewayError, Npi, Ton
 from smsgw.scheduler.accept import (
     RECEIPT_WANTED,
@@ -152,3 +154,47 @@ async def test_a_bad_window_is_refused_with_its_smpp_status(path: AcceptPath) ->
 
 async def _handoffs(store: SqliteStore, at: datetime) -> list[Handoff]:
     return await store.claim_due(to_ms(at), 10)
+
+
+async def test_the_throttle_is_charged_the_segments_that_are_stored(path: AcceptPath, store: SqliteStore) -> None:
+    """One count: the throttle gets per submission the segments of its messages as built (the signature
+    included), 0 for one refused anyway; a submission it holds back is refused ESME_RTHROTTLED and not stored."""
+    asked: list[list[int]] = []
+
+    def throttle(segments: Sequence[int]) -> list[bool]:
+        asked.append(list(segments))
+        return [count != 2 for count in segments]  # holds back the two-part one
+
+    results = await path.accept("acme", [
+        http_like(PAID, "a" * 154),  # 160 with the signature "ACME: ": one part
+        http_like(PAID, "a" * 155),  # 161 with it: two parts, though the text alone fits one
+        http_like("12", "hi"),  # refused: costs nothing
+        Submission((Address(PAID, Ton.INTERNATIONAL), Address("441234567891", Ton.INTERNATIONAL)),
+                   Encoded(b"a" * 200, 0), Address("ACME")),  # two destinations of two parts each
+    ], throttle=throttle)
+    assert asked == [[1, 2, 0, 4]]
+    ((one,), (held,), (refused,), both) = results
+    assert isinstance(one, Accepted) and one.segments == 1
+    assert isinstance(held, Rejected) and held.command_status == CommandStatus.ESME_RTHROTTLED
+    assert isinstance(refused, Rejected) and refused.command_status == CommandStatus.ESME_RINVDSTADR
+    assert [type(r) for r in both] == [Accepted, Accepted] and [r.segments for r in both] == [2, 2]  # type: ignore[union-attr]
+    assert [len(await store.find("acme", r.message_id)) for r in (one, *both)] == [1, 2, 2]  # type: ignore[union-attr]
+    assert await store.balance("acme") == 1_000_000 - 5 * 50_000  # the charge is the same count
+
+
+async def test_smpps_segment_limit_holds_encoded_content_with_the_routes(store: SqliteStore, db_clock: MockClock) -> None:
+    """`[smpp] max_segments` is counted by the accept path (the session counts nothing): encoded bytes, as SMPP
+    sends them, are held to it as well as to the route's `max_segments`; a text (HTTP's) to the route's only."""
+    clock = WallClock(START)
+    await store.topup("acme", 1_000_000, clock.now_ms())
+    config = dataclasses.replace(CONFIG, smpp=SmppConfig(max_segments=2))
+    path = AcceptPath(store, config, clock)
+    results = await path.accept("acme", [
+        Submission((Address(PAID, Ton.INTERNATIONAL),), Encoded(b"a" * 300, 0), Address("ACME")),  # 2 with signature
+        Submission((Address(PAID, Ton.INTERNATIONAL),), Encoded(b"a" * 310, 0), Address("ACME")),  # 3 with signature
+        http_like(PAID, "a" * 310),  # 3: within the route's 3
+    ])
+    ((two,), (three,), (text,)) = results
+    assert isinstance(two, Accepted) and two.segments == 2
+    assert isinstance(three, Rejected) and three.command_status == GatewayError.TOO_MANY_SEGMENTS.command_status
+    assert isinstance(text, Accepted) and text.segments == 3

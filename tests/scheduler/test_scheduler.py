@@ -33,6 +33,11 @@ PAID = "441234567890"  # outside the free test range
 FREE = "447700900123"
 
 
+def allow_all(segments: Sequence[int]) -> list[bool]:
+    """A throttle that lets every submission through."""
+    return [True] * len(segments)
+
+
 @dataclass
 class FakeSender:
     """Answers each send with `decide(sms)` after half a second; records completed sends (Trio time, SMS, TP-MR)."""
@@ -375,7 +380,7 @@ async def test_submit_multi_reports_unsuccessful_destinations(gateway: Gateway, 
             SmeAddress(1, 1, FREE),
         ),
     )
-    result = await gateway.scheduler.smpp.submit_multi("acme", pdu)
+    result = await gateway.scheduler.smpp.submit_multi("acme", pdu, allow_all)
     assert [(u.destination_addr, u.error_status_code) for u in result.unsuccessful] == [
         ("friends", CommandStatus.ESME_RCNTSUBDL),
         ("33612345678", 0x404),
@@ -398,11 +403,11 @@ async def test_mo_goes_to_the_default_account(gateway: Gateway, db_clock: MockCl
 
 async def test_submit_many_refuses_per_pdu_and_accepts_the_rest(gateway: Gateway, db_clock: MockClock) -> None:
     results = await gateway.scheduler.smpp.submit_many(
-        "acme", [submit_sm(), submit_sm(to="33612345678"), submit_sm(to=FREE)]
+        "acme", [submit_sm(), submit_sm(to="33612345678"), submit_sm(to=FREE)], allow_all
     )
     assert isinstance(results[0], str) and isinstance(results[2], str)
     assert isinstance(results[1], BackendError) and results[1].command_status == 0x404
-    poor = await gateway.scheduler.smpp.submit_many("poor", [submit_sm(), submit_sm(to=FREE)])
+    poor = await gateway.scheduler.smpp.submit_many("poor", [submit_sm(), submit_sm(to=FREE)], allow_all)
     assert isinstance(poor[0], BackendError) and poor[0].command_status == 0x400
     assert isinstance(poor[1], str)
     # Answered 0x400, so refused whole: not kept REJECTED err 800 beside the free one of the same read.
@@ -459,7 +464,7 @@ async def test_the_accepted_message_carries_each_field_of_the_submission(
 async def test_split_messages_of_one_call_have_distinct_references(gateway: Gateway, db_clock: MockClock) -> None:
     # A handset reassembles parts by their concatenation reference: two split messages to it must not share one.
     texts = [letter * 200 for letter in (b"x", b"y", b"z")]
-    results = await gateway.scheduler.smpp.submit_many("acme", [submit_sm(text=text) for text in texts])
+    results = await gateway.scheduler.smpp.submit_many("acme", [submit_sm(text=text) for text in texts], allow_all)
     assert all(isinstance(result, str) for result in results)
     await gateway.sender.wait_sent(6)
     references = {(sms.user_data[:1], sms.udh[3]) for _, sms, _ in gateway.sender.sent}  # 05 00 03 ref total seq

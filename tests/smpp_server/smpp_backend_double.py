@@ -21,6 +21,7 @@ from smsgw.smpp_server.backend import (
     OutboundItem,
     UnsuccessfulDestination,
 )
+from smsgw.smpp_server.throttle import Throttle
 
 
 @dataclass
@@ -33,6 +34,7 @@ class DoubleBackend:
     acknowledged: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
     refuse_destinations: set[str] = field(default_factory=set)
+    segments: dict[str, int] = field(default_factory=dict)  # what a message to this destination counts, else 1
     fail_submits_with: int | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _queues: dict[str, deque[OutboundItem]] = field(default_factory=dict)
@@ -52,17 +54,28 @@ class DoubleBackend:
         self.submitted.append((account, pdu))
         return self._new_id(account)
 
-    async def submit_many(self, account: str, pdus: Sequence[SubmitSm | DataSm]) -> list[str | BackendError]:
+    async def submit_many(
+        self, account: str, pdus: Sequence[SubmitSm | DataSm], throttle: Throttle
+    ) -> list[str | BackendError]:
+        """The throttle charged as the scheduler's backend charges it: each PDU with its segments (`segments`, 1
+        unless set), one it refuses with 0."""
         self.batches.append(len(pdus))
         results: list[str | BackendError] = []
-        for pdu in pdus:
+        allowed = throttle([self._segments(pdu.destination_addr) for pdu in pdus])
+        for pdu, ok in zip(pdus, allowed, strict=True):
+            if not ok:
+                results.append(BackendError("throttled", command_status=CommandStatus.ESME_RTHROTTLED))
+                continue
             try:
                 results.append(await self.submit(account, pdu))
             except BackendError as exc:
                 results.append(exc)
         return results
 
-    async def submit_multi(self, account: str, pdu: SubmitMulti) -> MultiResult:
+    async def submit_multi(self, account: str, pdu: SubmitMulti, throttle: Throttle) -> MultiResult:
+        segments = [self._segments(d.destination_addr) for d in pdu.destinations if isinstance(d, SmeAddress)]
+        if not throttle([sum(segments)])[0]:
+            raise BackendError("throttled", command_status=CommandStatus.ESME_RTHROTTLED)
         self.submitted.append((account, pdu))
         unsuccessful = tuple(
             UnsuccessfulDestination(d.dest_addr_ton, d.dest_addr_npi, d.destination_addr, CommandStatus.ESME_RINVDSTADR)
@@ -70,6 +83,11 @@ class DoubleBackend:
             if isinstance(d, SmeAddress) and d.destination_addr in self.refuse_destinations
         )
         return MultiResult(self._new_id(account), unsuccessful)
+
+    def _segments(self, destination: str) -> int:
+        if self.fail_submits_with is not None or destination in self.refuse_destinations:
+            return 0
+        return self.segments.get(destination, 1)
 
     def _owned(self, account: str, message_id: str, status: int) -> None:
         if self.owners.get(message_id) != account:

@@ -21,6 +21,7 @@ from smsgw.pdu.smpp import DataSm, Pdu, SubmitSm, SubmitSmResp, Unbind, encode_p
 from smsgw.smpp_server.backend import BackendError
 from smsgw.smpp_server.server import SmppServer
 from smsgw.smpp_server.session import ConnectionClosed, RequestReceived, ResponseReceived, UnexpectedResponse
+from smsgw.smpp_server.throttle import Throttle
 
 from smpp_backend_double import DoubleBackend
 from smpp_harness import SUBMIT, Client, make_config, running_server
@@ -38,8 +39,10 @@ class HeldBackend(DoubleBackend):
     entered: trio.Event = field(default_factory=trio.Event)
     proceed: trio.Event = field(default_factory=trio.Event)
 
-    async def submit_many(self, account: str, pdus: Sequence[SubmitSm | DataSm]) -> list[str | BackendError]:
-        results = await super().submit_many(account, pdus)
+    async def submit_many(
+        self, account: str, pdus: Sequence[SubmitSm | DataSm], throttle: Throttle
+    ) -> list[str | BackendError]:
+        results = await super().submit_many(account, pdus, throttle)
         self.entered.set()
         await self.proceed.wait()
         return results

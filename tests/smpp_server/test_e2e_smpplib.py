@@ -43,6 +43,7 @@ from smsgw.smpp_server.backend import BackendError, OutboundItem
 from smsgw.smpp_server.server import SmppListeners, serve_smpp
 from smsgw.smpp_server.session import RequestReceived, ResponseReceived, SmppSession
 from smsgw.smpp_server.states import Role
+from smsgw.smpp_server.throttle import Throttle
 
 from smpp_backend_double import DoubleBackend
 from smpp_harness import PASSWORD, PASSWORD_HASH
@@ -309,8 +310,10 @@ async def test_outbind_then_receiver_bind_gets_receipts(nursery: trio.Nursery) -
 class _SlowBackend(DoubleBackend):
     """Commits take a while, so the unbind is read while batches still wait for theirs."""
 
-    async def submit_many(self, account: str, pdus: Sequence[SubmitSm | DataSm]) -> list[str | BackendError]:
-        results = await super().submit_many(account, pdus)
+    async def submit_many(
+        self, account: str, pdus: Sequence[SubmitSm | DataSm], throttle: Throttle
+    ) -> list[str | BackendError]:
+        results = await super().submit_many(account, pdus, throttle)
         await trio.sleep(0.05)
         return results
 

@@ -568,16 +568,38 @@ async def test_submissions_of_one_read_reach_the_backend_in_one_call(autojump_cl
         statuses = await _submit_in_one_write(client, destinations)
         assert statuses == {
             "447700900011": 0,
-            "447700900012": CommandStatus.ESME_RINVDSTADR,  # refused alone; the rest of the batch is accepted
+            "447700900012": CommandStatus.ESME_RINVDSTADR,  # refused alone, at no cost to the throughput
             "447700900013": 0,
             "447700900014": 0,
-            "447700900015": CommandStatus.ESME_RTHROTTLED,
+            "447700900015": 0,
             "447700900016": CommandStatus.ESME_RTHROTTLED,
         }
-        assert backend.batches == [4]
+        assert backend.batches == [6]  # the backend charges the throttle between preparing and storing
         assert [pdu.destination_addr for _, pdu in backend.submitted] == [  # type: ignore[union-attr]
-            "447700900011", "447700900013", "447700900014"
+            "447700900011", "447700900013", "447700900014", "447700900015"
         ]
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_throttle_is_charged_the_segments_the_backend_counts(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The session counts no segments: the backend's count (the accept path's, the one that is stored) is what
+    the throughput limit takes, for submit_sm and submit_multi alike."""
+    base = make_config()
+    config = Config(smpp=base.smpp, accounts=(replace(base.accounts[0], throughput_per_s=1.0, throughput_burst=4),))
+    backend = DoubleBackend(segments={"447700900011": 3})  # e.g. a signature makes its short text three parts
+    async with running_server(config, backend) as server, trio.open_nursery() as nursery:
+        client = Client(server, nursery)
+        await client.bind()
+        statuses = await _submit_in_one_write(client, ["447700900011", "447700900012", "447700900013"])
+        assert list(statuses.values()) == [0, 0, CommandStatus.ESME_RTHROTTLED]
+        await trio.sleep(3.0)  # 3 tokens back: not the 4 a submit_multi to the three-part number and another costs
+        multi = SubmitMulti(sequence_number=0, short_message=b"hi",
+                            destinations=(SmeAddress(1, 1, "447700900011"), SmeAddress(1, 1, "447700900012")))
+        assert (await client.request(multi)).command_status == CommandStatus.ESME_RTHROTTLED
+        await trio.sleep(1.0)
+        assert (await client.request(multi)).command_status == 0
         nursery.cancel_scope.cancel()
 
 

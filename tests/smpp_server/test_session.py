@@ -382,7 +382,8 @@ def test_peer_close_and_local_close() -> None:
         ({"replace_if_present_flag": 2}, CommandStatus.ESME_RINVREPFLAG),
         ({"data_coding": 0x05}, 0x480),  # JIS: no faithful codec, refused (ESME_RINVDCS) rather than guessed
         ({"tlvs": Tlvs(message_payload=b"also")}, CommandStatus.ESME_RINVPARLEN),
-        ({"short_message": b"", "tlvs": Tlvs(message_payload=b"x" * 2000)}, 0x406),
+        # Its segments are the accept path's to count (and refuse, 0x406: tests/scheduler/test_accept.py).
+        ({"short_message": b"", "tlvs": Tlvs(message_payload=b"x" * 2000)}, None),
         ({"schedule_delivery_time": "261301000000000+"}, CommandStatus.ESME_RINVSCHED),
         ({"validity_period": "000000990000000R"}, None),
     ],
@@ -422,17 +423,18 @@ def _with_time_fields(good: bytes, pdu: SubmitSm) -> bytes:
     return struct.pack(">IIII", 16 + len(body), CommandId.SUBMIT_SM, 0, pdu.sequence_number) + body
 
 
-def test_long_payload_within_limit_is_accepted_and_counted() -> None:
+def test_long_payload_goes_through_uncounted() -> None:
+    """The session does not decode or count a submission's content: the accept path does, once."""
     link = Link()
     link.bind()
     cases = [
-        (replace(SUBMIT, short_message=b"", tlvs=Tlvs(message_payload=b"a" * 400)), 3),
-        (replace(SUBMIT, short_message=b"", data_coding=0x08, tlvs=Tlvs(message_payload="é".encode("utf-16-be") * 71)), 2),
-        (SUBMIT, 1),
+        replace(SUBMIT, short_message=b"", tlvs=Tlvs(message_payload=b"a" * 400)),
+        replace(SUBMIT, short_message=b"", data_coding=0x08, tlvs=Tlvs(message_payload="é".encode("utf-16-be") * 71)),
+        replace(SUBMIT, short_message=b"", tlvs=Tlvs(message_payload=b"\xff" * 2000)),  # not GSM 7-bit, 14 parts
     ]
-    for pdu, segments in cases:
+    for pdu in cases:
         request, received = link.request(link.esme, pdu)
-        assert received == [SubmissionsReceived([request], [segments])]
+        assert received == [SubmissionsReceived([request])]
 
 
 @settings(max_examples=200)
@@ -471,27 +473,29 @@ _ADDRESSES = st.sampled_from(["", "447700900001", "+447700900001", "123456789012
 def test_validation_fast_path_answers_as_the_full_checks(**fields: object) -> None:
     pdu = replace(SUBMIT, sequence_number=1, **fields)  # type: ignore[arg-type]
 
-    def outcome(check: Callable[[SubmitSm, SmppConfig], int]) -> int | tuple[str, int]:
+    def outcome(check: Callable[[SubmitSm], None]) -> tuple[str, int] | None:
         try:
-            return check(pdu, CONFIG)
+            check(pdu)
         except PduError as exc:
             return ("refused", exc.command_status)
+        return None
 
     assert outcome(validate_request) == outcome(check_request)
 
 
 @pytest.mark.parametrize("esm_class", [0, int(EsmClass.UDHI)])
-def test_validation_fast_path_counts_one_part_as_the_full_checks_for_every_data_coding(esm_class: int) -> None:
+def test_validation_fast_path_answers_as_the_full_checks_for_every_data_coding(esm_class: int) -> None:
     for data_coding in range(256):
         for length in (0, 1, 69, 70, 71, 139, 140, 141, 142, 143, 159, 160, 161, 162, 254):
             pdu = replace(SUBMIT, sequence_number=1, esm_class=esm_class, data_coding=data_coding,
                           short_message=b"a" * length)
 
-            def outcome(check: Callable[[SubmitSm, SmppConfig], int]) -> int | tuple[str, int]:
+            def outcome(check: Callable[[SubmitSm], None]) -> tuple[str, int] | None:
                 try:
-                    return check(pdu, CONFIG)
+                    check(pdu)
                 except PduError as exc:
                     return ("refused", exc.command_status)
+                return None
 
             assert outcome(validate_request) == outcome(check_request), (data_coding, length)
 
@@ -561,7 +565,7 @@ def test_state_change_within_a_read_applies_to_the_submit_sm_after_it() -> None:
     before, after = replace(SUBMIT, sequence_number=20), replace(SUBMIT, sequence_number=22)
     link.smsc.receive_data(b"".join(encode_pdu(p) for p in [before, Unbind(sequence_number=21), after]), 1.0)
     accepted, unbind, rejected = events(link.smsc)
-    assert accepted == SubmissionsReceived([before], [1]) and unbind == RequestReceived(Unbind(sequence_number=21))
+    assert accepted == SubmissionsReceived([before]) and unbind == RequestReceived(Unbind(sequence_number=21))
     assert isinstance(rejected, RequestRejected)
     assert rejected.response == SubmitSmResp(sequence_number=22, command_status=CommandStatus.ESME_RINVBNDSTS)
 
@@ -575,7 +579,7 @@ def test_state_change_within_a_read_applies_to_the_submit_sm_after_it() -> None:
     assert refused_too.response == SubmitSmResp(sequence_number=4, command_status=CommandStatus.ESME_RINVBNDSTS)
     fresh.smsc.send(response_for(bind.pdu), 1.0)
     fresh.smsc.receive_data(encode_pdu(late), 1.0)
-    assert events(fresh.smsc) == [SubmissionsReceived([late], [1])]
+    assert events(fresh.smsc) == [SubmissionsReceived([late])]
 
 
 def test_submissions_of_one_read_come_as_one_event_in_wire_order() -> None:
@@ -590,13 +594,13 @@ def test_submissions_of_one_read_come_as_one_event_in_wire_order() -> None:
     last = replace(SUBMIT, sequence_number=15)
     link.smsc.receive_data(b"".join(encode_pdu(p) for p in [*good, bad, data_sm, enquire, last]), 1.0)
     received = events(link.smsc)
-    assert received[0] == SubmissionsReceived(good, [1, 1])
+    assert received[0] == SubmissionsReceived(good)
     assert isinstance(received[1], RequestRejected) and received[1].response.sequence_number == 12
     assert received[2:] == [
-        SubmissionsReceived([data_sm], [1]),
+        SubmissionsReceived([data_sm]),
         RequestReceived(enquire),
-        SubmissionsReceived([last], [1]),
+        SubmissionsReceived([last]),
     ]
     link.smsc.receive_data(encode_pdu(good[0]), 2.0)
     link.smsc.receive_data(encode_pdu(good[1]), 2.0)
-    assert events(link.smsc) == [SubmissionsReceived([good[0]], [1]), SubmissionsReceived([good[1]], [1])]
+    assert events(link.smsc) == [SubmissionsReceived([good[0]]), SubmissionsReceived([good[1]])]
