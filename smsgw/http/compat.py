@@ -92,8 +92,15 @@ def _address(number: str) -> Address:
     return Address(number, Ton.UNKNOWN, Npi.ISDN)
 
 
-async def _accept(deps: HttpDeps, account: str, submissions: list[Submission]) -> list[Accepted | Rejected]:
-    results = [r for per in await deps.scheduler.accept.accept(account, submissions) for r in per]
+async def _accept(
+    deps: HttpDeps, account: AccountConfig, submissions: list[Submission]
+) -> list[Accepted | Rejected]:
+    """Through the one accept path, charged to the account's throughput limit like its SMPP binds."""
+    results = [
+        r for per in await deps.scheduler.accept.accept(account.system_id, submissions,
+                                                         throttle=deps.smpp.throttle(account))
+        for r in per
+    ]
     for result in results:
         deps.metrics.submitted("http", CommandStatus.ESME_ROK if isinstance(result, Accepted) else
                                result.command_status)
@@ -115,7 +122,7 @@ async def _kannel_sendsms(deps: HttpDeps, request: Request) -> Response:
         if not receivers:
             raise _Refused(400, "Empty receiver number not allowed, rejected")
         submission = _kannel_submission(parameters, receivers)
-        results = await _accept(deps, account.system_id, [submission._replace(destinations=[d])
+        results = await _accept(deps, account, [submission._replace(destinations=[d])
                                                           for d in submission.destinations])
     except _Refused as refused:
         return PlainTextResponse(refused.text, status_code=refused.status)
@@ -124,6 +131,9 @@ async def _kannel_sendsms(deps: HttpDeps, request: Request) -> Response:
         return PlainTextResponse("Temporal failure, try again later.", status_code=503)
     failed = [r for r in results if isinstance(r, Rejected)]
     if len(failed) == len(results):
+        if failed[0].command_status == CommandStatus.ESME_RTHROTTLED:
+            # Kannel's answer when a message cannot be taken for now (gw/smsbox.c, ack_failed_tmp).
+            return PlainTextResponse("Temporal failure, try again later.", status_code=503)
         return PlainTextResponse(f"{failed[0].reason}, rejected", status_code=_kannel_status(failed[0]))
     # gw/smsbox.c: "0: Accepted for delivery", or "3: Queued for later delivery" for a message bearerbox queued.
     answer = "3: Queued for later delivery" if submission.timing.schedule else "0: Accepted for delivery"
@@ -208,13 +218,15 @@ async def _jasmin_send(deps: HttpDeps, request: Request) -> Response:
             raise _Refused(400, "Mandatory arguments not found, please refer to the HTTPAPI specifications.")
         submission = _jasmin_submission(parameters)
         account = await _jasmin_account(deps, request, parameters)
-        (result,) = await _accept(deps, account.system_id, [submission])
+        (result,) = await _accept(deps, account, [submission])
     except _Refused as refused:
         return _jasmin_error(refused.status, refused.text)
     except StoreUnavailable:
         return _jasmin_error(500, "Cannot send submit_sm, check SMPPClientManagerPB log file for details")
     if isinstance(result, Accepted):
         return PlainTextResponse(f'Success "{result.message_id}"')
+    if result.command_status == CommandStatus.ESME_RTHROTTLED:
+        return _jasmin_error(403, "User throughput exceeded")  # Jasmin's own answer (its httpapi send.py)
     if result.command_status == _NO_ROUTE:
         return _jasmin_error(412, "No route found")
     if result.command_status == _NO_BALANCE:

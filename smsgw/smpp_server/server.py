@@ -33,7 +33,7 @@ from smsgw.smpp_server.login import Login
 from smsgw.smpp_server.backend import OutboundItem, SmppBackend
 from smsgw.smpp_server.session import RequestReceived, SubmissionsReceived
 from smsgw.smpp_server.smsc_connection import BIND_TYPE_OF_STATE, RECEIVER_BINDS, SmppConnection
-from smsgw.smpp_server.throttle import TokenBucket
+from smsgw.smpp_server.throttle import Throttle, TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +305,12 @@ class SmppServer:
                 current.throughput_per_s, current.throughput_burst, trio.current_time()
             )
         return bucket
+
+    def throttle(self, account: AccountConfig) -> Throttle:
+        """The account's rate limit as the accept path charges it: each submission's segments, in order, when it
+        calls (`TokenBucket.take_each`). SMPP binds and the HTTP compatibility endpoints share it."""
+        bucket = self.bucket(account)
+        return lambda segments: bucket.take_each(segments, trio.current_time())
 
     async def release_items(self, items: list[OutboundItem]) -> None:
         """Give undelivered items back, even while being cancelled (they would be stuck reserved otherwise)."""

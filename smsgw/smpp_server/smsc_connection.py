@@ -59,7 +59,6 @@ from smsgw.smpp_server.session import (
     submission_response,
 )
 from smsgw.smpp_server.states import BOUND, BindState, Role
-from smsgw.smpp_server.throttle import Throttle
 from smsgw.smpp_server.validation import multi_address_error
 
 if TYPE_CHECKING:
@@ -368,7 +367,7 @@ class SmppConnection(SessionShell):
         assert account is not None  # the session only lets these through in a bound state
         pdus = submissions.pdus
         try:
-            results = await self.server.backend.submit_many(account.system_id, pdus, self._throttle(account))
+            results = await self.server.backend.submit_many(account.system_id, pdus, self.server.throttle(account))
             if len(results) != len(pdus):
                 raise AssertionError(f"submit_many answered {len(results)} of {len(pdus)} submissions")
         except BackendError as exc:
@@ -392,12 +391,6 @@ class SmppConnection(SessionShell):
             for pdu, outcome in zip(pdus, outcomes):
                 self._answer(pdu, submission_response(pdu, outcome), now)
         await self.flush()
-
-    def _throttle(self, account: AccountConfig) -> Throttle:
-        """The account's rate limit, charged by the backend with the segments it prepared, in order, when it
-        calls (`TokenBucket.take_each`)."""
-        bucket = self.server.bucket(account)
-        return lambda segments: bucket.take_each(segments, trio.current_time())
 
     def _answer(self, request: Pdu, response: Pdu, now: float) -> None:
         """Queue the response to a request of the bound session (no bind response, nothing that reschedules)."""
@@ -467,7 +460,7 @@ class SmppConnection(SessionShell):
         if not accepted:
             return response_for(pdu, command_status=CommandStatus.ESME_RINVDSTADR)
         result = await self.server.backend.submit_multi(account.system_id, replace(pdu, destinations=tuple(accepted)),
-                                                        self._throttle(account))
+                                                        self.server.throttle(account))
         refused.extend(
             UnsuccessSme(u.dest_addr_ton, u.dest_addr_npi, u.destination_addr, u.error_status_code)
             for u in result.unsuccessful

@@ -4,6 +4,7 @@ dlr-url callback received by an HTTP server on 127.0.0.1 (Kannel's escapes expan
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 from collections.abc import AsyncIterator
@@ -16,7 +17,7 @@ import trio
 from smsgw.app import GatewayStarted, run_demo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from harness import FAST  # noqa: E402
+from harness import FAST, SHOP_PASSWORD  # noqa: E402
 
 from callback_receiver import Receiver  # noqa: E402
 
@@ -136,3 +137,26 @@ async def test_jasmin_errors(client: httpx.AsyncClient) -> None:
         (403, 'Error "Authentication failure for username:demo"'),
         (400, 'Error "Argument dlr-level has an invalid value: 5."'),
     ]
+
+
+async def test_the_compatibility_endpoints_share_the_accounts_throughput_limit(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    """One segment a burst and almost no refill: the second message of each face is over the rate, answered as
+    Kannel (503, try again later) and Jasmin (403 "User throughput exceeded") answer it."""
+    slow = dataclasses.replace(FAST.accounts[0], throughput_per_s=0.001, throughput_burst=1.0)
+    stop = trio.Event()
+    started: GatewayStarted = await nursery.start(functools.partial(
+        run_demo, port=0, http_port=0, modems=1, db_path=str(tmp_path / "gateway.db"),
+        base=dataclasses.replace(FAST, accounts=(slow,)), stop=stop,
+    ))
+    assert started.http is not None
+    login = {"username": "shop", "password": SHOP_PASSWORD}
+    async with httpx.AsyncClient(base_url=started.http.url) as http:
+        kannel = {**login, "to": HANDSET, "text": "hello"}
+        assert (await http.get("/cgi-bin/sendsms", params=kannel)).status_code == 202
+        over = await http.get("/cgi-bin/sendsms", params=kannel)
+        assert (over.status_code, over.text) == (503, "Temporal failure, try again later.")
+        jasmin = await http.get("/send", params={**login, "to": HANDSET, "content": "hello"})
+        assert (jasmin.status_code, jasmin.text) == (403, 'Error "User throughput exceeded"')
+    stop.set()
