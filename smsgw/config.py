@@ -39,6 +39,10 @@ MAX_SYSTEM_ID_CHARS: Final = 15
 OUTBOX_ANSWER_MARGIN_S: Final = 5.0
 
 
+# The values of SQLite's `PRAGMA synchronous` that [store] synchronous may name.
+SQLITE_SYNCHRONOUS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
+
+
 class ConfigError(Exception):
     """A problem in a config file; the message names the file and key."""
 
@@ -104,7 +108,9 @@ class AccountConfig:
     # scrypt hash as written by `smsgw.passwords.hash_password`; a plain `password` is hashed at load.
     password_hash: str
     allowed_networks: tuple[str, ...] = ()
-    allowed_bind_types: tuple[str, ...] = ("transmitter", "receiver", "transceiver")
+    allowed_bind_types: tuple[Literal["transmitter", "receiver", "transceiver"], ...] = (
+        "transmitter", "receiver", "transceiver",
+    )
     max_binds: int = 10
     throughput_per_s: float = 100.0
     throughput_burst: int = 200
@@ -297,7 +303,8 @@ class MessageConfig:
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
     path: str = "smsgw.db"
-    # SQLite `PRAGMA synchronous`: FULL makes an acknowledged submission survive power loss, not just kill -9.
+    # SQLite `PRAGMA synchronous` (one of SQLITE_SYNCHRONOUS, any case): FULL makes an acknowledged submission
+    # survive power loss, not just kill -9.
     synchronous: str = "FULL"
     retention_days: int = 61
     purge_batch_size: int = 500
@@ -552,6 +559,9 @@ _RANGES: Final[Mapping[str, tuple[float, float]]] = {
     "mo_callback_concurrency": (1, 1_000_000),
     "mo_callback_concurrency_per_account": (1, 1_000_000),
     "max_binds": (1, 1_000_000),
+    # At zero the account's token bucket could never fill: every submission would fail.
+    "AccountConfig.throughput_per_s": (0.001, float("inf")),
+    "throughput_burst": (1, float("inf")),
     # At zero these would refuse everything or fire at once.
     "max_password_checks": (1, 1_000_000),
     "max_connections": (1, 1_000_000),
@@ -613,6 +623,14 @@ def _check_values(item: Any, key: str, source: str) -> None:
             source, f"{key}.outbox_claim_s",
             f"must be more than response_timeout_s + {OUTBOX_ANSWER_MARGIN_S:g}, got {item.outbox_claim_s!r}",
         )
+    if isinstance(item, SmppConfig) and item.tls_port is not None:
+        for path_key in ("tls_cert_path", "tls_key_path"):
+            if not getattr(item, path_key):
+                raise ConfigError(source, f"{key}.{path_key}", "tls_port needs tls_cert_path and tls_key_path")
+    if isinstance(item, StoreConfig) and item.synchronous.upper() not in SQLITE_SYNCHRONOUS:
+        raise ConfigError(
+            source, f"{key}.synchronous", f"must be one of {sorted(SQLITE_SYNCHRONOUS)}, got {item.synchronous!r}"
+        )
     if isinstance(item, NodeConfig) and not item.name:
         raise ConfigError(source, f"{key}.name", "must not be empty")
     if isinstance(item, AccountConfig):
@@ -622,6 +640,9 @@ def _check_values(item: Any, key: str, source: str) -> None:
             raise ConfigError(
                 source, f"{key}.outbind_password", f"longer than {MAX_PASSWORD_CHARS} characters (SMPP 3.4)"
             )
+        if (item.outbind_host is None) != (item.outbind_port is None):
+            missing = "outbind_port" if item.outbind_port is None else "outbind_host"
+            raise ConfigError(source, f"{key}.{missing}", "outbind_host and outbind_port go together")
         if item.time_zone:
             try:
                 zoneinfo.ZoneInfo(item.time_zone)
