@@ -155,7 +155,7 @@ class SmppServer:
             listeners.extend(tcp)
             tls_port: int | None = None
             if smpp.tls_port is not None:
-                # Checked at load (`config._check_values`): tls_port comes with both paths.
+                # Checked at load (`smsgw.config.load`): tls_port comes with both paths.
                 assert smpp.tls_cert_path and smpp.tls_key_path
                 context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
                 context.load_cert_chain(smpp.tls_cert_path, smpp.tls_key_path)
