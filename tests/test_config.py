@@ -123,3 +123,42 @@ def test_a_route_without_via_goes_through_its_modem_group() -> None:
     config = config_from_mapping({"routes": [{"name": "uk", "modem_group": "uk"},
                                              {"name": "eu", "via": ["upstream:opA", "modems:eu"]}]})
     assert [route.connectors for route in config.routes] == [("modems:uk",), ("upstream:opA", "modems:eu")]
+
+
+_ACCOUNT = {
+    "system_id": "a",
+    "password_hash": "scrypt$16384$8$1$f3d5e6c1feb4333aa7c338018c4b6ac0$"
+    "85365bb6f32d178403ac2c00c67fb6049a724c2fb46d57ffbcbf24d99fc4fb70",
+}
+
+
+@pytest.mark.parametrize(
+    ("document", "key"),
+    [
+        # Each was found only when the SMPP server listened, the store connected or an ESME first bound...
+        ({"smpp": {"tls_port": 0}}, "smpp.tls_cert_path"),
+        ({"smpp": {"tls_port": 0, "tls_cert_path": "cert.pem"}}, "smpp.tls_key_path"),
+        ({"store": {"synchronous": "sometimes"}}, "store.synchronous"),
+        ({"accounts": [{**_ACCOUNT, "allowed_bind_types": ["transmitter", "sender"]}]},
+         "accounts[0].allowed_bind_types[1]"),
+        ({"accounts": [{**_ACCOUNT, "outbind_host": "127.0.0.1"}]}, "accounts[0].outbind_port"),
+        ({"accounts": [{**_ACCOUNT, "outbind_port": 2776}]}, "accounts[0].outbind_host"),
+        # ... or when the account first submitted (its token bucket).
+        ({"accounts": [{**_ACCOUNT, "throughput_per_s": 0}]}, "accounts[0].throughput_per_s"),
+        ({"accounts": [{**_ACCOUNT, "throughput_burst": 0}]}, "accounts[0].throughput_burst"),
+    ],
+)
+def test_what_start_up_would_refuse_is_refused_at_load_naming_the_key(document: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config_from_mapping(document, "smsgw.toml")
+    assert info.value.key == key
+
+
+def test_the_values_those_checks_accept_still_load() -> None:
+    config = config_from_mapping({
+        "smpp": {"tls_port": 0, "tls_cert_path": "cert.pem", "tls_key_path": "key.pem"},
+        "store": {"synchronous": "normal"},
+        "accounts": [{**_ACCOUNT, "allowed_bind_types": ["receiver"], "outbind_host": "::1", "outbind_port": 2776}],
+    })
+    assert config.store.synchronous == "normal"
+    assert config.accounts[0].allowed_bind_types == ("receiver",)

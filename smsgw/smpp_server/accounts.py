@@ -47,18 +47,12 @@ class _Account:
 
 
 class Accounts:
-    """The configured accounts; raises `ValueError` at construction for a bad CIDR or duplicate system_id."""
+    """The configured accounts, as `load_config` and `app.check_config` checked them (bind types, the outbind
+    pair, networks, unique system_ids)."""
 
     def __init__(self, configs: Iterable[AccountConfig]) -> None:
         self._accounts: dict[str, _Account] = {}
         for config in configs:
-            if config.system_id in self._accounts:
-                raise ValueError(f"duplicate account system_id {config.system_id!r}")
-            unknown = set(config.allowed_bind_types) - set(BIND_TYPES.values())
-            if unknown:
-                raise ValueError(f"account {config.system_id!r}: unknown bind types {sorted(unknown)}")
-            if (config.outbind_host is None) != (config.outbind_port is None):
-                raise ValueError(f"account {config.system_id!r}: outbind_host and outbind_port go together")
             networks = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in config.allowed_networks)
             self._accounts[config.system_id] = _Account(config, networks)
         self._cache_key = secrets.token_bytes(32)

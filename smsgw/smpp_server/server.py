@@ -155,8 +155,8 @@ class SmppServer:
             listeners.extend(tcp)
             tls_port: int | None = None
             if smpp.tls_port is not None:
-                if not smpp.tls_cert_path or not smpp.tls_key_path:
-                    raise ValueError("[smpp] tls_port needs tls_cert_path and tls_key_path")
+                # Checked at load (`smsgw.config.load`): tls_port comes with both paths.
+                assert smpp.tls_cert_path and smpp.tls_key_path
                 context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
                 context.load_cert_chain(smpp.tls_cert_path, smpp.tls_key_path)
                 tls = await trio.open_tcp_listeners(smpp.tls_port, host=smpp.host)

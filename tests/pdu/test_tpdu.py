@@ -17,10 +17,8 @@ from smsgw.pdu.errors import PduError
 from smsgw.pdu.gsm7 import GSM7_BASIC, GSM7_EXTENSION, encode_gsm7
 from smsgw.pdu.segmentation import segment_text
 from smsgw.pdu.text import Encoding
+from smsgw.pdu.tp_fields import _decode_semi_octets, _encode_semi_octets, encode_user_data
 from smsgw.pdu.tpdu import (
-    _encode_user_data,
-    _decode_semi_octets,
-    _encode_semi_octets,
     _status_report_head,
     _submit_fields,
     MAX_SMSC_OCTETS,
@@ -775,7 +773,7 @@ def _address_fields(address: Address) -> dict[str, object]:
 
 def _declared_submit(submit: SmsSubmit) -> bytes:
     """SMS-SUBMIT as the construct declaration builds it; `to_bytes` is built by hand."""
-    udl, ud = _encode_user_data(submit.dcs, submit.udh, submit.user_data)
+    udl, ud = encode_user_data(submit.dcs, submit.udh, submit.user_data)
     vpf, vp = _tpdu_schema.VPF_NONE, None
     if isinstance(submit.validity, datetime):
         vpf, vp = _tpdu_schema.VPF_ABSOLUTE, encode_timestamp(submit.validity)
@@ -798,7 +796,7 @@ def test_submit_bytes_agree_with_the_construct_declaration(submit: SmsSubmit) ->
 
 def _declared_deliver(deliver: SmsDeliver) -> bytes:
     """SMS-DELIVER as the construct declaration builds it; `to_bytes` is built by hand."""
-    udl, ud = _encode_user_data(deliver.dcs, deliver.udh, deliver.user_data)
+    udl, ud = encode_user_data(deliver.dcs, deliver.udh, deliver.user_data)
     first = {"tp_rp": deliver.reply_path, "tp_udhi": bool(deliver.udh), "tp_sri": deliver.status_report_indication,
              "tp_lp": deliver.loop_prevention, "tp_mms": not deliver.more_messages, "tp_mti": _tpdu_schema.MTI_DELIVER}
     return bytes(_tpdu_schema.SmsDeliverLayout.build({

@@ -26,8 +26,6 @@ from smsgw.scheduler.writer import GroupCommitWriter
 
 T = TypeVar("T")
 
-_SYNCHRONOUS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
-
 
 @dataclass(frozen=True, slots=True)
 class SegmentRow:
@@ -307,9 +305,7 @@ def _sql_handset_key(address: str | None) -> str | None:
 
 def connect(path: str, config: StoreConfig) -> tuple[sqlite3.Connection, sqlite3.Connection]:
     """Open the writer and reader connections and bring the schema up to date (blocking: call in a thread)."""
-    synchronous = config.synchronous.upper()
-    if synchronous not in _SYNCHRONOUS:
-        raise ValueError(f"store.synchronous must be one of {sorted(_SYNCHRONOUS)}, got {config.synchronous!r}")
+    synchronous = config.synchronous.upper()  # one of config.SQLITE_SYNCHRONOUS, checked at load
 
     def open_one() -> sqlite3.Connection:
         connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=config.busy_timeout_s)
