@@ -69,7 +69,8 @@ class Dispatch(SqliteBase):
 
     def _claim_due(self, c: sqlite3.Connection, now_ms: int, limit: int) -> list[Handoff]:
         handoffs: list[Handoff] = []
-        for row in map(_DueRow._make, c.execute(_DUE_SQL, (now_ms, limit)).fetchall()):
+        due = c.execute(_DUE_SQL + self._dialect.skip_locked_segments, (now_ms, limit)).fetchall()
+        for row in map(_DueRow._make, due):
             segment = SegmentRow(row.id, row.message, State(row.state), row.sent_at, row.charge)
             if outcomes.expires_when_due(segment.state, now_ms, row.expires_at):
                 self._change(c, segment, Event.VALIDITY_ENDED, now_ms, error_code=outcomes.expiry_error(row.error_code))

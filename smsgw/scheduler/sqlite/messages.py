@@ -129,7 +129,9 @@ class Messages(SqliteBase):
             state = State.SCHEDULED if start_at > now_ms else State.ACCEPTED
             if segments is not None:
                 new_charge = price_per_segment_micro * len(segments)
-                difference = billing.replacement_difference(row["charged"], new_charge, self._balance(c, account))
+                difference = billing.replacement_difference(
+                    row["charged"], new_charge, self._locked_balance(c, account)
+                )
                 if difference:
                     self._ledger(c, account, billing.replacement_kind(difference), -difference, now_ms, message_id,
                                  "replace_sm")
