@@ -294,9 +294,16 @@ class MessageConfig:
     notices_per_handset_window_s: float = 3600.0
 
 
+# The `[store] url` schemes libpq takes.
+POSTGRES_URL_SCHEMES: Final = ("postgresql://", "postgres://")
+
+
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
     path: str = "smsgw.db"
+    # "postgresql://..." (libpq's URL): the store is in PostgreSQL, shared by every node given the same URL
+    # (DESIGN.md, "Several nodes"), and `path` only places the modem status file. Empty: SQLite at `path`.
+    url: str = ""
     # SQLite `PRAGMA synchronous`: FULL makes an acknowledged submission survive power loss, not just kill -9.
     synchronous: str = "FULL"
     retention_days: int = 61
@@ -612,6 +619,10 @@ def _check_values(item: Any, key: str, source: str) -> None:
         raise ConfigError(
             source, f"{key}.outbox_claim_s",
             f"must be more than response_timeout_s + {OUTBOX_ANSWER_MARGIN_S:g}, got {item.outbox_claim_s!r}",
+        )
+    if isinstance(item, StoreConfig) and item.url and not item.url.startswith(POSTGRES_URL_SCHEMES):
+        raise ConfigError(
+            source, f"{key}.url", f"must start with {' or '.join(POSTGRES_URL_SCHEMES)}, got {item.url!r}"
         )
     if isinstance(item, NodeConfig) and not item.name:
         raise ConfigError(source, f"{key}.name", "must not be empty")

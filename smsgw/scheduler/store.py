@@ -217,5 +217,10 @@ class MessageStore(CallbackStore, Protocol):
 
 def open_store(config: StoreConfig) -> AbstractAsyncContextManager[MessageStore]:
     """The configured store, open with its tasks running, closed (after pending writes finish) when the block
-    exits: `async with open_store(config.store) as store:`."""
+    exits: `async with open_store(config.store) as store:`. `[store] url` set: PostgreSQL, else SQLite at `path`."""
+    if config.url:
+        # Imported here: psycopg is needed only by gateways that use PostgreSQL.
+        from smsgw.scheduler.postgres_store import open_store as open_postgres_store
+
+        return open_postgres_store(config)
     return open_sqlite_store(config.path, config)
