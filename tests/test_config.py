@@ -123,3 +123,9 @@ def test_a_route_without_via_goes_through_its_modem_group() -> None:
     config = config_from_mapping({"routes": [{"name": "uk", "modem_group": "uk"},
                                              {"name": "eu", "via": ["upstream:opA", "modems:eu"]}]})
     assert [route.connectors for route in config.routes] == [("modems:uk",), ("upstream:opA", "modems:eu")]
+
+
+def test_store_url_must_be_a_postgresql_url() -> None:
+    assert config_from_mapping({"store": {"url": "postgresql://db.example/smsgw"}}).store.url.startswith("postgresql")
+    with pytest.raises(ConfigError, match=r"store\.url: must start with postgresql:// or postgres://"):
+        config_from_mapping({"store": {"url": "mysql://db.example/smsgw"}})
