@@ -430,6 +430,10 @@ class NodeConfig:
     # Names its claims in the store (outbox items it offers), so it must differ between nodes; a restart releases
     # the claims its previous run left under the same name.
     name: str = field(default_factory=socket.gethostname)
+    # With a shared store (`[store] url`): how long a segment handed to this node's modem or upstream stays its own
+    # without an outcome. Past it the node is taken for dead and another node sends the segment again, so it must
+    # exceed the longest hand-off (every connector of a route timing out in turn).
+    handoff_lease_s: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -587,6 +591,7 @@ _RANGES: Final[Mapping[str, tuple[float, float]]] = {
     "reconnect_delay_min_s": (0.001, float("inf")),
     "reconnect_jitter_ratio": (0, 1),
     "throttled_pause_s": (0.001, float("inf")),
+    "handoff_lease_s": (0.001, float("inf")),
 }
 
 

@@ -24,6 +24,13 @@ class Dialect:
     # New message ids come from the table's sequence, reserved at once by any number of writers; without one
     # (SQLite, one writer) they follow the highest id.
     sequences: bool = False
+    # Other nodes learn of new due work and outbox items by NOTIFY on these channels, sent with the commit.
+    notify: bool = False
+
+
+# The NOTIFY channels: due work (no payload) and an account's outbox (payload: the account).
+WORK_CHANNEL: Final = "smsgw_work"
+OUTBOX_CHANNEL: Final = "smsgw_outbox"
 
 
 SQLITE: Final = Dialect()
@@ -32,6 +39,7 @@ POSTGRES: Final = Dialect(
     skip_locked=" FOR UPDATE SKIP LOCKED",
     skip_locked_segments=" FOR UPDATE OF s SKIP LOCKED",
     sequences=True,
+    notify=True,
 )
 
 

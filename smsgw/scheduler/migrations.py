@@ -296,6 +296,11 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     -- a node's start releases what its previous run held
     CREATE INDEX outbox_claimed_by ON outbox (claimed_by) WHERE claimed_by IS NOT NULL;
     """,
+    # Hand-offs claimed by a node of several (`store.Claimant`): its name, so that its restart recovers only its
+    # own in-flight segments, not those another node is sending right now.
+    """
+    ALTER TABLE segments ADD COLUMN claimed_by TEXT;
+    """,
 )
 
 

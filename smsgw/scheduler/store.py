@@ -23,6 +23,7 @@ from smsgw.scheduler.callback import CallbackStore
 from smsgw.scheduler.model import (
     ApiKey,
     CallbackRow,
+    Claimant,
     Handoff,
     HistoryRow,
     InboxEntry,
@@ -61,11 +62,14 @@ class MessageStore(CallbackStore, Protocol):
 
     async def accept(self, messages: Sequence[NewMessage]) -> tuple[bool, ...]: ...
 
-    async def recover(self, now_ms: int, *, fail_interrupted: bool = False) -> Recovery: ...
+    # `claimant`: this node's share of a store several nodes use; None (one node): every due segment, no lease.
+    async def recover(
+        self, now_ms: int, *, fail_interrupted: bool = False, claimant: Claimant | None = None
+    ) -> Recovery: ...
 
-    async def next_due_ms(self) -> int | None: ...
+    async def next_due_ms(self, claimant: Claimant | None = None) -> int | None: ...
 
-    async def claim_due(self, now_ms: int, limit: int) -> list[Handoff]: ...
+    async def claim_due(self, now_ms: int, limit: int, claimant: Claimant | None = None) -> list[Handoff]: ...
 
     async def record_sent(
         self, segment_rowid: int, sent: Sent, report_deadline_ms: int, now_ms: int, retry_at_ms: int

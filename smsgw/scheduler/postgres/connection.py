@@ -134,7 +134,10 @@ class PgConnection:
     BEGIN, SAVEPOINTs and COMMIT), and a statement outside them commits alone (the readers)."""
 
     def __init__(self, url: str) -> None:
-        self._connection = psycopg.connect(url, autocommit=True, row_factory=_row_factory)
+        try:
+            self._connection = psycopg.connect(url, autocommit=True, row_factory=_row_factory)
+        except psycopg.Error as exc:
+            raise _as_sqlite_error(exc) from exc
 
     @property
     def raw(self) -> psycopg.Connection[Any]:

@@ -112,7 +112,7 @@ class Accepting(SqliteBase):
         insert_ledger(c, ledger_rows)
         c.executemany("UPDATE accounts SET balance = ? WHERE name = ?", [(b, a) for a, b in balances.items()])
         if message_rows:
-            self._writer.after_commit(self.notify_work)
+            self._new_work(c)
         return results
 
     def _apply_recipient_rules(self, requests: Sequence[Sequence[NewMessage]]) -> Sequence[Sequence[NewMessage]]:

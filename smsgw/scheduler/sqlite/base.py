@@ -18,7 +18,7 @@ import trio
 
 from smsgw.config import StoreConfig
 from smsgw.scheduler import billing, dlr, outbox_codec, outcomes
-from smsgw.scheduler.dialect import SQLITE, Dialect
+from smsgw.scheduler.dialect import OUTBOX_CHANNEL, SQLITE, WORK_CHANNEL, Dialect
 from smsgw.scheduler.migrations import migrate
 from smsgw.scheduler.model import Address, DlrRequest, MoRecord, ReceiptRecord
 from smsgw.scheduler.policy_store import SqlitePolicyFacts
@@ -146,6 +146,13 @@ class SqliteBase:
     def on_dlr_callback(self, listener: Callable[[], None]) -> None:
         """Call `listener` after each commit that queued delivery-report callbacks."""
         self._dlr_listeners.append(listener)
+
+    def _new_work(self, c: sqlite3.Connection) -> None:
+        """After this commit, the dispatchers look for due work: this node's at once, other nodes' by NOTIFY
+        (sent with the commit, deduplicated within it); what else makes work due they find by polling."""
+        self._writer.after_commit(self.notify_work)
+        if self._dialect.notify:
+            c.execute("SELECT pg_notify(?, '')", (WORK_CHANNEL,))
 
     def _notify_dlr(self) -> None:
         for listener in self._dlr_listeners:
@@ -287,6 +294,8 @@ class SqliteBase:
             (account, outbox_codec.kind(record), outbox_codec.encode(record), now_ms),
         )
         self._writer.after_commit(lambda: self.notify_outbox(account))
+        if self._dialect.notify:  # the node the account is bound to may be another
+            c.execute("SELECT pg_notify(?, ?)", (OUTBOX_CHANNEL, account))
 
 
 def _receipt(row: _MessageRow, state: State, error_code: int, now_ms: int, delivered: int) -> ReceiptRecord:

@@ -157,6 +157,6 @@ class Messages(SqliteBase):
                 (start_at, expires_at, int(state), registered_delivery, rowid),
             )
             self._audit(c, now_ms, "replace", account, message_id, "")
-            self._writer.after_commit(self.notify_work)
+            self._new_work(c)
 
         await self._writer.write(op)
