@@ -22,7 +22,7 @@ pytestmark = pytest.mark.timeout(150)
 VALIDITY = "000000000010000R"  # 10 s: a segment whose report died with its node expires soon
 
 
-def _config(tmp_path: Path, name: str, url: str, modems: list[tuple[str, Path]]) -> Path:
+def _config(tmp_path: Path, name: str, url: str, modems: list[tuple[str, Path]], in_flight: int = 64) -> Path:
     path = tmp_path / f"{name}.toml"
     path.write_text(
         "[smpp]\nport = 0\nshutdown_grace_s = 1.0\n[http]\nport = 0\n"
@@ -34,6 +34,7 @@ def _config(tmp_path: Path, name: str, url: str, modems: list[tuple[str, Path]])
         + '[[routes]]\nname = "all"\n'
         "[messages]\nmin_validity_s = 1.0\nstatus_report_grace_s = 1.0\nretry_backoff_base_s = 0.2\n"
         "retry_backoff_max_s = 1.0\noutbox_redelivery_delay_s = 0.3\nforeign_writes_poll_s = 0.5\n"
+        f"max_in_flight_segments = {in_flight}\n"
         f'[store]\npath = "{tmp_path / name}.db"\nurl = "{url}"\n'
         f'[node]\nname = "{name}"\nhandoff_lease_s = 2.0\n'
         "[virtual_network]\ndelivery_delay_s = 0.3\nretry_interval_s = 0.3\n"
@@ -84,8 +85,10 @@ def test_kill_9_of_a_node_under_load_loses_nothing_the_other_finishes_its_queue(
 ) -> None:
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     modems = _modems(tmp_path, ["sim1", "sim2", "sim3"], env, processes)
-    survivor, port = _serve(_config(tmp_path, "a", postgres_url, modems[:1]), env, processes)
+    # A claims no more than it sends at once, so B holds most of the queue when it dies.
+    survivor, port = _serve(_config(tmp_path, "a", postgres_url, modems[:1], in_flight=1), env, processes)
     victim, _ = _serve(_config(tmp_path, "b", postgres_url, modems[1:]), env, processes)
+    victim.wait_for_line("dispatching")  # its modems are up: it takes its share from the first submission
     esme = Esme(port, "demo", "demo")
     acknowledged: list[str] = []
     try:
