@@ -59,6 +59,39 @@ def require_postgres() -> str:
     pytest.skip(message)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without a reachable PostgreSQL (and outside CI), its tests are left out with one line that says why, not
+    one skip line each."""
+    needing = [item for item in items if _needs_postgres(item)]
+    if not needing or _required():
+        return
+    try:
+        require_postgres()
+        return
+    except pytest.skip.Exception as skip:
+        reason = str(skip.msg)
+    config.hook.pytest_deselected(items=needing)
+    items[:] = [item for item in items if item not in set(needing)]
+    config.stash[_POSTGRES_LEFT_OUT] = f"{len(needing)} PostgreSQL tests not run: {reason}"
+
+
+_POSTGRES_LEFT_OUT = pytest.StashKey[str]()
+
+
+def _needs_postgres(item: pytest.Item) -> bool:
+    """Takes a PostgreSQL database, or is a variant of a test for the PostgreSQL engine (parametrized on the
+    engine, like the store contract's `store_factory`)."""
+    callspec = getattr(item, "callspec", None)
+    engines = () if callspec is None else callspec.params.values()
+    return "postgresql" in engines or "postgres_url" in getattr(item, "fixturenames", ())
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    line = terminalreporter.config.stash.get(_POSTGRES_LEFT_OUT, None)
+    if line is not None:
+        terminalreporter.write_line(line, yellow=True, bold=True)
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh, empty database on the test PostgreSQL server: its URL. Dropped after the test."""
