@@ -185,7 +185,9 @@ async def measure(port: int, window: int, messages: int, first_sequence: int, *,
     return messages / (done - start)
 
 
-async def measure_nodes(ports: list[int], window: int, messages: int, first_sequence: int, *, end_to_end: bool) -> float:
+async def measure_nodes(
+    ports: list[int], window: int, messages: int, first_sequence: int, *, end_to_end: bool
+) -> float:
     """`measure` on every node at once, `messages` split between them: all of them over the slowest one's time."""
     share = messages // len(ports)
     seconds: list[float] = []

@@ -5,9 +5,10 @@ instead of a second copy of every statement.
 What differs between the dialects is rewritten here, once per distinct statement (`translate`, cached):
 placeholders (`?` and SQLite's numbered `?N`), SQLite's planner hints (`INDEXED BY`), its `BEGIN IMMEDIATE`, and
 in DDL its storage classes (`INTEGER` is 64-bit, so BIGINT; `BLOB`; rowid tables). What no rewrite can say — row
-locks for rows several nodes compete for — the jobs ask of `smsgw.scheduler.dialect`. Errors come out as `sqlite3` exceptions of
-the same meaning (`IntegrityError`, `OperationalError`), with the psycopg error chained, so the jobs' and the
-writer's handling is one; a deadlock or serialization failure between nodes is `Conflict`, which the writer retries.
+locks for rows several nodes compete for — the jobs ask of `smsgw.scheduler.dialect`. Errors come out as
+`sqlite3` exceptions of the same meaning (`IntegrityError`, `OperationalError`), with the psycopg error chained,
+so the jobs' and the writer's handling is one; a deadlock or serialization failure between nodes is
+`dialect.Conflict`, which the writer retries.
 
 Calls block: run them in a worker thread, one thread at a time per connection (as with sqlite3).
 """

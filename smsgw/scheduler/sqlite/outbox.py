@@ -150,7 +150,8 @@ class Outbox(SqliteBase):
         def op(c: sqlite3.Connection) -> bool:
             row = c.execute(
                 "INSERT INTO handset_notices (number, normal_sms, changed_at) VALUES (?, 1, ?)"
-                " ON CONFLICT (number) DO UPDATE SET normal_sms = 1 - handset_notices.normal_sms, changed_at = excluded.changed_at"
+                " ON CONFLICT (number) DO UPDATE SET normal_sms = 1 - handset_notices.normal_sms,"
+                " changed_at = excluded.changed_at"
                 " RETURNING normal_sms",
                 (number, now_ms),
             ).fetchone()
@@ -214,7 +215,9 @@ class Outbox(SqliteBase):
         number a notice with the same text went to, and that notice was still valid (`grace_ms` allowed)."""
 
         def fn(c: sqlite3.Connection) -> bool:
-            mo = c.execute("SELECT modem_msisdn, text, received_at FROM mo_messages WHERE id = ?", (mo_rowid,)).fetchone()
+            mo = c.execute(
+                "SELECT modem_msisdn, text, received_at FROM mo_messages WHERE id = ?", (mo_rowid,)
+            ).fetchone()
             if mo is None:
                 return False
             row = c.execute(
@@ -231,7 +234,8 @@ def _outbox_claim(
 ) -> OutboxClaim:
     rows = c.execute(
         "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id IN (SELECT id FROM outbox"
-        f" WHERE account = ? AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY id LIMIT ?{dialect.skip_locked})"
+        " WHERE account = ? AND (claimed_until IS NULL OR claimed_until <= ?)"
+        f" ORDER BY id LIMIT ?{dialect.skip_locked})"
         " RETURNING id, kind, record",
         (node, until_ms, account, now_ms, limit),
     ).fetchall()
