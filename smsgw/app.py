@@ -107,7 +107,10 @@ def check_config(config: Config, source: str) -> None:
     bind, long after start-up; ConfigError names the key and what is wrong."""
     if not config.accounts:
         raise ConfigError(source, "accounts", "no [[accounts]]: no ESME could bind")
-    if not config.modems and not config.upstreams:
+    # On a store several nodes share, a node may lack what a route names (another node serves it), or have no
+    # connector at all (a node for binds only).
+    shared = bool(config.store.url)
+    if not config.modems and not config.upstreams and not shared:
         raise ConfigError(source, "modems", "no [[modems]] and no [[upstreams]]: accepted messages could never be sent")
     for section, names in (
         ("accounts", [(a.system_id, "system_id") for a in config.accounts]),
@@ -126,7 +129,7 @@ def check_config(config: Config, source: str) -> None:
             raise ConfigError(source, f"modems[{index}].port", f"{modem.port!r} is used by two modems")
     groups = sorted({m.group for m in config.modems})
     upstreams = sorted(u.name for u in config.upstreams)
-    for index, route in enumerate(config.routes):
+    for index, route in enumerate(() if shared else config.routes):
         for i, connector in enumerate(route.connectors):
             key = f"routes[{index}].via[{i}]" if route.via else f"routes[{index}].modem_group"
             if connector.startswith(UPSTREAM_CONNECTOR):
@@ -262,7 +265,7 @@ async def _wait_modems_started(pool: ModemPool, config: Config, started: trio.Ev
         for route in config.routes
         for connector in route.connectors
         if connector.startswith(MODEMS_CONNECTOR)
-    }
+    } & {m.group for m in config.modems}  # a group only other nodes have (a shared store) is not waited for
     if not routed or not config.modems:  # a gateway of upstreams only
         started.set()
         return

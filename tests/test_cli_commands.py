@@ -234,3 +234,17 @@ def test_json_log_lines() -> None:
     record = logging.LogRecord("smsgw.app", logging.INFO, __file__, 1, "gateway ready port=%d", (2775,), None)
     line = json.loads(cli._JsonFormatter().format(record))
     assert (line["level"], line["logger"], line["message"]) == ("INFO", "smsgw.app", "gateway ready port=2775")
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_store_migrate_creates_the_schema_once_and_says_its_version(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, request: pytest.FixtureRequest, engine: str
+) -> None:
+    from smsgw.scheduler.migrations import MIGRATIONS
+
+    key = f'url = "{request.getfixturevalue("postgres_url")}"' if engine == "postgresql" else ""
+    config = tmp_path / "smsgw.toml"
+    config.write_text(f'[store]\npath = "{tmp_path / "smsgw.db"}"\n{key}\n')
+    for _ in range(2):  # the second run finds it up to date
+        code, out, _ = run(capsys, "store", "migrate", "--config", str(config))
+        assert code == 0 and out.startswith(f"store schema version {len(MIGRATIONS)} ")

@@ -162,3 +162,9 @@ def test_the_values_those_checks_accept_still_load() -> None:
     })
     assert config.store.synchronous == "normal"
     assert config.accounts[0].allowed_bind_types == ("receiver",)
+
+
+def test_store_url_must_be_a_postgresql_url() -> None:
+    assert config_from_mapping({"store": {"url": "postgresql://db.example/smsgw"}}).store.url.startswith("postgresql")
+    with pytest.raises(ConfigError, match=r"store\.url: must start with postgresql:// or postgres://"):
+        config_from_mapping({"store": {"url": "mysql://db.example/smsgw"}})

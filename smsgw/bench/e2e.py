@@ -1,4 +1,5 @@
-"""`python -m smsgw.bench e2e [--json] [--messages N] [--modems 16] [--ingest-only]`: the whole gateway, end to end.
+"""`python -m smsgw.bench e2e [--json] [--messages N] [--modems 16] [--ingest-only] [--store URL] [--nodes N]`: the
+whole gateway, end to end.
 
 The gateway runs in a child process as `smsgw demo` does (SQLite store with synchronous=FULL, the SMPP server,
 the scheduler, the real driver and pool), on 16 virtual modems over real ptys with zero network delay that run in
@@ -8,6 +9,10 @@ transceiver bind, answers every deliver_sm at once, and measures two rates per w
 - durable ingest: submit_sm -> submit_sm_resp (each response means the message is in the store), next to the
   minimal Trio baseline of the SMPP benchmark (a server that only answers headers) in the same run;
 - end to end: from the first submit_sm to the DELIVRD receipt of the last message at the ESME.
+
+`--store postgresql://...` puts the store in PostgreSQL (an existing database; migrated on start), and with
+`--nodes N` (ingest only) N gateway processes share it, the first with the modems: the generator keeps `window`
+outstanding on one bind per node, and the rate is all messages over the slowest node's time.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import trio
 from smsgw.app import GatewayStarted, demo_config, demo_msisdns, run_gateway
 # The SMPP benchmark's baseline server, so both benchmarks compare against the same minimal Trio server.
 from smsgw.bench.smpp import server_process_main as smpp_server_main
-from smsgw.config import AccountConfig, Config, MessageConfig, SmppConfig, VirtualNetworkConfig
+from smsgw.config import AccountConfig, Config, MessageConfig, NodeConfig, SmppConfig, StoreConfig, VirtualNetworkConfig
 from smsgw.modem.virtual.modem import VirtualModem
 from smsgw.modem.virtual.network import VirtualNetwork, serve_network
 from smsgw.modem.virtual.pty import serve_pty
@@ -68,8 +73,10 @@ def _modems_main(count: int, directory: str, report: Connection) -> None:
     trio.run(run)
 
 
-def _gateway_main(modem_links: list[tuple[str, Path]], db_path: str, report: Connection) -> None:
-    """`smsgw demo`'s gateway (SQLite, SMPP, scheduler, driver and pool) on the rack's ptys."""
+def _gateway_main(
+    modem_links: list[tuple[str, Path]], db_path: str, store_url: str, node: str, report: Connection
+) -> None:
+    """`smsgw demo`'s gateway (SQLite or `store_url`, SMPP, scheduler, driver and pool) on the rack's ptys."""
     logging.basicConfig(level=logging.WARNING)
     account = AccountConfig(
         system_id=SYSTEM_ID,
@@ -80,7 +87,9 @@ def _gateway_main(modem_links: list[tuple[str, Path]], db_path: str, report: Con
     base = Config(
         smpp=SmppConfig(window=100),
         accounts=(account,),
-        messages=MessageConfig(max_in_flight_segments=4 * len(modem_links)),
+        messages=MessageConfig(max_in_flight_segments=4 * max(1, len(modem_links))),
+        store=StoreConfig(url=store_url),
+        node=NodeConfig(name=node),
     )
     config = demo_config(base, port=0, db_path=db_path, modem_links=modem_links)
 
@@ -176,26 +185,52 @@ async def measure(port: int, window: int, messages: int, first_sequence: int, *,
     return messages / (done - start)
 
 
-def _run_against(server: str, messages: int, modems: int, directory: str, *, end_to_end: bool) -> list[Result]:
+async def measure_nodes(
+    ports: list[int], window: int, messages: int, first_sequence: int, *, end_to_end: bool
+) -> float:
+    """`measure` on every node at once, `messages` split between them: all of them over the slowest one's time."""
+    share = messages // len(ports)
+    seconds: list[float] = []
+
+    async def one(index: int, port: int) -> None:
+        seconds.append(share / await measure(port, window, share, first_sequence + index * share,
+                                             end_to_end=end_to_end))
+
+    async with trio.open_nursery() as nursery:
+        for index, port in enumerate(ports):
+            nursery.start_soon(one, index, port)
+    return share * len(ports) / max(seconds)
+
+
+def _run_against(
+    server: str, messages: int, modems: int, directory: str, *, end_to_end: bool, store_url: str = "", nodes: int = 1
+) -> list[Result]:
     processes: list[multiprocessing.process.BaseProcess] = []
     try:
+        ports: list[int] = []
         if server == "smsgw":
             rack, links, _ = start_process(_modems_main, modems, directory)
             processes.append(rack)
-            gateway, port, _ = start_process(_gateway_main, links, str(Path(directory) / "bench.db"))
+            for node in range(nodes):  # the first node drives the modems; the others only take submissions
+                gateway, port, _ = start_process(_gateway_main, links if node == 0 else [],
+                                                 str(Path(directory) / f"bench{node}.db"), store_url, f"node{node}")
+                processes.append(gateway)
+                assert isinstance(port, int)
+                ports.append(port)
         else:
             gateway, port, _ = start_process(smpp_server_main, "baseline")
-        processes.append(gateway)
-        assert isinstance(port, int)
+            processes.append(gateway)
+            assert isinstance(port, int)
+            ports.append(port)
         results = []
         sequence = 2
         for window in _WINDOWS:
             count = messages // 10 if window == 1 else messages  # window 1 is bound by round trips
-            ingest = trio.run(functools.partial(measure, port, window, count, sequence, end_to_end=False))
+            ingest = trio.run(functools.partial(measure_nodes, ports, window, count, sequence, end_to_end=False))
             sequence += count
             e2e = None
             if server == "smsgw" and end_to_end:
-                e2e = trio.run(functools.partial(measure, port, window, count, sequence, end_to_end=True))
+                e2e = trio.run(functools.partial(measure_nodes, ports, window, count, sequence, end_to_end=True))
                 sequence += count
             results.append(Result(server, window, count, ingest, e2e))
         return results
@@ -211,12 +246,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--messages", type=int, default=5000, help="messages per window (default 5000)")
     parser.add_argument("--modems", type=int, default=16, help="virtual modems (default 16)")
     parser.add_argument("--ingest-only", action="store_true", help="measure durable ingest alone (no end to end)")
+    parser.add_argument("--store", default="", metavar="URL", help="postgresql://... (default: SQLite in a temp dir)")
+    parser.add_argument("--nodes", type=int, default=1, help="gateway processes sharing --store (ingest only)")
     args = parser.parse_args(argv)
     end_to_end = not args.ingest_only
+    if args.nodes < 1 or (args.nodes > 1 and not (args.store and args.ingest_only)):
+        parser.error("--nodes above 1 needs --store and --ingest-only")
     with tempfile.TemporaryDirectory(prefix="smsgw-bench-") as directory:
         results = _run_against(
             "baseline", args.messages, args.modems, directory, end_to_end=end_to_end
-        ) + _run_against("smsgw", args.messages, args.modems, directory, end_to_end=end_to_end)
+        ) + _run_against("smsgw", args.messages, args.modems, directory, end_to_end=end_to_end,
+                         store_url=args.store, nodes=args.nodes)
     baseline = {r.window: r.ingest_per_s for r in results if r.server == "baseline"}
     ratios = {r.window: r.ingest_per_s / baseline[r.window] for r in results if r.server == "smsgw"}
     if args.json:

@@ -1,7 +1,7 @@
 """Command line: the only place that parses argv.
 
 One module per command group (gateway: serve and demo; client: send and receive; virtual_modem; pdu; dnc; account;
-history: history export and resend; modems: modems and upstreams; callbacks; notices), each with an
+history: history export and resend; modems: modems and upstreams; callbacks; notices; store), each with an
 `add_<group>(commands)` that `_build_parser` calls and `_cmd_<name>` handlers registered through set_defaults;
 handlers return the exit code.
 What the groups share (exit codes, CliError, the store options) is in `common`.
@@ -27,6 +27,7 @@ from smsgw.cli.history import add_history, add_resend
 from smsgw.cli.modems import add_modems, add_upstreams
 from smsgw.cli.notices import add_notices
 from smsgw.cli.pdu import add_pdu
+from smsgw.cli.store import add_store
 from smsgw.cli.virtual_modem import add_virtual_modem
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILURE", "EXIT_OK", "CliError", "main"]
@@ -52,6 +53,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_callbacks(commands)
     add_notices(commands)
     add_receive(commands)
+    add_store(commands)
     _give_logging_options(commands)
     return parser
 

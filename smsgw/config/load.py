@@ -22,6 +22,7 @@ from smsgw.config.sections import (
     MAX_SYSTEM_ID_CHARS,
     MODEMS_CONNECTOR,
     OUTBOX_ANSWER_MARGIN_S,
+    POSTGRES_URL_SCHEMES,
     SQLITE_SYNCHRONOUS,
     UPSTREAM_CONNECTOR,
     AccountConfig,
@@ -158,6 +159,7 @@ _RANGES: Final[Mapping[str, tuple[float, float]]] = {
     "reconnect_delay_min_s": (0.001, float("inf")),
     "reconnect_jitter_ratio": (0, 1),
     "throttled_pause_s": (0.001, float("inf")),
+    "handoff_lease_s": (0.001, float("inf")),
 }
 
 
@@ -198,6 +200,10 @@ def _check_values(item: Any, key: str, source: str) -> None:
     if isinstance(item, StoreConfig) and item.synchronous.upper() not in SQLITE_SYNCHRONOUS:
         raise ConfigError(
             source, f"{key}.synchronous", f"must be one of {sorted(SQLITE_SYNCHRONOUS)}, got {item.synchronous!r}"
+        )
+    if isinstance(item, StoreConfig) and item.url and not item.url.startswith(POSTGRES_URL_SCHEMES):
+        raise ConfigError(
+            source, f"{key}.url", f"must start with {' or '.join(POSTGRES_URL_SCHEMES)}, got {item.url!r}"
         )
     if isinstance(item, NodeConfig) and not item.name:
         raise ConfigError(source, f"{key}.name", "must not be empty")

@@ -277,9 +277,16 @@ class MessageConfig:
     notices_per_handset_window_s: float = 3600.0
 
 
+# The `[store] url` schemes libpq takes.
+POSTGRES_URL_SCHEMES: Final = ("postgresql://", "postgres://")
+
+
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
     path: str = "smsgw.db"
+    # "postgresql://..." (libpq's URL): the store is in PostgreSQL, shared by every node given the same URL
+    # (DESIGN.md, "Several nodes"), and `path` only places the modem status file. Empty: SQLite at `path`.
+    url: str = ""
     # SQLite `PRAGMA synchronous` (one of SQLITE_SYNCHRONOUS, any case): FULL makes an acknowledged submission
     # survive power loss, not just kill -9.
     synchronous: str = "FULL"
@@ -407,6 +414,10 @@ class NodeConfig:
     # Names its claims in the store (outbox items it offers), so it must differ between nodes; a restart releases
     # the claims its previous run left under the same name.
     name: str = field(default_factory=socket.gethostname)
+    # With a shared store (`[store] url`): how long a segment handed to this node's modem or upstream stays its own
+    # without an outcome. Past it the node is taken for dead and another node sends the segment again, so it must
+    # exceed the longest hand-off (every connector of a route timing out in turn).
+    handoff_lease_s: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ import trio
 from smsgw.config import MODEMS_CONNECTOR, UPSTREAM_CONNECTOR, Config, ConfigHolder, MessageConfig, RouteConfig, holding
 from smsgw.modem.seams import OutgoingSms, SendFailed, SendOutcome, Sent, SmsSender, StatusReport
 from smsgw.scheduler import upstream_outcomes
-from smsgw.scheduler.model import Handoff
+from smsgw.scheduler.model import Claimant, Handoff
 from smsgw.scheduler.store import MessageStore
 from smsgw.scheduler.timing import WallClock, retry_delay_ms
 from smsgw.scheduler.upstream_route import UpstreamSubmitter, submit_sm_for
@@ -56,6 +56,18 @@ class Dispatcher:
     def _messages(self) -> MessageConfig:
         return self._holder.current.messages
 
+    def _claimant(self) -> Claimant | None:
+        """On a store several nodes share: this node, the routes it has a connector for, its hand-off lease."""
+        config = self._holder.current
+        if not config.store.url:
+            return None
+        groups = {f"{MODEMS_CONNECTOR}{modem.group}" for modem in config.modems}
+        upstreams = {f"{UPSTREAM_CONNECTOR}{upstream.name}" for upstream in config.upstreams}
+        routes = frozenset(
+            route.name for route in config.routes if any(c in groups or c in upstreams for c in route.connectors)
+        )
+        return Claimant(config.node.name, routes, int(config.node.handoff_lease_s * _MS))
+
     async def run(
         self,
         sender: SmsSender,
@@ -66,7 +78,8 @@ class Dispatcher:
         """`dispatch_after`: hand out no segment before it is set (the gateway waits for its modems to start, so
         messages accepted meanwhile wait in the store instead of failing on modems still starting)."""
         recovery = await self._store.recover(
-            self._clock.now_ms(), fail_interrupted=self._messages.interrupted_handoff == "fail"
+            self._clock.now_ms(), fail_interrupted=self._messages.interrupted_handoff == "fail",
+            claimant=self._claimant(),
         )
         log.info(
             "scheduler started interrupted_handoffs=%d resent=%d failed=%d open_segments=%d",
@@ -88,7 +101,8 @@ class Dispatcher:
             wake = self._store.work_event()
             now = self._clock.now_ms()
             free = limit - self._in_flight
-            claimed = await self._store.claim_due(now, free) if free > 0 else []
+            claimant = self._claimant()
+            claimed = await self._store.claim_due(now, free, claimant) if free > 0 else []
             for handoff in claimed:
                 self._in_flight += 1
                 nursery.start_soon(self._send, sender, handoff)
@@ -97,7 +111,7 @@ class Dispatcher:
             elif len(claimed) == free:
                 continue  # a full batch: more may be due, claimed as soon as a slot is free
             else:
-                due = await self._store.next_due_ms()
+                due = await self._store.next_due_ms(claimant)
                 if due is not None and due <= now:
                     continue  # the batch had expiries in it: claim again at once
                 # Rows another process wrote (`smsgw resend`) set no `wake` here: look again now and then.

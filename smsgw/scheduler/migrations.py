@@ -305,6 +305,11 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX messages_account_state ON messages (account, state, submitted_at);
     CREATE INDEX messages_account_error ON messages (account, error_code, submitted_at);
     """,
+    # Hand-offs claimed by a node of several (`store.Claimant`): its name, so that its restart recovers only its
+    # own in-flight segments, not those another node is sending right now.
+    """
+    ALTER TABLE segments ADD COLUMN claimed_by TEXT;
+    """,
 )
 
 

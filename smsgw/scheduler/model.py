@@ -280,6 +280,19 @@ class LedgerEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class Claimant:
+    """A node claiming due segments from a store other nodes share (DESIGN.md, "Several nodes").
+
+    It claims only segments of `routes` (those it has a connector for), names itself in each hand-off so its
+    restart recovers only its own, and holds each hand-off for `lease_ms`: a hand-off without an outcome by then
+    (the node died in it) is due again, and any node serving the route sends it again, as a restart would."""
+
+    node: str
+    routes: frozenset[str]
+    lease_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class Recovery:
     interrupted_handoffs: int  # segments that were on a modem when the process stopped
     failed_handoffs: int  # of those, ended UNDELIVERABLE (err 807, `interrupted_handoff = "fail"`); the rest are due

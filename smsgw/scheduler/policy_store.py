@@ -115,7 +115,7 @@ class SqlitePolicyFacts:
     def _insert(self, table: str, account: str, number: str) -> bool:
         with self._lock, self._connection:
             cursor = self._connection.execute(
-                f"INSERT OR IGNORE INTO {table} (account, number, added_ms) VALUES (?, ?, ?)",
+                f"INSERT INTO {table} (account, number, added_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (account, number, _now_ms()),
             )
             return cursor.rowcount == 1
@@ -145,11 +145,9 @@ class SqlitePolicyFacts:
         for batch in _batches(numbers, batch_size):
             added_ms = _now_ms()
             with self._lock, self._connection:
-                before = self._connection.total_changes
-                self._connection.executemany(
-                    "INSERT OR IGNORE INTO policy_dnc (number, added_ms, source) VALUES (?, ?, ?)",
+                added += self._connection.executemany(
+                    "INSERT INTO policy_dnc (number, added_ms, source) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                     ((number, added_ms, source) for number in batch),
-                )
-                added += self._connection.total_changes - before
+                ).rowcount
         log.info("dnc import source=%s added=%d", source, added)
         return added

@@ -23,6 +23,7 @@ from smsgw.scheduler.callback import CallbackStore
 from smsgw.scheduler.model import (
     ApiKey,
     CallbackRow,
+    Claimant,
     Handoff,
     HistoryRow,
     InboxEntry,
@@ -62,11 +63,14 @@ class MessageStore(CallbackStore, Protocol):
 
     async def accept(self, messages: Sequence[NewMessage]) -> tuple[bool, ...]: ...
 
-    async def recover(self, now_ms: int, *, fail_interrupted: bool = False) -> Recovery: ...
+    # `claimant`: this node's share of a store several nodes use; None (one node): every due segment, no lease.
+    async def recover(
+        self, now_ms: int, *, fail_interrupted: bool = False, claimant: Claimant | None = None
+    ) -> Recovery: ...
 
-    async def next_due_ms(self) -> int | None: ...
+    async def next_due_ms(self, claimant: Claimant | None = None) -> int | None: ...
 
-    async def claim_due(self, now_ms: int, limit: int) -> list[Handoff]: ...
+    async def claim_due(self, now_ms: int, limit: int, claimant: Claimant | None = None) -> list[Handoff]: ...
 
     async def record_sent(
         self, segment_rowid: int, sent: Sent, report_deadline_ms: int, now_ms: int, retry_at_ms: int
@@ -222,5 +226,10 @@ class MessageStore(CallbackStore, Protocol):
 
 def open_store(config: StoreConfig) -> AbstractAsyncContextManager[MessageStore]:
     """The configured store, open with its tasks running, closed (after pending writes finish) when the block
-    exits: `async with open_store(config.store) as store:`."""
+    exits: `async with open_store(config.store) as store:`. `[store] url` set: PostgreSQL, else SQLite at `path`."""
+    if config.url:
+        # Imported here: psycopg is needed only by gateways that use PostgreSQL.
+        from smsgw.scheduler.postgres_store import open_store as open_postgres_store
+
+        return open_postgres_store(config)
     return open_sqlite_store(config.path, config)

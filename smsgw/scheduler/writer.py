@@ -20,11 +20,16 @@ from typing import Any, Final, Generic, TypeVar
 
 import trio
 
+from smsgw.scheduler.dialect import Conflict
 from smsgw.scheduler.model import LatencyHistogram, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# A batch that lost a deadlock or serialisation conflict to another node's writer (PostgreSQL) runs again whole,
+# this many times at most; SQLite's one writer never conflicts.
+CONFLICT_RETRIES: Final = 3
 WriteOp = Callable[[sqlite3.Connection], T]
 
 
@@ -172,7 +177,7 @@ class GroupCommitWriter:
         try:
             # Shielded: once a batch is in a transaction it must finish, or callers would wait forever.
             with trio.CancelScope(shield=True):
-                callbacks = await trio.to_thread.run_sync(self._run_batch, batch)
+                callbacks = await self._run_with_retries(batch)
         except sqlite3.Error as exc:
             log.error("group commit failed batch=%d error=%s", len(batch), exc)
             for pending in batch:
@@ -185,6 +190,17 @@ class GroupCommitWriter:
             pending.done.set()
         for callback in callbacks:
             callback()
+
+    async def _run_with_retries(self, batch: list[_Pending[Any]]) -> list[Callable[[], None]]:
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                return await trio.to_thread.run_sync(self._run_batch, batch)
+            except Conflict as exc:
+                log.warning("group commit conflict, retrying batch=%d attempt=%d error=%s", len(batch), attempt + 1,
+                            exc)
+                for pending in batch:  # what the rolled-back attempt handed its callers is undone
+                    pending.result, pending.error = None, None
+        return await trio.to_thread.run_sync(self._run_batch, batch)
 
     def _run_batch(self, batch: list[_Pending[Any]]) -> list[Callable[[], None]]:
         connection = self._connection
@@ -218,6 +234,8 @@ class GroupCommitWriter:
         mark = len(self._after_commit)
         try:
             pending.result = call(*args)
+        except Conflict:  # not this op's refusal: the whole batch runs again
+            raise
         except Exception as exc:  # the op's own refusal: undo just this op and hand the error back
             connection.execute("ROLLBACK TO op")
             del self._after_commit[mark:]
@@ -230,6 +248,8 @@ class GroupCommitWriter:
         mark = len(self._after_commit)
         try:
             results = combined(connection, [m.item for m in members])
+        except Conflict:
+            raise
         except Exception:  # one item is bad: the caller retries them one by one
             connection.execute("ROLLBACK TO op")
             connection.execute("RELEASE op")

@@ -17,9 +17,10 @@ from smsgw.scheduler.store import MessageStore, open_store
 # Opens the one database of a test, as often as the test asks (a reopen is a restart of the gateway).
 StoreFactory = Callable[[], AbstractAsyncContextManager[MessageStore]]
 
-# The engines the store contract (test_store.py, and every test taking `store`) runs over. A second engine adds
-# its name here and a fresh database per test in `store_factory`.
-ENGINES: Final = ("sqlite",)
+# The engines the store contract (test_store.py, and every test taking `store`) runs over, each on a fresh
+# database per test (`store_factory`). PostgreSQL's tests skip when no server is reachable (tests/conftest.py
+# `require_postgres`), and fail instead in CI.
+ENGINES: Final = ("sqlite", "postgresql")
 
 
 # Later than any test's clock: every claim has ended by then.
@@ -40,8 +41,9 @@ def store_config() -> StoreConfig:
 
 @pytest.fixture(params=ENGINES)
 def store_factory(request: pytest.FixtureRequest, tmp_path: Path, store_config: StoreConfig) -> StoreFactory:
-    assert request.param == "sqlite"
     config = replace(store_config, path=str(tmp_path / "store.db"))
+    if request.param == "postgresql":
+        config = replace(config, url=request.getfixturevalue("postgres_url"))
     return lambda: open_store(config)
 
 

@@ -14,6 +14,7 @@ import trio
 import trio.testing
 
 from smsgw.config import StoreConfig
+from smsgw.scheduler.dialect import Conflict
 from smsgw.scheduler.migrations import MIGRATIONS, migrate
 from smsgw.scheduler.model import NewSegment
 from smsgw.scheduler.sqlite_store import SqliteStore, open_store
@@ -70,6 +71,23 @@ async def test_write_first_goes_into_the_next_commit_ahead_of_queued_writes(
             release.set()
         # The batch after the held one: the acknowledgement and one queued write (max_batch 2).
         assert ran == ["w1", "ack", "w2", "w3"] and writer.batches - batches == 3
+
+
+async def test_a_batch_that_lost_a_conflict_runs_again_whole(sqlite_store: SqliteStore) -> None:
+    """A deadlock with another node's writer (PostgreSQL) is the batch's, not one op's refusal: the batch is rolled
+    back and run again, and its callers see the second run's results."""
+    runs: list[str] = []
+
+    def insert(connection: sqlite3.Connection) -> int:
+        connection.execute("INSERT INTO audit (at, event, detail) VALUES (1, 'try', '')")
+        if not runs:
+            runs.append("conflict")
+            raise Conflict("deadlock detected")
+        runs.append("ok")
+        return int(connection.execute("SELECT COUNT(*) FROM audit WHERE event = 'try'").fetchone()[0])
+
+    assert await sqlite_store.writer.write(insert) == 1  # the first run's row was rolled back with it
+    assert runs == ["conflict", "ok"]
 
 
 async def test_a_large_batch_stores_every_message_with_its_own_segments_in_order(sqlite_store: SqliteStore) -> None:

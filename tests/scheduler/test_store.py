@@ -14,6 +14,7 @@ from smsgw.modem.seams import IncomingSms, Sent, StatusReport
 from smsgw.scheduler.ids import MessageIdGenerator
 from smsgw.scheduler.model import (
     Address,
+    Claimant,
     InsufficientBalance,
     LatencyHistogram,
     MessageFilter,
@@ -593,3 +594,25 @@ async def test_every_commit_is_timed(store: MessageStore) -> None:
     assert latency.bounds == COMMIT_SECONDS_BUCKETS and len(latency.cumulative) == len(latency.bounds)
     assert list(latency.cumulative) == sorted(latency.cumulative) and latency.cumulative[-1] <= latency.count
     assert latency.sum_s > 0
+
+
+async def test_a_claimant_takes_only_its_routes_and_another_takes_over_when_its_lease_ends(
+    store: MessageStore,
+) -> None:
+    """Several nodes on one store (`Claimant`): a node without a connector for the route never claims its
+    segments; a hand-off without an outcome when its lease ends is sent again by a node that serves the route."""
+    a = Claimant("a", frozenset({"default"}), lease_ms=1000)
+    b = Claimant("b", frozenset({"default", "other"}), lease_ms=1000)
+    elsewhere = Claimant("c", frozenset({"other"}), lease_ms=1000)
+    message = new_message()
+    await store.accept([message])
+    assert await store.next_due_ms(elsewhere) is None
+    assert await store.claim_due(T0, 10, elsewhere) == []
+    (first,) = await store.claim_due(T0, 10, a)
+    assert await store.claim_due(T0 + 999, 10, b) == []  # a's lease holds
+    assert await store.next_due_ms(b) == T0 + 1000
+    (again,) = await store.claim_due(T0 + 1000, 10, b)  # a died inside the hand-off
+    assert (again.segment_rowid, again.attempts) == (first.segment_rowid, 2)
+    # a restarts: b's hand-off is live, not a's to recover.
+    assert (await store.recover(T0 + 1001, claimant=a)).interrupted_handoffs == 0
+    assert (await store.recover(T0 + 1001, claimant=b)).interrupted_handoffs == 1

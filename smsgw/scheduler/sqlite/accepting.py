@@ -47,13 +47,13 @@ class Accepting(SqliteBase):
         self, c: sqlite3.Connection, requests: Sequence[Sequence[NewMessage]]
     ) -> list[tuple[bool, ...]]:
         requests = self._apply_recipient_rules(requests)
-        # Balances are read inside the writer's transaction: the single writer makes this the serial order.
+        # Balances are read inside the writer's transaction: the single writer makes this the serial order, and
+        # with several nodes the rows stay locked until commit, taken in a fixed order so no two nodes deadlock.
         balances = {
-            account: self._balance(c, account)
-            for account in {m.account for request in requests for m in request if m.charge_micro}
+            account: self._locked_balance(c, account)
+            for account in sorted({m.account for request in requests for m in request if m.charge_micro})
         }
-        # Explicit rowids let segments reference their message without a round trip per message.
-        next_rowid: int = c.execute("SELECT COALESCE(MAX(id), 0) + 1 AS next FROM messages").fetchone()["next"]
+        rowids = self._message_ids(c, sum(len(request) for request in requests))
         message_rows: list[tuple[Any, ...]] = []
         segment_rows: list[tuple[Any, ...]] = []
         ledger_rows: list[billing.LedgerRow] = []
@@ -65,39 +65,39 @@ class Accepting(SqliteBase):
             paid = billing.charge_request(balances, request, ledger_rows)
             acknowledged = billing.acknowledged(request, paid)
             for message, is_paid in zip(request, paid):
+                if not is_paid and not billing.keeps_unpaid(acknowledged, message):
+                    continue
+                rowid = next(rowids)
                 if not is_paid:
-                    if billing.keeps_unpaid(acknowledged, message):
-                        message_rows.append(_message_row(next_rowid, message, int(State.REJECTED), charged=0))
-                        segment_rows.extend(
-                            (next_rowid, seq, message.destination.addr, segment.data_coding, segment.udh,
-                             segment.user_data, int(State.REJECTED), None, 0, INSUFFICIENT_BALANCE,
-                             message.submitted_ms)
-                            for seq, segment in enumerate(message.segments)
-                        )
-                        unpaid.append((INSUFFICIENT_BALANCE, message.submitted_ms, next_rowid))
-                        next_rowid += 1
+                    message_rows.append(_message_row(rowid, message, int(State.REJECTED), charged=0))
+                    segment_rows.extend(
+                        (rowid, seq, message.destination.addr, segment.data_coding, segment.udh,
+                         segment.user_data, int(State.REJECTED), None, 0, INSUFFICIENT_BALANCE,
+                         message.submitted_ms)
+                        for seq, segment in enumerate(message.segments)
+                    )
+                    unpaid.append((INSUFFICIENT_BALANCE, message.submitted_ms, rowid))
                     continue
                 state = int(State.SCHEDULED if message.start_ms > message.submitted_ms else State.ACCEPTED)
-                message_rows.append(_message_row(next_rowid, message, state))
+                message_rows.append(_message_row(rowid, message, state))
                 # A rejected message's segments are final at once; `_update_message` below derives its state.
                 segment_state, due_at = (
                     (int(State.REJECTED), None) if message.rejected_error else (state, message.start_ms)
                 )
                 segment_rows.extend(
-                    (next_rowid, seq, message.destination.addr, segment.data_coding, segment.udh, segment.user_data,
+                    (rowid, seq, message.destination.addr, segment.data_coding, segment.udh, segment.user_data,
                      segment_state, due_at, message.price_per_segment_micro, message.rejected_error,
                      message.submitted_ms if message.rejected_error else None)
                     for seq, segment in enumerate(message.segments)
                 )
                 if message.dlr is not None:
                     dlr = message.dlr  # its client_ref is the message's own column
-                    dlr_rows.append((next_rowid, dlr.url, dlr.format, dlr.method, dlr.mask))
+                    dlr_rows.append((rowid, dlr.url, dlr.format, dlr.method, dlr.mask))
                 if message.rejected_error:
-                    rejected.append((next_rowid, message.submitted_ms))
+                    rejected.append((rowid, message.submitted_ms))
                 if message.resends is not None:
                     self._audit(c, message.submitted_ms, RESENT, message.account, message.resends,
                                 f"as={message.message_id}")
-                next_rowid += 1
             results.append(tuple(paid))
         _insert_rows(c, _MESSAGE_INSERT, message_rows)
         _insert_rows(c, _SEGMENT_INSERT, segment_rows)
@@ -112,7 +112,7 @@ class Accepting(SqliteBase):
         insert_ledger(c, ledger_rows)
         c.executemany("UPDATE accounts SET balance = ? WHERE name = ?", [(b, a) for a, b in balances.items()])
         if message_rows:
-            self._writer.after_commit(self.notify_work)
+            self._new_work(c)
         return results
 
     def _apply_recipient_rules(self, requests: Sequence[Sequence[NewMessage]]) -> Sequence[Sequence[NewMessage]]:

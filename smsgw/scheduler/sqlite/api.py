@@ -105,13 +105,12 @@ class Api(SqliteBase):
         """Keep a new key's hash for `account`; its id."""
 
         def op(c: sqlite3.Connection) -> int:
-            cursor = c.execute(
-                "INSERT INTO api_keys (account, name, key_hash, created_at) VALUES (?,?,?,?)",
+            key_id = int(c.execute(
+                "INSERT INTO api_keys (account, name, key_hash, created_at) VALUES (?,?,?,?) RETURNING id",
                 (account, name, key_hash, now_ms),
-            )
-            assert cursor.lastrowid is not None
-            self._audit(c, now_ms, "api_key_created", account, None, f"id={cursor.lastrowid} name={name}")
-            return cursor.lastrowid
+            ).fetchone()["id"])
+            self._audit(c, now_ms, "api_key_created", account, None, f"id={key_id} name={name}")
+            return key_id
 
         return await self._writer.write(op)
 

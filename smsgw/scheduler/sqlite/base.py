@@ -8,16 +8,17 @@ claim, a message's state after each change) a NamedTuple whose SELECT list `colu
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple, TypeVar
 
 import trio
 
 from smsgw.config import StoreConfig
-from smsgw.numbers import handset_key
 from smsgw.scheduler import billing, dlr, outbox_codec, outcomes
+from smsgw.scheduler.dialect import OUTBOX_CHANNEL, SQLITE, WORK_CHANNEL, Dialect
 from smsgw.scheduler.migrations import migrate
 from smsgw.scheduler.model import Address, DlrRequest, LatencyHistogram, MoRecord, ReceiptRecord
 from smsgw.scheduler.policy_store import SqlitePolicyFacts
@@ -82,8 +83,10 @@ class SqliteBase:
         config: StoreConfig,
         connections: tuple[sqlite3.Connection, sqlite3.Connection],
         policy_facts: SqlitePolicyFacts,
+        dialect: Dialect = SQLITE,
     ):
         self.path = path
+        self._dialect = dialect
         self._writer_connection, self._reader = connections
         self._policy_facts = policy_facts
         # The recipient rules of `accept`, read in the writer's own transaction.
@@ -145,6 +148,13 @@ class SqliteBase:
         """Call `listener` after each commit that queued delivery-report callbacks."""
         self._dlr_listeners.append(listener)
 
+    def _new_work(self, c: sqlite3.Connection) -> None:
+        """After this commit, the dispatchers look for due work: this node's at once, other nodes' by NOTIFY
+        (sent with the commit, deduplicated within it); what else makes work due they find by polling."""
+        self._writer.after_commit(self.notify_work)
+        if self._dialect.notify:
+            c.execute("SELECT pg_notify(?, '')", (WORK_CHANNEL,))
+
     def _notify_dlr(self) -> None:
         for listener in self._dlr_listeners:
             listener()
@@ -156,13 +166,26 @@ class SqliteBase:
         row = c.execute("SELECT balance FROM accounts WHERE name = ?", (account,)).fetchone()
         return 0 if row is None else int(row["balance"])
 
+    def _locked_balance(self, c: sqlite3.Connection, account: str) -> int:
+        """The balance a charge or transfer decides on, locked until commit against other nodes' writers."""
+        row = c.execute(f"SELECT balance FROM accounts WHERE name = ?{self._dialect.for_update}", (account,)).fetchone()
+        return 0 if row is None else int(row["balance"])
+
+    def _message_ids(self, c: sqlite3.Connection, count: int) -> Iterator[int]:
+        """`count` ids for new messages, so their segments reference them without a round trip per message."""
+        if self._dialect.sequences:
+            return iter([int(row[0]) for row in c.execute(
+                "SELECT nextval('messages_id_seq') FROM generate_series(1, ?)", (count,)
+            )])
+        return itertools.count(c.execute("SELECT COALESCE(MAX(id), 0) + 1 AS next FROM messages").fetchone()["next"])
+
     def _ledger(
         self, c: sqlite3.Connection, account: str, kind: str, amount: int, now_ms: int, message_id: str | None, note: str
     ) -> int:
         """Add `amount` to the account's balance and write its ledger row; the new balance."""
         c.execute(
             "INSERT INTO accounts (name, balance) VALUES (?, ?)"
-            " ON CONFLICT (name) DO UPDATE SET balance = balance + excluded.balance",
+            " ON CONFLICT (name) DO UPDATE SET balance = accounts.balance + excluded.balance",
             (account, amount),
         )
         balance = self._balance(c, account)
@@ -272,6 +295,8 @@ class SqliteBase:
             (account, outbox_codec.kind(record), outbox_codec.encode(record), now_ms),
         )
         self._writer.after_commit(lambda: self.notify_outbox(account))
+        if self._dialect.notify:  # the node the account is bound to may be another
+            c.execute("SELECT pg_notify(?, ?)", (OUTBOX_CHANNEL, account))
 
 
 def _receipt(row: _MessageRow, state: State, error_code: int, now_ms: int, delivered: int) -> ReceiptRecord:
@@ -299,10 +324,6 @@ def insert_ledger(c: sqlite3.Connection, rows: list[billing.LedgerRow]) -> None:
     )
 
 
-def _sql_handset_key(address: str | None) -> str | None:
-    return None if address is None else handset_key(address)
-
-
 def connect(path: str, config: StoreConfig) -> tuple[sqlite3.Connection, sqlite3.Connection]:
     """Open the writer and reader connections and bring the schema up to date (blocking: call in a thread)."""
     synchronous = config.synchronous.upper()  # one of config.SQLITE_SYNCHRONOUS, checked at load
@@ -314,8 +335,6 @@ def connect(path: str, config: StoreConfig) -> tuple[sqlite3.Connection, sqlite3
         connection.execute(f"PRAGMA synchronous = {synchronous}")
         # Each batch's SAVEPOINTs need a statement journal: in memory, not a temporary file created per batch.
         connection.execute("PRAGMA temp_store = MEMORY")
-        # Queries that match a handset use the numbers module's key, not an SQL copy of the rule.
-        connection.create_function("handset_key", 1, _sql_handset_key, deterministic=True)
         return connection
 
     writer = open_one()

@@ -12,7 +12,7 @@ from smsgw.modem.seams import Sent, StatusReport
 from smsgw.numbers import same_handset
 from smsgw.pdu.constants import GatewayError
 from smsgw.scheduler import outcomes
-from smsgw.scheduler.model import Handoff, Recovery
+from smsgw.scheduler.model import Claimant, Handoff, Recovery
 from smsgw.scheduler.sqlite.base import SEGMENT_COLUMNS, SegmentRow, SqliteBase, columns
 from smsgw.scheduler.states import FINAL, Event, State, report_event
 from smsgw.scheduler.timing import to_ms
@@ -51,32 +51,59 @@ class _DueRow(NamedTuple):
 _DUE_SQL: Final = (
     f"SELECT {columns(_DueRow, id='s.id', state='s.state', data_coding='s.data_coding', error_code='s.error_code')}"
     " FROM segments s INDEXED BY segments_due JOIN messages m ON m.id = s.message"
-    " WHERE s.due_at <= ? ORDER BY s.due_at LIMIT ?"
+    " WHERE s.due_at <= ?{routes} ORDER BY s.due_at LIMIT ?"
 )
 
 
+def _of_routes(claimant: Claimant | None) -> tuple[str, tuple[str, ...]]:
+    """The condition (on messages as `m`) and parameters that keep a claimant to its routes; none without one."""
+    if claimant is None:
+        return "", ()
+    routes = tuple(sorted(claimant.routes))
+    return f" AND m.route IN ({','.join('?' * len(routes))})" if routes else " AND 0 = 1", routes
+
+
 class Dispatch(SqliteBase):
-    async def next_due_ms(self) -> int | None:
+    async def next_due_ms(self, claimant: Claimant | None = None) -> int | None:
+        routes, parameters = _of_routes(claimant)
+
         def fn(c: sqlite3.Connection) -> int | None:
-            due = c.execute("SELECT MIN(due_at) AS due FROM segments WHERE due_at IS NOT NULL").fetchone()["due"]
+            due = c.execute(
+                "SELECT MIN(s.due_at) AS due FROM segments s JOIN messages m ON m.id = s.message"
+                f" WHERE s.due_at IS NOT NULL{routes}", parameters
+            ).fetchone()["due"]
             return None if due is None else int(due)
 
         return await self._read(fn)
 
-    async def claim_due(self, now_ms: int, limit: int) -> list[Handoff]:
+    async def claim_due(self, now_ms: int, limit: int, claimant: Claimant | None = None) -> list[Handoff]:
         """Expire what is past its validity and hand off up to `limit` due segments (committed before return)."""
-        return await self._writer.write(lambda c: self._claim_due(c, now_ms, limit))
+        return await self._writer.write(lambda c: self._claim_due(c, now_ms, limit, claimant))
 
-    def _claim_due(self, c: sqlite3.Connection, now_ms: int, limit: int) -> list[Handoff]:
+    def _claim_due(self, c: sqlite3.Connection, now_ms: int, limit: int, claimant: Claimant | None) -> list[Handoff]:
         handoffs: list[Handoff] = []
-        for row in map(_DueRow._make, c.execute(_DUE_SQL, (now_ms, limit)).fetchall()):
+        routes, parameters = _of_routes(claimant)
+        due = c.execute(
+            _DUE_SQL.format(routes=routes) + self._dialect.skip_locked_segments, (now_ms, *parameters, limit)
+        ).fetchall()
+        lease_until = None if claimant is None else now_ms + claimant.lease_ms
+        for row in map(_DueRow._make, due):
             segment = SegmentRow(row.id, row.message, State(row.state), row.sent_at, row.charge)
+            if segment.state is State.PROCESSING and segment.sent_at is None:
+                # A hand-off whose lease ended without an outcome: its node died (or hung) inside it. As after a
+                # restart (`recover`), it is sent again, here by whichever node serves its route.
+                self._change(c, segment, Event.INTERRUPTED, now_ms, due_at=now_ms)
+                self._audit(c, now_ms, "handoff_interrupted", None, row.message_id,
+                            f"segment={row.seq} resend=1 lease_ended=1")
+                log.warning("hand-off lease ended, sending again message_id=%s segment=%d", row.message_id, row.seq)
+                segment = self._segment(c, segment.rowid)
             if outcomes.expires_when_due(segment.state, now_ms, row.expires_at):
                 self._change(c, segment, Event.VALIDITY_ENDED, now_ms, error_code=outcomes.expiry_error(row.error_code))
                 continue
-            self._change(c, segment, Event.HAND_OFF, now_ms)
+            self._change(c, segment, Event.HAND_OFF, now_ms, due_at=lease_until)
             c.execute(
-                "UPDATE segments SET handoff_at = ?, attempts = attempts + 1 WHERE id = ?", (now_ms, segment.rowid)
+                "UPDATE segments SET handoff_at = ?, attempts = attempts + 1, claimed_by = ? WHERE id = ?",
+                (now_ms, None if claimant is None else claimant.node, segment.rowid),
             )
             handoffs.append(
                 Handoff(
@@ -220,15 +247,21 @@ class Dispatch(SqliteBase):
                 return SegmentRow.of(row)
         return None
 
-    async def recover(self, now_ms: int, *, fail_interrupted: bool = False) -> Recovery:
+    async def recover(
+        self, now_ms: int, *, fail_interrupted: bool = False, claimant: Claimant | None = None
+    ) -> Recovery:
         """Apply the hand-off recovery rule (`sqlite_store`'s docstring); call once at start, before dispatching.
-        `fail_interrupted`: end interrupted hand-offs UNDELIVERABLE (err 807) instead of sending them again."""
+        `fail_interrupted`: end interrupted hand-offs UNDELIVERABLE (err 807) instead of sending them again.
+        With a `claimant`, only its own hand-offs (and those of a run without one): other nodes' are still live."""
+        own, parameters = ("", ()) if claimant is None else (
+            " AND (s.claimed_by = ? OR s.claimed_by IS NULL)", (claimant.node,)
+        )
 
         def op(c: sqlite3.Connection) -> Recovery:
             rows = c.execute(
                 "SELECT s.id, s.message, s.state, s.sent_at, s.charge, m.account, m.message_id, s.seq"
                 " FROM segments s INDEXED BY segments_in_flight JOIN messages m ON m.id = s.message"
-                " WHERE s.state = 4 AND s.sent_at IS NULL"
+                f" WHERE s.state = 4 AND s.sent_at IS NULL{own}", parameters
             ).fetchall()
             for row in rows:
                 segment = SegmentRow.of(row)
@@ -245,7 +278,7 @@ class Dispatch(SqliteBase):
                     log.warning("hand-off interrupted by restart, sending again message_id=%s segment=%d",
                                 message_id, seq)
             if rows:
-                self._writer.after_commit(self.notify_work)
+                self._new_work(c)
             open_segments: int = c.execute(
                 "SELECT COUNT(*) AS open FROM segments WHERE due_at IS NOT NULL"
             ).fetchone()["open"]

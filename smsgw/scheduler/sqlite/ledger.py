@@ -34,7 +34,7 @@ class Ledger(SqliteBase):
         out_note, in_note = billing.transfer_notes(from_account, to_account, note)
 
         def op(c: sqlite3.Connection) -> tuple[int, int]:
-            billing.check_transfer_cover(from_account, amount_micro, self._balance(c, from_account))
+            billing.check_transfer_cover(from_account, amount_micro, self._locked_balance(c, from_account))
             sent = self._ledger(c, from_account, billing.TRANSFER_OUT, -amount_micro, now_ms, None, out_note)
             received = self._ledger(c, to_account, billing.TRANSFER_IN, amount_micro, now_ms, None, in_note)
             self._audit(c, now_ms, "transfer", from_account, None, f"to={to_account} amount={amount_micro} note={note}")

@@ -129,7 +129,9 @@ class Messages(SqliteBase):
             state = State.SCHEDULED if start_at > now_ms else State.ACCEPTED
             if segments is not None:
                 new_charge = price_per_segment_micro * len(segments)
-                difference = billing.replacement_difference(row["charged"], new_charge, self._balance(c, account))
+                difference = billing.replacement_difference(
+                    row["charged"], new_charge, self._locked_balance(c, account)
+                )
                 if difference:
                     self._ledger(c, account, billing.replacement_kind(difference), -difference, now_ms, message_id,
                                  "replace_sm")
@@ -155,6 +157,6 @@ class Messages(SqliteBase):
                 (start_at, expires_at, int(state), registered_delivery, rowid),
             )
             self._audit(c, now_ms, "replace", account, message_id, "")
-            self._writer.after_commit(self.notify_work)
+            self._new_work(c)
 
         await self._writer.write(op)

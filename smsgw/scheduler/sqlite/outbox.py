@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from smsgw.modem.seams import IncomingSms
 from smsgw.numbers import handset_key
 from smsgw.scheduler import outbox_codec
+from smsgw.scheduler.dialect import Dialect
 from smsgw.scheduler.model import Address, LastSent, MoRecord, NoticeRow, OutboxClaim, OutboxEntry, StoreUnavailable
 from smsgw.scheduler.sqlite.base import SqliteBase
 from smsgw.scheduler.timing import to_ms
@@ -53,7 +54,7 @@ class Outbox(SqliteBase):
             received_ms = to_ms(sms.received_at)
             cursor = c.execute(
                 "INSERT INTO mo_messages (received_at, modem, modem_msisdn, originator, data_coding, text, user_data,"
-                " flash, incomplete, account) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " flash, incomplete, account) VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING id",
                 (
                     now_ms,
                     sms.modem,
@@ -67,7 +68,7 @@ class Outbox(SqliteBase):
                     account,
                 ),
             )
-            rowid = int(cursor.lastrowid or 0)
+            rowid = int(cursor.fetchone()["id"])
             if account is not None:
                 record = MoRecord(
                     mo_rowid=rowid,
@@ -92,7 +93,7 @@ class Outbox(SqliteBase):
 
     async def outbox_claim(self, account: str, node: str, now_ms: int, until_ms: int, limit: int) -> OutboxClaim:
         def op(c: sqlite3.Connection, claims: list[tuple[str, str, int, int, int]]) -> list[OutboxClaim]:
-            return [_outbox_claim(c, *claim) for claim in claims]
+            return [_outbox_claim(c, self._dialect, *claim) for claim in claims]
 
         # Ahead of queued writes: receipts wait on it, and there is at most one claim per account's pusher.
         try:
@@ -149,7 +150,8 @@ class Outbox(SqliteBase):
         def op(c: sqlite3.Connection) -> bool:
             row = c.execute(
                 "INSERT INTO handset_notices (number, normal_sms, changed_at) VALUES (?, 1, ?)"
-                " ON CONFLICT (number) DO UPDATE SET normal_sms = 1 - normal_sms, changed_at = excluded.changed_at"
+                " ON CONFLICT (number) DO UPDATE SET normal_sms = 1 - handset_notices.normal_sms,"
+                " changed_at = excluded.changed_at"
                 " RETURNING normal_sms",
                 (number, now_ms),
             ).fetchone()
@@ -188,7 +190,7 @@ class Outbox(SqliteBase):
                 " COALESCE(h.normal_sms, 0) AS normal_sms FROM notices_sent n"
                 " LEFT JOIN messages m ON m.message_id = n.message_id AND m.dest_index = 0"
                 " LEFT JOIN handset_notices h ON h.number = n.handset"
-                " WHERE ?1 IS NULL OR n.handset = ?1 ORDER BY n.id DESC LIMIT ?2) ORDER BY id",
+                " WHERE ?1 IS NULL OR n.handset = ?1 ORDER BY n.id DESC LIMIT ?2) AS latest ORDER BY id",
                 (handset, limit),
             )
             return [
@@ -213,11 +215,14 @@ class Outbox(SqliteBase):
         number a notice with the same text went to, and that notice was still valid (`grace_ms` allowed)."""
 
         def fn(c: sqlite3.Connection) -> bool:
+            mo = c.execute(
+                "SELECT modem_msisdn, text, received_at FROM mo_messages WHERE id = ?", (mo_rowid,)
+            ).fetchone()
+            if mo is None:
+                return False
             row = c.execute(
-                "SELECT 1 FROM mo_messages mo JOIN notices_sent n"
-                " ON n.handset = handset_key(mo.modem_msisdn) AND n.text = mo.text"
-                " WHERE mo.id = ? AND n.at <= mo.received_at AND n.expires_at + ? >= mo.received_at LIMIT 1",
-                (mo_rowid, grace_ms),
+                "SELECT 1 FROM notices_sent WHERE handset = ? AND text = ? AND at <= ? AND expires_at + ? >= ? LIMIT 1",
+                (handset_key(mo["modem_msisdn"]), mo["text"], mo["received_at"], grace_ms, mo["received_at"]),
             ).fetchone()
             return row is not None
 
@@ -225,11 +230,12 @@ class Outbox(SqliteBase):
 
 
 def _outbox_claim(
-    c: sqlite3.Connection, account: str, node: str, now_ms: int, until_ms: int, limit: int
+    c: sqlite3.Connection, dialect: Dialect, account: str, node: str, now_ms: int, until_ms: int, limit: int
 ) -> OutboxClaim:
     rows = c.execute(
         "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id IN (SELECT id FROM outbox"
-        " WHERE account = ? AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY id LIMIT ?)"
+        " WHERE account = ? AND (claimed_until IS NULL OR claimed_until <= ?)"
+        f" ORDER BY id LIMIT ?{dialect.skip_locked})"
         " RETURNING id, kind, record",
         (node, until_ms, account, now_ms, limit),
     ).fetchall()

@@ -35,7 +35,8 @@ def _counts(c: sqlite3.Connection, now_ms: int) -> QueueCounts:
     for state, n in c.execute("SELECT state, count(*) FROM messages WHERE final_at IS NULL GROUP BY state"):
         counts.open_messages[State(state)] = n
     for account, due, scheduled in c.execute(
-        "SELECT m.account, total(s.due_at <= ?), total(s.due_at > ?) FROM segments s JOIN messages m "
+        "SELECT m.account, SUM(CASE WHEN s.due_at <= ? THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN s.due_at > ? THEN 1 ELSE 0 END) FROM segments s JOIN messages m "
         "ON m.id = s.message WHERE s.due_at IS NOT NULL GROUP BY m.account", (now_ms, now_ms)
     ):
         counts.due[account] = int(due)

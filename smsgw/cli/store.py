@@ -1,0 +1,54 @@
+"""`smsgw store ...`: the store's schema. `migrate` creates or upgrades it, for SQLite (`[store] path`) or
+PostgreSQL (`[store] url`); a gateway also migrates when it opens the store, so this is for doing it ahead of a
+deployment, once for all nodes, and to see the version."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sqlite3
+import sys
+
+from smsgw.cli.common import EXIT_FAILURE, EXIT_OK, CliError
+
+
+def add_store(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    store = commands.add_parser("store", help="the message store's schema")
+    actions = store.add_subparsers(dest="store_command", metavar="ACTION", required=True)
+    migrate = actions.add_parser(
+        "migrate",
+        help="create the store's schema or bring it to this version's (SQLite at [store] path, or [store] url)",
+    )
+    migrate.add_argument("--config", required=True, metavar="FILE", help="the gateway config")
+    migrate.set_defaults(handler=_cmd_store_migrate)
+
+
+def _cmd_store_migrate(args: argparse.Namespace) -> int:
+    from smsgw.config import ConfigError, load_config
+    from smsgw.scheduler.migrations import SchemaTooNew
+    from smsgw.scheduler.migrations import migrate as migrate_sqlite
+
+    try:
+        store = load_config(args.config).store
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        if store.url:
+            from smsgw.scheduler.postgres.connection import PgConnection
+            from smsgw.scheduler.postgres.schema import migrate as migrate_postgres
+
+            connection = PgConnection(store.url)
+            try:
+                version = migrate_postgres(connection)
+            finally:
+                connection.close()
+            where = "postgresql"
+        else:
+            with contextlib.closing(sqlite3.connect(store.path, isolation_level=None)) as sqlite:
+                version = migrate_sqlite(sqlite)
+            where = store.path
+    except (SchemaTooNew, sqlite3.Error) as exc:
+        print(f"smsgw: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"store schema version {version} ({where})")
+    return EXIT_OK
