@@ -23,6 +23,7 @@ import trio
 from smsgw.config import MODEMS_CONNECTOR, UPSTREAM_CONNECTOR, Config, ConfigHolder, MessageConfig, RouteConfig, holding
 from smsgw.modem.seams import OutgoingSms, SendFailed, SendOutcome, Sent, SmsSender, StatusReport
 from smsgw.scheduler import upstream_outcomes
+from smsgw.scheduler.error_codes import is_tp_status
 from smsgw.scheduler.model import Claimant, Handoff
 from smsgw.scheduler.store import MessageStore
 from smsgw.scheduler.timing import WallClock, retry_delay_ms
@@ -31,7 +32,6 @@ from smsgw.smpp_server.upstream import THROTTLING, NotSent, Refused, Submitted
 
 log = logging.getLogger(__name__)
 
-_MAX_TP_STATUS = 0xFF
 _MS = 1000
 
 
@@ -216,7 +216,7 @@ class Dispatcher:
                 "segment sent segment_id=%s modem=%s tp_mr=%d", handoff.segment_id, outcome.modem, outcome.tp_mr
             )
             return
-        error = outcome.cms_error if outcome.cms_error is not None and 0 < outcome.cms_error <= _MAX_TP_STATUS else 0
+        error = outcome.cms_error if outcome.cms_error is not None and is_tp_status(outcome.cms_error) else 0
         state = await self._store.record_failure(
             handoff.segment_rowid, temporary=outcome.temporary, error_code=error, retry_at_ms=retry_at, now_ms=now
         )

@@ -9,12 +9,12 @@ from smsgw.pdu.dlr import DeliveryReceipt, format_receipt
 from smsgw.pdu.smpp import DeliverSm
 from smsgw.pdu.text import Encoding, choose_encoding, encode_text
 from smsgw.pdu.tlv import Tlvs
+from smsgw.scheduler.error_codes import is_tp_status
 from smsgw.scheduler.model import MoRecord, ReceiptRecord
 from smsgw.scheduler.states import FINAL, receipt_stat, smpp_message_state
 from smsgw.scheduler.timing import from_ms
 
 MAX_SHORT_MESSAGE: Final = 254
-_MAX_TP_STATUS: Final = 0xFF
 
 
 def receipt_text(record: ReceiptRecord) -> str:
@@ -36,7 +36,7 @@ def receipt_text(record: ReceiptRecord) -> str:
 def receipt_pdu(record: ReceiptRecord) -> DeliverSm:
     final = record.state in FINAL
     network_error = None
-    if 0 < record.error_code <= _MAX_TP_STATUS:  # a network TP-Status, not one of our 8xx outcomes
+    if is_tp_status(record.error_code):  # not one of our 8xx outcomes
         network_error = bytes((NetworkErrorType.GSM,)) + record.error_code.to_bytes(2, "big")
     return DeliverSm(
         sequence_number=0,
