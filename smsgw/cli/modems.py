@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from smsgw.cli.common import EXIT_FAILURE, EXIT_OK, add_store_arguments, given_store_path, print_table
+
+if TYPE_CHECKING:
+    from datetime import datetime
+    from pathlib import Path
+
+_Snapshot = TypeVar("_Snapshot")
 
 
 def add_modems(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,30 +30,19 @@ def add_modems(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _cmd_modems(args: argparse.Namespace) -> int:
-    import json
     from datetime import UTC, datetime
 
     from smsgw.modem.status_file import StatusFileError, encode_snapshot, read_snapshot, status_path
 
     path = status_path(given_store_path(args))
-    try:
-        snapshot = read_snapshot(path)
-    except (OSError, StatusFileError) as exc:
-        print(f"smsgw: {path}: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+    snapshot = _read_or_say(
+        path, read_snapshot, StatusFileError, "no modem status: the gateway is not running or never ran with this store"
+    )
     if snapshot is None:
-        print(f"smsgw: {path}: no modem status: the gateway is not running or never ran with this store",
-              file=sys.stderr)
         return EXIT_FAILURE
     now = datetime.now(UTC)
-    age_s = (now - snapshot.written_at).total_seconds()
-    if args.json:
-        document = json.loads(encode_snapshot(snapshot))
-        print(json.dumps({**document, "age_s": round(age_s, 1)}, indent=2, ensure_ascii=False))
+    if _printed_json_or_age(args, encode_snapshot(snapshot), snapshot.written_at, snapshot.interval_s, now):
         return EXIT_OK
-    # A few missed renewals (a busy disk) are normal; many mean the writer, the gateway, is gone.
-    stale = "; stale: the gateway stopped or is hung" if age_s > _STALE_RENEWALS * snapshot.interval_s else ""
-    print(f"snapshot of {snapshot.written_at.isoformat(timespec='seconds')}, {age_s:.0f} s old{stale}")
     header = ("NAME", "MSISDN", "GROUP", "STATE", "SIGNAL", "OPERATOR", "TODAY", "MONTH", "LAST ERROR")
     rows = [header]
     for record in snapshot.modems:
@@ -88,29 +85,23 @@ def add_upstreams(commands: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def _cmd_upstreams(args: argparse.Namespace) -> int:
-    import json
     from datetime import UTC, datetime
 
     from smsgw.smpp_server.upstream import SubmitResult
     from smsgw.smpp_server.upstream_status import UpstreamStatusError, encode_snapshot, read_snapshot, status_path
 
     path = status_path(given_store_path(args))
-    try:
-        snapshot = read_snapshot(path)
-    except (OSError, UpstreamStatusError) as exc:
-        print(f"smsgw: {path}: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+    snapshot = _read_or_say(
+        path,
+        read_snapshot,
+        UpstreamStatusError,
+        "no upstream status: no gateway with [[upstreams]] is running or ran with this store",
+    )
     if snapshot is None:
-        print(f"smsgw: {path}: no upstream status: no gateway with [[upstreams]] is running or ran with this store",
-              file=sys.stderr)
         return EXIT_FAILURE
-    age_s = (datetime.now(UTC) - snapshot.written_at).total_seconds()
-    if args.json:
-        document = json.loads(encode_snapshot(snapshot))
-        print(json.dumps({**document, "age_s": round(age_s, 1)}, indent=2, ensure_ascii=False))
+    if _printed_json_or_age(args, encode_snapshot(snapshot), snapshot.written_at, snapshot.interval_s,
+                            datetime.now(UTC)):
         return EXIT_OK
-    stale = "; stale: the gateway stopped or is hung" if age_s > _STALE_RENEWALS * snapshot.interval_s else ""
-    print(f"snapshot of {snapshot.written_at.isoformat(timespec='seconds')}, {age_s:.0f} s old{stale}")
     rows: list[tuple[str, ...]] = [
         ("UPSTREAM", "ADDRESS", "SENT/S", "CONTRACT/S", *(r.value.upper().replace("_", " ") for r in SubmitResult))
     ]
@@ -129,6 +120,36 @@ def _cmd_upstreams(args: argparse.Namespace) -> int:
     ]
     print_table(rows)
     return EXIT_OK
+
+
+def _read_or_say(
+    path: Path, read: Callable[[Path], _Snapshot | None], error: type[Exception], missing: str
+) -> _Snapshot | None:
+    """The snapshot at `path`; None once stderr says why there is none (unreadable, or `missing`)."""
+    try:
+        snapshot = read(path)
+    except (OSError, error) as exc:
+        print(f"smsgw: {path}: {exc}", file=sys.stderr)
+        return None
+    if snapshot is None:
+        print(f"smsgw: {path}: {missing}", file=sys.stderr)
+    return snapshot
+
+
+def _printed_json_or_age(
+    args: argparse.Namespace, encoded: bytes, written_at: datetime, interval_s: float, now: datetime
+) -> bool:
+    """With --json the whole snapshot and its age_s, True: nothing more to print; else the line of its age."""
+    import json
+
+    age_s = (now - written_at).total_seconds()
+    if args.json:
+        print(json.dumps({**json.loads(encoded), "age_s": round(age_s, 1)}, indent=2, ensure_ascii=False))
+        return True
+    # A few missed renewals (a busy disk) are normal; many mean the writer, the gateway, is gone.
+    stale = "; stale: the gateway stopped or is hung" if age_s > _STALE_RENEWALS * interval_s else ""
+    print(f"snapshot of {written_at.isoformat(timespec='seconds')}, {age_s:.0f} s old{stale}")
+    return False
 
 
 def _used_of(used: int, limit: int | None) -> str:

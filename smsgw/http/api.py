@@ -135,11 +135,9 @@ def routes(deps: HttpDeps) -> list[BaseRoute]:
         to = body.get("to")
         if to is not None and not isinstance(to, str):
             raise Problem(400, "'to' must be a string")
+        number = "" if to is None else _number(account, to, "to")
         try:
-            number = "" if to is None else normalise_number(to, account.default_country_code)
             count = deps.scheduler.accept.preview(account.system_id, text, number)
-        except InvalidNumber as exc:
-            raise Problem(400, f"'to': {exc}") from None
         except NoRoute as exc:
             raise Problem(400, str(exc)) from None
         if count.refused and count.segments == 0:  # blocked content: the accept path would refuse it whatever its size

@@ -22,15 +22,15 @@ from starlette.routing import BaseRoute, Route
 
 from smsgw.config import AccountConfig
 from smsgw.http.deps import HttpDeps
-from smsgw.pdu.constants import CommandStatus, GatewayError, Npi, Ton, vendor_status
+from smsgw.pdu.constants import CommandStatus, GatewayError, Npi, Ton
 from smsgw.scheduler.accept import Accepted, Encoded, Options, Rejected, Submission, Text, Timing
 from smsgw.scheduler.dlr import JASMIN_LEVELS
 from smsgw.scheduler.model import Address, StoreUnavailable
+from smsgw.scheduler.routing import MICRO
 from smsgw.smpp_server.accounts import BindRefused
 
 log = logging.getLogger(__name__)
 
-_MICRO: Final = 1_000_000
 # data_coding of Kannel's `coding` (0 7-bit: the gateway chooses GSM or UCS-2, 1 8-bit, 2 UCS-2).
 _KANNEL_CODINGS: Final = {0: 0x00, 1: 0x04, 2: 0x08}
 _KANNEL_CHARSETS: Final = {0: "utf-8", 1: "utf-8", 2: "utf-16-be"}  # Kannel's defaults per coding
@@ -40,8 +40,8 @@ _JASMIN_PARAMETERS: Final = frozenset({
     "username", "password", "to", "from", "coding", "priority", "sdt", "validity-period", "dlr", "dlr-url",
     "dlr-level", "dlr-method", "tags", "content", "hex-content", "custom_tlvs",
 })
-_NO_ROUTE: Final = vendor_status(GatewayError.NO_ROUTE % 100)
-_NO_BALANCE: Final = vendor_status(GatewayError.INSUFFICIENT_BALANCE % 100)
+_NO_ROUTE: Final = GatewayError.NO_ROUTE.command_status
+_NO_BALANCE: Final = GatewayError.INSUFFICIENT_BALANCE.command_status
 
 
 class _Refused(Exception):
@@ -288,7 +288,7 @@ async def _jasmin_balance(deps: HttpDeps, request: Request) -> Response:
         return _jasmin_error(refused.status, refused.text)
     balance = await deps.store.balance(account.system_id)
     # Jasmin's sms_count is a quota of messages; smsgw has none: "ND", as Jasmin says for "not defined".
-    return JSONResponse({"balance": balance / _MICRO, "sms_count": "ND"})
+    return JSONResponse({"balance": balance / MICRO, "sms_count": "ND"})
 
 
 def routes(deps: HttpDeps) -> list[BaseRoute]:

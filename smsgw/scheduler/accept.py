@@ -232,7 +232,7 @@ class AcceptPath:
         """replace_sm's new content for a stored message to `number` from `sender`, by the rules a submission's
         would meet now: its segments and the price per segment. Refused (or its kin) with the status to answer."""
         batch = self._batch(account)
-        route = find_route(self._config.routes, number)
+        route = find_route(batch.routes, number)
         batch.sender(route, sender)
         built = batch.content(route, content, flash=False, promotional=batch.is_promotional(""))
         return built, segment_price_micro(route, number)
@@ -279,10 +279,6 @@ class AcceptPath:
     def window(self, timing: Timing, now_ms: int) -> Window:
         """The delivery window `timing` gives at `now_ms` (replace_sm's new one); Refused as at submit."""
         return delivery_window(now_ms, self._holder.current.messages, *timing)
-
-    @property
-    def _config(self) -> Config:
-        return self._holder.current
 
     def _batch(self, account: str) -> _Batch:
         config = self._holder.current

@@ -45,11 +45,11 @@ from smsgw.pdu.udh import split_user_data
 from smsgw.scheduler.model import NewSegment, Refused
 from smsgw.scheduler.policy import (
     NO_KEYWORDS,
-    BlockedContent,
     ContentRules,
     KeywordRules,
     LineBreaks,
     check_esme_parts,
+    check_keywords,
 )
 
 log = logging.getLogger(__name__)
@@ -136,9 +136,8 @@ def prepare_content(
             if udhi:
                 part, total = _presplit(payload, scheme.encoding, flash)
                 check_esme_parts(total, rules.max_segments)
-                blocked = keywords.find(part.text) if scheme.encoding.is_text else None
-                if blocked is not None:
-                    raise BlockedContent(f"blocked content {blocked!r}")
+                if scheme.encoding.is_text:
+                    check_keywords(keywords, part.text)
                 return part
             if scheme.encoding is _BINARY:
                 binary = segment_binary(payload, max_segments=rules.max_segments, reference=reference)
@@ -158,9 +157,7 @@ def prepare_content(
                 and not (rules.signature or rules.suffix or (promotional and rules.unsubscribe_statement))
                 and not (rules.line_breaks is _LF and "\r" in text)
             ):
-                blocked = keywords.find(text)
-                if blocked is not None:
-                    raise BlockedContent(f"blocked content {blocked!r}")
+                check_keywords(keywords, text)
                 return Content((NewSegment(requested.data_coding, whole, b""),), text, flash, False)
         prepared = prepare_text(
             text, rules, promotional=promotional, keywords=keywords, encoding=requested, reference=reference,
@@ -196,9 +193,7 @@ def prepare_text(
     if rules.line_breaks is _LF and "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         encoded = None
-    blocked = keywords.find(text)
-    if blocked is not None:
-        raise BlockedContent(f"blocked content {blocked!r}")
+    check_keywords(keywords, text)
     signature = rules.signature
     if encoded is not None and encoding is not None and not signature:
         chosen = encoding  # the text was decoded from it: it fits

@@ -23,6 +23,7 @@ import trio
 from smsgw.config import MODEMS_CONNECTOR, UPSTREAM_CONNECTOR, Config, ConfigHolder, MessageConfig, RouteConfig, holding
 from smsgw.modem.seams import OutgoingSms, SendFailed, SendOutcome, Sent, SmsSender, StatusReport
 from smsgw.scheduler import upstream_outcomes
+from smsgw.scheduler.error_codes import is_tp_status
 from smsgw.scheduler.model import Claimant, Handoff
 from smsgw.scheduler.store import MessageStore
 from smsgw.scheduler.timing import WallClock, retry_delay_ms
@@ -31,7 +32,6 @@ from smsgw.smpp_server.upstream import THROTTLING, NotSent, Refused, Submitted
 
 log = logging.getLogger(__name__)
 
-_MAX_TP_STATUS = 0xFF
 _MS = 1000
 
 
@@ -164,9 +164,9 @@ class Dispatcher:
         now = self._clock.now_ms()
         match verdict:
             case Submitted(message_id=upstream_id):
-                deadline = handoff.expires_ms + int(self._messages.status_report_grace_s * _MS)
                 await self._store.record_upstream_sent(
-                    handoff.segment_rowid, name, upstream_id, receipts=receipts, report_deadline_ms=deadline,
+                    handoff.segment_rowid, name, upstream_id, receipts=receipts,
+                    report_deadline_ms=self._report_deadline_ms(handoff),
                     now_ms=now,
                 )
                 log.info("segment sent segment_id=%s upstream=%s upstream_id=%s", handoff.segment_id, name,
@@ -205,18 +205,22 @@ class Dispatcher:
             log.exception("modem sender failed segment_id=%s", handoff.segment_id)
             return SendFailed(temporary=True, reason="sender raised")
 
+    def _report_deadline_ms(self, handoff: Handoff) -> int:
+        """Until when a sent segment waits for its status report or receipt: its validity and the grace after."""
+        return handoff.expires_ms + int(self._messages.status_report_grace_s * _MS)
+
     async def _record_modem_outcome(self, handoff: Handoff, outcome: SendOutcome) -> None:
         """Sent by a modem, or failed on every connector (the last one's failure is recorded)."""
         now = self._clock.now_ms()
         retry_at = now + retry_delay_ms(handoff.attempts, self._messages, self._rng)
         if isinstance(outcome, Sent):
-            deadline = handoff.expires_ms + int(self._messages.status_report_grace_s * _MS)
-            await self._store.record_sent(handoff.segment_rowid, outcome, deadline, now, retry_at)
+            await self._store.record_sent(handoff.segment_rowid, outcome, self._report_deadline_ms(handoff), now,
+                                          retry_at)
             log.info(
                 "segment sent segment_id=%s modem=%s tp_mr=%d", handoff.segment_id, outcome.modem, outcome.tp_mr
             )
             return
-        error = outcome.cms_error if outcome.cms_error is not None and 0 < outcome.cms_error <= _MAX_TP_STATUS else 0
+        error = outcome.cms_error if outcome.cms_error is not None and is_tp_status(outcome.cms_error) else 0
         state = await self._store.record_failure(
             handoff.segment_rowid, temporary=outcome.temporary, error_code=error, retry_at_ms=retry_at, now_ms=now
         )

@@ -17,8 +17,8 @@ from datetime import datetime
 from typing import Final
 from urllib.parse import quote_plus, urlencode
 
-from smsgw.pdu.dlr import DeliveryReceipt, format_receipt
 from smsgw.scheduler.model import DlrRequest, ReceiptRecord
+from smsgw.scheduler.render import receipt_text
 from smsgw.scheduler.states import FINAL, State, receipt_stat
 from smsgw.scheduler.timing import from_ms
 
@@ -74,21 +74,6 @@ def json_body(record: ReceiptRecord, client_ref: str) -> str:
     )
 
 
-def _receipt_text(record: ReceiptRecord) -> str:
-    return format_receipt(
-        DeliveryReceipt(
-            message_id=record.message_id,
-            submitted=record.submitted_segments,
-            delivered=record.delivered_segments,
-            submit_date=from_ms(record.submitted_ms),
-            done_date=from_ms(record.done_ms),
-            stat=receipt_stat(record.state),
-            err=f"{record.error_code:03d}",
-            text=record.text,
-        )
-    )
-
-
 def _kannel_time(moment: datetime) -> str:
     # urltrans.c writes %t as "%04d-%02d-%02d+%02d:%02d:%02d" of the report's time in UTC, the space already as '+'
     # and not URL-encoded (the userguide's "YYYY-MM-DD HH:MM" is older than the code).
@@ -104,7 +89,7 @@ def _report_text(record: ReceiptRecord, event: int) -> str:
     handset's events; for the network's, bb_smscconn.c's `ACK/` or `NACK/` before the SMSC's reply (a modem's
     +CMGS gives none). A retry the gateway decided on has no SMSC text."""
     if event & FINAL_MASK:
-        return _receipt_text(record)
+        return receipt_text(record)
     return "ACK/" if event & SMSC_ACCEPTED else "NACK/" if event & SMSC_REJECTED else ""
 
 

@@ -16,6 +16,11 @@ from smsgw.pdu.tpdu import StatusMeaning, status_meaning, status_name
 
 _MAX_TP_STATUS: Final = 0xFF
 
+
+def is_tp_status(code: int) -> bool:
+    """Whether `code` (a receipt's `err:`, a send's CMS error) is a network's TP-Status, not 0 or a gateway 8xx."""
+    return 0 < code <= _MAX_TP_STATUS
+
 GATEWAY_ERROR_MEANINGS: Final[Mapping[GatewayError, str]] = {
     GatewayError.INSUFFICIENT_BALANCE: "insufficient balance (in a submit_multi that was accepted for the other "
                                        "destinations)",
@@ -46,7 +51,7 @@ def explain_error(code: int) -> str:
     """`code` (a receipt's `err:` as a number) in words."""
     if code == 0:
         return "no error"
-    if 0 < code <= _MAX_TP_STATUS:
+    if is_tp_status(code):
         name = status_name(code).lower().replace("_", " ")
         return f"{_NETWORK_MEANINGS[status_meaning(code)]}: {name} (TP-Status 0x{code:02X})"
     try:

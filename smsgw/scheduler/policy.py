@@ -312,6 +312,13 @@ class ContentRules:
         )
 
 
+def check_keywords(keywords: KeywordRules, text: str) -> None:
+    """BlockedContent (0x402, err 802) naming the first of the route's blocked `keywords` found in `text`."""
+    blocked = keywords.find(text)
+    if blocked is not None:
+        raise BlockedContent(f"blocked content {blocked!r}")
+
+
 def check_esme_parts(total: int, max_segments: int) -> None:
     """A part of a message the ESME split itself (UDH or SAR) whose message has `total` parts: the route's limit
     (`max_segments`) counts what reaches the handset however it was split, so every part of a message over it is

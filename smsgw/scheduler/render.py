@@ -9,28 +9,34 @@ from smsgw.pdu.dlr import DeliveryReceipt, format_receipt
 from smsgw.pdu.smpp import DeliverSm
 from smsgw.pdu.text import Encoding, choose_encoding, encode_text
 from smsgw.pdu.tlv import Tlvs
+from smsgw.scheduler.error_codes import is_tp_status
 from smsgw.scheduler.model import MoRecord, ReceiptRecord
 from smsgw.scheduler.states import FINAL, receipt_stat, smpp_message_state
 from smsgw.scheduler.timing import from_ms
 
 MAX_SHORT_MESSAGE: Final = 254
-_MAX_TP_STATUS: Final = 0xFF
+
+
+def receipt_text(record: ReceiptRecord) -> str:
+    """The SMSC receipt text ("id:... stat:... err:..."): a deliver_sm's short_message, and Kannel's report text."""
+    return format_receipt(
+        DeliveryReceipt(
+            message_id=record.message_id,
+            submitted=record.submitted_segments,
+            delivered=record.delivered_segments,
+            submit_date=from_ms(record.submitted_ms),
+            done_date=from_ms(record.done_ms),
+            stat=receipt_stat(record.state),
+            err=f"{record.error_code:03d}",
+            text=record.text,
+        )
+    )
 
 
 def receipt_pdu(record: ReceiptRecord) -> DeliverSm:
     final = record.state in FINAL
-    receipt = DeliveryReceipt(
-        message_id=record.message_id,
-        submitted=record.submitted_segments,
-        delivered=record.delivered_segments,
-        submit_date=from_ms(record.submitted_ms),
-        done_date=from_ms(record.done_ms),
-        stat=receipt_stat(record.state),
-        err=f"{record.error_code:03d}",
-        text=record.text,
-    )
     network_error = None
-    if 0 < record.error_code <= _MAX_TP_STATUS:  # a network TP-Status, not one of our 8xx outcomes
+    if is_tp_status(record.error_code):  # not one of our 8xx outcomes
         network_error = bytes((NetworkErrorType.GSM,)) + record.error_code.to_bytes(2, "big")
     return DeliverSm(
         sequence_number=0,
@@ -42,7 +48,7 @@ def receipt_pdu(record: ReceiptRecord) -> DeliverSm:
         dest_addr_npi=record.destination.npi,
         destination_addr=record.destination.addr,
         esm_class=EsmClass.DELIVERY_RECEIPT if final else EsmClass.INTERMEDIATE_NOTIFICATION,
-        short_message=format_receipt(receipt).encode("ascii"),
+        short_message=receipt_text(record).encode("ascii"),
         tlvs=Tlvs(
             receipted_message_id=record.message_id,
             message_state=smpp_message_state(record.state),

@@ -321,7 +321,6 @@ class Upstream:
         self._connect = connect
         self._rng = rng or random.Random()
         self._transmitters: list[UpstreamBind] = []
-        self._binds: set[UpstreamBind] = set()
         self._next = 0
         self._room = trio.Event()  # set when a bind becomes usable or a submit finished (window room)
         self._bucket = TokenBucket(config.throughput_per_s, max(1.0, config.throughput_per_s), trio.current_time())
@@ -420,7 +419,6 @@ class Upstream:
                     return f"bind refused command_status=0x{bind.refused:08X}"
                 return "no bind_resp"
             log.info("upstream bound upstream=%s session=%d bind=%s", self.config.name, index, _KIND_NAMES[kind])
-            self._binds.add(bind)
             self._bound_by_key[(index, _KIND_NAMES[kind])] = bind
             if bind.session.state in _TRANSMITTERS:
                 self._transmitters.append(bind)
@@ -431,7 +429,6 @@ class Upstream:
                     await bind.unbind()
                 await bind.closed.wait()
             finally:
-                self._binds.discard(bind)
                 self._bound_by_key.pop((index, _KIND_NAMES[kind]), None)
                 if bind in self._transmitters:
                     self._transmitters.remove(bind)
@@ -495,7 +492,7 @@ class Upstream:
         self._stopping = True
         with trio.move_on_after(self.config.response_timeout_s):
             async with trio.open_nursery() as nursery:
-                for bind in list(self._binds):
+                for bind in list(self._bound_by_key.values()):
                     nursery.start_soon(self._unbind_one, bind)
 
     @staticmethod

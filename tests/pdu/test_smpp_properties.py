@@ -26,7 +26,6 @@ from smsgw.pdu.smpp import (
     EnquireLinkResp,
     Pdu,
     SmeAddress,
-    SubmitMulti,
     SubmitSm,
     SubmitSmResp,
     UnsuccessSme,

@@ -16,7 +16,7 @@ import pytest
 import trio
 
 from smsgw.app import GatewayStarted, run_demo
-from smsgw.config import AccountConfig, Config, OperatorConfig, SmppConfig
+from smsgw.config import AccountConfig, OperatorConfig
 from smsgw.passwords import hash_password
 from tests.conftest import require_program
 from tests.e2e.harness import FAST
