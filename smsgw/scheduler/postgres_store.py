@@ -58,12 +58,17 @@ def _notifications(connection: PgConnection) -> list[tuple[str, str]]:
 
 
 def _connect(url: str) -> tuple[PgConnection, ...]:
-    writer = PgConnection(url)
+    """Writer (which migrates first), reader, policy facts and listener; none left open if any fails."""
+    opened: list[PgConnection] = []
     try:
-        migrate(writer)
-        return writer, PgConnection(url), PgConnection(url), PgConnection(url)
+        opened.append(PgConnection(url))
+        migrate(opened[0])
+        for _ in range(3):
+            opened.append(PgConnection(url))
+        return tuple(opened)
     except BaseException:
-        writer.close()
+        for connection in opened:
+            connection.close()
         raise
 
 

@@ -118,7 +118,8 @@ async def test_jasmin_send_with_both_dlr_levels_and_balance(client: httpx.AsyncC
     }
     assert len(fields["subdate"]) == len(fields["donedate"]) == 10
     balance = await client.get("/balance", params={"username": "demo", "password": "demo"})
-    assert balance.status_code == 200 and set(balance.json()) == {"balance", "sms_count"}
+    # The demo's routes are free: nothing was charged; Jasmin says "ND" for a quota it does not define.
+    assert balance.status_code == 200 and balance.json() == {"balance": 0.0, "sms_count": "ND"}
 
 
 async def test_jasmin_errors(client: httpx.AsyncClient) -> None:
