@@ -415,8 +415,8 @@ class NodeConfig:
     # the claims its previous run left under the same name.
     name: str = field(default_factory=socket.gethostname)
     # With a shared store (`[store] url`): how long a segment handed to this node's modem or upstream stays its own
-    # without an outcome. Past it the node is taken for dead and another node sends the segment again, so it must
-    # exceed the longest hand-off (every connector of a route timing out in turn).
+    # without an outcome. The node renews the lease three times per lease while the hand-off is in progress, so
+    # only a node that stopped (or cannot reach the store) for this long has the segment sent again by another.
     handoff_lease_s: float = 300.0
 
 

@@ -23,7 +23,7 @@ import trio
 from smsgw.config import MODEMS_CONNECTOR, UPSTREAM_CONNECTOR, Config, ConfigHolder, MessageConfig, RouteConfig, holding
 from smsgw.modem.seams import OutgoingSms, SendFailed, SendOutcome, Sent, SmsSender, StatusReport
 from smsgw.scheduler import upstream_outcomes
-from smsgw.scheduler.model import Claimant, Handoff
+from smsgw.scheduler.model import Claimant, Handoff, StoreUnavailable
 from smsgw.scheduler.store import MessageStore
 from smsgw.scheduler.timing import WallClock, retry_delay_ms
 from smsgw.scheduler.upstream_route import UpstreamSubmitter, submit_sm_for
@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 _MAX_TP_STATUS = 0xFF
 _MS = 1000
+# Hand-offs under a lease are renewed this many times per lease: one renewal that fails (the store briefly
+# unreachable) still leaves another before the lease ends and a live node's segment is sent again by another.
+_RENEWALS_PER_LEASE = 3
 
 
 class Dispatcher:
@@ -51,6 +54,8 @@ class Dispatcher:
         self._clock = clock
         self._rng = rng
         self._in_flight = 0
+        self._leased: dict[int, None] = {}  # segment rowids of this node's hand-offs under a lease, in progress
+        self._leased_added = trio.Event()
 
     @property
     def _messages(self) -> MessageConfig:
@@ -91,6 +96,7 @@ class Dispatcher:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._dispatch, sender, nursery, dispatch_after)
             nursery.start_soon(self._purge_loop)
+            nursery.start_soon(self._renew_leases)
             task_status.started()
 
     async def _dispatch(self, sender: SmsSender, nursery: trio.Nursery, after: trio.Event | None) -> None:
@@ -105,6 +111,9 @@ class Dispatcher:
             claimed = await self._store.claim_due(now, free, claimant) if free > 0 else []
             for handoff in claimed:
                 self._in_flight += 1
+                if claimant is not None:
+                    self._leased[handoff.segment_rowid] = None
+                    self._leased_added.set()
                 nursery.start_soon(self._send, sender, handoff)
             if free <= 0:
                 deadline = math.inf  # nothing can be claimed until a send finishes, which sets `wake`
@@ -129,6 +138,12 @@ class Dispatcher:
         return None, (f"{MODEMS_CONNECTOR}{handoff.modem_group}",)
 
     async def _send(self, sender: SmsSender, handoff: Handoff) -> None:
+        try:
+            await self._send_and_record(sender, handoff)
+        finally:
+            self._leased.pop(handoff.segment_rowid, None)  # its outcome is recorded: nothing left to hold
+
+    async def _send_and_record(self, sender: SmsSender, handoff: Handoff) -> None:
         try:
             route, connectors = self._connectors(handoff)
             outcome: SendOutcome | None = None
@@ -227,6 +242,26 @@ class Dispatcher:
             outcome.reason,
             state.name,
         )
+
+    async def _renew_leases(self) -> None:
+        """Hold this node's hand-offs in progress for another lease, well before theirs ends, in one UPDATE: so a
+        hand-off slower than `[node] handoff_lease_s` (connectors timing out in turn, an upstream throttling) is
+        not taken for a dead node's and sent again by another node; only a node that stopped renewing loses them."""
+        while True:
+            claimant = self._claimant()
+            if claimant is None or not self._leased:  # one node alone takes no leases
+                self._leased_added = trio.Event()
+                await self._leased_added.wait()
+                continue
+            await trio.sleep(claimant.lease_ms / _MS / _RENEWALS_PER_LEASE)
+            if not self._leased:
+                continue
+            try:
+                await self._store.renew_handoffs(
+                    claimant.node, list(self._leased), self._clock.now_ms() + claimant.lease_ms
+                )
+            except StoreUnavailable as exc:
+                log.error("hand-off leases not renewed count=%d error=%s", len(self._leased), exc)
 
     async def _purge_loop(self) -> None:
         config = self._holder.current.store

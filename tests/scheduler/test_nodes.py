@@ -1,0 +1,68 @@
+"""Dispatchers of several nodes on one store (DESIGN.md, "Several nodes"), on every engine (`store_factory`),
+under `MockClock`: what the store's claim rules (test_store.py) become once nodes run them over time."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import trio
+from trio.testing import MockClock
+
+from smsgw.config import Config, MessageConfig, ModemConfig, NodeConfig, StoreConfig
+from smsgw.modem.seams import OutgoingSms, SendOutcome, Sent
+from smsgw.scheduler.dispatch import Dispatcher
+from smsgw.scheduler.states import State
+from smsgw.scheduler.timing import WallClock, from_ms
+from tests.scheduler.conftest import StoreFactory
+from tests.scheduler.test_store import T0, new_message
+
+LEASE_S = 10.0
+
+# Each node's dispatcher takes the store for a shared one (a `[store] url`), on SQLite too: the claim rules are
+# the store's, the same on both engines. Node b looks for work often, as a node whose NOTIFY was lost would.
+SHARED = Config(
+    modems=(ModemConfig("m1", "/dev/null"),),
+    store=StoreConfig(url="postgresql://shared"),
+    node=NodeConfig("a", handoff_lease_s=LEASE_S),
+    messages=MessageConfig(foreign_writes_poll_s=1.0),
+)
+
+
+class Sender:
+    """Answers Sent after `takes_s`; records the segments it was asked to send."""
+
+    def __init__(self, takes_s: float) -> None:
+        self.takes_s = takes_s
+        self.asked: list[str] = []
+        self.called = trio.Event()
+
+    async def send(self, sms: OutgoingSms) -> SendOutcome:
+        self.asked.append(sms.segment_id)
+        self.called.set()
+        await trio.sleep(self.takes_s)
+        return Sent("m1", "447700900001", len(self.asked), from_ms(T0))
+
+
+async def test_a_live_nodes_handoff_longer_than_the_lease_is_not_sent_again_by_another_node(
+    store_factory: StoreFactory, db_clock: MockClock
+) -> None:
+    """Node a's modem takes five leases to answer; node b serves the same route and looks for due work all along.
+    a renews its lease while the hand-off is in progress, so b never sends the segment (a duplicate SMS)."""
+    slow, other = Sender(takes_s=5 * LEASE_S), Sender(takes_s=0)
+    clock = WallClock(from_ms(T0))
+    message = new_message()
+    async with store_factory() as store:
+        await store.accept([message])
+        a = Dispatcher(store, SHARED, clock, random.Random(1))
+        b = Dispatcher(store, replace(SHARED, node=NodeConfig("b", handoff_lease_s=LEASE_S)), clock, random.Random(2))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(a.run, slow)
+            await slow.called.wait()
+            await nursery.start(b.run, other)
+            await trio.sleep(slow.takes_s + LEASE_S)
+            (stored,) = await store.find("acme", message.message_id)
+            nursery.cancel_scope.cancel()
+    assert slow.asked == [f"{message.message_id}.0.0"]
+    assert other.asked == []
+    assert stored.state is State.PROCESSING  # sent, awaiting its status report
