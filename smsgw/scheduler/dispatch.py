@@ -97,6 +97,7 @@ class Dispatcher:
             nursery.start_soon(self._dispatch, sender, nursery, dispatch_after)
             nursery.start_soon(self._purge_loop)
             nursery.start_soon(self._renew_leases)
+            nursery.start_soon(self._watch_unserved_routes)
             task_status.started()
 
     async def _dispatch(self, sender: SmsSender, nursery: trio.Nursery, after: trio.Event | None) -> None:
@@ -262,6 +263,24 @@ class Dispatcher:
                 )
             except StoreUnavailable as exc:
                 log.error("hand-off leases not renewed count=%d error=%s", len(self._leased), exc)
+
+    async def _watch_unserved_routes(self) -> None:
+        """With several nodes, a route this node has no connector for is another node's to serve; if no running
+        node serves it, its segments stay due and nothing else says so. Once per lease, warn naming such a route
+        whose oldest due segment has waited longer than a lease (a node serving it claims due work at once)."""
+        while (claimant := self._claimant()) is not None:
+            await trio.sleep(claimant.lease_ms / _MS)
+            unserved = {route.name for route in self._holder.current.routes} - claimant.routes
+            if not unserved:
+                continue
+            now = self._clock.now_ms()
+            counts = await self._store.queue_counts(now)
+            for route in sorted(unserved & counts.oldest_due_ms.keys()):
+                waited_ms = now - counts.oldest_due_ms[route]
+                if waited_ms >= claimant.lease_ms:
+                    log.warning("segments of a route this node does not serve wait unclaimed, is a node serving it"
+                                " running? route=%s due=%d waited_s=%d node=%s", route, counts.due_by_route[route],
+                                waited_ms // _MS, claimant.node)
 
     async def _purge_loop(self) -> None:
         config = self._holder.current.store

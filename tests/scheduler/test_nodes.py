@@ -3,9 +3,11 @@ under `MockClock`: what the store's claim rules (test_store.py) become once node
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import replace
 
+import pytest
 import trio
 from trio.testing import MockClock
 
@@ -66,3 +68,27 @@ async def test_a_live_nodes_handoff_longer_than_the_lease_is_not_sent_again_by_a
     assert slow.asked == [f"{message.message_id}.0.0"]
     assert other.asked == []
     assert stored.state is State.PROCESSING  # sent, awaiting its status report
+
+
+async def test_a_node_warns_of_a_route_whose_segments_no_node_claims(
+    store_factory: StoreFactory, db_clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Node b has no connector for route "default" and no node that has runs: its segment stays due. b says so,
+    naming the route, once its segment waited a lease unclaimed."""
+    clock = WallClock(from_ms(T0))
+    async with store_factory() as store:
+        await store.accept([new_message()])
+        binds_only = Dispatcher(store, replace(SHARED, modems=(), node=NodeConfig("b", handoff_lease_s=LEASE_S)),
+                                clock, random.Random(2))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(binds_only.run, Sender(takes_s=0))
+            await trio.sleep(LEASE_S / 2)
+            assert "route=default" not in caplog.text  # not a lease yet: a serving node may be about to claim it
+            await trio.sleep(LEASE_S)
+            counts = await store.queue_counts(clock.now_ms())
+            nursery.cancel_scope.cancel()
+    (warning,) = [r for r in caplog.records if "route=default" in r.getMessage()]
+    assert warning.levelno == logging.WARNING
+    assert "due=1" in warning.getMessage() and "node=b" in warning.getMessage()
+    assert counts.due_by_route == {"default": 1}
+    assert counts.oldest_due_ms == {"default": T0}
