@@ -244,7 +244,8 @@ class MessageConfig:
     status_report_grace_s: float = 10 * 60
     # A status report matches the latest segment sent from that modem with its TP-MR within this window.
     status_report_match_window_s: float = 3 * 24 * 3600
-    # The dispatcher also looks for due work this often, for messages another process stored (`smsgw resend`);
+    # The dispatcher also looks for due work this often, for messages another process stored (`smsgw resend`),
+    # and a waiting receiver bind for outbox items (another node's whose NOTIFY was lost);
     # 0: only when this process stores or finishes something.
     foreign_writes_poll_s: float = 5.0
     # Segments on modems at once; the dispatcher claims no more than this.

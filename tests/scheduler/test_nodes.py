@@ -12,8 +12,9 @@ import trio
 from trio.testing import MockClock
 
 from smsgw.config import Config, MessageConfig, ModemConfig, NodeConfig, StoreConfig
-from smsgw.modem.seams import OutgoingSms, SendOutcome, Sent
+from smsgw.modem.seams import IncomingSms, OutgoingSms, SendOutcome, Sent
 from smsgw.scheduler.dispatch import Dispatcher
+from smsgw.scheduler.service import Scheduler
 from smsgw.scheduler.states import State
 from smsgw.scheduler.timing import WallClock, from_ms
 from tests.scheduler.conftest import StoreFactory
@@ -92,3 +93,31 @@ async def test_a_node_warns_of_a_route_whose_segments_no_node_claims(
     assert "due=1" in warning.getMessage() and "node=b" in warning.getMessage()
     assert counts.due_by_route == {"default": 1}
     assert counts.oldest_due_ms == {"default": T0}
+
+
+async def test_an_outbox_item_whose_wake_up_was_lost_is_offered_within_the_poll(
+    store_factory: StoreFactory, db_clock: MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another node wrote an MO for acme and its NOTIFY never arrived (a dropped listener connection): the bind
+    waiting here still gets it, within `foreign_writes_poll_s`."""
+    config = replace(SHARED, messages=MessageConfig(foreign_writes_poll_s=30.0))
+    clock = WallClock(from_ms(T0))
+    async with store_factory() as store:
+        scheduler = Scheduler(store, config, clock)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(scheduler.run, Sender(takes_s=0))
+            offered: list[bytes] = []
+
+            async def bind() -> None:
+                offered.append((await scheduler.smpp.next_outbound("acme")).pdu.short_message)
+
+            nursery.start_soon(bind)
+            await trio.sleep(1)  # the bind waits, nothing claimed
+            monkeypatch.setattr(store, "notify_outbox", lambda account: None)  # every wake-up lost
+            sms = IncomingSms("m1", "447700900001", "447700900555", "from elsewhere", 0, from_ms(T0))
+            await store.store_mo(sms, "acme", "447700900001", clock.now_ms())
+            with trio.fail_after(config.messages.foreign_writes_poll_s + 1):
+                while not offered:
+                    await trio.sleep(1)
+            nursery.cancel_scope.cancel()
+    assert offered == [b"from elsewhere"]
