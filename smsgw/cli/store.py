@@ -1,6 +1,7 @@
 """`smsgw store ...`: the store's schema. `migrate` creates or upgrades it, for SQLite (`[store] path`) or
 PostgreSQL (`[store] url`); a gateway also migrates when it opens the store, so this is for doing it ahead of a
-deployment, once for all nodes, and to see the version."""
+deployment, once for all nodes, and to see the version. `copy` moves a single box's SQLite store into PostgreSQL
+(`smsgw.scheduler.postgres.copy`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import sqlite3
 import sys
 
 from smsgw.cli.common import EXIT_FAILURE, EXIT_OK, CliError
+
+_SQLITE = "sqlite:"
 
 
 def add_store(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,6 +24,41 @@ def add_store(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     migrate.add_argument("--config", required=True, metavar="FILE", help="the gateway config")
     migrate.set_defaults(handler=_cmd_store_migrate)
+    copy = actions.add_parser(
+        "copy",
+        help="copy a SQLite store (its gateway stopped) into an empty PostgreSQL database, to run it on several nodes",
+    )
+    copy.add_argument("--from", dest="source", required=True, metavar=f"{_SQLITE}PATH", help="the SQLite store")
+    copy.add_argument("--to", dest="target", required=True, metavar="postgresql://...",
+                      help="the PostgreSQL database ([store] url of the nodes); migrated, must hold no rows")
+    copy.set_defaults(handler=_cmd_store_copy)
+
+
+def _cmd_store_copy(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from smsgw.scheduler.postgres.connection import PgConnection
+    from smsgw.scheduler.postgres.copy import CopyRefused, copy_store
+
+    if not args.source.startswith(_SQLITE):
+        raise CliError(f"--from must be {_SQLITE}PATH, not {args.source!r}")
+    if not args.target.startswith(("postgresql://", "postgres://")):
+        raise CliError(f"--to must be a postgresql:// URL, not {args.target!r}")
+    path = args.source.removeprefix(_SQLITE)
+    try:
+        # mode=rw: a missing file is an error, not a new empty store copied as such.
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None)) as source:
+            target = PgConnection(args.target)
+            try:
+                copied = copy_store(source, target)
+            finally:
+                target.close()
+    except (CopyRefused, sqlite3.Error, psycopg.Error) as exc:
+        print(f"smsgw: error: {exc} (nothing copied)", file=sys.stderr)
+        return EXIT_FAILURE
+    tables = " ".join(f"{table}={n}" for table, n in copied.rows.items() if n)
+    print(f"store copied schema_version={copied.version} rows={sum(copied.rows.values())} {tables}".rstrip())
+    return EXIT_OK
 
 
 def _cmd_store_migrate(args: argparse.Namespace) -> int:

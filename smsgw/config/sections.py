@@ -244,7 +244,8 @@ class MessageConfig:
     status_report_grace_s: float = 10 * 60
     # A status report matches the latest segment sent from that modem with its TP-MR within this window.
     status_report_match_window_s: float = 3 * 24 * 3600
-    # The dispatcher also looks for due work this often, for messages another process stored (`smsgw resend`);
+    # The dispatcher also looks for due work this often, for messages another process stored (`smsgw resend`),
+    # and a waiting receiver bind for outbox items (another node's whose NOTIFY was lost);
     # 0: only when this process stores or finishes something.
     foreign_writes_poll_s: float = 5.0
     # Segments on modems at once; the dispatcher claims no more than this.
@@ -415,8 +416,8 @@ class NodeConfig:
     # the claims its previous run left under the same name.
     name: str = field(default_factory=socket.gethostname)
     # With a shared store (`[store] url`): how long a segment handed to this node's modem or upstream stays its own
-    # without an outcome. Past it the node is taken for dead and another node sends the segment again, so it must
-    # exceed the longest hand-off (every connector of a route timing out in turn).
+    # without an outcome. The node renews the lease three times per lease while the hand-off is in progress, so
+    # only a node that stopped (or cannot reach the store) for this long has the segment sent again by another.
     handoff_lease_s: float = 300.0
 
 

@@ -135,6 +135,19 @@ class _GatewayCollector(Collector):
             for account, n in sorted(counts.items()):
                 segments.add_metric([account, queue], n)
         yield segments
+        routes = GaugeMetricFamily("smsgw_route_segments_due", "Segments due now by route, on every node's store",
+                                   labels=["route"])
+        waiting = GaugeMetricFamily(
+            "smsgw_route_oldest_due_seconds",
+            "How long the route's longest-waiting due segment has waited: grows when no node hands it out",
+            labels=["route"],
+        )
+        now_ms = int(time.time() * 1000)
+        for route, n in sorted(queues.due_by_route.items()):
+            routes.add_metric([route], n)
+            waiting.add_metric([route], max(0, now_ms - queues.oldest_due_ms[route]) / 1000)
+        yield routes
+        yield waiting
         outbox = GaugeMetricFamily("smsgw_outbox_items", "Receipts and MO waiting for the account's ESME",
                                    labels=["account"])
         for account, n in sorted(queues.outbox.items()):

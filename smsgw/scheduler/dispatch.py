@@ -24,7 +24,7 @@ from smsgw.config import MODEMS_CONNECTOR, UPSTREAM_CONNECTOR, Config, ConfigHol
 from smsgw.modem.seams import OutgoingSms, SendFailed, SendOutcome, Sent, SmsSender, StatusReport
 from smsgw.scheduler import upstream_outcomes
 from smsgw.scheduler.error_codes import is_tp_status
-from smsgw.scheduler.model import Claimant, Handoff
+from smsgw.scheduler.model import Claimant, Handoff, StoreUnavailable
 from smsgw.scheduler.store import MessageStore
 from smsgw.scheduler.timing import WallClock, retry_delay_ms
 from smsgw.scheduler.upstream_route import UpstreamSubmitter, submit_sm_for
@@ -33,6 +33,9 @@ from smsgw.smpp_server.upstream import THROTTLING, NotSent, Refused, Submitted
 log = logging.getLogger(__name__)
 
 _MS = 1000
+# Hand-offs under a lease are renewed this many times per lease: one renewal that fails (the store briefly
+# unreachable) still leaves another before the lease ends and a live node's segment is sent again by another.
+_RENEWALS_PER_LEASE = 3
 
 
 class Dispatcher:
@@ -51,6 +54,8 @@ class Dispatcher:
         self._clock = clock
         self._rng = rng
         self._in_flight = 0
+        self._leased: dict[int, None] = {}  # segment rowids of this node's hand-offs under a lease, in progress
+        self._leased_added = trio.Event()
 
     @property
     def _messages(self) -> MessageConfig:
@@ -91,6 +96,8 @@ class Dispatcher:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._dispatch, sender, nursery, dispatch_after)
             nursery.start_soon(self._purge_loop)
+            nursery.start_soon(self._renew_leases)
+            nursery.start_soon(self._watch_unserved_routes)
             task_status.started()
 
     async def _dispatch(self, sender: SmsSender, nursery: trio.Nursery, after: trio.Event | None) -> None:
@@ -105,6 +112,9 @@ class Dispatcher:
             claimed = await self._store.claim_due(now, free, claimant) if free > 0 else []
             for handoff in claimed:
                 self._in_flight += 1
+                if claimant is not None:
+                    self._leased[handoff.segment_rowid] = None
+                    self._leased_added.set()
                 nursery.start_soon(self._send, sender, handoff)
             if free <= 0:
                 deadline = math.inf  # nothing can be claimed until a send finishes, which sets `wake`
@@ -129,6 +139,12 @@ class Dispatcher:
         return None, (f"{MODEMS_CONNECTOR}{handoff.modem_group}",)
 
     async def _send(self, sender: SmsSender, handoff: Handoff) -> None:
+        try:
+            await self._send_and_record(sender, handoff)
+        finally:
+            self._leased.pop(handoff.segment_rowid, None)  # its outcome is recorded: nothing left to hold
+
+    async def _send_and_record(self, sender: SmsSender, handoff: Handoff) -> None:
         try:
             route, connectors = self._connectors(handoff)
             outcome: SendOutcome | None = None
@@ -231,6 +247,44 @@ class Dispatcher:
             outcome.reason,
             state.name,
         )
+
+    async def _renew_leases(self) -> None:
+        """Hold this node's hand-offs in progress for another lease, well before theirs ends, in one UPDATE: so a
+        hand-off slower than `[node] handoff_lease_s` (connectors timing out in turn, an upstream throttling) is
+        not taken for a dead node's and sent again by another node; only a node that stopped renewing loses them."""
+        while True:
+            claimant = self._claimant()
+            if claimant is None or not self._leased:  # one node alone takes no leases
+                self._leased_added = trio.Event()
+                await self._leased_added.wait()
+                continue
+            await trio.sleep(claimant.lease_ms / _MS / _RENEWALS_PER_LEASE)
+            if not self._leased:
+                continue
+            try:
+                await self._store.renew_handoffs(
+                    claimant.node, list(self._leased), self._clock.now_ms() + claimant.lease_ms
+                )
+            except StoreUnavailable as exc:
+                log.error("hand-off leases not renewed count=%d error=%s", len(self._leased), exc)
+
+    async def _watch_unserved_routes(self) -> None:
+        """With several nodes, a route this node has no connector for is another node's to serve; if no running
+        node serves it, its segments stay due and nothing else says so. Once per lease, warn naming such a route
+        whose oldest due segment has waited longer than a lease (a node serving it claims due work at once)."""
+        while (claimant := self._claimant()) is not None:
+            await trio.sleep(claimant.lease_ms / _MS)
+            unserved = {route.name for route in self._holder.current.routes} - claimant.routes
+            if not unserved:
+                continue
+            now = self._clock.now_ms()
+            counts = await self._store.queue_counts(now)
+            for route in sorted(unserved & counts.oldest_due_ms.keys()):
+                waited_ms = now - counts.oldest_due_ms[route]
+                if waited_ms >= claimant.lease_ms:
+                    log.warning("segments of a route this node does not serve wait unclaimed, is a node serving it"
+                                " running? route=%s due=%d waited_s=%d node=%s", route, counts.due_by_route[route],
+                                waited_ms // _MS, claimant.node)
 
     async def _purge_loop(self) -> None:
         config = self._holder.current.store

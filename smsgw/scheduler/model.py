@@ -389,5 +389,9 @@ class QueueCounts:
     due: dict[str, int] = field(default_factory=dict)  # segments by account: due now
     scheduled: dict[str, int] = field(default_factory=dict)  # segments waiting for a later time
     in_flight: dict[str, int] = field(default_factory=dict)  # handed to a modem, no answer yet
+    # Segments due now by route, and since when the longest-waiting of them is due (epoch ms): with several nodes,
+    # a route that no running node serves keeps its segments due, unclaimed, and this age grows.
+    due_by_route: dict[str, int] = field(default_factory=dict)
+    oldest_due_ms: dict[str, int] = field(default_factory=dict)
     outbox: dict[str, int] = field(default_factory=dict)  # receipts and MO waiting for the account's ESME
     callbacks: dict[tuple[str, str], int] = field(default_factory=dict)  # MO callbacks by (account, state)

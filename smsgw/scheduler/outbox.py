@@ -122,6 +122,11 @@ class Outbox:
                 read_ahead.entries.extend(claim.entries[1:])
                 return self._offer(account, claim.entries[0])
             retry = math.inf if claim.next_ms is None else self._clock.trio_deadline(claim.next_ms)
+            # Items another node (or process) wrote wake `wake` by NOTIFY, which a dropped listener connection
+            # loses: look again now and then, as the dispatcher does for due work.
+            poll_s = self._holder.current.messages.foreign_writes_poll_s
+            if poll_s > 0:
+                retry = min(retry, trio.current_time() + poll_s)
             with trio.move_on_at(retry):
                 await wake.wait()
 

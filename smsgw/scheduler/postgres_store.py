@@ -10,7 +10,8 @@ transaction, acknowledged only after its COMMIT) and one reader connection, each
 A batch that deadlocks with another node's is run again (`writer.CONFLICT_RETRIES`).
 
 Other nodes' commits wake this node's waiters through LISTEN/NOTIFY (`dialect.WORK_CHANNEL`, `OUTBOX_CHANNEL`)
-on a third connection; the dispatcher's and the callbacks' polling (`foreign_writes_poll_s`) stays the fallback.
+on a third connection; the dispatcher's, the outbox's and the callbacks' polling (`foreign_writes_poll_s`) stays
+the fallback.
 """
 
 from __future__ import annotations

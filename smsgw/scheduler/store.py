@@ -72,6 +72,9 @@ class MessageStore(CallbackStore, Protocol):
 
     async def claim_due(self, now_ms: int, limit: int, claimant: Claimant | None = None) -> list[Handoff]: ...
 
+    # A node's hand-offs still in progress, held for another lease (`Claimant.lease_ms`) while it waits on them.
+    async def renew_handoffs(self, node: str, segment_rowids: Sequence[int], until_ms: int) -> int: ...
+
     async def record_sent(
         self, segment_rowid: int, sent: Sent, report_deadline_ms: int, now_ms: int, retry_at_ms: int
     ) -> State: ...

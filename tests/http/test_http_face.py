@@ -121,7 +121,8 @@ async def test_health_ready_and_metrics_after_an_smpp_submission(gateway: tuple[
     assert {
         "smsgw_smpp_sessions", "smsgw_submissions", "smsgw_messages_open", "smsgw_queue_segments",
         "smsgw_outbox_items", "smsgw_callbacks", "smsgw_modem_state", "smsgw_modem_signal_rssi", "smsgw_modem_sent",
-        "smsgw_store_commits", "smsgw_store_operations", "smsgw_login_lockouts",
+        "smsgw_store_commits", "smsgw_store_operations", "smsgw_login_lockouts", "smsgw_route_segments_due",
+        "smsgw_route_oldest_due_seconds",
     } <= set(families)
 
     def value(family: str, **labels: str) -> float:
@@ -146,6 +147,10 @@ async def test_health_ready_and_metrics_after_an_smpp_submission(gateway: tuple[
     assert value("smsgw_login_lockouts") == 0
     # The message is open (accepted, or on the modem by now) and counted once, wherever it is.
     assert sum(s.value for s in families["smsgw_messages_open"].samples) == 1
+    # Due by route: none, or this one still waiting for its hand-off (the modem takes it at once).
+    due = {s.labels["route"]: s.value for s in families["smsgw_route_segments_due"].samples}
+    waited = {s.labels["route"]: s.value for s in families["smsgw_route_oldest_due_seconds"].samples}
+    assert set(due) == set(waited) and sum(due.values()) <= 1 and all(w >= 0 for w in waited.values())
 
 
 async def test_not_ready_names_what_is_missing(nursery: trio.Nursery, tmp_path: Path) -> None:

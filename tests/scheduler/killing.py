@@ -23,9 +23,13 @@ def run_until_killed(argv: list[str], seconds: float) -> list[str]:
             if time.monotonic() >= deadline:
                 break
         process.send_signal(signal.SIGKILL)
-        # Whatever the pipe still holds was acknowledged before the kill.
+        # Whatever the pipe still holds was acknowledged before the kill, but for a last line the kill cut short
+        # (`ACK ` and part of an id): only whole lines name what was made durable.
         rest, _ = process.communicate(timeout=10)
-        acknowledged += [line.split()[1] for line in rest.splitlines() if line.startswith("ACK ")]
+        acknowledged += [
+            line.split()[1] for line in rest.splitlines(keepends=True)
+            if line.startswith("ACK ") and line.endswith("\n")
+        ]
     finally:
         if process.poll() is None:
             process.kill()

@@ -616,3 +616,22 @@ async def test_a_claimant_takes_only_its_routes_and_another_takes_over_when_its_
     # a restarts: b's hand-off is live, not a's to recover.
     assert (await store.recover(T0 + 1001, claimant=a)).interrupted_handoffs == 0
     assert (await store.recover(T0 + 1001, claimant=b)).interrupted_handoffs == 1
+
+
+async def test_a_node_renews_only_its_own_handoffs_still_in_progress(store: MessageStore) -> None:
+    """`renew_handoffs` holds a node's hand-offs for another lease; a hand-off another node took over (its lease
+    ended before the renewal) or one with an outcome is left alone."""
+    a = Claimant("a", frozenset({"default"}), lease_ms=1000)
+    b = Claimant("b", frozenset({"default"}), lease_ms=1000)
+    await store.accept([new_message(segments=3)])
+    first, second, third = await store.claim_due(T0, 10, a)
+    assert await store.renew_handoffs("a", [first.segment_rowid], T0 + 1900) == 1
+    await store.record_sent(second.segment_rowid, sent(1), T0 + 99_000, T0 + 500, T0 + 500)
+    assert await store.next_due_ms(b) == T0 + 1000  # the third's lease
+    (taken,) = await store.claim_due(T0 + 1000, 10, b)  # a stopped renewing the third
+    assert taken.segment_rowid == third.segment_rowid
+    rowids = [h.segment_rowid for h in (first, second, third)]
+    assert await store.renew_handoffs("a", rowids, T0 + 2500) == 1  # the first only: sent, and b's
+    assert await store.next_due_ms(b) == T0 + 2000  # b's lease on the third; the first's is held to T0 + 2500
+    (again,) = await store.claim_due(T0 + 2400, 10, b)
+    assert again.segment_rowid == third.segment_rowid

@@ -20,6 +20,8 @@ from smsgw.scheduler.timing import to_ms
 log = logging.getLogger(__name__)
 
 _HANDOFF_INTERRUPTED: Final = int(GatewayError.HANDOFF_INTERRUPTED)
+# Segment ids per UPDATE of a lease renewal: far below SQLite's limit on bound parameters.
+_RENEW_CHUNK: Final = 500
 
 
 class _DueRow(NamedTuple):
@@ -124,6 +126,22 @@ class Dispatch(SqliteBase):
                 )
             )
         return handoffs
+
+    async def renew_handoffs(self, node: str, segment_rowids: Sequence[int], until_ms: int) -> int:
+        """Hold `node`'s hand-offs of these segments until `until_ms` (those still without an outcome and still its
+        own: one whose lease ended and another node claimed is left alone). How many were renewed."""
+
+        def op(c: sqlite3.Connection) -> int:
+            renewed = 0
+            for start in range(0, len(segment_rowids), _RENEW_CHUNK):
+                chunk = segment_rowids[start:start + _RENEW_CHUNK]
+                renewed += c.execute(
+                    "UPDATE segments SET due_at = ? WHERE state = 4 AND sent_at IS NULL AND claimed_by = ?"
+                    f" AND id IN ({','.join('?' * len(chunk))})", (until_ms, node, *chunk)
+                ).rowcount
+            return renewed
+
+        return await self._writer.write(op)
 
     async def record_sent(
         self, segment_rowid: int, sent: Sent, report_deadline_ms: int, now_ms: int, retry_at_ms: int

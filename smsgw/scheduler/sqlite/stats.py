@@ -41,6 +41,12 @@ def _counts(c: sqlite3.Connection, now_ms: int) -> QueueCounts:
     ):
         counts.due[account] = int(due)
         counts.scheduled[account] = int(scheduled)
+    for route, due, oldest in c.execute(
+        "SELECT m.route, count(*), MIN(s.due_at) FROM segments s JOIN messages m ON m.id = s.message"
+        " WHERE s.due_at <= ? GROUP BY m.route", (now_ms,)
+    ):
+        counts.due_by_route[route] = int(due)
+        counts.oldest_due_ms[route] = int(oldest)
     # The literal 4 (PROCESSING) matches the partial index segments_in_flight, which a bound parameter would not.
     for account, n in c.execute(
         "SELECT m.account, count(*) FROM segments s JOIN messages m ON m.id = s.message "
