@@ -34,7 +34,7 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILURE", "EXIT_OK", "CliError", "main"]
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="smsgw", description="SMPP 3.4 SMS gateway for GSM modems")
+    parser = argparse.ArgumentParser(prog="smsgw", description="SMS gateway: SMPP 3.4, a REST API, Kannel/Jasmin endpoints and a portal in; GSM modems and upstream SMSCs out")
     parser.add_argument("--version", action="version", version=f"smsgw {__version__}")
     _add_logging_options(parser, LOG_DEFAULTS)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sqlite3
 import sys
 
@@ -45,6 +46,8 @@ def _cmd_store_copy(args: argparse.Namespace) -> int:
     if not args.target.startswith(("postgresql://", "postgres://")):
         raise CliError(f"--to must be a postgresql:// URL, not {args.target!r}")
     path = args.source.removeprefix(_SQLITE)
+    if not os.path.isfile(path):  # sqlite3 would only say "unable to open database file"
+        raise CliError(f"no SQLite store at {path}")
     try:
         # mode=rw: a missing file is an error, not a new empty store copied as such.
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None)) as source:

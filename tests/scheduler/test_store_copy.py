@@ -83,7 +83,7 @@ def test_a_missing_store_or_one_of_another_version_is_not_copied(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, postgres_url: str
 ) -> None:
     code, _, err = run(capsys, "store", "copy", "--from", f"sqlite:{tmp_path / 'none.db'}", "--to", postgres_url)
-    assert code == 1 and "unable to open" in err
+    assert code == 2 and f"no SQLite store at {tmp_path / 'none.db'}" in err  # the path named, bad input
     assert not (tmp_path / "none.db").exists()
     old = tmp_path / "old.db"
     with contextlib.closing(sqlite3.connect(old)) as c:
