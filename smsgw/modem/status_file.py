@@ -8,13 +8,12 @@ atomically (a temporary file renamed over it), so a reader sees the previous sna
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from smsgw.atomic_file import replace_file
+from smsgw import status_snapshot
 from smsgw.modem.driver import ModemState, ModemStatus
 from smsgw.modem.limits import LimitUsage
 
@@ -68,29 +67,13 @@ def encode_snapshot(snapshot: StatusSnapshot) -> bytes:
                 },
             }
         )
-    document = {
-        "version": FORMAT_VERSION,
-        "written_at": snapshot.written_at.isoformat(),
-        "interval_s": snapshot.interval_s,
-        "modems": modems,
-    }
-    return json.dumps(document, indent=1, ensure_ascii=False).encode()
+    return status_snapshot.encode(FORMAT_VERSION, snapshot.written_at, snapshot.interval_s, "modems", modems)
 
 
 def decode_snapshot(data: bytes) -> StatusSnapshot:
-    try:
-        document = json.loads(data)
-        if document.get("version") != FORMAT_VERSION:
-            raise StatusFileError(f"unknown format version {document.get('version')!r}")
-        written_at = datetime.fromisoformat(document["written_at"])
-        if written_at.tzinfo is None:
-            raise StatusFileError("written_at has no time zone")
-        modems = tuple(_decode_record(item) for item in document["modems"])
-        return StatusSnapshot(written_at, float(document["interval_s"]), modems)
-    except StatusFileError:
-        raise
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise StatusFileError(f"not a modem status snapshot: {exc!r}") from None
+    return StatusSnapshot(*status_snapshot.decode(
+        data, FORMAT_VERSION, "modems", _decode_record, StatusFileError, "a modem status snapshot"
+    ))
 
 
 def _decode_record(item: dict[str, Any]) -> ModemRecord:
@@ -115,14 +98,11 @@ def _decode_record(item: dict[str, Any]) -> ModemRecord:
 
 
 def write_snapshot(path: Path, snapshot: StatusSnapshot) -> None:
-    """Replace `path` atomically (see `replace_file`)."""
-    replace_file(path, encode_snapshot(snapshot))
+    """Replace `path` atomically (see `status_snapshot.replace_file`)."""
+    status_snapshot.replace_file(path, encode_snapshot(snapshot))
 
 
 def read_snapshot(path: Path) -> StatusSnapshot | None:
     """The snapshot at `path`, None when there is none (the gateway never ran with this store)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    return decode_snapshot(data)
+    data = status_snapshot.read(path)
+    return None if data is None else decode_snapshot(data)

@@ -6,7 +6,6 @@ interval_s` and once more at shutdown.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from typing import Any, Final
 
 import trio
 
-from smsgw.atomic_file import replace_file
+from smsgw import status_snapshot
 from smsgw.smpp_server.upstream import SessionState, SessionStatus, SubmitResult, Upstream, Upstreams
 
 log = logging.getLogger(__name__)
@@ -52,11 +51,8 @@ def status_path(store_path: str) -> Path:
 
 
 def encode_snapshot(snapshot: UpstreamsSnapshot) -> bytes:
-    document = {
-        "version": FORMAT_VERSION,
-        "written_at": snapshot.written_at.isoformat(),
-        "interval_s": snapshot.interval_s,
-        "upstreams": [
+    return status_snapshot.encode(
+        FORMAT_VERSION, snapshot.written_at, snapshot.interval_s, "upstreams", [
             {
                 "name": record.name,
                 "address": record.address,
@@ -72,24 +68,13 @@ def encode_snapshot(snapshot: UpstreamsSnapshot) -> bytes:
             }
             for record in snapshot.upstreams
         ],
-    }
-    return json.dumps(document, indent=1, ensure_ascii=False).encode()
+    )
 
 
 def decode_snapshot(data: bytes) -> UpstreamsSnapshot:
-    try:
-        document = json.loads(data)
-        if document.get("version") != FORMAT_VERSION:
-            raise UpstreamStatusError(f"unknown format version {document.get('version')!r}")
-        written_at = datetime.fromisoformat(document["written_at"])
-        if written_at.tzinfo is None:
-            raise UpstreamStatusError("written_at has no time zone")
-        records = tuple(_decode_record(item) for item in document["upstreams"])
-        return UpstreamsSnapshot(written_at, float(document["interval_s"]), records)
-    except UpstreamStatusError:
-        raise
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise UpstreamStatusError(f"not an upstream status snapshot: {exc!r}") from None
+    return UpstreamsSnapshot(*status_snapshot.decode(
+        data, FORMAT_VERSION, "upstreams", _decode_record, UpstreamStatusError, "an upstream status snapshot"
+    ))
 
 
 def _decode_record(item: dict[str, Any]) -> UpstreamRecord:
@@ -112,11 +97,8 @@ def _decode_record(item: dict[str, Any]) -> UpstreamRecord:
 
 def read_snapshot(path: Path) -> UpstreamsSnapshot | None:
     """The snapshot at `path`, None when there is none (no gateway with upstreams ever ran with this store)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    return decode_snapshot(data)
+    data = status_snapshot.read(path)
+    return None if data is None else decode_snapshot(data)
 
 
 class _Rates:
@@ -166,6 +148,6 @@ async def keep_status_file(
 
 def _write(path: Path, snapshot: UpstreamsSnapshot) -> None:
     try:
-        replace_file(path, encode_snapshot(snapshot))
+        status_snapshot.replace_file(path, encode_snapshot(snapshot))
     except OSError as exc:  # a full disk must not stop the upstreams; the next write tries again
         log.warning("cannot write upstream status path=%s error=%s", path, exc)
