@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from smsgw.cli.common import EXIT_FAILURE, EXIT_OK, CliError, plural, require_at_least_one
 
 if TYPE_CHECKING:
-    from smsgw.scheduler.policy import InvalidLine
+    from smsgw.scheduler.number_files import InvalidLine
     from smsgw.scheduler.policy_store import SqlitePolicyFacts
 
 
@@ -66,7 +66,7 @@ def _cmd_dnc_import(args: argparse.Namespace) -> int:
     import sqlite3
     import zipfile
 
-    from smsgw.scheduler.policy import InvalidLine
+    from smsgw.scheduler.number_files import InvalidLine
 
     require_at_least_one(args.batch_size, "--batch-size")
     _check_country_code(args.default_country_code)

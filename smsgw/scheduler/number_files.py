@@ -8,11 +8,11 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import BinaryIO, Final
 
-from smsgw.numbers import check_country_code
-from smsgw.scheduler.policy import InvalidLine, numbered_cells
+from smsgw.numbers import InvalidNumber, check_country_code, normalise_number
 
 _SNIFF_OCTETS: Final = 64 * 1024
 _DELIMITERS: Final = ",;\t"  # what spreadsheets export as "CSV" in different locales
@@ -60,3 +60,28 @@ def cell_text(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return "" if value is None else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidLine:
+    line: int  # 1-based
+    raw: str
+    reason: str
+
+
+def numbered_cells(
+    cells: Iterable[tuple[int, str]], default_country_code: str = ""
+) -> Iterator[tuple[int, str | InvalidLine]]:
+    """First-column cells with their line numbers -> each number normalised with its line (the portal reports
+    repeated and refused numbers by line), or an InvalidLine. Blank cells, `#` comments and a header (a first line
+    without digits) are skipped."""
+    for line, cell in cells:
+        raw = cell.strip()
+        if not raw or raw.startswith("#"):
+            continue
+        if line == 1 and not any(char.isdigit() for char in raw):
+            continue
+        try:
+            yield line, normalise_number(raw, default_country_code)
+        except InvalidNumber as exc:
+            yield line, InvalidLine(line, raw, exc.reason)

@@ -13,7 +13,6 @@ documented code (DESIGN.md): a refusal at submit raises a `PolicyError` with the
 - recipients: `check_recipient` (`check_recipients` for a batch) over `PolicyFacts` -> `Rejection` 803
   (opted out) or 801 (do-not-call)
 - opt-out: `is_opt_out` / `record_opt_out` for MO texts
-- `iter_dnc_csv` for `smsgw dnc import`
 
 Sub-accounts: `visible_accounts` and `check_transfer`.
 
@@ -25,14 +24,13 @@ Sub-accounts: `visible_accounts` and `check_transfer`.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import enum
 import logging
 import os
 import re
 import unicodedata
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -421,53 +419,6 @@ def record_opt_out(facts: PolicyFacts, account: str, originator: str, text: str,
     newly = facts.suppress(account, originator)
     log.info("opt-out account=%s originator=%s new=%s", account, originator, newly)
     return newly
-
-
-# --- do-not-call import ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class InvalidLine:
-    line: int  # 1-based
-    raw: str
-    reason: str
-
-
-def iter_dnc_csv(
-    lines: Iterable[str], default_country_code: str = "", dialect: type[csv.Dialect] | csv.Dialect = csv.excel
-) -> Iterator[str | InvalidLine]:
-    """The numbers in the first column of a CSV file, normalised, as they are read (a national register does not
-    fit in memory); a line that is not a number comes as an InvalidLine. Blank lines, `#` comments and a header
-    (a first line without digits) are skipped. InvalidNumber for a bad `default_country_code`, before any line."""
-    check_country_code(default_country_code)
-    reader = csv.reader(lines, dialect)
-    return _dnc_cells(((reader.line_num, row[0] if row else "") for row in reader), default_country_code)
-
-
-def iter_dnc_cells(cells: Iterable[tuple[int, str]], default_country_code: str = "") -> Iterator[str | InvalidLine]:
-    """As `iter_dnc_csv`, for first-column cells already read (a spreadsheet's rows), with their row numbers."""
-    check_country_code(default_country_code)
-    return _dnc_cells(cells, default_country_code)
-
-
-def _dnc_cells(cells: Iterable[tuple[int, str]], default_country_code: str) -> Iterator[str | InvalidLine]:
-    return (item for _, item in numbered_cells(cells, default_country_code))
-
-
-def numbered_cells(
-    cells: Iterable[tuple[int, str]], default_country_code: str = ""
-) -> Iterator[tuple[int, str | InvalidLine]]:
-    """As `iter_dnc_cells`, each number with its line (the portal reports repeated and refused numbers by line)."""
-    for line, cell in cells:
-        raw = cell.strip()
-        if not raw or raw.startswith("#"):
-            continue
-        if line == 1 and not any(char.isdigit() for char in raw):
-            continue
-        try:
-            yield line, normalise_number(raw, default_country_code)
-        except InvalidNumber as exc:
-            yield line, InvalidLine(line, raw, exc.reason)
 
 
 # --- the accept path -------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Collection
@@ -19,11 +20,11 @@ from smsgw.pdu.segmentation import TooManySegments, segment_text
 from smsgw.pdu.text import Encoding
 from smsgw.scheduler.content import Content, Encoded, Text, prepare_content, prepare_text
 from smsgw.scheduler.model import NewSegment
+from smsgw.scheduler.number_files import InvalidLine, read_number_file
 from smsgw.scheduler.policy import (
     NETWORK_SENDER,
     BlockedContent,
     ContentRules,
-    InvalidLine,
     InvalidSender,
     SenderNotAllowed,
     KeywordFile,
@@ -37,7 +38,6 @@ from smsgw.scheduler.policy import (
     check_transfer,
     is_opt_out,
     is_promotional,
-    iter_dnc_csv,
     parse_keywords,
     record_opt_out,
     resolve_sender,
@@ -432,7 +432,8 @@ def test_dnc_csv_normalises_and_reports_lines() -> None:
         '"0044 7700 900124",Carol\n',
         "123\n",
     ]
-    items = list(iter_dnc_csv(lines, "44"))
+    with read_number_file(io.BytesIO("".join(lines).encode()), "44") as numbered:
+        items = [item for _, item in numbered]
     assert [item for item in items if isinstance(item, str)] == ["447700900123", "447700900123", "447700900124"]
     invalid = [item for item in items if isinstance(item, InvalidLine)]
     assert [(i.line, i.raw) for i in invalid] == [(6, "not-a-number"), (8, "123")]
@@ -441,7 +442,8 @@ def test_dnc_csv_normalises_and_reports_lines() -> None:
 
 def test_dnc_csv_bad_country_code_fails_before_reading() -> None:
     with pytest.raises(InvalidNumber, match="country code"):
-        iter_dnc_csv(["447700900123"], "4x")
+        with read_number_file(io.BytesIO(b"447700900123\n"), "4x"):
+            pass
 
 
 

@@ -23,7 +23,8 @@ import trio
 from smsgw.pdu.constants import Npi, Ton
 from smsgw.scheduler.accept import AcceptPath, Options, Rejected, Submission, Text, Timing
 from smsgw.scheduler.model import Address, StoreUnavailable
-from smsgw.scheduler.policy import InvalidLine, PolicyFacts, check_recipients
+from smsgw.scheduler.number_files import InvalidLine
+from smsgw.scheduler.policy import PolicyFacts, check_recipients
 
 log = logging.getLogger(__name__)
 

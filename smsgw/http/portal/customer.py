@@ -24,7 +24,8 @@ from smsgw.http.portal.pages import Portal
 from smsgw.http.portal.session import Session
 from smsgw.scheduler.accept import Timing
 from smsgw.scheduler.number_files import read_number_file
-from smsgw.scheduler.policy import InvalidLine, check_transfer, sub_accounts
+from smsgw.scheduler.number_files import InvalidLine
+from smsgw.scheduler.policy import check_transfer, sub_accounts
 from smsgw.scheduler.routing import NoRoute, format_micro, to_micro
 
 log = logging.getLogger(__name__)
