@@ -148,7 +148,7 @@ class Dispatcher:
         try:
             route, connectors = self._connectors(handoff)
             outcome: SendOutcome | None = None
-            for connector in connectors:
+            for position, connector in enumerate(connectors, start=1):
                 if connector.startswith(UPSTREAM_CONNECTOR):
                     outcome = await self._send_upstream(connector.removeprefix(UPSTREAM_CONNECTOR), handoff,
                                                         receipts=route is None or route.receipts)
@@ -158,7 +158,7 @@ class Dispatcher:
                     outcome = await self._send_modems(sender, handoff, connector.removeprefix(MODEMS_CONNECTOR))
                     if isinstance(outcome, Sent) or not outcome.temporary:
                         break
-                if len(connectors) > 1:
+                if position < len(connectors):  # after the last one, the retry's own log line says it
                     log.info("connector failed, next segment_id=%s connector=%s reason=%s", handoff.segment_id,
                              connector, outcome.reason)
         finally:
