@@ -15,7 +15,7 @@ SMALL_RUNS = {
     "codec": ["--seconds", "0.02"],
     "modem": ["--messages", "40", "--rounds", "1"],
     "store": ["--messages", "50"],
-    "smpp": ["--messages", "400", "--rounds", "1"],
+    "smpp": ["--messages", "400", "--rounds", "1", "--durable"],
     "e2e": ["--messages", "100", "--modems", "2"],
     "http": ["--messages", "200", "--clients", "4"],
     "fuzz": ["--inputs", "200", "--seed", "1"],

@@ -35,6 +35,7 @@ import trio
 
 from smsgw.app import GatewayStarted, demo_config, demo_msisdns, run_gateway
 # The SMPP benchmark's baseline server, so both benchmarks compare against the same minimal Trio server.
+from smsgw.bench.smpp import ONE_HOUR_AHEAD
 from smsgw.bench.smpp import server_process_main as smpp_server_main
 from smsgw.config import AccountConfig, Config, MessageConfig, NodeConfig, SmppConfig, StoreConfig, VirtualNetworkConfig
 from smsgw.modem.virtual.modem import VirtualModem
@@ -51,7 +52,6 @@ _WINDOWS: Final = (1, 10, 100)
 _INGEST_TARGET_RATIO: Final = 0.20
 _E2E_TARGET_PER_S: Final = 500.0
 _MAX_PDU: Final = 65536
-_ONE_HOUR_AHEAD: Final = "000000010000000R"  # SMPP relative time
 
 
 def _modems_main(count: int, directory: str, report: Connection) -> None:
@@ -73,7 +73,7 @@ def _modems_main(count: int, directory: str, report: Connection) -> None:
     trio.run(run)
 
 
-def _gateway_main(
+def gateway_main(
     modem_links: list[tuple[str, Path]], db_path: str, store_url: str, node: str, report: Connection
 ) -> None:
     """`smsgw demo`'s gateway (SQLite or `store_url`, SMPP, scheduler, driver and pool) on the rack's ptys."""
@@ -144,7 +144,7 @@ async def measure(port: int, window: int, messages: int, first_sequence: int, *,
             encode_pdu(SubmitSm(sequence_number=first_sequence + n,
                                 destination_addr=f"44770012{n % 10000:04d}",  # any other number: delivered, no MO
                                 dest_addr_ton=1, dest_addr_npi=1, registered_delivery=1 if end_to_end else 0,
-                                schedule_delivery_time="" if end_to_end else _ONE_HOUR_AHEAD,
+                                schedule_delivery_time="" if end_to_end else ONE_HOUR_AHEAD,
                                 short_message=b"Benchmark message of a typical length."))
             for n in range(messages)
         ]
@@ -212,7 +212,7 @@ def _run_against(
             rack, links, _ = start_process(_modems_main, modems, directory)
             processes.append(rack)
             for node in range(nodes):  # the first node drives the modems; the others only take submissions
-                gateway, port, _ = start_process(_gateway_main, links if node == 0 else [],
+                gateway, port, _ = start_process(gateway_main, links if node == 0 else [],
                                                  str(Path(directory) / f"bench{node}.db"), store_url, f"node{node}")
                 processes.append(gateway)
                 assert isinstance(port, int)

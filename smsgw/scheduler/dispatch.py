@@ -124,6 +124,10 @@ class Dispatcher:
                 due = await self._store.next_due_ms(claimant)
                 if due is not None and due <= now:
                     continue  # the batch had expiries in it: claim again at once
+                if due is not None:
+                    # Messages accepted for later than `due` (scheduled ones) need not wake this loop: at `due`
+                    # it looks anyway, and each intake commit no longer costs a claim and a read here.
+                    self._store.watch_work_before(due)
                 # Rows another process wrote (`smsgw resend`) set no `wake` here: look again now and then.
                 poll_s = self._messages.foreign_writes_poll_s
                 poll = trio.current_time() + poll_s if poll_s > 0 else math.inf

@@ -3,11 +3,11 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -233,6 +233,31 @@ async def test_schedule_in_the_future_waits_and_in_the_past_sends_now(gateway: G
     (_, past, _), (later_at, later, _) = gateway.sender.sent
     assert (past.user_data, later.user_data) == (b"past", b"later")
     assert later_at - submitted >= 3 * 3600
+
+
+async def test_work_due_after_the_next_look_wakes_no_dispatch_and_earlier_work_does(
+    gateway: Gateway, db_clock: MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await gateway.scheduler.smpp.submit("acme", submit_sm(schedule_delivery_time=format_relative(timedelta(hours=3))))
+    await trio.sleep(60)  # the dispatcher has looked: nothing due for three hours
+    claims: list[int] = []
+    claim_due = gateway.store.claim_due
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        claims.append(trio.current_time())
+        return await claim_due(*args, **kwargs)
+
+    monkeypatch.setattr(gateway.store, "claim_due", counted)
+    for _ in range(3):  # each intake commit used to cost the dispatcher a claim and a read
+        await gateway.scheduler.smpp.submit("acme", submit_sm(schedule_delivery_time=format_relative(timedelta(hours=4))))
+    await trio.sleep(60)
+    assert claims == []
+    submitted = trio.current_time()
+    await gateway.scheduler.smpp.submit("acme", submit_sm(text=b"sooner", schedule_delivery_time=format_relative(timedelta(hours=1))))
+    await gateway.sender.wait_sent(1)
+    ((sent_at, sooner, _),) = gateway.sender.sent
+    assert sooner.user_data == b"sooner"
+    assert 3600 <= sent_at - submitted < 3 * 3600
 
 
 async def test_schedule_more_than_five_years_ahead_is_refused(gateway: Gateway, db_clock: MockClock) -> None:

@@ -61,6 +61,7 @@ class Accepting(SqliteBase):
         dlr_rows: list[tuple[Any, ...]] = []
         unpaid: list[tuple[int, int, int]] = []  # (error_code, final_at, message rowid)
         results: list[tuple[bool, ...]] = []
+        due_at_ms: list[int] = []  # of the segments this batch queued
         for request in requests:
             paid = billing.charge_request(balances, request, ledger_rows)
             acknowledged = billing.acknowledged(request, paid)
@@ -95,6 +96,8 @@ class Accepting(SqliteBase):
                     dlr_rows.append((rowid, dlr.url, dlr.format, dlr.method, dlr.mask))
                 if message.rejected_error:
                     rejected.append((rowid, message.submitted_ms))
+                else:
+                    due_at_ms.append(message.start_ms)
                 if message.resends is not None:
                     self._audit(c, message.submitted_ms, RESENT, message.account, message.resends,
                                 f"as={message.message_id}")
@@ -111,8 +114,8 @@ class Accepting(SqliteBase):
         c.executemany("UPDATE messages SET error_code = ?, final_at = ? WHERE id = ?", unpaid)
         insert_ledger(c, ledger_rows)
         c.executemany("UPDATE accounts SET balance = ? WHERE name = ?", [(b, a) for a, b in balances.items()])
-        if message_rows:
-            self._new_work(c)
+        if due_at_ms:
+            self._new_work(c, min(due_at_ms))
         return results
 
     def _apply_recipient_rules(self, requests: Sequence[Sequence[NewMessage]]) -> Sequence[Sequence[NewMessage]]:

@@ -8,6 +8,7 @@ claim, a message's state after each change) a NamedTuple whose SELECT list `colu
 
 from __future__ import annotations
 
+import functools
 import itertools
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -98,6 +99,8 @@ class SqliteBase:
         self._outbox_events: dict[str, trio.Event] = {}
         self._dlr_listeners: list[Callable[[], None]] = []
         self._work_event = trio.Event()
+        # New work due at or after this needs no wake-up: the dispatcher looks then anyway (None: any work wakes).
+        self._work_watched_before_ms: int | None = None
 
     @property
     def writer(self) -> GroupCommitWriter:
@@ -128,12 +131,24 @@ class SqliteBase:
     # -- wake-ups ---------------------------------------------------------------------------------------------
 
     def work_event(self) -> trio.Event:
-        """Set after a commit that made some segment due earlier than before; take it before looking."""
+        """Set after a commit that made some segment due earlier than before; take it before looking. Until
+        `watch_work_before` narrows it, any new work sets it."""
+        self._work_watched_before_ms = None
         return self._work_event
+
+    def watch_work_before(self, due_ms: int) -> None:
+        """The dispatcher looks again at `due_ms` whatever happens: work accepted from now on that is due no
+        earlier (a message scheduled ahead) does not wake it. Call it only after the read that found `due_ms`,
+        so work committed before that read was seen by it or has already set the event."""
+        self._work_watched_before_ms = due_ms
 
     def notify_work(self) -> None:
         self._work_event.set()
         self._work_event = trio.Event()
+
+    def _work_due(self, due_ms: int) -> None:
+        if self._work_watched_before_ms is None or due_ms < self._work_watched_before_ms:
+            self.notify_work()
 
     def outbox_event(self, account: str) -> trio.Event:
         """Set when something may be offered to `account`; take it before fetching so no wake-up is lost."""
@@ -148,10 +163,11 @@ class SqliteBase:
         """Call `listener` after each commit that queued delivery-report callbacks."""
         self._dlr_listeners.append(listener)
 
-    def _new_work(self, c: sqlite3.Connection) -> None:
-        """After this commit, the dispatchers look for due work: this node's at once, other nodes' by NOTIFY
-        (sent with the commit, deduplicated within it); what else makes work due they find by polling."""
-        self._writer.after_commit(self.notify_work)
+    def _new_work(self, c: sqlite3.Connection, due_ms: int = 0) -> None:
+        """After this commit, the dispatchers look for work due from `due_ms` on (0: at once): this node's when
+        that is earlier than it looks anyway, other nodes' by NOTIFY (sent with the commit, deduplicated within
+        it); what else makes work due they find by polling."""
+        self._writer.after_commit(functools.partial(self._work_due, due_ms))
         if self._dialect.notify:
             c.execute("SELECT pg_notify(?, '')", (WORK_CHANNEL,))
 
