@@ -300,6 +300,42 @@ def test_cli_send_reports_bad_file_lines_and_exit_code(smsc: tuple[FakeSmsc, int
     assert [m for _, _, m in fake.submitted] == [b"hello", b"hello"]
 
 
+def test_cli_send_to_several_numbers_sends_each_with_its_own_line(smsc: tuple[FakeSmsc, int], capsys) -> None:  # type: ignore[no-untyped-def]
+    """A repeated --to adds a destination (it once replaced the one before): each number gets its message and line,
+    in the order given, and a refused one makes the exit code 1."""
+    fake, port = smsc
+    code = cli.main(["send", "--port", str(port), "--system-id", "acme", "--password", "x", "--to", "07700 900001",
+                     "--to", "+447700900002", "--to", "447700900009", "--default-country-code", "44",
+                     "--text", "hello"])
+    captured = capsys.readouterr()
+    assert code == cli.EXIT_FAILURE, captured.err  # 447700900009 was refused by the SMSC
+    assert [line.split("\t") for line in captured.out.splitlines()] == [
+        ["447700900001", "OK", "m1"], ["447700900002", "OK", "m2"], ["447700900009", "ESME_RINVDSTADR", ""]]
+    assert fake.submitted == [("447700900001", 0, b"hello"), ("447700900002", 0, b"hello"),
+                              ("447700900009", 0, b"hello")]
+
+
+def test_cli_send_bad_or_repeated_to_is_a_usage_error_before_anything_is_sent(capsys) -> None:  # type: ignore[no-untyped-def]
+    # Port 1: nothing listens there, and nothing is tried: the numbers are checked first.
+    code = cli.main(["send", "--port", "1", "--system-id", "a", "--password", "x", "--to", "447700900001",
+                     "--to", "0770", "--to", "+44 7700 900001", "--text", "hi"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_BAD_INPUT
+    assert err.count("\n") == 1 and "cannot connect" not in err
+    assert "--to '0770': " in err and "no default country code" in err
+    assert "--to '+44 7700 900001': duplicate of --to number 1" in err
+
+
+def test_cli_send_to_and_to_file_together_is_a_usage_error(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    numbers = tmp_path / "numbers.csv"
+    numbers.write_text("447700900001\n")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["send", "--system-id", "a", "--password", "x", "--to", "447700900002", "--to-file", str(numbers),
+                  "--text", "hi"])
+    assert exited.value.code == cli.EXIT_BAD_INPUT
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
 def test_cli_send_bad_number_is_a_usage_error(capsys) -> None:  # type: ignore[no-untyped-def]
     code = cli.main(["send", "--system-id", "a", "--password", "x", "--to", "0770", "--text", "hi"])
     assert code == cli.EXIT_BAD_INPUT

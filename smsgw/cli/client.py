@@ -70,13 +70,15 @@ def add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     send = commands.add_parser(
         "send",
         help="submit SMS over SMPP (to this gateway or any SMSC), optionally wait for receipts",
-        description="Prints one line per message: number, OK or the SMPP error status name, message ids. "
-        "Exit 0 when every number was valid and every message accepted (and, with --wait-receipts, delivered).",
+        description="Prints one line per message (one per destination): number, OK or the SMPP error status "
+        "name, message ids. Exit 0 when every number was valid and every message accepted (and, with "
+        "--wait-receipts, delivered).",
         formatter_class=_DefaultsHelpFormatter,
     )
     _add_smpp_client_arguments(send)
     to = send.add_mutually_exclusive_group(required=True)
-    to.add_argument("--to", metavar="N", help="one destination number")
+    to.add_argument("--to", metavar="N", action="append",
+                    help="a destination number; repeat it for several (each gets its own message and line)")
     to.add_argument("--to-file", metavar="numbers.csv", help="one number per line (first CSV column)")
     send.add_argument("--text", required=True, help="GSM 7-bit when every character fits, else UCS-2")
     send.add_argument("--from", dest="source_addr", default="", metavar="SENDER", help="sender ID or number")
@@ -99,18 +101,16 @@ def add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def _cmd_send(args: argparse.Namespace) -> int:
     from smsgw import client
     from smsgw.pdu.errors import PduError
-    from smsgw.numbers import InvalidNumber, normalise_number
 
     if not args.text:
         raise CliError("--text is empty")
     require_at_least_one(args.window, "--window")
     settings = dataclasses.replace(_client_settings(args), source_addr=args.source_addr, window=args.window)
     if args.to is not None:
-        try:
-            number = normalise_number(args.to, args.default_country_code)
-        except InvalidNumber as exc:
-            raise CliError(f"--to {args.to!r}: {exc}") from exc
-        recipients = client.RecipientList((client.Recipient(1, args.to, number),), ())
+        # Typed on the command line: a bad or repeated number is a mistake to fix before anything is sent.
+        recipients = client.number_list(enumerate(args.to, 1), args.default_country_code, place="--to number")
+        if recipients.rejected:
+            raise CliError("; ".join(f"--to {r.raw!r}: {r.reason}" for r in recipients.rejected))
     else:
         try:
             with open(args.to_file, encoding="utf-8-sig") as file:

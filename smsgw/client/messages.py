@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import enum
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -19,7 +19,7 @@ from smsgw.pdu.text import choose_encoding, encode_text
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
-    line: int  # 1-based line in the numbers file (1 for --to)
+    line: int  # 1-based: the line in the numbers file, or which --to it was
     raw: str
     number: str
 
@@ -39,28 +39,39 @@ class RecipientList:
 
 def read_recipients(lines: Iterable[str], default_country_code: str = "") -> RecipientList:
     """One number per line, in the first CSV column; blank lines and `#` comments skipped, a header row with no
-    digits skipped, a repeated number rejected (sent once)."""
+    digits skipped; then as `number_list` (an invalid or repeated number rejected, each number sent once)."""
+
+    def numbered() -> Iterator[tuple[int, str]]:
+        reader = csv.reader(lines)
+        for row in reader:
+            raw = row[0].strip() if row else ""
+            if not raw or raw.startswith("#"):
+                continue
+            if reader.line_num == 1 and not any(c.isdigit() for c in raw):
+                continue
+            yield reader.line_num, raw
+
+    return number_list(numbered(), default_country_code)
+
+
+def number_list(numbered: Iterable[tuple[int, str]], default_country_code: str = "", *,
+                place: str = "line") -> RecipientList:
+    """Numbers as given, each with its 1-based `place` (a file's line, which --to), normalised as the gateway's
+    policy does; an invalid one rejected, and a repeat of a number (however written) rejected so it is sent once."""
     recipients: list[Recipient] = []
     rejected: list[RejectedLine] = []
-    first_line_of: dict[str, int] = {}
-    reader = csv.reader(lines)
-    for row in reader:
-        line_no = reader.line_num
-        raw = row[0].strip() if row else ""
-        if not raw or raw.startswith("#"):
-            continue
-        if line_no == 1 and not any(c.isdigit() for c in raw):
-            continue
+    first_place_of: dict[str, int] = {}
+    for position, raw in numbered:
         try:
             number = normalise_number(raw, default_country_code)
         except InvalidNumber as exc:
-            rejected.append(RejectedLine(line_no, raw, str(exc)))
+            rejected.append(RejectedLine(position, raw, str(exc)))
             continue
-        if number in first_line_of:
-            rejected.append(RejectedLine(line_no, raw, f"duplicate of line {first_line_of[number]}"))
+        if number in first_place_of:
+            rejected.append(RejectedLine(position, raw, f"duplicate of {place} {first_place_of[number]}"))
             continue
-        first_line_of[number] = line_no
-        recipients.append(Recipient(line_no, raw, number))
+        first_place_of[number] = position
+        recipients.append(Recipient(position, raw, number))
     return RecipientList(tuple(recipients), tuple(rejected))
 
 

@@ -134,6 +134,9 @@ async def _kannel_sendsms(deps: HttpDeps, request: Request) -> Response:
         if failed[0].command_status == CommandStatus.ESME_RTHROTTLED:
             # Kannel's answer when a message cannot be taken for now (gw/smsbox.c, ack_failed_tmp).
             return PlainTextResponse("Temporal failure, try again later.", status_code=503)
+        if failed[0].command_status == _NO_ROUTE:
+            # Kannel's answer when bearerbox has no SMSC to route the message to (gw/smsbox.c, ack_failed).
+            return PlainTextResponse("Not routable. Do not try again.", status_code=403)
         return PlainTextResponse(f"{failed[0].reason}, rejected", status_code=_kannel_status(failed[0]))
     # gw/smsbox.c: "0: Accepted for delivery", or "3: Queued for later delivery" for a message bearerbox queued.
     answer = "3: Queued for later delivery" if submission.timing.schedule else "0: Accepted for delivery"

@@ -4,6 +4,7 @@ dlr-url callback received by an HTTP server on 127.0.0.1 (Kannel's escapes expan
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import sys
@@ -14,7 +15,8 @@ import httpx
 import pytest
 import trio
 
-from smsgw.app import GatewayStarted, run_demo
+from smsgw.app import DEMO_MODEM_GROUP, GatewayStarted, run_demo
+from smsgw.config import Config, RouteConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from harness import FAST, SHOP_PASSWORD  # noqa: E402
@@ -24,16 +26,28 @@ from callback_receiver import Receiver  # noqa: E402
 pytestmark = pytest.mark.timeout(90)
 
 HANDSET = "447700900123"  # the virtual network delivers it after a short delay
+PAID = "447911123456"  # a real-looking UK mobile: priced (the virtual network's numbers are free)
+UNROUTED = "33612345678"  # no route below takes French numbers
+
+
+@contextlib.asynccontextmanager
+async def running(nursery: trio.Nursery, tmp_path: Path, base: Config = FAST) -> AsyncIterator[str]:
+    """The demo gateway on `base` (ports 0) for the block: its HTTP URL."""
+    stop = trio.Event()
+    started: GatewayStarted = await nursery.start(functools.partial(
+        run_demo, port=0, http_port=0, modems=1, db_path=str(tmp_path / "gateway.db"), base=base, stop=stop
+    ))
+    assert started.http is not None
+    try:
+        yield started.http.url
+    finally:
+        stop.set()
 
 
 @pytest.fixture
-async def gateway(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[GatewayStarted]:
-    stop = trio.Event()
-    started: GatewayStarted = await nursery.start(functools.partial(
-        run_demo, port=0, http_port=0, modems=1, db_path=str(tmp_path / "gateway.db"), base=FAST, stop=stop
-    ))
-    yield started
-    stop.set()
+async def gateway(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[str]:
+    async with running(nursery, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
@@ -43,9 +57,8 @@ async def receiver(nursery: trio.Nursery) -> Receiver:
 
 
 @pytest.fixture
-async def client(gateway: GatewayStarted) -> AsyncIterator[httpx.AsyncClient]:
-    assert gateway.http is not None
-    async with httpx.AsyncClient(base_url=gateway.http.url) as http:
+async def client(gateway: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=gateway) as http:
         with trio.fail_after(30):  # the virtual modem registers well within this
             while (await http.get("/readyz")).status_code != 200:
                 await trio.sleep(0.05)
@@ -146,18 +159,46 @@ async def test_the_compatibility_endpoints_share_the_accounts_throughput_limit(
     """One segment a burst and almost no refill: the second message of each face is over the rate, answered as
     Kannel (503, try again later) and Jasmin (403 "User throughput exceeded") answer it."""
     slow = dataclasses.replace(FAST.accounts[0], throughput_per_s=0.001, throughput_burst=1.0)
-    stop = trio.Event()
-    started: GatewayStarted = await nursery.start(functools.partial(
-        run_demo, port=0, http_port=0, modems=1, db_path=str(tmp_path / "gateway.db"),
-        base=dataclasses.replace(FAST, accounts=(slow,)), stop=stop,
-    ))
-    assert started.http is not None
     login = {"username": "shop", "password": SHOP_PASSWORD}
-    async with httpx.AsyncClient(base_url=started.http.url) as http:
+    async with running(nursery, tmp_path, dataclasses.replace(FAST, accounts=(slow,))) as url, \
+            httpx.AsyncClient(base_url=url) as http:
         kannel = {**login, "to": HANDSET, "text": "hello"}
         assert (await http.get("/cgi-bin/sendsms", params=kannel)).status_code == 202
         over = await http.get("/cgi-bin/sendsms", params=kannel)
         assert (over.status_code, over.text) == (503, "Temporal failure, try again later.")
         jasmin = await http.get("/send", params={**login, "to": HANDSET, "content": "hello"})
         assert (jasmin.status_code, jasmin.text) == (403, 'Error "User throughput exceeded"')
-    stop.set()
+
+
+async def test_refusals_for_balance_and_route_answer_as_each_product_and_store_nothing(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    """Kannel's 402 (every receiver refused for want of balance: Kannel itself has no billing, so the status is
+    the gateway's) and 403 "Not routable. Do not try again." (bearerbox's ack_failed); Jasmin's 412 "No route
+    found" (its documented routing error) and 403 "Cannot charge submit_sm" (its charging error). Over a priced
+    route for UK numbers only and an account with no balance; none of the refused messages is stored: the
+    account's history holds only the one message sent as a control."""
+    uk = RouteConfig(name="uk", prefixes=("44",), modem_group=DEMO_MODEM_GROUP, price_per_segment=0.05)
+    login = {"username": "shop", "password": SHOP_PASSWORD}
+    async with running(nursery, tmp_path, dataclasses.replace(FAST, routes=(uk,))) as url, \
+            httpx.AsyncClient(base_url=url) as http:
+        poor = await http.get("/cgi-bin/sendsms", params={**login, "to": PAID, "text": "buy"})
+        assert (poor.status_code, poor.text) == (402, "insufficient balance, rejected")
+        # The status is the first refused receiver's: here the balance, though the second has no route either.
+        both = await http.get("/cgi-bin/sendsms", params={**login, "to": f"{PAID} {UNROUTED}", "text": "buy"})
+        assert (both.status_code, both.text) == (402, "insufficient balance, rejected")
+        unrouted = await http.get("/cgi-bin/sendsms", params={**login, "to": UNROUTED, "text": "hi"})
+        assert (unrouted.status_code, unrouted.text) == (403, "Not routable. Do not try again.")
+        no_route = await http.get("/send", params={**login, "to": UNROUTED, "content": "hi"})
+        assert (no_route.status_code, no_route.text) == (412, 'Error "No route found"')
+        no_charge = await http.post("/send", data={**login, "to": PAID, "content": "buy"})
+        assert (no_charge.status_code, no_charge.text) == (
+            403, 'Error "Cannot charge submit_sm, check RouterPB log file for details"')
+        control = await http.get("/send", params={**login, "to": HANDSET, "content": "free"})
+        assert control.status_code == 200, control.text
+        history = await http.get("/api/v1/messages", auth=("shop", SHOP_PASSWORD))
+        assert [(m["to"], m["message_id"]) for m in history.json()["messages"]] == [
+            (HANDSET, control.text.removeprefix('Success "').removesuffix('"'))
+        ]
+        balance = await http.get("/balance", params=login)
+        assert balance.json() == {"balance": 0.0, "sms_count": "ND"}

@@ -6,6 +6,18 @@ the numbers to send and each refused line (invalid, repeated, opted out, do-not-
 asked once for the whole list (`policy.check_recipients`, the rules the store applies when it accepts).
 `Batches` keeps the batches of this process: a DRAFT (checked, shown to the customer with its problems) becomes
 SENDING when confirmed; `run` hands it to the accept path in chunks, each one durable commit, counting progress.
+
+A batch is charged to the account's throughput limit like every other send (the `Throttle` of its SMPP binds,
+which the REST API and the Kannel/Jasmin endpoints charge too), one number at a time as SMPP counts segments. What
+the limit holds back is sent again once the limit has room for it: the batch is paced at the account's rate, as
+an API client waits its 429's Retry-After and `smsgw send` waits an ESME_RTHROTTLED, rather than refused for
+being larger than the burst. A send the customer waits for (an inbox reply) is not paced but refused, as the API
+refuses.
+
+Batches live in this process only, not in the store: a restart loses drafts and stops a batch that is sending
+(what was accepted stays accepted, the rest is not sent), and with several nodes a batch is known only to the
+node that checked it. Keeping them in the store would need the store's own table and a lease for a half-sent
+batch that another node takes over, as queued messages have.
 """
 
 from __future__ import annotations
@@ -14,17 +26,19 @@ import enum
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 import trio
 
+from smsgw.config import AccountConfig
 from smsgw.pdu.constants import Npi, Ton
-from smsgw.scheduler.accept import AcceptPath, Options, Rejected, Submission, Text, Timing
+from smsgw.scheduler.accept import THROTTLED_STATUS, AcceptPath, Options, Rejected, Submission, Text, Timing
 from smsgw.scheduler.model import Address, StoreUnavailable
 from smsgw.scheduler.number_files import InvalidLine
 from smsgw.scheduler.policy import PolicyFacts, check_recipients
+from smsgw.smpp_server.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +126,7 @@ class Batch:
     charge_micro: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (number, reason) from the accept path
     error: str = ""
+    paced: bool = False  # the account's throughput limit held some numbers back: they go at its rate
 
     @property
     def total(self) -> int:
@@ -139,9 +154,11 @@ class Batches:
         return batch if batch is not None and batch.account == account else None
 
 
-async def run(batch: Batch, accept: AcceptPath) -> None:
+async def run(batch: Batch, accept: AcceptPath, throttle: Callable[[AccountConfig], Throttle], *,
+              paced: bool = True) -> None:
     """Send a confirmed batch, one accept call per CHUNK numbers; one submission per number, so each has its own
-    message_id (as the REST API does)."""
+    message_id (as the REST API does). `throttle` gives the account's rate limit (`SmppServer.throttle`); the
+    numbers it holds back are sent again when it has room for them (`paced`), or refused for it."""
     request = batch.request
     sender = Address(request.sender, Ton.UNKNOWN, Npi.UNKNOWN)
     options = Options(flash=request.flash)
@@ -149,24 +166,57 @@ async def run(batch: Batch, accept: AcceptPath) -> None:
     numbers = batch.checked.numbers
     log.info("portal batch sending account=%s batch=%s numbers=%d", batch.account, batch.id, len(numbers))
     for start in range(0, len(numbers), CHUNK):
-        submissions = [
-            Submission((Address(number, Ton.INTERNATIONAL, Npi.ISDN),), content, sender, request.timing, options)
-            for number in numbers[start:start + CHUNK]
-        ]
-        try:
-            results = await accept.accept(batch.account, submissions)
-        except StoreUnavailable as exc:
-            batch.state, batch.error = BatchState.FAILED, f"the store could not write: {exc}"
-            log.error("portal batch failed account=%s batch=%s done=%d error=%s", batch.account, batch.id,
-                      batch.done, exc)
-            return
-        for (result,) in results:
-            if isinstance(result, Rejected):
-                batch.rejected.append((result.destination.addr, result.reason))
+        pending = numbers[start:start + CHUNK]
+        while pending:
+            # The account's settings at each call: a reload that changes its limit applies to the rest.
+            account = accept.account(batch.account)
+            limit = _Held(throttle(account))
+            submissions = [
+                Submission((Address(number, Ton.INTERNATIONAL, Npi.ISDN),), content, sender, request.timing, options)
+                for number in pending
+            ]
+            try:
+                results = await accept.accept(batch.account, submissions, throttle=limit)
+            except StoreUnavailable as exc:
+                batch.state, batch.error = BatchState.FAILED, f"the store could not write: {exc}"
+                log.error("portal batch failed account=%s batch=%s done=%d error=%s", batch.account, batch.id,
+                          batch.done, exc)
+                return
+            held: list[str] = []
+            for (result,) in results:
+                if isinstance(result, Rejected):
+                    if paced and result.command_status == THROTTLED_STATUS:
+                        held.append(result.destination.addr)
+                    else:
+                        batch.rejected.append((result.destination.addr, result.reason))
+                else:
+                    batch.accepted += 1
+                    batch.charge_micro += result.charge_micro
+            pending = tuple(held)
+            if pending:
+                batch.paced = True
+                await trio.sleep(_wait_s(account, limit.segments))
             else:
-                batch.accepted += 1
-                batch.charge_micro += result.charge_micro
-        await trio.lowlevel.checkpoint()
+                await trio.lowlevel.checkpoint()
     batch.state = BatchState.DONE
     log.info("portal batch done account=%s batch=%s accepted=%d rejected=%d", batch.account, batch.id,
              batch.accepted, len(batch.rejected))
+
+
+def _wait_s(account: AccountConfig, segments: int) -> float:
+    """How long the account's limit takes to make room for `segments` held back (at most a full burst, the most it
+    lets through at once)."""
+    return min(segments, account.throughput_burst) / account.throughput_per_s
+
+
+class _Held:
+    """The account's `Throttle`, counting the segments of the submissions it held back at its last call."""
+
+    def __init__(self, throttle: Throttle) -> None:
+        self._throttle = throttle
+        self.segments = 0
+
+    def __call__(self, segments: Sequence[int]) -> Sequence[bool]:
+        allowed = self._throttle(segments)
+        self.segments = sum(count for count, ok in zip(segments, allowed) if not ok)
+        return allowed

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 VALIDITY_CHOICES: Final = (("", "default"), ("30", "30 minutes"), ("60", "1 hour"), ("240", "4 hours"),
                            ("720", "12 hours"), ("1380", "23 hours"))
 LEDGER_ROWS: Final = 50
+# Batches are kept by the process that checked them (`batches`): say why one may be gone and what to do.
+NO_SUCH_SEND: Final = ("No such send. A checked list of numbers is kept by the gateway until it restarts, and with "
+                       "several gateway nodes only by the one that checked it: check the numbers again on Send.")
 MAX_KEY_NAME_CHARS: Final = 64
 # Unreadable lines of a consent upload named on the page; the count covers all of them.
 SHOWN_BAD_LINES: Final = 20
@@ -161,7 +164,7 @@ class _CustomerPages:
     async def batch(self, request: Request, session: Session) -> Response:
         batch = self._batch(request, session)
         if batch is None:
-            return self._portal.render(request, session, "error.html", {"message": "No such send."}, 404)
+            return self._portal.render(request, session, "error.html", {"message": NO_SUCH_SEND}, 404)
         preview = None
         if batch.total:
             try:
@@ -174,16 +177,18 @@ class _CustomerPages:
             "problems": batch.checked.problems[:batches.SHOWN_PROBLEMS],
             "schedule": batch.request.timing.schedule,
             "total_charge": None if preview is None else format_micro(preview.charge_micro * batch.total),
+            "throughput": self._portal.account(session).throughput_per_s,
         })
 
     async def confirm(self, request: Request, session: Session) -> Response:
         batch = self._batch(request, session)
         if batch is None:
-            return self._portal.render(request, session, "error.html", {"message": "No such send."}, 404)
+            return self._portal.render(request, session, "error.html", {"message": NO_SUCH_SEND}, 404)
         # A second click or a resubmitted form must not send twice: only a draft starts.
         if batch.state is BatchState.DRAFT and batch.total:
             batch.state = BatchState.SENDING
-            request.app.state.tasks.start_soon(batches.run, batch, self._deps.scheduler.accept)
+            request.app.state.tasks.start_soon(batches.run, batch, self._deps.scheduler.accept,
+                                               self._deps.smpp.throttle)
         return RedirectResponse(f"/compose/batches/{batch.id}", status_code=303)
 
     async def progress(self, request: Request, session: Session) -> Response:
@@ -191,7 +196,8 @@ class _CustomerPages:
         if batch is None:
             return JSONResponse({"error": "no such send"}, status_code=404)
         return JSONResponse({"state": batch.state.value, "total": batch.total, "done": batch.done,
-                             "accepted": batch.accepted, "rejected": len(batch.rejected), "error": batch.error})
+                             "accepted": batch.accepted, "rejected": len(batch.rejected), "error": batch.error,
+                             "paced": batch.paced})
 
     def _batch(self, request: Request, session: Session) -> Batch | None:
         return self._portal.batches.get(session.name, request.path_params["batch_id"])

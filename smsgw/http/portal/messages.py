@@ -24,7 +24,7 @@ from smsgw.http.portal.batches import BatchState, CheckedNumbers, SendRequest, c
 from smsgw.http.portal.pages import Portal
 from smsgw.http.portal.session import Session
 from smsgw.numbers import InvalidNumber, normalise_number
-from smsgw.scheduler.accept import Timing
+from smsgw.scheduler.accept import THROTTLED, Timing
 from smsgw.scheduler.error_codes import explain_error
 from smsgw.scheduler.model import MessageFilter, NotCancellable
 from smsgw.scheduler.states import FINAL, State, message_state
@@ -256,12 +256,17 @@ class _MessagePages:
         batch = self._portal.batches.add(session.name, SendRequest(text, sender, Timing(None, None), False),
                                          CheckedNumbers(checked.numbers, (), False))
         batch.state = BatchState.SENDING
-        await batches.run(batch, self._deps.scheduler.accept)
+        # The customer waits for this page: over the account's limit it is refused, as the API refuses.
+        await batches.run(batch, self._deps.scheduler.accept, self._deps.smpp.throttle, paced=False)
         if batch.accepted:
             log.info("portal reply account=%s mo_id=%d", session.name, mo_id)
             return RedirectResponse(f"/inbox?{urlencode({'message': f'Reply to {number} accepted.'})}",
                                     status_code=303)
         reason = batch.rejected[0][1] if batch.rejected else batch.error
+        if reason == THROTTLED:
+            reason = (f"the account's throughput limit of {account.throughput_per_s:g} segments a second is "
+                      "reached; try again later")
+            return await self.inbox(request, session, f"Reply not sent: {reason}.", 429)
         return await self.inbox(request, session, f"Reply not sent: {reason}", 400)
 
     def _error(self, request: Request, session: Session, message: str, status_code: int = 400) -> Response:

@@ -31,7 +31,13 @@ PORTAL = dataclasses.replace(
     smpp=dataclasses.replace(FAST.smpp, bind_lockout_failures=LOCKOUT_FAILURES, bind_failure_delay_max_s=0.05),
     operators=(OperatorConfig(OPERATOR, hash_password(OPERATOR_PASSWORD)),),
     accounts=(*FAST.accounts, AccountConfig(system_id="brand", password_hash=hash_password("brand-pw"),
-                                            sender_ids=("Brand", "Shop2"), time_zone="Europe/London")),
+                                            sender_ids=("Brand", "Shop2"), time_zone="Europe/London"),
+              # A throughput limit a batch of a dozen numbers is over: the portal paces it.
+              AccountConfig(system_id="bulk", password_hash=hash_password("bulk-pw"), throughput_per_s=20.0,
+                            throughput_burst=2),
+              # One segment, then one every 100 s: whatever follows a first send is over the limit.
+              AccountConfig(system_id="trickle", password_hash=hash_password("trickle-pw"), throughput_per_s=0.01,
+                            throughput_burst=1)),
 )
 
 

@@ -93,6 +93,24 @@ def test_send_to_an_uploaded_workbook_reports_bad_lines_then_sends(page: Any, ga
     shot(page, "account")
 
 
+def test_a_batch_over_the_account_s_throughput_limit_is_paced_and_all_sent(page: Any, gateway: Gateway) -> None:
+    """`bulk` may send 2 segments at once and 20 a second: a dozen numbers go through the same limit as its SMPP
+    binds and API requests (they once went around it), all of them, and the page says the send was paced."""
+    numbers = [f"4477009001{n:02d}" for n in range(12)]
+    log_in(page, "bulk", "bulk-pw")
+    page.get_by_label("Numbers, one a line").fill("\n".join(numbers))
+    page.get_by_label("Message", exact=True).fill("Stock is back")
+    page.get_by_role("button", name="Check numbers").click()
+    expect(page.get_by_text("13 characters, GSM7, 1 segment", exact=True)).to_be_visible()  # the encoding's name
+    page.get_by_role("button", name="Send to 12 numbers").click()
+    expect(page.locator("#state")).to_have_text("done")
+    expect(page.locator("#accepted")).to_have_text("12")
+    expect(page.locator("#rejected")).to_have_text("0")
+    expect(page.locator("#paced")).to_be_visible()
+    expect(page.locator("#paced")).to_contain_text("limit of 20 segments a second, the limit its SMPP binds")
+    shot(page, "send-paced")
+
+
 def test_operator_resets_a_modem(page: Any, gateway: Gateway) -> None:
     log_in(page, OPERATOR, OPERATOR_PASSWORD, operator=True)
     expect(page).to_have_url(re.compile(r"/operator/modems$"))

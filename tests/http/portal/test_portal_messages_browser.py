@@ -102,6 +102,22 @@ def test_a_delivered_message_is_found_exported_and_its_reply_answered(browser: A
         context.close()
 
 
+def test_a_reply_over_the_account_s_throughput_limit_is_refused_and_says_so(page: Any, gateway: Gateway) -> None:
+    """`trickle`'s first send takes its whole burst: the reply to the handset's answer is over the limit, refused
+    as the API refuses (429), with the limit named; nothing is sent."""
+    log_in(page, "trickle", "trickle-pw")
+    send(page, REPLYING_HANDSET, "Are you there?")
+    reload_until(page, "/inbox", lambda: "RE: Are you there?" in str(page.locator("main").text_content()))
+    card = page.locator(".card.reply").filter(has_text="RE: Are you there?")
+    card.get_by_label(f"Reply to {REPLYING_HANDSET}").fill("Yes")
+    with page.expect_response(re.compile(r"/inbox/")) as answer:
+        card.get_by_role("button", name="Send reply").click()
+    assert answer.value.status == 429
+    expect(page.get_by_role("status")).to_have_text(
+        "Reply not sent: the account's throughput limit of 0.01 segments a second is reached; try again later.")
+    shot(page, "inbox-reply-throttled")
+
+
 def test_an_api_key_made_on_the_account_page_works_against_the_api_until_revoked(page: Any,
                                                                                   gateway: Gateway) -> None:
     log_in(page, DEMO_SYSTEM_ID, DEMO_PASSWORD)

@@ -1,25 +1,40 @@
 """The portal's sans-IO parts without a browser: sessions, the numbers check, the counter's preview (the accept
-path's own rules), signal bars, and the config and login of operators."""
+path's own rules), a batch under the account's throughput limit, signal bars, and the config and login of
+operators."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from pathlib import Path
 
 import openpyxl
 import pytest
 import trio
+from trio.testing import MockClock
 
-from smsgw.config import AccountConfig, Config, ConfigError, ConfigHolder, OperatorConfig, RouteConfig, config_from_mapping
-from smsgw.http.portal.batches import check_numbers
+from smsgw.config import (
+    AccountConfig,
+    Config,
+    ConfigError,
+    ConfigHolder,
+    OperatorConfig,
+    RouteConfig,
+    StoreConfig,
+    config_from_mapping,
+)
+from smsgw.http.portal.batches import Batch, BatchState, CheckedNumbers, SendRequest, check_numbers, run
 from smsgw.http.portal.operator import signal_bars
 from smsgw.http.portal.session import decode_session, encode_session, new_session, session_key
 from smsgw.passwords import hash_password
-from smsgw.scheduler.accept import AcceptPath
+from smsgw.scheduler.accept import THROTTLED, AcceptPath, Timing
 from smsgw.scheduler.number_files import read_number_file
+from smsgw.scheduler.store import open_store
 from smsgw.scheduler.timing import WallClock
 from smsgw.smpp_server.accounts import BindRefused
 from smsgw.smpp_server.login import LOCKED_OUT, Login
+from smsgw.smpp_server.throttle import Throttle, TokenBucket
+from tests.scheduler.conftest import db_clock  # noqa: F401  (a fixture: MockClock for a store's worker threads)
 
 KEY = b"k" * 32
 
@@ -125,6 +140,64 @@ async def test_the_preview_shows_the_signature_and_a_text_over_the_route_s_limit
 class _NoStore:
     def policy_facts(self) -> None:
         return None
+
+
+RATE, BURST = 10.0, 20  # segments a second, and at once
+PACED = AccountConfig("shop", "x", throughput_per_s=RATE, throughput_burst=BURST)
+
+
+class _AccountLimit:
+    """The account's one token bucket behind the `Throttle` seam, as `SmppServer.throttle` hands it out; it records
+    when it let how many segments through."""
+
+    def __init__(self) -> None:
+        self.bucket = TokenBucket(RATE, BURST, trio.current_time())
+        self.passed: list[tuple[float, int]] = []
+
+    def throttle(self, account: AccountConfig) -> Throttle:
+        assert account == PACED  # the accept path's current settings of the batch's account
+
+        def charge(segments: Sequence[int]) -> Sequence[bool]:
+            allowed = self.bucket.take_each(segments, trio.current_time())
+            self.passed.append((trio.current_time(), sum(n for n, ok in zip(segments, allowed) if ok)))
+            return allowed
+
+        return charge
+
+
+async def _batch_run(tmp_path: Path, numbers: int, *, paced: bool) -> tuple[Batch, _AccountLimit, float]:
+    limit = _AccountLimit()
+    config = Config(accounts=(PACED,), routes=(RouteConfig(name="default"),))
+    checked = CheckedNumbers(tuple(f"4477009{n:05d}" for n in range(numbers)), (), False)
+    batch = Batch("b1", "shop", SendRequest("hello", "", Timing(), False), checked, BatchState.SENDING)
+    async with open_store(StoreConfig(path=str(tmp_path / "store.db"), synchronous="NORMAL")) as store:
+        start = trio.current_time()
+        await run(batch, AcceptPath(store, config, WallClock()), limit.throttle, paced=paced)
+        return batch, limit, trio.current_time() - start
+
+
+async def test_a_batch_over_the_account_s_limit_is_paced_at_its_rate(tmp_path: Path, db_clock: MockClock) -> None:
+    """The batch goes through the account's own limit (it once went around it): a burst at once, then the rest as
+    the bucket refills, every number sent and none refused for the limit. Trio's MockClock: no real waiting."""
+    batch, limit, took = await _batch_run(tmp_path, 100, paced=True)
+    assert (batch.state, batch.accepted, batch.rejected, batch.paced) == (BatchState.DONE, 100, [], True)
+    assert limit.passed[0][1] == BURST  # the first call: the whole burst and no more
+    assert sum(n for _, n in limit.passed) == 100
+    # Never more than the burst plus what the rate refilled since the start: the limit held.
+    start = limit.passed[0][0]
+    sent = 0
+    for at, n in limit.passed:
+        sent += n
+        assert sent <= BURST + RATE * (at - start) + 1e-9
+    assert took >= (100 - BURST) / RATE
+
+
+async def test_an_unpaced_send_over_the_limit_is_refused_for_it(tmp_path: Path, db_clock: MockClock) -> None:
+    """A send the customer waits for (an inbox reply) is refused over the limit, as the API answers 429."""
+    batch, limit, _ = await _batch_run(tmp_path, BURST + 2, paced=False)
+    assert (batch.state, batch.accepted, batch.paced) == (BatchState.DONE, BURST, False)
+    assert batch.rejected == [("447700900020", THROTTLED), ("447700900021", THROTTLED)]
+    assert len(limit.passed) == 1  # asked once: nothing is tried again
 
 
 @pytest.mark.parametrize(("rssi", "bars"), [(None, 0), (99, 0), (0, 0), (1, 0), (2, 1), (11, 2), (12, 3),

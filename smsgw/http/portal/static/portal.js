@@ -52,6 +52,7 @@ function startProgress() {
     const p = await response.json();
     bar.value = p.done;
     for (const key of ["state", "done", "accepted", "rejected"]) document.getElementById(key).textContent = p[key];
+    document.getElementById("paced").hidden = !p.paced;
     if (p.state === "sending") setTimeout(poll, 500);
     else location.reload();  // the final page lists what was refused
   }
