@@ -3,7 +3,8 @@ both, a dead node's binds freed when their lease ends, each node's throughput it
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +19,7 @@ from smsgw.pdu.constants import CommandStatus
 from smsgw.pdu.smpp import Unbind
 from smsgw.scheduler.store import MessageStore, open_store
 from smsgw.scheduler.timing import WallClock
-from smsgw.smpp_server.binds import SharedBinds
+from smsgw.smpp_server.binds import BindCounts, BindStore, SharedBinds
 from smsgw.smpp_server.server import SmppServer
 
 from smpp_backend_double import DoubleBackend
@@ -30,14 +31,47 @@ PAST_A_HEARTBEAT_S: Final = LEASE_S / 3 + 1.0
 ACCOUNT: Final = make_config().accounts[0]
 
 
+class FailingDeletes:
+    """`store`'s registry, but every unbind's delete fails (the store unreachable for a moment)."""
+
+    def __init__(self, store: MessageStore) -> None:
+        self.bind_take = store.bind_take
+        self.binds_renew = store.binds_renew
+        self.binds_clear = store.binds_clear
+
+    async def bind_drop(self, node: str, connection: int, now_ms: int) -> BindCounts | None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+
+class Unreachable:
+    """A registry in a store that cannot be reached once the node started."""
+
+    async def binds_clear(self, node: str) -> int:
+        return 0
+
+    async def bind_take(
+        self, node: str, account: str, connection: int, limit: int, now_ms: int, until_ms: int
+    ) -> BindCounts | None:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    async def bind_drop(self, node: str, connection: int, now_ms: int) -> BindCounts | None:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    async def binds_renew(
+        self, node: str, dropped: Sequence[int], now_ms: int, until_ms: int
+    ) -> dict[str, BindCounts]:
+        raise sqlite3.OperationalError("unable to open database file")
+
+
 @asynccontextmanager
 async def two_nodes(
-    tmp_path: Path, account: AccountConfig
+    tmp_path: Path, account: AccountConfig, a_registry: Callable[[MessageStore], BindStore] = lambda store: store
 ) -> AsyncIterator[tuple[SmppServer, SmppServer, MessageStore, WallClock]]:
+    """Nodes a and b on one store; a's registry is `a_registry` of it."""
     config = Config(smpp=make_config().smpp, accounts=(account,))
     clock = WallClock()
     async with open_store(StoreConfig(path=str(tmp_path / "store.db"), synchronous="NORMAL")) as store:
-        a_binds = SharedBinds(store, "a", LEASE_S, clock.now_ms)
+        a_binds = SharedBinds(a_registry(store), "a", LEASE_S, clock.now_ms)
         b_binds = SharedBinds(store, "b", LEASE_S, clock.now_ms)
         async with (
             running_server(config, DoubleBackend(), a_binds) as a,
@@ -101,4 +135,34 @@ async def test_each_node_allows_its_part_of_the_binds_of_the_rate(tmp_path: Path
         await trio.sleep(PAST_A_HEARTBEAT_S)
         assert a.bucket(account).rate_per_s == 9.0
         assert b.bucket(account).rate_per_s == 9.0  # no binds of the account: its HTTP traffic is not divided
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_unbind_the_store_could_not_record_is_recorded_by_the_next_heartbeat(
+    tmp_path: Path, db_clock: MockClock
+) -> None:
+    async with two_nodes(tmp_path, replace(ACCOUNT, max_binds=1), FailingDeletes) as (a, b, _, _), \
+            trio.open_nursery() as nursery:
+        first = client(a, nursery, 1)
+        assert (await first.bind()).command_status == CommandStatus.ESME_ROK
+        assert (await first.request(Unbind(sequence_number=0))).command_status == CommandStatus.ESME_ROK
+        await first.wait_closed()
+        assert (await client(b, nursery, 2).bind()).command_status == CommandStatus.ESME_RALYBND  # its row stays
+        await trio.sleep(PAST_A_HEARTBEAT_S)  # not its lease: a's heartbeat deletes it
+        assert (await client(b, nursery, 3).bind()).command_status == CommandStatus.ESME_ROK
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_bind_the_registry_cannot_count_is_refused_and_the_node_lives_on(
+    autojump_clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = Config(smpp=make_config().smpp, accounts=(ACCOUNT,))
+    binds = SharedBinds(Unreachable(), "a", LEASE_S, WallClock().now_ms)
+    async with running_server(config, DoubleBackend(), binds) as server, trio.open_nursery() as nursery:
+        assert (await client(server, nursery, 1).bind()).command_status == CommandStatus.ESME_RBINDFAIL
+        assert server.audit.recent()[0].outcome == "bind registry unavailable"
+        assert not server.sessions()
+        await trio.sleep(2 * PAST_A_HEARTBEAT_S)  # failing heartbeats are logged, and the next one tried
+        assert sum("bind lease renewal failed" in r.getMessage() for r in caplog.records) == 2
+        assert (await client(server, nursery, 2).bind()).command_status == CommandStatus.ESME_RBINDFAIL
         nursery.cancel_scope.cancel()
