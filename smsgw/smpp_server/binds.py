@@ -108,11 +108,11 @@ class SharedBinds:
         while True:
             await trio.sleep(self._lease_s / _RENEWALS_PER_LEASE)
             try:
-                await self.renew()
+                await self._renew()
             except Exception as exc:  # the next heartbeat tries again; the lease allows two to fail
                 log.warning("bind lease renewal failed node=%s error=%r", self._node, exc)
 
-    async def renew(self) -> None:
+    async def _renew(self) -> None:
         dropped, self._dropped = self._dropped, []
         now = self._now_ms()
         try:

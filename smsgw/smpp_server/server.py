@@ -10,6 +10,10 @@ throttle pass, one `submit_many` call (one durable commit in the scheduler), one
 meanwhile the reader goes on with the next read. All writes of a connection go through one lock, and responses
 finished together leave in one write.
 
+A bind counts against its account's `max_binds` here and, given the store's bind registry (`binds.py`), on every
+node sharing the store: one store write per bind and per unbind, none per PDU; the account's throughput bucket
+then has this node's share of the rate.
+
 Receipts and MO are pushed by one task per account with at least one receiver/transceiver bind: it takes the
 next item from the backend, and every further one the backend has ready, and offers them to the account's binds
 round robin, within each bind's window; what one bind was given goes out in one write. An item is acknowledged
@@ -266,7 +270,7 @@ class SmppServer:
             self._forget(connection, account)
             log.warning("bind not counted system_id=%s error=%r", account.system_id, exc)
             raise BindRefused("bind registry unavailable", command_status=CommandStatus.ESME_RBINDFAIL) from exc
-        except BaseException:  # cancelled: its row may have been written
+        except BaseException:  # cancelled: its row may be written yet, but before the delete (one write queue)
             self._forget(connection, account)
             await self._shared_binds.drop(account.system_id, connection.bind_id)
             raise
