@@ -100,17 +100,25 @@ class SharedBinds:
             self._shares.pop(account, None)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Clear this node's rows of its previous run, then renew its rows until cancelled."""
+        """Clear this node's rows of its previous run, then renew its rows until cancelled (the server stopped,
+        its binds ended): then clear them again, so that no unbind whose delete failed outlives the node."""
         cleared = await self._store.binds_clear(self._node)
         if cleared:
             log.info("binds of the previous run cleared node=%s binds=%d", self._node, cleared)
         task_status.started()
-        while True:
-            await trio.sleep(self._lease_s / _RENEWALS_PER_LEASE)
-            try:
-                await self._renew()
-            except Exception as exc:  # the next heartbeat tries again; the lease allows two to fail
-                log.warning("bind lease renewal failed node=%s error=%r", self._node, exc)
+        try:
+            while True:
+                await trio.sleep(self._lease_s / _RENEWALS_PER_LEASE)
+                try:
+                    await self._renew()
+                except Exception as exc:  # the next heartbeat tries again; the lease allows two to fail
+                    log.warning("bind lease renewal failed node=%s error=%r", self._node, exc)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(_DROP_TIMEOUT_S):
+                try:
+                    await self._store.binds_clear(self._node)
+                except Exception as exc:  # their lease ends them
+                    log.warning("binds not cleared node=%s error=%r", self._node, exc)
 
     async def _renew(self) -> None:
         dropped, self._dropped = self._dropped, []

@@ -166,3 +166,18 @@ async def test_a_bind_the_registry_cannot_count_is_refused_and_the_node_lives_on
         assert sum("bind lease renewal failed" in r.getMessage() for r in caplog.records) == 2
         assert (await client(server, nursery, 2).bind()).command_status == CommandStatus.ESME_RBINDFAIL
         nursery.cancel_scope.cancel()
+
+
+async def test_a_node_that_stops_leaves_no_bind_behind(tmp_path: Path, db_clock: MockClock) -> None:
+    config = Config(smpp=make_config().smpp, accounts=(replace(ACCOUNT, max_binds=1),))
+    clock = WallClock()
+    async with open_store(StoreConfig(path=str(tmp_path / "store.db"), synchronous="NORMAL")) as store:
+        binds = SharedBinds(FailingDeletes(store), "a", LEASE_S, clock.now_ms)
+        async with running_server(config, DoubleBackend(), binds) as a, trio.open_nursery() as nursery:
+            first = client(a, nursery, 1)
+            assert (await first.bind()).command_status == CommandStatus.ESME_ROK
+            assert (await first.request(Unbind(sequence_number=0))).command_status == CommandStatus.ESME_ROK
+            await first.wait_closed()  # its delete failed: the row is still there
+            nursery.cancel_scope.cancel()
+        now = clock.now_ms()
+        assert await store.bind_take("b", ACCOUNT.system_id, 1, 1, now, now + 1) is not None
