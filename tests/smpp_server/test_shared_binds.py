@@ -87,9 +87,13 @@ def client(server: SmppServer, nursery: trio.Nursery, n: int) -> Client:
 async def test_max_binds_holds_over_both_nodes_for_as_long_as_the_bind_lasts(
     tmp_path: Path, db_clock: MockClock
 ) -> None:
-    async with two_nodes(tmp_path, replace(ACCOUNT, max_binds=1)) as (a, b, _, _), trio.open_nursery() as nursery:
+    async with two_nodes(tmp_path, replace(ACCOUNT, max_binds=1)) as (a, b, store, _), \
+            trio.open_nursery() as nursery:
         first = client(a, nursery, 1)
+        writes = store.operations()
         assert (await first.bind()).command_status == CommandStatus.ESME_ROK
+        assert [(await first.request(SUBMIT)).command_status for _ in range(3)] == [CommandStatus.ESME_ROK] * 3
+        assert store.operations() == writes + 1  # the bind's row; nothing per PDU
         second = client(b, nursery, 2)
         assert (await second.bind()).command_status == CommandStatus.ESME_RALYBND
         await second.wait_closed()
