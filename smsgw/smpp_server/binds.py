@@ -4,7 +4,7 @@ every node's binds, exactly, and its throughput is divided between the nodes by 
 Each bind takes a row in the store's bind registry (`BindStore.bind_take`, one write, refused when the account
 has `max_binds` live rows on all nodes) and its unbind deletes it; nothing per PDU. The node's heartbeat renews
 its rows' lease every third of `[node] bind_lease_s`, so the binds of a node killed with -9 stop counting once
-their lease ends; a node clears its own rows left from its previous run when it starts.
+their lease ends; a node clears its own rows when it stops, and those a kill left when it starts again.
 
 Throughput (approximate): a node holding some of an account's binds gets the account's rate (and burst) times
 its part of the account's live binds (`BindCounts.share`): with two binds on node A and one on node B, A allows
