@@ -68,6 +68,7 @@ from smsgw.scheduler.service import Scheduler
 from smsgw.scheduler.store import open_store
 from smsgw.scheduler.timing import WallClock
 from smsgw.smpp_server.login import Login
+from smsgw.smpp_server.binds import SharedBinds
 from smsgw.smpp_server.server import SmppListeners, serve_smpp
 from smsgw.smpp_server.upstream import Upstreams
 from smsgw.smpp_server.upstream_status import keep_status_file as keep_upstream_status
@@ -227,9 +228,13 @@ async def _run_parts(
                 dispatch.start_soon(_wait_modems_started, pool, config, modems_started)
                 fronts_stop = trio.Event()
                 login = Login(holder)  # one bind guard for SMPP binds and HTTP Basic auth
+                # In the store on one node too: one way to count binds, and the same rows when a second node comes.
+                binds = SharedBinds(store, config.node.name, config.node.bind_lease_s, clock.now_ms)
                 async with trio.open_nursery() as front:
                     listeners: SmppListeners = await front.start(
-                        functools.partial(serve_smpp, holder, scheduler.smpp, shutdown_trigger=fronts_stop, login=login)
+                        functools.partial(
+                            serve_smpp, holder, scheduler.smpp, shutdown_trigger=fronts_stop, login=login, binds=binds
+                        )
                     )
                     http: HttpListening | None = None
                     if config.http.enabled:

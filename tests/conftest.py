@@ -9,6 +9,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import trio
+from trio.testing import MockClock
 
 # CI sets this (see .ci/run): a test whose third-party program is missing fails there instead of skipping, so an
 # interop check cannot silently stop running.
@@ -106,3 +108,21 @@ def postgres_url() -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db_clock() -> MockClock:
+    """`MockClock(autojump_threshold=0)` that does not jump while a worker thread runs.
+
+    The store runs SQLite in `trio.to_thread`; to plain autojump a task waiting for its thread looks idle, so the
+    clock would leap to the next deadline (a retry, a purge tick) in the middle of a commit.
+    """
+    clock = MockClock(autojump_threshold=0)
+    jump = clock._autojump
+
+    def jump_when_idle() -> None:
+        if not trio.to_thread.current_default_thread_limiter().borrowed_tokens:
+            jump()
+
+    clock._autojump = jump_when_idle  # type: ignore[method-assign]
+    return clock

@@ -160,6 +160,7 @@ _RANGES: Final[Mapping[str, tuple[float, float]]] = {
     "reconnect_jitter_ratio": (0, 1),
     "throttled_pause_s": (0.001, float("inf")),
     "handoff_lease_s": (0.001, float("inf")),
+    "bind_lease_s": (0.001, float("inf")),
 }
 
 

@@ -419,6 +419,10 @@ class NodeConfig:
     # without an outcome. The node renews the lease three times per lease while the hand-off is in progress, so
     # only a node that stopped (or cannot reach the store) for this long has the segment sent again by another.
     handoff_lease_s: float = 300.0
+    # How long this node's SMPP binds count against their accounts' `max_binds` on the other nodes without a
+    # heartbeat (three per lease; `smsgw.smpp_server.binds`): the binds of a node killed with -9 are free again
+    # after at most this long. The heartbeat also brings other nodes' binds into this node's throughput shares.
+    bind_lease_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)

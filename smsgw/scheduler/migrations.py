@@ -310,6 +310,19 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """
     ALTER TABLE segments ADD COLUMN claimed_by TEXT;
     """,
+    # The SMPP binds of every node (`store.MessageStore.bind_take`), so an account's `max_binds` holds across the
+    # nodes sharing the store: a row per bind, held by its node's heartbeat until `expires_at` (epoch ms), so a
+    # node killed with its binds frees them once that passes.
+    """
+    CREATE TABLE binds (
+        node TEXT NOT NULL,
+        connection INTEGER NOT NULL,
+        account TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (node, connection)
+    ) WITHOUT ROWID;
+    CREATE INDEX binds_account ON binds (account, expires_at);
+    """,
 )
 
 

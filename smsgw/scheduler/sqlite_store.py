@@ -1,10 +1,10 @@
 """The SQLite message store: one file in WAL mode, one group-commit writer, a separate reader connection.
 
 `SqliteStore` implements `store.MessageStore`; its jobs are in `smsgw.scheduler.sqlite` (accepting, the
-dispatcher's side, ESME operations on messages, ledger, MO and outbox, callbacks, retention, the HTTP API's pages and keys), over the transaction
-steps of `sqlite.base`. The rules it applies are pure modules: `billing` (charges, err 800, refunds), `outcomes`
-(which receipt follows a change), `outbox_codec`. Only `store.open_store` and tests that test SQLite itself import
-this module.
+dispatcher's side, ESME operations on messages, ledger, MO and outbox, callbacks, retention, the HTTP API's pages
+and keys, the nodes' SMPP binds), over the transaction steps of `sqlite.base`. The rules it applies are pure
+modules: `billing` (charges, err 800, refunds), `outcomes` (which receipt follows a change), `outbox_codec`. Only
+`store.open_store` and tests that test SQLite itself import this module.
 
 Every state change of a segment goes through `_change`, which applies the transition table, refunds what was
 never sent, re-derives the message state and queues the receipts the ESME asked for, all inside the writer's
@@ -32,6 +32,7 @@ from smsgw.scheduler.policy_store import SqlitePolicyFacts
 from smsgw.scheduler.sqlite.accepting import Accepting
 from smsgw.scheduler.sqlite.api import Api
 from smsgw.scheduler.sqlite.base import connect
+from smsgw.scheduler.sqlite.binds import Binds
 from smsgw.scheduler.sqlite.callbacks import Callbacks
 from smsgw.scheduler.sqlite.dispatch import Dispatch
 from smsgw.scheduler.sqlite.ledger import Ledger
@@ -44,7 +45,9 @@ from smsgw.scheduler.sqlite.upstreams import Upstreams
 __all__ = ["SqliteStore", "open_store"]
 
 
-class SqliteStore(Accepting, Dispatch, Upstreams, Messages, Ledger, Outbox, Callbacks, Retention, Stats, Api):
+class SqliteStore(
+    Accepting, Dispatch, Upstreams, Messages, Ledger, Outbox, Callbacks, Retention, Stats, Api, Binds
+):
     """Use `async with open_store(path, config) as store:`, which runs migrations and the writer task."""
 
 

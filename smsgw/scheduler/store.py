@@ -46,11 +46,12 @@ from smsgw.scheduler.model import (
 from smsgw.scheduler.policy import PolicyFacts
 from smsgw.scheduler.sqlite_store import open_store as open_sqlite_store
 from smsgw.scheduler.states import State
+from smsgw.smpp_server.binds import BindStore
 
 __all__ = ["InsufficientBalance", "MessageStore", "NotCancellable", "StoreUnavailable", "open_store"]
 
 
-class MessageStore(CallbackStore, Protocol):
+class MessageStore(CallbackStore, BindStore, Protocol):
     def work_event(self) -> trio.Event: ...
 
     def watch_work_before(self, due_ms: int) -> None: ...

@@ -10,6 +10,10 @@ throttle pass, one `submit_many` call (one durable commit in the scheduler), one
 meanwhile the reader goes on with the next read. All writes of a connection go through one lock, and responses
 finished together leave in one write.
 
+A bind counts against its account's `max_binds` here and, given the store's bind registry (`binds.py`), on every
+node sharing the store: one store write per bind and per unbind, none per PDU; the account's throughput bucket
+then has this node's share of the rate.
+
 Receipts and MO are pushed by one task per account with at least one receiver/transceiver bind: it takes the
 next item from the backend, and every further one the backend has ready, and offers them to the account's binds
 round robin, within each bind's window; what one bind was given goes out in one write. An item is acknowledged
@@ -27,10 +31,12 @@ from typing import Final
 import trio
 
 from smsgw.config import AccountConfig, Config, ConfigHolder, holding
-from smsgw.smpp_server.accounts import Accounts
+from smsgw.pdu.constants import CommandStatus
+from smsgw.smpp_server.accounts import Accounts, BindRefused
 from smsgw.smpp_server.audit import AuditLog
 from smsgw.smpp_server.login import Login
 from smsgw.smpp_server.backend import OutboundItem, SmppBackend
+from smsgw.smpp_server.binds import SharedBinds
 from smsgw.smpp_server.session import RequestReceived, SubmissionsReceived
 from smsgw.smpp_server.smsc_connection import BIND_TYPE_OF_STATE, RECEIVER_BINDS, SmppConnection
 from smsgw.smpp_server.throttle import Throttle, TokenBucket
@@ -62,6 +68,7 @@ async def serve_smpp(
     *,
     shutdown_trigger: trio.Event | None = None,
     login: Login | None = None,
+    binds: SharedBinds | None = None,
     task_status: trio.TaskStatus[SmppListeners] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve SMPP until cancelled, or until `shutdown_trigger` is set: then shut down in two stages and return.
@@ -72,12 +79,16 @@ async def serve_smpp(
     A `ConfigHolder` is followed through reloads: binds check the current accounts, new connections get the
     current session settings; listeners, workers, the bind guard and outbinds keep what they started with.
     `login` shares the bind guard with the gateway's other fronts (HTTP); without one the server makes its own.
+    `binds`: the store's bind registry, shared with the other nodes (`smsgw.smpp_server.binds`); without it an
+    account's `max_binds` and throughput count this server's binds only.
     """
     holder = holding(config)
     audit = AuditLog(holder.current.smpp.audit_log_path)
     try:
         async with trio.open_nursery() as nursery:
-            server = SmppServer(holder, backend, nursery, audit, login)
+            server = SmppServer(holder, backend, nursery, audit, login, binds)
+            if binds is not None:  # this node's binds of its previous run are cleared before any new one
+                await nursery.start(binds.run)
             accepting, outbinding = trio.CancelScope(), trio.CancelScope()
             listeners: SmppListeners = await nursery.start(server.listen, accepting)
             nursery.start_soon(server.outbind, outbinding)
@@ -100,7 +111,7 @@ class SmppServer:
 
     def __init__(
         self, config: Config | ConfigHolder, backend: SmppBackend, nursery: trio.Nursery, audit: AuditLog,
-        login: Login | None = None,
+        login: Login | None = None, shared_binds: SharedBinds | None = None,
     ) -> None:
         self._holder = holding(config)
         self.backend = backend
@@ -118,7 +129,8 @@ class SmppServer:
             nursery.start_soon(self._worker, requests.clone())
         requests.close()
         self._binds: dict[str, list[SmppConnection]] = {}
-        self._buckets: dict[tuple[str, float, float], TokenBucket] = {}
+        self._shared_binds = shared_binds
+        self._buckets: dict[str, TokenBucket] = {}
         self._pushers: dict[str, _Pusher] = {}
         self._stopping = False
         # submit_sm/data_sm answered, by command_status (0: stored): read by /metrics at scrape time.
@@ -243,12 +255,28 @@ class SmppServer:
     def receivers(self, system_id: str) -> list[SmppConnection]:
         return [c for c in self._binds.get(system_id, ()) if c.session.state in RECEIVER_BINDS]
 
-    def try_register(self, connection: SmppConnection, account: AccountConfig) -> bool:
+    async def register(self, connection: SmppConnection, account: AccountConfig) -> None:
+        """Count the bind against the account's `max_binds`, or raise BindRefused: this server's binds first (a
+        bind refused here costs no store write), then, with a shared registry, every node's."""
         binds = self._binds.setdefault(account.system_id, [])
         if len(binds) >= account.max_binds:
-            return False
-        binds.append(connection)
-        return True
+            raise _too_many_binds()
+        binds.append(connection)  # while the registry decides, so that binds here meanwhile count this one
+        if self._shared_binds is None:
+            return
+        try:
+            taken = await self._shared_binds.take(account.system_id, connection.bind_id, account.max_binds)
+        except Exception as exc:  # the store: a bind it cannot count is refused, as it could be one too many
+            self._forget(connection, account)
+            log.warning("bind not counted system_id=%s error=%r", account.system_id, exc)
+            raise BindRefused("bind registry unavailable", command_status=CommandStatus.ESME_RBINDFAIL) from exc
+        except BaseException:  # cancelled: its row may be written yet, but before the delete (one write queue)
+            self._forget(connection, account)
+            await self._shared_binds.drop(account.system_id, connection.bind_id)
+            raise
+        if not taken:
+            self._forget(connection, account)
+            raise _too_many_binds()
 
     def bound(self, connection: SmppConnection, account: AccountConfig) -> None:
         """`connection` is bound now: a receiver starts (or joins) the account's pusher."""
@@ -260,7 +288,12 @@ class SmppServer:
             self._nursery.start_soon(pusher.run)
         pusher.wake()
 
-    def unregister(self, connection: SmppConnection, account: AccountConfig) -> None:
+    async def unregister(self, connection: SmppConnection, account: AccountConfig) -> None:
+        self._forget(connection, account)
+        if self._shared_binds is not None:
+            await self._shared_binds.drop(account.system_id, connection.bind_id)
+
+    def _forget(self, connection: SmppConnection, account: AccountConfig) -> None:
         binds = self._binds.get(account.system_id, [])
         if connection in binds:
             binds.remove(connection)
@@ -296,14 +329,18 @@ class SmppServer:
 
     def bucket(self, account: AccountConfig) -> TokenBucket:
         """The account's throughput limit, shared by all its binds, at the current config's rate: binds made
-        before a reload changed it count against the new one."""
+        before a reload changed it count against the new one. With a shared bind registry, this node's share of
+        the rate and burst (`smsgw.smpp_server.binds`); the burst not below one segment (or the configured burst,
+        if smaller), since a message larger than the burst is charged the burst only."""
         current = self.accounts.get(account.system_id) or account
-        key = (current.system_id, current.throughput_per_s, current.throughput_burst)
-        bucket = self._buckets.get(key)
+        share = 1.0 if self._shared_binds is None else self._shared_binds.share(current.system_id)
+        rate = current.throughput_per_s * share
+        burst = max(current.throughput_burst * share, min(current.throughput_burst, 1.0))
+        bucket = self._buckets.get(current.system_id)
         if bucket is None:
-            bucket = self._buckets[key] = TokenBucket(
-                current.throughput_per_s, current.throughput_burst, trio.current_time()
-            )
+            bucket = self._buckets[current.system_id] = TokenBucket(rate, burst, trio.current_time())
+        elif bucket.rate_per_s != rate or bucket.burst != burst:
+            bucket.resize(rate, burst, trio.current_time())
         return bucket
 
     def throttle(self, account: AccountConfig) -> Throttle:
@@ -322,6 +359,10 @@ class SmppServer:
                     await self.backend.release(item.item_id)
                 except Exception:
                     log.exception("release failed item_id=%s", item.item_id)
+
+
+def _too_many_binds() -> BindRefused:
+    return BindRefused("too many binds", command_status=CommandStatus.ESME_RALYBND)
 
 
 class _Pusher:

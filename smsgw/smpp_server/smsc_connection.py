@@ -7,6 +7,7 @@ workers, pushers, throttles) is `server.SmppServer`'s.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Final
@@ -67,6 +68,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _PUSHED: Final = frozenset({CommandId.DELIVER_SM, CommandId.DATA_SM})
+# Unique within the process: the server's registry rows are (node, bind id), and a node's start clears its own.
+_BIND_IDS: Final = itertools.count(1)
 # Answered one by one by the workers (submit_sm/data_sm come as `SubmissionsReceived`, answered in batches).
 _BACKEND_OPERATIONS: Final = frozenset(
     {
@@ -110,6 +113,7 @@ class SmppConnection(SessionShell):
         self._room = trio.Event()
         self._pushed: dict[int, OutboundItem] = {}
         self._registered = False
+        self.bind_id = next(_BIND_IDS)  # names its bind in the store's registry, with the node's name
         self._attempt_audited = False  # every connection leaves one audit record of how its bind attempt ended
 
     # ---- main loop -----------------------------------------------------------------------------------------
@@ -133,7 +137,7 @@ class SmppConnection(SessionShell):
         items = list(self._pushed.values())
         self._pushed.clear()
         if self.account is not None and self._registered:
-            self.server.unregister(self, self.account)
+            await self.server.unregister(self, self.account)
             self.server.audit.record(
                 source=self.source, event="disconnect", outcome="closed", system_id=self.account.system_id
             )
@@ -317,8 +321,7 @@ class SmppConnection(SessionShell):
         ip = self.peer[0]
         try:
             account = await server.login.authenticate(pdu.system_id, pdu.password, ip, CommandId(pdu.command_id))
-            if not server.try_register(self, account):
-                raise BindRefused("too many binds", command_status=CommandStatus.ESME_RALYBND)
+            await server.register(self, account)
         except BindRefused as exc:
             self._attempt_audited = True
             server.audit.record(

@@ -17,8 +17,7 @@ class TokenBucket:
     __slots__ = ("rate_per_s", "burst", "_tokens", "_updated")
 
     def __init__(self, rate_per_s: float, burst: float, now: float) -> None:
-        if rate_per_s <= 0 or burst <= 0:
-            raise ValueError(f"rate_per_s and burst must be positive, got {rate_per_s} and {burst}")
+        _check_positive(rate_per_s, burst)
         self.rate_per_s = rate_per_s
         self.burst = burst
         self._tokens = float(burst)
@@ -53,7 +52,20 @@ class TokenBucket:
         self._refill(now)
         return max(0.0, (min(amount, self.burst) - self._tokens) / self.rate_per_s)
 
+    def resize(self, rate_per_s: float, burst: float, now: float) -> None:
+        """Refill at the old rate until `now`, go on at the new one; tokens beyond the new burst are dropped."""
+        _check_positive(rate_per_s, burst)
+        self._refill(now)
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self._tokens = min(self._tokens, burst)
+
     def _refill(self, now: float) -> None:
         if now > self._updated:
             self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate_per_s)
             self._updated = now
+
+
+def _check_positive(rate_per_s: float, burst: float) -> None:
+    if rate_per_s <= 0 or burst <= 0:
+        raise ValueError(f"rate_per_s and burst must be positive, got {rate_per_s} and {burst}")

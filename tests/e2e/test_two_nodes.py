@@ -1,6 +1,7 @@
 """Two `smsgw serve` nodes on one PostgreSQL database (DESIGN.md, "Several nodes"), as processes in production:
-an ESME bound to node A, the modems (`smsgw virtual-modem` processes) on node B; and node B killed with -9 under
-load, node A finishing its queue once B's hand-off leases end.
+an ESME bound to node A, the modems (`smsgw virtual-modem` processes) on node B; node B killed with -9 under
+load, node A finishing its queue once B's hand-off leases end; an account's `max_binds` over both nodes, and the
+bind of a node killed with -9 free once its bind lease ends.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 import smpplib.exceptions
 
+from smsgw.pdu.constants import CommandStatus
+
 from esme import Esme
 from processes import Process
 
@@ -22,11 +25,13 @@ pytestmark = pytest.mark.timeout(150)
 VALIDITY = "000000000010000R"  # 10 s: a segment whose report died with its node expires soon
 
 
-def _config(tmp_path: Path, name: str, url: str, modems: list[tuple[str, Path]], in_flight: int = 64) -> Path:
+def _config(
+    tmp_path: Path, name: str, url: str, modems: list[tuple[str, Path]], in_flight: int = 64, max_binds: int = 10
+) -> Path:
     path = tmp_path / f"{name}.toml"
     path.write_text(
         "[smpp]\nport = 0\nshutdown_grace_s = 1.0\n[http]\nport = 0\n"
-        '[[accounts]]\nsystem_id = "demo"\npassword = "demo"\n'
+        f'[[accounts]]\nsystem_id = "demo"\npassword = "demo"\nmax_binds = {max_binds}\n'
         + "".join(
             f'[[modems]]\nname = "{modem}"\nport = "{link}"\nmsisdn = "4477009000{i:02d}"\nreopen_delay_s = 0.2\n'
             for i, (modem, link) in enumerate(modems, start=1)
@@ -36,7 +41,7 @@ def _config(tmp_path: Path, name: str, url: str, modems: list[tuple[str, Path]],
         "retry_backoff_max_s = 1.0\noutbox_redelivery_delay_s = 0.3\nforeign_writes_poll_s = 0.5\n"
         f"max_in_flight_segments = {in_flight}\n"
         f'[store]\npath = "{tmp_path / name}.db"\nurl = "{url}"\n'
-        f'[node]\nname = "{name}"\nhandoff_lease_s = 2.0\n'
+        f'[node]\nname = "{name}"\nhandoff_lease_s = 2.0\nbind_lease_s = 2.0\n'
         "[virtual_network]\ndelivery_delay_s = 0.3\nretry_interval_s = 0.3\n"
     )
     return path
@@ -116,3 +121,36 @@ def test_kill_9_of_a_node_under_load_loses_nothing_the_other_finishes_its_queue(
     assert set(counts.values()) == {1}, [m for m, n in counts.items() if n > 1]
     assert {r.stat for r in receipts} <= {"DELIVRD", "EXPIRED"}
     assert any("segment sent" in line for line in survivor.lines)
+
+
+def _bind_status(port: int) -> int:
+    """The bind's command_status (0: bound, and unbound again)."""
+    try:
+        esme = Esme(port, "demo", "demo")
+    except smpplib.exceptions.PDUError as exc:
+        return int(exc.args[1])
+    esme.close()
+    return 0
+
+
+def test_max_binds_holds_over_both_nodes_and_a_killed_nodes_bind_is_free_after_its_lease(
+    tmp_path: Path, processes: list[Process], postgres_url: str
+) -> None:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    victim, port_a = _serve(_config(tmp_path, "a", postgres_url, [], max_binds=1), env, processes)
+    _, port_b = _serve(_config(tmp_path, "b", postgres_url, [], max_binds=1), env, processes)
+    esme = Esme(port_a, "demo", "demo")
+    try:
+        assert _bind_status(port_b) == CommandStatus.ESME_RALYBND
+        time.sleep(2.5)  # longer than a bind lease: A's heartbeat holds its bind
+        assert _bind_status(port_b) == CommandStatus.ESME_RALYBND
+        victim.popen.send_signal(signal.SIGKILL)
+        victim.popen.wait(timeout=10)
+        # A never unbound: only its lease ending (2 s without a heartbeat) lets B take the bind.
+        statuses = []
+        while len(statuses) < 60 and (not statuses or statuses[-1] != 0):
+            statuses.append(_bind_status(port_b))
+            time.sleep(0.25)
+    finally:
+        esme.client.disconnect()
+    assert statuses[-1] == 0 and set(statuses) <= {0, CommandStatus.ESME_RALYBND}, statuses

@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Final
 
 import pytest
-import trio
-from trio.testing import MockClock
 
 from smsgw.config import StoreConfig
 from smsgw.scheduler.model import OutboxEntry
@@ -51,21 +49,3 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path, store_config: 
 async def store(store_factory: StoreFactory) -> AsyncIterator[MessageStore]:
     async with store_factory() as opened:
         yield opened
-
-
-@pytest.fixture
-def db_clock() -> MockClock:
-    """`MockClock(autojump_threshold=0)` that does not jump while a worker thread runs.
-
-    The store runs SQLite in `trio.to_thread`; to plain autojump a task waiting for its thread looks idle, so the
-    clock would leap to the next deadline (a retry, a purge tick) in the middle of a commit.
-    """
-    clock = MockClock(autojump_threshold=0)
-    jump = clock._autojump
-
-    def jump_when_idle() -> None:
-        if not trio.to_thread.current_default_thread_limiter().borrowed_tokens:
-            jump()
-
-    clock._autojump = jump_when_idle  # type: ignore[method-assign]
-    return clock

@@ -15,6 +15,7 @@ from smsgw.passwords import hash_password
 from smsgw.pdu.constants import CommandId, Ton
 from smsgw.pdu.smpp import BindTransceiver, Pdu, SubmitSm, response_for
 from smsgw.smpp_server.audit import AuditLog
+from smsgw.smpp_server.binds import SharedBinds
 from smsgw.smpp_server.server import SmppServer
 from smsgw.smpp_server.session import (
     ConnectionClosed,
@@ -47,9 +48,14 @@ def make_config(**smpp: object) -> Config:
 
 
 @asynccontextmanager
-async def running_server(config: Config, backend: DoubleBackend) -> AsyncIterator[SmppServer]:
+async def running_server(
+    config: Config, backend: DoubleBackend, binds: SharedBinds | None = None
+) -> AsyncIterator[SmppServer]:
+    """`binds`: a node's bind registry, its heartbeat run as `serve_smpp` runs it."""
     async with trio.open_nursery() as nursery:
-        server = SmppServer(config, backend, nursery, AuditLog())
+        server = SmppServer(config, backend, nursery, AuditLog(), shared_binds=binds)
+        if binds is not None:
+            await nursery.start(binds.run)
         for account in server.accounts:
             # Warm the password cache so binds with the right password need no worker thread (which would let
             # an autojumping MockClock run ahead while scrypt computes).

@@ -1,3 +1,4 @@
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +31,16 @@ def test_request_larger_than_burst_needs_a_full_bucket() -> None:
     assert bucket.try_take(8, 0.0)
     assert not bucket.try_take(8, 2.0)
     assert bucket.try_take(8, 3.0)
+
+
+def test_resize_refills_at_the_old_rate_until_then_and_drops_tokens_beyond_the_new_burst() -> None:
+    bucket = TokenBucket(rate_per_s=10, burst=10, now=0.0)
+    assert bucket.try_take(10, 0.0)
+    bucket.resize(2, 4, 0.5)  # 5 tokens came at 10/s; 4 are kept
+    assert bucket.try_take(4, 0.5) and not bucket.try_take(1, 0.5)
+    assert not bucket.try_take(2, 1.49) and bucket.try_take(2, 1.5)  # 2/s from now on
+    with pytest.raises(ValueError):
+        bucket.resize(0, 4, 2.0)
 
 
 @settings(max_examples=200, deadline=None)
