@@ -34,7 +34,6 @@ from smsgw.scheduler.timing import WallClock
 from smsgw.smpp_server.accounts import BindRefused
 from smsgw.smpp_server.login import LOCKED_OUT, Login
 from smsgw.smpp_server.throttle import Throttle, TokenBucket
-from tests.scheduler.conftest import db_clock  # noqa: F401  (a fixture: MockClock for a store's worker threads)
 
 KEY = b"k" * 32
 
