@@ -26,11 +26,12 @@ class TokenBucket:
     def try_take(self, amount: float, now: float) -> bool:
         """Take `amount` tokens if they are all there; a refused request takes nothing.
 
-        A request larger than the burst needs a full bucket (and empties it) rather than being refused forever.
+        A request larger than the burst needs a full bucket rather than being refused forever, and leaves the
+        bucket in debt for the rest: it costs its whole amount, so a 1,000-number request waits as long as a
+        thousand single ones would and the rate holds over time.
         """
-        amount = min(amount, self.burst)
         self._refill(now)
-        if amount > self._tokens:
+        if min(amount, self.burst) > self._tokens:
             return False
         self._tokens -= amount
         return True

@@ -26,11 +26,28 @@ def test_refill_is_capped_at_burst() -> None:
     assert not bucket.try_take(1, 1000.0)
 
 
-def test_request_larger_than_burst_needs_a_full_bucket() -> None:
+def test_request_larger_than_burst_needs_a_full_bucket_and_costs_its_whole_amount() -> None:
     bucket = TokenBucket(rate_per_s=1, burst=3, now=0.0)
-    assert bucket.try_take(8, 0.0)
-    assert not bucket.try_take(8, 2.0)
-    assert bucket.try_take(8, 3.0)
+    assert bucket.try_take(8, 0.0)  # 5 tokens in debt
+    assert bucket.wait_s(8, 0.0) == 8.0
+    assert not bucket.try_take(1, 5.5)  # 0.5 tokens
+    assert not bucket.try_take(8, 7.5)
+    assert bucket.try_take(8, 8.0)  # 8 segments every 8 s: the rate, however large the requests
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(0.5, 50), st.floats(0.5, 20), st.lists(st.tuples(st.floats(0, 3), st.integers(1, 200)), max_size=40))
+def test_what_is_taken_never_exceeds_the_burst_plus_the_refill_plus_one_request(
+    rate: float, burst: float, requests: list[tuple[float, int]]
+) -> None:
+    bucket = TokenBucket(rate, burst, 0.0)
+    now = taken = 0.0
+    for elapsed, amount in requests:
+        now += elapsed
+        if bucket.try_take(amount, now):
+            taken += amount
+            # Only the last request may overdraw: the bucket must be full again before another goes.
+            assert taken <= burst + rate * now + amount + 1e-6
 
 
 def test_resize_refills_at_the_old_rate_until_then_and_drops_tokens_beyond_the_new_burst() -> None:
