@@ -135,13 +135,22 @@ class Cursor:
         return iter(self.fetchall())
 
 
+# How every connection of the store is opened (a pool's too): transactions are the statements the caller runs.
+CONNECT_OPTIONS: Final[dict[str, Any]] = {"autocommit": True, "row_factory": _row_factory}
+
+
 class PgConnection:
     """One psycopg connection in autocommit mode: transactions are the statements the caller runs (the writer's
     BEGIN, SAVEPOINTs and COMMIT), and a statement outside them commits alone (the readers)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, target: str | psycopg.Connection[Any]) -> None:
+        """`target`: a URL to connect to, or a connection opened with `CONNECT_OPTIONS` (a pool's) to speak
+        through, which stays its owner's to close."""
+        if not isinstance(target, str):
+            self._connection = target
+            return
         try:
-            self._connection = psycopg.connect(url, autocommit=True, row_factory=_row_factory)
+            self._connection = psycopg.connect(target, **CONNECT_OPTIONS)
         except psycopg.Error as exc:
             raise _as_sqlite_error(exc) from exc
 
