@@ -109,7 +109,10 @@ class Dispatcher:
             now = self._clock.now_ms()
             free = limit - self._in_flight
             claimant = self._claimant()
-            claimed = await self._store.claim_due(now, free, claimant) if free > 0 else []
+            # A node without a connector for any route (one that only takes submissions) would claim nothing:
+            # it spends no transaction finding that out on every commit of any node.
+            serving = claimant is None or bool(claimant.routes)
+            claimed = await self._store.claim_due(now, free, claimant) if free > 0 and serving else []
             for handoff in claimed:
                 self._in_flight += 1
                 if claimant is not None:
@@ -121,7 +124,7 @@ class Dispatcher:
             elif len(claimed) == free:
                 continue  # a full batch: more may be due, claimed as soon as a slot is free
             else:
-                due = await self._store.next_due_ms(claimant)
+                due = await self._store.next_due_ms(claimant) if serving else None
                 if due is not None and due <= now:
                     continue  # the batch had expiries in it: claim again at once
                 if due is not None:

@@ -96,13 +96,13 @@ async def test_a_node_refuses_a_schema_newer_than_it_knows(node: Node, postgres_
 
 def test_translate_placeholders_hints_and_types() -> None:
     assert translate("SELECT a FROM t INDEXED BY t_due WHERE b = ? AND c > ?") == (
-        "SELECT a FROM t WHERE b = %s AND c > %s", None
+        "SELECT a FROM t WHERE b = $1 AND c > $2", None
     )
     # Numbered parameters are repeated in order; a bare NULL test gets a type PostgreSQL can infer.
     assert translate("SELECT 1 WHERE ?1 IS NULL OR x = ?1 LIMIT ?2") == (
-        "SELECT 1 WHERE CAST(%s AS TEXT) IS NULL OR x = %s LIMIT %s", (0, 0, 1)
+        "SELECT 1 WHERE CAST($1 AS TEXT) IS NULL OR x = $2 LIMIT $3", (0, 0, 1)
     )
-    assert translate("SELECT '5%' || ?") == ("SELECT '5%%' || %s", None)
+    assert translate("SELECT '5%' || ?") == ("SELECT '5%' || $1", None)
     assert translate("BEGIN IMMEDIATE") == ("BEGIN", None)
     ddl, _ = translate(
         "CREATE TABLE s (id INTEGER PRIMARY KEY, m INTEGER NOT NULL REFERENCES m (id) ON DELETE CASCADE, b BLOB)"

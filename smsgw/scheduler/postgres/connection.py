@@ -3,8 +3,11 @@ engine runs the same jobs (`smsgw.scheduler.sqlite`), the same transaction steps
 instead of a second copy of every statement.
 
 What differs between the dialects is rewritten here, once per distinct statement (`translate`, cached):
-placeholders (`?` and SQLite's numbered `?N`), SQLite's planner hints (`INDEXED BY`), its `BEGIN IMMEDIATE`, and
-in DDL its storage classes (`INTEGER` is 64-bit, so BIGINT; `BLOB`; rowid tables). What no rewrite can say — row
+placeholders (`?` and SQLite's numbered `?N`) into PostgreSQL's own `$n`, SQLite's planner hints (`INDEXED BY`),
+its `BEGIN IMMEDIATE`, and in DDL its storage classes (`INTEGER` is 64-bit, so BIGINT; `BLOB`; rowid tables).
+Statements go through psycopg's `RawCursor`, which sends `$n` as it is: its default cursor parses every `%s`
+statement again on each call once it has more than 50 parameters (a multi-row INSERT of the accept path), which
+cost more CPU than the rest of the transaction (BENCHMARKS.md, "PostgreSQL: pool, async and two nodes"). What no rewrite can say — row
 locks for rows several nodes compete for — the jobs ask of `smsgw.scheduler.dialect`. Errors come out as
 `sqlite3` exceptions of the same meaning (`IntegrityError`, `OperationalError`), with the psycopg error chained,
 so the jobs' and the writer's handling is one; a deadlock or serialization failure between nodes is
@@ -49,7 +52,8 @@ _PLACEHOLDER: Final = re.compile(r"\?(\d*)")
 @functools.lru_cache(maxsize=_TRANSLATED_CACHE)
 def translate(sql: str) -> tuple[str, tuple[int, ...] | None]:
     """The PostgreSQL text of a statement written for SQLite, and for numbered placeholders (`?1`) the index of
-    the parameter each `%s` takes (None: in order)."""
+    the parameter each `$n` takes (None: in order). Each placeholder is a parameter of its own, as in SQLite: a
+    repeated `?1` tested for NULL and compared to a column would need two types of one `$1`."""
     if sql.lstrip().upper().startswith("BEGIN IMMEDIATE"):
         return "BEGIN", None
     for pattern, replacement in _DDL_RULES:
@@ -65,10 +69,9 @@ def translate(sql: str) -> tuple[str, tuple[int, ...] | None]:
             order.append(int(match.group(1)) - 1)
         else:
             order.append(len(order))
-        return "%s"
+        return f"${len(order)}"
 
-    if "?" in sql:  # psycopg reads `%` as its own only in a statement with parameters
-        sql = _PLACEHOLDER.sub(placeholder, sql.replace("%", "%%"))
+    sql = _PLACEHOLDER.sub(placeholder, sql)
     return sql, tuple(order) if numbered else None
 
 
@@ -113,30 +116,41 @@ def _as_sqlite_error(exc: psycopg.Error) -> sqlite3.Error:
 
 
 class Cursor:
-    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+    """The results of one statement; of none for an executemany of no rows (rowcount 0, as sqlite3's)."""
+
+    def __init__(self, cursor: psycopg.Cursor[Any] | None) -> None:
         self._cursor = cursor
 
     @property
     def rowcount(self) -> int:
-        return self._cursor.rowcount
+        return 0 if self._cursor is None else self._cursor.rowcount
 
     def fetchone(self) -> Any:
-        return self._cursor.fetchone() if self._cursor.description is not None else None
+        return self._cursor.fetchone() if self._cursor is not None and self._cursor.description is not None else None
 
     def fetchall(self) -> list[Any]:
-        return self._cursor.fetchall() if self._cursor.description is not None else []
+        return self._cursor.fetchall() if self._cursor is not None and self._cursor.description is not None else []
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.fetchall())
+
+
+# How every connection of the store is opened (a pool's too): transactions are the statements the caller runs.
+CONNECT_OPTIONS: Final[dict[str, Any]] = {"autocommit": True, "row_factory": _row_factory}
 
 
 class PgConnection:
     """One psycopg connection in autocommit mode: transactions are the statements the caller runs (the writer's
     BEGIN, SAVEPOINTs and COMMIT), and a statement outside them commits alone (the readers)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, target: str | psycopg.Connection[Any]) -> None:
+        """`target`: a URL to connect to, or a connection opened with `CONNECT_OPTIONS` (a pool's) to speak
+        through, which stays its owner's to close."""
+        if not isinstance(target, str):
+            self._connection = target
+            return
         try:
-            self._connection = psycopg.connect(url, autocommit=True, row_factory=_row_factory)
+            self._connection = psycopg.connect(target, **CONNECT_OPTIONS)
         except psycopg.Error as exc:
             raise _as_sqlite_error(exc) from exc
 
@@ -150,17 +164,21 @@ class PgConnection:
 
     def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> Cursor:
         text, order = translate(sql)
+        cursor = psycopg.RawCursor(self._connection)
         try:
-            cursor = self._connection.execute(text, None if parameters is None else _parameters(parameters, order))
+            cursor.execute(text, None if parameters is None else _parameters(parameters, order))
         except psycopg.Error as exc:
             raise _as_sqlite_error(exc) from exc
         return Cursor(cursor)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Cursor:
         text, order = translate(sql)
-        cursor = self._connection.cursor()
+        parameters = [_parameters(row, order) for row in rows]
+        if not parameters:  # psycopg would still sync an empty pipeline: a round trip for nothing
+            return Cursor(None)
+        cursor = psycopg.RawCursor(self._connection)
         try:
-            cursor.executemany(text, [_parameters(row, order) for row in rows])
+            cursor.executemany(text, parameters)
         except psycopg.Error as exc:
             raise _as_sqlite_error(exc) from exc
         return Cursor(cursor)
