@@ -3,7 +3,7 @@ host sent, stores SMS in indexed slots, and can inject unsolicited lines or fall
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -156,11 +156,11 @@ class RecordingSink:
             self.commands_seen_at_hand_over.append(len(self.modem.sent))
         self._notify()
 
-    async def status_report(self, report: StatusReport) -> None:
+    async def status_reports(self, reports: Sequence[StatusReport]) -> None:
         await self.release.wait()
         if self.commit_s:
             await trio.sleep(self.commit_s)  # a store slower than the modem
-        self.reports.append(report)
+        self.reports.extend(reports)
         self._notify()
 
     def _notify(self) -> None:

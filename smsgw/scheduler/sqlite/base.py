@@ -74,6 +74,10 @@ class _MessageRow(NamedTuple):
 _MESSAGE_ROW_SQL: Final = f"SELECT {columns(_MessageRow)} FROM messages WHERE id = ?"
 
 
+# SQLite `synchronous` levels that fsync at every commit in WAL mode.
+_SYNCING: Final = frozenset({"FULL", "EXTRA"})
+
+
 class SqliteBase:
     """Connections, writer, wake-ups and the shared transaction steps; `SqliteStore` adds the jobs."""
 
@@ -92,8 +96,11 @@ class SqliteBase:
         # The recipient rules of `accept`, read in the writer's own transaction.
         self._accept_facts = SqlitePolicyFacts.reading(self._writer_connection)
         self._read_lock = trio.Lock()
+        synchronous = config.synchronous.upper()
         self._writer = GroupCommitWriter(
-            self._writer_connection, max_batch=config.writer_max_batch, queue_size=config.writer_queue_size
+            self._writer_connection, max_batch=config.writer_max_batch, queue_size=config.writer_queue_size,
+            # Only an SQLite level that syncs every commit has anything to relax (PostgreSQL commits alike).
+            synchronous=(synchronous, "NORMAL") if dialect is SQLITE and synchronous in _SYNCING else None,
         )
         self._outbox_events: dict[str, trio.Event] = {}
         self._dlr_listeners: list[Callable[[], None]] = []
