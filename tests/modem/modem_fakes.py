@@ -142,6 +142,7 @@ class RecordingSink:
     def __init__(self, modem: ScriptedModem | None = None) -> None:
         self.incoming: list[IncomingSms] = []
         self.reports: list[StatusReport] = []
+        self.report_calls: list[int] = []  # how many reports each `status_reports` call handed over
         self.modem = modem
         self.commands_seen_at_hand_over: list[int] = []
         self.release = trio.Event()
@@ -161,6 +162,9 @@ class RecordingSink:
         if self.commit_s:
             await trio.sleep(self.commit_s)  # a store slower than the modem
         self.reports.extend(reports)
+        self.report_calls.append(len(reports))
+        if self.modem is not None:
+            self.commands_seen_at_hand_over.append(len(self.modem.sent))
         self._notify()
 
     def _notify(self) -> None:
