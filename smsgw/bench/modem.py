@@ -21,7 +21,7 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -70,8 +70,8 @@ class _CountingSink:
     async def incoming_sms(self, sms: IncomingSms) -> None:
         self.incoming += 1
 
-    async def status_reports(self, reports: Sequence[StatusReport]) -> None:
-        self.reports += len(reports)
+    async def status_report(self, report: StatusReport) -> None:
+        self.reports += 1
 
 
 def _msisdn(index: int) -> str:

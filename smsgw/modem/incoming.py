@@ -4,9 +4,7 @@ to the `ModemEventSink`, then deleted or acknowledged.
 A stored message is deleted from the modem (and a direct one acknowledged with AT+CNMA) only after the sink
 returned, so a crash in between leaves it on the SIM (or with the network) to be read again at the next start.
 One worker task handles the codes in order, behind a queue the reader fills (`UrcQueue`); the start-up scan of
-the storages runs in that task too. Stored status reports whose notices (+CDSI) wait in the queue together are
-read one after the other and handed over together, in one durable write, before their deletions: a modem's
-reports then cost one wait for the store per group, not one each, and a busy modem's groups grow by themselves.
+the storages runs in that task too.
 """
 
 from __future__ import annotations
@@ -62,16 +60,10 @@ class UrcQueue:
             progress = self._progress = trio.Event()
             await progress.wait()
 
-    async def take(self) -> list[Unsolicited]:
-        """The next code and every one queued behind it, in order (waits for the first)."""
-        events = [await self._receive.receive()]
-        while True:
-            try:
-                events.append(self._receive.receive_nowait())
-            except trio.WouldBlock:
-                break
+    async def take(self) -> Unsolicited:
+        event = await self._receive.receive()
         self.wake()
-        return events
+        return event
 
 
 class ReceivePath:
@@ -118,65 +110,19 @@ class ReceivePath:
         except CommandTimeout as exc:
             log.warning("storage scan failed modem=%s error=%s", self._name, exc)
         while True:
-            events = await self._urc.take()
-            start = 0
-            while start < len(events):
-                # A run of stored status reports' notices is one group; any other code is handled alone, in order.
-                end = start + 1
-                if events[start].name == "+CDSI":
-                    while end < len(events) and events[end].name == "+CDSI":
-                        end += 1
-                await self._guard_urcs(events[start:end])
-                start = end
-
-    async def _guard_urcs(self, events: list[Unsolicited]) -> None:
-        name = events[0].name
-        try:
-            if name == "+CDSI":
-                await self._read_reports(events)
-            else:
-                await self._handle_urc(events[0])
-        except CommandTimeout as exc:
-            log.warning("unsolicited code not handled modem=%s code=%s error=%s", self._name, name, exc)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            raise
-        except Exception:
-            # The sink failed (store down?): nothing was deleted or acknowledged, so nothing is lost.
-            log.exception("unsolicited code not handled modem=%s code=%s", self._name, name)
-
-    async def _read_reports(self, events: list[Unsolicited]) -> None:
-        """Read the stored status reports the +CDSI `events` point at, hand them over in one call, then delete
-        them; anything else found in those slots is handled alone, as `_read_stored` would."""
-        reports: list[tuple[SmsStatusReport, StoredSlot]] = []
-        for event in events:
-            location = storage_location(event.params)
-            if location is None:
-                log.warning("unreadable storage notification modem=%s line=%r", self._name, event.line)
-                continue
+            event = await self._urc.take()
             try:
-                found = await self._read_slot(*location)
-            except CommandTimeout as exc:  # the others are still read: this one stays stored for the next scan
+                await self._handle_urc(event)
+            except CommandTimeout as exc:
                 log.warning("unsolicited code not handled modem=%s code=%s error=%s", self._name, event.name, exc)
-                continue
-            if found is None:
-                continue
-            pdu_hex, slot = found
-            decoded = self._decode(pdu_hex, slot)
-            if isinstance(decoded, SmsStatusReport):
-                reports.append((decoded, slot))
-            elif decoded is not None:
-                await self._hand_over_reports(reports)
-                reports = []
-                await self._handle_decoded(decoded, slot)
-        await self._hand_over_reports(reports)
-
-    async def _hand_over_reports(self, reports: list[tuple[SmsStatusReport, StoredSlot]]) -> None:
-        if reports:
-            await self._deliver_reports([report for report, _ in reports])
-            await self._delete(tuple(slot for _, slot in reports))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                raise
+            except Exception:
+                # The sink failed (store down?): nothing was deleted or acknowledged, so nothing is lost.
+                log.exception("unsolicited code not handled modem=%s code=%s", self._name, event.name)
 
     async def _handle_urc(self, event: Unsolicited) -> None:
-        if event.name == "+CMTI":
+        if event.name in ("+CMTI", "+CDSI"):
             location = storage_location(event.params)
             if location is None:
                 log.warning("unreadable storage notification modem=%s line=%r", self._name, event.line)
@@ -224,22 +170,16 @@ class ReceivePath:
             await self._handle_pdu(pdu, slot=StoredSlot(self._read_storage, index))
 
     async def _read_stored(self, storage: str, index: int) -> None:
-        found = await self._read_slot(storage, index)
-        if found is not None:
-            await self._handle_pdu(*found)
-
-    async def _read_slot(self, storage: str, index: int) -> tuple[str, StoredSlot] | None:
-        """AT+CMGR of one slot: its PDU and where it is, or None (logged) when there is nothing to read."""
         if storage and storage != self._read_storage:
             await self._select_read_storage(storage)
         response = await self._exchange.command(f"AT+CMGR={index}")
         if not response.ok:
             log.warning("AT+CMGR failed modem=%s index=%d error=%s", self._name, index, response.result.meaning)
-            return None
+            return
         if len(response.lines) < 2:
             log.warning("empty storage slot modem=%s storage=%s index=%d", self._name, storage, index)
-            return None
-        return response.lines[1], StoredSlot(self._read_storage, index)
+            return
+        await self._handle_pdu(response.lines[1], slot=StoredSlot(self._read_storage, index))
 
     async def _select_read_storage(self, storage: str) -> None:
         response = await self._exchange.command(f'AT+CPMS="{storage}"')
@@ -255,30 +195,24 @@ class ReceivePath:
     async def _handle_pdu(self, pdu_hex: str, slot: StoredSlot | None) -> bool:
         """Decode one PDU-mode PDU and hand it over; True once the sink has it (or it is a part held for
         reassembly), so the caller may acknowledge it."""
-        decoded = self._decode(pdu_hex, slot)
-        return decoded is not None and await self._handle_decoded(decoded, slot)
-
-    def _decode(self, pdu_hex: str, slot: StoredSlot | None) -> SmsDeliver | SmsStatusReport | None:
-        """The SMS-DELIVER or SMS-STATUS-REPORT in a PDU-mode PDU; None (logged) for anything else."""
         try:
             _smsc, tpdu = split_smsc(bytes.fromhex(pdu_hex))
             decoded = decode_tpdu(tpdu, "mt")
         except (ValueError, PduError) as exc:
             # Kept in storage: nothing is deleted that was not handed over.
             log.warning("undecodable PDU modem=%s slot=%s error=%s pdu=%s", self._name, slot, exc, pdu_hex)
-            return None
-        return decoded if isinstance(decoded, SmsDeliver | SmsStatusReport) else None
-
-    async def _handle_decoded(self, decoded: SmsDeliver | SmsStatusReport, slot: StoredSlot | None) -> bool:
+            return False
         if isinstance(decoded, SmsStatusReport):
-            await self._deliver_reports([decoded])
+            await self._deliver_report(decoded)
             if slot is not None:
                 await self._delete((slot,))
             return True
-        accepted = self._parts.add(decoded, slot, trio.current_time(), self._name, self._msisdn)
-        await self._delete(accepted.discard)
-        await self._hand_over(accepted.messages)
-        return True
+        if isinstance(decoded, SmsDeliver):
+            accepted = self._parts.add(decoded, slot, trio.current_time(), self._name, self._msisdn)
+            await self._delete(accepted.discard)
+            await self._hand_over(accepted.messages)
+            return True
+        return False
 
     async def _hand_over(self, messages: tuple[CompleteMessage, ...]) -> None:
         for message in messages:
@@ -294,31 +228,27 @@ class ReceivePath:
             )
             await self._delete(message.slots)
 
-    async def _deliver_reports(self, reports: list[SmsStatusReport]) -> None:
-        await self._sink.status_reports(
-            [
-                StatusReport(
-                    modem=self._name,
-                    tp_mr=report.tp_mr,
-                    recipient=report.recipient.number,
-                    tp_st=report.tp_st,
-                    discharge_time=report.discharge_time,
-                    service_centre_time=report.scts,
-                )
-                for report in reports
-            ]
-        )
-        self._counts.status_reports += len(reports)
-        if self._scanning_storage:
-            self._counts.stored_reports_at_start += len(reports)
-        for report in reports:
-            log.info(
-                "status report modem=%s tp_mr=%d tp_st=%d from_storage_at_start=%s",
-                self._name,
-                report.tp_mr,
-                report.tp_st,
-                self._scanning_storage,
+    async def _deliver_report(self, report: SmsStatusReport) -> None:
+        await self._sink.status_report(
+            StatusReport(
+                modem=self._name,
+                tp_mr=report.tp_mr,
+                recipient=report.recipient.number,
+                tp_st=report.tp_st,
+                discharge_time=report.discharge_time,
+                service_centre_time=report.scts,
             )
+        )
+        self._counts.status_reports += 1
+        if self._scanning_storage:
+            self._counts.stored_reports_at_start += 1
+        log.info(
+            "status report modem=%s tp_mr=%d tp_st=%d from_storage_at_start=%s",
+            self._name,
+            report.tp_mr,
+            report.tp_st,
+            self._scanning_storage,
+        )
 
     async def _delete(self, slots: tuple[StoredSlot, ...]) -> None:
         for slot in slots:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -75,6 +74,5 @@ class ModemEventSink(Protocol):
     async def incoming_sms(self, sms: IncomingSms) -> None:
         """Persist the MO; the modem deletes it from SIM storage only after this returns."""
 
-    async def status_reports(self, reports: Sequence[StatusReport]) -> None:
-        """Persist the status reports (one modem's, in the order it stored them) and match each to its segment;
-        the modem deletes them only after this returns."""
+    async def status_report(self, report: StatusReport) -> None:
+        """Persist and match the status report to its segment."""

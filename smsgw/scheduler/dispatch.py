@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Sequence
 from datetime import timedelta
 
 import trio
@@ -300,20 +299,15 @@ class Dispatcher:
             await trio.sleep(config.purge_interval_s)
 
     async def status_report(self, report: StatusReport) -> None:
-        await self.status_reports((report,))
-
-    async def status_reports(self, reports: Sequence[StatusReport]) -> None:
-        """Apply a modem's status reports, in order, in one write (`ModemEventSink.status_reports`)."""
         now = self._clock.now_ms()
         window = int(self._messages.status_report_match_window_s * _MS)
-        retry_at = [now + retry_delay_ms(1, self._messages, self._rng) for _ in reports]
-        states = await self._store.apply_status_reports(reports, now, window, retry_at)
-        for report, state in zip(reports, states, strict=True):
-            if state is None:
-                # Usually a report that overtook the write of its own send (zero network delay): kept unmatched,
-                # and `record_sent` applies it. One that never finds its segment stays in status_reports.
-                log.info("status report not matched yet modem=%s tp_mr=%d tp_st=%d", report.modem, report.tp_mr,
-                         report.tp_st)
-            else:
-                log.info("status report modem=%s tp_mr=%d tp_st=%d state=%s", report.modem, report.tp_mr,
-                         report.tp_st, state.name)
+        retry_at = now + retry_delay_ms(1, self._messages, self._rng)
+        state = await self._store.apply_status_report(report, now, window, retry_at)
+        if state is None:
+            # Usually a report that overtook the write of its own send (zero network delay): kept unmatched, and
+            # `record_sent` applies it. One that never finds its segment stays in status_reports for inspection.
+            log.info("status report not matched yet modem=%s tp_mr=%d tp_st=%d", report.modem, report.tp_mr,
+                     report.tp_st)
+        else:
+            log.info("status report modem=%s tp_mr=%d tp_st=%d state=%s", report.modem, report.tp_mr, report.tp_st,
+                     state.name)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +41,7 @@ class ModemEvents:
     """The modem pool's `ModemEventSink`: MO to the router, status reports to the dispatcher."""
 
     incoming_sms: Callable[[IncomingSms], Coroutine[Any, Any, None]]
-    status_reports: Callable[[Sequence[StatusReport]], Coroutine[Any, Any, None]]
+    status_report: Callable[[StatusReport], Coroutine[Any, Any, None]]
 
 
 class Scheduler:
@@ -66,7 +66,7 @@ class Scheduler:
         self.upstream_receiver = UpstreamReceiver(store, clock, self.mo.incoming_sms)
         self.outbox = Outbox(store, holder, clock, self.mo.mo_taken)
         self.smpp = SmppIntake(store, self.accept, self.outbox, clock)
-        self.modem_events = ModemEvents(self.mo.incoming_sms, self.dispatcher.status_reports)
+        self.modem_events = ModemEvents(self.mo.incoming_sms, self.dispatcher.status_report)
 
     async def run(
         self,

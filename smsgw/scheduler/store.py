@@ -87,11 +87,6 @@ class MessageStore(CallbackStore, Protocol):
         self, report: StatusReport, now_ms: int, window_ms: int, retry_at_ms: int
     ) -> State | None: ...
 
-    # Several reports in one write, applied in order: each one's state, as `apply_status_report` returns it.
-    async def apply_status_reports(
-        self, reports: Sequence[StatusReport], now_ms: int, window_ms: int, retry_at_ms: Sequence[int]
-    ) -> list[State | None]: ...
-
     async def record_upstream_sent(
         self,
         segment_rowid: int,

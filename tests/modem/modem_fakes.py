@@ -3,7 +3,7 @@ host sent, stores SMS in indexed slots, and can inject unsolicited lines or fall
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import trio
@@ -142,7 +142,6 @@ class RecordingSink:
     def __init__(self, modem: ScriptedModem | None = None) -> None:
         self.incoming: list[IncomingSms] = []
         self.reports: list[StatusReport] = []
-        self.report_calls: list[int] = []  # how many reports each `status_reports` call handed over
         self.modem = modem
         self.commands_seen_at_hand_over: list[int] = []
         self.release = trio.Event()
@@ -157,14 +156,11 @@ class RecordingSink:
             self.commands_seen_at_hand_over.append(len(self.modem.sent))
         self._notify()
 
-    async def status_reports(self, reports: Sequence[StatusReport]) -> None:
+    async def status_report(self, report: StatusReport) -> None:
         await self.release.wait()
         if self.commit_s:
             await trio.sleep(self.commit_s)  # a store slower than the modem
-        self.reports.extend(reports)
-        self.report_calls.append(len(reports))
-        if self.modem is not None:
-            self.commands_seen_at_hand_over.append(len(self.modem.sent))
+        self.reports.append(report)
         self._notify()
 
     def _notify(self) -> None:

@@ -324,28 +324,6 @@ async def test_status_reports_direct_and_stored(clock: trio.testing.MockClock) -
         nursery.cancel_scope.cancel()
 
 
-async def test_stored_reports_queued_together_are_handed_over_together_then_deleted(
-    clock: trio.testing.MockClock,
-) -> None:
-    modem = ScriptedModem()
-    sink = RecordingSink(modem)
-    async with trio.open_nursery() as nursery:
-        await _ready(nursery, modem, sink)
-        modem.storage["SR"] = {1: _report_pdu(7), 2: _report_pdu(8, 0x46), 3: _report_pdu(9)}
-        await modem.inject("".join(f'\r\n+CDSI: "SR",{i}\r\n' for i in (1, 2, 3)))
-        await sink.wait_for(lambda: len(sink.reports) == 3)
-        await trio.sleep(1)
-        assert [(r.tp_mr, r.tp_st) for r in sink.reports] == [(7, 0), (8, 0x46), (9, 0)]
-        assert sink.report_calls == [3]  # one write for the three
-        seen = modem.sent[:sink.commands_seen_at_hand_over[0]]
-        # All three read before the hand-over, none deleted before it; then all three deleted.
-        assert [c for c in seen if c.startswith(("AT+CMGR", "AT+CMGD"))][-3:] == [
-            "AT+CMGR=1", "AT+CMGR=2", "AT+CMGR=3"]
-        assert not any(c.startswith("AT+CMGD") for c in seen)
-        assert modem.storage["SR"] == {}
-        nursery.cancel_scope.cancel()
-
-
 async def test_per_minute_limit(clock: trio.testing.MockClock) -> None:
     modem = ScriptedModem()
     async with trio.open_nursery() as nursery:

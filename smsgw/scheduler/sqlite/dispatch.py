@@ -206,27 +206,17 @@ class Dispatch(SqliteBase):
     async def apply_status_report(
         self, report: StatusReport, now_ms: int, window_ms: int, retry_at_ms: int
     ) -> State | None:
-        """Persist the report and apply it to the segment it matches; None when it matches none."""
-        return (await self.apply_status_reports((report,), now_ms, window_ms, (retry_at_ms,)))[0]
-
-    async def apply_status_reports(
-        self, reports: Sequence[StatusReport], now_ms: int, window_ms: int, retry_at_ms: Sequence[int]
-    ) -> list[State | None]:
-        """`apply_status_report` for each report in turn, in one write. Concurrent calls are written as one
-        `_status_report_batch`."""
-        states: list[State | None] = await self._writer.write_combined(
-            self._status_report_batch, (tuple(reports), now_ms, window_ms, tuple(retry_at_ms))
+        """Persist the report and apply it to the segment it matches; None when it matches none. Concurrent calls
+        are written as one `_status_report_batch`."""
+        state: State | None = await self._writer.write_combined(
+            self._status_report_batch, (report, now_ms, window_ms, retry_at_ms)
         )
-        return states
+        return state
 
     def _status_report_batch(
-        self, c: sqlite3.Connection, items: Sequence[tuple[tuple[StatusReport, ...], int, int, tuple[int, ...]]]
-    ) -> list[list[State | None]]:
-        return [
-            [self._status_report(c, report, now_ms, window_ms, retry) for report, retry in zip(reports, retries,
-                                                                                                strict=True)]
-            for reports, now_ms, window_ms, retries in items
-        ]
+        self, c: sqlite3.Connection, items: Sequence[tuple[StatusReport, int, int, int]]
+    ) -> list[State | None]:
+        return [self._status_report(c, *item) for item in items]
 
     def _status_report(
         self, c: sqlite3.Connection, report: StatusReport, now_ms: int, window_ms: int, retry_at_ms: int
