@@ -7,8 +7,8 @@ Many concurrent submissions therefore cost one fsync, and the SQLite calls never
 `write_first` jumps the queue: its item is in the next batch that starts, however many writes wait.
 
 A batch made only of writes whose loss on a power failure harms nothing (`durable=False`: outbox claims and
-deletions, which at worst offer a receipt again) commits without its own fsync when the writer has a `relaxed`
-level (SQLite: `synchronous = NORMAL` for that commit). A kill -9 loses no commit either way (the data is in the
+deletions, which at worst offer a receipt again) commits without its own fsync when the writer is given the
+`synchronous` levels to switch between (SQLite: `synchronous = NORMAL` for that commit). A kill -9 loses no commit either way (the data is in the
 operating system's cache), and in WAL mode the next full commit's fsync makes the relaxed ones before it durable.
 """
 
