@@ -5,6 +5,11 @@ its own SAVEPOINT, so one refused operation (an exception it raises) is rolled b
 while the rest of the batch commits. `write` returns only after COMMIT: a result the caller sees is durable.
 Many concurrent submissions therefore cost one fsync, and the SQLite calls never block the Trio thread.
 `write_first` jumps the queue: its item is in the next batch that starts, however many writes wait.
+
+A batch made only of writes whose loss on a power failure harms nothing (`durable=False`: outbox claims and
+deletions, which at worst offer a receipt again) commits without its own fsync when the writer is given the
+`synchronous` levels to switch between (SQLite: `synchronous = NORMAL` for that commit). A kill -9 loses no commit either way (the data is in the
+operating system's cache), and in WAL mode the next full commit's fsync makes the relaxed ones before it durable.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ class _Pending(Generic[T]):
     op: WriteOp[T] | None
     combined: CombinedOp | None = None
     item: Any = None
+    durable: bool = True  # False: losing it to a power failure harms nothing, so it need not wait for an fsync
     done: trio.Event = field(default_factory=trio.Event)
     result: T | None = None
     error: BaseException | None = None
@@ -75,8 +81,14 @@ class CommitLatency:
 
 
 class GroupCommitWriter:
-    def __init__(self, connection: sqlite3.Connection, *, max_batch: int, queue_size: int) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, *, max_batch: int, queue_size: int,
+        synchronous: tuple[str, str] | None = None,
+    ) -> None:
+        """`synchronous`: SQLite's configured level and the relaxed one for batches of `durable=False` writes
+        (None: every batch commits alike, as on PostgreSQL or when the configured level is already relaxed)."""
         self._connection = connection
+        self._synchronous = synchronous
         self._max_batch = max_batch
         self._send, self._receive = trio.open_memory_channel[_Pending[Any]](queue_size)
         self._first: list[_Pending[Any]] = []  # `write_first` items, ahead of the channel's
@@ -84,6 +96,7 @@ class GroupCommitWriter:
         self._closed = False
         self._after_commit: list[Callable[[], None]] = []
         self.batches = 0
+        self.relaxed_batches = 0
         self.operations = 0
         self.latency = CommitLatency()
 
@@ -103,14 +116,14 @@ class GroupCommitWriter:
         the offending caller gets the error."""
         return await self._submit(_Pending(None, combined, item))
 
-    async def write_first(self, combined: CombinedOp, item: Any) -> Any:
+    async def write_first(self, combined: CombinedOp, item: Any, *, durable: bool = True) -> Any:
         """Like `write_combined`, but into the very next batch, ahead of every queued write: for what must be
-        durable as soon as possible and costs little (an ESME's acknowledgement, whose delay is the window in
+        written as soon as possible and costs little (an ESME's acknowledgement, whose delay is the window in
         which a crash makes the gateway offer it again). Not bounded by `queue_size`: use it only for work the
-        caller bounds itself."""
+        caller bounds itself. `durable=False`: see the module's docstring."""
         if self._closed:
             raise StoreClosed("store writer is not running")
-        pending: _Pending[Any] = _Pending(None, combined, item)
+        pending: _Pending[Any] = _Pending(None, combined, item, durable)
         self._first.append(pending)
         self._ready.set()
         return await self._wait(pending)
@@ -203,6 +216,19 @@ class GroupCommitWriter:
         return await trio.to_thread.run_sync(self._run_batch, batch)
 
     def _run_batch(self, batch: list[_Pending[Any]]) -> list[Callable[[], None]]:
+        connection = self._connection
+        if self._synchronous is not None and not any(pending.durable for pending in batch):
+            configured, relaxed = self._synchronous
+            # SQLite sets the level between transactions only.
+            connection.execute(f"PRAGMA synchronous = {relaxed}")
+            self.relaxed_batches += 1
+            try:
+                return self._run_transaction(batch)
+            finally:
+                connection.execute(f"PRAGMA synchronous = {configured}")
+        return self._run_transaction(batch)
+
+    def _run_transaction(self, batch: list[_Pending[Any]]) -> list[Callable[[], None]]:
         connection = self._connection
         committed: list[Callable[[], None]] = []
         groups: dict[CombinedOp, list[_Pending[Any]]] = {}

@@ -73,6 +73,45 @@ async def test_write_first_goes_into_the_next_commit_ahead_of_queued_writes(
         assert ran == ["w1", "ack", "w2", "w3"] and writer.batches - batches == 3
 
 
+async def test_a_batch_of_only_writes_that_need_no_fsync_commits_at_synchronous_normal(
+    tmp_path: Path, store_config: StoreConfig
+) -> None:
+    """Outbox claims and deletions (`durable=False`) alone in a batch commit without an fsync of their own; a batch
+    with any other write commits at the configured level, which the connection is back at after each batch."""
+    held, release = trio.Event(), threading.Event()
+
+    def hold(connection: sqlite3.Connection) -> None:
+        trio.from_thread.run_sync(held.set)
+        release.wait()
+
+    def level(connection: sqlite3.Connection, items: list[str]) -> list[int]:
+        return [int(connection.execute("PRAGMA synchronous").fetchone()[0]) for _ in items]
+
+    normal, full = 1, 2
+    levels: list[int] = []
+    async with open_store(tmp_path / "full.db", replace(store_config, synchronous="FULL")) as store:
+        writer = store.writer
+
+        async def beside(durable: bool) -> None:
+            levels.append(await writer.write_first(level, "mixed", durable=durable))
+
+        assert await writer.write_first(level, "claim", durable=False) == normal
+        assert await writer.write_first(level, "ack") == full
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(writer.write, hold)
+            await held.wait()
+            nursery.start_soon(beside, False)
+            nursery.start_soon(beside, True)
+            await trio.testing.wait_all_tasks_blocked()
+            release.set()
+        assert levels == [full, full] and writer.relaxed_batches == 1
+        assert await writer.write(lambda c: int(c.execute("PRAGMA synchronous").fetchone()[0])) == full
+    # Configured NORMAL already: nothing to relax.
+    async with open_store(tmp_path / "normal.db", store_config) as store:
+        assert await store.writer.write_first(level, "claim", durable=False) == normal
+        assert store.writer.relaxed_batches == 0
+
+
 async def test_a_batch_that_lost_a_conflict_runs_again_whole(sqlite_store: SqliteStore) -> None:
     """A deadlock with another node's writer (PostgreSQL) is the batch's, not one op's refusal: the batch is rolled
     back and run again, and its callers see the second run's results."""

@@ -75,6 +75,22 @@ class _MessageRow(NamedTuple):
 _MESSAGE_ROW_SQL: Final = f"SELECT {columns(_MessageRow)} FROM messages WHERE id = ?"
 
 
+# A message after one of its segments changed, in one statement: `_MessageRow`'s columns, the caller's reference
+# and its delivery-report request (`DlrRequest`'s other fields, all NULL without one), then one segment's state and
+# error code, one row per segment in order.
+_MESSAGE_FIELDS: Final = len(_MessageRow._fields)
+_OUTCOME_SQL: Final = (
+    "SELECT " + ", ".join(f"m.{field}" for field in _MessageRow._fields)
+    + ", m.client_ref, d.url, d.format, d.method, d.mask, s.state, s.error_code"
+    " FROM messages m JOIN segments s ON s.message = m.id LEFT JOIN dlr_requests d ON d.message = m.id"
+    " WHERE m.id = ? ORDER BY s.seq"
+)
+
+
+# SQLite `synchronous` levels that fsync at every commit in WAL mode.
+_SYNCING: Final = frozenset({"FULL", "EXTRA"})
+
+
 class SqliteBase:
     """Connections, writer, wake-ups and the shared transaction steps; `SqliteStore` adds the jobs."""
 
@@ -93,8 +109,11 @@ class SqliteBase:
         # The recipient rules of `accept`, read in the writer's own transaction.
         self._accept_facts = SqlitePolicyFacts.reading(self._writer_connection)
         self._read_lock = trio.Lock()
+        synchronous = config.synchronous.upper()
         self._writer = GroupCommitWriter(
-            self._writer_connection, max_batch=config.writer_max_batch, queue_size=config.writer_queue_size
+            self._writer_connection, max_batch=config.writer_max_batch, queue_size=config.writer_queue_size,
+            # Only an SQLite level that syncs every commit has anything to relax (PostgreSQL commits alike).
+            synchronous=(synchronous, "NORMAL") if dialect is SQLITE and synchronous in _SYNCING else None,
         )
         self._outbox_events: dict[str, trio.Event] = {}
         self._dlr_listeners: list[Callable[[], None]] = []
@@ -229,16 +248,27 @@ class SqliteBase:
         *,
         due_at: int | None = None,
         error_code: int | None = None,
+        sent: tuple[int, str, str, int] | None = None,
     ) -> State:
         """Apply `event` to the segment by the transition table, with the refund, the message's derived state and
-        the receipt that follow it (`billing`, `outcomes`), all in this transaction."""
+        the receipt that follow it (`billing`, `outcomes`), all in this transaction. `sent`: the segment's
+        `sent_at, modem, modem_msisdn, tp_mr`, written in the same statement."""
         new = transition(segment.state, event)
         final = new in FINAL
-        c.execute(
-            "UPDATE segments SET state = ?, due_at = ?, error_code = COALESCE(?, error_code), final_at = ?"
-            " WHERE id = ?",
-            (int(new), None if final else due_at, error_code, now_ms if final else None, segment.rowid),
-        )
+        state = (int(new), None if final else due_at, error_code, now_ms if final else None)
+        if sent is None:
+            c.execute(
+                "UPDATE segments SET state = ?, due_at = ?, error_code = COALESCE(?, error_code), final_at = ?"
+                " WHERE id = ?",
+                (*state, segment.rowid),
+            )
+        else:
+            c.execute(
+                "UPDATE segments SET state = ?, due_at = ?, error_code = COALESCE(?, error_code), final_at = ?,"
+                " sent_at = ?, modem = ?, modem_msisdn = ?, tp_mr = ? WHERE id = ?",
+                (*state, *sent, segment.rowid),
+            )
+            segment = SegmentRow(segment.rowid, segment.message, segment.state, sent[0], segment.charge)
         refund = billing.refund(new, segment.sent_at, segment.charge)
         if refund is not None:
             message = c.execute("SELECT account, message_id FROM messages WHERE id = ?", (segment.message,)).fetchone()
@@ -251,12 +281,11 @@ class SqliteBase:
         return new
 
     def _update_message(self, c: sqlite3.Connection, rowid: int, now_ms: int, *, intermediate: bool) -> None:
-        segments = [
-            (State(row["state"]), row["error_code"])
-            for row in c.execute("SELECT state, error_code FROM segments WHERE message = ? ORDER BY seq", (rowid,))
-        ]
+        rows = c.execute(_OUTCOME_SQL, (rowid,)).fetchall()
+        segments = [(State(found[-2]), int(found[-1])) for found in rows]
         derived, error_code = outcomes.message_outcome(segments)
-        row = _MessageRow._make(c.execute(_MESSAGE_ROW_SQL, (rowid,)).fetchone())
+        row = _MessageRow._make(rows[0][:_MESSAGE_FIELDS])
+        client_ref, url, dlr_format, method, mask = rows[0][_MESSAGE_FIELDS:-2]
         previous = State(row.state)
         if derived is not previous:
             c.execute(
@@ -271,28 +300,27 @@ class SqliteBase:
         record = _receipt(row, derived, error_code, now_ms, delivered)
         if receipt:
             self._outbox_add(c, row.account, record, now_ms)
-        if event:
-            self._queue_dlr(c, rowid, row.account, record, event, now_ms)
+        if event and url is not None:
+            self._queue_dlr(c, DlrRequest(url, dlr_format, method, mask, client_ref), row.account, record, event,
+                            now_ms)
 
     def _smsc_accepted(self, c: sqlite3.Connection, rowid: int, now_ms: int) -> None:
         """A segment handed to the network: the SMSC-level report (Kannel's 8, Jasmin's level 1) when asked."""
-        if c.execute("SELECT mask FROM dlr_requests WHERE message = ?", (rowid,)).fetchone() is None:
-            return
-        row = _MessageRow._make(c.execute(_MESSAGE_ROW_SQL, (rowid,)).fetchone())
-        record = _receipt(row, State(row.state), 0, now_ms, 0)
-        self._queue_dlr(c, rowid, row.account, record, dlr.SMSC_ACCEPTED, now_ms)
-
-    def _queue_dlr(
-        self, c: sqlite3.Connection, rowid: int, account: str, record: ReceiptRecord, event: int, now_ms: int
-    ) -> None:
-        """Render and queue the message's delivery-report callback of `event`, if it asked for one."""
         found = c.execute(
             "SELECT d.url, d.format, d.method, d.mask, m.client_ref FROM dlr_requests d"
             " JOIN messages m ON m.id = d.message WHERE d.message = ?", (rowid,)
         ).fetchone()
         if found is None:
             return
-        request = DlrRequest(*found)
+        row = _MessageRow._make(c.execute(_MESSAGE_ROW_SQL, (rowid,)).fetchone())
+        record = _receipt(row, State(row.state), 0, now_ms, 0)
+        self._queue_dlr(c, DlrRequest(*found), row.account, record, dlr.SMSC_ACCEPTED, now_ms)
+
+    def _queue_dlr(
+        self, c: sqlite3.Connection, request: DlrRequest, account: str, record: ReceiptRecord, event: int,
+        now_ms: int,
+    ) -> None:
+        """Render and queue the message's delivery-report callback of `event`, if its request wants that event."""
         rendered = dlr.render(request, record, event)
         if rendered is None:
             return

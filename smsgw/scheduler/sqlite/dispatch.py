@@ -170,11 +170,8 @@ class Dispatch(SqliteBase):
             f"SELECT {SEGMENT_COLUMNS}, handoff_at, destination FROM segments WHERE id = ?", (segment_rowid,)
         ).fetchone()
         segment = SegmentRow.of(row)
-        c.execute(
-            "UPDATE segments SET sent_at = ?, modem = ?, modem_msisdn = ?, tp_mr = ? WHERE id = ?",
-            (to_ms(sent.sent_at), sent.modem, sent.modem_msisdn, sent.tp_mr, segment_rowid),
-        )
-        state = self._change(c, segment, Event.SENT, now_ms, due_at=report_deadline_ms)
+        state = self._change(c, segment, Event.SENT, now_ms, due_at=report_deadline_ms,
+                             sent=(to_ms(sent.sent_at), sent.modem, sent.modem_msisdn, sent.tp_mr))
         self._writer.after_commit(self.notify_work)
         early = c.execute(
             "SELECT id, recipient, tp_st FROM status_reports INDEXED BY status_reports_unmatched"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections.abc import Sequence
+from typing import Final
 
 from smsgw.modem.seams import IncomingSms
 from smsgw.numbers import handset_key
@@ -14,6 +15,10 @@ from smsgw.scheduler.dialect import Dialect
 from smsgw.scheduler.model import Address, LastSent, MoRecord, NoticeRow, OutboxClaim, OutboxEntry, StoreUnavailable
 from smsgw.scheduler.sqlite.base import SqliteBase
 from smsgw.scheduler.timing import to_ms
+
+
+# Outbox items per DELETE: far below SQLite's limit on bound parameters.
+_DELETE_CHUNK: Final = 500
 
 
 class Outbox(SqliteBase):
@@ -97,7 +102,10 @@ class Outbox(SqliteBase):
 
         # Ahead of queued writes: receipts wait on it, and there is at most one claim per account's pusher.
         try:
-            claim: OutboxClaim = await self._writer.write_first(op, (account, node, now_ms, until_ms, limit))
+            # Not durable: a claim lost to a power failure only lets the items be offered again, as a restart does.
+            claim: OutboxClaim = await self._writer.write_first(
+                op, (account, node, now_ms, until_ms, limit), durable=False
+            )
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"outbox claim failed: {exc}") from exc
         return claim
@@ -128,9 +136,10 @@ class Outbox(SqliteBase):
 
     async def outbox_delete(self, item_ids: Sequence[str]) -> list[bool]:
         """Delete taken items in the writer's next commit, ahead of queued writes (a crash before it commits
-        offers them again); for each, whether it was still there."""
+        offers them again, as does a power failure before the next durable commit: receipts are delivered at
+        least once); for each, whether it was still there."""
         try:
-            deleted: list[bool] = await self._writer.write_first(_outbox_delete_batch, item_ids)
+            deleted: list[bool] = await self._writer.write_first(_outbox_delete_batch, item_ids, durable=False)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"outbox delete failed: {exc}") from exc
         return deleted
@@ -252,4 +261,21 @@ def _outbox_claim(
 
 
 def _outbox_delete_batch(c: sqlite3.Connection, batches: list[Sequence[str]]) -> list[list[bool]]:
-    return [[c.execute("DELETE FROM outbox WHERE id = ?", (int(i),)).rowcount > 0 for i in ids] for ids in batches]
+    """One DELETE for every batch's items (in chunks below the bound-parameter limits); for each item, whether it
+    was still there."""
+    ids = [int(i) for item_ids in batches for i in item_ids]
+    gone: set[int] = set()
+    for start in range(0, len(ids), _DELETE_CHUNK):
+        chunk = ids[start:start + _DELETE_CHUNK]
+        gone.update(row[0] for row in c.execute(
+            f"DELETE FROM outbox WHERE id IN ({','.join('?' * len(chunk))}) RETURNING id", chunk
+        ))
+    # An item named twice counts as deleted for the first only, as when each was deleted in turn.
+    return [[_take(gone, int(i)) for i in item_ids] for item_ids in batches]
+
+
+def _take(ids: set[int], item: int) -> bool:
+    if item in ids:
+        ids.remove(item)
+        return True
+    return False
