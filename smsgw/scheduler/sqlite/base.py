@@ -323,7 +323,8 @@ _LEDGER_INSERT: Final = (
 
 def insert_ledger(c: sqlite3.Connection, rows: Sequence[billing.LedgerRow]) -> None:
     # Multi-row VALUES (`insert_rows`): on the accept path each charged message writes a row, and one step per
-    # chunk instead of `executemany`'s step per row is ~25,000 instructions less a message (callgrind, issue 20).
+    # chunk instead of `executemany`'s step per row is ~29,000 instructions less a charged message (callgrind,
+    # BENCHMARKS.md, issue 20 item 2).
     insert_rows(c, _LEDGER_INSERT, rows)
 
 
