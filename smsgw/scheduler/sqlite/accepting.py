@@ -3,8 +3,6 @@ of the group-commit writer. What is charged and what stays unpaid is `billing`'s
 
 from __future__ import annotations
 
-import functools
-import itertools
 import logging
 import sqlite3
 from collections.abc import Sequence
@@ -15,7 +13,7 @@ from smsgw.pdu.constants import GatewayError
 from smsgw.scheduler import billing
 from smsgw.scheduler.model import NewMessage, StoreUnavailable
 from smsgw.scheduler.policy import Rejection, check_recipients
-from smsgw.scheduler.sqlite.base import SqliteBase, insert_ledger
+from smsgw.scheduler.sqlite.base import SqliteBase, insert_ledger, insert_rows
 from smsgw.scheduler.states import State
 
 log = logging.getLogger(__name__)
@@ -102,8 +100,8 @@ class Accepting(SqliteBase):
                     self._audit(c, message.submitted_ms, RESENT, message.account, message.resends,
                                 f"as={message.message_id}")
             results.append(tuple(paid))
-        _insert_rows(c, _MESSAGE_INSERT, message_rows)
-        _insert_rows(c, _SEGMENT_INSERT, segment_rows)
+        insert_rows(c, _MESSAGE_INSERT, message_rows)
+        insert_rows(c, _SEGMENT_INSERT, segment_rows)
         if dlr_rows:  # before the rejected ones' state change below, which reports to them
             c.executemany(
                 "INSERT INTO dlr_requests (message, url, format, method, mask) VALUES (?,?,?,?,?)",
@@ -160,26 +158,6 @@ _SEGMENT_INSERT: Final = (
     "INSERT INTO segments (message, seq, destination, data_coding, udh, user_data, state, due_at, charge,"
     " error_code, final_at) VALUES "
 )
-_INSERT_CHUNKS: Final = (256, 64, 16, 4, 1)
-
-
-def _insert_rows(c: sqlite3.Connection, insert: str, rows: Sequence[tuple[Any, ...]]) -> None:
-    """`rows` inserted with multi-row VALUES statements: one sqlite3_step (which runs without the GIL) per chunk
-    instead of one per row as `executemany` does, and a few fixed chunk sizes so the statements stay cached."""
-    start = 0
-    for chunk in _INSERT_CHUNKS:
-        while len(rows) - start >= chunk:
-            part = rows[start : start + chunk]
-            c.execute(_values_statement(insert, chunk, len(part[0])), list(itertools.chain.from_iterable(part)))
-            start += chunk
-
-
-@functools.lru_cache(maxsize=32)
-def _values_statement(insert: str, rows: int, columns: int) -> str:
-    one = "(" + ",".join("?" * columns) + ")"
-    return insert + ",".join([one] * rows)
-
-
 def _message_row(rowid: int, message: NewMessage, state: int, *, charged: int | None = None) -> tuple[Any, ...]:
     """The `_MESSAGE_INSERT` parameters of one message, in its column order."""
     return (
