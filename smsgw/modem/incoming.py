@@ -203,12 +203,20 @@ class ReceivePath:
     async def _in_storage(self, storage: str, command: str) -> Response | None:
         """`command` with `storage` selected first if it is not (an empty name: the one selected); None when it
         cannot be selected, so nothing is read or deleted in another storage by mistake."""
-        async with self._storage_lock:
+        # Free (the usual case), the lock is taken without a scheduling point, so the command is written at once
+        # as before there was a lock: an AT+CMGD follows its hand-over even when the gateway stops right then.
+        try:
+            self._storage_lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._storage_lock.acquire()
+        try:
             if storage and storage != self._read_storage:
                 await self._select_read_storage(storage)
                 if storage != self._read_storage:
                     return None
             return await self._exchange.command(command)
+        finally:
+            self._storage_lock.release()
 
     async def _select_read_storage(self, storage: str) -> None:
         response = await self._exchange.command(f'AT+CPMS="{storage}"')
