@@ -4,20 +4,23 @@ to the `ModemEventSink`, then deleted or acknowledged.
 A stored message is deleted from the modem (and a direct one acknowledged with AT+CNMA) only after the sink
 returned, so a crash in between leaves it on the SIM (or with the network) to be read again at the next start.
 One worker task handles the codes in order, behind a queue the reader fills (`UrcQueue`); the start-up scan of
-the storages runs in that task too.
+the storages runs in that task too. A status report stored after the start is the exception to "in order": its
+hand-over (a store commit) and its AT+CMGD run in a task of their own, up to REPORTS_IN_FLIGHT at once, so the
+worker reads the next report while the store commits the last one instead of waiting for each commit in turn.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Final
 
 import trio
 
 from smsgw.modem.answers import first_int, storage_location
-from smsgw.modem.at import Unsolicited
+from smsgw.modem.at import Response, Unsolicited
 from smsgw.modem.exchange import CommandExchange, CommandTimeout
 from smsgw.modem.receive import CompleteMessage, IncomingParts, StoredSlot
 from smsgw.modem.seams import ModemEventSink, StatusReport
@@ -36,6 +39,9 @@ log = logging.getLogger(__name__)
 # the worker. So the bound holds only while no command waits: with one outstanding the reader goes on reading
 # and queueing, which adds at most what a modem can print within one command's timeout.
 URC_QUEUE_LIMIT: Final = 256
+# Stored status reports handed over and not yet deleted, per modem. A commit takes one fsync whatever it holds, so
+# several reports in flight share it; the bound keeps the worker from reading the SIM far ahead of the store.
+REPORTS_IN_FLIGHT: Final = 16
 RECEIVE_CODES: Final = frozenset({"+CMTI", "+CMT", "+CDSI", "+CDS"})
 
 
@@ -89,6 +95,12 @@ class ReceivePath:
         self._read_storage = ""
         self._report_storages: tuple[str, ...] = ()  # the quirk's report storages this modem offers
         self._scanning_storage = False  # reports handed over now were stored while we were away
+        # A command that needs a storage selected (AT+CPMS, then AT+CMGR/AT+CMGL/AT+CMGD) holds this across both,
+        # so a report task's delete cannot switch the storage between the worker's selection and its read.
+        self._storage_lock = trio.Lock()
+        self._reports_room = trio.Semaphore(REPORTS_IN_FLIGHT)
+        self._slots_in_flight: set[StoredSlot] = set()  # reports read, handed over or deleted in a task
+        self._report_tasks: trio.Nursery | None = None
 
     def use_storages(self, storages: Storages) -> None:
         """What start-up selected; a storage it could not select leaves the previous choice in place."""
@@ -103,23 +115,29 @@ class ReceivePath:
     # -- the URC worker -----------------------------------------------------------------------------------
 
     async def worker(self) -> None:
-        # The scan runs in this task so a +CMTI for a message the scan already handled finds an empty slot
-        # instead of delivering it twice.
+        async with trio.open_nursery() as report_tasks:
+            self._report_tasks = report_tasks
+            # The scan runs in this task so a +CMTI for a message the scan already handled finds an empty slot
+            # instead of delivering it twice.
+            with self._surviving("storage scan"):
+                await self._scan_storage()
+            while True:
+                event = await self._urc.take()
+                with self._surviving(event.name):
+                    await self._handle_urc(event)
+
+    @contextlib.contextmanager
+    def _surviving(self, what: str) -> Iterator[None]:
+        """Log what failed and go on: a command timed out, or the sink failed (store down?), in which case nothing
+        was deleted or acknowledged, so nothing is lost. A modem that went away ends the worker."""
         try:
-            await self._scan_storage()
+            yield
         except CommandTimeout as exc:
-            log.warning("storage scan failed modem=%s error=%s", self._name, exc)
-        while True:
-            event = await self._urc.take()
-            try:
-                await self._handle_urc(event)
-            except CommandTimeout as exc:
-                log.warning("unsolicited code not handled modem=%s code=%s error=%s", self._name, event.name, exc)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                raise
-            except Exception:
-                # The sink failed (store down?): nothing was deleted or acknowledged, so nothing is lost.
-                log.exception("unsolicited code not handled modem=%s code=%s", self._name, event.name)
+            log.warning("%s not handled modem=%s error=%s", what, self._name, exc)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise
+        except Exception:
+            log.exception("%s not handled modem=%s", what, self._name)
 
     async def _handle_urc(self, event: Unsolicited) -> None:
         if event.name in ("+CMTI", "+CDSI"):
@@ -143,17 +161,15 @@ class ReceivePath:
         self._scanning_storage = True
         try:
             for storage in (*self._report_storages, self._read_storage):
-                if storage != self._read_storage:
-                    await self._select_read_storage(storage)
-                    if storage != self._read_storage:
-                        continue
-                await self._scan_one_storage()
+                await self._scan_one_storage(storage)
         finally:
             self._scanning_storage = False
 
-    async def _scan_one_storage(self) -> None:
-        """AT+CMGL=4 in the selected storage; each PDU handed over, then deleted."""
-        response = await self._exchange.command("AT+CMGL=4")
+    async def _scan_one_storage(self, storage: str) -> None:
+        """AT+CMGL=4 in `storage`; each PDU handed over, then deleted."""
+        response = await self._in_storage(storage, "AT+CMGL=4")
+        if response is None:
+            return
         if not response.ok:
             log.warning("AT+CMGL=4 failed modem=%s error=%s", self._name, response.result.meaning)
             return
@@ -165,21 +181,42 @@ class ReceivePath:
                 if index is not None:
                     stored.append((index, pdu))
         if stored:
-            log.info("stored messages found modem=%s storage=%s count=%d", self._name, self._read_storage, len(stored))
+            log.info("stored messages found modem=%s storage=%s count=%d", self._name, storage, len(stored))
         for index, pdu in stored:
-            await self._handle_pdu(pdu, slot=StoredSlot(self._read_storage, index))
+            await self._handle_pdu(pdu, slot=StoredSlot(storage, index))
 
     async def _read_stored(self, storage: str, index: int) -> None:
-        if storage and storage != self._read_storage:
-            await self._select_read_storage(storage)
-        response = await self._exchange.command(f"AT+CMGR={index}")
+        slot = StoredSlot(storage or self._read_storage, index)
+        if slot in self._slots_in_flight:
+            return  # read already (a scan, or the same code twice): its task hands it over and deletes it
+        response = await self._in_storage(storage, f"AT+CMGR={index}")
+        if response is None:
+            return
         if not response.ok:
             log.warning("AT+CMGR failed modem=%s index=%d error=%s", self._name, index, response.result.meaning)
             return
         if len(response.lines) < 2:
             log.warning("empty storage slot modem=%s storage=%s index=%d", self._name, storage, index)
             return
-        await self._handle_pdu(response.lines[1], slot=StoredSlot(self._read_storage, index))
+        await self._handle_pdu(response.lines[1], slot=slot)
+
+    async def _in_storage(self, storage: str, command: str) -> Response | None:
+        """`command` with `storage` selected first if it is not (an empty name: the one selected); None when it
+        cannot be selected, so nothing is read or deleted in another storage by mistake."""
+        # Free (the usual case), the lock is taken without a scheduling point, so the command is written at once
+        # as before there was a lock: an AT+CMGD follows its hand-over even when the gateway stops right then.
+        try:
+            self._storage_lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._storage_lock.acquire()
+        try:
+            if storage and storage != self._read_storage:
+                await self._select_read_storage(storage)
+                if storage != self._read_storage:
+                    return None
+            return await self._exchange.command(command)
+        finally:
+            self._storage_lock.release()
 
     async def _select_read_storage(self, storage: str) -> None:
         response = await self._exchange.command(f'AT+CPMS="{storage}"')
@@ -203,9 +240,17 @@ class ReceivePath:
             log.warning("undecodable PDU modem=%s slot=%s error=%s pdu=%s", self._name, slot, exc, pdu_hex)
             return False
         if isinstance(decoded, SmsStatusReport):
-            await self._deliver_report(decoded)
-            if slot is not None:
-                await self._delete((slot,))
+            if slot is None or self._scanning_storage:
+                # A direct report's AT+CNMA follows at once; the start-up scan deletes what it read before the
+                # worker takes a code that may name the same slot.
+                await self._deliver_report(decoded, at_start=self._scanning_storage)
+                if slot is not None:
+                    await self._delete((slot,))
+            else:
+                await self._reports_room.acquire()
+                self._slots_in_flight.add(slot)
+                assert self._report_tasks is not None  # the worker's: only the worker reads stored PDUs
+                self._report_tasks.start_soon(self._report_then_delete, decoded, slot)
             return True
         if isinstance(decoded, SmsDeliver):
             accepted = self._parts.add(decoded, slot, trio.current_time(), self._name, self._msisdn)
@@ -228,7 +273,16 @@ class ReceivePath:
             )
             await self._delete(message.slots)
 
-    async def _deliver_report(self, report: SmsStatusReport) -> None:
+    async def _report_then_delete(self, report: SmsStatusReport, slot: StoredSlot) -> None:
+        try:
+            with self._surviving("status report"):
+                await self._deliver_report(report, at_start=False)
+                await self._delete((slot,))
+        finally:
+            self._slots_in_flight.discard(slot)
+            self._reports_room.release()
+
+    async def _deliver_report(self, report: SmsStatusReport, *, at_start: bool) -> None:
         await self._sink.status_report(
             StatusReport(
                 modem=self._name,
@@ -240,21 +294,21 @@ class ReceivePath:
             )
         )
         self._counts.status_reports += 1
-        if self._scanning_storage:
+        if at_start:
             self._counts.stored_reports_at_start += 1
         log.info(
             "status report modem=%s tp_mr=%d tp_st=%d from_storage_at_start=%s",
             self._name,
             report.tp_mr,
             report.tp_st,
-            self._scanning_storage,
+            at_start,
         )
 
     async def _delete(self, slots: tuple[StoredSlot, ...]) -> None:
         for slot in slots:
-            if slot.storage and slot.storage != self._read_storage:
-                await self._select_read_storage(slot.storage)
-            response = await self._exchange.command(f"AT+CMGD={slot.index}")
+            response = await self._in_storage(slot.storage, f"AT+CMGD={slot.index}")
+            if response is None:
+                continue  # kept: read again at the next start rather than a wrong slot deleted
             if not response.ok:
                 log.warning("AT+CMGD failed modem=%s slot=%s error=%s", self._name, slot, response.result.meaning)
 

@@ -10,7 +10,7 @@ import trio.testing
 from smsgw.config import ModemConfig
 from smsgw.modem.at import CMS_ERRORS
 from smsgw.modem.driver import ModemDriver, ModemState
-from smsgw.modem.incoming import URC_QUEUE_LIMIT
+from smsgw.modem.incoming import REPORTS_IN_FLIGHT, URC_QUEUE_LIMIT
 from smsgw.modem.startup import choose_cnmi
 from smsgw.modem.quirks import GENERIC, ModemQuirks
 from smsgw.modem.transport import PortOpenError
@@ -539,6 +539,39 @@ async def test_status_report_flood_faster_than_the_store_loses_none_and_sends_go
         nursery.cancel_scope.cancel()
 
 
+async def test_stored_reports_share_commits_and_each_slot_is_deleted_only_after_its_own(
+    clock: trio.testing.MockClock,
+) -> None:
+    """The worker reads the next stored report while the store commits earlier ones (up to REPORTS_IN_FLIGHT),
+    and a slot is deleted only once its report is handed over; a code naming a slot in flight reads nothing."""
+    modem = ScriptedModem()
+    sink = RecordingSink(modem)
+    async with trio.open_nursery() as nursery:
+        driver = await _ready(nursery, modem, sink)
+        await trio.sleep(1)
+        sink.commit_s = 10.0  # a slow store
+        count = REPORTS_IN_FLIGHT + 4
+        modem.storage["SR"] = {i: _report_pdu(i) for i in range(1, count + 1)}
+        start = trio.current_time()
+        codes = [f'\r\n+CDSI: "SR",{i}\r\n' for i in range(1, count + 1)]
+        codes.insert(4, '\r\n+CDSI: "SR",1\r\n')  # the same slot again while its report is in flight: not read
+        await modem.inject("".join(codes))
+        await trio.sleep(5)
+        assert sink.reports == [] and len(modem.storage["SR"]) == count  # nothing deleted before its commit
+        # Those in flight, and the next one read, waiting for room.
+        assert sum(c.startswith("AT+CMGR=") for c in modem.sent) == REPORTS_IN_FLIGHT + 1
+        await sink.wait_for(lambda: len(sink.reports) == count)
+        # Two commits' time for all of them, not one per report; each slot read once and deleted once.
+        assert trio.current_time() - start < 3 * sink.commit_s
+        await trio.sleep(1)
+        assert modem.storage["SR"] == {}
+        assert sorted(r.tp_mr for r in sink.reports) == list(range(1, count + 1))
+        assert sum(c.startswith("AT+CMGR=") for c in modem.sent) == count
+        assert sum(c.startswith("AT+CMGD=") for c in modem.sent) == count
+        assert driver.status().status_reports == count
+        nursery.cancel_scope.cancel()
+
+
 @pytest.mark.parametrize("stored", [False, True], ids=["cds-then-cnma", "cdsi-then-cmgr-cmgd"])
 async def test_flood_while_the_workers_own_command_waits_does_not_deadlock(
     clock: trio.testing.MockClock, stored: bool
@@ -562,7 +595,12 @@ async def test_flood_while_the_workers_own_command_waits_does_not_deadlock(
             await modem.inject("".join(_cds(i % 256) for i in range(1, FLOOD + 1)))
         await sink.wait_for(lambda: len(sink.reports) == FLOOD)
         await trio.sleep(1)
-        assert [r.tp_mr for r in sink.reports] == [i % 256 for i in range(1, FLOOD + 1)]
+        handed_over = [r.tp_mr for r in sink.reports]
+        # Stored reports are committed up to REPORTS_IN_FLIGHT at a time, so not necessarily in their order.
+        expected = [i % 256 for i in range(1, FLOOD + 1)]
+        if stored:
+            handed_over, expected = sorted(handed_over), sorted(expected)
+        assert handed_over == expected
         if stored:
             assert modem.storage["SR"] == {}
             assert sum(command.startswith("AT+CMGD=") for command in modem.sent) == FLOOD
