@@ -77,7 +77,8 @@ class PostgresStore(SqliteStore):
                 if channel == OUTBOX_CHANNEL:
                     self.notify_outbox(payload)
                 else:
-                    self.notify_work()
+                    # The earliest due time of what the other node committed: later work wakes no claim here.
+                    self._work_due(int(payload) if payload.isdigit() else 0)
 
 
 def _notifications(connection: PgConnection) -> list[tuple[str, str]]:

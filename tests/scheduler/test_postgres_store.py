@@ -82,6 +82,21 @@ async def test_two_nodes_claim_disjoint_outbox_items(node: Node) -> None:
         assert not ids[0] & ids[1]
 
 
+async def test_another_nodes_work_wakes_this_node_only_when_due_before_it_looks_anyway(node: Node) -> None:
+    """Another node's NOTIFY carries the earliest due time of what it committed: later work (a message scheduled
+    ahead) does not wake this node's dispatcher, which looks at its own next due time anyway; earlier work does."""
+    async with node() as a, node() as b:
+        woken = b.work_event()
+        b.watch_work_before(T0 + 3_600_000)
+        await a.accept([new_message(start_ms=T0 + 7_200_000)])
+        with trio.move_on_after(2):  # ten times the listener's wait for a notification
+            await woken.wait()
+        assert not woken.is_set()
+        await a.accept([new_message(start_ms=T0 + 60_000)])
+        with trio.fail_after(30):
+            await woken.wait()
+
+
 async def test_a_node_refuses_a_schema_newer_than_it_knows(node: Node, postgres_url: str) -> None:
     async with node():
         pass

@@ -183,12 +183,12 @@ class SqliteBase:
         self._dlr_listeners.append(listener)
 
     def _new_work(self, c: sqlite3.Connection, due_ms: int = 0) -> None:
-        """After this commit, the dispatchers look for work due from `due_ms` on (0: at once): this node's when
-        that is earlier than it looks anyway, other nodes' by NOTIFY (sent with the commit, deduplicated within
-        it); what else makes work due they find by polling."""
+        """After this commit, the dispatchers look for work due from `due_ms` on (0: at once) when that is earlier
+        than they look anyway: this node's at once, other nodes' by a NOTIFY carrying `due_ms` (sent with the
+        commit); what else makes work due they find by polling."""
         self._writer.after_commit(functools.partial(self._work_due, due_ms))
         if self._dialect.notify:
-            c.execute("SELECT pg_notify(?, '')", (WORK_CHANNEL,))
+            c.execute("SELECT pg_notify(?, ?)", (WORK_CHANNEL, str(due_ms)))
 
     def _notify_dlr(self) -> None:
         for listener in self._dlr_listeners:
