@@ -214,8 +214,9 @@ class _MessagePages:
 
     # -- Inbox -------------------------------------------------------------------------------------------------
 
-    async def inbox(self, request: Request, session: Session, message: str = "", status_code: int = 200
-                    ) -> Response:
+    async def inbox(self, request: Request, session: Session, message: str = "", status_code: int = 200,
+                    unsent: tuple[int, str] | None = None) -> Response:
+        """`unsent`: a refused reply's (mo_id, text), put back in its box so the customer need not type it again."""
         after_text = request.query_params.get("after", "0")
         after = int(after_text) if after_text.isdigit() else 0
         entries = await self._deps.store.inbox(session.name, after, PAGE_ROWS + 1)
@@ -228,6 +229,9 @@ class _MessagePages:
             "next": f"/inbox?after={entries[-1].mo_id}" if more else None,
             # After a reply the redirect says how it went (a reload then does not send it again).
             "message": message or request.query_params.get("message", ""),
+            # A refused reply is said as an error, not in the green of a sent one.
+            "refused": status_code >= 400,
+            "unsent": unsent,
         }, status_code=status_code)
 
     async def reply(self, request: Request, session: Session) -> Response:
@@ -248,11 +252,11 @@ class _MessagePages:
         try:
             number = normalise_number(entry.originator, account.default_country_code)
         except InvalidNumber as exc:
-            return await self.inbox(request, session, f"Cannot reply to {entry.originator}: {exc}", 400)
+            return await self.inbox(request, session, f"Cannot reply to {entry.originator}: {exc}", 400, (mo_id, text))
         checked = check_numbers([(1, number)], self._deps.store.policy_facts(), session.name,
                                 promotional=account.promotional, limit=1)
         if not checked.numbers:
-            return await self.inbox(request, session, f"Not sent: {checked.problems[0].reason}.", 400)
+            return await self.inbox(request, session, f"Not sent: {checked.problems[0].reason}.", 400, (mo_id, text))
         batch = self._portal.batches.add(session.name, SendRequest(text, sender, Timing(None, None), False),
                                          CheckedNumbers(checked.numbers, (), False))
         batch.state = BatchState.SENDING
@@ -266,8 +270,8 @@ class _MessagePages:
         if reason == THROTTLED:
             reason = (f"the account's throughput limit of {account.throughput_per_s:g} segments a second is "
                       "reached; try again later")
-            return await self.inbox(request, session, f"Reply not sent: {reason}.", 429)
-        return await self.inbox(request, session, f"Reply not sent: {reason}", 400)
+            return await self.inbox(request, session, f"Reply not sent: {reason}.", 429, (mo_id, text))
+        return await self.inbox(request, session, f"Reply not sent: {reason}", 400, (mo_id, text))
 
     def _error(self, request: Request, session: Session, message: str, status_code: int = 400) -> Response:
         return self._portal.render(request, session, "error.html", {"message": message}, status_code=status_code)

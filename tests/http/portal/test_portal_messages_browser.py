@@ -113,8 +113,11 @@ def test_a_reply_over_the_account_s_throughput_limit_is_refused_and_says_so(page
     with page.expect_response(re.compile(r"/inbox/")) as answer:
         card.get_by_role("button", name="Send reply").click()
     assert answer.value.status == 429
-    expect(page.get_by_role("status")).to_have_text(
+    # Said as an error (role alert, the error style), not in the green of a reply that went.
+    expect(page.locator("main").get_by_role("alert")).to_have_text(
         "Reply not sent: the account's throughput limit of 0.01 segments a second is reached; try again later.")
+    expect(page.locator("main .notice")).to_have_count(0)
+    expect(page.get_by_label(f"Reply to {REPLYING_HANDSET}")).to_have_value("Yes")  # kept to send again later
     shot(page, "inbox-reply-throttled")
 
 
