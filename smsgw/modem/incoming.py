@@ -186,17 +186,19 @@ class ReceivePath:
             await self._handle_pdu(pdu, slot=StoredSlot(storage, index))
 
     async def _read_stored(self, storage: str, index: int) -> None:
+        # A code without a storage name means the one selected now: named here, before a report task's delete
+        # selects another, so the read and the slot's later delete both go to it.
         slot = StoredSlot(storage or self._read_storage, index)
         if slot in self._slots_in_flight:
-            return  # read already (a scan, or the same code twice): its task hands it over and deletes it
-        response = await self._in_storage(storage, f"AT+CMGR={index}")
+            return  # read already (the same code twice): its task hands it over and deletes it
+        response = await self._in_storage(slot.storage, f"AT+CMGR={index}")
         if response is None:
             return
         if not response.ok:
             log.warning("AT+CMGR failed modem=%s index=%d error=%s", self._name, index, response.result.meaning)
             return
         if len(response.lines) < 2:
-            log.warning("empty storage slot modem=%s storage=%s index=%d", self._name, storage, index)
+            log.warning("empty storage slot modem=%s storage=%s index=%d", self._name, slot.storage, index)
             return
         await self._handle_pdu(response.lines[1], slot=slot)
 

@@ -8,8 +8,9 @@ Many concurrent submissions therefore cost one fsync, and the SQLite calls never
 
 A batch made only of writes whose loss on a power failure harms nothing (`durable=False`: outbox claims and
 deletions, which at worst offer a receipt again) commits without its own fsync when the writer is given the
-`synchronous` levels to switch between (SQLite: `synchronous = NORMAL` for that commit). A kill -9 loses no commit either way (the data is in the
-operating system's cache), and in WAL mode the next full commit's fsync makes the relaxed ones before it durable.
+`synchronous` levels to switch between (SQLite: `synchronous = NORMAL` for that commit). A kill -9 loses no
+commit either way (the data is in the operating system's cache), and in WAL mode the next full commit's fsync
+makes the relaxed ones before it durable.
 """
 
 from __future__ import annotations

@@ -331,7 +331,7 @@ class SmppServer:
         """The account's throughput limit, shared by all its binds, at the current config's rate: binds made
         before a reload changed it count against the new one. With a shared bind registry, this node's share of
         the rate and burst (`smsgw.smpp_server.binds`); the burst not below one segment (or the configured burst,
-        if smaller), since a message larger than the burst is charged the burst only."""
+        if smaller), so that a node's full bucket still holds a whole one-segment message."""
         current = self.accounts.get(account.system_id) or account
         share = 1.0 if self._shared_binds is None else self._shared_binds.share(current.system_id)
         rate = current.throughput_per_s * share

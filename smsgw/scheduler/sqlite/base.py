@@ -12,7 +12,7 @@ import functools
 import itertools
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, NamedTuple, TypeVar
 
 import trio
@@ -268,7 +268,7 @@ class SqliteBase:
                 " sent_at = ?, modem = ?, modem_msisdn = ?, tp_mr = ? WHERE id = ?",
                 (*state, *sent, segment.rowid),
             )
-            segment = SegmentRow(segment.rowid, segment.message, segment.state, sent[0], segment.charge)
+            segment = replace(segment, sent_at=sent[0])
         refund = billing.refund(new, segment.sent_at, segment.charge)
         if refund is not None:
             message = c.execute("SELECT account, message_id FROM messages WHERE id = ?", (segment.message,)).fetchone()
