@@ -26,9 +26,9 @@ import enum
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 import trio
 
@@ -38,7 +38,7 @@ from smsgw.scheduler.accept import THROTTLED_STATUS, AcceptPath, Options, Reject
 from smsgw.scheduler.model import Address, StoreUnavailable
 from smsgw.scheduler.number_files import InvalidLine
 from smsgw.scheduler.policy import PolicyFacts, check_recipients
-from smsgw.smpp_server.throttle import Throttle
+from smsgw.smpp_server.throttle import Throttle, TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -154,11 +154,18 @@ class Batches:
         return batch if batch is not None and batch.account == account else None
 
 
-async def run(batch: Batch, accept: AcceptPath, throttle: Callable[[AccountConfig], Throttle], *,
-              paced: bool = True) -> None:
+class AccountLimits(Protocol):
+    """The accounts' throughput limits (`SmppServer`): what the accept path charges, and the bucket behind it."""
+
+    def throttle(self, account: AccountConfig) -> Throttle: ...
+
+    def bucket(self, account: AccountConfig) -> TokenBucket: ...
+
+
+async def run(batch: Batch, accept: AcceptPath, limits: AccountLimits, *, paced: bool = True) -> None:
     """Send a confirmed batch, one accept call per CHUNK numbers; one submission per number, so each has its own
-    message_id (as the REST API does). `throttle` gives the account's rate limit (`SmppServer.throttle`); the
-    numbers it holds back are sent again when it has room for them (`paced`), or refused for it."""
+    message_id (as the REST API does). The account's rate limit (`limits`) holds numbers back: they are sent again
+    when its bucket has room for them (`paced`), or refused for it."""
     request = batch.request
     sender = Address(request.sender, Ton.UNKNOWN, Npi.UNKNOWN)
     options = Options(flash=request.flash)
@@ -170,7 +177,7 @@ async def run(batch: Batch, accept: AcceptPath, throttle: Callable[[AccountConfi
         while pending:
             # The account's settings at each call: a reload that changes its limit applies to the rest.
             account = accept.account(batch.account)
-            limit = _Held(throttle(account))
+            limit = _Held(limits.throttle(account))
             submissions = [
                 Submission((Address(number, Ton.INTERNATIONAL, Npi.ISDN),), content, sender, request.timing, options)
                 for number in pending
@@ -195,18 +202,12 @@ async def run(batch: Batch, accept: AcceptPath, throttle: Callable[[AccountConfi
             pending = tuple(held)
             if pending:
                 batch.paced = True
-                await trio.sleep(_wait_s(account, limit.segments))
+                await trio.sleep(limits.bucket(account).wait_s(limit.segments, trio.current_time()))
             else:
                 await trio.lowlevel.checkpoint()
     batch.state = BatchState.DONE
     log.info("portal batch done account=%s batch=%s accepted=%d rejected=%d", batch.account, batch.id,
              batch.accepted, len(batch.rejected))
-
-
-def _wait_s(account: AccountConfig, segments: int) -> float:
-    """How long the account's limit takes to make room for `segments` held back (at most a full burst, the most it
-    lets through at once)."""
-    return min(segments, account.throughput_burst) / account.throughput_per_s
 
 
 class _Held:

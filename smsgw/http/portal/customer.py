@@ -187,8 +187,7 @@ class _CustomerPages:
         # A second click or a resubmitted form must not send twice: only a draft starts.
         if batch.state is BatchState.DRAFT and batch.total:
             batch.state = BatchState.SENDING
-            request.app.state.tasks.start_soon(batches.run, batch, self._deps.scheduler.accept,
-                                               self._deps.smpp.throttle)
+            request.app.state.tasks.start_soon(batches.run, batch, self._deps.scheduler.accept, self._deps.smpp)
         return RedirectResponse(f"/compose/batches/{batch.id}", status_code=303)
 
     async def progress(self, request: Request, session: Session) -> Response:

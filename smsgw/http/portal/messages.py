@@ -261,7 +261,7 @@ class _MessagePages:
                                          CheckedNumbers(checked.numbers, (), False))
         batch.state = BatchState.SENDING
         # The customer waits for this page: over the account's limit it is refused, as the API refuses.
-        await batches.run(batch, self._deps.scheduler.accept, self._deps.smpp.throttle, paced=False)
+        await batches.run(batch, self._deps.scheduler.accept, self._deps.smpp, paced=False)
         if batch.accepted:
             log.info("portal reply account=%s mo_id=%d", session.name, mo_id)
             return RedirectResponse(f"/inbox?{urlencode({'message': f'Reply to {number} accepted.'})}",

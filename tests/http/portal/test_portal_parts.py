@@ -150,18 +150,21 @@ class _AccountLimit:
     when it let how many segments through."""
 
     def __init__(self) -> None:
-        self.bucket = TokenBucket(RATE, BURST, trio.current_time())
+        self._bucket = TokenBucket(RATE, BURST, trio.current_time())
         self.passed: list[tuple[float, int]] = []
 
     def throttle(self, account: AccountConfig) -> Throttle:
         assert account == PACED  # the accept path's current settings of the batch's account
 
         def charge(segments: Sequence[int]) -> Sequence[bool]:
-            allowed = self.bucket.take_each(segments, trio.current_time())
+            allowed = self._bucket.take_each(segments, trio.current_time())
             self.passed.append((trio.current_time(), sum(n for n, ok in zip(segments, allowed) if ok)))
             return allowed
 
         return charge
+
+    def bucket(self, account: AccountConfig) -> TokenBucket:
+        return self._bucket
 
 
 async def _batch_run(tmp_path: Path, numbers: int, *, paced: bool) -> tuple[Batch, _AccountLimit, float]:
@@ -171,7 +174,7 @@ async def _batch_run(tmp_path: Path, numbers: int, *, paced: bool) -> tuple[Batc
     batch = Batch("b1", "shop", SendRequest("hello", "", Timing(), False), checked, BatchState.SENDING)
     async with open_store(StoreConfig(path=str(tmp_path / "store.db"), synchronous="NORMAL")) as store:
         start = trio.current_time()
-        await run(batch, AcceptPath(store, config, WallClock()), limit.throttle, paced=paced)
+        await run(batch, AcceptPath(store, config, WallClock()), limit, paced=paced)
         return batch, limit, trio.current_time() - start
 
 
