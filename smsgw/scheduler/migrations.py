@@ -323,6 +323,16 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ) WITHOUT ROWID;
     CREATE INDEX binds_account ON binds (account, expires_at);
     """,
+    # Accepted messages committed in a compact form first (`sqlite.accepting`): a writer batch's messages in one
+    # row, written in full to messages and segments by a later transaction that deletes the row.
+    """
+    CREATE TABLE intake (
+        id INTEGER PRIMARY KEY,
+        messages INTEGER NOT NULL,
+        format INTEGER NOT NULL,
+        batch BLOB NOT NULL
+    );
+    """,
 )
 
 

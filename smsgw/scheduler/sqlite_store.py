@@ -58,8 +58,10 @@ async def open_store(path: str | Path, config: StoreConfig) -> AsyncIterator[Sql
     facts = await trio.to_thread.run_sync(SqlitePolicyFacts.open, str(path), config.busy_timeout_s)
     store = SqliteStore(str(path), config, connections, facts)
     try:
+        await trio.to_thread.run_sync(store.keep_intake)
         async with trio.open_nursery() as nursery:
             await nursery.start(store.run)
+            await store.writer.expanded()  # what a kill -9 left in the intake, in full before anything reads it
             yield store
             nursery.cancel_scope.cancel()
     finally:

@@ -11,6 +11,14 @@ deletions, which at worst offer a receipt again) commits without its own fsync w
 `synchronous` levels to switch between (SQLite: `synchronous = NORMAL` for that commit). A kill -9 loses no
 commit either way (the data is in the operating system's cache), and in WAL mode the next full commit's fsync
 makes the relaxed ones before it durable.
+
+A store may keep a backlog (`Backlog`): writes committed in a compact form now (`write_combined(...,
+compact=True)`: a batch of accepted messages as one row), whose full rows it writes later in this writer's own
+transactions. Nothing reads the compact form, so before any other write the batch expands the whole backlog
+first, and a store's reads wait for that (`expanded`); otherwise the backlog is expanded a chunk at a time when
+the writer has been quiet for `EXPAND_WHEN_QUIET_S`, or alongside the compact writes once it holds more than
+`BACKLOG_LIMIT`. Expansion replaces committed rows by their expansion in one transaction, so it needs no fsync
+of its own (a crash before the next full commit leaves the compact rows to expand again).
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 import trio
 
@@ -47,12 +55,41 @@ class StoreClosed(StoreUnavailable):
 CombinedOp = Callable[[sqlite3.Connection, list[Any]], list[Any]]
 
 
+class Backlog(Protocol):
+    """Compact writes whose full rows the store writes later, in the writer's transactions (module docstring)."""
+
+    def waiting(self) -> int:
+        """Units (messages) committed compactly and not yet expanded; read in the Trio thread and, while a batch
+        runs, in the writer's (the batch's own after-commit callbacks update it, so it holds still meanwhile)."""
+        ...
+
+    def expand(self, connection: sqlite3.Connection, limit: int | None) -> None:
+        """Inside the writer's transaction: expand the oldest compact rows, about `limit` units (None: all)."""
+        ...
+
+
+# A quiet writer expands this much of the backlog per transaction: about 15 ms of the writer's time for messages,
+# which is what a submission arriving just then waits at most.
+EXPAND_CHUNK: Final = 512
+# After this long without a write the writer expands the backlog on its own, so that a burst of submissions is
+# answered first and its full rows are written once it is over.
+EXPAND_WHEN_QUIET_S: Final = 0.02
+# Above this many waiting units every compact batch also expands a chunk: the backlog stops growing under a
+# sustained load (which then runs at the rate of full rows), and a read that must expand all of it first waits
+# at most about BACKLOG_LIMIT / EXPAND_CHUNK x 15 ms (~0.6 s).
+BACKLOG_LIMIT: Final = 20_000
+_ALL: Final = -1  # `_Pending.expand_first`: the whole backlog
+
+
 @dataclass(slots=True)
 class _Pending(Generic[T]):
     op: WriteOp[T] | None
     combined: CombinedOp | None = None
     item: Any = None
     durable: bool = True  # False: losing it to a power failure harms nothing, so it need not wait for an fsync
+    # How much of the backlog must be expanded before the batch runs this item: all of it (any other write may
+    # read any row), none (a compact write adds to it), or a chunk (the quiet writer's own expansion).
+    expand_first: int = _ALL
     done: trio.Event = field(default_factory=trio.Event)
     result: T | None = None
     error: BaseException | None = None
@@ -96,6 +133,7 @@ class GroupCommitWriter:
         self._ready = trio.Event()  # set when something was queued since the writer last looked
         self._closed = False
         self._after_commit: list[Callable[[], None]] = []
+        self._backlog: Backlog | None = None
         self.batches = 0
         self.relaxed_batches = 0
         self.operations = 0
@@ -108,23 +146,36 @@ class GroupCommitWriter:
         """
         self._after_commit.append(callback)
 
+    def keep_backlog(self, backlog: Backlog) -> None:
+        """Expand `backlog` as the module's docstring says; call before `run`."""
+        self._backlog = backlog
+
     async def write(self, op: WriteOp[T]) -> T:
         return await self._submit(_Pending(op))
 
-    async def write_combined(self, combined: CombinedOp, item: Any) -> Any:
+    async def write_combined(self, combined: CombinedOp, item: Any, *, compact: bool = False) -> Any:
         """Like `write`, but the items of all pending callers of the same `combined` run as one call of it (one
         executemany instead of one statement per caller); if that call raises, each item is retried alone so only
-        the offending caller gets the error."""
-        return await self._submit(_Pending(None, combined, item))
+        the offending caller gets the error. `compact`: it adds to the backlog and reads nothing, so the backlog
+        need not be expanded before it."""
+        return await self._submit(_Pending(None, combined, item, expand_first=0 if compact else _ALL))
+
+    async def expanded(self) -> None:
+        """Returns once the backlog waiting at the call is expanded: the store's reads call it first, as they read
+        only full rows. At once (no checkpoint) when nothing waits."""
+        if self._backlog is not None and self._backlog.waiting():
+            await self._submit_first(_Pending(_nothing, durable=False))
 
     async def write_first(self, combined: CombinedOp, item: Any, *, durable: bool = True) -> Any:
         """Like `write_combined`, but into the very next batch, ahead of every queued write: for what must be
         written as soon as possible and costs little (an ESME's acknowledgement, whose delay is the window in
         which a crash makes the gateway offer it again). Not bounded by `queue_size`: use it only for work the
         caller bounds itself. `durable=False`: see the module's docstring."""
+        return await self._submit_first(_Pending(None, combined, item, durable))
+
+    async def _submit_first(self, pending: _Pending[T]) -> T:
         if self._closed:
             raise StoreClosed("store writer is not running")
-        pending: _Pending[Any] = _Pending(None, combined, item, durable)
         self._first.append(pending)
         self._ready.set()
         return await self._wait(pending)
@@ -151,10 +202,16 @@ class GroupCommitWriter:
                 batch = self._take_batch()
                 if batch:
                     await self._commit(batch)
-                else:
-                    # No checkpoint since `_take_batch` found nothing: whatever is queued from now on sets this.
-                    self._ready = trio.Event()
+                    continue
+                # No checkpoint since `_take_batch` found nothing: whatever is queued from now on sets this.
+                self._ready = trio.Event()
+                if self._backlog is None or not self._backlog.waiting():
                     await self._ready.wait()
+                    continue
+                with trio.move_on_after(EXPAND_WHEN_QUIET_S):
+                    await self._ready.wait()
+                if not self._ready.is_set():
+                    await self._commit([_Pending(_nothing, durable=False, expand_first=EXPAND_CHUNK)])
         finally:
             self._closed = True
             self._send.close()
@@ -235,6 +292,8 @@ class GroupCommitWriter:
         groups: dict[CombinedOp, list[_Pending[Any]]] = {}
         connection.execute("BEGIN IMMEDIATE")
         try:
+            if self._backlog is not None:
+                self._expand_backlog(self._backlog, batch)
             for pending in batch:
                 if pending.combined is not None:
                     groups.setdefault(pending.combined, []).append(pending)
@@ -253,6 +312,16 @@ class GroupCommitWriter:
                 connection.rollback()
             raise
         return committed
+
+    def _expand_backlog(self, backlog: Backlog, batch: list[_Pending[Any]]) -> None:
+        waiting = backlog.waiting()
+        if not waiting:
+            return
+        needs = [pending.expand_first for pending in batch]
+        if _ALL in needs:
+            backlog.expand(self._connection, None)
+        elif limit := max(needs + [EXPAND_CHUNK if waiting > BACKLOG_LIMIT else 0]):
+            backlog.expand(self._connection, limit)
 
     def _isolated(self, pending: _Pending[Any], call: Callable[..., Any], *args: Any) -> None:
         """Run one caller's work in a SAVEPOINT: its own refusal undoes only its writes and goes back to it."""
@@ -290,3 +359,7 @@ class GroupCommitWriter:
 
 def _alone(combined: CombinedOp, connection: sqlite3.Connection, item: Any) -> Any:
     return combined(connection, [item])[0]
+
+
+def _nothing(connection: sqlite3.Connection) -> None:
+    """An item that only makes its batch expand the backlog first (`_Pending.expand_first`)."""

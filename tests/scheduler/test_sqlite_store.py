@@ -16,7 +16,9 @@ import trio.testing
 from smsgw.config import StoreConfig
 from smsgw.scheduler.dialect import Conflict
 from smsgw.scheduler.migrations import MIGRATIONS, migrate
-from smsgw.scheduler.model import NewSegment
+from smsgw.scheduler import writer as writer_module
+from smsgw.scheduler.model import Address, NewSegment
+from smsgw.scheduler.states import State
 from smsgw.scheduler.sqlite_store import SqliteStore, open_store
 from tests.scheduler.test_store import T0, new_message
 
@@ -137,6 +139,7 @@ async def test_a_large_batch_stores_every_message_with_its_own_segments_in_order
         for i in range(173)
     ]
     assert await sqlite_store.accept(messages) == (True,) * 173
+    await sqlite_store.writer.expanded()  # uncharged: committed as an intake row first
     with sqlite3.connect(sqlite_store.path) as connection:
         stored = connection.execute(
             "SELECT m.message_id, m.destination_addr, m.segment_count, s.seq, s.destination, s.user_data"
@@ -147,6 +150,132 @@ async def test_a_large_batch_stores_every_message_with_its_own_segments_in_order
         for m in messages
         for seq, segment in enumerate(m.segments)
     ]
+
+
+def _rows(path: str | Path, table: str) -> int:
+    with sqlite3.connect(path) as connection:
+        (count,) = connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
+    return int(count)
+
+
+async def test_uncharged_messages_are_acknowledged_after_an_intake_row_and_read_in_full(
+    sqlite_store: SqliteStore,
+) -> None:
+    messages = [new_message(destination=f"44791100000{i}") for i in range(3)]
+    assert await sqlite_store.accept(messages) == (True,) * 3
+    # Acknowledged: committed as one compact row, the full rows not written yet.
+    assert (_rows(sqlite_store.path, "intake"), _rows(sqlite_store.path, "messages")) == (1, 0)
+    # A read expands the intake first, so it finds the message; the intake row is gone with it.
+    (found,) = await sqlite_store.find("acme", messages[1].message_id)
+    assert found.destination.addr == "447911000001"
+    assert (_rows(sqlite_store.path, "intake"), _rows(sqlite_store.path, "messages")) == (0, 3)
+    assert _rows(sqlite_store.path, "segments") == 3
+
+
+async def test_a_charged_message_is_stored_in_full_at_once(sqlite_store: SqliteStore) -> None:
+    await sqlite_store.topup("acme", 100, T0)
+    assert await sqlite_store.accept([new_message(price=10)]) == (True,)
+    assert (_rows(sqlite_store.path, "intake"), _rows(sqlite_store.path, "messages")) == (0, 1)
+
+
+async def test_any_other_write_expands_the_intake_first(sqlite_store: SqliteStore) -> None:
+    message = new_message()
+    await sqlite_store.accept([message])
+    assert (await sqlite_store.claim_due(T0, 10))[0].segment_id == f"{message.message_id}.0.0"
+    assert _rows(sqlite_store.path, "intake") == 0
+
+
+async def test_an_intake_row_left_by_a_crash_is_stored_in_full_when_the_store_opens(
+    tmp_path: Path, store_config: StoreConfig
+) -> None:
+    path = tmp_path / "kill.db"
+    message = new_message()
+    async with open_store(path, store_config) as store:
+        await store.accept([message])
+    # Closing does not expand it: the store stopped as a kill -9 would leave it, the compact row committed.
+    assert (_rows(path, "intake"), _rows(path, "messages")) == (1, 0)
+    async with open_store(path, store_config) as store:
+        assert (_rows(path, "intake"), _rows(path, "messages")) == (0, 1)
+        (found,) = await store.find("acme", message.message_id)
+        assert found.state == State.ACCEPTED
+
+
+async def test_a_quiet_writer_expands_the_intake_on_its_own(sqlite_store: SqliteStore) -> None:
+    await sqlite_store.accept([new_message(start_ms=T0 + 3_600_000)])
+    with trio.fail_after(30):  # a bound on a hang, not a timing assertion
+        while _rows(sqlite_store.path, "intake"):
+            await trio.sleep(writer_module.EXPAND_WHEN_QUIET_S)
+    assert _rows(sqlite_store.path, "messages") == 1 and sqlite_store.waiting() == 0
+
+
+async def test_an_expanded_message_whose_id_was_taken_is_kept_under_a_new_one(
+    sqlite_store: SqliteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    await sqlite_store.topup("acme", 100, T0)
+    existing = new_message(price=1)  # stored in full at once
+    await sqlite_store.accept([existing])
+    other = new_message()
+    duplicate = replace(existing, destination=Address("447911000002"), price_per_segment_micro=0)
+    assert await sqlite_store.accept([duplicate]) == (True,)  # the id is checked only when it is expanded
+    assert await sqlite_store.accept([other]) == (True,)
+    assert len(await sqlite_store.find("acme", other.message_id)) == 1
+    assert [m.destination.addr for m in await sqlite_store.find("acme", existing.message_id)] == ["447911000001"]
+    with sqlite3.connect(sqlite_store.path) as connection:
+        renamed = connection.execute(
+            "SELECT message_id FROM messages WHERE destination_addr = '447911000002'"
+        ).fetchall()
+    assert len(renamed) == 1 and renamed[0][0] != existing.message_id
+    assert f"new_message_id={renamed[0][0]}" in caplog.text
+
+
+async def test_a_store_holding_intake_rows_of_another_layout_refuses_to_open(
+    tmp_path: Path, store_config: StoreConfig
+) -> None:
+    path = tmp_path / "layout.db"
+    async with open_store(path, store_config) as store:
+        await store.accept([new_message()])
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE intake SET format = 99")
+    with pytest.raises(sqlite3.DatabaseError, match="intake rows of layout 99, this smsgw reads 1"):
+        async with open_store(path, store_config):
+            pass
+    assert _rows(path, "intake") == 1  # kept for the smsgw that wrote it
+
+
+class _Backlog:
+    def __init__(self, waiting: int) -> None:
+        self.waiting_units = waiting
+        self.expanded: list[int | None] = []
+
+    def waiting(self) -> int:
+        return self.waiting_units
+
+    def expand(self, connection: sqlite3.Connection, limit: int | None) -> None:
+        self.expanded.append(limit)
+
+
+async def test_the_writer_expands_all_before_other_writes_and_a_chunk_beside_compact_ones_over_the_limit(
+    sqlite_store: SqliteStore,
+) -> None:
+    writer = sqlite_store.writer
+
+    def compact(connection: sqlite3.Connection, items: list[int]) -> list[int]:
+        return items
+
+    for waiting, write, expected in [
+        (5, "compact", []),  # a burst's compact writes: nothing expanded beside them
+        (5, "other", [None]),  # any other write may read any row: all of it first
+        (writer_module.BACKLOG_LIMIT + 1, "compact", [writer_module.EXPAND_CHUNK]),  # the backlog stops growing
+        (0, "other", []),
+    ]:
+        backlog = _Backlog(waiting)
+        writer.keep_backlog(backlog)
+        if write == "compact":
+            await writer.write_combined(compact, 1, compact=True)
+        else:
+            await writer.write(lambda connection: None)
+        assert backlog.expanded == expected, (waiting, write)
+    writer.keep_backlog(sqlite_store)
 
 
 def test_ledger_migration_keeps_rows_and_allows_transfers(tmp_path: Path) -> None:

@@ -430,7 +430,10 @@ async def test_recipient_rules_are_read_at_acceptance_for_each_account_of_a_comb
 
 
 async def test_one_bad_submission_in_a_combined_batch_fails_alone(store: MessageStore) -> None:
-    existing = new_message()
+    # Charged, so acceptance writes the full rows at once (an uncharged message's id is checked when its intake row
+    # is expanded: test_sqlite_store.py).
+    await store.topup("acme", 100, T0)
+    existing = new_message(price=1)
     await store.accept([existing])
     outcomes: dict[str, object] = {}
 
@@ -440,7 +443,7 @@ async def test_one_bad_submission_in_a_combined_batch_fails_alone(store: Message
         except StoreUnavailable as exc:
             outcomes[name] = exc
 
-    good = new_message()
+    good = new_message(price=1)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(submit, "duplicate", replace(existing, destination=Address("447911000002")))
         nursery.start_soon(submit, "good", good)

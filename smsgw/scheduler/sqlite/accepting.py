@@ -1,17 +1,30 @@
 """Acceptance: a batch of submissions stored, charged and checked against the recipient rules in one transaction
-of the group-commit writer. What is charged and what stays unpaid is `billing`'s decision; this writes the rows."""
+of the group-commit writer. What is charged and what stays unpaid is `billing`'s decision; this writes the rows.
+
+Messages with nothing to charge, on a store that keeps an intake (SQLite, `keep_intake`), are acknowledged after a
+lighter commit: the writer's batch of them is committed as one `intake` row (the messages as plain tuples), and
+their full rows (messages, segments, their indexes, the recipient rules' outcomes and receipts) are written by
+`expand`, in a later transaction of the same writer (`writer.Backlog`: before any other write, before any read,
+or when the writer is quiet). The intake row alone is enough to finish the job after a kill -9: the store expands
+what is left when it opens. A charged message takes the full path at once, since its answer depends on the
+balance.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
+import pickle
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, Final
 
 from smsgw.pdu.constants import GatewayError
 from smsgw.scheduler import billing
-from smsgw.scheduler.model import NewMessage, StoreUnavailable
+from smsgw.scheduler.ids import MessageIdGenerator
+from smsgw.scheduler.model import Address, DlrRequest, NewMessage, NewSegment, StoreUnavailable
 from smsgw.scheduler.policy import Rejection, check_recipients
 from smsgw.scheduler.sqlite.base import SqliteBase, insert_ledger, insert_rows
 from smsgw.scheduler.states import State
@@ -23,6 +36,22 @@ RESENT: Final = "resent"  # audit event: a message re-submitted by `smsgw resend
 
 
 class Accepting(SqliteBase):
+    def keep_intake(self) -> None:
+        """Acknowledge uncharged messages after an `intake` row's commit (module docstring); before `run`, in a
+        worker thread (it reads how many messages wait in the intake). One
+        process writes an SQLite store, so it alone has an intake to expand (other nodes of a PostgreSQL store
+        could not read this one's)."""
+        self._intake_kept = True
+        # What a kill -9 left (of this process's last run, or of a gateway beside a command opening its store).
+        waiting = dict(self._writer_connection.execute("SELECT format, SUM(messages) FROM intake GROUP BY format"))
+        if set(waiting) - {INTAKE_FORMAT}:
+            raise sqlite3.DatabaseError(
+                f"{self.path}: intake rows of layout {max(waiting)}, this smsgw reads {INTAKE_FORMAT}: start the"
+                " smsgw that wrote them once, to store their messages in full"
+            )
+        self._unexpanded = waiting.get(INTAKE_FORMAT, 0)
+        self._writer.keep_backlog(self)
+
     async def accept(self, messages: Sequence[NewMessage]) -> tuple[bool, ...]:
         """Store and charge each message in order; False for one the balance could not cover. Within a
         submission of several destinations that is otherwise accepted, that one is kept REJECTED with err 800,
@@ -33,16 +62,81 @@ class Accepting(SqliteBase):
         do-not-call register without consent, is kept REJECTED with that err code, uncharged, its receipt queued
         if asked for.
 
-        Concurrent calls are combined by the writer into one `_accept_batch` (executemany over all of them).
+        Concurrent calls are combined by the writer into one `_accept_batch` (executemany over all of them), or
+        with nothing to charge and an intake kept, into one intake row.
         """
+        accepted: tuple[bool, ...]
         try:
-            accepted: tuple[bool, ...] = await self._writer.write_combined(self._accept_batch, messages)
+            if self._intake_kept and not any(message.charge_micro for message in messages):
+                accepted = await self._writer.write_combined(self._intake_batch, messages, compact=True)
+            else:
+                accepted = await self._writer.write_combined(self._accept_batch, messages)
         except sqlite3.Error as exc:  # e.g. a message_id collision: refuse the submission, keep serving
             raise StoreUnavailable(f"acceptance failed: {exc}") from exc
         return accepted
 
-    def _accept_batch(
+    def _intake_batch(
         self, c: sqlite3.Connection, requests: Sequence[Sequence[NewMessage]]
+    ) -> list[tuple[bool, ...]]:
+        count = sum(len(request) for request in requests)
+        c.execute(
+            "INSERT INTO intake (messages, format, batch) VALUES (?, ?, ?)",
+            (count, INTAKE_FORMAT, pickle.dumps([[_packed(m) for m in request] for request in requests], 5)),
+        )
+        # Due now, the dispatcher's read expands them at once; scheduled ahead, they wait for a quiet writer.
+        self._new_work(c, min(message.start_ms for request in requests for message in request))
+        self._writer.after_commit(functools.partial(self._intake_added, count))
+        return [(True,) * len(request) for request in requests]
+
+    def _intake_added(self, count: int) -> None:
+        self._unexpanded += count
+
+    def _intake_left(self, count: int) -> None:
+        self._unexpanded = count
+
+    def waiting(self) -> int:
+        return self._unexpanded
+
+    def expand(self, c: sqlite3.Connection, limit: int | None) -> None:
+        """The oldest intake rows holding about `limit` messages (None: all), written in full and deleted, in the
+        writer's transaction."""
+        sizes = c.execute("SELECT id, messages FROM intake ORDER BY id").fetchall()
+        taken, last = 0, None
+        for row in sizes:
+            if limit is not None and taken >= limit:
+                break
+            taken, last = taken + row["messages"], row["id"]
+        if last is not None:
+            requests: list[list[NewMessage]] = []
+            for (batch,) in c.execute("SELECT batch FROM intake WHERE id <= ? ORDER BY id", (last,)):
+                requests.extend([_unpacked(fields) for fields in request] for request in pickle.loads(batch))
+            self._expand_requests(c, requests)
+            c.execute("DELETE FROM intake WHERE id <= ?", (last,))
+        self._writer.after_commit(
+            functools.partial(self._intake_left, sum(row["messages"] for row in sizes) - taken)
+        )
+
+    def _expand_requests(self, c: sqlite3.Connection, requests: list[list[NewMessage]]) -> None:
+        try:
+            with _savepoint(c):
+                self._accept_batch(c, requests, announce=False)
+            return
+        except sqlite3.IntegrityError:
+            pass  # a message_id taken already: find which submission's, below
+        for request in requests:
+            try:
+                with _savepoint(c):
+                    self._accept_batch(c, [request], announce=False)
+            except sqlite3.IntegrityError as exc:
+                # Acknowledged already, so it is kept under a new id rather than lost. Ids never repeat within a
+                # process; this takes a clock set back across a restart and the same 31 random bits.
+                renamed = [replace(m, message_id=_RENAMING.next(m.submitted_ms)) for m in request]
+                log.error("accepted message_id taken, stored under a new one message_id=%s new_message_id=%s"
+                          " error=%s", request[0].message_id, renamed[0].message_id, exc)
+                self._accept_batch(c, [renamed], announce=False)
+
+    def _accept_batch(
+        self, c: sqlite3.Connection, requests: Sequence[Sequence[NewMessage]], *, announce: bool = True
     ) -> list[tuple[bool, ...]]:
         requests = self._apply_recipient_rules(requests)
         # Balances are read inside the writer's transaction: the single writer makes this the serial order, and
@@ -112,7 +206,7 @@ class Accepting(SqliteBase):
         c.executemany("UPDATE messages SET error_code = ?, final_at = ? WHERE id = ?", unpaid)
         insert_ledger(c, ledger_rows)
         c.executemany("UPDATE accounts SET balance = ? WHERE name = ?", [(b, a) for a, b in balances.items()])
-        if due_at_ms:
+        if due_at_ms and announce:  # an intake's expansion: its intake commit announced its work
             self._new_work(c, min(due_at_ms))
         return results
 
@@ -158,6 +252,49 @@ _SEGMENT_INSERT: Final = (
     "INSERT INTO segments (message, seq, destination, data_coding, udh, user_data, state, due_at, charge,"
     " error_code, final_at) VALUES "
 )
+# The layout of an intake row's messages (`_packed`); a store holding rows of another layout refuses to open
+# (`keep_intake`), so a change of `NewMessage` that changes it must raise this.
+INTAKE_FORMAT: Final = 1
+_RENAMING: Final = MessageIdGenerator()
+
+
+def _packed(m: NewMessage) -> tuple[Any, ...]:
+    """A message as plain values in `NewMessage`'s field order: what pickle writes fastest and reads back without
+    this module's classes, so a stored row does not depend on them."""
+    return (
+        m.message_id, m.dest_index, m.account, m.service_type, tuple(m.source), tuple(m.destination), m.route,
+        m.modem_group, m.esm_class, m.registered_delivery, m.data_coding, m.flash, m.gateway_split, m.text,
+        m.submitted_ms, m.start_ms, m.expires_ms, m.price_per_segment_micro, [tuple(s) for s in m.segments],
+        m.rejected_error, m.resends, m.check_recipient, m.promotional, m.client_ref,
+        None if m.dlr is None else tuple(m.dlr),
+    )
+
+
+def _unpacked(fields: tuple[Any, ...]) -> NewMessage:
+    (message_id, dest_index, account, service_type, source, destination, route, modem_group, esm_class,
+     registered_delivery, data_coding, flash, gateway_split, text, submitted_ms, start_ms, expires_ms, price,
+     segments, rejected_error, resends, check_recipient, promotional, client_ref, dlr) = fields
+    return NewMessage(
+        message_id, dest_index, account, service_type, Address(*source), Address(*destination), route, modem_group,
+        esm_class, registered_delivery, data_coding, flash, gateway_split, text, submitted_ms, start_ms, expires_ms,
+        price, tuple(NewSegment(*s) for s in segments), rejected_error, resends, check_recipient, promotional,
+        client_ref, None if dlr is None else DlrRequest(*dlr),
+    )
+
+
+@contextmanager
+def _savepoint(c: sqlite3.Connection) -> Iterator[None]:
+    """The block's writes rolled back alone when it raises."""
+    c.execute("SAVEPOINT expand")
+    try:
+        yield
+    except BaseException:
+        c.execute("ROLLBACK TO expand")
+        c.execute("RELEASE expand")
+        raise
+    c.execute("RELEASE expand")
+
+
 def _message_row(rowid: int, message: NewMessage, state: int, *, charged: int | None = None) -> tuple[Any, ...]:
     """The `_MESSAGE_INSERT` parameters of one message, in its column order."""
     return (

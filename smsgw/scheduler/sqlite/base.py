@@ -115,6 +115,9 @@ class SqliteBase:
             # Only an SQLite level that syncs every commit has anything to relax (PostgreSQL commits alike).
             synchronous=(synchronous, "NORMAL") if dialect is SQLITE and synchronous in _SYNCING else None,
         )
+        # `Accepting.keep_intake`: uncharged messages are committed as intake rows first, expanded later.
+        self._intake_kept = False
+        self._unexpanded = 0  # messages in intake rows, as far as this process knows
         self._outbox_events: dict[str, trio.Event] = {}
         self._dlr_listeners: list[Callable[[], None]] = []
         self._work_event = trio.Event()
@@ -144,6 +147,7 @@ class SqliteBase:
         return self._policy_facts
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        await self._writer.expanded()  # reads see accepted messages in full
         async with self._read_lock:
             return await trio.to_thread.run_sync(fn, self._reader)
 
