@@ -4,8 +4,9 @@ code from Trio. (Test modules import this, not conftest, whose module name other
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import trio
 
@@ -33,3 +34,21 @@ FAST = Config(
 async def in_thread(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
     """Run a blocking smpplib call; the thread is abandoned (not awaited) only if the test is cancelled."""
     return await trio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), abandon_on_cancel=True)
+
+
+async def read_store(db: str, query: str, *parameters: object) -> tuple[Any, ...] | None:
+    """The first row of `query` on a running gateway's SQLite file, read as an outsider (read-only), once the
+    gateway has written its accepted messages in full: it acknowledges uncharged ones after a compact intake row
+    and writes their message rows within moments (`smsgw.scheduler.sqlite.accepting`)."""
+
+    def read() -> tuple[Any, ...] | None:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+            if connection.execute("SELECT EXISTS (SELECT 1 FROM intake)").fetchone()[0]:
+                return None
+            row: tuple[Any, ...] | None = connection.execute(query, parameters).fetchone()
+            return row or ()
+
+    with trio.fail_after(10):  # a bound on a hang, not a timing assertion
+        while (row := await trio.to_thread.run_sync(read)) is None:
+            await trio.sleep(0.01)
+    return row or None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 import trio
 
 from esme import Delivered, Esme
-from harness import FAST, in_thread
+from harness import FAST, in_thread, read_store
 from smsgw.app import GatewayStarted, run_demo
 from smsgw.cli import main
 from smsgw.config import AccountConfig, RouteConfig
@@ -66,18 +65,17 @@ async def brand(policy_gateway: PolicyGateway) -> AsyncIterator[Esme]:
     await in_thread(esme.close)
 
 
-def _read(db: str, query: str, *parameters: object) -> int:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
-        row = connection.execute(query, parameters).fetchone()
+async def _read(db: str, query: str, *parameters: object) -> int:
+    row = await read_store(db, query, *parameters)
     return int(row[0]) if row is not None else 0
 
 
-def _balance(db: str, account: str) -> int:
-    return _read(db, "SELECT balance FROM accounts WHERE name = ?", account)
+async def _balance(db: str, account: str) -> int:
+    return await _read(db, "SELECT balance FROM accounts WHERE name = ?", account)
 
 
-def _stored(db: str, account: str) -> int:
-    return _read(db, "SELECT count(*) FROM messages WHERE account = ?", account)
+async def _stored(db: str, account: str) -> int:
+    return await _read(db, "SELECT count(*) FROM messages WHERE account = ?", account)
 
 
 async def _brand_submit(brand: Esme, destination: str, text: bytes, **fields: object) -> tuple[int, str]:
@@ -87,7 +85,7 @@ async def _brand_submit(brand: Esme, destination: str, text: bytes, **fields: ob
 
 async def test_refused_at_submit_nothing_stored_or_charged(policy_gateway: PolicyGateway, brand: Esme) -> None:
     db = policy_gateway.db
-    before = _balance(db, "brand")
+    before = await _balance(db, "brand")
     status, _ = await _brand_submit(brand, "12ab34567", b"hello")
     assert status == CommandStatus.ESME_RINVDSTADR
     status, _ = await _brand_submit(brand, "447700123456", b"hello", source_addr="Other")
@@ -100,14 +98,14 @@ async def test_refused_at_submit_nothing_stored_or_charged(policy_gateway: Polic
     four_segments = encode_text("Longer than the three segments the route allows. " * 11, Encoding.GSM7)
     status, _ = await _brand_submit(brand, "447700123456", b"", message_payload=four_segments)
     assert status == GatewayError.TOO_MANY_SEGMENTS.command_status == 0x406
-    assert _stored(db, "brand") == 0
-    assert _balance(db, "brand") == before
+    assert await _stored(db, "brand") == 0
+    assert await _balance(db, "brand") == before
 
     status, message_id = await _brand_submit(brand, "447700123456", b"allowed", registered_delivery=1)
     assert status == CommandStatus.ESME_ROK
     receipts = await in_thread(brand.receipts, 1, 30.0)
     assert [(r.message_id, r.stat) for r in receipts] == [(message_id, "DELIVRD")]
-    assert _balance(db, "brand") == before - PRICE_MICRO  # the one allowed message is charged
+    assert await _balance(db, "brand") == before - PRICE_MICRO  # the one allowed message is charged
 
 
 async def test_promotional_to_do_not_call_number_rejected_801_uncharged(
@@ -119,19 +117,19 @@ async def test_promotional_to_do_not_call_number_rejected_801_uncharged(
         assert await in_thread(facts.add_dnc, [DNC_NUMBER], source="test") == 1
     finally:
         await in_thread(facts.close)
-    before = _balance(db, "brand")
+    before = await _balance(db, "brand")
     status, promo_id = await _brand_submit(brand, DNC_NUMBER, b"50% off today", service_type="PROMO",
                                            registered_delivery=1)
     assert status == CommandStatus.ESME_ROK
     (receipt,) = await in_thread(brand.receipts, 1, 30.0)
     assert (receipt.message_id, receipt.stat, receipt.err) == (promo_id, "REJECTD", "801")
-    assert _balance(db, "brand") == before
+    assert await _balance(db, "brand") == before
     # Not promotional: the register does not apply, the message goes and is charged.
     status, plain_id = await _brand_submit(brand, DNC_NUMBER, b"your order shipped", registered_delivery=1)
     assert status == CommandStatus.ESME_ROK
     receipts = await in_thread(brand.receipts, 2, 30.0)
     assert (receipts[1].message_id, receipts[1].stat) == (plain_id, "DELIVRD")
-    assert _balance(db, "brand") == before - PRICE_MICRO
+    assert await _balance(db, "brand") == before - PRICE_MICRO
 
 
 def _mo(items: list[Delivered]) -> list[Delivered]:
@@ -150,12 +148,12 @@ async def test_opted_out_handset_rejected_803_uncharged(policy_gateway: PolicyGa
         items = await in_thread(demo.wait_for, lambda items: any(d.text == confirmation for d in _mo(items)), 30.0)
         (stop,) = [d for d in _mo(items) if d.text == "STOP"]
         handset = stop.source_addr
-        before = _balance(db, "demo")
+        before = await _balance(db, "demo")
         status, message_id = await in_thread(demo.submit, handset, b"are you still there?", registered_delivery=1)
         assert status == CommandStatus.ESME_ROK
         (receipt,) = await in_thread(demo.receipts, 1, 30.0)
         assert (receipt.message_id, receipt.stat, receipt.err) == (message_id, "REJECTD", "803")
-        assert _balance(db, "demo") == before
+        assert await _balance(db, "demo") == before
     finally:
         await in_thread(demo.close)
 
@@ -167,7 +165,7 @@ async def test_unpaid_submission_resent_by_the_operator_is_sent_with_a_new_id(
     assert await in_thread(main, ["account", "topup", "brand", "-1.00", "--db", db]) == 0  # empty again
     status, _ = await _brand_submit(brand, "447700123456", b"pay me later", registered_delivery=1)
     assert status == GatewayError.INSUFFICIENT_BALANCE.command_status == 0x400
-    assert _stored(db, "brand") == 0 and _balance(db, "brand") == 0  # refused at submit: never stored
+    assert await _stored(db, "brand") == 0 and await _balance(db, "brand") == 0  # refused at submit: never stored
 
     # A submit_multi whose free destination (the test range) is accepted: the one the balance cannot cover
     # belongs to that acknowledged message, kept REJECTED err 800 and uncharged, for the operator's resend.
@@ -177,7 +175,7 @@ async def test_unpaid_submission_resent_by_the_operator_is_sent_with_a_new_id(
     )
     assert multi.command_status == 0
     assert [(u.destination_addr, u.error_status_code) for u in multi.unsuccess_sme] == [("447700123456", 0x400)]
-    assert _stored(db, "brand") == 2 and _balance(db, "brand") == 0
+    assert await _stored(db, "brand") == 2 and await _balance(db, "brand") == 0
     await in_thread(brand.receipts, 1, 30.0)  # the free destination's receipt
     brand.delivered.clear()
 
@@ -194,9 +192,9 @@ async def test_unpaid_submission_resent_by_the_operator_is_sent_with_a_new_id(
     assert await in_thread(main, resend) == 0
     (receipt,) = await in_thread(brand.receipts, 1, 30.0)  # the running gateway found it in the store
     assert receipt.stat == "DELIVRD"
-    assert _stored(db, "brand") == 3  # the free part, the unpaid original kept, and its resend under a new id
-    assert _read(db, "SELECT error_code FROM messages WHERE message_id = ?", receipt.message_id) == 0
-    assert _balance(db, "brand") == 0  # charged normally
+    assert await _stored(db, "brand") == 3  # the free part, the unpaid original kept, and its resend under a new id
+    assert await _read(db, "SELECT error_code FROM messages WHERE message_id = ?", receipt.message_id) == 0
+    assert await _balance(db, "brand") == 0  # charged normally
 
 
 async def test_numbers_not_valid_for_their_country_are_refused_and_named(
@@ -209,7 +207,7 @@ async def test_numbers_not_valid_for_their_country_are_refused_and_named(
     assert status == CommandStatus.ESME_RINVDSTADR
     status, _ = await _brand_submit(brand, "00447700900123", b"hello", dest_addr_ton=0, dest_addr_npi=0)
     assert status == CommandStatus.ESME_ROK
-    assert _read(db, "SELECT count(*) FROM messages WHERE destination_addr = '447700900123'") == 1
+    assert await _read(db, "SELECT count(*) FROM messages WHERE destination_addr = '447700900123'") == 1
     status, _ = await _brand_submit(brand, "447700922000", b"hello")  # the network's "unknown subscriber" row
     assert status == CommandStatus.ESME_ROK
     demo = await in_thread(Esme, policy_gateway.started.smpp.port, "demo", "demo")
@@ -219,7 +217,7 @@ async def test_numbers_not_valid_for_their_country_are_refused_and_named(
         assert status == CommandStatus.ESME_RINVSRCADR
     finally:
         await in_thread(demo.close)
-    assert _stored(db, "demo") == 0
+    assert await _stored(db, "demo") == 0
 
 
 @pytest.mark.parametrize("sar", [False, True], ids=["udh", "sar"])
@@ -229,7 +227,7 @@ async def test_a_message_the_esme_split_beyond_the_routes_segments_is_refused(
     """issue 14 item 3: 4 parts on a 3-segment route, split by the ESME with a UDH or SAR TLVs: 0x406 from the first
     part, nothing stored or charged; 3 parts go out."""
     db = policy_gateway.db
-    before = _balance(db, "brand")
+    before = await _balance(db, "brand")
 
     async def part(total: int, sequence: int) -> int:
         if sar:
@@ -243,5 +241,5 @@ async def test_a_message_the_esme_split_beyond_the_routes_segments_is_refused(
         return status
 
     assert await part(4, 1) == GatewayError.TOO_MANY_SEGMENTS.command_status == 0x406
-    assert _stored(db, "brand") == 0 and _balance(db, "brand") == before
+    assert await _stored(db, "brand") == 0 and await _balance(db, "brand") == before
     assert [await part(3, sequence) for sequence in (1, 2, 3)] == [CommandStatus.ESME_ROK] * 3
