@@ -130,10 +130,13 @@ def esme_receipts(esme: Esme) -> list[object]:
 
 def _sent_by(db: Path, message_id: str) -> str:
     with sqlite3.connect(db) as connection:
-        upstream, modem = connection.execute(
+        row = connection.execute(
             "SELECT s.upstream, s.modem FROM segments s JOIN messages m ON m.id = s.message WHERE m.message_id = ?",
             (message_id,),
         ).fetchone()
+    if row is None:  # acknowledged but still in the gateway's intake row: not sent by anyone yet
+        return ""
+    upstream, modem = row
     return upstream or ("modem" if modem else "")
 
 
