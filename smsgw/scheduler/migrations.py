@@ -329,6 +329,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE TABLE intake (
         id INTEGER PRIMARY KEY,
         messages INTEGER NOT NULL,
+        due_at INTEGER NOT NULL, -- the earliest start of its messages: a claim of due work expands it by then
         format INTEGER NOT NULL,
         batch BLOB NOT NULL
     );

@@ -55,7 +55,8 @@ class PostgresStore(SqliteStore):
         self._readers = pool
         self._reading = trio.Semaphore(_READERS)  # a read waits here, not in a worker thread blocked on the pool
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _read(self, fn: Callable[[sqlite3.Connection], T], *, reads_backlog: bool = True) -> T:
+        # No intake on PostgreSQL (`Accepting.keep_intake`): every read sees the rows.
         async with self._reading:
             return await trio.to_thread.run_sync(self._read_pooled, fn)
 

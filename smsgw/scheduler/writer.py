@@ -13,9 +13,9 @@ commit either way (the data is in the operating system's cache), and in WAL mode
 makes the relaxed ones before it durable.
 
 A store may keep a backlog (`Backlog`): writes committed in a compact form now (`write_combined(...,
-compact=True)`: a batch of accepted messages as one row), whose full rows it writes later in this writer's own
-transactions. Nothing reads the compact form, so before any other write the batch expands the whole backlog
-first, and a store's reads wait for that (`expanded`); otherwise the backlog is expanded a chunk at a time when
+reads_backlog=False)`: a batch of accepted messages as one row), whose full rows it writes later in this writer's
+own transactions. Nothing reads the compact form, so before any write that may read those rows the batch expands
+the whole backlog first, and a store's reads wait for that (`expanded`); otherwise the backlog is expanded a chunk at a time when
 the writer has been quiet for `EXPAND_WHEN_QUIET_S`, or alongside the compact writes once it holds more than
 `BACKLOG_LIMIT`. Expansion replaces committed rows by their expansion in one transaction, so it needs no fsync
 of its own (a crash before the next full commit leaves the compact rows to expand again).
@@ -63,8 +63,9 @@ class Backlog(Protocol):
         runs, in the writer's (the batch's own after-commit callbacks update it, so it holds still meanwhile)."""
         ...
 
-    def expand(self, connection: sqlite3.Connection, limit: int | None) -> None:
-        """Inside the writer's transaction: expand the oldest compact rows, about `limit` units (None: all)."""
+    def expand(self, connection: sqlite3.Connection, limit: int | None, due_by: int | None = None) -> None:
+        """Inside the writer's transaction: expand the oldest compact rows, about `limit` units (None: all); with
+        `due_by` (epoch ms), only rows holding work due by then."""
         ...
 
 
@@ -87,9 +88,11 @@ class _Pending(Generic[T]):
     combined: CombinedOp | None = None
     item: Any = None
     durable: bool = True  # False: losing it to a power failure harms nothing, so it need not wait for an fsync
-    # How much of the backlog must be expanded before the batch runs this item: all of it (any other write may
-    # read any row), none (a compact write adds to it), or a chunk (the quiet writer's own expansion).
+    # How much of the backlog must be expanded before the batch runs this item: all of it (a write that may read
+    # the rows it stands for), none (a compact write adds to it; some writes read other rows), or a chunk (the
+    # quiet writer's own expansion); and what is due by `due_by` (a dispatcher's claim of due work).
     expand_first: int = _ALL
+    due_by: int | None = None
     done: trio.Event = field(default_factory=trio.Event)
     result: T | None = None
     error: BaseException | None = None
@@ -150,15 +153,17 @@ class GroupCommitWriter:
         """Expand `backlog` as the module's docstring says; call before `run`."""
         self._backlog = backlog
 
-    async def write(self, op: WriteOp[T]) -> T:
-        return await self._submit(_Pending(op))
+    async def write(self, op: WriteOp[T], *, reads_backlog: bool = True, due_by: int | None = None) -> T:
+        """`op` in the next batch. `reads_backlog=False` for an op that reads none of the rows a backlog's expansion
+        writes (an SMPP bind's registry row), so a burst's backlog is not expanded before it; `due_by` for one
+        that reads only those due by then (a claim of due work)."""
+        return await self._submit(_Pending(op, expand_first=_ALL if reads_backlog else 0, due_by=due_by))
 
-    async def write_combined(self, combined: CombinedOp, item: Any, *, compact: bool = False) -> Any:
+    async def write_combined(self, combined: CombinedOp, item: Any, *, reads_backlog: bool = True) -> Any:
         """Like `write`, but the items of all pending callers of the same `combined` run as one call of it (one
         executemany instead of one statement per caller); if that call raises, each item is retried alone so only
-        the offending caller gets the error. `compact`: it adds to the backlog and reads nothing, so the backlog
-        need not be expanded before it."""
-        return await self._submit(_Pending(None, combined, item, expand_first=0 if compact else _ALL))
+        the offending caller gets the error. A compact write adds to the backlog: `reads_backlog=False`."""
+        return await self._submit(_Pending(None, combined, item, expand_first=_ALL if reads_backlog else 0))
 
     async def expanded(self) -> None:
         """Returns once the backlog waiting at the call is expanded: the store's reads call it first, as they read
@@ -320,7 +325,10 @@ class GroupCommitWriter:
         needs = [pending.expand_first for pending in batch]
         if _ALL in needs:
             backlog.expand(self._connection, None)
-        elif limit := max(needs + [EXPAND_CHUNK if waiting > BACKLOG_LIMIT else 0]):
+            return
+        if due := [pending.due_by for pending in batch if pending.due_by is not None]:
+            backlog.expand(self._connection, None, max(due))
+        if limit := max(needs + [EXPAND_CHUNK if waiting > BACKLOG_LIMIT else 0]):
             backlog.expand(self._connection, limit)
 
     def _isolated(self, pending: _Pending[Any], call: Callable[..., Any], *args: Any) -> None:

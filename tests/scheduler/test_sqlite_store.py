@@ -271,7 +271,7 @@ async def test_the_writer_expands_all_before_other_writes_and_a_chunk_beside_com
         backlog = _Backlog(waiting)
         writer.keep_backlog(backlog)
         if write == "compact":
-            await writer.write_combined(compact, 1, compact=True)
+            await writer.write_combined(compact, 1, reads_backlog=False)
         else:
             await writer.write(lambda connection: None)
         assert backlog.expanded == expected, (waiting, write)

@@ -68,7 +68,7 @@ class Accepting(SqliteBase):
         accepted: tuple[bool, ...]
         try:
             if self._intake_kept and not any(message.charge_micro for message in messages):
-                accepted = await self._writer.write_combined(self._intake_batch, messages, compact=True)
+                accepted = await self._writer.write_combined(self._intake_batch, messages, reads_backlog=False)
             else:
                 accepted = await self._writer.write_combined(self._accept_batch, messages)
         except sqlite3.Error as exc:  # e.g. a message_id collision: refuse the submission, keep serving
@@ -79,12 +79,13 @@ class Accepting(SqliteBase):
         self, c: sqlite3.Connection, requests: Sequence[Sequence[NewMessage]]
     ) -> list[tuple[bool, ...]]:
         count = sum(len(request) for request in requests)
+        due_ms = min(message.start_ms for request in requests for message in request)
         c.execute(
-            "INSERT INTO intake (messages, format, batch) VALUES (?, ?, ?)",
-            (count, INTAKE_FORMAT, pickle.dumps([[_packed(m) for m in request] for request in requests], 5)),
+            "INSERT INTO intake (messages, due_at, format, batch) VALUES (?, ?, ?, ?)",
+            (count, due_ms, INTAKE_FORMAT, pickle.dumps([[_packed(m) for m in request] for request in requests], 5)),
         )
-        # Due now, the dispatcher's read expands them at once; scheduled ahead, they wait for a quiet writer.
-        self._new_work(c, min(message.start_ms for request in requests for message in request))
+        # Due now, the dispatcher's claim expands them at once; scheduled ahead, they wait for a quiet writer.
+        self._new_work(c, due_ms)
         self._writer.after_commit(functools.partial(self._intake_added, count))
         return [(True,) * len(request) for request in requests]
 
@@ -97,21 +98,24 @@ class Accepting(SqliteBase):
     def waiting(self) -> int:
         return self._unexpanded
 
-    def expand(self, c: sqlite3.Connection, limit: int | None) -> None:
-        """The oldest intake rows holding about `limit` messages (None: all), written in full and deleted, in the
-        writer's transaction."""
-        sizes = c.execute("SELECT id, messages FROM intake ORDER BY id").fetchall()
-        taken, last = 0, None
+    def expand(self, c: sqlite3.Connection, limit: int | None, due_by: int | None = None) -> None:
+        """The oldest intake rows holding about `limit` messages (None: all), or with `due_by` those holding a
+        message due by then, written in full and deleted, in the writer's transaction."""
+        sizes = c.execute("SELECT id, messages, due_at FROM intake ORDER BY id").fetchall()
+        taken, chosen = 0, []
         for row in sizes:
             if limit is not None and taken >= limit:
                 break
-            taken, last = taken + row["messages"], row["id"]
-        if last is not None:
+            if due_by is None or row["due_at"] <= due_by:
+                taken += row["messages"]
+                chosen.append((row["id"],))
+        if chosen:
             requests: list[list[NewMessage]] = []
-            for (batch,) in c.execute("SELECT batch FROM intake WHERE id <= ? ORDER BY id", (last,)):
+            for (rowid,) in chosen:
+                (batch,) = c.execute("SELECT batch FROM intake WHERE id = ?", (rowid,)).fetchone()
                 requests.extend([_unpacked(fields) for fields in request] for request in pickle.loads(batch))
             self._expand_requests(c, requests)
-            c.execute("DELETE FROM intake WHERE id <= ?", (last,))
+            c.executemany("DELETE FROM intake WHERE id = ?", chosen)
         self._writer.after_commit(
             functools.partial(self._intake_left, sum(row["messages"] for row in sizes) - taken)
         )

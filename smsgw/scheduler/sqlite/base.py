@@ -146,8 +146,11 @@ class SqliteBase:
         """The message policy's recipient facts, in tables of their own in the same database file."""
         return self._policy_facts
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        await self._writer.expanded()  # reads see accepted messages in full
+    async def _read(self, fn: Callable[[sqlite3.Connection], T], *, reads_backlog: bool = True) -> T:
+        """`fn` on the reader connection, after the intake is written in full (`Accepting`) unless it reads none of
+        the rows that writes (`reads_backlog=False`: a callback queue's)."""
+        if reads_backlog:
+            await self._writer.expanded()
         async with self._read_lock:
             return await trio.to_thread.run_sync(fn, self._reader)
 

@@ -22,7 +22,8 @@ _COUNTS_SQL = (
 
 
 class Binds(SqliteBase):
-    """`smsgw.smpp_server.binds.BindStore`, where each method says what it does."""
+    """`smsgw.smpp_server.binds.BindStore`, where each method says what it does. Its writes read no message rows,
+    so a bind does not wait for the accepted messages' intake to be written in full (`writer.Backlog`)."""
 
     async def bind_take(
         self, node: str, account: str, connection: int, limit: int, now_ms: int, until_ms: int
@@ -42,7 +43,7 @@ class Binds(SqliteBase):
             )
             return BindCounts(counts.node + 1, counts.all + 1)
 
-        return await self._writer.write(op)
+        return await self._writer.write(op, reads_backlog=False)
 
     async def bind_drop(self, node: str, connection: int, now_ms: int) -> BindCounts | None:
         def op(c: sqlite3.Connection) -> BindCounts | None:
@@ -51,7 +52,7 @@ class Binds(SqliteBase):
             ).fetchone()
             return None if row is None else _counts(c, node, row["account"], now_ms)
 
-        return await self._writer.write(op)
+        return await self._writer.write(op, reads_backlog=False)
 
     async def binds_renew(
         self, node: str, dropped: Sequence[int], now_ms: int, until_ms: int
@@ -67,13 +68,13 @@ class Binds(SqliteBase):
             )
             return {row["account"]: BindCounts(int(row["mine"]), int(row["total"])) for row in rows}
 
-        return await self._writer.write(op)
+        return await self._writer.write(op, reads_backlog=False)
 
     async def binds_clear(self, node: str) -> int:
         def op(c: sqlite3.Connection) -> int:
             return c.execute("DELETE FROM binds WHERE node = ?", (node,)).rowcount
 
-        return await self._writer.write(op)
+        return await self._writer.write(op, reads_backlog=False)
 
 
 def _counts(c: sqlite3.Connection, node: str, account: str, now_ms: int) -> BindCounts:

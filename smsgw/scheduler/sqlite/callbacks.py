@@ -40,7 +40,7 @@ class Callbacks(SqliteBase):
             )
             return [MoCallback(**row) for row in rows]
 
-        return await self._read(fn)
+        return await self._read(fn, reads_backlog=False)
 
     async def dlr_callbacks_due(
         self, now_ms: int, busy: frozenset[int], full_accounts: frozenset[str], limit: int
@@ -57,7 +57,7 @@ class Callbacks(SqliteBase):
             )
             return [DlrCallback(**row) for row in rows]
 
-        return await self._read(fn)
+        return await self._read(fn, reads_backlog=False)
 
     async def callback_next_ms(self, kind: str, busy: frozenset[int], full_accounts: frozenset[str]) -> int | None:
         """When the next pending callback of `kind` outside `busy` and `full_accounts` is due; None for none."""
@@ -68,7 +68,7 @@ class Callbacks(SqliteBase):
             due = c.execute(f"SELECT MIN(cb.next_try_at) AS due FROM {table} cb WHERE {where}", parameters).fetchone()
             return None if due["due"] is None else int(due["due"])
 
-        return await self._read(fn)
+        return await self._read(fn, reads_backlog=False)
 
     async def callback_delivered(self, kind: str, rowid: int) -> None:
         table = _table(kind)

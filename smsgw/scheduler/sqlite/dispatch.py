@@ -78,13 +78,20 @@ class Dispatch(SqliteBase):
                 "SELECT s.due_at AS due FROM segments s INDEXED BY segments_due JOIN messages m ON m.id = s.message"
                 f" WHERE s.due_at IS NOT NULL{routes} ORDER BY s.due_at LIMIT 1", parameters
             ).fetchone()
-            return None if row is None else int(row["due"])
+            due = [] if row is None else [int(row["due"])]
+            if self._intake_kept and claimant is None:  # messages not yet in full: `claim_due` expands the due
+                (intake,) = c.execute("SELECT MIN(due_at) FROM intake").fetchone()
+                due += [] if intake is None else [int(intake)]
+            return min(due, default=None)
 
-        return await self._read(fn)
+        # The intake does not say which routes its messages take: a claimant's read finds them in full.
+        return await self._read(fn, reads_backlog=claimant is not None)
 
     async def claim_due(self, now_ms: int, limit: int, claimant: Claimant | None = None) -> list[Handoff]:
         """Expire what is past its validity and hand off up to `limit` due segments (committed before return)."""
-        return await self._writer.write(lambda c: self._claim_due(c, now_ms, limit, claimant))
+        return await self._writer.write(
+            lambda c: self._claim_due(c, now_ms, limit, claimant), reads_backlog=False, due_by=now_ms
+        )
 
     def _claim_due(self, c: sqlite3.Connection, now_ms: int, limit: int, claimant: Claimant | None) -> list[Handoff]:
         handoffs: list[Handoff] = []
