@@ -75,8 +75,8 @@ EXPAND_CHUNK: Final = 128
 # After this long without a write the writer expands the backlog on its own, so that a burst of submissions is
 # answered first and its full rows are written once it is over.
 EXPAND_WHEN_QUIET_S: Final = 0.02
-# Above this many waiting units every compact batch also expands a chunk: the backlog stops growing under a
-# sustained load (which then runs at the rate of full rows), and a read that must expand all of it first waits
+# Above this many waiting units every compact batch also expands what brings it back under: the backlog stops
+# growing under a sustained load (which then runs at the rate of full rows), and a read that must expand all of it first waits
 # at most about 20,000 x 20 us (~0.4 s).
 BACKLOG_LIMIT: Final = 20_000
 _ALL: Final = -1  # `_Pending.expand_first`: the whole backlog
@@ -328,7 +328,10 @@ class GroupCommitWriter:
             return
         if due := [pending.due_by for pending in batch if pending.due_by is not None]:
             backlog.expand(self._connection, None, max(due))
-        if limit := max(needs + [EXPAND_CHUNK if waiting > BACKLOG_LIMIT else 0]):
+        # Over the limit, back under it (less a chunk) before this batch adds its own: however large the batches
+        # of a sustained load, the backlog stays near the limit.
+        over = waiting - BACKLOG_LIMIT + EXPAND_CHUNK if waiting > BACKLOG_LIMIT else 0
+        if limit := max(needs + [over]):
             backlog.expand(self._connection, limit)
 
     def _isolated(self, pending: _Pending[Any], call: Callable[..., Any], *args: Any) -> None:

@@ -265,7 +265,8 @@ async def test_the_writer_expands_all_before_other_writes_and_a_chunk_beside_com
     for waiting, write, expected in [
         (5, "compact", []),  # a burst's compact writes: nothing expanded beside them
         (5, "other", [None]),  # any other write may read any row: all of it first
-        (writer_module.BACKLOG_LIMIT + 1, "compact", [writer_module.EXPAND_CHUNK]),  # the backlog stops growing
+        # Over the limit: back under it by a chunk before the batch adds its own, so the backlog stops growing.
+        (writer_module.BACKLOG_LIMIT + 300, "compact", [300 + writer_module.EXPAND_CHUNK]),
         (0, "other", []),
     ]:
         backlog = _Backlog(waiting)
