@@ -15,10 +15,10 @@ makes the relaxed ones before it durable.
 A store may keep a backlog (`Backlog`): writes committed in a compact form now (`write_combined(...,
 reads_backlog=False)`: a batch of accepted messages as one row), whose full rows it writes later in this writer's
 own transactions. Nothing reads the compact form, so before any write that may read those rows the batch expands
-the whole backlog first, and a store's reads wait for that (`expanded`); otherwise the backlog is expanded a chunk at a time when
-the writer has been quiet for `EXPAND_WHEN_QUIET_S`, or alongside the compact writes once it holds more than
-`BACKLOG_LIMIT`. Expansion replaces committed rows by their expansion in one transaction, so it needs no fsync
-of its own (a crash before the next full commit leaves the compact rows to expand again).
+the whole backlog first, and a store's reads wait for that (`expanded`); otherwise the backlog is expanded a chunk
+at a time when the writer has been quiet for `EXPAND_WHEN_QUIET_S` (the store bounds how much it lets wait).
+Expansion replaces committed rows by their expansion in one transaction, so it needs no fsync of its own (a
+crash before the next full commit leaves the compact rows to expand again).
 """
 
 from __future__ import annotations
@@ -75,10 +75,6 @@ EXPAND_CHUNK: Final = 128
 # After this long without a write the writer expands the backlog on its own, so that a burst of submissions is
 # answered first and its full rows are written once it is over.
 EXPAND_WHEN_QUIET_S: Final = 0.02
-# Above this many waiting units every compact batch also expands what brings it back under: the backlog stops
-# growing under a sustained load (which then runs at the rate of full rows), and a read that must expand all of it first waits
-# at most about 20,000 x 20 us (~0.4 s).
-BACKLOG_LIMIT: Final = 20_000
 _ALL: Final = -1  # `_Pending.expand_first`: the whole backlog
 
 
@@ -328,10 +324,7 @@ class GroupCommitWriter:
             return
         if due := [pending.due_by for pending in batch if pending.due_by is not None]:
             backlog.expand(self._connection, None, max(due))
-        # Over the limit, back under it (less a chunk) before this batch adds its own: however large the batches
-        # of a sustained load, the backlog stays near the limit.
-        over = waiting - BACKLOG_LIMIT + EXPAND_CHUNK if waiting > BACKLOG_LIMIT else 0
-        if limit := max(needs + [over]):
+        if limit := max(needs):
             backlog.expand(self._connection, limit)
 
     def _isolated(self, pending: _Pending[Any], call: Callable[..., Any], *args: Any) -> None:

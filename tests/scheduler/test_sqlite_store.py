@@ -17,6 +17,7 @@ from smsgw.config import StoreConfig
 from smsgw.scheduler.dialect import Conflict
 from smsgw.scheduler.migrations import MIGRATIONS, migrate
 from smsgw.scheduler import writer as writer_module
+from smsgw.scheduler.sqlite import accepting
 from smsgw.scheduler.model import Address, NewSegment
 from smsgw.scheduler.states import State
 from smsgw.scheduler.sqlite_store import SqliteStore, open_store
@@ -172,6 +173,16 @@ async def test_uncharged_messages_are_acknowledged_after_an_intake_row_and_read_
     assert _rows(sqlite_store.path, "segments") == 3
 
 
+async def test_over_the_intake_limit_messages_are_stored_in_full_at_once(
+    sqlite_store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(accepting, "INTAKE_LIMIT", 2)
+    for i in range(3):
+        await sqlite_store.accept([new_message(destination=f"44791100000{i}")])
+    # Two wait in the intake (up to the limit); the third is stored in full, and nothing else is expanded for it.
+    assert (_rows(sqlite_store.path, "intake"), _rows(sqlite_store.path, "messages")) == (2, 1)
+
+
 async def test_a_charged_message_is_stored_in_full_at_once(sqlite_store: SqliteStore) -> None:
     await sqlite_store.topup("acme", 100, T0)
     assert await sqlite_store.accept([new_message(price=10)]) == (True,)
@@ -254,7 +265,7 @@ class _Backlog:
         self.expanded.append(limit)
 
 
-async def test_the_writer_expands_all_before_other_writes_and_a_chunk_beside_compact_ones_over_the_limit(
+async def test_the_writer_expands_all_before_other_writes_and_nothing_before_compact_ones(
     sqlite_store: SqliteStore,
 ) -> None:
     writer = sqlite_store.writer
@@ -265,8 +276,6 @@ async def test_the_writer_expands_all_before_other_writes_and_a_chunk_beside_com
     for waiting, write, expected in [
         (5, "compact", []),  # a burst's compact writes: nothing expanded beside them
         (5, "other", [None]),  # any other write may read any row: all of it first
-        # Over the limit: back under it by a chunk before the batch adds its own, so the backlog stops growing.
-        (writer_module.BACKLOG_LIMIT + 300, "compact", [300 + writer_module.EXPAND_CHUNK]),
         (0, "other", []),
     ]:
         backlog = _Backlog(waiting)

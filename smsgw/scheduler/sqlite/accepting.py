@@ -7,7 +7,7 @@ their full rows (messages, segments, their indexes, the recipient rules' outcome
 `expand`, in a later transaction of the same writer (`writer.Backlog`: before any other write, before any read,
 or when the writer is quiet). The intake row alone is enough to finish the job after a kill -9: the store expands
 what is left when it opens. A charged message takes the full path at once, since its answer depends on the
-balance.
+balance, and so does every message while `INTAKE_LIMIT` messages wait in the intake.
 """
 
 from __future__ import annotations
@@ -67,10 +67,13 @@ class Accepting(SqliteBase):
         """
         accepted: tuple[bool, ...]
         try:
-            if self._intake_kept and not any(message.charge_micro for message in messages):
+            if (self._intake_kept and self._unexpanded < INTAKE_LIMIT
+                    and not any(message.charge_micro for message in messages)):
                 accepted = await self._writer.write_combined(self._intake_batch, messages, reads_backlog=False)
             else:
-                accepted = await self._writer.write_combined(self._accept_batch, messages)
+                # Reads no intake row either: the message rows it numbers after are the ones in full, and the
+                # intake's are numbered when they are expanded.
+                accepted = await self._writer.write_combined(self._accept_batch, messages, reads_backlog=False)
         except sqlite3.Error as exc:  # e.g. a message_id collision: refuse the submission, keep serving
             raise StoreUnavailable(f"acceptance failed: {exc}") from exc
         return accepted
@@ -256,6 +259,10 @@ _SEGMENT_INSERT: Final = (
     "INSERT INTO segments (message, seq, destination, data_coding, udh, user_data, state, due_at, charge,"
     " error_code, final_at) VALUES "
 )
+# Above this many messages waiting in the intake, submissions are stored in full at once until a quiet writer has
+# expanded it: a sustained load then runs at the rate of full rows (the intake's own row would only add to it),
+# and a read that must expand the whole intake first waits at most about 20,000 x 20 us (~0.4 s).
+INTAKE_LIMIT: Final = 20_000
 # The layout of an intake row's messages (`_packed`); a store holding rows of another layout refuses to open
 # (`keep_intake`), so a change of `NewMessage` that changes it must raise this.
 INTAKE_FORMAT: Final = 1
