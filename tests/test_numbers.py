@@ -3,11 +3,18 @@ into another number; the virtual network's block is the one exception (its numbe
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from unittest import mock
+
 import phonenumbers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from phonenumbers import PhoneMetadata
 
+from smsgw import numbers
 from smsgw.numbers import (
     InvalidNumber,
     check_country_code,
@@ -132,6 +139,153 @@ def test_bare_digits_normalise_as_they_do_with_formatting_around_them(
             return "refused"
 
     assert outcome(raw) == outcome(f" {raw[:1]}-{raw[1:]} ")
+
+
+# The fast paths (`_plain_international`, `_plain_national`, `_is_valid` from compiled metadata) must change no
+# outcome: the same digits for every number accepted, the same refusal text for every number refused. The reference
+# is smsgw.numbers with them replaced by what they stand for, libphonenumber's own `parse` and `is_valid_number`
+# (as the module was before they were added), so nothing of the fast paths is in it.
+@contextmanager
+def _libphonenumber_only() -> Iterator[None]:
+    def is_valid(number: phonenumbers.PhoneNumber) -> bool:
+        return phonenumbers.is_valid_number(number) or is_test_number(numbers._digits(number))
+
+    with mock.patch.object(numbers, "_plain_international", lambda digits: False), \
+            mock.patch.object(numbers, "_plain_national", lambda digits, region: None), \
+            mock.patch.object(numbers, "_is_valid", is_valid):
+        yield
+
+
+Written = tuple[str, str, bool]  # raw, region (as check_country_code gives it), international (TON 1)
+
+
+def _outcomes(cases: list[Written]) -> list[str]:
+    """Each case's normalised digits or refusal, past the cache."""
+
+    def outcome(raw: str, region: str, international: bool) -> str:
+        try:
+            return numbers._normalise.__wrapped__(raw, region, international)
+        except InvalidNumber as exc:
+            return f"refused: {exc}"
+
+    return [outcome(*case) for case in cases]
+
+
+def _assert_as_libphonenumber(cases: list[Written]) -> None:
+    fast = _outcomes(cases)
+    with _libphonenumber_only():
+        reference = _outcomes(cases)
+    differences = [(case, got, want) for case, got, want in zip(cases, fast, reference, strict=True) if got != want]
+    assert not differences, differences[:10]
+
+
+def _national_significant_numbers() -> dict[int, list[str]]:
+    """Each calling code's example numbers in libphonenumber's metadata (every region, every number type): valid
+    numbers to vary, where random digits are mostly invalid."""
+    examples: dict[int, list[str]] = {}
+    for code, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
+        found = examples.setdefault(code, [])
+        for region in regions:
+            metadata = PhoneMetadata.metadata_for_region_or_calling_code(code, region)
+            assert metadata is not None
+            for desc in (metadata.general_desc, metadata.fixed_line, metadata.mobile, metadata.toll_free,
+                         metadata.premium_rate, metadata.shared_cost, metadata.personal_number, metadata.voip,
+                         metadata.pager, metadata.uan, metadata.voicemail, metadata.no_international_dialling):
+                if desc is not None and desc.example_number:
+                    found.append(desc.example_number)
+    return examples
+
+
+_EXAMPLES = _national_significant_numbers()
+_CODES = sorted(_EXAMPLES)
+# Regions national numbers are read in: GB, US, FR, DE, IT (numbers with a leading zero kept), NANP members beside
+# the US, regions sharing a calling code (GG, KZ), national prefixes with carrier codes and transformations (AR,
+# BR, MX, CO, JP), and none.
+_REGIONS = ["", "GB", "US", "FR", "DE", "IT", "CA", "JM", "GG", "KZ", "RU", "AR", "BR", "MX", "CO", "JP", "IN", "CN"]
+
+
+def _national_prefix(code: int) -> str:
+    metadata = PhoneMetadata.metadata_for_region_or_calling_code(code, phonenumbers.region_code_for_country_code(code))
+    return (metadata.national_prefix or "") if metadata is not None else ""
+
+
+def _random_number(rng: random.Random, code: int) -> Written:
+    """A number of calling code `code` as someone might write it: an example number with its end (or all of it)
+    changed and sometimes a digit more or fewer, with '+', an international prefix, the calling code only, or
+    nationally with the national prefix, read with or without a default region, TON 1 or not."""
+    examples = _EXAMPLES[code]
+    if examples and rng.random() < 0.7:
+        example = rng.choice(examples)
+        keep = rng.randint(0, len(example))
+        length = len(example) + rng.choice((0, 0, 0, 0, -1, 1, 2, -3))
+        nsn = example[:keep] + "".join(rng.choice("0123456789") for _ in range(max(0, length - keep)))
+    else:
+        nsn = "".join(rng.choice("0123456789") for _ in range(rng.randint(0, 17)))
+    region = rng.choice(_REGIONS)
+    own = phonenumbers.region_code_for_country_code(code)
+    form = rng.randrange(6)
+    if form == 0:
+        raw = f"+{code}{nsn}"
+    elif form == 1:
+        raw = f"{rng.choice(('00', '011', '0', '8', '810'))}{code}{nsn}"
+    elif form in (2, 3):
+        raw = f"{code}{nsn}"
+    else:
+        raw = rng.choice(("", _national_prefix(code))) + nsn
+        if own in phonenumbers.SUPPORTED_REGIONS and rng.random() < 0.6:
+            region = own
+    if rng.random() < 0.1:
+        raw = f" {raw[:3]} {raw[3:6]}-{raw[6:]}"
+    return raw, region, rng.random() < 0.3
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_200000_random_numbers_of_every_calling_code_normalise_as_libphonenumber_says(seed: int) -> None:
+    """The sweep: 50,000 numbers a seed, every calling code in turn; results and refusal texts."""
+    rng = random.Random(seed)
+    _assert_as_libphonenumber([_random_number(rng, _CODES[n % len(_CODES)]) for n in range(50_000)])
+
+
+def test_validity_from_compiled_metadata_is_libphonenumber_s() -> None:
+    """`_is_valid` against `is_valid_number` itself, for numbers of every calling code whichever way they parse."""
+    rng = random.Random(7)
+    for n in range(40_000):
+        code = _CODES[n % len(_CODES)]
+        raw, region, _ = _random_number(rng, code)
+        try:
+            number = phonenumbers.parse(raw, region or None)
+        except phonenumbers.NumberParseException:
+            continue
+        expected = phonenumbers.is_valid_number(number) or is_test_number(numbers._digits(number))
+        assert numbers._is_valid(number) == expected, (raw, region)
+
+
+@st.composite
+def _written_numbers_of_every_kind(draw: st.DrawFn) -> Written:
+    """Like `_random_number`: an example number's start and random digits, or random digits only."""
+    code = draw(st.sampled_from(_CODES))
+    examples = _EXAMPLES[code]
+    if draw(st.booleans()) and examples:
+        example = draw(st.sampled_from(examples))
+        keep = draw(st.integers(0, len(example)))
+        tail = len(example) - keep
+        nsn = example[:keep] + draw(st.text("0123456789", min_size=max(0, tail - 2), max_size=tail + 3))
+    else:
+        nsn = draw(st.text("0123456789", max_size=17))
+    prefix = draw(st.sampled_from(["+", "", "00", "011", "national", "national prefix"]))
+    if prefix == "national":
+        raw = nsn
+    elif prefix == "national prefix":
+        raw = _national_prefix(code) + nsn
+    else:
+        raw = f"{prefix}{code}{nsn}"
+    return raw, draw(st.sampled_from(_REGIONS)), draw(st.booleans())
+
+
+@settings(max_examples=1000)
+@given(cases=st.lists(_written_numbers_of_every_kind(), min_size=1, max_size=5))
+def test_normalised_as_libphonenumber_says(cases: list[Written]) -> None:
+    _assert_as_libphonenumber(cases)
 
 
 def test_handset_keys() -> None:
