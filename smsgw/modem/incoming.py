@@ -51,10 +51,13 @@ class UrcQueue:
     def __init__(self) -> None:
         # Unbounded as a channel: the reader enforces URC_QUEUE_LIMIT itself, see there.
         self._send, self._receive = trio.open_memory_channel[Unsolicited](math.inf)
+        # Counted here rather than asked of the channel, whose statistics() builds an object on every read.
+        self._queued = 0
         self._progress = trio.Event()  # the worker took a code or a command started: the reader may read
 
     def put(self, event: Unsolicited) -> None:
         self._send.send_nowait(event)  # never full: the reader bounds the queue before reading
+        self._queued += 1
 
     def wake(self) -> None:
         """The worker took a code, or a command is about to be written: a reader held back looks again."""
@@ -62,12 +65,13 @@ class UrcQueue:
 
     async def wait_for_room(self, command_waiting: Callable[[], bool]) -> None:
         """Stop reading while the URC queue is full and no command waits for its answer (URC_QUEUE_LIMIT)."""
-        while self._receive.statistics().current_buffer_used >= URC_QUEUE_LIMIT and not command_waiting():
+        while self._queued >= URC_QUEUE_LIMIT and not command_waiting():
             progress = self._progress = trio.Event()
             await progress.wait()
 
     async def take(self) -> Unsolicited:
         event = await self._receive.receive()
+        self._queued -= 1
         self.wake()
         return event
 
