@@ -30,10 +30,11 @@ class CommandTimeout(Exception):
         self.command = command
 
 
-async def acquire_at_once(lock: trio.Lock) -> None:
-    """`lock.acquire()` without its scheduling point when the lock is free: a cancelled task still stops here, and
-    what the holder does next (write a command, wait for its answer) schedules anyway, so the yield only cost a
-    round of the run loop per command. Fair as `acquire`: a released lock passes straight to a waiting task."""
+async def acquire_at_once(lock: trio.Lock | trio.Semaphore) -> None:
+    """`lock.acquire()` without its scheduling point when it is free (a semaphore: has room): a cancelled task
+    still stops here, and what the holder does next (write a command, wait for its answer) schedules anyway, so
+    the yield only cost a round of the run loop per command. Fair as `acquire`: a release passes straight to a
+    waiting task."""
     await trio.lowlevel.checkpoint_if_cancelled()
     try:
         lock.acquire_nowait()

@@ -21,7 +21,7 @@ import trio
 
 from smsgw.modem.answers import first_int, storage_location
 from smsgw.modem.at import Response, Unsolicited
-from smsgw.modem.exchange import CommandExchange, CommandTimeout
+from smsgw.modem.exchange import CommandExchange, CommandTimeout, acquire_at_once
 from smsgw.modem.receive import CompleteMessage, IncomingParts, StoredSlot
 from smsgw.modem.seams import ModemEventSink, StatusReport
 from smsgw.modem.startup import Storages
@@ -253,7 +253,7 @@ class ReceivePath:
                 if slot is not None:
                     await self._delete((slot,))
             else:
-                await self._reports_room.acquire()
+                await acquire_at_once(self._reports_room)
                 self._slots_in_flight.add(slot)
                 assert self._report_tasks is not None  # the worker's: only the worker reads stored PDUs
                 self._report_tasks.start_soon(self._report_then_delete, decoded, slot)
