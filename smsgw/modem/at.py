@@ -295,6 +295,11 @@ class AtChannel:
             self._table.update({prefix: 0 for prefix in prefixes})
         # Longest first: a vendor word such as "RING BACK" must win over "RING".
         self._prefixes = tuple(sorted(self._table.items(), key=lambda item: len(item[0]), reverse=True))
+        # The same table for a yes/no question in one call each (`_is_unsolicited`, asked of every answer line
+        # that names no command, such as the PDU line of +CMGR): what `_matches` says of each prefix.
+        self._colon_prefixes = tuple(prefix for prefix in self._table if prefix.endswith(":"))
+        self._words = frozenset(prefix for prefix in self._table if not prefix.endswith(":"))
+        self._spaced_words = tuple(word + " " for word in self._words)
 
     # -- commands -----------------------------------------------------------------------------------------
 
@@ -432,7 +437,7 @@ class AtChannel:
         if prefixed is not None:
             # Another command's name: a URC whether listed or not; the command's own name: its answer.
             return prefixed.group(1).upper() != command_name
-        return any(_matches(line, prefix) for prefix, _ in self._prefixes)
+        return line.startswith(self._colon_prefixes) or line in self._words or line.startswith(self._spaced_words)
 
     def _unsolicited(self, line: str) -> Unsolicited | None:
         for prefix, extra_lines in self._prefixes:

@@ -29,7 +29,7 @@ import trio
 from smsgw.config import ModemConfig
 from smsgw.modem.answers import creg_stat, rssi
 from smsgw.modem.at import Prompt, Response, Unsolicited
-from smsgw.modem.exchange import CommandExchange, CommandTimeout
+from smsgw.modem.exchange import CommandExchange, CommandTimeout, acquire_at_once
 from smsgw.modem.incoming import RECEIVE_CODES, ReceivePath, UrcQueue
 from smsgw.modem.limits import LimitUsage, SimLimits
 from smsgw.modem.quirks import DEFAULT_QUIRKS_DIR, ModemQuirks, load_quirks
@@ -255,11 +255,14 @@ class ModemDriver:
         command = f"AT+CMGS={len(tpdu)}"
         exchange = self._exchange
         try:
-            async with exchange.lock:
+            await acquire_at_once(exchange.lock)
+            try:
                 self._limits.limits.record(trio.current_time(), _today())
                 reply = await exchange.exchange(command, expects_prompt=True)
                 if isinstance(reply, Prompt):
                     reply = await exchange.send_pdu(command, pdu.hex().upper(), self.config.send_timeout_s)
+            finally:
+                exchange.lock.release()
         except CommandTimeout:
             # The modem may still have sent it; a retry risks a duplicate, which beats losing the message.
             return SendFailed(temporary=True, reason=f"no answer to {command} within the send timeout")

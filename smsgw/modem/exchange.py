@@ -30,6 +30,18 @@ class CommandTimeout(Exception):
         self.command = command
 
 
+async def acquire_at_once(lock: trio.Lock | trio.Semaphore) -> None:
+    """`lock.acquire()` without its scheduling point when it is free (a semaphore: has room): a cancelled task
+    still stops here, and what the holder does next (write a command, wait for its answer) schedules anyway, so
+    the yield only cost a round of the run loop per command. Fair as `acquire`: a release passes straight to a
+    waiting task."""
+    await trio.lowlevel.checkpoint_if_cancelled()
+    try:
+        lock.acquire_nowait()
+    except trio.WouldBlock:
+        await lock.acquire()
+
+
 class CommandExchange:
     def __init__(
         self,
@@ -104,8 +116,11 @@ class CommandExchange:
 
     async def command(self, command: str, timeout_s: float | None = None) -> Response:
         """Run one AT command; raises `CommandTimeout`. The answer may be an error: check `Response.ok`."""
-        async with self.lock:
+        await acquire_at_once(self.lock)
+        try:
             reply = await self.exchange(command, timeout_s=timeout_s)
+        finally:
+            self.lock.release()
         if isinstance(reply, Prompt):
             raise CommandTimeout(command)  # a prompt nobody asked for: the channel is out of step
         return reply

@@ -21,7 +21,7 @@ import trio
 
 from smsgw.modem.answers import first_int, storage_location
 from smsgw.modem.at import Response, Unsolicited
-from smsgw.modem.exchange import CommandExchange, CommandTimeout
+from smsgw.modem.exchange import CommandExchange, CommandTimeout, acquire_at_once
 from smsgw.modem.receive import CompleteMessage, IncomingParts, StoredSlot
 from smsgw.modem.seams import ModemEventSink, StatusReport
 from smsgw.modem.startup import Storages
@@ -51,10 +51,13 @@ class UrcQueue:
     def __init__(self) -> None:
         # Unbounded as a channel: the reader enforces URC_QUEUE_LIMIT itself, see there.
         self._send, self._receive = trio.open_memory_channel[Unsolicited](math.inf)
+        # Counted here rather than asked of the channel, whose statistics() builds an object on every read.
+        self._queued = 0
         self._progress = trio.Event()  # the worker took a code or a command started: the reader may read
 
     def put(self, event: Unsolicited) -> None:
         self._send.send_nowait(event)  # never full: the reader bounds the queue before reading
+        self._queued += 1
 
     def wake(self) -> None:
         """The worker took a code, or a command is about to be written: a reader held back looks again."""
@@ -62,12 +65,13 @@ class UrcQueue:
 
     async def wait_for_room(self, command_waiting: Callable[[], bool]) -> None:
         """Stop reading while the URC queue is full and no command waits for its answer (URC_QUEUE_LIMIT)."""
-        while self._receive.statistics().current_buffer_used >= URC_QUEUE_LIMIT and not command_waiting():
+        while self._queued >= URC_QUEUE_LIMIT and not command_waiting():
             progress = self._progress = trio.Event()
             await progress.wait()
 
     async def take(self) -> Unsolicited:
         event = await self._receive.receive()
+        self._queued -= 1
         self.wake()
         return event
 
@@ -249,7 +253,7 @@ class ReceivePath:
                 if slot is not None:
                     await self._delete((slot,))
             else:
-                await self._reports_room.acquire()
+                await acquire_at_once(self._reports_room)
                 self._slots_in_flight.add(slot)
                 assert self._report_tasks is not None  # the worker's: only the worker reads stored PDUs
                 self._report_tasks.start_soon(self._report_then_delete, decoded, slot)

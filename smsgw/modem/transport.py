@@ -64,19 +64,21 @@ class SerialStream(trio.abc.Stream):
         await trio.lowlevel.wait_writable(self._fd)
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        # Wait first, then read: the driver's reader asks again as soon as it parsed the last chunk, when the modem
+        # has almost never answered yet, so reading first cost a read that fails (EAGAIN) and, once data came, a
+        # second scheduling round for the checkpoint. The wait is this call's checkpoint.
         while True:
             self._check_open()
+            await trio.lowlevel.wait_readable(self._fd)
             try:
                 data = os.read(self._fd, max_bytes or _READ_SIZE)
             except BlockingIOError:
-                await trio.lowlevel.wait_readable(self._fd)
                 continue
             except OSError as exc:
                 raise _broken(exc) from exc
             if not data:
                 # A tty returns end of file only when its device went away.
                 raise trio.BrokenResourceError(f"serial port {self.name} closed by the device")
-            await trio.lowlevel.checkpoint()
             return data
 
     async def aclose(self) -> None:

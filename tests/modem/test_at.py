@@ -105,6 +105,17 @@ def test_listed_word_during_command_is_unsolicited() -> None:
     ]
 
 
+def test_a_listed_word_is_unsolicited_alone_or_before_a_space_not_as_the_start_of_a_longer_word() -> None:
+    channel = AtChannel()
+    channel.command("AT+CGMR", 0.0, 5.0)
+    events = _feed(channel, b"\r\nRING 1\r\nRINGTONE v2\r\n^SYSSTART\r\n0791447700\r\nOK\r\n")
+    assert events == [
+        Unsolicited("RING", "RING 1"),
+        Unsolicited("^SYSSTART", "^SYSSTART"),
+        Response("AT+CGMR", ("RINGTONE v2", "0791447700"), FinalResult("OK", ok=True)),
+    ]
+
+
 def test_own_prefix_is_the_answer_even_when_listed_as_unsolicited() -> None:
     channel = AtChannel()
     channel.command("AT+CREG?", 0.0, 5.0)

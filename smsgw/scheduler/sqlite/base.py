@@ -256,14 +256,22 @@ class SqliteBase:
         due_at: int | None = None,
         error_code: int | None = None,
         sent: tuple[int, str, str, int] | None = None,
+        handoff: tuple[int, str | None] | None = None,
     ) -> State:
         """Apply `event` to the segment by the transition table, with the refund, the message's derived state and
         the receipt that follow it (`billing`, `outcomes`), all in this transaction. `sent`: the segment's
-        `sent_at, modem, modem_msisdn, tp_mr`, written in the same statement."""
+        `sent_at, modem, modem_msisdn, tp_mr`, written in the same statement; `handoff`: its `handoff_at,
+        claimed_by` and one more attempt, likewise."""
         new = transition(segment.state, event)
         final = new in FINAL
         state = (int(new), None if final else due_at, error_code, now_ms if final else None)
-        if sent is None:
+        if handoff is not None:
+            c.execute(
+                "UPDATE segments SET state = ?, due_at = ?, error_code = COALESCE(?, error_code), final_at = ?,"
+                " handoff_at = ?, attempts = attempts + 1, claimed_by = ? WHERE id = ?",
+                (*state, *handoff, segment.rowid),
+            )
+        elif sent is None:
             c.execute(
                 "UPDATE segments SET state = ?, due_at = ?, error_code = COALESCE(?, error_code), final_at = ?"
                 " WHERE id = ?",

@@ -113,11 +113,8 @@ class Dispatch(SqliteBase):
             if outcomes.expires_when_due(segment.state, now_ms, row.expires_at):
                 self._change(c, segment, Event.VALIDITY_ENDED, now_ms, error_code=outcomes.expiry_error(row.error_code))
                 continue
-            self._change(c, segment, Event.HAND_OFF, now_ms, due_at=lease_until)
-            c.execute(
-                "UPDATE segments SET handoff_at = ?, attempts = attempts + 1, claimed_by = ? WHERE id = ?",
-                (now_ms, None if claimant is None else claimant.node, segment.rowid),
-            )
+            self._change(c, segment, Event.HAND_OFF, now_ms, due_at=lease_until,
+                         handoff=(now_ms, None if claimant is None else claimant.node))
             handoffs.append(
                 Handoff(
                     segment_rowid=segment.rowid,
