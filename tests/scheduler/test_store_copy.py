@@ -92,3 +92,21 @@ def test_a_missing_store_or_one_of_another_version_is_not_copied(
     assert code == 1 and "schema version 3" in err and "smsgw store migrate" in err
     code, _, err = run(capsys, "store", "copy", "--from", str(old), "--to", postgres_url)
     assert code != 0 and "--from must be sqlite:PATH" in err
+
+
+async def test_a_store_with_messages_in_its_intake_is_not_copied_until_they_are_written_in_full(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, postgres_url: str
+) -> None:
+    path = tmp_path / "killed.db"
+    message = new_message()
+    async with open_store(StoreConfig(path=str(path))) as store:
+        await store.accept([message])  # uncharged: an intake row, left as a kill -9 would leave it
+    code, _, err = run(capsys, "store", "copy", "--from", f"sqlite:{path}", "--to", postgres_url)
+    assert code == 1 and "holds 1 accepted messages not yet written in full" in err and "nothing copied" in err
+    assert _postgres_tables(postgres_url, ["messages"]) == {"messages": []}
+    async with open_store(StoreConfig(path=str(path))):  # as any command opening it does
+        pass
+    code, out, err = run(capsys, "store", "copy", "--from", f"sqlite:{path}", "--to", postgres_url)
+    assert code == 0 and " messages=1 " in out
+    async with open_store(StoreConfig(url=postgres_url)) as copied:
+        assert len(await copied.find("acme", message.message_id)) == 1
