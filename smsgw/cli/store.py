@@ -51,6 +51,7 @@ def _cmd_store_copy(args: argparse.Namespace) -> int:
     try:
         # mode=rw: a missing file is an error, not a new empty store copied as such.
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None)) as source:
+            _write_intake_in_full(source, path)
             target = PgConnection(args.target)
             try:
                 copied = copy_store(source, target)
@@ -62,6 +63,28 @@ def _cmd_store_copy(args: argparse.Namespace) -> int:
     tables = " ".join(f"{table}={n}" for table, n in copied.rows.items() if n)
     print(f"store copied schema_version={copied.version} rows={sum(copied.rows.values())} {tables}".rstrip())
     return EXIT_OK
+
+
+def _write_intake_in_full(source: sqlite3.Connection, path: str) -> None:
+    """What a killed gateway left in its store's intake (`smsgw.scheduler.sqlite.accepting`), written in full by
+    opening the store, as a gateway does at start: PostgreSQL keeps no intake. Only for a store at this smsgw's
+    schema version, which opening it leaves as it is (the copy refuses another)."""
+    import trio
+
+    from smsgw.config import StoreConfig
+    from smsgw.scheduler.migrations import MIGRATIONS
+    from smsgw.scheduler.sqlite_store import open_store
+
+    if source.execute("PRAGMA user_version").fetchone()[0] != len(MIGRATIONS):
+        return
+    if not source.execute("SELECT EXISTS (SELECT 1 FROM intake)").fetchone()[0]:
+        return
+
+    async def open_and_close() -> None:
+        async with open_store(path, StoreConfig(path=path)):
+            pass
+
+    trio.run(open_and_close)
 
 
 def _cmd_store_migrate(args: argparse.Namespace) -> int:

@@ -9,11 +9,15 @@ from typing import Any
 
 import psycopg
 import pytest
+import trio
 
 from smsgw import cli
 from smsgw.config import StoreConfig
 from smsgw.modem.seams import IncomingSms
+from smsgw.scheduler.migrations import migrate
 from smsgw.scheduler.model import Claimant
+from smsgw.scheduler.postgres.connection import PgConnection
+from smsgw.scheduler.postgres.copy import CopyRefused, copy_store
 from smsgw.scheduler.store import open_store
 from smsgw.scheduler.timing import from_ms
 from tests.scheduler.conftest import outbox_items
@@ -94,19 +98,40 @@ def test_a_missing_store_or_one_of_another_version_is_not_copied(
     assert code != 0 and "--from must be sqlite:PATH" in err
 
 
-async def test_a_store_with_messages_in_its_intake_is_not_copied_until_they_are_written_in_full(
+def test_messages_a_killed_gateway_left_in_its_intake_are_copied_in_full(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, postgres_url: str
 ) -> None:
+    # Not a Trio test: the command runs Trio itself (to open the store), as from a shell.
     path = tmp_path / "killed.db"
     message = new_message()
-    async with open_store(StoreConfig(path=str(path))) as store:
-        await store.accept([message])  # uncharged: an intake row, left as a kill -9 would leave it
-    code, _, err = run(capsys, "store", "copy", "--from", f"sqlite:{path}", "--to", postgres_url)
-    assert code == 1 and "holds 1 accepted messages not yet written in full" in err and "nothing copied" in err
-    assert _postgres_tables(postgres_url, ["messages"]) == {"messages": []}
-    async with open_store(StoreConfig(path=str(path))):  # as any command opening it does
-        pass
+
+    async def accept() -> None:
+        async with open_store(StoreConfig(path=str(path))) as store:
+            await store.accept([message])  # uncharged: an intake row, left as a kill -9 would leave it
+
+    async def find() -> int:
+        async with open_store(StoreConfig(url=postgres_url)) as copied:
+            return len(await copied.find("acme", message.message_id))
+
+    trio.run(accept)
     code, out, err = run(capsys, "store", "copy", "--from", f"sqlite:{path}", "--to", postgres_url)
-    assert code == 0 and " messages=1 " in out
-    async with open_store(StoreConfig(url=postgres_url)) as copied:
-        assert len(await copied.find("acme", message.message_id)) == 1
+    assert err == "" and code == 0 and " messages=1 " in out and "intake=" not in out
+    assert trio.run(find) == 1
+
+
+def test_a_store_whose_intake_holds_messages_is_not_copied_as_it_is(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """`copy_store` itself, on a store a running gateway still writes its intake to (the command writes a killed
+    one's in full first)."""
+    path = tmp_path / "live.db"
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as c:
+        migrate(c)
+        c.execute("INSERT INTO intake (messages, due_at, format, batch) VALUES (3, 0, 1, x'')")
+        target = PgConnection(postgres_url)
+        try:
+            with pytest.raises(CopyRefused, match="holds 3 accepted messages not yet written in full"):
+                copy_store(c, target)
+        finally:
+            target.close()
+    assert _postgres_tables(postgres_url, ["messages"]) == {"messages": []}

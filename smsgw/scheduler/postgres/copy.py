@@ -50,8 +50,8 @@ def copy_store(source: sqlite3.Connection, target: PgConnection) -> Copied:
         (waiting,) = source.execute("SELECT COALESCE(SUM(messages), 0) FROM intake").fetchone()
         if waiting:  # PostgreSQL keeps no intake (`sqlite.accepting`): they would never be written in full there
             raise CopyRefused(
-                f"the SQLite store holds {waiting} accepted messages not yet written in full (its gateway stopped"
-                " without the chance to): open it once, e.g. smsgw history --db PATH, then copy again"
+                f"the SQLite store holds {waiting} accepted messages not yet written in full: a gateway is still"
+                " running on it (stop it first)"
             )
         tables = [name for (name,) in source.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
