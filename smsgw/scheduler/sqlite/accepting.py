@@ -4,9 +4,9 @@ of the group-commit writer. What is charged and what stays unpaid is `billing`'s
 Messages with nothing to charge, on a store that keeps an intake (SQLite, `keep_intake`), are acknowledged after a
 lighter commit: the writer's batch of them is committed as one `intake` row (the messages as plain tuples), and
 their full rows (messages, segments, their indexes, the recipient rules' outcomes and receipts) are written by
-`expand`, in a later transaction of the same writer (`writer.Backlog`: before any other write, before any read,
-or when the writer is quiet). The intake row alone is enough to finish the job after a kill -9: the store expands
-what is left when it opens. A charged message takes the full path at once, since its answer depends on the
+`expand`, in a later transaction of the same writer (`writer.Backlog`: all of it before a write or read that may
+read those rows, the rows due by then before a claim of due work, the rest when the writer is quiet). The intake
+row alone is enough to finish the job after a kill -9: the store expands what is left when it opens. A charged message takes the full path at once, since its answer depends on the
 balance, and so does every message while `INTAKE_LIMIT` messages wait in the intake.
 """
 
@@ -38,9 +38,8 @@ RESENT: Final = "resent"  # audit event: a message re-submitted by `smsgw resend
 class Accepting(SqliteBase):
     def keep_intake(self) -> None:
         """Acknowledge uncharged messages after an `intake` row's commit (module docstring); before `run`, in a
-        worker thread (it reads how many messages wait in the intake). One
-        process writes an SQLite store, so it alone has an intake to expand (other nodes of a PostgreSQL store
-        could not read this one's)."""
+        worker thread (it reads how many messages wait in the intake). One process writes an SQLite store, so it
+        alone has an intake to expand (other nodes of a PostgreSQL store could not read this one's)."""
         self._intake_kept = True
         # What a kill -9 left (of this process's last run, or of a gateway beside a command opening its store).
         waiting = dict(self._writer_connection.execute("SELECT format, SUM(messages) FROM intake GROUP BY format"))
