@@ -73,7 +73,7 @@ def _write_intake_in_full(source: sqlite3.Connection, path: str) -> None:
 
     from smsgw.config import StoreConfig
     from smsgw.scheduler.migrations import MIGRATIONS
-    from smsgw.scheduler.sqlite_store import open_store
+    from smsgw.scheduler.store import open_store
 
     if source.execute("PRAGMA user_version").fetchone()[0] != len(MIGRATIONS):
         return
@@ -81,7 +81,7 @@ def _write_intake_in_full(source: sqlite3.Connection, path: str) -> None:
         return
 
     async def open_and_close() -> None:
-        async with open_store(path, StoreConfig(path=path)):
+        async with open_store(StoreConfig(path=path)):
             pass
 
     trio.run(open_and_close)
