@@ -350,6 +350,7 @@ class ModemDriver:
             async with trio.open_nursery() as nursery:
                 self._session_scope = nursery.cancel_scope
                 nursery.start_soon(self._reader, stream)
+                nursery.start_soon(self._exchange.end_waits_at_deadlines)
                 await self._guarded(self._start_session, nursery, reset)
         finally:
             self._session_scope = None
