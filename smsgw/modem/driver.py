@@ -117,14 +117,6 @@ class ModemDriver:
     def state(self) -> ModemState:
         return self._state
 
-    @property
-    def busy(self) -> bool:
-        return self._sending > 0 or self._exchange.lock.locked()
-
-    @property
-    def sent_count(self) -> int:
-        return self._counts.sent
-
     # What the modem told us about itself.
     @property
     def quirks(self) -> ModemQuirks:
@@ -165,6 +157,14 @@ class ModemDriver:
 
     def can_send(self) -> bool:
         return self._state is ModemState.READY and self.limit_reached() is None
+
+    def send_rank(self) -> tuple[bool, int, int] | None:
+        """How the pool ranks this modem for the next send, lower first: idle before busy, then fewer temporary
+        failures in a row, then fewer sent; None when it cannot send. One call per modem, since the pool asks every
+        modem of the group on every send."""
+        if self._state is not ModemState.READY or self.limit_reached() is not None:
+            return None
+        return (self._sending > 0 or self._exchange.lock.locked(), self.failures_in_a_row, self._counts.sent)
 
     def status(self) -> ModemStatus:
         counters = self._limits.limits.counters(trio.current_time(), _today())
@@ -350,6 +350,7 @@ class ModemDriver:
             async with trio.open_nursery() as nursery:
                 self._session_scope = nursery.cancel_scope
                 nursery.start_soon(self._reader, stream)
+                nursery.start_soon(self._exchange.end_waits_at_deadlines)
                 await self._guarded(self._start_session, nursery, reset)
         finally:
             self._session_scope = None

@@ -10,6 +10,7 @@ waiting command, unsolicited codes back to the reader, whether or not a command 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Final
 
@@ -22,6 +23,14 @@ log = logging.getLogger(__name__)
 wire_log = logging.getLogger("smsgw.wire")
 
 _REPLY_BUFFER: Final = 2  # a command's prompt and its response
+
+
+class _Wake:
+    """What the session's timer hands a command waiting for its answer, in place of one."""
+
+
+_EXPIRED: Final = _Wake()  # its deadline passed
+_TIMER_STOPPED: Final = _Wake()  # the session ended: it waits on until its deadline under a timer of its own
 
 
 class CommandTimeout(Exception):
@@ -59,7 +68,8 @@ class CommandExchange:
         self._on_command = on_command
         self.lock = trio.Lock()
         self._at = AtChannel()
-        self._replies_send, self._replies = trio.open_memory_channel[Response | Prompt](_REPLY_BUFFER)
+        self._replies_send, self._replies = trio.open_memory_channel[Response | Prompt | _Wake](_REPLY_BUFFER)
+        self._timer: trio.CancelScope | None = None  # the sleep of `end_waits_at_deadlines`, while it runs
         self._stream: trio.abc.Stream | None = None
         self.timeouts_in_a_row = 0
         self.last_activity = 0.0
@@ -154,23 +164,35 @@ class CommandExchange:
         # Read before writing: a fast modem's answer may be parsed (and the deadline cleared) during send_all.
         deadline = self._at.deadline
         assert deadline is not None
+        answer: Response | Prompt | _Wake = _EXPIRED
         try:
             await stream.send_all(data)
-            with trio.move_on_at(deadline):
-                reply = await self._replies.receive()
-                self.timeouts_in_a_row = 0
-                return reply
+            timer = self._timer
+            if timer is None:
+                with trio.move_on_at(deadline):
+                    answer = await self._replies.receive()
+            elif trio.current_time() < deadline:  # else the timer found no command waiting at the deadline
+                if deadline < timer.deadline:
+                    timer.deadline = deadline
+                answer = await self._replies.receive()
+                if answer is _TIMER_STOPPED:
+                    with trio.move_on_at(deadline):
+                        answer = await self._replies.receive()
         except BaseException:
             self._at.abandon()
             raise
+        if isinstance(answer, Response | Prompt):
+            self.timeouts_in_a_row = 0
+            return answer
         try:
             # It may have arrived between the deadline and now.
-            reply = self._replies.receive_nowait()
+            late = self._replies.receive_nowait()
         except trio.WouldBlock:
             pass
         else:
+            assert not isinstance(late, _Wake)  # handed only to a command waiting, never queued
             self.timeouts_in_a_row = 0
-            return reply
+            return late
         for event in self._at.expire(trio.current_time()):
             if isinstance(event, CommandTimedOut) and event.lines:
                 log.debug("timed out with partial answer modem=%s lines=%r", self.name, event.lines)
@@ -180,6 +202,33 @@ class CommandExchange:
         if self.timeouts_in_a_row >= self._config.watchdog_failures:
             self._on_hung(f"{self.timeouts_in_a_row} commands in a row unanswered, last {command}")
         raise CommandTimeout(command)
+
+    async def end_waits_at_deadlines(self) -> None:
+        """A session task: ends a command's wait for its answer at its deadline, so that a command needs no timer
+        (a cancel scope, ~12 us of the Trio thread) of its own; without this task a command waits under one. It
+        sleeps until the deadline of the command outstanding when it went to sleep, then looks again: commands
+        answered in time cost it nothing, and one with an earlier deadline brings its sleep forward."""
+        try:
+            while True:
+                deadline = self._at.deadline
+                if deadline is None or deadline <= trio.current_time():
+                    # None outstanding, or one whose write outlasted its deadline: it sees that itself when the
+                    # write returns. The next command brings this sleep forward.
+                    deadline = math.inf
+                with trio.CancelScope(deadline=deadline) as self._timer:
+                    await trio.sleep_forever()
+                self._timer = None
+                outstanding = self._at.deadline
+                if (
+                    outstanding is not None
+                    and trio.current_time() >= outstanding
+                    and self._replies.statistics().tasks_waiting_receive
+                ):
+                    self._replies_send.send_nowait(_EXPIRED)  # straight to the waiting command, never queued
+        finally:
+            self._timer = None
+            if self._replies.statistics().tasks_waiting_receive:  # a sender's command, outside the session
+                self._replies_send.send_nowait(_TIMER_STOPPED)
 
     # -- watchdog -----------------------------------------------------------------------------------------
 

@@ -152,11 +152,12 @@ class ModemPool:
         members = self._groups.get(group, ())
         count = len(members)
         best: ModemDriver | None = None
-        best_key: tuple[bool, int, int, int] | None = None
+        best_key: tuple[tuple[bool, int, int], int] | None = None
         for index, driver in enumerate(members):
-            if driver.name in exclude or not driver.can_send():
+            rank = driver.send_rank()
+            if rank is None or driver.name in exclude:
                 continue
-            key = (driver.busy, driver.failures_in_a_row, driver.sent_count, (index - start) % count)
+            key = (rank, (index - start) % count)
             if best_key is None or key < best_key:
                 best, best_key = driver, key
         return best

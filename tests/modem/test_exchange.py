@@ -71,3 +71,56 @@ async def test_a_closed_session_refuses_commands(clock: trio.testing.MockClock) 
     with pytest.raises(trio.ClosedResourceError):
         await exchange.command("AT")
     assert not exchange.command_waiting  # abandoned, so the next session starts clean
+
+
+async def test_under_the_session_timer_a_command_times_out_at_its_own_deadline(
+    clock: trio.testing.MockClock,
+) -> None:
+    exchange = _exchange([], [])
+    ours, modem = trio.testing.memory_stream_pair()
+    exchange.open(ours)
+
+    async def reader() -> None:
+        while True:
+            exchange.receive_data(await ours.receive_some())
+
+    async def fake_modem() -> None:
+        assert await modem.receive_some() == b"AT+CSQ\r"
+        await modem.send_all(b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n")
+        await trio.sleep_forever()  # the next command gets no answer
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(exchange.end_waits_at_deadlines)
+        nursery.start_soon(reader)
+        nursery.start_soon(fake_modem)
+        await trio.testing.wait_all_tasks_blocked()
+        assert (await exchange.command("AT+CSQ", 5.0)).ok  # the timer now sleeps until this one's deadline
+        start = trio.current_time()
+        with pytest.raises(CommandTimeout):
+            await exchange.command("AT", 1.0)  # an earlier deadline: brought forward
+        assert trio.current_time() == start + 1.0
+        nursery.cancel_scope.cancel()
+    assert exchange.timeouts_in_a_row == 1
+
+
+async def test_a_command_outlasting_the_session_timer_still_waits_until_its_deadline(
+    clock: trio.testing.MockClock,
+) -> None:
+    exchange = _exchange([], [])
+    ours, modem = trio.testing.memory_stream_pair()
+    exchange.open(ours)
+
+    async def session() -> None:
+        async with trio.open_nursery() as tasks:
+            tasks.start_soon(exchange.end_waits_at_deadlines)
+            await modem.receive_some()
+            await trio.sleep(0.5)  # the command waits for its answer
+            tasks.cancel_scope.cancel()  # the session ends, its timer with it
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(session)
+        await trio.testing.wait_all_tasks_blocked()
+        start = trio.current_time()
+        with trio.fail_after(10), pytest.raises(CommandTimeout):  # not waiting forever
+            await exchange.command("AT", 1.0)
+        assert trio.current_time() == start + 1.0
