@@ -70,6 +70,10 @@ class _ShortMessageBuilder(_ShortMessage):
 
 
 _new_object: Final = object.__new__
+# The statuses a decoded submit_sm's times are checked with, read per PDU: an enum member's lookup through its
+# class costs more than a module global's.
+_RINVSCHED: Final = S.ESME_RINVSCHED
+_RINVEXPIRY: Final = S.ESME_RINVEXPIRY
 
 
 def _decode_short_message(cls: type[_ShortMessage], data: bytes, command_status: int, sequence_number: int) -> Pdu:
@@ -81,12 +85,12 @@ def _decode_short_message(cls: type[_ShortMessage], data: bytes, command_status:
     )
     if schedule:
         schedule_delivery_time = schedule.decode("latin-1")
-        check_smpp_time(schedule_delivery_time, S.ESME_RINVSCHED)
+        check_smpp_time(schedule_delivery_time, _RINVSCHED)
     else:
         schedule_delivery_time = ""
     if validity:
         validity_period = validity.decode("latin-1")
-        check_smpp_time(validity_period, S.ESME_RINVEXPIRY)
+        check_smpp_time(validity_period, _RINVEXPIRY)
     else:
         validity_period = ""
     source_addr_ton, source_addr_npi = source

@@ -43,6 +43,10 @@ class Encoding(enum.Enum):
         return self is not Encoding.BINARY
 
 
+# Members read per message: an enum member's lookup through its class costs more than a module global's.
+_GSM7: Final = Encoding.GSM7
+_UCS2: Final = Encoding.UCS2
+
 # Python codecs for the byte-per-character (or multi-byte) alphabets; GSM7 and BINARY are handled apart.
 _CODECS: Final[dict[Encoding, str]] = {
     Encoding.IA5: "ascii",
@@ -129,7 +133,7 @@ def encode_text(text: str, encoding: Encoding, tables: NationalTables = DEFAULT_
 
 def decode_as(data: bytes, encoding: Encoding, tables: NationalTables = DEFAULT_TABLES) -> str:
     """`data` in `encoding` back to text (GSM 7-bit in `tables`); PduError for bytes that are not valid in it."""
-    if encoding is Encoding.GSM7:
+    if encoding is _GSM7:
         return decode_gsm7(data, tables)
     codec = _CODECS.get(encoding)
     if codec is None:
@@ -150,7 +154,7 @@ def decodes_one_to_one(data: bytes, encoding: Encoding) -> bool:
     """Whether `data`, valid in `encoding`, is exactly what encoding its text gives back (default GSM tables), so
     it can stand for the text: UCS-2 always, GSM 7-bit without escapes (an escape before a code the extension
     table lacks, or a trailing one, does not come back)."""
-    return encoding is Encoding.UCS2 or (encoding is Encoding.GSM7 and _ESCAPE not in data)
+    return encoding is _UCS2 or (encoding is _GSM7 and _ESCAPE not in data)
 
 
 def decode_text(data: bytes, data_coding: int) -> str:

@@ -72,6 +72,8 @@ class Origin(enum.Enum):
 _CUSTOMER: Final = Origin.CUSTOMER
 _NOTICE: Final = Origin.NOTICE
 _INTERNATIONAL: Final = int(Ton.INTERNATIONAL)
+_INTERNATIONAL_TON: Final = Ton.INTERNATIONAL  # the members a normalised destination is stored with
+_ISDN: Final = Npi.ISDN
 
 
 # NamedTuples, not frozen dataclasses: the SMPP adapter builds these for every submission (see model.py).
@@ -375,7 +377,7 @@ def _build(
         settings.system_id,  # account
         options.service_type,
         sender,  # source
-        Address(number, Ton.INTERNATIONAL, Npi.ISDN),  # destination, normalised: receipts quote it so
+        Address(number, _INTERNATIONAL_TON, _ISDN),  # destination, normalised: receipts quote it so
         route.name,
         route.modem_group,
         esm_class,
