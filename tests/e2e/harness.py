@@ -41,14 +41,16 @@ async def read_store(db: str, query: str, *parameters: object) -> tuple[Any, ...
     gateway has written its accepted messages in full: it acknowledges uncharged ones after a compact intake row
     and writes their message rows within moments (`smsgw.scheduler.sqlite.accepting`)."""
 
+    def intake_empty() -> bool:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+            return not connection.execute("SELECT EXISTS (SELECT 1 FROM intake)").fetchone()[0]
+
     def read() -> tuple[Any, ...] | None:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
-            if connection.execute("SELECT EXISTS (SELECT 1 FROM intake)").fetchone()[0]:
-                return None
             row: tuple[Any, ...] | None = connection.execute(query, parameters).fetchone()
-            return row or ()
+            return row
 
     with trio.fail_after(10):  # a bound on a hang, not a timing assertion
-        while (row := await trio.to_thread.run_sync(read)) is None:
+        while not await trio.to_thread.run_sync(intake_empty):
             await trio.sleep(0.01)
-    return row or None
+    return await trio.to_thread.run_sync(read)

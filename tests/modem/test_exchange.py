@@ -16,6 +16,14 @@ def clock() -> trio.testing.MockClock:
     return trio.testing.MockClock(autojump_threshold=0)
 
 
+def _opened() -> tuple[CommandExchange, trio.abc.Stream, trio.abc.Stream]:
+    """An exchange open on one end of an in-memory stream pair: (exchange, its end, the modem's end)."""
+    exchange = _exchange([], [])
+    ours, modem = trio.testing.memory_stream_pair()
+    exchange.open(ours)
+    return exchange, ours, modem
+
+
 def _exchange(hung: list[str], wakes: list[bool]) -> CommandExchange:
     config = ModemConfig(name="m1", port="/dev/null", watchdog_failures=2)
     exchange: CommandExchange = CommandExchange(
@@ -41,9 +49,7 @@ async def test_unanswered_commands_in_a_row_declare_the_modem_hung(clock: trio.t
 
 
 async def test_the_answer_goes_to_the_command_and_codes_back_to_the_reader(clock: trio.testing.MockClock) -> None:
-    exchange = _exchange([], [])
-    ours, modem = trio.testing.memory_stream_pair()
-    exchange.open(ours)
+    exchange, ours, modem = _opened()
     codes: list[Unsolicited] = []
 
     async def reader() -> None:
@@ -76,9 +82,7 @@ async def test_a_closed_session_refuses_commands(clock: trio.testing.MockClock) 
 async def test_under_the_session_timer_a_command_times_out_at_its_own_deadline(
     clock: trio.testing.MockClock,
 ) -> None:
-    exchange = _exchange([], [])
-    ours, modem = trio.testing.memory_stream_pair()
-    exchange.open(ours)
+    exchange, ours, modem = _opened()
 
     async def reader() -> None:
         while True:
@@ -106,9 +110,7 @@ async def test_under_the_session_timer_a_command_times_out_at_its_own_deadline(
 async def test_a_command_outlasting_the_session_timer_still_waits_until_its_deadline(
     clock: trio.testing.MockClock,
 ) -> None:
-    exchange = _exchange([], [])
-    ours, modem = trio.testing.memory_stream_pair()
-    exchange.open(ours)
+    exchange, ours, modem = _opened()
 
     async def session() -> None:
         async with trio.open_nursery() as tasks:

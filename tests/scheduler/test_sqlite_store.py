@@ -166,6 +166,8 @@ async def test_uncharged_messages_are_acknowledged_after_an_intake_row_and_read_
     assert await sqlite_store.accept(messages) == (True,) * 3
     # Acknowledged: committed as one compact row, the full rows not written yet.
     assert (_rows(sqlite_store.path, "intake"), _rows(sqlite_store.path, "messages")) == (1, 0)
+    # The dispatcher learns when they are due without having them written in full (its claim does that).
+    assert await sqlite_store.next_due_ms() == T0 and _rows(sqlite_store.path, "intake") == 1
     # A read expands the intake first, so it finds the message; the intake row is gone with it.
     (found,) = await sqlite_store.find("acme", messages[1].message_id)
     assert found.destination.addr == "447911000001"

@@ -79,7 +79,7 @@ class Dispatch(SqliteBase):
                 f" WHERE s.due_at IS NOT NULL{routes} ORDER BY s.due_at LIMIT 1", parameters
             ).fetchone()
             due = [] if row is None else [int(row["due"])]
-            if self._intake_kept and claimant is None:  # messages not yet in full: `claim_due` expands the due
+            if claimant is None and self._unexpanded:  # messages not yet in full: `claim_due` expands the due
                 (intake,) = c.execute("SELECT MIN(due_at) FROM intake").fetchone()
                 due += [] if intake is None else [int(intake)]
             return min(due, default=None)
