@@ -104,6 +104,9 @@ class ReceivePath:
         self._storage_lock = trio.Lock()
         self._reports_room = trio.Semaphore(REPORTS_IN_FLIGHT)
         self._slots_in_flight: set[StoredSlot] = set()  # reports read, handed over or deleted in a task
+        # Codes naming a slot in flight, read again once its task ends: the modem may store a new report in a slot
+        # as soon as AT+CMGD freed it and announce it before the task has left, so such a code is no duplicate.
+        self._codes_for_slots_in_flight: dict[StoredSlot, Unsolicited] = {}
         self._report_tasks: trio.Nursery | None = None
 
     def use_storages(self, storages: Storages) -> None:
@@ -149,7 +152,7 @@ class ReceivePath:
             if location is None:
                 log.warning("unreadable storage notification modem=%s line=%r", self._name, event.line)
                 return
-            await self._read_stored(*location)
+            await self._read_stored(event, *location)
         elif event.data is not None:  # +CMT / +CDS: the PDU came with the code
             handed_over = await self._handle_pdu(event.data, slot=None)
             if self._info.quirks.needs_cnma and handed_over:
@@ -189,12 +192,14 @@ class ReceivePath:
         for index, pdu in stored:
             await self._handle_pdu(pdu, slot=StoredSlot(storage, index))
 
-    async def _read_stored(self, storage: str, index: int) -> None:
+    async def _read_stored(self, code: Unsolicited, storage: str, index: int) -> None:
         # A code without a storage name means the one selected now: named here, before a report task's delete
         # selects another, so the read and the slot's later delete both go to it.
         slot = StoredSlot(storage or self._read_storage, index)
         if slot in self._slots_in_flight:
-            return  # read already (the same code twice): its task hands it over and deletes it
+            # The same code twice, or a newcomer in the slot just deleted: read once the slot's task has ended.
+            self._codes_for_slots_in_flight[slot] = Unsolicited(code.name, code.line, f'"{slot.storage}",{index}')
+            return
         response = await self._in_storage(slot.storage, f"AT+CMGR={index}")
         if response is None:
             return
@@ -287,6 +292,9 @@ class ReceivePath:
         finally:
             self._slots_in_flight.discard(slot)
             self._reports_room.release()
+            code = self._codes_for_slots_in_flight.pop(slot, None)
+            if code is not None:
+                self._urc.put(code)
 
     async def _deliver_report(self, report: SmsStatusReport, *, at_start: bool) -> None:
         await self._sink.status_report(

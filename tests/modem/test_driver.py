@@ -543,7 +543,7 @@ async def test_stored_reports_share_commits_and_each_slot_is_deleted_only_after_
     clock: trio.testing.MockClock,
 ) -> None:
     """The worker reads the next stored report while the store commits earlier ones (up to REPORTS_IN_FLIGHT),
-    and a slot is deleted only once its report is handed over; a code naming a slot in flight reads nothing."""
+    and a slot is deleted only once its report is handed over; a code naming a slot in flight waits for its task."""
     modem = ScriptedModem()
     sink = RecordingSink(modem)
     async with trio.open_nursery() as nursery:
@@ -554,7 +554,7 @@ async def test_stored_reports_share_commits_and_each_slot_is_deleted_only_after_
         modem.storage["SR"] = {i: _report_pdu(i) for i in range(1, count + 1)}
         start = trio.current_time()
         codes = [f'\r\n+CDSI: "SR",{i}\r\n' for i in range(1, count + 1)]
-        codes.insert(4, '\r\n+CDSI: "SR",1\r\n')  # the same slot again while its report is in flight: not read
+        codes.insert(4, '\r\n+CDSI: "SR",1\r\n')  # the same slot again while in flight: read after its task
         await modem.inject("".join(codes))
         await trio.sleep(5)
         assert sink.reports == [] and len(modem.storage["SR"]) == count  # nothing deleted before its commit
@@ -566,9 +566,41 @@ async def test_stored_reports_share_commits_and_each_slot_is_deleted_only_after_
         await trio.sleep(1)
         assert modem.storage["SR"] == {}
         assert sorted(r.tp_mr for r in sink.reports) == list(range(1, count + 1))
-        assert sum(c.startswith("AT+CMGR=") for c in modem.sent) == count
+        # Slot 1 read a second time, found empty: a code is never taken for a duplicate, since a newcomer may
+        # have been stored in a slot just freed.
+        assert sum(c.startswith("AT+CMGR=") for c in modem.sent) == count + 1
         assert sum(c.startswith("AT+CMGD=") for c in modem.sent) == count
         assert driver.status().status_reports == count
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_report_stored_in_the_slot_just_deleted_is_read_though_the_slot_was_in_flight(
+    clock: trio.testing.MockClock,
+) -> None:
+    """A modem stores the next report in the slot AT+CMGD just freed and may announce it right behind the OK,
+    before the task that deleted the slot has ended: that code is read once the task ends, never dropped."""
+    modem = ScriptedModem()
+    sink = RecordingSink(modem)
+    newcomers = list(range(2, 40))
+
+    def delete_then_store_the_next(line: str) -> str:
+        if not newcomers:
+            modem.storage["SR"].pop(1, None)
+            return OK
+        modem.storage["SR"][1] = _report_pdu(newcomers.pop(0))
+        return OK + '\r\n+CDSI: "SR",1\r\n'
+
+    modem.answers["AT+CMGD=1"] = delete_then_store_the_next
+    async with trio.open_nursery() as nursery:
+        driver = await _ready(nursery, modem, sink)
+        modem.storage["SR"][1] = _report_pdu(1)
+        with trio.fail_after(600):
+            await modem.inject('\r\n+CDSI: "SR",1\r\n')
+            await sink.wait_for(lambda: len(sink.reports) == 39)
+        await trio.sleep(1)
+        assert [r.tp_mr for r in sink.reports] == list(range(1, 40))
+        assert modem.storage["SR"] == {}
+        assert driver.status().status_reports == 39
         nursery.cancel_scope.cancel()
 
 
