@@ -12,9 +12,11 @@ worker reads the next report while the store commits the last one instead of wai
 from __future__ import annotations
 
 import contextlib
+import enum
 import logging
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Final
 
 import trio
@@ -43,6 +45,35 @@ URC_QUEUE_LIMIT: Final = 256
 # several reports in flight share it; the bound keeps the worker from reading the SIM far ahead of the store.
 REPORTS_IN_FLIGHT: Final = 16
 RECEIVE_CODES: Final = frozenset({"+CMTI", "+CMT", "+CDSI", "+CDS"})
+# Reports committed together are deleted with one command line (`AT+CMGD=3;+CMGD=5`), one exchange with the modem
+# instead of one each. V.250 promises a command line of 40 characters only; a modem that cannot take this many
+# fails the line, and the session falls back to one delete a command.
+DELETE_LINE_MAX_CHARS: Final = 120
+
+
+class _LineCheck(enum.Enum):
+    """Whether this modem runs a command line of several commands (V.250 5.2.1 concatenation) as a whole."""
+
+    UNKNOWN = enum.auto()
+    WHOLE = enum.auto()
+    ONE_BY_ONE = enum.auto()
+
+
+@dataclass(eq=False)
+class _DeleteLine:
+    """Stored reports' slots in one storage deleted by one command line, sent by the task that opened it."""
+
+    storage: str
+    indexes: list[int]
+    sent: bool = False
+    deleted: bool = False
+    done: trio.Event = field(default_factory=trio.Event)
+
+    def command(self) -> str:
+        return "AT" + ";".join(f"+CMGD={index}" for index in sorted(self.indexes))
+
+    def has_room(self) -> bool:
+        return not self.sent and len(self.command()) + len(";+CMGD=999") <= DELETE_LINE_MAX_CHARS
 
 
 class UrcQueue:
@@ -107,6 +138,8 @@ class ReceivePath:
         # Codes naming a slot in flight, read again once its task ends: the modem may store a new report in a slot
         # as soon as AT+CMGD freed it and announce it before the task has left, so such a code is no duplicate.
         self._codes_for_slots_in_flight: dict[StoredSlot, Unsolicited] = {}
+        self._line_check = _LineCheck.UNKNOWN
+        self._open_delete_line: _DeleteLine | None = None
         self._report_tasks: trio.Nursery | None = None
 
     def use_storages(self, storages: Storages) -> None:
@@ -114,6 +147,7 @@ class ReceivePath:
         if storages.read is not None:
             self._read_storage = storages.read
         self._report_storages = storages.reports
+        self._line_check = _LineCheck.UNKNOWN  # asked again of the modem this session opened
 
     def next_deadline(self) -> float | None:
         """When `expire_parts` has a message to hand over whose parts stopped arriving."""
@@ -261,7 +295,7 @@ class ReceivePath:
                 await acquire_at_once(self._reports_room)
                 self._slots_in_flight.add(slot)
                 assert self._report_tasks is not None  # the worker's: only the worker reads stored PDUs
-                self._report_tasks.start_soon(self._report_then_delete, decoded, slot)
+                self._report_tasks.start_soon(self._report_then_delete, decoded, slot, pdu_hex)
             return True
         if isinstance(decoded, SmsDeliver):
             accepted = self._parts.add(decoded, slot, trio.current_time(), self._name, self._msisdn)
@@ -284,11 +318,11 @@ class ReceivePath:
             )
             await self._delete(message.slots)
 
-    async def _report_then_delete(self, report: SmsStatusReport, slot: StoredSlot) -> None:
+    async def _report_then_delete(self, report: SmsStatusReport, slot: StoredSlot, pdu_hex: str) -> None:
         try:
             with self._surviving("status report"):
                 await self._deliver_report(report, at_start=False)
-                await self._delete((slot,))
+                await self._delete_report(slot, pdu_hex)
         finally:
             self._slots_in_flight.discard(slot)
             self._reports_room.release()
@@ -317,6 +351,57 @@ class ReceivePath:
             report.tp_st,
             at_start,
         )
+
+    async def _delete_report(self, slot: StoredSlot, pdu_hex: str) -> None:
+        """Delete a handed-over report's slot, on one command line with the other reports committed with it."""
+        line = self._open_delete_line
+        if line is not None and line.storage == slot.storage and line.has_room():
+            line.indexes.append(slot.index)
+            await line.done.wait()
+        else:
+            line = self._open_delete_line = _DeleteLine(slot.storage, [slot.index])
+            try:
+                # One round of the run loop: the report tasks whose commit ended with this one join the line.
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                line.sent = True
+                if self._open_delete_line is line:
+                    self._open_delete_line = None
+                line.deleted = await self._send_delete_line(line)
+            finally:
+                line.done.set()
+        if not line.deleted:
+            # Which commands of a failed line ran is unknown, and a slot it freed may hold a newcomer by now.
+            if await self._holds(slot, pdu_hex):
+                await self._delete((slot,))
+
+    async def _send_delete_line(self, line: _DeleteLine) -> bool:
+        """True once the line's slots were deleted, or failed to delete one by one (logged there; such a slot is
+        read again at the next start); False when a line of several failed."""
+        if len(line.indexes) > 1 and self._line_check is _LineCheck.UNKNOWN:
+            # A modem that ignores what follows the first command answers one +CMGF line, not two.
+            probe = await self._exchange.command("AT+CMGF?;+CMGF?")
+            whole = probe.ok and sum(text.startswith("+CMGF:") for text in probe.lines) == 2
+            self._line_check = _LineCheck.WHOLE if whole else _LineCheck.ONE_BY_ONE
+            log.info("command lines modem=%s whole=%s", self._name, whole)
+        if len(line.indexes) == 1 or self._line_check is _LineCheck.ONE_BY_ONE:
+            await self._delete(tuple(StoredSlot(line.storage, index) for index in line.indexes))
+            return True
+        response = await self._in_storage(line.storage, line.command())
+        if response is None or response.ok:
+            return True  # None: kept, read again at the next start rather than a wrong slot deleted
+        self._line_check = _LineCheck.ONE_BY_ONE
+        log.warning(
+            "delete line failed, one delete a command from now on modem=%s line=%s error=%s",
+            self._name,
+            line.command(),
+            response.result.meaning,
+        )
+        return False
+
+    async def _holds(self, slot: StoredSlot, pdu_hex: str) -> bool:
+        """Whether `slot` still holds the report read from it (not deleted, not replaced by a newcomer)."""
+        response = await self._in_storage(slot.storage, f"AT+CMGR={slot.index}")
+        return response is not None and response.ok and len(response.lines) >= 2 and response.lines[1] == pdu_hex
 
     async def _delete(self, slots: tuple[StoredSlot, ...]) -> None:
         for slot in slots:

@@ -38,6 +38,7 @@ DEFAULT_ANSWERS: dict[str, Answer] = {
     "AT+CPIN?": lines("+CPIN: READY"),
     "AT+CIMI": lines("234150000000001"),
     "AT+CMGF=0": OK,
+    "AT+CMGF?": lines("+CMGF: 0"),
     "AT+CPMS=?": lines('+CPMS: ("SM","ME","SR"),("SM","ME"),("SM","ME")'),
     "AT+CNMI=?": lines("+CNMI: (0-2),(0-3),(0,2),(0-2),(0,1)"),
     "AT+CNMI=2,1,0,2,0": OK,
@@ -63,8 +64,14 @@ class ScriptedModem:
     silent: bool = False
     memory: str = "SM"
     stream: trio.abc.Stream | None = None
+    # A command line of several commands (`AT+CMGD=1;+CMGD=2`): None answers ERROR as for any unknown line;
+    # "whole" runs them in turn up to the first error, as V.250 says; "first" runs the first and ignores the rest.
+    concatenation: str | None = None
+    longest_line: int = 1000  # a longer line fails after its first command, as a modem's full buffer would
 
     def answer(self, line: str) -> str | None:
+        if ";" in line and self.concatenation is not None:
+            return self._answer_line(line)
         upper = line.upper()
         if upper in self.answers:
             answer = self.answers[upper]
@@ -83,6 +90,21 @@ class ScriptedModem:
             body = [x for i, pdu in sorted(slots.items()) for x in (f"+CMGL: {i},0,,{tpdu_length(pdu)}", pdu)]
             return lines(*body)
         return "\r\nERROR\r\n"
+
+    def _answer_line(self, line: str) -> str | None:
+        first, *rest = line.split(";")
+        commands = [first, *(f"AT{command}" for command in rest)]
+        if self.concatenation == "first":
+            commands = commands[:1]
+        elif len(line) > self.longest_line:
+            commands = [*commands[:1], "AT+OVERFLOW"]
+        body = ""
+        for command in commands:
+            answer = self.answer(command) or ""
+            if not answer.endswith(OK):
+                return body + answer
+            body += answer[: -len(OK)]
+        return body + OK
 
     async def serve(self, stream: trio.abc.Stream) -> None:
         self.stream = stream

@@ -10,7 +10,7 @@ import trio.testing
 from smsgw.config import ModemConfig
 from smsgw.modem.at import CMS_ERRORS
 from smsgw.modem.driver import ModemDriver, ModemState
-from smsgw.modem.incoming import REPORTS_IN_FLIGHT, URC_QUEUE_LIMIT
+from smsgw.modem.incoming import DELETE_LINE_MAX_CHARS, REPORTS_IN_FLIGHT, URC_QUEUE_LIMIT
 from smsgw.modem.startup import choose_cnmi
 from smsgw.modem.quirks import GENERIC, ModemQuirks
 from smsgw.modem.transport import PortOpenError
@@ -601,6 +601,84 @@ async def test_a_report_stored_in_the_slot_just_deleted_is_read_though_the_slot_
         assert [r.tp_mr for r in sink.reports] == list(range(1, 40))
         assert modem.storage["SR"] == {}
         assert driver.status().status_reports == 39
+        nursery.cancel_scope.cancel()
+
+
+async def _reports_committed_together(modem: ScriptedModem, sink: RecordingSink, count: int) -> ModemDriver:
+    """`count` stored reports announced at once to a store that commits them together."""
+    sink.commit_s = 1.0
+    sink.reports.clear()
+    modem.storage["SR"] = {i: _report_pdu(i) for i in range(1, count + 1)}
+    await modem.inject("".join(f'\r\n+CDSI: "SR",{i}\r\n' for i in range(1, count + 1)))
+    with trio.fail_after(60):
+        await sink.wait_for(lambda: len(sink.reports) == count)
+    await trio.sleep(1)
+    assert sorted(r.tp_mr for r in sink.reports) == list(range(1, count + 1))
+    assert modem.storage["SR"] == {}
+    return modem
+
+
+def _deleting(modem: ScriptedModem) -> list[str]:
+    return [command for command in modem.sent if command.startswith("AT+CMGD=")]
+
+
+async def test_reports_committed_together_are_deleted_with_one_command_line(clock: trio.testing.MockClock) -> None:
+    modem = ScriptedModem(concatenation="whole")
+    sink = RecordingSink(modem)
+    async with trio.open_nursery() as nursery:
+        await _ready(nursery, modem, sink)
+        await _reports_committed_together(modem, sink, 10)
+        assert _deleting(modem) == ["AT+CMGD=1;+CMGD=2;+CMGD=3;+CMGD=4;+CMGD=5;+CMGD=6;+CMGD=7;+CMGD=8;+CMGD=9;+CMGD=10"]
+        await _reports_committed_together(modem, sink, REPORTS_IN_FLIGHT)  # more than one line holds
+        lines = _deleting(modem)[1:]
+        assert len(lines) == 2 and all(len(line) <= DELETE_LINE_MAX_CHARS for line in lines)
+        assert sorted(int(d) for line in lines for d in line[len("AT+CMGD=") :].split(";+CMGD=")) == list(
+            range(1, REPORTS_IN_FLIGHT + 1)
+        )
+        assert modem.sent.count("AT+CMGF?;+CMGF?") == 1  # asked once a session
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("concatenation", [None, "first"], ids=["refused", "first-command-only"])
+async def test_a_modem_that_does_not_run_a_line_whole_gets_one_delete_a_command(
+    clock: trio.testing.MockClock, concatenation: str | None
+) -> None:
+    modem = ScriptedModem(concatenation=concatenation)
+    sink = RecordingSink(modem)
+    async with trio.open_nursery() as nursery:
+        await _ready(nursery, modem, sink)
+        await _reports_committed_together(modem, sink, 10)
+        await _reports_committed_together(modem, sink, 10)
+        assert sorted(_deleting(modem)) == sorted([f"AT+CMGD={i}" for i in range(1, 11)] * 2)
+        assert modem.sent.count("AT+CMGF?;+CMGF?") == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_delete_line_that_fails_midway_deletes_only_what_still_holds_its_report(
+    clock: trio.testing.MockClock,
+) -> None:
+    """The line ran its first delete and failed; a newcomer took the freed slot meanwhile. Each remaining slot is
+    deleted after a read shows it still holds the report that was handed over; the newcomer is read, not lost."""
+    modem = ScriptedModem(concatenation="whole", longest_line=40)
+    sink = RecordingSink(modem)
+
+    def full_buffer(line: str) -> str:
+        modem.storage["SR"][1] = _report_pdu(99)
+        return '\r\n+CMS ERROR: 302\r\n\r\n+CDSI: "SR",1\r\n'
+
+    modem.answers["AT+OVERFLOW"] = full_buffer
+    async with trio.open_nursery() as nursery:
+        await _ready(nursery, modem, sink)
+        sink.commit_s = 1.0
+        modem.storage["SR"] = {i: _report_pdu(i) for i in range(1, 11)}
+        await modem.inject("".join(f'\r\n+CDSI: "SR",{i}\r\n' for i in range(1, 11)))
+        with trio.fail_after(60):
+            await sink.wait_for(lambda: len(sink.reports) == 11)
+        await trio.sleep(1)
+        assert sorted(r.tp_mr for r in sink.reports) == [*range(1, 11), 99]
+        assert modem.storage["SR"] == {}
+        line, *singles = _deleting(modem)
+        assert ";" in line and sorted(singles) == sorted(f"AT+CMGD={i}" for i in range(1, 11))  # 1: the newcomer's
         nursery.cancel_scope.cancel()
 
 
