@@ -15,6 +15,7 @@ import contextlib
 import enum
 import logging
 import math
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
@@ -45,10 +46,11 @@ URC_QUEUE_LIMIT: Final = 256
 # several reports in flight share it; the bound keeps the worker from reading the SIM far ahead of the store.
 REPORTS_IN_FLIGHT: Final = 16
 RECEIVE_CODES: Final = frozenset({"+CMTI", "+CMT", "+CDSI", "+CDS"})
-# Reports committed together are deleted with one command line (`AT+CMGD=3;+CMGD=5`), one exchange with the modem
-# instead of one each. V.250 promises a command line of 40 characters only; a modem that cannot take this many
-# fails the line, and the session falls back to one delete a command.
-DELETE_LINE_MAX_CHARS: Final = 120
+# Stored reports announced together are read with one command line (`AT+CMGR=3;+CMGR=5`) and those committed
+# together deleted with one (`AT+CMGD=3;+CMGD=5`): one exchange with the modem instead of one each. V.250 promises
+# a command line of 40 characters only; a modem that cannot take this many fails the line, and the session falls
+# back to one command a slot.
+COMMAND_LINE_MAX_CHARS: Final = 120
 
 
 class _LineCheck(enum.Enum):
@@ -57,6 +59,16 @@ class _LineCheck(enum.Enum):
     UNKNOWN = enum.auto()
     WHOLE = enum.auto()
     ONE_BY_ONE = enum.auto()
+
+
+def _command_line(command: str, indexes: list[int]) -> str:
+    """`AT+CMGD=3;+CMGD=5` for command "+CMGD" and indexes [5, 3]."""
+    return "AT" + ";".join(f"{command}={index}" for index in sorted(indexes))
+
+
+def _has_room(command: str, indexes: list[int]) -> bool:
+    """Whether one more index (up to 3 digits) fits on the command line."""
+    return len(_command_line(command, indexes)) + len(f";{command}=999") <= COMMAND_LINE_MAX_CHARS
 
 
 @dataclass(eq=False)
@@ -70,10 +82,10 @@ class _DeleteLine:
     done: trio.Event = field(default_factory=trio.Event)
 
     def command(self) -> str:
-        return "AT" + ";".join(f"+CMGD={index}" for index in sorted(self.indexes))
+        return _command_line("+CMGD", self.indexes)
 
     def has_room(self) -> bool:
-        return not self.sent and len(self.command()) + len(";+CMGD=999") <= DELETE_LINE_MAX_CHARS
+        return not self.sent and _has_room("+CMGD", self.indexes)
 
 
 class UrcQueue:
@@ -102,6 +114,16 @@ class UrcQueue:
 
     async def take(self) -> Unsolicited:
         event = await self._receive.receive()
+        self._queued -= 1
+        self.wake()
+        return event
+
+    def take_waiting(self) -> Unsolicited | None:
+        """The next code if one is queued already."""
+        try:
+            event = self._receive.receive_nowait()
+        except trio.WouldBlock:
+            return None
         self._queued -= 1
         self.wake()
         return event
@@ -140,6 +162,9 @@ class ReceivePath:
         self._codes_for_slots_in_flight: dict[StoredSlot, Unsolicited] = {}
         self._line_check = _LineCheck.UNKNOWN
         self._open_delete_line: _DeleteLine | None = None
+        # Codes taken from the queue with a report code and handled one at a time before the next is taken: one
+        # that did not join the report code's read line, or the line's own codes when the line failed.
+        self._one_by_one: deque[Unsolicited] = deque()
         self._report_tasks: trio.Nursery | None = None
 
     def use_storages(self, storages: Storages) -> None:
@@ -163,9 +188,17 @@ class ReceivePath:
             with self._surviving("storage scan"):
                 await self._scan_storage()
             while True:
+                if self._one_by_one:
+                    event = self._one_by_one.popleft()
+                    with self._surviving(event.name):
+                        await self._handle_urc(event)
+                    continue
                 event = await self._urc.take()
                 with self._surviving(event.name):
-                    await self._handle_urc(event)
+                    if event.name == "+CDSI":
+                        await self._read_reports_announced_with(event)
+                    else:
+                        await self._handle_urc(event)
 
     @contextlib.contextmanager
     def _surviving(self, what: str) -> Iterator[None]:
@@ -226,13 +259,77 @@ class ReceivePath:
         for index, pdu in stored:
             await self._handle_pdu(pdu, slot=StoredSlot(storage, index))
 
+    async def _read_reports_announced_with(self, first: Unsolicited) -> None:
+        """Read the report `first` announces and those announced in the same storage right behind it, with one
+        command line where the modem runs one whole; the codes are handled one by one where it cannot."""
+        location = storage_location(first.params)
+        if location is None:
+            await self._handle_urc(first)  # logged there
+            return
+        storage = location[0] or self._read_storage
+        codes: list[Unsolicited] = []
+        slots: list[StoredSlot] = []
+        code: Unsolicited | None = first
+        while code is not None:
+            location = storage_location(code.params) if code.name == "+CDSI" else None
+            slot = None if location is None else StoredSlot(location[0] or self._read_storage, location[1])
+            if slot is None or slot.storage != storage or slot in slots:
+                self._one_by_one.append(code)  # handled after these, in the order it came
+                break
+            if slot in self._slots_in_flight:
+                self._defer(code, slot)
+            else:
+                codes.append(code)
+                slots.append(slot)
+            if len(slots) == REPORTS_IN_FLIGHT or not _has_room("+CMGR", [slot.index for slot in slots]):
+                break
+            code = self._urc.take_waiting()
+        try:
+            read = await self._read_line(storage, slots)
+        except CommandTimeout:
+            self._one_by_one.extendleft(reversed(codes))  # read again one by one
+            raise
+        if read is None:
+            self._one_by_one.extendleft(reversed(codes))
+            return
+        for slot, pdu in zip(slots, read, strict=True):
+            await self._handle_pdu(pdu, slot=slot)
+
+    async def _read_line(self, storage: str, slots: list[StoredSlot]) -> list[str] | None:
+        """Each slot's PDU read with one `AT+CMGR=a;+CMGR=b` line, or None to read them one by one: a single slot,
+        a modem that does not run lines whole, a slot found empty (its error ends the line)."""
+        if len(slots) <= 1 or not await self._runs_lines_whole():
+            return None
+        response = await self._in_storage(storage, _command_line("+CMGR", [slot.index for slot in slots]))
+        if response is None or not response.ok:
+            return None
+        lines = response.lines
+        headers = [n for n, line in enumerate(lines) if line.startswith("+CMGR:")]
+        if len(headers) != len(slots) or any(n + 1 >= len(lines) or n + 1 in headers for n in headers):
+            return None
+        by_index = dict(zip(sorted(slot.index for slot in slots), (lines[n + 1] for n in headers), strict=True))
+        return [by_index[slot.index] for slot in slots]
+
+    def _defer(self, code: Unsolicited, slot: StoredSlot) -> None:
+        # The same code twice, or a newcomer in the slot just deleted: read once the slot's task has ended.
+        self._codes_for_slots_in_flight[slot] = Unsolicited(code.name, code.line, f'"{slot.storage}",{slot.index}')
+
+    async def _runs_lines_whole(self) -> bool:
+        """Whether this modem runs a command line of several commands whole; asked once a session."""
+        if self._line_check is _LineCheck.UNKNOWN:
+            # A modem that ignores what follows the first command answers one +CMGF line, not two.
+            probe = await self._exchange.command("AT+CMGF?;+CMGF?")
+            whole = probe.ok and sum(text.startswith("+CMGF:") for text in probe.lines) == 2
+            self._line_check = _LineCheck.WHOLE if whole else _LineCheck.ONE_BY_ONE
+            log.info("command lines modem=%s whole=%s", self._name, whole)
+        return self._line_check is _LineCheck.WHOLE
+
     async def _read_stored(self, code: Unsolicited, storage: str, index: int) -> None:
         # A code without a storage name means the one selected now: named here, before a report task's delete
         # selects another, so the read and the slot's later delete both go to it.
         slot = StoredSlot(storage or self._read_storage, index)
         if slot in self._slots_in_flight:
-            # The same code twice, or a newcomer in the slot just deleted: read once the slot's task has ended.
-            self._codes_for_slots_in_flight[slot] = Unsolicited(code.name, code.line, f'"{slot.storage}",{index}')
+            self._defer(code, slot)
             return
         response = await self._in_storage(slot.storage, f"AT+CMGR={index}")
         if response is None:
@@ -377,13 +474,7 @@ class ReceivePath:
     async def _send_delete_line(self, line: _DeleteLine) -> bool:
         """True once the line's slots were deleted, or failed to delete one by one (logged there; such a slot is
         read again at the next start); False when a line of several failed."""
-        if len(line.indexes) > 1 and self._line_check is _LineCheck.UNKNOWN:
-            # A modem that ignores what follows the first command answers one +CMGF line, not two.
-            probe = await self._exchange.command("AT+CMGF?;+CMGF?")
-            whole = probe.ok and sum(text.startswith("+CMGF:") for text in probe.lines) == 2
-            self._line_check = _LineCheck.WHOLE if whole else _LineCheck.ONE_BY_ONE
-            log.info("command lines modem=%s whole=%s", self._name, whole)
-        if len(line.indexes) == 1 or self._line_check is _LineCheck.ONE_BY_ONE:
+        if len(line.indexes) == 1 or not await self._runs_lines_whole():
             await self._delete(tuple(StoredSlot(line.storage, index) for index in line.indexes))
             return True
         response = await self._in_storage(line.storage, line.command())

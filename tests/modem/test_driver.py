@@ -10,7 +10,7 @@ import trio.testing
 from smsgw.config import ModemConfig
 from smsgw.modem.at import CMS_ERRORS
 from smsgw.modem.driver import ModemDriver, ModemState
-from smsgw.modem.incoming import DELETE_LINE_MAX_CHARS, REPORTS_IN_FLIGHT, URC_QUEUE_LIMIT
+from smsgw.modem.incoming import COMMAND_LINE_MAX_CHARS, REPORTS_IN_FLIGHT, URC_QUEUE_LIMIT
 from smsgw.modem.startup import choose_cnmi
 from smsgw.modem.quirks import GENERIC, ModemQuirks
 from smsgw.modem.transport import PortOpenError
@@ -622,20 +622,50 @@ def _deleting(modem: ScriptedModem) -> list[str]:
     return [command for command in modem.sent if command.startswith("AT+CMGD=")]
 
 
-async def test_reports_committed_together_are_deleted_with_one_command_line(clock: trio.testing.MockClock) -> None:
+def _reading(modem: ScriptedModem) -> list[str]:
+    return [command for command in modem.sent if command.startswith("AT+CMGR=")]
+
+
+async def test_reports_announced_and_committed_together_are_read_and_deleted_with_one_command_line(
+    clock: trio.testing.MockClock,
+) -> None:
     modem = ScriptedModem(concatenation="whole")
     sink = RecordingSink(modem)
     async with trio.open_nursery() as nursery:
         await _ready(nursery, modem, sink)
         await _reports_committed_together(modem, sink, 10)
+        assert _reading(modem) == ["AT+CMGR=1;+CMGR=2;+CMGR=3;+CMGR=4;+CMGR=5;+CMGR=6;+CMGR=7;+CMGR=8;+CMGR=9;+CMGR=10"]
         assert _deleting(modem) == ["AT+CMGD=1;+CMGD=2;+CMGD=3;+CMGD=4;+CMGD=5;+CMGD=6;+CMGD=7;+CMGD=8;+CMGD=9;+CMGD=10"]
         await _reports_committed_together(modem, sink, REPORTS_IN_FLIGHT)  # more than one line holds
         lines = _deleting(modem)[1:]
-        assert len(lines) == 2 and all(len(line) <= DELETE_LINE_MAX_CHARS for line in lines)
+        assert len(lines) == 2 and all(len(line) <= COMMAND_LINE_MAX_CHARS for line in lines)
         assert sorted(int(d) for line in lines for d in line[len("AT+CMGD=") :].split(";+CMGD=")) == list(
             range(1, REPORTS_IN_FLIGHT + 1)
         )
         assert modem.sent.count("AT+CMGF?;+CMGF?") == 1  # asked once a session
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_read_line_with_an_empty_slot_or_another_code_between_is_read_one_by_one_in_order(
+    clock: trio.testing.MockClock,
+) -> None:
+    modem = ScriptedModem(concatenation="whole")
+    sink = RecordingSink(modem)
+    async with trio.open_nursery() as nursery:
+        await _ready(nursery, modem, sink)
+        modem.storage["SR"] = {i: _report_pdu(i) for i in (1, 2, 4, 5)}
+        modem.storage["ME"] = {3: _deliver_pdu("between")}
+        codes = ['"SR",1', '"SR",2', '"SR",9', '"ME",3', '"SR",4', '"SR",5']
+        await modem.inject("".join(f"\r\n+{'CMTI' if 'ME' in c else 'CDSI'}: {c}\r\n" for c in codes))
+        with trio.fail_after(60):
+            await sink.wait_for(lambda: len(sink.reports) == 4 and len(sink.incoming) == 1)
+        await trio.sleep(1)
+        assert modem.storage == {"SM": {}, "ME": {}, "SR": {}}
+        # 1, 2 and the empty 9 on a line that cannot be mapped, so each read alone; the SMS code between ends the
+        # line and is handled after them; 4 and 5 on a line of their own.
+        assert _reading(modem) == [
+            "AT+CMGR=1;+CMGR=2;+CMGR=9", "AT+CMGR=1", "AT+CMGR=2", "AT+CMGR=9", "AT+CMGR=3", "AT+CMGR=4;+CMGR=5"
+        ]
         nursery.cancel_scope.cancel()
 
 
@@ -650,6 +680,7 @@ async def test_a_modem_that_does_not_run_a_line_whole_gets_one_delete_a_command(
         await _reports_committed_together(modem, sink, 10)
         await _reports_committed_together(modem, sink, 10)
         assert sorted(_deleting(modem)) == sorted([f"AT+CMGD={i}" for i in range(1, 11)] * 2)
+        assert sorted(_reading(modem)) == sorted([f"AT+CMGR={i}" for i in range(1, 11)] * 2)
         assert modem.sent.count("AT+CMGF?;+CMGF?") == 1
         nursery.cancel_scope.cancel()
 
@@ -663,6 +694,8 @@ async def test_a_delete_line_that_fails_midway_deletes_only_what_still_holds_its
     sink = RecordingSink(modem)
 
     def full_buffer(line: str) -> str:
+        if not modem.sent[-1].startswith("AT+CMGD="):
+            return "\r\n+CMS ERROR: 302\r\n"  # a read line: read again one by one
         modem.storage["SR"][1] = _report_pdu(99)
         return '\r\n+CMS ERROR: 302\r\n\r\n+CDSI: "SR",1\r\n'
 
