@@ -7,6 +7,8 @@ One worker task handles the codes in order, behind a queue the reader fills (`Ur
 the storages runs in that task too. A status report stored after the start is the exception to "in order": its
 hand-over (a store commit) and its AT+CMGD run in a task of their own, up to REPORTS_IN_FLIGHT at once, so the
 worker reads the next report while the store commits the last one instead of waiting for each commit in turn.
+Reports announced together are read with one command line, and those committed together deleted with one, where
+the modem runs a line of several commands whole.
 """
 
 from __future__ import annotations
