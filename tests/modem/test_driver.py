@@ -619,11 +619,15 @@ async def _reports_committed_together(modem: ScriptedModem, sink: RecordingSink,
 
 
 def _deleting(modem: ScriptedModem) -> list[str]:
-    return [command for command in modem.sent if command.startswith("AT+CMGD=")]
+    return _sent(modem, "AT+CMGD=")
 
 
 def _reading(modem: ScriptedModem) -> list[str]:
-    return [command for command in modem.sent if command.startswith("AT+CMGR=")]
+    return _sent(modem, "AT+CMGR=")
+
+
+def _sent(modem: ScriptedModem, prefix: str) -> list[str]:
+    return [command for command in modem.sent if command.startswith(prefix)]
 
 
 async def test_reports_announced_and_committed_together_are_read_and_deleted_with_one_command_line(
