@@ -14,6 +14,8 @@ routed per `+CNMI`). The core itself holds the state they share, and powers the 
 from __future__ import annotations
 
 import logging
+import math
+import os
 from collections.abc import Callable
 from typing import Final
 
@@ -119,6 +121,10 @@ class ModemCore:
 
     def data_to_send(self) -> bytes:
         return self.output.take()
+
+    def put_back(self, data: bytes) -> None:
+        """What the link could not take yet goes back in front of what is still to be sent."""
+        self.output.put_back(data)
 
     def next_deadline(self) -> float | None:
         cnma = self.unacknowledged[0].deadline if self.unacknowledged else None
@@ -354,8 +360,9 @@ _SMS_COMMANDS: Final = frozenset(
 
 
 class VirtualModem:
-    """A `ModemCore` served over Trio streams. The modem (its SIM, storage and registration) outlives a
-    connection, as a real modem outlives the host closing its serial port; it is powered while `serve` runs."""
+    """A `ModemCore` served over Trio streams or a pty's master descriptor. The modem (its SIM, storage and
+    registration) outlives a connection, as a real modem outlives the host closing its serial port; it is powered
+    while `serve` or `serve_fd` runs."""
 
     def __init__(
         self,
@@ -367,6 +374,11 @@ class VirtualModem:
         persona: ModemPersona = GENERIC_PERSONA,
     ) -> None:
         self._wakeup = trio.Event()
+        # While the reader runs the core it sends the answer itself, so output made then needs no wake-up.
+        self._reading = False
+        # The deadline the timer task sleeps towards: inf while it waits for output alone, -inf while it runs (it
+        # looks at the deadline again before it sleeps).
+        self._sleeping_until = -math.inf
         self.core = ModemCore(
             msisdn=msisdn,
             network=network,
@@ -382,7 +394,8 @@ class VirtualModem:
         return self.core.msisdn
 
     def _wake(self) -> None:
-        self._wakeup.set()
+        if not self._reading:
+            self._wakeup.set()
 
     async def serve(self, stream: trio.abc.Stream) -> None:
         """Answer the host on `stream` until it closes: one reader task, one writer task that also runs the
@@ -395,6 +408,8 @@ class VirtualModem:
                 if not data:
                     break
                 self.core.receive_data(data, trio.current_time())
+                # Also when nothing is to be sent: the line may have started a timer (a held +CMGS result).
+                self._wakeup.set()
             nursery.cancel_scope.cancel()
 
     async def _write_loop(self, stream: trio.abc.Stream) -> None:
@@ -406,10 +421,74 @@ class VirtualModem:
                 wire_log.debug("virtual modem msisdn=%s modem>host %r", self.msisdn, data)
                 await stream.send_all(data)
                 continue
-            deadline = self.core.next_deadline()
+            await self._sleep_until_woken()
+
+    async def serve_fd(self, fd: int) -> None:
+        """Answer the host on the non-blocking descriptor `fd` (a pty's master) until cancelled or the host's end
+        closes. The reader writes each answer itself, right after the line that asked for it: a rack of modems on
+        one CPU spends most of its time on task switches otherwise. A second task runs the timers and writes what
+        they and the network produce, and what the pty could not take at once."""
+        self.core.data_to_send()  # what nobody was connected to read is gone, as on a real serial line
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._timer_loop, fd)
+            while True:
+                await trio.lowlevel.wait_readable(fd)
+                try:
+                    data = os.read(fd, 4096)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    break
+                self._reading = True
+                try:
+                    self.core.receive_data(data, trio.current_time())
+                finally:
+                    self._reading = False
+                if not self._send_now(fd):
+                    self._wakeup.set()  # the timer task waits until the pty takes the rest
+                else:
+                    deadline = self.core.next_deadline()
+                    if deadline is not None and deadline < self._sleeping_until:
+                        self._wakeup.set()
+            nursery.cancel_scope.cancel()
+
+    def _send_now(self, fd: int) -> bool:
+        """Write what the modem has for the host, as much as the pty takes without waiting; False when some is
+        left, back in front of the modem's output."""
+        data = self.core.data_to_send()
+        if not data:
+            return True
+        wire_log.debug("virtual modem msisdn=%s modem>host %r", self.msisdn, data)
+        try:
+            sent = os.write(fd, data)
+        except BlockingIOError:
+            sent = 0
+        if sent == len(data):
+            return True
+        self.core.put_back(data[sent:])
+        return False
+
+    async def _timer_loop(self, fd: int) -> None:
+        while True:
+            self.core.handle_timers(trio.current_time())
+            if not self._send_now(fd):
+                await trio.lowlevel.wait_writable(fd)
+                continue
+            # After the send: what the timers and the send made is done, so only later output wakes us.
+            self._wakeup = trio.Event()
+            await self._sleep_until_woken()
+
+    async def _sleep_until_woken(self) -> None:
+        """Until output waits (`_wake`) or the modem's next deadline."""
+        deadline = self.core.next_deadline()
+        try:
             if deadline is None:
                 # The usual case between SMS: no cancel scope to open and close for a timer that is not there.
+                self._sleeping_until = math.inf
                 await self._wakeup.wait()
             else:
+                self._sleeping_until = deadline
                 with trio.move_on_at(deadline):
                     await self._wakeup.wait()
+        finally:
+            self._sleeping_until = -math.inf

@@ -43,6 +43,10 @@ class HostOutput:
         self._out.clear()
         return data
 
+    def put_back(self, data: bytes) -> None:
+        self._out[:0] = data
+        self._drop_beyond_buffer()
+
     def next_deadline(self) -> float | None:
         """When a waiting unsolicited result code may go out, if one may."""
         return self._quiet_until if self._next_urc() is not None else None
@@ -52,10 +56,13 @@ class HostOutput:
     def emit_raw(self, data: bytes) -> None:
         if data:
             self._out += data
-            if len(self._out) > _MAX_OUTPUT_BUFFER:
-                # Nobody has read for a long while (no host on the port): a serial line drops, it does not queue.
-                del self._out[: len(self._out) - _MAX_OUTPUT_BUFFER]
+            self._drop_beyond_buffer()
             self._on_output()
+
+    def _drop_beyond_buffer(self) -> None:
+        if len(self._out) > _MAX_OUTPUT_BUFFER:
+            # Nobody has read for a long while (no host on the port): a serial line drops, it does not queue.
+            del self._out[: len(self._out) - _MAX_OUTPUT_BUFFER]
 
     def emit_lines(self, lines: list[str]) -> None:
         self.emit_raw(self._format_lines(lines))

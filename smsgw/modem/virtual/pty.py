@@ -55,13 +55,13 @@ async def serve_pty(
         os.close(slave)
         raise
     log.info("virtual modem on pty msisdn=%s link=%s device=%s", modem.msisdn, link, slave_name)
-    stream = trio.lowlevel.FdStream(master)
+    os.set_blocking(master, False)
     try:
         task_status.started(link)
-        await modem.serve(stream)
+        await modem.serve_fd(master)
     finally:
-        with trio.CancelScope(shield=True):
-            await stream.aclose()
+        trio.lowlevel.notify_closing(master)
+        os.close(master)
         os.close(slave)
         if link.is_symlink() and os.readlink(link) == slave_name:
             link.unlink()

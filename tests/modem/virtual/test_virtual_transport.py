@@ -126,3 +126,86 @@ def test_cli_virtual_modem_prints_link_answers_and_stops_on_ctrl_c(tmp_path: Pat
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+
+
+class _FdHost:
+    """The host end of a pty, as `Host` reads a stream."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    async def send_all(self, data: bytes) -> None:
+        await trio.to_thread.run_sync(os.write, self._fd, data)
+
+    async def receive_some(self, max_bytes: int) -> bytes:
+        return await trio.to_thread.run_sync(os.read, self._fd, max_bytes)
+
+
+async def _submit_with_echo_off_and_delay(host: Host) -> None:
+    """With echo off nothing goes out when the PDU is typed; the result, held back `submit_delay_s`, must still come
+    when its timer fires, and what follows the held result is answered after it."""
+    assert await host.command("ATE0") == b"ATE0\r\r\nOK\r\n"
+    tpdu = SmsSubmit(destination=Address.international("447700900123"), user_data=b"late").to_bytes()
+    assert await host.command(f"AT+CMGS={len(tpdu)}") == b"\r\n> "
+    started = trio.current_time()
+    await host.stream.send_all(encode_with_smsc(tpdu).hex().encode() + b"\x1aAT\r")
+    assert await host.read_until(b"OK\r\n") == b"\r\n+CMGS: 0\r\n\r\nOK\r\n"
+    assert trio.current_time() - started >= DELAYED.submit_delay_s
+    assert await host.read_until(b"OK\r\n") == b"\r\nOK\r\n"
+
+
+DELAYED = VirtualNetworkConfig(delivery_delay_s=0.0, sim_ready_delay_s=0.0, registration_delay_s=0.0,
+                               submit_delay_s=0.2)
+
+
+async def test_held_result_with_echo_off_goes_out_over_a_stream(autojump_clock: trio.testing.MockClock) -> None:
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            network = VirtualNetwork(DELAYED, now=trio.current_time())
+            await nursery.start(serve_network, network)
+            host_side, modem_side = trio.testing.memory_stream_pair()
+            nursery.start_soon(VirtualModem(network, "447700900001", DELAYED).serve, modem_side)
+            await _submit_with_echo_off_and_delay(Host(host_side))
+            nursery.cancel_scope.cancel()
+
+
+async def test_held_result_with_echo_off_goes_out_over_a_pty(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            network = VirtualNetwork(DELAYED, now=trio.current_time())
+            await nursery.start(serve_network, network)
+            link = await nursery.start(serve_pty, VirtualModem(network, "447700900001", DELAYED), tmp_path / "m")
+            fd = os.open(link, os.O_RDWR | os.O_NOCTTY)
+            try:
+                await _submit_with_echo_off_and_delay(Host(_FdHost(fd)))  # type: ignore[arg-type]
+            finally:
+                os.close(fd)
+            nursery.cancel_scope.cancel()
+
+
+async def test_answers_the_pty_cannot_take_at_once_follow_in_order(tmp_path: Path) -> None:
+    """A host that types many commands before it reads: the pty's buffer fills, the rest of the answers waits for
+    room and nothing is lost or reordered (as long as it fits the modem's output buffer)."""
+    config = VirtualNetworkConfig(sim_ready_delay_s=0.0, registration_delay_s=0.0)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            network = VirtualNetwork(config, now=trio.current_time())
+            await nursery.start(serve_network, network)
+            link = await nursery.start(serve_pty, VirtualModem(network, "447700900001", config), tmp_path / "m")
+            fd = os.open(link, os.O_RDWR | os.O_NOCTTY)
+            try:
+                host = Host(_FdHost(fd))  # type: ignore[arg-type]
+                assert (await host.command("ATE0")).endswith(b"OK\r\n")
+                one = await host.command("AT+CLAC")
+                commands = [f"AT+CLAC;+CMGD=?;S0={n % 10}".encode() + b"\r" for n in range(60_000 // len(one))]
+                for batch in (commands[: len(commands) // 2], commands[len(commands) // 2 :]):
+                    await host.stream.send_all(b"".join(batch))
+                    await trio.sleep(0.2)  # the modem answers while the host does not read
+                expected = len(commands) * (one[: -len(b"\r\nOK\r\n")] + b"+CMGD: (),(0-4)\r\n\r\nOK\r\n")
+                received = b""
+                while len(received) < len(expected):
+                    received += await host.stream.receive_some(65536)
+                assert received == expected
+            finally:
+                os.close(fd)
+            nursery.cancel_scope.cancel()
