@@ -152,6 +152,9 @@ class VirtualNetwork:
         # TP-SCTS and discharge times follow the Trio clock from this wall-clock moment, so MockClock tests
         # see validity periods pass in the timestamps too. Whole seconds: TPDU timestamps have no fraction.
         self._epoch = (wall_clock or datetime.now(timezone.utc)).replace(microsecond=0)
+        # The last whole second `wall_time` was asked for, and its answer: several per message, mostly the same.
+        self._wall_second = 0
+        self._wall_time = self._epoch
         self._subscribers: dict[str, Handset] = {}
         # Every MSISDN that ever attached: while detached it is a switched-off handset, not "any other number".
         self._home_location_register: set[str] = set()
@@ -189,7 +192,10 @@ class VirtualNetwork:
         return msisdn in self._subscribers
 
     def wall_time(self, now: float) -> datetime:
-        return self._epoch + timedelta(seconds=math.floor(now - self._origin))
+        second = math.floor(now - self._origin)
+        if second != self._wall_second:
+            self._wall_second, self._wall_time = second, self._epoch + timedelta(seconds=second)
+        return self._wall_time
 
     # --- the SMSC -----------------------------------------------------------------------------------------------
 
@@ -277,11 +283,12 @@ class VirtualNetwork:
         if now < free_at:
             self._schedule(dataclasses.replace(attempt, due=free_at))  # not an attempt: it waits its turn
             return
-        result = self._offer(now, attempt)
+        behaviour = self._behaviour(attempt.destination)
+        result = self._offer(now, attempt, behaviour)
         if result is MtResult.ACCEPTED:
             log.info("mt delivered destination=%s attempts=%d", attempt.destination, attempt.attempts + 1)
             self._finish(now, attempt, TpStatus.RECEIVED_BY_SME)
-            if attempt.submission is not None and self._behaviour(attempt.destination) is Behaviour.AUTO_REPLY:
+            if attempt.submission is not None and behaviour is Behaviour.AUTO_REPLY:
                 self._auto_reply(now, attempt.submission)
         elif result is None:
             log.info("mt failed destination=%s reason=unknown_subscriber", attempt.destination)
@@ -295,9 +302,9 @@ class VirtualNetwork:
             )
             self._schedule(retry)
 
-    def _offer(self, now: float, attempt: _Attempt) -> MtResult | None:
-        """Offer the MT to the handset at its destination; None for a permanent failure."""
-        behaviour = self._behaviour(attempt.destination)
+    def _offer(self, now: float, attempt: _Attempt, behaviour: Behaviour) -> MtResult | None:
+        """Offer the MT to the handset at its destination (which behaves as `behaviour`); None for a permanent
+        failure."""
         if attempt.submission is None and behaviour is not Behaviour.SUBSCRIBER:
             # Reports and replies go to virtual modems only.
             return MtResult.ABSENT
@@ -378,10 +385,15 @@ async def serve_network(
     task_status.started()
     try:
         while True:
-            deadline = network.next_deadline()
-            with trio.move_on_at(math.inf if deadline is None else deadline):
-                await wakeup.wait()
-            wakeup = trio.Event()
             network.advance(trio.current_time())
+            # Only now: what advance itself scheduled (a status report due at once) it has already made, so its
+            # wake-ups are no reason for another round.
+            wakeup = trio.Event()
+            deadline = network.next_deadline()
+            if deadline is None:
+                await wakeup.wait()  # the usual case with no delays: no cancel scope for a timer that is not there
+            else:
+                with trio.move_on_at(deadline):
+                    await wakeup.wait()
     finally:
         network.set_wakeup(lambda: None)
