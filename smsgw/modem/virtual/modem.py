@@ -13,6 +13,7 @@ routed per `+CNMI`). The core itself holds the state they share, and powers the 
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -23,7 +24,7 @@ import trio
 
 from smsgw.config import VirtualNetworkConfig
 from smsgw.modem.virtual import general, sms
-from smsgw.modem.virtual.atparse import Command, LineSyntaxError, parse_line
+from smsgw.modem.virtual.atparse import Command, LineSyntaxError, Op, parse_line
 from smsgw.modem.virtual.commands import (
     CME_INCORRECT_PARAMETERS,
     CME_SIM_BUSY,
@@ -105,6 +106,8 @@ class ModemCore:
         )
         self.tp_mr = 0
         self.memory_exceeded = False
+        # Each command name and operation's handler, found once: the persona is the modem's for life.
+        self._handlers: dict[tuple[str, Op], Handler | None] = {}
         # Messages routed to the host with +CMT/+CDS under +CSMS=1, waiting for +CNMA, oldest first.
         self.unacknowledged: list[Unacknowledged] = []
         self.power_on(now)
@@ -127,16 +130,18 @@ class ModemCore:
         self.output.put_back(data)
 
     def next_deadline(self) -> float | None:
-        cnma = self.unacknowledged[0].deadline if self.unacknowledged else None
-        candidates = [
+        earliest: float | None = None
+        for deadline in (
             self._input.busy_until,
             self._sim_ready_at,
             self._registered_at,
             self.periodic_at,
-            cnma,
+            self.unacknowledged[0].deadline if self.unacknowledged else None,
             self.output.next_deadline(),
-        ]
-        return min((t for t in candidates if t is not None), default=None)
+        ):
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+        return earliest
 
     def handle_timers(self, now: float) -> None:
         self.update(now)
@@ -247,7 +252,7 @@ class ModemCore:
         """Run a command line; its answer goes to the output, and a `Prompt` it ends in is returned."""
         output = self.output
         try:
-            commands = parse_line(line)
+            commands = _parsed(line)
         except LineSyntaxError:
             if line[:2].upper() == "AT":
                 output.final_error(None, "cme")
@@ -285,6 +290,14 @@ class ModemCore:
         return None
 
     def _handler(self, command: Command) -> Handler | None:
+        key = (command.name, command.op)
+        try:
+            return self._handlers[key]
+        except KeyError:
+            handler = self._handlers[key] = self._find_handler(command)
+            return handler
+
+    def _find_handler(self, command: Command) -> Handler | None:
         persona = self.persona
         if command.name == persona.periodic_switch:
             return general.cmd_periodic_switch
@@ -292,6 +305,13 @@ class ModemCore:
         if answer is not None:
             return lambda modem, now, command: list(answer)
         return _COMMANDS.get(command.name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(line: str) -> tuple[Command, ...]:
+    """`parse_line`, once per distinct line: a host sends the same few lines (AT+CMGS=<length>, AT+CMGR=<index>)
+    over and over. Commands are frozen, so every modem may share them."""
+    return tuple(parse_line(line))
 
 
 def _cmd_clac(modem: ModemCore, now: float, command: Command) -> list[str]:

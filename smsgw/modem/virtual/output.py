@@ -10,6 +10,7 @@ from smsgw.modem.at import CME_ERRORS, CMS_ERRORS
 from smsgw.modem.virtual.commands import Settings
 
 _MAX_OUTPUT_BUFFER: Final = 64 * 1024
+_MAX_FINALS_CACHED: Final = 64
 
 
 class HostOutput:
@@ -37,6 +38,11 @@ class HostOutput:
         # No unsolicited result code before this time: one per `unsolicited_gap_s`, so a host that reads until the
         # line goes quiet sees each alone (python-gsmmodem handles only the first line of what arrives together).
         self._quiet_until = now
+        # Final result codes as formatted for `_formatted_for`, the settings object they were made under (settings
+        # are replaced, never changed, so a new object is the only sign to format them again).
+        self._formatted_for: Settings | None = None
+        self._crlf_bytes = b""
+        self._finals: dict[tuple[str, int], bytes] = {}
 
     def take(self) -> bytes:
         data = bytes(self._out)
@@ -49,6 +55,8 @@ class HostOutput:
 
     def next_deadline(self) -> float | None:
         """When a waiting unsolicited result code may go out, if one may."""
+        if not self._urc_queue:
+            return None  # the usual case, asked after every command line: no settings or state to look at
         return self._quiet_until if self._next_urc() is not None else None
 
     # --- result codes ---------------------------------------------------------------------------------------------
@@ -87,24 +95,36 @@ class HostOutput:
         detail = table.get(code, "unknown error") if cmee == 2 else str(code)
         self.final(f"+{family.upper()} ERROR: {detail}", 4)
 
-    def _crlf(self) -> bytes:
+    def _current(self) -> Settings:
+        """The modem's settings, with the formatting caches emptied when they changed."""
         settings = self._settings()
-        return bytes([settings.s3, settings.s4])
+        if settings is not self._formatted_for:
+            self._formatted_for = settings
+            self._crlf_bytes = bytes([settings.s3, settings.s4])
+            self._finals.clear()
+        return settings
 
     def _format_lines(self, lines: list[str]) -> bytes:
         if not lines:
             return b""
-        crlf = self._crlf()
+        settings = self._current()
+        crlf = self._crlf_bytes
         body = crlf.join(line.encode("latin-1", "replace") for line in lines)
-        return (crlf + body + crlf) if self._settings().verbose else (body + crlf)
+        return (crlf + body + crlf) if settings.verbose else (body + crlf)
 
     def _format_final(self, text: str, numeric: int) -> bytes:
-        settings = self._settings()
-        if settings.quiet:
-            return b""
-        if settings.verbose:
-            return self._crlf() + text.encode("latin-1", "replace") + self._crlf()
-        return str(numeric).encode() + bytes([settings.s3])
+        settings = self._current()
+        formatted = self._finals.get((text, numeric))
+        if formatted is None:
+            if settings.quiet:
+                formatted = b""
+            elif settings.verbose:
+                formatted = self._crlf_bytes + text.encode("latin-1", "replace") + self._crlf_bytes
+            else:
+                formatted = str(numeric).encode() + bytes([settings.s3])
+            if len(self._finals) < _MAX_FINALS_CACHED:  # error texts vary with their codes; OK and a few recur
+                self._finals[text, numeric] = formatted
+        return formatted
 
     # --- unsolicited result codes ---------------------------------------------------------------------------------
 
@@ -129,6 +149,8 @@ class HostOutput:
     def flush_urcs(self) -> None:
         """Send what may go out now; unsolicited result codes held back while a command ran go out after its
         final result."""
+        if not self._urc_queue:
+            return  # the usual case: called after every command line and result
         while self.now >= self._quiet_until and (index := self._next_urc()) is not None:
             lines, _ = self._urc_queue.pop(index)
             self.emit_lines(lines)
