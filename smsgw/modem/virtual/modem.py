@@ -53,7 +53,7 @@ from smsgw.modem.virtual.general import (
     creg_line,
 )
 from smsgw.modem.virtual.lineinput import LineInput
-from smsgw.modem.virtual.network import Mt, MtResult, VirtualNetwork
+from smsgw.modem.virtual.network import Handset, Mt, MtResult, VirtualNetwork
 from smsgw.modem.virtual.output import HostOutput
 from smsgw.modem.virtual.persona import GENERIC_PERSONA, ModemPersona
 
@@ -78,8 +78,12 @@ class ModemCore:
         puk: str = "12345678",
         persona: ModemPersona = GENERIC_PERSONA,
         on_output: Callable[[], None] = lambda: None,
+        handset: Handset | None = None,
     ) -> None:
+        """`handset`: what the network offers MT messages to once the modem registers; the core itself unless a
+        shell runs it there (to send at once what the core makes of them)."""
         self.msisdn = msisdn
+        self._handset: Handset = self if handset is None else handset
         self.persona = persona
         self.identity = ModemIdentity.for_msisdn(msisdn, persona)
         self.network = network
@@ -226,7 +230,7 @@ class ModemCore:
             return
         self._registration = registration
         if registration is Registration.HOME:
-            self.network.attach(now, self.msisdn, self)
+            self.network.attach(now, self.msisdn, self._handset)
         elif self.network.is_attached(self.msisdn):
             self.network.detach(now, self.msisdn)
         if self.settings.creg:
@@ -394,8 +398,10 @@ class VirtualModem:
         persona: ModemPersona = GENERIC_PERSONA,
     ) -> None:
         self._wakeup = trio.Event()
-        # While the reader runs the core it sends the answer itself, so output made then needs no wake-up.
-        self._reading = False
+        # The pty's master while `serve_fd` runs: what the core makes of the host's lines and the network's
+        # messages is sent on it at once, by whoever ran the core, and output made meanwhile needs no wake-up.
+        self._fd: int | None = None
+        self._running_core = False
         # The deadline the timer task sleeps towards: inf while it waits for output alone, -inf while it runs (it
         # looks at the deadline again before it sleeps).
         self._sleeping_until = -math.inf
@@ -407,6 +413,7 @@ class VirtualModem:
             pin=pin,
             persona=persona,
             on_output=self._wake,
+            handset=self,
         )
 
     @property
@@ -414,8 +421,21 @@ class VirtualModem:
         return self.core.msisdn
 
     def _wake(self) -> None:
-        if not self._reading:
+        if not self._running_core:
             self._wakeup.set()
+
+    def receive_mt(self, now: float, message: Mt) -> MtResult:
+        """The network's MT message, for the core (see `ModemCore.receive_mt`)."""
+        fd = self._fd
+        if fd is None:
+            return self.core.receive_mt(now, message)  # the writer task, woken by the output, sends it
+        self._running_core = True
+        try:
+            result = self.core.receive_mt(now, message)
+        finally:
+            self._running_core = False
+        self._send_after_core(fd)
+        return result
 
     async def serve(self, stream: trio.abc.Stream) -> None:
         """Answer the host on `stream` until it closes: one reader task, one writer task that also runs the
@@ -445,32 +465,42 @@ class VirtualModem:
 
     async def serve_fd(self, fd: int) -> None:
         """Answer the host on the non-blocking descriptor `fd` (a pty's master) until cancelled or the host's end
-        closes. The reader writes each answer itself, right after the line that asked for it: a rack of modems on
-        one CPU spends most of its time on task switches otherwise. A second task runs the timers and writes what
-        they and the network produce, and what the pty could not take at once."""
+        closes. The reader writes each answer itself, right after the line that asked for it, and the network's
+        task what the modem makes of an MT message (`receive_mt`): a rack of modems on one CPU spent most of its
+        time on task switches otherwise. A second task runs the timers, writes what they produce, and what the
+        pty could not take at once after waiting for room."""
         self.core.data_to_send()  # what nobody was connected to read is gone, as on a real serial line
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._timer_loop, fd)
-            while True:
-                await trio.lowlevel.wait_readable(fd)
-                try:
-                    data = os.read(fd, 4096)
-                except BlockingIOError:
-                    continue
-                if not data:
-                    break
-                self._reading = True
-                try:
-                    self.core.receive_data(data, trio.current_time())
-                finally:
-                    self._reading = False
-                if not self._send_now(fd):
-                    self._wakeup.set()  # the timer task waits until the pty takes the rest
-                else:
-                    deadline = self.core.next_deadline()
-                    if deadline is not None and deadline < self._sleeping_until:
-                        self._wakeup.set()
-            nursery.cancel_scope.cancel()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._timer_loop, fd)
+                self._fd = fd
+                while True:
+                    await trio.lowlevel.wait_readable(fd)
+                    try:
+                        data = os.read(fd, 4096)
+                    except BlockingIOError:
+                        continue
+                    if not data:
+                        break
+                    self._running_core = True
+                    try:
+                        self.core.receive_data(data, trio.current_time())
+                    finally:
+                        self._running_core = False
+                    self._send_after_core(fd)
+                nursery.cancel_scope.cancel()
+        finally:
+            self._fd = None
+
+    def _send_after_core(self, fd: int) -> None:
+        """After the core ran outside the timer task: send what it made, and wake the timer task when the pty
+        could not take it all or the core's next deadline comes before the one the task sleeps towards."""
+        if not self._send_now(fd):
+            self._wakeup.set()  # the timer task waits until the pty takes the rest
+            return
+        deadline = self.core.next_deadline()
+        if deadline is not None and deadline < self._sleeping_until:
+            self._wakeup.set()
 
     def _send_now(self, fd: int) -> bool:
         """Write what the modem has for the host, as much as the pty takes without waiting; False when some is
