@@ -4,6 +4,7 @@ with S5, and the text typed after `> ` up to Ctrl-Z (send) or ESC (cancel). A co
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Final
@@ -76,7 +77,8 @@ class LineInput:
                 return
             raw = bytes(self._in[:terminator])
             del self._in[: terminator + 1]
-            self._echo(raw + bytes([settings.s3]))
+            if settings.echo:  # asked first: the echo is not built for a host that turned it off (most do)
+                self._output.emit_raw(raw + bytes([settings.s3]))
             line = edit_line(raw, settings.s4, settings.s5)
             if line:
                 self._executing = True
@@ -127,9 +129,15 @@ class LineInput:
         return True
 
 
+@functools.lru_cache(maxsize=8)
+def _dropped(line_feed: int) -> bytes:
+    """The octets `edit_line` drops from a line, for S4 `line_feed`."""
+    return bytes((line_feed, CTRL_Z, ESC, 0))
+
+
 def edit_line(raw: bytes, line_feed: int, backspace: int) -> str:
     """The line as typed: backspaces (S5) applied, line feeds (S4) and stray Ctrl-Z/ESC/NUL dropped."""
-    dropped = bytes((line_feed, CTRL_Z, ESC, 0))
+    dropped = _dropped(line_feed)
     if backspace not in raw:
         # The usual line (a host program does not backspace): the dropping is all the editing, in C.
         return raw.translate(None, dropped).decode("latin-1").strip()
