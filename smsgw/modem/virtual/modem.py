@@ -111,7 +111,7 @@ class ModemCore:
         self.tp_mr = 0
         self.memory_exceeded = False
         # Each command name and operation's handler, found once: the persona is the modem's for life.
-        self._handlers: dict[tuple[str, Op], Handler | None] = {}
+        self._handlers: dict[tuple[str, Op], Handler] = {}
         # Messages routed to the host with +CMT/+CDS under +CSMS=1, waiting for +CNMA, oldest first.
         self.unacknowledged: list[Unacknowledged] = []
         self.power_on(now)
@@ -295,11 +295,12 @@ class ModemCore:
 
     def _handler(self, command: Command) -> Handler | None:
         key = (command.name, command.op)
-        try:
-            return self._handlers[key]
-        except KeyError:
-            handler = self._handlers[key] = self._find_handler(command)
-            return handler
+        handler = self._handlers.get(key)
+        if handler is None:
+            handler = self._find_handler(command)
+            if handler is not None:  # unknown names are not kept: a host may type any number of them
+                self._handlers[key] = handler
+        return handler
 
     def _find_handler(self, command: Command) -> Handler | None:
         persona = self.persona
