@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import serial
@@ -169,24 +171,9 @@ async def test_held_result_with_echo_off_goes_out_over_a_stream(autojump_clock: 
             nursery.cancel_scope.cancel()
 
 
-async def test_held_result_with_echo_off_goes_out_over_a_pty(tmp_path: Path) -> None:
-    with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
-            network = VirtualNetwork(DELAYED, now=trio.current_time())
-            await nursery.start(serve_network, network)
-            link = await nursery.start(serve_pty, VirtualModem(network, "447700900001", DELAYED), tmp_path / "m")
-            fd = os.open(link, os.O_RDWR | os.O_NOCTTY)
-            try:
-                await _submit_with_echo_off_and_delay(Host(_FdHost(fd)))  # type: ignore[arg-type]
-            finally:
-                os.close(fd)
-            nursery.cancel_scope.cancel()
-
-
-async def test_answers_the_pty_cannot_take_at_once_follow_in_order(tmp_path: Path) -> None:
-    """A host that types many commands before it reads: the pty's buffer fills, the rest of the answers waits for
-    room and nothing is lost or reordered (as long as it fits the modem's output buffer)."""
-    config = VirtualNetworkConfig(sim_ready_delay_s=0.0, registration_delay_s=0.0)
+@contextlib.asynccontextmanager
+async def _host_on_a_pty(tmp_path: Path, config: VirtualNetworkConfig) -> AsyncIterator[Host]:
+    """A virtual modem on its own network and pty, and a host that opened the pty's device."""
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             network = VirtualNetwork(config, now=trio.current_time())
@@ -194,18 +181,30 @@ async def test_answers_the_pty_cannot_take_at_once_follow_in_order(tmp_path: Pat
             link = await nursery.start(serve_pty, VirtualModem(network, "447700900001", config), tmp_path / "m")
             fd = os.open(link, os.O_RDWR | os.O_NOCTTY)
             try:
-                host = Host(_FdHost(fd))  # type: ignore[arg-type]
-                assert (await host.command("ATE0")).endswith(b"OK\r\n")
-                one = await host.command("AT+CLAC")
-                commands = [f"AT+CLAC;+CMGD=?;S0={n % 10}".encode() + b"\r" for n in range(60_000 // len(one))]
-                for batch in (commands[: len(commands) // 2], commands[len(commands) // 2 :]):
-                    await host.stream.send_all(b"".join(batch))
-                    await trio.sleep(0.2)  # the modem answers while the host does not read
-                expected = len(commands) * (one[: -len(b"\r\nOK\r\n")] + b"+CMGD: (),(0-4)\r\n\r\nOK\r\n")
-                received = b""
-                while len(received) < len(expected):
-                    received += await host.stream.receive_some(65536)
-                assert received == expected
+                yield Host(_FdHost(fd))  # type: ignore[arg-type]
             finally:
                 os.close(fd)
             nursery.cancel_scope.cancel()
+
+
+async def test_held_result_with_echo_off_goes_out_over_a_pty(tmp_path: Path) -> None:
+    async with _host_on_a_pty(tmp_path, DELAYED) as host:
+        await _submit_with_echo_off_and_delay(host)
+
+
+async def test_answers_the_pty_cannot_take_at_once_follow_in_order(tmp_path: Path) -> None:
+    """A host that types many commands before it reads: the pty's buffer fills, the rest of the answers waits for
+    room and nothing is lost or reordered (as long as it fits the modem's output buffer)."""
+    config = VirtualNetworkConfig(sim_ready_delay_s=0.0, registration_delay_s=0.0)
+    async with _host_on_a_pty(tmp_path, config) as host:
+        assert (await host.command("ATE0")).endswith(b"OK\r\n")
+        one = await host.command("AT+CLAC")
+        commands = [f"AT+CLAC;+CMGD=?;S0={n % 10}".encode() + b"\r" for n in range(60_000 // len(one))]
+        for batch in (commands[: len(commands) // 2], commands[len(commands) // 2 :]):
+            await host.stream.send_all(b"".join(batch))
+            await trio.sleep(0.2)  # the modem answers while the host does not read
+        expected = len(commands) * (one[: -len(b"\r\nOK\r\n")] + b"+CMGD: (),(0-4)\r\n\r\nOK\r\n")
+        received = b""
+        while len(received) < len(expected):
+            received += await host.stream.receive_some(65536)
+        assert received == expected
