@@ -286,6 +286,11 @@ class ReceivePath:
             if len(slots) == REPORTS_IN_FLIGHT or not _has_room("+CMGR", [slot.index for slot in slots]):
                 break
             code = self._urc.take_waiting()
+        if not slots:
+            return  # each in flight: read once its task ends
+        if len(slots) == 1:  # the usual case: nothing queued behind it
+            await self._read_stored(codes[0], storage, slots[0].index)
+            return
         try:
             read = await self._read_line(storage, slots)
         except CommandTimeout:
@@ -298,9 +303,9 @@ class ReceivePath:
             await self._handle_pdu(pdu, slot=slot)
 
     async def _read_line(self, storage: str, slots: list[StoredSlot]) -> list[str] | None:
-        """Each slot's PDU read with one `AT+CMGR=a;+CMGR=b` line, or None to read them one by one: a single slot,
-        a modem that does not run lines whole, a slot found empty (its error ends the line)."""
-        if len(slots) <= 1 or not await self._runs_lines_whole():
+        """Each slot's PDU read with one `AT+CMGR=a;+CMGR=b` line, or None to read them one by one: a modem that
+        does not run lines whole, a slot found empty (its error ends the line)."""
+        if not await self._runs_lines_whole():
             return None
         response = await self._in_storage(storage, _command_line("+CMGR", [slot.index for slot in slots]))
         if response is None or not response.ok:
